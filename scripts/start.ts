@@ -1,0 +1,124 @@
+// `npm start`: the gateway under `wrangler dev` (local D1, Queues, Durable Objects) with the
+// Evolution simulator beside it, a local tenant and a demo instance, and a curl line to try.
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { startSimulator } from "../simulator/server.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
+const PORT = Number(process.env.PORT ?? 8787);
+const SIM_PORT = Number(process.env.SIM_PORT ?? 8788);
+const GATEWAY = `http://127.0.0.1:${PORT}`;
+const STATE_FILE = path.join(ROOT, ".state/local-tenant.json");
+
+function devVars(): Record<string, string> {
+  const file = path.join(ROOT, ".dev.vars");
+  if (!existsSync(file)) {
+    copyFileSync(path.join(ROOT, ".dev.vars.example"), file);
+    console.log("Created .dev.vars from .dev.vars.example (edit it to change local secrets).");
+  }
+  const vars: Record<string, string> = {};
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const m = /^\s*([A-Z0-9_]+)\s*=\s*(.*)\s*$/.exec(line);
+    if (m?.[1] && m[2] !== undefined) vars[m[1]] = m[2].replace(/^"(.*)"$/, "$1");
+  }
+  return vars;
+}
+
+function run(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(WRANGLER, args, { cwd: ROOT, stdio: "inherit" });
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited ${code}`))));
+  });
+}
+
+async function waitHealthy(): Promise<void> {
+  for (let i = 0; i < 240; i++) {
+    try {
+      if ((await fetch(`${GATEWAY}/health`)).ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error("the gateway did not become healthy in 2 minutes");
+}
+
+async function call(method: string, route: string, token: string, body?: unknown) {
+  const res = await fetch(`${GATEWAY}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+// Reuses the local tenant across restarts (local D1 persists in .wrangler/state).
+async function localTenant(adminToken: string): Promise<string> {
+  if (existsSync(STATE_FILE)) {
+    const saved = JSON.parse(readFileSync(STATE_FILE, "utf8")) as { apiKey: string };
+    if ((await call("GET", "/v1/instances", saved.apiKey)).status === 200) return saved.apiKey;
+  }
+  const created = await call("POST", "/v1/admin/tenants", adminToken, { name: "local" });
+  if (created.status !== 201) throw new Error(`could not create the local tenant: ${JSON.stringify(created.body)}`);
+  mkdirSync(path.dirname(STATE_FILE), { recursive: true });
+  writeFileSync(STATE_FILE, JSON.stringify({ apiKey: created.body.apiKey, tenantId: created.body.tenant.id }, null, 2), { mode: 0o600 });
+  return created.body.apiKey;
+}
+
+async function main() {
+  const vars = devVars();
+  const adminToken = vars.ADMIN_TOKEN;
+  if (!adminToken) throw new Error("ADMIN_TOKEN is missing from .dev.vars");
+  await run(["d1", "migrations", "apply", "DB", "--local"]);
+
+  const simulator = await startSimulator({ port: SIM_PORT, latencyMs: 300 });
+  console.log(`Evolution simulator on ${simulator.url}`);
+
+  const wrangler = spawn(WRANGLER, ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"], { cwd: ROOT, stdio: "inherit" });
+  const shutdown = async () => {
+    wrangler.kill("SIGTERM");
+    await simulator.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+  wrangler.on("exit", (code) => {
+    console.error(`wrangler dev exited (${code})`);
+    void simulator.close().then(() => process.exit(code ?? 1));
+  });
+
+  await waitHealthy();
+  const apiKey = await localTenant(adminToken);
+  const simKey = "demo-evolution-key";
+  const instance = await call("PUT", "/v1/instances/demo", apiKey, { evolutionUrl: simulator.url, evolutionApiKey: simKey, ratePerMinute: 600 });
+  if (instance.status >= 300) throw new Error(`could not register the demo instance: ${JSON.stringify(instance.body)}`);
+  // The simulator answers as instance "demo" and sends Evolution's webhooks to the gateway.
+  await fetch(`${simulator.url}/_sim/instances/demo`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ apikey: simKey, webhookUrl: instance.body.webhookUrl }),
+  });
+
+  console.log(`
+mensageiro is running on ${GATEWAY} (Evolution simulator: ${simulator.url})
+
+  Local API key (tenant "local"): ${apiKey}
+  Demo instance: demo
+
+Send a first message:
+
+  curl -s ${GATEWAY}/v1/messages \\
+    -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\
+    -d '{"instance":"demo","to":"5511987654321","text":"Olá do mensageiro!"}'
+
+Then follow it: curl -s ${GATEWAY}/v1/messages/<id> -H 'Authorization: Bearer ${apiKey}'
+Ctrl-C stops both.
+`);
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

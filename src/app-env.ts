@@ -1,0 +1,9 @@
+// Hono's typing for this Worker: bindings plus what middleware puts in c.var.
+import type { Db } from "./db/client.ts";
+
+export type Tenant = { id: string; name: string; maxAttempts: number };
+
+export type AppEnv = {
+  Bindings: Env;
+  Variables: { db: Db; tenant: Tenant; requestId: string };
+};

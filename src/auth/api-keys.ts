@@ -1,0 +1,45 @@
+// Bearer API keys: stored as SHA-256 hashes only; a key sees exactly one tenant.
+import { sql } from "drizzle-orm";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv, Tenant } from "../app-env.ts";
+import { ApiError } from "../errors.ts";
+import { randomToken, sha256Hex } from "../ids.ts";
+
+export const KEY_PREFIX = "mgo_";
+
+export async function newApiKey(): Promise<{ key: string; hash: string; prefix: string }> {
+  const key = `${KEY_PREFIX}${randomToken(24)}`;
+  return { key, hash: await sha256Hex(key), prefix: key.slice(0, 10) };
+}
+
+export function bearer(header: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  return match?.[1];
+}
+
+export const requireApiKey = createMiddleware<AppEnv>(async (c, next) => {
+  const key = bearer(c.req.header("authorization"));
+  if (!key) throw new ApiError("unauthorized", "Missing API key: send Authorization: Bearer <key>.");
+  const hash = await sha256Hex(key);
+  const [tenant] = await c.var.db.all<Tenant>(sql`
+    SELECT t.id, t.name, t.max_attempts AS maxAttempts FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+    WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
+  if (!tenant) throw new ApiError("unauthorized", "Unknown or revoked API key.");
+  c.set("tenant", tenant);
+  await next();
+});
+
+// Constant-time comparison so the admin token cannot be guessed byte by byte.
+export async function tokenMatches(given: string | undefined, expected: string | undefined): Promise<boolean> {
+  if (!given || !expected) return false;
+  const [a, b] = await Promise.all([sha256Hex(given), sha256Hex(expected)]);
+  const enc = new TextEncoder();
+  return crypto.subtle.timingSafeEqual(enc.encode(a), enc.encode(b));
+}
+
+export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
+  if (!(await tokenMatches(bearer(c.req.header("authorization")), c.env.ADMIN_TOKEN))) {
+    throw new ApiError("unauthorized", "Admin token required.");
+  }
+  await next();
+});

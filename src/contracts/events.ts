@@ -1,0 +1,65 @@
+// Event contracts written to the outbox and relayed by the bridge and tenant callbacks.
+import { z } from "zod";
+
+export const messageStatuses = ["scheduled", "queued", "processing", "sent", "delivered", "read", "failed", "canceled"] as const;
+export const messageStatus = z.enum(messageStatuses);
+export type MessageStatus = z.infer<typeof messageStatus>;
+
+const envelope = {
+  eventId: z.string().min(1),
+  version: z.literal(1),
+  occurredAt: z.iso.datetime(),
+};
+
+export const messageStatusEvent = z.object({
+  ...envelope,
+  type: z.literal("message.status"),
+  data: z.object({
+    messageId: z.string(),
+    instance: z.string(),
+    to: z.string(),
+    status: messageStatus,
+    attempt: z.int().optional(),
+    error: z.string().optional(),
+    providerMessageId: z.string().optional(),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+  }),
+});
+
+export const messageReceivedEvent = z.object({
+  ...envelope,
+  type: z.literal("message.received"),
+  data: z.object({
+    id: z.string(),
+    instance: z.string(),
+    contact: z.string(),
+    remoteJid: z.string(),
+    participant: z.string().optional(),
+    providerMessageId: z.string(),
+    fromMe: z.boolean(),
+    pushName: z.string().optional(),
+    messageType: z.string(),
+    text: z.string().optional(),
+    media: z.record(z.string(), z.unknown()).optional(),
+    timestamp: z.iso.datetime(),
+  }),
+});
+
+export const instanceStatusEvent = z.object({
+  ...envelope,
+  type: z.literal("instance.status"),
+  data: z.object({
+    instance: z.string(),
+    state: z.string(),
+    statusReason: z.int().optional(),
+  }),
+});
+
+export const gatewayEvent = z.discriminatedUnion("type", [messageStatusEvent, messageReceivedEvent, instanceStatusEvent]);
+export type GatewayEvent = z.infer<typeof gatewayEvent>;
+
+// GET /v1/events answer: events carry their outbox sequence number.
+export const eventsPage = z.object({
+  events: z.array(z.intersection(z.object({ seq: z.int() }), gatewayEvent)),
+  cursor: z.int(),
+});

@@ -1,0 +1,48 @@
+// Evolution webhook bodies (evolution-api.md §2), parsed loosely: Evolution adds fields between
+// versions, so only what the gateway reads is required and the rest passes through.
+import { z } from "zod";
+
+export const webhookEnvelope = z.object({
+  event: z.string().min(1),
+  instance: z.string().optional(),
+  data: z.unknown(),
+  date_time: z.string().optional(),
+});
+
+const messageKey = z.object({
+  remoteJid: z.string().min(1),
+  fromMe: z.boolean().default(false),
+  id: z.string().min(1),
+  participant: z.string().nullish(),
+  remoteJidAlt: z.string().nullish(),
+  participantAlt: z.string().nullish(),
+  addressingMode: z.string().nullish(),
+});
+
+export const upsertData = z.object({
+  key: messageKey,
+  pushName: z.string().nullish(),
+  message: z.record(z.string(), z.unknown()).nullish(),
+  messageType: z.string().default("unknown"),
+  messageTimestamp: z.union([z.number(), z.string(), z.object({ low: z.number() }).loose()]).optional(),
+  status: z.string().nullish(),
+});
+export type UpsertData = z.infer<typeof upsertData>;
+
+export const updateData = z.object({
+  keyId: z.string().min(1),
+  remoteJid: z.string().nullish(),
+  fromMe: z.boolean().nullish(),
+  status: z.string().nullish(),
+});
+
+export const sendMessageData = z.object({ key: messageKey, status: z.string().nullish() });
+
+export const connectionData = z.object({
+  state: z.string().min(1),
+  statusReason: z.number().int().nullish(),
+});
+
+// The "webhook by events" path segment (`messages-upsert`) back to the dotted event name.
+export const eventFromPath = (segment: string) => segment.toLowerCase().replace(/[-_]/g, ".");
+export const handledEvents = new Set(["messages.upsert", "messages.update", "send.message", "connection.update"]);

@@ -1,0 +1,56 @@
+// The public send request (v1), shared by the Worker and the Kafka bridge.
+import { z } from "zod";
+
+export const MAX_SCHEDULE_DAYS = 90;
+export const MAX_METADATA_BYTES = 4096;
+
+export const phoneDigits = /^[1-9]\d{7,14}$/;
+export const groupJid = /^\d{5,}(-\d+)?@g\.us$/;
+
+export const recipient = z
+  .string()
+  .refine((v) => phoneDigits.test(v) || groupJid.test(v), {
+    message: "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us.",
+  });
+
+export const mediaSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, message: "Must be an http(s) URL." }),
+  type: z.enum(["image", "video", "audio", "document"]),
+  caption: z.string().max(4096).optional(),
+  fileName: z.string().min(1).max(255).optional(),
+  mimeType: z.string().min(3).max(255).optional(),
+});
+
+const metadataSchema = z
+  .record(z.string(), z.unknown())
+  .refine((m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_METADATA_BYTES, {
+    message: `Must serialize to at most ${MAX_METADATA_BYTES} bytes.`,
+  });
+
+// ISO 8601 with an explicit offset (Z or ±hh:mm); range checks (future, ≤ 90 days) are 422s, done at accept time.
+export const isoWithOffset = z.iso.datetime({ offset: true, message: "Must be an ISO 8601 date-time with a time zone offset, e.g. 2026-12-01T09:00:00-03:00." });
+
+export const sendMessageSchema = z
+  .strictObject({
+    instance: z.string().min(1).max(100),
+    to: recipient,
+    text: z.string().min(1).max(65536).optional(),
+    media: mediaSchema.optional(),
+    sendAt: isoWithOffset.optional(),
+    priority: z.int().min(1).max(10).optional(),
+    maxAttempts: z.int().min(1).max(20).optional(),
+    metadata: metadataSchema.optional(),
+    callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (!m.text && !m.media) ctx.addIssue({ code: "custom", path: ["text"], message: "Give text, media, or both." });
+    if (m.text && m.media?.type === "audio")
+      ctx.addIssue({ code: "custom", path: ["text"], message: "An audio message cannot carry text; send the text as its own message." });
+  });
+
+export type SendMessageRequest = z.infer<typeof sendMessageSchema>;
+
+export const MAX_BATCH = 500;
+export const sendBatchSchema = z.strictObject({
+  messages: z.array(z.unknown()).min(1).max(MAX_BATCH, { message: `At most ${MAX_BATCH} messages per batch.` }),
+});

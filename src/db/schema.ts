@@ -1,0 +1,229 @@
+// D1 schema: the queryable record of the gateway. Times are epoch milliseconds.
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const tenants = sqliteTable("tenants", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  // Default attempts for messages that do not say; DESIGN: configurable per tenant / per message.
+  maxAttempts: integer("max_attempts").notNull().default(3),
+  callbackUrl: text("callback_url"),
+  // HMAC key for callback signatures; never returned after creation.
+  callbackSecret: text("callback_secret").notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    // SHA-256 hex of the key; the key itself is shown once and never stored.
+    keyHash: text("key_hash").notNull(),
+    prefix: text("prefix").notNull(),
+    createdAt: integer("created_at").notNull(),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [uniqueIndex("api_keys_hash").on(t.keyHash), index("api_keys_tenant").on(t.tenantId)],
+);
+
+export const instances = sqliteTable(
+  "instances",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    name: text("name").notNull(),
+    evolutionUrl: text("evolution_url").notNull(),
+    evolutionApiKey: text("evolution_api_key").notNull(),
+    ratePerMinute: integer("rate_per_minute").notNull(),
+    state: text("state").notNull().default("unknown"),
+    stateChangedAt: integer("state_changed_at"),
+    // Secret path segment that names and authenticates the instance's webhooks.
+    webhookToken: text("webhook_token").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [uniqueIndex("instances_tenant_name").on(t.tenantId, t.name), uniqueIndex("instances_webhook_token").on(t.webhookToken)],
+);
+
+export const messages = sqliteTable(
+  "messages",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    instanceId: text("instance_id").notNull(),
+    instanceName: text("instance_name").notNull(),
+    to: text("to").notNull(),
+    // tenant + instance + contact: names the ContactLane that serializes this message.
+    laneKey: text("lane_key").notNull(),
+    text: text("text"),
+    media: text("media", { mode: "json" }).$type<MediaJson>(),
+    status: text("status").notNull(),
+    priority: integer("priority").notNull().default(5),
+    sendAt: integer("send_at"),
+    // When the message may go: sendAt, or acceptance time. Orders a lane together with priority.
+    readyAt: integer("ready_at").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull(),
+    lastError: text("last_error"),
+    providerMessageId: text("provider_message_id"),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>(),
+    callbackUrl: text("callback_url"),
+    source: text("source").notNull().default("api"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    sentAt: integer("sent_at"),
+    deliveredAt: integer("delivered_at"),
+    readAt: integer("read_at"),
+    failedAt: integer("failed_at"),
+    canceledAt: integer("canceled_at"),
+  },
+  (t) => [
+    index("messages_tenant_created").on(t.tenantId, t.createdAt, t.id),
+    index("messages_tenant_status").on(t.tenantId, t.status, t.createdAt),
+    index("messages_tenant_to").on(t.tenantId, t.to, t.createdAt),
+    index("messages_lane_status").on(t.laneKey, t.status, t.readyAt),
+    index("messages_status_updated").on(t.status, t.updatedAt),
+    index("messages_provider").on(t.instanceId, t.providerMessageId),
+  ],
+);
+
+export type MediaJson = {
+  url: string;
+  type: "image" | "video" | "audio" | "document";
+  caption?: string;
+  fileName?: string;
+  mimeType?: string;
+};
+
+export const messageHistory = sqliteTable(
+  "message_history",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    messageId: text("message_id").notNull(),
+    status: text("status").notNull(),
+    at: integer("at").notNull(),
+    attempt: integer("attempt"),
+    detail: text("detail"),
+  },
+  (t) => [index("message_history_message").on(t.messageId, t.id)],
+);
+
+export const deadLetters = sqliteTable(
+  "dead_letters",
+  {
+    messageId: text("message_id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    attempts: integer("attempts").notNull(),
+    error: text("error").notNull(),
+    at: integer("at").notNull(),
+    replayedAt: integer("replayed_at"),
+  },
+  (t) => [index("dead_letters_tenant").on(t.tenantId, t.at)],
+);
+
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    tenantId: text("tenant_id").notNull(),
+    key: text("key").notNull(),
+    // Which route the key was used on, so one key cannot replay another route's answer.
+    scope: text("scope").notNull(),
+    requestHash: text("request_hash").notNull(),
+    responseStatus: integer("response_status"),
+    responseBody: text("response_body"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] }), index("idempotency_created").on(t.createdAt)],
+);
+
+export const inboundMessages = sqliteTable(
+  "inbound_messages",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    instanceId: text("instance_id").notNull(),
+    instanceName: text("instance_name").notNull(),
+    // The contact: phone digits, or the group JID for group messages.
+    contact: text("contact").notNull(),
+    remoteJid: text("remote_jid").notNull(),
+    participant: text("participant"),
+    providerMessageId: text("provider_message_id").notNull(),
+    fromMe: integer("from_me", { mode: "boolean" }).notNull(),
+    pushName: text("push_name"),
+    messageType: text("message_type").notNull(),
+    text: text("text"),
+    media: text("media", { mode: "json" }).$type<Record<string, unknown>>(),
+    timestamp: integer("timestamp").notNull(),
+    receivedAt: integer("received_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("inbound_provider").on(t.instanceId, t.providerMessageId),
+    index("inbound_tenant_contact").on(t.tenantId, t.contact, t.timestamp),
+  ],
+);
+
+// Provider status updates that arrived before the send recorded its provider id; applied later.
+export const pendingReceipts = sqliteTable(
+  "pending_receipts",
+  {
+    instanceId: text("instance_id").notNull(),
+    providerMessageId: text("provider_message_id").notNull(),
+    status: text("status").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.instanceId, t.providerMessageId, t.status] })],
+);
+
+// Webhook deliveries already taken in: (instance, event, key) makes a duplicate a no-op.
+export const processedWebhooks = sqliteTable(
+  "processed_webhooks",
+  {
+    instanceId: text("instance_id").notNull(),
+    dedupeKey: text("dedupe_key").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.instanceId, t.dedupeKey] }), index("processed_webhooks_at").on(t.at)],
+);
+
+// The event outbox: written in the same batch as the change it describes.
+export const outboxEvents = sqliteTable(
+  "outbox_events",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    eventId: text("event_id").notNull(),
+    tenantId: text("tenant_id").notNull(),
+    type: text("type").notNull(),
+    version: integer("version").notNull(),
+    occurredAt: integer("occurred_at").notNull(),
+    data: text("data", { mode: "json" }).notNull().$type<Record<string, unknown>>(),
+    // Where a tenant callback should go for this event (message's own, else tenant's); null: none.
+    callbackUrl: text("callback_url"),
+  },
+  (t) => [uniqueIndex("outbox_event_id").on(t.eventId), index("outbox_tenant_seq").on(t.tenantId, t.seq)],
+);
+
+export const consumerCursors = sqliteTable(
+  "consumer_cursors",
+  {
+    tenantId: text("tenant_id").notNull(),
+    consumer: text("consumer").notNull(),
+    seq: integer("seq").notNull().default(0),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.consumer] })],
+);
+
+export const callbackDeliveries = sqliteTable(
+  "callback_deliveries",
+  {
+    eventId: text("event_id").notNull(),
+    url: text("url").notNull(),
+    tenantId: text("tenant_id").notNull(),
+    status: text("status").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.eventId, t.url] }), index("callback_deliveries_tenant").on(t.tenantId, t.status)],
+);
+

@@ -1,0 +1,78 @@
+// One error taxonomy, one body shape: {"error":{"code","message","details":[{"path","message"}]}}.
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { z } from "zod";
+
+export const errorStatus = {
+  invalid_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unprocessable: 422,
+  rate_limited: 429,
+  internal: 500,
+  unavailable: 503,
+} as const satisfies Record<string, ContentfulStatusCode>;
+
+export type ErrorCode = keyof typeof errorStatus;
+export type ErrorDetail = { path: string; message: string };
+export type ErrorBody = { error: { code: ErrorCode; message: string; details: ErrorDetail[] } };
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: ErrorDetail[] = [],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+  get status(): ContentfulStatusCode {
+    return errorStatus[this.code];
+  }
+  body(): ErrorBody {
+    return { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+export function zodDetails(error: z.ZodError, prefix = ""): ErrorDetail[] {
+  return error.issues.map((issue) => ({
+    path: [prefix, ...issue.path.map(String)].filter(Boolean).join("."),
+    message: issue.message,
+  }));
+}
+
+export function invalid(error: z.ZodError, prefix = ""): ApiError {
+  return new ApiError("invalid_request", "The request is invalid.", zodDetails(error, prefix));
+}
+
+// Hono's own exceptions (bad JSON, body limit) mapped into the taxonomy.
+function fromHttpException(err: HTTPException): ApiError {
+  if (err.status === 413) return new ApiError("payload_too_large", "The request body is too large.");
+  if (err.status === 401) return new ApiError("unauthorized", "Missing or invalid credentials.");
+  if (err.status === 415) return new ApiError("unsupported_media_type", err.message || "Expected application/json.");
+  if (err.status === 400) return new ApiError("invalid_request", err.message || "The request is invalid.");
+  if (err.status === 404) return new ApiError("not_found", err.message || "Not found.");
+  return new ApiError(err.status >= 500 ? "unavailable" : "invalid_request", err.message || "Request failed.");
+}
+
+export function toApiError(err: unknown): ApiError | null {
+  if (err instanceof ApiError) return err;
+  if (err instanceof HTTPException) return fromHttpException(err);
+  if (err instanceof z.ZodError) return invalid(err);
+  return null;
+}
+
+export function errorResponse(c: Context, err: unknown): Response {
+  const apiError = toApiError(err);
+  if (apiError) return c.json(apiError.body(), apiError.status, apiError.headers);
+  // A 500 is a bug: logged with the request id, never shown with a stack.
+  const requestId = c.get("requestId") as string | undefined;
+  console.error(JSON.stringify({ level: "error", requestId, error: String(err), stack: err instanceof Error ? err.stack : undefined }));
+  const body: ErrorBody = { error: { code: "internal", message: `Internal error (request ${requestId ?? "unknown"}).`, details: [] } };
+  return c.json(body, 500);
+}

@@ -1,0 +1,59 @@
+// mensageiro Worker: HTTP routes, the sends queue consumer, the cron sweep, and the Durable Objects.
+import { Hono } from "hono";
+import { requestId } from "hono/request-id";
+import type { AppEnv } from "./app-env.ts";
+import { requireApiKey } from "./auth/api-keys.ts";
+import { database } from "./db/client.ts";
+import { ApiError, errorResponse } from "./errors.ts";
+import { consumeCallbacks } from "./callbacks/deliver.ts";
+import { consumeSends } from "./queue/sends.ts";
+import { consumeWebhooks } from "./queue/webhooks.ts";
+import { eventRoutes } from "./routes/events.ts";
+import { webhookRoutes } from "./routes/webhooks.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { compatRoutes } from "./routes/compat.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { instanceRoutes } from "./routes/instances.ts";
+import { messageRoutes } from "./routes/messages.ts";
+
+export { ContactLane } from "./lanes/contact-lane.ts";
+export { InstanceGovernor } from "./lanes/instance-governor.ts";
+
+export const app = new Hono<AppEnv>();
+
+app.use("*", requestId());
+app.use("*", async (c, next) => {
+  c.set("db", database(c.env.DB));
+  await next();
+});
+
+app.route("/health", healthRoutes);
+app.route("/v1/admin", adminRoutes);
+app.route("/webhooks/evolution", webhookRoutes);
+
+const tenantApi = new Hono<AppEnv>();
+tenantApi.use("*", requireApiKey);
+tenantApi.route("/instances", instanceRoutes);
+tenantApi.route("/messages", messageRoutes);
+tenantApi.route("/events", eventRoutes);
+app.route("/v1", tenantApi);
+
+const compat = new Hono<AppEnv>();
+compat.use("*", requireApiKey);
+compat.route("/", compatRoutes);
+app.route("/api", compat);
+
+app.notFound(() => {
+  throw new ApiError("not_found", "No such route.");
+});
+app.onError((err, c) => errorResponse(c, err));
+
+export default {
+  fetch: app.fetch,
+  async queue(batch, env, ctx) {
+    if (batch.queue === "mensageiro-sends") return consumeSends(batch, env);
+    if (batch.queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
+    if (batch.queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);
+    console.error(JSON.stringify({ level: "error", msg: "batch from an unknown queue", queue: batch.queue }));
+  },
+} satisfies ExportedHandler<Env>;

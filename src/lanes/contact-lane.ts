@@ -1,0 +1,267 @@
+// ContactLane: one per tenant + instance + contact (or group). It holds that contact's pending
+// messages in its own SQLite, sends one at a time in order, and uses its single alarm for
+// everything that waits: scheduled sendAt, retry backoff, and "work now" after an enqueue.
+// D1 stays the record: every dispatch claims the message there first, so a duplicate enqueue,
+// a canceled message or a redelivered queue message is never sent twice.
+import { DurableObject } from "cloudflare:workers";
+import { sql } from "drizzle-orm";
+import { config } from "../config.ts";
+import { database, type Db } from "../db/client.ts";
+import type { MediaJson } from "../db/schema.ts";
+import { sendThroughEvolution, type EvolutionInstance } from "../evolution/client.ts";
+import { applyPendingReceipts } from "../messages/receipts.ts";
+import { transitionStatements } from "../messages/transitions.ts";
+import { backoffMs } from "./backoff.ts";
+
+export type LaneItem = { messageId: string; priority: number; readyAt: number; createdAt: number; instanceId: string };
+
+type ItemRow = { id: string; priority: number; ready_at: number; created_at: number; next_at: number; started: number };
+
+type MessageRow = {
+  id: string;
+  tenant_id: string;
+  instance_id: string;
+  to: string;
+  text: string | null;
+  media: string | null;
+  status: string;
+  attempts: number;
+  max_attempts: number;
+  ready_at: number;
+};
+
+type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number };
+
+// One alarm run sends for at most this long, then yields and re-arms, so a long lane cannot starve others.
+const DRAIN_BUDGET_MS = 20_000;
+const INSTANCE_CACHE_MS = 10_000;
+// Done rows are kept this long so a late redelivery of the same message is recognised.
+const DONE_RETENTION_MS = 7 * 24 * 3600_000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class ContactLane extends DurableObject<Env> {
+  private readonly db: Db;
+  private instanceCache = new Map<string, { at: number; row: InstanceRow | undefined }>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.db = database(env.DB);
+    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS items (
+      id TEXT PRIMARY KEY,
+      instance_id TEXT NOT NULL,
+      priority INTEGER NOT NULL,
+      ready_at INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      next_at INTEGER NOT NULL DEFAULT 0,
+      started INTEGER NOT NULL DEFAULT 0,
+      state TEXT NOT NULL DEFAULT 'waiting',
+      done_at INTEGER
+    )`);
+    ctx.storage.sql.exec(`CREATE INDEX IF NOT EXISTS items_order ON items (state, started, priority, ready_at, created_at, id)`);
+  }
+
+  /** Adds messages to the lane. A message already waiting is ignored; a done one is taken up again
+   *  (a retry after failure): the claim in D1 decides whether it is really sent again. */
+  async enqueue(laneKey: string, items: LaneItem[]): Promise<number> {
+    this.ctx.storage.kv.put("laneKey", laneKey);
+    let added = 0;
+    for (const item of items) {
+      const cursor = this.ctx.storage.sql.exec(
+        `INSERT INTO items (id, instance_id, priority, ready_at, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET state = 'waiting', started = 0, next_at = 0, ready_at = excluded.ready_at, done_at = NULL
+         WHERE items.state = 'done'`,
+        item.messageId,
+        item.instanceId,
+        item.priority,
+        item.readyAt,
+        item.createdAt,
+      );
+      added += cursor.rowsWritten;
+    }
+    if (added > 0) await this.rearm();
+    return added;
+  }
+
+  /** Removes a message that has not started; false when it is in flight or unknown. */
+  async cancel(messageId: string): Promise<boolean> {
+    const removed = this.ctx.storage.sql.exec(`DELETE FROM items WHERE id = ? AND state = 'waiting' AND started = 0`, messageId).rowsWritten;
+    if (removed > 0) await this.rearm();
+    return removed > 0;
+  }
+
+  /** Moves a waiting message to a new due time and re-arms the alarm. */
+  async reschedule(messageId: string, readyAt: number): Promise<boolean> {
+    const changed = this.ctx.storage.sql.exec(`UPDATE items SET ready_at = ? WHERE id = ? AND state = 'waiting' AND started = 0`, readyAt, messageId).rowsWritten;
+    if (changed > 0) await this.rearm();
+    return changed > 0;
+  }
+
+  /** What the lane holds, for tests and operators. */
+  snapshot(): { waiting: ItemRow[]; done: number; alarm: number | null } {
+    const waiting = this.ctx.storage.sql
+      .exec<ItemRow>(`SELECT id, priority, ready_at, created_at, next_at, started FROM items WHERE state = 'waiting' ORDER BY started DESC, priority, ready_at, created_at, id`)
+      .toArray();
+    const done = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state = 'done'`).one().n;
+    return { waiting, done, alarm: this.ctx.storage.kv.get<number>("alarmAt") ?? null };
+  }
+
+  override async alarm(): Promise<void> {
+    try {
+      await this.drain();
+    } finally {
+      this.ctx.storage.sql.exec(`DELETE FROM items WHERE state = 'done' AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
+      await this.rearm();
+    }
+  }
+
+  private async drain(): Promise<void> {
+    const stopAt = Date.now() + DRAIN_BUDGET_MS;
+    while (Date.now() < stopAt) {
+      const now = Date.now();
+      const head = this.head(now);
+      if (!head || head.next_at > now) return;
+      await this.dispatch(head);
+    }
+  }
+
+  // Started (retrying) first: a retry holds the head of the line. Then priority, due time, arrival.
+  private head(now: number): ItemRow | undefined {
+    return this.ctx.storage.sql
+      .exec<ItemRow>(
+        `SELECT id, priority, ready_at, created_at, next_at, started FROM items
+         WHERE state = 'waiting' AND (started = 1 OR ready_at <= ?)
+         ORDER BY started DESC, priority, ready_at, created_at, id LIMIT 1`,
+        now,
+      )
+      .toArray()[0];
+  }
+
+  private markDone(id: string) {
+    this.ctx.storage.sql.exec(`UPDATE items SET state = 'done', done_at = ? WHERE id = ?`, Date.now(), id);
+  }
+
+  private async dispatch(head: ItemRow): Promise<void> {
+    const laneKey = this.ctx.storage.kv.get<string>("laneKey") ?? "";
+    // The queue may deliver a contact's messages out of order: before sending the head, pull in
+    // any older queued message of this lane that has not reached it yet.
+    const [rows, stragglers] = await this.db.batch([
+      this.db.all<MessageRow>(sql`SELECT id, tenant_id, instance_id, "to", text, media, status, attempts, max_attempts, ready_at FROM messages WHERE id = ${head.id}`),
+      this.db.all<{ id: string; instance_id: string; priority: number; ready_at: number; created_at: number }>(sql`
+        SELECT id, instance_id, priority, ready_at, created_at FROM messages
+        WHERE lane_key = ${laneKey} AND status = 'queued' AND id != ${head.id} AND ready_at <= ${Date.now()}
+          AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
+            OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))
+        LIMIT 50`),
+    ]);
+    if (head.started === 0 && stragglers.length > 0) {
+      const added = await this.enqueue(
+        laneKey,
+        stragglers.map((s) => ({ messageId: s.id, instanceId: s.instance_id, priority: s.priority, readyAt: s.ready_at, createdAt: s.created_at })),
+      );
+      if (added > 0) return;
+    }
+    const row = rows[0];
+    if (!row || !["scheduled", "queued", "processing"].includes(row.status)) return this.markDone(head.id);
+    // D1 holds the due time: a reschedule that reached D1 but not this lane still counts.
+    if (row.status === "scheduled" && row.ready_at > Date.now()) {
+      this.ctx.storage.sql.exec(`UPDATE items SET ready_at = ? WHERE id = ?`, row.ready_at, head.id);
+      return;
+    }
+
+    const instance = await this.instance(row.instance_id);
+    const now = Date.now();
+    const attempt = row.attempts + 1;
+    if (!instance) {
+      await this.fail(row, attempt, "Instance no longer exists.", now);
+      return this.markDone(head.id);
+    }
+
+    // Pacing: wait for this instance's next send slot (a reservation, so lanes take turns).
+    const wait = await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(row.instance_id)).reserve(instance.rate_per_minute);
+    if (wait > 0) await sleep(wait);
+
+    if (!(await this.claim(row, attempt))) return this.markDone(head.id);
+    this.ctx.storage.sql.exec(`UPDATE items SET started = 1 WHERE id = ?`, head.id);
+
+    const evolution: EvolutionInstance = { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key };
+    const media = row.media ? (JSON.parse(row.media) as MediaJson) : null;
+    const outcome = await sendThroughEvolution(evolution, { to: row.to, text: row.text, media }, config(this.env).EVOLUTION_TIMEOUT_MS);
+    const at = Date.now();
+
+    if (outcome.kind === "sent") {
+      await this.db.batch([
+        ...transitionStatements(this.db, {
+          messageId: row.id,
+          from: ["processing"],
+          to: "sent",
+          at,
+          attempt,
+          lastError: null,
+          providerMessageId: outcome.providerMessageId,
+        }),
+      ]);
+      await applyPendingReceipts(this.db, row.instance_id, outcome.providerMessageId);
+      return this.markDone(head.id);
+    }
+    if (outcome.kind === "permanent" || attempt >= row.max_attempts) {
+      const why = outcome.kind === "permanent" ? outcome.error : `${outcome.error} (gave up after ${attempt} attempts)`;
+      await this.fail(row, attempt, why, at);
+      return this.markDone(head.id);
+    }
+    const delay = Math.max(backoffMs(attempt, config(this.env).RETRY_BASE_MS), outcome.retryAfterMs ?? 0);
+    await this.db.batch([
+      this.db.run(sql`UPDATE messages SET last_error = ${outcome.error}, updated_at = ${at} WHERE id = ${row.id}`),
+      this.db.run(sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
+        VALUES (${row.id}, 'processing', ${at}, ${attempt}, ${`retry in ${delay} ms: ${outcome.error}`})`),
+    ]);
+    this.ctx.storage.sql.exec(`UPDATE items SET next_at = ? WHERE id = ?`, at + delay, head.id);
+  }
+
+  // Marks the message processing in D1 (scheduled messages pass through queued first). False: not ours to send.
+  private async claim(row: MessageRow, attempt: number): Promise<boolean> {
+    const at = Date.now();
+    const steps =
+      row.status === "scheduled"
+        ? [
+            ...transitionStatements(this.db, { messageId: row.id, from: ["scheduled"], to: "queued", at, detail: "due" }),
+            ...transitionStatements(this.db, { messageId: row.id, from: ["queued"], to: "processing", at, attempt }),
+          ]
+        : transitionStatements(this.db, { messageId: row.id, from: [row.status === "processing" ? "processing" : "queued"], to: "processing", at, attempt });
+    const results = await this.db.batch(steps as unknown as Parameters<Db["batch"]>[0]);
+    const claim = results[results.length - 3] as D1Result;
+    return (claim.meta?.changes ?? 0) > 0;
+  }
+
+  private async fail(row: MessageRow, attempt: number, error: string, at: number) {
+    await this.db.batch([
+      ...transitionStatements(this.db, { messageId: row.id, from: ["queued", "scheduled", "processing"], to: "failed", at, attempt, lastError: error, detail: error }),
+      this.db.run(sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at) VALUES (${row.id}, ${row.tenant_id}, ${attempt}, ${error}, ${at})`),
+    ]);
+  }
+
+  private async instance(id: string): Promise<InstanceRow | undefined> {
+    const hit = this.instanceCache.get(id);
+    if (hit && Date.now() - hit.at < INSTANCE_CACHE_MS) return hit.row;
+    const [row] = await this.db.all<InstanceRow>(sql`SELECT name, evolution_url, evolution_api_key, rate_per_minute FROM instances WHERE id = ${id}`);
+    this.instanceCache.set(id, { at: Date.now(), row });
+    return row;
+  }
+
+  // The alarm always points at the earliest thing due: a retrying head's next try, else the
+  // earliest due waiting message. No work: no alarm.
+  private async rearm(): Promise<void> {
+    const started = this.ctx.storage.sql.exec<{ next_at: number }>(`SELECT next_at FROM items WHERE state = 'waiting' AND started = 1 LIMIT 1`).toArray()[0];
+    const next = started
+      ? started.next_at
+      : this.ctx.storage.sql.exec<{ due: number | null }>(`SELECT MIN(ready_at) AS due FROM items WHERE state = 'waiting'`).one().due;
+    if (next === null || next === undefined) {
+      this.ctx.storage.kv.delete("alarmAt");
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    const at = Math.max(next, Date.now());
+    this.ctx.storage.kv.put("alarmAt", at);
+    await this.ctx.storage.setAlarm(at);
+  }
+}

@@ -1,0 +1,122 @@
+// Accepting messages: checks that need the database or the clock (instance, sendAt window),
+// then one D1 batch per chunk (message, history, outbox event) and the sends queue.
+import { sql } from "drizzle-orm";
+import type { Tenant } from "../app-env.ts";
+import { MAX_SCHEDULE_DAYS, type SendMessageRequest } from "../contracts/messages.ts";
+import type { SendJob } from "../contracts/send-job.ts";
+import type { Db } from "../db/client.ts";
+import { messages } from "../db/schema.ts";
+import { ApiError } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { outboxStatusEvent } from "./transitions.ts";
+
+export type InstanceRef = { id: string; name: string };
+export type NewMessage = typeof messages.$inferInsert;
+export type Prepared = { row: NewMessage; job: SendJob };
+
+export const laneKeyOf = (tenantId: string, instanceId: string, to: string) => `${tenantId}:${instanceId}:${to}`;
+
+export async function findInstances(db: Db, tenantId: string, names: string[]): Promise<Map<string, InstanceRef>> {
+  const unique = [...new Set(names)];
+  const found = new Map<string, InstanceRef>();
+  for (let i = 0; i < unique.length; i += 50) {
+    const chunk = unique.slice(i, i + 50);
+    const rows = await db.all<InstanceRef>(
+      sql`SELECT id, name FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(chunk.map((n) => sql`${n}`), sql`, `)})`,
+    );
+    for (const r of rows) found.set(r.name, r);
+  }
+  return found;
+}
+
+/** The sendAt window: parseable, in the future, at most 90 days ahead. */
+export function checkSendAt(sendAt: string | undefined, now: number, path = "sendAt"): number | undefined {
+  if (sendAt === undefined) return undefined;
+  const at = Date.parse(sendAt);
+  if (at <= now) throw new ApiError("unprocessable", "sendAt must be in the future.", [{ path, message: `${sendAt} is not after now.` }]);
+  if (at > now + MAX_SCHEDULE_DAYS * 86_400_000) {
+    throw new ApiError("unprocessable", `sendAt must be at most ${MAX_SCHEDULE_DAYS} days ahead.`, [{ path, message: `${sendAt} is too far ahead.` }]);
+  }
+  return at;
+}
+
+export function prepareMessage(
+  tenant: Tenant,
+  instances: Map<string, InstanceRef>,
+  input: SendMessageRequest,
+  now: number,
+  source = "api",
+  pathPrefix = "",
+): Prepared {
+  const instance = instances.get(input.instance);
+  if (!instance) {
+    throw new ApiError("unprocessable", `Unknown instance "${input.instance}": register it with PUT /v1/instances/:name first.`, [
+      { path: `${pathPrefix}instance`, message: "No such instance for this tenant." },
+    ]);
+  }
+  const sendAt = checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
+  const laneKey = laneKeyOf(tenant.id, instance.id, input.to);
+  const row: NewMessage = {
+    id: newId("msg"),
+    tenantId: tenant.id,
+    instanceId: instance.id,
+    instanceName: instance.name,
+    to: input.to,
+    laneKey,
+    text: input.text ?? null,
+    media: input.media ?? null,
+    status: sendAt ? "scheduled" : "queued",
+    priority: input.priority ?? 5,
+    sendAt: sendAt ?? null,
+    readyAt: sendAt ?? now,
+    maxAttempts: input.maxAttempts ?? tenant.maxAttempts,
+    metadata: input.metadata ?? null,
+    callbackUrl: input.callbackUrl ?? null,
+    source,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const job: SendJob = {
+    messageId: row.id,
+    laneKey,
+    instanceId: instance.id,
+    priority: row.priority ?? 5,
+    readyAt: row.readyAt,
+    createdAt: now,
+  };
+  return { row, job };
+}
+
+function insertStatements(db: Db, p: Prepared) {
+  const { row } = p;
+  return [
+    db.insert(messages).values(row),
+    db.run(sql`INSERT INTO message_history (message_id, status, at) VALUES (${row.id}, ${row.status}, ${row.createdAt})`),
+    outboxStatusEvent(db, row.id, row.createdAt, undefined),
+  ];
+}
+
+// D1 caps statements per batch; 3 statements a message keeps a chunk well inside it.
+const PERSIST_CHUNK = 100;
+// Queue sendBatch takes at most 100 messages.
+const QUEUE_CHUNK = 100;
+
+/** Writes the messages, then hands them to the sends queue. A queue failure is not fatal:
+ *  the rows are committed as queued and the cron sweep re-enqueues them. */
+export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[]): Promise<void> {
+  for (let i = 0; i < prepared.length; i += PERSIST_CHUNK) {
+    const chunk = prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p));
+    await db.batch(chunk as unknown as Parameters<Db["batch"]>[0]);
+  }
+  await enqueueJobs(env, prepared.map((p) => p.job));
+}
+
+export async function enqueueJobs(env: Env, jobs: SendJob[]): Promise<void> {
+  for (let i = 0; i < jobs.length; i += QUEUE_CHUNK) {
+    try {
+      await env.SENDS.sendBatch(jobs.slice(i, i + QUEUE_CHUNK).map((body) => ({ body, contentType: "json" as const })));
+    } catch (err) {
+      console.error(JSON.stringify({ level: "error", msg: "sends queue unavailable; the sweep will re-enqueue", error: String(err) }));
+    }
+  }
+}

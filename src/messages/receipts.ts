@@ -1,0 +1,59 @@
+// Provider receipts (Evolution messages.update) move a sent message forward, never back.
+import { sql } from "drizzle-orm";
+import type { MessageStatus } from "../contracts/events.ts";
+import type { Db } from "../db/client.ts";
+import { transitionStatements } from "./transitions.ts";
+
+export type ReceiptStatus = "delivered" | "read" | "failed";
+
+// Which current statuses a receipt may move from: the monotonic order of the lifecycle.
+export const receiptFrom: Record<ReceiptStatus, MessageStatus[]> = {
+  delivered: ["sent"],
+  read: ["sent", "delivered"],
+  failed: ["sent"],
+};
+
+// Evolution ack strings (evolution-api.md §3.1; Cloud API variants §3.2).
+export function receiptStatus(ack: string): ReceiptStatus | undefined {
+  switch (ack.toUpperCase()) {
+    case "DELIVERY_ACK":
+    case "DELIVERED":
+      return "delivered";
+    case "READ":
+    case "PLAYED":
+      return "read";
+    case "ERROR":
+    case "FAILED":
+      return "failed";
+    default:
+      return undefined;
+  }
+}
+
+export function receiptStatements(db: Db, messageId: string, status: ReceiptStatus, at: number) {
+  return transitionStatements(db, {
+    messageId,
+    from: receiptFrom[status],
+    to: status,
+    at,
+    ...(status === "failed" ? { lastError: "WhatsApp reported an error ack (ERROR).", detail: "ERROR ack" } : {}),
+  });
+}
+
+// Receipts that raced ahead of the send's own record are parked; applied once the provider id is known.
+export async function applyPendingReceipts(db: Db, instanceId: string, providerMessageId: string): Promise<void> {
+  const pending = await db.all<{ status: ReceiptStatus; at: number }>(
+    sql`SELECT status, at FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId} ORDER BY at`,
+  );
+  if (pending.length === 0) return;
+  const [message] = await db.all<{ id: string }>(
+    sql`SELECT id FROM messages WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`,
+  );
+  if (!message) return;
+  const order: ReceiptStatus[] = ["delivered", "read", "failed"];
+  pending.sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status));
+  await db.batch([
+    ...pending.flatMap((p) => receiptStatements(db, message.id, p.status, p.at)),
+    db.run(sql`DELETE FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`),
+  ] as unknown as Parameters<Db["batch"]>[0]);
+}

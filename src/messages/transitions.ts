@@ -1,0 +1,62 @@
+// A status change is one D1 batch: the conditional UPDATE, its history row and its outbox event.
+// The history and event rows are guarded by changes(), so a transition that does not apply
+// (wrong current status: a duplicate, a cancel race, a status going backwards) writes nothing.
+import { sql, type SQL } from "drizzle-orm";
+import type { MessageStatus } from "../contracts/events.ts";
+import type { Db } from "../db/client.ts";
+
+export type Transition = {
+  messageId: string;
+  from: readonly MessageStatus[];
+  to: MessageStatus;
+  at: number;
+  attempt?: number;
+  detail?: string;
+  lastError?: string | null;
+  providerMessageId?: string;
+};
+
+const stampColumn: Partial<Record<MessageStatus, string>> = {
+  sent: "sent_at",
+  delivered: "delivered_at",
+  read: "read_at",
+  failed: "failed_at",
+  canceled: "canceled_at",
+};
+
+export function transitionStatements(db: Db, t: Transition) {
+  const sets: SQL[] = [sql`status = ${t.to}`, sql`updated_at = ${t.at}`];
+  const stamp = stampColumn[t.to];
+  if (stamp) sets.push(sql`${sql.raw(stamp)} = COALESCE(${sql.raw(stamp)}, ${t.at})`);
+  // A read receipt implies delivery even when DELIVERY_ACK never came.
+  if (t.to === "read") sets.push(sql`delivered_at = COALESCE(delivered_at, ${t.at})`);
+  if (t.to === "queued") sets.push(sql`ready_at = MAX(ready_at, ${t.at})`);
+  if (t.attempt !== undefined) sets.push(sql`attempts = ${t.attempt}`);
+  if (t.lastError !== undefined) sets.push(sql`last_error = ${t.lastError}`);
+  if (t.providerMessageId !== undefined) sets.push(sql`provider_message_id = ${t.providerMessageId}`);
+  const from = sql.join(t.from.map((s) => sql`${s}`), sql`, `);
+  return [
+    db.run(sql`UPDATE messages SET ${sql.join(sets, sql`, `)} WHERE id = ${t.messageId} AND status IN (${from})`),
+    db.run(sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
+      SELECT ${t.messageId}, ${t.to}, ${t.at}, ${t.attempt ?? null}, ${t.detail ?? null} WHERE changes() > 0`),
+    outboxStatusEvent(db, t.messageId, t.at, t.attempt, sql`changes() > 0`),
+  ] as const;
+}
+
+// message.status event built from the row as it now stands, so it always matches what was stored.
+export function outboxStatusEvent(db: Db, messageId: string, at: number, attempt: number | undefined, guard: SQL = sql`1`) {
+  return db.run(sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
+    SELECT ${crypto.randomUUID()}, m.tenant_id, 'message.status', 1, ${at},
+      json_object('messageId', m.id, 'instance', m.instance_name, 'to', m."to", 'status', m.status,
+        'attempt', ${attempt ?? null}, 'error', CASE WHEN m.status = 'failed' OR ${attempt ?? 0} > 0 THEN m.last_error END,
+        'providerMessageId', m.provider_message_id, 'metadata', json(m.metadata)),
+      COALESCE(m.callback_url, t.callback_url)
+    FROM messages m JOIN tenants t ON t.id = m.tenant_id
+    WHERE m.id = ${messageId} AND ${guard}`);
+}
+
+// Runs one transition; true when it applied.
+export async function applyTransition(db: Db, t: Transition): Promise<boolean> {
+  const [update] = await db.batch(transitionStatements(db, t));
+  return (update.meta?.changes ?? 0) > 0;
+}

@@ -1,0 +1,52 @@
+// The public shape of a message (DESIGN.md: GET /v1/messages/:id).
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import type { messages } from "../db/schema.ts";
+
+type Row = typeof messages.$inferSelect;
+type HistoryRow = { status: string; at: number; attempt: number | null; detail: string | null };
+
+const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
+
+export function messageView(row: Row, history?: HistoryRow[]) {
+  return {
+    id: row.id,
+    status: row.status,
+    instance: row.instanceName,
+    to: row.to,
+    text: row.text ?? undefined,
+    media: row.media ?? undefined,
+    priority: row.priority,
+    attempts: row.attempts,
+    maxAttempts: row.maxAttempts,
+    lastError: row.lastError ?? undefined,
+    providerMessageId: row.providerMessageId ?? undefined,
+    createdAt: iso(row.createdAt),
+    sendAt: iso(row.sendAt),
+    sentAt: iso(row.sentAt),
+    deliveredAt: iso(row.deliveredAt),
+    readAt: iso(row.readAt),
+    failedAt: iso(row.failedAt),
+    canceledAt: iso(row.canceledAt),
+    metadata: row.metadata ?? undefined,
+    callbackUrl: row.callbackUrl ?? undefined,
+    ...(history
+      ? {
+          history: history.map((h) => ({
+            status: h.status,
+            at: iso(h.at),
+            attempt: h.attempt ?? undefined,
+            detail: h.detail ?? undefined,
+          })),
+        }
+      : {}),
+  };
+}
+
+export function acceptedView(row: { id: string; status: string; instanceName: string; to: string; createdAt: number; sendAt?: number | null }) {
+  return { id: row.id, status: row.status, instance: row.instanceName, to: row.to, createdAt: iso(row.createdAt), sendAt: iso(row.sendAt) };
+}
+
+export async function historyOf(db: Db, messageId: string): Promise<HistoryRow[]> {
+  return db.all<HistoryRow>(sql`SELECT status, at, attempt, detail FROM message_history WHERE message_id = ${messageId} ORDER BY id`);
+}

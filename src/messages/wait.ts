@@ -1,0 +1,25 @@
+// Prefer: wait=N — hold the answer until the message is sent or failed, at most N (≤ 30) seconds.
+import { eq } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { messages } from "../db/schema.ts";
+
+export const MAX_WAIT_SECONDS = 30;
+const finished = new Set(["sent", "delivered", "read", "failed", "canceled"]);
+
+export function preferredWait(prefer: string | undefined): number | undefined {
+  const match = /(?:^|[,;\s])wait=(\d+(?:\.\d+)?)/i.exec(prefer ?? "");
+  if (!match?.[1]) return undefined;
+  return Math.min(MAX_WAIT_SECONDS, Number(match[1]));
+}
+
+export async function waitUntilFinished(db: Db, id: string, seconds: number) {
+  const deadline = Date.now() + seconds * 1000;
+  let pause = 50;
+  for (;;) {
+    const [row] = await db.select().from(messages).where(eq(messages.id, id));
+    if (row && finished.has(row.status)) return row;
+    if (Date.now() + pause > deadline) return undefined;
+    await new Promise((r) => setTimeout(r, pause));
+    pause = Math.min(250, pause * 2);
+  }
+}

@@ -1,0 +1,69 @@
+// /v1/admin: tenants and their API keys. Admin token only.
+import { and, eq, isNull } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../app-env.ts";
+import { newApiKey, requireAdmin } from "../auth/api-keys.ts";
+import { apiKeys, tenants } from "../db/schema.ts";
+import { ApiError } from "../errors.ts";
+import { parseBody } from "../http/body.ts";
+import { newId, randomToken } from "../ids.ts";
+
+export const adminRoutes = new Hono<AppEnv>();
+adminRoutes.use("*", requireAdmin);
+
+const createTenant = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  maxAttempts: z.int().min(1).max(20).optional(),
+  callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
+});
+
+adminRoutes.post("/tenants", async (c) => {
+  const input = await parseBody(c, createTenant);
+  const now = Date.now();
+  const tenant = { id: newId("ten"), name: input.name, maxAttempts: input.maxAttempts ?? 3, callbackUrl: input.callbackUrl ?? null, callbackSecret: randomToken(32), createdAt: now };
+  const key = await newApiKey();
+  const keyId = newId("key");
+  await c.var.db.batch([
+    c.var.db.insert(tenants).values(tenant),
+    c.var.db.insert(apiKeys).values({ id: keyId, tenantId: tenant.id, keyHash: key.hash, prefix: key.prefix, createdAt: now }),
+  ]);
+  return c.json(
+    {
+      tenant: { id: tenant.id, name: tenant.name, maxAttempts: tenant.maxAttempts, callbackUrl: tenant.callbackUrl ?? undefined, createdAt: new Date(now).toISOString() },
+      apiKey: key.key,
+      apiKeyId: keyId,
+      // Shown once, like the key: it signs callbacks (X-Mensageiro-Signature).
+      callbackSecret: tenant.callbackSecret,
+    },
+    201,
+  );
+});
+
+async function tenantExists(c: { var: AppEnv["Variables"] }, id: string) {
+  const [row] = await c.var.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, id));
+  if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
+}
+
+adminRoutes.post("/tenants/:id/keys", async (c) => {
+  const tenantId = c.req.param("id");
+  await tenantExists(c, tenantId);
+  const key = await newApiKey();
+  const id = newId("key");
+  const now = Date.now();
+  await c.var.db.insert(apiKeys).values({ id, tenantId, keyHash: key.hash, prefix: key.prefix, createdAt: now });
+  return c.json({ id, apiKey: key.key, prefix: key.prefix, createdAt: new Date(now).toISOString() }, 201);
+});
+
+adminRoutes.delete("/tenants/:id/keys/:keyId", async (c) => {
+  const tenantId = c.req.param("id");
+  const keyId = c.req.param("keyId");
+  const now = Date.now();
+  const revoked = await c.var.db
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(and(eq(apiKeys.id, keyId), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
+    .returning({ id: apiKeys.id });
+  if (revoked.length === 0) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
+  return c.json({ id: keyId, revokedAt: new Date(now).toISOString() });
+});

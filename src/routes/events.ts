@@ -1,0 +1,72 @@
+// GET /v1/events, POST /v1/events/ack — the outbox, read by named consumers (the Kafka bridge).
+// Events come in seq order after the consumer's cursor; only an ack moves the cursor, so an
+// event is never skipped, and one read but not acked is read again.
+import { sql } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../app-env.ts";
+import type { Db } from "../db/client.ts";
+import { ApiError } from "../errors.ts";
+import { parseBody, parseWith } from "../http/body.ts";
+
+export const eventRoutes = new Hono<AppEnv>();
+
+const consumerName = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, "1-100 letters, digits, '.', '_', ':' or '-'.");
+const readQuery = z.object({
+  consumer: consumerName,
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  wait: z.coerce.number().min(0).max(30).default(0),
+});
+
+type EventRow = { seq: number; event_id: string; type: string; version: number; occurred_at: number; data: string };
+
+// JSON nulls from SQL json_object() are absent fields in the contracts.
+function dropNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropNulls);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, dropNulls(v)]));
+  }
+  return value;
+}
+
+export const eventView = (e: EventRow) => ({
+  seq: e.seq,
+  eventId: e.event_id,
+  type: e.type,
+  version: e.version,
+  occurredAt: new Date(e.occurred_at).toISOString(),
+  data: dropNulls(JSON.parse(e.data)),
+});
+
+async function cursorOf(db: Db, tenantId: string, consumer: string): Promise<number> {
+  const [row] = await db.all<{ seq: number }>(sql`SELECT seq FROM consumer_cursors WHERE tenant_id = ${tenantId} AND consumer = ${consumer}`);
+  return row?.seq ?? 0;
+}
+
+eventRoutes.get("/", async (c) => {
+  const q = parseWith(readQuery, c.req.query());
+  const tenantId = c.var.tenant.id;
+  const cursor = await cursorOf(c.var.db, tenantId, q.consumer);
+  const deadline = Date.now() + q.wait * 1000;
+  for (;;) {
+    const rows = await c.var.db.all<EventRow>(sql`SELECT seq, event_id, type, version, occurred_at, data FROM outbox_events
+      WHERE tenant_id = ${tenantId} AND seq > ${cursor} ORDER BY seq LIMIT ${q.limit}`);
+    if (rows.length > 0 || Date.now() >= deadline) {
+      return c.json({ events: rows.map(eventView), cursor: rows.at(-1)?.seq ?? cursor, ackedCursor: cursor });
+    }
+    await new Promise((r) => setTimeout(r, Math.min(250, deadline - Date.now())));
+  }
+});
+
+const ackBody = z.strictObject({ consumer: consumerName, seq: z.int().min(0) });
+
+eventRoutes.post("/ack", async (c) => {
+  const input = await parseBody(c, ackBody);
+  const tenantId = c.var.tenant.id;
+  const [max] = await c.var.db.all<{ seq: number | null }>(sql`SELECT MAX(seq) AS seq FROM outbox_events WHERE tenant_id = ${tenantId}`);
+  if (input.seq > (max?.seq ?? 0)) throw new ApiError("unprocessable", "Cannot ack past the last event.", [{ path: "seq", message: `last is ${max?.seq ?? 0}` }]);
+  // The cursor only moves forward: a late or repeated ack cannot make events reappear.
+  await c.var.db.run(sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${tenantId}, ${input.consumer}, ${input.seq}, ${Date.now()})
+    ON CONFLICT (tenant_id, consumer) DO UPDATE SET seq = MAX(seq, excluded.seq), updated_at = excluded.updated_at`);
+  return c.json({ consumer: input.consumer, cursor: await cursorOf(c.var.db, tenantId, input.consumer) });
+});

@@ -1,0 +1,94 @@
+// /v1/instances: register Evolution instances. The Evolution API key is stored, never echoed.
+import { and, asc, eq } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../app-env.ts";
+import { instances } from "../db/schema.ts";
+import { ApiError } from "../errors.ts";
+import { parseBody, parseWith } from "../http/body.ts";
+import { newId, randomToken } from "../ids.ts";
+
+export const instanceRoutes = new Hono<AppEnv>();
+
+export const DEFAULT_RATE_PER_MINUTE = 60;
+const instanceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "Letters, digits, '.', '_' and '-', at most 100.");
+
+const putInstance = z.strictObject({
+  evolutionUrl: z.url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." }),
+  evolutionApiKey: z.string().min(1).max(500).optional(),
+  ratePerMinute: z.int().min(1).max(60000).optional(),
+});
+
+type Row = typeof instances.$inferSelect;
+
+export function webhookUrl(env: Env, requestUrl: string, token: string): string {
+  const base = env.PUBLIC_URL || new URL(requestUrl).origin;
+  return `${base.replace(/\/+$/, "")}/webhooks/evolution/${token}`;
+}
+
+const view = (row: Row, env: Env, requestUrl: string) => ({
+  name: row.name,
+  evolutionUrl: row.evolutionUrl,
+  ratePerMinute: row.ratePerMinute,
+  state: row.state,
+  stateChangedAt: row.stateChangedAt ? new Date(row.stateChangedAt).toISOString() : undefined,
+  webhookUrl: webhookUrl(env, requestUrl, row.webhookToken),
+  createdAt: new Date(row.createdAt).toISOString(),
+  updatedAt: new Date(row.updatedAt).toISOString(),
+});
+
+async function findOwn(c: { var: AppEnv["Variables"] }, name: string): Promise<Row | undefined> {
+  const [row] = await c.var.db.select().from(instances).where(and(eq(instances.tenantId, c.var.tenant.id), eq(instances.name, name)));
+  return row;
+}
+
+instanceRoutes.put("/:name", async (c) => {
+  const name = parseWith(instanceName, c.req.param("name"), "name");
+  const input = await parseBody(c, putInstance);
+  const existing = await findOwn(c, name);
+  const now = Date.now();
+  if (existing) {
+    const [row] = await c.var.db
+      .update(instances)
+      .set({
+        evolutionUrl: input.evolutionUrl,
+        evolutionApiKey: input.evolutionApiKey ?? existing.evolutionApiKey,
+        ratePerMinute: input.ratePerMinute ?? existing.ratePerMinute,
+        updatedAt: now,
+      })
+      .where(eq(instances.id, existing.id))
+      .returning();
+    return c.json(view(row ?? existing, c.env, c.req.url), 200);
+  }
+  if (!input.evolutionApiKey) {
+    throw new ApiError("invalid_request", "The request is invalid.", [{ path: "evolutionApiKey", message: "Required when registering an instance." }]);
+  }
+  const [row] = await c.var.db
+    .insert(instances)
+    .values({
+      id: newId("ins"),
+      tenantId: c.var.tenant.id,
+      name,
+      evolutionUrl: input.evolutionUrl,
+      evolutionApiKey: input.evolutionApiKey,
+      ratePerMinute: input.ratePerMinute ?? DEFAULT_RATE_PER_MINUTE,
+      webhookToken: randomToken(24),
+      createdAt: now,
+      updatedAt: now,
+    })
+    .onConflictDoNothing()
+    .returning();
+  if (!row) throw new ApiError("conflict", `Instance ${name} was registered concurrently; retry.`);
+  return c.json(view(row, c.env, c.req.url), 201);
+});
+
+instanceRoutes.get("/", async (c) => {
+  const rows = await c.var.db.select().from(instances).where(eq(instances.tenantId, c.var.tenant.id)).orderBy(asc(instances.name));
+  return c.json({ data: rows.map((r) => view(r, c.env, c.req.url)) });
+});
+
+instanceRoutes.get("/:name", async (c) => {
+  const row = await findOwn(c, c.req.param("name"));
+  if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+  return c.json(view(row, c.env, c.req.url));
+});

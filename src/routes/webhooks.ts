@@ -1,0 +1,62 @@
+// POST /webhooks/evolution/:token[/:event] — Evolution's webhooks in. The token names and
+// authenticates the instance. The route validates and queues; the queue consumer applies.
+import { sql } from "drizzle-orm";
+import { Hono, type Context } from "hono";
+import type { AppEnv } from "../app-env.ts";
+import { connectionData, eventFromPath, handledEvents, sendMessageData, updateData, upsertData, webhookEnvelope } from "../contracts/evolution-webhooks.ts";
+import { ApiError } from "../errors.ts";
+import { parseWith, readJson } from "../http/body.ts";
+import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
+
+export const webhookRoutes = new Hono<AppEnv>();
+
+const eventData = {
+  "messages.upsert": upsertData,
+  "messages.update": updateData,
+  "send.message": sendMessageData,
+  "connection.update": connectionData,
+};
+
+// Media webhooks with base64 on can be megabytes; the file itself is never stored.
+const MAX_WEBHOOK_BYTES = 32 * 1024 * 1024;
+// A queue message holds at most 128 KB; bigger events are applied in the request instead.
+const MAX_QUEUED_BYTES = 100 * 1024;
+
+async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
+  const [instance] = await c.var.db.all<{ id: string; tenant_id: string; name: string }>(
+    sql`SELECT id, tenant_id, name FROM instances WHERE webhook_token = ${token}`,
+  );
+  if (!instance) throw new ApiError("unauthorized", "Unknown webhook token.");
+  const envelope = parseWith(webhookEnvelope, await readJson(c, MAX_WEBHOOK_BYTES));
+  const event = envelope.event.toLowerCase();
+  if (pathEvent && eventFromPath(pathEvent) !== event.replace(/_/g, ".")) {
+    throw new ApiError("invalid_request", `The path says ${pathEvent} but the body is ${envelope.event}.`, [{ path: "event", message: "mismatch" }]);
+  }
+  if (!handledEvents.has(event)) return c.json({ received: true, ignored: true });
+  // A body of the wrong shape is refused here (400), not discovered later in the queue.
+  parseWith(eventData[event as keyof typeof eventData], envelope.data, "data");
+  const data = stripBase64(envelope.data);
+  const job: WebhookJob = { tenantId: instance.tenant_id, instanceId: instance.id, instanceName: instance.name, event, data, receivedAt: Date.now() };
+  if (JSON.stringify(job).length > MAX_QUEUED_BYTES) {
+    const outcome = await processWebhook(c.var.db, job);
+    return c.json({ received: true, outcome });
+  }
+  try {
+    await c.env.WEBHOOKS.send(job, { contentType: "json" });
+  } catch {
+    // 503 makes Evolution retry later, rather than dropping the event as it does on a 4xx.
+    throw new ApiError("unavailable", "Could not queue the webhook; retry.");
+  }
+  return c.json({ received: true });
+}
+
+function stripBase64(data: unknown): unknown {
+  if (!data || typeof data !== "object") return data;
+  const message = (data as { message?: unknown }).message;
+  if (!message || typeof message !== "object" || !("base64" in message)) return data;
+  const { base64: _dropped, ...rest } = message as Record<string, unknown>;
+  return { ...(data as object), message: rest };
+}
+
+webhookRoutes.post("/:token", (c) => accept(c, c.req.param("token")));
+webhookRoutes.post("/:token/:event", (c) => accept(c, c.req.param("token"), c.req.param("event")));

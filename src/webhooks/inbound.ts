@@ -1,0 +1,75 @@
+// Turning an Evolution messages.upsert into the gateway's inbound record (evolution-api.md §2.3, §6.4).
+import type { UpsertData } from "../contracts/evolution-webhooks.ts";
+
+type Message = Record<string, unknown>;
+const mediaTypes = ["imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage", "ptvMessage"] as const;
+
+const obj = (v: unknown): Message | undefined => (v && typeof v === "object" && !Array.isArray(v) ? (v as Message) : undefined);
+const str = (v: unknown): string | undefined => (typeof v === "string" && v.length > 0 ? v : undefined);
+
+// Wrappers Evolution does not unwrap itself.
+function unwrap(message: Message | undefined): Message | undefined {
+  let m = message;
+  for (let i = 0; i < 3 && m; i++) {
+    const inner =
+      obj(obj(m.ephemeralMessage)?.message) ??
+      obj(obj(m.viewOnceMessage)?.message) ??
+      obj(obj(m.viewOnceMessageV2)?.message) ??
+      obj(obj(m.documentWithCaptionMessage)?.message);
+    if (!inner) break;
+    m = inner;
+  }
+  return m;
+}
+
+export function textOf(message: Message | undefined): string | undefined {
+  const m = unwrap(message);
+  if (!m) return undefined;
+  return (
+    str(m.conversation) ??
+    str(obj(m.extendedTextMessage)?.text) ??
+    mediaTypes.map((t) => str(obj(m[t])?.caption)).find(Boolean) ??
+    str(obj(m.buttonsResponseMessage)?.selectedDisplayText) ??
+    str(obj(obj(m.listResponseMessage)?.singleSelectReply)?.selectedRowId) ??
+    str(obj(m.listResponseMessage)?.title) ??
+    str(obj(m.templateButtonReplyMessage)?.selectedDisplayText)
+  );
+}
+
+export function mediaOf(message: Message | undefined): Record<string, unknown> | undefined {
+  const m = unwrap(message);
+  if (!m) return undefined;
+  for (const t of mediaTypes) {
+    const media = obj(m[t]);
+    if (!media) continue;
+    // The URL is WhatsApp's encrypted .enc file: kept for reference, not as a download link.
+    return {
+      type: t.replace(/Message$/, ""),
+      mimeType: str(media.mimetype),
+      fileName: str(media.fileName),
+      caption: str(media.caption),
+      ptt: media.ptt === true ? true : undefined,
+      seconds: typeof media.seconds === "number" ? media.seconds : undefined,
+      url: str(media.url),
+    };
+  }
+  return undefined;
+}
+
+const digits = (jid: string) => jid.replace(/@.*$/, "").replace(/:\d+$/, "");
+
+/** The contact a message belongs to: the group JID for groups, else the phone digits
+ *  (from remoteJidAlt when the chat is addressed by @lid), else the LID JID as given. */
+export function contactOf(key: UpsertData["key"]): string {
+  if (key.remoteJid.endsWith("@g.us")) return key.remoteJid;
+  if (key.remoteJid.endsWith("@s.whatsapp.net")) return digits(key.remoteJid);
+  if (key.remoteJidAlt?.endsWith("@s.whatsapp.net")) return digits(key.remoteJidAlt);
+  return key.remoteJid;
+}
+
+export function timestampOf(ts: UpsertData["messageTimestamp"], fallback: number): number {
+  if (typeof ts === "number") return ts * 1000;
+  if (typeof ts === "string" && /^\d+$/.test(ts)) return Number(ts) * 1000;
+  if (ts && typeof ts === "object" && typeof ts.low === "number") return ts.low * 1000;
+  return fallback;
+}

@@ -1,0 +1,114 @@
+// Runs the real Worker under `wrangler dev` (local D1, Queues, Durable Objects) for end-to-end
+// tests and benchmarks: migrations applied to a private state folder, waits for /health.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+export const ROOT = path.resolve(import.meta.dirname, "../..");
+const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
+
+export type Gateway = { url: string; port: number; persistDir: string; stop(): Promise<void>; restart(): Promise<void>; logs(): string };
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`wrangler ${args.join(" ")} exited ${code}:\n${out}`))));
+  });
+}
+
+export async function startGateway(opts: { vars?: Record<string, string>; persistDir?: string; port?: number } = {}): Promise<Gateway> {
+  const persistDir = opts.persistDir ?? mkdtempSync(path.join(tmpdir(), "mensageiro-e2e-"));
+  const port = opts.port ?? (await freePort());
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" };
+  await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], env);
+  const vars = { ADMIN_TOKEN: "e2e-admin-token", METRICS_TOKEN: "e2e-metrics-token", ...opts.vars };
+  let child: ChildProcess | undefined;
+  let logs = "";
+
+  const start = async () => {
+    const inspector = await freePort();
+    const args = ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", persistDir, "--inspector-port", String(inspector), "--show-interactive-dev-session=false", "--log-level", "warn"];
+    for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+    child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    child.stdout?.on("data", (d) => (logs += d));
+    child.stderr?.on("data", (d) => (logs += d));
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`wrangler dev exited ${child.exitCode}:\n${logs}`);
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`);
+        if (res.status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`wrangler dev did not become healthy:\n${logs}`);
+  };
+
+  const stop = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.pid === undefined) return;
+    const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
+    // The whole process group: wrangler and its workerd.
+    process.kill(-c.pid, "SIGTERM");
+    const timer = setTimeout(() => c.pid && process.kill(-c.pid, "SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  await start();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    persistDir,
+    logs: () => logs,
+    restart: async () => {
+      await stop();
+      await start();
+    },
+    stop: async () => {
+      await stop();
+      if (!opts.persistDir) rmSync(persistDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A tenant with an instance pointing at the simulator, through the public API. */
+export async function provisionTenant(gatewayUrl: string, simulatorUrl: string, opts: { adminToken?: string; instance?: string; ratePerMinute?: number; simApiKey?: string } = {}) {
+  const admin = opts.adminToken ?? "e2e-admin-token";
+  const tenantRes = await fetch(`${gatewayUrl}/v1/admin/tenants`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: `tenant-${Date.now()}` }),
+  });
+  if (tenantRes.status !== 201) throw new Error(`tenant: ${tenantRes.status} ${await tenantRes.text()}`);
+  const tenant = (await tenantRes.json()) as { tenant: { id: string }; apiKey: string };
+  const instance = opts.instance ?? `inst-${Date.now().toString(36)}`;
+  const simKey = opts.simApiKey ?? `sim-${Math.random().toString(36).slice(2)}`;
+  const put = await fetch(`${gatewayUrl}/v1/instances/${instance}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ evolutionUrl: simulatorUrl, evolutionApiKey: simKey, ratePerMinute: opts.ratePerMinute ?? 6000 }),
+  });
+  if (put.status !== 201 && put.status !== 200) throw new Error(`instance: ${put.status} ${await put.text()}`);
+  const registered = (await put.json()) as { webhookUrl: string };
+  return { tenantId: tenant.tenant.id, apiKey: tenant.apiKey, instance, simKey, webhookUrl: registered.webhookUrl };
+}

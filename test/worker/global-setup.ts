@@ -1,0 +1,15 @@
+// Runs in Node before the Worker tests: the Evolution simulator they send to, on a free port.
+import type { TestProject } from "vitest/node";
+import { startSimulator } from "../../simulator/server.ts";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    simulatorUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
+  project.provide("simulatorUrl", simulator.url);
+  return async () => simulator.close();
+}

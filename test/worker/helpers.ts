@@ -1,0 +1,108 @@
+// Shared test steps: tenants, instances on the simulator, API calls, waiting for side effects.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { inject } from "vitest";
+
+export const ADMIN = "test-admin-token";
+export const simulatorUrl = () => inject("simulatorUrl");
+
+let counter = 0;
+export const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+export async function api(path: string, init: RequestInit & { json?: unknown; key?: string } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (init.key) headers.set("authorization", `Bearer ${init.key}`);
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers.set("content-type", "application/json");
+    body = JSON.stringify(init.json);
+  }
+  return exports.default.fetch(new Request(`https://gateway.test${path}`, { ...init, headers, body }));
+}
+
+export async function json<T = any>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}
+
+export async function createTenant(name = unique("tenant")): Promise<{ id: string; key: string }> {
+  const res = await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name } });
+  if (res.status !== 201) throw new Error(`tenant create failed: ${res.status} ${await res.text()}`);
+  const body = await json(res);
+  return { id: body.tenant.id, key: body.apiKey };
+}
+
+export async function simulator(path: string, init: RequestInit & { json?: unknown } = {}): Promise<any> {
+  const headers = new Headers(init.headers);
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers.set("content-type", "application/json");
+    body = JSON.stringify(init.json);
+  }
+  const res = await fetch(`${simulatorUrl()}${path}`, { ...init, headers, body });
+  if (!res.ok) throw new Error(`simulator ${path}: ${res.status} ${await res.text()}`);
+  return res.status === 204 ? undefined : res.json();
+}
+
+/** A tenant with one instance registered at the simulator (unique names, so test files do not collide). */
+export async function setupTenant(opts: { ratePerMinute?: number } = {}) {
+  const tenant = await createTenant();
+  const instance = unique("inst");
+  const evolutionKey = unique("evo-key");
+  await simulator(`/_sim/instances/${instance}`, { method: "PUT", json: { apikey: evolutionKey } });
+  const res = await api(`/v1/instances/${instance}`, {
+    method: "PUT",
+    key: tenant.key,
+    json: { evolutionUrl: simulatorUrl(), evolutionApiKey: evolutionKey, ratePerMinute: opts.ratePerMinute ?? 6000 },
+  });
+  if (res.status !== 201) throw new Error(`instance register failed: ${res.status} ${await res.text()}`);
+  const { id: instanceId } = (await env.DB.prepare("SELECT id FROM instances WHERE name = ?").bind(instance).first<{ id: string }>())!;
+  return { ...tenant, instance, instanceId, evolutionKey };
+}
+
+export type SimCall = { seq: number; at: number; instance: string; route: string; number: string; body: any; status: number; keyId?: string };
+
+export async function simCalls(instance: string): Promise<SimCall[]> {
+  return (await simulator(`/_sim/calls?instance=${encodeURIComponent(instance)}`)).calls;
+}
+
+export async function eventually<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 15_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function messageRow(id: string) {
+  return env.DB.prepare("SELECT * FROM messages WHERE id = ?").bind(id).first<Record<string, any>>();
+}
+
+export async function waitForStatus(id: string, statuses: string[], timeoutMs = 15_000) {
+  return eventually(async () => {
+    const row = await messageRow(id);
+    return row && statuses.includes(row.status) ? row : undefined;
+  }, timeoutMs, `message ${id} to reach ${statuses.join("/")}`);
+}
+
+export function laneStub(tenantId: string, instanceId: string, to: string) {
+  return env.LANES.get(env.LANES.idFromName(`${tenantId}:${instanceId}:${to}`));
+}
+
+/** Makes the lane's pending retry due now and fires its alarm: time passes without sleeping. */
+export async function fireRetry(lane: ReturnType<typeof laneStub>): Promise<boolean> {
+  await runInDurableObject(lane, (_instance, state) => {
+    state.storage.sql.exec("UPDATE items SET next_at = 0 WHERE state = 'waiting'");
+  });
+  return runDurableObjectAlarm(lane);
+}
+
+export async function send(key: string, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  return api("/v1/messages", { method: "POST", key, json: body, headers });
+}

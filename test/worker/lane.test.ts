@@ -1,0 +1,206 @@
+// ContactLane behaviour: retries on the alarm, permanent failures, dead letters, dedupe, order repair, pacing.
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { database } from "../../src/db/client.ts";
+import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
+import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, unique, waitForStatus } from "./helpers.ts";
+
+const fault = (body: Record<string, unknown>) => simulator("/_sim/faults", { method: "POST", json: body });
+const history = async (id: string) =>
+  (await env.DB.prepare("SELECT status, attempt, detail FROM message_history WHERE message_id = ? ORDER BY id").bind(id).all<{ status: string; attempt: number | null; detail: string | null }>()).results;
+
+async function waitForAttempt(id: string, attempts: number) {
+  return eventually(async () => {
+    const row = await messageRow(id);
+    return row && row.attempts === attempts && row.last_error ? row : undefined;
+  }, 15_000, `attempt ${attempts} of ${id} to fail`);
+}
+
+async function nextRetryIn(lane: ReturnType<typeof laneStub>) {
+  const snap = await lane.snapshot();
+  return snap.waiting[0]!.next_at - Date.now();
+}
+
+describe("transient failures", () => {
+  it("retries with growing backoff on the alarm, holding the contact's later messages", async () => {
+    const t = await setupTenant();
+    const to = "5511944440001";
+    await fault({ instance: t.instance, number: to, status: 503, times: 1 });
+    await fault({ instance: t.instance, number: to, status: 400, body: { status: 400, error: "Bad Request", response: { message: ["SessionError: No sessions"] } }, times: 1 });
+    const first = (await json(await send(t.key, { instance: t.instance, to, text: "primeira" }))).id;
+    const second = (await json(await send(t.key, { instance: t.instance, to, text: "segunda" }))).id;
+    const elsewhere = (await json(await send(t.key, { instance: t.instance, to: "5511944440002", text: "outro contato" }))).id;
+    await waitForStatus(elsewhere, ["sent"]);
+
+    const lane = laneStub(t.id, t.instanceId, to);
+    const afterFirst = await waitForAttempt(first, 1);
+    expect(afterFirst.status).toBe("processing");
+    expect(afterFirst.last_error).toContain("Evolution 503");
+    // Base 60 s in tests, jittered into [30 s, 60 s]; then doubled for the second retry.
+    const wait1 = await nextRetryIn(lane);
+    expect(wait1).toBeGreaterThan(25_000);
+    expect(wait1).toBeLessThanOrEqual(60_000);
+    expect((await messageRow(second))?.status).toBe("queued");
+
+    expect(await fireRetry(lane)).toBe(true);
+    const afterSecond = await waitForAttempt(first, 2);
+    expect(afterSecond.last_error).toContain("SessionError");
+    const wait2 = await nextRetryIn(lane);
+    expect(wait2).toBeGreaterThan(55_000);
+    expect(wait2).toBeLessThanOrEqual(120_000);
+
+    expect(await fireRetry(lane)).toBe(true);
+    await waitForStatus(second, ["sent"]);
+    const row = await messageRow(first);
+    expect(row).toMatchObject({ status: "sent", attempts: 3, last_error: null });
+    const calls = (await simCalls(t.instance)).filter((c) => c.number === to);
+    expect(calls.map((c) => [c.body.text, c.status])).toEqual([
+      ["primeira", 503],
+      ["primeira", 400],
+      ["primeira", 201],
+      ["segunda", 201],
+    ]);
+    const h = await history(first);
+    expect(h.map((x) => [x.status, x.attempt])).toEqual([
+      ["queued", null],
+      ["processing", 1],
+      ["processing", 1],
+      ["processing", 2],
+      ["processing", 2],
+      ["processing", 3],
+      ["sent", 3],
+    ]);
+    expect(h[2]!.detail).toMatch(/^retry in \d+ ms: Evolution 503/);
+  });
+
+  it("fails after maxAttempts with a dead letter, and POST /retry sends it again", async () => {
+    const t = await setupTenant();
+    const to = "5511944440003";
+    await fault({ instance: t.instance, number: to, status: 500, body: { status: 500, error: "Internal Server Error", response: { message: "Connection Closed" } }, times: 2 });
+    const id = (await json(await send(t.key, { instance: t.instance, to, text: "insistente", maxAttempts: 2 }))).id;
+    await waitForAttempt(id, 1);
+    await fireRetry(laneStub(t.id, t.instanceId, to));
+    const failed = await waitForStatus(id, ["failed"]);
+    expect(failed.attempts).toBe(2);
+    expect(failed.last_error).toMatch(/Connection Closed.*gave up after 2 attempts/);
+    const dead = await env.DB.prepare("SELECT attempts, error FROM dead_letters WHERE message_id = ?").bind(id).first();
+    expect(dead).toMatchObject({ attempts: 2, error: expect.stringContaining("Connection Closed") });
+    const events = await env.DB.prepare("SELECT json_extract(data, '$.status') AS s FROM outbox_events WHERE json_extract(data, '$.messageId') = ? ORDER BY seq").bind(id).all<{ s: string }>();
+    expect(events.results.map((e) => e.s).at(-1)).toBe("failed");
+    expect((await simCalls(t.instance)).filter((c) => c.number === to)).toHaveLength(2);
+
+    // Replay from the dead letter: queued again, sent this time (the faults are used up).
+    expect((await api(`/v1/messages/${id}/retry`, { method: "POST", key: t.key })).status).toBe(202);
+    const sent = await waitForStatus(id, ["sent"]);
+    expect(sent.attempts).toBe(1);
+    expect(await env.DB.prepare("SELECT replayed_at IS NOT NULL AS r FROM dead_letters WHERE message_id = ?").bind(id).first()).toEqual({ r: 1 });
+    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.status)).toEqual([500, 500, 201]);
+    const again = await api(`/v1/messages/${id}/retry`, { method: "POST", key: t.key });
+    expect(again.status).toBe(409);
+  });
+});
+
+describe("permanent failures", () => {
+  it("fails at once, without retry, keeping Evolution's error verbatim", async () => {
+    const t = await setupTenant();
+    await simulator("/_sim/config", { method: "PATCH", json: { notOnWhatsApp: ["5511000000001"] } });
+    const notOnWa = (await json(await send(t.key, { instance: t.instance, to: "5511000000001", text: "existe?" }))).id;
+    const row = await waitForStatus(notOnWa, ["failed"]);
+    expect(row.attempts).toBe(1);
+    expect(row.last_error).toContain("not on WhatsApp");
+    expect(row.last_error).toContain('"exists":false');
+
+    const to = "5511944440004";
+    await fault({ instance: t.instance, number: to, status: 400, body: { status: 400, error: "Bad Request", response: { message: ["Owned media must be a url or base64"] } }, times: 1 });
+    const bad = (await json(await send(t.key, { instance: t.instance, to, text: "x" }))).id;
+    expect((await waitForStatus(bad, ["failed"])).last_error).toContain("Owned media must be a url or base64");
+
+    // Wrong Evolution key → 401; instance unknown to Evolution → 404. Both permanent.
+    await api(`/v1/instances/${t.instance}`, { method: "PUT", key: t.key, json: { evolutionUrl: `${(await import("./helpers.ts")).simulatorUrl()}`, evolutionApiKey: "wrong-key" } });
+    const unauthorized = (await json(await send(t.key, { instance: t.instance, to: "5511944440005", text: "x" }))).id;
+    const u = await eventually(async () => {
+      const r = await messageRow(unauthorized);
+      return r?.status === "failed" ? r : undefined;
+    }, 20_000);
+    expect(u.last_error).toContain("Evolution 401");
+    expect(u.attempts).toBe(1);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE message_id IN (?, ?, ?)").bind(notOnWa, bad, unauthorized).first()).toEqual({ n: 3 });
+  });
+});
+
+describe("dedupe and order repair", () => {
+  it("a redelivered job never sends twice", async () => {
+    const t = await setupTenant();
+    const to = "5511944440006";
+    const id = (await json(await send(t.key, { instance: t.instance, to, text: "uma vez só" }))).id;
+    const row = await waitForStatus(id, ["sent"]);
+    const lane = laneStub(t.id, t.instanceId, to);
+    const item = { messageId: id, instanceId: t.instanceId, priority: 5, readyAt: row.ready_at, createdAt: row.created_at };
+    // As if the queue delivered the same job again, twice, and the alarm ran.
+    await lane.enqueue(row.lane_key, [item]);
+    await lane.enqueue(row.lane_key, [item]);
+    await runDurableObjectAlarm(lane);
+    await env.SENDS.send({ messageId: id, laneKey: row.lane_key, instanceId: t.instanceId, priority: 5, readyAt: row.ready_at, createdAt: row.created_at });
+    await new Promise((r) => setTimeout(r, 1500));
+    await runDurableObjectAlarm(lane);
+    expect((await simCalls(t.instance)).filter((c) => c.number === to)).toHaveLength(1);
+    expect((await messageRow(id))?.attempts).toBe(1);
+  });
+
+  it("when the queue delivers a contact's messages out of order, the lane still sends them in order", async () => {
+    const t = await setupTenant();
+    const to = "5511944440007";
+    const db = database(env.DB);
+    const tenant = { id: t.id, name: "t", maxAttempts: 3 };
+    const instances = await findInstances(db, t.id, [t.instance]);
+    const now = Date.now();
+    const older = prepareMessage(tenant, instances, { instance: t.instance, to, text: "antes" }, now);
+    const newer = prepareMessage(tenant, instances, { instance: t.instance, to, text: "depois" }, now + 1);
+    // Written to D1, but the queue hop is lost for both; only the newer job reaches the lane.
+    const noQueue = { ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env;
+    await persistAndEnqueue(noQueue, db, [older, newer]);
+    const lane = laneStub(t.id, t.instanceId, to);
+    await lane.enqueue(newer.job.laneKey, [newer.job]);
+    await waitForStatus(newer.row.id, ["sent"]);
+    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["antes", "depois"]);
+  });
+
+  it("priority 1 goes before waiting messages of the same contact", async () => {
+    const t = await setupTenant();
+    const to = "5511944440008";
+    const db = database(env.DB);
+    const tenant = { id: t.id, name: "t", maxAttempts: 3 };
+    const instances = await findInstances(db, t.id, [t.instance]);
+    const now = Date.now();
+    const normal = [0, 1, 2].map((i) => prepareMessage(tenant, instances, { instance: t.instance, to, text: `normal ${i}` }, now + i));
+    const urgent = prepareMessage(tenant, instances, { instance: t.instance, to, text: "urgente", priority: 1 }, now + 5);
+    const noQueue = { ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env;
+    await persistAndEnqueue(noQueue, db, [...normal, urgent]);
+    const lane = laneStub(t.id, t.instanceId, to);
+    // All four land in the lane together, before it runs.
+    await lane.enqueue(urgent.job.laneKey, [...normal, urgent].map((p) => p.job));
+    await waitForStatus(normal[2]!.row.id, ["sent"]);
+    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["urgente", "normal 0", "normal 1", "normal 2"]);
+  });
+});
+
+describe("pacing", () => {
+  it("the governor reserves slots at ratePerMinute with a burst of one second's worth", async () => {
+    const governor = env.GOVERNORS.get(env.GOVERNORS.idFromName(unique("gov"))) as unknown as { reserve(rate: number, now: number): Promise<number> };
+    // 120/min: 500 ms apart, burst of 2.
+    expect([await governor.reserve(120, 1000), await governor.reserve(120, 1000), await governor.reserve(120, 1000), await governor.reserve(120, 1000)]).toEqual([0, 0, 500, 1000]);
+    expect(await governor.reserve(120, 10_000)).toBe(0);
+  });
+
+  it("sends of one instance, across contacts, are spaced to its rate", async () => {
+    const t = await setupTenant({ ratePerMinute: 60 });
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await json(await send(t.key, { instance: t.instance, to: `551195555000${i}`, text: `ritmo ${i}` }))).id);
+    for (const id of ids) await waitForStatus(id, ["sent"], 20_000);
+    const at = (await simCalls(t.instance)).map((c) => c.at).sort((a, b) => a - b);
+    expect(at).toHaveLength(3);
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(900);
+    expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(900);
+  });
+});

@@ -1,0 +1,88 @@
+// The send pipeline end to end inside workerd: API → D1 → sends queue → ContactLane → simulator.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { api, eventually, json, send, setupTenant, simCalls, waitForStatus } from "./helpers.ts";
+
+describe("delivery through Evolution", () => {
+  it("keeps each contact's order while contacts proceed in parallel", async () => {
+    const t = await setupTenant();
+    const contacts = ["5511911110001", "5511911110002", "5511911110003", "5511911110004"];
+    const ids: string[] = [];
+    // Interleaved across contacts, 8 per contact.
+    for (let i = 0; i < 8; i++) {
+      for (const to of contacts) ids.push((await json(await send(t.key, { instance: t.instance, to, text: `${to}#${i}` }))).id);
+    }
+    await eventually(async () => (await simCalls(t.instance)).length >= ids.length, 20_000, "all sends at the simulator");
+    const calls = await simCalls(t.instance);
+    expect(calls).toHaveLength(ids.length);
+    for (const to of contacts) {
+      expect(calls.filter((c) => c.number === to).map((c) => c.body.text)).toEqual(Array.from({ length: 8 }, (_, i) => `${to}#${i}`));
+    }
+    // Parallel: the contacts' sends interleave at the simulator rather than running one contact after another.
+    const firstOfEach = contacts.map((to) => calls.findIndex((c) => c.number === to));
+    expect(Math.max(...firstOfEach)).toBeLessThan(ids.length - 8);
+    for (const id of ids) expect((await waitForStatus(id, ["sent"])).attempts).toBe(1);
+  });
+
+  it("uses Evolution's own routes and body fields for text, media, audio and groups", async () => {
+    const t = await setupTenant();
+    const bodies = [
+      { to: "5511922220001", text: "texto" },
+      { to: "5511922220002", media: { url: "https://cdn.example.com/catalogo.png", type: "image", caption: "Catálogo", mimeType: "image/png" } },
+      { to: "5511922220003", text: "legenda vinda do texto", media: { url: "https://cdn.example.com/boleto.pdf", type: "document", fileName: "boleto.pdf" } },
+      { to: "5511922220004", media: { url: "https://cdn.example.com/boas-vindas.mp3", type: "audio" } },
+      { to: "120363041234567890@g.us", text: "para o grupo" },
+    ];
+    const ids = [];
+    for (const b of bodies) ids.push((await json(await send(t.key, { instance: t.instance, ...b }))).id);
+    for (const id of ids) await waitForStatus(id, ["sent"]);
+    const byNumber = new Map((await simCalls(t.instance)).map((c) => [c.body.number, c]));
+    expect(byNumber.get("5511922220001")).toMatchObject({ route: "sendText", body: { number: "5511922220001", text: "texto" } });
+    expect(byNumber.get("5511922220002")).toMatchObject({ route: "sendMedia", body: { mediatype: "image", media: "https://cdn.example.com/catalogo.png", caption: "Catálogo", mimetype: "image/png" } });
+    expect(byNumber.get("5511922220003")).toMatchObject({ route: "sendMedia", body: { mediatype: "document", fileName: "boleto.pdf", caption: "legenda vinda do texto" } });
+    expect(byNumber.get("5511922220004")).toMatchObject({ route: "sendWhatsAppAudio", body: { audio: "https://cdn.example.com/boas-vindas.mp3" } });
+    expect(byNumber.get("120363041234567890@g.us")).toMatchObject({ route: "sendText", body: { text: "para o grupo" } });
+    // The provider id recorded is the one the simulator issued.
+    const row = await env.DB.prepare("SELECT provider_message_id FROM messages WHERE id = ?").bind(ids[0]).first<{ provider_message_id: string }>();
+    expect(row?.provider_message_id).toBe(byNumber.get("5511922220001")?.keyId);
+  });
+
+  it("Prefer: wait answers 200 with the sent message, 202 when it cannot finish in time", async () => {
+    const t = await setupTenant();
+    const res = await send(t.key, { instance: t.instance, to: "5511933330001", text: "síncrono" }, { prefer: "wait=10" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("preference-applied")).toBe("wait=10");
+    const body = await json(res);
+    expect(body).toMatchObject({ status: "sent", providerMessageId: expect.stringMatching(/^3EB0/), sentAt: expect.any(String) });
+    expect(body.history.map((h: { status: string }) => h.status)).toEqual(["queued", "processing", "sent"]);
+
+    // Evolution failing transiently (retry backoff is a minute in tests): the wait runs out → 202.
+    await fetchSim("/_sim/faults", { instance: t.instance, number: "5511933330002", status: 503, times: 1 });
+    const slow = await send(t.key, { instance: t.instance, to: "5511933330002", text: "vai esperar" }, { prefer: "wait=1" });
+    expect(slow.status).toBe(202);
+  });
+
+  it("a queue delivery with a malformed body is acknowledged and dropped, not retried forever", async () => {
+    const { createMessageBatch, createExecutionContext, getQueueResult } = await import("cloudflare:test");
+    const worker = (await import("../../src/index.ts")).default;
+    const batch = createMessageBatch("mensageiro-sends", [{ id: "m1", timestamp: new Date(), attempts: 1, body: { nope: true } }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks).toEqual(["m1"]);
+    expect(result.retryMessages).toEqual([]);
+  });
+});
+
+async function fetchSim(path: string, body: unknown) {
+  const { simulator } = await import("./helpers.ts");
+  return simulator(path, { method: "POST", json: body });
+}
+
+describe("health", () => {
+  it("reports D1 and the queue", async () => {
+    const res = await api("/health");
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual({ status: "ok", checks: { d1: "ok", queue: "ok" } });
+  });
+});

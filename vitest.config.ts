@@ -1,0 +1,50 @@
+// Two projects: Worker tests inside workerd (D1, Queues, Durable Objects for real), and Node tests
+// for what runs outside the Worker (the Evolution simulator, end-to-end runs, the Kafka bridge).
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig, defineProject } from "vitest/config";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  return {
+    test: {
+      projects: [
+        defineProject({
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  ADMIN_TOKEN: "test-admin-token",
+                  METRICS_TOKEN: "test-metrics-token",
+                  RETRY_BASE_MS: "60000",
+                  EVOLUTION_TIMEOUT_MS: "3000",
+                  PUBLIC_URL: "https://gateway.test",
+                },
+              },
+            }),
+          ],
+          test: {
+            name: "worker",
+            include: ["test/worker/**/*.test.ts"],
+            setupFiles: ["./test/worker/apply-migrations.ts"],
+            globalSetup: ["./test/worker/global-setup.ts"],
+            testTimeout: 30_000,
+          },
+        }),
+        defineProject({
+          test: {
+            name: "node",
+            environment: "node",
+            include: ["simulator/**/*.test.ts", "test/e2e/**/*.test.ts", "test/kafka/**/*.test.ts", "bridge/**/*.test.ts"],
+            testTimeout: 120_000,
+            hookTimeout: 240_000,
+            // These tests start real processes (wrangler dev, a Kafka broker): one file at a time.
+            fileParallelism: false,
+          },
+        }),
+      ],
+    },
+  };
+});
