@@ -37,10 +37,22 @@ export default defineConfig(async () => {
           test: {
             name: "node",
             environment: "node",
-            include: ["simulator/**/*.test.ts", "test/e2e/**/*.test.ts", "test/kafka/**/*.test.ts", "bridge/**/*.test.ts"],
+            include: ["simulator/**/*.test.ts", "test/e2e/**/*.test.ts"],
             testTimeout: 120_000,
             hookTimeout: 240_000,
-            // These tests start real processes (wrangler dev, a Kafka broker): one file at a time.
+            // These tests start real processes (wrangler dev): one file at a time.
+            fileParallelism: false,
+          },
+        }),
+        defineProject({
+          test: {
+            name: "kafka",
+            environment: "node",
+            include: ["test/kafka/**/*.test.ts", "bridge/**/*.test.ts"],
+            globalSetup: ["./test/kafka/global-setup.ts"],
+            env: { KAFKAJS_NO_PARTITIONER_WARNING: "1" },
+            testTimeout: 180_000,
+            hookTimeout: 240_000,
             fileParallelism: false,
           },
         }),

@@ -8,6 +8,8 @@ import { ApiError, errorResponse } from "./errors.ts";
 import { consumeCallbacks } from "./callbacks/deliver.ts";
 import { consumeSends } from "./queue/sends.ts";
 import { consumeWebhooks } from "./queue/webhooks.ts";
+import { sweep } from "./sweep/sweeper.ts";
+import { contactRoutes } from "./routes/contacts.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -36,6 +38,7 @@ tenantApi.use("*", requireApiKey);
 tenantApi.route("/instances", instanceRoutes);
 tenantApi.route("/messages", messageRoutes);
 tenantApi.route("/events", eventRoutes);
+tenantApi.route("/contacts", contactRoutes);
 app.route("/v1", tenantApi);
 
 const compat = new Hono<AppEnv>();
@@ -55,5 +58,8 @@ export default {
     if (batch.queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
     if (batch.queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);
     console.error(JSON.stringify({ level: "error", msg: "batch from an unknown queue", queue: batch.queue }));
+  },
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(sweep(env));
   },
 } satisfies ExportedHandler<Env>;

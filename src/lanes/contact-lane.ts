@@ -5,7 +5,9 @@
 // a canceled message or a redelivered queue message is never sent twice.
 import { DurableObject } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
+import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
+import { changes, runBatch } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import type { MediaJson } from "../db/schema.ts";
 import { sendThroughEvolution, type EvolutionInstance } from "../evolution/client.ts";
@@ -110,6 +112,8 @@ export class ContactLane extends DurableObject<Env> {
     try {
       await this.drain();
     } finally {
+      // Status events were written: hand any tenant callbacks out now rather than at the next cron.
+      this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "callback dispatch failed", error: String(err) }))));
       this.ctx.storage.sql.exec(`DELETE FROM items WHERE state = 'done' AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
       await this.rearm();
     }
@@ -145,15 +149,17 @@ export class ContactLane extends DurableObject<Env> {
     const laneKey = this.ctx.storage.kv.get<string>("laneKey") ?? "";
     // The queue may deliver a contact's messages out of order: before sending the head, pull in
     // any older queued message of this lane that has not reached it yet.
-    const [rows, stragglers] = await this.db.batch([
-      this.db.all<MessageRow>(sql`SELECT id, tenant_id, instance_id, "to", text, media, status, attempts, max_attempts, ready_at FROM messages WHERE id = ${head.id}`),
-      this.db.all<{ id: string; instance_id: string; priority: number; ready_at: number; created_at: number }>(sql`
+    const [found, late] = await runBatch(this.db, [
+      sql`SELECT id, tenant_id, instance_id, "to", text, media, status, attempts, max_attempts, ready_at FROM messages WHERE id = ${head.id}`,
+      sql`
         SELECT id, instance_id, priority, ready_at, created_at FROM messages
         WHERE lane_key = ${laneKey} AND status = 'queued' AND id != ${head.id} AND ready_at <= ${Date.now()}
           AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
             OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))
-        LIMIT 50`),
+        LIMIT 50`,
     ]);
+    const rows = (found?.results ?? []) as MessageRow[];
+    const stragglers = (late?.results ?? []) as { id: string; instance_id: string; priority: number; ready_at: number; created_at: number }[];
     if (head.started === 0 && stragglers.length > 0) {
       const added = await this.enqueue(
         laneKey,
@@ -190,8 +196,9 @@ export class ContactLane extends DurableObject<Env> {
     const at = Date.now();
 
     if (outcome.kind === "sent") {
-      await this.db.batch([
-        ...transitionStatements(this.db, {
+      await runBatch(
+        this.db,
+        transitionStatements({
           messageId: row.id,
           from: ["processing"],
           to: "sent",
@@ -200,7 +207,7 @@ export class ContactLane extends DurableObject<Env> {
           lastError: null,
           providerMessageId: outcome.providerMessageId,
         }),
-      ]);
+      );
       await applyPendingReceipts(this.db, row.instance_id, outcome.providerMessageId);
       return this.markDone(head.id);
     }
@@ -210,10 +217,10 @@ export class ContactLane extends DurableObject<Env> {
       return this.markDone(head.id);
     }
     const delay = Math.max(backoffMs(attempt, config(this.env).RETRY_BASE_MS), outcome.retryAfterMs ?? 0);
-    await this.db.batch([
-      this.db.run(sql`UPDATE messages SET last_error = ${outcome.error}, updated_at = ${at} WHERE id = ${row.id}`),
-      this.db.run(sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
-        VALUES (${row.id}, 'processing', ${at}, ${attempt}, ${`retry in ${delay} ms: ${outcome.error}`})`),
+    await runBatch(this.db, [
+      sql`UPDATE messages SET last_error = ${outcome.error}, updated_at = ${at} WHERE id = ${row.id}`,
+      sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
+        VALUES (${row.id}, 'processing', ${at}, ${attempt}, ${`retry in ${delay} ms: ${outcome.error}`})`,
     ]);
     this.ctx.storage.sql.exec(`UPDATE items SET next_at = ? WHERE id = ?`, at + delay, head.id);
   }
@@ -224,19 +231,19 @@ export class ContactLane extends DurableObject<Env> {
     const steps =
       row.status === "scheduled"
         ? [
-            ...transitionStatements(this.db, { messageId: row.id, from: ["scheduled"], to: "queued", at, detail: "due" }),
-            ...transitionStatements(this.db, { messageId: row.id, from: ["queued"], to: "processing", at, attempt }),
+            ...transitionStatements({ messageId: row.id, from: ["scheduled"], to: "queued", at, detail: "due" }),
+            ...transitionStatements({ messageId: row.id, from: ["queued"], to: "processing", at, attempt }),
           ]
-        : transitionStatements(this.db, { messageId: row.id, from: [row.status === "processing" ? "processing" : "queued"], to: "processing", at, attempt });
-    const results = await this.db.batch(steps as unknown as Parameters<Db["batch"]>[0]);
-    const claim = results[results.length - 3] as D1Result;
-    return (claim.meta?.changes ?? 0) > 0;
+        : transitionStatements({ messageId: row.id, from: [row.status === "processing" ? "processing" : "queued"], to: "processing", at, attempt });
+    const results = await runBatch(this.db, steps);
+    // The last transition's UPDATE says whether the claim applied.
+    return changes(results[results.length - 3]) > 0;
   }
 
   private async fail(row: MessageRow, attempt: number, error: string, at: number) {
-    await this.db.batch([
-      ...transitionStatements(this.db, { messageId: row.id, from: ["queued", "scheduled", "processing"], to: "failed", at, attempt, lastError: error, detail: error }),
-      this.db.run(sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at) VALUES (${row.id}, ${row.tenant_id}, ${attempt}, ${error}, ${at})`),
+    await runBatch(this.db, [
+      ...transitionStatements({ messageId: row.id, from: ["queued", "scheduled", "processing"], to: "failed", at, attempt, lastError: error, detail: error }),
+      sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at) VALUES (${row.id}, ${row.tenant_id}, ${attempt}, ${error}, ${at})`,
     ]);
   }
 

@@ -4,6 +4,7 @@ import { sql } from "drizzle-orm";
 import type { Tenant } from "../app-env.ts";
 import { MAX_SCHEDULE_DAYS, type SendMessageRequest } from "../contracts/messages.ts";
 import type { SendJob } from "../contracts/send-job.ts";
+import { runBatch, type Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
@@ -87,12 +88,12 @@ export function prepareMessage(
   return { row, job };
 }
 
-function insertStatements(db: Db, p: Prepared) {
+function insertStatements(db: Db, p: Prepared): Statement[] {
   const { row } = p;
   return [
     db.insert(messages).values(row),
-    db.run(sql`INSERT INTO message_history (message_id, status, at) VALUES (${row.id}, ${row.status}, ${row.createdAt})`),
-    outboxStatusEvent(db, row.id, row.createdAt, undefined),
+    sql`INSERT INTO message_history (message_id, status, at) VALUES (${row.id}, ${row.status}, ${row.createdAt})`,
+    outboxStatusEvent(row.id, row.createdAt, undefined),
   ];
 }
 
@@ -105,8 +106,7 @@ const QUEUE_CHUNK = 100;
  *  the rows are committed as queued and the cron sweep re-enqueues them. */
 export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[]): Promise<void> {
   for (let i = 0; i < prepared.length; i += PERSIST_CHUNK) {
-    const chunk = prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p));
-    await db.batch(chunk as unknown as Parameters<Db["batch"]>[0]);
+    await runBatch(db, prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)));
   }
   await enqueueJobs(env, prepared.map((p) => p.job));
 }

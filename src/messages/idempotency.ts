@@ -4,6 +4,7 @@ import { sql } from "drizzle-orm";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../app-env.ts";
+import { changes, runBatch } from "../db/batch.ts";
 import { ApiError } from "../errors.ts";
 import { sha256Hex, stableStringify } from "../ids.ts";
 
@@ -22,13 +23,13 @@ export async function idempotent(c: Context<AppEnv>, scope: string, request: unk
   const tenantId = c.var.tenant.id;
   const hash = await sha256Hex(stableStringify(request));
   const now = Date.now();
-  const [reserved] = await db.batch([
-    db.run(sql`DELETE FROM idempotency_keys WHERE tenant_id = ${tenantId} AND scope = ${scope} AND key = ${key}
-      AND response_status IS NULL AND created_at < ${now - STALE_RESERVATION_MS}`),
-    db.all<{ request_hash: string; response_status: number | null; response_body: string | null; inserted: number }>(sql`
-      INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, created_at) VALUES (${tenantId}, ${scope}, ${key}, ${hash}, ${now})
-      ON CONFLICT DO NOTHING RETURNING 1 AS inserted`),
-  ]).then(([, inserted]) => inserted);
+  const [, insert] = await runBatch(db, [
+    sql`DELETE FROM idempotency_keys WHERE tenant_id = ${tenantId} AND scope = ${scope} AND key = ${key}
+      AND response_status IS NULL AND created_at < ${now - STALE_RESERVATION_MS}`,
+    sql`INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, created_at) VALUES (${tenantId}, ${scope}, ${key}, ${hash}, ${now})
+      ON CONFLICT DO NOTHING`,
+  ]);
+  const reserved = changes(insert) > 0;
   if (!reserved) {
     const [prior] = await db.all<{ request_hash: string; response_status: number | null; response_body: string | null }>(
       sql`SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE tenant_id = ${tenantId} AND scope = ${scope} AND key = ${key}`,

@@ -1,6 +1,7 @@
 // Provider receipts (Evolution messages.update) move a sent message forward, never back.
 import { sql } from "drizzle-orm";
 import type { MessageStatus } from "../contracts/events.ts";
+import { runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { transitionStatements } from "./transitions.ts";
 
@@ -30,8 +31,8 @@ export function receiptStatus(ack: string): ReceiptStatus | undefined {
   }
 }
 
-export function receiptStatements(db: Db, messageId: string, status: ReceiptStatus, at: number) {
-  return transitionStatements(db, {
+export function receiptStatements(messageId: string, status: ReceiptStatus, at: number) {
+  return transitionStatements({
     messageId,
     from: receiptFrom[status],
     to: status,
@@ -52,8 +53,8 @@ export async function applyPendingReceipts(db: Db, instanceId: string, providerM
   if (!message) return;
   const order: ReceiptStatus[] = ["delivered", "read", "failed"];
   pending.sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status));
-  await db.batch([
-    ...pending.flatMap((p) => receiptStatements(db, message.id, p.status, p.at)),
-    db.run(sql`DELETE FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`),
-  ] as unknown as Parameters<Db["batch"]>[0]);
+  await runBatch(db, [
+    ...pending.flatMap((p) => receiptStatements(message.id, p.status, p.at)),
+    sql`DELETE FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`,
+  ]);
 }

@@ -3,6 +3,7 @@
 // (wrong current status: a duplicate, a cancel race, a status going backwards) writes nothing.
 import { sql, type SQL } from "drizzle-orm";
 import type { MessageStatus } from "../contracts/events.ts";
+import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 
 export type Transition = {
@@ -24,7 +25,7 @@ const stampColumn: Partial<Record<MessageStatus, string>> = {
   canceled: "canceled_at",
 };
 
-export function transitionStatements(db: Db, t: Transition) {
+export function transitionStatements(t: Transition): SQL[] {
   const sets: SQL[] = [sql`status = ${t.to}`, sql`updated_at = ${t.at}`];
   const stamp = stampColumn[t.to];
   if (stamp) sets.push(sql`${sql.raw(stamp)} = COALESCE(${sql.raw(stamp)}, ${t.at})`);
@@ -36,27 +37,27 @@ export function transitionStatements(db: Db, t: Transition) {
   if (t.providerMessageId !== undefined) sets.push(sql`provider_message_id = ${t.providerMessageId}`);
   const from = sql.join(t.from.map((s) => sql`${s}`), sql`, `);
   return [
-    db.run(sql`UPDATE messages SET ${sql.join(sets, sql`, `)} WHERE id = ${t.messageId} AND status IN (${from})`),
-    db.run(sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
-      SELECT ${t.messageId}, ${t.to}, ${t.at}, ${t.attempt ?? null}, ${t.detail ?? null} WHERE changes() > 0`),
-    outboxStatusEvent(db, t.messageId, t.at, t.attempt, sql`changes() > 0`),
-  ] as const;
+    sql`UPDATE messages SET ${sql.join(sets, sql`, `)} WHERE id = ${t.messageId} AND status IN (${from})`,
+    sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
+      SELECT ${t.messageId}, ${t.to}, ${t.at}, ${t.attempt ?? null}, ${t.detail ?? null} WHERE changes() > 0`,
+    outboxStatusEvent(t.messageId, t.at, t.attempt, sql`changes() > 0`),
+  ];
 }
 
 // message.status event built from the row as it now stands, so it always matches what was stored.
-export function outboxStatusEvent(db: Db, messageId: string, at: number, attempt: number | undefined, guard: SQL = sql`1`) {
-  return db.run(sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
+export function outboxStatusEvent(messageId: string, at: number, attempt: number | undefined, guard: SQL = sql`1`): SQL {
+  return sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
     SELECT ${crypto.randomUUID()}, m.tenant_id, 'message.status', 1, ${at},
       json_object('messageId', m.id, 'instance', m.instance_name, 'to', m."to", 'status', m.status,
         'attempt', ${attempt ?? null}, 'error', CASE WHEN m.status = 'failed' OR ${attempt ?? 0} > 0 THEN m.last_error END,
         'providerMessageId', m.provider_message_id, 'metadata', json(m.metadata)),
       COALESCE(m.callback_url, t.callback_url)
     FROM messages m JOIN tenants t ON t.id = m.tenant_id
-    WHERE m.id = ${messageId} AND ${guard}`);
+    WHERE m.id = ${messageId} AND ${guard}`;
 }
 
 // Runs one transition; true when it applied.
 export async function applyTransition(db: Db, t: Transition): Promise<boolean> {
-  const [update] = await db.batch(transitionStatements(db, t));
-  return (update.meta?.changes ?? 0) > 0;
+  const [update] = await runBatch(db, transitionStatements(t));
+  return changes(update) > 0;
 }

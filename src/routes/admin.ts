@@ -4,10 +4,12 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { newApiKey, requireAdmin } from "../auth/api-keys.ts";
+import { runBatch } from "../db/batch.ts";
 import { apiKeys, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { parseBody } from "../http/body.ts";
 import { newId, randomToken } from "../ids.ts";
+import { purge } from "../sweep/sweeper.ts";
 
 export const adminRoutes = new Hono<AppEnv>();
 adminRoutes.use("*", requireAdmin);
@@ -24,7 +26,7 @@ adminRoutes.post("/tenants", async (c) => {
   const tenant = { id: newId("ten"), name: input.name, maxAttempts: input.maxAttempts ?? 3, callbackUrl: input.callbackUrl ?? null, callbackSecret: randomToken(32), createdAt: now };
   const key = await newApiKey();
   const keyId = newId("key");
-  await c.var.db.batch([
+  await runBatch(c.var.db, [
     c.var.db.insert(tenants).values(tenant),
     c.var.db.insert(apiKeys).values({ id: keyId, tenantId: tenant.id, keyHash: key.hash, prefix: key.prefix, createdAt: now }),
   ]);
@@ -66,4 +68,10 @@ adminRoutes.delete("/tenants/:id/keys/:keyId", async (c) => {
     .returning({ id: apiKeys.id });
   if (revoked.length === 0) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
   return c.json({ id: keyId, revokedAt: new Date(now).toISOString() });
+});
+
+// The retention purge on demand (it also runs every minute from the cron sweep).
+adminRoutes.post("/cleanup", async (c) => {
+  const removed = await purge(c.env);
+  return c.json({ removed, retentionDays: Number(c.env.RETENTION_DAYS) || 30 });
 });

@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { messageStatus } from "../contracts/events.ts";
 import { isoWithOffset, recipient, sendBatchSchema, sendMessageSchema } from "../contracts/messages.ts";
+import { changes, runBatch } from "../db/batch.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { MAX_BATCH_BODY_BYTES, parseBody, parseWith, readJson } from "../http/body.ts";
@@ -116,11 +117,11 @@ messageRoutes.patch("/:id", async (c) => {
   const row = await ownMessage(c, c.req.param("id"));
   const at = checkSendAt(input.sendAt, Date.now());
   if (row.status !== "scheduled") throw new ApiError("conflict", `Message is ${row.status}; only scheduled messages can be moved.`, [{ path: "status", message: row.status }]);
-  const moved = await c.var.db.batch([
-    c.var.db.run(sql`UPDATE messages SET send_at = ${at}, ready_at = ${at}, updated_at = ${Date.now()} WHERE id = ${row.id} AND status = 'scheduled'`),
-    c.var.db.run(sql`INSERT INTO message_history (message_id, status, at, detail) SELECT ${row.id}, 'scheduled', ${Date.now()}, ${`rescheduled to ${input.sendAt}`} WHERE changes() > 0`),
+  const [moved] = await runBatch(c.var.db, [
+    sql`UPDATE messages SET send_at = ${at}, ready_at = ${at}, updated_at = ${Date.now()} WHERE id = ${row.id} AND status = 'scheduled'`,
+    sql`INSERT INTO message_history (message_id, status, at, detail) SELECT ${row.id}, 'scheduled', ${Date.now()}, ${`rescheduled to ${input.sendAt}`} WHERE changes() > 0`,
   ]);
-  if ((moved[0].meta?.changes ?? 0) === 0) throw new ApiError("conflict", "Message is no longer scheduled.");
+  if (changes(moved) === 0) throw new ApiError("conflict", "Message is no longer scheduled.");
   await laneOf(c.env, row.laneKey).reschedule(row.id, at!);
   const after = await ownMessage(c, row.id);
   return c.json(messageView(after, await historyOf(c.var.db, row.id)));
@@ -130,11 +131,11 @@ messageRoutes.patch("/:id", async (c) => {
 messageRoutes.post("/:id/retry", async (c) => {
   const row = await ownMessage(c, c.req.param("id"));
   const now = Date.now();
-  const results = await c.var.db.batch([
-    ...transitionStatements(c.var.db, { messageId: row.id, from: ["failed"], to: "queued", at: now, attempt: 0, lastError: null, detail: "retry requested" }),
-    c.var.db.run(sql`UPDATE dead_letters SET replayed_at = ${now} WHERE message_id = ${row.id}`),
+  const [requeued] = await runBatch(c.var.db, [
+    ...transitionStatements({ messageId: row.id, from: ["failed"], to: "queued", at: now, attempt: 0, lastError: null, detail: "retry requested" }),
+    sql`UPDATE dead_letters SET replayed_at = ${now} WHERE message_id = ${row.id} AND EXISTS (SELECT 1 FROM messages WHERE id = ${row.id} AND status = 'queued')`,
   ]);
-  if ((results[0].meta?.changes ?? 0) === 0) throw new ApiError("conflict", `Message is ${row.status}; only failed messages can be retried.`, [{ path: "status", message: row.status }]);
+  if (changes(requeued) === 0) throw new ApiError("conflict", `Message is ${row.status}; only failed messages can be retried.`, [{ path: "status", message: row.status }]);
   await enqueueJobs(c.env, [{ messageId: row.id, laneKey: row.laneKey, instanceId: row.instanceId, priority: row.priority, readyAt: now, createdAt: row.createdAt }]);
   return c.json(acceptedView({ ...(await ownMessage(c, row.id)) }), 202);
 });

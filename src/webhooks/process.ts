@@ -4,6 +4,7 @@
 import { sql } from "drizzle-orm";
 import { z } from "zod";
 import { connectionData, sendMessageData, updateData, upsertData } from "../contracts/evolution-webhooks.ts";
+import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../ids.ts";
 import { applyPendingReceipts, receiptStatements, receiptStatus } from "../messages/receipts.ts";
@@ -44,22 +45,22 @@ async function storeInbound(db: Db, job: WebhookJob): Promise<Outcome> {
   const text = textOf(data.message ?? undefined);
   const media = mediaOf(data.message ?? undefined);
   const participant = data.key.participantAlt ?? data.key.participant ?? null;
-  const [inserted] = await db.batch([
-    db.run(sql`INSERT INTO inbound_messages (id, tenant_id, instance_id, instance_name, contact, remote_jid, participant, provider_message_id,
+  const [inserted] = await runBatch(db, [
+    sql`INSERT INTO inbound_messages (id, tenant_id, instance_id, instance_name, contact, remote_jid, participant, provider_message_id,
         from_me, push_name, message_type, text, media, timestamp, received_at)
       VALUES (${id}, ${job.tenantId}, ${job.instanceId}, ${job.instanceName}, ${contact}, ${data.key.remoteJid}, ${participant}, ${data.key.id},
         ${data.key.fromMe ? 1 : 0}, ${data.pushName ?? null}, ${data.messageType}, ${text ?? null}, ${media ? JSON.stringify(media) : null}, ${at}, ${job.receivedAt})
-      ON CONFLICT (instance_id, provider_message_id) DO NOTHING`),
-    db.run(sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
+      ON CONFLICT (instance_id, provider_message_id) DO NOTHING`,
+    sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
       SELECT ${crypto.randomUUID()}, ${job.tenantId}, 'message.received', 1, ${job.receivedAt},
         json_object('id', ${id}, 'instance', ${job.instanceName}, 'contact', ${contact}, 'remoteJid', ${data.key.remoteJid},
           'participant', ${participant}, 'providerMessageId', ${data.key.id}, 'fromMe', json(${data.key.fromMe ? "true" : "false"}),
           'pushName', ${data.pushName ?? null}, 'messageType', ${data.messageType}, 'text', ${text ?? null},
           'media', json(${media ? JSON.stringify(media) : null}), 'timestamp', ${new Date(at).toISOString()}),
         (SELECT callback_url FROM tenants WHERE id = ${job.tenantId})
-      WHERE changes() > 0`),
+      WHERE changes() > 0`,
   ]);
-  return (inserted.meta?.changes ?? 0) > 0 ? "stored" : "duplicate";
+  return changes(inserted) > 0 ? "stored" : "duplicate";
 }
 
 async function applyReceipt(db: Db, job: WebhookJob): Promise<Outcome> {
@@ -71,8 +72,8 @@ async function applyReceipt(db: Db, job: WebhookJob): Promise<Outcome> {
     sql`SELECT id FROM messages WHERE instance_id = ${job.instanceId} AND provider_message_id = ${data.keyId}`,
   );
   if (message) {
-    const [update] = await db.batch(receiptStatements(db, message.id, status, job.receivedAt));
-    return (update.meta?.changes ?? 0) > 0 ? "applied" : "duplicate";
+    const [update] = await runBatch(db, receiptStatements(message.id, status, job.receivedAt));
+    return changes(update) > 0 ? "applied" : "duplicate";
   }
   // The receipt beat the send's own record: park it; whichever side comes second applies it.
   await db.run(sql`INSERT INTO pending_receipts (instance_id, provider_message_id, status, at)
@@ -84,25 +85,23 @@ async function applyReceipt(db: Db, job: WebhookJob): Promise<Outcome> {
 async function confirmSend(db: Db, job: WebhookJob): Promise<Outcome> {
   const data = sendMessageData.parse(job.data);
   // Evolution handed the message to WhatsApp; the provider id is already ours from the send's answer.
-  const [row] = await db.batch([
-    db.run(sql`INSERT INTO message_history (message_id, status, at, detail)
+  const row = await db.run(sql`INSERT INTO message_history (message_id, status, at, detail)
       SELECT m.id, m.status, ${job.receivedAt}, 'send.message confirmed by Evolution' FROM messages m
       WHERE m.instance_id = ${job.instanceId} AND m.provider_message_id = ${data.key.id}
-        AND NOT EXISTS (SELECT 1 FROM message_history h WHERE h.message_id = m.id AND h.detail = 'send.message confirmed by Evolution')`),
-  ]);
-  return (row.meta?.changes ?? 0) > 0 ? "applied" : "duplicate";
+        AND NOT EXISTS (SELECT 1 FROM message_history h WHERE h.message_id = m.id AND h.detail = 'send.message confirmed by Evolution')`);
+  return changes(row) > 0 ? "applied" : "duplicate";
 }
 
 async function updateConnection(db: Db, job: WebhookJob): Promise<Outcome> {
   const data = connectionData.parse(job.data);
-  const [update] = await db.batch([
-    db.run(sql`UPDATE instances SET state = ${data.state}, state_changed_at = ${job.receivedAt}, updated_at = ${job.receivedAt}
-      WHERE id = ${job.instanceId} AND state != ${data.state}`),
-    db.run(sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
+  const [update] = await runBatch(db, [
+    sql`UPDATE instances SET state = ${data.state}, state_changed_at = ${job.receivedAt}, updated_at = ${job.receivedAt}
+      WHERE id = ${job.instanceId} AND state != ${data.state}`,
+    sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
       SELECT ${crypto.randomUUID()}, ${job.tenantId}, 'instance.status', 1, ${job.receivedAt},
         json_object('instance', ${job.instanceName}, 'state', ${data.state}, 'statusReason', ${data.statusReason ?? null}),
         (SELECT callback_url FROM tenants WHERE id = ${job.tenantId})
-      WHERE changes() > 0`),
+      WHERE changes() > 0`,
   ]);
-  return (update.meta?.changes ?? 0) > 0 ? "applied" : "duplicate";
+  return changes(update) > 0 ? "applied" : "duplicate";
 }

@@ -31,7 +31,7 @@ describe("POST /v1/messages", () => {
 
   const bad: [string, unknown, number, string[]][] = [
     ["missing instance and to", { text: "x" }, 400, ["instance", "to"]],
-    ["wrong types", { instance: 5, to: 5511987654321, text: true }, 400, ["instance", "to", "text"]],
+    ["wrong types", { instance: 5, to: 5511987654321, text: true }, 400, ["instance", "text", "to"]],
     ["to that is neither digits nor a group", { instance: "i", to: "+55 11 98765-4321", text: "x" }, 400, ["to"]],
     ["to as a person JID", { instance: "i", to: "5511987654321@s.whatsapp.net", text: "x" }, 400, ["to"]],
     ["neither text nor media", { instance: "i", to: "5511987654321" }, 400, ["text"]],

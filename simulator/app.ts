@@ -1,0 +1,26 @@
+// The Evolution API simulator as a plain Hono app (no Node APIs), so it runs under Node, in
+// workerd or in-process: Evolution's send routes plus a /_sim control API.
+import { Hono } from "hono";
+import { defaultConfig, instanceSettings, type SimulatorConfig } from "./config.ts";
+import { controlRoutes } from "./control.ts";
+import { evolutionRoutes } from "./evolution.ts";
+import { errorBody } from "./shapes.ts";
+import { SimulatorState } from "./state.ts";
+
+export type { SimulatorConfig } from "./config.ts";
+export type { CallRecord, Instance, WebhookRecord } from "./state.ts";
+export { SimulatorState } from "./state.ts";
+
+export function createSimulator(options: Partial<SimulatorConfig> = {}): { app: Hono; state: SimulatorState } {
+  const { instances = [], ...settings } = { ...defaultConfig(), ...options };
+  const state = new SimulatorState(settings);
+  for (const { name, ...seed } of instances) state.upsertInstance(name, instanceSettings.parse(seed));
+
+  const app = new Hono();
+  app.route("/_sim", controlRoutes(state));
+  app.route("/", evolutionRoutes(state));
+  // Express's answer for a route it does not have.
+  app.notFound((c) => c.json(errorBody(404, [`Cannot ${c.req.method} ${c.req.path}`]), 404));
+  app.onError((err, c) => c.json(errorBody(500, [String(err)]), 500));
+  return { app, state };
+}

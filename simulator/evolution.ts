@@ -1,0 +1,126 @@
+// The Evolution v2 routes the gateway uses, with Evolution's guard order (instance exists →
+// apikey), validation, number pre-check, status codes and bodies (evolution-api.md §1).
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { newWebMessageId } from "./ids.ts";
+import { digitsOf, recipient, type Recipient } from "./jid.ts";
+import { businessRule, sendRoutes, validateSend, type SendRequest, type SendRoute } from "./requests.ts";
+import { audioMessage, connectionClosed, defaultFaultBody, errorBody, instanceNotFound, mediaMessage, notOnWhatsApp, textMessage, unauthorized, type MessageRaw } from "./shapes.ts";
+import type { Instance, SimulatorState } from "./state.ts";
+import { scheduleAfterSend } from "./webhooks.ts";
+
+/** Header on the stand-in answer for a dropped connection; the Node server turns it into a reset. */
+export const dropHeader = "x-simulator-drop-connection";
+
+type Answer = { status: number; body: unknown; keyId?: string };
+
+export function evolutionRoutes(state: SimulatorState): Hono {
+  const app = new Hono();
+
+  app.post("/message/:action/:instance", async (c) => {
+    const route = sendRoutes.find((r) => r === c.req.param("action"));
+    if (!route) return c.json(errorBody(404, [`Cannot POST ${c.req.path}`]), 404);
+    const name = c.req.param("instance");
+    const parsed = await readJson(c);
+    const rawNumber = z.object({ number: z.string() }).safeParse(parsed.ok ? parsed.value : undefined);
+    const to = rawNumber.success ? recipient(rawNumber.data.number) : undefined;
+    const call = state.beginCall({ instance: name, route, number: to?.number ?? "", body: parsed.ok ? parsed.value : parsed.text });
+    const answer = parsed.ok ? await answerSend(state, c, name, route, parsed.value, to) : { status: 400, body: errorBody(400, [parsed.error]) };
+    call.status = answer.status;
+    delete call.pending;
+    if (answer.keyId) call.keyId = answer.keyId;
+    if (answer.status === 0) {
+      return jsonResponse(503, errorBody(503, "simulated network failure (connection dropped)"), { [dropHeader]: "1" });
+    }
+    return jsonResponse(answer.status, answer.body);
+  });
+
+  app.get("/instance/connectionState/:instance", (c) => {
+    const name = c.req.param("instance");
+    const instance = state.instances.get(name);
+    if (!instance) return c.json(instanceNotFound(name), 404);
+    if (!authorised(state, instance, c.req.header("apikey"))) return c.json(unauthorized(), 401);
+    return c.json({ instance: { instanceName: instance.name, state: instance.state } });
+  });
+
+  return app;
+}
+
+async function answerSend(state: SimulatorState, c: Context, name: string, route: SendRoute, body: unknown, to: Recipient | undefined): Promise<Answer> {
+  const instance = state.instances.get(name);
+  if (!instance) return { status: 404, body: instanceNotFound(name) };
+  if (!authorised(state, instance, c.req.header("apikey"))) return { status: 401, body: unauthorized() };
+
+  const fault = state.takeFault({ instance: name, route, number: to?.number ?? "", jid: to?.jid ?? "" });
+  if (fault) {
+    await state.sleep(latency(state));
+    return { status: fault.status, body: fault.body ?? defaultFaultBody(fault.status) };
+  }
+
+  const checked = validateSend(route, body);
+  if (!checked.ok) return { status: 400, body: errorBody(400, checked.message) };
+  const rule = businessRule(checked.request);
+  if (rule) return { status: 400, body: errorBody(400, [rule]) };
+  const target = recipient(checked.request.body.number);
+
+  // Media upload and the onWhatsApp pre-check happen before the message goes out.
+  await state.sleep(latency(state));
+  if (instance.state !== "open" || Math.random() < state.config.failureRate) return { status: 500, body: connectionClosed() };
+  if (isNotOnWhatsApp(state, target)) return { status: 400, body: notOnWhatsApp(target) };
+  // Evolution holds the request open for `delay` ms ("composing…") before sending.
+  if (state.config.honourDelay) await state.sleep(checked.request.body.delay ?? 0);
+
+  const raw = buildMessage(state, instance, target, checked.request);
+  state.remember(raw);
+  scheduleAfterSend(state, instance, raw, target.isGroup);
+  return { status: 201, body: raw, keyId: raw.key.id };
+}
+
+function buildMessage(state: SimulatorState, instance: Instance, to: Recipient, request: SendRequest): MessageRaw {
+  const sender = { instance, to, keyId: newKeyId(state), quotedFrom: (id: string) => state.sentMessage(id) };
+  if (request.route === "sendText") return textMessage(sender, request.body);
+  if (request.route === "sendMedia") return mediaMessage(sender, request.body);
+  return audioMessage(sender, request.body);
+}
+
+const newKeyId = (state: SimulatorState) => newWebMessageId(state.messageIds);
+
+function authorised(state: SimulatorState, instance: Instance, apikey: string | undefined): boolean {
+  return apikey !== undefined && (apikey === instance.apikey || (state.config.globalApiKey !== null && apikey === state.config.globalApiKey));
+}
+
+function isNotOnWhatsApp(state: SimulatorState, to: Recipient): boolean {
+  if (!to.jid.endsWith("@s.whatsapp.net")) return false;
+  const digits = digitsOf(to.jid);
+  return state.config.notOnWhatsApp.some((n) => {
+    const listed = digitsOf(n);
+    return listed === to.number || listed === digits;
+  });
+}
+
+function latency(state: SimulatorState): number {
+  const { latencyMs, latencyJitterMs } = state.config;
+  return latencyMs + Math.floor(Math.random() * (latencyJitterMs + 1));
+}
+
+type Parsed = { ok: true; value: unknown } | { ok: false; error: string; text: string };
+
+// Express's json body parser runs before any guard: a non-JSON content type leaves the body
+// empty ({}), malformed JSON is a 400.
+async function readJson(c: Context): Promise<Parsed> {
+  const text = await c.req.text();
+  if (!(c.req.header("content-type") ?? "").includes("json")) return { ok: true, value: {} };
+  if (text.trim() === "") return { ok: true, value: {} };
+  try {
+    const value: unknown = JSON.parse(text);
+    return { ok: true, value };
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : String(err), text };
+  }
+}
+
+// Statuses come from faults as plain numbers, so answer with a plain Response.
+function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  const empty = status === 204 || status === 205 || status === 304;
+  return new Response(empty ? null : JSON.stringify(body), { status, headers: { "content-type": "application/json; charset=utf-8", ...headers } });
+}

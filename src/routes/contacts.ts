@@ -1,0 +1,53 @@
+// GET /v1/contacts/:to/messages — one contact's timeline: what we sent and what they wrote.
+import { sql } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../app-env.ts";
+import { recipient } from "../contracts/messages.ts";
+import { parseWith } from "../http/body.ts";
+
+export const contactRoutes = new Hono<AppEnv>();
+
+const query = z.object({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  // Opaque cursor: "<at>:<id>" of the last item seen.
+  cursor: z.string().regex(/^\d+:[a-z]+_[0-9a-z]+$/, "Not a cursor from this API.").optional(),
+  instance: z.string().min(1).optional(),
+});
+
+type TimelineRow = { direction: string; id: string; at: number; instance: string; text: string | null; media: string | null; status: string | null; from_me: number | null; push_name: string | null; message_type: string | null; provider_message_id: string | null };
+
+contactRoutes.get("/:to/messages", async (c) => {
+  const to = parseWith(recipient, c.req.param("to"), "to");
+  const q = parseWith(query, c.req.query());
+  const tenantId = c.var.tenant.id;
+  const [cursorAt, cursorId] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];
+  const byInstance = (col: string) => (q.instance ? sql`AND ${sql.raw(col)} = ${q.instance}` : sql``);
+  const rows = await c.var.db.all<TimelineRow>(sql`
+    SELECT * FROM (
+      SELECT 'outbound' AS direction, id, created_at AS at, instance_name AS instance, text, media, status, 1 AS from_me, NULL AS push_name, NULL AS message_type, provider_message_id
+      FROM messages WHERE tenant_id = ${tenantId} AND "to" = ${to} ${byInstance("instance_name")}
+      UNION ALL
+      SELECT 'inbound', id, timestamp, instance_name, text, media, NULL, from_me, push_name, message_type, provider_message_id
+      FROM inbound_messages WHERE tenant_id = ${tenantId} AND contact = ${to} ${byInstance("instance_name")}
+    ) WHERE at < ${cursorAt} OR (at = ${cursorAt} AND id < ${cursorId})
+    ORDER BY at DESC, id DESC LIMIT ${q.limit + 1}`);
+  const page = rows.slice(0, q.limit);
+  const last = page.at(-1);
+  return c.json({
+    data: page.map((r) => ({
+      direction: r.direction,
+      id: r.id,
+      at: new Date(r.at).toISOString(),
+      instance: r.instance,
+      text: r.text ?? undefined,
+      media: r.media ? JSON.parse(r.media) : undefined,
+      status: r.status ?? undefined,
+      fromMe: r.direction === "inbound" ? r.from_me === 1 : undefined,
+      pushName: r.push_name ?? undefined,
+      messageType: r.message_type ?? undefined,
+      providerMessageId: r.provider_message_id ?? undefined,
+    })),
+    nextCursor: rows.length > q.limit && last ? `${last.at}:${last.id}` : null,
+  });
+});

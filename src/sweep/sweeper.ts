@@ -1,0 +1,68 @@
+// The cron sweep (every minute): the safety net under the queue and the lanes.
+// - re-enqueues messages left `queued` (a lost queue hop) or `scheduled` past their time
+//   (a lane that lost them); lanes dedupe, and the D1 claim makes a second send impossible;
+// - purges terminal messages, inbound messages and events older than RETENTION_DAYS;
+// - hands waiting tenant callbacks to their queue.
+import { sql } from "drizzle-orm";
+import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { config } from "../config.ts";
+import { database, type Db } from "../db/client.ts";
+import { enqueueJobs } from "../messages/accept.ts";
+
+const SWEEP_PAGE = 500;
+const DELETE_PAGE = 500;
+const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+
+export async function requeueStranded(env: Env, now = Date.now()): Promise<number> {
+  const db = database(env.DB);
+  const threshold = now - config(env).STUCK_QUEUED_MINUTES * 60_000;
+  const rows = await db.all<{ id: string; lane_key: string; instance_id: string; priority: number; ready_at: number; created_at: number }>(sql`
+    SELECT id, lane_key, instance_id, priority, ready_at, created_at FROM messages
+    WHERE (status = 'queued' AND updated_at < ${threshold}) OR (status = 'scheduled' AND ready_at < ${threshold})
+    ORDER BY created_at LIMIT ${SWEEP_PAGE}`);
+  if (rows.length === 0) return 0;
+  // Touch them so the next sweep does not send the same jobs again right away.
+  await db.run(sql`UPDATE messages SET updated_at = ${now} WHERE id IN (${sql.join(rows.map((r) => sql`${r.id}`), sql`, `)}) AND status IN ('queued', 'scheduled')`);
+  await enqueueJobs(
+    env,
+    rows.map((r) => ({ messageId: r.id, laneKey: r.lane_key, instanceId: r.instance_id, priority: r.priority, readyAt: r.ready_at, createdAt: r.created_at })),
+  );
+  return rows.length;
+}
+
+export type PurgeReport = { messages: number; history: number; deadLetters: number; inbound: number; events: number; idempotencyKeys: number; webhooks: number };
+
+async function deleteInPages(db: Db, select: ReturnType<typeof sql>, table: string, key: string): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const res = await db.run(sql`DELETE FROM ${sql.raw(table)} WHERE ${sql.raw(key)} IN (${select} LIMIT ${DELETE_PAGE})`);
+    const n = res.meta?.changes ?? 0;
+    total += n;
+    if (n < DELETE_PAGE) return total;
+  }
+}
+
+export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
+  const db = database(env.DB);
+  const cutoff = now - config(env).RETENTION_DAYS * 86_400_000;
+  const old = sql`SELECT id FROM messages WHERE status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND updated_at < ${cutoff}`;
+  // Children first, so a purge cut short never leaves history without its message.
+  const history = await deleteInPages(db, sql`SELECT h.id FROM message_history h JOIN messages m ON m.id = h.message_id
+    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`, "message_history", "id");
+  const deadLetters = await deleteInPages(db, sql`SELECT d.message_id FROM dead_letters d JOIN messages m ON m.id = d.message_id
+    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`, "dead_letters", "message_id");
+  const messages = await deleteInPages(db, old, "messages", "id");
+  const inbound = await deleteInPages(db, sql`SELECT id FROM inbound_messages WHERE received_at < ${cutoff}`, "inbound_messages", "id");
+  const events = await deleteInPages(db, sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff}`, "outbox_events", "seq");
+  const idempotencyKeys = (await db.run(sql`DELETE FROM idempotency_keys WHERE created_at < ${now - IDEMPOTENCY_TTL_MS}`)).meta?.changes ?? 0;
+  const webhooks = (await db.run(sql`DELETE FROM pending_receipts WHERE at < ${cutoff}`)).meta?.changes ?? 0;
+  return { messages, history, deadLetters, inbound, events, idempotencyKeys, webhooks };
+}
+
+export async function sweep(env: Env, now = Date.now()) {
+  const requeued = await requeueStranded(env, now);
+  const purged = await purge(env, now);
+  const callbacks = await dispatchCallbacks(env);
+  console.log(JSON.stringify({ level: "info", msg: "sweep", requeued, purged, callbacks }));
+  return { requeued, purged, callbacks };
+}

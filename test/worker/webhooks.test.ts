@@ -1,0 +1,259 @@
+// Evolution webhooks in, the outbox and its cursor API, and signed tenant callbacks.
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import connectingFixture from "../fixtures/evolution/connection.update.connecting.json";
+import openFixture from "../fixtures/evolution/connection.update.open.json";
+import deliveredFixture from "../fixtures/evolution/messages.update.delivered.json";
+import readFixture from "../fixtures/evolution/messages.update.read.json";
+import documentFixture from "../fixtures/evolution/messages.upsert.document.json";
+import fromMeFixture from "../fixtures/evolution/messages.upsert.fromme-phone.json";
+import textFixture from "../fixtures/evolution/messages.upsert.text.json";
+import sendMessageFixture from "../fixtures/evolution/send.message.text.json";
+import { database } from "../../src/db/client.ts";
+import { applyPendingReceipts } from "../../src/messages/receipts.ts";
+import { processWebhook } from "../../src/webhooks/process.ts";
+import { ADMIN, api, eventually, json, messageRow, send, setupTenant, unique, waitForStatus } from "./helpers.ts";
+
+let t: Awaited<ReturnType<typeof setupTenant>>;
+let token: string;
+beforeAll(async () => {
+  t = await setupTenant();
+  token = (await env.DB.prepare("SELECT webhook_token FROM instances WHERE id = ?").bind(t.instanceId).first<{ webhook_token: string }>())!.webhook_token;
+});
+
+const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
+const hook = (body: unknown, path = "") =>
+  api(`/webhooks/evolution/${token}${path}`, { method: "POST", json: body });
+
+async function sentMessage(to: string) {
+  const id = (await json(await send(t.key, { instance: t.instance, to, text: "rastreada" }))).id;
+  const row = await waitForStatus(id, ["sent"]);
+  return { id, keyId: row.provider_message_id as string };
+}
+
+const receipt = (keyId: string, status: string, fixture = deliveredFixture) => {
+  const body = clone(fixture);
+  body.instance = t.instance;
+  body.data.keyId = keyId;
+  body.data.status = status;
+  return body;
+};
+
+const historyOf = async (id: string) =>
+  (await env.DB.prepare("SELECT status FROM message_history WHERE message_id = ? ORDER BY id").bind(id).all<{ status: string }>()).results.map((r) => r.status);
+const statusEventsOf = async (id: string) =>
+  (await env.DB.prepare("SELECT json_extract(data, '$.status') AS s FROM outbox_events WHERE type = 'message.status' AND json_extract(data, '$.messageId') = ? ORDER BY seq").bind(id).all<{ s: string }>()).results.map((r) => r.s);
+
+describe("authentication and bad input", () => {
+  it("401 for an unknown token, 400 for broken or misshapen bodies, 200 for unknown events", async () => {
+    const unknown = await api("/webhooks/evolution/not-a-token", { method: "POST", json: textFixture });
+    expect(unknown.status).toBe(401);
+    const notJson = await api(`/webhooks/evolution/${token}`, { method: "POST", body: "event=x" });
+    expect(notJson.status).toBe(415);
+    const broken = await api(`/webhooks/evolution/${token}`, { method: "POST", body: "{not json", headers: { "content-type": "application/json" } });
+    expect(broken.status).toBe(400);
+    const noKey = clone(deliveredFixture) as { data: Record<string, unknown> };
+    delete noKey.data.keyId;
+    const misshapen = await hook(noKey);
+    expect(misshapen.status).toBe(400);
+    expect((await json(misshapen)).error.details[0].path).toBe("data.keyId");
+    const qr = await hook((await import("../fixtures/evolution/qrcode.updated.json")).default);
+    expect(qr.status).toBe(200);
+    expect(await json(qr)).toEqual({ received: true, ignored: true });
+    const mismatch = await hook(textFixture, "/messages-update");
+    expect(mismatch.status).toBe(400);
+  });
+
+  it("413 for a body over the webhook limit", async () => {
+    const res = await api(`/webhooks/evolution/${token}`, { method: "POST", body: `{"event":"messages.upsert","data":"${"x".repeat(33 * 1024 * 1024)}"}`, headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(413);
+  });
+});
+
+describe("receipts (messages.update)", () => {
+  it("moves sent → delivered → read, ignores duplicates and anything going backwards", async () => {
+    const { id, keyId } = await sentMessage("5511966660001");
+    expect((await hook(receipt(keyId, "DELIVERY_ACK"), "/messages-update")).status).toBe(200);
+    await waitForStatus(id, ["delivered"]);
+    await hook(receipt(keyId, "DELIVERY_ACK"));
+    await hook(receipt(keyId, "READ", readFixture));
+    const read = await waitForStatus(id, ["read"]);
+    expect(read.delivered_at).toBeLessThanOrEqual(read.read_at);
+    await hook(receipt(keyId, "DELIVERY_ACK"));
+    await hook(receipt(keyId, "READ", readFixture));
+    await hook(receipt(keyId, "PLAYED", readFixture));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await messageRow(id))?.status).toBe("read");
+    expect(await historyOf(id)).toEqual(["queued", "processing", "sent", "delivered", "read"]);
+    expect(await statusEventsOf(id)).toEqual(["queued", "processing", "sent", "delivered", "read"]);
+    const view = await json(await api(`/v1/messages/${id}`, { key: t.key }));
+    expect(view).toMatchObject({ status: "read", deliveredAt: expect.any(String), readAt: expect.any(String) });
+  });
+
+  it("ERROR fails a sent message; receipts for unknown ids and incoming messages change nothing", async () => {
+    const { id, keyId } = await sentMessage("5511966660002");
+    await hook(receipt(keyId, "ERROR"));
+    const failed = await waitForStatus(id, ["failed"]);
+    expect(failed.last_error).toContain("ERROR");
+    const before = await env.DB.prepare("SELECT COUNT(*) AS n FROM message_history").first<{ n: number }>();
+    const incoming = receipt(keyId, "READ");
+    incoming.data.fromMe = false;
+    expect((await hook(incoming)).status).toBe(200);
+    expect((await hook(receipt("3EB0FFFFFFFFFFFFFFFFFF", "DELIVERY_ACK"))).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM message_history").first()).toEqual(before);
+    expect((await messageRow(id))?.status).toBe("failed");
+  });
+
+  it("a receipt that arrives before the send was recorded is kept and applied afterwards", async () => {
+    const db = database(env.DB);
+    const keyId = `3EB0${unique("early").replace(/[^0-9A-Z]/gi, "").toUpperCase().slice(0, 18)}`;
+    const base = { tenantId: t.id, instanceId: t.instanceId, instanceName: t.instance, receivedAt: Date.now() };
+    expect(await processWebhook(db, { ...base, event: "messages.update", data: { keyId, fromMe: true, status: "READ" } })).toBe("parked");
+    expect(await processWebhook(db, { ...base, event: "messages.update", data: { keyId, fromMe: true, status: "DELIVERY_ACK" } })).toBe("parked");
+    // The send's own record lands afterwards (as the lane writes it), then applies what was parked.
+    const id = unique("msg").replace(/-/g, "");
+    const now = Date.now();
+    await env.DB.prepare(`INSERT INTO messages (id, tenant_id, instance_id, instance_name, "to", lane_key, text, status, priority, ready_at, attempts, max_attempts, provider_message_id, created_at, updated_at, sent_at)
+      VALUES (?, ?, ?, ?, '5511966660003', 'lane', 'x', 'sent', 5, ?, 1, 3, ?, ?, ?, ?)`).bind(id, t.id, t.instanceId, t.instance, now, keyId, now, now, now).run();
+    await applyPendingReceipts(db, t.instanceId, keyId);
+    expect(await messageRow(id)).toMatchObject({ status: "read", delivered_at: expect.any(Number), read_at: expect.any(Number) });
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_receipts WHERE provider_message_id = ?").bind(keyId).first()).toEqual({ n: 0 });
+  });
+
+  it("send.message confirms the provider id once", async () => {
+    const { id, keyId } = await sentMessage("5511966660004");
+    const body = clone(sendMessageFixture);
+    body.data.key.id = keyId;
+    await hook(body);
+    await hook(body, "/send-message");
+    await eventually(async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM message_history WHERE message_id = ? AND detail LIKE 'send.message%'").bind(id).first<{ n: number }>())!.n === 1);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM message_history WHERE message_id = ? AND detail LIKE 'send.message%'").bind(id).first<{ n: number }>())!.n).toBe(1);
+    expect((await messageRow(id))?.status).toBe("sent");
+  });
+});
+
+describe("connection.update", () => {
+  it("sets the instance state shown by GET /v1/instances, one event per real change", async () => {
+    await hook(openFixture, "/connection-update");
+    await eventually(async () => (await json(await api(`/v1/instances/${t.instance}`, { key: t.key }))).state === "open", 10_000, "state open");
+    await hook(openFixture);
+    await hook(connectingFixture);
+    await eventually(async () => (await json(await api("/v1/instances", { key: t.key }))).data[0].state === "connecting", 10_000, "state connecting");
+    const events = await env.DB.prepare("SELECT json_extract(data, '$.state') AS state FROM outbox_events WHERE tenant_id = ? AND type = 'instance.status' ORDER BY seq").bind(t.id).all<{ state: string }>();
+    expect(events.results.map((e) => e.state)).toEqual(["open", "connecting"]);
+  });
+});
+
+describe("inbound messages (messages.upsert)", () => {
+  it("stores text, replies, media, group, @lid and phone-typed messages; duplicates once", async () => {
+    const contact = "5511987654321";
+    const text = clone(textFixture);
+    const extended = clone(textFixture);
+    extended.data.key.id = "EXT0000000000000000000000000001";
+    (extended.data.message as Record<string, unknown>) = { extendedTextMessage: { text: "texto estendido (v1)" } };
+    const lid = clone(textFixture);
+    lid.data.key = { remoteJid: "214748364712345@lid", remoteJidAlt: "5511987654321@s.whatsapp.net", fromMe: false, id: "LID00000000000000000000000000001", addressingMode: "lid" };
+    lid.data.message.conversation = "via lid";
+    const group = clone(textFixture);
+    group.data.key = { remoteJid: "120363041234567890@g.us", fromMe: false, id: "GRP00000000000000000000000000001", participant: "5521976543210@s.whatsapp.net" } as unknown as typeof group.data.key;
+    group.data.message.conversation = "no grupo";
+    for (const body of [text, text, extended, documentFixture, fromMeFixture, lid, group, group]) expect((await hook(body)).status).toBe(200);
+
+    const rows = await eventually(async () => {
+      const r = await env.DB.prepare("SELECT contact, text, from_me, message_type, participant, media FROM inbound_messages WHERE instance_id = ? ORDER BY timestamp, id").bind(t.instanceId).all<Record<string, any>>();
+      return r.results.length === 6 ? r.results : undefined;
+    }, 10_000, "six inbound rows");
+    const byText = new Map(rows.map((r) => [r.text, r]));
+    expect(byText.get("Oi! Vocês entregam no sábado?")).toMatchObject({ contact, from_me: 0, message_type: "conversation" });
+    expect(byText.get("texto estendido (v1)")).toMatchObject({ contact });
+    expect(byText.get("Segue o comprovante")).toMatchObject({ message_type: "documentMessage" });
+    expect(JSON.parse(byText.get("Segue o comprovante")!.media)).toMatchObject({ type: "document", fileName: "comprovante-pix.pdf", mimeType: "application/pdf" });
+    expect(byText.get("Pedido confirmado, obrigado!")).toMatchObject({ contact, from_me: 1 });
+    expect(byText.get("via lid")).toMatchObject({ contact });
+    expect(byText.get("no grupo")).toMatchObject({ contact: "120363041234567890@g.us", participant: "5521976543210@s.whatsapp.net" });
+    const received = await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox_events WHERE tenant_id = ? AND type = 'message.received'").bind(t.id).first();
+    expect(received).toEqual({ n: 6 });
+
+    // The contact's timeline holds both directions.
+    const out = await sentMessage(contact);
+    const timeline = await json(await api(`/v1/contacts/${contact}/messages`, { key: t.key }));
+    const directions = timeline.data.map((m: { direction: string; id: string }) => m.direction);
+    expect(directions).toContain("outbound");
+    // text, extended text, document, typed on the phone, and the @lid one: all this contact's.
+    expect(directions.filter((d: string) => d === "inbound")).toHaveLength(5);
+    expect(timeline.data.find((m: { id: string }) => m.id === out.id)).toMatchObject({ direction: "outbound", status: "sent" });
+  });
+});
+
+describe("outbox cursor API", () => {
+  it("returns events after the consumer's cursor, in order, until acked; never skips", async () => {
+    const o = await setupTenant();
+    const consumer = "bridge-test";
+    const empty = await json(await api(`/v1/events?consumer=${consumer}`, { key: o.key }));
+    expect(empty).toMatchObject({ events: [], cursor: 0 });
+    const id = (await json(await send(o.key, { instance: o.instance, to: "5511966660010", text: "evento" }))).id;
+    await waitForStatus(id, ["sent"]);
+    const page = await json(await api(`/v1/events?consumer=${consumer}&limit=2`, { key: o.key }));
+    expect(page.events.map((e: { data: { status: string } }) => e.data.status)).toEqual(["queued", "processing"]);
+    expect(page.events[0]).toMatchObject({ eventId: expect.any(String), type: "message.status", version: 1, occurredAt: expect.any(String), data: { messageId: id, instance: o.instance, to: "5511966660010" } });
+    // Not acked: read again from the same place.
+    const again = await json(await api(`/v1/events?consumer=${consumer}&limit=2`, { key: o.key }));
+    expect(again.events.map((e: { seq: number }) => e.seq)).toEqual(page.events.map((e: { seq: number }) => e.seq));
+    expect((await api("/v1/events/ack", { method: "POST", key: o.key, json: { consumer, seq: page.events[0].seq } })).status).toBe(200);
+    const next = await json(await api(`/v1/events?consumer=${consumer}`, { key: o.key }));
+    expect(next.events.map((e: { data: { status: string } }) => e.data.status)).toEqual(["processing", "sent"]);
+    // A stale ack cannot move the cursor back; an ack past the end is refused.
+    await api("/v1/events/ack", { method: "POST", key: o.key, json: { consumer, seq: next.cursor } });
+    await api("/v1/events/ack", { method: "POST", key: o.key, json: { consumer, seq: 1 } });
+    expect((await json(await api(`/v1/events?consumer=${consumer}`, { key: o.key }))).events).toEqual([]);
+    expect((await api("/v1/events/ack", { method: "POST", key: o.key, json: { consumer, seq: next.cursor + 1000 } })).status).toBe(422);
+    // Another tenant sees none of it.
+    expect((await json(await api(`/v1/events?consumer=${consumer}`, { key: t.key }))).events.every((e: { data: { messageId?: string } }) => e.data.messageId !== id)).toBe(true);
+  });
+
+  it("long-polls with wait until an event arrives", async () => {
+    const o = await setupTenant();
+    const started = Date.now();
+    const poll = api(`/v1/events?consumer=lp&wait=10`, { key: o.key });
+    await new Promise((r) => setTimeout(r, 700));
+    await send(o.key, { instance: o.instance, to: "5511966660011", text: "acorda" });
+    const body = await json(await poll);
+    const waited = Date.now() - started;
+    expect(body.events[0]).toMatchObject({ type: "message.status", data: { status: "queued" } });
+    expect(waited).toBeGreaterThanOrEqual(600);
+    expect(waited).toBeLessThan(9000);
+    expect((await api(`/v1/events?consumer=lp&wait=31`, { key: o.key })).status).toBe(400);
+  });
+});
+
+describe("tenant callbacks", () => {
+  it("POSTs every event signed with the tenant's secret and retries when the receiver fails", async () => {
+    const receiver = inject("receiverUrl");
+    const path = `/cb/${unique("tenant")}`;
+    const created = await json(await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name: "callbacks", callbackUrl: `${receiver}${path}` } }));
+    await fetch(`${receiver}/fail${path}`, { method: "POST", body: JSON.stringify({ times: 1 }) });
+    const instance = unique("cbinst");
+    const { simulator, simulatorUrl } = await import("./helpers.ts");
+    await simulator(`/_sim/instances/${instance}`, { method: "PUT", json: { apikey: "k" } });
+    await api(`/v1/instances/${instance}`, { method: "PUT", key: created.apiKey, json: { evolutionUrl: simulatorUrl(), evolutionApiKey: "k", ratePerMinute: 6000 } });
+    const id = (await json(await send(created.apiKey, { instance, to: "5511966660020", text: "com callback" }))).id;
+    await waitForStatus(id, ["sent"]);
+    const got = await eventually(async () => {
+      const list = (await (await fetch(`${receiver}/received${path}`)).json()) as { headers: Record<string, string>; body: string; status: number }[];
+      const ok = list.filter((r) => r.status === 200).map((r) => JSON.parse(r.body).data.status);
+      return ["queued", "processing", "sent"].every((s) => ok.includes(s)) ? list : undefined;
+    }, 25_000, "three callbacks delivered");
+    expect(got[0]!.status).toBe(500);
+    for (const r of got) {
+      const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(created.callbackSecret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+      const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(r.body));
+      expect(r.headers["x-mensageiro-signature"]).toBe(`sha256=${[...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("")}`);
+      expect(r.headers["x-mensageiro-event-id"]).toBe(JSON.parse(r.body).eventId);
+    }
+    const deliveries = await env.DB.prepare("SELECT status FROM callback_deliveries WHERE tenant_id = ?").bind(created.tenant.id).all<{ status: string }>();
+    expect(deliveries.results.every((d) => d.status === "delivered")).toBe(true);
+  });
+});
