@@ -11,6 +11,7 @@ const ACCEPT_REQUESTS = Number(process.env.BENCH_ACCEPT_REQUESTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const DRAIN_MESSAGES = Number(process.env.BENCH_DRAIN_MESSAGES ?? 2000);
 const DRAIN_CONTACTS = Number(process.env.BENCH_DRAIN_CONTACTS ?? 200);
+const DRAIN_LATENCY_MS = Number(process.env.BENCH_DRAIN_LATENCY_MS ?? 300);
 
 async function startBare(): Promise<{ url: string; stop(): void }> {
   const port = await freePort();
@@ -62,7 +63,7 @@ async function main() {
     // Let the accept run's sends finish before the drain is timed.
     await waitIdle(gateway.url, headers);
     const drain = await drainRun(gateway.url, simulator.url, headers, t.instance);
-    console.log(`\n(b) drain: ${DRAIN_MESSAGES} messages across ${DRAIN_CONTACTS} contacts, simulator latency 300 ms`);
+    console.log(`\n(b) drain: ${DRAIN_MESSAGES} messages across ${DRAIN_CONTACTS} contacts, simulator latency ${DRAIN_LATENCY_MS} ms`);
     console.log(
       table(
         ["messages", "contacts", "seconds to all sent", "messages/s", "sent", "lost", "out of order", "sent twice"],
@@ -77,15 +78,8 @@ async function main() {
 }
 
 async function count(gatewayUrl: string, headers: Record<string, string>, status: string): Promise<number> {
-  let n = 0;
-  let cursor: string | null = null;
-  do {
-    const res = await fetch(`${gatewayUrl}/v1/messages?status=${status}&limit=200${cursor ? `&cursor=${cursor}` : ""}`, { headers });
-    const page = (await res.json()) as { data: unknown[]; nextCursor: string | null };
-    n += page.data.length;
-    cursor = page.nextCursor;
-  } while (cursor);
-  return n;
+  const stats = (await (await fetch(`${gatewayUrl}/v1/stats`, { headers })).json()) as { messages: { total: Record<string, number> } };
+  return stats.messages.total[status] ?? 0;
 }
 
 async function waitIdle(gatewayUrl: string, headers: Record<string, string>) {
@@ -98,7 +92,7 @@ async function waitIdle(gatewayUrl: string, headers: Record<string, string>) {
 
 async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Record<string, string>, instance: string) {
   await fetch(`${simulatorUrl}/_sim/calls`, { method: "DELETE" });
-  await fetch(`${simulatorUrl}/_sim/config`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ latencyMs: 300 }) });
+  await fetch(`${simulatorUrl}/_sim/config`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ latencyMs: DRAIN_LATENCY_MS }) });
   const contact = (c: number) => `55219${String(20000000 + c).padStart(8, "0")}`;
   const messages = Array.from({ length: DRAIN_MESSAGES }, (_, i) => ({ instance, to: contact(i % DRAIN_CONTACTS), text: `drain ${Math.floor(i / DRAIN_CONTACTS)}` }));
   const sentBefore = await count(gatewayUrl, headers, "sent");
@@ -107,14 +101,16 @@ async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Recor
     const res = await fetch(`${gatewayUrl}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages: messages.slice(i, i + 500) }) });
     if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
   }
+  console.log(`   ${DRAIN_MESSAGES} accepted in 4 batches by +${((performance.now() - started) / 1000).toFixed(1)} s`);
   let sent = 0;
   const deadline = Date.now() + 300_000;
   while (Date.now() < deadline) {
     sent = (await count(gatewayUrl, headers, "sent")) - sentBefore;
     if (sent >= DRAIN_MESSAGES) break;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 200));
   }
   const seconds = (performance.now() - started) / 1000;
+  const startedAt = Date.now() - seconds * 1000;
   const calls = ((await (await fetch(`${simulatorUrl}/_sim/calls?instance=${instance}`)).json()) as { calls: { number: string; body: { text: string }; status: number }[] }).calls;
   let outOfOrder = 0;
   const last = new Map<string, number>();
@@ -128,6 +124,8 @@ async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Recor
     if (seen.has(key)) duplicates++;
     seen.add(key);
   }
+  const times = calls.map((c) => (c as unknown as { at: number }).at).sort((a, b) => a - b);
+  console.log(`   first send reached the simulator at +${((times[0]! - startedAt) / 1000).toFixed(1)} s, the last at +${((times.at(-1)! - startedAt) / 1000).toFixed(1)} s`);
   return { seconds, sent, lost: DRAIN_MESSAGES - sent, outOfOrder, duplicates };
 }
 

@@ -147,6 +147,7 @@ CREATE TABLE `outbox_events` (
 --> statement-breakpoint
 CREATE UNIQUE INDEX `outbox_event_id` ON `outbox_events` (`event_id`);--> statement-breakpoint
 CREATE INDEX `outbox_tenant_seq` ON `outbox_events` (`tenant_id`,`seq`);--> statement-breakpoint
+CREATE INDEX `outbox_callbacks` ON `outbox_events` (`seq`) WHERE callback_url IS NOT NULL;--> statement-breakpoint
 CREATE TABLE `pending_receipts` (
 	`instance_id` text NOT NULL,
 	`provider_message_id` text NOT NULL,

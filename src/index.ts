@@ -10,6 +10,7 @@ import { consumeSends } from "./queue/sends.ts";
 import { consumeWebhooks } from "./queue/webhooks.ts";
 import { sweep } from "./sweep/sweeper.ts";
 import { contactRoutes } from "./routes/contacts.ts";
+import { statsRoutes } from "./routes/stats.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -39,6 +40,7 @@ tenantApi.route("/instances", instanceRoutes);
 tenantApi.route("/messages", messageRoutes);
 tenantApi.route("/events", eventRoutes);
 tenantApi.route("/contacts", contactRoutes);
+tenantApi.route("/stats", statsRoutes);
 app.route("/v1", tenantApi);
 
 const compat = new Hono<AppEnv>();

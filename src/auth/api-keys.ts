@@ -17,13 +17,27 @@ export function bearer(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
+// Valid keys are remembered per isolate for a short while: one D1 read saved on every request.
+// A revocation is seen at once by the isolate that made it and within KEY_CACHE_MS by the others.
+const KEY_CACHE_MS = 30_000;
+const keyCache = new Map<string, { tenant: Tenant; at: number }>();
+
+export function forgetKey(hash: string) {
+  keyCache.delete(hash);
+}
+
 export const requireApiKey = createMiddleware<AppEnv>(async (c, next) => {
   const key = bearer(c.req.header("authorization"));
   if (!key) throw new ApiError("unauthorized", "Missing API key: send Authorization: Bearer <key>.");
   const hash = await sha256Hex(key);
-  const [tenant] = await c.var.db.all<Tenant>(sql`
-    SELECT t.id, t.name, t.max_attempts AS maxAttempts FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-    WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
+  const cached = keyCache.get(hash);
+  let tenant = cached && Date.now() - cached.at < KEY_CACHE_MS ? cached.tenant : undefined;
+  if (!tenant) {
+    [tenant] = await c.var.db.all<Tenant>(sql`
+      SELECT t.id, t.name, t.max_attempts AS maxAttempts FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+      WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
+    if (tenant) keyCache.set(hash, { tenant, at: Date.now() });
+  }
   if (!tenant) throw new ApiError("unauthorized", "Unknown or revoked API key.");
   c.set("tenant", tenant);
   await next();

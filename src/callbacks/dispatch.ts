@@ -16,7 +16,7 @@ export async function dispatchCallbacks(env: Env): Promise<number> {
     const [cursor] = await db.all<{ seq: number }>(sql`SELECT seq FROM consumer_cursors WHERE tenant_id = ${CURSOR_TENANT} AND consumer = ${CURSOR_NAME}`);
     const from = cursor?.seq ?? 0;
     const events = await db.all<{ seq: number; event_id: string; tenant_id: string; callback_url: string | null }>(
-      sql`SELECT seq, event_id, tenant_id, callback_url FROM outbox_events WHERE seq > ${from} ORDER BY seq LIMIT ${PAGE}`,
+      sql`SELECT seq, event_id, tenant_id, callback_url FROM outbox_events WHERE seq > ${from} AND callback_url IS NOT NULL ORDER BY seq LIMIT ${PAGE}`,
     );
     if (events.length === 0) return handed;
     const to = events.at(-1)!.seq;

@@ -1,4 +1,5 @@
 // D1 schema: the queryable record of the gateway. Times are epoch milliseconds.
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 export const tenants = sqliteTable("tenants", {
@@ -199,7 +200,12 @@ export const outboxEvents = sqliteTable(
     // Where a tenant callback should go for this event (message's own, else tenant's); null: none.
     callbackUrl: text("callback_url"),
   },
-  (t) => [uniqueIndex("outbox_event_id").on(t.eventId), index("outbox_tenant_seq").on(t.tenantId, t.seq)],
+  (t) => [
+    uniqueIndex("outbox_event_id").on(t.eventId),
+    index("outbox_tenant_seq").on(t.tenantId, t.seq),
+    // Callback dispatch walks only the events that have somewhere to go.
+    index("outbox_callbacks").on(t.seq).where(sql`callback_url IS NOT NULL`),
+  ],
 );
 
 export const consumerCursors = sqliteTable(

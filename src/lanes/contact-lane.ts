@@ -17,7 +17,16 @@ import { backoffMs } from "./backoff.ts";
 
 export type LaneItem = { messageId: string; priority: number; readyAt: number; createdAt: number; instanceId: string };
 
-type ItemRow = { id: string; priority: number; ready_at: number; created_at: number; next_at: number; started: number };
+type ItemRow = { id: string; instance_id: string; priority: number; ready_at: number; created_at: number; next_at: number; started: number; attempts: number; scheduled: number };
+type StragglerRow = { id: string; instance_id: string; priority: number; ready_at: number; created_at: number };
+
+// Queued messages of this lane that come before `head` in lane order (priority, due time, arrival).
+function olderQueued(laneKey: string, head: ItemRow, now: number) {
+  return sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
+    WHERE lane_key = ${laneKey} AND status = 'queued' AND id != ${head.id} AND ready_at <= ${now}
+      AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
+        OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))`;
+}
 
 type MessageRow = {
   id: string;
@@ -30,6 +39,7 @@ type MessageRow = {
   attempts: number;
   max_attempts: number;
   ready_at: number;
+  callback: string | null;
 };
 
 type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number };
@@ -45,6 +55,11 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export class ContactLane extends DurableObject<Env> {
   private readonly db: Db;
   private instanceCache = new Map<string, { at: number; row: InstanceRow | undefined }>();
+  // Set when a sent message has a callback URL: only then is callback dispatch worth a D1 read.
+  private callbacksWritten = false;
+  // Claims that did not apply in this drain, and the pause they cause, so a stuck head cannot spin.
+  private missedClaims = 0;
+  private pauseUntil = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -57,6 +72,8 @@ export class ContactLane extends DurableObject<Env> {
       created_at INTEGER NOT NULL,
       next_at INTEGER NOT NULL DEFAULT 0,
       started INTEGER NOT NULL DEFAULT 0,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      scheduled INTEGER NOT NULL DEFAULT 0,
       state TEXT NOT NULL DEFAULT 'waiting',
       done_at INTEGER
     )`);
@@ -70,14 +87,17 @@ export class ContactLane extends DurableObject<Env> {
     let added = 0;
     for (const item of items) {
       const cursor = this.ctx.storage.sql.exec(
-        `INSERT INTO items (id, instance_id, priority, ready_at, created_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET state = 'waiting', started = 0, next_at = 0, ready_at = excluded.ready_at, done_at = NULL
+        `INSERT INTO items (id, instance_id, priority, ready_at, created_at, scheduled) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET state = 'waiting', started = 0, attempts = 0, next_at = 0, ready_at = excluded.ready_at,
+           scheduled = excluded.scheduled, done_at = NULL
          WHERE items.state = 'done'`,
         item.messageId,
         item.instanceId,
         item.priority,
         item.readyAt,
         item.createdAt,
+        // Due later than accepted: it was scheduled, and passes through scheduled → queued when due.
+        item.readyAt > item.createdAt ? 1 : 0,
       );
       added += cursor.rowsWritten;
     }
@@ -102,7 +122,7 @@ export class ContactLane extends DurableObject<Env> {
   /** What the lane holds, for tests and operators. */
   snapshot(): { waiting: ItemRow[]; done: number; alarm: number | null } {
     const waiting = this.ctx.storage.sql
-      .exec<ItemRow>(`SELECT id, priority, ready_at, created_at, next_at, started FROM items WHERE state = 'waiting' ORDER BY started DESC, priority, ready_at, created_at, id`)
+      .exec<ItemRow>(`SELECT id, instance_id, priority, ready_at, created_at, next_at, started, attempts, scheduled FROM items WHERE state = 'waiting' ORDER BY started DESC, priority, ready_at, created_at, id`)
       .toArray();
     const done = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state = 'done'`).one().n;
     return { waiting, done, alarm: this.ctx.storage.kv.get<number>("alarmAt") ?? null };
@@ -112,8 +132,11 @@ export class ContactLane extends DurableObject<Env> {
     try {
       await this.drain();
     } finally {
-      // Status events were written: hand any tenant callbacks out now rather than at the next cron.
-      this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "callback dispatch failed", error: String(err) }))));
+      // Events with a callback URL were written: hand them out now rather than at the next cron.
+      if (this.callbacksWritten) {
+        this.callbacksWritten = false;
+        this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "callback dispatch failed", error: String(err) }))));
+      }
       this.ctx.storage.sql.exec(`DELETE FROM items WHERE state = 'done' AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
       await this.rearm();
     }
@@ -121,7 +144,12 @@ export class ContactLane extends DurableObject<Env> {
 
   private async drain(): Promise<void> {
     const stopAt = Date.now() + DRAIN_BUDGET_MS;
+    this.missedClaims = 0;
     while (Date.now() < stopAt) {
+      if (this.missedClaims >= 3) {
+        this.pauseUntil = Date.now() + 1000;
+        return;
+      }
       const now = Date.now();
       const head = this.head(now);
       if (!head || head.next_at > now) return;
@@ -133,7 +161,7 @@ export class ContactLane extends DurableObject<Env> {
   private head(now: number): ItemRow | undefined {
     return this.ctx.storage.sql
       .exec<ItemRow>(
-        `SELECT id, priority, ready_at, created_at, next_at, started FROM items
+        `SELECT id, instance_id, priority, ready_at, created_at, next_at, started, attempts, scheduled FROM items
          WHERE state = 'waiting' AND (started = 1 OR ready_at <= ?)
          ORDER BY started DESC, priority, ready_at, created_at, id LIMIT 1`,
         now,
@@ -147,48 +175,45 @@ export class ContactLane extends DurableObject<Env> {
 
   private async dispatch(head: ItemRow): Promise<void> {
     const laneKey = this.ctx.storage.kv.get<string>("laneKey") ?? "";
-    // The queue may deliver a contact's messages out of order: before sending the head, pull in
-    // any older queued message of this lane that has not reached it yet.
-    const [found, late] = await runBatch(this.db, [
-      sql`SELECT id, tenant_id, instance_id, "to", text, media, status, attempts, max_attempts, ready_at FROM messages WHERE id = ${head.id}`,
-      sql`
-        SELECT id, instance_id, priority, ready_at, created_at FROM messages
-        WHERE lane_key = ${laneKey} AND status = 'queued' AND id != ${head.id} AND ready_at <= ${Date.now()}
-          AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
-            OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))
-        LIMIT 50`,
-    ]);
-    const rows = (found?.results ?? []) as MessageRow[];
-    const stragglers = (late?.results ?? []) as { id: string; instance_id: string; priority: number; ready_at: number; created_at: number }[];
-    if (head.started === 0 && stragglers.length > 0) {
-      const added = await this.enqueue(
-        laneKey,
-        stragglers.map((s) => ({ messageId: s.id, instanceId: s.instance_id, priority: s.priority, readyAt: s.ready_at, createdAt: s.created_at })),
-      );
-      if (added > 0) return;
+    const instance = await this.instance(head.instance_id);
+    if (instance) {
+      // Pacing: wait for this instance's next send slot (a reservation, so lanes take turns).
+      const wait = await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(head.instance_id)).reserve(instance.rate_per_minute);
+      if (wait > 0) await sleep(wait);
     }
-    const row = rows[0];
-    if (!row || !["scheduled", "queued", "processing"].includes(row.status)) return this.markDone(head.id);
-    // D1 holds the due time: a reschedule that reached D1 but not this lane still counts.
-    if (row.status === "scheduled" && row.ready_at > Date.now()) {
-      this.ctx.storage.sql.exec(`UPDATE items SET ready_at = ? WHERE id = ?`, row.ready_at, head.id);
-      return;
-    }
-
-    const instance = await this.instance(row.instance_id);
     const now = Date.now();
-    const attempt = row.attempts + 1;
+    const attempt = head.attempts + 1;
+    // The queue may deliver a contact's messages out of order: the claim only succeeds when no
+    // older queued message of this lane exists; one that does is pulled into the lane first.
+    const older = olderQueued(laneKey, head, now);
+    const claim =
+      head.started === 0 && head.scheduled === 1
+        ? [
+            ...transitionStatements({ messageId: head.id, from: ["scheduled"], to: "queued", at: now, detail: "due", where: sql`ready_at <= ${now} AND NOT EXISTS (${older})` }),
+            ...transitionStatements({ messageId: head.id, from: ["queued"], to: "processing", at: now, attempt, where: sql`NOT EXISTS (${older})` }),
+          ]
+        : head.started === 0
+          ? transitionStatements({ messageId: head.id, from: ["queued"], to: "processing", at: now, attempt, where: sql`NOT EXISTS (${older})` })
+          : transitionStatements({ messageId: head.id, from: ["processing"], to: "processing", at: now, attempt });
+    const results = await runBatch(this.db, [
+      sql`SELECT id, tenant_id, instance_id, "to", text, media, status, attempts, max_attempts, ready_at,
+        COALESCE(callback_url, (SELECT callback_url FROM tenants WHERE id = messages.tenant_id)) AS callback
+        FROM messages WHERE id = ${head.id}`,
+      ...claim,
+    ]);
+    const row = results[0]?.results[0] as MessageRow | undefined;
+    // The last transition's UPDATE says whether the claim applied.
+    const claimed = changes(results[results.length - 3]) > 0;
+    if (!claimed || !row) {
+      const stragglers = head.started === 0 ? await this.db.all<StragglerRow>(sql`SELECT * FROM (${older}) LIMIT 50`) : [];
+      return this.unclaimed(head, laneKey, row, stragglers);
+    }
+    this.ctx.storage.sql.exec(`UPDATE items SET started = 1, attempts = ? WHERE id = ?`, attempt, head.id);
+    if (row.callback) this.callbacksWritten = true;
     if (!instance) {
       await this.fail(row, attempt, "Instance no longer exists.", now);
       return this.markDone(head.id);
     }
-
-    // Pacing: wait for this instance's next send slot (a reservation, so lanes take turns).
-    const wait = await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(row.instance_id)).reserve(instance.rate_per_minute);
-    if (wait > 0) await sleep(wait);
-
-    if (!(await this.claim(row, attempt))) return this.markDone(head.id);
-    this.ctx.storage.sql.exec(`UPDATE items SET started = 1 WHERE id = ?`, head.id);
 
     const evolution: EvolutionInstance = { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key };
     const media = row.media ? (JSON.parse(row.media) as MediaJson) : null;
@@ -196,19 +221,12 @@ export class ContactLane extends DurableObject<Env> {
     const at = Date.now();
 
     if (outcome.kind === "sent") {
-      await runBatch(
-        this.db,
-        transitionStatements({
-          messageId: row.id,
-          from: ["processing"],
-          to: "sent",
-          at,
-          attempt,
-          lastError: null,
-          providerMessageId: outcome.providerMessageId,
-        }),
-      );
-      await applyPendingReceipts(this.db, row.instance_id, outcome.providerMessageId);
+      const sent = await runBatch(this.db, [
+        ...transitionStatements({ messageId: head.id, from: ["processing"], to: "sent", at, attempt, lastError: null, providerMessageId: outcome.providerMessageId }),
+        sql`SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ${head.instance_id} AND provider_message_id = ${outcome.providerMessageId}`,
+      ]);
+      // A receipt that raced ahead of this record was parked; apply it now.
+      if (Number((sent[3]?.results[0] as { n?: number } | undefined)?.n ?? 0) > 0) await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
       return this.markDone(head.id);
     }
     if (outcome.kind === "permanent" || attempt >= row.max_attempts) {
@@ -218,31 +236,50 @@ export class ContactLane extends DurableObject<Env> {
     }
     const delay = Math.max(backoffMs(attempt, config(this.env).RETRY_BASE_MS), outcome.retryAfterMs ?? 0);
     await runBatch(this.db, [
-      sql`UPDATE messages SET last_error = ${outcome.error}, updated_at = ${at} WHERE id = ${row.id}`,
+      sql`UPDATE messages SET last_error = ${outcome.error}, updated_at = ${at} WHERE id = ${head.id}`,
       sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
-        VALUES (${row.id}, 'processing', ${at}, ${attempt}, ${`retry in ${delay} ms: ${outcome.error}`})`,
+        VALUES (${head.id}, 'processing', ${at}, ${attempt}, ${`retry in ${delay} ms: ${outcome.error}`})`,
     ]);
     this.ctx.storage.sql.exec(`UPDATE items SET next_at = ? WHERE id = ?`, at + delay, head.id);
   }
 
-  // Marks the message processing in D1 (scheduled messages pass through queued first). False: not ours to send.
-  private async claim(row: MessageRow, attempt: number): Promise<boolean> {
-    const at = Date.now();
-    const steps =
-      row.status === "scheduled"
-        ? [
-            ...transitionStatements({ messageId: row.id, from: ["scheduled"], to: "queued", at, detail: "due" }),
-            ...transitionStatements({ messageId: row.id, from: ["queued"], to: "processing", at, attempt }),
-          ]
-        : transitionStatements({ messageId: row.id, from: [row.status === "processing" ? "processing" : "queued"], to: "processing", at, attempt });
-    const results = await runBatch(this.db, steps);
-    // The last transition's UPDATE says whether the claim applied.
-    return changes(results[results.length - 3]) > 0;
+  // Why a claim did not apply, and what the lane does about it.
+  private async unclaimed(head: ItemRow, laneKey: string, row: MessageRow | undefined, stragglers: StragglerRow[]): Promise<void> {
+    if (stragglers.length > 0 && head.started === 0) {
+      const added = await this.enqueue(
+        laneKey,
+        stragglers.map((s) => ({ messageId: s.id, instanceId: s.instance_id, priority: s.priority, readyAt: s.ready_at, createdAt: s.created_at })),
+      );
+      if (added > 0) return;
+    }
+    // D1 holds the due time: a reschedule that reached D1 but not this lane still counts.
+    if (row?.status === "scheduled" && row.ready_at > Date.now()) {
+      this.ctx.storage.sql.exec(`UPDATE items SET ready_at = ? WHERE id = ?`, row.ready_at, head.id);
+      return;
+    }
+    // Still scheduled in D1 (e.g. taken up again after a retry): claim it through scheduled next time.
+    if (row?.status === "scheduled" && head.scheduled === 0) {
+      this.ctx.storage.sql.exec(`UPDATE items SET scheduled = 1 WHERE id = ?`, head.id);
+      return;
+    }
+    // Claimed earlier, but the lane stopped before it noted so: carry on as a retry.
+    if (row?.status === "processing" && head.started === 0) {
+      this.ctx.storage.sql.exec(`UPDATE items SET started = 1, attempts = ? WHERE id = ?`, row.attempts, head.id);
+      return;
+    }
+    // Still ours but not claimable this instant (an older message came and went): keep its place
+    // in line and let the drain try again; after a few misses it pauses (see drain()).
+    if (row && ["scheduled", "queued"].includes(row.status)) {
+      this.missedClaims++;
+      return;
+    }
+    // Sent, failed, canceled or gone: not ours to send.
+    this.markDone(head.id);
   }
 
   private async fail(row: MessageRow, attempt: number, error: string, at: number) {
     await runBatch(this.db, [
-      ...transitionStatements({ messageId: row.id, from: ["queued", "scheduled", "processing"], to: "failed", at, attempt, lastError: error, detail: error }),
+      ...transitionStatements({ messageId: row.id, from: ["processing"], to: "failed", at, attempt, lastError: error, detail: error }),
       sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at) VALUES (${row.id}, ${row.tenant_id}, ${attempt}, ${error}, ${at})`,
     ]);
   }
@@ -267,7 +304,7 @@ export class ContactLane extends DurableObject<Env> {
       await this.ctx.storage.deleteAlarm();
       return;
     }
-    const at = Math.max(next, Date.now());
+    const at = Math.max(next, Date.now(), this.pauseUntil);
     this.ctx.storage.kv.put("alarmAt", at);
     await this.ctx.storage.setAlarm(at);
   }

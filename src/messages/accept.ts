@@ -17,15 +17,28 @@ export type Prepared = { row: NewMessage; job: SendJob };
 
 export const laneKeyOf = (tenantId: string, instanceId: string, to: string) => `${tenantId}:${instanceId}:${to}`;
 
+// Instance ids by name, remembered per isolate (an id never changes for a name); misses are not
+// remembered, so a newly registered instance is found at once.
+const INSTANCE_CACHE_MS = 60_000;
+const instanceCache = new Map<string, { ref: InstanceRef; at: number }>();
+
 export async function findInstances(db: Db, tenantId: string, names: string[]): Promise<Map<string, InstanceRef>> {
-  const unique = [...new Set(names)];
   const found = new Map<string, InstanceRef>();
-  for (let i = 0; i < unique.length; i += 50) {
-    const chunk = unique.slice(i, i + 50);
+  const missing: string[] = [];
+  for (const name of new Set(names)) {
+    const hit = instanceCache.get(`${tenantId}/${name}`);
+    if (hit && Date.now() - hit.at < INSTANCE_CACHE_MS) found.set(name, hit.ref);
+    else missing.push(name);
+  }
+  for (let i = 0; i < missing.length; i += 50) {
+    const chunk = missing.slice(i, i + 50);
     const rows = await db.all<InstanceRef>(
       sql`SELECT id, name FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(chunk.map((n) => sql`${n}`), sql`, `)})`,
     );
-    for (const r of rows) found.set(r.name, r);
+    for (const r of rows) {
+      found.set(r.name, r);
+      instanceCache.set(`${tenantId}/${r.name}`, { ref: r, at: Date.now() });
+    }
   }
   return found;
 }
@@ -103,12 +116,15 @@ const PERSIST_CHUNK = 100;
 const QUEUE_CHUNK = 100;
 
 /** Writes the messages, then hands them to the sends queue. A queue failure is not fatal:
- *  the rows are committed as queued and the cron sweep re-enqueues them. */
-export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[]): Promise<void> {
+ *  the rows are committed as queued and the cron sweep re-enqueues them, so the queue write
+ *  may finish after the answer (`defer` = the request's waitUntil). */
+export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], defer?: (work: Promise<unknown>) => void): Promise<void> {
   for (let i = 0; i < prepared.length; i += PERSIST_CHUNK) {
     await runBatch(db, prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)));
   }
-  await enqueueJobs(env, prepared.map((p) => p.job));
+  const enqueued = enqueueJobs(env, prepared.map((p) => p.job));
+  if (defer) defer(enqueued);
+  else await enqueued;
 }
 
 export async function enqueueJobs(env: Env, jobs: SendJob[]): Promise<void> {

@@ -15,6 +15,8 @@ export type Transition = {
   detail?: string;
   lastError?: string | null;
   providerMessageId?: string;
+  /** Extra condition the UPDATE must meet (e.g. no older message waiting in the lane). */
+  where?: SQL;
 };
 
 const stampColumn: Partial<Record<MessageStatus, string>> = {
@@ -37,7 +39,7 @@ export function transitionStatements(t: Transition): SQL[] {
   if (t.providerMessageId !== undefined) sets.push(sql`provider_message_id = ${t.providerMessageId}`);
   const from = sql.join(t.from.map((s) => sql`${s}`), sql`, `);
   return [
-    sql`UPDATE messages SET ${sql.join(sets, sql`, `)} WHERE id = ${t.messageId} AND status IN (${from})`,
+    sql`UPDATE messages SET ${sql.join(sets, sql`, `)} WHERE id = ${t.messageId} AND status IN (${from}) AND ${t.where ?? sql`1`}`,
     sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
       SELECT ${t.messageId}, ${t.to}, ${t.at}, ${t.attempt ?? null}, ${t.detail ?? null} WHERE changes() > 0`,
     outboxStatusEvent(t.messageId, t.at, t.attempt, sql`changes() > 0`),

@@ -3,7 +3,7 @@ import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { newApiKey, requireAdmin } from "../auth/api-keys.ts";
+import { forgetKey, newApiKey, requireAdmin } from "../auth/api-keys.ts";
 import { runBatch } from "../db/batch.ts";
 import { apiKeys, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
@@ -65,8 +65,9 @@ adminRoutes.delete("/tenants/:id/keys/:keyId", async (c) => {
     .update(apiKeys)
     .set({ revokedAt: now })
     .where(and(eq(apiKeys.id, keyId), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
-    .returning({ id: apiKeys.id });
+    .returning({ id: apiKeys.id, keyHash: apiKeys.keyHash });
   if (revoked.length === 0) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
+  for (const r of revoked) forgetKey(r.keyHash);
   return c.json({ id: keyId, revokedAt: new Date(now).toISOString() });
 });
 

@@ -25,7 +25,8 @@ messageRoutes.post("/", async (c) => {
     const now = Date.now();
     const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
     const prepared = prepareMessage(c.var.tenant, instances, input, now);
-    await persistAndEnqueue(c.env, c.var.db, [prepared]);
+    // With Prefer: wait the job must be on the queue before waiting; otherwise it may follow the answer.
+    await persistAndEnqueue(c.env, c.var.db, [prepared], wait ? undefined : (work) => c.executionCtx.waitUntil(work));
     const accepted = acceptedView({ ...prepared.row, sendAt: prepared.row.sendAt ?? null });
     if (wait && !input.sendAt) {
       const done = await waitUntilFinished(c.var.db, prepared.row.id, wait);

@@ -86,3 +86,21 @@ describe("health", () => {
     expect(await json(res)).toEqual({ status: "ok", checks: { d1: "ok", queue: "ok" } });
   });
 });
+
+describe("GET /v1/stats", () => {
+  it("counts the tenant's messages by status and instance, dead letters and recent sends", async () => {
+    const t = await setupTenant();
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await json(await send(t.key, { instance: t.instance, to: `551196666000${i}`, text: "conta" }))).id);
+    await send(t.key, { instance: t.instance, to: "5511966660009", text: "depois", sendAt: new Date(Date.now() + 3600_000).toISOString() });
+    for (const id of ids) await waitForStatus(id, ["sent"]);
+    const stats = await json(await api("/v1/stats", { key: t.key }));
+    expect(stats).toEqual({
+      messages: { total: { sent: 3, scheduled: 1 }, byInstance: { [t.instance]: { sent: 3, scheduled: 1 } } },
+      deadLetters: 0,
+      oldestQueuedAgeSeconds: 0,
+      sentLastMinute: 3,
+    });
+    expect((await api("/v1/stats")).status).toBe(401);
+  });
+});
