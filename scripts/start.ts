@@ -90,6 +90,8 @@ async function main() {
   });
 
   await waitHealthy();
+  // wrangler dev never fires cron triggers by itself: run the sweep every minute as the deployed cron would.
+  setInterval(() => void fetch(`${GATEWAY}/cdn-cgi/local/scheduled?cron=*+*+*+*+*`).catch(() => undefined), 60_000).unref();
   const apiKey = await localTenant(adminToken);
   const simKey = "demo-evolution-key";
   const instance = await call("PUT", "/v1/instances/demo", apiKey, { evolutionUrl: simulator.url, evolutionApiKey: simKey, ratePerMinute: 600 });

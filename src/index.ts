@@ -9,6 +9,7 @@ import { consumeCallbacks } from "./callbacks/deliver.ts";
 import { consumeSends } from "./queue/sends.ts";
 import { consumeWebhooks } from "./queue/webhooks.ts";
 import { sweep } from "./sweep/sweeper.ts";
+import { wakeOnce } from "./sweep/wake.ts";
 import { contactRoutes } from "./routes/contacts.ts";
 import { statsRoutes } from "./routes/stats.ts";
 import { eventRoutes } from "./routes/events.ts";
@@ -54,8 +55,12 @@ app.notFound(() => {
 app.onError((err, c) => errorResponse(c, err));
 
 export default {
-  fetch: app.fetch,
+  fetch(request, env, ctx) {
+    wakeOnce(env, ctx);
+    return app.fetch(request, env, ctx);
+  },
   async queue(batch, env, ctx) {
+    wakeOnce(env, ctx);
     if (batch.queue === "mensageiro-sends") return consumeSends(batch, env);
     if (batch.queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
     if (batch.queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);

@@ -119,6 +119,20 @@ export class ContactLane extends DurableObject<Env> {
     return changed > 0;
   }
 
+  /** After a restart of the runtime: takes up this lane's pending messages from D1 (a queue hop
+   *  may have been lost with the process) and re-arms the alarm. */
+  async wake(laneKey: string): Promise<number | null> {
+    const pending = await this.db.all<StragglerRow>(sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
+      WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing')`);
+    await this.enqueue(
+      laneKey,
+      pending.map((p) => ({ messageId: p.id, instanceId: p.instance_id, priority: p.priority, readyAt: p.ready_at, createdAt: p.created_at })),
+    );
+    await this.ctx.storage.deleteAlarm();
+    await this.rearm();
+    return this.ctx.storage.kv.get<number>("alarmAt") ?? null;
+  }
+
   /** What the lane holds, for tests and operators. */
   snapshot(): { waiting: ItemRow[]; done: number; alarm: number | null } {
     const waiting = this.ctx.storage.sql

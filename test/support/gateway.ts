@@ -9,7 +9,18 @@ import path from "node:path";
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
 
-export type Gateway = { url: string; port: number; persistDir: string; stop(): Promise<void>; restart(): Promise<void>; logs(): string };
+export type Gateway = {
+  url: string;
+  port: number;
+  persistDir: string;
+  /** Stops the runtime and removes its state (unless the caller gave persistDir). */
+  stop(): Promise<void>;
+  /** Stops the runtime, keeping its state, until resume(). */
+  halt(): Promise<void>;
+  resume(): Promise<void>;
+  restart(): Promise<void>;
+  logs(): string;
+};
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -80,6 +91,8 @@ export async function startGateway(opts: { vars?: Record<string, string>; persis
     port,
     persistDir,
     logs: () => logs,
+    halt: stop,
+    resume: start,
     restart: async () => {
       await stop();
       await start();

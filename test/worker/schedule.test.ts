@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
 import { requeueStranded } from "../../src/sweep/sweeper.ts";
+import { wakeLanes } from "../../src/sweep/wake.ts";
 import { ADMIN, api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, waitForStatus } from "./helpers.ts";
 
 const HOUR = 3600_000;
@@ -168,6 +169,28 @@ describe("compatibility alias", () => {
     const past = await api("/api/whatsapp/schedule-message", { method: "POST", key: t.key, json: { instanceName: t.instance, phoneNumber: "5511977770008", message: "x", scheduledFor: at(Date.now() - HOUR) } });
     expect(past.status).toBe(422);
     expect(await json(past)).toMatchObject({ success: false, error: { code: "unprocessable" } });
+  });
+});
+
+describe("wake after a restart", () => {
+  it("a lane that never got its job takes its pending messages up from D1 and arms its alarm", async () => {
+    const t = await setupTenant();
+    const to = "5511977770012";
+    const db = database(env.DB);
+    const instances = await findInstances(db, t.id, [t.instance]);
+    const due = Date.now() + HOUR;
+    // Accepted and written, but the queue hop died with the runtime.
+    const lost = prepareMessage({ id: t.id, name: "t", maxAttempts: 3 }, instances, { instance: t.instance, to, text: "acordada", sendAt: at(due) }, Date.now());
+    await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [lost]);
+    const lane = laneStub(t.id, t.instanceId, to);
+    expect((await lane.snapshot()).waiting).toEqual([]);
+    expect(await wakeLanes(env)).toBeGreaterThanOrEqual(1);
+    const snap = await lane.snapshot();
+    expect(snap.waiting.map((w) => w.id)).toEqual([lost.row.id]);
+    expect(snap.alarm).toBe(due);
+    await makeDue(lane, lost.row.id);
+    await runDurableObjectAlarm(lane);
+    await waitForStatus(lost.row.id, ["sent"]);
   });
 });
 

@@ -1,0 +1,76 @@
+// Scheduled messages on the local runtime, including a stop and start of wrangler dev with the
+// same state: a schedule that fell due while it was down goes at once on wake, a later one on time.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
+import { freePort, provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
+
+let gateway: Gateway;
+let simulator: RunningSimulator;
+const persistDir = mkdtempSync(path.join(tmpdir(), "mensageiro-schedule-"));
+
+type Call = { number: string; at: number; body: { text: string } };
+const calls = async (instance: string): Promise<Call[]> => ((await (await fetch(`${simulator.url}/_sim/calls?instance=${instance}`)).json()) as { calls: Call[] }).calls;
+
+async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
+  gateway = await startGateway({ persistDir, port: await freePort() });
+});
+afterAll(async () => {
+  await gateway?.stop();
+  await simulator?.close();
+  rmSync(persistDir, { recursive: true, force: true });
+});
+
+describe("scheduled delivery on wrangler dev", () => {
+  it("delivers at its time, and across a stop and start of the runtime", async () => {
+    const t = await provisionTenant(gateway.url, simulator.url);
+    await fetch(`${simulator.url}/_sim/instances/${t.instance}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ apikey: t.simKey }) });
+    const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
+    const schedule = async (to: string, text: string, at: number) => {
+      const res = await fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: JSON.stringify({ instance: t.instance, to, text, sendAt: new Date(at).toISOString() }) });
+      expect(res.status).toBe(202);
+      return at;
+    };
+
+    const onTimeAt = await schedule("5511955550001", "no horário", Date.now() + 3000);
+    const [onTime] = await until(async () => {
+      const c = (await calls(t.instance)).filter((x) => x.number === "5511955550001");
+      return c.length ? c : undefined;
+    }, 15_000);
+    expect(onTime!.at).toBeGreaterThanOrEqual(onTimeAt);
+    expect(onTime!.at - onTimeAt).toBeLessThan(2000);
+
+    // Two more, then the runtime stops: one falls due while it is down, one after it is back.
+    const overdueAt = await schedule("5511955550002", "venceu parado", Date.now() + 2500);
+    const laterAt = await schedule("5511955550003", "depois do reinício", Date.now() + 12_000);
+    await new Promise((r) => setTimeout(r, 300));
+    await gateway.halt();
+    await new Promise((r) => setTimeout(r, Math.max(0, overdueAt + 1500 - Date.now())));
+    expect((await calls(t.instance)).filter((x) => x.number === "5511955550002")).toHaveLength(0);
+    await gateway.resume();
+    const wokeAt = Date.now();
+
+    const overdue = await until(async () => (await calls(t.instance)).find((x) => x.number === "5511955550002"), 20_000);
+    expect(overdue.at).toBeGreaterThan(overdueAt);
+    expect(overdue.at - wokeAt).toBeLessThan(5000);
+    const later = await until(async () => (await calls(t.instance)).find((x) => x.number === "5511955550003"), 30_000);
+    expect(later.at).toBeGreaterThanOrEqual(laterAt);
+    expect(later.at - laterAt).toBeLessThan(2000);
+    // Exactly once each.
+    const all = await calls(t.instance);
+    expect(all.map((c) => c.body.text).sort()).toEqual(["depois do reinício", "no horário", "venceu parado"]);
+  });
+});
