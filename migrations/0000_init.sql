@@ -119,6 +119,8 @@ CREATE TABLE `messages` (
 	`metadata` text,
 	`callback_url` text,
 	`source` text DEFAULT 'api' NOT NULL,
+	`idempotency_key` text,
+	`idempotency_hash` text,
 	`created_at` integer NOT NULL,
 	`updated_at` integer NOT NULL,
 	`sent_at` integer,
@@ -134,6 +136,7 @@ CREATE INDEX `messages_tenant_to` ON `messages` (`tenant_id`,`to`,`created_at`);
 CREATE INDEX `messages_lane_status` ON `messages` (`lane_key`,`status`,`ready_at`);--> statement-breakpoint
 CREATE INDEX `messages_status_updated` ON `messages` (`status`,`updated_at`);--> statement-breakpoint
 CREATE INDEX `messages_provider` ON `messages` (`instance_id`,`provider_message_id`);--> statement-breakpoint
+CREATE UNIQUE INDEX `messages_idempotency` ON `messages` (`tenant_id`,`idempotency_key`);--> statement-breakpoint
 CREATE TABLE `outbox_events` (
 	`seq` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
 	`event_id` text NOT NULL,

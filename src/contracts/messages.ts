@@ -41,6 +41,8 @@ export const sendMessageSchema = z
     maxAttempts: z.int().min(1).max(20).optional(),
     metadata: metadataSchema.optional(),
     callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
+    // Per-message idempotency: the same key and body answer with the first message, another body is 409.
+    idempotencyKey: z.string().min(1).max(255).optional(),
   })
   .superRefine((m, ctx) => {
     if (!m.text && !m.media) ctx.addIssue({ code: "custom", path: ["text"], message: "Give text, media, or both." });

@@ -70,6 +70,10 @@ export const messages = sqliteTable(
     metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>(),
     callbackUrl: text("callback_url"),
     source: text("source").notNull().default("api"),
+    // Per-message idempotency (batch items from the Kafka bridge): unique per tenant, with the
+    // hash of the request that used it first.
+    idempotencyKey: text("idempotency_key"),
+    idempotencyHash: text("idempotency_hash"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
     sentAt: integer("sent_at"),
@@ -85,6 +89,7 @@ export const messages = sqliteTable(
     index("messages_lane_status").on(t.laneKey, t.status, t.readyAt),
     index("messages_status_updated").on(t.status, t.updatedAt),
     index("messages_provider").on(t.instanceId, t.providerMessageId),
+    uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey),
   ],
 );
 

@@ -8,7 +8,7 @@ import { runBatch, type Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
-import { newId } from "../ids.ts";
+import { newId, sha256Hex, stableStringify } from "../ids.ts";
 import { outboxStatusEvent } from "./transitions.ts";
 
 export type InstanceRef = { id: string; name: string };
@@ -86,6 +86,7 @@ export function prepareMessage(
     maxAttempts: input.maxAttempts ?? tenant.maxAttempts,
     metadata: input.metadata ?? null,
     callbackUrl: input.callbackUrl ?? null,
+    idempotencyKey: input.idempotencyKey ?? null,
     source,
     createdAt: now,
     updatedAt: now,
@@ -101,13 +102,65 @@ export function prepareMessage(
   return { row, job };
 }
 
+// The history row and event follow only when the message row went in (an idempotency key taken
+// by a concurrent request makes the insert a no-op).
 function insertStatements(db: Db, p: Prepared): Statement[] {
   const { row } = p;
   return [
-    db.insert(messages).values(row),
-    sql`INSERT INTO message_history (message_id, status, at) VALUES (${row.id}, ${row.status}, ${row.createdAt})`,
-    outboxStatusEvent(row.id, row.createdAt, undefined),
+    db.insert(messages).values(row).onConflictDoNothing(),
+    sql`INSERT INTO message_history (message_id, status, at) SELECT ${row.id}, ${row.status}, ${row.createdAt} WHERE changes() > 0`,
+    outboxStatusEvent(row.id, row.createdAt, undefined, sql`changes() > 0`),
   ];
+}
+
+export type Replay = { id: string; status: string; instanceName: string; to: string; createdAt: number; sendAt: number | null };
+export type Accepted = { kind: "created"; prepared: Prepared } | { kind: "replay"; message: Replay } | { kind: "conflict"; key: string };
+
+type Keyed = { prepared: Prepared; input: SendMessageRequest };
+
+async function existingByKey(db: Db, tenantId: string, keys: string[]): Promise<Map<string, Replay & { hash: string | null }>> {
+  const found = new Map<string, Replay & { hash: string | null }>();
+  for (let i = 0; i < keys.length; i += 50) {
+    const rows = await db.all<{ id: string; status: string; instance_name: string; to: string; created_at: number; send_at: number | null; key: string; hash: string | null }>(sql`
+      SELECT id, status, instance_name, "to", created_at, send_at, idempotency_key AS key, idempotency_hash AS hash FROM messages
+      WHERE tenant_id = ${tenantId} AND idempotency_key IN (${sql.join(keys.slice(i, i + 50).map((k) => sql`${k}`), sql`, `)})`);
+    for (const r of rows) found.set(r.key, { id: r.id, status: r.status, instanceName: r.instance_name, to: r.to, createdAt: r.created_at, sendAt: r.send_at, hash: r.hash });
+  }
+  return found;
+}
+
+const replayOf = (p: Prepared): Replay => ({ id: p.row.id, status: p.row.status, instanceName: p.row.instanceName, to: p.row.to, createdAt: p.row.createdAt, sendAt: p.row.sendAt ?? null });
+
+/** Per-message idempotency keys, then persistAndEnqueue for what is new. One answer per entry, in order. */
+export async function acceptMessages(env: Env, db: Db, tenantId: string, entries: Keyed[], defer?: (work: Promise<unknown>) => void): Promise<Accepted[]> {
+  const keys = entries.flatMap((e) => (e.input.idempotencyKey ? [e.input.idempotencyKey] : []));
+  for (const e of entries) {
+    if (e.input.idempotencyKey) e.prepared.row.idempotencyHash = await sha256Hex(stableStringify({ ...e.input, idempotencyKey: undefined }));
+  }
+  const existing = keys.length ? await existingByKey(db, tenantId, keys) : new Map<string, Replay & { hash: string | null }>();
+  const firstInRequest = new Map<string, Prepared>();
+  const answers: Accepted[] = entries.map(({ prepared, input }) => {
+    const key = input.idempotencyKey;
+    if (!key) return { kind: "created", prepared };
+    const hash = prepared.row.idempotencyHash;
+    const prior = existing.get(key);
+    if (prior) return prior.hash === hash ? { kind: "replay", message: prior } : { kind: "conflict", key };
+    const earlier = firstInRequest.get(key);
+    if (earlier) return earlier.row.idempotencyHash === hash ? { kind: "replay", message: replayOf(earlier) } : { kind: "conflict", key };
+    firstInRequest.set(key, prepared);
+    return { kind: "created", prepared };
+  });
+  const fresh = answers.flatMap((a) => (a.kind === "created" ? [a.prepared] : []));
+  await persistAndEnqueue(env, db, fresh, defer);
+  if (firstInRequest.size === 0) return answers;
+  // A concurrent request may have taken a key between the check and the insert: answer with its message.
+  const stored = await existingByKey(db, tenantId, [...firstInRequest.keys()]);
+  return answers.map((a) => {
+    if (a.kind !== "created" || !a.prepared.row.idempotencyKey) return a;
+    const winner = stored.get(a.prepared.row.idempotencyKey);
+    if (!winner || winner.id === a.prepared.row.id) return a;
+    return winner.hash === a.prepared.row.idempotencyHash ? { kind: "replay", message: winner } : { kind: "conflict", key: a.prepared.row.idempotencyKey };
+  });
 }
 
 // D1 caps statements per batch; 3 statements a message keeps a chunk well inside it.

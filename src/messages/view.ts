@@ -30,6 +30,7 @@ export function messageView(row: Row, history?: HistoryRow[]) {
     canceledAt: iso(row.canceledAt),
     metadata: row.metadata ?? undefined,
     callbackUrl: row.callbackUrl ?? undefined,
+    idempotencyKey: row.idempotencyKey ?? undefined,
     ...(history
       ? {
           history: history.map((h) => ({
@@ -43,7 +44,7 @@ export function messageView(row: Row, history?: HistoryRow[]) {
   };
 }
 
-export function acceptedView(row: { id: string; status: string; instanceName: string; to: string; createdAt: number; sendAt?: number | null }) {
+export function acceptedView(row: { id: string; status: string; instanceName: string; to: string; createdAt: number; sendAt?: number | null }): Record<string, unknown> {
   return { id: row.id, status: row.status, instance: row.instanceName, to: row.to, createdAt: iso(row.createdAt), sendAt: iso(row.sendAt) };
 }
 

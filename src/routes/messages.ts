@@ -4,12 +4,12 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { messageStatus } from "../contracts/events.ts";
-import { isoWithOffset, recipient, sendBatchSchema, sendMessageSchema } from "../contracts/messages.ts";
+import { isoWithOffset, recipient, sendBatchSchema, sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { MAX_BATCH_BODY_BYTES, parseBody, parseWith, readJson } from "../http/body.ts";
-import { checkSendAt, enqueueJobs, findInstances, persistAndEnqueue, prepareMessage, type Prepared } from "../messages/accept.ts";
+import { acceptMessages, checkSendAt, enqueueJobs, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
 import { applyTransition, transitionStatements } from "../messages/transitions.ts";
 import { idempotent, type Answer } from "../messages/idempotency.ts";
 import { acceptedView, historyOf, messageView } from "../messages/view.ts";
@@ -26,7 +26,9 @@ messageRoutes.post("/", async (c) => {
     const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
     const prepared = prepareMessage(c.var.tenant, instances, input, now);
     // With Prefer: wait the job must be on the queue before waiting; otherwise it may follow the answer.
-    await persistAndEnqueue(c.env, c.var.db, [prepared], wait ? undefined : (work) => c.executionCtx.waitUntil(work));
+    const [outcome] = await acceptMessages(c.env, c.var.db, c.var.tenant.id, [{ prepared, input }], wait ? undefined : (work) => c.executionCtx.waitUntil(work));
+    if (outcome?.kind === "conflict") throw new ApiError("conflict", "This idempotencyKey was already used with a different message.", [{ path: "idempotencyKey", message: outcome.key }]);
+    if (outcome?.kind === "replay") return { status: 202, body: acceptedView(outcome.message), headers: { "idempotent-replayed": "true" } };
     const accepted = acceptedView({ ...prepared.row, sendAt: prepared.row.sendAt ?? null });
     if (wait && !input.sendAt) {
       const done = await waitUntilFinished(c.var.db, prepared.row.id, wait);
@@ -45,20 +47,24 @@ messageRoutes.post("/batch", async (c) => {
     const names = parsed.flatMap((p) => (p.success ? [p.data.instance] : []));
     const instances = await findInstances(c.var.db, c.var.tenant.id, names);
     const results: unknown[] = [];
-    const accepted: Prepared[] = [];
+    const valid: { index: number; prepared: Prepared; input: SendMessageRequest }[] = [];
     parsed.forEach((p, index) => {
       try {
         if (!p.success) throw p.error;
-        const prepared = prepareMessage(c.var.tenant, instances, p.data, now);
-        accepted.push(prepared);
-        results.push({ index, id: prepared.row.id, status: prepared.row.status });
+        valid.push({ index, prepared: prepareMessage(c.var.tenant, instances, p.data, now), input: p.data });
       } catch (err) {
         const apiError = toApiError(err);
         if (!apiError) throw err;
-        results.push({ index, error: apiError.body().error });
+        results[index] = { index, error: apiError.body().error };
       }
     });
-    await persistAndEnqueue(c.env, c.var.db, accepted);
+    const outcomes = await acceptMessages(c.env, c.var.db, c.var.tenant.id, valid);
+    outcomes.forEach((o, i) => {
+      const index = valid[i]!.index;
+      if (o.kind === "created") results[index] = { index, id: o.prepared.row.id, status: o.prepared.row.status };
+      else if (o.kind === "replay") results[index] = { index, id: o.message.id, status: o.message.status, replayed: true };
+      else results[index] = { index, error: new ApiError("conflict", "This idempotencyKey was already used with a different message.", [{ path: "idempotencyKey", message: o.key }]).body().error };
+    });
     return { status: 200, body: { results } };
   });
 });

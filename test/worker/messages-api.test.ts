@@ -144,6 +144,27 @@ describe("POST /v1/messages/batch", () => {
     expect(group?.body.text).toBe("grupo");
   });
 
+  it("per-item idempotencyKey: a re-cut batch replays known items, another body is a per-item 409", async () => {
+    const item = (n: number, text = `item ${n}`) => ({ instance: t.instance, to: "5511900000250", text, idempotencyKey: `kafka:topic/0/${n}` });
+    const first = await json(await api("/v1/messages/batch", { method: "POST", key: t.key, json: { messages: [item(1), item(2)] } }));
+    expect(first.results.map((r: { status: string }) => r.status)).toEqual(["queued", "queued"]);
+    // Cut differently, as a restarted consumer might: 2 again, then 3, 3 twice, and 1 with another text.
+    const second = await json(await api("/v1/messages/batch", { method: "POST", key: t.key, json: { messages: [item(2), item(3), item(3), item(1, "mudou")] } }));
+    expect(second.results[0]).toEqual({ index: 0, id: first.results[1].id, status: expect.any(String), replayed: true });
+    expect(second.results[1]).toEqual({ index: 1, id: expect.stringMatching(/^msg_/), status: "queued" });
+    expect(second.results[2]).toEqual({ index: 2, id: second.results[1].id, status: "queued", replayed: true });
+    expect(second.results[3].error).toMatchObject({ code: "conflict", details: [{ path: "idempotencyKey" }] });
+    expect(await count("SELECT COUNT(*) AS n FROM messages WHERE tenant_id = ? AND \"to\" = '5511900000250'", t.id)).toBe(3);
+    for (const id of [first.results[0].id, first.results[1].id, second.results[1].id]) await waitForStatus(id, ["sent"]);
+    expect((await simCalls(t.instance)).filter((c) => c.number === "5511900000250").map((c) => c.body.text)).toEqual(["item 1", "item 2", "item 3"]);
+    // The same key on POST /v1/messages answers with the existing message.
+    const single = await send(t.key, item(3));
+    expect(single.status).toBe(202);
+    expect(single.headers.get("idempotent-replayed")).toBe("true");
+    expect((await json(single)).id).toBe(second.results[1].id);
+    expect((await send(t.key, item(3, "outro"))).status).toBe(409);
+  });
+
   it("rejects an empty batch and one over 500 items", async () => {
     expect((await api("/v1/messages/batch", { method: "POST", key: t.key, json: { messages: [] } })).status).toBe(400);
     const many = Array.from({ length: 501 }, () => ({ instance: t.instance, to: "5511900000299", text: "x" }));

@@ -1,0 +1,90 @@
+// Relay throughput of the Kafka bridge in both directions, against a real broker, the local
+// gateway (wrangler dev) and the simulator (no latency, no ack webhooks).
+//   npm run bench:bridge            (KAFKA_BROKERS=host:port to use a running broker)
+//   BENCH_SENDS=5000 BENCH_EVENTS=10000 BENCH_PARTITIONS=4
+import { startKafka } from "../scripts/kafka/broker.ts";
+import { startSimulator } from "../simulator/server.ts";
+import { provisionTenant, startGateway } from "../test/support/gateway.ts";
+import { startBridge } from "../bridge/bridge.ts";
+import { allTopics, bridgeConfig, kafkaTools, waitUntil } from "../bridge/harness.ts";
+import type { Logger } from "../bridge/log.ts";
+import { table } from "./load.ts";
+
+const SENDS = Number(process.env.BENCH_SENDS ?? 5_000);
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
+const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 4);
+const CONTACTS = 200;
+
+const broker = await startKafka();
+const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
+const gateway = await startGateway();
+const kafka = await kafkaTools(broker.brokers);
+const run = Date.now().toString(36);
+const rows: (string | number)[][] = [];
+const log: Logger = (level, msg, fields) => {
+  if (level === "error" || level === "warn") console.error(JSON.stringify({ level, msg, ...fields }));
+};
+const ms = (seconds: number, n: number) => `${((seconds * 1000) / Math.max(1, n)).toFixed(0)} ms`;
+
+try {
+  // Kafka → gateway: legacy send events already waiting, timed until all are accepted.
+  {
+    const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000 });
+    await fetch(`${simulator.url}/_sim/instances/${t.instance}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ apikey: t.simKey }) });
+    const config = bridgeConfig({ brokers: broker.brokers, gatewayUrl: gateway.url, apiKey: t.apiKey, tag: `bench-in-${run}`, env: { BRIDGE_OUTBOUND: "false" } });
+    await kafka.createTopics([config.topics.sendMessage], PARTITIONS);
+    await kafka.createTopics(allTopics(config).filter((x) => x !== config.topics.sendMessage));
+    const contact = (i: number) => `5511${String(90000000 + (i % CONTACTS))}`;
+    await kafka.produce(
+      config.topics.sendMessage,
+      Array.from({ length: SENDS }, (_, i) => ({ key: contact(i), value: JSON.stringify({ userId: i, instanceName: t.instance, phoneNumber: contact(i), message: `bench ${i}`, timestamp: Date.now() }) })),
+    );
+    const started = performance.now();
+    const bridge = await startBridge(config, { log });
+    await waitUntil("all accepted", () => (bridge.metrics.total("bridge_inbound_accepted_total") >= SENDS ? true : undefined), 600_000, 20);
+    const seconds = (performance.now() - started) / 1000;
+    await bridge.stop();
+    const posts = bridge.metrics.total("bridge_gateway_posts_total");
+    rows.push([
+      `Kafka → accepted (whatsapp-send-message, ${PARTITIONS} partitions, ≤ 500 a batch)`,
+      SENDS,
+      seconds,
+      SENDS / seconds,
+      `${posts} posts, ${ms(bridge.metrics.total("bridge_gateway_post_seconds_total"), posts)} a post`,
+      "≥ 500/s",
+    ]);
+  }
+
+  // Outbox → Kafka: a tenant whose outbox already holds EVENTS events (one "scheduled" per message).
+  {
+    const t = await provisionTenant(gateway.url, simulator.url);
+    const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
+    const sendAt = new Date(Date.now() + 86_400_000).toISOString();
+    for (let i = 0; i < EVENTS; i += 500) {
+      const messages = Array.from({ length: Math.min(500, EVENTS - i) }, (_, j) => ({ instance: t.instance, to: `5521${String(90000000 + ((i + j) % CONTACTS))}`, text: `later ${i + j}`, sendAt }));
+      const res = await fetch(`${gateway.url}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages }) });
+      if (res.status !== 200) throw new Error(`pre-create: ${res.status} ${await res.text()}`);
+    }
+    await new Promise((r) => setTimeout(r, 5_000)); // let the lanes take the scheduled jobs off the queue first
+    const config = bridgeConfig({ brokers: broker.brokers, gatewayUrl: gateway.url, apiKey: t.apiKey, tag: `bench-out-${run}`, env: { BRIDGE_INBOUND: "false", BRIDGE_EVENTS_WAIT_SECONDS: "1" } });
+    await kafka.createTopics(allTopics(config));
+    const started = performance.now();
+    const bridge = await startBridge(config, { log });
+    await waitUntil("all relayed and acked", () => {
+      const s = bridge.metrics.state.outbox;
+      return bridge.metrics.total("bridge_outbound_events_total") >= EVENTS && s.inFlight === 0 && s.ackedCursor === s.seenCursor ? true : undefined;
+    }, 600_000, 20);
+    const seconds = (performance.now() - started) / 1000;
+    await bridge.stop();
+    const pages = Math.ceil(EVENTS / config.outbound.pageSize);
+    const phase = (p: string) => ms(bridge.metrics.get("bridge_outbound_seconds_total", { phase: p }), pages);
+    rows.push([`outbox → Kafka (message.status, pages of ${config.outbound.pageSize})`, EVENTS, seconds, EVENTS / seconds, `${pages} pages; a page: read ${phase("read")}, produce ${phase("produce")}, ack ${phase("ack")}`, "≥ 1,000/s"]);
+  }
+
+  console.log(table(["relay", "events", "seconds", "events/s", "notes", "goal"], rows));
+} finally {
+  await kafka.close();
+  await gateway.stop();
+  await simulator.close();
+  await broker.stop();
+}

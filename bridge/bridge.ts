@@ -1,0 +1,75 @@
+// Wires the two relays, the Kafka link, the gateway client and the health port together.
+import { Backoff, sleep } from "./backoff.ts";
+import { dlqTopic, type BridgeConfig } from "./config.ts";
+import { gatewayClient } from "./gateway-client.ts";
+import { healthApp, serveHealth } from "./health.ts";
+import { inboundTopics, startInbound } from "./inbound.ts";
+import { connectKafka, type KafkaLink } from "./kafka.ts";
+import { errorText, jsonLogger, type Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { runOutbound } from "./outbound.ts";
+
+export type RunningBridge = { port: number; metrics: Metrics; stop(): Promise<void> };
+
+export async function startBridge(config: BridgeConfig, opts: { log?: Logger } = {}): Promise<RunningBridge> {
+  const log = opts.log ?? jsonLogger(config.logLevel);
+  const metrics = new Metrics();
+  const stopping = new AbortController();
+  const signal = stopping.signal;
+  const kafka = connectKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, log });
+  const gateway = gatewayClient(config.gateway.url, config.gateway.apiKey);
+  const deps = { config, kafka, gateway, log, metrics, signal };
+  const legacyTopics = [...inboundTopics(config).keys()];
+
+  const health = await serveHealth(
+    healthApp({ kafka, groupId: config.kafka.groupId, topics: legacyTopics, metrics, inbound: config.inbound.enabled, outbound: config.outbound.enabled }),
+    config.port,
+  );
+
+  // Both relays start in the background and retry until Kafka is reachable.
+  const started = (async () => {
+    if (config.kafka.createTopics) {
+      const t = config.topics;
+      const all = [...legacyTopics, ...legacyTopics.map(dlqTopic), t.messageStatus, t.instanceStatus, t.messageReceived, t.eventsDlq];
+      await retrying("create topics", log, signal, () => kafka.ensureTopics(all));
+    }
+    const tasks: Promise<void>[] = [];
+    if (config.inbound.enabled) tasks.push(retrying("start the Kafka consumer", log, signal, () => startInbound(deps)));
+    if (config.outbound.enabled) tasks.push(runOutbound(deps).catch((err) => log("error", "outbound relay stopped", { error: errorText(err) })));
+    await Promise.all(tasks);
+  })();
+  log("info", "bridge started", { port: health.port, inbound: config.inbound.enabled, outbound: config.outbound.enabled, consumer: config.outbound.consumerName, groupId: config.kafka.groupId });
+
+  let stopped: Promise<void> | undefined;
+  return {
+    port: health.port,
+    metrics,
+    stop: () =>
+      (stopped ??= (async () => {
+        log("info", "bridge stopping");
+        stopping.abort();
+        // Closing Kafka waits for an in-flight batch to return (it commits nothing once stopping)
+        // and cuts short a connect that is still retrying.
+        await kafka.close();
+        await started.catch(() => {});
+        await health.close();
+        log("info", "bridge stopped");
+      })()),
+  };
+}
+
+async function retrying(what: string, log: Logger, signal: AbortSignal, work: () => Promise<void>): Promise<void> {
+  const backoff = new Backoff(500, 15_000);
+  while (!signal.aborted) {
+    try {
+      await work();
+      return;
+    } catch (err) {
+      const wait = backoff.next();
+      log("error", `could not ${what}; will retry`, { error: errorText(err), retryInMs: wait });
+      await sleep(wait, signal);
+    }
+  }
+}
+
+export type { KafkaLink };

@@ -1,0 +1,114 @@
+// The gateway's HTTP API as the bridge uses it: batch sends, the outbox read and its ack.
+// Every answer is parsed with zod; transport failures and 5xx become `unavailable`.
+import { z } from "zod";
+import { gatewayEvent } from "../src/contracts/events.ts";
+
+const itemError = z.object({ code: z.string(), message: z.string(), details: z.array(z.object({ path: z.string(), message: z.string() })).default([]) });
+const batchAnswer = z.object({
+  results: z.array(z.union([z.object({ index: z.int(), id: z.string(), status: z.string() }), z.object({ index: z.int(), error: itemError })])),
+});
+const errorBody = z.object({ error: itemError });
+
+export type ItemResult = z.infer<typeof batchAnswer>["results"][number];
+export type ItemError = z.infer<typeof itemError>;
+
+export type BatchOutcome =
+  | { kind: "answered"; results: ItemResult[]; replayed: boolean }
+  /** Try the same request again later: the gateway is down, busy, or still running this key. */
+  | { kind: "retry"; reason: string; retryAfterMs: number }
+  /** The whole request was refused for good (e.g. the key was used with another body). */
+  | { kind: "refused"; status: number; error: ItemError };
+
+// Events are checked one by one, so one event the bridge does not know cannot stall the outbox.
+const rawPage = z.object({ events: z.array(z.looseObject({ seq: z.int() })), cursor: z.int(), ackedCursor: z.int().optional() });
+export type PageEvent = { seq: number; raw: unknown; event: z.infer<typeof gatewayEvent> | undefined; problem?: string };
+export type EventsPage = { events: PageEvent[]; cursor: number; ackedCursor: number | undefined };
+
+export class GatewayUnavailable extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs = 0,
+  ) {
+    super(message);
+  }
+}
+
+const REQUEST_TIMEOUT_MS = 60_000;
+
+export type GatewayClient = ReturnType<typeof gatewayClient>;
+
+export function gatewayClient(baseUrl: string, apiKey: string) {
+  const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
+
+  const call = async (path: string, init: RequestInit, timeoutMs: number, signal?: AbortSignal): Promise<Response> => {
+    const signals = [AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])];
+    try {
+      return await fetch(`${baseUrl}${path}`, { ...init, signal: AbortSignal.any(signals) });
+    } catch (err) {
+      throw new GatewayUnavailable(`${init.method ?? "GET"} ${path}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
+    }
+  };
+
+  const json = async (res: Response): Promise<unknown> => {
+    try {
+      return await res.json();
+    } catch {
+      return undefined;
+    }
+  };
+
+  const retryAfter = (res: Response) => {
+    const s = Number(res.headers.get("retry-after"));
+    return Number.isFinite(s) && s > 0 ? s * 1000 : 0;
+  };
+
+  return {
+    /** Posts one batch. No signal on purpose: abandoning a send mid-request could leave it half-accepted. */
+    async sendBatch(items: unknown[], idempotencyKey: string): Promise<BatchOutcome> {
+      let res: Response;
+      try {
+        res = await call("/v1/messages/batch", { method: "POST", headers: { ...headers, "idempotency-key": idempotencyKey }, body: JSON.stringify({ messages: items }) }, REQUEST_TIMEOUT_MS);
+      } catch (err) {
+        return { kind: "retry", reason: err instanceof Error ? err.message : String(err), retryAfterMs: 0 };
+      }
+      const body = await json(res);
+      if (res.status === 200) {
+        const parsed = batchAnswer.safeParse(body);
+        if (parsed.success) return { kind: "answered", results: parsed.data.results, replayed: res.headers.get("idempotent-replayed") === "true" };
+        return { kind: "retry", reason: `unexpected batch answer: ${parsed.error.message}`, retryAfterMs: 0 };
+      }
+      const error = errorBody.safeParse(body);
+      const detail = error.success ? error.data.error : { code: `http_${res.status}`, message: res.statusText, details: [] };
+      // 409 with Retry-After: the same key is still being processed (perhaps by our previous life).
+      const inFlight = res.status === 409 && res.headers.has("retry-after");
+      // 401/403 are a deployment problem, not the messages' fault: wait for an operator.
+      if (res.status >= 500 || res.status === 429 || res.status === 408 || res.status === 401 || res.status === 403 || inFlight) {
+        return { kind: "retry", reason: `${res.status} ${detail.code}: ${detail.message}`, retryAfterMs: retryAfter(res) };
+      }
+      return { kind: "refused", status: res.status, error: detail };
+    },
+
+    async readEvents(consumer: string, limit: number, waitSeconds: number, signal?: AbortSignal): Promise<EventsPage> {
+      const q = new URLSearchParams({ consumer, limit: String(limit), wait: String(waitSeconds) });
+      const res = await call(`/v1/events?${q}`, { headers }, (waitSeconds + 30) * 1000, signal);
+      const body = await json(res);
+      if (res.status !== 200) throw new GatewayUnavailable(`GET /v1/events: ${res.status} ${JSON.stringify(body)?.slice(0, 300)}`, retryAfter(res));
+      const page = rawPage.safeParse(body);
+      if (!page.success) throw new GatewayUnavailable(`GET /v1/events: unexpected answer: ${page.error.message}`);
+      const events = page.data.events.map((raw): PageEvent => {
+        const event = gatewayEvent.safeParse(raw);
+        return event.success ? { seq: raw.seq, raw, event: event.data } : { seq: raw.seq, raw, event: undefined, problem: event.error.message };
+      });
+      return { events, cursor: page.data.cursor, ackedCursor: page.data.ackedCursor };
+    },
+
+    async ack(consumer: string, seq: number): Promise<number> {
+      const res = await call("/v1/events/ack", { method: "POST", headers, body: JSON.stringify({ consumer, seq }) }, 15_000);
+      const body = await json(res);
+      if (res.status !== 200) throw new GatewayUnavailable(`POST /v1/events/ack: ${res.status} ${JSON.stringify(body)?.slice(0, 300)}`, retryAfter(res));
+      const parsed = z.object({ cursor: z.int() }).safeParse(body);
+      if (!parsed.success) throw new GatewayUnavailable(`POST /v1/events/ack: unexpected answer: ${parsed.error.message}`);
+      return parsed.data.cursor;
+    },
+  };
+}

@@ -1,0 +1,107 @@
+// Test and benchmark plumbing around a real broker: topics, a producer, an observer that collects
+// what the bridge writes, and the simulator's record of sends. Not used by the bridge itself.
+import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from "kafkajs";
+import { z } from "zod";
+import { loadConfig, type BridgeConfig } from "./config.ts";
+
+export type Seen = { topic: string; partition: number; offset: string; key: string | null; value: string | null; headers: Record<string, string> };
+
+export type KafkaTools = {
+  createTopics(topics: string[], partitions?: number): Promise<void>;
+  produce(topic: string, messages: { key?: string | null; partition?: number; value: string | Buffer | null; headers?: Record<string, string> }[]): Promise<void>;
+  observe(topics: string[]): Promise<Observer>;
+  close(): Promise<void>;
+};
+
+export type Observer = { seen(topic: string): Seen[]; close(): Promise<void> };
+
+export async function kafkaTools(brokers: string): Promise<KafkaTools> {
+  const kafka = new Kafka({ clientId: "bridge-harness", brokers: [brokers], logLevel: logLevel.ERROR });
+  const admin = kafka.admin();
+  await admin.connect();
+  const producer: Producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  await producer.connect();
+  const consumers: Consumer[] = [];
+  return {
+    async createTopics(topics, partitions = 1) {
+      await admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions: partitions })) });
+    },
+    async produce(topic, messages) {
+      for (let i = 0; i < messages.length; i += 1000) await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 1000) });
+    },
+    async observe(topics) {
+      const seen = new Map<string, Seen[]>();
+      const consumer = kafka.consumer({ groupId: `observer-${Date.now()}-${Math.random().toString(36).slice(2)}`, maxWaitTimeInMs: 100 });
+      consumers.push(consumer);
+      await consumer.connect();
+      await consumer.subscribe({ topics, fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ topic, partition, message }) => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
+          const list = seen.get(topic) ?? [];
+          list.push({ topic, partition, offset: message.offset, key: message.key?.toString() ?? null, value: message.value?.toString() ?? null, headers });
+          seen.set(topic, list);
+        },
+      });
+      return { seen: (topic) => seen.get(topic) ?? [], close: () => consumer.disconnect() };
+    },
+    async close() {
+      await Promise.allSettled(consumers.map((c) => c.disconnect()));
+      await producer.disconnect();
+      await admin.disconnect();
+    },
+  };
+}
+
+/** A bridge configuration through the same parser as production, with per-run topic names. */
+export function bridgeConfig(opts: { brokers: string; gatewayUrl: string; apiKey: string; tag: string; env?: Record<string, string> }): BridgeConfig {
+  return loadConfig({
+    KAFKA_BROKERS: opts.brokers,
+    GATEWAY_URL: opts.gatewayUrl,
+    GATEWAY_API_KEY: opts.apiKey,
+    ...topicEnv(opts.tag),
+    BRIDGE_GROUP_ID: `bridge-${opts.tag}`,
+    BRIDGE_CONSUMER_NAME: `bridge-${opts.tag}`,
+    BRIDGE_PORT: "0",
+    BRIDGE_EVENTS_WAIT_SECONDS: "2",
+    LOG_LEVEL: "warn",
+    ...opts.env,
+  });
+}
+
+export function topicEnv(tag: string): Record<string, string> {
+  return {
+    TOPIC_SEND_MESSAGE: `whatsapp-send-message.${tag}`,
+    TOPIC_SCHEDULE_MESSAGE: `whatsapp-schedule-message.${tag}`,
+    TOPIC_MESSAGING_SEND: `messaging.send.${tag}`,
+    TOPIC_MESSAGE_STATUS: `whatsapp-message-status.${tag}`,
+    TOPIC_INSTANCE_STATUS: `whatsapp-instance-status.${tag}`,
+    TOPIC_MESSAGE_RECEIVED: `whatsapp-message-received.${tag}`,
+    TOPIC_EVENTS_DLQ: `mensageiro-events.dlq.${tag}`,
+  };
+}
+
+export function allTopics(config: BridgeConfig): string[] {
+  const t = config.topics;
+  const legacy = [t.sendMessage, t.scheduleMessage, t.messagingSend];
+  return [...legacy, ...legacy.map((x) => `${x}.dlq`), t.messageStatus, t.instanceStatus, t.messageReceived, t.eventsDlq];
+}
+
+const simCalls = z.object({ calls: z.array(z.object({ number: z.string(), body: z.looseObject({ text: z.string().optional() }), status: z.int() })) });
+export type SimCall = z.infer<typeof simCalls>["calls"][number];
+
+export async function simulatorCalls(simulatorUrl: string, instance: string): Promise<SimCall[]> {
+  const res = await fetch(`${simulatorUrl}/_sim/calls?instance=${encodeURIComponent(instance)}`);
+  return simCalls.parse(await res.json()).calls;
+}
+
+export async function waitUntil<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

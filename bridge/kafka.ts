@@ -1,0 +1,160 @@
+// The only file that knows kafkajs: the relays see records, batches and a few verbs, so the
+// client can be swapped (node-rdkafka, a test double) without touching them.
+import { Kafka, logLevel as kafkaLogLevel, Partitioners, type Admin, type Consumer, type IHeaders, type LogEntry, type Producer } from "kafkajs";
+import type { Logger } from "./log.ts";
+
+export type InRecord = { offset: string; key: Buffer | null; value: Buffer | null; headers: Record<string, string> };
+export type OutRecord = { topic: string; key: string | Buffer | null; value: string | Buffer | null; headers?: Record<string, string> };
+export type PartitionBatch = { topic: string; partition: number; records: InRecord[] };
+
+export type BatchControl = {
+  /** The record at `offset` is done: the next fetch of this partition starts after it. */
+  resolve(offset: string): void;
+  /** Commits `offset` (the next one to read) for this partition, with an optional note kept by the broker. */
+  commit(offset: string, note: string | null): Promise<void>;
+  /** Stops fetching this partition; the returned function resumes it. */
+  pause(): () => void;
+  heartbeat(): Promise<void>;
+  /** False once the consumer stops or the partition was reassigned or seeked. */
+  active(): boolean;
+};
+
+export type Committed = { partition: number; offset: string; note: string | null };
+export type PartitionLag = { topic: string; partition: number; committed: string; end: string; lag: number };
+
+export type ConsumeOptions = {
+  groupId: string;
+  topics: string[];
+  concurrency: number;
+  onBatch(batch: PartitionBatch, control: BatchControl): Promise<void>;
+  /** Called when this member (re)joins the group: partitions may have moved. */
+  onAssignment(): void;
+};
+
+export interface KafkaLink {
+  /** Writes all records with acks from all in-sync replicas; throws if Kafka did not take them. */
+  publish(records: OutRecord[]): Promise<void>;
+  consume(opts: ConsumeOptions): Promise<void>;
+  committed(groupId: string, topic: string): Promise<Committed[]>;
+  lag(groupId: string, topics: string[]): Promise<PartitionLag[]>;
+  ensureTopics(topics: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function connectKafka(opts: { brokers: string[]; clientId: string; log: Logger }): KafkaLink {
+  const kafka = new Kafka({
+    clientId: opts.clientId,
+    brokers: opts.brokers,
+    connectionTimeout: 3_000,
+    requestTimeout: 15_000,
+    retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 5_000 },
+    logLevel: kafkaLogLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      const { message, ...fields } = entry.log;
+      opts.log(entry.level <= kafkaLogLevel.ERROR ? "error" : "warn", `kafkajs: ${message}`, { namespace: entry.namespace, ...fields });
+    },
+  });
+  let producer: Producer | undefined;
+  let admin: Admin | undefined;
+  const consumers: Consumer[] = [];
+
+  const connectedProducer = async () => {
+    if (!producer) {
+      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 5 } });
+      await p.connect();
+      producer = p;
+    }
+    return producer;
+  };
+  const connectedAdmin = async () => {
+    if (!admin) {
+      const a = kafka.admin();
+      await a.connect();
+      admin = a;
+    }
+    return admin;
+  };
+
+  return {
+    async publish(records) {
+      if (records.length === 0) return;
+      const byTopic = new Map<string, OutRecord[]>();
+      for (const r of records) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
+      const p = await connectedProducer();
+      await p.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, rs]) => ({ topic, messages: rs.map((r) => ({ key: r.key, value: r.value, headers: r.headers })) })),
+      });
+    },
+
+    async consume({ groupId, topics, concurrency, onBatch, onAssignment }) {
+      const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 10 * 1024 * 1024, maxWaitTimeInMs: 250, retry: { retries: 10 } });
+      consumers.push(consumer);
+      consumer.on(consumer.events.GROUP_JOIN, () => onAssignment());
+      consumer.on(consumer.events.CRASH, (e) => opts.log("error", "kafka consumer crashed", { error: e.payload.error.message, restart: e.payload.restart }));
+      await consumer.connect();
+      await consumer.subscribe({ topics, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false, // offsets are committed by the relay, after the gateway answered
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: concurrency,
+        eachBatch: async ({ batch, resolveOffset, heartbeat, pause, isRunning, isStale }) => {
+          const records = batch.messages.map((m) => ({ offset: m.offset, key: m.key ?? null, value: m.value ?? null, headers: headerText(m.headers) }));
+          await onBatch(
+            { topic: batch.topic, partition: batch.partition, records },
+            {
+              resolve: resolveOffset,
+              commit: (offset, note) => consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset, metadata: note }]),
+              pause,
+              heartbeat,
+              active: () => isRunning() && !isStale(),
+            },
+          );
+        },
+      });
+    },
+
+    async committed(groupId, topic) {
+      const a = await connectedAdmin();
+      const [found] = await a.fetchOffsets({ groupId, topics: [topic] });
+      return (found?.partitions ?? []).map((p) => ({ partition: p.partition, offset: p.offset, note: p.metadata }));
+    },
+
+    async lag(groupId, topics) {
+      const a = await connectedAdmin();
+      const committed = await a.fetchOffsets({ groupId, topics });
+      const rows: PartitionLag[] = [];
+      for (const { topic, partitions } of committed) {
+        const ends = await a.fetchTopicOffsets(topic);
+        for (const end of ends) {
+          const c = partitions.find((p) => p.partition === end.partition)?.offset ?? "-1";
+          const from = Number(c) >= 0 ? Number(c) : Number(end.low);
+          rows.push({ topic, partition: end.partition, committed: c, end: end.high, lag: Math.max(0, Number(end.high) - from) });
+        }
+      }
+      return rows;
+    },
+
+    async ensureTopics(topics) {
+      const a = await connectedAdmin();
+      const existing = new Set(await a.listTopics());
+      const missing = [...new Set(topics)].filter((t) => !existing.has(t));
+      if (missing.length > 0) await a.createTopics({ waitForLeaders: true, topics: missing.map((topic) => ({ topic })) });
+    },
+
+    async close() {
+      // Consumers first: they leave the group so their partitions move at once.
+      await Promise.allSettled(consumers.map((c) => c.disconnect()));
+      await Promise.allSettled([producer?.disconnect(), admin?.disconnect()]);
+    },
+  };
+}
+
+function headerText(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.map(String).join(",") : v.toString();
+  }
+  return out;
+}
