@@ -22,10 +22,23 @@ const MAX_WEBHOOK_BYTES = 32 * 1024 * 1024;
 // A queue message holds at most 128 KB; bigger events are applied in the request instead.
 const MAX_QUEUED_BYTES = 100 * 1024;
 
-async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
+// Token → instance, remembered per isolate (a token never moves to another instance); unknown
+// tokens are not remembered, so a new instance's webhooks are accepted at once.
+const TOKEN_CACHE_MS = 60_000;
+const tokenCache = new Map<string, { instance: { id: string; tenant_id: string; name: string }; at: number }>();
+
+async function instanceFor(c: Context<AppEnv>, token: string) {
+  const hit = tokenCache.get(token);
+  if (hit && Date.now() - hit.at < TOKEN_CACHE_MS) return hit.instance;
   const [instance] = await c.var.db.all<{ id: string; tenant_id: string; name: string }>(
     sql`SELECT id, tenant_id, name FROM instances WHERE webhook_token = ${token}`,
   );
+  if (instance) tokenCache.set(token, { instance, at: Date.now() });
+  return instance;
+}
+
+async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
+  const instance = await instanceFor(c, token);
   if (!instance) throw new ApiError("unauthorized", "Unknown webhook token.");
   const envelope = parseWith(webhookEnvelope, await readJson(c, MAX_WEBHOOK_BYTES));
   const event = envelope.event.toLowerCase();
