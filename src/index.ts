@@ -17,6 +17,7 @@ import { webhookRoutes } from "./routes/webhooks.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { compatRoutes } from "./routes/compat.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { messageRoutes } from "./routes/messages.ts";
 
@@ -32,6 +33,7 @@ app.use("*", async (c, next) => {
 });
 
 app.route("/health", healthRoutes);
+app.route("/metrics", metricsRoutes);
 app.route("/v1/admin", adminRoutes);
 app.route("/webhooks/evolution", webhookRoutes);
 

@@ -79,11 +79,26 @@ async function fetchSim(path: string, body: unknown) {
   return simulator(path, { method: "POST", json: body });
 }
 
-describe("health", () => {
+describe("health and metrics", () => {
   it("reports D1 and the queue", async () => {
     const res = await api("/health");
     expect(res.status).toBe(200);
     expect(await json(res)).toEqual({ status: "ok", checks: { d1: "ok", queue: "ok" } });
+  });
+
+  it("serves Prometheus text to the metrics token only", async () => {
+    const t = await setupTenant();
+    const id = (await json(await send(t.key, { instance: t.instance, to: "5511933330009", text: "métrica" }))).id;
+    await waitForStatus(id, ["sent"]);
+    expect((await api("/metrics")).status).toBe(401);
+    expect((await api("/metrics", { key: t.key })).status).toBe(401);
+    const res = await api("/metrics", { key: "test-metrics-token" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/plain");
+    const text = await res.text();
+    expect(text).toContain(`mensageiro_messages{instance="${t.instance}",status="sent"} 1`);
+    expect(text).toMatch(/^mensageiro_sent_last_minute [1-9]\d*$/m);
+    expect(text).toMatch(/^# TYPE mensageiro_dead_letters gauge$/m);
   });
 });
 
