@@ -30,7 +30,6 @@ try {
   // Kafka → gateway: legacy send events already waiting, timed until all are accepted.
   {
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000 });
-    await fetch(`${simulator.url}/_sim/instances/${t.instance}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ apikey: t.simKey }) });
     const config = bridgeConfig({ brokers: broker.brokers, gatewayUrl: gateway.url, apiKey: t.apiKey, tag: `bench-in-${run}`, env: { BRIDGE_OUTBOUND: "false" } });
     await kafka.createTopics([config.topics.sendMessage], PARTITIONS);
     await kafka.createTopics(allTopics(config).filter((x) => x !== config.topics.sendMessage));

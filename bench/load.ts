@@ -46,3 +46,14 @@ function formatNumber(n: number): string {
   if (!Number.isFinite(n)) return "n/a";
   return Number.isInteger(n) ? String(n) : n.toFixed(n < 10 ? 2 : 1);
 }
+
+/** Runs a benchmark's main and exits: the servers it started must not keep the process alive. */
+export function runScript(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

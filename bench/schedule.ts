@@ -3,7 +3,7 @@
 // minus sendAt), how many were delivered, and how many came early.
 import { startSimulator } from "../simulator/server.ts";
 import { provisionTenant, startGateway } from "../test/support/gateway.ts";
-import { percentile, table } from "./load.ts";
+import { percentile, runScript, table } from "./load.ts";
 
 const MESSAGES = Number(process.env.BENCH_SCHEDULE_MESSAGES ?? 1000);
 const CONTACTS = Number(process.env.BENCH_SCHEDULE_CONTACTS ?? 100);
@@ -14,7 +14,6 @@ async function main() {
   const gateway = await startGateway();
   try {
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60000 });
-    await fetch(`${simulator.url}/_sim/instances/${t.instance}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ apikey: t.simKey }) });
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
     // All in the same second: sendAt spread over 0–999 ms of one second, LEAD_MS ahead.
     const second = Math.ceil((Date.now() + LEAD_MS) / 1000) * 1000;
@@ -55,10 +54,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runScript(main);

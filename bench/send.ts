@@ -4,7 +4,7 @@
 import { startSimulator } from "../simulator/server.ts";
 import { provisionTenant, startGateway } from "../test/support/gateway.ts";
 import { startBare } from "./bare.ts";
-import { closedLoop, table } from "./load.ts";
+import { closedLoop, runScript, table } from "./load.ts";
 
 const ACCEPT_REQUESTS = Number(process.env.BENCH_ACCEPT_REQUESTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -18,7 +18,6 @@ async function main() {
   const bare = await startBare();
   try {
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60000 });
-    await fetch(`${simulator.url}/_sim/instances/${t.instance}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ apikey: t.simKey }) });
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
     const body = (i: number) => JSON.stringify({ instance: t.instance, to: `55119${String(10000000 + (i % 500)).padStart(8, "0")}`, text: `bench accept ${i}` });
 
@@ -114,10 +113,4 @@ async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Recor
   return { seconds, sent, lost: DRAIN_MESSAGES - sent, outOfOrder, duplicates };
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runScript(main);

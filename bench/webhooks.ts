@@ -5,7 +5,7 @@ import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json"
 import { startSimulator } from "../simulator/server.ts";
 import { provisionTenant, startGateway } from "../test/support/gateway.ts";
 import { startBare } from "./bare.ts";
-import { closedLoop, table } from "./load.ts";
+import { closedLoop, runScript, table } from "./load.ts";
 
 const REQUESTS = Number(process.env.BENCH_WEBHOOK_REQUESTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -63,10 +63,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runScript(main);

@@ -32,12 +32,7 @@ beforeAll(async () => {
   simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: 10, deliveredDelayMs: 50, readDelayMs: 100 });
   persistDir = mkdtempSync(path.join(tmpdir(), "mensageiro-bridge-"));
   gateway = await startGateway({ persistDir, port: await freePort() });
-  tenant = await provisionTenant(gateway.url, simulator.url);
-  await fetch(`${simulator.url}/_sim/instances/${tenant.instance}`, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ apikey: tenant.simKey, webhookUrl: tenant.webhookUrl }),
-  });
+  tenant = await provisionTenant(gateway.url, simulator.url, { webhooks: "single" });
   kafka = await kafkaTools(brokers);
 });
 

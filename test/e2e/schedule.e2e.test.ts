@@ -37,7 +37,6 @@ afterAll(async () => {
 describe("scheduled delivery on wrangler dev", () => {
   it("delivers at its time, and across a stop and start of the runtime", async () => {
     const t = await provisionTenant(gateway.url, simulator.url);
-    await fetch(`${simulator.url}/_sim/instances/${t.instance}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ apikey: t.simKey }) });
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
     const schedule = async (to: string, text: string, at: number) => {
       const res = await fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: JSON.stringify({ instance: t.instance, to, text, sendAt: new Date(at).toISOString() }) });

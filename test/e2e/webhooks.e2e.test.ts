@@ -18,12 +18,7 @@ afterAll(async () => {
 
 describe("webhooks through wrangler dev", () => {
   it("sent → delivered → read from the simulator's webhooks; inbound in the timeline; events in order", async () => {
-    const t = await provisionTenant(gateway.url, simulator.url);
-    await fetch(`${simulator.url}/_sim/instances/${t.instance}`, {
-      method: "PUT",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ apikey: t.simKey, webhookUrl: t.webhookUrl, byEvents: true }),
-    });
+    const t = await provisionTenant(gateway.url, simulator.url, { webhooks: "byEvents" });
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
     const res = await fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: JSON.stringify({ instance: t.instance, to: "5511944443333", text: "até o fim" }) });
     const { id } = (await res.json()) as { id: string };

@@ -104,8 +104,13 @@ export async function startGateway(opts: { vars?: Record<string, string>; persis
   };
 }
 
-/** A tenant with an instance pointing at the simulator, through the public API. */
-export async function provisionTenant(gatewayUrl: string, simulatorUrl: string, opts: { adminToken?: string; instance?: string; ratePerMinute?: number; simApiKey?: string } = {}) {
+/** A tenant with an instance pointing at the simulator, through the public API, and the same
+ *  instance registered at the simulator (with Evolution's webhooks back to the gateway if asked). */
+export async function provisionTenant(
+  gatewayUrl: string,
+  simulatorUrl: string,
+  opts: { adminToken?: string; instance?: string; ratePerMinute?: number; simApiKey?: string; webhooks?: "single" | "byEvents" } = {},
+) {
   const admin = opts.adminToken ?? "e2e-admin-token";
   const tenantRes = await fetch(`${gatewayUrl}/v1/admin/tenants`, {
     method: "POST",
@@ -123,5 +128,8 @@ export async function provisionTenant(gatewayUrl: string, simulatorUrl: string, 
   });
   if (put.status !== 201 && put.status !== 200) throw new Error(`instance: ${put.status} ${await put.text()}`);
   const registered = (await put.json()) as { webhookUrl: string };
+  const atSimulator = { apikey: simKey, ...(opts.webhooks ? { webhookUrl: registered.webhookUrl, byEvents: opts.webhooks === "byEvents" } : {}) };
+  const sim = await fetch(`${simulatorUrl}/_sim/instances/${instance}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(atSimulator) });
+  if (!sim.ok) throw new Error(`simulator instance: ${sim.status} ${await sim.text()}`);
   return { tenantId: tenant.tenant.id, apiKey: tenant.apiKey, instance, simKey, webhookUrl: registered.webhookUrl };
 }

@@ -256,4 +256,29 @@ describe("tenant callbacks", () => {
     const deliveries = await env.DB.prepare("SELECT status FROM callback_deliveries WHERE tenant_id = ?").bind(created.tenant.id).all<{ status: string }>();
     expect(deliveries.results.every((d) => d.status === "delivered")).toBe(true);
   });
+
+  it("gives up after the attempt bound and records the failure", async () => {
+    const { createExecutionContext, createMessageBatch, getQueueResult } = await import("cloudflare:test");
+    const { consumeCallbacks, MAX_CALLBACK_ATTEMPTS } = await import("../../src/callbacks/deliver.ts");
+    const receiver = inject("receiverUrl");
+    const path = `/cb/${unique("dead")}`;
+    const created = await json(await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name: "callbacks-dead", callbackUrl: `${receiver}${path}` } }));
+    await env.DB.prepare(`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url) VALUES ('ev-dead', ?, 'instance.status', 1, ?, '{"instance":"x","state":"open"}', ?)`)
+      .bind(created.tenant.id, Date.now(), `${receiver}${path}`)
+      .run();
+    const { seq } = (await env.DB.prepare("SELECT seq FROM outbox_events WHERE event_id = 'ev-dead'").first<{ seq: number }>())!;
+    await fetch(`${receiver}/fail${path}`, { method: "POST", body: JSON.stringify({ times: 100 }) });
+    const job = { seq, eventId: "ev-dead", tenantId: created.tenant.id, url: `${receiver}${path}` };
+    // An early failure is retried with a growing delay; the last allowed attempt is acked and recorded as failed.
+    for (const [attempts, expected] of [[1, "retrying"], [MAX_CALLBACK_ATTEMPTS, "failed"]] as const) {
+      const batch = createMessageBatch("mensageiro-callbacks", [{ id: `m${attempts}`, timestamp: new Date(), attempts, body: job }]);
+      const ctx = createExecutionContext();
+      await consumeCallbacks(batch, env);
+      const result = await getQueueResult(batch, ctx);
+      const row = await env.DB.prepare("SELECT status, attempts, last_error FROM callback_deliveries WHERE event_id = 'ev-dead'").first<{ status: string; attempts: number; last_error: string }>();
+      expect(row).toMatchObject({ status: expected, attempts, last_error: "HTTP 500" });
+      if (expected === "retrying") expect(result.retryMessages.map((m) => m.msgId)).toEqual(["m1"]);
+      else expect(result.explicitAcks).toEqual([`m${attempts}`]);
+    }
+  });
 });
