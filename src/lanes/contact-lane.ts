@@ -222,7 +222,6 @@ export class ContactLane extends DurableObject<Env> {
       const stragglers = head.started === 0 ? await this.db.all<StragglerRow>(sql`SELECT * FROM (${older}) LIMIT 50`) : [];
       return this.unclaimed(head, laneKey, row, stragglers);
     }
-    this.ctx.storage.sql.exec(`UPDATE items SET started = 1, attempts = ? WHERE id = ?`, attempt, head.id);
     if (row.callback) this.callbacksWritten = true;
     if (!instance) {
       await this.fail(row, attempt, "Instance no longer exists.", now);
@@ -231,8 +230,12 @@ export class ContactLane extends DurableObject<Env> {
 
     const evolution: EvolutionInstance = { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key };
     const media = row.media ? (JSON.parse(row.media) as MediaJson) : null;
+    // No storage write between the claim and this call: a DO's outgoing fetch waits for its pending
+    // writes to be confirmed (the output gate). D1 already says `processing`, which is what a lane
+    // that restarts mid-send goes by (see unclaimed()).
     const outcome = await sendThroughEvolution(evolution, { to: row.to, text: row.text, media }, config(this.env).EVOLUTION_TIMEOUT_MS);
     const at = Date.now();
+    this.ctx.storage.sql.exec(`UPDATE items SET started = 1, attempts = ? WHERE id = ?`, attempt, head.id);
 
     if (outcome.kind === "sent") {
       const sent = await runBatch(this.db, [

@@ -6,13 +6,10 @@ import { DurableObject } from "cloudflare:workers";
 export const burstFor = (ratePerMinute: number) => Math.max(1, Math.ceil(ratePerMinute / 60));
 
 export class InstanceGovernor extends DurableObject<Env> {
-  // Theoretical arrival time of the next send; kept in storage so a restart does not grant a burst.
-  private tat: number;
-
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.tat = ctx.storage.kv.get<number>("tat") ?? 0;
-  }
+  // Theoretical arrival time of the next send. Kept in memory only: a storage write would hold
+  // every answer behind the output gate until it is confirmed, on the hot path of every send,
+  // while losing it (eviction, restart) grants at most one burst of burstFor(rate) sends.
+  private tat = 0;
 
   /** Reserves the next send slot; returns how many ms the caller must wait before sending. */
   reserve(ratePerMinute: number, now = Date.now()): number {
@@ -21,7 +18,6 @@ export class InstanceGovernor extends DurableObject<Env> {
     const tat = Math.max(this.tat, now);
     const allowedAt = tat - tolerance;
     this.tat = tat + interval;
-    this.ctx.storage.kv.put("tat", this.tat);
     return Math.max(0, Math.ceil(allowedAt - now));
   }
 }
