@@ -159,14 +159,6 @@ CREATE TABLE `pending_receipts` (
 	PRIMARY KEY(`instance_id`, `provider_message_id`, `status`)
 );
 --> statement-breakpoint
-CREATE TABLE `processed_webhooks` (
-	`instance_id` text NOT NULL,
-	`dedupe_key` text NOT NULL,
-	`at` integer NOT NULL,
-	PRIMARY KEY(`instance_id`, `dedupe_key`)
-);
---> statement-breakpoint
-CREATE INDEX `processed_webhooks_at` ON `processed_webhooks` (`at`);--> statement-breakpoint
 CREATE TABLE `tenants` (
 	`id` text PRIMARY KEY NOT NULL,
 	`name` text NOT NULL,

@@ -180,17 +180,6 @@ export const pendingReceipts = sqliteTable(
   (t) => [primaryKey({ columns: [t.instanceId, t.providerMessageId, t.status] })],
 );
 
-// Webhook deliveries already taken in: (instance, event, key) makes a duplicate a no-op.
-export const processedWebhooks = sqliteTable(
-  "processed_webhooks",
-  {
-    instanceId: text("instance_id").notNull(),
-    dedupeKey: text("dedupe_key").notNull(),
-    at: integer("at").notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.instanceId, t.dedupeKey] }), index("processed_webhooks_at").on(t.at)],
-);
-
 // The event outbox: written in the same batch as the change it describes.
 export const outboxEvents = sqliteTable(
   "outbox_events",

@@ -30,7 +30,7 @@ export async function requeueStranded(env: Env, now = Date.now()): Promise<numbe
   return rows.length;
 }
 
-export type PurgeReport = { messages: number; history: number; deadLetters: number; inbound: number; events: number; idempotencyKeys: number; webhooks: number };
+export type PurgeReport = { messages: number; history: number; deadLetters: number; inbound: number; events: number; idempotencyKeys: number; pendingReceipts: number };
 
 async function deleteInPages(db: Db, select: ReturnType<typeof sql>, table: string, key: string): Promise<number> {
   let total = 0;
@@ -55,8 +55,8 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
   const inbound = await deleteInPages(db, sql`SELECT id FROM inbound_messages WHERE received_at < ${cutoff}`, "inbound_messages", "id");
   const events = await deleteInPages(db, sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff}`, "outbox_events", "seq");
   const idempotencyKeys = (await db.run(sql`DELETE FROM idempotency_keys WHERE created_at < ${now - IDEMPOTENCY_TTL_MS}`)).meta?.changes ?? 0;
-  const webhooks = (await db.run(sql`DELETE FROM pending_receipts WHERE at < ${cutoff}`)).meta?.changes ?? 0;
-  return { messages, history, deadLetters, inbound, events, idempotencyKeys, webhooks };
+  const pendingReceipts = (await db.run(sql`DELETE FROM pending_receipts WHERE at < ${cutoff}`)).meta?.changes ?? 0;
+  return { messages, history, deadLetters, inbound, events, idempotencyKeys, pendingReceipts };
 }
 
 export async function sweep(env: Env, now = Date.now()) {
