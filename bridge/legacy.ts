@@ -1,7 +1,7 @@
 // Legacy Kafka values → v1 send items. Each topic has its contract in src/contracts/legacy.ts;
 // whatever fails to parse is poison, named with a reason for the DLQ header.
 import type { z } from "zod";
-import { fromMessagingSend, legacyRecipient, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../src/contracts/legacy.ts";
+import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../src/contracts/legacy.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../src/contracts/messages.ts";
 
 export type LegacyKind = "whatsapp-send-message" | "whatsapp-schedule-message" | "messaging.send";
@@ -44,12 +44,7 @@ function toItem(kind: LegacyKind, json: unknown, fallbackId: string): Mapped {
       return {
         ok: true,
         sourceId,
-        item: {
-          instance: m.data.instanceName,
-          to: legacyRecipient(m.data.phoneNumber),
-          text: m.data.message,
-          metadata: definedOnly({ source: kind, sourceId, userId: m.data.userId, timestamp: m.data.timestamp }),
-        },
+        item: { ...fromWhatsappSend(m.data), metadata: definedOnly({ source: kind, sourceId, userId: m.data.userId, timestamp: m.data.timestamp }) },
       };
     }
     case "whatsapp-schedule-message": {
@@ -59,13 +54,7 @@ function toItem(kind: LegacyKind, json: unknown, fallbackId: string): Mapped {
       return {
         ok: true,
         sourceId,
-        item: {
-          instance: m.data.instanceName,
-          to: legacyRecipient(m.data.phoneNumber),
-          text: m.data.message,
-          sendAt: m.data.scheduledFor,
-          metadata: definedOnly({ source: kind, sourceId, scheduleId: m.data.scheduleId, userId: m.data.userId }),
-        },
+        item: { ...fromWhatsappSchedule(m.data), metadata: definedOnly({ source: kind, sourceId, scheduleId: m.data.scheduleId, userId: m.data.userId }) },
       };
     }
     case "messaging.send": {

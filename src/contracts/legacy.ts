@@ -43,6 +43,16 @@ export const messagingSend = z
 
 export type MessagingSend = z.infer<typeof messagingSend>;
 
+/** whatsapp-send-message → the v1 send request (before its own validation). */
+export function fromWhatsappSend(m: z.infer<typeof whatsappSendMessage>) {
+  return { instance: m.instanceName, to: legacyRecipient(m.phoneNumber), text: m.message };
+}
+
+/** whatsapp-schedule-message → the v1 send request: scheduledFor is the sendAt. */
+export function fromWhatsappSchedule(m: z.infer<typeof whatsappScheduleMessage>) {
+  return { instance: m.instanceName, to: legacyRecipient(m.phoneNumber), text: m.message, sendAt: m.scheduledFor };
+}
+
 /** messaging.send → the v1 send request (before its own validation). */
 export function fromMessagingSend(m: MessagingSend) {
   const to = m.groupId ?? legacyRecipient(m.remoteJid ?? "");

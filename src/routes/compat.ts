@@ -1,7 +1,7 @@
 // Compatibility aliases: the older services' routes and answers, on the same pipeline.
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
-import { fromMessagingSend, legacyRecipient, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../contracts/legacy.ts";
+import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../contracts/legacy.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { errorResponse } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
@@ -28,7 +28,7 @@ async function accept(c: Context<AppEnv>, input: SendMessageRequest, source: str
 compatRoutes.post("/whatsapp/send-message", async (c) => {
   const body = await readJson(c);
   const legacy = parseWith(whatsappSendMessage, body);
-  const input = parseWith(sendMessageSchema, { instance: legacy.instanceName, to: legacyRecipient(legacy.phoneNumber), text: legacy.message }, "");
+  const input = parseWith(sendMessageSchema, fromWhatsappSend(legacy));
   return idempotent(c, "compat/send-message", body, async () => {
     const row = await accept(c, input, "compat:send-message");
     return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
@@ -39,10 +39,7 @@ compatRoutes.post("/whatsapp/schedule-message", async (c) => {
   const body = await readJson(c);
   const legacy = parseWith(whatsappScheduleMessage, body);
   const input = parseWith(sendMessageSchema, {
-    instance: legacy.instanceName,
-    to: legacyRecipient(legacy.phoneNumber),
-    text: legacy.message,
-    sendAt: legacy.scheduledFor,
+    ...fromWhatsappSchedule(legacy),
     ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
   });
   return idempotent(c, "compat/schedule-message", body, async () => {
