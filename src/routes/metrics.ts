@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../app-env.ts";
 import { bearer, tokenMatches } from "../auth/api-keys.ts";
 import { ApiError } from "../errors.ts";
+import { messageCounts } from "../messages/counts.ts";
 
 export const metricsRoutes = new Hono<AppEnv>();
 
@@ -12,12 +13,8 @@ const label = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').repla
 metricsRoutes.get("/", async (c) => {
   if (!(await tokenMatches(bearer(c.req.header("authorization")), c.env.METRICS_TOKEN))) throw new ApiError("unauthorized", "Metrics token required.");
   const db = c.var.db;
-  const now = Date.now();
-  const [byStatus, dead, oldest, lastMinute, outbox, callbacks, states] = await Promise.all([
-    db.all<{ instance: string; status: string; n: number }>(sql`SELECT instance_name AS instance, status, COUNT(*) AS n FROM messages GROUP BY instance_name, status`),
-    db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM dead_letters WHERE replayed_at IS NULL`),
-    db.all<{ at: number | null }>(sql`SELECT MIN(ready_at) AS at FROM messages WHERE status = 'queued'`),
-    db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM messages WHERE sent_at >= ${now - 60_000}`),
+  const [counts, outbox, callbacks, states] = await Promise.all([
+    messageCounts(db, undefined),
     db.all<{ seq: number | null }>(sql`SELECT MAX(seq) AS seq FROM outbox_events`),
     db.all<{ status: string; n: number }>(sql`SELECT status, COUNT(*) AS n FROM callback_deliveries GROUP BY status`),
     db.all<{ name: string; state: string }>(sql`SELECT name, state FROM instances`),
@@ -25,16 +22,16 @@ metricsRoutes.get("/", async (c) => {
   const lines = [
     "# HELP mensageiro_messages Messages by instance and status.",
     "# TYPE mensageiro_messages gauge",
-    ...byStatus.map((r) => `mensageiro_messages{instance="${label(r.instance)}",status="${r.status}"} ${r.n}`),
+    ...counts.byStatus.map((r) => `mensageiro_messages{instance="${label(r.instance)}",status="${r.status}"} ${r.n}`),
     "# HELP mensageiro_dead_letters Failed messages not replayed.",
     "# TYPE mensageiro_dead_letters gauge",
-    `mensageiro_dead_letters ${dead[0]?.n ?? 0}`,
+    `mensageiro_dead_letters ${counts.deadLetters}`,
     "# HELP mensageiro_oldest_queued_age_seconds Age of the oldest queued message.",
     "# TYPE mensageiro_oldest_queued_age_seconds gauge",
-    `mensageiro_oldest_queued_age_seconds ${oldest[0]?.at ? Math.max(0, (now - oldest[0].at) / 1000) : 0}`,
+    `mensageiro_oldest_queued_age_seconds ${counts.oldestQueuedAgeSeconds}`,
     "# HELP mensageiro_sent_last_minute Messages sent in the last 60 seconds.",
     "# TYPE mensageiro_sent_last_minute gauge",
-    `mensageiro_sent_last_minute ${lastMinute[0]?.n ?? 0}`,
+    `mensageiro_sent_last_minute ${counts.sentLastMinute}`,
     "# HELP mensageiro_outbox_seq Highest outbox sequence number written.",
     "# TYPE mensageiro_outbox_seq counter",
     `mensageiro_outbox_seq ${outbox[0]?.seq ?? 0}`,
