@@ -83,7 +83,8 @@ export class ContactLane extends DurableObject<Env> {
   /** Adds messages to the lane. A message already waiting is ignored; a done one is taken up again
    *  (a retry after failure): the claim in D1 decides whether it is really sent again. */
   async enqueue(laneKey: string, items: LaneItem[]): Promise<number> {
-    this.ctx.storage.kv.put("laneKey", laneKey);
+    // Written once: every storage write delays the lane's next outgoing call (output gate).
+    if (this.ctx.storage.kv.get<string>("laneKey") !== laneKey) this.ctx.storage.kv.put("laneKey", laneKey);
     let added = 0;
     for (const item of items) {
       const cursor = this.ctx.storage.sql.exec(
@@ -130,16 +131,16 @@ export class ContactLane extends DurableObject<Env> {
     );
     await this.ctx.storage.deleteAlarm();
     await this.rearm();
-    return this.ctx.storage.kv.get<number>("alarmAt") ?? null;
+    return this.ctx.storage.getAlarm();
   }
 
   /** What the lane holds, for tests and operators. */
-  snapshot(): { waiting: ItemRow[]; done: number; alarm: number | null } {
+  async snapshot(): Promise<{ waiting: ItemRow[]; done: number; alarm: number | null }> {
     const waiting = this.ctx.storage.sql
       .exec<ItemRow>(`SELECT id, instance_id, priority, ready_at, created_at, next_at, started, attempts, scheduled FROM items WHERE state = 'waiting' ORDER BY started DESC, priority, ready_at, created_at, id`)
       .toArray();
     const done = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state = 'done'`).one().n;
-    return { waiting, done, alarm: this.ctx.storage.kv.get<number>("alarmAt") ?? null };
+    return { waiting, done, alarm: await this.ctx.storage.getAlarm() };
   }
 
   override async alarm(): Promise<void> {
@@ -317,12 +318,10 @@ export class ContactLane extends DurableObject<Env> {
       ? started.next_at
       : this.ctx.storage.sql.exec<{ due: number | null }>(`SELECT MIN(ready_at) AS due FROM items WHERE state = 'waiting'`).one().due;
     if (next === null || next === undefined) {
-      this.ctx.storage.kv.delete("alarmAt");
       await this.ctx.storage.deleteAlarm();
       return;
     }
     const at = Math.max(next, Date.now(), this.pauseUntil);
-    this.ctx.storage.kv.put("alarmAt", at);
     await this.ctx.storage.setAlarm(at);
   }
 }
