@@ -8,7 +8,20 @@ export async function startBare(): Promise<{ url: string; stop(): void }> {
   const inspector = await freePort();
   const child = spawn(
     path.join(ROOT, "node_modules/.bin/wrangler"),
-    ["dev", "--config", "bench/bare.wrangler.toml", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspector), "--show-interactive-dev-session=false", "--log-level", "warn"],
+    [
+      "dev",
+      "--config",
+      "bench/bare.wrangler.toml",
+      "--port",
+      String(port),
+      "--ip",
+      "127.0.0.1",
+      "--inspector-port",
+      String(inspector),
+      "--show-interactive-dev-session=false",
+      "--log-level",
+      "warn",
+    ],
     { cwd: ROOT, stdio: "ignore", detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
   );
   const url = `http://127.0.0.1:${port}`;

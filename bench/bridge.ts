@@ -30,13 +30,22 @@ try {
   // Kafka → gateway: legacy send events already waiting, timed until all are accepted.
   {
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000 });
-    const config = bridgeConfig({ brokers: broker.brokers, gatewayUrl: gateway.url, apiKey: t.apiKey, tag: `bench-in-${run}`, env: { BRIDGE_OUTBOUND: "false" } });
+    const config = bridgeConfig({
+      brokers: broker.brokers,
+      gatewayUrl: gateway.url,
+      apiKey: t.apiKey,
+      tag: `bench-in-${run}`,
+      env: { BRIDGE_OUTBOUND: "false" },
+    });
     await kafka.createTopics([config.topics.sendMessage], PARTITIONS);
     await kafka.createTopics(allTopics(config).filter((x) => x !== config.topics.sendMessage));
     const contact = (i: number) => `5511${String(90000000 + (i % CONTACTS))}`;
     await kafka.produce(
       config.topics.sendMessage,
-      Array.from({ length: SENDS }, (_, i) => ({ key: contact(i), value: JSON.stringify({ userId: i, instanceName: t.instance, phoneNumber: contact(i), message: `bench ${i}`, timestamp: Date.now() }) })),
+      Array.from({ length: SENDS }, (_, i) => ({
+        key: contact(i),
+        value: JSON.stringify({ userId: i, instanceName: t.instance, phoneNumber: contact(i), message: `bench ${i}`, timestamp: Date.now() }),
+      })),
     );
     const started = performance.now();
     const bridge = await startBridge(config, { log });
@@ -60,24 +69,47 @@ try {
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
     const sendAt = new Date(Date.now() + 86_400_000).toISOString();
     for (let i = 0; i < EVENTS; i += 500) {
-      const messages = Array.from({ length: Math.min(500, EVENTS - i) }, (_, j) => ({ instance: t.instance, to: `5521${String(90000000 + ((i + j) % CONTACTS))}`, text: `later ${i + j}`, sendAt }));
+      const messages = Array.from({ length: Math.min(500, EVENTS - i) }, (_, j) => ({
+        instance: t.instance,
+        to: `5521${String(90000000 + ((i + j) % CONTACTS))}`,
+        text: `later ${i + j}`,
+        sendAt,
+      }));
       const res = await fetch(`${gateway.url}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages }) });
       if (res.status !== 200) throw new Error(`pre-create: ${res.status} ${await res.text()}`);
     }
     await new Promise((r) => setTimeout(r, 5_000)); // let the lanes take the scheduled jobs off the queue first
-    const config = bridgeConfig({ brokers: broker.brokers, gatewayUrl: gateway.url, apiKey: t.apiKey, tag: `bench-out-${run}`, env: { BRIDGE_INBOUND: "false", BRIDGE_EVENTS_WAIT_SECONDS: "1" } });
+    const config = bridgeConfig({
+      brokers: broker.brokers,
+      gatewayUrl: gateway.url,
+      apiKey: t.apiKey,
+      tag: `bench-out-${run}`,
+      env: { BRIDGE_INBOUND: "false", BRIDGE_EVENTS_WAIT_SECONDS: "1" },
+    });
     await kafka.createTopics(allTopics(config));
     const started = performance.now();
     const bridge = await startBridge(config, { log });
-    await waitUntil("all relayed and acked", () => {
-      const s = bridge.metrics.state.outbox;
-      return bridge.metrics.total("bridge_outbound_events_total") >= EVENTS && s.inFlight === 0 && s.ackedCursor === s.seenCursor ? true : undefined;
-    }, 600_000, 20);
+    await waitUntil(
+      "all relayed and acked",
+      () => {
+        const s = bridge.metrics.state.outbox;
+        return bridge.metrics.total("bridge_outbound_events_total") >= EVENTS && s.inFlight === 0 && s.ackedCursor === s.seenCursor ? true : undefined;
+      },
+      600_000,
+      20,
+    );
     const seconds = (performance.now() - started) / 1000;
     await bridge.stop();
     const pages = Math.ceil(EVENTS / config.outbound.pageSize);
     const phase = (p: string) => ms(bridge.metrics.get("bridge_outbound_seconds_total", { phase: p }), pages);
-    rows.push([`outbox → Kafka (message.status, pages of ${config.outbound.pageSize})`, EVENTS, seconds, EVENTS / seconds, `${pages} pages; a page: read ${phase("read")}, produce ${phase("produce")}, ack ${phase("ack")}`, "≥ 1,000/s"]);
+    rows.push([
+      `outbox → Kafka (message.status, pages of ${config.outbound.pageSize})`,
+      EVENTS,
+      seconds,
+      EVENTS / seconds,
+      `${pages} pages; a page: read ${phase("read")}, produce ${phase("produce")}, ack ${phase("ack")}`,
+      "≥ 1,000/s",
+    ]);
   }
 
   console.log(table(["relay", "events", "seconds", "events/s", "notes", "goal"], rows));

@@ -41,11 +41,23 @@ async function main() {
     }
     const lateness = calls.map((c) => c.at - due.get(c.body.text)!).sort((a, b) => a - b);
     const distinct = new Set(calls.map((c) => c.body.text)).size;
-    console.log(`\n${MESSAGES} messages across ${CONTACTS} contacts due within one second, ${((second - acceptedBy) / 1000).toFixed(1)} s after the last was accepted; wrangler dev on this machine`);
+    console.log(
+      `\n${MESSAGES} messages across ${CONTACTS} contacts due within one second, ${((second - acceptedBy) / 1000).toFixed(1)} s after the last was accepted; wrangler dev on this machine`,
+    );
     console.log(
       table(
         ["delivered", "lost", "sent twice", "early", "p50 lateness ms", "p99 lateness ms", "max lateness ms"],
-        [[distinct, MESSAGES - distinct, calls.length - distinct, lateness.filter((l) => l < 0).length, percentile(lateness, 50), percentile(lateness, 99), lateness.at(-1) ?? NaN]],
+        [
+          [
+            distinct,
+            MESSAGES - distinct,
+            calls.length - distinct,
+            lateness.filter((l) => l < 0).length,
+            percentile(lateness, 50),
+            percentile(lateness, 99),
+            lateness.at(-1) ?? NaN,
+          ],
+        ],
       ),
     );
   } finally {

@@ -19,7 +19,8 @@ async function main() {
   try {
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60000 });
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
-    const body = (i: number) => JSON.stringify({ instance: t.instance, to: `55119${String(10000000 + (i % 500)).padStart(8, "0")}`, text: `bench accept ${i}` });
+    const body = (i: number) =>
+      JSON.stringify({ instance: t.instance, to: `55119${String(10000000 + (i % 500)).padStart(8, "0")}`, text: `bench accept ${i}` });
 
     // Warm both up so neither pays for its first compile in the figures.
     await closedLoop(100, 8, (i) => fetch(`${bare.url}/v1/messages`, { method: "POST", headers, body: body(i) }));
@@ -38,8 +39,22 @@ async function main() {
         ["route", "req/s", "p50 ms", "p99 ms", "errors", "ratio to bare"],
         [
           ["bare Hono POST (no auth, D1, queue)", bareRun.perSecond, bareRun.p50, bareRun.p99, bareRun.errors, "1.00"],
-          ["POST /v1/messages, scheduled (API path alone)", scheduledRun.perSecond, scheduledRun.p50, scheduledRun.p99, scheduledRun.errors, (scheduledRun.perSecond / bareRun.perSecond).toFixed(2)],
-          ["POST /v1/messages, sent meanwhile (API + delivery)", acceptRun.perSecond, acceptRun.p50, acceptRun.p99, acceptRun.errors, (acceptRun.perSecond / bareRun.perSecond).toFixed(2)],
+          [
+            "POST /v1/messages, scheduled (API path alone)",
+            scheduledRun.perSecond,
+            scheduledRun.p50,
+            scheduledRun.p99,
+            scheduledRun.errors,
+            (scheduledRun.perSecond / bareRun.perSecond).toFixed(2),
+          ],
+          [
+            "POST /v1/messages, sent meanwhile (API + delivery)",
+            acceptRun.perSecond,
+            acceptRun.p50,
+            acceptRun.p99,
+            acceptRun.errors,
+            (acceptRun.perSecond / bareRun.perSecond).toFixed(2),
+          ],
         ],
       ),
     );
@@ -76,9 +91,17 @@ async function waitIdle(gatewayUrl: string, headers: Record<string, string>) {
 
 async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Record<string, string>, instance: string) {
   await fetch(`${simulatorUrl}/_sim/calls`, { method: "DELETE" });
-  await fetch(`${simulatorUrl}/_sim/config`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ latencyMs: DRAIN_LATENCY_MS }) });
+  await fetch(`${simulatorUrl}/_sim/config`, {
+    method: "PATCH",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ latencyMs: DRAIN_LATENCY_MS }),
+  });
   const contact = (c: number) => `55219${String(20000000 + c).padStart(8, "0")}`;
-  const messages = Array.from({ length: DRAIN_MESSAGES }, (_, i) => ({ instance, to: contact(i % DRAIN_CONTACTS), text: `drain ${Math.floor(i / DRAIN_CONTACTS)}` }));
+  const messages = Array.from({ length: DRAIN_MESSAGES }, (_, i) => ({
+    instance,
+    to: contact(i % DRAIN_CONTACTS),
+    text: `drain ${Math.floor(i / DRAIN_CONTACTS)}`,
+  }));
   const sentBefore = await count(gatewayUrl, headers, "sent");
   const started = performance.now();
   for (let i = 0; i < messages.length; i += 500) {
@@ -95,7 +118,9 @@ async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Recor
   }
   const seconds = (performance.now() - started) / 1000;
   const startedAt = Date.now() - seconds * 1000;
-  const calls = ((await (await fetch(`${simulatorUrl}/_sim/calls?instance=${instance}`)).json()) as { calls: { number: string; body: { text: string }; status: number }[] }).calls;
+  const calls = (
+    (await (await fetch(`${simulatorUrl}/_sim/calls?instance=${instance}`)).json()) as { calls: { number: string; body: { text: string }; status: number }[] }
+  ).calls;
   let outOfOrder = 0;
   const last = new Map<string, number>();
   const seen = new Set<string>();
@@ -109,7 +134,9 @@ async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Recor
     seen.add(key);
   }
   const times = calls.map((c) => (c as unknown as { at: number }).at).sort((a, b) => a - b);
-  console.log(`   first send reached the simulator at +${((times[0]! - startedAt) / 1000).toFixed(1)} s, the last at +${((times.at(-1)! - startedAt) / 1000).toFixed(1)} s`);
+  console.log(
+    `   first send reached the simulator at +${((times[0]! - startedAt) / 1000).toFixed(1)} s, the last at +${((times.at(-1)! - startedAt) / 1000).toFixed(1)} s`,
+  );
   return { seconds, sent, lost: DRAIN_MESSAGES - sent, outOfOrder, duplicates };
 }
 

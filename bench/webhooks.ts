@@ -37,10 +37,17 @@ async function main() {
     let received = 0;
     const deadline = Date.now() + 180_000;
     while (received < REQUESTS + 100 && Date.now() < deadline) {
-      const page = (await (await fetch(`${gateway.url}/v1/events?consumer=bench&limit=1000`, { headers })).json()) as { events: { type: string }[]; cursor: number };
+      const page = (await (await fetch(`${gateway.url}/v1/events?consumer=bench&limit=1000`, { headers })).json()) as {
+        events: { type: string }[];
+        cursor: number;
+      };
       received += page.events.filter((e) => e.type === "message.received").length;
       if (page.events.length > 0) {
-        await fetch(`${gateway.url}/v1/events/ack`, { method: "POST", headers: { ...headers, ...json }, body: JSON.stringify({ consumer: "bench", seq: page.cursor }) });
+        await fetch(`${gateway.url}/v1/events/ack`, {
+          method: "POST",
+          headers: { ...headers, ...json },
+          body: JSON.stringify({ consumer: "bench", seq: page.cursor }),
+        });
       } else await new Promise((r) => setTimeout(r, 200));
     }
     const appliedSeconds = (performance.now() - started) / 1000;
@@ -55,7 +62,9 @@ async function main() {
         ],
       ),
     );
-    console.log(`\napplied (stored + message.received in the outbox): ${received - 100} of ${REQUESTS} after ${appliedSeconds.toFixed(1)} s → ${((received - 100) / appliedSeconds).toFixed(0)} events/s end to end`);
+    console.log(
+      `\napplied (stored + message.received in the outbox): ${received - 100} of ${REQUESTS} after ${appliedSeconds.toFixed(1)} s → ${((received - 100) / appliedSeconds).toFixed(0)} events/s end to end`,
+    );
   } finally {
     bare.stop();
     await gateway.stop();

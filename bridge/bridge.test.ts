@@ -57,7 +57,12 @@ async function scenario(env: Record<string, string> = {}, gatewayUrl = gateway.u
   const config = bridgeConfig({ brokers, gatewayUrl, apiKey: tenant.apiKey, tag, env: { BRIDGE_CONSUMER_NAME: `bridge-${RUN}`, ...env } });
   await kafka.createTopics([config.topics.sendMessage], sendPartitions);
   await kafka.createTopics(allTopics(config).filter((t) => t !== config.topics.sendMessage));
-  const observer = await kafka.observe([config.topics.messageStatus, config.topics.messageReceived, config.topics.instanceStatus, `${config.topics.sendMessage}.dlq`]);
+  const observer = await kafka.observe([
+    config.topics.messageStatus,
+    config.topics.messageReceived,
+    config.topics.instanceStatus,
+    `${config.topics.sendMessage}.dlq`,
+  ]);
   const contact = (i: number) => `5511${String(testNo).padStart(2, "0")}${String(i).padStart(5, "0")}`;
   return { tag, config, observer, contact };
 }
@@ -69,7 +74,14 @@ async function bridgeFor(config: BridgeConfig): Promise<RunningBridge> {
 }
 
 const sendValue = (contact: string, text: string, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ userId: 42, instanceName: tenant.instance, phoneNumber: `+${contact.slice(0, 2)} ${contact.slice(2)}`, message: text, timestamp: Date.now(), ...extra });
+  JSON.stringify({
+    userId: 42,
+    instanceName: tenant.instance,
+    phoneNumber: `+${contact.slice(0, 2)} ${contact.slice(2)}`,
+    message: text,
+    timestamp: Date.now(),
+    ...extra,
+  });
 
 const statusRecord = messageStatusEvent;
 type StatusRow = { sourceId: string; status: MessageStatus; eventId: string; messageId: string; metadata: Record<string, unknown> };
@@ -81,7 +93,9 @@ function statuses(observer: Observer, config: BridgeConfig): StatusRow[] {
     expect(r.headers["x-event-type"]).toBe("message.status");
     expect(r.headers["x-event-version"]).toBe("1");
     const sourceId = z.string().safeParse(e.data.metadata?.sourceId);
-    return sourceId.success ? [{ sourceId: sourceId.data, status: e.data.status, eventId: e.eventId, messageId: e.data.messageId, metadata: e.data.metadata ?? {} }] : [];
+    return sourceId.success
+      ? [{ sourceId: sourceId.data, status: e.data.status, eventId: e.eventId, messageId: e.data.messageId, metadata: e.data.metadata ?? {} }]
+      : [];
   });
 }
 
@@ -113,11 +127,30 @@ describe("Kafka → gateway → simulator → Kafka", () => {
     const sendAt = new Date(Date.now() + 4_000).toISOString();
     await kafka.produce(
       config.topics.scheduleMessage,
-      [0, 1].map((i) => ({ key: sched, value: JSON.stringify({ scheduleId: `sch-${tag}-${i}`, userId: "u-7", instanceName: tenant.instance, phoneNumber: sched, message: `sched ${i}`, scheduledFor: sendAt }) })),
+      [0, 1].map((i) => ({
+        key: sched,
+        value: JSON.stringify({
+          scheduleId: `sch-${tag}-${i}`,
+          userId: "u-7",
+          instanceName: tenant.instance,
+          phoneNumber: sched,
+          message: `sched ${i}`,
+          scheduledFor: sendAt,
+        }),
+      })),
     );
     await kafka.produce(
       config.topics.messagingSend,
-      [0, 1, 2].map((i) => ({ key: ms, value: JSON.stringify({ channel: "whatsapp_evolution", channelInstanceId: tenant.instance, remoteJid: `${ms}@s.whatsapp.net`, message: `ms ${i}`, messageId: `ms-${tag}-${i}` }) })),
+      [0, 1, 2].map((i) => ({
+        key: ms,
+        value: JSON.stringify({
+          channel: "whatsapp_evolution",
+          channelInstanceId: tenant.instance,
+          remoteJid: `${ms}@s.whatsapp.net`,
+          message: `ms ${i}`,
+          messageId: `ms-${tag}-${i}`,
+        }),
+      })),
     );
     await bridgeFor(config);
 
@@ -148,17 +181,28 @@ describe("Kafka → gateway → simulator → Kafka", () => {
     expect(rows.find((r) => r.sourceId === `${config.topics.sendMessage}/0/0`)?.metadata).toMatchObject({ userId: 42 });
 
     // An inbound message comes out keyed by contact.
-    await fetch(`${simulator.url}/_sim/inbound`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ instance: tenant.instance, from: a, text: "oi" }) });
+    await fetch(`${simulator.url}/_sim/inbound`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ instance: tenant.instance, from: a, text: "oi" }),
+    });
     const received = await waitUntil("message.received", () => observer.seen(config.topics.messageReceived).find((r) => r.key === a));
     expect(messageReceivedEvent.parse(JSON.parse(received.value ?? "")).data.text).toBe("oi");
     expect(received.headers["x-event-type"]).toBe("message.received");
 
     // Connection changes come out keyed by instance.
     for (const state of ["connecting", "open"]) {
-      await fetch(`${simulator.url}/_sim/connection`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ instance: tenant.instance, state, wait: true }) });
+      await fetch(`${simulator.url}/_sim/connection`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ instance: tenant.instance, state, wait: true }),
+      });
     }
     const states = await waitUntil("instance.status connecting then open", () => {
-      const seen = observer.seen(config.topics.instanceStatus).filter((r) => r.key === tenant.instance).map((r) => instanceStatusEvent.parse(JSON.parse(r.value ?? "")).data.state);
+      const seen = observer
+        .seen(config.topics.instanceStatus)
+        .filter((r) => r.key === tenant.instance)
+        .map((r) => instanceStatusEvent.parse(JSON.parse(r.value ?? "")).data.state);
       return seen.includes("open") ? seen : undefined;
     });
     expect(states.slice(-2)).toEqual(["connecting", "open"]);
@@ -179,7 +223,11 @@ describe("Kafka → gateway → simulator → Kafka", () => {
     const dead = await waitUntil("3 DLQ records", () => (observer.seen(dlq).length >= 3 ? observer.seen(dlq) : undefined));
     expect(dead.map((d) => d.headers["x-dlq-reason"])).toEqual(["not_json", "invalid_shape", "gateway_rejected"]);
     expect(dead.map((d) => d.headers["x-dlq-source-offset"])).toEqual(["1", "2", "3"]);
-    expect(dead[0]).toMatchObject({ key: c, value: "{not json", headers: { "trace-id": "t-1", "x-dlq-source-topic": config.topics.sendMessage, "x-dlq-source-partition": "0" } });
+    expect(dead[0]).toMatchObject({
+      key: c,
+      value: "{not json",
+      headers: { "trace-id": "t-1", "x-dlq-source-topic": config.topics.sendMessage, "x-dlq-source-partition": "0" },
+    });
     expect(dead[2]?.headers["x-dlq-error-code"]).toBe("unprocessable");
     expect(dead[2]?.headers["x-dlq-detail"]).toContain("no-such-instance");
     const sent = await waitUntil("the good ones sent", async () => {
@@ -197,7 +245,10 @@ describe("faults", () => {
     try {
       const { config, contact } = await scenario({ BRIDGE_OUTBOUND: "false" }, proxy.url);
       const c = contact(1);
-      await kafka.produce(config.topics.sendMessage, [0, 1, 2, 3, 4].map((i) => ({ key: c, value: sendValue(c, `k${i}`) })));
+      await kafka.produce(
+        config.topics.sendMessage,
+        [0, 1, 2, 3, 4].map((i) => ({ key: c, value: sendValue(c, `k${i}`) })),
+      );
       proxy.loseAnswers = true;
       const first = await bridgeFor(config);
       // The gateway accepted the five; the bridge saw a 503 and is backing off, offsets uncommitted.
@@ -206,7 +257,10 @@ describe("faults", () => {
       expect(await committed(config)).toEqual({ offset: "0", metadata: "pending:0-4" });
 
       // More records arrive: a naive successor would post 0-9 under a new key and send k0-k4 twice.
-      await kafka.produce(config.topics.sendMessage, [5, 6, 7, 8, 9].map((i) => ({ key: c, value: sendValue(c, `k${i}`) })));
+      await kafka.produce(
+        config.topics.sendMessage,
+        [5, 6, 7, 8, 9].map((i) => ({ key: c, value: sendValue(c, `k${i}`) })),
+      );
       proxy.loseAnswers = false;
       const second = await bridgeFor(config);
       await waitUntil("ten sends", async () => (total(await sentTexts([c])) >= 10 ? true : undefined));
@@ -223,7 +277,11 @@ describe("faults", () => {
     const { config, observer, contact } = await scenario({ BRIDGE_BATCH_SIZE: "10" }, gateway.url, 2);
     const contacts = [1, 2, 3, 4].map(contact);
     const N = 200;
-    const records = Array.from({ length: N }, (_, i) => ({ key: contacts[i % 4] ?? null, partition: i % 2, value: sendValue(contacts[i % 4] ?? "", `m${Math.floor(i / 4)}`) }));
+    const records = Array.from({ length: N }, (_, i) => ({
+      key: contacts[i % 4] ?? null,
+      partition: i % 2,
+      value: sendValue(contacts[i % 4] ?? "", `m${Math.floor(i / 4)}`),
+    }));
     // A steady trickle, so the kill lands while batches are being posted.
     const producing = (async () => {
       for (let i = 0; i < N; i += 8) {
@@ -259,11 +317,17 @@ describe("faults", () => {
     const { config, observer, contact } = await scenario();
     const c = contact(1);
     const bridge = await bridgeFor(config);
-    await kafka.produce(config.topics.sendMessage, [0, 1, 2, 3, 4].map((i) => ({ key: c, value: sendValue(c, `g${i}`) })));
+    await kafka.produce(
+      config.topics.sendMessage,
+      [0, 1, 2, 3, 4].map((i) => ({ key: c, value: sendValue(c, `g${i}`) })),
+    );
     await waitUntil("five sent", () => (statuses(observer, config).filter((r) => r.status === "sent").length >= 5 ? true : undefined));
 
     await gateway.stop();
-    await kafka.produce(config.topics.sendMessage, Array.from({ length: 15 }, (_, i) => ({ key: c, value: sendValue(c, `g${i + 5}`) })));
+    await kafka.produce(
+      config.topics.sendMessage,
+      Array.from({ length: 15 }, (_, i) => ({ key: c, value: sendValue(c, `g${i + 5}`) })),
+    );
     const health = await waitUntil("health degraded", async () => {
       const res = await fetch(`http://127.0.0.1:${bridge.port}/health`);
       const body = z.object({ status: z.string(), gateway: z.string(), inbound: z.object({ lag: z.number().nullable() }) }).parse(await res.json());
@@ -278,7 +342,15 @@ describe("faults", () => {
       const s = await sentTexts([c]);
       return total(s) >= 20 ? s : undefined;
     });
-    await waitUntil("sent statuses for all", () => (new Set(statuses(observer, config).filter((r) => r.status === "sent").map((r) => r.sourceId)).size >= 20 ? true : undefined));
+    await waitUntil("sent statuses for all", () =>
+      new Set(
+        statuses(observer, config)
+          .filter((r) => r.status === "sent")
+          .map((r) => r.sourceId),
+      ).size >= 20
+        ? true
+        : undefined,
+    );
     expect(sent.get(c)).toEqual(Array.from({ length: 20 }, (_, i) => `g${i}`));
     expect(total(await sentTexts([c]))).toBe(20);
     const metrics = await (await fetch(`http://127.0.0.1:${bridge.port}/metrics`)).text();

@@ -38,7 +38,13 @@ export async function startBridge(config: BridgeConfig, opts: { log?: Logger } =
     if (config.outbound.enabled) tasks.push(runOutbound(deps).catch((err) => log("error", "outbound relay stopped", { error: errorText(err) })));
     await Promise.all(tasks);
   })();
-  log("info", "bridge started", { port: health.port, inbound: config.inbound.enabled, outbound: config.outbound.enabled, consumer: config.outbound.consumerName, groupId: config.kafka.groupId });
+  log("info", "bridge started", {
+    port: health.port,
+    inbound: config.inbound.enabled,
+    outbound: config.outbound.enabled,
+    consumer: config.outbound.consumerName,
+    groupId: config.kafka.groupId,
+  });
 
   let stopped: Promise<void> | undefined;
   return {

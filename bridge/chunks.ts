@@ -49,7 +49,9 @@ export function planChunk(records: InRecord[], pending: Range | undefined, limit
 
 /** The batch's Idempotency-Key: its place in the log plus the ids of what it carries. */
 export function batchKey(topic: string, partition: number, range: Range, sourceIds: string[]): string {
-  const digest = createHash("sha256").update([topic, partition, range.first, range.last, ...sourceIds].join("\n")).digest("hex");
+  const digest = createHash("sha256")
+    .update([topic, partition, range.first, range.last, ...sourceIds].join("\n"))
+    .digest("hex");
   const readable = `kafka:${topic}:${partition}:${range.first}-${range.last}:${digest.slice(0, 16)}`;
   return readable.length <= 255 ? readable : `kafka:${digest}`;
 }

@@ -2,13 +2,22 @@
 import { z } from "zod";
 import { MAX_BATCH } from "../src/contracts/messages.ts";
 
-const topic = (fallback: string) => z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, "Must be a Kafka topic name (letters, digits, '.', '_', '-').").default(fallback);
+const topic = (fallback: string) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,249}$/, "Must be a Kafka topic name (letters, digits, '.', '_', '-').")
+    .default(fallback);
 const flag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
 const envSchema = z.object({
   KAFKA_BROKERS: z
     .string({ error: "Required: comma-separated host:port list, e.g. 127.0.0.1:9092." })
-    .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(",")
+        .map((b) => b.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, "Each broker must be host:port.")).min(1, "Give at least one broker.")),
   KAFKA_CLIENT_ID: z.string().min(1).default("mensageiro-bridge"),
   GATEWAY_URL: z.url({ protocol: /^https?$/, error: "Required: the gateway's base URL, e.g. http://127.0.0.1:8787." }).transform((u) => u.replace(/\/+$/, "")),
@@ -21,7 +30,10 @@ const envSchema = z.object({
   TOPIC_MESSAGE_RECEIVED: topic("whatsapp-message-received"),
   TOPIC_EVENTS_DLQ: topic("mensageiro-events.dlq"),
   BRIDGE_GROUP_ID: z.string().min(1).default("mensageiro-bridge"),
-  BRIDGE_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, "1-100 letters, digits, '.', '_', ':' or '-'.").default("kafka-bridge"),
+  BRIDGE_CONSUMER_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,100}$/, "1-100 letters, digits, '.', '_', ':' or '-'.")
+    .default("kafka-bridge"),
   BRIDGE_PORT: z.coerce.number().int().min(0).max(65535).default(8790),
   BRIDGE_BATCH_SIZE: z.coerce.number().int().min(1).max(MAX_BATCH).default(MAX_BATCH),
   BRIDGE_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(4),
@@ -64,7 +76,13 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
   }
   const e = parsed.data;
   return {
-    kafka: { brokers: e.KAFKA_BROKERS, clientId: e.KAFKA_CLIENT_ID, groupId: e.BRIDGE_GROUP_ID, createTopics: e.BRIDGE_CREATE_TOPICS, partitionsConcurrently: e.BRIDGE_PARTITIONS_CONCURRENTLY },
+    kafka: {
+      brokers: e.KAFKA_BROKERS,
+      clientId: e.KAFKA_CLIENT_ID,
+      groupId: e.BRIDGE_GROUP_ID,
+      createTopics: e.BRIDGE_CREATE_TOPICS,
+      partitionsConcurrently: e.BRIDGE_PARTITIONS_CONCURRENTLY,
+    },
     gateway: { url: e.GATEWAY_URL, apiKey: e.GATEWAY_API_KEY },
     topics: {
       sendMessage: e.TOPIC_SEND_MESSAGE,

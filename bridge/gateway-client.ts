@@ -45,7 +45,9 @@ export function gatewayClient(baseUrl: string, apiKey: string) {
     try {
       return await fetch(`${baseUrl}${path}`, { ...init, signal: AbortSignal.any(signals) });
     } catch (err) {
-      throw new GatewayUnavailable(`${init.method ?? "GET"} ${path}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
+      throw new GatewayUnavailable(
+        `${init.method ?? "GET"} ${path}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`,
+      );
     }
   };
 
@@ -67,7 +69,11 @@ export function gatewayClient(baseUrl: string, apiKey: string) {
     async sendBatch(items: unknown[], idempotencyKey: string): Promise<BatchOutcome> {
       let res: Response;
       try {
-        res = await call("/v1/messages/batch", { method: "POST", headers: { ...headers, "idempotency-key": idempotencyKey }, body: JSON.stringify({ messages: items }) }, REQUEST_TIMEOUT_MS);
+        res = await call(
+          "/v1/messages/batch",
+          { method: "POST", headers: { ...headers, "idempotency-key": idempotencyKey }, body: JSON.stringify({ messages: items }) },
+          REQUEST_TIMEOUT_MS,
+        );
       } catch (err) {
         return { kind: "retry", reason: err instanceof Error ? err.message : String(err), retryAfterMs: 0 };
       }

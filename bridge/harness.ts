@@ -8,7 +8,10 @@ export type Seen = { topic: string; partition: number; offset: string; key: stri
 
 export type KafkaTools = {
   createTopics(topics: string[], partitions?: number): Promise<void>;
-  produce(topic: string, messages: { key?: string | null; partition?: number; value: string | Buffer | null; headers?: Record<string, string> }[]): Promise<void>;
+  produce(
+    topic: string,
+    messages: { key?: string | null; partition?: number; value: string | Buffer | null; headers?: Record<string, string> }[],
+  ): Promise<void>;
   observe(topics: string[]): Promise<Observer>;
   close(): Promise<void>;
 };

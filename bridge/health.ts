@@ -39,7 +39,9 @@ export function healthApp(src: HealthSource): Hono {
       inbound: src.inbound
         ? { lag: lag.rows?.reduce((s, r) => s + r.lag, 0) ?? null, partitions: lag.rows ?? [], ...(lag.error ? { error: lag.error } : {}) }
         : { enabled: false },
-      outbound: src.outbound ? { seenCursor: outbox.seenCursor, ackedCursor: outbox.ackedCursor, lag: outboxLag, inFlight: outbox.inFlight } : { enabled: false },
+      outbound: src.outbound
+        ? { seenCursor: outbox.seenCursor, ackedCursor: outbox.ackedCursor, lag: outboxLag, inFlight: outbox.inFlight }
+        : { enabled: false },
     };
   };
 

@@ -67,7 +67,11 @@ export async function startInbound(deps: InboundDeps): Promise<void> {
         const plan = planChunk(records, range, { maxItems: config.inbound.batchSize, maxBytes: MAX_CHUNK_BYTES });
         if (!plan.complete) {
           // Only if records vanished (retention) since the note was written: fall back to at-least-once.
-          log("warn", "pending range not fully redelivered; cutting a fresh chunk, duplicates possible", { topic: batch.topic, partition: batch.partition, pending: range });
+          log("warn", "pending range not fully redelivered; cutting a fresh chunk, duplicates possible", {
+            topic: batch.topic,
+            partition: batch.partition,
+            pending: range,
+          });
           pending.set(tp, undefined);
           continue;
         }
@@ -114,31 +118,60 @@ async function relayChunk(
       // kafkajs skips commits once the consumer stops: never post without the note in place.
       if (!alive()) return false;
     }
-    const key = batchKey(topic, partition, range, items.map((i) => i.sourceId));
+    const key = batchKey(
+      topic,
+      partition,
+      range,
+      items.map((i) => i.sourceId),
+    );
     const backoff = new Backoff(250, 15_000);
     let resume: (() => void) | undefined;
     const postStarted = performance.now();
-    let outcome = await gateway.sendBatch(items.map((i) => i.item), key);
+    let outcome = await gateway.sendBatch(
+      items.map((i) => i.item),
+      key,
+    );
     while (outcome.kind === "retry") {
       metrics.inc("bridge_gateway_failures_total", { relay: "inbound" });
       metrics.state.gatewayUp = false;
       // Pause the partition while the gateway is away; nothing is resolved or committed meanwhile.
       resume ??= control.pause();
       const wait = backoff.next(outcome.retryAfterMs);
-      log("error", "gateway send failed; partition paused, will retry", { topic, partition, first: range.first, last: range.last, key, error: outcome.reason, retryInMs: wait, attempt: backoff.failures });
+      log("error", "gateway send failed; partition paused, will retry", {
+        topic,
+        partition,
+        first: range.first,
+        last: range.last,
+        key,
+        error: outcome.reason,
+        retryInMs: wait,
+        attempt: backoff.failures,
+      });
       await sleepHeartbeating(wait, control, signal);
       if (!alive()) {
         resume();
         return false;
       }
-      outcome = await gateway.sendBatch(items.map((i) => i.item), key);
+      outcome = await gateway.sendBatch(
+        items.map((i) => i.item),
+        key,
+      );
     }
     resume?.();
     metrics.state.gatewayUp = true;
     metrics.inc("bridge_gateway_post_seconds_total", { topic }, (performance.now() - postStarted) / 1000);
     metrics.inc("bridge_gateway_posts_total", { topic });
     if (outcome.kind === "refused") {
-      log("error", "gateway refused the whole batch; its messages go to the DLQ", { topic, partition, first: range.first, last: range.last, key, status: outcome.status, error: outcome.error.message, code: outcome.error.code });
+      log("error", "gateway refused the whole batch; its messages go to the DLQ", {
+        topic,
+        partition,
+        first: range.first,
+        last: range.last,
+        key,
+        status: outcome.status,
+        error: outcome.error.message,
+        code: outcome.error.code,
+      });
       for (const i of items) poison.push({ record: i.record, reason: "batch_refused", detail: outcome.error.message, code: outcome.error.code });
     } else {
       let accepted = 0;
@@ -156,11 +189,22 @@ async function relayChunk(
 
   if (poison.length > 0) {
     poison.sort((a, b) => (BigInt(a.record.offset) < BigInt(b.record.offset) ? -1 : 1));
-    const published = await publishRetrying(deps, poison.map((p) => dlqRecord(topic, partition, p)), control);
+    const published = await publishRetrying(
+      deps,
+      poison.map((p) => dlqRecord(topic, partition, p)),
+      control,
+    );
     if (!published) return false;
     for (const p of poison) {
       metrics.inc("bridge_inbound_dlq_total", { topic, reason: p.reason });
-      log("warn", "poison message sent to the DLQ", { topic, partition, offset: p.record.offset, reason: p.reason, code: p.code, detail: p.detail.slice(0, 300) });
+      log("warn", "poison message sent to the DLQ", {
+        topic,
+        partition,
+        offset: p.record.offset,
+        reason: p.reason,
+        code: p.code,
+        detail: p.detail.slice(0, 300),
+      });
     }
   }
 

@@ -1,7 +1,14 @@
 // Legacy Kafka values → v1 send items. Each topic has its contract in src/contracts/legacy.ts;
 // whatever fails to parse is poison, named with a reason for the DLQ header.
 import type { z } from "zod";
-import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../src/contracts/legacy.ts";
+import {
+  fromMessagingSend,
+  fromWhatsappSchedule,
+  fromWhatsappSend,
+  messagingSend,
+  whatsappScheduleMessage,
+  whatsappSendMessage,
+} from "../src/contracts/legacy.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../src/contracts/messages.ts";
 
 export type LegacyKind = "whatsapp-send-message" | "whatsapp-schedule-message" | "messaging.send";

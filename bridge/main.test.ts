@@ -72,7 +72,10 @@ describe("shutdown", () => {
       },
     );
     expect(code).toBe(0);
-    const lines = stdout.trim().split("\n").map((l) => JSON.parse(l) as { msg: string });
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { msg: string });
     expect(lines.map((l) => l.msg)).toContain("bridge stopped");
   });
 });

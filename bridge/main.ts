@@ -4,7 +4,7 @@ import { startBridge } from "./bridge.ts";
 import { errorText, jsonLogger } from "./log.ts";
 
 async function main(): Promise<number> {
-  let config;
+  let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.env);
   } catch (err) {

@@ -13,7 +13,12 @@ export type OutboundDeps = { config: BridgeConfig; kafka: KafkaLink; gateway: Ga
 export function outboundRecord(config: BridgeConfig, e: PageEvent): OutRecord {
   if (!e.event) {
     // An event this bridge cannot read (newer type or version): kept aside, never dropped.
-    return { topic: config.topics.eventsDlq, key: null, value: JSON.stringify(e.raw), headers: { "x-dlq-reason": "invalid_event", "x-dlq-detail": (e.problem ?? "").slice(0, 1000), "x-event-seq": String(e.seq) } };
+    return {
+      topic: config.topics.eventsDlq,
+      key: null,
+      value: JSON.stringify(e.raw),
+      headers: { "x-dlq-reason": "invalid_event", "x-dlq-detail": (e.problem ?? "").slice(0, 1000), "x-event-seq": String(e.seq) },
+    };
   }
   const { eventId, type, version, occurredAt, data } = e.event;
   const value = JSON.stringify({ eventId, type, version, occurredAt, data });

@@ -11,16 +11,41 @@ const rec = (offset: number): InRecord => ({ offset: String(offset), key: null, 
 describe("legacy values → v1 items", () => {
   it("whatsapp-send-message: cleaned number, legacy fields in metadata, coordinates as sourceId", () => {
     const d = decodeLegacy("whatsapp-send-message", buf({ userId: 7, instanceName: "i", phoneNumber: "+55 (11) 98888-7777", message: "oi", timestamp: 1 }), at);
-    expect(d).toEqual({ ok: true, sourceId: "t/2/17", item: { instance: "i", to: "5511988887777", text: "oi", idempotencyKey: "whatsapp-send-message:t/2/17", metadata: { source: "whatsapp-send-message", sourceId: "t/2/17", userId: 7, timestamp: 1 } } });
+    expect(d).toEqual({
+      ok: true,
+      sourceId: "t/2/17",
+      item: {
+        instance: "i",
+        to: "5511988887777",
+        text: "oi",
+        idempotencyKey: "whatsapp-send-message:t/2/17",
+        metadata: { source: "whatsapp-send-message", sourceId: "t/2/17", userId: 7, timestamp: 1 },
+      },
+    });
   });
 
   it("whatsapp-schedule-message: scheduledFor becomes sendAt, scheduleId the sourceId", () => {
-    const d = decodeLegacy("whatsapp-schedule-message", buf({ scheduleId: "s1", instanceName: "i", phoneNumber: "5511988887777", message: "x", scheduledFor: "2030-01-01T09:00:00-03:00" }), at);
+    const d = decodeLegacy(
+      "whatsapp-schedule-message",
+      buf({ scheduleId: "s1", instanceName: "i", phoneNumber: "5511988887777", message: "x", scheduledFor: "2030-01-01T09:00:00-03:00" }),
+      at,
+    );
     expect(d).toMatchObject({ ok: true, sourceId: "s1", item: { sendAt: "2030-01-01T09:00:00-03:00", metadata: { scheduleId: "s1" } } });
   });
 
   it("messaging.send: JID and media mapped, messageId the sourceId", () => {
-    const d = decodeLegacy("messaging.send", buf({ channel: "whatsapp_evolution", channelInstanceId: "i", remoteJid: "5511988887777@s.whatsapp.net", message: "cap", mediaUrl: "https://x.test/a.png", messageId: "m1" }), at);
+    const d = decodeLegacy(
+      "messaging.send",
+      buf({
+        channel: "whatsapp_evolution",
+        channelInstanceId: "i",
+        remoteJid: "5511988887777@s.whatsapp.net",
+        message: "cap",
+        mediaUrl: "https://x.test/a.png",
+        messageId: "m1",
+      }),
+      at,
+    );
     expect(d).toMatchObject({ ok: true, sourceId: "m1", item: { to: "5511988887777", media: { url: "https://x.test/a.png", type: "image", caption: "cap" } } });
   });
 
@@ -28,7 +53,11 @@ describe("legacy values → v1 items", () => {
     expect(decodeLegacy("whatsapp-send-message", buf("{"), at)).toMatchObject({ ok: false, reason: "not_json" });
     expect(decodeLegacy("whatsapp-send-message", null, at)).toMatchObject({ ok: false, reason: "not_json" });
     expect(decodeLegacy("whatsapp-send-message", buf({ instanceName: "i" }), at)).toMatchObject({ ok: false, reason: "invalid_shape" });
-    const noOffset = decodeLegacy("whatsapp-schedule-message", buf({ instanceName: "i", phoneNumber: "5511988887777", message: "x", scheduledFor: "2030-01-01 09:00" }), at);
+    const noOffset = decodeLegacy(
+      "whatsapp-schedule-message",
+      buf({ instanceName: "i", phoneNumber: "5511988887777", message: "x", scheduledFor: "2030-01-01 09:00" }),
+      at,
+    );
     expect(noOffset).toMatchObject({ ok: false, reason: "invalid_shape" });
   });
 });

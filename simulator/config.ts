@@ -14,7 +14,10 @@ export const instanceSettings = z.object({
   webhookHeaders: z.record(z.string(), z.string()).optional(),
   state: z.enum(connectionStates).optional(),
   /** The instance owner's number: the webhooks' `sender`. */
-  ownerNumber: z.string().regex(/^\d{8,15}$/).optional(),
+  ownerNumber: z
+    .string()
+    .regex(/^\d{8,15}$/)
+    .optional(),
   profileName: z.string().optional(),
 });
 export type InstanceSettings = z.infer<typeof instanceSettings>;
@@ -86,7 +89,10 @@ export const faultInput = z.strictObject({
   number: z.string().optional(),
   route: z.enum(["sendText", "sendMedia", "sendWhatsAppAudio"]).optional(),
   /** HTTP status to answer; 0 drops the connection (see server.ts). */
-  status: z.number().int().refine((s) => s === 0 || (s >= 200 && s <= 599), "0 or an HTTP status"),
+  status: z
+    .number()
+    .int()
+    .refine((s) => s === 0 || (s >= 200 && s <= 599), "0 or an HTTP status"),
   /** Response body; a realistic Evolution error envelope for the status when omitted. */
   body: z.unknown().optional(),
   times: z.number().int().min(1).default(1),

@@ -5,7 +5,18 @@ import { z } from "zod";
 import { newWebMessageId } from "./ids.ts";
 import { digitsOf, recipient, type Recipient } from "./jid.ts";
 import { businessRule, sendRoutes, validateSend, type SendRequest, type SendRoute } from "./requests.ts";
-import { audioMessage, connectionClosed, defaultFaultBody, errorBody, instanceNotFound, mediaMessage, notOnWhatsApp, textMessage, unauthorized, type MessageRaw } from "./shapes.ts";
+import {
+  audioMessage,
+  connectionClosed,
+  defaultFaultBody,
+  errorBody,
+  instanceNotFound,
+  mediaMessage,
+  notOnWhatsApp,
+  textMessage,
+  unauthorized,
+  type MessageRaw,
+} from "./shapes.ts";
 import type { Instance, SimulatorState } from "./state.ts";
 import { scheduleAfterSend } from "./webhooks.ts";
 

@@ -2,7 +2,11 @@
 
 function randomHex(chars: number): string {
   const bytes = crypto.getRandomValues(new Uint8Array(Math.ceil(chars / 2)));
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, chars).toUpperCase();
+  return [...bytes]
+    .map((b) => b.toString(16).padStart(2, "0"))
+    .join("")
+    .slice(0, chars)
+    .toUpperCase();
 }
 
 /** Ids of API-sent messages start with 3EB0, which is why Evolution reports `source: "web"`. */

@@ -17,7 +17,11 @@ export function recipient(raw: string): Recipient {
     const jid = trimmed.replace(/:\d+(?=@)/, "");
     return { jid, number: jid, isGroup: jid.endsWith("@g.us") };
   }
-  const stripped = trimmed.replace(/[\s+()]/g, "").split(":")[0]?.split("@")[0] ?? "";
+  const stripped =
+    trimmed
+      .replace(/[\s+()]/g, "")
+      .split(":")[0]
+      ?.split("@")[0] ?? "";
   // Old-style group ids: `<creator>-<timestamp>`.
   if (stripped.includes("-") && stripped.length >= 24) {
     const id = stripped.replace(/[^\d-]/g, "");

@@ -16,7 +16,11 @@ const env = z
   })
   .parse(process.env);
 
-const list = (value: string | undefined) => (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+const list = (value: string | undefined) =>
+  (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 // `name:apikey:http://host/path` — the URL may itself contain colons.
 function instanceSeed(entry: string): InstanceSeed {

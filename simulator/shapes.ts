@@ -142,7 +142,11 @@ const mimeByExtension: Record<string, string> = {
   amr: "audio/amr",
 };
 
-const extensionOf = (name: string | undefined) => name?.split(/[?#]/)[0]?.match(/\.([a-z0-9]+)$/i)?.[1]?.toLowerCase();
+const extensionOf = (name: string | undefined) =>
+  name
+    ?.split(/[?#]/)[0]
+    ?.match(/\.([a-z0-9]+)$/i)?.[1]
+    ?.toLowerCase();
 const mimeOf = (name: string | undefined) => mimeByExtension[extensionOf(name) ?? ""];
 
 const fallbackMime: Record<MediaRequest["mediatype"], string> = {
@@ -172,32 +176,96 @@ export function mediaMessage(s: Sender, body: MediaRequest): MessageRaw {
   // and derives the mimetype from the file name.
   const fileName =
     body.fileName ??
-    (body.mediatype === "image" ? "image.png" : body.mediatype === "video" ? "video.mp4" : body.mediatype === "document" ? /.*\/(.+?)\./.exec(media)?.[1] : undefined);
+    (body.mediatype === "image"
+      ? "image.png"
+      : body.mediatype === "video"
+        ? "video.mp4"
+        : body.mediatype === "document"
+          ? /.*\/(.+?)\./.exec(media)?.[1]
+          : undefined);
   const mimetype = mimeOf(body.fileName) ?? body.mimetype ?? mimeOf(isBase64(media) ? undefined : media) ?? mimeOf(fileName) ?? fallbackMime[body.mediatype];
   const up = upload(body.mediatype === "image" ? "7118" : body.mediatype === "video" ? "7161" : body.mediatype === "audio" ? "7117" : "7119", media);
   const caption = body.caption ? { caption: body.caption } : {};
   const context = contextFor(s, body, false);
   if (body.mediatype === "image") {
-    const imageMessage = { url: up.url, mimetype, ...caption, fileSha256: up.fileSha256, fileLength: up.fileLength, height: 1350, width: 1080, mediaKey: up.mediaKey, fileEncSha256: up.fileEncSha256, directPath: up.directPath, mediaKeyTimestamp: up.mediaKeyTimestamp };
+    const imageMessage = {
+      url: up.url,
+      mimetype,
+      ...caption,
+      fileSha256: up.fileSha256,
+      fileLength: up.fileLength,
+      height: 1350,
+      width: 1080,
+      mediaKey: up.mediaKey,
+      fileEncSha256: up.fileEncSha256,
+      directPath: up.directPath,
+      mediaKeyTimestamp: up.mediaKeyTimestamp,
+    };
     return base(s, { imageMessage }, "imageMessage", context);
   }
   if (body.mediatype === "video") {
-    const videoMessage = { url: up.url, mimetype, ...caption, fileSha256: up.fileSha256, fileLength: up.fileLength, seconds: 12, mediaKey: up.mediaKey, height: 720, width: 1280, fileEncSha256: up.fileEncSha256, directPath: up.directPath, mediaKeyTimestamp: up.mediaKeyTimestamp };
+    const videoMessage = {
+      url: up.url,
+      mimetype,
+      ...caption,
+      fileSha256: up.fileSha256,
+      fileLength: up.fileLength,
+      seconds: 12,
+      mediaKey: up.mediaKey,
+      height: 720,
+      width: 1280,
+      fileEncSha256: up.fileEncSha256,
+      directPath: up.directPath,
+      mediaKeyTimestamp: up.mediaKeyTimestamp,
+    };
     return base(s, { videoMessage }, "videoMessage", context);
   }
   if (body.mediatype === "audio") {
-    const audioMessage = { url: up.url, mimetype, fileSha256: up.fileSha256, fileLength: up.fileLength, seconds: 9, ptt: false, mediaKey: up.mediaKey, fileEncSha256: up.fileEncSha256, directPath: up.directPath, mediaKeyTimestamp: up.mediaKeyTimestamp };
+    const audioMessage = {
+      url: up.url,
+      mimetype,
+      fileSha256: up.fileSha256,
+      fileLength: up.fileLength,
+      seconds: 9,
+      ptt: false,
+      mediaKey: up.mediaKey,
+      fileEncSha256: up.fileEncSha256,
+      directPath: up.directPath,
+      mediaKeyTimestamp: up.mediaKeyTimestamp,
+    };
     return base(s, { audioMessage }, "audioMessage", context);
   }
   // documentWithCaptionMessage is reported as documentMessage (prepareMessage).
-  const documentMessage = { url: up.url, mimetype, fileSha256: up.fileSha256, fileLength: up.fileLength, mediaKey: up.mediaKey, ...(fileName ? { fileName } : {}), fileEncSha256: up.fileEncSha256, directPath: up.directPath, mediaKeyTimestamp: up.mediaKeyTimestamp, ...caption };
+  const documentMessage = {
+    url: up.url,
+    mimetype,
+    fileSha256: up.fileSha256,
+    fileLength: up.fileLength,
+    mediaKey: up.mediaKey,
+    ...(fileName ? { fileName } : {}),
+    fileEncSha256: up.fileEncSha256,
+    directPath: up.directPath,
+    mediaKeyTimestamp: up.mediaKeyTimestamp,
+    ...caption,
+  };
   return base(s, { documentMessage }, "documentMessage", context);
 }
 
 /** sendWhatsAppAudio always goes out as a voice note, transcoded to Opus/OGG. */
 export function audioMessage(s: Sender, body: AudioRequest): MessageRaw {
   const up = upload("7117", body.audio ?? "");
-  const audioMessage = { url: up.url, mimetype: "audio/ogg; codecs=opus", fileSha256: up.fileSha256, fileLength: up.fileLength, seconds: 9, ptt: true, mediaKey: up.mediaKey, fileEncSha256: up.fileEncSha256, directPath: up.directPath, mediaKeyTimestamp: up.mediaKeyTimestamp };
+  const audioMessage = {
+    url: up.url,
+    mimetype: "audio/ogg; codecs=opus",
+    fileSha256: up.fileSha256,
+    fileLength: up.fileLength,
+    seconds: 9,
+    ptt: true,
+    mediaKey: up.mediaKey,
+    fileEncSha256: up.fileEncSha256,
+    directPath: up.directPath,
+    mediaKeyTimestamp: up.mediaKeyTimestamp,
+  };
   return base(s, { audioMessage }, "audioMessage");
 }
 
@@ -255,7 +323,14 @@ export function inboundText(instance: Instance, msg: InboundText) {
       },
     },
     ...(msg.quoted
-      ? { contextInfo: { stanzaId: msg.quoted.id, participant: asJid(msg.quoted.participant ?? instance.wuid), quotedMessage: { conversation: msg.quoted.text }, expiration: 0 } }
+      ? {
+          contextInfo: {
+            stanzaId: msg.quoted.id,
+            participant: asJid(msg.quoted.participant ?? instance.wuid),
+            quotedMessage: { conversation: msg.quoted.text },
+            expiration: 0,
+          },
+        }
       : {}),
     messageType: "conversation",
     messageTimestamp: unixSeconds(),
@@ -266,7 +341,14 @@ export function inboundText(instance: Instance, msg: InboundText) {
 
 export function connectionUpdate(instance: Instance, state: Instance["state"], statusReason: number) {
   if (state === "open") {
-    return { instance: instance.name, wuid: instance.wuid, profileName: instance.profileName, profilePictureUrl: instance.profilePictureUrl, state, statusReason };
+    return {
+      instance: instance.name,
+      wuid: instance.wuid,
+      profileName: instance.profileName,
+      profilePictureUrl: instance.profilePictureUrl,
+      state,
+      statusReason,
+    };
   }
   return { instance: instance.name, state, statusReason };
 }
@@ -278,7 +360,10 @@ export function statusInstanceClosed(instance: Instance, code: number) {
     status: "closed",
     disconnectionAt: new Date().toISOString(),
     disconnectionReasonCode: code,
-    disconnectionObject: JSON.stringify({ error: { output: { statusCode: code, payload: { statusCode: code, error: reasonPhrase(code), message: "Connection Failure" } } }, date: new Date().toISOString() }),
+    disconnectionObject: JSON.stringify({
+      error: { output: { statusCode: code, payload: { statusCode: code, error: reasonPhrase(code), message: "Connection Failure" } } },
+      date: new Date().toISOString(),
+    }),
   };
 }
 

@@ -20,7 +20,11 @@ function setup(config: Partial<SimulatorConfig> = {}) {
     return { status: res.status, body: await readJson(res) };
   };
   const control = async (path: string, method = "GET", json?: unknown) => {
-    const res = await sim.app.request(`/_sim${path}`, { method, headers: { "content-type": "application/json" }, body: json === undefined ? undefined : JSON.stringify(json) });
+    const res = await sim.app.request(`/_sim${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      body: json === undefined ? undefined : JSON.stringify(json),
+    });
     return { status: res.status, body: res.status === 204 ? undefined : await readJson(res) };
   };
   return { ...sim, call, control };
@@ -34,7 +38,9 @@ describe("sends", () => {
   it("sendText answers 201 with the messageRaw of sendText.json", async () => {
     const sim = setup();
     const before = Math.floor(Date.now() / 1000);
-    const res = await sim.call("/message/sendText/loja-centro", { json: { number: "+55 (11) 98765-4321", text: "Olá Maria!", delay: 1200, linkPreview: false } });
+    const res = await sim.call("/message/sendText/loja-centro", {
+      json: { number: "+55 (11) 98765-4321", text: "Olá Maria!", delay: 1200, linkPreview: false },
+    });
     expect(res.status).toBe(201);
     expect(res.body).toEqual({
       key: { remoteJid: "5511987654321@s.whatsapp.net", fromMe: true, id: keyId },
@@ -65,7 +71,10 @@ describe("sends", () => {
         number: "120363041234567890@g.us",
         text: "@5521976543210 trocamos sua caixa",
         mentioned: ["5521976543210"],
-        quoted: { key: { id: "C0FFEE00112233445566778899AABBCC", remoteJid: "120363041234567890@g.us", fromMe: false, participant: "190283746519283@lid" }, message: { conversation: "Chegou amassada" } },
+        quoted: {
+          key: { id: "C0FFEE00112233445566778899AABBCC", remoteJid: "120363041234567890@g.us", fromMe: false, participant: "190283746519283@lid" },
+          message: { conversation: "Chegou amassada" },
+        },
       },
     });
     expect(res.status).toBe(201);
@@ -84,10 +93,24 @@ describe("sends", () => {
   it("sendMedia answers with imageMessage / documentMessage like the reference files", async () => {
     const sim = setup();
     const image = await sim.call("/message/sendMedia/loja-centro", {
-      json: { number: "5511987654321", mediatype: "image", mimetype: "image/png", caption: "Catálogo", media: "https://cdn.example.com/catalogo/outubro.png", fileName: "outubro.png", delay: 800 },
+      json: {
+        number: "5511987654321",
+        mediatype: "image",
+        mimetype: "image/png",
+        caption: "Catálogo",
+        media: "https://cdn.example.com/catalogo/outubro.png",
+        fileName: "outubro.png",
+        delay: 800,
+      },
     });
     expect(image.status).toBe(201);
-    expect(image.body).toMatchObject({ key: { remoteJid: "5511987654321@s.whatsapp.net", fromMe: true, id: keyId }, pushName: "Você", status: "PENDING", messageType: "imageMessage", source: "web" });
+    expect(image.body).toMatchObject({
+      key: { remoteJid: "5511987654321@s.whatsapp.net", fromMe: true, id: keyId },
+      pushName: "Você",
+      status: "PENDING",
+      messageType: "imageMessage",
+      source: "web",
+    });
     expect(image.body.message.imageMessage).toEqual({
       url: expect.stringMatching(/^https:\/\/mmg\.whatsapp\.net\/.+&mms3=true$/),
       mimetype: "image/png",
@@ -104,21 +127,43 @@ describe("sends", () => {
 
     const pdf = Buffer.from("%PDF-1.4 boleto de outubro").toString("base64");
     const doc = await sim.call("/message/sendMedia/loja-centro", {
-      json: { number: "5511987654321@s.whatsapp.net", mediatype: "document", mimetype: "application/pdf", caption: "Boleto", fileName: "boleto-outubro.pdf", media: pdf },
+      json: {
+        number: "5511987654321@s.whatsapp.net",
+        mediatype: "document",
+        mimetype: "application/pdf",
+        caption: "Boleto",
+        fileName: "boleto-outubro.pdf",
+        media: pdf,
+      },
     });
     expect(doc.status).toBe(201);
     expect(doc.body.messageType).toBe("documentMessage");
-    expect(doc.body.message.documentMessage).toMatchObject({ mimetype: "application/pdf", fileName: "boleto-outubro.pdf", caption: "Boleto", fileLength: { low: 26, high: 0, unsigned: true } });
+    expect(doc.body.message.documentMessage).toMatchObject({
+      mimetype: "application/pdf",
+      fileName: "boleto-outubro.pdf",
+      caption: "Boleto",
+      fileLength: { low: 26, high: 0, unsigned: true },
+    });
 
-    const video = await sim.call("/message/sendMedia/loja-centro", { json: { number: "5511987654321", mediatype: "video", media: "https://cdn.example.com/v.mp4" } });
+    const video = await sim.call("/message/sendMedia/loja-centro", {
+      json: { number: "5511987654321", mediatype: "video", media: "https://cdn.example.com/v.mp4" },
+    });
     expect(video.body.message.videoMessage).toMatchObject({ mimetype: "video/mp4", seconds: expect.any(Number) });
   });
 
   it("sendWhatsAppAudio answers with a voice note (ptt, ogg/opus)", async () => {
     const sim = setup();
-    const res = await sim.call("/message/sendWhatsAppAudio/loja-centro", { json: { number: "5511987654321", audio: "https://cdn.example.com/audios/boas-vindas.mp3", delay: 2000, encoding: true } });
+    const res = await sim.call("/message/sendWhatsAppAudio/loja-centro", {
+      json: { number: "5511987654321", audio: "https://cdn.example.com/audios/boas-vindas.mp3", delay: 2000, encoding: true },
+    });
     expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ key: { remoteJid: "5511987654321@s.whatsapp.net", fromMe: true, id: keyId }, messageType: "audioMessage", status: "PENDING", pushName: "Você", source: "web" });
+    expect(res.body).toMatchObject({
+      key: { remoteJid: "5511987654321@s.whatsapp.net", fromMe: true, id: keyId },
+      messageType: "audioMessage",
+      status: "PENDING",
+      pushName: "Você",
+      source: "web",
+    });
     expect(res.body.message.audioMessage).toMatchObject({ mimetype: "audio/ogg; codecs=opus", ptt: true, seconds: expect.any(Number), fileSha256: bytes32 });
     expect(res.body.contextInfo).toBeUndefined();
   });
@@ -161,22 +206,37 @@ describe("guards and errors", () => {
 
   it("an unknown route is Express's 404", async () => {
     const sim = setup();
-    expect(await sim.call("/message/sendTxt/loja-centro", { json: {} })).toEqual({ status: 404, body: { status: 404, error: "Not Found", response: { message: ["Cannot POST /message/sendTxt/loja-centro"] } } });
+    expect(await sim.call("/message/sendTxt/loja-centro", { json: {} })).toEqual({
+      status: 404,
+      body: { status: 404, error: "Not Found", response: { message: ["Cannot POST /message/sendTxt/loja-centro"] } },
+    });
   });
 
   it("validation errors use Evolution's messages", async () => {
     const sim = setup();
     const send = (route: string, json: unknown) => sim.call(`/message/${route}/loja-centro`, { json });
-    expect(await send("sendText", { number: "5511987654321", textMessage: { text: "v1" } })).toEqual({ status: 400, body: badRequest([['instance requires property "text"']]) });
+    expect(await send("sendText", { number: "5511987654321", textMessage: { text: "v1" } })).toEqual({
+      status: 400,
+      body: badRequest([['instance requires property "text"']]),
+    });
     expect(await send("sendText", { number: "5511987654321", text: "   " })).toEqual({ status: 400, body: badRequest(["Text is required"]) });
     expect(await send("sendText", { number: 5511987654321, text: "x" })).toEqual({ status: 400, body: badRequest([["Invalid format"]]) });
-    expect(await send("sendMedia", { number: "5511987654321", mediatype: "image", media: "data:image/png;base64,iVBORw0KGgo=" })).toEqual({ status: 400, body: badRequest(["Owned media must be a url or base64"]) });
-    expect(await send("sendMedia", { number: "5511987654321", mediatype: "image" })).toEqual({ status: 400, body: badRequest(["Owned media must be a url or base64"]) });
+    expect(await send("sendMedia", { number: "5511987654321", mediatype: "image", media: "data:image/png;base64,iVBORw0KGgo=" })).toEqual({
+      status: 400,
+      body: badRequest(["Owned media must be a url or base64"]),
+    });
+    expect(await send("sendMedia", { number: "5511987654321", mediatype: "image" })).toEqual({
+      status: 400,
+      body: badRequest(["Owned media must be a url or base64"]),
+    });
     expect(await send("sendMedia", { number: "5511987654321", mediatype: "sticker", media: "https://cdn.example.com/a.webp" })).toEqual({
       status: 400,
       body: badRequest([["mediatype is not one of enum values: image,document,video,audio"]]),
     });
-    expect(await send("sendMedia", { number: "5511987654321", mediatype: "document", media: "JVBERi0xLjQK" })).toEqual({ status: 400, body: badRequest(["For base64 the file name must be informed."]) });
+    expect(await send("sendMedia", { number: "5511987654321", mediatype: "document", media: "JVBERi0xLjQK" })).toEqual({
+      status: 400,
+      body: badRequest(["For base64 the file name must be informed."]),
+    });
     expect(await send("sendWhatsAppAudio", { number: "5511987654321" })).toEqual({ status: 400, body: badRequest(["Owned media must be a url or base64"]) });
     expect(await send("sendMedia", { mediatype: "image" })).toEqual({ status: 400, body: badRequest([['instance requires property "number"']]) });
   });
@@ -198,7 +258,14 @@ describe("scripted faults and the call record", () => {
   it("faults are used up by matching sends, in order, then sends succeed", async () => {
     const sim = setup();
     const sessionError = badRequest(["SessionError: No sessions"]);
-    expect((await sim.control("/faults", "POST", [{ instance: "loja-centro", number: "+55 11 91234-0001", status: 400, body: sessionError, times: 2 }, { number: "5511912340001", status: 429 }])).status).toBe(201);
+    expect(
+      (
+        await sim.control("/faults", "POST", [
+          { instance: "loja-centro", number: "+55 11 91234-0001", status: 400, body: sessionError, times: 2 },
+          { number: "5511912340001", status: 429 },
+        ])
+      ).status,
+    ).toBe(201);
     const send = (number: string) => sim.call("/message/sendText/loja-centro", { json: { number, text: "oi" } });
     expect(await send("5511912340002")).toMatchObject({ status: 201 });
     expect(await send("5511912340001")).toEqual({ status: 400, body: sessionError });
@@ -215,7 +282,13 @@ describe("scripted faults and the call record", () => {
       [4, "5511912340001", 429],
       [5, "5511912340001", 201],
     ]);
-    expect(calls[4]).toMatchObject({ route: "sendText", instance: "loja-centro", body: { number: "5511912340001", text: "oi" }, keyId, at: expect.any(Number) });
+    expect(calls[4]).toMatchObject({
+      route: "sendText",
+      instance: "loja-centro",
+      body: { number: "5511912340001", text: "oi" },
+      keyId,
+      at: expect.any(Number),
+    });
     expect(calls[1].keyId).toBeUndefined();
     expect((await sim.control("/calls?since=3")).body.calls.map((c: { seq: number }) => c.seq)).toEqual([4, 5]);
     expect((await sim.control("/calls?number=5511912340002")).body.calls).toHaveLength(1);
@@ -302,7 +375,14 @@ describe("over HTTP, with webhooks", () => {
 
   beforeAll(async () => {
     hookUrl = await hook.start();
-    sim = await startSimulator({ port: 0, sendMessageDelayMs: 10, deliveredDelayMs: 60, readDelayMs: 120, webhookRetryDelayMs: 20, serverUrl: "https://evo.example.com" });
+    sim = await startSimulator({
+      port: 0,
+      sendMessageDelayMs: 10,
+      deliveredDelayMs: 60,
+      readDelayMs: 120,
+      webhookRetryDelayMs: 20,
+      serverUrl: "https://evo.example.com",
+    });
   });
   afterAll(async () => {
     await sim.close();
@@ -323,11 +403,25 @@ describe("over HTTP, with webhooks", () => {
       ["/webhooks/evolution", "messages.update", "DELIVERY_ACK"],
       ["/webhooks/evolution", "messages.update", "READ"],
     ]);
-    const envelope = { instance: "loja-centro", destination: `${hookUrl}/webhooks/evolution`, date_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT.+Z$/), sender: "5511955550000@s.whatsapp.net", server_url: "https://evo.example.com", apikey: KEY };
+    const envelope = {
+      instance: "loja-centro",
+      destination: `${hookUrl}/webhooks/evolution`,
+      date_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT.+Z$/),
+      sender: "5511955550000@s.whatsapp.net",
+      server_url: "https://evo.example.com",
+      apikey: KEY,
+    };
     expect(got[0]?.body).toEqual({ event: "send.message", data: raw, ...envelope });
     expect(got[1]?.body).toEqual({
       event: "messages.update",
-      data: { keyId: raw.key.id, remoteJid: "5511987654321@s.whatsapp.net", fromMe: true, status: "DELIVERY_ACK", instanceId: raw.instanceId, messageId: expect.stringMatching(/^c[a-z0-9]{24}$/) },
+      data: {
+        keyId: raw.key.id,
+        remoteJid: "5511987654321@s.whatsapp.net",
+        fromMe: true,
+        status: "DELIVERY_ACK",
+        instanceId: raw.instanceId,
+        messageId: expect.stringMatching(/^c[a-z0-9]{24}$/),
+      },
       ...envelope,
     });
     expect(got[2]?.body.data.messageId).toBe(got[1]?.body.data.messageId);
@@ -384,11 +478,31 @@ describe("over HTTP, with webhooks", () => {
 
   it("emits inbound messages.upsert and connection.update on request", async () => {
     await sim$("/instances/loja-centro", "PUT", { apikey: KEY, webhookUrl: hookUrl, byEvents: false, profileName: "Loja Centro" });
-    const text = await sim$("/inbound", "POST", { instance: "loja-centro", from: "5511987654321", remoteJidAlt: "214748364712345@lid", text: "Oi!", pushName: "Maria Souza", wait: true });
+    const text = await sim$("/inbound", "POST", {
+      instance: "loja-centro",
+      from: "5511987654321",
+      remoteJidAlt: "214748364712345@lid",
+      text: "Oi!",
+      pushName: "Maria Souza",
+      wait: true,
+    });
     expect(text.status).toBe(200);
-    const lid = await sim$("/inbound", "POST", { instance: "loja-centro", from: "214748364712345@lid", remoteJidAlt: "5511987654321@s.whatsapp.net", text: "Oi de novo", wait: true });
+    const lid = await sim$("/inbound", "POST", {
+      instance: "loja-centro",
+      from: "214748364712345@lid",
+      remoteJidAlt: "5511987654321@s.whatsapp.net",
+      text: "Oi de novo",
+      wait: true,
+    });
     expect(lid.status).toBe(200);
-    const group = await sim$("/inbound", "POST", { instance: "loja-centro", from: "120363041234567890@g.us", participant: "5521976543210", text: "no grupo", pushName: "João", wait: true });
+    const group = await sim$("/inbound", "POST", {
+      instance: "loja-centro",
+      from: "120363041234567890@g.us",
+      participant: "5521976543210",
+      text: "no grupo",
+      pushName: "João",
+      wait: true,
+    });
     expect(group.status).toBe(200);
     const mine = await sim$("/inbound", "POST", { instance: "loja-centro", from: "5511987654321", text: "do celular", fromMe: true, wait: true });
     expect(mine.status).toBe(200);
@@ -398,9 +512,23 @@ describe("over HTTP, with webhooks", () => {
     expect(opened.status).toBe(200);
 
     const bodies = hook.received.map((r) => r.body);
-    expect(bodies.map((b) => b.event)).toEqual(["messages.upsert", "messages.upsert", "messages.upsert", "messages.upsert", "connection.update", "status.instance", "connection.update"]);
+    expect(bodies.map((b) => b.event)).toEqual([
+      "messages.upsert",
+      "messages.upsert",
+      "messages.upsert",
+      "messages.upsert",
+      "connection.update",
+      "status.instance",
+      "connection.update",
+    ]);
     expect(bodies[0].data).toMatchObject({
-      key: { remoteJid: "5511987654321@s.whatsapp.net", remoteJidAlt: "214748364712345@lid", fromMe: false, id: expect.stringMatching(/^[0-9A-F]{32}$/), addressingMode: "pn" },
+      key: {
+        remoteJid: "5511987654321@s.whatsapp.net",
+        remoteJidAlt: "214748364712345@lid",
+        fromMe: false,
+        id: expect.stringMatching(/^[0-9A-F]{32}$/),
+        addressingMode: "pn",
+      },
       pushName: "Maria Souza",
       status: "DELIVERY_ACK",
       message: { conversation: "Oi!", messageContextInfo: expect.any(Object) },
@@ -414,7 +542,14 @@ describe("over HTTP, with webhooks", () => {
     expect(bodies[3].data).toMatchObject({ key: { fromMe: true }, status: "SERVER_ACK", pushName: "Loja Centro", source: "ios" });
     expect(bodies[4].data).toEqual({ instance: "loja-centro", state: "close", statusReason: 401 });
     expect(bodies[5].data).toMatchObject({ instance: "loja-centro", status: "closed", disconnectionReasonCode: 401 });
-    expect(bodies[6].data).toEqual({ instance: "loja-centro", wuid: "5511955550000@s.whatsapp.net", profileName: "Loja Centro", profilePictureUrl: expect.any(String), state: "open", statusReason: 200 });
+    expect(bodies[6].data).toEqual({
+      instance: "loja-centro",
+      wuid: "5511955550000@s.whatsapp.net",
+      profileName: "Loja Centro",
+      profilePictureUrl: expect.any(String),
+      state: "open",
+      statusReason: 200,
+    });
     const state = await readJson(await fetch(`${sim.url}/instance/connectionState/loja-centro`, { headers: { apikey: KEY } }));
     expect(state).toEqual({ instance: { instanceName: "loja-centro", state: "open" } });
   });

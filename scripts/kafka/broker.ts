@@ -209,7 +209,9 @@ async function prepareRuntime(): Promise<string> {
 async function checkPrerequisites(): Promise<void> {
   const major = await javaMajorVersion();
   if (major === undefined) {
-    throw new Error(`Java ${MIN_JAVA}+ is required to run Kafka ${KAFKA_VERSION}, but \`${javaBin()} -version\` failed (install a JDK ${MIN_JAVA}+, put it on PATH or set JAVA_HOME)`);
+    throw new Error(
+      `Java ${MIN_JAVA}+ is required to run Kafka ${KAFKA_VERSION}, but \`${javaBin()} -version\` failed (install a JDK ${MIN_JAVA}+, put it on PATH or set JAVA_HOME)`,
+    );
   }
   if (major < MIN_JAVA) throw new Error(`Java ${MIN_JAVA}+ is required to run Kafka ${KAFKA_VERSION}, found Java ${major} (${javaBin()})`);
   assertOnPath("mvn", "Maven (mvn) is required to download the Kafka jars from Maven Central");
@@ -243,7 +245,7 @@ async function writeServerProperties({ port, controllerPort, stateDir }: BrokerL
     "node.id": 1,
     // Static quorum: simplest for one node, and it means `format` must NOT get --standalone.
     "controller.quorum.voters": `1@127.0.0.1:${controllerPort}`,
-    "listeners": `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
     // IPv4 literal: Node may resolve "localhost" to ::1, and clients follow the advertised address.
     "advertised.listeners": `PLAINTEXT://127.0.0.1:${port}`,
     "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",

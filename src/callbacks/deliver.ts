@@ -30,12 +30,23 @@ export async function consumeCallbacks(batch: MessageBatch<unknown>, env: Env): 
       message.ack();
       continue;
     }
-    const body = JSON.stringify({ eventId: row.event_id, type: row.type, version: row.version, occurredAt: new Date(row.occurred_at).toISOString(), data: JSON.parse(row.data) });
+    const body = JSON.stringify({
+      eventId: row.event_id,
+      type: row.type,
+      version: row.version,
+      occurredAt: new Date(row.occurred_at).toISOString(),
+      data: JSON.parse(row.data),
+    });
     let error: string | undefined;
     try {
       const res = await fetch(job.url, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-mensageiro-signature": await signature(row.secret, body), "x-mensageiro-event-id": row.event_id, "x-mensageiro-event-type": row.type },
+        headers: {
+          "content-type": "application/json",
+          "x-mensageiro-signature": await signature(row.secret, body),
+          "x-mensageiro-event-id": row.event_id,
+          "x-mensageiro-event-type": row.type,
+        },
         body,
         signal: AbortSignal.timeout(10_000),
       });

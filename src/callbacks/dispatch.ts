@@ -21,10 +21,16 @@ export async function dispatchCallbacks(env: Env): Promise<number> {
     if (events.length === 0) return handed;
     const to = events.at(-1)!.seq;
     const claimed = cursor
-      ? await db.run(sql`UPDATE consumer_cursors SET seq = ${to}, updated_at = ${Date.now()} WHERE tenant_id = ${CURSOR_TENANT} AND consumer = ${CURSOR_NAME} AND seq = ${from}`)
-      : await db.run(sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${CURSOR_TENANT}, ${CURSOR_NAME}, ${to}, ${Date.now()}) ON CONFLICT DO NOTHING`);
+      ? await db.run(
+          sql`UPDATE consumer_cursors SET seq = ${to}, updated_at = ${Date.now()} WHERE tenant_id = ${CURSOR_TENANT} AND consumer = ${CURSOR_NAME} AND seq = ${from}`,
+        )
+      : await db.run(
+          sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${CURSOR_TENANT}, ${CURSOR_NAME}, ${to}, ${Date.now()}) ON CONFLICT DO NOTHING`,
+        );
     if ((claimed.meta?.changes ?? 0) === 0) continue; // another dispatcher took this range
-    const jobs: CallbackJob[] = events.filter((e) => e.callback_url).map((e) => ({ seq: e.seq, eventId: e.event_id, tenantId: e.tenant_id, url: e.callback_url! }));
+    const jobs: CallbackJob[] = events
+      .filter((e) => e.callback_url)
+      .map((e) => ({ seq: e.seq, eventId: e.event_id, tenantId: e.tenant_id, url: e.callback_url! }));
     for (let i = 0; i < jobs.length; i += 100) {
       await env.CALLBACKS.sendBatch(jobs.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const })));
     }

@@ -5,7 +5,10 @@ import { z } from "zod";
 export function legacyRecipient(value: string): string {
   const v = value.trim();
   if (/@g\.us$/.test(v)) return v;
-  return v.replace(/@s\.whatsapp\.net$/, "").replace(/:\d+$/, "").replace(/[\s()+.-]/g, "");
+  return v
+    .replace(/@s\.whatsapp\.net$/, "")
+    .replace(/:\d+$/, "")
+    .replace(/[\s()+.-]/g, "");
 }
 
 export const whatsappSendMessage = z.object({
@@ -56,6 +59,8 @@ export function fromWhatsappSchedule(m: z.infer<typeof whatsappScheduleMessage>)
 /** messaging.send → the v1 send request (before its own validation). */
 export function fromMessagingSend(m: MessagingSend) {
   const to = m.groupId ?? legacyRecipient(m.remoteJid ?? "");
-  const media = m.mediaUrl ? { url: m.mediaUrl, type: m.mediaType ?? "image", ...(m.message && m.mediaType !== "audio" ? { caption: m.message } : {}) } : undefined;
+  const media = m.mediaUrl
+    ? { url: m.mediaUrl, type: m.mediaType ?? "image", ...(m.message && m.mediaType !== "audio" ? { caption: m.message } : {}) }
+    : undefined;
   return { instance: m.channelInstanceId, to, ...(media ? { media } : { text: m.message }) };
 }

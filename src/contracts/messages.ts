@@ -7,11 +7,9 @@ export const MAX_METADATA_BYTES = 4096;
 export const phoneDigits = /^[1-9]\d{7,14}$/;
 export const groupJid = /^\d{5,}(-\d+)?@g\.us$/;
 
-export const recipient = z
-  .string()
-  .refine((v) => phoneDigits.test(v) || groupJid.test(v), {
-    message: "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us.",
-  });
+export const recipient = z.string().refine((v) => phoneDigits.test(v) || groupJid.test(v), {
+  message: "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us.",
+});
 
 export const mediaSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/, message: "Must be an http(s) URL." }),
@@ -21,14 +19,15 @@ export const mediaSchema = z.strictObject({
   mimeType: z.string().min(3).max(255).optional(),
 });
 
-const metadataSchema = z
-  .record(z.string(), z.unknown())
-  .refine((m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_METADATA_BYTES, {
-    message: `Must serialize to at most ${MAX_METADATA_BYTES} bytes.`,
-  });
+const metadataSchema = z.record(z.string(), z.unknown()).refine((m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_METADATA_BYTES, {
+  message: `Must serialize to at most ${MAX_METADATA_BYTES} bytes.`,
+});
 
 // ISO 8601 with an explicit offset (Z or ±hh:mm); range checks (future, ≤ 90 days) are 422s, done at accept time.
-export const isoWithOffset = z.iso.datetime({ offset: true, message: "Must be an ISO 8601 date-time with a time zone offset, e.g. 2026-12-01T09:00:00-03:00." });
+export const isoWithOffset = z.iso.datetime({
+  offset: true,
+  message: "Must be an ISO 8601 date-time with a time zone offset, e.g. 2026-12-01T09:00:00-03:00.",
+});
 
 export const sendMessageSchema = z
   .strictObject({
@@ -54,5 +53,8 @@ export type SendMessageRequest = z.infer<typeof sendMessageSchema>;
 
 export const MAX_BATCH = 500;
 export const sendBatchSchema = z.strictObject({
-  messages: z.array(z.unknown()).min(1).max(MAX_BATCH, { message: `At most ${MAX_BATCH} messages per batch.` }),
+  messages: z
+    .array(z.unknown())
+    .min(1)
+    .max(MAX_BATCH, { message: `At most ${MAX_BATCH} messages per batch.` }),
 });

@@ -17,7 +17,9 @@ export const apiKeys = sqliteTable(
   "api_keys",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     // SHA-256 hex of the key; the key itself is shown once and never stored.
     keyHash: text("key_hash").notNull(),
     prefix: text("prefix").notNull(),
@@ -31,7 +33,9 @@ export const instances = sqliteTable(
   "instances",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     name: text("name").notNull(),
     evolutionUrl: text("evolution_url").notNull(),
     evolutionApiKey: text("evolution_api_key").notNull(),
@@ -162,10 +166,7 @@ export const inboundMessages = sqliteTable(
     timestamp: integer("timestamp").notNull(),
     receivedAt: integer("received_at").notNull(),
   },
-  (t) => [
-    uniqueIndex("inbound_provider").on(t.instanceId, t.providerMessageId),
-    index("inbound_tenant_contact").on(t.tenantId, t.contact, t.timestamp),
-  ],
+  (t) => [uniqueIndex("inbound_provider").on(t.instanceId, t.providerMessageId), index("inbound_tenant_contact").on(t.tenantId, t.contact, t.timestamp)],
 );
 
 // Provider status updates that arrived before the send recorded its provider id; applied later.
@@ -226,4 +227,3 @@ export const callbackDeliveries = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.eventId, t.url] }), index("callback_deliveries_tenant").on(t.tenantId, t.status)],
 );
-

@@ -17,7 +17,17 @@ import { backoffMs } from "./backoff.ts";
 
 export type LaneItem = { messageId: string; priority: number; readyAt: number; createdAt: number; instanceId: string };
 
-type ItemRow = { id: string; instance_id: string; priority: number; ready_at: number; created_at: number; next_at: number; started: number; attempts: number; scheduled: number };
+type ItemRow = {
+  id: string;
+  instance_id: string;
+  priority: number;
+  ready_at: number;
+  created_at: number;
+  next_at: number;
+  started: number;
+  attempts: number;
+  scheduled: number;
+};
 type StragglerRow = { id: string; instance_id: string; priority: number; ready_at: number; created_at: number };
 
 // Queued messages of this lane that come before `head` in lane order (priority, due time, arrival).
@@ -115,7 +125,11 @@ export class ContactLane extends DurableObject<Env> {
 
   /** Moves a waiting message to a new due time and re-arms the alarm. */
   async reschedule(messageId: string, readyAt: number): Promise<boolean> {
-    const changed = this.ctx.storage.sql.exec(`UPDATE items SET ready_at = ? WHERE id = ? AND state = 'waiting' AND started = 0`, readyAt, messageId).rowsWritten;
+    const changed = this.ctx.storage.sql.exec(
+      `UPDATE items SET ready_at = ? WHERE id = ? AND state = 'waiting' AND started = 0`,
+      readyAt,
+      messageId,
+    ).rowsWritten;
     if (changed > 0) await this.rearm();
     return changed > 0;
   }
@@ -137,7 +151,9 @@ export class ContactLane extends DurableObject<Env> {
   /** What the lane holds, for tests and operators. */
   async snapshot(): Promise<{ waiting: ItemRow[]; done: number; alarm: number | null }> {
     const waiting = this.ctx.storage.sql
-      .exec<ItemRow>(`SELECT id, instance_id, priority, ready_at, created_at, next_at, started, attempts, scheduled FROM items WHERE state = 'waiting' ORDER BY started DESC, priority, ready_at, created_at, id`)
+      .exec<ItemRow>(
+        `SELECT id, instance_id, priority, ready_at, created_at, next_at, started, attempts, scheduled FROM items WHERE state = 'waiting' ORDER BY started DESC, priority, ready_at, created_at, id`,
+      )
       .toArray();
     const done = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state = 'done'`).one().n;
     return { waiting, done, alarm: await this.ctx.storage.getAlarm() };
@@ -150,7 +166,9 @@ export class ContactLane extends DurableObject<Env> {
       // Events with a callback URL were written: hand them out now rather than at the next cron.
       if (this.callbacksWritten) {
         this.callbacksWritten = false;
-        this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "callback dispatch failed", error: String(err) }))));
+        this.ctx.waitUntil(
+          dispatchCallbacks(this.env).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "callback dispatch failed", error: String(err) }))),
+        );
       }
       this.ctx.storage.sql.exec(`DELETE FROM items WHERE state = 'done' AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
       await this.rearm();
@@ -204,7 +222,14 @@ export class ContactLane extends DurableObject<Env> {
     const claim =
       head.started === 0 && head.scheduled === 1
         ? [
-            ...transitionStatements({ messageId: head.id, from: ["scheduled"], to: "queued", at: now, detail: "due", where: sql`ready_at <= ${now} AND NOT EXISTS (${older})` }),
+            ...transitionStatements({
+              messageId: head.id,
+              from: ["scheduled"],
+              to: "queued",
+              at: now,
+              detail: "due",
+              where: sql`ready_at <= ${now} AND NOT EXISTS (${older})`,
+            }),
             ...transitionStatements({ messageId: head.id, from: ["queued"], to: "processing", at: now, attempt, where: sql`NOT EXISTS (${older})` }),
           ]
         : head.started === 0
@@ -240,11 +265,20 @@ export class ContactLane extends DurableObject<Env> {
 
     if (outcome.kind === "sent") {
       const sent = await runBatch(this.db, [
-        ...transitionStatements({ messageId: head.id, from: ["processing"], to: "sent", at, attempt, lastError: null, providerMessageId: outcome.providerMessageId }),
+        ...transitionStatements({
+          messageId: head.id,
+          from: ["processing"],
+          to: "sent",
+          at,
+          attempt,
+          lastError: null,
+          providerMessageId: outcome.providerMessageId,
+        }),
         sql`SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ${head.instance_id} AND provider_message_id = ${outcome.providerMessageId}`,
       ]);
       // A receipt that raced ahead of this record was parked; apply it now.
-      if (Number((sent[3]?.results[0] as { n?: number } | undefined)?.n ?? 0) > 0) await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
+      if (Number((sent[3]?.results[0] as { n?: number } | undefined)?.n ?? 0) > 0)
+        await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
       return this.markDone(head.id);
     }
     if (outcome.kind === "permanent" || attempt >= row.max_attempts) {

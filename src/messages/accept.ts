@@ -33,7 +33,10 @@ export async function findInstances(db: Db, tenantId: string, names: string[]): 
   for (let i = 0; i < missing.length; i += 50) {
     const chunk = missing.slice(i, i + 50);
     const rows = await db.all<InstanceRef>(
-      sql`SELECT id, name FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(chunk.map((n) => sql`${n}`), sql`, `)})`,
+      sql`SELECT id, name FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(
+        chunk.map((n) => sql`${n}`),
+        sql`, `,
+      )})`,
     );
     for (const r of rows) {
       found.set(r.name, r);
@@ -121,15 +124,35 @@ type Keyed = { prepared: Prepared; input: SendMessageRequest };
 async function existingByKey(db: Db, tenantId: string, keys: string[]): Promise<Map<string, Replay & { hash: string | null }>> {
   const found = new Map<string, Replay & { hash: string | null }>();
   for (let i = 0; i < keys.length; i += 50) {
-    const rows = await db.all<{ id: string; status: string; instance_name: string; to: string; created_at: number; send_at: number | null; key: string; hash: string | null }>(sql`
+    const rows = await db.all<{
+      id: string;
+      status: string;
+      instance_name: string;
+      to: string;
+      created_at: number;
+      send_at: number | null;
+      key: string;
+      hash: string | null;
+    }>(sql`
       SELECT id, status, instance_name, "to", created_at, send_at, idempotency_key AS key, idempotency_hash AS hash FROM messages
-      WHERE tenant_id = ${tenantId} AND idempotency_key IN (${sql.join(keys.slice(i, i + 50).map((k) => sql`${k}`), sql`, `)})`);
-    for (const r of rows) found.set(r.key, { id: r.id, status: r.status, instanceName: r.instance_name, to: r.to, createdAt: r.created_at, sendAt: r.send_at, hash: r.hash });
+      WHERE tenant_id = ${tenantId} AND idempotency_key IN (${sql.join(
+        keys.slice(i, i + 50).map((k) => sql`${k}`),
+        sql`, `,
+      )})`);
+    for (const r of rows)
+      found.set(r.key, { id: r.id, status: r.status, instanceName: r.instance_name, to: r.to, createdAt: r.created_at, sendAt: r.send_at, hash: r.hash });
   }
   return found;
 }
 
-const replayOf = (p: Prepared): Replay => ({ id: p.row.id, status: p.row.status, instanceName: p.row.instanceName, to: p.row.to, createdAt: p.row.createdAt, sendAt: p.row.sendAt ?? null });
+const replayOf = (p: Prepared): Replay => ({
+  id: p.row.id,
+  status: p.row.status,
+  instanceName: p.row.instanceName,
+  to: p.row.to,
+  createdAt: p.row.createdAt,
+  sendAt: p.row.sendAt ?? null,
+});
 
 /** Per-message idempotency keys, then persistAndEnqueue for what is new. One answer per entry, in order. */
 export async function acceptMessages(env: Env, db: Db, tenantId: string, entries: Keyed[], defer?: (work: Promise<unknown>) => void): Promise<Accepted[]> {
@@ -173,9 +196,15 @@ const QUEUE_CHUNK = 100;
  *  may finish after the answer (`defer` = the request's waitUntil). */
 export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], defer?: (work: Promise<unknown>) => void): Promise<void> {
   for (let i = 0; i < prepared.length; i += PERSIST_CHUNK) {
-    await runBatch(db, prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)));
+    await runBatch(
+      db,
+      prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)),
+    );
   }
-  const enqueued = enqueueJobs(env, prepared.map((p) => p.job));
+  const enqueued = enqueueJobs(
+    env,
+    prepared.map((p) => p.job),
+  );
   if (defer) defer(enqueued);
   else await enqueued;
 }

@@ -12,7 +12,9 @@ export type MessageCounts = {
 export async function messageCounts(db: Db, tenantId: string | undefined, now = Date.now()): Promise<MessageCounts> {
   const tenant = (column = "tenant_id") => (tenantId ? sql`${sql.raw(column)} = ${tenantId}` : sql`1`);
   const [byStatus, dead, oldest, lastMinute] = await Promise.all([
-    db.all<{ instance: string; status: string; n: number }>(sql`SELECT instance_name AS instance, status, COUNT(*) AS n FROM messages WHERE ${tenant()} GROUP BY instance_name, status`),
+    db.all<{ instance: string; status: string; n: number }>(
+      sql`SELECT instance_name AS instance, status, COUNT(*) AS n FROM messages WHERE ${tenant()} GROUP BY instance_name, status`,
+    ),
     db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM dead_letters WHERE ${tenant()} AND replayed_at IS NULL`),
     db.all<{ at: number | null }>(sql`SELECT MIN(ready_at) AS at FROM messages WHERE ${tenant()} AND status = 'queued'`),
     db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM messages WHERE ${tenant()} AND sent_at >= ${now - 60_000}`),

@@ -47,9 +47,7 @@ export async function applyPendingReceipts(db: Db, instanceId: string, providerM
     sql`SELECT status, at FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId} ORDER BY at`,
   );
   if (pending.length === 0) return;
-  const [message] = await db.all<{ id: string }>(
-    sql`SELECT id FROM messages WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`,
-  );
+  const [message] = await db.all<{ id: string }>(sql`SELECT id FROM messages WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`);
   if (!message) return;
   const order: ReceiptStatus[] = ["delivered", "read", "failed"];
   pending.sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status));

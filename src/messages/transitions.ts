@@ -37,7 +37,10 @@ export function transitionStatements(t: Transition): SQL[] {
   if (t.attempt !== undefined) sets.push(sql`attempts = ${t.attempt}`);
   if (t.lastError !== undefined) sets.push(sql`last_error = ${t.lastError}`);
   if (t.providerMessageId !== undefined) sets.push(sql`provider_message_id = ${t.providerMessageId}`);
-  const from = sql.join(t.from.map((s) => sql`${s}`), sql`, `);
+  const from = sql.join(
+    t.from.map((s) => sql`${s}`),
+    sql`, `,
+  );
   return [
     sql`UPDATE messages SET ${sql.join(sets, sql`, `)} WHERE id = ${t.messageId} AND status IN (${from}) AND ${t.where ?? sql`1`}`,
     sql`INSERT INTO message_history (message_id, status, at, attempt, detail)

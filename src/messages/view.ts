@@ -44,7 +44,14 @@ export function messageView(row: Row, history?: HistoryRow[]) {
   };
 }
 
-export function acceptedView(row: { id: string; status: string; instanceName: string; to: string; createdAt: number; sendAt?: number | null }): Record<string, unknown> {
+export function acceptedView(row: {
+  id: string;
+  status: string;
+  instanceName: string;
+  to: string;
+  createdAt: number;
+  sendAt?: number | null;
+}): Record<string, unknown> {
   return { id: row.id, status: row.status, instance: row.instanceName, to: row.to, createdAt: iso(row.createdAt), sendAt: iso(row.sendAt) };
 }
 

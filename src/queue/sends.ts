@@ -22,7 +22,13 @@ export async function consumeSends(batch: MessageBatch<unknown>, env: Env): Prom
         const lane = env.LANES.get(env.LANES.idFromName(laneKey));
         await lane.enqueue(
           laneKey,
-          group.map(({ job }) => ({ messageId: job.messageId, instanceId: job.instanceId, priority: job.priority, readyAt: job.readyAt, createdAt: job.createdAt })),
+          group.map(({ job }) => ({
+            messageId: job.messageId,
+            instanceId: job.instanceId,
+            priority: job.priority,
+            readyAt: job.readyAt,
+            createdAt: job.createdAt,
+          })),
         );
         for (const { message } of group) message.ack();
       } catch (err) {

@@ -18,7 +18,9 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
     } catch (err) {
       // A body that does not match Evolution's shape will never apply: keep a log line, drop it.
       if (err instanceof Error && err.name === "ZodError") {
-        console.error(JSON.stringify({ level: "warn", msg: "webhook data of an unexpected shape", event: parsed.data.event, error: err.message.slice(0, 500) }));
+        console.error(
+          JSON.stringify({ level: "warn", msg: "webhook data of an unexpected shape", event: parsed.data.event, error: err.message.slice(0, 500) }),
+        );
         message.ack();
       } else {
         console.error(JSON.stringify({ level: "warn", msg: "webhook apply failed; retrying", event: parsed.data.event, error: String(err) }));

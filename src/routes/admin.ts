@@ -23,7 +23,14 @@ const createTenant = z.strictObject({
 adminRoutes.post("/tenants", async (c) => {
   const input = await parseBody(c, createTenant);
   const now = Date.now();
-  const tenant = { id: newId("ten"), name: input.name, maxAttempts: input.maxAttempts ?? 3, callbackUrl: input.callbackUrl ?? null, callbackSecret: randomToken(32), createdAt: now };
+  const tenant = {
+    id: newId("ten"),
+    name: input.name,
+    maxAttempts: input.maxAttempts ?? 3,
+    callbackUrl: input.callbackUrl ?? null,
+    callbackSecret: randomToken(32),
+    createdAt: now,
+  };
   const key = await newApiKey();
   const keyId = newId("key");
   await runBatch(c.var.db, [
@@ -32,7 +39,13 @@ adminRoutes.post("/tenants", async (c) => {
   ]);
   return c.json(
     {
-      tenant: { id: tenant.id, name: tenant.name, maxAttempts: tenant.maxAttempts, callbackUrl: tenant.callbackUrl ?? undefined, createdAt: new Date(now).toISOString() },
+      tenant: {
+        id: tenant.id,
+        name: tenant.name,
+        maxAttempts: tenant.maxAttempts,
+        callbackUrl: tenant.callbackUrl ?? undefined,
+        createdAt: new Date(now).toISOString(),
+      },
       apiKey: key.key,
       apiKeyId: keyId,
       // Shown once, like the key: it signs callbacks (X-Mensageiro-Signature).

@@ -59,7 +59,7 @@ compatRoutes.post("/messaging/message/send", async (c) => {
   return idempotent(c, "compat/messaging-send", body, async () => {
     const row = await accept(c, input, "compat:messaging-send");
     const done = wait ? await waitUntilFinished(c.var.db, row.id, wait) : undefined;
-    if (done && done.providerMessageId) {
+    if (done?.providerMessageId) {
       return {
         status: 200,
         body: {
@@ -71,7 +71,11 @@ compatRoutes.post("/messaging/message/send", async (c) => {
     }
     return {
       status: 200,
-      body: { success: true, message: "Mensagem enviada com sucesso", data: { messageId: row.id, status: done?.status ?? "queued", queued: !done, ...(done?.lastError ? { error: done.lastError } : {}) } },
+      body: {
+        success: true,
+        message: "Mensagem enviada com sucesso",
+        data: { messageId: row.id, status: done?.status ?? "queued", queued: !done, ...(done?.lastError ? { error: done.lastError } : {}) },
+      },
     };
   });
 });

@@ -11,11 +11,26 @@ export const contactRoutes = new Hono<AppEnv>();
 const query = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   // Opaque cursor: "<at>:<id>" of the last item seen.
-  cursor: z.string().regex(/^\d+:[a-z]+_[0-9a-z]+$/, "Not a cursor from this API.").optional(),
+  cursor: z
+    .string()
+    .regex(/^\d+:[a-z]+_[0-9a-z]+$/, "Not a cursor from this API.")
+    .optional(),
   instance: z.string().min(1).optional(),
 });
 
-type TimelineRow = { direction: string; id: string; at: number; instance: string; text: string | null; media: string | null; status: string | null; from_me: number | null; push_name: string | null; message_type: string | null; provider_message_id: string | null };
+type TimelineRow = {
+  direction: string;
+  id: string;
+  at: number;
+  instance: string;
+  text: string | null;
+  media: string | null;
+  status: string | null;
+  from_me: number | null;
+  push_name: string | null;
+  message_type: string | null;
+  provider_message_id: string | null;
+};
 
 contactRoutes.get("/:to/messages", async (c) => {
   const to = parseWith(recipient, c.req.param("to"), "to");

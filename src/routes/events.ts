@@ -24,7 +24,11 @@ type EventRow = { seq: number; event_id: string; type: string; version: number; 
 function dropNulls(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(dropNulls);
   if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, dropNulls(v)]));
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => [k, dropNulls(v)]),
+    );
   }
   return value;
 }
@@ -64,7 +68,8 @@ eventRoutes.post("/ack", async (c) => {
   const input = await parseBody(c, ackBody);
   const tenantId = c.var.tenant.id;
   const [max] = await c.var.db.all<{ seq: number | null }>(sql`SELECT MAX(seq) AS seq FROM outbox_events WHERE tenant_id = ${tenantId}`);
-  if (input.seq > (max?.seq ?? 0)) throw new ApiError("unprocessable", "Cannot ack past the last event.", [{ path: "seq", message: `last is ${max?.seq ?? 0}` }]);
+  if (input.seq > (max?.seq ?? 0))
+    throw new ApiError("unprocessable", "Cannot ack past the last event.", [{ path: "seq", message: `last is ${max?.seq ?? 0}` }]);
   // The cursor only moves forward: a late or repeated ack cannot make events reappear.
   await c.var.db.run(sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${tenantId}, ${input.consumer}, ${input.seq}, ${Date.now()})
     ON CONFLICT (tenant_id, consumer) DO UPDATE SET seq = MAX(seq, excluded.seq), updated_at = excluded.updated_at`);

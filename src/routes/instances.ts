@@ -38,7 +38,10 @@ const view = (row: Row, env: Env, requestUrl: string) => ({
 });
 
 async function findOwn(c: { var: AppEnv["Variables"] }, name: string): Promise<Row | undefined> {
-  const [row] = await c.var.db.select().from(instances).where(and(eq(instances.tenantId, c.var.tenant.id), eq(instances.name, name)));
+  const [row] = await c.var.db
+    .select()
+    .from(instances)
+    .where(and(eq(instances.tenantId, c.var.tenant.id), eq(instances.name, name)));
   return row;
 }
 

@@ -26,8 +26,15 @@ messageRoutes.post("/", async (c) => {
     const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
     const prepared = prepareMessage(c.var.tenant, instances, input, now);
     // With Prefer: wait the job must be on the queue before waiting; otherwise it may follow the answer.
-    const [outcome] = await acceptMessages(c.env, c.var.db, c.var.tenant.id, [{ prepared, input }], wait ? undefined : (work) => c.executionCtx.waitUntil(work));
-    if (outcome?.kind === "conflict") throw new ApiError("conflict", "This idempotencyKey was already used with a different message.", [{ path: "idempotencyKey", message: outcome.key }]);
+    const [outcome] = await acceptMessages(
+      c.env,
+      c.var.db,
+      c.var.tenant.id,
+      [{ prepared, input }],
+      wait ? undefined : (work) => c.executionCtx.waitUntil(work),
+    );
+    if (outcome?.kind === "conflict")
+      throw new ApiError("conflict", "This idempotencyKey was already used with a different message.", [{ path: "idempotencyKey", message: outcome.key }]);
     if (outcome?.kind === "replay") return { status: 202, body: acceptedView(outcome.message), headers: { "idempotent-replayed": "true" } };
     const accepted = acceptedView({ ...prepared.row, sendAt: prepared.row.sendAt ?? null });
     if (wait && !input.sendAt) {
@@ -63,7 +70,12 @@ messageRoutes.post("/batch", async (c) => {
       const index = valid[i]!.index;
       if (o.kind === "created") results[index] = { index, id: o.prepared.row.id, status: o.prepared.row.status };
       else if (o.kind === "replay") results[index] = { index, id: o.message.id, status: o.message.status, replayed: true };
-      else results[index] = { index, error: new ApiError("conflict", "This idempotencyKey was already used with a different message.", [{ path: "idempotencyKey", message: o.key }]).body().error };
+      else
+        results[index] = {
+          index,
+          error: new ApiError("conflict", "This idempotencyKey was already used with a different message.", [{ path: "idempotencyKey", message: o.key }]).body()
+            .error,
+        };
     });
     return { status: 200, body: { results } };
   });
@@ -75,7 +87,10 @@ const listQuery = z.object({
   to: recipient.optional(),
   since: isoWithOffset.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().regex(/^msg_[0-9a-z]{26}$/, "Not a cursor from this API.").optional(),
+  cursor: z
+    .string()
+    .regex(/^msg_[0-9a-z]{26}$/, "Not a cursor from this API.")
+    .optional(),
 });
 
 messageRoutes.get("/", async (c) => {
@@ -86,13 +101,21 @@ messageRoutes.get("/", async (c) => {
   if (q.to) where.push(eq(messages.to, q.to));
   if (q.since) where.push(gte(messages.createdAt, Date.parse(q.since)));
   if (q.cursor) where.push(lt(messages.id, q.cursor));
-  const rows = await c.var.db.select().from(messages).where(and(...where)).orderBy(desc(messages.id)).limit(q.limit + 1);
+  const rows = await c.var.db
+    .select()
+    .from(messages)
+    .where(and(...where))
+    .orderBy(desc(messages.id))
+    .limit(q.limit + 1);
   const page = rows.slice(0, q.limit);
   return c.json({ data: page.map((r) => messageView(r)), nextCursor: rows.length > q.limit ? (page.at(-1)?.id ?? null) : null });
 });
 
 async function ownMessage(c: { var: AppEnv["Variables"] }, id: string) {
-  const [row] = await c.var.db.select().from(messages).where(and(eq(messages.id, id), eq(messages.tenantId, c.var.tenant.id)));
+  const [row] = await c.var.db
+    .select()
+    .from(messages)
+    .where(and(eq(messages.id, id), eq(messages.tenantId, c.var.tenant.id)));
   if (!row) throw new ApiError("not_found", `No message ${id}.`);
   return row;
 }
@@ -106,13 +129,21 @@ const laneOf = (env: Env, laneKey: string) => env.LANES.get(env.LANES.idFromName
 
 messageRoutes.delete("/:id", async (c) => {
   const row = await ownMessage(c, c.req.param("id"));
-  const canceled = await applyTransition(c.var.db, { messageId: row.id, from: ["scheduled", "queued"], to: "canceled", at: Date.now(), detail: "canceled by API" });
+  const canceled = await applyTransition(c.var.db, {
+    messageId: row.id,
+    from: ["scheduled", "queued"],
+    to: "canceled",
+    at: Date.now(),
+    detail: "canceled by API",
+  });
   if (!canceled) {
     const now = await ownMessage(c, row.id);
     throw new ApiError("conflict", `Message is ${now.status}; only scheduled or queued messages can be canceled.`, [{ path: "status", message: now.status }]);
   }
   // The lane would skip it anyway at dispatch (D1 says canceled); removing it now frees its alarm.
-  await laneOf(c.env, row.laneKey).cancel(row.id).catch(() => false);
+  await laneOf(c.env, row.laneKey)
+    .cancel(row.id)
+    .catch(() => false);
   const after = await ownMessage(c, row.id);
   return c.json(messageView(after, await historyOf(c.var.db, row.id)));
 });
@@ -123,7 +154,8 @@ messageRoutes.patch("/:id", async (c) => {
   const input = await parseBody(c, patchBody);
   const row = await ownMessage(c, c.req.param("id"));
   const at = checkSendAt(input.sendAt, Date.now());
-  if (row.status !== "scheduled") throw new ApiError("conflict", `Message is ${row.status}; only scheduled messages can be moved.`, [{ path: "status", message: row.status }]);
+  if (row.status !== "scheduled")
+    throw new ApiError("conflict", `Message is ${row.status}; only scheduled messages can be moved.`, [{ path: "status", message: row.status }]);
   const [moved] = await runBatch(c.var.db, [
     sql`UPDATE messages SET send_at = ${at}, ready_at = ${at}, updated_at = ${Date.now()} WHERE id = ${row.id} AND status = 'scheduled'`,
     sql`INSERT INTO message_history (message_id, status, at, detail) SELECT ${row.id}, 'scheduled', ${Date.now()}, ${`rescheduled to ${input.sendAt}`} WHERE changes() > 0`,
@@ -142,7 +174,10 @@ messageRoutes.post("/:id/retry", async (c) => {
     ...transitionStatements({ messageId: row.id, from: ["failed"], to: "queued", at: now, attempt: 0, lastError: null, detail: "retry requested" }),
     sql`UPDATE dead_letters SET replayed_at = ${now} WHERE message_id = ${row.id} AND EXISTS (SELECT 1 FROM messages WHERE id = ${row.id} AND status = 'queued')`,
   ]);
-  if (changes(requeued) === 0) throw new ApiError("conflict", `Message is ${row.status}; only failed messages can be retried.`, [{ path: "status", message: row.status }]);
-  await enqueueJobs(c.env, [{ messageId: row.id, laneKey: row.laneKey, instanceId: row.instanceId, priority: row.priority, readyAt: now, createdAt: row.createdAt }]);
+  if (changes(requeued) === 0)
+    throw new ApiError("conflict", `Message is ${row.status}; only failed messages can be retried.`, [{ path: "status", message: row.status }]);
+  await enqueueJobs(c.env, [
+    { messageId: row.id, laneKey: row.laneKey, instanceId: row.instanceId, priority: row.priority, readyAt: now, createdAt: row.createdAt },
+  ]);
   return c.json(acceptedView({ ...(await ownMessage(c, row.id)) }), 202);
 });

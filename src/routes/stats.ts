@@ -12,7 +12,9 @@ statsRoutes.get("/", async (c) => {
   const byInstance: Record<string, Record<string, number>> = {};
   for (const r of counts.byStatus) {
     total[r.status] = (total[r.status] ?? 0) + r.n;
-    (byInstance[r.instance] ??= {})[r.status] = r.n;
+    const row = byInstance[r.instance] ?? {};
+    row[r.status] = r.n;
+    byInstance[r.instance] = row;
   }
   return c.json({
     messages: { total, byInstance },

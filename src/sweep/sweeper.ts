@@ -22,7 +22,12 @@ export async function requeueStranded(env: Env, now = Date.now()): Promise<numbe
     ORDER BY created_at LIMIT ${SWEEP_PAGE}`);
   if (rows.length === 0) return 0;
   // Touch them so the next sweep does not send the same jobs again right away.
-  await db.run(sql`UPDATE messages SET updated_at = ${now} WHERE id IN (${sql.join(rows.map((r) => sql`${r.id}`), sql`, `)}) AND status IN ('queued', 'scheduled')`);
+  await db.run(
+    sql`UPDATE messages SET updated_at = ${now} WHERE id IN (${sql.join(
+      rows.map((r) => sql`${r.id}`),
+      sql`, `,
+    )}) AND status IN ('queued', 'scheduled')`,
+  );
   await enqueueJobs(
     env,
     rows.map((r) => ({ messageId: r.id, laneKey: r.lane_key, instanceId: r.instance_id, priority: r.priority, readyAt: r.ready_at, createdAt: r.created_at })),
@@ -30,7 +35,15 @@ export async function requeueStranded(env: Env, now = Date.now()): Promise<numbe
   return rows.length;
 }
 
-export type PurgeReport = { messages: number; history: number; deadLetters: number; inbound: number; events: number; idempotencyKeys: number; pendingReceipts: number };
+export type PurgeReport = {
+  messages: number;
+  history: number;
+  deadLetters: number;
+  inbound: number;
+  events: number;
+  idempotencyKeys: number;
+  pendingReceipts: number;
+};
 
 async function deleteInPages(db: Db, select: ReturnType<typeof sql>, table: string, key: string): Promise<number> {
   let total = 0;
@@ -47,10 +60,20 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
   const cutoff = now - config(env).RETENTION_DAYS * 86_400_000;
   const old = sql`SELECT id FROM messages WHERE status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND updated_at < ${cutoff}`;
   // Children first, so a purge cut short never leaves history without its message.
-  const history = await deleteInPages(db, sql`SELECT h.id FROM message_history h JOIN messages m ON m.id = h.message_id
-    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`, "message_history", "id");
-  const deadLetters = await deleteInPages(db, sql`SELECT d.message_id FROM dead_letters d JOIN messages m ON m.id = d.message_id
-    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`, "dead_letters", "message_id");
+  const history = await deleteInPages(
+    db,
+    sql`SELECT h.id FROM message_history h JOIN messages m ON m.id = h.message_id
+    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`,
+    "message_history",
+    "id",
+  );
+  const deadLetters = await deleteInPages(
+    db,
+    sql`SELECT d.message_id FROM dead_letters d JOIN messages m ON m.id = d.message_id
+    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`,
+    "dead_letters",
+    "message_id",
+  );
   const messages = await deleteInPages(db, old, "messages", "id");
   const inbound = await deleteInPages(db, sql`SELECT id FROM inbound_messages WHERE received_at < ${cutoff}`, "inbound_messages", "id");
   const events = await deleteInPages(db, sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff}`, "outbox_events", "seq");

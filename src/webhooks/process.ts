@@ -68,9 +68,7 @@ async function applyReceipt(db: Db, job: WebhookJob): Promise<Outcome> {
   const status = receiptStatus(data.status ?? "");
   // Receipts on messages the contact sent us (fromMe false), and PENDING/SERVER_ACK, change nothing here.
   if (!status || data.fromMe === false) return "ignored";
-  const [message] = await db.all<{ id: string }>(
-    sql`SELECT id FROM messages WHERE instance_id = ${job.instanceId} AND provider_message_id = ${data.keyId}`,
-  );
+  const [message] = await db.all<{ id: string }>(sql`SELECT id FROM messages WHERE instance_id = ${job.instanceId} AND provider_message_id = ${data.keyId}`);
   if (message) {
     const [update] = await runBatch(db, receiptStatements(message.id, status, job.receivedAt));
     return changes(update) > 0 ? "applied" : "duplicate";

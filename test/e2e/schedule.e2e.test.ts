@@ -12,7 +12,8 @@ let simulator: RunningSimulator;
 const persistDir = mkdtempSync(path.join(tmpdir(), "mensageiro-schedule-"));
 
 type Call = { number: string; at: number; body: { text: string } };
-const calls = async (instance: string): Promise<Call[]> => ((await (await fetch(`${simulator.url}/_sim/calls?instance=${instance}`)).json()) as { calls: Call[] }).calls;
+const calls = async (instance: string): Promise<Call[]> =>
+  ((await (await fetch(`${simulator.url}/_sim/calls?instance=${instance}`)).json()) as { calls: Call[] }).calls;
 
 async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -39,7 +40,11 @@ describe("scheduled delivery on wrangler dev", () => {
     const t = await provisionTenant(gateway.url, simulator.url);
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
     const schedule = async (to: string, text: string, at: number) => {
-      const res = await fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: JSON.stringify({ instance: t.instance, to, text, sendAt: new Date(at).toISOString() }) });
+      const res = await fetch(`${gateway.url}/v1/messages`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ instance: t.instance, to, text, sendAt: new Date(at).toISOString() }),
+      });
       expect(res.status).toBe(202);
       return at;
     };

@@ -25,7 +25,9 @@ describe("200 messages to 20 contacts through wrangler dev", () => {
     // Individual POSTs, 10 in flight, interleaving contacts: order per contact is the order of acceptance.
     const bodies = Array.from({ length: 200 }, (_, i) => ({ instance: t.instance, to: contacts[i % 20]!, text: `seq ${Math.floor(i / 20)}` }));
     for (let i = 0; i < bodies.length; i += 20) {
-      const round = await Promise.all(bodies.slice(i, i + 20).map((b) => fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: JSON.stringify(b) })));
+      const round = await Promise.all(
+        bodies.slice(i, i + 20).map((b) => fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: JSON.stringify(b) })),
+      );
       for (const res of round) {
         expect(res.status).toBe(202);
         ids.push(((await res.json()) as { id: string }).id);
@@ -34,12 +36,18 @@ describe("200 messages to 20 contacts through wrangler dev", () => {
     const deadline = Date.now() + 60_000;
     let statuses: string[] = [];
     while (Date.now() < deadline) {
-      statuses = await Promise.all(ids.map(async (id) => ((await (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json()) as { status: string }).status));
+      statuses = await Promise.all(
+        ids.map(async (id) => ((await (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json()) as { status: string }).status),
+      );
       if (statuses.every((s) => s === "sent")) break;
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(statuses.filter((s) => s !== "sent")).toEqual([]);
-    const calls = ((await (await fetch(`${simulator.url}/_sim/calls?instance=${t.instance}`)).json()) as { calls: { number: string; body: { text: string }; status: number }[] }).calls;
+    const calls = (
+      (await (await fetch(`${simulator.url}/_sim/calls?instance=${t.instance}`)).json()) as {
+        calls: { number: string; body: { text: string }; status: number }[];
+      }
+    ).calls;
     expect(calls).toHaveLength(200);
     for (const to of contacts) {
       expect(calls.filter((c) => c.number === to).map((c) => c.body.text)).toEqual(Array.from({ length: 10 }, (_, i) => `seq ${i}`));

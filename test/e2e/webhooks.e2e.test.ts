@@ -20,7 +20,11 @@ describe("webhooks through wrangler dev", () => {
   it("sent → delivered → read from the simulator's webhooks; inbound in the timeline; events in order", async () => {
     const t = await provisionTenant(gateway.url, simulator.url, { webhooks: "byEvents" });
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
-    const res = await fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: JSON.stringify({ instance: t.instance, to: "5511944443333", text: "até o fim" }) });
+    const res = await fetch(`${gateway.url}/v1/messages`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ instance: t.instance, to: "5511944443333", text: "até o fim" }),
+    });
     const { id } = (await res.json()) as { id: string };
     let message: { status: string; history: { status: string }[] } = { status: "", history: [] };
     for (let i = 0; i < 100 && message.status !== "read"; i++) {
@@ -47,8 +51,17 @@ describe("webhooks through wrangler dev", () => {
       ["outbound", "até o fim"],
     ]);
 
-    const events = (await (await fetch(`${gateway.url}/v1/events?consumer=e2e&limit=100`, { headers })).json()) as { events: { seq: number; type: string; data: { status?: string } }[] };
-    expect(events.events.map((e) => (e.type === "message.status" ? e.data.status : e.type))).toEqual(["queued", "processing", "sent", "delivered", "read", "message.received"]);
+    const events = (await (await fetch(`${gateway.url}/v1/events?consumer=e2e&limit=100`, { headers })).json()) as {
+      events: { seq: number; type: string; data: { status?: string } }[];
+    };
+    expect(events.events.map((e) => (e.type === "message.status" ? e.data.status : e.type))).toEqual([
+      "queued",
+      "processing",
+      "sent",
+      "delivered",
+      "read",
+      "message.received",
+    ]);
     const seqs = events.events.map((e) => e.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
   });

@@ -55,7 +55,20 @@ export async function startGateway(opts: { vars?: Record<string, string>; persis
 
   const start = async () => {
     const inspector = await freePort();
-    const args = ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", persistDir, "--inspector-port", String(inspector), "--show-interactive-dev-session=false", "--log-level", "warn"];
+    const args = [
+      "dev",
+      "--port",
+      String(port),
+      "--ip",
+      "127.0.0.1",
+      "--persist-to",
+      persistDir,
+      "--inspector-port",
+      String(inspector),
+      "--show-interactive-dev-session=false",
+      "--log-level",
+      "warn",
+    ];
     for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
     child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     child.stdout?.on("data", (d) => (logs += d));
@@ -129,7 +142,11 @@ export async function provisionTenant(
   if (put.status !== 201 && put.status !== 200) throw new Error(`instance: ${put.status} ${await put.text()}`);
   const registered = (await put.json()) as { webhookUrl: string };
   const atSimulator = { apikey: simKey, ...(opts.webhooks ? { webhookUrl: registered.webhookUrl, byEvents: opts.webhooks === "byEvents" } : {}) };
-  const sim = await fetch(`${simulatorUrl}/_sim/instances/${instance}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(atSimulator) });
+  const sim = await fetch(`${simulatorUrl}/_sim/instances/${instance}`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(atSimulator),
+  });
   if (!sim.ok) throw new Error(`simulator instance: ${sim.status} ${await sim.text()}`);
   return { tenantId: tenant.tenant.id, apiKey: tenant.apiKey, instance, simKey, webhookUrl: registered.webhookUrl };
 }

@@ -79,7 +79,11 @@ describe("instances", () => {
     const missingKey = await api("/v1/instances/novo", { method: "PUT", key: tenant.key, json: { evolutionUrl: "https://evo.example.com" } });
     expect(missingKey.status).toBe(400);
     expect((await json(missingKey)).error.details).toEqual([{ path: "evolutionApiKey", message: expect.any(String) }]);
-    const badUrl = await api("/v1/instances/novo", { method: "PUT", key: tenant.key, json: { evolutionUrl: "ftp://x", evolutionApiKey: "k", ratePerMinute: "10" } });
+    const badUrl = await api("/v1/instances/novo", {
+      method: "PUT",
+      key: tenant.key,
+      json: { evolutionUrl: "ftp://x", evolutionApiKey: "k", ratePerMinute: "10" },
+    });
     expect(badUrl.status).toBe(400);
     const paths = (await json(badUrl)).error.details.map((d: { path: string }) => d.path).sort();
     expect(paths).toEqual(["evolutionUrl", "ratePerMinute"]);

@@ -9,7 +9,9 @@ let foreignId: string;
 beforeAll(async () => {
   a = await setupTenant();
   b = await createTenant();
-  foreignId = (await json(await send(a.key, { instance: a.instance, to: "5511988880001", text: "de A", sendAt: new Date(Date.now() + 3600_000).toISOString() }))).id;
+  foreignId = (
+    await json(await send(a.key, { instance: a.instance, to: "5511988880001", text: "de A", sendAt: new Date(Date.now() + 3600_000).toISOString() }))
+  ).id;
 });
 
 type Case = [string, string, string, { key?: "a" | "b" | "admin" | "none"; body?: string; type?: string }, number];
@@ -17,7 +19,13 @@ type Case = [string, string, string, { key?: "a" | "b" | "admin" | "none"; body?
 const cases: Case[] = [
   ["another tenant's message", "GET", "/v1/messages/{foreign}", { key: "b" }, 404],
   ["cancel another tenant's message", "DELETE", "/v1/messages/{foreign}", { key: "b" }, 404],
-  ["reschedule another tenant's message", "PATCH", "/v1/messages/{foreign}", { key: "b", body: `{"sendAt":"${new Date(Date.now() + 7200_000).toISOString()}"}` }, 404],
+  [
+    "reschedule another tenant's message",
+    "PATCH",
+    "/v1/messages/{foreign}",
+    { key: "b", body: `{"sendAt":"${new Date(Date.now() + 7200_000).toISOString()}"}` },
+    404,
+  ],
   ["retry another tenant's message", "POST", "/v1/messages/{foreign}/retry", { key: "b" }, 404],
   ["message id of the wrong form", "GET", "/v1/messages/..%2F..%2Fetc", { key: "a" }, 404],
   ["list with a forged cursor", "GET", "/v1/messages?cursor=' OR 1=1 --", { key: "a" }, 400],
@@ -39,7 +47,13 @@ const cases: Case[] = [
   ["metrics without a token", "GET", "/metrics", { key: "none" }, 401],
   ["unknown route", "GET", "/v2/everything", { key: "a" }, 404],
   ["wrong method", "PUT", "/v1/messages", { key: "a", body: "{}" }, 404],
-  ["compat send with a JID in phoneNumber of a group", "POST", "/api/whatsapp/send-message", { key: "a", body: '{"instanceName":"x","phoneNumber":"abc","message":"x"}' }, 400],
+  [
+    "compat send with a JID in phoneNumber of a group",
+    "POST",
+    "/api/whatsapp/send-message",
+    { key: "a", body: '{"instanceName":"x","phoneNumber":"abc","message":"x"}' },
+    400,
+  ],
   ["compat without a key", "POST", "/api/whatsapp/send-message", { key: "none", body: "{}" }, 401],
   ["webhook with an empty body", "POST", "/webhooks/evolution/{token}", { key: "none", body: "" }, 400],
   ["webhook with an event of the wrong type", "POST", "/webhooks/evolution/{token}", { key: "none", body: '{"event":5,"data":{}}' }, 400],
@@ -49,7 +63,9 @@ const cases: Case[] = [
 describe("no route answers 500 to odd input", () => {
   it.each(cases)("%s → %s %s", async (_name, method, path, opts, status) => {
     const token = (await json(await api(`/v1/instances/${a.instance}`, { key: a.key }))).webhookUrl.split("/").pop();
-    const own = (await json(await send(a.key, { instance: a.instance, to: "5511988880002", text: "própria", sendAt: new Date(Date.now() + 3600_000).toISOString() }))).id;
+    const own = (
+      await json(await send(a.key, { instance: a.instance, to: "5511988880002", text: "própria", sendAt: new Date(Date.now() + 3600_000).toISOString() }))
+    ).id;
     const url = path.replace("{foreign}", foreignId).replace("{own}", own).replace("{token}", token);
     const key = opts.key === "a" ? a.key : opts.key === "b" ? b.key : opts.key === "admin" ? ADMIN : undefined;
     const headers: Record<string, string> = {};

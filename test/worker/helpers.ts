@@ -85,10 +85,14 @@ export async function messageRow(id: string) {
 }
 
 export async function waitForStatus(id: string, statuses: string[], timeoutMs = 15_000) {
-  return eventually(async () => {
-    const row = await messageRow(id);
-    return row && statuses.includes(row.status) ? row : undefined;
-  }, timeoutMs, `message ${id} to reach ${statuses.join("/")}`);
+  return eventually(
+    async () => {
+      const row = await messageRow(id);
+      return row && statuses.includes(row.status) ? row : undefined;
+    },
+    timeoutMs,
+    `message ${id} to reach ${statuses.join("/")}`,
+  );
 }
 
 export function laneStub(tenantId: string, instanceId: string, to: string) {

@@ -8,13 +8,21 @@ import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTena
 
 const fault = (body: Record<string, unknown>) => simulator("/_sim/faults", { method: "POST", json: body });
 const history = async (id: string) =>
-  (await env.DB.prepare("SELECT status, attempt, detail FROM message_history WHERE message_id = ? ORDER BY id").bind(id).all<{ status: string; attempt: number | null; detail: string | null }>()).results;
+  (
+    await env.DB.prepare("SELECT status, attempt, detail FROM message_history WHERE message_id = ? ORDER BY id")
+      .bind(id)
+      .all<{ status: string; attempt: number | null; detail: string | null }>()
+  ).results;
 
 async function waitForAttempt(id: string, attempts: number) {
-  return eventually(async () => {
-    const row = await messageRow(id);
-    return row && row.attempts === attempts && row.last_error ? row : undefined;
-  }, 15_000, `attempt ${attempts} of ${id} to fail`);
+  return eventually(
+    async () => {
+      const row = await messageRow(id);
+      return row && row.attempts === attempts && row.last_error ? row : undefined;
+    },
+    15_000,
+    `attempt ${attempts} of ${id} to fail`,
+  );
 }
 
 async function nextRetryIn(lane: ReturnType<typeof laneStub>) {
@@ -27,7 +35,13 @@ describe("transient failures", () => {
     const t = await setupTenant();
     const to = "5511944440001";
     await fault({ instance: t.instance, number: to, status: 503, times: 1 });
-    await fault({ instance: t.instance, number: to, status: 400, body: { status: 400, error: "Bad Request", response: { message: ["SessionError: No sessions"] } }, times: 1 });
+    await fault({
+      instance: t.instance,
+      number: to,
+      status: 400,
+      body: { status: 400, error: "Bad Request", response: { message: ["SessionError: No sessions"] } },
+      times: 1,
+    });
     const first = (await json(await send(t.key, { instance: t.instance, to, text: "primeira" }))).id;
     const second = (await json(await send(t.key, { instance: t.instance, to, text: "segunda" }))).id;
     const elsewhere = (await json(await send(t.key, { instance: t.instance, to: "5511944440002", text: "outro contato" }))).id;
@@ -77,7 +91,13 @@ describe("transient failures", () => {
   it("fails after maxAttempts with a dead letter, and POST /retry sends it again", async () => {
     const t = await setupTenant();
     const to = "5511944440003";
-    await fault({ instance: t.instance, number: to, status: 500, body: { status: 500, error: "Internal Server Error", response: { message: "Connection Closed" } }, times: 2 });
+    await fault({
+      instance: t.instance,
+      number: to,
+      status: 500,
+      body: { status: 500, error: "Internal Server Error", response: { message: "Connection Closed" } },
+      times: 2,
+    });
     const id = (await json(await send(t.key, { instance: t.instance, to, text: "insistente", maxAttempts: 2 }))).id;
     await waitForAttempt(id, 1);
     await fireRetry(laneStub(t.id, t.instanceId, to));
@@ -86,7 +106,11 @@ describe("transient failures", () => {
     expect(failed.last_error).toMatch(/Connection Closed.*gave up after 2 attempts/);
     const dead = await env.DB.prepare("SELECT attempts, error FROM dead_letters WHERE message_id = ?").bind(id).first();
     expect(dead).toMatchObject({ attempts: 2, error: expect.stringContaining("Connection Closed") });
-    const events = await env.DB.prepare("SELECT json_extract(data, '$.status') AS s FROM outbox_events WHERE json_extract(data, '$.messageId') = ? ORDER BY seq").bind(id).all<{ s: string }>();
+    const events = await env.DB.prepare(
+      "SELECT json_extract(data, '$.status') AS s FROM outbox_events WHERE json_extract(data, '$.messageId') = ? ORDER BY seq",
+    )
+      .bind(id)
+      .all<{ s: string }>();
     expect(events.results.map((e) => e.s).at(-1)).toBe("failed");
     expect((await simCalls(t.instance)).filter((c) => c.number === to)).toHaveLength(2);
 
@@ -112,12 +136,22 @@ describe("permanent failures", () => {
     expect(row.last_error).toContain('"exists":false');
 
     const to = "5511944440004";
-    await fault({ instance: t.instance, number: to, status: 400, body: { status: 400, error: "Bad Request", response: { message: ["Owned media must be a url or base64"] } }, times: 1 });
+    await fault({
+      instance: t.instance,
+      number: to,
+      status: 400,
+      body: { status: 400, error: "Bad Request", response: { message: ["Owned media must be a url or base64"] } },
+      times: 1,
+    });
     const bad = (await json(await send(t.key, { instance: t.instance, to, text: "x" }))).id;
     expect((await waitForStatus(bad, ["failed"])).last_error).toContain("Owned media must be a url or base64");
 
     // Wrong Evolution key → 401; instance unknown to Evolution → 404. Both permanent.
-    await api(`/v1/instances/${t.instance}`, { method: "PUT", key: t.key, json: { evolutionUrl: `${(await import("./helpers.ts")).simulatorUrl()}`, evolutionApiKey: "wrong-key" } });
+    await api(`/v1/instances/${t.instance}`, {
+      method: "PUT",
+      key: t.key,
+      json: { evolutionUrl: `${(await import("./helpers.ts")).simulatorUrl()}`, evolutionApiKey: "wrong-key" },
+    });
     const unauthorized = (await json(await send(t.key, { instance: t.instance, to: "5511944440005", text: "x" }))).id;
     const u = await eventually(async () => {
       const r = await messageRow(unauthorized);
@@ -125,7 +159,9 @@ describe("permanent failures", () => {
     }, 20_000);
     expect(u.last_error).toContain("Evolution 401");
     expect(u.attempts).toBe(1);
-    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE message_id IN (?, ?, ?)").bind(notOnWa, bad, unauthorized).first()).toEqual({ n: 3 });
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE message_id IN (?, ?, ?)").bind(notOnWa, bad, unauthorized).first()).toEqual({
+      n: 3,
+    });
   });
 });
 
@@ -179,7 +215,10 @@ describe("dedupe and order repair", () => {
     await persistAndEnqueue(noQueue, db, [...normal, urgent]);
     const lane = laneStub(t.id, t.instanceId, to);
     // All four land in the lane together, before it runs.
-    await lane.enqueue(urgent.job.laneKey, [...normal, urgent].map((p) => p.job));
+    await lane.enqueue(
+      urgent.job.laneKey,
+      [...normal, urgent].map((p) => p.job),
+    );
     await waitForStatus(normal[2]!.row.id, ["sent"]);
     expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["urgente", "normal 0", "normal 1", "normal 2"]);
   });
@@ -189,7 +228,12 @@ describe("pacing", () => {
   it("the governor reserves slots at ratePerMinute with a burst of one second's worth", async () => {
     const governor = env.GOVERNORS.get(env.GOVERNORS.idFromName(unique("gov"))) as unknown as { reserve(rate: number, now: number): Promise<number> };
     // 120/min: 500 ms apart, burst of 2.
-    expect([await governor.reserve(120, 1000), await governor.reserve(120, 1000), await governor.reserve(120, 1000), await governor.reserve(120, 1000)]).toEqual([0, 0, 500, 1000]);
+    expect([
+      await governor.reserve(120, 1000),
+      await governor.reserve(120, 1000),
+      await governor.reserve(120, 1000),
+      await governor.reserve(120, 1000),
+    ]).toEqual([0, 0, 500, 1000]);
     expect(await governor.reserve(120, 10_000)).toBe(0);
   });
 

@@ -7,7 +7,10 @@ beforeAll(async () => {
   t = await setupTenant();
 });
 
-const count = async (sql: string, ...args: unknown[]) => (await env.DB.prepare(sql).bind(...args).first<{ n: number }>())!.n;
+const count = async (sql: string, ...args: unknown[]) =>
+  (await env.DB.prepare(sql)
+    .bind(...args)
+    .first<{ n: number }>())!.n;
 const messagesOfTenant = () => count("SELECT COUNT(*) AS n FROM messages WHERE tenant_id = ?", t.id);
 
 describe("POST /v1/messages", () => {
@@ -18,13 +21,22 @@ describe("POST /v1/messages", () => {
     expect(body).toEqual({ id: expect.stringMatching(/^msg_/), status: "queued", instance: t.instance, to: "5511987654321", createdAt: expect.any(String) });
     const history = await env.DB.prepare("SELECT status FROM message_history WHERE message_id = ? ORDER BY id").bind(body.id).all();
     expect(history.results[0]).toEqual({ status: "queued" });
-    const event = await env.DB.prepare("SELECT type, data FROM outbox_events WHERE json_extract(data, '$.messageId') = ? ORDER BY seq LIMIT 1").bind(body.id).first<{ type: string; data: string }>();
+    const event = await env.DB.prepare("SELECT type, data FROM outbox_events WHERE json_extract(data, '$.messageId') = ? ORDER BY seq LIMIT 1")
+      .bind(body.id)
+      .first<{ type: string; data: string }>();
     expect(event?.type).toBe("message.status");
     expect(JSON.parse(event!.data)).toMatchObject({ messageId: body.id, status: "queued", metadata: { orderId: 4821 } });
     const done = await waitForStatus(body.id, ["sent"]);
     expect(done.provider_message_id).toMatch(/^3EB0/);
     const view = await json(await api(`/v1/messages/${body.id}`, { key: t.key }));
-    expect(view).toMatchObject({ id: body.id, status: "sent", attempts: 1, maxAttempts: 3, providerMessageId: done.provider_message_id, metadata: { orderId: 4821 } });
+    expect(view).toMatchObject({
+      id: body.id,
+      status: "sent",
+      attempts: 1,
+      maxAttempts: 3,
+      providerMessageId: done.provider_message_id,
+      metadata: { orderId: 4821 },
+    });
     expect(view.history.map((h: { status: string }) => h.status)).toEqual(["queued", "processing", "sent"]);
     expect(view.history[1]).toMatchObject({ attempt: 1 });
   });
@@ -35,7 +47,12 @@ describe("POST /v1/messages", () => {
     ["to that is neither digits nor a group", { instance: "i", to: "+55 11 98765-4321", text: "x" }, 400, ["to"]],
     ["to as a person JID", { instance: "i", to: "5511987654321@s.whatsapp.net", text: "x" }, 400, ["to"]],
     ["neither text nor media", { instance: "i", to: "5511987654321" }, 400, ["text"]],
-    ["media without a valid type and URL", { instance: "i", to: "5511987654321", media: { url: "file:///etc/passwd", type: "gif" } }, 400, ["media.type", "media.url"]],
+    [
+      "media without a valid type and URL",
+      { instance: "i", to: "5511987654321", media: { url: "file:///etc/passwd", type: "gif" } },
+      400,
+      ["media.type", "media.url"],
+    ],
     ["priority out of range", { instance: "i", to: "5511987654321", text: "x", priority: 11 }, 400, ["priority"]],
     ["unknown field", { instance: "i", to: "5511987654321", text: "x", sendNow: true }, 400, [""]],
     ["metadata over 4 KiB", { instance: "i", to: "5511987654321", text: "x", metadata: { blob: "x".repeat(5000) } }, 400, ["metadata"]],
@@ -56,7 +73,12 @@ describe("POST /v1/messages", () => {
     expect(unknown.status).toBe(422);
     expect(await json(unknown)).toMatchObject({ error: { code: "unprocessable", details: [{ path: "instance" }] } });
 
-    const form = await api("/v1/messages", { method: "POST", key: t.key, body: "instance=x", headers: { "content-type": "application/x-www-form-urlencoded" } });
+    const form = await api("/v1/messages", {
+      method: "POST",
+      key: t.key,
+      body: "instance=x",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
     expect(form.status).toBe(415);
     expect((await json(form)).error.code).toBe("unsupported_media_type");
 
@@ -149,7 +171,9 @@ describe("POST /v1/messages/batch", () => {
     const first = await json(await api("/v1/messages/batch", { method: "POST", key: t.key, json: { messages: [item(1), item(2)] } }));
     expect(first.results.map((r: { status: string }) => r.status)).toEqual(["queued", "queued"]);
     // Cut differently, as a restarted consumer might: 2 again, then 3, 3 twice, and 1 with another text.
-    const second = await json(await api("/v1/messages/batch", { method: "POST", key: t.key, json: { messages: [item(2), item(3), item(3), item(1, "mudou")] } }));
+    const second = await json(
+      await api("/v1/messages/batch", { method: "POST", key: t.key, json: { messages: [item(2), item(3), item(3), item(1, "mudou")] } }),
+    );
     expect(second.results[0]).toEqual({ index: 0, id: first.results[1].id, status: expect.any(String), replayed: true });
     expect(second.results[1]).toEqual({ index: 1, id: expect.stringMatching(/^msg_/), status: "queued" });
     expect(second.results[2]).toEqual({ index: 2, id: second.results[1].id, status: "queued", replayed: true });
@@ -194,7 +218,11 @@ describe("GET /v1/messages", () => {
 
 describe("compatibility aliases", () => {
   it("POST /api/whatsapp/send-message answers as the old service did and sends", async () => {
-    const res = await api("/api/whatsapp/send-message", { method: "POST", key: t.key, json: { instanceName: t.instance, phoneNumber: "+55 (11) 90000-0401", message: "legado" } });
+    const res = await api("/api/whatsapp/send-message", {
+      method: "POST",
+      key: t.key,
+      json: { instanceName: t.instance, phoneNumber: "+55 (11) 90000-0401", message: "legado" },
+    });
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(body).toEqual({ success: true, status: "queued", messageId: expect.stringMatching(/^msg_/) });
@@ -211,18 +239,41 @@ describe("compatibility aliases", () => {
       key: t.key,
       json: { channel: "whatsapp_evolution", channelInstanceId: t.instance, remoteJid: "5511900000402@s.whatsapp.net", message: "oi" },
     });
-    expect(await json(res)).toEqual({ success: true, message: "Mensagem enviada com sucesso", data: { messageId: expect.any(String), status: "queued", queued: true } });
+    expect(await json(res)).toEqual({
+      success: true,
+      message: "Mensagem enviada com sucesso",
+      data: { messageId: expect.any(String), status: "queued", queued: true },
+    });
     const waited = await api("/api/messaging/message/send", {
       method: "POST",
       key: t.key,
       headers: { prefer: "wait=10" },
-      json: { channel: "whatsapp_evolution", channelInstanceId: t.instance, groupId: "120363041234567891@g.us", message: "catálogo", mediaUrl: "https://cdn.example.com/c.png", mediaType: "image" },
+      json: {
+        channel: "whatsapp_evolution",
+        channelInstanceId: t.instance,
+        groupId: "120363041234567891@g.us",
+        message: "catálogo",
+        mediaUrl: "https://cdn.example.com/c.png",
+        mediaType: "image",
+      },
     });
     const body = await json(waited);
-    expect(body.data).toEqual({ messageId: expect.any(String), channelMessageId: expect.stringMatching(/^3EB0/), status: "sent", timestamp: expect.any(String) });
+    expect(body.data).toEqual({
+      messageId: expect.any(String),
+      channelMessageId: expect.stringMatching(/^3EB0/),
+      status: "sent",
+      timestamp: expect.any(String),
+    });
     const call = (await simCalls(t.instance)).find((c) => c.keyId === body.data.channelMessageId);
-    expect(call).toMatchObject({ route: "sendMedia", body: { number: "120363041234567891@g.us", mediatype: "image", media: "https://cdn.example.com/c.png", caption: "catálogo" } });
-    const wrongChannel = await api("/api/messaging/message/send", { method: "POST", key: t.key, json: { channel: "sms", channelInstanceId: t.instance, remoteJid: "1", message: "x" } });
+    expect(call).toMatchObject({
+      route: "sendMedia",
+      body: { number: "120363041234567891@g.us", mediatype: "image", media: "https://cdn.example.com/c.png", caption: "catálogo" },
+    });
+    const wrongChannel = await api("/api/messaging/message/send", {
+      method: "POST",
+      key: t.key,
+      json: { channel: "sms", channelInstanceId: t.instance, remoteJid: "1", message: "x" },
+    });
     expect(wrongChannel.status).toBe(400);
   });
 });

@@ -38,8 +38,14 @@ describe("delivery through Evolution", () => {
     for (const id of ids) await waitForStatus(id, ["sent"]);
     const byNumber = new Map((await simCalls(t.instance)).map((c) => [c.body.number, c]));
     expect(byNumber.get("5511922220001")).toMatchObject({ route: "sendText", body: { number: "5511922220001", text: "texto" } });
-    expect(byNumber.get("5511922220002")).toMatchObject({ route: "sendMedia", body: { mediatype: "image", media: "https://cdn.example.com/catalogo.png", caption: "Catálogo", mimetype: "image/png" } });
-    expect(byNumber.get("5511922220003")).toMatchObject({ route: "sendMedia", body: { mediatype: "document", fileName: "boleto.pdf", caption: "legenda vinda do texto" } });
+    expect(byNumber.get("5511922220002")).toMatchObject({
+      route: "sendMedia",
+      body: { mediatype: "image", media: "https://cdn.example.com/catalogo.png", caption: "Catálogo", mimetype: "image/png" },
+    });
+    expect(byNumber.get("5511922220003")).toMatchObject({
+      route: "sendMedia",
+      body: { mediatype: "document", fileName: "boleto.pdf", caption: "legenda vinda do texto" },
+    });
     expect(byNumber.get("5511922220004")).toMatchObject({ route: "sendWhatsAppAudio", body: { audio: "https://cdn.example.com/boas-vindas.mp3" } });
     expect(byNumber.get("120363041234567890@g.us")).toMatchObject({ route: "sendText", body: { text: "para o grupo" } });
     // The provider id recorded is the one the simulator issued.

@@ -12,10 +12,14 @@ const HOUR = 3600_000;
 const at = (ms: number) => new Date(ms).toISOString();
 
 async function laneHolds(lane: ReturnType<typeof laneStub>, n: number) {
-  return eventually(async () => {
-    const snap = await lane.snapshot();
-    return snap.waiting.length === n ? snap : undefined;
-  }, 10_000, `lane to hold ${n}`);
+  return eventually(
+    async () => {
+      const snap = await lane.snapshot();
+      return snap.waiting.length === n ? snap : undefined;
+    },
+    10_000,
+    `lane to hold ${n}`,
+  );
 }
 
 /** Brings a scheduled message's time to now - ageMs, in D1 and in its lane, keeping relative order. */
@@ -47,7 +51,9 @@ describe("scheduling", () => {
     await runDurableObjectAlarm(lane);
     const row = await waitForStatus(body.id, ["sent"]);
     expect(row.attempts).toBe(1);
-    const history = (await env.DB.prepare("SELECT status FROM message_history WHERE message_id = ? ORDER BY id").bind(body.id).all<{ status: string }>()).results.map((h) => h.status);
+    const history = (
+      await env.DB.prepare("SELECT status FROM message_history WHERE message_id = ? ORDER BY id").bind(body.id).all<{ status: string }>()
+    ).results.map((h) => h.status);
     expect(history).toEqual(["scheduled", "queued", "processing", "sent"]);
     expect((await lane.snapshot()).alarm).toBeNull();
   });
@@ -135,7 +141,18 @@ describe("bad input", () => {
       expect(err.message).toMatch(message);
       expect(err.details[0].path).toBe("sendAt");
     }
-    const batch = await json(await api("/v1/messages/batch", { method: "POST", key: t.key, json: { messages: [{ ...base, sendAt: at(Date.now() + HOUR) }, { ...base, sendAt: at(Date.now() - HOUR) }] } }));
+    const batch = await json(
+      await api("/v1/messages/batch", {
+        method: "POST",
+        key: t.key,
+        json: {
+          messages: [
+            { ...base, sendAt: at(Date.now() + HOUR) },
+            { ...base, sendAt: at(Date.now() - HOUR) },
+          ],
+        },
+      }),
+    );
     expect(batch.results[0]).toMatchObject({ status: "scheduled" });
     expect(batch.results[1].error).toMatchObject({ code: "unprocessable", details: [{ path: "sendAt" }] });
   });
@@ -161,12 +178,20 @@ describe("compatibility alias", () => {
   it("POST /api/whatsapp/schedule-message answers 202 and schedules", async () => {
     const t = await setupTenant();
     const scheduledFor = at(Date.now() + HOUR);
-    const res = await api("/api/whatsapp/schedule-message", { method: "POST", key: t.key, json: { instanceName: t.instance, phoneNumber: "5511977770008", message: "lembrete", scheduledFor } });
+    const res = await api("/api/whatsapp/schedule-message", {
+      method: "POST",
+      key: t.key,
+      json: { instanceName: t.instance, phoneNumber: "5511977770008", message: "lembrete", scheduledFor },
+    });
     expect(res.status).toBe(202);
     const body = await json(res);
     expect(body).toEqual({ success: true, scheduleId: expect.stringMatching(/^msg_/), scheduledFor, message: "Mensagem agendada com sucesso" });
     expect(await messageRow(body.scheduleId)).toMatchObject({ status: "scheduled", send_at: Date.parse(scheduledFor) });
-    const past = await api("/api/whatsapp/schedule-message", { method: "POST", key: t.key, json: { instanceName: t.instance, phoneNumber: "5511977770008", message: "x", scheduledFor: at(Date.now() - HOUR) } });
+    const past = await api("/api/whatsapp/schedule-message", {
+      method: "POST",
+      key: t.key,
+      json: { instanceName: t.instance, phoneNumber: "5511977770008", message: "x", scheduledFor: at(Date.now() - HOUR) },
+    });
     expect(past.status).toBe(422);
     expect(await json(past)).toMatchObject({ success: false, error: { code: "unprocessable" } });
   });
@@ -180,7 +205,12 @@ describe("wake after a restart", () => {
     const instances = await findInstances(db, t.id, [t.instance]);
     const due = Date.now() + HOUR;
     // Accepted and written, but the queue hop died with the runtime.
-    const lost = prepareMessage({ id: t.id, name: "t", maxAttempts: 3 }, instances, { instance: t.instance, to, text: "acordada", sendAt: at(due) }, Date.now());
+    const lost = prepareMessage(
+      { id: t.id, name: "t", maxAttempts: 3 },
+      instances,
+      { instance: t.instance, to, text: "acordada", sendAt: at(due) },
+      Date.now(),
+    );
     await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [lost]);
     const lane = laneStub(t.id, t.instanceId, to);
     expect((await lane.snapshot()).waiting).toEqual([]);
@@ -219,7 +249,9 @@ describe("sweep", () => {
     const fresh = (await json(await send(t.key, { instance: t.instance, to: "5511977770011", text: "nova" }))).id;
     await waitForStatus(old, ["sent"]);
     await waitForStatus(fresh, ["sent"]);
-    await env.DB.prepare("UPDATE messages SET updated_at = ? WHERE id = ?").bind(Date.now() - 31 * 24 * HOUR, old).run();
+    await env.DB.prepare("UPDATE messages SET updated_at = ? WHERE id = ?")
+      .bind(Date.now() - 31 * 24 * HOUR, old)
+      .run();
     expect((await api("/v1/admin/cleanup", { method: "POST", key: t.key })).status).toBe(401);
     const res = await api("/v1/admin/cleanup", { method: "POST", key: ADMIN });
     expect(res.status).toBe(200);

@@ -23,8 +23,7 @@ beforeAll(async () => {
 });
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
-const hook = (body: unknown, path = "") =>
-  api(`/webhooks/evolution/${token}${path}`, { method: "POST", json: body });
+const hook = (body: unknown, path = "") => api(`/webhooks/evolution/${token}${path}`, { method: "POST", json: body });
 
 async function sentMessage(to: string) {
   const id = (await json(await send(t.key, { instance: t.instance, to, text: "rastreada" }))).id;
@@ -43,7 +42,13 @@ const receipt = (keyId: string, status: string, fixture = deliveredFixture) => {
 const historyOf = async (id: string) =>
   (await env.DB.prepare("SELECT status FROM message_history WHERE message_id = ? ORDER BY id").bind(id).all<{ status: string }>()).results.map((r) => r.status);
 const statusEventsOf = async (id: string) =>
-  (await env.DB.prepare("SELECT json_extract(data, '$.status') AS s FROM outbox_events WHERE type = 'message.status' AND json_extract(data, '$.messageId') = ? ORDER BY seq").bind(id).all<{ s: string }>()).results.map((r) => r.s);
+  (
+    await env.DB.prepare(
+      "SELECT json_extract(data, '$.status') AS s FROM outbox_events WHERE type = 'message.status' AND json_extract(data, '$.messageId') = ? ORDER BY seq",
+    )
+      .bind(id)
+      .all<{ s: string }>()
+  ).results.map((r) => r.s);
 
 describe("authentication and bad input", () => {
   it("401 for an unknown token, 400 for broken or misshapen bodies, 200 for unknown events", async () => {
@@ -66,7 +71,11 @@ describe("authentication and bad input", () => {
   });
 
   it("413 for a body over the webhook limit", async () => {
-    const res = await api(`/webhooks/evolution/${token}`, { method: "POST", body: `{"event":"messages.upsert","data":"${"x".repeat(33 * 1024 * 1024)}"}`, headers: { "content-type": "application/json" } });
+    const res = await api(`/webhooks/evolution/${token}`, {
+      method: "POST",
+      body: `{"event":"messages.upsert","data":"${"x".repeat(33 * 1024 * 1024)}"}`,
+      headers: { "content-type": "application/json" },
+    });
     expect(res.status).toBe(413);
   });
 });
@@ -108,7 +117,10 @@ describe("receipts (messages.update)", () => {
 
   it("a receipt that arrives before the send was recorded is kept and applied afterwards", async () => {
     const db = database(env.DB);
-    const keyId = `3EB0${unique("early").replace(/[^0-9A-Z]/gi, "").toUpperCase().slice(0, 18)}`;
+    const keyId = `3EB0${unique("early")
+      .replace(/[^0-9A-Z]/gi, "")
+      .toUpperCase()
+      .slice(0, 18)}`;
     const base = { tenantId: t.id, instanceId: t.instanceId, instanceName: t.instance, receivedAt: Date.now() };
     expect(await processWebhook(db, { ...base, event: "messages.update", data: { keyId, fromMe: true, status: "READ" } })).toBe("parked");
     expect(await processWebhook(db, { ...base, event: "messages.update", data: { keyId, fromMe: true, status: "DELIVERY_ACK" } })).toBe("parked");
@@ -116,7 +128,9 @@ describe("receipts (messages.update)", () => {
     const id = unique("msg").replace(/-/g, "");
     const now = Date.now();
     await env.DB.prepare(`INSERT INTO messages (id, tenant_id, instance_id, instance_name, "to", lane_key, text, status, priority, ready_at, attempts, max_attempts, provider_message_id, created_at, updated_at, sent_at)
-      VALUES (?, ?, ?, ?, '5511966660003', 'lane', 'x', 'sent', 5, ?, 1, 3, ?, ?, ?, ?)`).bind(id, t.id, t.instanceId, t.instance, now, keyId, now, now, now).run();
+      VALUES (?, ?, ?, ?, '5511966660003', 'lane', 'x', 'sent', 5, ?, 1, 3, ?, ?, ?, ?)`)
+      .bind(id, t.id, t.instanceId, t.instance, now, keyId, now, now, now)
+      .run();
     await applyPendingReceipts(db, t.instanceId, keyId);
     expect(await messageRow(id)).toMatchObject({ status: "read", delivered_at: expect.any(Number), read_at: expect.any(Number) });
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_receipts WHERE provider_message_id = ?").bind(keyId).first()).toEqual({ n: 0 });
@@ -128,9 +142,17 @@ describe("receipts (messages.update)", () => {
     body.data.key.id = keyId;
     await hook(body);
     await hook(body, "/send-message");
-    await eventually(async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM message_history WHERE message_id = ? AND detail LIKE 'send.message%'").bind(id).first<{ n: number }>())!.n === 1);
+    await eventually(
+      async () =>
+        (await env.DB.prepare("SELECT COUNT(*) AS n FROM message_history WHERE message_id = ? AND detail LIKE 'send.message%'")
+          .bind(id)
+          .first<{ n: number }>())!.n === 1,
+    );
     await new Promise((r) => setTimeout(r, 1000));
-    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM message_history WHERE message_id = ? AND detail LIKE 'send.message%'").bind(id).first<{ n: number }>())!.n).toBe(1);
+    expect(
+      (await env.DB.prepare("SELECT COUNT(*) AS n FROM message_history WHERE message_id = ? AND detail LIKE 'send.message%'").bind(id).first<{ n: number }>())!
+        .n,
+    ).toBe(1);
     expect((await messageRow(id))?.status).toBe("sent");
   });
 });
@@ -142,7 +164,11 @@ describe("connection.update", () => {
     await hook(openFixture);
     await hook(connectingFixture);
     await eventually(async () => (await json(await api("/v1/instances", { key: t.key }))).data[0].state === "connecting", 10_000, "state connecting");
-    const events = await env.DB.prepare("SELECT json_extract(data, '$.state') AS state FROM outbox_events WHERE tenant_id = ? AND type = 'instance.status' ORDER BY seq").bind(t.id).all<{ state: string }>();
+    const events = await env.DB.prepare(
+      "SELECT json_extract(data, '$.state') AS state FROM outbox_events WHERE tenant_id = ? AND type = 'instance.status' ORDER BY seq",
+    )
+      .bind(t.id)
+      .all<{ state: string }>();
     expect(events.results.map((e) => e.state)).toEqual(["open", "connecting"]);
   });
 });
@@ -155,22 +181,45 @@ describe("inbound messages (messages.upsert)", () => {
     extended.data.key.id = "EXT0000000000000000000000000001";
     (extended.data.message as Record<string, unknown>) = { extendedTextMessage: { text: "texto estendido (v1)" } };
     const lid = clone(textFixture);
-    lid.data.key = { remoteJid: "214748364712345@lid", remoteJidAlt: "5511987654321@s.whatsapp.net", fromMe: false, id: "LID00000000000000000000000000001", addressingMode: "lid" };
+    lid.data.key = {
+      remoteJid: "214748364712345@lid",
+      remoteJidAlt: "5511987654321@s.whatsapp.net",
+      fromMe: false,
+      id: "LID00000000000000000000000000001",
+      addressingMode: "lid",
+    };
     lid.data.message.conversation = "via lid";
     const group = clone(textFixture);
-    group.data.key = { remoteJid: "120363041234567890@g.us", fromMe: false, id: "GRP00000000000000000000000000001", participant: "5521976543210@s.whatsapp.net" } as unknown as typeof group.data.key;
+    group.data.key = {
+      remoteJid: "120363041234567890@g.us",
+      fromMe: false,
+      id: "GRP00000000000000000000000000001",
+      participant: "5521976543210@s.whatsapp.net",
+    } as unknown as typeof group.data.key;
     group.data.message.conversation = "no grupo";
     for (const body of [text, text, extended, documentFixture, fromMeFixture, lid, group, group]) expect((await hook(body)).status).toBe(200);
 
-    const rows = await eventually(async () => {
-      const r = await env.DB.prepare("SELECT contact, text, from_me, message_type, participant, media FROM inbound_messages WHERE instance_id = ? ORDER BY timestamp, id").bind(t.instanceId).all<Record<string, any>>();
-      return r.results.length === 6 ? r.results : undefined;
-    }, 10_000, "six inbound rows");
+    const rows = await eventually(
+      async () => {
+        const r = await env.DB.prepare(
+          "SELECT contact, text, from_me, message_type, participant, media FROM inbound_messages WHERE instance_id = ? ORDER BY timestamp, id",
+        )
+          .bind(t.instanceId)
+          .all<Record<string, any>>();
+        return r.results.length === 6 ? r.results : undefined;
+      },
+      10_000,
+      "six inbound rows",
+    );
     const byText = new Map(rows.map((r) => [r.text, r]));
     expect(byText.get("Oi! Vocês entregam no sábado?")).toMatchObject({ contact, from_me: 0, message_type: "conversation" });
     expect(byText.get("texto estendido (v1)")).toMatchObject({ contact });
     expect(byText.get("Segue o comprovante")).toMatchObject({ message_type: "documentMessage" });
-    expect(JSON.parse(byText.get("Segue o comprovante")!.media)).toMatchObject({ type: "document", fileName: "comprovante-pix.pdf", mimeType: "application/pdf" });
+    expect(JSON.parse(byText.get("Segue o comprovante")!.media)).toMatchObject({
+      type: "document",
+      fileName: "comprovante-pix.pdf",
+      mimeType: "application/pdf",
+    });
     expect(byText.get("Pedido confirmado, obrigado!")).toMatchObject({ contact, from_me: 1 });
     expect(byText.get("via lid")).toMatchObject({ contact });
     expect(byText.get("no grupo")).toMatchObject({ contact: "120363041234567890@g.us", participant: "5521976543210@s.whatsapp.net" });
@@ -198,7 +247,13 @@ describe("outbox cursor API", () => {
     await waitForStatus(id, ["sent"]);
     const page = await json(await api(`/v1/events?consumer=${consumer}&limit=2`, { key: o.key }));
     expect(page.events.map((e: { data: { status: string } }) => e.data.status)).toEqual(["queued", "processing"]);
-    expect(page.events[0]).toMatchObject({ eventId: expect.any(String), type: "message.status", version: 1, occurredAt: expect.any(String), data: { messageId: id, instance: o.instance, to: "5511966660010" } });
+    expect(page.events[0]).toMatchObject({
+      eventId: expect.any(String),
+      type: "message.status",
+      version: 1,
+      occurredAt: expect.any(String),
+      data: { messageId: id, instance: o.instance, to: "5511966660010" },
+    });
     // Not acked: read again from the same place.
     const again = await json(await api(`/v1/events?consumer=${consumer}&limit=2`, { key: o.key }));
     expect(again.events.map((e: { seq: number }) => e.seq)).toEqual(page.events.map((e: { seq: number }) => e.seq));
@@ -211,7 +266,9 @@ describe("outbox cursor API", () => {
     expect((await json(await api(`/v1/events?consumer=${consumer}`, { key: o.key }))).events).toEqual([]);
     expect((await api("/v1/events/ack", { method: "POST", key: o.key, json: { consumer, seq: next.cursor + 1000 } })).status).toBe(422);
     // Another tenant sees none of it.
-    expect((await json(await api(`/v1/events?consumer=${consumer}`, { key: t.key }))).events.every((e: { data: { messageId?: string } }) => e.data.messageId !== id)).toBe(true);
+    expect(
+      (await json(await api(`/v1/events?consumer=${consumer}`, { key: t.key }))).events.every((e: { data: { messageId?: string } }) => e.data.messageId !== id),
+    ).toBe(true);
   });
 
   it("long-polls with wait until an event arrives", async () => {
@@ -238,14 +295,22 @@ describe("tenant callbacks", () => {
     const instance = unique("cbinst");
     const { simulator, simulatorUrl } = await import("./helpers.ts");
     await simulator(`/_sim/instances/${instance}`, { method: "PUT", json: { apikey: "k" } });
-    await api(`/v1/instances/${instance}`, { method: "PUT", key: created.apiKey, json: { evolutionUrl: simulatorUrl(), evolutionApiKey: "k", ratePerMinute: 6000 } });
+    await api(`/v1/instances/${instance}`, {
+      method: "PUT",
+      key: created.apiKey,
+      json: { evolutionUrl: simulatorUrl(), evolutionApiKey: "k", ratePerMinute: 6000 },
+    });
     const id = (await json(await send(created.apiKey, { instance, to: "5511966660020", text: "com callback" }))).id;
     await waitForStatus(id, ["sent"]);
-    const got = await eventually(async () => {
-      const list = (await (await fetch(`${receiver}/received${path}`)).json()) as { headers: Record<string, string>; body: string; status: number }[];
-      const ok = list.filter((r) => r.status === 200).map((r) => JSON.parse(r.body).data.status);
-      return ["queued", "processing", "sent"].every((s) => ok.includes(s)) ? list : undefined;
-    }, 25_000, "three callbacks delivered");
+    const got = await eventually(
+      async () => {
+        const list = (await (await fetch(`${receiver}/received${path}`)).json()) as { headers: Record<string, string>; body: string; status: number }[];
+        const ok = list.filter((r) => r.status === 200).map((r) => JSON.parse(r.body).data.status);
+        return ["queued", "processing", "sent"].every((s) => ok.includes(s)) ? list : undefined;
+      },
+      25_000,
+      "three callbacks delivered",
+    );
     expect(got[0]!.status).toBe(500);
     for (const r of got) {
       const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(created.callbackSecret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
@@ -262,20 +327,31 @@ describe("tenant callbacks", () => {
     const { consumeCallbacks, MAX_CALLBACK_ATTEMPTS } = await import("../../src/callbacks/deliver.ts");
     const receiver = inject("receiverUrl");
     const path = `/cb/${unique("dead")}`;
-    const created = await json(await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name: "callbacks-dead", callbackUrl: `${receiver}${path}` } }));
-    await env.DB.prepare(`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url) VALUES ('ev-dead', ?, 'instance.status', 1, ?, '{"instance":"x","state":"open"}', ?)`)
+    const created = await json(
+      await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name: "callbacks-dead", callbackUrl: `${receiver}${path}` } }),
+    );
+    await env.DB.prepare(
+      `INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url) VALUES ('ev-dead', ?, 'instance.status', 1, ?, '{"instance":"x","state":"open"}', ?)`,
+    )
       .bind(created.tenant.id, Date.now(), `${receiver}${path}`)
       .run();
     const { seq } = (await env.DB.prepare("SELECT seq FROM outbox_events WHERE event_id = 'ev-dead'").first<{ seq: number }>())!;
     await fetch(`${receiver}/fail${path}`, { method: "POST", body: JSON.stringify({ times: 100 }) });
     const job = { seq, eventId: "ev-dead", tenantId: created.tenant.id, url: `${receiver}${path}` };
     // An early failure is retried with a growing delay; the last allowed attempt is acked and recorded as failed.
-    for (const [attempts, expected] of [[1, "retrying"], [MAX_CALLBACK_ATTEMPTS, "failed"]] as const) {
+    for (const [attempts, expected] of [
+      [1, "retrying"],
+      [MAX_CALLBACK_ATTEMPTS, "failed"],
+    ] as const) {
       const batch = createMessageBatch("mensageiro-callbacks", [{ id: `m${attempts}`, timestamp: new Date(), attempts, body: job }]);
       const ctx = createExecutionContext();
       await consumeCallbacks(batch, env);
       const result = await getQueueResult(batch, ctx);
-      const row = await env.DB.prepare("SELECT status, attempts, last_error FROM callback_deliveries WHERE event_id = 'ev-dead'").first<{ status: string; attempts: number; last_error: string }>();
+      const row = await env.DB.prepare("SELECT status, attempts, last_error FROM callback_deliveries WHERE event_id = 'ev-dead'").first<{
+        status: string;
+        attempts: number;
+        last_error: string;
+      }>();
       expect(row).toMatchObject({ status: expected, attempts, last_error: "HTTP 500" });
       if (expected === "retrying") expect(result.retryMessages.map((m) => m.msgId)).toEqual(["m1"]);
       else expect(result.explicitAcks).toEqual([`m${attempts}`]);
