@@ -20,6 +20,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { referenceRoutes } from "./routes/reference.ts";
 
 export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
@@ -32,6 +33,7 @@ app.use("*", async (c, next) => {
   await next();
 });
 
+app.route("/", referenceRoutes(app));
 app.route("/health", healthRoutes);
 app.route("/metrics", metricsRoutes);
 app.route("/v1/admin", adminRoutes);
