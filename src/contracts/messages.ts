@@ -1,5 +1,6 @@
 // The public send request (v1), shared by the Worker and the Kafka bridge.
 import { z } from "zod";
+import { messageStatus } from "./events.ts";
 
 export const MAX_SCHEDULE_DAYS = 90;
 export const MAX_METADATA_BYTES = 4096;
@@ -7,9 +8,13 @@ export const MAX_METADATA_BYTES = 4096;
 export const phoneDigits = /^[1-9]\d{7,14}$/;
 export const groupJid = /^\d{5,}(-\d+)?@g\.us$/;
 
-export const recipient = z.string().refine((v) => phoneDigits.test(v) || groupJid.test(v), {
-  message: "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us.",
-});
+// One pattern (not a refine) so the OpenAPI document carries it too.
+export const recipient = z
+  .string()
+  .max(64)
+  .regex(/^(?:[1-9]\d{7,14}|\d{5,}(-\d+)?@g\.us)$/, {
+    message: "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us.",
+  });
 
 export const mediaSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/, message: "Must be an http(s) URL." }),
@@ -58,3 +63,41 @@ export const sendBatchSchema = z.strictObject({
     .min(1)
     .max(MAX_BATCH, { message: `At most ${MAX_BATCH} messages per batch.` }),
 });
+
+// Answers of /v1/messages, as documented in GET /openapi.json.
+const isoTime = z.iso.datetime({ offset: true });
+
+export const acceptedMessage = z
+  .object({
+    id: z.string(),
+    status: messageStatus,
+    instance: z.string(),
+    to: z.string(),
+    createdAt: isoTime,
+    sendAt: isoTime.optional(),
+  })
+  .meta({ id: "AcceptedMessage" });
+
+export const messageAnswer = acceptedMessage
+  .extend({
+    text: z.string().optional(),
+    media: z.record(z.string(), z.unknown()).optional(),
+    priority: z.int(),
+    attempts: z.int(),
+    maxAttempts: z.int(),
+    lastError: z.string().optional(),
+    providerMessageId: z.string().optional(),
+    sentAt: isoTime.optional(),
+    deliveredAt: isoTime.optional(),
+    readAt: isoTime.optional(),
+    failedAt: isoTime.optional(),
+    canceledAt: isoTime.optional(),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    callbackUrl: z.string().optional(),
+    idempotencyKey: z.string().optional(),
+    history: z
+      .array(z.object({ status: z.string(), at: isoTime, attempt: z.int().optional(), detail: z.string().optional() }))
+      .optional()
+      .describe("Every status change, oldest first (on single-message answers)."),
+  })
+  .meta({ id: "Message" });

@@ -77,7 +77,9 @@ export function documented(doc: RouteDoc) {
   for (const [status, answer] of Object.entries(doc.responses)) {
     responses[status] = {
       description: answer.description,
-      ...(answer.headers ? { headers: Object.fromEntries(Object.entries(answer.headers).map(([k, d]) => [k, { description: d, schema: { type: "string" } }])) } : {}),
+      ...(answer.headers
+        ? { headers: Object.fromEntries(Object.entries(answer.headers).map(([k, d]) => [k, { description: d, schema: { type: "string" } }])) }
+        : {}),
       ...(answer.schema ? { content: { [answer.contentType ?? "application/json"]: { schema: resolver(answer.schema) } } } : {}),
     };
   }
@@ -104,7 +106,13 @@ export function documented(doc: RouteDoc) {
     parameters: [
       ...parametersOf(doc.params, "path"),
       ...parametersOf(doc.query, "query"),
-      ...Object.entries(doc.headers ?? {}).map(([name, description]) => ({ name, in: "header" as const, required: false, description, schema: { type: "string" as const } })),
+      ...Object.entries(doc.headers ?? {}).map(([name, description]) => ({
+        name,
+        in: "header" as const,
+        required: false,
+        description,
+        schema: { type: "string" as const },
+      })),
     ],
     ...(doc.body ? { requestBody: { required: true, content: { "application/json": { schema: resolver(doc.body) } } } } : {}),
     responses: responses as never,

@@ -9,6 +9,7 @@ import { apiKeys, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { parseBody } from "../http/body.ts";
 import { newId, randomToken } from "../ids.ts";
+import { documented } from "../openapi/describe.ts";
 import { purge } from "../sweep/sweeper.ts";
 
 export const adminRoutes = new Hono<AppEnv>();
@@ -20,72 +21,125 @@ const createTenant = z.strictObject({
   callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
 });
 
-adminRoutes.post("/tenants", async (c) => {
-  const input = await parseBody(c, createTenant);
-  const now = Date.now();
-  const tenant = {
-    id: newId("ten"),
-    name: input.name,
-    maxAttempts: input.maxAttempts ?? 3,
-    callbackUrl: input.callbackUrl ?? null,
-    callbackSecret: randomToken(32),
-    createdAt: now,
-  };
-  const key = await newApiKey();
-  const keyId = newId("key");
-  await runBatch(c.var.db, [
-    c.var.db.insert(tenants).values(tenant),
-    c.var.db.insert(apiKeys).values({ id: keyId, tenantId: tenant.id, keyHash: key.hash, prefix: key.prefix, createdAt: now }),
-  ]);
-  return c.json(
-    {
-      tenant: {
-        id: tenant.id,
-        name: tenant.name,
-        maxAttempts: tenant.maxAttempts,
-        callbackUrl: tenant.callbackUrl ?? undefined,
-        createdAt: new Date(now).toISOString(),
-      },
-      apiKey: key.key,
-      apiKeyId: keyId,
-      // Shown once, like the key: it signs callbacks (X-Mensageiro-Signature).
-      callbackSecret: tenant.callbackSecret,
-    },
-    201,
-  );
+const tags = ["Admin"];
+const isoTime = z.iso.datetime({ offset: true });
+const tenantAnswer = z.object({
+  tenant: z.object({ id: z.string(), name: z.string(), maxAttempts: z.int(), callbackUrl: z.string().optional(), createdAt: isoTime }),
+  apiKey: z.string().describe("Shown once."),
+  apiKeyId: z.string(),
+  callbackSecret: z.string().describe("Shown once: it signs this tenant's callbacks."),
 });
+
+adminRoutes.post(
+  "/tenants",
+  documented({
+    summary: "Create a tenant and its first API key",
+    tags,
+    caller: "admin",
+    body: createTenant,
+    responses: { 201: { description: "The tenant, its API key and its callback secret (both shown once).", schema: tenantAnswer } },
+  }),
+  async (c) => {
+    const input = await parseBody(c, createTenant);
+    const now = Date.now();
+    const tenant = {
+      id: newId("ten"),
+      name: input.name,
+      maxAttempts: input.maxAttempts ?? 3,
+      callbackUrl: input.callbackUrl ?? null,
+      callbackSecret: randomToken(32),
+      createdAt: now,
+    };
+    const key = await newApiKey();
+    const keyId = newId("key");
+    await runBatch(c.var.db, [
+      c.var.db.insert(tenants).values(tenant),
+      c.var.db.insert(apiKeys).values({ id: keyId, tenantId: tenant.id, keyHash: key.hash, prefix: key.prefix, createdAt: now }),
+    ]);
+    return c.json(
+      {
+        tenant: {
+          id: tenant.id,
+          name: tenant.name,
+          maxAttempts: tenant.maxAttempts,
+          callbackUrl: tenant.callbackUrl ?? undefined,
+          createdAt: new Date(now).toISOString(),
+        },
+        apiKey: key.key,
+        apiKeyId: keyId,
+        // Shown once, like the key: it signs callbacks (X-Mensageiro-Signature).
+        callbackSecret: tenant.callbackSecret,
+      },
+      201,
+    );
+  },
+);
 
 async function tenantExists(c: { var: AppEnv["Variables"] }, id: string) {
   const [row] = await c.var.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, id));
   if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
 }
 
-adminRoutes.post("/tenants/:id/keys", async (c) => {
-  const tenantId = c.req.param("id");
-  await tenantExists(c, tenantId);
-  const key = await newApiKey();
-  const id = newId("key");
-  const now = Date.now();
-  await c.var.db.insert(apiKeys).values({ id, tenantId, keyHash: key.hash, prefix: key.prefix, createdAt: now });
-  return c.json({ id, apiKey: key.key, prefix: key.prefix, createdAt: new Date(now).toISOString() }, 201);
-});
+adminRoutes.post(
+  "/tenants/:id/keys",
+  documented({
+    summary: "Issue another API key for a tenant",
+    tags,
+    caller: "admin",
+    responses: {
+      201: {
+        description: "The key, shown once.",
+        schema: z.object({ id: z.string(), apiKey: z.string(), prefix: z.string(), createdAt: isoTime }),
+      },
+    },
+    errors: ["not_found"],
+  }),
+  async (c) => {
+    const tenantId = c.req.param("id");
+    await tenantExists(c, tenantId);
+    const key = await newApiKey();
+    const id = newId("key");
+    const now = Date.now();
+    await c.var.db.insert(apiKeys).values({ id, tenantId, keyHash: key.hash, prefix: key.prefix, createdAt: now });
+    return c.json({ id, apiKey: key.key, prefix: key.prefix, createdAt: new Date(now).toISOString() }, 201);
+  },
+);
 
-adminRoutes.delete("/tenants/:id/keys/:keyId", async (c) => {
-  const tenantId = c.req.param("id");
-  const keyId = c.req.param("keyId");
-  const now = Date.now();
-  const revoked = await c.var.db
-    .update(apiKeys)
-    .set({ revokedAt: now })
-    .where(and(eq(apiKeys.id, keyId), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
-    .returning({ id: apiKeys.id, keyHash: apiKeys.keyHash });
-  if (revoked.length === 0) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
-  for (const r of revoked) forgetKey(r.keyHash);
-  return c.json({ id: keyId, revokedAt: new Date(now).toISOString() });
-});
+adminRoutes.delete(
+  "/tenants/:id/keys/:keyId",
+  documented({
+    summary: "Revoke an API key",
+    tags,
+    caller: "admin",
+    responses: { 200: { description: "Revoked.", schema: z.object({ id: z.string(), revokedAt: isoTime }) } },
+    errors: ["not_found"],
+  }),
+  async (c) => {
+    const tenantId = c.req.param("id");
+    const keyId = c.req.param("keyId");
+    const now = Date.now();
+    const revoked = await c.var.db
+      .update(apiKeys)
+      .set({ revokedAt: now })
+      .where(and(eq(apiKeys.id, keyId), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
+      .returning({ id: apiKeys.id, keyHash: apiKeys.keyHash });
+    if (revoked.length === 0) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
+    for (const r of revoked) forgetKey(r.keyHash);
+    return c.json({ id: keyId, revokedAt: new Date(now).toISOString() });
+  },
+);
 
 // The retention purge on demand (it also runs every minute from the cron sweep).
-adminRoutes.post("/cleanup", async (c) => {
-  const removed = await purge(c.env);
-  return c.json({ removed, retentionDays: Number(c.env.RETENTION_DAYS) || 30 });
-});
+adminRoutes.post(
+  "/cleanup",
+  documented({
+    summary: "Run the retention purge now",
+    tags,
+    caller: "admin",
+    responses: { 200: { description: "How many rows were removed.", schema: z.object({ removed: z.unknown(), retentionDays: z.number() }) } },
+  }),
+  async (c) => {
+    const removed = await purge(c.env);
+    return c.json({ removed, retentionDays: Number(c.env.RETENTION_DAYS) || 30 });
+  },
+);

@@ -8,6 +8,8 @@ import { parseWith, readJson } from "../http/body.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../messages/accept.ts";
 import { idempotent } from "../messages/idempotency.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
+import { documented, errorSchema } from "../openapi/describe.ts";
+import { z } from "zod";
 
 export const compatRoutes = new Hono<AppEnv>();
 
@@ -18,6 +20,20 @@ compatRoutes.onError(async (err, c) => {
   return c.json({ success: false, ...body }, res.status as 400);
 });
 
+const compatError = errorSchema.extend({ success: z.literal(false) }).meta({ id: "CompatError", description: "The error shape, with success: false." });
+const compatDoc = (summary: string, body: z.ZodType, status: 200 | 202, answer: z.ZodType) =>
+  documented({
+    summary,
+    description: "Compatibility alias of POST /v1/messages for the older services: their request and answer formats.",
+    tags: ["Compatibility"],
+    caller: "apiKey",
+    body,
+    headers: { "Idempotency-Key": "As on POST /v1/messages." },
+    responses: { [status]: { description: "Accepted.", schema: answer } },
+    errors: ["conflict", "unprocessable"],
+    errorBody: compatError,
+  });
+
 async function accept(c: Context<AppEnv>, input: SendMessageRequest, source: string) {
   const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
   const prepared = prepareMessage(c.var.tenant, instances, input, Date.now(), source);
@@ -25,57 +41,88 @@ async function accept(c: Context<AppEnv>, input: SendMessageRequest, source: str
   return prepared.row;
 }
 
-compatRoutes.post("/whatsapp/send-message", async (c) => {
-  const body = await readJson(c);
-  const legacy = parseWith(whatsappSendMessage, body);
-  const input = parseWith(sendMessageSchema, fromWhatsappSend(legacy));
-  return idempotent(c, "compat/send-message", body, async () => {
-    const row = await accept(c, input, "compat:send-message");
-    return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
-  });
-});
+compatRoutes.post(
+  "/whatsapp/send-message",
+  compatDoc(
+    "Send (whatsapp-send-message format)",
+    whatsappSendMessage,
+    200,
+    z.object({ success: z.literal(true), status: z.literal("queued"), messageId: z.string() }),
+  ),
+  async (c) => {
+    const body = await readJson(c);
+    const legacy = parseWith(whatsappSendMessage, body);
+    const input = parseWith(sendMessageSchema, fromWhatsappSend(legacy));
+    return idempotent(c, "compat/send-message", body, async () => {
+      const row = await accept(c, input, "compat:send-message");
+      return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
+    });
+  },
+);
 
-compatRoutes.post("/whatsapp/schedule-message", async (c) => {
-  const body = await readJson(c);
-  const legacy = parseWith(whatsappScheduleMessage, body);
-  const input = parseWith(sendMessageSchema, {
-    ...fromWhatsappSchedule(legacy),
-    ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
-  });
-  return idempotent(c, "compat/schedule-message", body, async () => {
-    const row = await accept(c, input, "compat:schedule-message");
-    return {
-      status: 202,
-      body: { success: true, scheduleId: row.id, scheduledFor: new Date(row.sendAt!).toISOString(), message: "Mensagem agendada com sucesso" },
-    };
-  });
-});
+compatRoutes.post(
+  "/whatsapp/schedule-message",
+  compatDoc(
+    "Schedule (whatsapp-schedule-message format)",
+    whatsappScheduleMessage,
+    202,
+    z.object({ success: z.literal(true), scheduleId: z.string(), scheduledFor: z.string(), message: z.string() }),
+  ),
+  async (c) => {
+    const body = await readJson(c);
+    const legacy = parseWith(whatsappScheduleMessage, body);
+    const input = parseWith(sendMessageSchema, {
+      ...fromWhatsappSchedule(legacy),
+      ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
+    });
+    return idempotent(c, "compat/schedule-message", body, async () => {
+      const row = await accept(c, input, "compat:schedule-message");
+      return {
+        status: 202,
+        body: { success: true, scheduleId: row.id, scheduledFor: new Date(row.sendAt!).toISOString(), message: "Mensagem agendada com sucesso" },
+      };
+    });
+  },
+);
 
-compatRoutes.post("/messaging/message/send", async (c) => {
-  const body = await readJson(c);
-  const legacy = parseWith(messagingSend, body);
-  const input = parseWith(sendMessageSchema, fromMessagingSend(legacy));
-  const wait = preferredWait(c.req.header("prefer"));
-  return idempotent(c, "compat/messaging-send", body, async () => {
-    const row = await accept(c, input, "compat:messaging-send");
-    const done = wait ? await waitUntilFinished(c.var.db, row.id, wait) : undefined;
-    if (done?.providerMessageId) {
+compatRoutes.post(
+  "/messaging/message/send",
+  compatDoc(
+    "Send (messaging.send format)",
+    messagingSend,
+    200,
+    z.object({
+      success: z.literal(true),
+      message: z.string(),
+      data: z.looseObject({ messageId: z.string(), status: z.string(), channelMessageId: z.string().optional(), queued: z.boolean().optional() }),
+    }),
+  ),
+  async (c) => {
+    const body = await readJson(c);
+    const legacy = parseWith(messagingSend, body);
+    const input = parseWith(sendMessageSchema, fromMessagingSend(legacy));
+    const wait = preferredWait(c.req.header("prefer"));
+    return idempotent(c, "compat/messaging-send", body, async () => {
+      const row = await accept(c, input, "compat:messaging-send");
+      const done = wait ? await waitUntilFinished(c.var.db, row.id, wait) : undefined;
+      if (done?.providerMessageId) {
+        return {
+          status: 200,
+          body: {
+            success: true,
+            message: "Mensagem enviada com sucesso",
+            data: { messageId: row.id, channelMessageId: done.providerMessageId, status: "sent", timestamp: new Date(done.sentAt ?? Date.now()).toISOString() },
+          },
+        };
+      }
       return {
         status: 200,
         body: {
           success: true,
           message: "Mensagem enviada com sucesso",
-          data: { messageId: row.id, channelMessageId: done.providerMessageId, status: "sent", timestamp: new Date(done.sentAt ?? Date.now()).toISOString() },
+          data: { messageId: row.id, status: done?.status ?? "queued", queued: !done, ...(done?.lastError ? { error: done.lastError } : {}) },
         },
       };
-    }
-    return {
-      status: 200,
-      body: {
-        success: true,
-        message: "Mensagem enviada com sucesso",
-        data: { messageId: row.id, status: done?.status ?? "queued", queued: !done, ...(done?.lastError ? { error: done.lastError } : {}) },
-      },
-    };
-  });
-});
+    });
+  },
+);
