@@ -20,8 +20,8 @@ const openApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?
 describe("GET /openapi.json", () => {
   it("is a valid OpenAPI 3.1 document", async () => {
     expect(doc.openapi).toMatch(/^3\.1\./);
-    const output = await validate("https://spec.openapis.org/oas/3.1/schema-base", doc);
-    expect(output.valid, JSON.stringify(output.errors?.slice(0, 5))).toBe(true);
+    const output = await validate("https://spec.openapis.org/oas/3.1/schema-base", await json(await api("/openapi.json")), "BASIC");
+    expect(output.valid, JSON.stringify(output.valid ? [] : output.errors?.slice(0, 5))).toBe(true);
   });
 
   it("documents every route registered in the app", () => {
@@ -36,7 +36,10 @@ describe("GET /openapi.json", () => {
     expect(ops.length).toBeGreaterThan(20);
     for (const { name, op } of ops) {
       const statuses = Object.keys(op.responses ?? {});
-      expect(statuses.some((s) => s.startsWith("2")), `${name} has no 2xx answer`).toBe(true);
+      expect(
+        statuses.some((s) => s.startsWith("2")),
+        `${name} has no 2xx answer`,
+      ).toBe(true);
       const errors = statuses.filter((s) => /^[45]/.test(s) && !(name === "get /health" && s === "503"));
       expect(errors.length, `${name} documents no error answer`).toBeGreaterThan(0);
       for (const status of errors) {
