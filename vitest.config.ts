@@ -21,6 +21,8 @@ export default defineConfig(async () => {
                   RETRY_BASE_MS: "60000",
                   EVOLUTION_TIMEOUT_MS: "3000",
                   PUBLIC_URL: "https://gateway.test",
+                  // The simulator listens on 127.0.0.1 (src/http/outbound-url.ts).
+                  ALLOW_PRIVATE_URLS: "true",
                 },
               },
             }),

@@ -48,10 +48,7 @@ tenantApi.route("/contacts", contactRoutes);
 tenantApi.route("/stats", statsRoutes);
 app.route("/v1", tenantApi);
 
-const compat = new Hono<AppEnv>();
-compat.use("*", requireApiKey);
-compat.route("/", compatRoutes);
-app.route("/api", compat);
+app.route("/api", compatRoutes);
 
 app.notFound(() => {
   throw new ApiError("not_found", "No such route.");

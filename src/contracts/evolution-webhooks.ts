@@ -3,8 +3,8 @@
 import { z } from "zod";
 
 export const webhookEnvelope = z.object({
-  event: z.string().min(1),
-  instance: z.string().optional(),
+  event: z.string().min(1).max(100),
+  instance: z.string().max(200).optional(),
   data: z.unknown(),
   date_time: z.string().optional(),
 });

@@ -1,6 +1,7 @@
 // The public send request (v1), shared by the Worker and the Kafka bridge.
 import { z } from "zod";
 import { messageStatus } from "./events.ts";
+import { nestsDeeperThan } from "./json-depth.ts";
 
 export const MAX_SCHEDULE_DAYS = 90;
 export const MAX_METADATA_BYTES = 4096;
@@ -16,17 +17,26 @@ export const recipient = z
     message: "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us.",
   });
 
+export const MAX_URL_LENGTH = 2048;
+const httpUrl = (message: string) => z.url({ protocol: /^https?$/, message }).max(MAX_URL_LENGTH);
+
 export const mediaSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/, message: "Must be an http(s) URL." }),
+  url: httpUrl("Must be an http(s) URL."),
   type: z.enum(["image", "video", "audio", "document"]),
   caption: z.string().max(4096).optional(),
   fileName: z.string().min(1).max(255).optional(),
   mimeType: z.string().min(3).max(255).optional(),
 });
 
-const metadataSchema = z.record(z.string(), z.unknown()).refine((m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_METADATA_BYTES, {
-  message: `Must serialize to at most ${MAX_METADATA_BYTES} bytes.`,
-});
+export const MAX_METADATA_DEPTH = 8;
+
+// Depth first, and aborting: only a shallow value is serialized to measure its size.
+const metadataSchema = z
+  .record(z.string(), z.unknown())
+  .refine((m) => !nestsDeeperThan(m, MAX_METADATA_DEPTH), { message: `Must nest at most ${MAX_METADATA_DEPTH} levels deep.`, abort: true })
+  .refine((m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_METADATA_BYTES, {
+    message: `Must serialize to at most ${MAX_METADATA_BYTES} bytes.`,
+  });
 
 // ISO 8601 with an explicit offset (Z or ±hh:mm); range checks (future, ≤ 90 days) are 422s, done at accept time.
 export const isoWithOffset = z.iso.datetime({
@@ -44,7 +54,7 @@ export const sendMessageSchema = z
     priority: z.int().min(1).max(10).optional(),
     maxAttempts: z.int().min(1).max(20).optional(),
     metadata: metadataSchema.optional(),
-    callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
+    callbackUrl: httpUrl("Must be an http(s) URL.").optional(),
     // Per-message idempotency: the same key and body answer with the first message, another body is 409.
     idempotencyKey: z.string().min(1).max(255).optional(),
   })

@@ -2,6 +2,7 @@
 // into sent / transient (retry) / permanent (fail now), keeping Evolution's error verbatim.
 import { z } from "zod";
 import type { MediaJson } from "../db/schema.ts";
+import { redact } from "../redact.ts";
 
 export type EvolutionInstance = { name: string; url: string; apiKey: string };
 export type Outgoing = { to: string; text?: string | null; media?: MediaJson | null };
@@ -67,6 +68,12 @@ export function classify(status: number, text: string, retryAfter: string | null
 }
 
 export async function sendThroughEvolution(instance: EvolutionInstance, msg: Outgoing, timeoutMs: number): Promise<SendOutcome> {
+  const outcome = await callEvolution(instance, msg, timeoutMs);
+  // The error becomes lastError, history and log lines: the instance's key never goes with it.
+  return outcome.kind === "sent" ? outcome : { ...outcome, error: redact(outcome.error, [instance.apiKey]) };
+}
+
+async function callEvolution(instance: EvolutionInstance, msg: Outgoing, timeoutMs: number): Promise<SendOutcome> {
   const { url, body } = sendRequest(instance, msg);
   try {
     const res = await fetch(url, {

@@ -7,7 +7,9 @@ import { forgetKey, newApiKey, requireAdmin } from "../auth/api-keys.ts";
 import { runBatch } from "../db/batch.ts";
 import { apiKeys, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
+import { MAX_URL_LENGTH } from "../contracts/messages.ts";
 import { parseBody } from "../http/body.ts";
+import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId, randomToken } from "../ids.ts";
 import { documented } from "../openapi/describe.ts";
 import { purge } from "../sweep/sweeper.ts";
@@ -18,7 +20,10 @@ adminRoutes.use("*", requireAdmin);
 const createTenant = z.strictObject({
   name: z.string().trim().min(1).max(200),
   maxAttempts: z.int().min(1).max(20).optional(),
-  callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
+  callbackUrl: z
+    .url({ protocol: /^https?$/ })
+    .max(MAX_URL_LENGTH)
+    .optional(),
 });
 
 const tags = ["Admin"];
@@ -41,6 +46,7 @@ adminRoutes.post(
   }),
   async (c) => {
     const input = await parseBody(c, createTenant);
+    refusePrivateUrl(c.env, input.callbackUrl, "callbackUrl");
     const now = Date.now();
     const tenant = {
       id: newId("ten"),

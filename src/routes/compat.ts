@@ -1,10 +1,12 @@
 // Compatibility aliases: the older services' routes and answers, on the same pipeline.
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
+import { requireApiKey } from "../auth/api-keys.ts";
 import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../contracts/legacy.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { errorResponse } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
+import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../messages/accept.ts";
 import { idempotent } from "../messages/idempotency.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
@@ -12,6 +14,8 @@ import { documented, errorSchema } from "../openapi/describe.ts";
 import { z } from "zod";
 
 export const compatRoutes = new Hono<AppEnv>();
+// Inside this app, so that a refused key also answers with `success: false` (onError below).
+compatRoutes.use("*", requireApiKey);
 
 // Older clients check `success`; errors keep the gateway's error shape beside it.
 compatRoutes.onError(async (err, c) => {
@@ -35,6 +39,7 @@ const compatDoc = (summary: string, body: z.ZodType, status: 200 | 202, answer: 
   });
 
 async function accept(c: Context<AppEnv>, input: SendMessageRequest, source: string) {
+  refusePrivateMessageUrls(c.env, input);
   const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
   const prepared = prepareMessage(c.var.tenant, instances, input, Date.now(), source);
   await persistAndEnqueue(c.env, c.var.db, [prepared]);

@@ -5,7 +5,9 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { instances } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
+import { MAX_URL_LENGTH } from "../contracts/messages.ts";
 import { parseBody, parseWith } from "../http/body.ts";
+import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId, randomToken } from "../ids.ts";
 import { documented } from "../openapi/describe.ts";
 
@@ -15,7 +17,7 @@ export const DEFAULT_RATE_PER_MINUTE = 60;
 const instanceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "Letters, digits, '.', '_' and '-', at most 100.");
 
 const putInstance = z.strictObject({
-  evolutionUrl: z.url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." }),
+  evolutionUrl: z.url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." }).max(MAX_URL_LENGTH),
   evolutionApiKey: z.string().min(1).max(500).optional(),
   ratePerMinute: z.int().min(1).max(60000).optional(),
 });
@@ -80,9 +82,14 @@ instanceRoutes.put(
   async (c) => {
     const name = parseWith(instanceName, c.req.param("name"), "name");
     const input = await parseBody(c, putInstance);
+    refusePrivateUrl(c.env, input.evolutionUrl, "evolutionUrl");
     const existing = await findOwn(c, name);
     const now = Date.now();
     if (existing) {
+      // The stored key is a secret of the old URL: never hand it to a new one.
+      if (input.evolutionUrl !== existing.evolutionUrl && !input.evolutionApiKey) {
+        throw new ApiError("invalid_request", "The request is invalid.", [{ path: "evolutionApiKey", message: "Required again when evolutionUrl changes." }]);
+      }
       const [row] = await c.var.db
         .update(instances)
         .set({

@@ -18,6 +18,7 @@ import { changes, runBatch } from "../db/batch.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { MAX_BATCH_BODY_BYTES, parseBody, parseWith, readJson } from "../http/body.ts";
+import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { acceptMessages, checkSendAt, enqueueJobs, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
 import { applyTransition, transitionStatements } from "../messages/transitions.ts";
 import { idempotent, type Answer } from "../messages/idempotency.ts";
@@ -53,6 +54,7 @@ messageRoutes.post(
   async (c) => {
     const body = await readJson(c);
     const input = parseWith(sendMessageSchema, body);
+    refusePrivateMessageUrls(c.env, input);
     const wait = preferredWait(c.req.header("prefer"));
     return idempotent(c, "messages", body, async (): Promise<Answer> => {
       const now = Date.now();
@@ -113,6 +115,7 @@ messageRoutes.post(
       parsed.forEach((p, index) => {
         try {
           if (!p.success) throw p.error;
+          refusePrivateMessageUrls(c.env, p.data);
           valid.push({ index, prepared: prepareMessage(c.var.tenant, instances, p.data, now), input: p.data });
         } catch (err) {
           const apiError = toApiError(err);
