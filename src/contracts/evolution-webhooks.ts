@@ -1,4 +1,4 @@
-// Evolution webhook bodies (evolution-api.md §2), parsed loosely: Evolution adds fields between
+// Evolution webhook bodies (docs/webhooks.md; examples in test/fixtures/evolution/), parsed loosely: Evolution adds fields between
 // versions, so only what the gateway reads is required and the rest passes through.
 import { z } from "zod";
 

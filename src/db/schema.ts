@@ -5,7 +5,7 @@ import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "driz
 export const tenants = sqliteTable("tenants", {
   id: text("id").primaryKey(),
   name: text("name").notNull(),
-  // Default attempts for messages that do not say; DESIGN: configurable per tenant / per message.
+  // Default attempts for messages that do not say; configurable per tenant and per message.
   maxAttempts: integer("max_attempts").notNull().default(3),
   callbackUrl: text("callback_url"),
   // HMAC key for callback signatures; never returned after creation.

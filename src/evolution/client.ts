@@ -35,7 +35,7 @@ export function sendRequest(instance: EvolutionInstance, msg: Outgoing): { url: 
 const sentBody = z.object({ key: z.object({ id: z.string().min(1), remoteJid: z.string().default("") }) });
 const errorBody = z.object({ response: z.object({ message: z.unknown() }) });
 
-// 400s that are really a broken session, not a bad request (evolution-api.md §1.4).
+// 400s that are really a broken session, not a bad request.
 const transient400 = /SessionError|Connection Closed|rate-overlimit|Timed Out|not-acceptable/i;
 
 function describe(status: number, text: string): string {

@@ -14,7 +14,7 @@ export const receiptFrom: Record<ReceiptStatus, MessageStatus[]> = {
   failed: ["sent"],
 };
 
-// Evolution ack strings (evolution-api.md §3.1; Cloud API variants §3.2).
+// Evolution ack strings (Baileys and the Cloud API variants; see docs/webhooks.md).
 export function receiptStatus(ack: string): ReceiptStatus | undefined {
   switch (ack.toUpperCase()) {
     case "DELIVERY_ACK":

@@ -1,4 +1,4 @@
-// The public shape of a message (DESIGN.md: GET /v1/messages/:id).
+// The public shape of a message (GET /v1/messages/:id; its schema is messageAnswer in src/contracts/messages.ts).
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import type { messages } from "../db/schema.ts";

@@ -39,7 +39,7 @@ export type RouteDoc = {
 };
 
 const commonErrors: Record<Caller, ErrorCode[]> = {
-  apiKey: ["unauthorized", "internal"],
+  apiKey: ["unauthorized", "rate_limited", "internal"],
   admin: ["unauthorized", "internal"],
   metrics: ["unauthorized", "internal"],
   public: ["internal"],
