@@ -14,7 +14,7 @@ const SECRET_SHAPES: [RegExp, string][] = [
   [/\bmgo_[A-Za-z0-9_-]+/g, "mgo_[redacted]"], // API keys
   [/\bwhsec_[A-Za-z0-9+/=_-]+/g, "whsec_[redacted]"], // callback signing secrets
   [/\b(Bearer|Basic)\s+[^\s"',;]+/gi, "$1 [redacted]"],
-  [/(\/webhooks\/evolution\/)[^/\s"'?#]+/g, "$1[redacted]"], // the webhook token names the instance
+  [/(\/webhooks\/evolution\/)(?!:token)[^/\s"'?#]+/g, "$1[redacted]"], // the webhook token names the instance
   [/("?(?:apikey|api[-_]key|token|secret|password)"?\s*[:=]\s*"?)[^"\s,&}]+/gi, "$1[redacted]"],
   [/([?&](?:apikey|api[-_]key|token|secret|key)=)[^&\s"']+/gi, "$1[redacted]"],
 ];
