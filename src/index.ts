@@ -68,9 +68,11 @@ export default {
   },
   async queue(batch, env, ctx) {
     wakeOnce(env, ctx);
-    if (batch.queue === "mensageiro-sends") return consumeSends(batch, env);
-    if (batch.queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
-    if (batch.queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);
+    // Each deploy environment suffixes its queue names (wrangler.toml QUEUE_SUFFIX).
+    const queue = env.QUEUE_SUFFIX && batch.queue.endsWith(env.QUEUE_SUFFIX) ? batch.queue.slice(0, -env.QUEUE_SUFFIX.length) : batch.queue;
+    if (queue === "mensageiro-sends") return consumeSends(batch, env);
+    if (queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
+    if (queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);
     log("error", "batch from an unknown queue", { queue: batch.queue });
   },
   async scheduled(_controller, env, ctx) {
