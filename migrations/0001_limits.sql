@@ -1,1 +1,0 @@
-ALTER TABLE `tenants` ADD `rate_limit_per_minute` integer;
