@@ -3,7 +3,8 @@ import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { forgetKey, newApiKey, requireAdmin } from "../auth/api-keys.ts";
+import { forgetKey, forgetTenant, newApiKey, requireAdmin } from "../auth/api-keys.ts";
+import { config } from "../config.ts";
 import { runBatch } from "../db/batch.ts";
 import { apiKeys, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
@@ -17,6 +18,9 @@ import { purge } from "../sweep/sweeper.ts";
 export const adminRoutes = new Hono<AppEnv>();
 adminRoutes.use("*", requireAdmin);
 
+// API requests per minute, counted for the tenant as a whole (all its keys together).
+const rateLimitPerMinute = z.int().min(1).max(1_000_000);
+
 const createTenant = z.strictObject({
   name: z.string().trim().min(1).max(200),
   maxAttempts: z.int().min(1).max(20).optional(),
@@ -24,12 +28,48 @@ const createTenant = z.strictObject({
     .url({ protocol: /^https?$/ })
     .max(MAX_URL_LENGTH)
     .optional(),
+  rateLimitPerMinute: rateLimitPerMinute.optional(),
 });
+
+// null puts a setting back to its default.
+const patchTenant = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200).optional(),
+    maxAttempts: z.int().min(1).max(20).optional(),
+    rateLimitPerMinute: rateLimitPerMinute.nullable().optional(),
+  })
+  .refine((v) => Object.values(v).some((x) => x !== undefined), "Give at least one of name, maxAttempts, rateLimitPerMinute.");
+
+type TenantRow = typeof tenants.$inferSelect;
+
+// What the admin API shows of a tenant: never its callback secret.
+function tenantView(t: Pick<TenantRow, "id" | "name" | "maxAttempts" | "callbackUrl" | "rateLimitPerMinute" | "createdAt">, defaultLimit: number) {
+  return {
+    id: t.id,
+    name: t.name,
+    maxAttempts: t.maxAttempts,
+    callbackUrl: t.callbackUrl ?? undefined,
+    rateLimitPerMinute: t.rateLimitPerMinute ?? defaultLimit,
+    rateLimitIsDefault: t.rateLimitPerMinute === null,
+    createdAt: new Date(t.createdAt).toISOString(),
+  };
+}
 
 const tags = ["Admin"];
 const isoTime = z.iso.datetime({ offset: true });
-const tenantAnswer = z.object({
-  tenant: z.object({ id: z.string(), name: z.string(), maxAttempts: z.int(), callbackUrl: z.string().optional(), createdAt: isoTime }),
+const tenantAnswer = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    maxAttempts: z.int(),
+    callbackUrl: z.string().optional(),
+    rateLimitPerMinute: z.int(),
+    rateLimitIsDefault: z.boolean(),
+    createdAt: isoTime,
+  })
+  .meta({ id: "Tenant" });
+const createdTenant = z.object({
+  tenant: tenantAnswer,
   apiKey: z.string().describe("Shown once."),
   apiKeyId: z.string(),
   callbackSecret: z.string().describe("Shown once: it signs this tenant's callbacks."),
@@ -42,7 +82,7 @@ adminRoutes.post(
     tags,
     caller: "admin",
     body: createTenant,
-    responses: { 201: { description: "The tenant, its API key and its callback secret (both shown once).", schema: tenantAnswer } },
+    responses: { 201: { description: "The tenant, its API key and its callback secret (both shown once).", schema: createdTenant } },
   }),
   async (c) => {
     const input = await parseBody(c, createTenant);
@@ -54,6 +94,7 @@ adminRoutes.post(
       maxAttempts: input.maxAttempts ?? 3,
       callbackUrl: input.callbackUrl ?? null,
       callbackSecret: randomToken(32),
+      rateLimitPerMinute: input.rateLimitPerMinute ?? null,
       createdAt: now,
     };
     const key = await newApiKey();
@@ -64,13 +105,7 @@ adminRoutes.post(
     ]);
     return c.json(
       {
-        tenant: {
-          id: tenant.id,
-          name: tenant.name,
-          maxAttempts: tenant.maxAttempts,
-          callbackUrl: tenant.callbackUrl ?? undefined,
-          createdAt: new Date(now).toISOString(),
-        },
+        tenant: tenantView(tenant, config(c.env).DEFAULT_RATE_LIMIT_PER_MINUTE),
         apiKey: key.key,
         apiKeyId: keyId,
         // Shown once, like the key: it signs callbacks (X-Mensageiro-Signature).
@@ -85,6 +120,28 @@ async function tenantExists(c: { var: AppEnv["Variables"] }, id: string) {
   const [row] = await c.var.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, id));
   if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
 }
+
+adminRoutes.patch(
+  "/tenants/:id",
+  documented({
+    summary: "Change a tenant's settings",
+    description: "null puts rateLimitPerMinute back to the default (DEFAULT_RATE_LIMIT_PER_MINUTE).",
+    tags,
+    caller: "admin",
+    body: patchTenant,
+    responses: { 200: { description: "The tenant now.", schema: z.object({ tenant: tenantAnswer }) } },
+    errors: ["not_found"],
+  }),
+  async (c) => {
+    const input = await parseBody(c, patchTenant);
+    const id = c.req.param("id");
+    const [row] = await c.var.db.update(tenants).set(input).where(eq(tenants.id, id)).returning();
+    if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
+    // This isolate applies the new settings at once; others within the key cache's lifetime.
+    forgetTenant(id);
+    return c.json({ tenant: tenantView(row, config(c.env).DEFAULT_RATE_LIMIT_PER_MINUTE) });
+  },
+);
 
 adminRoutes.post(
   "/tenants/:id/keys",

@@ -2,6 +2,7 @@
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
 import { requireApiKey } from "../auth/api-keys.ts";
+import { rateLimit } from "../limits/rate-limit.ts";
 import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../contracts/legacy.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { errorResponse } from "../errors.ts";
@@ -15,7 +16,7 @@ import { z } from "zod";
 
 export const compatRoutes = new Hono<AppEnv>();
 // Inside this app, so that a refused key also answers with `success: false` (onError below).
-compatRoutes.use("*", requireApiKey);
+compatRoutes.use("*", requireApiKey, rateLimit);
 
 // Older clients check `success`; errors keep the gateway's error shape beside it.
 compatRoutes.onError(async (err, c) => {
