@@ -30,6 +30,29 @@ async function main(): Promise<number> {
     });
     if (created.status !== 201) throw new Error(`tenant: ${created.status} ${await created.text()}`);
     const { apiKey } = (await created.json()) as { apiKey: string };
+    const call = async (method: string, route: string, body: unknown) => {
+      const res = await fetch(`${gateway.url}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      if (res.status >= 300) throw new Error(`${method} ${route}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as Record<string, string>;
+    };
+    // Instance "fuzz" at the simulator (which sends its webhooks back), and one scheduled message.
+    const instance = await call("PUT", "/v1/instances/fuzz", { evolutionUrl: simulator.url, evolutionApiKey: "fuzz-evolution-key", ratePerMinute: 6000 });
+    await fetch(`${simulator.url}/_sim/instances/fuzz`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ apikey: "fuzz-evolution-key", webhookUrl: instance.webhookUrl }),
+    });
+    const message = await call("POST", "/v1/messages", {
+      instance: "fuzz",
+      to: "5511999990000",
+      text: "fuzz",
+      sendAt: new Date(Date.now() + 86_400_000).toISOString(),
+    });
+    const webhookToken = instance.webhookUrl?.split("/").pop() ?? "";
     const args = [
       "--config-file",
       path.join(ROOT, "test/fuzz/schemathesis.toml"),
@@ -57,6 +80,8 @@ async function main(): Promise<number> {
           FUZZ_ADMIN_TOKEN: ADMIN_TOKEN,
           FUZZ_METRICS_TOKEN: METRICS_TOKEN,
           FUZZ_LOOPBACK_URL: simulator.url,
+          FUZZ_MESSAGE_ID: message.id ?? "",
+          FUZZ_WEBHOOK_TOKEN: webhookToken,
           SCHEMATHESIS_HOOKS: "hooks",
           PYTHONPATH: path.join(ROOT, "test/fuzz"),
         },
