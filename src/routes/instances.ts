@@ -111,7 +111,9 @@ instanceRoutes.get("/", async (c) => {
 instanceRoutes.get("/:name", async (c) => {
   const row = await findOwn(c, c.req.param("name"));
   if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
-  return c.json(view(row, c.env, c.req.url));
+  // Today's sends against the (warmed-up) cap, as the governor counts them.
+  const { today } = await governor(c.env, row.id).status(row.id);
+  return c.json({ ...view(row, c.env, c.req.url), today: { day: today.day, sent: today.sent, cap: today.cap, waiting: today.waiting } });
 });
 
 // Sending paused by the governor resumes here (an invalid-number spike resumes only here).

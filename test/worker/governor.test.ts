@@ -115,6 +115,8 @@ describe("InstanceGovernor", () => {
     expect(stored).toMatchObject({ day: "2026-11-23", count: 2 });
     expect(stored?.recent.map(([id]) => id)).toEqual(["m1", "m2"]);
     expect(await gov.status(t.instanceId, now + 4)).toMatchObject({ pause: null, today: { day: "2026-11-23", sent: 2, cap: 2 } });
+    const shown = await json(await api(`/v1/instances/${t.instance}`, { key: t.key }));
+    expect(shown.today).toMatchObject({ cap: 2, waiting: 1 });
   });
 
   it("pauses on rate-overlimit until the pause ends, with instance.status events", async () => {
