@@ -9,17 +9,19 @@ import { MAX_URL_LENGTH } from "../contracts/messages.ts";
 import { parseBody, parseWith } from "../http/body.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId, randomToken } from "../ids.ts";
+import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing.ts";
 import { documented } from "../openapi/describe.ts";
 
 export const instanceRoutes = new Hono<AppEnv>();
 
-export const DEFAULT_RATE_PER_MINUTE = 60;
+export { DEFAULT_RATE_PER_MINUTE };
 const instanceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "Letters, digits, '.', '_' and '-', at most 100.");
 
 const putInstance = z.strictObject({
   evolutionUrl: z.url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." }).max(MAX_URL_LENGTH),
   evolutionApiKey: z.string().min(1).max(500).optional(),
   ratePerMinute: z.int().min(1).max(60000).optional(),
+  pacing: pacingInput.optional(),
 });
 
 type Row = typeof instances.$inferSelect;
@@ -33,6 +35,8 @@ const instanceAnswer = z
     ratePerMinute: z.int(),
     state: z.string().describe("Evolution's connection state, from connection.update webhooks (unknown until the first)."),
     stateChangedAt: isoTime.optional(),
+    pacing: z.looseObject({ ratePerMinute: z.int() }).describe("How sends on this instance are paced."),
+    sending: z.looseObject({ paused: z.boolean(), reason: z.string().optional() }).describe("Whether the governor paused sending, and why."),
     webhookUrl: z.string().describe("Configure this URL as the instance's webhook in Evolution."),
     createdAt: isoTime,
     updatedAt: isoTime,
@@ -45,12 +49,17 @@ export function webhookUrl(env: Env, requestUrl: string, token: string): string 
   return `${base.replace(/\/+$/, "")}/webhooks/evolution/${token}`;
 }
 
+const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
+
 const view = (row: Row, env: Env, requestUrl: string) => ({
   name: row.name,
   evolutionUrl: row.evolutionUrl,
   ratePerMinute: row.ratePerMinute,
   state: row.state,
-  stateChangedAt: row.stateChangedAt ? new Date(row.stateChangedAt).toISOString() : undefined,
+  stateChangedAt: iso(row.stateChangedAt),
+  pacing: pacingView(pacingOf(row)),
+  // Sending paused by the governor (rate-overlimit, closed connection, invalid-number spike).
+  sending: row.pausedReason ? { paused: true, reason: row.pausedReason, since: iso(row.pausedAt), until: iso(row.pausedUntil) } : { paused: false },
   webhookUrl: webhookUrl(env, requestUrl, row.webhookToken),
   createdAt: new Date(row.createdAt).toISOString(),
   updatedAt: new Date(row.updatedAt).toISOString(),
@@ -83,8 +92,18 @@ instanceRoutes.put(
     const name = parseWith(instanceName, c.req.param("name"), "name");
     const input = await parseBody(c, putInstance);
     refusePrivateUrl(c.env, input.evolutionUrl, "evolutionUrl");
+    if (input.ratePerMinute !== undefined && input.pacing?.ratePerMinute !== undefined && input.ratePerMinute !== input.pacing.ratePerMinute) {
+      throw new ApiError("invalid_request", "The request is invalid.", [
+        { path: "pacing.ratePerMinute", message: "Differs from ratePerMinute; give one of them." },
+      ]);
+    }
     const existing = await findOwn(c, name);
     const now = Date.now();
+    const stored: PacingColumns = existing ?? { ...columnsOfDefaults(), ratePerMinute: DEFAULT_RATE_PER_MINUTE };
+    const pacing = pacingColumns({ ...input.pacing, ratePerMinute: input.pacing?.ratePerMinute ?? input.ratePerMinute }, stored, now);
+    if (pacing.warmupDays !== null && pacing.dailyCap === null) {
+      throw new ApiError("invalid_request", "The request is invalid.", [{ path: "pacing.warmup", message: "Warm-up grows the daily cap: it needs dailyCap." }]);
+    }
     if (existing) {
       // The stored key is a secret of the old URL: never hand it to a new one.
       if (input.evolutionUrl !== existing.evolutionUrl && !input.evolutionApiKey) {
@@ -95,11 +114,12 @@ instanceRoutes.put(
         .set({
           evolutionUrl: input.evolutionUrl,
           evolutionApiKey: input.evolutionApiKey ?? existing.evolutionApiKey,
-          ratePerMinute: input.ratePerMinute ?? existing.ratePerMinute,
+          ...pacing,
           updatedAt: now,
         })
         .where(eq(instances.id, existing.id))
         .returning();
+      await governor(c.env, existing.id).refresh();
       return c.json(view(row ?? existing, c.env, c.req.url), 200);
     }
     if (!input.evolutionApiKey) {
@@ -113,7 +133,7 @@ instanceRoutes.put(
         name,
         evolutionUrl: input.evolutionUrl,
         evolutionApiKey: input.evolutionApiKey,
-        ratePerMinute: input.ratePerMinute ?? DEFAULT_RATE_PER_MINUTE,
+        ...pacing,
         webhookToken: randomToken(24),
         createdAt: now,
         updatedAt: now,
@@ -142,15 +162,64 @@ instanceRoutes.get(
 instanceRoutes.get(
   "/:name",
   documented({
-    summary: "One instance",
+    summary: "One instance, with today's sends against its cap",
     tags,
     caller: "apiKey",
-    responses: { 200: { description: "The instance.", schema: instanceAnswer } },
+    responses: {
+      200: {
+        description: "The instance.",
+        schema: instanceAnswer.extend({ today: z.looseObject({ day: z.string(), sent: z.int(), waiting: z.int() }) }),
+      },
+    },
     errors: ["not_found"],
   }),
   async (c) => {
     const row = await findOwn(c, c.req.param("name"));
     if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
-    return c.json(view(row, c.env, c.req.url));
+    // Today's sends against the (warmed-up) cap, as the governor counts them.
+    const { today } = await governor(c.env, row.id).status(row.id);
+    return c.json({ ...view(row, c.env, c.req.url), today: { day: today.day, sent: today.sent, cap: today.cap, waiting: today.waiting } });
   },
 );
+
+// Sending paused by the governor resumes here (an invalid-number spike resumes only here).
+instanceRoutes.post(
+  "/:name/resume",
+  documented({
+    summary: "Resume sending paused by the governor",
+    tags,
+    caller: "apiKey",
+    responses: { 200: { description: "The instance now.", schema: instanceAnswer } },
+    errors: ["not_found"],
+  }),
+  async (c) => {
+    const row = await findOwn(c, c.req.param("name"));
+    if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+    await governor(c.env, row.id).resume(row.id, "operator");
+    const [fresh] = await c.var.db.select().from(instances).where(eq(instances.id, row.id));
+    return c.json(view(fresh ?? row, c.env, c.req.url));
+  },
+);
+
+const governor = (env: Env, instanceId: string) => env.GOVERNORS.get(env.GOVERNORS.idFromName(instanceId));
+
+function columnsOfDefaults(): Omit<PacingColumns, "ratePerMinute"> {
+  const d = defaultPacing();
+  return {
+    burst: null,
+    gapMinMs: d.gapMs.min,
+    gapMaxMs: d.gapMs.max,
+    dailyCap: d.dailyCap,
+    timeZone: d.timeZone,
+    warmupDays: null,
+    warmupStartPerDay: null,
+    warmupSince: null,
+    quietStart: null,
+    quietEnd: null,
+    quietTimeZone: null,
+    typing: d.typing,
+    spikeCount: d.invalidNumberSpike?.count ?? null,
+    spikeWindowMinutes: d.invalidNumberSpike?.windowMinutes ?? null,
+    overlimitPauseMinutes: d.overlimitPauseMinutes,
+  };
+}
