@@ -13,7 +13,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { encodeTime } from "ulid";
 import type { AppEnv } from "../app-env.ts";
 import { changes } from "../db/batch.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, toApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
 import { errorField, log } from "../observability/log.ts";
 import { MAX_WAIT_SECONDS } from "./wait.ts";
@@ -103,7 +103,7 @@ export async function idempotent(c: Context<AppEnv>, scope: string, request: unk
   try {
     answer = await run(attempt);
   } catch (err) {
-    if (err instanceof ApiError && !takeover) {
+    if (toApiError(err) && !takeover) {
       // Refused before anything was written (validation, unknown instance): free the key so the
       // client may fix the request and use it again.
       await db.run(sql`DELETE FROM idempotency_keys WHERE ${where}`);
