@@ -49,3 +49,8 @@ export function log(level: Level, msg: string, fields: Fields = {}): void {
 
 /** An error as a log field: its kind and scrubbed message, never a stack with values in it. */
 export const errorField = (err: unknown): string => scrubText(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+
+/** The one line per delivery attempt. No error text: Evolution's answers can echo the message. */
+export function logDeliveryAttempt(attempt: { messageId: string; attempt: number; outcome: string; evolutionLatencyMs: number; instance?: string }): void {
+  log(attempt.outcome === "sent" ? "info" : "warn", "delivery attempt", attempt);
+}
