@@ -1,18 +1,18 @@
 // Compatibility aliases: the older services' routes and answers, on the same pipeline.
 import { Hono, type Context } from "hono";
+import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { requireApiKey } from "../auth/api-keys.ts";
-import { rateLimit } from "../limits/rate-limit.ts";
 import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../contracts/legacy.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { errorResponse } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
+import { rateLimit } from "../limits/rate-limit.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../messages/accept.ts";
-import { idempotent } from "../messages/idempotency.ts";
+import { type Attempt, idempotent } from "../messages/idempotency.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
 import { documented, errorSchema } from "../openapi/describe.ts";
-import { z } from "zod";
 
 export const compatRoutes = new Hono<AppEnv>();
 // Inside this app, so that a refused key also answers with `success: false` (onError below).
@@ -39,10 +39,10 @@ const compatDoc = (summary: string, body: z.ZodType, status: 200 | 202, answer: 
     errorBody: compatError,
   });
 
-async function accept(c: Context<AppEnv>, input: SendMessageRequest, source: string) {
+async function accept(c: Context<AppEnv>, attempt: Attempt, input: SendMessageRequest, source: string) {
   refusePrivateMessageUrls(c.env, input);
   const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
-  const prepared = prepareMessage(c.var.tenant, instances, input, Date.now(), source);
+  const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, source, "", attempt.messageId(0));
   await persistAndEnqueue(c.env, c.var.db, [prepared]);
   return prepared.row;
 }
@@ -59,8 +59,8 @@ compatRoutes.post(
     const body = await readJson(c);
     const legacy = parseWith(whatsappSendMessage, body);
     const input = parseWith(sendMessageSchema, fromWhatsappSend(legacy));
-    return idempotent(c, "compat/send-message", body, async () => {
-      const row = await accept(c, input, "compat:send-message");
+    return idempotent(c, "compat/send-message", body, async (attempt) => {
+      const row = await accept(c, attempt, input, "compat:send-message");
       return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
     });
   },
@@ -81,8 +81,8 @@ compatRoutes.post(
       ...fromWhatsappSchedule(legacy),
       ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
     });
-    return idempotent(c, "compat/schedule-message", body, async () => {
-      const row = await accept(c, input, "compat:schedule-message");
+    return idempotent(c, "compat/schedule-message", body, async (attempt) => {
+      const row = await accept(c, attempt, input, "compat:schedule-message");
       return {
         status: 202,
         body: { success: true, scheduleId: row.id, scheduledFor: new Date(row.sendAt!).toISOString(), message: "Mensagem agendada com sucesso" },
@@ -108,8 +108,13 @@ compatRoutes.post(
     const legacy = parseWith(messagingSend, body);
     const input = parseWith(sendMessageSchema, fromMessagingSend(legacy));
     const wait = preferredWait(c.req.header("prefer"));
-    return idempotent(c, "compat/messaging-send", body, async () => {
-      const row = await accept(c, input, "compat:messaging-send");
+    return idempotent(c, "compat/messaging-send", body, async (attempt) => {
+      const row = await accept(c, attempt, input, "compat:messaging-send");
+      const queued = {
+        status: 200,
+        body: { success: true, message: "Mensagem enviada com sucesso", data: { messageId: row.id, status: "queued", queued: true } },
+      } as const;
+      if (wait) await attempt.provisional(queued);
       const done = wait ? await waitUntilFinished(c.var.db, row.id, wait) : undefined;
       if (done?.providerMessageId) {
         return {
