@@ -20,6 +20,8 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { callbackRoutes } from "./routes/callbacks.ts";
+import { deadLetterRoutes } from "./routes/dead-letters.ts";
 
 export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
@@ -44,6 +46,8 @@ tenantApi.route("/messages", messageRoutes);
 tenantApi.route("/events", eventRoutes);
 tenantApi.route("/contacts", contactRoutes);
 tenantApi.route("/stats", statsRoutes);
+tenantApi.route("/callbacks", callbackRoutes);
+tenantApi.route("/dead-letters", deadLetterRoutes);
 app.route("/v1", tenantApi);
 
 const compat = new Hono<AppEnv>();
