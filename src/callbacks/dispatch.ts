@@ -6,6 +6,7 @@
 import { sql } from "drizzle-orm";
 import { runBatch } from "../db/batch.ts";
 import { database } from "../db/client.ts";
+import { errorField, log } from "../observability/log.ts";
 import type { CallbackJob } from "./deliver.ts";
 
 const CURSOR_TENANT = "*";
@@ -49,9 +50,7 @@ export async function dispatchCallbacks(env: Env): Promise<number> {
     try {
       await enqueueCallbacks(env, jobs);
     } catch (err) {
-      console.error(
-        JSON.stringify({ level: "warn", msg: "callbacks queue unavailable; the cron hands these out again", events: jobs.length, error: String(err) }),
-      );
+      log("warn", "callbacks queue unavailable; the cron hands these out again", { events: jobs.length, error: errorField(err) });
       return handed;
     }
     handed += jobs.length;

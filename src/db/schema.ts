@@ -14,6 +14,8 @@ export const tenants = sqliteTable("tenants", {
   // The secret before the last rotation, still signing (alongside) until callbackSecretPreviousUntil.
   callbackSecretPrevious: text("callback_secret_previous"),
   callbackSecretPreviousUntil: integer("callback_secret_previous_until"),
+  // API requests per minute, all keys together; null: the DEFAULT_RATE_LIMIT_PER_MINUTE var.
+  rateLimitPerMinute: integer("rate_limit_per_minute"),
   createdAt: integer("created_at").notNull(),
 });
 

@@ -9,6 +9,7 @@ import { isoWithOffset } from "../contracts/messages.ts";
 import { callbackDeliveries, disabledCallbackEndpoints, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { parseBody, parseWith } from "../http/body.ts";
+import { errorField, log } from "../observability/log.ts";
 import { cursorParam, encodeCursor } from "../http/cursor.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 
@@ -171,6 +172,6 @@ callbackRoutes.post("/replay", async (c) => {
   await enqueueCallbacks(
     c.env,
     reset.map((r) => ({ seq: r.seq, eventId: r.event_id, tenantId: r.tenant_id, url: r.url })),
-  ).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "callbacks queue unavailable; the cron hands replays out", error: String(err) })));
+  ).catch((err) => log("warn", "callbacks queue unavailable; the cron hands replays out", { error: errorField(err) }));
   return c.json({ replayed: reset.length, eventIds: reset.map((r) => r.event_id), more }, 202);
 });

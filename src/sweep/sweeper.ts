@@ -8,6 +8,7 @@ import { dispatchCallbacks, redispatchDue } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
 import { database, type Db } from "../db/client.ts";
 import { enqueueJobs } from "../messages/accept.ts";
+import { log } from "../observability/log.ts";
 
 const SWEEP_PAGE = 500;
 const DELETE_PAGE = 500;
@@ -94,6 +95,6 @@ export async function sweep(env: Env, now = Date.now()) {
   const purged = await purge(env, now);
   const callbacks = await dispatchCallbacks(env);
   const callbacksRedispatched = await redispatchDue(env, now);
-  console.log(JSON.stringify({ level: "info", msg: "sweep", requeued, purged, callbacks, callbacksRedispatched }));
+  log("info", "sweep", { requeued, purged, callbacks, callbacksRedispatched });
   return { requeued, purged, callbacks, callbacksRedispatched };
 }
