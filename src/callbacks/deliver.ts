@@ -5,7 +5,7 @@
 import { sql } from "drizzle-orm";
 import { z } from "zod";
 import { runBatch } from "../db/batch.ts";
-import { database } from "../db/client.ts";
+import { database, type Db } from "../db/client.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
 import { legacySignature, signingPlan } from "./keys.ts";
 
@@ -92,63 +92,66 @@ async function attemptOnce(url: string, row: Row, now: number): Promise<AttemptO
   }
 }
 
+// The messages of a batch go out side by side: one slow receiver does not hold up the others.
 export async function consumeCallbacks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const db = database(env.DB);
-  for (const message of batch.messages) {
-    const parsed = callbackJob.safeParse(message.body);
-    if (!parsed.success) {
-      message.ack();
-      continue;
-    }
-    const job = parsed.data;
-    const [row] = await db.all<Row>(sql`
-      SELECT e.event_id, e.type, e.version, e.occurred_at, e.data, e.tenant_id,
-        t.callback_secret AS secret, t.callback_secret_previous AS previous, t.callback_secret_previous_until AS previous_until,
-        d.status, d.attempts, d.next_at,
-        (SELECT reason FROM disabled_callback_endpoints x WHERE x.tenant_id = e.tenant_id AND x.url = ${job.url}) AS disabled
-      FROM outbox_events e JOIN tenants t ON t.id = e.tenant_id
-      LEFT JOIN callback_deliveries d ON d.event_id = e.event_id AND d.url = ${job.url}
-      WHERE e.event_id = ${job.eventId}`);
-    // Purged event, or a duplicate of a delivery already settled (a replay resets the row first).
-    if (!row || row.status === "delivered" || row.status === "failed") {
-      message.ack();
-      continue;
-    }
-    const now = Date.now();
-    // Early: a Retry-After longer than one queue hop, or a copy that came before its turn.
-    if (row.next_at && row.next_at > now + 1000) {
-      message.retry({ delaySeconds: Math.min(QUEUE_MAX_DELAY_S, Math.ceil((row.next_at - now) / 1000)) });
-      continue;
-    }
-    const attempt = (row.attempts ?? 0) + 1;
-    const outcome: AttemptOutcome = row.disabled
-      ? { kind: "failed", status: null, error: `endpoint disabled: ${row.disabled}`, retryAfterS: null }
-      : await attemptOnce(job.url, row, now);
-    const at = Date.now();
-    let status: "delivered" | "failed" | "retrying";
-    let delayS = 0;
-    if (outcome.kind === "delivered") status = "delivered";
-    else if (outcome.kind === "gone" || row.disabled || attempt >= MAX_CALLBACK_ATTEMPTS) status = "failed";
-    else {
-      status = "retrying";
-      delayS = nextDelaySeconds(attempt, outcome.retryAfterS);
-    }
-    const gone = outcome.kind === "gone";
-    const error = outcome.kind === "failed" ? outcome.error : gone ? "HTTP 410 Gone: endpoint disabled" : null;
-    const nextAt = status === "retrying" ? at + delayS * 1000 : null;
-    await runBatch(db, [
-      sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, last_error, last_status, next_at, delivered_at, updated_at, seq, event_type, created_at)
-        VALUES (${row.event_id}, ${job.url}, ${row.tenant_id}, ${status}, ${attempt}, ${error}, ${outcome.status}, ${nextAt}, ${status === "delivered" ? at : null}, ${at}, ${job.seq}, ${row.type}, ${at})
-        ON CONFLICT (event_id, url) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, last_error = excluded.last_error,
-          last_status = excluded.last_status, next_at = excluded.next_at, delivered_at = excluded.delivered_at, updated_at = excluded.updated_at`,
-      ...(gone
-        ? [
-            sql`INSERT INTO disabled_callback_endpoints (tenant_id, url, disabled_at, reason)
-              VALUES (${row.tenant_id}, ${job.url}, ${at}, ${`410 Gone at ${new Date(at).toISOString()} (event ${row.event_id})`}) ON CONFLICT DO NOTHING`,
-          ]
-        : []),
-    ]);
-    if (status === "retrying") message.retry({ delaySeconds: Math.min(QUEUE_MAX_DELAY_S, delayS) });
-    else message.ack();
+  await Promise.all(batch.messages.map((message) => deliverOne(db, message)));
+}
+
+async function deliverOne(db: Db, message: Message<unknown>): Promise<void> {
+  const parsed = callbackJob.safeParse(message.body);
+  if (!parsed.success) {
+    message.ack();
+    return;
   }
+  const job = parsed.data;
+  const [row] = await db.all<Row>(sql`
+    SELECT e.event_id, e.type, e.version, e.occurred_at, e.data, e.tenant_id,
+      t.callback_secret AS secret, t.callback_secret_previous AS previous, t.callback_secret_previous_until AS previous_until,
+      d.status, d.attempts, d.next_at,
+      (SELECT reason FROM disabled_callback_endpoints x WHERE x.tenant_id = e.tenant_id AND x.url = ${job.url}) AS disabled
+    FROM outbox_events e JOIN tenants t ON t.id = e.tenant_id
+    LEFT JOIN callback_deliveries d ON d.event_id = e.event_id AND d.url = ${job.url}
+    WHERE e.event_id = ${job.eventId}`);
+  // Purged event, or a duplicate of a delivery already settled (a replay resets the row first).
+  if (!row || row.status === "delivered" || row.status === "failed") {
+    message.ack();
+    return;
+  }
+  const now = Date.now();
+  // Early: a Retry-After longer than one queue hop, or a copy that came before its turn.
+  if (row.next_at && row.next_at > now + 1000) {
+    message.retry({ delaySeconds: Math.min(QUEUE_MAX_DELAY_S, Math.ceil((row.next_at - now) / 1000)) });
+    return;
+  }
+  const attempt = (row.attempts ?? 0) + 1;
+  const outcome: AttemptOutcome = row.disabled
+    ? { kind: "failed", status: null, error: `endpoint disabled: ${row.disabled}`, retryAfterS: null }
+    : await attemptOnce(job.url, row, now);
+  const at = Date.now();
+  let status: "delivered" | "failed" | "retrying";
+  let delayS = 0;
+  if (outcome.kind === "delivered") status = "delivered";
+  else if (outcome.kind === "gone" || row.disabled || attempt >= MAX_CALLBACK_ATTEMPTS) status = "failed";
+  else {
+    status = "retrying";
+    delayS = nextDelaySeconds(attempt, outcome.retryAfterS);
+  }
+  const gone = outcome.kind === "gone";
+  const error = outcome.kind === "failed" ? outcome.error : gone ? "HTTP 410 Gone: endpoint disabled" : null;
+  const nextAt = status === "retrying" ? at + delayS * 1000 : null;
+  await runBatch(db, [
+    sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, last_error, last_status, next_at, delivered_at, updated_at, seq, event_type, created_at)
+      VALUES (${row.event_id}, ${job.url}, ${row.tenant_id}, ${status}, ${attempt}, ${error}, ${outcome.status}, ${nextAt}, ${status === "delivered" ? at : null}, ${at}, ${job.seq}, ${row.type}, ${at})
+      ON CONFLICT (event_id, url) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, last_error = excluded.last_error,
+        last_status = excluded.last_status, next_at = excluded.next_at, delivered_at = excluded.delivered_at, updated_at = excluded.updated_at`,
+    ...(gone
+      ? [
+          sql`INSERT INTO disabled_callback_endpoints (tenant_id, url, disabled_at, reason)
+            VALUES (${row.tenant_id}, ${job.url}, ${at}, ${`410 Gone at ${new Date(at).toISOString()} (event ${row.event_id})`}) ON CONFLICT DO NOTHING`,
+        ]
+      : []),
+  ]);
+  if (status === "retrying") message.retry({ delaySeconds: Math.min(QUEUE_MAX_DELAY_S, delayS) });
+  else message.ack();
 }
