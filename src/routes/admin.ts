@@ -11,8 +11,9 @@ import { ApiError } from "../errors.ts";
 import { MAX_URL_LENGTH } from "../contracts/messages.ts";
 import { parseBody } from "../http/body.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
-import { newId, randomToken } from "../ids.ts";
+import { newId } from "../ids.ts";
 import { documented } from "../openapi/describe.ts";
+import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { purge } from "../sweep/sweeper.ts";
 
 export const adminRoutes = new Hono<AppEnv>();
@@ -72,7 +73,7 @@ const createdTenant = z.object({
   tenant: tenantAnswer,
   apiKey: z.string().describe("Shown once."),
   apiKeyId: z.string(),
-  callbackSecret: z.string().describe("Shown once: it signs this tenant's callbacks."),
+  callbackSecret: z.string().describe("Shown once: the whsec_ secret that signs this tenant's callbacks (Standard Webhooks)."),
 });
 
 adminRoutes.post(
@@ -93,7 +94,7 @@ adminRoutes.post(
       name: input.name,
       maxAttempts: input.maxAttempts ?? 3,
       callbackUrl: input.callbackUrl ?? null,
-      callbackSecret: randomToken(32),
+      callbackSecret: newWebhookSecret(),
       rateLimitPerMinute: input.rateLimitPerMinute ?? null,
       createdAt: now,
     };
@@ -108,7 +109,7 @@ adminRoutes.post(
         tenant: tenantView(tenant, config(c.env).DEFAULT_RATE_LIMIT_PER_MINUTE),
         apiKey: key.key,
         apiKeyId: keyId,
-        // Shown once, like the key: it signs callbacks (X-Mensageiro-Signature).
+        // Shown once, like the key: the Standard Webhooks secret that signs callbacks (docs/callbacks.md).
         callbackSecret: tenant.callbackSecret,
       },
       201,
