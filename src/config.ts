@@ -7,6 +7,11 @@ const configSchema = z.object({
   STUCK_QUEUED_MINUTES: z.coerce.number().positive().default(5),
   RETRY_BASE_MS: z.coerce.number().int().nonnegative().default(2000),
   EVOLUTION_TIMEOUT_MS: z.coerce.number().int().positive().default(30000),
+  // Local runtime only: wake lanes with pending work on the first event after a start (sweep/wake.ts).
+  WAKE_LANES_ON_START: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
 });
 
 export type Config = z.infer<typeof configSchema>;

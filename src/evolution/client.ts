@@ -8,7 +8,8 @@ export type Outgoing = { to: string; text?: string | null; media?: MediaJson | n
 
 export type SendOutcome =
   | { kind: "sent"; providerMessageId: string; remoteJid: string }
-  | { kind: "transient"; error: string; retryAfterMs?: number }
+  // doubt: the request may have reached Evolution and gone out (timeout, dropped connection).
+  | { kind: "transient"; error: string; retryAfterMs?: number; doubt?: boolean }
   | { kind: "permanent"; error: string };
 
 export function sendRequest(instance: EvolutionInstance, msg: Outgoing): { url: string; body: Record<string, unknown> } {
@@ -78,6 +79,6 @@ export async function sendThroughEvolution(instance: EvolutionInstance, msg: Out
     return classify(res.status, await res.text(), res.headers.get("retry-after"));
   } catch (err) {
     const reason = err instanceof Error && err.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : String(err);
-    return { kind: "transient", error: `Evolution unreachable: ${reason}` };
+    return { kind: "transient", error: `Evolution unreachable: ${reason}`, doubt: true };
   }
 }

@@ -8,6 +8,7 @@ import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
 import { database, type Db } from "../db/client.ts";
 import { enqueueJobs } from "../messages/accept.ts";
+import { wakeStuckLanes } from "./wake.ts";
 
 const SWEEP_PAGE = 500;
 const DELETE_PAGE = 500;
@@ -16,18 +17,15 @@ const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 export async function requeueStranded(env: Env, now = Date.now()): Promise<number> {
   const db = database(env.DB);
   const threshold = now - config(env).STUCK_QUEUED_MINUTES * 60_000;
+  // One statement picks and touches the page (so the next sweep does not send the same jobs again
+  // right away) and returns it: no id list, so no bound-parameter limit however many are stranded.
   const rows = await db.all<{ id: string; lane_key: string; instance_id: string; priority: number; ready_at: number; created_at: number }>(sql`
-    SELECT id, lane_key, instance_id, priority, ready_at, created_at FROM messages
-    WHERE (status = 'queued' AND updated_at < ${threshold}) OR (status = 'scheduled' AND ready_at < ${threshold})
-    ORDER BY created_at LIMIT ${SWEEP_PAGE}`);
+    UPDATE messages SET updated_at = ${now} WHERE id IN (
+      SELECT id FROM messages
+      WHERE (status = 'queued' AND updated_at < ${threshold}) OR (status = 'scheduled' AND ready_at < ${threshold})
+      ORDER BY created_at LIMIT ${SWEEP_PAGE})
+    RETURNING id, lane_key, instance_id, priority, ready_at, created_at`);
   if (rows.length === 0) return 0;
-  // Touch them so the next sweep does not send the same jobs again right away.
-  await db.run(
-    sql`UPDATE messages SET updated_at = ${now} WHERE id IN (${sql.join(
-      rows.map((r) => sql`${r.id}`),
-      sql`, `,
-    )}) AND status IN ('queued', 'scheduled')`,
-  );
   await enqueueJobs(
     env,
     rows.map((r) => ({ messageId: r.id, laneKey: r.lane_key, instanceId: r.instance_id, priority: r.priority, readyAt: r.ready_at, createdAt: r.created_at })),
@@ -84,8 +82,9 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
 
 export async function sweep(env: Env, now = Date.now()) {
   const requeued = await requeueStranded(env, now);
+  const woken = await wakeStuckLanes(env, now);
   const purged = await purge(env, now);
   const callbacks = await dispatchCallbacks(env);
-  console.log(JSON.stringify({ level: "info", msg: "sweep", requeued, purged, callbacks }));
-  return { requeued, purged, callbacks };
+  console.log(JSON.stringify({ level: "info", msg: "sweep", requeued, woken, purged, callbacks }));
+  return { requeued, woken, purged, callbacks };
 }

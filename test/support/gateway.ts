@@ -49,7 +49,7 @@ export async function startGateway(opts: { vars?: Record<string, string>; persis
   const port = opts.port ?? (await freePort());
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" };
   await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], env);
-  const vars = { ADMIN_TOKEN: "e2e-admin-token", METRICS_TOKEN: "e2e-metrics-token", ...opts.vars };
+  const vars = { ADMIN_TOKEN: "e2e-admin-token", METRICS_TOKEN: "e2e-metrics-token", WAKE_LANES_ON_START: "true", ...opts.vars };
   let child: ChildProcess | undefined;
   let logs = "";
 

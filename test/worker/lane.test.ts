@@ -27,7 +27,7 @@ async function waitForAttempt(id: string, attempts: number) {
 
 async function nextRetryIn(lane: ReturnType<typeof laneStub>) {
   const snap = await lane.snapshot();
-  return snap.waiting[0]!.next_at - Date.now();
+  return snap.pending[0]!.next_at - Date.now();
 }
 
 describe("transient failures", () => {
@@ -225,16 +225,43 @@ describe("dedupe and order repair", () => {
 });
 
 describe("pacing", () => {
-  it("the governor reserves slots at ratePerMinute with a burst of one second's worth", async () => {
-    const governor = env.GOVERNORS.get(env.GOVERNORS.idFromName(unique("gov"))) as unknown as { reserve(rate: number, now: number): Promise<number> };
-    // 120/min: 500 ms apart, burst of 2.
-    expect([
-      await governor.reserve(120, 1000),
-      await governor.reserve(120, 1000),
-      await governor.reserve(120, 1000),
-      await governor.reserve(120, 1000),
-    ]).toEqual([0, 0, 500, 1000]);
-    expect(await governor.reserve(120, 10_000)).toBe(0);
+  it("the governor grants permits at ratePerMinute with a burst of one second's worth, idempotent per attempt", async () => {
+    const governor = env.GOVERNORS.get(env.GOVERNORS.idFromName(unique("gov")));
+    const ask = (messageId: string, now: number, attempt = 1) => governor.acquire({ laneKey: "k", messageId, priority: 5, ratePerMinute: 120, attempt, now });
+    // 120/min: 500 ms apart, burst of 2. A refusal reserves nothing: the caller comes back at retryAt.
+    expect([await ask("a", 1000), await ask("b", 1000), await ask("c", 1000), await ask("c", 1000)]).toEqual([
+      { go: true },
+      { go: true },
+      { go: false, retryAt: 1500, reason: "rate" },
+      { go: false, retryAt: 1500, reason: "rate" },
+    ]);
+    expect(await ask("c", 1500)).toEqual({ go: true });
+    // The same attempt asking again (a lane that re-ran its alarm after a go) takes no other slot.
+    expect(await ask("c", 1500)).toEqual({ go: true });
+    expect(await ask("d", 1500)).toMatchObject({ go: false, retryAt: 2000 });
+    // The next attempt of the same message is a new send: it needs its own slot.
+    expect(await ask("c", 1500, 2)).toMatchObject({ go: false, retryAt: 2000 });
+  });
+
+  it("a lane waiting for its slot re-arms its alarm for it instead of sleeping (defect 7)", async () => {
+    const t = await setupTenant({ ratePerMinute: 1 });
+    const first = (await json(await send(t.key, { instance: t.instance, to: "5511955551001", text: "vai já" }))).id;
+    await waitForStatus(first, ["sent"]);
+    const second = (await json(await send(t.key, { instance: t.instance, to: "5511955551002", text: "espera a vez" }))).id;
+    const lane = laneStub(t.id, t.instanceId, "5511955551002");
+    // 1/min: the next slot is a minute after the first send. The lane parks its head for it.
+    const snap = await eventually(async () => {
+      const s = await lane.snapshot();
+      return s.pending[0] && s.pending[0].next_at > Date.now() + 30_000 ? s : undefined;
+    });
+    expect(snap.alarm).toBe(snap.pending[0]!.next_at);
+    expect(snap.pending[0]).toMatchObject({ id: second, phase: "waiting", attempts: 0 });
+    // Running the alarm early returns at once, without a send.
+    const started = Date.now();
+    expect(await runDurableObjectAlarm(lane)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect((await messageRow(second))?.status).toBe("queued");
+    expect(await simCalls(t.instance)).toHaveLength(1);
   });
 
   it("sends of one instance, across contacts, are spaced to its rate", async () => {

@@ -15,7 +15,7 @@ async function laneHolds(lane: ReturnType<typeof laneStub>, n: number) {
   return eventually(
     async () => {
       const snap = await lane.snapshot();
-      return snap.waiting.length === n ? snap : undefined;
+      return snap.pending.length === n ? snap : undefined;
     },
     10_000,
     `lane to hold ${n}`,
@@ -27,7 +27,7 @@ async function makeDue(lane: ReturnType<typeof laneStub>, id: string, ageMs = 10
   const when = Date.now() - ageMs;
   await env.DB.prepare("UPDATE messages SET send_at = ?, ready_at = ? WHERE id = ?").bind(when, when, id).run();
   await runInDurableObject(lane, (_i, state) => {
-    state.storage.sql.exec("UPDATE items SET ready_at = ? WHERE id = ?", when, id);
+    state.storage.sql.exec("UPDATE lane_items SET ready_at = ?, next_at = 0 WHERE id = ?", when, id);
   });
 }
 
@@ -43,7 +43,7 @@ describe("scheduling", () => {
     const lane = laneStub(t.id, t.instanceId, to);
     const snap = await laneHolds(lane, 1);
     expect(snap.alarm).toBe(sendAt);
-    expect(snap.waiting[0]).toMatchObject({ id: body.id, ready_at: sendAt });
+    expect(snap.pending[0]).toMatchObject({ id: body.id, ready_at: sendAt });
     // Not due: the alarm run sends nothing.
     await runDurableObjectAlarm(lane);
     expect(await simCalls(t.instance)).toHaveLength(0);
@@ -76,7 +76,7 @@ describe("scheduling", () => {
     expect(await json(moved)).toMatchObject({ status: "scheduled", sendAt: at(movedTo) });
     const snap = await lane.snapshot();
     expect(snap.alarm).toBe(movedTo);
-    expect(snap.waiting.map((w) => [w.id, w.ready_at])).toEqual([[second, movedTo]]);
+    expect(snap.pending.map((w) => [w.id, w.ready_at])).toEqual([[second, movedTo]]);
     // A canceled message never goes out, even if it were made due.
     await makeDue(lane, second);
     await runDurableObjectAlarm(lane);
@@ -113,7 +113,7 @@ describe("scheduling", () => {
     const scheduled = (await json(await send(t.key, { instance: t.instance, to, text: "depois", sendAt: at(scheduledAt) }))).id;
     const lane = laneStub(t.id, t.instanceId, to);
     const snap = await laneHolds(lane, 2);
-    const retryAt = snap.waiting.find((w) => w.id === retrying)!.next_at;
+    const retryAt = snap.pending.find((w) => w.id === retrying)!.next_at;
     expect(retryAt).toBeLessThan(scheduledAt);
     expect(snap.alarm).toBe(retryAt);
     await fireRetry(lane);
@@ -213,10 +213,10 @@ describe("wake after a restart", () => {
     );
     await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [lost]);
     const lane = laneStub(t.id, t.instanceId, to);
-    expect((await lane.snapshot()).waiting).toEqual([]);
+    expect((await lane.snapshot()).pending).toEqual([]);
     expect(await wakeLanes(env)).toBeGreaterThanOrEqual(1);
     const snap = await lane.snapshot();
-    expect(snap.waiting.map((w) => w.id)).toEqual([lost.row.id]);
+    expect(snap.pending.map((w) => w.id)).toEqual([lost.row.id]);
     expect(snap.alarm).toBe(due);
     await makeDue(lane, lost.row.id);
     await runDurableObjectAlarm(lane);
