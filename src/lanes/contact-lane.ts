@@ -304,12 +304,13 @@ export class ContactLane extends DurableObject<Env> {
           where: sql`ready_at <= ${now} AND NOT EXISTS (${older})`,
         }),
         toProcessing: transitionStatements({ messageId: head.id, from: ["queued"], to: "processing", at: now, attempt, where: sql`NOT EXISTS (${older})` }),
-        older: sql`SELECT EXISTS (${older}) AS waiting`,
         row: messageRow(head.id),
       });
       claimed = applied(r.toProcessing);
-      olderWaiting = (firstRow<{ waiting: number }>(r.older)?.waiting ?? 0) > 0;
       row = firstRow<MessageRow>(r.row);
+      // Only a claim that did not apply needs to know why (kept off the hot path).
+      if (!claimed && (row?.status === "queued" || row?.status === "scheduled"))
+        olderWaiting = ((await this.db.all<{ waiting: number }>(sql`SELECT EXISTS (${older}) AS waiting`))[0]?.waiting ?? 0) > 0;
     } else if (ask === "claim_retry") {
       // Only from the attempt this lane knows of: a higher count in D1 means an attempt in doubt.
       const r = await runNamed(this.db, {
