@@ -23,8 +23,9 @@ export const LIMITS = {
   queueBatchMessages: 100,
 } as const;
 
-type BatchFault = { match: (sql: string[]) => boolean; error: string; remaining: number };
-type Registry = { installed: boolean; sqlOf: WeakMap<object, string>; batchFaults: BatchFault[]; violations: string[] };
+export type BoundStatement = { sql: string; params: unknown[] };
+type BatchFault = { match: (statements: BoundStatement[]) => boolean; error: string; remaining: number };
+type Registry = { installed: boolean; sqlOf: WeakMap<object, BoundStatement>; batchFaults: BatchFault[]; violations: string[] };
 
 // Shared through globalThis: each test file may load its own copy of this module.
 const KEY = Symbol.for("mensageiro.production-limits");
@@ -42,7 +43,7 @@ function refuse(message: string): never {
 }
 
 /** Makes the next D1 batch whose statements match throw, as a failed write would. */
-export function failNextBatch(match: (sql: string[]) => boolean, error = "D1_ERROR: simulated failure of the write", times = 1) {
+export function failNextBatch(match: (statements: BoundStatement[]) => boolean, error = "D1_ERROR: simulated failure of the write", times = 1) {
   registry.batchFaults.push({ match, error, remaining: times });
 }
 
@@ -77,7 +78,7 @@ export async function installProductionLimits(): Promise<void> {
       const query = String(args[0]);
       if (bytes(query) > LIMITS.d1StatementBytes) refuse(`D1_ERROR: statement too long (${bytes(query)} bytes; production D1 allows 100 KB): SQLITE_TOOBIG`);
       const prepared = original.apply(this, args);
-      if (prepared && typeof prepared === "object") registry.sqlOf.set(prepared, query);
+      if (prepared && typeof prepared === "object") registry.sqlOf.set(prepared, { sql: query, params: [] });
       return prepared;
     },
   );
@@ -86,16 +87,16 @@ export async function installProductionLimits(): Promise<void> {
       if (values.length > LIMITS.d1Params)
         refuse(`D1_ERROR: too many SQL variables (${values.length} bound parameters; production D1 allows ${LIMITS.d1Params}): SQLITE_ERROR`);
       const bound = original.apply(this, values);
-      const query = this && typeof this === "object" ? registry.sqlOf.get(this) : undefined;
-      if (bound && typeof bound === "object" && query !== undefined) registry.sqlOf.set(bound, query);
+      const prepared = this && typeof this === "object" ? registry.sqlOf.get(this) : undefined;
+      if (bound && typeof bound === "object" && prepared !== undefined) registry.sqlOf.set(bound, { sql: prepared.sql, params: values });
       return bound;
     },
   );
   wrap(d1, "batch", (original) =>
     function (this: unknown, ...args: unknown[]) {
       const list = Array.isArray(args[0]) ? args[0] : [];
-      const queries = list.map((s) => (s && typeof s === "object" ? (registry.sqlOf.get(s) ?? "") : ""));
-      const fault = registry.batchFaults.find((f) => f.match(queries));
+      const statements = list.map((s) => (s && typeof s === "object" ? registry.sqlOf.get(s) : undefined) ?? { sql: "", params: [] });
+      const fault = registry.batchFaults.find((f) => f.match(statements));
       if (fault) {
         fault.remaining -= 1;
         if (fault.remaining <= 0) registry.batchFaults.splice(registry.batchFaults.indexOf(fault), 1);
