@@ -1,6 +1,7 @@
 // The cron sweep (every minute): the safety net under the queue and the lanes.
 // - re-enqueues messages left `queued` (a lost queue hop) or `scheduled` past their time
 //   (a lane that lost them); lanes dedupe, and the D1 claim makes a second send impossible;
+// - wakes lanes stuck in `processing` and catches up lost receipts with Evolution (bounded);
 // - purges terminal messages, inbound messages and events older than RETENTION_DAYS;
 // - hands waiting tenant callbacks to their queue.
 import { sql } from "drizzle-orm";
@@ -8,6 +9,7 @@ import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
 import { database, type Db } from "../db/client.ts";
 import { enqueueJobs } from "../messages/accept.ts";
+import { catchUpReceipts } from "./receipts.ts";
 import { wakeStuckLanes } from "./wake.ts";
 
 const SWEEP_PAGE = 500;
@@ -83,8 +85,9 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
 export async function sweep(env: Env, now = Date.now()) {
   const requeued = await requeueStranded(env, now);
   const woken = await wakeStuckLanes(env, now);
+  const receipts = await catchUpReceipts(env, now);
   const purged = await purge(env, now);
   const callbacks = await dispatchCallbacks(env);
-  console.log(JSON.stringify({ level: "info", msg: "sweep", requeued, woken, purged, callbacks }));
-  return { requeued, woken, purged, callbacks };
+  console.log(JSON.stringify({ level: "info", msg: "sweep", requeued, woken, receipts, purged, callbacks }));
+  return { requeued, woken, receipts, purged, callbacks };
 }

@@ -1,8 +1,9 @@
 // ContactLane behaviour: retries on the alarm, permanent failures, dead letters, dedupe, order repair, pacing.
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
+import worker from "../../src/index.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
 import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, unique, waitForStatus } from "./helpers.ts";
 
@@ -177,8 +178,11 @@ describe("dedupe and order repair", () => {
     await lane.enqueue(row.lane_key, [item]);
     await lane.enqueue(row.lane_key, [item]);
     await runDurableObjectAlarm(lane);
-    await env.SENDS.send({ messageId: id, laneKey: row.lane_key, instanceId: t.instanceId, priority: 5, readyAt: row.ready_at, createdAt: row.created_at });
-    await new Promise((r) => setTimeout(r, 1500));
+    // And as the queue consumer itself gets it again: handed to the lane (acked), not sent.
+    const batch = createMessageBatch("mensageiro-sends", [{ id: "again", timestamp: new Date(), attempts: 2, body: { ...item, laneKey: row.lane_key } }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["again"]);
     await runDurableObjectAlarm(lane);
     expect((await simCalls(t.instance)).filter((c) => c.number === to)).toHaveLength(1);
     expect((await messageRow(id))?.attempts).toBe(1);

@@ -6,6 +6,7 @@ import { database } from "../../src/db/client.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
 import { eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, simulatorUrl, waitForStatus } from "./helpers.ts";
 import { failNextBatch } from "./production-limits.ts";
+import { catchUpReceipts } from "../../src/sweep/receipts.ts";
 
 type Tenant = Awaited<ReturnType<typeof setupTenant>>;
 
@@ -114,5 +115,40 @@ describe("in doubt after a reset: reconcile before sending again", () => {
     const row = await waitForStatus(id, ["sent"]);
     expect(row.attempts).toBe(2);
     expect((await sendTexts(t, to)).map((c) => c.status)).toEqual([0, 201]);
+  });
+});
+
+describe("lost receipts (from the cron)", () => {
+  it("a sent message with no receipt is checked with findStatusMessage: paced per instance, bounded in checks", async () => {
+    const t = await setupTenant();
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push((await json(await send(t.key, { instance: t.instance, to: `55119333301${i}0`, text: `recibo ${i}` }))).id);
+    const rows = [];
+    for (const id of ids) rows.push(await waitForStatus(id, ["sent"]));
+    // The webhooks of these receipts never arrived; Evolution has them in its store.
+    const [read, delivered] = rows;
+    for (const status of ["DELIVERY_ACK", "READ"]) await simulator("/_sim/chat/status", { method: "POST", json: { keyId: read!.provider_message_id, status } });
+    await simulator("/_sim/chat/status", { method: "POST", json: { keyId: delivered!.provider_message_id, status: "DELIVERY_ACK" } });
+    // Ten minutes later (the first check is due then): the first three first.
+    const due = (id: string, at: number) => env.DB.prepare("UPDATE messages SET receipt_check_at = ? WHERE id = ?").bind(at, id).run();
+    for (const [i, id] of ids.entries()) await due(id, i < 3 ? 1 : 2);
+
+    const now = Date.now();
+    const first = await catchUpReceipts(env, now);
+    // At most five per instance per run.
+    expect(first).toMatchObject({ checked: 5, caughtUp: 2, failed: 0 });
+    expect(await messageRow(ids[0]!)).toMatchObject({ status: "read", receipt_check_at: null });
+    expect((await messageRow(ids[0]!))?.delivered_at).toBeTruthy();
+    expect(await messageRow(ids[1]!)).toMatchObject({ status: "delivered", receipt_check_at: null });
+    expect(await messageRow(ids[2]!)).toMatchObject({ status: "sent", receipt_checks: 1, receipt_check_at: now + 3600_000 });
+    expect((await history(ids[0]!)).at(-1)).toMatchObject({ status: "read", detail: "receipt caught up from Evolution (findStatusMessage: READ)" });
+    expect((await catchUpReceipts(env, now)).checked).toBe(2);
+
+    // No receipt ever: three checks, then it rests as `sent`.
+    await due(ids[2]!, 1);
+    await catchUpReceipts(env, now);
+    await due(ids[2]!, 1);
+    await catchUpReceipts(env, now);
+    expect(await messageRow(ids[2]!)).toMatchObject({ status: "sent", receipt_checks: 3, receipt_check_at: null });
   });
 });

@@ -1,8 +1,9 @@
 // Scheduled messages: held in the lane, fired by its one alarm, cancel/reschedule, the sweep.
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
+import worker from "../../src/index.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
 import { requeueStranded } from "../../src/sweep/sweeper.ts";
 import { wakeLanes } from "../../src/sweep/wake.ts";
@@ -232,13 +233,23 @@ describe("sweep", () => {
     const instances = await findInstances(db, t.id, [t.instance]);
     const stranded = prepareMessage({ id: t.id, name: "t", maxAttempts: 3 }, instances, { instance: t.instance, to, text: "perdida" }, Date.now());
     await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [stranded]);
-    expect(await requeueStranded(env, Date.now())).toBe(0);
+    // The sweep's jobs are captured, then handed to the Worker's consumer: each is seen through.
+    const jobs: unknown[] = [];
+    const capture = { ...env, SENDS: { sendBatch: async (batch: { body: unknown }[]) => void jobs.push(...batch.map((m) => m.body)) } } as unknown as Env;
+    expect(await requeueStranded(capture, Date.now())).toBe(0);
     // Past the threshold (5 min), twice in a row, as two cron runs would.
-    expect(await requeueStranded(env, Date.now() + 10 * 60_000)).toBeGreaterThanOrEqual(1);
+    expect(await requeueStranded(capture, Date.now() + 10 * 60_000)).toBeGreaterThanOrEqual(1);
     await env.DB.prepare("UPDATE messages SET updated_at = 0 WHERE id = ? AND status = 'queued'").bind(stranded.row.id).run();
-    await requeueStranded(env, Date.now() + 10 * 60_000);
-    await waitForStatus(stranded.row.id, ["sent"]);
-    await new Promise((r) => setTimeout(r, 1500));
+    await requeueStranded(capture, Date.now() + 10 * 60_000);
+    const mine = jobs.filter((j) => JSON.stringify(j).includes(stranded.row.id));
+    expect(mine).toHaveLength(2);
+    for (const [i, body] of mine.entries()) {
+      const batch = createMessageBatch("mensageiro-sends", [{ id: `sweep-${i}`, timestamp: new Date(), attempts: 1, body }]);
+      const ctx = createExecutionContext();
+      await worker.queue(batch, env, ctx);
+      expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual([`sweep-${i}`]);
+      await waitForStatus(stranded.row.id, ["sent"]);
+    }
     await runDurableObjectAlarm(laneStub(t.id, t.instanceId, to));
     expect((await simCalls(t.instance)).filter((c) => c.number === to)).toHaveLength(1);
   });
