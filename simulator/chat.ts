@@ -40,7 +40,14 @@ export function chatRoutes(state: SimulatorState): Hono {
     const guard = instanceFor(state, c);
     if (!guard.ok) return guard.response;
     const parsed = findMessagesBody.safeParse(await jsonOf(c));
-    if (!parsed.success) return c.json(errorBody(400, parsed.error.issues.map((i) => i.message)), 400);
+    if (!parsed.success)
+      return c.json(
+        errorBody(
+          400,
+          parsed.error.issues.map((i) => i.message),
+        ),
+        400,
+      );
     const { where, page = 1, offset = 50 } = parsed.data;
     const gte = unixSeconds(where?.messageTimestamp?.gte);
     const lte = unixSeconds(where?.messageTimestamp?.lte);
@@ -73,7 +80,14 @@ export function chatRoutes(state: SimulatorState): Hono {
     const guard = instanceFor(state, c);
     if (!guard.ok) return guard.response;
     const parsed = findStatusBody.safeParse(await jsonOf(c));
-    if (!parsed.success) return c.json(errorBody(400, parsed.error.issues.map((i) => i.message)), 400);
+    if (!parsed.success)
+      return c.json(
+        errorBody(
+          400,
+          parsed.error.issues.map((i) => i.message),
+        ),
+        400,
+      );
     const { where, page = 1, offset = 50 } = parsed.data;
     const rows = stored(state, guard.instance)
       .filter((m) => (where?.id === undefined || m.key.id === where.id) && (where?.remoteJid === undefined || m.key.remoteJid === where.remoteJid))

@@ -97,9 +97,7 @@ export const messages = sqliteTable(
     index("messages_lane_status").on(t.laneKey, t.status, t.readyAt),
     index("messages_status_updated").on(t.status, t.updatedAt),
     index("messages_provider").on(t.instanceId, t.providerMessageId),
-    index("messages_receipt_check")
-      .on(t.receiptCheckAt)
-      .where(sql`status = 'sent' AND receipt_check_at IS NOT NULL`),
+    index("messages_receipt_check").on(t.receiptCheckAt).where(sql`status = 'sent' AND receipt_check_at IS NOT NULL`),
     uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey),
   ],
 );

@@ -24,7 +24,12 @@ export type StoredMessage = z.infer<typeof record>;
 const statusRow = z.object({ keyId: z.string().optional(), status: z.string() });
 const findStatusAnswer = z.array(z.unknown());
 
-async function post(instance: EvolutionInstance, route: string, body: unknown, timeoutMs: number): Promise<{ ok: true; json: unknown } | { ok: false; why: string }> {
+async function post(
+  instance: EvolutionInstance,
+  route: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<{ ok: true; json: unknown } | { ok: false; why: string }> {
   const url = `${instance.url.replace(/\/+$/, "")}/chat/${route}/${encodeURIComponent(instance.name)}`;
   try {
     const res = await fetch(url, {

@@ -18,18 +18,7 @@ import { findSent } from "../evolution/reconcile.ts";
 import { applyPendingReceipts } from "../messages/receipts.ts";
 import { transitionStatements } from "../messages/transitions.ts";
 import { backoffMs } from "./backoff.ts";
-import {
-  afterReconcile,
-  afterSend,
-  askFor,
-  decide,
-  needsSlot,
-  phaseOf,
-  type D1Answer,
-  type D1Ask,
-  type Outcome,
-  type StoredPhase,
-} from "./lane-machine.ts";
+import { afterReconcile, afterSend, askFor, decide, needsSlot, phaseOf, type D1Answer, type D1Ask, type Outcome, type StoredPhase } from "./lane-machine.ts";
 
 export type LaneItem = { messageId: string; priority: number; readyAt: number; createdAt: number; instanceId: string };
 
@@ -160,7 +149,11 @@ export class ContactLane extends DurableObject<Env> {
 
   /** Moves a waiting message to a new due time and re-arms the alarm. */
   async reschedule(messageId: string, readyAt: number): Promise<boolean> {
-    const changed = this.ctx.storage.sql.exec(`UPDATE lane_items SET ready_at = ?, next_at = 0 WHERE id = ? AND phase = 'waiting'`, readyAt, messageId).rowsWritten;
+    const changed = this.ctx.storage.sql.exec(
+      `UPDATE lane_items SET ready_at = ?, next_at = 0 WHERE id = ? AND phase = 'waiting'`,
+      readyAt,
+      messageId,
+    ).rowsWritten;
     if (changed > 0) await this.rearm();
     return changed > 0;
   }
@@ -419,7 +412,15 @@ export class ContactLane extends DurableObject<Env> {
         if ((firstRow<{ n: number }>(r.parked)?.n ?? 0) > 0) await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
       } else {
         await runNamed(this.db, {
-          failed: transitionStatements({ messageId: head.id, from: ["processing"], to: "failed", at, attempt, lastError: outcome.error, detail: outcome.error }),
+          failed: transitionStatements({
+            messageId: head.id,
+            from: ["processing"],
+            to: "failed",
+            at,
+            attempt,
+            lastError: outcome.error,
+            detail: outcome.error,
+          }),
           deadLetter: sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at)
             VALUES (${head.id}, ${row.tenant_id}, ${attempt}, ${outcome.error}, ${at})`,
         });
@@ -503,4 +504,3 @@ function parseOutcome(json: string | null): Outcome | undefined {
     return undefined;
   }
 }
-

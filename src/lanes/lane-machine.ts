@@ -138,7 +138,11 @@ export function afterReconcile(found: Reconciled, attempts: number, maxAttempts:
   if (found.kind === "found")
     return {
       next: "record",
-      outcome: { kind: "sent", providerMessageId: found.providerMessageId, detail: `reconciled: found in Evolution as ${found.providerMessageId}; not sent again` },
+      outcome: {
+        kind: "sent",
+        providerMessageId: found.providerMessageId,
+        detail: `reconciled: found in Evolution as ${found.providerMessageId}; not sent again`,
+      },
     };
   const why =
     found.kind === "not_found"

@@ -14,8 +14,9 @@ const START_LANES = 100;
 const CRON_LANES = 20;
 const CONCURRENCY = 10;
 
-export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }) {
-  if (woken || !config(env).WAKE_LANES_ON_START) return;
+/** True when this call started the wake (once per isolate, and only where configured). */
+export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }): boolean {
+  if (woken || !config(env).WAKE_LANES_ON_START) return false;
   woken = true;
   ctx.waitUntil(
     wakeLanes(env).catch((err) => {
@@ -23,6 +24,7 @@ export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }
       console.error(JSON.stringify({ level: "warn", msg: "lane wake failed", error: String(err) }));
     }),
   );
+  return true;
 }
 
 /** Lanes with pending work, earliest due first (bounded). */

@@ -131,7 +131,13 @@ describe("afterSend", () => {
       { next: "record", outcome: { kind: "failed", error: "Evolution 503 (gave up after 3 attempts)" } },
     ],
     ["timeout: in doubt", { kind: "transient", error: "timed out", doubt: true }, 1, 3, { next: "in_doubt", delayMs: 2000, error: "timed out" }],
-    ["timeout on the last attempt: still checked", { kind: "transient", error: "timed out", doubt: true }, 3, 3, { next: "in_doubt", delayMs: 2000, error: "timed out" }],
+    [
+      "timeout on the last attempt: still checked",
+      { kind: "transient", error: "timed out", doubt: true },
+      3,
+      3,
+      { next: "in_doubt", delayMs: 2000, error: "timed out" },
+    ],
   ] as const)("%s", (_name, result, attempt, max, expected) => {
     expect(afterSend(result, attempt, max, 2000)).toEqual(expected);
   });
@@ -157,6 +163,9 @@ describe("afterReconcile", () => {
     expect(next.next === "retrying" && next.detail).toMatch(/could not answer \(findMessages answered 500\); sending again without proof/);
   });
   it("no attempts left: failed, with the reason", () => {
-    expect(afterReconcile({ kind: "not_found" }, 3, 3)).toMatchObject({ next: "record", outcome: { kind: "failed", error: expect.stringMatching(/gave up after 3/) } });
+    expect(afterReconcile({ kind: "not_found" }, 3, 3)).toMatchObject({
+      next: "record",
+      outcome: { kind: "failed", error: expect.stringMatching(/gave up after 3/) },
+    });
   });
 });

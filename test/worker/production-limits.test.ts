@@ -13,8 +13,15 @@ const params = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 describe("production limits in the tests", () => {
   it("D1 refuses a statement with more than 100 bound parameters or over 100 KB, alone or in a batch", async () => {
-    const placeholders = (n: number) => params(n).map(() => "?").join(", ");
-    expect(await env.DB.prepare(`SELECT ${placeholders(100)}`).bind(...params(100)).all()).toBeTruthy();
+    const placeholders = (n: number) =>
+      params(n)
+        .map(() => "?")
+        .join(", ");
+    expect(
+      await env.DB.prepare(`SELECT ${placeholders(100)}`)
+        .bind(...params(100))
+        .all(),
+    ).toBeTruthy();
     expect(() => env.DB.prepare(`SELECT ${placeholders(101)}`).bind(...params(101))).toThrow(/too many SQL variables/);
     expect(() => env.DB.prepare(`SELECT '${"x".repeat(100_001)}'`)).toThrow(/statement too long/);
     // A batch is built from the same prepared statements: one over the limit fails it all.
@@ -25,9 +32,19 @@ describe("production limits in the tests", () => {
   it("Durable Object SQLite refuses more than 100 bound parameters, inside the Worker's own objects", async () => {
     const lane = env.LANES.get(env.LANES.idFromName("limits-test-lane"));
     const error = await runInDurableObject(lane, (_instance, state) => {
-      state.storage.sql.exec(`SELECT ${params(100).map(() => "?").join(", ")}`, ...params(100));
+      state.storage.sql.exec(
+        `SELECT ${params(100)
+          .map(() => "?")
+          .join(", ")}`,
+        ...params(100),
+      );
       try {
-        state.storage.sql.exec(`SELECT ${params(101).map(() => "?").join(", ")}`, ...params(101));
+        state.storage.sql.exec(
+          `SELECT ${params(101)
+            .map(() => "?")
+            .join(", ")}`,
+          ...params(101),
+        );
         return "accepted";
       } catch (err) {
         return String(err);
@@ -40,9 +57,9 @@ describe("production limits in the tests", () => {
   it("queue bodies are measured in bytes: 70,000 accented characters are 140 KB and refused", async () => {
     const text = "é".repeat(70_000);
     await expect(env.WEBHOOKS.send({ text })).rejects.toThrow(/exceeds the 128000-byte limit/);
-    await expect(env.SENDS.sendBatch([{ body: { a: "a".repeat(100_000) } }, { body: { b: "b".repeat(100_000) } }, { body: { c: "c".repeat(100_000) } }])).rejects.toThrow(
-      /bytes in one batch/,
-    );
+    await expect(
+      env.SENDS.sendBatch([{ body: { a: "a".repeat(100_000) } }, { body: { b: "b".repeat(100_000) } }, { body: { c: "c".repeat(100_000) } }]),
+    ).rejects.toThrow(/bytes in one batch/);
     expect(takeViolations()).toHaveLength(2);
   });
 });

@@ -73,77 +73,97 @@ export async function installProductionLimits(): Promise<void> {
 
   const d1 = Object.getPrototypeOf(env.DB);
   const statement = Object.getPrototypeOf(env.DB.prepare("SELECT 1"));
-  wrap(d1, "prepare", (original) =>
-    function (this: unknown, ...args: unknown[]) {
-      const query = String(args[0]);
-      if (bytes(query) > LIMITS.d1StatementBytes) refuse(`D1_ERROR: statement too long (${bytes(query)} bytes; production D1 allows 100 KB): SQLITE_TOOBIG`);
-      const prepared = original.apply(this, args);
-      if (prepared && typeof prepared === "object") registry.sqlOf.set(prepared, { sql: query, params: [] });
-      return prepared;
-    },
+  wrap(
+    d1,
+    "prepare",
+    (original) =>
+      function (this: unknown, ...args: unknown[]) {
+        const query = String(args[0]);
+        if (bytes(query) > LIMITS.d1StatementBytes) refuse(`D1_ERROR: statement too long (${bytes(query)} bytes; production D1 allows 100 KB): SQLITE_TOOBIG`);
+        const prepared = original.apply(this, args);
+        if (prepared && typeof prepared === "object") registry.sqlOf.set(prepared, { sql: query, params: [] });
+        return prepared;
+      },
   );
-  wrap(statement, "bind", (original) =>
-    function (this: unknown, ...values: unknown[]) {
-      if (values.length > LIMITS.d1Params)
-        refuse(`D1_ERROR: too many SQL variables (${values.length} bound parameters; production D1 allows ${LIMITS.d1Params}): SQLITE_ERROR`);
-      const bound = original.apply(this, values);
-      const prepared = this && typeof this === "object" ? registry.sqlOf.get(this) : undefined;
-      if (bound && typeof bound === "object" && prepared !== undefined) registry.sqlOf.set(bound, { sql: prepared.sql, params: values });
-      return bound;
-    },
+  wrap(
+    statement,
+    "bind",
+    (original) =>
+      function (this: unknown, ...values: unknown[]) {
+        if (values.length > LIMITS.d1Params)
+          refuse(`D1_ERROR: too many SQL variables (${values.length} bound parameters; production D1 allows ${LIMITS.d1Params}): SQLITE_ERROR`);
+        const bound = original.apply(this, values);
+        const prepared = this && typeof this === "object" ? registry.sqlOf.get(this) : undefined;
+        if (bound && typeof bound === "object" && prepared !== undefined) registry.sqlOf.set(bound, { sql: prepared.sql, params: values });
+        return bound;
+      },
   );
-  wrap(d1, "batch", (original) =>
-    function (this: unknown, ...args: unknown[]) {
-      const list = Array.isArray(args[0]) ? args[0] : [];
-      const statements = list.map((s) => (s && typeof s === "object" ? registry.sqlOf.get(s) : undefined) ?? { sql: "", params: [] });
-      const fault = registry.batchFaults.find((f) => f.match(statements));
-      if (fault) {
-        fault.remaining -= 1;
-        if (fault.remaining <= 0) registry.batchFaults.splice(registry.batchFaults.indexOf(fault), 1);
-        return Promise.reject(new Error(fault.error));
-      }
-      return original.apply(this, args);
-    },
+  wrap(
+    d1,
+    "batch",
+    (original) =>
+      function (this: unknown, ...args: unknown[]) {
+        const list = Array.isArray(args[0]) ? args[0] : [];
+        const statements = list.map((s) => (s && typeof s === "object" ? registry.sqlOf.get(s) : undefined) ?? { sql: "", params: [] });
+        const fault = registry.batchFaults.find((f) => f.match(statements));
+        if (fault) {
+          fault.remaining -= 1;
+          if (fault.remaining <= 0) registry.batchFaults.splice(registry.batchFaults.indexOf(fault), 1);
+          return Promise.reject(new Error(fault.error));
+        }
+        return original.apply(this, args);
+      },
   );
 
   const queue = Object.getPrototypeOf(env.SENDS);
-  wrap(queue, "send", (original) =>
-    function (this: unknown, ...args: unknown[]) {
-      const options = args[1] && typeof args[1] === "object" ? args[1] : {};
-      const size = queueBodyBytes(args[0], "contentType" in options ? options.contentType : undefined);
-      if (size > LIMITS.queueMessageBytes)
-        return Promise.reject(refusal(`Queue send failed: message of ${size} bytes exceeds the ${LIMITS.queueMessageBytes}-byte limit`));
-      return original.apply(this, args);
-    },
-  );
-  wrap(queue, "sendBatch", (original) =>
-    function (this: unknown, ...args: unknown[]) {
-      const messages = Array.isArray(args[0]) ? args[0] : [];
-      if (messages.length > LIMITS.queueBatchMessages)
-        return Promise.reject(refusal(`Queue sendBatch failed: ${messages.length} messages (at most ${LIMITS.queueBatchMessages})`));
-      let total = 0;
-      for (const m of messages) {
-        const item = m && typeof m === "object" ? m : {};
-        const size = queueBodyBytes("body" in item ? item.body : undefined, "contentType" in item ? item.contentType : undefined);
+  wrap(
+    queue,
+    "send",
+    (original) =>
+      function (this: unknown, ...args: unknown[]) {
+        const options = args[1] && typeof args[1] === "object" ? args[1] : {};
+        const size = queueBodyBytes(args[0], "contentType" in options ? options.contentType : undefined);
         if (size > LIMITS.queueMessageBytes)
-          return Promise.reject(refusal(`Queue sendBatch failed: a message of ${size} bytes exceeds the ${LIMITS.queueMessageBytes}-byte limit`));
-        total += size;
-      }
-      if (total > LIMITS.queueBatchBytes) return Promise.reject(refusal(`Queue sendBatch failed: ${total} bytes in one batch (at most ${LIMITS.queueBatchBytes})`));
-      return original.apply(this, args);
-    },
+          return Promise.reject(refusal(`Queue send failed: message of ${size} bytes exceeds the ${LIMITS.queueMessageBytes}-byte limit`));
+        return original.apply(this, args);
+      },
+  );
+  wrap(
+    queue,
+    "sendBatch",
+    (original) =>
+      function (this: unknown, ...args: unknown[]) {
+        const messages = Array.isArray(args[0]) ? args[0] : [];
+        if (messages.length > LIMITS.queueBatchMessages)
+          return Promise.reject(refusal(`Queue sendBatch failed: ${messages.length} messages (at most ${LIMITS.queueBatchMessages})`));
+        let total = 0;
+        for (const m of messages) {
+          const item = m && typeof m === "object" ? m : {};
+          const size = queueBodyBytes("body" in item ? item.body : undefined, "contentType" in item ? item.contentType : undefined);
+          if (size > LIMITS.queueMessageBytes)
+            return Promise.reject(refusal(`Queue sendBatch failed: a message of ${size} bytes exceeds the ${LIMITS.queueMessageBytes}-byte limit`));
+          total += size;
+        }
+        if (total > LIMITS.queueBatchBytes)
+          return Promise.reject(refusal(`Queue sendBatch failed: ${total} bytes in one batch (at most ${LIMITS.queueBatchBytes})`));
+        return original.apply(this, args);
+      },
   );
 
   // SqlStorage is reached through an object: the probe lane is created for this and stays empty.
   await runInDurableObject(env.LANES.get(env.LANES.idFromName("production-limits-probe")), (_instance, state) => {
-    wrap(Object.getPrototypeOf(state.storage.sql), "exec", (original) =>
-      function (this: unknown, ...args: unknown[]) {
-        const query = String(args[0]);
-        if (bytes(query) > LIMITS.doSqlStatementBytes) refuse(`SQLITE_TOOBIG: statement too long (${bytes(query)} bytes; Durable Object SQLite allows 100 KB)`);
-        if (args.length - 1 > LIMITS.doSqlParams)
-          refuse(`too many SQL variables (${args.length - 1} bound parameters; Durable Object SQLite allows ${LIMITS.doSqlParams}): SQLITE_ERROR`);
-        return original.apply(this, args);
-      },
+    wrap(
+      Object.getPrototypeOf(state.storage.sql),
+      "exec",
+      (original) =>
+        function (this: unknown, ...args: unknown[]) {
+          const query = String(args[0]);
+          if (bytes(query) > LIMITS.doSqlStatementBytes)
+            refuse(`SQLITE_TOOBIG: statement too long (${bytes(query)} bytes; Durable Object SQLite allows 100 KB)`);
+          if (args.length - 1 > LIMITS.doSqlParams)
+            refuse(`too many SQL variables (${args.length - 1} bound parameters; Durable Object SQLite allows ${LIMITS.doSqlParams}): SQLITE_ERROR`);
+          return original.apply(this, args);
+        },
     );
   });
 }

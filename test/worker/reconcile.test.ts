@@ -11,8 +11,11 @@ import { catchUpReceipts } from "../../src/sweep/receipts.ts";
 type Tenant = Awaited<ReturnType<typeof setupTenant>>;
 
 const history = async (id: string) =>
-  (await env.DB.prepare("SELECT status, attempt, detail FROM message_history WHERE message_id = ? ORDER BY id").bind(id).all<{ status: string; attempt: number | null; detail: string | null }>())
-    .results;
+  (
+    await env.DB.prepare("SELECT status, attempt, detail FROM message_history WHERE message_id = ? ORDER BY id")
+      .bind(id)
+      .all<{ status: string; attempt: number | null; detail: string | null }>()
+  ).results;
 
 /** A message written to D1 and claimed (processing, attempt 1) by a lane that then stopped: the
  *  state a reset leaves between the claim and the record of Evolution's answer. */
@@ -100,7 +103,9 @@ describe("in doubt after a reset: reconcile before sending again", () => {
     // At-least-once when Evolution cannot say: the only case where a message can go twice.
     expect(await sendTexts(t, to)).toHaveLength(2);
     const details = (await history(p.row.id)).map((h) => h.detail ?? "");
-    expect(details.some((d) => /could not answer \(it keeps no messages for this contact.*\); sending again without proof, it may arrive twice/.test(d))).toBe(true);
+    expect(details.some((d) => /could not answer \(it keeps no messages for this contact.*\); sending again without proof, it may arrive twice/.test(d))).toBe(
+      true,
+    );
   });
 
   it("a dropped connection puts the attempt in doubt; the check finds nothing and it is sent again", async () => {

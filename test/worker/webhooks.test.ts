@@ -42,7 +42,14 @@ const receipt = (keyId: string, status: string, fixture = deliveredFixture) => {
 /** The job the route enqueues for this body, applied directly: its outcome is the positive signal
  *  that a duplicate or a stale event was seen, and ignored. */
 const applyDirectly = (body: { event: string; data: unknown }) =>
-  processWebhook(database(env.DB), { tenantId: t.id, instanceId: t.instanceId, instanceName: t.instance, event: body.event, data: body.data, receivedAt: Date.now() });
+  processWebhook(database(env.DB), {
+    tenantId: t.id,
+    instanceId: t.instanceId,
+    instanceName: t.instance,
+    event: body.event,
+    data: body.data,
+    receivedAt: Date.now(),
+  });
 
 const historyOf = async (id: string) =>
   (await env.DB.prepare("SELECT status FROM message_history WHERE message_id = ? ORDER BY id").bind(id).all<{ status: string }>()).results.map((r) => r.status);
@@ -116,11 +123,18 @@ describe("receipts (messages.update)", () => {
     expect((await hook(incoming)).status).toBe(200);
     expect(await applyDirectly(incoming)).toBe("ignored");
     // An unknown id is parked (in case its send is recorded later): its row is the signal it was processed.
-    const unknown = `3EB0${unique("u").replace(/[^0-9A-Z]/gi, "").toUpperCase().slice(0, 18)}`;
+    const unknown = `3EB0${unique("u")
+      .replace(/[^0-9A-Z]/gi, "")
+      .toUpperCase()
+      .slice(0, 18)}`;
     expect((await hook(receipt(unknown, "DELIVERY_ACK"))).status).toBe(200);
-    await eventually(async () =>
-      (await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ? AND provider_message_id = ?").bind(t.instanceId, unknown).first<{ n: number }>())
-        ?.n === 1,
+    await eventually(
+      async () =>
+        (
+          await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ? AND provider_message_id = ?")
+            .bind(t.instanceId, unknown)
+            .first<{ n: number }>()
+        )?.n === 1,
     );
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM message_history").first()).toEqual(before);
     expect((await messageRow(id))?.status).toBe("failed");
@@ -277,7 +291,9 @@ describe("outbox cursor API", () => {
     expect((await json(await api(`/v1/events?consumer=${consumer}`, { key: o.key }))).events).toEqual([]);
     expect((await api("/v1/events/ack", { method: "POST", key: o.key, json: { consumer, seq: next.cursor + 1000 } })).status).toBe(422);
     // Another tenant sees its own events (it has some), and none of these.
-    const others = (await json(await api(`/v1/events?consumer=${consumer}`, { key: t.key }))).events.map((e: { data: { messageId?: string } }) => e.data.messageId);
+    const others = (await json(await api(`/v1/events?consumer=${consumer}`, { key: t.key }))).events.map(
+      (e: { data: { messageId?: string } }) => e.data.messageId,
+    );
     expect(others.length).toBeGreaterThan(0);
     expect(others).not.toContain(id);
   });
