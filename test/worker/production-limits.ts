@@ -30,7 +30,8 @@ type Registry = { installed: boolean; sqlOf: WeakMap<object, BoundStatement>; ba
 // Shared through globalThis: each test file may load its own copy of this module.
 const KEY = Symbol.for("mensageiro.production-limits");
 const globals = globalThis as typeof globalThis & { [KEY]?: Registry };
-const registry: Registry = (globals[KEY] ??= { installed: false, sqlOf: new WeakMap(), batchFaults: [], violations: [] });
+globals[KEY] ??= { installed: false, sqlOf: new WeakMap(), batchFaults: [], violations: [] };
+const registry: Registry = globals[KEY];
 
 const bytes = (text: string) => new TextEncoder().encode(text).byteLength;
 

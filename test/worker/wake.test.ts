@@ -25,7 +25,7 @@ describe("wake on start", () => {
     const ctx = { waitUntil: (p: Promise<unknown>) => void waits.push(p) };
     expect(wakeOnce(env, ctx)).toBe(false);
     expect(waits).toHaveLength(0);
-    const local = { ...env, WAKE_LANES_ON_START: "true" } as Env;
+    const local = { ...env, WAKE_LANES_ON_START: "true" } as unknown as Env;
     expect(wakeOnce(local, ctx)).toBe(true);
     expect(wakeOnce(local, ctx)).toBe(false);
     expect(waits).toHaveLength(1);
