@@ -12,6 +12,8 @@ const configSchema = z.object({
     .enum(["true", "false"])
     .default("false")
     .transform((v) => v === "true"),
+  // API requests per minute a tenant may make when its own rateLimitPerMinute is not set.
+  DEFAULT_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(6000),
 });
 
 export type Config = z.infer<typeof configSchema>;

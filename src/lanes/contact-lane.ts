@@ -17,6 +17,7 @@ import { sendThroughEvolution, type EvolutionInstance, type Outgoing } from "../
 import { findSent } from "../evolution/reconcile.ts";
 import { applyPendingReceipts } from "../messages/receipts.ts";
 import { transitionStatements } from "../messages/transitions.ts";
+import { errorField, log } from "../observability/log.ts";
 import { backoffMs } from "./backoff.ts";
 import { afterReconcile, afterSend, askFor, decide, needsSlot, phaseOf, type D1Answer, type D1Ask, type Outcome, type StoredPhase } from "./lane-machine.ts";
 
@@ -81,7 +82,7 @@ const messageRow = (id: string) =>
     COALESCE(callback_url, (SELECT callback_url FROM tenants WHERE id = messages.tenant_id)) AS callback
     FROM messages WHERE id = ${id}`;
 
-const logWarn = (msg: string, fields: Record<string, unknown>) => console.error(JSON.stringify({ level: "warn", msg, ...fields }));
+const logWarn = (msg: string, fields: Record<string, unknown>) => log("warn", msg, fields);
 
 export class ContactLane extends DurableObject<Env> {
   private readonly db: Db;
@@ -191,7 +192,7 @@ export class ContactLane extends DurableObject<Env> {
       // Events with a callback URL were written: hand them out now rather than at the next cron.
       if (this.callbacksWritten) {
         this.callbacksWritten = false;
-        this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => logWarn("callback dispatch failed", { error: String(err) })));
+        this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => logWarn("callback dispatch failed", { error: errorField(err) })));
       }
       this.ctx.storage.sql.exec(`DELETE FROM lane_items WHERE phase = 'done' AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
       await this.rearm();
@@ -426,7 +427,7 @@ export class ContactLane extends DurableObject<Env> {
         });
       }
     } catch (err) {
-      logWarn("recording an attempt failed; kept in the lane and retried", { messageId: head.id, error: String(err) });
+      logWarn("recording an attempt failed; kept in the lane and retried", { messageId: head.id, error: errorField(err) });
       this.update(head.id, { next_at: at + HOLD_MS });
       return;
     }
@@ -442,7 +443,7 @@ export class ContactLane extends DurableObject<Env> {
         history: sql`INSERT INTO message_history (message_id, status, at, attempt, detail) VALUES (${messageId}, 'processing', ${at}, ${attempt}, ${detail})`,
       });
     } catch (err) {
-      logWarn("history note failed", { messageId, error: String(err) });
+      logWarn("history note failed", { messageId, error: errorField(err) });
     }
   }
 

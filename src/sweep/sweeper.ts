@@ -11,6 +11,7 @@ import { database, type Db } from "../db/client.ts";
 import { enqueueJobs } from "../messages/accept.ts";
 import { catchUpReceipts } from "./receipts.ts";
 import { wakeStuckLanes } from "./wake.ts";
+import { log } from "../observability/log.ts";
 
 const SWEEP_PAGE = 500;
 const DELETE_PAGE = 500;
@@ -88,6 +89,6 @@ export async function sweep(env: Env, now = Date.now()) {
   const receipts = await catchUpReceipts(env, now);
   const purged = await purge(env, now);
   const callbacks = await dispatchCallbacks(env);
-  console.log(JSON.stringify({ level: "info", msg: "sweep", requeued, woken, receipts, purged, callbacks }));
+  log("info", "sweep", { requeued, woken, receipts, purged, callbacks });
   return { requeued, woken, receipts, purged, callbacks };
 }

@@ -8,6 +8,7 @@
 import { sql } from "drizzle-orm";
 import { config } from "../config.ts";
 import { database } from "../db/client.ts";
+import { errorField, log } from "../observability/log.ts";
 
 let woken = false;
 const START_LANES = 100;
@@ -21,7 +22,7 @@ export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }
   ctx.waitUntil(
     wakeLanes(env).catch((err) => {
       woken = false;
-      console.error(JSON.stringify({ level: "warn", msg: "lane wake failed", error: String(err) }));
+      log("warn", "lane wake failed", { error: errorField(err) });
     }),
   );
   return true;
