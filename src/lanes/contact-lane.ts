@@ -229,12 +229,14 @@ export class ContactLane extends DurableObject<Env> {
     const laneKey = this.ctx.storage.kv.get<string>("laneKey") ?? "";
     const instance = await this.instance(head.instance_id);
     if (needsSlot(phase) && instance) {
+      // Permits are idempotent per messageId; each attempt is its own send, so a retry asks under
+      // its own id and takes its own slot (a re-run of the same attempt gets the same go).
+      const attempt = head.attempts + 1;
       const permit = await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(head.instance_id)).acquire({
         laneKey,
-        messageId: head.id,
+        messageId: attempt > 1 ? `${head.id}#${attempt}` : head.id,
         priority: head.priority,
         ratePerMinute: instance.rate_per_minute,
-        attempt: head.attempts + 1,
       });
       // Pacing: come back at the slot; the alarm waits, never this code.
       if (!permit.go) {

@@ -229,24 +229,6 @@ describe("dedupe and order repair", () => {
 });
 
 describe("pacing", () => {
-  it("the governor grants permits at ratePerMinute with a burst of one second's worth, idempotent per attempt", async () => {
-    const governor = env.GOVERNORS.get(env.GOVERNORS.idFromName(unique("gov")));
-    const ask = (messageId: string, now: number, attempt = 1) => governor.acquire({ laneKey: "k", messageId, priority: 5, ratePerMinute: 120, attempt, now });
-    // 120/min: 500 ms apart, burst of 2. A refusal reserves nothing: the caller comes back at retryAt.
-    expect([await ask("a", 1000), await ask("b", 1000), await ask("c", 1000), await ask("c", 1000)]).toEqual([
-      { go: true },
-      { go: true },
-      { go: false, retryAt: 1500, reason: "rate" },
-      { go: false, retryAt: 1500, reason: "rate" },
-    ]);
-    expect(await ask("c", 1500)).toEqual({ go: true });
-    // The same attempt asking again (a lane that re-ran its alarm after a go) takes no other slot.
-    expect(await ask("c", 1500)).toEqual({ go: true });
-    expect(await ask("d", 1500)).toMatchObject({ go: false, retryAt: 2000 });
-    // The next attempt of the same message is a new send: it needs its own slot.
-    expect(await ask("c", 1500, 2)).toMatchObject({ go: false, retryAt: 2000 });
-  });
-
   it("a lane waiting for its slot re-arms its alarm for it instead of sleeping (defect 7)", async () => {
     const t = await setupTenant({ ratePerMinute: 1 });
     const first = (await json(await send(t.key, { instance: t.instance, to: "5511955551001", text: "vai já" }))).id;
