@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
 import worker from "../../src/index.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
-import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, unique, waitForStatus } from "./helpers.ts";
+import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, waitForStatus } from "./helpers.ts";
 
 const fault = (body: Record<string, unknown>) => simulator("/_sim/faults", { method: "POST", json: body });
 const history = async (id: string) =>
