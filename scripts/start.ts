@@ -76,8 +76,9 @@ async function main() {
   const simulator = await startSimulator({ port: SIM_PORT, latencyMs: 300 });
   console.log(`Evolution simulator on ${simulator.url}`);
 
-  // ALLOW_PRIVATE_URLS: the demo instance's Evolution API is the simulator on 127.0.0.1.
-  const devArgs = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", "--var", "ALLOW_PRIVATE_URLS:true"];
+  // WAKE_LANES_ON_START: wrangler dev restarts lose alarms. ALLOW_PRIVATE_URLS: the demo instance's Evolution API is the simulator on 127.0.0.1.
+  const devArgs = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
+  devArgs.push("--var", "WAKE_LANES_ON_START:true", "--var", "ALLOW_PRIVATE_URLS:true");
   const wrangler = spawn(WRANGLER, devArgs, {
     cwd: ROOT,
     stdio: "inherit",

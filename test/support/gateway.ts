@@ -61,7 +61,13 @@ export async function startGateway(
   const config = opts.config ? ["--config", opts.config] : [];
   await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], env, root);
   // ALLOW_PRIVATE_URLS: the simulator and receivers listen on 127.0.0.1.
-  const vars = { ADMIN_TOKEN: "e2e-admin-token", METRICS_TOKEN: "e2e-metrics-token", ALLOW_PRIVATE_URLS: "true", ...opts.vars };
+  const vars = {
+    ADMIN_TOKEN: "e2e-admin-token",
+    METRICS_TOKEN: "e2e-metrics-token",
+    WAKE_LANES_ON_START: "true",
+    ALLOW_PRIVATE_URLS: "true",
+    ...opts.vars,
+  };
   let child: ChildProcess | undefined;
   let logs = "";
 
