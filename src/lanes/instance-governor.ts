@@ -14,6 +14,7 @@ import { eq, sql } from "drizzle-orm";
 import { runBatch } from "../db/batch.ts";
 import { database } from "../db/client.ts";
 import { instances } from "../db/schema.ts";
+import { errorField, log } from "../observability/log.ts";
 import { type AcquireAnswer, burstFor, type AcquireRequest, type Durable, defaultPacing, type Pacing, PacingPolicy, type Pause, pacingOf } from "./pacing.ts";
 
 export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
@@ -33,7 +34,8 @@ const strength: Record<string, number> = { "rate-overlimit": 1, "connection-clos
 const CONFIG_CACHE_MS = 10_000;
 
 export class InstanceGovernor extends DurableObject<Env> {
-  private readonly policy = new PacingPolicy();
+  // Public for tests (they move its clock state, e.g. to a new day) and operators.
+  readonly policy = new PacingPolicy();
   private config: { at: number; pacing: Pacing } | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -54,7 +56,7 @@ export class InstanceGovernor extends DurableObject<Env> {
     if (this.policy.durable !== before) {
       this.ctx.storage
         .put("durable", this.policy.durable, { allowUnconfirmed: true })
-        .catch((err) => console.error(JSON.stringify({ level: "error", msg: "governor state write failed", error: String(err) })));
+        .catch((err) => log("error", "governor state write failed", { instanceId, error: errorField(err) }));
     }
     return answer;
   }
@@ -140,7 +142,7 @@ export class InstanceGovernor extends DurableObject<Env> {
           (SELECT callback_url FROM tenants WHERE id = instances.tenant_id)
         FROM instances WHERE id = ${instanceId}`,
     ]);
-    console.log(JSON.stringify({ level: "info", msg: pause ? "number paused" : "number resumed", instanceId, reason: pause?.reason ?? resumedBy }));
+    log("info", pause ? "number paused" : "number resumed", { instanceId, reason: pause?.reason ?? resumedBy });
   }
 
   private async pacing(instanceId: string, fallbackRate?: number): Promise<Pacing> {
