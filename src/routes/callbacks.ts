@@ -66,8 +66,10 @@ callbackRoutes.post("/secret/rotate", async (c) => {
 });
 
 // A URL disabled after a 410 Gone takes callbacks again; replay what it missed with POST /replay.
+const enableBody = z.strictObject({ url: z.string().min(1).max(2048) });
+
 callbackRoutes.post("/enable", async (c) => {
-  const { url } = await parseBody(c, z.strictObject({ url: z.string().min(1).max(2048) }));
+  const { url } = await parseBody(c, enableBody);
   const removed = await c.var.db
     .delete(disabledCallbackEndpoints)
     .where(and(eq(disabledCallbackEndpoints.tenantId, c.var.tenant.id), eq(disabledCallbackEndpoints.url, url)))
