@@ -2,6 +2,7 @@
 // workerd or in-process: Evolution's send routes plus a /_sim control API.
 import { Hono } from "hono";
 import { defaultConfig, instanceSettings, type SimulatorConfig } from "./config.ts";
+import { chaosRoutes } from "./chaos.ts";
 import { controlRoutes } from "./control.ts";
 import { evolutionRoutes } from "./evolution.ts";
 import { errorBody } from "./shapes.ts";
@@ -17,6 +18,7 @@ export function createSimulator(options: Partial<SimulatorConfig> = {}): { app: 
   for (const { name, ...seed } of instances) state.upsertInstance(name, instanceSettings.parse(seed));
 
   const app = new Hono();
+  app.route("/_sim/chaos", chaosRoutes(state));
   app.route("/_sim", controlRoutes(state));
   app.route("/", evolutionRoutes(state));
   // Express's answer for a route it does not have.
