@@ -42,7 +42,8 @@ const terminalStatuses = new Set(["sent", "delivered", "read", "failed", "cancel
 export function judge(planned: Planned[], o: Observed): Verdict {
   const examples: Record<string, string[]> = {};
   const example = (kind: string, what: string) => {
-    const list = (examples[kind] ??= []);
+    const list = examples[kind] ?? [];
+    examples[kind] = list;
     if (list.length < 5) list.push(what);
   };
   const byText = new Map<string, GatewayMessage[]>();
