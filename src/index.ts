@@ -8,6 +8,7 @@ import { ApiError, errorResponse } from "./errors.ts";
 import { consumeCallbacks } from "./callbacks/deliver.ts";
 import { consumeSends } from "./queue/sends.ts";
 import { consumeWebhooks } from "./queue/webhooks.ts";
+import { parkWebhooks } from "./webhooks/parked.ts";
 import { sweep } from "./sweep/sweeper.ts";
 import { wakeOnce } from "./sweep/wake.ts";
 import { contactRoutes } from "./routes/contacts.ts";
@@ -66,6 +67,7 @@ export default {
     if (batch.queue === "mensageiro-sends") return consumeSends(batch, env);
     if (batch.queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
     if (batch.queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);
+    if (batch.queue === "mensageiro-webhooks-dlq") return parkWebhooks(batch, env);
     console.error(JSON.stringify({ level: "error", msg: "batch from an unknown queue", queue: batch.queue }));
   },
   async scheduled(_controller, env, ctx) {
