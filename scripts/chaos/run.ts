@@ -2,7 +2,7 @@
 // the bridge as its own process), a paced load through the API and Kafka with inbound webhooks
 // alongside, faults during the load, then a wait for the system to settle and the verdict.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, type Producer } from "kafkajs";
@@ -85,7 +85,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const cleanups: (() => Promise<void>)[] = [];
   const windows: Window[] = [];
   const injected: Record<string, number> = {};
-  const count = (k: string) => (injected[k] = (injected[k] ?? 0) + 1);
+  const count = (k: string) => {
+    injected[k] = (injected[k] ?? 0) + 1;
+  };
+  let gatewayLogs: (() => string) | undefined;
 
   try {
     // Broker: fixed ports and state folder, so a restart is the same broker.
@@ -129,6 +132,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       vars: { EVOLUTION_TIMEOUT_MS: String(o.evolutionTimeoutMs), RETRY_BASE_MS: "500", STUCK_QUEUED_MINUTES: "0.5" },
     });
     cleanups.push(() => gateway.stop());
+    gatewayLogs = () => gateway.logs();
     log(`gateway on ${gateway.url}, state in ${gateway.persistDir}`);
     const tenant = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000, webhooks: "single" });
     const headers = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
@@ -497,6 +501,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     };
   } finally {
     for (const c of cleanups.reverse()) await c().catch((err) => log(`cleanup: ${String(err)}`));
+    // The processes' logs outlive the run, for reading what went wrong.
+    const logDir = `${workDir}-logs`;
+    mkdirSync(logDir, { recursive: true });
+    if (gatewayLogs) writeFileSync(path.join(logDir, "gateway.log"), gatewayLogs());
+    if (existsSync(path.join(workDir, "bridge.log"))) copyFileSync(path.join(workDir, "bridge.log"), path.join(logDir, "bridge.log"));
+    log(`logs in ${logDir}`);
     rmSync(workDir, { recursive: true, force: true });
   }
 }
