@@ -31,10 +31,11 @@ export function healthApp(src: HealthSource): Hono {
     const lag = await consumerLag();
     const { gatewayUp, gatewayProblem, kafkaUp, outbox } = src.metrics.state;
     const outboxLag = Math.max(0, outbox.seenCursor - outbox.ackedCursor);
-    const healthy = gatewayUp && kafkaUp && lag.rows !== undefined;
+    const healthy = gatewayUp && !gatewayProblem && kafkaUp && lag.rows !== undefined;
     return {
       status: healthy ? "ok" : "degraded",
-      gateway: gatewayUp ? "up" : gatewayProblem ? "misconfigured" : "down",
+      // The outbox reads may go through while sends are refused (a proxy rule on one path): the alert wins.
+      gateway: gatewayProblem ? "misconfigured" : gatewayUp ? "up" : "down",
       ...(gatewayProblem ? { alert: gatewayProblem } : {}),
       kafka: kafkaUp && lag.rows !== undefined ? "up" : "down",
       inbound: src.inbound
