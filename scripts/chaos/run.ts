@@ -442,10 +442,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           `${topics.TOPIC_SCHEDULE_MESSAGE}.dlq`,
         ])
       : new Map<string, { key: string | null; value: string; headers: Record<string, string> }[]>();
-    const statusEvents = (kafkaRead.get(topics.TOPIC_MESSAGE_STATUS!) ?? []).flatMap((r) => {
-      const e = z.object({ data: z.object({ messageId: z.string(), status: z.string() }) }).safeParse(JSON.parse(r.value));
-      return e.success ? [e.data.data] : [];
-    });
+    // Without Kafka the events are read from the outbox itself, as a consumer of its own.
+    const statusEvents = (o.kafka ? (kafkaRead.get(topics.TOPIC_MESSAGE_STATUS!) ?? []).map((r) => r.value) : await readOutbox(gateway, headers)).flatMap(
+      (value) => {
+        const e = z.object({ type: z.literal("message.status"), data: z.object({ messageId: z.string(), status: z.string() }) }).safeParse(JSON.parse(value));
+        return e.success ? [e.data.data] : [];
+      },
+    );
     const deadLettered = new Map<number, string>();
     for (const t of [`${topics.TOPIC_SEND_MESSAGE}.dlq`, `${topics.TOPIC_SCHEDULE_MESSAGE}.dlq`]) {
       for (const r of kafkaRead.get(t) ?? []) {
@@ -548,6 +551,19 @@ async function allMessages(gateway: Gateway, headers: Record<string, string>) {
     out.push(...got);
   }
   return out;
+}
+
+/** Every event in the tenant's outbox, as JSON text, through a consumer name of its own. */
+async function readOutbox(gateway: Gateway, headers: Record<string, string>): Promise<string[]> {
+  const consumer = `chaos-verdict-${Date.now().toString(36)}`;
+  const page = z.object({ events: z.array(z.unknown()), cursor: z.number() });
+  const out: string[] = [];
+  for (;;) {
+    const p = page.parse(await (await fetch(`${gateway.url}/v1/events?consumer=${consumer}&limit=1000`, { headers })).json());
+    if (p.events.length === 0) return out;
+    for (const e of p.events) out.push(JSON.stringify(e));
+    await fetch(`${gateway.url}/v1/events/ack`, { method: "POST", headers, body: JSON.stringify({ consumer, seq: p.cursor }) });
+  }
 }
 
 /** Reads whole topics from the beginning up to their current end. */

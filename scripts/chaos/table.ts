@@ -19,7 +19,7 @@ export function verdictTable(o: ChaosOptions, r: ChaosResult): string {
     ["sent twice (at the simulator)", v.sentTwice, `${v.extraSends} extra sends`, mark(v.sentTwice === 0)],
     ["out of per-contact order (at the simulator)", v.outOfOrder, "", mark(v.outOfOrder === 0)],
     ["status regressions (history and Kafka)", v.regressions, "", mark(v.regressions === 0)],
-    ["status events missing on Kafka", o.kafka ? v.missingEvents : "n/a (no Kafka)", "", o.kafka ? mark(v.missingEvents === 0) : ""],
+    [o.kafka ? "status events missing on Kafka" : "status events missing in the outbox (no Kafka)", v.missingEvents, "", mark(v.missingEvents === 0)],
     [
       "5xx to valid requests outside restart windows",
       v.serverErrors.outside,
