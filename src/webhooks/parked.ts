@@ -5,6 +5,7 @@ import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { database } from "../db/client.ts";
 import { parkedWebhooks } from "../db/schema.ts";
+import { errorField, log } from "../observability/log.ts";
 import { processWebhook, webhookJob } from "./process.ts";
 
 export async function parkWebhooks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -23,11 +24,11 @@ export async function parkWebhooks(batch: MessageBatch<unknown>, env: Env): Prom
           parkedAt: Date.now(),
         })
         .onConflictDoNothing();
-      console.error(JSON.stringify({ level: "error", msg: "webhook job parked after its retries ran out", id: message.id, event: job.data?.event }));
+      log("error", "webhook job parked after its retries ran out", { queueMessageId: message.id, event: job.data?.event });
       message.ack();
     } catch (err) {
       // D1 still away: keep it in the DLQ and try again later (max_retries in wrangler.toml).
-      console.error(JSON.stringify({ level: "error", msg: "could not park a webhook job; retrying", id: message.id, error: String(err) }));
+      log("error", "could not park a webhook job; retrying", { queueMessageId: message.id, error: errorField(err) });
       message.retry({ delaySeconds: Math.min(3600, 30 * 2 ** Math.min(message.attempts, 7)) });
     }
   }
@@ -70,7 +71,7 @@ export async function replayParked(db: Db, opts: { ids?: string[]; limit: number
         result.replayed.push({ id: row.id, outcome });
         continue;
       } catch (err) {
-        error = err instanceof Error ? err.message.slice(0, 500) : String(err);
+        error = errorField(err);
       }
     }
     await db.update(parkedWebhooks).set({ lastError: error }).where(eq(parkedWebhooks.id, row.id));
