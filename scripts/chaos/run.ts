@@ -223,8 +223,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         text: p.text,
         ...(p.scheduled ? { sendAt: new Date(Date.now() + o.scheduleLeadSeconds * 1000).toISOString() } : {}),
       };
+      const giveUpAt = Date.now() + 180_000;
       for (let attempt = 0; ; attempt++) {
         const at = Date.now();
+        if (at > giveUpAt) {
+          refusedApi.set(p.n, "gave up after 3 minutes of failed attempts");
+          return;
+        }
         let status = 0;
         try {
           // Same key on a retry: a request that was taken before the connection broke is not taken twice.
@@ -289,21 +294,56 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
     // Faults at fixed points of the load (fractions of its planned length).
     const loadMs = (o.messages / o.rate) * 1000;
+    // One runtime restart at a time, planned (a fault) or not (the watchdog).
+    let runtimeBusy: Promise<void> = Promise.resolve();
+    const restartRuntime = (why: string) => {
+      const done = runtimeBusy.then(async () => {
+        const w = { from: Date.now(), to: Number.POSITIVE_INFINITY };
+        windows.push(w);
+        await gateway.crash();
+        count(why);
+        await sleep(1_000);
+        await gateway.resume();
+        // A restart window ends a few seconds after the runtime answers again.
+        w.to = Date.now() + 3_000;
+      });
+      runtimeBusy = done.catch(() => undefined);
+      return done;
+    };
+    // The local runtime sometimes stops answering (or its workerd dies) under this load: that is a
+    // finding, counted as an unplanned restart, and the run goes on rather than hanging.
+    let unanswered = 0;
+    let watching = true;
+    const watchdog = (async () => {
+      while (watching) {
+        await sleep(5_000);
+        const inWindow = windows.some((w) => Date.now() <= w.to);
+        if (inWindow) {
+          unanswered = 0;
+          continue;
+        }
+        const ok = await fetch(`${gateway.url}/health`, { signal: AbortSignal.timeout(10_000) }).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        unanswered = ok ? 0 : unanswered + 1;
+        if (unanswered >= 4 && watching) {
+          log("runtime unresponsive for 40 s: restarting it (unplanned)");
+          unanswered = 0;
+          await restartRuntime("runtime unresponsive, restarted by the harness").catch((err) => log(`restart failed: ${String(err)}`));
+        }
+      }
+    })();
+    cleanups.push(async () => {
+      watching = false;
+      await watchdog;
+    });
     const schedule: { at: number; name: string; run: () => Promise<void> }[] = [];
     for (let i = 0; i < o.faults.runtimeKills; i++) {
       schedule.push({
         at: ((0.25 + (0.5 * i) / Math.max(1, o.faults.runtimeKills - 1)) * loadMs) | 0,
         name: "runtime SIGKILL",
-        run: async () => {
-          const w = { from: Date.now(), to: Number.POSITIVE_INFINITY };
-          windows.push(w);
-          await gateway.crash();
-          count("runtime SIGKILLs");
-          await sleep(1_000);
-          await gateway.resume();
-          // A restart window ends a few seconds after the runtime answers again.
-          w.to = Date.now() + 3_000;
-        },
+        run: () => restartRuntime("runtime SIGKILLs"),
       });
     }
     if (o.kafka) {
