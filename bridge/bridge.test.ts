@@ -373,14 +373,18 @@ describe("configuration errors, late schedules, big produce requests", () => {
       );
       const bridge = await bridgeFor(config);
       const health = z.object({ status: z.string(), gateway: z.string(), alert: z.string().optional() });
-      const alerted = await waitUntil("misconfigured alert", async () => {
-        const res = await fetch(`http://127.0.0.1:${bridge.port}/health`);
-        const body = health.parse(await res.json());
-        return res.status === 503 && body.gateway === "misconfigured" ? body : undefined;
-      });
+      const alerted = await waitUntil(
+        "misconfigured alert",
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${bridge.port}/health`);
+          const body = health.parse(await res.json());
+          return res.status === 503 && body.gateway === "misconfigured" ? body : undefined;
+        },
+        120_000,
+      );
       expect(alerted.alert).toContain("404");
       proxy.refuseWith = 413;
-      await waitUntil("a 413 seen", () => ((proxy.refused.get(413) ?? 0) >= 1 ? true : undefined), 60_000);
+      await waitUntil("a 413 seen", () => ((proxy.refused.get(413) ?? 0) >= 1 ? true : undefined), 120_000);
       // Both refusals were answered by the bridge: still nothing in the DLQ, the offset not moved past the records.
       expect(observer.seen(`${config.topics.sendMessage}.dlq`)).toEqual([]);
       expect(["-1", "0"]).toContain((await committed(config)).offset);
@@ -393,17 +397,17 @@ describe("configuration errors, late schedules, big produce requests", () => {
           const s = await sentTexts([c]);
           return total(s) >= 3 ? s : undefined;
         },
-        60_000,
+        120_000,
       );
       expect(sent.get(c)).toEqual(["cfg0", "cfg1", "cfg2"]);
-      await waitUntil("committed past the three", async () => ((await committed(config)).offset === "3" ? true : undefined));
+      await waitUntil("committed past the three", async () => ((await committed(config)).offset === "3" ? true : undefined), 120_000);
       const after = health.parse(await (await fetch(`http://127.0.0.1:${bridge.port}/health`)).json());
       expect(after.gateway).toBe("up");
       expect(observer.seen(`${config.topics.sendMessage}.dlq`)).toEqual([]);
     } finally {
       await proxy.close();
     }
-  });
+  }, 400_000);
 
   it("a schedule whose time passed while the bridge lagged is sent now, the lateness in its history", async () => {
     const { config, observer, contact } = await scenario();
