@@ -124,7 +124,8 @@ describe("Kafka → gateway → simulator → Kafka", () => {
       config.topics.sendMessage,
       Array.from({ length: 10 }, (_, i) => ({ key: i % 2 ? b : a, value: sendValue(i % 2 ? b : a, `send ${Math.floor(i / 2)}`) })),
     );
-    const sendAt = new Date(Date.now() + 4_000).toISOString();
+    // Far enough ahead that a slow bridge still posts it before its time (a late one is sent at once, unscheduled).
+    const sendAt = new Date(Date.now() + 10_000).toISOString();
     await kafka.produce(
       config.topics.scheduleMessage,
       [0, 1].map((i) => ({
