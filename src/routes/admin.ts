@@ -9,12 +9,13 @@ import { runBatch } from "../db/batch.ts";
 import { apiKeys, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { MAX_URL_LENGTH } from "../contracts/messages.ts";
-import { parseBody } from "../http/body.ts";
+import { parseBody, parseWith } from "../http/body.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId } from "../ids.ts";
 import { documented } from "../openapi/describe.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { purge } from "../sweep/sweeper.ts";
+import { countParked, listParked, replayParked } from "../webhooks/parked.ts";
 
 export const adminRoutes = new Hono<AppEnv>();
 adminRoutes.use("*", requireAdmin);
@@ -205,5 +206,45 @@ adminRoutes.post(
   async (c) => {
     const removed = await purge(c.env);
     return c.json({ removed, retentionDays: Number(c.env.RETENTION_DAYS) || 30 });
+  },
+);
+
+// Webhook jobs parked by the webhooks DLQ consumer: list them, and replay them once the cause is gone.
+const parkedQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
+const replayBody = z.strictObject({
+  ids: z.array(z.string().min(1).max(100)).min(1).max(50).optional(),
+  limit: z.int().min(1).max(100).default(100),
+});
+
+adminRoutes.get(
+  "/webhooks/parked",
+  documented({
+    summary: "Webhook jobs parked by the webhooks dead-letter queue",
+    tags,
+    caller: "admin",
+    query: parkedQuery,
+    responses: {
+      200: { description: "The oldest parked jobs and how many there are.", schema: z.looseObject({ parked: z.array(z.unknown()), total: z.number() }) },
+    },
+  }),
+  async (c) => {
+    const q = parseWith(parkedQuery, c.req.query());
+    return c.json({ parked: await listParked(c.var.db, q.limit), total: await countParked(c.var.db) });
+  },
+);
+
+adminRoutes.post(
+  "/webhooks/parked/replay",
+  documented({
+    summary: "Replay parked webhook jobs",
+    tags,
+    caller: "admin",
+    body: replayBody,
+    responses: { 200: { description: "What was replayed and how many remain parked.", schema: z.looseObject({ remaining: z.number() }) } },
+  }),
+  async (c) => {
+    const input = await parseBody(c, replayBody);
+    const result = await replayParked(c.var.db, input);
+    return c.json({ ...result, remaining: await countParked(c.var.db) });
   },
 );

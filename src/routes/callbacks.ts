@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { enqueueCallbacks } from "../callbacks/dispatch.ts";
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
+import { callbackDeliveryPage, callbackReplay, callbackSettings, deliveryStatuses, enabledEndpoint, rotatedSecret } from "../contracts/callbacks.ts";
 import { isoWithOffset } from "../contracts/messages.ts";
 import { callbackDeliveries, disabledCallbackEndpoints, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
@@ -19,7 +20,6 @@ export const callbackRoutes = new Hono<AppEnv>();
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
 
 const tags = ["Callbacks"];
-const isoTime = z.iso.datetime({ offset: true });
 
 callbackRoutes.get(
   "/",
@@ -28,21 +28,7 @@ callbackRoutes.get(
     description: "The URL, how callbacks are signed (Standard Webhooks), and URLs disabled after a 410. See docs/callbacks.md.",
     tags,
     caller: "apiKey",
-    responses: {
-      200: {
-        description: "The settings.",
-        schema: z.object({
-          url: z.string().nullable(),
-          signing: z.object({
-            scheme: z.literal("standard-webhooks"),
-            secretFormat: z.enum(["whsec", "legacy-token"]),
-            previousSecretValidUntil: isoTime.optional(),
-            legacyHeader: z.boolean(),
-          }),
-          disabledEndpoints: z.array(z.object({ url: z.string(), disabledAt: isoTime.optional(), reason: z.string().nullable().optional() })),
-        }),
-      },
-    },
+    responses: { 200: { description: "The settings.", schema: callbackSettings } },
     errors: ["not_found"],
   }),
   async (c) => {
@@ -64,14 +50,14 @@ callbackRoutes.get(
     return c.json({
       url: tenant.url ?? null,
       signing: {
-        scheme: "standard-webhooks",
+        scheme: "standard-webhooks" as const,
         // A token from before Standard Webhooks: its whsec_ form is "whsec_" + base64 of the token.
-        secretFormat: tenant.secret.startsWith("whsec_") ? "whsec" : "legacy-token",
+        secretFormat: tenant.secret.startsWith("whsec_") ? ("whsec" as const) : ("legacy-token" as const),
         previousSecretValidUntil: overlap ? iso(tenant.previousUntil) : undefined,
         legacyHeader: legacy,
       },
       disabledEndpoints: disabled.map((d) => ({ url: d.url, disabledAt: iso(d.disabledAt), reason: d.reason })),
-    });
+    } satisfies z.input<typeof callbackSettings>);
   },
 );
 
@@ -83,12 +69,7 @@ callbackRoutes.post(
     description: "The new secret is shown once; for 24 hours callbacks carry signatures by both the new and the old secret.",
     tags,
     caller: "apiKey",
-    responses: {
-      200: {
-        description: "The new whsec_ secret.",
-        schema: z.object({ secret: z.string(), previousSecretValidUntil: isoTime, rotatedAt: isoTime }),
-      },
-    },
+    responses: { 200: { description: "The new whsec_ secret.", schema: rotatedSecret } },
   }),
   async (c) => {
     const secret = newWebhookSecret();
@@ -97,7 +78,7 @@ callbackRoutes.post(
     await c.var.db.run(sql`UPDATE tenants SET callback_secret_previous = callback_secret, callback_secret_previous_until = ${until},
     callback_secret = ${secret} WHERE id = ${c.var.tenant.id}`);
     c.header("cache-control", "no-store");
-    return c.json({ secret, previousSecretValidUntil: iso(until), rotatedAt: iso(now) });
+    return c.json({ secret, previousSecretValidUntil: iso(until), rotatedAt: iso(now) } satisfies z.input<typeof rotatedSecret>);
   },
 );
 
@@ -111,7 +92,7 @@ callbackRoutes.post(
     tags,
     caller: "apiKey",
     body: enableBody,
-    responses: { 200: { description: "Enabled.", schema: z.object({ url: z.string(), enabled: z.literal(true) }) } },
+    responses: { 200: { description: "Enabled.", schema: enabledEndpoint } },
     errors: ["not_found"],
   }),
   async (c) => {
@@ -121,14 +102,14 @@ callbackRoutes.post(
       .where(and(eq(disabledCallbackEndpoints.tenantId, c.var.tenant.id), eq(disabledCallbackEndpoints.url, url)))
       .returning({ url: disabledCallbackEndpoints.url });
     if (removed.length === 0) throw new ApiError("not_found", "That callback URL is not disabled.", [{ path: "url", message: url }]);
-    return c.json({ url, enabled: true });
+    return c.json({ url, enabled: true as const } satisfies z.input<typeof enabledEndpoint>);
   },
 );
 
-export const deliveryStatuses = ["pending", "retrying", "delivered", "failed"] as const;
+const deliveryStatus = z.enum(deliveryStatuses);
 
 const deliveriesQuery = z.object({
-  status: z.enum(deliveryStatuses).optional(),
+  status: deliveryStatus.optional(),
   event: z.string().min(1).max(100).optional(),
   since: isoWithOffset.optional(),
   until: isoWithOffset.optional(),
@@ -141,7 +122,7 @@ const deliveryView = (d: DeliveryRow) => ({
   eventId: d.eventId,
   eventType: d.eventType || undefined,
   url: d.url,
-  status: d.status,
+  status: deliveryStatus.parse(d.status),
   attempts: d.attempts,
   lastError: d.lastError ?? undefined,
   lastResponseStatus: d.lastStatus ?? undefined,
@@ -152,22 +133,6 @@ const deliveryView = (d: DeliveryRow) => ({
 });
 
 // Newest first (by the event's outbox position).
-const deliveryAnswer = z
-  .object({
-    eventId: z.string(),
-    eventType: z.string().optional(),
-    url: z.string(),
-    status: z.enum(deliveryStatuses),
-    attempts: z.int(),
-    lastError: z.string().optional(),
-    lastResponseStatus: z.int().optional(),
-    nextAttemptAt: isoTime.optional(),
-    deliveredAt: isoTime.optional(),
-    createdAt: isoTime.optional(),
-    updatedAt: isoTime.optional(),
-  })
-  .meta({ id: "CallbackDelivery" });
-
 callbackRoutes.get(
   "/deliveries",
   documented({
@@ -175,12 +140,7 @@ callbackRoutes.get(
     tags,
     caller: "apiKey",
     query: deliveriesQuery,
-    responses: {
-      200: {
-        description: "A page; pass nextCursor as cursor for the next.",
-        schema: z.object({ data: z.array(deliveryAnswer), nextCursor: z.string().nullable() }),
-      },
-    },
+    responses: { 200: { description: "A page; pass nextCursor as cursor for the next.", schema: callbackDeliveryPage } },
   }),
   async (c) => {
     const q = parseWith(deliveriesQuery, c.req.query());
@@ -202,7 +162,8 @@ callbackRoutes.get(
       .limit(q.limit + 1);
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
-    return c.json({ data: page.map(deliveryView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.seq, last.eventId) : null });
+    const answer = { data: page.map(deliveryView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.seq, last.eventId) : null };
+    return c.json(answer satisfies z.input<typeof callbackDeliveryPage>);
   },
 );
 
@@ -227,12 +188,7 @@ callbackRoutes.post(
     tags,
     caller: "apiKey",
     body: replayBody,
-    responses: {
-      202: {
-        description: "Handed to the callbacks queue; `more` says whether to call again.",
-        schema: z.object({ replayed: z.int(), eventIds: z.array(z.string()), more: z.boolean() }),
-      },
-    },
+    responses: { 202: { description: "Handed to the callbacks queue; `more` says whether to call again.", schema: callbackReplay } },
     errors: ["not_found", "conflict", "unprocessable"],
   }),
   async (c) => {
@@ -276,6 +232,6 @@ callbackRoutes.post(
       c.env,
       reset.map((r) => ({ seq: r.seq, eventId: r.event_id, tenantId: r.tenant_id, url: r.url })),
     ).catch((err) => log("warn", "callbacks queue unavailable; the cron hands replays out", { error: errorField(err) }));
-    return c.json({ replayed: reset.length, eventIds: reset.map((r) => r.event_id), more }, 202);
+    return c.json({ replayed: reset.length, eventIds: reset.map((r) => r.event_id), more } satisfies z.input<typeof callbackReplay>, 202);
   },
 );

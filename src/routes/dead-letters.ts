@@ -4,6 +4,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
+import { deadLetterPage, deadLetterReplay } from "../contracts/callbacks.ts";
 import { isoWithOffset } from "../contracts/messages.ts";
 import { ApiError } from "../errors.ts";
 import { parseBody, parseWith } from "../http/body.ts";
@@ -81,19 +82,6 @@ const replayable = (r: DeadRow): Replayable => ({
 
 // Newest first.
 const tags = ["Dead letters"];
-const isoTime = z.iso.datetime({ offset: true });
-const deadLetterAnswer = z
-  .object({
-    messageId: z.string(),
-    instance: z.string(),
-    to: z.string(),
-    status: z.string(),
-    attempts: z.int(),
-    error: z.string(),
-    failedAt: isoTime.optional(),
-    replayedAt: isoTime.optional(),
-  })
-  .meta({ id: "DeadLetter" });
 
 deadLetterRoutes.get(
   "/",
@@ -102,12 +90,7 @@ deadLetterRoutes.get(
     tags,
     caller: "apiKey",
     query: listQuery,
-    responses: {
-      200: {
-        description: "A page; pass nextCursor as cursor for the next.",
-        schema: z.object({ data: z.array(deadLetterAnswer), nextCursor: z.string().nullable() }),
-      },
-    },
+    responses: { 200: { description: "A page; pass nextCursor as cursor for the next.", schema: deadLetterPage } },
   }),
   async (c) => {
     const q = parseWith(listQuery, c.req.query());
@@ -119,7 +102,8 @@ deadLetterRoutes.get(
     WHERE ${sql.join(where, sql` AND `)} ORDER BY d.at DESC, d.message_id DESC LIMIT ${q.limit + 1}`);
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
-    return c.json({ data: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.at, last.message_id) : null });
+    const answer = { data: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.at, last.message_id) : null };
+    return c.json(answer satisfies z.input<typeof deadLetterPage>);
   },
 );
 
@@ -142,17 +126,7 @@ deadLetterRoutes.post(
     tags,
     caller: "apiKey",
     body: replayBody,
-    responses: {
-      202: {
-        description: "How many went back to their lanes; `more` says whether more match the filter.",
-        schema: z.object({
-          replayed: z.int(),
-          ids: z.array(z.string()),
-          skipped: z.array(z.object({ id: z.string(), reason: z.string() })),
-          more: z.boolean(),
-        }),
-      },
-    },
+    responses: { 202: { description: "How many went back to their lanes; `more` says whether more match the filter.", schema: deadLetterReplay } },
     errors: ["not_found"],
   }),
   async (c) => {
@@ -185,6 +159,7 @@ deadLetterRoutes.post(
     }
     const requeued = new Set(await replayFailed(c.env, db, rows.map(replayable), "replayed from dead letters"));
     const skipped = rows.filter((r) => !requeued.has(r.message_id)).map((r) => ({ id: r.message_id, reason: `status is ${r.status}, not failed` }));
-    return c.json({ replayed: requeued.size, ids: rows.filter((r) => requeued.has(r.message_id)).map((r) => r.message_id), skipped, more }, 202);
+    const answer = { replayed: requeued.size, ids: rows.filter((r) => requeued.has(r.message_id)).map((r) => r.message_id), skipped, more };
+    return c.json(answer satisfies z.input<typeof deadLetterReplay>, 202);
   },
 );
