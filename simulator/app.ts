@@ -2,6 +2,7 @@
 // workerd or in-process: Evolution's send routes plus a /_sim control API.
 import { Hono } from "hono";
 import { defaultConfig, instanceSettings, type SimulatorConfig } from "./config.ts";
+import { connectRoutes, scanRoutes } from "./connect.ts";
 import { controlRoutes } from "./control.ts";
 import { evolutionRoutes } from "./evolution.ts";
 import { errorBody } from "./shapes.ts";
@@ -18,7 +19,9 @@ export function createSimulator(options: Partial<SimulatorConfig> = {}): { app: 
 
   const app = new Hono();
   app.route("/_sim", controlRoutes(state));
+  app.route("/_sim", scanRoutes(state));
   app.route("/", evolutionRoutes(state));
+  app.route("/", connectRoutes(state));
   // Express's answer for a route it does not have.
   app.notFound((c) => c.json(errorBody(404, [`Cannot ${c.req.method} ${c.req.path}`]), 404));
   app.onError((err, c) => c.json(errorBody(500, [String(err)]), 500));

@@ -13,6 +13,7 @@ import { wakeOnce } from "./sweep/wake.ts";
 import { contactRoutes } from "./routes/contacts.ts";
 import { statsRoutes } from "./routes/stats.ts";
 import { eventRoutes } from "./routes/events.ts";
+import { streamRoutes, ticketRoutes } from "./routes/stream.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { compatRoutes } from "./routes/compat.ts";
@@ -23,6 +24,7 @@ import { messageRoutes } from "./routes/messages.ts";
 
 export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
+export { TenantStream } from "./stream/tenant-stream.ts";
 
 export const app = new Hono<AppEnv>();
 
@@ -36,11 +38,14 @@ app.route("/health", healthRoutes);
 app.route("/metrics", metricsRoutes);
 app.route("/v1/admin", adminRoutes);
 app.route("/webhooks/evolution", webhookRoutes);
+// Before the tenant API: a browser's WebSocket carries a ticket, not an Authorization header.
+app.route("/v1/events/stream", streamRoutes);
 
 const tenantApi = new Hono<AppEnv>();
 tenantApi.use("*", requireApiKey);
 tenantApi.route("/instances", instanceRoutes);
 tenantApi.route("/messages", messageRoutes);
+tenantApi.route("/events/stream/tickets", ticketRoutes);
 tenantApi.route("/events", eventRoutes);
 tenantApi.route("/contacts", contactRoutes);
 tenantApi.route("/stats", statsRoutes);

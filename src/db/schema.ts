@@ -42,6 +42,11 @@ export const instances = sqliteTable(
     ratePerMinute: integer("rate_per_minute").notNull(),
     state: text("state").notNull().default("unknown"),
     stateChangedAt: integer("state_changed_at"),
+    // The pairing QR code while the number is not connected (qrcode.updated / GET /instance/connect);
+    // cleared when the state becomes open. `qrCode` is Evolution's data URL of a PNG.
+    qrCode: text("qr_code"),
+    qrCount: integer("qr_count"),
+    qrUpdatedAt: integer("qr_updated_at"),
     // Secret path segment that names and authenticates the instance's webhooks.
     webhookToken: text("webhook_token").notNull(),
     createdAt: integer("created_at").notNull(),
