@@ -21,6 +21,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { consoleRoutes } from "./routes/console.ts";
 
 export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
@@ -34,6 +35,7 @@ app.use("*", async (c, next) => {
   await next();
 });
 
+app.route("/", consoleRoutes);
 app.route("/health", healthRoutes);
 app.route("/metrics", metricsRoutes);
 app.route("/v1/admin", adminRoutes);
