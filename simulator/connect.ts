@@ -14,8 +14,8 @@ export type QrCode = { pairingCode: null; code: string; base64: string; count: n
 type Pairing = { qr: QrCode; refresh: () => void };
 const sessions = new WeakMap<SimulatorState, Map<string, Pairing>>();
 const pairingsOf = (state: SimulatorState) => {
-  let map = sessions.get(state);
-  if (!map) sessions.set(state, (map = new Map()));
+  const map = sessions.get(state) ?? new Map<string, Pairing>();
+  sessions.set(state, map);
   return map;
 };
 
