@@ -35,12 +35,17 @@ const ago = (seconds) => (seconds < 90 ? `${Math.round(seconds)} s` : seconds < 
 
 // ---- session -------------------------------------------------------------------------------
 
+// Why the sign-in form is back, said once on it (kept across a reload of the tab).
+const REASON = "mensageiro.console.reason";
+
 function session() {
   try {
     const s = JSON.parse(sessionStorage.getItem(SESSION) ?? "null");
     if (!s || typeof s.key !== "string") return null;
     if (Date.now() - s.lastUsed > IDLE_MS) {
-      signOut("Your session expired. Sign in again.");
+      sessionStorage.removeItem(SESSION);
+      stream.stop();
+      sessionStorage.setItem(REASON, "Your session expired after 30 minutes without use. Sign in again.");
       return null;
     }
     return s;
@@ -71,7 +76,10 @@ class ApiFailure extends Error {
 
 async function api(path, { method = "GET", body, key } = {}) {
   const s = key ? { key } : session();
-  if (!s) throw new ApiFailure(401, { error: { code: "unauthorized", message: "Not signed in." } });
+  if (!s) {
+    showSignIn();
+    throw new ApiFailure(401, { error: { code: "unauthorized", message: "Not signed in." } });
+  }
   let res;
   try {
     res = await fetch(path, {
@@ -212,7 +220,8 @@ async function render() {
   }
 }
 
-function showSignIn(message) {
+function showSignIn(message = sessionStorage.getItem(REASON)) {
+  sessionStorage.removeItem(REASON);
   $("bar").hidden = true;
   $("page").replaceChildren();
   $("sign-in").hidden = false;
@@ -803,6 +812,7 @@ $("sign-in-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", () => signOut("You are signed out."));
 window.addEventListener("hashchange", () => {
   if (session()) render();
+  else showSignIn();
 });
 if (session()) enter();
 else showSignIn();

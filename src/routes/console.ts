@@ -7,23 +7,22 @@ import type { AppEnv } from "../app-env.ts";
 
 export const consoleRoutes = new Hono<AppEnv>();
 
-consoleRoutes.use(
-  "*",
-  secureHeaders({
-    contentSecurityPolicy: {
-      defaultSrc: ["'none'"],
-      scriptSrc: ["'self'"],
-      styleSrc: ["'self'"],
-      imgSrc: ["'self'", "data:"],
-      connectSrc: ["'self'"],
-      formAction: ["'none'"],
-      frameAncestors: ["'none'"],
-      baseUri: ["'none'"],
-    },
-    referrerPolicy: "no-referrer",
-    crossOriginEmbedderPolicy: false,
-  }),
-);
+const headers = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'none'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'", "data:"],
+    connectSrc: ["'self'"],
+    formAction: ["'none'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+  },
+  referrerPolicy: "no-referrer",
+  crossOriginEmbedderPolicy: false,
+});
+consoleRoutes.use("/console", headers);
+consoleRoutes.use("/console/*", headers);
 consoleRoutes.get("/console", (c) => c.redirect("/console/", 308));
 consoleRoutes.get("/console/*", async (c) => {
   const res = await c.env.ASSETS.fetch(c.req.raw);
