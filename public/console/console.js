@@ -8,10 +8,10 @@ const SESSION = "mensageiro.console.session";
 const IDLE_MS = 30 * 60_000;
 const STATUSES = ["scheduled", "queued", "processing", "sent", "delivered", "read", "failed", "canceled"];
 const SERIES = [
-  ["sent", "Sends", "--sent"],
-  ["failed", "Failures", "--failed"],
-  ["delivered", "Deliveries", "--delivered"],
-  ["read", "Reads", "--read"],
+  ["sent", "Sends"],
+  ["failed", "Failures"],
+  ["delivered", "Deliveries"],
+  ["read", "Reads"],
 ];
 
 const $ = (id) => document.getElementById(id);
@@ -25,7 +25,8 @@ function h(tag, attrs = {}, ...children) {
     else if (k === "dataset") Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const child of children.flat()) if (child !== undefined && child !== null && child !== false) el.append(child instanceof Node ? child : String(child));
+  for (const child of children.flat(Number.POSITIVE_INFINITY))
+    if (child !== undefined && child !== null && child !== false) el.append(child instanceof Node ? child : String(child));
   return el;
 }
 
@@ -307,7 +308,7 @@ async function overview(root) {
 
   async function drawChart() {
     const t = await api(`/v1/stats/timeline?range=${range}`);
-    chart.replaceChildren(lineChart(t));
+    chart.replaceChildren(activityChart(t));
   }
 
   await Promise.all([drawCounts(), drawChart()]);
@@ -317,53 +318,57 @@ async function overview(root) {
   onEvent(debounce(2000, () => drawChart().catch(() => undefined)));
 }
 
-/** An SVG line chart of the four series, with a readable summary for screen readers. */
-function lineChart(t) {
-  const W = 640;
-  const H = 220;
-  const pad = { l: 34, r: 8, t: 8, b: 24 };
-  const max = Math.max(1, ...t.buckets.flatMap((b) => SERIES.map(([k]) => b[k])));
-  const x = (i) => pad.l + (i / Math.max(1, t.buckets.length - 1)) * (W - pad.l - pad.r);
-  const y = (v) => H - pad.b - (v / max) * (H - pad.t - pad.b);
+/**
+ * The four series as small multiples: one row of bars per series, each scaled to its own peak, so a
+ * handful of failures stays visible next to thousands of sends. SVG built here, no library.
+ */
+function activityChart(t) {
+  const W = t.buckets.length * 10;
+  const H = 48;
   const NS = "http://www.w3.org/2000/svg";
   const s = (tag, attrs) => {
     const el = document.createElementNS(NS, tag);
     for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
     return el;
   };
-  const totals = Object.fromEntries(SERIES.map(([k]) => [k, t.buckets.reduce((n, b) => n + b[k], 0)]));
-  const svg = s("svg", {
-    viewBox: `0 0 ${W} ${H}`,
-    role: "img",
-    "aria-label": `Last ${t.range}: ${SERIES.map(([k, label]) => `${totals[k]} ${label.toLowerCase()}`).join(", ")}`,
+  const fmt = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const per = t.bucketSeconds >= 3600 ? `${t.bucketSeconds / 3600} h` : `${t.bucketSeconds / 60} min`;
+  const rows = SERIES.map(([k, label]) => {
+    const values = t.buckets.map((b) => b[k]);
+    const total = values.reduce((a, b) => a + b, 0);
+    const peak = Math.max(...values);
+    const svg = s("svg", {
+      viewBox: `0 0 ${W} ${H}`,
+      preserveAspectRatio: "none",
+      role: "img",
+      "aria-label": `${label}: ${total} in the last ${t.range}, at most ${peak} per ${per}`,
+      "data-series": k,
+    });
+    svg.append(s("line", { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, class: "axis" }));
+    values.forEach((v, i) => {
+      if (v === 0) return;
+      const height = Math.max(2, (v / peak) * (H - 2));
+      const bar = s("rect", { x: i * 10 + 1, y: H - height, width: 8, height, class: `bar-${k}` });
+      const tip = s("title", {});
+      tip.textContent = `${fmt(t.buckets[i].at)}: ${v}`;
+      bar.append(tip);
+      svg.append(bar);
+    });
+    return h(
+      "div",
+      { class: "series", dataset: { total: k } },
+      h(
+        "div",
+        { class: "series-head" },
+        h("span", { class: `key key-${k}` }, label),
+        h("strong", {}, total),
+        peak > 0 ? h("span", { class: "muted" }, ` peak ${peak} / ${per}`) : "",
+      ),
+      svg,
+    );
   });
-  const styles = getComputedStyle(document.documentElement);
-  for (const v of [0, Math.round(max / 2), max]) {
-    svg.append(s("line", { x1: pad.l, x2: W - pad.r, y1: y(v), y2: y(v), stroke: "#d4d8de" }));
-    const label = s("text", { x: pad.l - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11, fill: "#4f5661" });
-    label.textContent = String(v);
-    svg.append(label);
-  }
-  const first = new Date(t.from);
-  const fmt = (d) => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  for (const [i, anchor] of [
-    [0, "start"],
-    [t.buckets.length - 1, "end"],
-  ]) {
-    const label = s("text", { x: x(i), y: H - 6, "text-anchor": anchor, "font-size": 11, fill: "#4f5661" });
-    label.textContent = i === 0 ? fmt(first) : "now";
-    svg.append(label);
-  }
-  for (const [k, , color] of SERIES) {
-    const points = t.buckets.map((b, i) => `${x(i).toFixed(1)},${y(b[k]).toFixed(1)}`).join(" ");
-    svg.append(s("polyline", { points, fill: "none", stroke: styles.getPropertyValue(color).trim(), "stroke-width": 2, "data-series": k }));
-  }
-  const legend = h(
-    "div",
-    { class: "legend" },
-    SERIES.map(([k, label]) => h("span", { dataset: { total: k } }, `${label}: ${totals[k]}`)),
-  );
-  return h("div", {}, legend, svg);
+  const axis = h("div", { class: "series-axis muted" }, h("span", {}, fmt(t.from)), h("span", {}, "now"));
+  return h("div", {}, rows, axis);
 }
 
 // ---- instances -------------------------------------------------------------------------------
