@@ -10,6 +10,8 @@ export const tenants = sqliteTable("tenants", {
   callbackUrl: text("callback_url"),
   // HMAC key for callback signatures; never returned after creation.
   callbackSecret: text("callback_secret").notNull(),
+  // API requests per minute, all keys together; null: the DEFAULT_RATE_LIMIT_PER_MINUTE var.
+  rateLimitPerMinute: integer("rate_limit_per_minute"),
   createdAt: integer("created_at").notNull(),
 });
 

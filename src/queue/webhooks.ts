@@ -2,13 +2,14 @@
 import { database } from "../db/client.ts";
 import { processWebhook, webhookJob } from "../webhooks/process.ts";
 import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { errorField, log } from "../observability/log.ts";
 
 export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
   const db = database(env.DB);
   for (const message of batch.messages) {
     const parsed = webhookJob.safeParse(message.body);
     if (!parsed.success) {
-      console.error(JSON.stringify({ level: "error", msg: "malformed webhook job dropped", id: message.id }));
+      log("error", "malformed webhook job dropped", { queueMessageId: message.id });
       message.ack();
       continue;
     }
@@ -18,12 +19,10 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
     } catch (err) {
       // A body that does not match Evolution's shape will never apply: keep a log line, drop it.
       if (err instanceof Error && err.name === "ZodError") {
-        console.error(
-          JSON.stringify({ level: "warn", msg: "webhook data of an unexpected shape", event: parsed.data.event, error: err.message.slice(0, 500) }),
-        );
+        log("warn", "webhook data of an unexpected shape", { event: parsed.data.event, error: errorField(err) });
         message.ack();
       } else {
-        console.error(JSON.stringify({ level: "warn", msg: "webhook apply failed; retrying", event: parsed.data.event, error: String(err) }));
+        log("warn", "webhook apply failed; retrying", { event: parsed.data.event, error: errorField(err) });
         message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
       }
     }
