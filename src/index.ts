@@ -21,13 +21,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { messageRoutes } from "./routes/messages.ts";
-<<<<<<< HEAD
 import { consoleRoutes } from "./routes/console.ts";
-
-export { ContactLane } from "./lanes/contact-lane.ts";
-export { InstanceGovernor } from "./lanes/instance-governor.ts";
-export { TenantStream } from "./stream/tenant-stream.ts";
-=======
 import { rateLimit } from "./limits/rate-limit.ts";
 import { log } from "./observability/log.ts";
 import { requestLog } from "./observability/request-log.ts";
@@ -35,7 +29,7 @@ import { requestLog } from "./observability/request-log.ts";
 export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
 export { RateLimiter } from "./limits/rate-limiter.ts";
->>>>>>> main
+export { TenantStream } from "./stream/tenant-stream.ts";
 
 export const app = new Hono<AppEnv>();
 

@@ -27,40 +27,27 @@ export function forgetKey(hash: string) {
   keyCache.delete(hash);
 }
 
-<<<<<<< HEAD
+/** A tenant's settings changed: this isolate reads them again at once (others within KEY_CACHE_MS). */
+export function forgetTenant(tenantId: string) {
+  for (const [hash, entry] of keyCache) if (entry.tenant.id === tenantId) keyCache.delete(hash);
+}
+
 /** The tenant a key belongs to, or undefined for an unknown or revoked key. */
 export async function tenantForKey(db: Db, key: string): Promise<Tenant | undefined> {
   const hash = await sha256Hex(key);
   const cached = keyCache.get(hash);
   if (cached && Date.now() - cached.at < KEY_CACHE_MS) return cached.tenant;
   const [tenant] = await db.all<Tenant>(sql`
-    SELECT t.id, t.name, t.max_attempts AS maxAttempts FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+    SELECT t.id, t.name, t.max_attempts AS maxAttempts, t.rate_limit_per_minute AS rateLimitPerMinute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
     WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
   if (tenant) keyCache.set(hash, { tenant, at: Date.now() });
   return tenant;
-=======
-/** A tenant's settings changed: this isolate reads them again at once (others within KEY_CACHE_MS). */
-export function forgetTenant(tenantId: string) {
-  for (const [hash, entry] of keyCache) if (entry.tenant.id === tenantId) keyCache.delete(hash);
->>>>>>> main
 }
 
 export const requireApiKey = createMiddleware<AppEnv>(async (c, next) => {
   const key = bearer(c.req.header("authorization"));
   if (!key) throw new ApiError("unauthorized", "Missing API key: send Authorization: Bearer <key>.");
-<<<<<<< HEAD
   const tenant = await tenantForKey(c.var.db, key);
-=======
-  const hash = await sha256Hex(key);
-  const cached = keyCache.get(hash);
-  let tenant = cached && Date.now() - cached.at < KEY_CACHE_MS ? cached.tenant : undefined;
-  if (!tenant) {
-    [tenant] = await c.var.db.all<Tenant>(sql`
-      SELECT t.id, t.name, t.max_attempts AS maxAttempts, t.rate_limit_per_minute AS rateLimitPerMinute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-      WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
-    if (tenant) keyCache.set(hash, { tenant, at: Date.now() });
-  }
->>>>>>> main
   if (!tenant) throw new ApiError("unauthorized", "Unknown or revoked API key.");
   c.set("tenant", tenant);
   await next();

@@ -78,7 +78,7 @@ describe("the operator console", () => {
     await page.click("text=Sign in");
     await page.waitForSelector("#counts [data-count=queued]");
     await page.waitForSelector("#live.on");
-    expect(await page.evaluate(() => document.cookie)).toBe("");
+    expect(await page.evaluate("document.cookie")).toBe("");
   });
 
   it("shows a message sent through the API live, within a second, until it is read; then its history", async () => {
@@ -164,7 +164,7 @@ describe("the operator console", () => {
     const first = await page.getAttribute(`${card} img.qr`, "src");
     expect(first).toMatch(/^data:image\/png;base64,/);
     // Evolution refreshes the code (qrcode.updated); the console shows the new one.
-    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.getAttribute("data-count")) >= 2, `${card} img.qr`, { timeout: 15_000 });
+    await page.waitForFunction(`Number(document.querySelector(${JSON.stringify(`${card} img.qr`)})?.getAttribute("data-count")) >= 2`, undefined, { timeout: 15_000 });
     expect(await page.getAttribute(`${card} img.qr`, "src")).not.toBe(first);
     await shoot("instances-qr");
     await sim(`/_sim/instances/${tenant.instance}/scan`, { wait: true });
