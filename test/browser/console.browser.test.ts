@@ -164,9 +164,7 @@ describe("the operator console", () => {
     const first = await page.getAttribute(`${card} img.qr`, "src");
     expect(first).toMatch(/^data:image\/png;base64,/);
     // Evolution refreshes the code (qrcode.updated); the console shows the new one.
-    await page.waitForFunction(`Number(document.querySelector(${JSON.stringify(`${card} img.qr`)})?.getAttribute("data-count")) >= 2`, undefined, {
-      timeout: 15_000,
-    });
+    await expect.poll(async () => Number(await page.getAttribute(`${card} img.qr`, "data-count")), { timeout: 15_000 }).toBeGreaterThanOrEqual(2);
     expect(await page.getAttribute(`${card} img.qr`, "src")).not.toBe(first);
     await shoot("instances-qr");
     await sim(`/_sim/instances/${tenant.instance}/scan`, { wait: true });
