@@ -708,6 +708,28 @@ async function conversationPage(root, contact) {
 
 // ---- dead letters ----------------------------------------------------------------------------
 
+/** True when the route is simply not on this gateway (an older build): the page falls back or says so. */
+const missingRoute = (err) => err instanceof ApiFailure && err.status === 404 && err.message === "No such route.";
+
+// GET /v1/dead-letters when the gateway has it, else the failed messages (the same records).
+async function listDeadLetters(filters) {
+  try {
+    const q = new URLSearchParams({ limit: "200" });
+    if (filters.instance) q.set("instance", filters.instance);
+    const { data } = await api(`/v1/dead-letters?${q}`);
+    return { replayMany: true, data: data.filter((d) => !filters.to || d.to === filters.to) };
+  } catch (err) {
+    if (!missingRoute(err)) throw err;
+  }
+  const q = new URLSearchParams({ status: "failed", limit: "200" });
+  for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
+  const { data } = await api(`/v1/messages?${q}`);
+  return {
+    replayMany: false,
+    data: data.map((m) => ({ messageId: m.id, to: m.to, instance: m.instance, error: m.lastError, attempts: m.attempts, failedAt: m.failedAt })),
+  };
+}
+
 async function deadLettersPage(root) {
   const form = h(
     "form",
@@ -742,31 +764,33 @@ async function deadLettersPage(root) {
     table,
   );
   let filters = {};
+  let replayMany = false;
   const selected = () => [...body.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
   const sync = () => {
     replay.disabled = selected().length === 0;
   };
+  const resultCell = (id) => body.querySelector(`tr[data-id="${CSS.escape(id)}"] .result`);
 
   async function load() {
-    const q = new URLSearchParams({ status: "failed", limit: "200" });
-    for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
-    const { data } = await api(`/v1/messages?${q}`);
+    const list = await listDeadLetters(filters);
+    replayMany = list.replayMany;
     body.replaceChildren(
-      ...(data.length === 0
+      ...(list.data.length === 0
         ? [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No dead letters. All is well."))]
-        : data.map((m) =>
+        : list.data.map((d) =>
             h(
               "tr",
-              { dataset: { id: m.id } },
-              h("td", {}, h("input", { type: "checkbox", value: m.id, "aria-label": `Select ${m.id}`, onchange: sync })),
-              h("td", { "data-label": "Recipient" }, h("a", { href: `#/messages/${m.id}` }, m.to)),
-              h("td", { "data-label": "Instance" }, m.instance),
-              h("td", { "data-label": "Error" }, m.lastError ?? ""),
-              h("td", { "data-label": "Failed" }, time(m.failedAt)),
+              { dataset: { id: d.messageId } },
+              h("td", {}, h("input", { type: "checkbox", value: d.messageId, "aria-label": `Select ${d.messageId}`, onchange: sync })),
+              h("td", { "data-label": "Recipient" }, h("a", { href: `#/messages/${d.messageId}` }, d.to)),
+              h("td", { "data-label": "Instance" }, d.instance),
+              h("td", { "data-label": "Error" }, d.error ?? ""),
+              h("td", { "data-label": "Failed" }, time(d.failedAt)),
               h("td", { "data-label": "Result", class: "result" }),
             ),
           )),
     );
+    all.checked = false;
     sync();
   }
 
@@ -784,18 +808,31 @@ async function deadLettersPage(root) {
     replay.disabled = true;
     const ids = selected();
     let ok = 0;
-    for (const id of ids) {
-      const cell = body.querySelector(`tr[data-id="${CSS.escape(id)}"] .result`);
-      try {
-        const answer = await api(`/v1/messages/${encodeURIComponent(id)}/retry`, { method: "POST" });
-        cell.replaceChildren(h("span", { class: "result-ok" }, "replayed: "), badge(answer.status));
-        ok++;
-      } catch (err) {
-        cell.replaceChildren(h("span", { class: "result-bad" }, err.message));
+    if (replayMany) {
+      // One call for the whole selection (at most 100 ids a call).
+      for (let i = 0; i < ids.length; i += 100) {
+        const chunk = ids.slice(i, i + 100);
+        try {
+          const answer = await api("/v1/dead-letters/replay", { method: "POST", body: { ids: chunk } });
+          for (const id of answer.ids) resultCell(id)?.replaceChildren(h("span", { class: "result-ok" }, "replayed"));
+          for (const s of answer.skipped) resultCell(s.id)?.replaceChildren(h("span", { class: "result-bad" }, s.reason));
+          ok += answer.replayed;
+        } catch (err) {
+          for (const id of chunk) resultCell(id)?.replaceChildren(h("span", { class: "result-bad" }, err.message));
+        }
       }
-      const box = body.querySelector(`tr[data-id="${CSS.escape(id)}"] input`);
-      if (box) box.checked = false;
+    } else {
+      for (const id of ids) {
+        try {
+          const answer = await api(`/v1/messages/${encodeURIComponent(id)}/retry`, { method: "POST" });
+          resultCell(id)?.replaceChildren(h("span", { class: "result-ok" }, "replayed: "), badge(answer.status));
+          ok++;
+        } catch (err) {
+          resultCell(id)?.replaceChildren(h("span", { class: "result-bad" }, err.message));
+        }
+      }
     }
+    for (const c of body.querySelectorAll("input[type=checkbox]:checked")) c.checked = false;
     notice(`Replayed ${ok} of ${ids.length}.`, ok === ids.length ? "info" : "error");
     sync();
   });
@@ -805,10 +842,90 @@ async function deadLettersPage(root) {
 // ---- callbacks -------------------------------------------------------------------------------
 
 async function callbacksPage(root) {
-  root.replaceChildren(
-    h("h1", {}, "Callbacks"),
-    h("p", { class: "muted" }, "Failed deliveries to your callback URL are listed here once this gateway exposes them."),
+  const status = h(
+    "select",
+    { id: "cb-status", name: "status" },
+    ["failed", "retrying", "pending", "delivered"].map((s) => h("option", { value: s }, s)),
   );
+  const form = h(
+    "form",
+    { class: "filters", role: "search" },
+    h("div", {}, h("label", { for: "cb-status" }, "Status"), status),
+    h("button", { type: "submit" }, "Show"),
+  );
+  const body = h("tbody");
+  const table = h(
+    "table",
+    { class: "stack", id: "callbacks" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Event", "URL", "Status", "Attempts", "Last error", "Updated", ""].map((c) => h("th", { scope: "col" }, c)),
+      ),
+    ),
+    body,
+  );
+  root.replaceChildren(h("h1", {}, "Callbacks"), h("p", { class: "muted" }, "Deliveries of events to your callback URL. Replay sends one again."), form, table);
+
+  async function load() {
+    let page;
+    try {
+      page = await api(`/v1/callbacks/deliveries?status=${status.value}&limit=100`);
+    } catch (err) {
+      if (!missingRoute(err)) throw err;
+      table.replaceWith(
+        h("p", { class: "muted", id: "callbacks-absent" }, "This gateway does not list callback deliveries yet (GET /v1/callbacks/deliveries)."),
+      );
+      form.remove();
+      return;
+    }
+    body.replaceChildren(
+      ...(page.data.length === 0
+        ? [h("tr", {}, h("td", { colspan: 7, class: "muted" }, `No ${status.value} deliveries.`))]
+        : page.data.map((d) => {
+            const result = h("span", { class: "result" });
+            return h(
+              "tr",
+              { dataset: { event: d.eventId } },
+              h("td", { "data-label": "Event", class: "mono" }, d.eventType ? `${d.eventType} ` : "", d.eventId),
+              h("td", { "data-label": "URL", class: "mono" }, d.url),
+              h("td", { "data-label": "Status" }, badge(d.status)),
+              h("td", { "data-label": "Attempts" }, d.attempts),
+              h("td", { "data-label": "Last error" }, [d.lastResponseStatus ? `HTTP ${d.lastResponseStatus} ` : "", d.lastError ?? ""]),
+              h("td", { "data-label": "Updated" }, time(d.updatedAt)),
+              h(
+                "td",
+                {},
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "secondary",
+                    onclick: async () => {
+                      try {
+                        await api("/v1/callbacks/replay", { method: "POST", body: { eventId: d.eventId } });
+                        result.replaceChildren(h("span", { class: "result-ok" }, " queued again"));
+                      } catch (err) {
+                        result.replaceChildren(h("span", { class: "result-bad" }, ` ${err.message}`));
+                      }
+                    },
+                  },
+                  "Replay",
+                ),
+                result,
+              ),
+            );
+          })),
+    );
+  }
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    load().catch((err) => notice(err.message));
+  });
+  await load();
 }
 
 // ---- start -----------------------------------------------------------------------------------
