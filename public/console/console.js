@@ -395,8 +395,22 @@ async function instancesPage(root) {
         { class: "facts" },
         h("dt", {}, "Connection"),
         h("dd", {}, badge(i.state), i.stateChangedAt ? h("span", { class: "muted" }, ` since ${time(i.stateChangedAt)}`) : ""),
+        h("dt", {}, "Sending"),
+        h(
+          "dd",
+          { dataset: { sending: i.sending?.paused ? "paused" : "on" } },
+          i.sending?.paused
+            ? h("span", { class: "error" }, `paused: ${i.sending.reason}${i.sending.until ? ` until ${time(i.sending.until)}` : ""}`)
+            : "not paused",
+        ),
         h("dt", {}, "Pacing"),
-        h("dd", {}, i.pacing?.paused ? h("span", { class: "error" }, `paused: ${i.pacing.reason ?? "unknown"}`) : `${i.ratePerMinute} per minute`),
+        h(
+          "dd",
+          {},
+          `${i.pacing?.ratePerMinute ?? i.ratePerMinute} per minute`,
+          i.pacing?.dailyCap ? `, at most ${i.pacing.dailyCap} a day` : "",
+          i.pacing?.quietHours ? `, quiet ${i.pacing.quietHours.start}–${i.pacing.quietHours.end}` : "",
+        ),
         h("dt", {}, "Sent, last minute"),
         h("dd", { dataset: { sentLastMinute: i.name } }, stats.sentLastMinuteByInstance?.[i.name] ?? 0),
       ),
