@@ -49,6 +49,26 @@ export const instances = sqliteTable(
     qrCode: text("qr_code"),
     qrCount: integer("qr_count"),
     qrUpdatedAt: integer("qr_updated_at"),
+    // Pacing (src/lanes/pacing.ts): null columns mean the documented default or "off".
+    burst: integer("burst"),
+    gapMinMs: integer("gap_min_ms").notNull().default(0),
+    gapMaxMs: integer("gap_max_ms").notNull().default(0),
+    dailyCap: integer("daily_cap"),
+    timeZone: text("time_zone").notNull().default("UTC"),
+    warmupDays: integer("warmup_days"),
+    warmupStartPerDay: integer("warmup_start_per_day"),
+    warmupSince: integer("warmup_since"),
+    quietStart: text("quiet_start"),
+    quietEnd: text("quiet_end"),
+    quietTimeZone: text("quiet_time_zone"),
+    typing: integer("typing", { mode: "boolean" }).notNull().default(false),
+    spikeCount: integer("spike_count").default(10),
+    spikeWindowMinutes: integer("spike_window_minutes").default(10),
+    overlimitPauseMinutes: integer("overlimit_pause_minutes").notNull().default(15),
+    // Sending paused by the governor (mirror of its own durable state, for GET and operators).
+    pausedReason: text("paused_reason"),
+    pausedAt: integer("paused_at"),
+    pausedUntil: integer("paused_until"),
     // Secret path segment that names and authenticates the instance's webhooks.
     webhookToken: text("webhook_token").notNull(),
     createdAt: integer("created_at").notNull(),
@@ -148,7 +168,11 @@ export const idempotencyKeys = sqliteTable(
     requestHash: text("request_hash").notNull(),
     responseStatus: integer("response_status"),
     responseBody: text("response_body"),
+    // Also the time base of the ids of the messages the request creates (the same on a retry).
     createdAt: integer("created_at").notNull(),
+    // The request working under the key holds it until then; past it, a retry with the same body
+    // takes over. Null once answered.
+    lockedUntil: integer("locked_until"),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] }), index("idempotency_created").on(t.createdAt)],
 );

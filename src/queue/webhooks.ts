@@ -1,7 +1,8 @@
 // `webhooks` consumer: applies Evolution events one by one; a failure retries that event alone.
 import { database } from "../db/client.ts";
-import { processWebhook, webhookJob } from "../webhooks/process.ts";
+import { processWebhook, type WebhookJob, webhookJob } from "../webhooks/process.ts";
 import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { connectionData } from "../contracts/evolution-webhooks.ts";
 import { errorField, log } from "../observability/log.ts";
 
 export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
@@ -15,6 +16,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
     }
     try {
       await processWebhook(db, parsed.data);
+      await tellGovernor(env, parsed.data);
       message.ack();
     } catch (err) {
       // A body that does not match Evolution's shape will never apply: keep a log line, drop it.
@@ -28,4 +30,13 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
     }
   }
   ctx.waitUntil(dispatchCallbacks(env));
+}
+
+// A closed connection pauses the number's sending, `open` resumes it (the governor decides).
+async function tellGovernor(env: Env, job: WebhookJob): Promise<void> {
+  if (job.event !== "connection.update") return;
+  const data = connectionData.safeParse(job.data);
+  if (!data.success || (data.data.state !== "open" && data.data.state !== "close")) return;
+  const governor = env.GOVERNORS.get(env.GOVERNORS.idFromName(job.instanceId));
+  await governor.report({ kind: "connection", instanceId: job.instanceId, state: data.data.state, statusReason: data.data.statusReason, now: job.receivedAt });
 }
