@@ -22,6 +22,8 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { messageRoutes } from "./routes/messages.ts";
 import { consoleRoutes } from "./routes/console.ts";
+import { callbackRoutes } from "./routes/callbacks.ts";
+import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { rateLimit } from "./limits/rate-limit.ts";
 import { log } from "./observability/log.ts";
 import { requestLog } from "./observability/request-log.ts";
@@ -56,6 +58,8 @@ tenantApi.route("/events/stream/tickets", ticketRoutes);
 tenantApi.route("/events", eventRoutes);
 tenantApi.route("/contacts", contactRoutes);
 tenantApi.route("/stats", statsRoutes);
+tenantApi.route("/callbacks", callbackRoutes);
+tenantApi.route("/dead-letters", deadLetterRoutes);
 app.route("/v1", tenantApi);
 
 const compat = new Hono<AppEnv>();
