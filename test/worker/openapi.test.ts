@@ -25,7 +25,8 @@ describe("GET /openapi.json", () => {
   });
 
   it("documents every route registered in the app", () => {
-    const routes = app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${openApiPath(r.path)}`);
+    // A catch-all ("/console/*", static files) has no OpenAPI form; it is still described by documented().
+    const routes = app.routes.filter((r) => r.method !== "ALL" && !r.path.includes("*")).map((r) => `${r.method} ${openApiPath(r.path)}`);
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
     expect(routes.length).toBeGreaterThan(20);
     expect([...new Set(routes)].filter((r) => !documented.includes(r))).toEqual([]);
@@ -37,8 +38,8 @@ describe("GET /openapi.json", () => {
     for (const { name, op } of ops) {
       const statuses = Object.keys(op.responses ?? {});
       expect(
-        statuses.some((s) => s.startsWith("2")),
-        `${name} has no 2xx answer`,
+        statuses.some((s) => /^(2..|3..|101)$/.test(s)),
+        `${name} has no success answer (2xx, 3xx or 101)`,
       ).toBe(true);
       const errors = statuses.filter((s) => /^[45]/.test(s) && !(name === "get /health" && s === "503"));
       expect(errors.length, `${name} documents no error answer`).toBeGreaterThan(0);
