@@ -9,7 +9,7 @@
 //   npm run bench:cost                      # this tree vs v0.1.0, 200 messages per kind
 //   npm run bench:cost -- --base <rev> --messages 500
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -172,19 +172,24 @@ async function measure(version: Version): Promise<Record<Kind, Counters>> {
   return results;
 }
 
-type Row = { metric: string; of: (c: Counters) => number; price?: number };
+type Row = { key: string; metric: string; of: (c: Counters) => number; price?: number };
 const ROWS: Row[] = [
-  { metric: "D1 statements", of: (c) => c.d1Statements },
-  { metric: "D1 round trips", of: (c) => c.d1RoundTrips },
-  { metric: "D1 rows read", of: (c) => c.d1RowsRead, price: PRICE_PER_MILLION.d1RowsRead },
-  { metric: "D1 rows written", of: (c) => c.d1RowsWritten, price: PRICE_PER_MILLION.d1RowsWritten },
-  { metric: "D1 busy ms", of: (c) => c.d1Ms },
-  { metric: "DO requests (RPC + alarms)", of: (c) => sum(c.doRequests) + c.doAlarms, price: PRICE_PER_MILLION.doRequests },
-  { metric: "  of which alarms", of: (c) => c.doAlarms },
-  { metric: "DO SQLite statements", of: (c) => c.doSqlStatements },
-  { metric: "DO rows written (SQL + setAlarm/kv)", of: (c) => c.doSqlRowsWritten + c.doStorageWrites, price: PRICE_PER_MILLION.doRowsWritten },
-  { metric: "queue operations", of: (c) => c.queueOperations, price: PRICE_PER_MILLION.queueOperations },
-  { metric: "Worker invocations", of: (c) => sum(c.invocations), price: PRICE_PER_MILLION.workerRequests },
+  { key: "d1Statements", metric: "D1 statements", of: (c) => c.d1Statements },
+  { key: "d1RoundTrips", metric: "D1 round trips", of: (c) => c.d1RoundTrips },
+  { key: "d1RowsRead", metric: "D1 rows read", of: (c) => c.d1RowsRead, price: PRICE_PER_MILLION.d1RowsRead },
+  { key: "d1RowsWritten", metric: "D1 rows written", of: (c) => c.d1RowsWritten, price: PRICE_PER_MILLION.d1RowsWritten },
+  { key: "d1Ms", metric: "D1 busy ms", of: (c) => c.d1Ms },
+  { key: "doRequests", metric: "DO requests (RPC + alarms)", of: (c) => sum(c.doRequests) + c.doAlarms, price: PRICE_PER_MILLION.doRequests },
+  { key: "doAlarms", metric: "  of which alarms", of: (c) => c.doAlarms },
+  { key: "doSqlStatements", metric: "DO SQLite statements", of: (c) => c.doSqlStatements },
+  {
+    key: "doRowsWritten",
+    metric: "DO rows written (SQL + setAlarm/kv)",
+    of: (c) => c.doSqlRowsWritten + c.doStorageWrites,
+    price: PRICE_PER_MILLION.doRowsWritten,
+  },
+  { key: "queueOperations", metric: "queue operations", of: (c) => c.queueOperations, price: PRICE_PER_MILLION.queueOperations },
+  { key: "workerInvocations", metric: "Worker invocations", of: (c) => sum(c.invocations), price: PRICE_PER_MILLION.workerRequests },
 ];
 
 const dollars = (c: Counters) => ROWS.reduce((total, r) => total + (r.price ? (r.of(c) / N) * r.price : 0), 0);
@@ -221,7 +226,14 @@ async function main() {
     console.log(`\n${kind}`);
     console.log(table(["metric", bv.label, cv.label, "change"], rows));
   }
-  if (existsSync(path.join(ROOT, ".cost"))) rmSync(path.join(ROOT, ".cost"), { recursive: true, force: true });
+  // Per-message figures for the capacity model (npm run bench:capacity).
+  const figures = Object.fromEntries(
+    measured.map(([v, kinds]) => [
+      v.label,
+      Object.fromEntries(KINDS.map((k) => [k, Object.fromEntries(ROWS.map((r) => [r.key, Number((r.of(kinds[k]) / N).toFixed(3))]))])),
+    ]),
+  );
+  writeFileSync(path.join(ROOT, "docs/cost-figures.json"), `${JSON.stringify({ messagesPerKind: N, contacts: CONTACTS, ...figures }, null, 2)}\n`);
 }
 
 runScript(main);
