@@ -85,6 +85,10 @@ export const messages = sqliteTable(
     readAt: integer("read_at"),
     failedAt: integer("failed_at"),
     canceledAt: integer("canceled_at"),
+    // Every status change and note, oldest first: [{status, at, attempt?, detail?}]. Kept in the row
+    // (appended by the same UPDATE that changes the status) rather than as rows of their own, which
+    // cost two D1 rows written per entry. The view message_history reads it as rows (migration 0001).
+    history: text("history").notNull().default("[]"),
   },
   (t) => [
     index("messages_tenant_created").on(t.tenantId, t.createdAt, t.id),
@@ -104,19 +108,6 @@ export type MediaJson = {
   fileName?: string;
   mimeType?: string;
 };
-
-export const messageHistory = sqliteTable(
-  "message_history",
-  {
-    id: integer("id").primaryKey({ autoIncrement: true }),
-    messageId: text("message_id").notNull(),
-    status: text("status").notNull(),
-    at: integer("at").notNull(),
-    attempt: integer("attempt"),
-    detail: text("detail"),
-  },
-  (t) => [index("message_history_message").on(t.messageId, t.id)],
-);
 
 export const deadLetters = sqliteTable(
   "dead_letters",

@@ -243,7 +243,7 @@ export class ContactLane extends DurableObject<Env> {
     ]);
     const row = results[0]?.results[0] as MessageRow | undefined;
     // The last transition's UPDATE says whether the claim applied.
-    const claimed = changes(results[results.length - 3]) > 0;
+    const claimed = changes(results[results.length - 2]) > 0;
     if (!claimed || !row) {
       const stragglers = head.started === 0 ? await this.db.all<StragglerRow>(sql`SELECT * FROM (${older}) LIMIT 50`) : [];
       return this.unclaimed(head, laneKey, row, stragglers);
@@ -277,7 +277,7 @@ export class ContactLane extends DurableObject<Env> {
         sql`SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ${head.instance_id} AND provider_message_id = ${outcome.providerMessageId}`,
       ]);
       // A receipt that raced ahead of this record was parked; apply it now.
-      if (Number((sent[3]?.results[0] as { n?: number } | undefined)?.n ?? 0) > 0)
+      if (Number((sent[2]?.results[0] as { n?: number } | undefined)?.n ?? 0) > 0)
         await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
       return this.markDone(head.id);
     }

@@ -93,6 +93,7 @@ export function prepareMessage(
     source,
     createdAt: now,
     updatedAt: now,
+    history: JSON.stringify([{ status: sendAt ? "scheduled" : "queued", at: now }]),
   };
   const job: SendJob = {
     messageId: row.id,
@@ -105,15 +106,11 @@ export function prepareMessage(
   return { row, job };
 }
 
-// The history row and event follow only when the message row went in (an idempotency key taken
-// by a concurrent request makes the insert a no-op).
+// The event follows only when the message row went in (an idempotency key taken by a concurrent
+// request makes the insert a no-op). The row carries its first history entry.
 function insertStatements(db: Db, p: Prepared): Statement[] {
   const { row } = p;
-  return [
-    db.insert(messages).values(row).onConflictDoNothing(),
-    sql`INSERT INTO message_history (message_id, status, at) SELECT ${row.id}, ${row.status}, ${row.createdAt} WHERE changes() > 0`,
-    outboxStatusEvent(row.id, row.createdAt, undefined, sql`changes() > 0`),
-  ];
+  return [db.insert(messages).values(row).onConflictDoNothing(), outboxStatusEvent(row.id, row.createdAt, undefined, sql`changes() > 0`)];
 }
 
 export type Replay = { id: string; status: string; instanceName: string; to: string; createdAt: number; sendAt: number | null };

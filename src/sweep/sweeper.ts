@@ -37,7 +37,6 @@ export async function requeueStranded(env: Env, now = Date.now()): Promise<numbe
 
 export type PurgeReport = {
   messages: number;
-  history: number;
   deadLetters: number;
   inbound: number;
   events: number;
@@ -59,14 +58,7 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
   const db = database(env.DB);
   const cutoff = now - config(env).RETENTION_DAYS * 86_400_000;
   const old = sql`SELECT id FROM messages WHERE status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND updated_at < ${cutoff}`;
-  // Children first, so a purge cut short never leaves history without its message.
-  const history = await deleteInPages(
-    db,
-    sql`SELECT h.id FROM message_history h JOIN messages m ON m.id = h.message_id
-    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`,
-    "message_history",
-    "id",
-  );
+  // Children first, so a purge cut short never leaves a dead letter without its message.
   const deadLetters = await deleteInPages(
     db,
     sql`SELECT d.message_id FROM dead_letters d JOIN messages m ON m.id = d.message_id
@@ -79,7 +71,7 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
   const events = await deleteInPages(db, sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff}`, "outbox_events", "seq");
   const idempotencyKeys = (await db.run(sql`DELETE FROM idempotency_keys WHERE created_at < ${now - IDEMPOTENCY_TTL_MS}`)).meta?.changes ?? 0;
   const pendingReceipts = (await db.run(sql`DELETE FROM pending_receipts WHERE at < ${cutoff}`)).meta?.changes ?? 0;
-  return { messages, history, deadLetters, inbound, events, idempotencyKeys, pendingReceipts };
+  return { messages, deadLetters, inbound, events, idempotencyKeys, pendingReceipts };
 }
 
 export async function sweep(env: Env, now = Date.now()) {

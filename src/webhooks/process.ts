@@ -80,13 +80,15 @@ async function applyReceipt(db: Db, job: WebhookJob): Promise<Outcome> {
   return "parked";
 }
 
+const SEND_CONFIRMED = "send.message confirmed by Evolution";
+
 async function confirmSend(db: Db, job: WebhookJob): Promise<Outcome> {
   const data = sendMessageData.parse(job.data);
   // Evolution handed the message to WhatsApp; the provider id is already ours from the send's answer.
-  const row = await db.run(sql`INSERT INTO message_history (message_id, status, at, detail)
-      SELECT m.id, m.status, ${job.receivedAt}, 'send.message confirmed by Evolution' FROM messages m
-      WHERE m.instance_id = ${job.instanceId} AND m.provider_message_id = ${data.key.id}
-        AND NOT EXISTS (SELECT 1 FROM message_history h WHERE h.message_id = m.id AND h.detail = 'send.message confirmed by Evolution')`);
+  const row = await db.run(sql`UPDATE messages
+      SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${job.receivedAt}, 'attempt', NULL, 'detail', ${SEND_CONFIRMED}))
+      WHERE instance_id = ${job.instanceId} AND provider_message_id = ${data.key.id}
+        AND NOT EXISTS (SELECT 1 FROM json_each(messages.history) WHERE json_extract(value, '$.detail') = ${SEND_CONFIRMED})`);
   return changes(row) > 0 ? "applied" : "duplicate";
 }
 
