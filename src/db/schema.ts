@@ -8,8 +8,14 @@ export const tenants = sqliteTable("tenants", {
   // Default attempts for messages that do not say; DESIGN: configurable per tenant / per message.
   maxAttempts: integer("max_attempts").notNull().default(3),
   callbackUrl: text("callback_url"),
-  // HMAC key for callback signatures; never returned after creation.
+  // Standard Webhooks secret (`whsec_…`) for callback signatures; shown at creation and at rotation
+  // only. A tenant created before Standard Webhooks has a plain token here: see src/callbacks/keys.ts.
   callbackSecret: text("callback_secret").notNull(),
+  // The secret before the last rotation, still signing (alongside) until callbackSecretPreviousUntil.
+  callbackSecretPrevious: text("callback_secret_previous"),
+  callbackSecretPreviousUntil: integer("callback_secret_previous_until"),
+  // API requests per minute, all keys together; null: the DEFAULT_RATE_LIMIT_PER_MINUTE var.
+  rateLimitPerMinute: integer("rate_limit_per_minute"),
   createdAt: integer("created_at").notNull(),
 });
 
@@ -42,6 +48,26 @@ export const instances = sqliteTable(
     ratePerMinute: integer("rate_per_minute").notNull(),
     state: text("state").notNull().default("unknown"),
     stateChangedAt: integer("state_changed_at"),
+    // Pacing (src/lanes/pacing.ts): null columns mean the documented default or "off".
+    burst: integer("burst"),
+    gapMinMs: integer("gap_min_ms").notNull().default(0),
+    gapMaxMs: integer("gap_max_ms").notNull().default(0),
+    dailyCap: integer("daily_cap"),
+    timeZone: text("time_zone").notNull().default("UTC"),
+    warmupDays: integer("warmup_days"),
+    warmupStartPerDay: integer("warmup_start_per_day"),
+    warmupSince: integer("warmup_since"),
+    quietStart: text("quiet_start"),
+    quietEnd: text("quiet_end"),
+    quietTimeZone: text("quiet_time_zone"),
+    typing: integer("typing", { mode: "boolean" }).notNull().default(false),
+    spikeCount: integer("spike_count").default(10),
+    spikeWindowMinutes: integer("spike_window_minutes").default(10),
+    overlimitPauseMinutes: integer("overlimit_pause_minutes").notNull().default(15),
+    // Sending paused by the governor (mirror of its own durable state, for GET and operators).
+    pausedReason: text("paused_reason"),
+    pausedAt: integer("paused_at"),
+    pausedUntil: integer("paused_until"),
     // Secret path segment that names and authenticates the instance's webhooks.
     webhookToken: text("webhook_token").notNull(),
     createdAt: integer("created_at").notNull(),
@@ -119,7 +145,7 @@ export const deadLetters = sqliteTable(
     at: integer("at").notNull(),
     replayedAt: integer("replayed_at"),
   },
-  (t) => [index("dead_letters_tenant").on(t.tenantId, t.at)],
+  (t) => [index("dead_letters_tenant").on(t.tenantId, t.at, t.messageId)],
 );
 
 export const idempotencyKeys = sqliteTable(
@@ -132,7 +158,11 @@ export const idempotencyKeys = sqliteTable(
     requestHash: text("request_hash").notNull(),
     responseStatus: integer("response_status"),
     responseBody: text("response_body"),
+    // Also the time base of the ids of the messages the request creates (the same on a retry).
     createdAt: integer("created_at").notNull(),
+    // The request working under the key holds it until then; past it, a retry with the same body
+    // takes over. Null once answered.
+    lockedUntil: integer("locked_until"),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] }), index("idempotency_created").on(t.createdAt)],
 );
@@ -205,16 +235,44 @@ export const consumerCursors = sqliteTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.consumer] })],
 );
 
+// One row per event and callback URL: written when the event is handed out (pending), so a lost
+// queue message or a dead isolate never loses it; the cron re-dispatches rows whose turn passed.
 export const callbackDeliveries = sqliteTable(
   "callback_deliveries",
   {
     eventId: text("event_id").notNull(),
     url: text("url").notNull(),
     tenantId: text("tenant_id").notNull(),
+    // pending | retrying | delivered | failed
     status: text("status").notNull(),
     attempts: integer("attempts").notNull().default(0),
     lastError: text("last_error"),
     updatedAt: integer("updated_at").notNull(),
+    // The outbox event's seq: the list's order and cursor.
+    seq: integer("seq").notNull().default(0),
+    eventType: text("event_type").notNull().default(""),
+    createdAt: integer("created_at").notNull().default(0),
+    // When the next attempt is due (pending/retrying); the cron takes up rows left past it.
+    nextAt: integer("next_at"),
+    lastStatus: integer("last_status"),
+    deliveredAt: integer("delivered_at"),
   },
-  (t) => [primaryKey({ columns: [t.eventId, t.url] }), index("callback_deliveries_tenant").on(t.tenantId, t.status)],
+  (t) => [
+    primaryKey({ columns: [t.eventId, t.url] }),
+    index("callback_deliveries_tenant").on(t.tenantId, t.status),
+    index("callback_deliveries_tenant_seq").on(t.tenantId, t.seq),
+    index("callback_deliveries_due").on(t.nextAt).where(sql`status IN ('pending', 'retrying')`),
+  ],
+);
+
+// A callback URL that answered 410 Gone: nothing more is sent there until the tenant enables it again.
+export const disabledCallbackEndpoints = sqliteTable(
+  "disabled_callback_endpoints",
+  {
+    tenantId: text("tenant_id").notNull(),
+    url: text("url").notNull(),
+    disabledAt: integer("disabled_at").notNull(),
+    reason: text("reason").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.url] })],
 );

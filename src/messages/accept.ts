@@ -10,6 +10,7 @@ import { messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
 import { outboxStatusEvent } from "./transitions.ts";
+import { errorField, log } from "../observability/log.ts";
 
 export type InstanceRef = { id: string; name: string };
 export type NewMessage = typeof messages.$inferInsert;
@@ -64,6 +65,8 @@ export function prepareMessage(
   now: number,
   source = "api",
   pathPrefix = "",
+  // An Idempotency-Key request passes the id its reservation gives this message (the same on a retry).
+  id = newId("msg"),
 ): Prepared {
   const instance = instances.get(input.instance);
   if (!instance) {
@@ -74,7 +77,7 @@ export function prepareMessage(
   const sendAt = checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
   const laneKey = laneKeyOf(tenant.id, instance.id, input.to);
   const row: NewMessage = {
-    id: newId("msg"),
+    id,
     tenantId: tenant.id,
     instanceId: instance.id,
     instanceName: instance.name,
@@ -211,7 +214,7 @@ export async function enqueueJobs(env: Env, jobs: SendJob[]): Promise<void> {
     try {
       await env.SENDS.sendBatch(jobs.slice(i, i + QUEUE_CHUNK).map((body) => ({ body, contentType: "json" as const })));
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", msg: "sends queue unavailable; the sweep will re-enqueue", error: String(err) }));
+      log("error", "sends queue unavailable; the sweep will re-enqueue", { error: errorField(err) });
     }
   }
 }

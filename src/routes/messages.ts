@@ -9,8 +9,9 @@ import { changes, runBatch } from "../db/batch.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { MAX_BATCH_BODY_BYTES, parseBody, parseWith, readJson } from "../http/body.ts";
-import { acceptMessages, checkSendAt, enqueueJobs, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
-import { appendHistory, applyTransition, transitionStatements } from "../messages/transitions.ts";
+import { acceptMessages, checkSendAt, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
+import { replayFailed } from "../messages/replay.ts";
+import { appendHistory, applyTransition } from "../messages/transitions.ts";
 import { idempotent, type Answer } from "../messages/idempotency.ts";
 import { acceptedView, historyOf, messageView } from "../messages/view.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
@@ -21,10 +22,9 @@ messageRoutes.post("/", async (c) => {
   const body = await readJson(c);
   const input = parseWith(sendMessageSchema, body);
   const wait = preferredWait(c.req.header("prefer"));
-  return idempotent(c, "messages", body, async (): Promise<Answer> => {
-    const now = Date.now();
+  return idempotent(c, "messages", body, async (attempt): Promise<Answer> => {
     const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
-    const prepared = prepareMessage(c.var.tenant, instances, input, now);
+    const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, "api", "", attempt.messageId(0));
     // With Prefer: wait the job must be on the queue before waiting; otherwise it may follow the answer.
     const [outcome] = await acceptMessages(
       c.env,
@@ -38,6 +38,7 @@ messageRoutes.post("/", async (c) => {
     if (outcome?.kind === "replay") return { status: 202, body: acceptedView(outcome.message), headers: { "idempotent-replayed": "true" } };
     const accepted = acceptedView({ ...prepared.row, sendAt: prepared.row.sendAt ?? null });
     if (wait && !input.sendAt) {
+      await attempt.provisional({ status: 202, body: accepted });
       const done = await waitUntilFinished(c.var.db, prepared.row.id, wait);
       if (done) return { status: 200, body: messageView(done, historyOf(done)), headers: { "preference-applied": `wait=${wait}` } };
     }
@@ -48,8 +49,7 @@ messageRoutes.post("/", async (c) => {
 messageRoutes.post("/batch", async (c) => {
   const body = await readJson(c, MAX_BATCH_BODY_BYTES);
   const { messages: items } = parseWith(sendBatchSchema, body);
-  return idempotent(c, "messages/batch", body, async () => {
-    const now = Date.now();
+  return idempotent(c, "messages/batch", body, async (attempt) => {
     const parsed = items.map((item) => sendMessageSchema.safeParse(item));
     const names = parsed.flatMap((p) => (p.success ? [p.data.instance] : []));
     const instances = await findInstances(c.var.db, c.var.tenant.id, names);
@@ -58,7 +58,7 @@ messageRoutes.post("/batch", async (c) => {
     parsed.forEach((p, index) => {
       try {
         if (!p.success) throw p.error;
-        valid.push({ index, prepared: prepareMessage(c.var.tenant, instances, p.data, now), input: p.data });
+        valid.push({ index, prepared: prepareMessage(c.var.tenant, instances, p.data, attempt.now, "api", "", attempt.messageId(index)), input: p.data });
       } catch (err) {
         const apiError = toApiError(err);
         if (!apiError) throw err;
@@ -167,18 +167,10 @@ messageRoutes.patch("/:id", async (c) => {
   return c.json(messageView(after, historyOf(after)));
 });
 
-// Dead-letter replay: a failed message goes back to its lane with a fresh attempt budget.
+// Dead-letter replay of one message (POST /v1/dead-letters/replay does many the same way).
 messageRoutes.post("/:id/retry", async (c) => {
   const row = await ownMessage(c, c.req.param("id"));
-  const now = Date.now();
-  const [requeued] = await runBatch(c.var.db, [
-    ...transitionStatements({ messageId: row.id, from: ["failed"], to: "queued", at: now, attempt: 0, lastError: null, detail: "retry requested" }),
-    sql`UPDATE dead_letters SET replayed_at = ${now} WHERE message_id = ${row.id} AND EXISTS (SELECT 1 FROM messages WHERE id = ${row.id} AND status = 'queued')`,
-  ]);
-  if (changes(requeued) === 0)
-    throw new ApiError("conflict", `Message is ${row.status}; only failed messages can be retried.`, [{ path: "status", message: row.status }]);
-  await enqueueJobs(c.env, [
-    { messageId: row.id, laneKey: row.laneKey, instanceId: row.instanceId, priority: row.priority, readyAt: now, createdAt: row.createdAt },
-  ]);
+  const [requeued] = await replayFailed(c.env, c.var.db, [row], "retry requested");
+  if (!requeued) throw new ApiError("conflict", `Message is ${row.status}; only failed messages can be retried.`, [{ path: "status", message: row.status }]);
   return c.json(acceptedView({ ...(await ownMessage(c, row.id)) }), 202);
 });
