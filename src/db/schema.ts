@@ -120,10 +120,13 @@ export const messages = sqliteTable(
     index("messages_tenant_created").on(t.tenantId, t.createdAt, t.id),
     index("messages_tenant_status").on(t.tenantId, t.status, t.createdAt),
     index("messages_tenant_to").on(t.tenantId, t.to, t.createdAt),
-    index("messages_lane_status").on(t.laneKey, t.status, t.readyAt),
-    index("messages_status_updated").on(t.status, t.updatedAt),
-    index("messages_provider").on(t.instanceId, t.providerMessageId),
-    uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey),
+    // Partial indexes: a message is in them only while it is waiting or in flight, so the status
+    // changes after `sent` (delivered, read) write no index rows here. Queries on them repeat the
+    // IN (...) condition, which is how SQLite knows it may use a partial index.
+    index("messages_lane_active").on(t.laneKey, t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
+    index("messages_active_ready").on(t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
+    index("messages_provider").on(t.instanceId, t.providerMessageId).where(sql`provider_message_id IS NOT NULL`),
+    uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
   ],
 );
 
@@ -206,7 +209,9 @@ export const pendingReceipts = sqliteTable(
 export const outboxEvents = sqliteTable(
   "outbox_events",
   {
-    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    // The rowid, without AUTOINCREMENT (which writes sqlite_sequence on every insert): seq stays
+    // increasing because the purge never deletes the newest event (src/sweep/sweeper.ts).
+    seq: integer("seq").primaryKey(),
     eventId: text("event_id").notNull(),
     tenantId: text("tenant_id").notNull(),
     type: text("type").notNull(),

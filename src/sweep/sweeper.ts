@@ -59,18 +59,29 @@ async function deleteInPages(db: Db, select: ReturnType<typeof sql>, table: stri
 export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
   const db = database(env.DB);
   const cutoff = now - config(env).RETENTION_DAYS * 86_400_000;
-  const old = sql`SELECT id FROM messages WHERE status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND updated_at < ${cutoff}`;
+  // Walked tenant by tenant (CROSS JOIN keeps tenants outermost) through the tenant indexes: no index
+  // keeps (status, updated_at), which every status change would rewrite.
+  // A message is created before it was last updated.
+  const old = sql`SELECT m.id FROM tenants t CROSS JOIN messages m ON m.tenant_id = t.id AND m.created_at < ${cutoff}
+    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`;
   // Children first, so a purge cut short never leaves a dead letter without its message.
   const deadLetters = await deleteInPages(
     db,
     sql`SELECT d.message_id FROM dead_letters d JOIN messages m ON m.id = d.message_id
-    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`,
+    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.created_at < ${cutoff} AND m.updated_at < ${cutoff}`,
     "dead_letters",
     "message_id",
   );
   const messages = await deleteInPages(db, old, "messages", "id");
   const inbound = await deleteInPages(db, sql`SELECT id FROM inbound_messages WHERE received_at < ${cutoff}`, "inbound_messages", "id");
-  const events = await deleteInPages(db, sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff}`, "outbox_events", "seq");
+  // The newest event always stays: seq is the rowid, and an empty table would start it again at 1
+  // behind the consumers' cursors.
+  const events = await deleteInPages(
+    db,
+    sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff} AND seq < (SELECT MAX(seq) FROM outbox_events)`,
+    "outbox_events",
+    "seq",
+  );
   const idempotencyKeys = (await db.run(sql`DELETE FROM idempotency_keys WHERE created_at < ${now - IDEMPOTENCY_TTL_MS}`)).meta?.changes ?? 0;
   const pendingReceipts = (await db.run(sql`DELETE FROM pending_receipts WHERE at < ${cutoff}`)).meta?.changes ?? 0;
   const callbackDeliveries = await deleteInPages(

@@ -249,7 +249,7 @@ describe("sweep", () => {
     const fresh = (await json(await send(t.key, { instance: t.instance, to: "5511977770011", text: "nova" }))).id;
     await waitForStatus(old, ["sent"]);
     await waitForStatus(fresh, ["sent"]);
-    await env.DB.prepare("UPDATE messages SET updated_at = ? WHERE id = ?")
+    await env.DB.prepare("UPDATE messages SET created_at = ?1, updated_at = ?1 WHERE id = ?2")
       .bind(Date.now() - 31 * 24 * HOUR, old)
       .run();
     expect((await api("/v1/admin/cleanup", { method: "POST", key: t.key })).status).toBe(401);
