@@ -113,8 +113,12 @@ export const messages = sqliteTable(
     canceledAt: integer("canceled_at"),
     // Every status change and note, oldest first: [{status, at, attempt?, detail?}]. Kept in the row
     // (appended by the same UPDATE that changes the status) rather than as rows of their own, which
-    // cost two D1 rows written per entry. The view message_history reads it as rows (migration 0001).
+    // cost two D1 rows written per entry. The view message_history reads it as rows (migration *_cost).
     history: text("history").notNull().default("[]"),
+    // Lost receipts: when a `sent` message with no delivered/read is next checked with Evolution
+    // (findStatusMessage), and how many checks it had. NULL: no check due.
+    receiptCheckAt: integer("receipt_check_at"),
+    receiptChecks: integer("receipt_checks").notNull().default(0),
   },
   (t) => [
     index("messages_tenant_created").on(t.tenantId, t.createdAt, t.id),
@@ -126,6 +130,7 @@ export const messages = sqliteTable(
     index("messages_lane_active").on(t.laneKey, t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
     index("messages_active_ready").on(t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
     index("messages_provider").on(t.instanceId, t.providerMessageId).where(sql`provider_message_id IS NOT NULL`),
+    index("messages_receipt_check").on(t.receiptCheckAt).where(sql`status = 'sent' AND receipt_check_at IS NOT NULL`),
     uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
   ],
 );
