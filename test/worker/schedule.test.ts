@@ -239,7 +239,7 @@ describe("sweep", () => {
     expect(await requeueStranded(capture, Date.now())).toBe(0);
     // Past the threshold (5 min), twice in a row, as two cron runs would.
     expect(await requeueStranded(capture, Date.now() + 10 * 60_000)).toBeGreaterThanOrEqual(1);
-    await env.DB.prepare("UPDATE messages SET updated_at = 0 WHERE id = ? AND status = 'queued'").bind(stranded.row.id).run();
+    await env.DB.prepare("UPDATE messages SET updated_at = 0, ready_at = 0 WHERE id = ? AND status = 'queued'").bind(stranded.row.id).run();
     await requeueStranded(capture, Date.now() + 10 * 60_000);
     const mine = jobs.filter((j) => JSON.stringify(j).includes(stranded.row.id));
     expect(mine).toHaveLength(2);
