@@ -7,7 +7,8 @@ import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 
 export type Transition = {
-  messageId: string;
+  /** The message's id, or a scalar subquery that finds it (a receipt knows only the provider id). */
+  messageId: string | SQL;
   from: readonly MessageStatus[];
   to: MessageStatus;
   at: number;
@@ -63,7 +64,7 @@ export function transitionStatements(t: Transition): SQL[] {
 }
 
 // message.status event built from the row as it now stands, so it always matches what was stored.
-export function outboxStatusEvent(messageId: string, at: number, attempt: number | undefined, guard: SQL = sql`1`): SQL {
+export function outboxStatusEvent(messageId: string | SQL, at: number, attempt: number | undefined, guard: SQL = sql`1`): SQL {
   return sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
     SELECT ${crypto.randomUUID()}, m.tenant_id, 'message.status', 1, ${at},
       json_object('messageId', m.id, 'instance', m.instance_name, 'to', m."to", 'status', m.status,
