@@ -14,7 +14,8 @@ import { errorField, log } from "../observability/log.ts";
 
 export type InstanceRef = { id: string; name: string };
 export type NewMessage = typeof messages.$inferInsert;
-export type Prepared = { row: NewMessage; job: SendJob };
+/** `late`: the history note of a schedule accepted after its time (ifLate: "send"). */
+export type Prepared = { row: NewMessage; job: SendJob; late?: string };
 
 export const laneKeyOf = (tenantId: string, instanceId: string, to: string) => `${tenantId}:${instanceId}:${to}`;
 
@@ -74,7 +75,10 @@ export function prepareMessage(
       { path: `${pathPrefix}instance`, message: "No such instance for this tenant." },
     ]);
   }
-  const sendAt = checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
+  // A schedule that arrives after its time, from a caller that asked for delivery anyway: send now.
+  const lateBy = input.sendAt !== undefined && input.ifLate === "send" ? now - Date.parse(input.sendAt) : undefined;
+  const late = lateBy !== undefined && lateBy >= 0 ? `scheduled for ${input.sendAt}, arrived ${Math.round(lateBy / 1000)} s late; sent now` : undefined;
+  const sendAt = late ? undefined : checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
   const laneKey = laneKeyOf(tenant.id, instance.id, input.to);
   const row: NewMessage = {
     id,
@@ -96,7 +100,7 @@ export function prepareMessage(
     source,
     createdAt: now,
     updatedAt: now,
-    history: JSON.stringify([{ status: sendAt ? "scheduled" : "queued", at: now }]),
+    history: JSON.stringify([{ status: sendAt ? "scheduled" : "queued", at: now, attempt: null, detail: late ?? null }]),
   };
   const job: SendJob = {
     messageId: row.id,
@@ -106,7 +110,7 @@ export function prepareMessage(
     readyAt: row.readyAt,
     createdAt: now,
   };
-  return { row, job };
+  return late ? { row, job, late } : { row, job };
 }
 
 // The event follows only when the message row went in (an idempotency key taken by a concurrent
