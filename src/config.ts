@@ -7,6 +7,8 @@ const configSchema = z.object({
   STUCK_QUEUED_MINUTES: z.coerce.number().positive().default(5),
   RETRY_BASE_MS: z.coerce.number().int().nonnegative().default(2000),
   EVOLUTION_TIMEOUT_MS: z.coerce.number().int().positive().default(30000),
+  AUTOMATION_RETRY_BASE_MS: z.coerce.number().int().nonnegative().default(1000),
+  AUTOMATION_PROBE_MS: z.coerce.number().int().positive().default(30000),
 });
 
 export type Config = z.infer<typeof configSchema>;

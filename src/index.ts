@@ -19,10 +19,12 @@ import { compatRoutes } from "./routes/compat.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
+import { automationRoutes } from "./routes/automation.ts";
 import { messageRoutes } from "./routes/messages.ts";
 
 export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
+export { AutomationLane } from "./automation/lane.ts";
 
 export const app = new Hono<AppEnv>();
 
@@ -39,6 +41,7 @@ app.route("/webhooks/evolution", webhookRoutes);
 
 const tenantApi = new Hono<AppEnv>();
 tenantApi.use("*", requireApiKey);
+tenantApi.route("/instances", automationRoutes);
 tenantApi.route("/instances", instanceRoutes);
 tenantApi.route("/messages", messageRoutes);
 tenantApi.route("/events", eventRoutes);

@@ -2,6 +2,7 @@
 import { database } from "../db/client.ts";
 import { processWebhook, webhookJob } from "../webhooks/process.ts";
 import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { offerToAutomation } from "../automation/offer.ts";
 
 export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
   const db = database(env.DB);
@@ -14,6 +15,8 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
     }
     try {
       await processWebhook(db, parsed.data);
+      // Before the ack: the contact's automation lane holds the message once this returns.
+      await offerToAutomation(env, db, parsed.data);
       message.ack();
     } catch (err) {
       // A body that does not match Evolution's shape will never apply: keep a log line, drop it.

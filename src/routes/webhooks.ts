@@ -7,6 +7,7 @@ import { connectionData, eventFromPath, handledEvents, sendMessageData, updateDa
 import { ApiError } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
+import { offerToAutomation } from "../automation/offer.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
 
@@ -52,6 +53,7 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
   const job: WebhookJob = { tenantId: instance.tenant_id, instanceId: instance.id, instanceName: instance.name, event, data, receivedAt: Date.now() };
   if (JSON.stringify(job).length > MAX_QUEUED_BYTES) {
     const outcome = await processWebhook(c.var.db, job);
+    await offerToAutomation(c.env, c.var.db, job);
     return c.json({ received: true, outcome });
   }
   try {

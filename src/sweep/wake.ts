@@ -3,6 +3,7 @@
 // something touches the object; this makes schedules that fell due while it was down go at once.
 import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
+import { wakeAutomationLanes } from "../automation/wake.ts";
 
 let woken = false;
 const MAX_LANES = 1000;
@@ -11,7 +12,7 @@ export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }
   if (woken) return;
   woken = true;
   ctx.waitUntil(
-    wakeLanes(env).catch((err) => {
+    Promise.all([wakeLanes(env), wakeAutomationLanes(env)]).catch((err) => {
       woken = false;
       console.error(JSON.stringify({ level: "warn", msg: "lane wake failed", error: String(err) }));
     }),
