@@ -5,6 +5,7 @@
 // D1 keeps the record (automation_deliveries: delivered, dead letters); the breaker is the
 // instance's D1 row, shared by all its lanes (breaker.ts).
 import { DurableObject } from "cloudflare:workers";
+import type { Tenant } from "../app-env.ts";
 import { sql } from "drizzle-orm";
 import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { config as appConfig } from "../config.ts";
@@ -30,6 +31,7 @@ const MAX_BATCH = 20;
 const DRAIN_BUDGET_MS = 20_000;
 // Done ids are kept this long so a late duplicate of the same inbound message is recognised.
 const DONE_RETENTION_MS = 7 * 24 * 3600_000;
+const TENANT_CACHE_MS = 60_000;
 // An unexpected error in a run (D1 down): try again after this long.
 const ERROR_RETRY_MS = 5_000;
 
@@ -40,6 +42,8 @@ export class AutomationLane extends DurableObject<Env> {
   private poked = false;
   // The pause this lane already registered itself for (automation_parked), to write it once.
   private parkedFor: number | null = null;
+  // The tenant's send defaults (maxAttempts) for replies, read again after TENANT_CACHE_MS.
+  private tenant: { value: Tenant; at: number } | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -152,6 +156,8 @@ export class AutomationLane extends DurableObject<Env> {
     if (!info) return null;
     const stopAt = Date.now() + DRAIN_BUDGET_MS;
     while (Date.now() < stopAt) {
+      // Nothing waits here: no need to read the configuration.
+      if (!this.currentBatch() && !this.ctx.storage.sql.exec(`SELECT 1 FROM items WHERE state = 'pending' LIMIT 1`).toArray().length) return null;
       const config = await loadAutomation(this.db, info.instanceId);
       if (!config) {
         // The automation was deleted: what waited here was canceled with it (D1 says so already).
@@ -316,15 +322,16 @@ export class AutomationLane extends DurableObject<Env> {
   }
 
   private async sendReplies(info: LaneInfo, replies: SendMessageRequest[], now: number): Promise<void> {
-    const [tenant] = await this.db.all<{ id: string; name: string; max_attempts: number }>(
-      sql`SELECT id, name, max_attempts FROM tenants WHERE id = ${info.tenantId}`,
-    );
-    if (!tenant) return;
+    if (!this.tenant || now - this.tenant.at > TENANT_CACHE_MS) {
+      const [row] = await this.db.all<{ id: string; name: string; max_attempts: number }>(
+        sql`SELECT id, name, max_attempts FROM tenants WHERE id = ${info.tenantId}`,
+      );
+      if (!row) return;
+      this.tenant = { value: { id: row.id, name: row.name, maxAttempts: row.max_attempts }, at: now };
+    }
+    const tenant = this.tenant.value;
     const instances = new Map([[info.instanceName, { id: info.instanceId, name: info.instanceName }]]);
-    const entries = replies.map((input) => ({
-      input,
-      prepared: prepareMessage({ id: tenant.id, name: tenant.name, maxAttempts: tenant.max_attempts }, instances, input, now, "automation"),
-    }));
+    const entries = replies.map((input) => ({ input, prepared: prepareMessage(tenant, instances, input, now, "automation") }));
     // Idempotency keys (automation:<inbound id>:<n>) make a second pass after a crash a no-op.
     await acceptMessages(this.env, this.db, tenant.id, entries);
   }
