@@ -34,9 +34,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+function run(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(WRANGLER, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (out += d));
@@ -44,11 +44,22 @@ function run(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   });
 }
 
-export async function startGateway(opts: { vars?: Record<string, string>; persistDir?: string; port?: number } = {}): Promise<Gateway> {
+export async function startGateway(
+  opts: {
+    vars?: Record<string, string>;
+    persistDir?: string;
+    port?: number;
+    /** Another checkout to run (a benchmark's earlier release), and a wrangler config inside it. */
+    root?: string;
+    config?: string;
+  } = {},
+): Promise<Gateway> {
   const persistDir = opts.persistDir ?? mkdtempSync(path.join(tmpdir(), "mensageiro-e2e-"));
   const port = opts.port ?? (await freePort());
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" };
-  await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], env);
+  const root = opts.root ?? ROOT;
+  const config = opts.config ? ["--config", opts.config] : [];
+  await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], env, root);
   const vars = { ADMIN_TOKEN: "e2e-admin-token", METRICS_TOKEN: "e2e-metrics-token", ...opts.vars };
   let child: ChildProcess | undefined;
   let logs = "";
@@ -70,7 +81,7 @@ export async function startGateway(opts: { vars?: Record<string, string>; persis
       "warn",
     ];
     for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-    child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    child = spawn(WRANGLER, [...args, ...config], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     child.stdout?.on("data", (d) => (logs += d));
     child.stderr?.on("data", (d) => (logs += d));
     const deadline = Date.now() + 90_000;

@@ -1,0 +1,227 @@
+// npm run bench:cost — what each message costs the platform, counted by the runtime itself, for this
+// tree and an earlier release side by side (default: v0.1.0, the release before the cost work).
+// Each version runs under wrangler dev with bench/cost/meter.ts wrapped around its bindings, so the
+// same meter reads both. Per message kind: D1 statements, round trips, rows read and written and D1
+// time (from D1's result meta), Durable Object requests and alarms, DO SQLite rows written, storage
+// writes, queue operations and Worker invocations; then list-price dollars per million messages and
+// the messages per second one D1 database carries at the measured busy time.
+//
+//   npm run bench:cost                      # this tree vs v0.1.0, 200 messages per kind
+//   npm run bench:cost -- --base <rev> --messages 500
+import { execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json" with { type: "json" };
+import { startSimulator } from "../simulator/server.ts";
+import { provisionTenant, ROOT, startGateway, type Gateway } from "../test/support/gateway.ts";
+import type { Counters } from "./cost/meter.ts";
+import { closedLoop, runScript, table } from "./load.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    base: { type: "string", default: "v0.1.0" },
+    messages: { type: "string", default: "200" },
+    contacts: { type: "string", default: "50" },
+  },
+});
+const N = Number(args.messages);
+const CONTACTS = Number(args.contacts);
+// The commit v0.1.0 names, for a clone that did not fetch tags.
+const RELEASES: Record<string, string> = { "v0.1.0": "a72e247" };
+
+// List prices (Workers Paid, beyond the included amounts), as of 2026; see docs/capacity.md.
+const PRICE_PER_MILLION = {
+  workerRequests: 0.3,
+  d1RowsWritten: 1.0,
+  d1RowsRead: 0.001,
+  doRequests: 0.15,
+  doRowsWritten: 1.0,
+  queueOperations: 0.4,
+};
+
+type Kind = "outbound → read" | "scheduled → read" | "inbound";
+const KINDS: Kind[] = ["outbound → read", "scheduled → read", "inbound"];
+
+type Version = { label: string; root: string; cleanup: () => void };
+
+/** A checkout of `rev` beside this one, sharing its node_modules. */
+function checkout(rev: string): Version {
+  const dir = mkdtempSync(path.join(tmpdir(), "mensageiro-cost-"));
+  let commit = rev;
+  try {
+    execFileSync("git", ["rev-parse", "--verify", `${rev}^{commit}`], { cwd: ROOT, stdio: "ignore" });
+  } catch {
+    commit = RELEASES[rev] ?? rev;
+  }
+  execFileSync("git", ["worktree", "add", "--detach", dir, commit], { cwd: ROOT, stdio: "ignore" });
+  symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  return {
+    label: rev,
+    root: dir,
+    cleanup: () => {
+      execFileSync("git", ["worktree", "remove", "--force", dir], { cwd: ROOT, stdio: "ignore" });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Writes .cost/ into a tree: the meter, an entry that wraps the tree's Worker and Durable Objects,
+ *  and a wrangler config pointing at that entry (paths rewritten to stay relative to the tree). */
+function instrument(root: string): string {
+  const dir = path.join(root, ".cost");
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(path.join(ROOT, "bench/cost/meter.ts"), path.join(dir, "meter.ts"));
+  const toml = readFileSync(path.join(root, "wrangler.toml"), "utf8");
+  const classes = [...new Set([...toml.matchAll(/class_name\s*=\s*"(\w+)"/g)].map((m) => m[1] as string))];
+  const main = /^main\s*=\s*"([^"]+)"/m.exec(toml)?.[1] ?? "src/index.ts";
+  writeFileSync(
+    path.join(dir, "entry.ts"),
+    [
+      `import worker, * as original from "../${main.replace(/^\.\//, "")}";`,
+      `import { meterDurableObject, meterWorker } from "./meter.ts";`,
+      `export default meterWorker(worker as never);`,
+      ...classes.map((c) => `export const ${c} = meterDurableObject((original as Record<string, never>).${c});`),
+    ].join("\n"),
+  );
+  const config = toml
+    .replace(/^main\s*=.*$/m, 'main = "entry.ts"')
+    .replace(/^(\s*(?:migrations_dir|directory)\s*=\s*")(?:\.\/)?([^"]*)"/gm, '$1../$2"')
+    // The sweep would add its own work on a timer; the bench measures messages only.
+    .replace(/^crons\s*=.*$/m, "crons = []");
+  writeFileSync(path.join(dir, "wrangler.toml"), config);
+  return path.join(dir, "wrangler.toml");
+}
+
+async function meter(gateway: Gateway, reset: boolean): Promise<Counters> {
+  return (await (await fetch(`${gateway.url}/__meter${reset ? "?reset=1" : ""}`)).json()) as Counters;
+}
+
+type Progress = { messages: Record<string, number>; inbound: number };
+
+async function progress(gateway: Gateway): Promise<Progress> {
+  return (await (await fetch(`${gateway.url}/__meter/progress`)).json()) as Progress;
+}
+
+/** Waits until `done` holds (read through the unmetered progress probe), then a little longer for
+ *  work finishing behind it, and returns the counters since the last reset. */
+async function settle(gateway: Gateway, done: (p: Progress) => boolean, what: string): Promise<Counters> {
+  const deadline = Date.now() + 180_000;
+  while (!done(await progress(gateway))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await progress(gateway))}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await new Promise((r) => setTimeout(r, 1500));
+  return meter(gateway, true);
+}
+
+const sum = (r: Record<string, number>) => Object.values(r).reduce((x, y) => x + y, 0);
+const phone = (i: number) => `55119${String(30000000 + (i % CONTACTS)).padStart(8, "0")}`;
+
+async function measure(version: Version): Promise<Record<Kind, Counters>> {
+  const config = instrument(version.root);
+  const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: 20, deliveredDelayMs: 50, readDelayMs: 100 });
+  // Tests and the simulator run on loopback: allow private addresses where the version has the switch.
+  const gateway = await startGateway({ root: version.root, config, vars: { ALLOW_PRIVATE_URLS: "true", RETRY_BASE_MS: "1000" } });
+  const results = {} as Record<Kind, Counters>;
+  try {
+    const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000, webhooks: "single" });
+    const json = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
+    // Warm-up: compile, first D1 pages, wake-on-start, caches.
+    await closedLoop(20, 4, (i) =>
+      fetch(`${gateway.url}/v1/messages`, { method: "POST", headers: json, body: JSON.stringify({ instance: t.instance, to: phone(i), text: `warm ${i}` }) }),
+    );
+    await settle(gateway, (p) => (p.messages.read ?? 0) >= 20, "warm-up");
+
+    let reads = 20;
+    for (const kind of KINDS) {
+      await meter(gateway, true);
+      if (kind === "inbound") {
+        const body = (i: number) => {
+          const b = structuredClone(upsertFixture);
+          b.data.key.id = `COST${String(i).padStart(28, "0")}`;
+          b.data.key.remoteJid = `${phone(i)}@s.whatsapp.net`;
+          b.data.message.conversation = `inbound ${i}`;
+          b.instance = t.instance;
+          return JSON.stringify(b);
+        };
+        await closedLoop(N, 8, (i) => fetch(t.webhookUrl, { method: "POST", headers: { "content-type": "application/json" }, body: body(i) }));
+        results[kind] = await settle(gateway, (p) => p.inbound >= N, "inbound stored");
+      } else {
+        const sendAt = kind === "scheduled → read" ? new Date(Date.now() + 3000).toISOString() : undefined;
+        await closedLoop(N, 8, (i) =>
+          fetch(`${gateway.url}/v1/messages`, {
+            method: "POST",
+            headers: json,
+            body: JSON.stringify({ instance: t.instance, to: phone(i), text: `${kind} ${i}`, sendAt }),
+          }),
+        );
+        reads += N;
+        const target = reads;
+        results[kind] = await settle(gateway, (p) => (p.messages.read ?? 0) >= target, `${kind}: all read`);
+      }
+    }
+  } catch (err) {
+    console.error(gateway.logs().slice(-4000));
+    throw err;
+  } finally {
+    await gateway.stop();
+    await simulator.close();
+  }
+  return results;
+}
+
+type Row = { metric: string; of: (c: Counters) => number; price?: number };
+const ROWS: Row[] = [
+  { metric: "D1 statements", of: (c) => c.d1Statements },
+  { metric: "D1 round trips", of: (c) => c.d1RoundTrips },
+  { metric: "D1 rows read", of: (c) => c.d1RowsRead, price: PRICE_PER_MILLION.d1RowsRead },
+  { metric: "D1 rows written", of: (c) => c.d1RowsWritten, price: PRICE_PER_MILLION.d1RowsWritten },
+  { metric: "D1 busy ms", of: (c) => c.d1Ms },
+  { metric: "DO requests (RPC + alarms)", of: (c) => sum(c.doRequests) + c.doAlarms, price: PRICE_PER_MILLION.doRequests },
+  { metric: "  of which alarms", of: (c) => c.doAlarms },
+  { metric: "DO SQLite statements", of: (c) => c.doSqlStatements },
+  { metric: "DO rows written (SQL + setAlarm/kv)", of: (c) => c.doSqlRowsWritten + c.doStorageWrites, price: PRICE_PER_MILLION.doRowsWritten },
+  { metric: "queue operations", of: (c) => c.queueOperations, price: PRICE_PER_MILLION.queueOperations },
+  { metric: "Worker invocations", of: (c) => sum(c.invocations), price: PRICE_PER_MILLION.workerRequests },
+];
+
+const dollars = (c: Counters) => ROWS.reduce((total, r) => total + (r.price ? (r.of(c) / N) * r.price : 0), 0);
+
+async function main() {
+  const base = checkout(args.base ?? "v0.1.0");
+  const current: Version = { label: "this tree", root: ROOT, cleanup: () => rmSync(path.join(ROOT, ".cost"), { recursive: true, force: true }) };
+  const measured: [Version, Record<Kind, Counters>][] = [];
+  try {
+    for (const v of [base, current]) {
+      console.error(`measuring ${v.label} …`);
+      measured.push([v, await measure(v)]);
+    }
+  } finally {
+    base.cleanup();
+    current.cleanup();
+  }
+  console.log(`\nbench:cost — per message, ${N} messages per kind over ${CONTACTS} contacts, wrangler dev with metered bindings`);
+  for (const kind of KINDS) {
+    const [[bv, b], [cv, c]] = measured as [[Version, Record<Kind, Counters>], [Version, Record<Kind, Counters>]];
+    const rows = ROWS.map((r) => {
+      const before = r.of(b[kind]) / N;
+      const after = r.of(c[kind]) / N;
+      return [r.metric, before.toFixed(2), after.toFixed(2), before > 0 ? `${((after / before - 1) * 100).toFixed(0)}%` : "–"];
+    });
+    rows.push([
+      "$ per million messages (list prices)",
+      dollars(b[kind]).toFixed(2),
+      dollars(c[kind]).toFixed(2),
+      `${((dollars(c[kind]) / dollars(b[kind]) - 1) * 100).toFixed(0)}%`,
+    ]);
+    const busy = (x: Counters) => x.d1Ms / N;
+    rows.push(["msgs/s one D1 carries (1000 / busy ms)", (1000 / busy(b[kind])).toFixed(0), (1000 / busy(c[kind])).toFixed(0), ""]);
+    console.log(`\n${kind}`);
+    console.log(table(["metric", bv.label, cv.label, "change"], rows));
+  }
+  if (existsSync(path.join(ROOT, ".cost"))) rmSync(path.join(ROOT, ".cost"), { recursive: true, force: true });
+}
+
+runScript(main);
