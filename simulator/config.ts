@@ -87,7 +87,7 @@ export const faultInput = z.strictObject({
   instance: z.string().optional(),
   /** Matched against the normalised number (digits) or the JID as sent. */
   number: z.string().optional(),
-  route: z.enum(["sendText", "sendMedia", "sendWhatsAppAudio"]).optional(),
+  route: z.enum(["sendText", "sendMedia", "sendWhatsAppAudio", "sendPresence"]).optional(),
   /** HTTP status to answer; 0 drops the connection (see server.ts). */
   status: z
     .number()

@@ -17,6 +17,7 @@ import {
   unauthorized,
   type MessageRaw,
 } from "./shapes.ts";
+import { presenceRoutes } from "./presence.ts";
 import type { Instance, SimulatorState } from "./state.ts";
 import { scheduleAfterSend } from "./webhooks.ts";
 
@@ -52,6 +53,14 @@ export function evolutionRoutes(state: SimulatorState): Hono {
     if (!instance) return c.json(instanceNotFound(name), 404);
     if (!authorised(state, instance, c.req.header("apikey"))) return c.json(unauthorized(), 401);
     return c.json({ instance: { instanceName: instance.name, state: instance.state } });
+  });
+
+  presenceRoutes(app, state, {
+    authorised: (apikey, name) => {
+      const instance = state.instances.get(name);
+      return instance !== undefined && authorised(state, instance, apikey);
+    },
+    isNotOnWhatsApp: (number) => isNotOnWhatsApp(state, recipient(number)),
   });
 
   return app;

@@ -25,7 +25,7 @@ export type CallRecord = {
   seq: number;
   at: number;
   instance: string;
-  route: SendRoute;
+  route: SendRoute | "sendPresence";
   /** Normalised digits for a phone number, else the JID as sent ("" when the body had none). */
   number: string;
   body: unknown;
@@ -51,7 +51,7 @@ export type WebhookRecord = {
 };
 
 type PendingFault = Fault & { remaining: number };
-export type FaultMatch = { instance: string; number: string; jid: string; route: SendRoute };
+export type FaultMatch = { instance: string; number: string; jid: string; route: SendRoute | "sendPresence" };
 
 type Timer = ReturnType<typeof setTimeout>;
 

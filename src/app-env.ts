@@ -1,7 +1,7 @@
 // Hono's typing for this Worker: bindings plus what middleware puts in c.var.
 import type { Db } from "./db/client.ts";
 
-export type Tenant = { id: string; name: string; maxAttempts: number };
+export type Tenant = { id: string; name: string; maxAttempts: number; rateLimitPerMinute?: number | null };
 
 export type AppEnv = {
   Bindings: Env;

@@ -7,6 +7,8 @@ const configSchema = z.object({
   STUCK_QUEUED_MINUTES: z.coerce.number().positive().default(5),
   RETRY_BASE_MS: z.coerce.number().int().nonnegative().default(2000),
   EVOLUTION_TIMEOUT_MS: z.coerce.number().int().positive().default(30000),
+  // API requests per minute a tenant may make when its own rateLimitPerMinute is not set.
+  DEFAULT_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(6000),
   AUTOMATION_RETRY_BASE_MS: z.coerce.number().int().nonnegative().default(1000),
   AUTOMATION_PROBE_MS: z.coerce.number().int().positive().default(30000),
 });

@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
+import { errorField, log } from "./observability/log.ts";
 
 export const errorStatus = {
   invalid_request: 400,
@@ -72,7 +73,7 @@ export function errorResponse(c: Context, err: unknown): Response {
   if (apiError) return c.json(apiError.body(), apiError.status, apiError.headers);
   // A 500 is a bug: logged with the request id, never shown with a stack.
   const requestId = c.get("requestId") as string | undefined;
-  console.error(JSON.stringify({ level: "error", requestId, error: String(err), stack: err instanceof Error ? err.stack : undefined }));
+  log("error", "unhandled error", { requestId, error: errorField(err), stack: err instanceof Error ? err.stack : undefined });
   const body: ErrorBody = { error: { code: "internal", message: `Internal error (request ${requestId ?? "unknown"}).`, details: [] } };
   return c.json(body, 500);
 }

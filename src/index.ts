@@ -21,14 +21,19 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { automationRoutes } from "./routes/automation.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { rateLimit } from "./limits/rate-limit.ts";
+import { log } from "./observability/log.ts";
+import { requestLog } from "./observability/request-log.ts";
 
 export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
+export { RateLimiter } from "./limits/rate-limiter.ts";
 export { AutomationLane } from "./automation/lane.ts";
 
 export const app = new Hono<AppEnv>();
 
 app.use("*", requestId());
+app.use("*", requestLog);
 app.use("*", async (c, next) => {
   c.set("db", database(c.env.DB));
   await next();
@@ -40,7 +45,7 @@ app.route("/v1/admin", adminRoutes);
 app.route("/webhooks/evolution", webhookRoutes);
 
 const tenantApi = new Hono<AppEnv>();
-tenantApi.use("*", requireApiKey);
+tenantApi.use("*", requireApiKey, rateLimit);
 tenantApi.route("/instances", automationRoutes);
 tenantApi.route("/instances", instanceRoutes);
 tenantApi.route("/messages", messageRoutes);
@@ -50,7 +55,7 @@ tenantApi.route("/stats", statsRoutes);
 app.route("/v1", tenantApi);
 
 const compat = new Hono<AppEnv>();
-compat.use("*", requireApiKey);
+compat.use("*", requireApiKey, rateLimit);
 compat.route("/", compatRoutes);
 app.route("/api", compat);
 
@@ -66,10 +71,12 @@ export default {
   },
   async queue(batch, env, ctx) {
     wakeOnce(env, ctx);
-    if (batch.queue === "mensageiro-sends") return consumeSends(batch, env);
-    if (batch.queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
-    if (batch.queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);
-    console.error(JSON.stringify({ level: "error", msg: "batch from an unknown queue", queue: batch.queue }));
+    // Each deploy environment suffixes its queue names (wrangler.toml QUEUE_SUFFIX).
+    const queue = env.QUEUE_SUFFIX && batch.queue.endsWith(env.QUEUE_SUFFIX) ? batch.queue.slice(0, -env.QUEUE_SUFFIX.length) : batch.queue;
+    if (queue === "mensageiro-sends") return consumeSends(batch, env);
+    if (queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
+    if (queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);
+    log("error", "batch from an unknown queue", { queue: batch.queue });
   },
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(sweep(env));

@@ -26,6 +26,11 @@ export function forgetKey(hash: string) {
   keyCache.delete(hash);
 }
 
+/** A tenant's settings changed: this isolate reads them again at once (others within KEY_CACHE_MS). */
+export function forgetTenant(tenantId: string) {
+  for (const [hash, entry] of keyCache) if (entry.tenant.id === tenantId) keyCache.delete(hash);
+}
+
 export const requireApiKey = createMiddleware<AppEnv>(async (c, next) => {
   const key = bearer(c.req.header("authorization"));
   if (!key) throw new ApiError("unauthorized", "Missing API key: send Authorization: Bearer <key>.");
@@ -34,7 +39,7 @@ export const requireApiKey = createMiddleware<AppEnv>(async (c, next) => {
   let tenant = cached && Date.now() - cached.at < KEY_CACHE_MS ? cached.tenant : undefined;
   if (!tenant) {
     [tenant] = await c.var.db.all<Tenant>(sql`
-      SELECT t.id, t.name, t.max_attempts AS maxAttempts FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+      SELECT t.id, t.name, t.max_attempts AS maxAttempts, t.rate_limit_per_minute AS rateLimitPerMinute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
       WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
     if (tenant) keyCache.set(hash, { tenant, at: Date.now() });
   }

@@ -13,6 +13,7 @@ import type { SendMessageRequest } from "../contracts/messages.ts";
 import { changes, runBatch, type Statement } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import { backoffMs } from "../lanes/backoff.ts";
+import { errorField, log } from "../observability/log.ts";
 import { acceptMessages, prepareMessage } from "../messages/accept.ts";
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
 import { type AutomationConfig, automationLane, loadAutomation } from "./config.ts";
@@ -140,7 +141,7 @@ export class AutomationLane extends DurableObject<Env> {
     try {
       next = await this.drain();
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", msg: "automation lane run failed; retrying", laneKey: this.info()?.laneKey, error: String(err) }));
+      log("error", "automation lane run failed; retrying", { laneKey: this.info()?.laneKey, error: errorField(err) });
     } finally {
       this.draining = false;
       if (this.poked) next = Date.now();
@@ -280,15 +281,8 @@ export class AutomationLane extends DurableObject<Env> {
     }
     const [paused] = await runBatch(this.db, statements);
     if (changes(paused) > 0 || final) this.dispatchEvents();
-    console.error(
-      JSON.stringify({
-        level: "warn",
-        msg: final ? "automation call failed; dead letter" : "automation call failed; retrying",
-        laneKey: info.laneKey,
-        attempt,
-        error: outcome.error,
-      }),
-    );
+    log("warn", final ? "automation call failed; dead letter" : "automation call failed; retrying", { laneKey: info.laneKey, attempt, error: outcome.error });
+
     if (final) {
       this.ctx.storage.sql.exec(`UPDATE items SET state = 'dead', done_at = ? WHERE state = 'batched'`, now);
       this.ctx.storage.sql.exec(`DELETE FROM batch`);
@@ -348,17 +342,13 @@ export class AutomationLane extends DurableObject<Env> {
         .map((p) =>
           automationLane(this.env, p.lane_key)
             .kick()
-            .catch((err) =>
-              console.error(JSON.stringify({ level: "warn", msg: "could not wake a parked automation lane", laneKey: p.lane_key, error: String(err) })),
-            ),
+            .catch((err) => log("warn", "could not wake a parked automation lane", { laneKey: p.lane_key, error: errorField(err) })),
         ),
     );
   }
 
   private dispatchEvents(): void {
-    this.ctx.waitUntil(
-      dispatchCallbacks(this.env).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "callback dispatch failed", error: String(err) }))),
-    );
+    this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => log("warn", "callback dispatch failed", { error: errorField(err) })));
   }
 }
 

@@ -52,6 +52,12 @@ export const instanceStatusEvent = z.object({
     instance: z.string(),
     state: z.string(),
     statusReason: z.int().optional(),
+    // Sending paused or resumed by the governor, and why (rate-overlimit, connection-closed,
+    // invalid-number-spike; operator, connection-open, pause-expired).
+    sending: z.enum(["paused", "active"]).optional(),
+    reason: z.string().optional(),
+    pausedUntil: z.iso.datetime().nullish(),
+    detail: z.string().nullish(),
   }),
 });
 

@@ -10,6 +10,8 @@ export const tenants = sqliteTable("tenants", {
   callbackUrl: text("callback_url"),
   // HMAC key for callback signatures; never returned after creation.
   callbackSecret: text("callback_secret").notNull(),
+  // API requests per minute, all keys together; null: the DEFAULT_RATE_LIMIT_PER_MINUTE var.
+  rateLimitPerMinute: integer("rate_limit_per_minute"),
   createdAt: integer("created_at").notNull(),
 });
 
@@ -42,6 +44,26 @@ export const instances = sqliteTable(
     ratePerMinute: integer("rate_per_minute").notNull(),
     state: text("state").notNull().default("unknown"),
     stateChangedAt: integer("state_changed_at"),
+    // Pacing (src/lanes/pacing.ts): null columns mean the documented default or "off".
+    burst: integer("burst"),
+    gapMinMs: integer("gap_min_ms").notNull().default(0),
+    gapMaxMs: integer("gap_max_ms").notNull().default(0),
+    dailyCap: integer("daily_cap"),
+    timeZone: text("time_zone").notNull().default("UTC"),
+    warmupDays: integer("warmup_days"),
+    warmupStartPerDay: integer("warmup_start_per_day"),
+    warmupSince: integer("warmup_since"),
+    quietStart: text("quiet_start"),
+    quietEnd: text("quiet_end"),
+    quietTimeZone: text("quiet_time_zone"),
+    typing: integer("typing", { mode: "boolean" }).notNull().default(false),
+    spikeCount: integer("spike_count").default(10),
+    spikeWindowMinutes: integer("spike_window_minutes").default(10),
+    overlimitPauseMinutes: integer("overlimit_pause_minutes").notNull().default(15),
+    // Sending paused by the governor (mirror of its own durable state, for GET and operators).
+    pausedReason: text("paused_reason"),
+    pausedAt: integer("paused_at"),
+    pausedUntil: integer("paused_until"),
     // Secret path segment that names and authenticates the instance's webhooks.
     webhookToken: text("webhook_token").notNull(),
     createdAt: integer("created_at").notNull(),

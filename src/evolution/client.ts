@@ -6,10 +6,14 @@ import type { MediaJson } from "../db/schema.ts";
 export type EvolutionInstance = { name: string; url: string; apiKey: string };
 export type Outgoing = { to: string; text?: string | null; media?: MediaJson | null };
 
+// `signal`: what the answer says about the number itself, for its governor (pause on
+// rate-overlimit, count "not on WhatsApp" answers towards a spike pause).
+export type NumberSignal = "rate-overlimit" | "invalid-number";
+
 export type SendOutcome =
   | { kind: "sent"; providerMessageId: string; remoteJid: string }
-  | { kind: "transient"; error: string; retryAfterMs?: number }
-  | { kind: "permanent"; error: string };
+  | { kind: "transient"; error: string; retryAfterMs?: number; signal?: NumberSignal }
+  | { kind: "permanent"; error: string; signal?: NumberSignal };
 
 export function sendRequest(instance: EvolutionInstance, msg: Outgoing): { url: string; body: Record<string, unknown> } {
   const base = `${instance.url.replace(/\/+$/, "")}/message`;
@@ -56,7 +60,11 @@ export function classify(status: number, text: string, retryAfter: string | null
   }
   const message = errorBody.safeParse(json).data?.response.message;
   if (status === 400 && Array.isArray(message) && message.some((m) => z.object({ exists: z.literal(false) }).safeParse(m).success)) {
-    return { kind: "permanent", error: `Number is not on WhatsApp. ${describe(status, text)}` };
+    return { kind: "permanent", error: `Number is not on WhatsApp. ${describe(status, text)}`, signal: "invalid-number" };
+  }
+  // WhatsApp throttling this number: wait (the governor pauses the number), never fail for it.
+  if (/rate-overlimit/i.test(JSON.stringify(message ?? text))) {
+    return { kind: "transient", error: describe(status, text), signal: "rate-overlimit" };
   }
   if (status === 429 || status === 408 || status >= 500) {
     const seconds = Number(retryAfter);
@@ -79,5 +87,31 @@ export async function sendThroughEvolution(instance: EvolutionInstance, msg: Out
   } catch (err) {
     const reason = err instanceof Error && err.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : String(err);
     return { kind: "transient", error: `Evolution unreachable: ${reason}` };
+  }
+}
+
+// Evolution answers sendPresence only after its `delay` (it holds "composing" that long, then
+// sends "paused"). The lane does not wait for that: it stops listening after this long, and its
+// own alarm times the text. The request is not cancelled on Evolution's side by the disconnect.
+export const PRESENCE_ACK_MS = 1_500;
+
+export type PresenceOutcome = { kind: "ok" } | { kind: "failed"; error: string };
+
+/** `POST /chat/sendPresence/{instance}`: shows "typing…" to the contact for `durationMs`. */
+export async function sendPresence(instance: EvolutionInstance, to: string, durationMs: number, ackMs = PRESENCE_ACK_MS): Promise<PresenceOutcome> {
+  const url = `${instance.url.replace(/\/+$/, "")}/chat/sendPresence/${encodeURIComponent(instance.name)}`;
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", apikey: instance.apiKey },
+      body: JSON.stringify({ number: to, presence: "composing", delay: durationMs }),
+      signal: AbortSignal.timeout(ackMs),
+    });
+    const text = await res.text();
+    return res.ok ? { kind: "ok" } : { kind: "failed", error: describe(res.status, text) };
+  } catch (err) {
+    // Still held by Evolution for its delay: the presence is on, which is what was asked.
+    if (err instanceof Error && err.name === "TimeoutError") return { kind: "ok" };
+    return { kind: "failed", error: `Evolution unreachable: ${String(err)}` };
   }
 }

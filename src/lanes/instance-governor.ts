@@ -1,23 +1,166 @@
-// InstanceGovernor: one per Evolution instance. Paces sends to ratePerMinute with GCRA
-// (a token bucket kept as one timestamp), so a WhatsApp number never bursts past its rate.
+// InstanceGovernor: one per Evolution instance (named by instance id). Every lane of that number
+// asks it before a send (`acquire`); it answers go, or when to ask again. The rules live in
+// ./pacing.ts; this object holds their state, reads the number's pacing from D1, and turns the
+// signals of a number in trouble (rate-overlimit, a closed connection, a spike of numbers that are
+// not on WhatsApp) into a pause, announced as an `instance.status` event.
+//
+// Storage on the hot path: one write per grant (the day's count, bucket, gap and the last grants),
+// put with allowUnconfirmed so the answer does not wait behind the output gate. An eviction keeps
+// it (writes are flushed); only a failed storage commit could lose the last few, which at worst
+// lets a day go a few sends over its cap. Waiters (for fairness and staggered retries) and the
+// spike window stay in memory: losing them only reshuffles who asks first.
 import { DurableObject } from "cloudflare:workers";
+import { eq, sql } from "drizzle-orm";
+import { runBatch } from "../db/batch.ts";
+import { database } from "../db/client.ts";
+import { instances } from "../db/schema.ts";
+import { type AcquireAnswer, burstFor, type AcquireRequest, type Durable, defaultPacing, type Pacing, PacingPolicy, type Pause, pacingOf } from "./pacing.ts";
 
-// How many sends may go back to back before pacing starts.
-export const burstFor = (ratePerMinute: number) => Math.max(1, Math.ceil(ratePerMinute / 60));
+export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
+export { burstFor } from "./pacing.ts";
+
+export type GovernorSignal =
+  | { kind: "rate-overlimit"; instanceId: string; detail?: string; now?: number }
+  | { kind: "invalid-number"; instanceId: string; detail?: string; now?: number }
+  | { kind: "connection"; instanceId: string; state: string; statusReason?: number | null; now?: number };
+
+export type PauseReason = "rate-overlimit" | "connection-closed" | "invalid-number-spike";
+export type ResumeSource = "operator" | "connection-open" | "pause-expired";
+
+// A stronger pause is not replaced by a weaker one: a spike needs an operator, a closed
+// connection needs `open`, an overlimit pause also ends by itself.
+const strength: Record<string, number> = { "rate-overlimit": 1, "connection-closed": 2, "invalid-number-spike": 3 };
+const CONFIG_CACHE_MS = 10_000;
 
 export class InstanceGovernor extends DurableObject<Env> {
-  // Theoretical arrival time of the next send. Kept in memory only: a storage write would hold
-  // every answer behind the output gate until it is confirmed, on the hot path of every send,
-  // while losing it (eviction, restart) grants at most one burst of burstFor(rate) sends.
-  private tat = 0;
+  private readonly policy = new PacingPolicy();
+  private config: { at: number; pacing: Pacing } | undefined;
 
-  /** Reserves the next send slot; returns how many ms the caller must wait before sending. */
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.policy.durable = ctx.storage.kv.get<Durable>("durable") ?? this.policy.durable;
+    this.policy.pause = ctx.storage.kv.get<Pause>("pause") ?? null;
+  }
+
+  /** May this lane's head go now? Idempotent per messageId: asking again after a go answers go. */
+  async acquire(req: AcquireRequest): Promise<AcquireAnswer> {
+    const now = req.now ?? Date.now();
+    const instanceId = this.instanceId(req.laneKey);
+    const pacing = await this.pacing(instanceId, req.ratePerMinute);
+    const pause = this.policy.pause;
+    if (pause?.until != null && pause.until <= now) await this.resume(instanceId, "pause-expired", now);
+    const before = this.policy.durable;
+    const answer = this.policy.decide(req, pacing, now);
+    if (this.policy.durable !== before) {
+      this.ctx.storage
+        .put("durable", this.policy.durable, { allowUnconfirmed: true })
+        .catch((err) => console.error(JSON.stringify({ level: "error", msg: "governor state write failed", error: String(err) })));
+    }
+    return answer;
+  }
+
+  /** Something the lanes or webhooks saw about this number. */
+  async report(signal: GovernorSignal): Promise<Pause | null> {
+    const now = signal.now ?? Date.now();
+    this.rememberInstance(signal.instanceId);
+    const pacing = await this.pacing(signal.instanceId);
+    if (signal.kind === "rate-overlimit") {
+      await this.pauseFor(signal.instanceId, "rate-overlimit", now, now + pacing.overlimitPauseMinutes * 60_000, signal.detail);
+    } else if (signal.kind === "invalid-number") {
+      if (this.policy.noteInvalidNumber(pacing, now)) {
+        const spike = pacing.invalidNumberSpike;
+        const detail = spike ? `${spike.count} numbers not on WhatsApp within ${spike.windowMinutes} min` : signal.detail;
+        await this.pauseFor(signal.instanceId, "invalid-number-spike", now, null, detail);
+      }
+    } else if (signal.state === "close") {
+      await this.pauseFor(signal.instanceId, "connection-closed", now, null, `statusReason ${signal.statusReason ?? "unknown"}`);
+    } else if (signal.state === "open") {
+      await this.resume(signal.instanceId, "connection-open", now);
+    }
+    return this.policy.pause;
+  }
+
+  /** Ends a pause. An `open` connection does not end a spike pause: that one needs an operator. */
+  async resume(instanceId: string, source: ResumeSource, now = Date.now()): Promise<boolean> {
+    this.rememberInstance(instanceId);
+    const pause = this.policy.pause;
+    if (!pause) return false;
+    if (source === "connection-open" && pause.reason === "invalid-number-spike") return false;
+    this.policy.pause = null;
+    this.ctx.storage.kv.delete("pause");
+    await this.announce(instanceId, null, now, source);
+    return true;
+  }
+
+  // Until the ContactLane asks with acquire(): the old reservation (GCRA only, caller waits).
+  private legacyTat = 0;
   reserve(ratePerMinute: number, now = Date.now()): number {
     const interval = 60_000 / ratePerMinute;
-    const tolerance = interval * (burstFor(ratePerMinute) - 1);
-    const tat = Math.max(this.tat, now);
-    const allowedAt = tat - tolerance;
-    this.tat = tat + interval;
-    return Math.max(0, Math.ceil(allowedAt - now));
+    const tat = Math.max(this.legacyTat, now);
+    this.legacyTat = tat + interval;
+    return Math.max(0, Math.ceil(tat - interval * (burstFor(ratePerMinute) - 1) - now));
+  }
+
+  /** Drops the cached pacing so a PUT applies at once. */
+  refresh(): void {
+    this.config = undefined;
+  }
+
+  /** Pause, today's count against the cap, waiters: for GET /v1/instances/:name and tests. */
+  async status(instanceId: string, now = Date.now()) {
+    this.rememberInstance(instanceId);
+    const pacing = await this.pacing(instanceId);
+    return { pause: this.policy.pause, today: this.policy.today(pacing, now) };
+  }
+
+  private async pauseFor(instanceId: string, reason: PauseReason, now: number, until: number | null, detail?: string) {
+    const current = this.policy.pause;
+    if (current && (current.until === null || current.until > now)) {
+      if ((strength[current.reason] ?? 0) > (strength[reason] ?? 0)) return;
+      // The same pause again (a duplicate webhook, several lanes hitting overlimit): no new event.
+      if (current.reason === reason) return;
+    }
+    const pause: Pause = { reason, at: now, until, detail };
+    this.policy.pause = pause;
+    this.ctx.storage.kv.put("pause", pause);
+    await this.announce(instanceId, pause, now);
+  }
+
+  // Mirrors the pause into D1 and writes the instance.status event in the same batch.
+  private async announce(instanceId: string, pause: Pause | null, now: number, resumedBy?: ResumeSource) {
+    const data = pause
+      ? sql`json_object('instance', name, 'state', state, 'sending', 'paused', 'reason', ${pause.reason},
+          'pausedUntil', ${pause.until === null ? null : new Date(pause.until).toISOString()}, 'detail', ${pause.detail ?? null})`
+      : sql`json_object('instance', name, 'state', state, 'sending', 'active', 'reason', ${resumedBy ?? "operator"})`;
+    await runBatch(database(this.env.DB), [
+      sql`UPDATE instances SET paused_reason = ${pause?.reason ?? null}, paused_at = ${pause?.at ?? null},
+        paused_until = ${pause?.until ?? null}, updated_at = ${now} WHERE id = ${instanceId}`,
+      sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
+        SELECT ${crypto.randomUUID()}, tenant_id, 'instance.status', 1, ${now}, ${data},
+          (SELECT callback_url FROM tenants WHERE id = instances.tenant_id)
+        FROM instances WHERE id = ${instanceId}`,
+    ]);
+    console.log(JSON.stringify({ level: "info", msg: pause ? "number paused" : "number resumed", instanceId, reason: pause?.reason ?? resumedBy }));
+  }
+
+  private async pacing(instanceId: string, fallbackRate?: number): Promise<Pacing> {
+    if (this.config && Date.now() - this.config.at < CONFIG_CACHE_MS) return this.config.pacing;
+    const [row] = await database(this.env.DB).select().from(instances).where(eq(instances.id, instanceId));
+    const pacing = row ? pacingOf(row) : defaultPacing(fallbackRate);
+    this.config = { at: Date.now(), pacing };
+    return pacing;
+  }
+
+  // Lane keys are tenant:instance:contact; the governor is named by the instance id.
+  private instanceId(laneKey: string): string {
+    const known = this.ctx.storage.kv.get<string>("instanceId");
+    if (known) return known;
+    const id = laneKey.split(":")[1] ?? "";
+    this.rememberInstance(id);
+    return id;
+  }
+
+  private rememberInstance(id: string) {
+    if (id && this.ctx.storage.kv.get<string>("instanceId") !== id) this.ctx.storage.kv.put("instanceId", id);
   }
 }

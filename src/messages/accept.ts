@@ -10,6 +10,7 @@ import { messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
 import { outboxStatusEvent } from "./transitions.ts";
+import { errorField, log } from "../observability/log.ts";
 
 export type InstanceRef = { id: string; name: string };
 export type NewMessage = typeof messages.$inferInsert;
@@ -214,7 +215,7 @@ export async function enqueueJobs(env: Env, jobs: SendJob[]): Promise<void> {
     try {
       await env.SENDS.sendBatch(jobs.slice(i, i + QUEUE_CHUNK).map((body) => ({ body, contentType: "json" as const })));
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", msg: "sends queue unavailable; the sweep will re-enqueue", error: String(err) }));
+      log("error", "sends queue unavailable; the sweep will re-enqueue", { error: errorField(err) });
     }
   }
 }

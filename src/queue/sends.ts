@@ -1,6 +1,7 @@
 // `sends` consumer: hands each job to its contact's lane. Acked or retried one by one;
 // after max_retries the queue moves a message to its dead-letter queue (wrangler.toml).
 import { sendJob, type SendJob } from "../contracts/send-job.ts";
+import { errorField, log } from "../observability/log.ts";
 
 export async function consumeSends(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const lanes = new Map<string, { job: SendJob; message: Message<unknown> }[]>();
@@ -8,7 +9,10 @@ export async function consumeSends(batch: MessageBatch<unknown>, env: Env): Prom
     const parsed = sendJob.safeParse(message.body);
     if (!parsed.success) {
       // A body no lane can use would fail forever: log it and drop it.
-      console.error(JSON.stringify({ level: "error", msg: "malformed sends job dropped", id: message.id, issues: parsed.error.issues }));
+      log("error", "malformed sends job dropped", {
+        queueMessageId: message.id,
+        issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+      });
       message.ack();
       continue;
     }
@@ -32,7 +36,7 @@ export async function consumeSends(batch: MessageBatch<unknown>, env: Env): Prom
         );
         for (const { message } of group) message.ack();
       } catch (err) {
-        console.error(JSON.stringify({ level: "warn", msg: "lane enqueue failed; retrying", laneKey, error: String(err) }));
+        log("warn", "lane enqueue failed; retrying", { laneKey, error: errorField(err) });
         for (const { message } of group) message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
       }
     }),

@@ -3,7 +3,8 @@ import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { forgetKey, newApiKey, requireAdmin } from "../auth/api-keys.ts";
+import { forgetKey, forgetTenant, newApiKey, requireAdmin } from "../auth/api-keys.ts";
+import { config } from "../config.ts";
 import { runBatch } from "../db/batch.ts";
 import { apiKeys, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
@@ -14,11 +15,39 @@ import { purge } from "../sweep/sweeper.ts";
 export const adminRoutes = new Hono<AppEnv>();
 adminRoutes.use("*", requireAdmin);
 
+// API requests per minute, counted for the tenant as a whole (all its keys together).
+const rateLimitPerMinute = z.int().min(1).max(1_000_000);
+
 const createTenant = z.strictObject({
   name: z.string().trim().min(1).max(200),
   maxAttempts: z.int().min(1).max(20).optional(),
   callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
+  rateLimitPerMinute: rateLimitPerMinute.optional(),
 });
+
+// null puts a setting back to its default.
+const patchTenant = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200).optional(),
+    maxAttempts: z.int().min(1).max(20).optional(),
+    rateLimitPerMinute: rateLimitPerMinute.nullable().optional(),
+  })
+  .refine((v) => Object.values(v).some((x) => x !== undefined), "Give at least one of name, maxAttempts, rateLimitPerMinute.");
+
+type TenantRow = typeof tenants.$inferSelect;
+
+// What the admin API shows of a tenant: never its callback secret.
+function tenantView(t: Pick<TenantRow, "id" | "name" | "maxAttempts" | "callbackUrl" | "rateLimitPerMinute" | "createdAt">, defaultLimit: number) {
+  return {
+    id: t.id,
+    name: t.name,
+    maxAttempts: t.maxAttempts,
+    callbackUrl: t.callbackUrl ?? undefined,
+    rateLimitPerMinute: t.rateLimitPerMinute ?? defaultLimit,
+    rateLimitIsDefault: t.rateLimitPerMinute === null,
+    createdAt: new Date(t.createdAt).toISOString(),
+  };
+}
 
 adminRoutes.post("/tenants", async (c) => {
   const input = await parseBody(c, createTenant);
@@ -29,6 +58,7 @@ adminRoutes.post("/tenants", async (c) => {
     maxAttempts: input.maxAttempts ?? 3,
     callbackUrl: input.callbackUrl ?? null,
     callbackSecret: randomToken(32),
+    rateLimitPerMinute: input.rateLimitPerMinute ?? null,
     createdAt: now,
   };
   const key = await newApiKey();
@@ -39,13 +69,7 @@ adminRoutes.post("/tenants", async (c) => {
   ]);
   return c.json(
     {
-      tenant: {
-        id: tenant.id,
-        name: tenant.name,
-        maxAttempts: tenant.maxAttempts,
-        callbackUrl: tenant.callbackUrl ?? undefined,
-        createdAt: new Date(now).toISOString(),
-      },
+      tenant: tenantView(tenant, config(c.env).DEFAULT_RATE_LIMIT_PER_MINUTE),
       apiKey: key.key,
       apiKeyId: keyId,
       // Shown once, like the key: it signs callbacks (X-Mensageiro-Signature).
@@ -59,6 +83,16 @@ async function tenantExists(c: { var: AppEnv["Variables"] }, id: string) {
   const [row] = await c.var.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, id));
   if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
 }
+
+adminRoutes.patch("/tenants/:id", async (c) => {
+  const input = await parseBody(c, patchTenant);
+  const id = c.req.param("id");
+  const [row] = await c.var.db.update(tenants).set(input).where(eq(tenants.id, id)).returning();
+  if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
+  // This isolate applies the new settings at once; others within the key cache's lifetime.
+  forgetTenant(id);
+  return c.json({ tenant: tenantView(row, config(c.env).DEFAULT_RATE_LIMIT_PER_MINUTE) });
+});
 
 adminRoutes.post("/tenants/:id/keys", async (c) => {
   const tenantId = c.req.param("id");

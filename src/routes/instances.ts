@@ -7,16 +7,18 @@ import { instances } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { parseBody, parseWith } from "../http/body.ts";
 import { newId, randomToken } from "../ids.ts";
+import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing.ts";
 
 export const instanceRoutes = new Hono<AppEnv>();
 
-export const DEFAULT_RATE_PER_MINUTE = 60;
+export { DEFAULT_RATE_PER_MINUTE };
 const instanceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "Letters, digits, '.', '_' and '-', at most 100.");
 
 const putInstance = z.strictObject({
   evolutionUrl: z.url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." }),
   evolutionApiKey: z.string().min(1).max(500).optional(),
   ratePerMinute: z.int().min(1).max(60000).optional(),
+  pacing: pacingInput.optional(),
 });
 
 type Row = typeof instances.$inferSelect;
@@ -26,12 +28,17 @@ export function webhookUrl(env: Env, requestUrl: string, token: string): string 
   return `${base.replace(/\/+$/, "")}/webhooks/evolution/${token}`;
 }
 
+const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
+
 const view = (row: Row, env: Env, requestUrl: string) => ({
   name: row.name,
   evolutionUrl: row.evolutionUrl,
   ratePerMinute: row.ratePerMinute,
   state: row.state,
-  stateChangedAt: row.stateChangedAt ? new Date(row.stateChangedAt).toISOString() : undefined,
+  stateChangedAt: iso(row.stateChangedAt),
+  pacing: pacingView(pacingOf(row)),
+  // Sending paused by the governor (rate-overlimit, closed connection, invalid-number spike).
+  sending: row.pausedReason ? { paused: true, reason: row.pausedReason, since: iso(row.pausedAt), until: iso(row.pausedUntil) } : { paused: false },
   webhookUrl: webhookUrl(env, requestUrl, row.webhookToken),
   createdAt: new Date(row.createdAt).toISOString(),
   updatedAt: new Date(row.updatedAt).toISOString(),
@@ -48,19 +55,30 @@ async function findOwn(c: { var: AppEnv["Variables"] }, name: string): Promise<R
 instanceRoutes.put("/:name", async (c) => {
   const name = parseWith(instanceName, c.req.param("name"), "name");
   const input = await parseBody(c, putInstance);
+  if (input.ratePerMinute !== undefined && input.pacing?.ratePerMinute !== undefined && input.ratePerMinute !== input.pacing.ratePerMinute) {
+    throw new ApiError("invalid_request", "The request is invalid.", [
+      { path: "pacing.ratePerMinute", message: "Differs from ratePerMinute; give one of them." },
+    ]);
+  }
   const existing = await findOwn(c, name);
   const now = Date.now();
+  const stored: PacingColumns = existing ?? { ...columnsOfDefaults(), ratePerMinute: DEFAULT_RATE_PER_MINUTE };
+  const pacing = pacingColumns({ ...input.pacing, ratePerMinute: input.pacing?.ratePerMinute ?? input.ratePerMinute }, stored, now);
+  if (pacing.warmupDays !== null && pacing.dailyCap === null) {
+    throw new ApiError("invalid_request", "The request is invalid.", [{ path: "pacing.warmup", message: "Warm-up grows the daily cap: it needs dailyCap." }]);
+  }
   if (existing) {
     const [row] = await c.var.db
       .update(instances)
       .set({
         evolutionUrl: input.evolutionUrl,
         evolutionApiKey: input.evolutionApiKey ?? existing.evolutionApiKey,
-        ratePerMinute: input.ratePerMinute ?? existing.ratePerMinute,
+        ...pacing,
         updatedAt: now,
       })
       .where(eq(instances.id, existing.id))
       .returning();
+    await governor(c.env, existing.id).refresh();
     return c.json(view(row ?? existing, c.env, c.req.url), 200);
   }
   if (!input.evolutionApiKey) {
@@ -74,7 +92,7 @@ instanceRoutes.put("/:name", async (c) => {
       name,
       evolutionUrl: input.evolutionUrl,
       evolutionApiKey: input.evolutionApiKey,
-      ratePerMinute: input.ratePerMinute ?? DEFAULT_RATE_PER_MINUTE,
+      ...pacing,
       webhookToken: randomToken(24),
       createdAt: now,
       updatedAt: now,
@@ -93,5 +111,39 @@ instanceRoutes.get("/", async (c) => {
 instanceRoutes.get("/:name", async (c) => {
   const row = await findOwn(c, c.req.param("name"));
   if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
-  return c.json(view(row, c.env, c.req.url));
+  // Today's sends against the (warmed-up) cap, as the governor counts them.
+  const { today } = await governor(c.env, row.id).status(row.id);
+  return c.json({ ...view(row, c.env, c.req.url), today: { day: today.day, sent: today.sent, cap: today.cap, waiting: today.waiting } });
 });
+
+// Sending paused by the governor resumes here (an invalid-number spike resumes only here).
+instanceRoutes.post("/:name/resume", async (c) => {
+  const row = await findOwn(c, c.req.param("name"));
+  if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+  await governor(c.env, row.id).resume(row.id, "operator");
+  const [fresh] = await c.var.db.select().from(instances).where(eq(instances.id, row.id));
+  return c.json(view(fresh ?? row, c.env, c.req.url));
+});
+
+const governor = (env: Env, instanceId: string) => env.GOVERNORS.get(env.GOVERNORS.idFromName(instanceId));
+
+function columnsOfDefaults(): Omit<PacingColumns, "ratePerMinute"> {
+  const d = defaultPacing();
+  return {
+    burst: null,
+    gapMinMs: d.gapMs.min,
+    gapMaxMs: d.gapMs.max,
+    dailyCap: d.dailyCap,
+    timeZone: d.timeZone,
+    warmupDays: null,
+    warmupStartPerDay: null,
+    warmupSince: null,
+    quietStart: null,
+    quietEnd: null,
+    quietTimeZone: null,
+    typing: d.typing,
+    spikeCount: d.invalidNumberSpike?.count ?? null,
+    spikeWindowMinutes: d.invalidNumberSpike?.windowMinutes ?? null,
+    overlimitPauseMinutes: d.overlimitPauseMinutes,
+  };
+}

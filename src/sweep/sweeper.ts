@@ -8,6 +8,7 @@ import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
 import { database, type Db } from "../db/client.ts";
 import { enqueueJobs } from "../messages/accept.ts";
+import { log } from "../observability/log.ts";
 
 const SWEEP_PAGE = 500;
 const DELETE_PAGE = 500;
@@ -86,6 +87,6 @@ export async function sweep(env: Env, now = Date.now()) {
   const requeued = await requeueStranded(env, now);
   const purged = await purge(env, now);
   const callbacks = await dispatchCallbacks(env);
-  console.log(JSON.stringify({ level: "info", msg: "sweep", requeued, purged, callbacks }));
+  log("info", "sweep", { requeued, purged, callbacks });
   return { requeued, purged, callbacks };
 }

@@ -3,6 +3,7 @@
 // something touches the object; this makes schedules that fell due while it was down go at once.
 import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
+import { errorField, log } from "../observability/log.ts";
 import { wakeAutomationLanes } from "../automation/wake.ts";
 
 let woken = false;
@@ -14,7 +15,7 @@ export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }
   ctx.waitUntil(
     Promise.all([wakeLanes(env), wakeAutomationLanes(env)]).catch((err) => {
       woken = false;
-      console.error(JSON.stringify({ level: "warn", msg: "lane wake failed", error: String(err) }));
+      log("warn", "lane wake failed", { error: errorField(err) });
     }),
   );
 }

@@ -1,0 +1,447 @@
+// Pacing policy of one WhatsApp number, kept pure (no I/O, time and randomness passed in) so the
+// InstanceGovernor stays a thin shell and every rule can be tested with a hand-set clock.
+//
+// A send may go when all of these hold: the number is not paused, it is outside quiet hours, the
+// day's count (in the number's time zone, grown by warm-up) is below the cap, the random gap since
+// the last send has passed, and the GCRA token bucket (ratePerMinute + burst) has room. Requests
+// that cannot go are remembered as waiters and given staggered retry times ("tickets"), so 500
+// lanes do not all come back at once, and so transactional messages (priority 1–3) are granted
+// the next free slot before campaign messages (priority ≥ 4).
+import { z } from "zod";
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+export const DEFAULT_RATE_PER_MINUTE = 60;
+export const DEFAULT_TIME_ZONE = "UTC";
+export const DEFAULT_SPIKE = { count: 10, windowMinutes: 10 } as const;
+export const DEFAULT_OVERLIMIT_PAUSE_MINUTES = 15;
+
+// Typing presence: a person types about 40 ms per character; never shorter than 1 s, never longer
+// than 12 s (WhatsApp drops a "typing…" indicator after ~25 s without a refresh).
+export const TYPING_MS_PER_CHAR = 40;
+export const TYPING_MIN_MS = 1_000;
+export const TYPING_MAX_MS = 12_000;
+
+/** How many sends may go back to back when no burst is configured (as before: one second's worth). */
+export const burstFor = (ratePerMinute: number) => Math.max(1, Math.ceil(ratePerMinute / 60));
+
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const timeZone = z.string().min(1).max(64).refine(isTimeZone, "Not an IANA time zone (e.g. America/Sao_Paulo).");
+const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "A time of day as HH:MM (24 h).");
+
+/** The `pacing` object of PUT /v1/instances/:name. Omitted fields keep their value; null turns a feature off. */
+export const pacingInput = z
+  .strictObject({
+    ratePerMinute: z.int().min(1).max(60000).optional(),
+    burst: z.int().min(1).max(1000).nullable().optional(),
+    gapMs: z
+      .strictObject({ min: z.int().min(0).max(3_600_000), max: z.int().min(0).max(3_600_000) })
+      .refine((g) => g.min <= g.max, { message: "min must not exceed max.", path: ["max"] })
+      .optional(),
+    dailyCap: z.int().min(1).max(1_000_000).nullable().optional(),
+    timeZone: timeZone.optional(),
+    warmup: z
+      .strictObject({ days: z.int().min(1).max(365), startPerDay: z.int().min(1).max(1_000_000) })
+      .nullable()
+      .optional(),
+    quietHours: z
+      .strictObject({ start: clock, end: clock, timeZone: timeZone.optional() })
+      .refine((q) => q.start !== q.end, { message: "start and end must differ.", path: ["end"] })
+      .nullable()
+      .optional(),
+    typing: z.boolean().optional(),
+    invalidNumberSpike: z
+      .strictObject({ count: z.int().min(1).max(10_000), windowMinutes: z.int().min(1).max(1440) })
+      .nullable()
+      .optional(),
+    overlimitPauseMinutes: z.int().min(1).max(1440).optional(),
+  })
+  .refine((p) => !p.warmup || p.dailyCap !== null, {
+    message: "Warm-up grows the daily cap: it needs dailyCap.",
+    path: ["warmup"],
+  });
+export type PacingInput = z.infer<typeof pacingInput>;
+
+/** A number's pacing with every default filled in. */
+export type Pacing = {
+  ratePerMinute: number;
+  burst: number;
+  gapMs: { min: number; max: number };
+  dailyCap: number | null;
+  timeZone: string;
+  // `since`: when warm-up was configured (epoch ms); day 0 is that calendar day.
+  warmup: { days: number; startPerDay: number; since: number } | null;
+  quietHours: { start: string; end: string; timeZone: string } | null;
+  typing: boolean;
+  invalidNumberSpike: { count: number; windowMinutes: number } | null;
+  overlimitPauseMinutes: number;
+};
+
+export const defaultPacing = (ratePerMinute = DEFAULT_RATE_PER_MINUTE): Pacing => ({
+  ratePerMinute,
+  burst: burstFor(ratePerMinute),
+  gapMs: { min: 0, max: 0 },
+  dailyCap: null,
+  timeZone: DEFAULT_TIME_ZONE,
+  warmup: null,
+  quietHours: null,
+  typing: false,
+  invalidNumberSpike: { ...DEFAULT_SPIKE },
+  overlimitPauseMinutes: DEFAULT_OVERLIMIT_PAUSE_MINUTES,
+});
+
+// ---------------------------------------------------------------------------------------------
+// Calendar arithmetic in a time zone (Intl only: no tz database of our own)
+// ---------------------------------------------------------------------------------------------
+
+const formats = new Map<string, Intl.DateTimeFormat>();
+function format(tz: string): Intl.DateTimeFormat {
+  let f = formats.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-US", {
+      timeZone: tz,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+    });
+    formats.set(tz, f);
+  }
+  return f;
+}
+
+type LocalTime = { year: number; month: number; day: number; minute: number; second: number };
+
+export function localTime(ms: number, tz: string): LocalTime {
+  const p: Record<string, number> = {};
+  for (const part of format(tz).formatToParts(ms)) if (part.type !== "literal") p[part.type] = Number(part.value);
+  return { year: p.year ?? 1970, month: p.month ?? 1, day: p.day ?? 1, minute: (p.hour ?? 0) * 60 + (p.minute ?? 0), second: p.second ?? 0 };
+}
+
+/** The calendar day of `ms` in `tz`, as YYYY-MM-DD. */
+export function localDay(ms: number, tz: string): string {
+  const t = localTime(ms, tz);
+  return `${t.year}-${String(t.month).padStart(2, "0")}-${String(t.day).padStart(2, "0")}`;
+}
+
+/** Whole calendar days from the day of `from` to the day of `to`, both in `tz`. */
+export function daysBetween(from: number, to: number, tz: string): number {
+  const a = localTime(from, tz);
+  const b = localTime(to, tz);
+  return Math.round((Date.UTC(b.year, b.month - 1, b.day) - Date.UTC(a.year, a.month - 1, a.day)) / 86_400_000);
+}
+
+const minuteOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/** The first instant after `now` at which the wall clock in `tz` reads `minute` (minutes after midnight). */
+export function nextLocalMinute(now: number, tz: string, minute: number): number {
+  const t = localTime(now, tz);
+  let delta = minute - t.minute;
+  if (delta <= 0) delta += 1440;
+  let at = now - (t.second * 1000 + (((now % 1000) + 1000) % 1000)) + delta * 60_000;
+  // Daylight-saving shifts move the wall clock by up to an hour: correct, then settle.
+  for (let i = 0; i < 3; i++) {
+    const got = localTime(at, tz).minute;
+    let diff = minute - got;
+    if (diff === 0) break;
+    if (diff > 720) diff -= 1440;
+    if (diff < -720) diff += 1440;
+    at += diff * 60_000;
+  }
+  return at > now ? at : now + delta * 60_000;
+}
+
+/** When the quiet window that contains `now` ends, or null when `now` is outside it. */
+export function quietUntil(now: number, quiet: Pacing["quietHours"]): number | null {
+  if (!quiet) return null;
+  const start = minuteOf(quiet.start);
+  const end = minuteOf(quiet.end);
+  const cur = localTime(now, quiet.timeZone).minute;
+  const inside = start < end ? cur >= start && cur < end : cur >= start || cur < end;
+  return inside ? nextLocalMinute(now, quiet.timeZone, end) : null;
+}
+
+/** The daily cap on the day of `now`: warm-up grows it linearly from startPerDay to dailyCap. */
+export function capOn(now: number, p: Pacing): number | null {
+  if (p.dailyCap === null) return null;
+  if (!p.warmup) return p.dailyCap;
+  const day = Math.max(0, daysBetween(p.warmup.since, now, p.timeZone));
+  if (day >= p.warmup.days) return p.dailyCap;
+  const start = Math.min(p.warmup.startPerDay, p.dailyCap);
+  return Math.round(start + ((p.dailyCap - start) * day) / p.warmup.days);
+}
+
+export function typingMsFor(textLength: number): number {
+  return Math.min(TYPING_MAX_MS, Math.max(TYPING_MIN_MS, textLength * TYPING_MS_PER_CHAR));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decision
+// ---------------------------------------------------------------------------------------------
+
+export type AcquireRequest = {
+  laneKey: string;
+  messageId: string;
+  priority: number;
+  ratePerMinute: number;
+  now?: number;
+  // Characters of the text about to go; with `typing` on, the answer carries how long to type.
+  textLength?: number;
+};
+
+export type WaitReason = "paused" | "quiet-hours" | "daily-cap" | "rate" | "gap" | "fairness";
+
+export type AcquireAnswer = { go: true; typingMs?: number; sendAt?: number } | { go: false; retryAt: number; reason?: WaitReason; note?: string };
+
+export type Pause = { reason: string; at: number; until: number | null; detail?: string };
+
+/** What must survive eviction: the day's count (a broken cap would be a broken promise), the
+ *  bucket and gap (so a restart does not grant a burst), and the last grants (idempotency). */
+export type Durable = { day: string; count: number; tat: number; gapUntil: number; recent: [string, number][] };
+
+type Waiter = { priority: number; laneKey: string; firstAt: number; retryAt: number; noted?: WaitReason };
+
+// A waiter that does not come back within this long after its retry time is forgotten (its
+// message was canceled or sent elsewhere); it then no longer holds a slot for fairness.
+const WAITER_GRACE_MS = 60_000;
+// While paused with no end in sight, lanes ask again this often (a resume is seen within it).
+export const PAUSED_POLL_MS = 60_000;
+// Grants remembered for idempotency.
+const RECENT_GRANTS = 64;
+
+export const isUrgent = (priority: number) => priority <= 3;
+
+export class PacingPolicy {
+  durable: Durable = { day: "", count: 0, tat: 0, gapUntil: 0, recent: [] };
+  pause: Pause | null = null;
+  private waiters = new Map<string, Waiter>();
+  private invalidNumbers: number[] = [];
+
+  constructor(private readonly random: () => number = Math.random) {}
+
+  /** Decides one request; mutates the state only when it grants. */
+  decide(req: AcquireRequest, p: Pacing, now: number): AcquireAnswer {
+    const granted = this.durable.recent.find(([id]) => id === req.messageId);
+    if (granted) return granted[1] > now ? { go: true, typingMs: granted[1] - now, sendAt: granted[1] } : { go: true };
+
+    this.forgetStale(now);
+    const waiter = this.waiters.get(req.messageId) ?? { priority: req.priority, laneKey: req.laneKey, firstAt: now, retryAt: now };
+    waiter.priority = req.priority;
+    this.waiters.set(req.messageId, waiter);
+    const day = localDay(now, p.timeZone);
+    if (this.durable.day !== day) this.durable = { ...this.durable, day, count: 0 };
+
+    // Closed for reasons that hold every request alike: one retry time, staggered per waiter.
+    if (this.pause && (this.pause.until === null || now < this.pause.until)) {
+      return this.wait(req.messageId, waiter, this.pause.until ?? now + PAUSED_POLL_MS, "paused", p, now);
+    }
+    const quiet = quietUntil(now, p.quietHours);
+    if (quiet !== null) return this.wait(req.messageId, waiter, quiet, "quiet-hours", p, now);
+    const cap = capOn(now, p);
+    if (cap !== null && this.durable.count >= cap) {
+      let open = nextLocalMinute(now, p.timeZone, 0);
+      open = quietUntil(open, p.quietHours) ?? open;
+      return this.wait(req.messageId, waiter, open, "daily-cap", p, now);
+    }
+
+    // The bucket: GCRA with `burst` sends of tolerance.
+    const interval = 60_000 / p.ratePerMinute;
+    const bucketAt = this.durable.tat - interval * (p.burst - 1);
+    const free = Math.max(bucketAt, this.durable.gapUntil);
+    if (free > now) return this.wait(req.messageId, waiter, free, this.durable.gapUntil >= bucketAt ? "gap" : "rate", p, now);
+    // Fairness: a free slot goes to a transactional waiter before any campaign message.
+    if (!isUrgent(req.priority) && this.urgentWaiting(req.messageId)) {
+      return this.wait(req.messageId, waiter, now + this.spacing(p), "fairness", p, now);
+    }
+
+    const typingMs = p.typing && req.textLength ? typingMsFor(req.textLength) : 0;
+    const sendAt = now + typingMs;
+    const gap = p.gapMs.min + Math.floor(this.random() * (p.gapMs.max - p.gapMs.min + 1));
+    this.durable = {
+      day,
+      count: this.durable.count + 1,
+      tat: Math.max(this.durable.tat, sendAt) + interval,
+      gapUntil: sendAt + gap,
+      recent: [...this.durable.recent, [req.messageId, sendAt] as [string, number]].slice(-RECENT_GRANTS),
+    };
+    this.waiters.delete(req.messageId);
+    return typingMs > 0 ? { go: true, typingMs, sendAt } : { go: true };
+  }
+
+  /** A permanent "not on WhatsApp" answer; true when it tips the number into a spike pause. */
+  noteInvalidNumber(p: Pacing, now: number): boolean {
+    if (!p.invalidNumberSpike) return false;
+    const from = now - p.invalidNumberSpike.windowMinutes * 60_000;
+    this.invalidNumbers = [...this.invalidNumbers.filter((t) => t > from), now];
+    if (this.invalidNumbers.length < p.invalidNumberSpike.count) return false;
+    this.invalidNumbers = [];
+    return true;
+  }
+
+  /** Sends granted today and today's cap, for operators. */
+  today(p: Pacing, now: number) {
+    const day = localDay(now, p.timeZone);
+    return { day, sent: this.durable.day === day ? this.durable.count : 0, cap: capOn(now, p), waiting: this.waiters.size };
+  }
+
+  /** Lanes with a request waiting here (to wake them on resume). */
+  waitingLanes(): string[] {
+    return [...new Set([...this.waiters.values()].map((w) => w.laneKey))];
+  }
+
+  private wait(id: string, waiter: Waiter, openAt: number, reason: WaitReason, p: Pacing, now: number): AcquireAnswer {
+    const retryAt = Math.max(now + 1, Math.ceil(openAt + this.position(id, waiter) * this.spacing(p)));
+    waiter.retryAt = retryAt;
+    // A history note once per message and reason, for the long waits a person would ask about.
+    let note: string | undefined;
+    if ((reason === "daily-cap" || reason === "quiet-hours") && waiter.noted !== reason) {
+      waiter.noted = reason;
+      const until = new Date(retryAt).toISOString();
+      note = reason === "daily-cap" ? `daily cap of ${capOn(now, p)} reached; waits until ${until}` : `quiet hours; waits until ${until}`;
+    }
+    return note ? { go: false, retryAt, reason, note } : { go: false, retryAt, reason };
+  }
+
+  // Waiters ahead of this one: transactional before campaign, then first come first served.
+  private position(id: string, me: Waiter): number {
+    let ahead = 0;
+    for (const [otherId, w] of this.waiters) {
+      if (otherId === id) continue;
+      const a = isUrgent(w.priority);
+      const b = isUrgent(me.priority);
+      if ((a && !b) || (a === b && (w.firstAt < me.firstAt || (w.firstAt === me.firstAt && otherId < id)))) ahead++;
+    }
+    return ahead;
+  }
+
+  // Expected time between two sends, used to stagger tickets.
+  private spacing(p: Pacing): number {
+    return Math.max(60_000 / p.ratePerMinute, (p.gapMs.min + p.gapMs.max) / 2, 1);
+  }
+
+  private urgentWaiting(except: string): boolean {
+    for (const [id, w] of this.waiters) if (id !== except && isUrgent(w.priority)) return true;
+    return false;
+  }
+
+  private forgetStale(now: number) {
+    for (const [id, w] of this.waiters) if (w.retryAt + WAITER_GRACE_MS < now) this.waiters.delete(id);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored form (D1 `instances` columns) ↔ Pacing
+// ---------------------------------------------------------------------------------------------
+
+export type PacingColumns = {
+  ratePerMinute: number;
+  burst: number | null;
+  gapMinMs: number;
+  gapMaxMs: number;
+  dailyCap: number | null;
+  timeZone: string;
+  warmupDays: number | null;
+  warmupStartPerDay: number | null;
+  warmupSince: number | null;
+  quietStart: string | null;
+  quietEnd: string | null;
+  quietTimeZone: string | null;
+  typing: boolean;
+  spikeCount: number | null;
+  spikeWindowMinutes: number | null;
+  overlimitPauseMinutes: number;
+};
+
+export function pacingOf(c: PacingColumns): Pacing {
+  return {
+    ratePerMinute: c.ratePerMinute,
+    burst: c.burst ?? burstFor(c.ratePerMinute),
+    gapMs: { min: c.gapMinMs, max: Math.max(c.gapMinMs, c.gapMaxMs) },
+    dailyCap: c.dailyCap,
+    timeZone: c.timeZone,
+    warmup: c.warmupDays !== null && c.warmupStartPerDay !== null ? { days: c.warmupDays, startPerDay: c.warmupStartPerDay, since: c.warmupSince ?? 0 } : null,
+    quietHours: c.quietStart && c.quietEnd ? { start: c.quietStart, end: c.quietEnd, timeZone: c.quietTimeZone ?? c.timeZone } : null,
+    typing: c.typing,
+    invalidNumberSpike: c.spikeCount !== null && c.spikeWindowMinutes !== null ? { count: c.spikeCount, windowMinutes: c.spikeWindowMinutes } : null,
+    overlimitPauseMinutes: c.overlimitPauseMinutes,
+  };
+}
+
+/** The columns to write for an input on top of what is stored (omitted: kept; null: off). */
+export function pacingColumns(input: PacingInput, stored: PacingColumns, now: number): PacingColumns {
+  // Only the pacing fields: `stored` may be a whole instance row.
+  const next: PacingColumns = {
+    ratePerMinute: stored.ratePerMinute,
+    burst: stored.burst,
+    gapMinMs: stored.gapMinMs,
+    gapMaxMs: stored.gapMaxMs,
+    dailyCap: stored.dailyCap,
+    timeZone: stored.timeZone,
+    warmupDays: stored.warmupDays,
+    warmupStartPerDay: stored.warmupStartPerDay,
+    warmupSince: stored.warmupSince,
+    quietStart: stored.quietStart,
+    quietEnd: stored.quietEnd,
+    quietTimeZone: stored.quietTimeZone,
+    typing: stored.typing,
+    spikeCount: stored.spikeCount,
+    spikeWindowMinutes: stored.spikeWindowMinutes,
+    overlimitPauseMinutes: stored.overlimitPauseMinutes,
+  };
+  if (input.ratePerMinute !== undefined) next.ratePerMinute = input.ratePerMinute;
+  if (input.burst !== undefined) next.burst = input.burst;
+  if (input.gapMs) {
+    next.gapMinMs = input.gapMs.min;
+    next.gapMaxMs = input.gapMs.max;
+  }
+  if (input.dailyCap !== undefined) next.dailyCap = input.dailyCap;
+  if (input.timeZone !== undefined) next.timeZone = input.timeZone;
+  if (input.warmup !== undefined) {
+    const changed = input.warmup?.days !== stored.warmupDays || input.warmup?.startPerDay !== stored.warmupStartPerDay;
+    next.warmupDays = input.warmup?.days ?? null;
+    next.warmupStartPerDay = input.warmup?.startPerDay ?? null;
+    // Warm-up counts its days from when it was (re)configured.
+    next.warmupSince = input.warmup ? (changed || stored.warmupSince === null ? now : stored.warmupSince) : null;
+  }
+  if (input.quietHours !== undefined) {
+    next.quietStart = input.quietHours?.start ?? null;
+    next.quietEnd = input.quietHours?.end ?? null;
+    next.quietTimeZone = input.quietHours?.timeZone ?? null;
+  }
+  if (input.typing !== undefined) next.typing = input.typing;
+  if (input.invalidNumberSpike !== undefined) {
+    next.spikeCount = input.invalidNumberSpike?.count ?? null;
+    next.spikeWindowMinutes = input.invalidNumberSpike?.windowMinutes ?? null;
+  }
+  if (input.overlimitPauseMinutes !== undefined) next.overlimitPauseMinutes = input.overlimitPauseMinutes;
+  return next;
+}
+
+/** The `pacing` object shown on GET /v1/instances/:name. */
+export function pacingView(p: Pacing) {
+  return {
+    ratePerMinute: p.ratePerMinute,
+    burst: p.burst,
+    gapMs: p.gapMs,
+    dailyCap: p.dailyCap,
+    timeZone: p.timeZone,
+    warmup: p.warmup ? { days: p.warmup.days, startPerDay: p.warmup.startPerDay, since: new Date(p.warmup.since).toISOString() } : null,
+    quietHours: p.quietHours,
+    typing: p.typing,
+    invalidNumberSpike: p.invalidNumberSpike,
+    overlimitPauseMinutes: p.overlimitPauseMinutes,
+  };
+}

@@ -1,0 +1,45 @@
+// Per-tenant API rate limit: one RateLimiter call per request, answered with the IETF RateLimit
+// fields (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy: "tenant";q=…;w=…` and
+// `RateLimit: "tenant";r=…;t=…`), and 429 with Retry-After once the budget is spent.
+//
+// Counted per tenant, not per key: the setting belongs to the tenant, and a per-key count would
+// let a tenant multiply its budget by issuing itself more keys.
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../app-env.ts";
+import { config } from "../config.ts";
+import { ApiError } from "../errors.ts";
+import { errorField, log } from "../observability/log.ts";
+import { type RateDecision, WINDOW_SECONDS } from "./rate-limiter.ts";
+
+export function rateLimitHeaders(d: RateDecision): Record<string, string> {
+  return {
+    "ratelimit-policy": `"tenant";q=${d.limit};w=${WINDOW_SECONDS}`,
+    ratelimit: `"tenant";r=${d.remaining};t=${d.resetSeconds}`,
+  };
+}
+
+const overloaded = (err: unknown) => err instanceof Error && "overloaded" in err && err.overloaded === true;
+
+export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
+  const tenant = c.var.tenant;
+  const limit = tenant.rateLimitPerMinute ?? config(c.env).DEFAULT_RATE_LIMIT_PER_MINUTE;
+  let decision: RateDecision | undefined;
+  try {
+    decision = await c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(tenant.id)).take(limit);
+  } catch (err) {
+    // A tenant flooding its own limiter past what one object takes is over any sane limit.
+    if (overloaded(err)) throw new ApiError("rate_limited", "Too many requests; slow down.", [], { "retry-after": "1" });
+    // Otherwise the limiter is unreachable: serve the request rather than fail the API with it.
+    log("warn", "rate limiter unavailable; request let through", { tenant: tenant.id, error: errorField(err) });
+  }
+  if (decision && !decision.allowed) {
+    throw new ApiError(
+      "rate_limited",
+      `Rate limit of ${decision.limit} requests per minute reached; retry in ${decision.retryAfterSeconds} s.`,
+      [{ path: "rateLimitPerMinute", message: String(decision.limit) }],
+      { "retry-after": String(decision.retryAfterSeconds), ...rateLimitHeaders(decision) },
+    );
+  }
+  await next();
+  if (decision) for (const [name, value] of Object.entries(rateLimitHeaders(decision))) c.res.headers.set(name, value);
+});

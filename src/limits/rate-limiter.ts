@@ -1,0 +1,60 @@
+// RateLimiter Durable Object: one per tenant, so a tenant's budget is counted in one place
+// whichever isolate or key a request comes through, and one tenant's flood only ever queues on
+// its own object.
+//
+// GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp): `limit` requests
+// per window, spread evenly, with a burst of the whole window. Unlike a fixed window it never lets
+// 2×limit through around a window edge.
+//
+// The state is kept in memory only, on purpose: an object that sits idle for longer than the
+// window would have a full bucket anyway, and the runtime only evicts idle objects. A reset (a
+// deploy) hands a tenant at most one extra burst; not writing storage keeps each call off the
+// output gate and the storage bill.
+import { DurableObject } from "cloudflare:workers";
+
+export const WINDOW_SECONDS = 60;
+const WINDOW_MS = WINDOW_SECONDS * 1000;
+
+export type RateDecision = {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  /** Seconds until the bucket is full again (the RateLimit field's `t`). */
+  resetSeconds: number;
+  /** Seconds until the next request would be allowed (0 when allowed). */
+  retryAfterSeconds: number;
+};
+
+/** One GCRA step. `tat` is the theoretical arrival time; returns the decision and the new tat. */
+export function gcra(tat: number, now: number, limit: number): { decision: RateDecision; tat: number } {
+  const interval = WINDOW_MS / limit;
+  const base = Math.max(tat, now);
+  const next = base + interval;
+  const allowed = next - now <= WINDOW_MS;
+  const newTat = allowed ? next : tat;
+  const used = Math.max(0, newTat - now);
+  return {
+    tat: newTat,
+    decision: {
+      allowed,
+      limit,
+      remaining: Math.max(0, Math.floor((WINDOW_MS - used) / interval)),
+      resetSeconds: Math.ceil(used / 1000),
+      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((next - WINDOW_MS - now) / 1000)),
+    },
+  };
+}
+
+export class RateLimiter extends DurableObject<Env> {
+  // Milliseconds added to Date.now(): tests move this object's clock forward instead of sleeping.
+  clockOffsetMs = 0;
+  private tat = 0;
+
+  /** Counts one request against `limit` per minute. The limit comes with each call, so a changed
+   *  tenant setting applies on the next request without a second call to configure the object. */
+  take(limit: number): RateDecision {
+    const step = gcra(this.tat, Date.now() + this.clockOffsetMs, limit);
+    this.tat = step.tat;
+    return step.decision;
+  }
+}

@@ -1,0 +1,217 @@
+// The pacing policy alone, on a hand-set clock: gaps, rate + burst, daily cap, warm-up, quiet
+// hours, fairness, idempotency, typing time, spike detection and time-zone arithmetic.
+import { describe, expect, it } from "vitest";
+import {
+  type AcquireRequest,
+  capOn,
+  defaultPacing,
+  localDay,
+  nextLocalMinute,
+  type Pacing,
+  PacingPolicy,
+  quietUntil,
+  typingMsFor,
+} from "../../src/lanes/pacing.ts";
+
+const pacing = (over: Partial<Pacing>): Pacing => ({ ...defaultPacing(60), ...over });
+const req = (messageId: string, priority = 5, over: Partial<AcquireRequest> = {}): AcquireRequest => ({
+  laneKey: `ten:ins:${messageId}`,
+  messageId,
+  priority,
+  ratePerMinute: 60,
+  ...over,
+});
+// A deterministic "random" so failures reproduce.
+const seeded = (seed: number) => () => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31;
+};
+
+// Drives `contacts` lanes with one message each through the policy, each asking again at its
+// retryAt, like lanes re-arming their alarms; returns the grant times in order.
+function drive(policy: PacingPolicy, p: Pacing, contacts: number, start: number, priority = (_i: number) => 5) {
+  const due = new Map<string, number>();
+  for (let i = 0; i < contacts; i++) due.set(`m${i}`, start);
+  const sends: { id: string; at: number }[] = [];
+  let guard = 0;
+  while (due.size > 0 && guard++ < 100_000) {
+    const [id, at] = [...due].sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]))[0]!;
+    const answer = policy.decide(req(id, priority(Number(id.slice(1)))), p, at);
+    if (answer.go) {
+      sends.push({ id, at });
+      due.delete(id);
+    } else {
+      expect(answer.retryAt).toBeGreaterThan(at);
+      due.set(id, answer.retryAt);
+    }
+  }
+  expect(due.size).toBe(0);
+  return sends;
+}
+
+const T0 = Date.UTC(2026, 10, 23, 15, 0, 0); // 12:00 in São Paulo
+
+describe("rate, burst and gaps", () => {
+  it("keeps every gap within [min, max] when the number is busy", () => {
+    const p = pacing({ ratePerMinute: 600, burst: 1, gapMs: { min: 3_000, max: 9_000 } });
+    const sends = drive(new PacingPolicy(seeded(7)), p, 60, T0);
+    expect(sends).toHaveLength(60);
+    const gaps = sends.slice(1).map((s, i) => s.at - sends[i]!.at);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(3_000);
+    // Lanes come back at their ticket; a ticket never lands later than the drawn gap plus one spacing.
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(9_000 + 6_000);
+    expect(new Set(gaps).size).toBeGreaterThan(10);
+  });
+
+  it("never sends more than ratePerMinute + burst in any 60 s window", () => {
+    const p = pacing({ ratePerMinute: 30, burst: 5 });
+    const sends = drive(new PacingPolicy(), p, 200, T0);
+    let most = 0;
+    for (let i = 0; i < sends.length; i++) {
+      let j = i;
+      while (j < sends.length && sends[j]!.at < sends[i]!.at + 60_000) j++;
+      most = Math.max(most, j - i);
+    }
+    expect(most).toBeGreaterThan(30);
+    expect(most).toBeLessThanOrEqual(30 + 5);
+    // The burst goes at once, then one every 2 s.
+    expect(sends.slice(0, 5).every((s) => s.at === T0)).toBe(true);
+    expect(sends[5]!.at - T0).toBe(2_000);
+  });
+
+  it("answers go again for a message already granted, without using a slot", () => {
+    const policy = new PacingPolicy();
+    const p = pacing({ ratePerMinute: 1, burst: 1 });
+    expect(policy.decide(req("a"), p, T0)).toEqual({ go: true });
+    expect(policy.decide(req("a"), p, T0 + 10)).toEqual({ go: true });
+    expect(policy.durable.count).toBe(1);
+    const other = policy.decide(req("b"), p, T0 + 20);
+    expect(other).toMatchObject({ go: false, retryAt: T0 + 60_000 });
+  });
+});
+
+describe("daily cap and warm-up", () => {
+  const tz = "America/Sao_Paulo";
+
+  it("holds past the cap until the next local day, with one note, then resumes", () => {
+    const policy = new PacingPolicy();
+    const p = pacing({ ratePerMinute: 6000, burst: 100, dailyCap: 3, timeZone: tz });
+    for (const id of ["a", "b", "c"]) expect(policy.decide(req(id), p, T0).go).toBe(true);
+    const held = policy.decide(req("d"), p, T0 + 1_000);
+    const midnight = Date.UTC(2026, 10, 24, 3, 0, 0); // 00:00 in São Paulo (UTC-3)
+    expect(held).toMatchObject({ go: false, reason: "daily-cap", retryAt: midnight });
+    expect(held.go === false && held.note).toContain("daily cap of 3 reached");
+    const again = policy.decide(req("d"), p, T0 + 60_000);
+    expect(again.go === false && again.note).toBeUndefined();
+    // A second waiter is staggered behind the first.
+    const second = policy.decide(req("e"), p, T0 + 2_000);
+    expect(second.go === false && second.retryAt).toBeGreaterThan(midnight);
+    expect(policy.decide(req("d"), p, midnight).go).toBe(true);
+    expect(policy.today(p, midnight).sent).toBe(1);
+  });
+
+  it("grows the cap from startPerDay to dailyCap over the warm-up days", () => {
+    const since = Date.UTC(2026, 10, 20, 12, 0, 0);
+    const p = pacing({ ratePerMinute: 6000, burst: 100, dailyCap: 50, timeZone: tz, warmup: { days: 4, startPerDay: 10, since } });
+    const caps = [0, 1, 2, 3, 4, 9].map((d) => capOn(since + d * 86_400_000, p));
+    expect(caps).toEqual([10, 20, 30, 40, 50, 50]);
+    // Enforced: day 0 stops at 10.
+    const policy = new PacingPolicy();
+    const sends = [];
+    for (let i = 0; i < 12; i++) sends.push(policy.decide(req(`w${i}`), p, since + i).go);
+    expect(sends.filter(Boolean)).toHaveLength(10);
+  });
+});
+
+describe("quiet hours", () => {
+  const quiet = { start: "21:00", end: "08:00", timeZone: "America/Sao_Paulo" };
+
+  it("holds inside the window (across midnight) until its end, and sends outside it", () => {
+    const p = pacing({ quietHours: quiet });
+    const policy = new PacingPolicy();
+    const night = Date.UTC(2026, 10, 24, 1, 30); // 22:30 local
+    const morning = Date.UTC(2026, 10, 24, 11, 0); // 08:00 local
+    const held = policy.decide(req("a"), p, night);
+    expect(held).toMatchObject({ go: false, reason: "quiet-hours", retryAt: morning });
+    expect(held.go === false && held.note).toContain("quiet hours");
+    expect(quietUntil(Date.UTC(2026, 10, 24, 10, 59), quiet)).toBe(morning);
+    expect(quietUntil(morning, quiet)).toBeNull();
+    expect(policy.decide(req("a"), p, morning).go).toBe(true);
+  });
+
+  it("moves a daily-cap wait past the quiet hours of the next morning", () => {
+    const p = pacing({ ratePerMinute: 6000, burst: 100, dailyCap: 1, timeZone: "America/Sao_Paulo", quietHours: quiet });
+    const policy = new PacingPolicy();
+    expect(policy.decide(req("a"), p, T0).go).toBe(true);
+    expect(policy.decide(req("b"), p, T0 + 1)).toMatchObject({ reason: "daily-cap", retryAt: Date.UTC(2026, 10, 24, 11, 0) });
+  });
+});
+
+describe("fairness", () => {
+  it("gives the next free slot to a transactional waiter before campaign waiters", () => {
+    const policy = new PacingPolicy();
+    const p = pacing({ ratePerMinute: 6, burst: 1 });
+    expect(policy.decide(req("bulk-0", 5), p, T0).go).toBe(true);
+    const bulk = policy.decide(req("bulk-1", 5), p, T0 + 100);
+    const urgent = policy.decide(req("otp", 1), p, T0 + 200);
+    expect(bulk.go || urgent.go).toBe(false);
+    const next = T0 + 10_000;
+    expect(urgent.go === false && urgent.retryAt).toBe(next);
+    expect(bulk.go === false && bulk.retryAt).toBe(next);
+    // Even a campaign lane that comes back first at the free slot yields it.
+    expect(policy.decide(req("bulk-1", 5), p, next)).toMatchObject({ go: false, reason: "fairness" });
+    expect(policy.decide(req("otp", 1), p, next).go).toBe(true);
+  });
+
+  it("sends all transactional messages of a busy number before the campaign", () => {
+    const p = pacing({ ratePerMinute: 60, burst: 1 });
+    const policy = new PacingPolicy();
+    // m0..m19: campaign (5) and every fifth transactional (2), all due at once.
+    const sends = drive(policy, p, 20, T0, (i) => (i % 5 === 0 && i > 0 ? 2 : 5));
+    const order = sends.map((s) => s.id);
+    const urgentIdx = ["m5", "m10", "m15"].map((id) => order.indexOf(id));
+    expect(Math.max(...urgentIdx)).toBeLessThan(4);
+  });
+});
+
+describe("typing and signals", () => {
+  it("scales typing with the text and reserves the send after it", () => {
+    expect(typingMsFor(5)).toBe(1_000);
+    expect(typingMsFor(100)).toBe(4_000);
+    expect(typingMsFor(10_000)).toBe(12_000);
+    const policy = new PacingPolicy(() => 0);
+    const p = pacing({ typing: true, gapMs: { min: 2_000, max: 2_000 } });
+    expect(policy.decide(req("a", 5, { textLength: 100 }), p, T0)).toEqual({ go: true, typingMs: 4_000, sendAt: T0 + 4_000 });
+    // The gap counts from the text, not from the presence.
+    expect(policy.decide(req("b"), p, T0 + 5_000)).toMatchObject({ go: false, retryAt: T0 + 6_000 });
+    // A lane re-running its alarm after the go is told the same send time.
+    expect(policy.decide(req("a", 5, { textLength: 100 }), p, T0 + 1_000)).toEqual({ go: true, typingMs: 3_000, sendAt: T0 + 4_000 });
+  });
+
+  it("holds every request while paused", () => {
+    const policy = new PacingPolicy();
+    policy.pause = { reason: "connection-closed", at: T0, until: null };
+    expect(policy.decide(req("a"), pacing({}), T0)).toMatchObject({ go: false, reason: "paused", retryAt: T0 + 60_000 });
+    policy.pause = { reason: "rate-overlimit", at: T0, until: T0 + 5_000 };
+    expect(policy.decide(req("a"), pacing({}), T0 + 1)).toMatchObject({ go: false, reason: "paused", retryAt: T0 + 5_000 });
+  });
+
+  it("detects a spike of numbers not on WhatsApp within the window only", () => {
+    const policy = new PacingPolicy();
+    const p = pacing({ invalidNumberSpike: { count: 3, windowMinutes: 1 } });
+    expect(policy.noteInvalidNumber(p, T0)).toBe(false);
+    expect(policy.noteInvalidNumber(p, T0 + 61_000)).toBe(false);
+    expect(policy.noteInvalidNumber(p, T0 + 62_000)).toBe(false);
+    expect(policy.noteInvalidNumber(p, T0 + 63_000)).toBe(true);
+  });
+});
+
+describe("time zones", () => {
+  it("finds local times across daylight-saving changes", () => {
+    // New York springs forward on 2026-03-08: midnight after it is 04:00 UTC, before it 05:00 UTC.
+    expect(nextLocalMinute(Date.UTC(2026, 2, 7, 12), "America/New_York", 0)).toBe(Date.UTC(2026, 2, 8, 5));
+    expect(nextLocalMinute(Date.UTC(2026, 2, 8, 12), "America/New_York", 0)).toBe(Date.UTC(2026, 2, 9, 4));
+    expect(localDay(Date.UTC(2026, 10, 24, 2, 59), "America/Sao_Paulo")).toBe("2026-11-23");
+    expect(localDay(Date.UTC(2026, 10, 24, 3, 0), "America/Sao_Paulo")).toBe("2026-11-24");
+  });
+});
