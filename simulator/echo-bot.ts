@@ -4,8 +4,8 @@
 // POST /bot/<name>  the handler. Verifies the Standard Webhooks signature when it knows the path's
 //                   secret, records the call (start and end times, body), and answers
 //                   {"replies":[{"text":"echo: …"}]} unless told otherwise.
-// PUT  /_bot/<name> settings of that path: {secret?, fail?, failStatus?, delayMs?, reply?: "echo"|"none"}
-// GET  /_bot/<name> the calls recorded for that path.
+// PUT  /_bot/<name> settings of that path: {secret?, fail?, failStatus?, delayMs?, reply?: "echo"|"none", hold?}
+// GET  /_bot/<name> the calls recorded for that path, and how many are being held.
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
@@ -20,6 +20,8 @@ const settingsInput = z.strictObject({
   /** Each call takes this long before it answers. */
   delayMs: z.int().min(0).max(60_000).optional(),
   reply: z.enum(["echo", "none"]).optional(),
+  /** Calls wait (unanswered) until a later PUT sets hold back to false. */
+  hold: z.boolean().optional(),
 });
 type Settings = z.infer<typeof settingsInput>;
 
@@ -51,6 +53,7 @@ export type EchoBot = { url: string; calls: BotCall[]; close(): Promise<void> };
 export async function startEchoBot(opts: { port?: number; secret?: string; log?: (line: string) => void } = {}): Promise<EchoBot> {
   const settings = new Map<string, Settings & { failLeft: number }>();
   const calls: BotCall[] = [];
+  const held = new Map<string, (() => void)[]>();
   const app = new Hono();
   const settingsOf = (path: string) => settings.get(path) ?? { failLeft: 0, ...(opts.secret ? { secret: opts.secret } : {}) };
 
@@ -60,10 +63,11 @@ export async function startEchoBot(opts: { port?: number; secret?: string; log?:
     const path = c.req.param("name");
     const current = settingsOf(path);
     settings.set(path, { ...current, ...parsed.data, failLeft: parsed.data.fail ?? current.failLeft });
+    if (parsed.data.hold === false) for (const release of held.get(path)?.splice(0) ?? []) release();
     return c.json({ ok: true });
   });
 
-  app.get("/_bot/:name", (c) => c.json({ calls: calls.filter((x) => x.path === c.req.param("name")) }));
+  app.get("/_bot/:name", (c) => c.json({ calls: calls.filter((x) => x.path === c.req.param("name")), held: held.get(c.req.param("name"))?.length ?? 0 }));
 
   app.post("/bot/:name", async (c) => {
     const start = Date.now();
@@ -82,6 +86,13 @@ export async function startEchoBot(opts: { port?: number; secret?: string; log?:
     const body = inbound.safeParse(JSON.parse(raw));
     if (!body.success) return c.json({ error: "not an automation.inbound body" }, 400);
     if (s.delayMs) await new Promise((r) => setTimeout(r, s.delayMs));
+    if (s.hold) {
+      await new Promise<void>((release) => {
+        const list = held.get(path) ?? [];
+        list.push(release);
+        held.set(path, list);
+      });
+    }
     let status = 200;
     if (s.failLeft > 0) {
       s.failLeft--;
