@@ -163,7 +163,11 @@ export const idempotencyKeys = sqliteTable(
     requestHash: text("request_hash").notNull(),
     responseStatus: integer("response_status"),
     responseBody: text("response_body"),
+    // Also the time base of the ids of the messages the request creates (the same on a retry).
     createdAt: integer("created_at").notNull(),
+    // The request working under the key holds it until then; past it, a retry with the same body
+    // takes over. Null once answered.
+    lockedUntil: integer("locked_until"),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] }), index("idempotency_created").on(t.createdAt)],
 );

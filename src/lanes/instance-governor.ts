@@ -15,6 +15,7 @@ import { runBatch } from "../db/batch.ts";
 import { database } from "../db/client.ts";
 import { instances } from "../db/schema.ts";
 import { type AcquireAnswer, burstFor, type AcquireRequest, type Durable, defaultPacing, type Pacing, PacingPolicy, type Pause, pacingOf } from "./pacing.ts";
+import { errorField, log } from "../observability/log.ts";
 
 export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
 export { burstFor } from "./pacing.ts";
@@ -54,7 +55,7 @@ export class InstanceGovernor extends DurableObject<Env> {
     if (this.policy.durable !== before) {
       this.ctx.storage
         .put("durable", this.policy.durable, { allowUnconfirmed: true })
-        .catch((err) => console.error(JSON.stringify({ level: "error", msg: "governor state write failed", error: String(err) })));
+        .catch((err) => log("error", "governor state write failed", { error: errorField(err) }));
     }
     return answer;
   }
@@ -140,7 +141,7 @@ export class InstanceGovernor extends DurableObject<Env> {
           (SELECT callback_url FROM tenants WHERE id = instances.tenant_id)
         FROM instances WHERE id = ${instanceId}`,
     ]);
-    console.log(JSON.stringify({ level: "info", msg: pause ? "number paused" : "number resumed", instanceId, reason: pause?.reason ?? resumedBy }));
+    log("info", pause ? "number paused" : "number resumed", { instanceId, reason: pause?.reason ?? resumedBy });
   }
 
   private async pacing(instanceId: string, fallbackRate?: number): Promise<Pacing> {

@@ -65,6 +65,8 @@ export function prepareMessage(
   now: number,
   source = "api",
   pathPrefix = "",
+  // An Idempotency-Key request passes the id its reservation gives this message (the same on a retry).
+  id = newId("msg"),
 ): Prepared {
   const instance = instances.get(input.instance);
   if (!instance) {
@@ -75,7 +77,7 @@ export function prepareMessage(
   const sendAt = checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
   const laneKey = laneKeyOf(tenant.id, instance.id, input.to);
   const row: NewMessage = {
-    id: newId("msg"),
+    id,
     tenantId: tenant.id,
     instanceId: instance.id,
     instanceName: instance.name,

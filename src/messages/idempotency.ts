@@ -1,59 +1,127 @@
 // Idempotency-Key: the same key and body answer the first answer again; the same key with
 // another body is 409. The key is reserved before the work so two racing requests cannot both run.
+//
+// The reservation is tied to the messages its request creates: their ids are derived from the
+// reservation (its time and the key), so a retry after any failure part-way (a client that left
+// during Prefer: wait, a failed write of the answer, an error after the first chunk of a batch)
+// rebuilds the same ids and its inserts of what already exists change nothing. A reservation is
+// therefore never dropped once work may have been written; a request that died leaves a lease that
+// runs out, and the next retry with the same body takes over.
 import { sql } from "drizzle-orm";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { encodeTime } from "ulid";
 import type { AppEnv } from "../app-env.ts";
-import { changes, runBatch } from "../db/batch.ts";
-import { ApiError } from "../errors.ts";
-import { sha256Hex, stableStringify } from "../ids.ts";
+import { changes } from "../db/batch.ts";
+import { ApiError, toApiError } from "../errors.ts";
+import { newId, sha256Hex, stableStringify } from "../ids.ts";
+import { errorField, log } from "../observability/log.ts";
+import { MAX_WAIT_SECONDS } from "./wait.ts";
 
 export type Answer = { status: ContentfulStatusCode; body: unknown; headers?: Record<string, string> };
 
-// A reservation whose request died is taken over after this long.
-const STALE_RESERVATION_MS = 60_000;
+/** What a request's work needs from its reservation. */
+export type Attempt = {
+  /** The request's clock: the time of its first attempt, so a retry rebuilds the same messages. */
+  now: number;
+  /** The id of the request's n-th new message: the same on every attempt with this key. */
+  messageId(n: number): string;
+  /** Stores an answer that names what was created before a long wait, so a client that leaves
+   *  during the wait gets it on its retry. The final answer replaces it. */
+  provisional(answer: Answer): Promise<void>;
+};
 
-export async function idempotent(c: Context<AppEnv>, scope: string, request: unknown, run: () => Promise<Answer>): Promise<Response> {
+// How long a request holds its reservation; past it, a retry takes over. Longer than the longest
+// Prefer: wait plus the writes around it.
+const LEASE_MS = (MAX_WAIT_SECONDS + 30) * 1000;
+
+const CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz";
+
+/** Message ids of one reservation: ULID time of its first attempt, then 12 characters from the
+ *  hash of tenant, scope and key, then the item's number (4 characters, up to 1,048,575). */
+export function reservationIds(createdAt: number, seedHex: string): (n: number) => string {
+  let seed = "";
+  for (let i = 0; i < 12; i++) seed += CROCKFORD[Number.parseInt(seedHex.slice(i * 2, i * 2 + 2), 16) % 32];
+  const time = encodeTime(createdAt, 10).toLowerCase();
+  return (n) => {
+    let tail = "";
+    for (let i = 3, v = n; i >= 0; i--, v = Math.floor(v / 32)) tail = CROCKFORD[v % 32] + tail;
+    return `msg_${time}${seed}${tail}`;
+  };
+}
+
+const fresh: Attempt = { now: 0, messageId: () => newId("msg"), provisional: async () => {} };
+
+type Prior = { request_hash: string; response_status: number | null; response_body: string | null; created_at: number; locked_until: number | null };
+
+export async function idempotent(c: Context<AppEnv>, scope: string, request: unknown, run: (attempt: Attempt) => Promise<Answer>): Promise<Response> {
   const key = c.req.header("idempotency-key");
-  if (key === undefined) return send(c, await run());
+  if (key === undefined) return send(c, await run({ ...fresh, now: Date.now() }));
   if (key.length < 1 || key.length > 255) {
     throw new ApiError("invalid_request", "Idempotency-Key must be 1 to 255 characters.", [{ path: "Idempotency-Key", message: "Bad length." }]);
   }
   const db = c.var.db;
   const tenantId = c.var.tenant.id;
+  const where = sql`tenant_id = ${tenantId} AND scope = ${scope} AND key = ${key}`;
   const hash = await sha256Hex(stableStringify(request));
   const now = Date.now();
-  const [, insert] = await runBatch(db, [
-    sql`DELETE FROM idempotency_keys WHERE tenant_id = ${tenantId} AND scope = ${scope} AND key = ${key}
-      AND response_status IS NULL AND created_at < ${now - STALE_RESERVATION_MS}`,
-    sql`INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, created_at) VALUES (${tenantId}, ${scope}, ${key}, ${hash}, ${now})
-      ON CONFLICT DO NOTHING`,
-  ]);
-  const reserved = changes(insert) > 0;
-  if (!reserved) {
-    const [prior] = await db.all<{ request_hash: string; response_status: number | null; response_body: string | null }>(
-      sql`SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE tenant_id = ${tenantId} AND scope = ${scope} AND key = ${key}`,
+  const insert = await db.run(sql`INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, created_at, locked_until)
+    VALUES (${tenantId}, ${scope}, ${key}, ${hash}, ${now}, ${now + LEASE_MS}) ON CONFLICT DO NOTHING`);
+  let createdAt = now;
+  const takeover = changes(insert) === 0;
+  if (takeover) {
+    const [prior] = await db.all<Prior>(
+      sql`SELECT request_hash, response_status, response_body, created_at, locked_until FROM idempotency_keys WHERE ${where}`,
     );
-    if (!prior) throw new ApiError("conflict", "Idempotency-Key is being reused concurrently; retry shortly.");
+    if (!prior) throw new ApiError("conflict", "Idempotency-Key is being reused concurrently; retry shortly.", [], { "retry-after": "1" });
     if (prior.request_hash !== hash) {
       throw new ApiError("conflict", "This Idempotency-Key was already used with a different request body.", [{ path: "Idempotency-Key", message: key }]);
     }
-    if (prior.response_status === null || prior.response_body === null) {
-      throw new ApiError("conflict", "A request with this Idempotency-Key is still in progress; retry shortly.", [], { "retry-after": "1" });
+    if (prior.response_status !== null && prior.response_body !== null) {
+      c.header("idempotent-replayed", "true");
+      return c.body(prior.response_body, prior.response_status as ContentfulStatusCode, { "content-type": "application/json" });
     }
-    c.header("idempotent-replayed", "true");
-    return c.body(prior.response_body, prior.response_status as ContentfulStatusCode, { "content-type": "application/json" });
+    const lockedUntil = prior.locked_until ?? 0;
+    if (lockedUntil > now) {
+      const wait = String(Math.max(1, Math.ceil((lockedUntil - now) / 1000)));
+      throw new ApiError("conflict", "A request with this Idempotency-Key is still in progress; retry shortly.", [], { "retry-after": wait });
+    }
+    // The earlier attempt died or failed part-way: finish its work under the same ids.
+    const taken = await db.run(sql`UPDATE idempotency_keys SET locked_until = ${now + LEASE_MS}
+      WHERE ${where} AND response_status IS NULL AND COALESCE(locked_until, 0) = ${lockedUntil}`);
+    if (changes(taken) === 0) throw new ApiError("conflict", "Idempotency-Key is being reused concurrently; retry shortly.", [], { "retry-after": "1" });
+    createdAt = prior.created_at;
   }
+  const attempt: Attempt = {
+    now: createdAt,
+    messageId: reservationIds(createdAt, await sha256Hex(`${tenantId}\n${scope}\n${key}`)),
+    provisional: async (answer) => {
+      await db.run(sql`UPDATE idempotency_keys SET response_status = ${answer.status}, response_body = ${JSON.stringify(answer.body)} WHERE ${where}`);
+    },
+  };
   let answer: Answer;
   try {
-    answer = await run();
+    answer = await run(attempt);
   } catch (err) {
-    // Nothing was accepted: free the key so the client may fix the request and try again.
-    await db.run(sql`DELETE FROM idempotency_keys WHERE tenant_id = ${tenantId} AND scope = ${scope} AND key = ${key}`);
+    if (toApiError(err) && !takeover) {
+      // Refused before anything was written (validation, unknown instance): free the key so the
+      // client may fix the request and use it again.
+      await db.run(sql`DELETE FROM idempotency_keys WHERE ${where}`);
+    } else {
+      // Part of the work may be written: keep the reservation (and with it the ids), end the lease
+      // so the client's retry finishes the work at once.
+      await db.run(sql`UPDATE idempotency_keys SET locked_until = 0 WHERE ${where} AND response_status IS NULL`).catch(() => undefined);
+    }
     throw err;
   }
-  await db.run(sql`UPDATE idempotency_keys SET response_status = ${answer.status}, response_body = ${JSON.stringify(answer.body)}
-    WHERE tenant_id = ${tenantId} AND scope = ${scope} AND key = ${key}`);
+  try {
+    await db.run(sql`UPDATE idempotency_keys SET response_status = ${answer.status}, response_body = ${JSON.stringify(answer.body)}, locked_until = NULL
+      WHERE ${where}`);
+  } catch (err) {
+    // The work is done and the answer is right: give it. Unrecorded, a retry (after the lease)
+    // rebuilds the same ids and gets the same messages back.
+    log("warn", "idempotency answer not recorded", { requestId: c.get("requestId"), scope, error: errorField(err) });
+  }
   return send(c, answer);
 }
 

@@ -17,6 +17,8 @@ const SECRET_SHAPES: [RegExp, string][] = [
   [/(\/webhooks\/evolution\/)(?!:token)[^/\s"'?#]+/g, "$1[redacted]"], // the webhook token names the instance
   [/("?(?:apikey|api[-_]key|token|secret|password)"?\s*[:=]\s*"?)[^"\s,&}]+/gi, "$1[redacted]"],
   [/([?&](?:apikey|api[-_]key|token|secret|key)=)[^&\s"']+/gi, "$1[redacted]"],
+  // drizzle's "Failed query: … params: …" carries the bound values (message text, Evolution keys).
+  [/(\bparams: )[^\n]*/g, "$1[redacted]"],
 ];
 
 const MAX_STRING = 1000;
@@ -47,3 +49,8 @@ export function log(level: Level, msg: string, fields: Fields = {}): void {
 
 /** An error as a log field: its kind and scrubbed message, never a stack with values in it. */
 export const errorField = (err: unknown): string => scrubText(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+
+/** The one line per delivery attempt. No error text: Evolution's answers can echo the message. */
+export function logDeliveryAttempt(attempt: { messageId: string; attempt: number; outcome: string; evolutionLatencyMs: number; instance?: string }): void {
+  log(attempt.outcome === "sent" ? "info" : "warn", "delivery attempt", attempt);
+}

@@ -6,7 +6,7 @@ import { sendMessageSchema, type SendMessageRequest } from "../contracts/message
 import { errorResponse } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../messages/accept.ts";
-import { idempotent } from "../messages/idempotency.ts";
+import { type Attempt, idempotent } from "../messages/idempotency.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
 
 export const compatRoutes = new Hono<AppEnv>();
@@ -18,9 +18,9 @@ compatRoutes.onError(async (err, c) => {
   return c.json({ success: false, ...body }, res.status as 400);
 });
 
-async function accept(c: Context<AppEnv>, input: SendMessageRequest, source: string) {
+async function accept(c: Context<AppEnv>, attempt: Attempt, input: SendMessageRequest, source: string) {
   const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
-  const prepared = prepareMessage(c.var.tenant, instances, input, Date.now(), source);
+  const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, source, "", attempt.messageId(0));
   await persistAndEnqueue(c.env, c.var.db, [prepared]);
   return prepared.row;
 }
@@ -29,8 +29,8 @@ compatRoutes.post("/whatsapp/send-message", async (c) => {
   const body = await readJson(c);
   const legacy = parseWith(whatsappSendMessage, body);
   const input = parseWith(sendMessageSchema, fromWhatsappSend(legacy));
-  return idempotent(c, "compat/send-message", body, async () => {
-    const row = await accept(c, input, "compat:send-message");
+  return idempotent(c, "compat/send-message", body, async (attempt) => {
+    const row = await accept(c, attempt, input, "compat:send-message");
     return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
   });
 });
@@ -42,8 +42,8 @@ compatRoutes.post("/whatsapp/schedule-message", async (c) => {
     ...fromWhatsappSchedule(legacy),
     ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
   });
-  return idempotent(c, "compat/schedule-message", body, async () => {
-    const row = await accept(c, input, "compat:schedule-message");
+  return idempotent(c, "compat/schedule-message", body, async (attempt) => {
+    const row = await accept(c, attempt, input, "compat:schedule-message");
     return {
       status: 202,
       body: { success: true, scheduleId: row.id, scheduledFor: new Date(row.sendAt!).toISOString(), message: "Mensagem agendada com sucesso" },
@@ -56,8 +56,13 @@ compatRoutes.post("/messaging/message/send", async (c) => {
   const legacy = parseWith(messagingSend, body);
   const input = parseWith(sendMessageSchema, fromMessagingSend(legacy));
   const wait = preferredWait(c.req.header("prefer"));
-  return idempotent(c, "compat/messaging-send", body, async () => {
-    const row = await accept(c, input, "compat:messaging-send");
+  return idempotent(c, "compat/messaging-send", body, async (attempt) => {
+    const row = await accept(c, attempt, input, "compat:messaging-send");
+    const queued = {
+      status: 200,
+      body: { success: true, message: "Mensagem enviada com sucesso", data: { messageId: row.id, status: "queued", queued: true } },
+    } as const;
+    if (wait) await attempt.provisional(queued);
     const done = wait ? await waitUntilFinished(c.var.db, row.id, wait) : undefined;
     if (done?.providerMessageId) {
       return {

@@ -21,10 +21,9 @@ messageRoutes.post("/", async (c) => {
   const body = await readJson(c);
   const input = parseWith(sendMessageSchema, body);
   const wait = preferredWait(c.req.header("prefer"));
-  return idempotent(c, "messages", body, async (): Promise<Answer> => {
-    const now = Date.now();
+  return idempotent(c, "messages", body, async (attempt): Promise<Answer> => {
     const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
-    const prepared = prepareMessage(c.var.tenant, instances, input, now);
+    const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, "api", "", attempt.messageId(0));
     // With Prefer: wait the job must be on the queue before waiting; otherwise it may follow the answer.
     const [outcome] = await acceptMessages(
       c.env,
@@ -38,6 +37,7 @@ messageRoutes.post("/", async (c) => {
     if (outcome?.kind === "replay") return { status: 202, body: acceptedView(outcome.message), headers: { "idempotent-replayed": "true" } };
     const accepted = acceptedView({ ...prepared.row, sendAt: prepared.row.sendAt ?? null });
     if (wait && !input.sendAt) {
+      await attempt.provisional({ status: 202, body: accepted });
       const done = await waitUntilFinished(c.var.db, prepared.row.id, wait);
       if (done) return { status: 200, body: messageView(done, await historyOf(c.var.db, done.id)), headers: { "preference-applied": `wait=${wait}` } };
     }
@@ -48,8 +48,7 @@ messageRoutes.post("/", async (c) => {
 messageRoutes.post("/batch", async (c) => {
   const body = await readJson(c, MAX_BATCH_BODY_BYTES);
   const { messages: items } = parseWith(sendBatchSchema, body);
-  return idempotent(c, "messages/batch", body, async () => {
-    const now = Date.now();
+  return idempotent(c, "messages/batch", body, async (attempt) => {
     const parsed = items.map((item) => sendMessageSchema.safeParse(item));
     const names = parsed.flatMap((p) => (p.success ? [p.data.instance] : []));
     const instances = await findInstances(c.var.db, c.var.tenant.id, names);
@@ -58,7 +57,7 @@ messageRoutes.post("/batch", async (c) => {
     parsed.forEach((p, index) => {
       try {
         if (!p.success) throw p.error;
-        valid.push({ index, prepared: prepareMessage(c.var.tenant, instances, p.data, now), input: p.data });
+        valid.push({ index, prepared: prepareMessage(c.var.tenant, instances, p.data, attempt.now, "api", "", attempt.messageId(index)), input: p.data });
       } catch (err) {
         const apiError = toApiError(err);
         if (!apiError) throw err;

@@ -79,5 +79,8 @@ describe("scrubbing", () => {
     expect(scrubText('{"apikey":"k-123","secret":"whsec_QQ=="}')).not.toMatch(/k-123|QQ==/);
     expect(errorField(new Error("D1_ERROR: signed with whsec_abcdef"))).toBe("Error: D1_ERROR: signed with whsec_[redacted]");
     expect(scrubText("x".repeat(5000)).length).toBeLessThanOrEqual(1001);
+    // drizzle puts the bound values of a failed query in its message.
+    const failed = new Error("Failed query: INSERT INTO instances (evolution_api_key, text) VALUES (?, ?)\nparams: EVO-SECRET,olá mundo");
+    expect(errorField(failed)).toBe("Error: Failed query: INSERT INTO instances (evolution_api_key, text) VALUES (?, ?)\nparams: [redacted]");
   });
 });
