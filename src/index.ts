@@ -21,6 +21,8 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { automationRoutes } from "./routes/automation.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { callbackRoutes } from "./routes/callbacks.ts";
+import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { rateLimit } from "./limits/rate-limit.ts";
 import { log } from "./observability/log.ts";
 import { requestLog } from "./observability/request-log.ts";
@@ -52,6 +54,8 @@ tenantApi.route("/messages", messageRoutes);
 tenantApi.route("/events", eventRoutes);
 tenantApi.route("/contacts", contactRoutes);
 tenantApi.route("/stats", statsRoutes);
+tenantApi.route("/callbacks", callbackRoutes);
+tenantApi.route("/dead-letters", deadLetterRoutes);
 app.route("/v1", tenantApi);
 
 const compat = new Hono<AppEnv>();

@@ -2,9 +2,9 @@
 // - re-enqueues messages left `queued` (a lost queue hop) or `scheduled` past their time
 //   (a lane that lost them); lanes dedupe, and the D1 claim makes a second send impossible;
 // - purges terminal messages, inbound messages and events older than RETENTION_DAYS;
-// - hands waiting tenant callbacks to their queue.
+// - hands waiting tenant callbacks to their queue, and again those whose queue hop was lost.
 import { sql } from "drizzle-orm";
-import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { dispatchCallbacks, redispatchDue } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
 import { database, type Db } from "../db/client.ts";
 import { enqueueJobs } from "../messages/accept.ts";
@@ -44,6 +44,7 @@ export type PurgeReport = {
   events: number;
   idempotencyKeys: number;
   pendingReceipts: number;
+  callbackDeliveries: number;
 };
 
 async function deleteInPages(db: Db, select: ReturnType<typeof sql>, table: string, key: string): Promise<number> {
@@ -80,13 +81,20 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
   const events = await deleteInPages(db, sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff}`, "outbox_events", "seq");
   const idempotencyKeys = (await db.run(sql`DELETE FROM idempotency_keys WHERE created_at < ${now - IDEMPOTENCY_TTL_MS}`)).meta?.changes ?? 0;
   const pendingReceipts = (await db.run(sql`DELETE FROM pending_receipts WHERE at < ${cutoff}`)).meta?.changes ?? 0;
-  return { messages, history, deadLetters, inbound, events, idempotencyKeys, pendingReceipts };
+  const callbackDeliveries = await deleteInPages(
+    db,
+    sql`SELECT rowid FROM callback_deliveries WHERE status IN ('delivered', 'failed') AND updated_at < ${cutoff}`,
+    "callback_deliveries",
+    "rowid",
+  );
+  return { messages, history, deadLetters, inbound, events, idempotencyKeys, pendingReceipts, callbackDeliveries };
 }
 
 export async function sweep(env: Env, now = Date.now()) {
   const requeued = await requeueStranded(env, now);
   const purged = await purge(env, now);
   const callbacks = await dispatchCallbacks(env);
-  log("info", "sweep", { requeued, purged, callbacks });
-  return { requeued, purged, callbacks };
+  const callbacksRedispatched = await redispatchDue(env, now);
+  log("info", "sweep", { requeued, purged, callbacks, callbacksRedispatched });
+  return { requeued, purged, callbacks, callbacksRedispatched };
 }
