@@ -103,10 +103,14 @@ async function main() {
   console.log(`Evolution simulator on ${simulator.url}`);
   const bot = await startEchoBot({ port: BOT_PORT, log: (line) => console.log(line) });
 
-  const wrangler = spawn(WRANGLER, ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"], {
-    cwd: ROOT,
-    stdio: "inherit",
-  });
+  const wrangler = spawn(
+    WRANGLER,
+    ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", "--var", "WAKE_LANES_ON_START:true"],
+    {
+      cwd: ROOT,
+      stdio: "inherit",
+    },
+  );
   const shutdown = async () => {
     wrangler.kill("SIGTERM");
     await simulator.close();

@@ -4,7 +4,7 @@ import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { automationLane } from "./config.ts";
 
-const MAX_LANES = 1000;
+const MAX_LANES = 100;
 
 export async function wakeAutomationLanes(env: Env): Promise<number> {
   const lanes = await database(env.DB).all<{ lane_key: string }>(

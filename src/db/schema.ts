@@ -111,6 +111,10 @@ export const messages = sqliteTable(
     readAt: integer("read_at"),
     failedAt: integer("failed_at"),
     canceledAt: integer("canceled_at"),
+    // Lost receipts: when a `sent` message with no delivered/read is next checked with Evolution
+    // (findStatusMessage), and how many checks it had. NULL: no check due.
+    receiptCheckAt: integer("receipt_check_at"),
+    receiptChecks: integer("receipt_checks").notNull().default(0),
   },
   (t) => [
     index("messages_tenant_created").on(t.tenantId, t.createdAt, t.id),
@@ -119,6 +123,7 @@ export const messages = sqliteTable(
     index("messages_lane_status").on(t.laneKey, t.status, t.readyAt),
     index("messages_status_updated").on(t.status, t.updatedAt),
     index("messages_provider").on(t.instanceId, t.providerMessageId),
+    index("messages_receipt_check").on(t.receiptCheckAt).where(sql`status = 'sent' AND receipt_check_at IS NOT NULL`),
     uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey),
   ],
 );

@@ -1,6 +1,7 @@
 // The cron sweep (every minute): the safety net under the queue and the lanes.
 // - re-enqueues messages left `queued` (a lost queue hop) or `scheduled` past their time
 //   (a lane that lost them); lanes dedupe, and the D1 claim makes a second send impossible;
+// - wakes lanes stuck in `processing` and catches up lost receipts with Evolution (bounded);
 // - purges terminal messages, inbound messages and events older than RETENTION_DAYS;
 // - hands waiting tenant callbacks to their queue, and again those whose queue hop was lost.
 import { sql } from "drizzle-orm";
@@ -8,6 +9,8 @@ import { dispatchCallbacks, redispatchDue } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
 import { database, type Db } from "../db/client.ts";
 import { enqueueJobs } from "../messages/accept.ts";
+import { catchUpReceipts } from "./receipts.ts";
+import { wakeStuckLanes } from "./wake.ts";
 import { log } from "../observability/log.ts";
 
 const SWEEP_PAGE = 500;
@@ -17,18 +20,15 @@ const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 export async function requeueStranded(env: Env, now = Date.now()): Promise<number> {
   const db = database(env.DB);
   const threshold = now - config(env).STUCK_QUEUED_MINUTES * 60_000;
+  // One statement picks and touches the page (so the next sweep does not send the same jobs again
+  // right away) and returns it: no id list, so no bound-parameter limit however many are stranded.
   const rows = await db.all<{ id: string; lane_key: string; instance_id: string; priority: number; ready_at: number; created_at: number }>(sql`
-    SELECT id, lane_key, instance_id, priority, ready_at, created_at FROM messages
-    WHERE (status = 'queued' AND updated_at < ${threshold}) OR (status = 'scheduled' AND ready_at < ${threshold})
-    ORDER BY created_at LIMIT ${SWEEP_PAGE}`);
+    UPDATE messages SET updated_at = ${now} WHERE id IN (
+      SELECT id FROM messages
+      WHERE (status = 'queued' AND updated_at < ${threshold}) OR (status = 'scheduled' AND ready_at < ${threshold})
+      ORDER BY created_at LIMIT ${SWEEP_PAGE})
+    RETURNING id, lane_key, instance_id, priority, ready_at, created_at`);
   if (rows.length === 0) return 0;
-  // Touch them so the next sweep does not send the same jobs again right away.
-  await db.run(
-    sql`UPDATE messages SET updated_at = ${now} WHERE id IN (${sql.join(
-      rows.map((r) => sql`${r.id}`),
-      sql`, `,
-    )}) AND status IN ('queued', 'scheduled')`,
-  );
   await enqueueJobs(
     env,
     rows.map((r) => ({ messageId: r.id, laneKey: r.lane_key, instanceId: r.instance_id, priority: r.priority, readyAt: r.ready_at, createdAt: r.created_at })),
@@ -92,9 +92,11 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
 
 export async function sweep(env: Env, now = Date.now()) {
   const requeued = await requeueStranded(env, now);
+  const woken = await wakeStuckLanes(env, now);
+  const receipts = await catchUpReceipts(env, now);
   const purged = await purge(env, now);
   const callbacks = await dispatchCallbacks(env);
   const callbacksRedispatched = await redispatchDue(env, now);
-  log("info", "sweep", { requeued, purged, callbacks, callbacksRedispatched });
-  return { requeued, purged, callbacks, callbacksRedispatched };
+  log("info", "sweep", { requeued, woken, receipts, purged, callbacks, callbacksRedispatched });
+  return { requeued, woken, receipts, purged, callbacks, callbacksRedispatched };
 }
