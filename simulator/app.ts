@@ -3,6 +3,7 @@
 import { Hono } from "hono";
 import { chatControlRoutes, chatRoutes } from "./chat.ts";
 import { defaultConfig, instanceSettings, type SimulatorConfig } from "./config.ts";
+import { chaosRoutes } from "./chaos.ts";
 import { controlRoutes } from "./control.ts";
 import { evolutionRoutes } from "./evolution.ts";
 import { errorBody } from "./shapes.ts";
@@ -18,6 +19,7 @@ export function createSimulator(options: Partial<SimulatorConfig> = {}): { app: 
   for (const { name, ...seed } of instances) state.upsertInstance(name, instanceSettings.parse(seed));
 
   const app = new Hono();
+  app.route("/_sim/chaos", chaosRoutes(state));
   app.route("/_sim/chat", chatControlRoutes(state));
   app.route("/_sim", controlRoutes(state));
   app.route("/chat", chatRoutes(state));

@@ -8,6 +8,7 @@ import { ApiError, errorResponse } from "./errors.ts";
 import { consumeCallbacks } from "./callbacks/deliver.ts";
 import { consumeSends } from "./queue/sends.ts";
 import { consumeWebhooks } from "./queue/webhooks.ts";
+import { parkWebhooks } from "./webhooks/parked.ts";
 import { sweep } from "./sweep/sweeper.ts";
 import { wakeOnce } from "./sweep/wake.ts";
 import { contactRoutes } from "./routes/contacts.ts";
@@ -80,6 +81,7 @@ export default {
     if (queue === "mensageiro-sends") return consumeSends(batch, env);
     if (queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
     if (queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);
+    if (queue === "mensageiro-webhooks-dlq") return parkWebhooks(batch, env);
     log("error", "batch from an unknown queue", { queue: batch.queue });
   },
   async scheduled(_controller, env, ctx) {

@@ -342,4 +342,20 @@ export const automationParked = sqliteTable(
     laneKey: text("lane_key").notNull(),
   },
   (t) => [primaryKey({ columns: [t.instanceId, t.laneKey] })],
+// Webhook jobs whose retries ran out (the webhooks DLQ consumer parks them here), kept until an
+// operator replays them: Evolution was answered 200, so this is the only copy of the event.
+export const parkedWebhooks = sqliteTable(
+  "parked_webhooks",
+  {
+    // The queue message id: a redelivery of the same DLQ message parks it once.
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id"),
+    event: text("event"),
+    job: text("job", { mode: "json" }).$type<unknown>().notNull(),
+    attempts: integer("attempts").notNull(),
+    parkedAt: integer("parked_at").notNull(),
+    replayedAt: integer("replayed_at"),
+    lastError: text("last_error"),
+  },
+  (t) => [index("parked_webhooks_pending").on(t.replayedAt, t.parkedAt)],
 );

@@ -51,7 +51,8 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
   parseWith(eventData[event as keyof typeof eventData], envelope.data, "data");
   const data = stripBase64(envelope.data);
   const job: WebhookJob = { tenantId: instance.tenant_id, instanceId: instance.id, instanceName: instance.name, event, data, receivedAt: Date.now() };
-  if (JSON.stringify(job).length > MAX_QUEUED_BYTES) {
+  // Bytes, not characters: a long non-ASCII text is up to three bytes a character.
+  if (new TextEncoder().encode(JSON.stringify(job)).byteLength > MAX_QUEUED_BYTES) {
     const outcome = await processWebhook(c.var.db, job);
     await offerToAutomation(c.env, c.var.db, job);
     return c.json({ received: true, outcome });
