@@ -342,6 +342,8 @@ export const automationParked = sqliteTable(
     laneKey: text("lane_key").notNull(),
   },
   (t) => [primaryKey({ columns: [t.instanceId, t.laneKey] })],
+);
+
 // Webhook jobs whose retries ran out (the webhooks DLQ consumer parks them here), kept until an
 // operator replays them: Evolution was answered 200, so this is the only copy of the event.
 export const parkedWebhooks = sqliteTable(
