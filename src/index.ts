@@ -14,6 +14,7 @@ import { wakeOnce } from "./sweep/wake.ts";
 import { contactRoutes } from "./routes/contacts.ts";
 import { statsRoutes } from "./routes/stats.ts";
 import { eventRoutes } from "./routes/events.ts";
+import { streamRoutes, ticketRoutes } from "./routes/stream.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { compatRoutes } from "./routes/compat.ts";
@@ -22,6 +23,7 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { automationRoutes } from "./routes/automation.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { consoleRoutes } from "./routes/console.ts";
 import { callbackRoutes } from "./routes/callbacks.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { rateLimit } from "./limits/rate-limit.ts";
@@ -32,6 +34,7 @@ export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
 export { RateLimiter } from "./limits/rate-limiter.ts";
 export { AutomationLane } from "./automation/lane.ts";
+export { TenantStream } from "./stream/tenant-stream.ts";
 
 export const app = new Hono<AppEnv>();
 
@@ -42,16 +45,20 @@ app.use("*", async (c, next) => {
   await next();
 });
 
+app.route("/", consoleRoutes);
 app.route("/health", healthRoutes);
 app.route("/metrics", metricsRoutes);
 app.route("/v1/admin", adminRoutes);
 app.route("/webhooks/evolution", webhookRoutes);
+// Before the tenant API: a browser's WebSocket carries a ticket, not an Authorization header.
+app.route("/v1/events/stream", streamRoutes);
 
 const tenantApi = new Hono<AppEnv>();
 tenantApi.use("*", requireApiKey, rateLimit);
 tenantApi.route("/instances", automationRoutes);
 tenantApi.route("/instances", instanceRoutes);
 tenantApi.route("/messages", messageRoutes);
+tenantApi.route("/events/stream/tickets", ticketRoutes);
 tenantApi.route("/events", eventRoutes);
 tenantApi.route("/contacts", contactRoutes);
 tenantApi.route("/stats", statsRoutes);

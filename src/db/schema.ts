@@ -48,6 +48,11 @@ export const instances = sqliteTable(
     ratePerMinute: integer("rate_per_minute").notNull(),
     state: text("state").notNull().default("unknown"),
     stateChangedAt: integer("state_changed_at"),
+    // The pairing QR code while the number is not connected (qrcode.updated / GET /instance/connect);
+    // cleared when the state becomes open. `qrCode` is Evolution's data URL of a PNG.
+    qrCode: text("qr_code"),
+    qrCount: integer("qr_count"),
+    qrUpdatedAt: integer("qr_updated_at"),
     // Pacing (src/lanes/pacing.ts): null columns mean the documented default or "off".
     burst: integer("burst"),
     gapMinMs: integer("gap_min_ms").notNull().default(0),

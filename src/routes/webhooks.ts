@@ -3,7 +3,16 @@
 import { sql } from "drizzle-orm";
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
-import { connectionData, eventFromPath, handledEvents, sendMessageData, updateData, upsertData, webhookEnvelope } from "../contracts/evolution-webhooks.ts";
+import {
+  connectionData,
+  eventFromPath,
+  handledEvents,
+  qrcodeData,
+  sendMessageData,
+  updateData,
+  upsertData,
+  webhookEnvelope,
+} from "../contracts/evolution-webhooks.ts";
 import { ApiError } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
@@ -16,6 +25,7 @@ const eventData = {
   "messages.update": updateData,
   "send.message": sendMessageData,
   "connection.update": connectionData,
+  "qrcode.updated": qrcodeData,
 };
 
 // Media webhooks with base64 on can be megabytes; the file itself is never stored.
