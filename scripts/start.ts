@@ -76,10 +76,14 @@ async function main() {
   const simulator = await startSimulator({ port: SIM_PORT, latencyMs: 300 });
   console.log(`Evolution simulator on ${simulator.url}`);
 
-  const wrangler = spawn(WRANGLER, ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"], {
-    cwd: ROOT,
-    stdio: "inherit",
-  });
+  const wrangler = spawn(
+    WRANGLER,
+    ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", "--var", "WAKE_LANES_ON_START:true"],
+    {
+      cwd: ROOT,
+      stdio: "inherit",
+    },
+  );
   const shutdown = async () => {
     wrangler.kill("SIGTERM");
     await simulator.close();

@@ -1,6 +1,7 @@
 // The Evolution API simulator as a plain Hono app (no Node APIs), so it runs under Node, in
 // workerd or in-process: Evolution's send routes plus a /_sim control API.
 import { Hono } from "hono";
+import { chatControlRoutes, chatRoutes } from "./chat.ts";
 import { defaultConfig, instanceSettings, type SimulatorConfig } from "./config.ts";
 import { controlRoutes } from "./control.ts";
 import { evolutionRoutes } from "./evolution.ts";
@@ -17,7 +18,9 @@ export function createSimulator(options: Partial<SimulatorConfig> = {}): { app: 
   for (const { name, ...seed } of instances) state.upsertInstance(name, instanceSettings.parse(seed));
 
   const app = new Hono();
+  app.route("/_sim/chat", chatControlRoutes(state));
   app.route("/_sim", controlRoutes(state));
+  app.route("/chat", chatRoutes(state));
   app.route("/", evolutionRoutes(state));
   // Express's answer for a route it does not have.
   app.notFound((c) => c.json(errorBody(404, [`Cannot ${c.req.method} ${c.req.path}`]), 404));

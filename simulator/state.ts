@@ -2,7 +2,7 @@
 // scripted faults still to fire, the webhooks it posted, and its pending timers.
 import type { ConnectionState, Fault, InstanceSettings, SimulatorConfig } from "./config.ts";
 import type { SendRoute } from "./requests.ts";
-import type { Envelope, MessageRaw } from "./shapes.ts";
+import type { Envelope, MessageRaw, ReceiptStatus } from "./shapes.ts";
 
 export type Instance = {
   name: string;
@@ -65,6 +65,10 @@ export class SimulatorState {
   faults: PendingFault[] = [];
   readonly messageIds = new Set<string>();
   private readonly sent = new Map<string, MessageRaw>();
+  /** Receipt statuses each sent message reached (Evolution's MessageUpdate rows), by key id. */
+  readonly statuses = new Map<string, ReceiptStatus[]>();
+  /** Evolution's message store (DATABASE_SAVE_DATA_NEW_MESSAGE): off for all, or per instance. */
+  store = { enabled: true, offFor: new Set<string>() };
   private readonly timers = new Set<Timer>();
   private readonly wakers = new Set<() => void>();
   private callSeq = 0;
@@ -129,8 +133,23 @@ export class SimulatorState {
     this.sent.set(raw.key.id, raw);
     if (this.sent.size > keptMessages) {
       const oldest = this.sent.keys().next().value;
-      if (oldest !== undefined) this.sent.delete(oldest);
+      if (oldest !== undefined) {
+        this.sent.delete(oldest);
+        this.statuses.delete(oldest);
+      }
     }
+  }
+
+  /** Sent messages in the order they went (for findMessages). */
+  sentMessages(): IterableIterator<MessageRaw> {
+    return this.sent.values();
+  }
+
+  recordStatus(keyId: string, status: ReceiptStatus): void {
+    if (!this.sent.has(keyId)) return;
+    const list = this.statuses.get(keyId) ?? [];
+    list.push(status);
+    this.statuses.set(keyId, list);
   }
 
   sentMessage(id: string): MessageRaw | undefined {

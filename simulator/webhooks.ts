@@ -76,9 +76,15 @@ export function scheduleAfterSend(state: SimulatorState, instance: Instance, raw
   if (sendMessageDelayMs >= 0) state.later(sendMessageDelayMs, () => void emit(state, current(), "send.message", raw, keyId));
   if (deliveredDelayMs >= 0) {
     const status = isGroup ? "SERVER_ACK" : "DELIVERY_ACK";
-    state.later(deliveredDelayMs, () => void emit(state, current(), "messages.update", receipt(instance, raw, status, rowId), keyId));
+    state.later(deliveredDelayMs, () => {
+      state.recordStatus(keyId, status);
+      void emit(state, current(), "messages.update", receipt(instance, raw, status, rowId), keyId);
+    });
   }
   if (readDelayMs >= 0 && !isGroup) {
-    state.later(readDelayMs, () => void emit(state, current(), "messages.update", receipt(instance, raw, "READ", rowId), keyId));
+    state.later(readDelayMs, () => {
+      state.recordStatus(keyId, "READ");
+      void emit(state, current(), "messages.update", receipt(instance, raw, "READ", rowId), keyId);
+    });
   }
 }

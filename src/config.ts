@@ -7,6 +7,11 @@ const configSchema = z.object({
   STUCK_QUEUED_MINUTES: z.coerce.number().positive().default(5),
   RETRY_BASE_MS: z.coerce.number().int().nonnegative().default(2000),
   EVOLUTION_TIMEOUT_MS: z.coerce.number().int().positive().default(30000),
+  // Local runtime only: wake lanes with pending work on the first event after a start (sweep/wake.ts).
+  WAKE_LANES_ON_START: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
   // API requests per minute a tenant may make when its own rateLimitPerMinute is not set.
   DEFAULT_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(6000),
 });

@@ -20,6 +20,8 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { callbackRoutes } from "./routes/callbacks.ts";
+import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { rateLimit } from "./limits/rate-limit.ts";
 import { log } from "./observability/log.ts";
 import { requestLog } from "./observability/request-log.ts";
@@ -49,6 +51,8 @@ tenantApi.route("/messages", messageRoutes);
 tenantApi.route("/events", eventRoutes);
 tenantApi.route("/contacts", contactRoutes);
 tenantApi.route("/stats", statsRoutes);
+tenantApi.route("/callbacks", callbackRoutes);
+tenantApi.route("/dead-letters", deadLetterRoutes);
 app.route("/v1", tenantApi);
 
 const compat = new Hono<AppEnv>();

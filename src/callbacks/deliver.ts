@@ -1,66 +1,157 @@
-// Tenant callbacks, step 2: POST each event to its URL, signed with the tenant's secret:
-// X-Mensageiro-Signature: sha256=<hex HMAC-SHA256 of the exact body>. Retried with backoff
-// through the queue; after MAX_CALLBACK_ATTEMPTS the failure is recorded and delivery stops.
+// Tenant callbacks, step 2: POST each event to its URL, signed by the Standard Webhooks scheme
+// (webhook-id / webhook-timestamp / webhook-signature). The delivery row in D1 holds the attempt
+// count and when the next attempt is due; the queue message carries the wait (delaySeconds, at
+// most 12 h per hop, so a longer Retry-After is waited out in several hops).
 import { sql } from "drizzle-orm";
 import { z } from "zod";
-import { database } from "../db/client.ts";
+import { runBatch } from "../db/batch.ts";
+import { database, type Db } from "../db/client.ts";
+import { signWebhook } from "../signing/standard-webhooks.ts";
+import { legacySignature, signingPlan } from "./keys.ts";
 
-export const MAX_CALLBACK_ATTEMPTS = 8;
-const callbackJob = z.object({ seq: z.number(), eventId: z.string(), tenantId: z.string(), url: z.url() });
+// Waits after attempts 1…7 (Svix's schedule, about 27.6 h in all): attempt 1 is immediate.
+export const RETRY_DELAYS_S = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600] as const;
+export const MAX_CALLBACK_ATTEMPTS = RETRY_DELAYS_S.length + 1;
+// Queues take delaySeconds up to 12 h.
+const QUEUE_MAX_DELAY_S = 12 * 3600;
+// A Retry-After beyond this is treated as this (a receiver cannot park an event for ever).
+const MAX_RETRY_AFTER_S = 24 * 3600;
+const ATTEMPT_TIMEOUT_MS = 15_000;
+const MAX_ERROR_CHARS = 300;
 
-export async function signature(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
-  return `sha256=${[...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+export const callbackJob = z.object({ seq: z.number(), eventId: z.string(), tenantId: z.string(), url: z.string() });
+export type CallbackJob = z.infer<typeof callbackJob>;
+
+type Row = {
+  event_id: string;
+  type: string;
+  version: number;
+  occurred_at: number;
+  data: string;
+  tenant_id: string;
+  secret: string;
+  previous: string | null;
+  previous_until: number | null;
+  status: string | null;
+  attempts: number | null;
+  next_at: number | null;
+  disabled: string | null;
+};
+
+export type AttemptOutcome =
+  | { kind: "delivered"; status: number }
+  | { kind: "gone"; status: number }
+  | { kind: "failed"; status: number | null; error: string; retryAfterS: number | null };
+
+/** Seconds from a Retry-After header (delta-seconds or an HTTP date); null when absent or unreadable. */
+export function retryAfterSeconds(header: string | null, now: number): number | null {
+  if (!header) return null;
+  const trimmed = header.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
+/** The wait before the next attempt after `attempt` failed: the schedule, or longer when the receiver asked. */
+export function nextDelaySeconds(attempt: number, retryAfterS: number | null): number {
+  const scheduled = RETRY_DELAYS_S[Math.min(attempt, RETRY_DELAYS_S.length) - 1] ?? RETRY_DELAYS_S[0];
+  return Math.max(scheduled, Math.min(retryAfterS ?? 0, MAX_RETRY_AFTER_S));
+}
+
+export function eventBody(row: { event_id: string; type: string; version: number; occurred_at: number; data: string }): string {
+  return JSON.stringify({
+    eventId: row.event_id,
+    type: row.type,
+    version: row.version,
+    occurredAt: new Date(row.occurred_at).toISOString(),
+    data: JSON.parse(row.data),
+  });
+}
+
+async function attemptOnce(url: string, row: Row, now: number): Promise<AttemptOutcome> {
+  const body = eventBody(row);
+  const plan = signingPlan({ current: row.secret, previous: row.previous, previousUntil: row.previous_until }, now);
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    ...(await signWebhook({ id: row.event_id, body, secrets: plan.secrets, now })),
+  };
+  if (plan.legacy) {
+    headers["x-mensageiro-signature"] = await legacySignature(plan.legacy, body);
+    headers["x-mensageiro-event-id"] = row.event_id;
+    headers["x-mensageiro-event-type"] = row.type;
+  }
+  try {
+    // 3xx counts as a failure: a callback URL that moved must be changed, not followed.
+    const res = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS) });
+    await res.body?.cancel();
+    if (res.status >= 200 && res.status < 300) return { kind: "delivered", status: res.status };
+    if (res.status === 410) return { kind: "gone", status: 410 };
+    return { kind: "failed", status: res.status, error: `HTTP ${res.status}`, retryAfterS: retryAfterSeconds(res.headers.get("retry-after"), now) };
+  } catch (err) {
+    return { kind: "failed", status: null, error: String(err).slice(0, MAX_ERROR_CHARS), retryAfterS: null };
+  }
+}
+
+// The messages of a batch go out side by side: one slow receiver does not hold up the others.
 export async function consumeCallbacks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const db = database(env.DB);
-  for (const message of batch.messages) {
-    const parsed = callbackJob.safeParse(message.body);
-    if (!parsed.success) {
-      message.ack();
-      continue;
-    }
-    const job = parsed.data;
-    const [row] = await db.all<{ event_id: string; type: string; version: number; occurred_at: number; data: string; secret: string }>(sql`
-      SELECT e.event_id, e.type, e.version, e.occurred_at, e.data, t.callback_secret AS secret
-      FROM outbox_events e JOIN tenants t ON t.id = e.tenant_id WHERE e.seq = ${job.seq}`);
-    if (!row) {
-      message.ack();
-      continue;
-    }
-    const body = JSON.stringify({
-      eventId: row.event_id,
-      type: row.type,
-      version: row.version,
-      occurredAt: new Date(row.occurred_at).toISOString(),
-      data: JSON.parse(row.data),
-    });
-    let error: string | undefined;
-    try {
-      const res = await fetch(job.url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "x-mensageiro-signature": await signature(row.secret, body),
-          "x-mensageiro-event-id": row.event_id,
-          "x-mensageiro-event-type": row.type,
-        },
-        body,
-        signal: AbortSignal.timeout(10_000),
-      });
-      await res.body?.cancel();
-      if (!res.ok) error = `HTTP ${res.status}`;
-    } catch (err) {
-      error = String(err);
-    }
-    const attempts = message.attempts;
-    const status = !error ? "delivered" : attempts >= MAX_CALLBACK_ATTEMPTS ? "failed" : "retrying";
-    await db.run(sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, last_error, updated_at)
-      VALUES (${job.eventId}, ${job.url}, ${job.tenantId}, ${status}, ${attempts}, ${error ?? null}, ${Date.now()})
-      ON CONFLICT (event_id, url) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, last_error = excluded.last_error, updated_at = excluded.updated_at`);
-    if (status === "retrying") message.retry({ delaySeconds: Math.min(600, 2 ** attempts) });
-    else message.ack();
+  await Promise.all(batch.messages.map((message) => deliverOne(db, message)));
+}
+
+async function deliverOne(db: Db, message: Message<unknown>): Promise<void> {
+  const parsed = callbackJob.safeParse(message.body);
+  if (!parsed.success) {
+    message.ack();
+    return;
   }
+  const job = parsed.data;
+  const [row] = await db.all<Row>(sql`
+    SELECT e.event_id, e.type, e.version, e.occurred_at, e.data, e.tenant_id,
+      t.callback_secret AS secret, t.callback_secret_previous AS previous, t.callback_secret_previous_until AS previous_until,
+      d.status, d.attempts, d.next_at,
+      (SELECT reason FROM disabled_callback_endpoints x WHERE x.tenant_id = e.tenant_id AND x.url = ${job.url}) AS disabled
+    FROM outbox_events e JOIN tenants t ON t.id = e.tenant_id
+    LEFT JOIN callback_deliveries d ON d.event_id = e.event_id AND d.url = ${job.url}
+    WHERE e.event_id = ${job.eventId}`);
+  // Purged event, or a duplicate of a delivery already settled (a replay resets the row first).
+  if (!row || row.status === "delivered" || row.status === "failed") {
+    message.ack();
+    return;
+  }
+  const now = Date.now();
+  // Early: a Retry-After longer than one queue hop, or a copy that came before its turn.
+  if (row.next_at && row.next_at > now + 1000) {
+    message.retry({ delaySeconds: Math.min(QUEUE_MAX_DELAY_S, Math.ceil((row.next_at - now) / 1000)) });
+    return;
+  }
+  const attempt = (row.attempts ?? 0) + 1;
+  const outcome: AttemptOutcome = row.disabled
+    ? { kind: "failed", status: null, error: `endpoint disabled: ${row.disabled}`, retryAfterS: null }
+    : await attemptOnce(job.url, row, now);
+  const at = Date.now();
+  let status: "delivered" | "failed" | "retrying";
+  let delayS = 0;
+  if (outcome.kind === "delivered") status = "delivered";
+  else if (outcome.kind === "gone" || row.disabled || attempt >= MAX_CALLBACK_ATTEMPTS) status = "failed";
+  else {
+    status = "retrying";
+    delayS = nextDelaySeconds(attempt, outcome.retryAfterS);
+  }
+  const gone = outcome.kind === "gone";
+  const error = outcome.kind === "failed" ? outcome.error : gone ? "HTTP 410 Gone: endpoint disabled" : null;
+  const nextAt = status === "retrying" ? at + delayS * 1000 : null;
+  await runBatch(db, [
+    sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, last_error, last_status, next_at, delivered_at, updated_at, seq, event_type, created_at)
+      VALUES (${row.event_id}, ${job.url}, ${row.tenant_id}, ${status}, ${attempt}, ${error}, ${outcome.status}, ${nextAt}, ${status === "delivered" ? at : null}, ${at}, ${job.seq}, ${row.type}, ${at})
+      ON CONFLICT (event_id, url) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, last_error = excluded.last_error,
+        last_status = excluded.last_status, next_at = excluded.next_at, delivered_at = excluded.delivered_at, updated_at = excluded.updated_at`,
+    ...(gone
+      ? [
+          sql`INSERT INTO disabled_callback_endpoints (tenant_id, url, disabled_at, reason)
+            VALUES (${row.tenant_id}, ${job.url}, ${at}, ${`410 Gone at ${new Date(at).toISOString()} (event ${row.event_id})`}) ON CONFLICT DO NOTHING`,
+        ]
+      : []),
+  ]);
+  if (status === "retrying") message.retry({ delaySeconds: Math.min(QUEUE_MAX_DELAY_S, delayS) });
+  else message.ack();
 }

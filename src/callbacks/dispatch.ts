@@ -1,13 +1,27 @@
-// Tenant callbacks, step 1: move outbox events that have a callback URL onto the callbacks queue.
-// One global cursor, advanced with a compare-and-set, so two dispatchers never hand out the same range.
+// Tenant callbacks, step 1: outbox events that have a callback URL become delivery rows and
+// queue jobs. One global cursor, advanced with a compare-and-set so two dispatchers never hand
+// out the same range. The rows are written in the same D1 batch that moves the cursor, before
+// the queue send: if sendBatch throws or the isolate dies after the cursor moved, the rows stay
+// `pending` and redispatchDue (cron) hands them out again, so no callback is skipped.
 import { sql } from "drizzle-orm";
+import { runBatch } from "../db/batch.ts";
 import { database } from "../db/client.ts";
+import { errorField, log } from "../observability/log.ts";
+import type { CallbackJob } from "./deliver.ts";
 
 const CURSOR_TENANT = "*";
 const CURSOR_NAME = "callbacks";
 const PAGE = 100;
+// A pending or retrying row this far past its due time lost its queue message (or never had one).
+export const REDISPATCH_GRACE_MS = 2 * 60_000;
 
-export type CallbackJob = { seq: number; eventId: string; tenantId: string; url: string };
+export type { CallbackJob };
+
+export async function enqueueCallbacks(env: Env, jobs: CallbackJob[]): Promise<void> {
+  for (let i = 0; i < jobs.length; i += 100) {
+    await env.CALLBACKS.sendBatch(jobs.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const })));
+  }
+}
 
 export async function dispatchCallbacks(env: Env): Promise<number> {
   const db = database(env.DB);
@@ -15,26 +29,48 @@ export async function dispatchCallbacks(env: Env): Promise<number> {
   for (let round = 0; round < 20; round++) {
     const [cursor] = await db.all<{ seq: number }>(sql`SELECT seq FROM consumer_cursors WHERE tenant_id = ${CURSOR_TENANT} AND consumer = ${CURSOR_NAME}`);
     const from = cursor?.seq ?? 0;
-    const events = await db.all<{ seq: number; event_id: string; tenant_id: string; callback_url: string | null }>(
+    const events = await db.all<{ seq: number; event_id: string; tenant_id: string; callback_url: string }>(
       sql`SELECT seq, event_id, tenant_id, callback_url FROM outbox_events WHERE seq > ${from} AND callback_url IS NOT NULL ORDER BY seq LIMIT ${PAGE}`,
     );
     if (events.length === 0) return handed;
-    const to = events.at(-1)!.seq;
-    const claimed = cursor
-      ? await db.run(
-          sql`UPDATE consumer_cursors SET seq = ${to}, updated_at = ${Date.now()} WHERE tenant_id = ${CURSOR_TENANT} AND consumer = ${CURSOR_NAME} AND seq = ${from}`,
-        )
-      : await db.run(
-          sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${CURSOR_TENANT}, ${CURSOR_NAME}, ${to}, ${Date.now()}) ON CONFLICT DO NOTHING`,
-        );
-    if ((claimed.meta?.changes ?? 0) === 0) continue; // another dispatcher took this range
-    const jobs: CallbackJob[] = events
-      .filter((e) => e.callback_url)
-      .map((e) => ({ seq: e.seq, eventId: e.event_id, tenantId: e.tenant_id, url: e.callback_url! }));
-    for (let i = 0; i < jobs.length; i += 100) {
-      await env.CALLBACKS.sendBatch(jobs.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const })));
+    const to = events.at(-1)?.seq ?? from;
+    const now = Date.now();
+    const [claimed] = await runBatch(db, [
+      cursor
+        ? sql`UPDATE consumer_cursors SET seq = ${to}, updated_at = ${now} WHERE tenant_id = ${CURSOR_TENANT} AND consumer = ${CURSOR_NAME} AND seq = ${from}`
+        : sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${CURSOR_TENANT}, ${CURSOR_NAME}, ${to}, ${now}) ON CONFLICT DO NOTHING`,
+      // Only when this dispatcher won the range (changes() of the cursor write just above).
+      sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, updated_at, seq, event_type, created_at, next_at)
+        SELECT event_id, callback_url, tenant_id, 'pending', 0, ${now}, seq, type, ${now}, ${now} FROM outbox_events
+        WHERE seq > ${from} AND seq <= ${to} AND callback_url IS NOT NULL AND changes() > 0
+        ON CONFLICT DO NOTHING`,
+    ]);
+    if ((claimed?.meta?.changes ?? 0) === 0) continue; // another dispatcher took this range
+    const jobs: CallbackJob[] = events.map((e) => ({ seq: e.seq, eventId: e.event_id, tenantId: e.tenant_id, url: e.callback_url }));
+    try {
+      await enqueueCallbacks(env, jobs);
+    } catch (err) {
+      log("warn", "callbacks queue unavailable; the cron hands these out again", { events: jobs.length, error: errorField(err) });
+      return handed;
     }
     handed += jobs.length;
   }
   return handed;
+}
+
+/** Hands out again the deliveries whose attempt is overdue: the queue send after the cursor failed,
+ *  or a retry's queue message was lost. Bounded per run; marks them due now so the next run skips them. */
+export async function redispatchDue(env: Env, now = Date.now(), limit = 200): Promise<number> {
+  const db = database(env.DB);
+  const due = await db.all<{ seq: number; event_id: string; tenant_id: string; url: string }>(sql`
+    UPDATE callback_deliveries SET next_at = ${now}, updated_at = ${now}
+    WHERE rowid IN (SELECT rowid FROM callback_deliveries WHERE status IN ('pending', 'retrying') AND next_at <= ${now - REDISPATCH_GRACE_MS}
+      ORDER BY next_at LIMIT ${limit})
+    RETURNING seq, event_id, tenant_id, url`);
+  if (due.length === 0) return 0;
+  await enqueueCallbacks(
+    env,
+    due.map((d) => ({ seq: d.seq, eventId: d.event_id, tenantId: d.tenant_id, url: d.url })),
+  );
+  return due.length;
 }

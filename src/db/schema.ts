@@ -8,8 +8,12 @@ export const tenants = sqliteTable("tenants", {
   // Default attempts for messages that do not say; DESIGN: configurable per tenant / per message.
   maxAttempts: integer("max_attempts").notNull().default(3),
   callbackUrl: text("callback_url"),
-  // HMAC key for callback signatures; never returned after creation.
+  // Standard Webhooks secret (`whsec_…`) for callback signatures; shown at creation and at rotation
+  // only. A tenant created before Standard Webhooks has a plain token here: see src/callbacks/keys.ts.
   callbackSecret: text("callback_secret").notNull(),
+  // The secret before the last rotation, still signing (alongside) until callbackSecretPreviousUntil.
+  callbackSecretPrevious: text("callback_secret_previous"),
+  callbackSecretPreviousUntil: integer("callback_secret_previous_until"),
   // API requests per minute, all keys together; null: the DEFAULT_RATE_LIMIT_PER_MINUTE var.
   rateLimitPerMinute: integer("rate_limit_per_minute"),
   createdAt: integer("created_at").notNull(),
@@ -107,6 +111,10 @@ export const messages = sqliteTable(
     readAt: integer("read_at"),
     failedAt: integer("failed_at"),
     canceledAt: integer("canceled_at"),
+    // Lost receipts: when a `sent` message with no delivered/read is next checked with Evolution
+    // (findStatusMessage), and how many checks it had. NULL: no check due.
+    receiptCheckAt: integer("receipt_check_at"),
+    receiptChecks: integer("receipt_checks").notNull().default(0),
   },
   (t) => [
     index("messages_tenant_created").on(t.tenantId, t.createdAt, t.id),
@@ -115,6 +123,7 @@ export const messages = sqliteTable(
     index("messages_lane_status").on(t.laneKey, t.status, t.readyAt),
     index("messages_status_updated").on(t.status, t.updatedAt),
     index("messages_provider").on(t.instanceId, t.providerMessageId),
+    index("messages_receipt_check").on(t.receiptCheckAt).where(sql`status = 'sent' AND receipt_check_at IS NOT NULL`),
     uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey),
   ],
 );
@@ -150,7 +159,7 @@ export const deadLetters = sqliteTable(
     at: integer("at").notNull(),
     replayedAt: integer("replayed_at"),
   },
-  (t) => [index("dead_letters_tenant").on(t.tenantId, t.at)],
+  (t) => [index("dead_letters_tenant").on(t.tenantId, t.at, t.messageId)],
 );
 
 export const idempotencyKeys = sqliteTable(
@@ -240,16 +249,44 @@ export const consumerCursors = sqliteTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.consumer] })],
 );
 
+// One row per event and callback URL: written when the event is handed out (pending), so a lost
+// queue message or a dead isolate never loses it; the cron re-dispatches rows whose turn passed.
 export const callbackDeliveries = sqliteTable(
   "callback_deliveries",
   {
     eventId: text("event_id").notNull(),
     url: text("url").notNull(),
     tenantId: text("tenant_id").notNull(),
+    // pending | retrying | delivered | failed
     status: text("status").notNull(),
     attempts: integer("attempts").notNull().default(0),
     lastError: text("last_error"),
     updatedAt: integer("updated_at").notNull(),
+    // The outbox event's seq: the list's order and cursor.
+    seq: integer("seq").notNull().default(0),
+    eventType: text("event_type").notNull().default(""),
+    createdAt: integer("created_at").notNull().default(0),
+    // When the next attempt is due (pending/retrying); the cron takes up rows left past it.
+    nextAt: integer("next_at"),
+    lastStatus: integer("last_status"),
+    deliveredAt: integer("delivered_at"),
   },
-  (t) => [primaryKey({ columns: [t.eventId, t.url] }), index("callback_deliveries_tenant").on(t.tenantId, t.status)],
+  (t) => [
+    primaryKey({ columns: [t.eventId, t.url] }),
+    index("callback_deliveries_tenant").on(t.tenantId, t.status),
+    index("callback_deliveries_tenant_seq").on(t.tenantId, t.seq),
+    index("callback_deliveries_due").on(t.nextAt).where(sql`status IN ('pending', 'retrying')`),
+  ],
+);
+
+// A callback URL that answered 410 Gone: nothing more is sent there until the tenant enables it again.
+export const disabledCallbackEndpoints = sqliteTable(
+  "disabled_callback_endpoints",
+  {
+    tenantId: text("tenant_id").notNull(),
+    url: text("url").notNull(),
+    disabledAt: integer("disabled_at").notNull(),
+    reason: text("reason").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.url] })],
 );

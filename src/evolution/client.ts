@@ -12,7 +12,8 @@ export type NumberSignal = "rate-overlimit" | "invalid-number";
 
 export type SendOutcome =
   | { kind: "sent"; providerMessageId: string; remoteJid: string }
-  | { kind: "transient"; error: string; retryAfterMs?: number; signal?: NumberSignal }
+  // doubt: the request may have reached Evolution and gone out (timeout, dropped connection).
+  | { kind: "transient"; error: string; retryAfterMs?: number; signal?: NumberSignal; doubt?: boolean }
   | { kind: "permanent"; error: string; signal?: NumberSignal };
 
 export function sendRequest(instance: EvolutionInstance, msg: Outgoing): { url: string; body: Record<string, unknown> } {
@@ -86,7 +87,7 @@ export async function sendThroughEvolution(instance: EvolutionInstance, msg: Out
     return classify(res.status, await res.text(), res.headers.get("retry-after"));
   } catch (err) {
     const reason = err instanceof Error && err.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : String(err);
-    return { kind: "transient", error: `Evolution unreachable: ${reason}` };
+    return { kind: "transient", error: `Evolution unreachable: ${reason}`, doubt: true };
   }
 }
 

@@ -1,34 +1,73 @@
 // ContactLane: one per tenant + instance + contact (or group). It holds that contact's pending
 // messages in its own SQLite, sends one at a time in order, and uses its single alarm for
-// everything that waits: scheduled sendAt, retry backoff, and "work now" after an enqueue.
-// D1 stays the record: every dispatch claims the message there first, so a duplicate enqueue,
-// a canceled message or a redelivered queue message is never sent twice.
+// everything that waits: scheduled sendAt, retry backoff, pacing, and "work now" after an enqueue.
+// D1 stays the record: every send claims the message there first, so a duplicate enqueue, a
+// canceled message or a redelivered queue message is never sent twice. Decisions live in
+// lane-machine.ts; this class asks D1, the governor and Evolution, and carries the actions out.
 import { DurableObject } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
+import { z } from "zod";
 import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
-import { changes, runBatch } from "../db/batch.ts";
+import type { MessageStatus } from "../contracts/events.ts";
+import { applied, firstRow, runNamed } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import type { MediaJson } from "../db/schema.ts";
-import { sendThroughEvolution, type EvolutionInstance } from "../evolution/client.ts";
+import { sendThroughEvolution, type EvolutionInstance, type Outgoing } from "../evolution/client.ts";
+import { findSent } from "../evolution/reconcile.ts";
 import { applyPendingReceipts } from "../messages/receipts.ts";
 import { transitionStatements } from "../messages/transitions.ts";
+import { errorField, log } from "../observability/log.ts";
 import { backoffMs } from "./backoff.ts";
+import { afterReconcile, afterSend, askFor, decide, needsSlot, phaseOf, type D1Answer, type D1Ask, type Outcome, type StoredPhase } from "./lane-machine.ts";
 
 export type LaneItem = { messageId: string; priority: number; readyAt: number; createdAt: number; instanceId: string };
 
-type ItemRow = {
+export type ItemRow = {
   id: string;
   instance_id: string;
   priority: number;
   ready_at: number;
   created_at: number;
-  next_at: number;
-  started: number;
+  phase: StoredPhase;
   attempts: number;
-  scheduled: number;
+  next_at: number;
+  /** When the attempt in doubt started (0: unknown, D1's claim time is used). */
+  attempt_at: number;
+  /** The answer Evolution gave that D1 has not recorded yet (phase unrecorded), as JSON. */
+  outcome: string | null;
 };
 type StragglerRow = { id: string; instance_id: string; priority: number; ready_at: number; created_at: number };
+
+type MessageRow = {
+  id: string;
+  tenant_id: string;
+  to: string;
+  text: string | null;
+  media: string | null;
+  status: MessageStatus;
+  attempts: number;
+  max_attempts: number;
+  ready_at: number;
+  updated_at: number;
+  callback: string | null;
+};
+
+type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number };
+
+// One alarm run works for at most this long (and this many steps), then yields and re-arms, so a
+// long lane cannot starve others.
+const DRAIN_BUDGET_MS = 20_000;
+const DRAIN_MAX_STEPS = 200;
+const INSTANCE_CACHE_MS = 10_000;
+// A head that is ours but not claimable this instant is tried again this much later.
+const HOLD_MS = 1_000;
+// An attempt's time window for reconciliation: clocks of Evolution and the lane may differ a little.
+const RECONCILE_MARGIN_MS = 2 * 60_000;
+// Done rows are kept this long so a late redelivery of the same message is recognised.
+const DONE_RETENTION_MS = 7 * 24 * 3600_000;
+const IN_FLIGHT = `('retrying', 'in_doubt', 'unrecorded')`;
+const ITEM_COLUMNS = "id, instance_id, priority, ready_at, created_at, phase, attempts, next_at, attempt_at, outcome";
 
 // Queued messages of this lane that come before `head` in lane order (priority, due time, arrival).
 function olderQueued(laneKey: string, head: ItemRow, now: number) {
@@ -38,59 +77,47 @@ function olderQueued(laneKey: string, head: ItemRow, now: number) {
         OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))`;
 }
 
-type MessageRow = {
-  id: string;
-  tenant_id: string;
-  instance_id: string;
-  to: string;
-  text: string | null;
-  media: string | null;
-  status: string;
-  attempts: number;
-  max_attempts: number;
-  ready_at: number;
-  callback: string | null;
-};
+const messageRow = (id: string) =>
+  sql`SELECT id, tenant_id, "to", text, media, status, attempts, max_attempts, ready_at, updated_at,
+    COALESCE(callback_url, (SELECT callback_url FROM tenants WHERE id = messages.tenant_id)) AS callback
+    FROM messages WHERE id = ${id}`;
 
-type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number };
-
-// One alarm run sends for at most this long, then yields and re-arms, so a long lane cannot starve others.
-const DRAIN_BUDGET_MS = 20_000;
-const INSTANCE_CACHE_MS = 10_000;
-// Done rows are kept this long so a late redelivery of the same message is recognised.
-const DONE_RETENTION_MS = 7 * 24 * 3600_000;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const logWarn = (msg: string, fields: Record<string, unknown>) => log("warn", msg, fields);
 
 export class ContactLane extends DurableObject<Env> {
   private readonly db: Db;
   private instanceCache = new Map<string, { at: number; row: InstanceRow | undefined }>();
   // Set when a sent message has a callback URL: only then is callback dispatch worth a D1 read.
   private callbacksWritten = false;
-  // Claims that did not apply in this drain, and the pause they cause, so a stuck head cannot spin.
-  private missedClaims = 0;
-  private pauseUntil = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.db = database(env.DB);
-    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS items (
+    const exec = ctx.storage.sql.exec.bind(ctx.storage.sql);
+    exec(`CREATE TABLE IF NOT EXISTS lane_items (
       id TEXT PRIMARY KEY,
       instance_id TEXT NOT NULL,
       priority INTEGER NOT NULL,
       ready_at INTEGER NOT NULL,
       created_at INTEGER NOT NULL,
-      next_at INTEGER NOT NULL DEFAULT 0,
-      started INTEGER NOT NULL DEFAULT 0,
+      phase TEXT NOT NULL DEFAULT 'waiting',
       attempts INTEGER NOT NULL DEFAULT 0,
-      scheduled INTEGER NOT NULL DEFAULT 0,
-      state TEXT NOT NULL DEFAULT 'waiting',
+      next_at INTEGER NOT NULL DEFAULT 0,
+      attempt_at INTEGER NOT NULL DEFAULT 0,
+      outcome TEXT,
       done_at INTEGER
     )`);
-    ctx.storage.sql.exec(`CREATE INDEX IF NOT EXISTS items_order ON items (state, started, priority, ready_at, created_at, id)`);
+    exec(`CREATE INDEX IF NOT EXISTS lane_items_order ON lane_items (phase, priority, ready_at, created_at, id)`);
+    // Lanes written before the explicit phases: a started item may have been sent, so it is in doubt.
+    if (exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items'`).toArray().length > 0) {
+      exec(`INSERT OR IGNORE INTO lane_items (id, instance_id, priority, ready_at, created_at, phase, attempts, next_at, done_at)
+        SELECT id, instance_id, priority, ready_at, created_at,
+          CASE WHEN state = 'done' THEN 'done' WHEN started = 1 THEN 'in_doubt' ELSE 'waiting' END, attempts, next_at, done_at FROM items`);
+      exec(`DROP TABLE items`);
+    }
   }
 
-  /** Adds messages to the lane. A message already waiting is ignored; a done one is taken up again
+  /** Adds messages to the lane. A message already here is ignored; a done one is taken up again
    *  (a retry after failure): the claim in D1 decides whether it is really sent again. */
   async enqueue(laneKey: string, items: LaneItem[]): Promise<number> {
     // Written once: every storage write delays the lane's next outgoing call (output gate).
@@ -98,17 +125,15 @@ export class ContactLane extends DurableObject<Env> {
     let added = 0;
     for (const item of items) {
       const cursor = this.ctx.storage.sql.exec(
-        `INSERT INTO items (id, instance_id, priority, ready_at, created_at, scheduled) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET state = 'waiting', started = 0, attempts = 0, next_at = 0, ready_at = excluded.ready_at,
-           scheduled = excluded.scheduled, done_at = NULL
-         WHERE items.state = 'done'`,
+        `INSERT INTO lane_items (id, instance_id, priority, ready_at, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET phase = 'waiting', attempts = 0, next_at = 0, attempt_at = 0, outcome = NULL,
+           ready_at = excluded.ready_at, done_at = NULL
+         WHERE lane_items.phase = 'done'`,
         item.messageId,
         item.instanceId,
         item.priority,
         item.readyAt,
         item.createdAt,
-        // Due later than accepted: it was scheduled, and passes through scheduled → queued when due.
-        item.readyAt > item.createdAt ? 1 : 0,
       );
       added += cursor.rowsWritten;
     }
@@ -118,7 +143,7 @@ export class ContactLane extends DurableObject<Env> {
 
   /** Removes a message that has not started; false when it is in flight or unknown. */
   async cancel(messageId: string): Promise<boolean> {
-    const removed = this.ctx.storage.sql.exec(`DELETE FROM items WHERE id = ? AND state = 'waiting' AND started = 0`, messageId).rowsWritten;
+    const removed = this.ctx.storage.sql.exec(`DELETE FROM lane_items WHERE id = ? AND phase = 'waiting'`, messageId).rowsWritten;
     if (removed > 0) await this.rearm();
     return removed > 0;
   }
@@ -126,7 +151,7 @@ export class ContactLane extends DurableObject<Env> {
   /** Moves a waiting message to a new due time and re-arms the alarm. */
   async reschedule(messageId: string, readyAt: number): Promise<boolean> {
     const changed = this.ctx.storage.sql.exec(
-      `UPDATE items SET ready_at = ? WHERE id = ? AND state = 'waiting' AND started = 0`,
+      `UPDATE lane_items SET ready_at = ?, next_at = 0 WHERE id = ? AND phase = 'waiting'`,
       readyAt,
       messageId,
     ).rowsWritten;
@@ -134,11 +159,11 @@ export class ContactLane extends DurableObject<Env> {
     return changed > 0;
   }
 
-  /** After a restart of the runtime: takes up this lane's pending messages from D1 (a queue hop
-   *  may have been lost with the process) and re-arms the alarm. */
+  /** After a restart of the local runtime (or from the cron): takes up this lane's pending
+   *  messages from D1 (a queue hop may have been lost with the process) and re-arms the alarm. */
   async wake(laneKey: string): Promise<number | null> {
     const pending = await this.db.all<StragglerRow>(sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
-      WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing')`);
+      WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') ORDER BY ready_at LIMIT 200`);
     await this.enqueue(
       laneKey,
       pending.map((p) => ({ messageId: p.id, instanceId: p.instance_id, priority: p.priority, readyAt: p.ready_at, createdAt: p.created_at })),
@@ -148,15 +173,16 @@ export class ContactLane extends DurableObject<Env> {
     return this.ctx.storage.getAlarm();
   }
 
-  /** What the lane holds, for tests and operators. */
-  async snapshot(): Promise<{ waiting: ItemRow[]; done: number; alarm: number | null }> {
-    const waiting = this.ctx.storage.sql
+  /** What the lane holds, for tests and operators: items not done, in lane order. */
+  async snapshot(): Promise<{ pending: ItemRow[]; done: number; alarm: number | null }> {
+    const pending = this.ctx.storage.sql
       .exec<ItemRow>(
-        `SELECT id, instance_id, priority, ready_at, created_at, next_at, started, attempts, scheduled FROM items WHERE state = 'waiting' ORDER BY started DESC, priority, ready_at, created_at, id`,
+        `SELECT ${ITEM_COLUMNS} FROM lane_items WHERE phase != 'done'
+         ORDER BY phase IN ${IN_FLIGHT} DESC, priority, ready_at, created_at, id`,
       )
       .toArray();
-    const done = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state = 'done'`).one().n;
-    return { waiting, done, alarm: await this.ctx.storage.getAlarm() };
+    const done = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM lane_items WHERE phase = 'done'`).one().n;
+    return { pending, done, alarm: await this.ctx.storage.getAlarm() };
   }
 
   override async alarm(): Promise<void> {
@@ -166,174 +192,279 @@ export class ContactLane extends DurableObject<Env> {
       // Events with a callback URL were written: hand them out now rather than at the next cron.
       if (this.callbacksWritten) {
         this.callbacksWritten = false;
-        this.ctx.waitUntil(
-          dispatchCallbacks(this.env).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "callback dispatch failed", error: String(err) }))),
-        );
+        this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => logWarn("callback dispatch failed", { error: errorField(err) })));
       }
-      this.ctx.storage.sql.exec(`DELETE FROM items WHERE state = 'done' AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
+      this.ctx.storage.sql.exec(`DELETE FROM lane_items WHERE phase = 'done' AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
       await this.rearm();
     }
   }
 
   private async drain(): Promise<void> {
     const stopAt = Date.now() + DRAIN_BUDGET_MS;
-    this.missedClaims = 0;
-    while (Date.now() < stopAt) {
-      if (this.missedClaims >= 3) {
-        this.pauseUntil = Date.now() + 1000;
-        return;
-      }
-      const now = Date.now();
-      const head = this.head(now);
-      if (!head || head.next_at > now) return;
-      await this.dispatch(head);
+    for (let steps = 0; steps < DRAIN_MAX_STEPS && Date.now() < stopAt; steps++) {
+      const head = this.head(Date.now());
+      if (!head || !(await this.step(head))) return;
     }
   }
 
-  // Started (retrying) first: a retry holds the head of the line. Then priority, due time, arrival.
+  // An item in flight holds the head of the line. Otherwise: priority, due time, arrival.
   private head(now: number): ItemRow | undefined {
-    return this.ctx.storage.sql
+    const sqlite = this.ctx.storage.sql;
+    const inFlight = sqlite.exec<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM lane_items WHERE phase IN ${IN_FLIGHT} ORDER BY next_at LIMIT 1`).toArray()[0];
+    if (inFlight) return inFlight;
+    return sqlite
       .exec<ItemRow>(
-        `SELECT id, instance_id, priority, ready_at, created_at, next_at, started, attempts, scheduled FROM items
-         WHERE state = 'waiting' AND (started = 1 OR ready_at <= ?)
-         ORDER BY started DESC, priority, ready_at, created_at, id LIMIT 1`,
+        `SELECT ${ITEM_COLUMNS} FROM lane_items WHERE phase = 'waiting' AND ready_at <= ?
+         ORDER BY priority, ready_at, created_at, id LIMIT 1`,
         now,
       )
       .toArray()[0];
   }
 
-  private markDone(id: string) {
-    this.ctx.storage.sql.exec(`UPDATE items SET state = 'done', done_at = ? WHERE id = ?`, Date.now(), id);
-  }
-
-  private async dispatch(head: ItemRow): Promise<void> {
+  /** One step for the head; false when the lane has nothing due now. */
+  private async step(head: ItemRow): Promise<boolean> {
+    const now = Date.now();
+    const phase = phaseOf({ phase: head.phase, readyAt: head.ready_at, nextAt: head.next_at, attempts: head.attempts }, now);
+    if (phase === "waiting" || head.next_at > now) return false;
     const laneKey = this.ctx.storage.kv.get<string>("laneKey") ?? "";
     const instance = await this.instance(head.instance_id);
-    if (instance) {
-      // Pacing: wait for this instance's next send slot (a reservation, so lanes take turns).
-      const wait = await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(head.instance_id)).reserve(instance.rate_per_minute);
-      if (wait > 0) await sleep(wait);
+    if (needsSlot(phase) && instance) {
+      // Permits are idempotent per messageId; each attempt is its own send, so a retry asks under
+      // its own id and takes its own slot (a re-run of the same attempt gets the same go).
+      const attempt = head.attempts + 1;
+      const permit = await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(head.instance_id)).acquire({
+        laneKey,
+        messageId: attempt > 1 ? `${head.id}#${attempt}` : head.id,
+        priority: head.priority,
+        ratePerMinute: instance.rate_per_minute,
+      });
+      // Pacing: come back at the slot; the alarm waits, never this code.
+      if (!permit.go) {
+        this.update(head.id, { next_at: permit.retryAt });
+        return false;
+      }
     }
-    const now = Date.now();
-    const attempt = head.attempts + 1;
-    // The queue may deliver a contact's messages out of order: the claim only succeeds when no
-    // older queued message of this lane exists; one that does is pulled into the lane first.
-    const older = olderQueued(laneKey, head, now);
-    const claim =
-      head.started === 0 && head.scheduled === 1
-        ? [
-            ...transitionStatements({
-              messageId: head.id,
-              from: ["scheduled"],
-              to: "queued",
-              at: now,
-              detail: "due",
-              where: sql`ready_at <= ${now} AND NOT EXISTS (${older})`,
-            }),
-            ...transitionStatements({ messageId: head.id, from: ["queued"], to: "processing", at: now, attempt, where: sql`NOT EXISTS (${older})` }),
-          ]
-        : head.started === 0
-          ? transitionStatements({ messageId: head.id, from: ["queued"], to: "processing", at: now, attempt, where: sql`NOT EXISTS (${older})` })
-          : transitionStatements({ messageId: head.id, from: ["processing"], to: "processing", at: now, attempt });
-    const results = await runBatch(this.db, [
-      sql`SELECT id, tenant_id, instance_id, "to", text, media, status, attempts, max_attempts, ready_at,
-        COALESCE(callback_url, (SELECT callback_url FROM tenants WHERE id = messages.tenant_id)) AS callback
-        FROM messages WHERE id = ${head.id}`,
-      ...claim,
-    ]);
-    const row = results[0]?.results[0] as MessageRow | undefined;
-    // The last transition's UPDATE says whether the claim applied.
-    const claimed = changes(results[results.length - 3]) > 0;
-    if (!claimed || !row) {
-      const stragglers = head.started === 0 ? await this.db.all<StragglerRow>(sql`SELECT * FROM (${older}) LIMIT 50`) : [];
-      return this.unclaimed(head, laneKey, row, stragglers);
+    const { answer, row } = await this.ask(askFor(phase), head, laneKey, now);
+    const action = decide(phase, { attempts: head.attempts }, answer, now);
+    switch (action.kind) {
+      case "send":
+        if (row) await this.send(head, row, instance, action.attempt);
+        return true;
+      case "reconcile":
+        if (row) await this.reconcile(head, row, instance);
+        return true;
+      case "record": {
+        const outcome = parseOutcome(head.outcome);
+        // Unreadable (should not happen): ask Evolution rather than guess.
+        if (!outcome) this.update(head.id, { phase: "in_doubt", outcome: null });
+        else if (row) await this.record(head, row, outcome, head.attempts);
+        return true;
+      }
+      case "pull_older":
+        if ((await this.pullOlder(laneKey, head, now)) === 0) this.update(head.id, { next_at: now + HOLD_MS });
+        return true;
+      case "wait_until":
+        this.update(head.id, { ready_at: action.at, next_at: 0 });
+        return true;
+      case "hold":
+        this.update(head.id, { next_at: now + HOLD_MS });
+        return true;
+      case "requeue":
+        this.update(head.id, { phase: "waiting", attempts: 0, next_at: 0, attempt_at: 0, outcome: null });
+        return true;
+      case "done":
+      case "none":
+        this.markDone(head.id);
+        return true;
     }
-    if (row.callback) this.callbacksWritten = true;
-    if (!instance) {
-      await this.fail(row, attempt, "Instance no longer exists.", now);
-      return this.markDone(head.id);
-    }
-
-    const evolution: EvolutionInstance = { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key };
-    const media = row.media ? (JSON.parse(row.media) as MediaJson) : null;
-    // No storage write between the claim and this call: a DO's outgoing fetch waits for its pending
-    // writes to be confirmed (the output gate). D1 already says `processing`, which is what a lane
-    // that restarts mid-send goes by (see unclaimed()).
-    const outcome = await sendThroughEvolution(evolution, { to: row.to, text: row.text, media }, config(this.env).EVOLUTION_TIMEOUT_MS);
-    const at = Date.now();
-    this.ctx.storage.sql.exec(`UPDATE items SET started = 1, attempts = ? WHERE id = ?`, attempt, head.id);
-
-    if (outcome.kind === "sent") {
-      const sent = await runBatch(this.db, [
-        ...transitionStatements({
-          messageId: head.id,
-          from: ["processing"],
-          to: "sent",
-          at,
-          attempt,
-          lastError: null,
-          providerMessageId: outcome.providerMessageId,
-        }),
-        sql`SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ${head.instance_id} AND provider_message_id = ${outcome.providerMessageId}`,
-      ]);
-      // A receipt that raced ahead of this record was parked; apply it now.
-      if (Number((sent[3]?.results[0] as { n?: number } | undefined)?.n ?? 0) > 0)
-        await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
-      return this.markDone(head.id);
-    }
-    if (outcome.kind === "permanent" || attempt >= row.max_attempts) {
-      const why = outcome.kind === "permanent" ? outcome.error : `${outcome.error} (gave up after ${attempt} attempts)`;
-      await this.fail(row, attempt, why, at);
-      return this.markDone(head.id);
-    }
-    const delay = Math.max(backoffMs(attempt, config(this.env).RETRY_BASE_MS), outcome.retryAfterMs ?? 0);
-    await runBatch(this.db, [
-      sql`UPDATE messages SET last_error = ${outcome.error}, updated_at = ${at} WHERE id = ${head.id}`,
-      sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
-        VALUES (${head.id}, 'processing', ${at}, ${attempt}, ${`retry in ${delay} ms: ${outcome.error}`})`,
-    ]);
-    this.ctx.storage.sql.exec(`UPDATE items SET next_at = ? WHERE id = ?`, at + delay, head.id);
   }
 
-  // Why a claim did not apply, and what the lane does about it.
-  private async unclaimed(head: ItemRow, laneKey: string, row: MessageRow | undefined, stragglers: StragglerRow[]): Promise<void> {
-    if (stragglers.length > 0 && head.started === 0) {
-      const added = await this.enqueue(
-        laneKey,
-        stragglers.map((s) => ({ messageId: s.id, instanceId: s.instance_id, priority: s.priority, readyAt: s.ready_at, createdAt: s.created_at })),
-      );
-      if (added > 0) return;
+  // The claim (or read) for this phase and D1's answer, by name.
+  private async ask(ask: D1Ask, head: ItemRow, laneKey: string, now: number): Promise<{ answer: D1Answer; row: MessageRow | undefined }> {
+    if (ask === "none") return { answer: { found: false }, row: undefined };
+    const older = olderQueued(laneKey, head, now);
+    let claimed = false;
+    let olderWaiting = false;
+    let row: MessageRow | undefined;
+    if (ask === "claim_first") {
+      // The queue may deliver a contact's messages out of order: the claim only succeeds when no
+      // older queued message of this lane exists. A scheduled message passes through queued.
+      const attempt = head.attempts + 1;
+      const r = await runNamed(this.db, {
+        toQueued: transitionStatements({
+          messageId: head.id,
+          from: ["scheduled"],
+          to: "queued",
+          at: now,
+          detail: "due",
+          where: sql`ready_at <= ${now} AND NOT EXISTS (${older})`,
+        }),
+        toProcessing: transitionStatements({ messageId: head.id, from: ["queued"], to: "processing", at: now, attempt, where: sql`NOT EXISTS (${older})` }),
+        row: messageRow(head.id),
+      });
+      claimed = applied(r.toProcessing);
+      row = firstRow<MessageRow>(r.row);
+      // Only a claim that did not apply needs to know why (kept off the hot path).
+      if (!claimed && (row?.status === "queued" || row?.status === "scheduled"))
+        olderWaiting = ((await this.db.all<{ waiting: number }>(sql`SELECT EXISTS (${older}) AS waiting`))[0]?.waiting ?? 0) > 0;
+    } else if (ask === "claim_retry") {
+      // Only from the attempt this lane knows of: a higher count in D1 means an attempt in doubt.
+      const r = await runNamed(this.db, {
+        claim: transitionStatements({
+          messageId: head.id,
+          from: ["processing"],
+          to: "processing",
+          at: now,
+          attempt: head.attempts + 1,
+          where: sql`attempts = ${head.attempts}`,
+        }),
+        row: messageRow(head.id),
+      });
+      claimed = applied(r.claim);
+      row = firstRow<MessageRow>(r.row);
+    } else {
+      row = firstRow<MessageRow>((await runNamed(this.db, { row: messageRow(head.id) })).row);
     }
-    // D1 holds the due time: a reschedule that reached D1 but not this lane still counts.
-    if (row?.status === "scheduled" && row.ready_at > Date.now()) {
-      this.ctx.storage.sql.exec(`UPDATE items SET ready_at = ? WHERE id = ?`, row.ready_at, head.id);
+    if (!row) return { answer: { found: false }, row };
+    return { answer: { found: true, status: row.status, claimed, attempts: row.attempts, readyAt: row.ready_at, olderWaiting }, row };
+  }
+
+  private async send(head: ItemRow, row: MessageRow, instance: InstanceRow | undefined, attempt: number): Promise<void> {
+    if (row.callback) this.callbacksWritten = true;
+    if (!instance) return this.record(head, row, { kind: "failed", error: "Instance no longer exists." }, attempt);
+    const evolution: EvolutionInstance = { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key };
+    const startedAt = Date.now();
+    // No storage write between the claim and this call: a DO's outgoing fetch waits for its pending
+    // writes to be confirmed (the output gate). D1 already says `processing` with this attempt,
+    // which is what a lane that restarts mid-send goes by (it reconciles before sending again).
+    const outcome = await sendThroughEvolution(evolution, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
+    const at = Date.now();
+    const next = afterSend(
+      outcome.kind === "transient" ? { ...outcome, doubt: outcome.doubt ?? false } : outcome,
+      attempt,
+      row.max_attempts,
+      backoffMs(attempt, config(this.env).RETRY_BASE_MS),
+    );
+    if (next.next === "record") {
+      // Kept here first: if the D1 write below fails or the object resets, the answer is not lost
+      // and Evolution is not called again (phase unrecorded).
+      this.update(head.id, { phase: "unrecorded", attempts: attempt, attempt_at: startedAt, outcome: JSON.stringify(next.outcome) });
+      return this.record(head, row, next.outcome, attempt);
+    }
+    const detail =
+      next.next === "retrying"
+        ? `retry in ${next.delayMs} ms: ${next.error}`
+        : `in doubt: ${next.error}; asking Evolution in ${next.delayMs} ms before sending again`;
+    this.update(head.id, { phase: next.next, attempts: attempt, attempt_at: startedAt, next_at: at + next.delayMs });
+    await this.note(head.id, attempt, detail, at, next.error);
+  }
+
+  // Ask Evolution whether the attempt in doubt went out, and act on the answer.
+  private async reconcile(head: ItemRow, row: MessageRow, instance: InstanceRow | undefined): Promise<void> {
+    if (row.callback) this.callbacksWritten = true;
+    const now = Date.now();
+    const from = (head.phase === "in_doubt" && head.attempt_at > 0 ? Math.min(head.attempt_at, row.updated_at) : row.updated_at) - RECONCILE_MARGIN_MS;
+    const found = instance
+      ? await findSent(
+          { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key },
+          {
+            to: row.to,
+            content: contentOf(row),
+            from,
+            until: now + RECONCILE_MARGIN_MS,
+            taken: async (ids) => {
+              const rows = await this.db.all<{ p: string }>(sql`SELECT provider_message_id AS p FROM messages
+                WHERE instance_id = ${head.instance_id} AND id != ${head.id} AND provider_message_id IN (${sql.join(
+                  ids.map((id) => sql`${id}`),
+                  sql`, `,
+                )})`);
+              return new Set(rows.map((r) => r.p));
+            },
+          },
+          config(this.env).EVOLUTION_TIMEOUT_MS,
+        )
+      : { kind: "unanswerable" as const, reason: "the instance no longer exists" };
+    const next = afterReconcile(found, row.attempts, row.max_attempts);
+    if (next.next === "record") {
+      this.update(head.id, { phase: "unrecorded", attempts: row.attempts, outcome: JSON.stringify(next.outcome) });
+      return this.record(head, row, next.outcome, row.attempts);
+    }
+    await this.note(head.id, row.attempts, next.detail, now);
+    this.update(head.id, { phase: "retrying", attempts: row.attempts, next_at: 0, outcome: null });
+  }
+
+  // Writes the attempt's known outcome to D1; on failure it stays `unrecorded` here and is retried.
+  private async record(head: ItemRow, row: MessageRow, outcome: Outcome, attempt: number): Promise<void> {
+    const at = Date.now();
+    try {
+      if (outcome.kind === "sent") {
+        const r = await runNamed(this.db, {
+          sent: transitionStatements({
+            messageId: head.id,
+            from: ["processing"],
+            to: "sent",
+            at,
+            attempt,
+            lastError: null,
+            providerMessageId: outcome.providerMessageId,
+            ...(outcome.detail ? { detail: outcome.detail } : {}),
+          }),
+          parked: sql`SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ${head.instance_id} AND provider_message_id = ${outcome.providerMessageId}`,
+        });
+        // A receipt that raced ahead of this record was parked; apply it now.
+        if ((firstRow<{ n: number }>(r.parked)?.n ?? 0) > 0) await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
+      } else {
+        await runNamed(this.db, {
+          failed: transitionStatements({
+            messageId: head.id,
+            from: ["processing"],
+            to: "failed",
+            at,
+            attempt,
+            lastError: outcome.error,
+            detail: outcome.error,
+          }),
+          deadLetter: sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at)
+            VALUES (${head.id}, ${row.tenant_id}, ${attempt}, ${outcome.error}, ${at})`,
+        });
+      }
+    } catch (err) {
+      logWarn("recording an attempt failed; kept in the lane and retried", { messageId: head.id, error: errorField(err) });
+      this.update(head.id, { next_at: at + HOLD_MS });
       return;
     }
-    // Still scheduled in D1 (e.g. taken up again after a retry): claim it through scheduled next time.
-    if (row?.status === "scheduled" && head.scheduled === 0) {
-      this.ctx.storage.sql.exec(`UPDATE items SET scheduled = 1 WHERE id = ?`, head.id);
-      return;
-    }
-    // Claimed earlier, but the lane stopped before it noted so: carry on as a retry.
-    if (row?.status === "processing" && head.started === 0) {
-      this.ctx.storage.sql.exec(`UPDATE items SET started = 1, attempts = ? WHERE id = ?`, row.attempts, head.id);
-      return;
-    }
-    // Still ours but not claimable this instant (an older message came and went): keep its place
-    // in line and let the drain try again; after a few misses it pauses (see drain()).
-    if (row && ["scheduled", "queued"].includes(row.status)) {
-      this.missedClaims++;
-      return;
-    }
-    // Sent, failed, canceled or gone: not ours to send.
     this.markDone(head.id);
   }
 
-  private async fail(row: MessageRow, attempt: number, error: string, at: number) {
-    await runBatch(this.db, [
-      ...transitionStatements({ messageId: row.id, from: ["processing"], to: "failed", at, attempt, lastError: error, detail: error }),
-      sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at) VALUES (${row.id}, ${row.tenant_id}, ${attempt}, ${error}, ${at})`,
-    ]);
+  // A history line (and last error) for an attempt that is not over yet. Best effort: the lane's
+  // own phase already holds what matters.
+  private async note(messageId: string, attempt: number, detail: string, at: number, lastError?: string): Promise<void> {
+    try {
+      await runNamed(this.db, {
+        lastError: lastError === undefined ? [] : [sql`UPDATE messages SET last_error = ${lastError}, updated_at = ${at} WHERE id = ${messageId}`],
+        history: sql`INSERT INTO message_history (message_id, status, at, attempt, detail) VALUES (${messageId}, 'processing', ${at}, ${attempt}, ${detail})`,
+      });
+    } catch (err) {
+      logWarn("history note failed", { messageId, error: errorField(err) });
+    }
+  }
+
+  private async pullOlder(laneKey: string, head: ItemRow, now: number): Promise<number> {
+    const stragglers = await this.db.all<StragglerRow>(sql`SELECT * FROM (${olderQueued(laneKey, head, now)}) LIMIT 50`);
+    return this.enqueue(
+      laneKey,
+      stragglers.map((s) => ({ messageId: s.id, instanceId: s.instance_id, priority: s.priority, readyAt: s.ready_at, createdAt: s.created_at })),
+    );
+  }
+
+  private update(id: string, fields: Partial<Pick<ItemRow, "phase" | "attempts" | "next_at" | "attempt_at" | "outcome" | "ready_at">>) {
+    const entries = Object.entries(fields);
+    if (entries.length === 0) return;
+    this.ctx.storage.sql.exec(`UPDATE lane_items SET ${entries.map(([k]) => `${k} = ?`).join(", ")} WHERE id = ?`, ...entries.map(([, v]) => v ?? null), id);
+  }
+
+  private markDone(id: string) {
+    this.ctx.storage.sql.exec(`UPDATE lane_items SET phase = 'done', done_at = ?, outcome = NULL WHERE id = ?`, Date.now(), id);
   }
 
   private async instance(id: string): Promise<InstanceRow | undefined> {
@@ -344,18 +475,35 @@ export class ContactLane extends DurableObject<Env> {
     return row;
   }
 
-  // The alarm always points at the earliest thing due: a retrying head's next try, else the
-  // earliest due waiting message. No work: no alarm.
+  // The alarm always points at the earliest thing due: the item in flight's next step, else the
+  // earliest waiting message (its due time, or its pacing slot). No work: no alarm.
   private async rearm(): Promise<void> {
-    const started = this.ctx.storage.sql.exec<{ next_at: number }>(`SELECT next_at FROM items WHERE state = 'waiting' AND started = 1 LIMIT 1`).toArray()[0];
-    const next = started
-      ? started.next_at
-      : this.ctx.storage.sql.exec<{ due: number | null }>(`SELECT MIN(ready_at) AS due FROM items WHERE state = 'waiting'`).one().due;
+    const sqlite = this.ctx.storage.sql;
+    const inFlight = sqlite.exec<{ next_at: number }>(`SELECT next_at FROM lane_items WHERE phase IN ${IN_FLIGHT} ORDER BY next_at LIMIT 1`).toArray()[0];
+    const next = inFlight
+      ? inFlight.next_at
+      : sqlite.exec<{ due: number | null }>(`SELECT MIN(MAX(ready_at, next_at)) AS due FROM lane_items WHERE phase = 'waiting'`).one().due;
     if (next === null || next === undefined) {
       await this.ctx.storage.deleteAlarm();
       return;
     }
-    const at = Math.max(next, Date.now(), this.pauseUntil);
-    await this.ctx.storage.setAlarm(at);
+    await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
+  }
+}
+
+function contentOf(row: MessageRow): Outgoing {
+  return { to: row.to, text: row.text, media: row.media ? (JSON.parse(row.media) as MediaJson) : null };
+}
+
+const storedOutcome = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("sent"), providerMessageId: z.string().min(1), detail: z.string().optional() }),
+  z.object({ kind: z.literal("failed"), error: z.string() }),
+]);
+
+function parseOutcome(json: string | null): Outcome | undefined {
+  try {
+    return storedOutcome.parse(JSON.parse(json ?? "null"));
+  } catch {
+    return undefined;
   }
 }

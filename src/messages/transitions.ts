@@ -19,6 +19,9 @@ export type Transition = {
   where?: SQL;
 };
 
+/** A sent message with no delivered/read receipt this long after it went is checked with Evolution. */
+export const RECEIPT_CHECK_AFTER_MS = 10 * 60_000;
+
 const stampColumn: Partial<Record<MessageStatus, string>> = {
   sent: "sent_at",
   delivered: "delivered_at",
@@ -34,6 +37,8 @@ export function transitionStatements(t: Transition): SQL[] {
   // A read receipt implies delivery even when DELIVERY_ACK never came.
   if (t.to === "read") sets.push(sql`delivered_at = COALESCE(delivered_at, ${t.at})`);
   if (t.to === "queued") sets.push(sql`ready_at = MAX(ready_at, ${t.at})`);
+  // A sent message whose receipts never come is checked with Evolution later (sweep/receipts.ts).
+  if (t.to === "sent") sets.push(sql`receipt_check_at = ${t.at + RECEIPT_CHECK_AFTER_MS}`, sql`receipt_checks = 0`);
   if (t.attempt !== undefined) sets.push(sql`attempts = ${t.attempt}`);
   if (t.lastError !== undefined) sets.push(sql`last_error = ${t.lastError}`);
   if (t.providerMessageId !== undefined) sets.push(sql`provider_message_id = ${t.providerMessageId}`);

@@ -9,7 +9,8 @@ import { runBatch } from "../db/batch.ts";
 import { apiKeys, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { parseBody } from "../http/body.ts";
-import { newId, randomToken } from "../ids.ts";
+import { newId } from "../ids.ts";
+import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { purge } from "../sweep/sweeper.ts";
 
 export const adminRoutes = new Hono<AppEnv>();
@@ -57,7 +58,7 @@ adminRoutes.post("/tenants", async (c) => {
     name: input.name,
     maxAttempts: input.maxAttempts ?? 3,
     callbackUrl: input.callbackUrl ?? null,
-    callbackSecret: randomToken(32),
+    callbackSecret: newWebhookSecret(),
     rateLimitPerMinute: input.rateLimitPerMinute ?? null,
     createdAt: now,
   };
@@ -72,7 +73,7 @@ adminRoutes.post("/tenants", async (c) => {
       tenant: tenantView(tenant, config(c.env).DEFAULT_RATE_LIMIT_PER_MINUTE),
       apiKey: key.key,
       apiKeyId: keyId,
-      // Shown once, like the key: it signs callbacks (X-Mensageiro-Signature).
+      // Shown once, like the key: the Standard Webhooks secret that signs callbacks (docs/callbacks.md).
       callbackSecret: tenant.callbackSecret,
     },
     201,

@@ -9,8 +9,9 @@ import { changes, runBatch } from "../db/batch.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { MAX_BATCH_BODY_BYTES, parseBody, parseWith, readJson } from "../http/body.ts";
-import { acceptMessages, checkSendAt, enqueueJobs, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
-import { applyTransition, transitionStatements } from "../messages/transitions.ts";
+import { acceptMessages, checkSendAt, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
+import { replayFailed } from "../messages/replay.ts";
+import { applyTransition } from "../messages/transitions.ts";
 import { idempotent, type Answer } from "../messages/idempotency.ts";
 import { acceptedView, historyOf, messageView } from "../messages/view.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
@@ -165,18 +166,10 @@ messageRoutes.patch("/:id", async (c) => {
   return c.json(messageView(after, await historyOf(c.var.db, row.id)));
 });
 
-// Dead-letter replay: a failed message goes back to its lane with a fresh attempt budget.
+// Dead-letter replay of one message (POST /v1/dead-letters/replay does many the same way).
 messageRoutes.post("/:id/retry", async (c) => {
   const row = await ownMessage(c, c.req.param("id"));
-  const now = Date.now();
-  const [requeued] = await runBatch(c.var.db, [
-    ...transitionStatements({ messageId: row.id, from: ["failed"], to: "queued", at: now, attempt: 0, lastError: null, detail: "retry requested" }),
-    sql`UPDATE dead_letters SET replayed_at = ${now} WHERE message_id = ${row.id} AND EXISTS (SELECT 1 FROM messages WHERE id = ${row.id} AND status = 'queued')`,
-  ]);
-  if (changes(requeued) === 0)
-    throw new ApiError("conflict", `Message is ${row.status}; only failed messages can be retried.`, [{ path: "status", message: row.status }]);
-  await enqueueJobs(c.env, [
-    { messageId: row.id, laneKey: row.laneKey, instanceId: row.instanceId, priority: row.priority, readyAt: now, createdAt: row.createdAt },
-  ]);
+  const [requeued] = await replayFailed(c.env, c.var.db, [row], "retry requested");
+  if (!requeued) throw new ApiError("conflict", `Message is ${row.status}; only failed messages can be retried.`, [{ path: "status", message: row.status }]);
   return c.json(acceptedView({ ...(await ownMessage(c, row.id)) }), 202);
 });

@@ -1,13 +1,16 @@
 // The cron sweep (every minute): the safety net under the queue and the lanes.
 // - re-enqueues messages left `queued` (a lost queue hop) or `scheduled` past their time
 //   (a lane that lost them); lanes dedupe, and the D1 claim makes a second send impossible;
+// - wakes lanes stuck in `processing` and catches up lost receipts with Evolution (bounded);
 // - purges terminal messages, inbound messages and events older than RETENTION_DAYS;
-// - hands waiting tenant callbacks to their queue.
+// - hands waiting tenant callbacks to their queue, and again those whose queue hop was lost.
 import { sql } from "drizzle-orm";
-import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { dispatchCallbacks, redispatchDue } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
 import { database, type Db } from "../db/client.ts";
 import { enqueueJobs } from "../messages/accept.ts";
+import { catchUpReceipts } from "./receipts.ts";
+import { wakeStuckLanes } from "./wake.ts";
 import { log } from "../observability/log.ts";
 
 const SWEEP_PAGE = 500;
@@ -17,18 +20,15 @@ const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 export async function requeueStranded(env: Env, now = Date.now()): Promise<number> {
   const db = database(env.DB);
   const threshold = now - config(env).STUCK_QUEUED_MINUTES * 60_000;
+  // One statement picks and touches the page (so the next sweep does not send the same jobs again
+  // right away) and returns it: no id list, so no bound-parameter limit however many are stranded.
   const rows = await db.all<{ id: string; lane_key: string; instance_id: string; priority: number; ready_at: number; created_at: number }>(sql`
-    SELECT id, lane_key, instance_id, priority, ready_at, created_at FROM messages
-    WHERE (status = 'queued' AND updated_at < ${threshold}) OR (status = 'scheduled' AND ready_at < ${threshold})
-    ORDER BY created_at LIMIT ${SWEEP_PAGE}`);
+    UPDATE messages SET updated_at = ${now} WHERE id IN (
+      SELECT id FROM messages
+      WHERE (status = 'queued' AND updated_at < ${threshold}) OR (status = 'scheduled' AND ready_at < ${threshold})
+      ORDER BY created_at LIMIT ${SWEEP_PAGE})
+    RETURNING id, lane_key, instance_id, priority, ready_at, created_at`);
   if (rows.length === 0) return 0;
-  // Touch them so the next sweep does not send the same jobs again right away.
-  await db.run(
-    sql`UPDATE messages SET updated_at = ${now} WHERE id IN (${sql.join(
-      rows.map((r) => sql`${r.id}`),
-      sql`, `,
-    )}) AND status IN ('queued', 'scheduled')`,
-  );
   await enqueueJobs(
     env,
     rows.map((r) => ({ messageId: r.id, laneKey: r.lane_key, instanceId: r.instance_id, priority: r.priority, readyAt: r.ready_at, createdAt: r.created_at })),
@@ -44,6 +44,7 @@ export type PurgeReport = {
   events: number;
   idempotencyKeys: number;
   pendingReceipts: number;
+  callbackDeliveries: number;
 };
 
 async function deleteInPages(db: Db, select: ReturnType<typeof sql>, table: string, key: string): Promise<number> {
@@ -80,13 +81,22 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
   const events = await deleteInPages(db, sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff}`, "outbox_events", "seq");
   const idempotencyKeys = (await db.run(sql`DELETE FROM idempotency_keys WHERE created_at < ${now - IDEMPOTENCY_TTL_MS}`)).meta?.changes ?? 0;
   const pendingReceipts = (await db.run(sql`DELETE FROM pending_receipts WHERE at < ${cutoff}`)).meta?.changes ?? 0;
-  return { messages, history, deadLetters, inbound, events, idempotencyKeys, pendingReceipts };
+  const callbackDeliveries = await deleteInPages(
+    db,
+    sql`SELECT rowid FROM callback_deliveries WHERE status IN ('delivered', 'failed') AND updated_at < ${cutoff}`,
+    "callback_deliveries",
+    "rowid",
+  );
+  return { messages, history, deadLetters, inbound, events, idempotencyKeys, pendingReceipts, callbackDeliveries };
 }
 
 export async function sweep(env: Env, now = Date.now()) {
   const requeued = await requeueStranded(env, now);
+  const woken = await wakeStuckLanes(env, now);
+  const receipts = await catchUpReceipts(env, now);
   const purged = await purge(env, now);
   const callbacks = await dispatchCallbacks(env);
-  log("info", "sweep", { requeued, purged, callbacks });
-  return { requeued, purged, callbacks };
+  const callbacksRedispatched = await redispatchDue(env, now);
+  log("info", "sweep", { requeued, woken, receipts, purged, callbacks, callbacksRedispatched });
+  return { requeued, woken, receipts, purged, callbacks, callbacksRedispatched };
 }

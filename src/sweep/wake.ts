@@ -1,15 +1,23 @@
-// Wake on start: the first event an isolate handles re-arms the lanes that hold pending work.
-// Deployed alarms are durable, but a restarted local runtime only fires an object's alarm once
-// something touches the object; this makes schedules that fell due while it was down go at once.
+// Waking lanes whose alarm may not fire on its own.
+// - Local runtime only (WAKE_LANES_ON_START=true, set by `npm start` and the end-to-end runs): a
+//   restarted `wrangler dev` fires an object's alarm only once something touches the object, so the
+//   first event after a start re-arms the lanes that hold pending work. Deployed alarms are durable:
+//   production never does this per isolate (a deploy or scale-out would flood D1 and the lanes).
+// - The cron (every environment): lanes with a message `processing` untouched for a long time are
+//   woken, a bounded few per run, as a safety net under the alarms.
 import { sql } from "drizzle-orm";
+import { config } from "../config.ts";
 import { database } from "../db/client.ts";
 import { errorField, log } from "../observability/log.ts";
 
 let woken = false;
-const MAX_LANES = 1000;
+const START_LANES = 100;
+const CRON_LANES = 20;
+const CONCURRENCY = 10;
 
-export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }) {
-  if (woken) return;
+/** True when this call started the wake (once per isolate, and only where configured). */
+export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }): boolean {
+  if (woken || !config(env).WAKE_LANES_ON_START) return false;
   woken = true;
   ctx.waitUntil(
     wakeLanes(env).catch((err) => {
@@ -17,13 +25,29 @@ export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }
       log("warn", "lane wake failed", { error: errorField(err) });
     }),
   );
+  return true;
 }
 
-export async function wakeLanes(env: Env): Promise<number> {
-  const db = database(env.DB);
-  const lanes = await db.all<{ lane_key: string }>(sql`
+/** Lanes with pending work, earliest due first (bounded). */
+export async function wakeLanes(env: Env, limit = START_LANES): Promise<number> {
+  const lanes = await database(env.DB).all<{ lane_key: string }>(sql`
     SELECT lane_key FROM messages WHERE status IN ('scheduled', 'queued', 'processing')
-    GROUP BY lane_key ORDER BY MIN(ready_at) LIMIT ${MAX_LANES}`);
-  await Promise.all(lanes.map((l) => env.LANES.get(env.LANES.idFromName(l.lane_key)).wake(l.lane_key)));
+    GROUP BY lane_key ORDER BY MIN(ready_at) LIMIT ${limit}`);
+  await wake(env, lanes);
   return lanes.length;
+}
+
+/** From the cron: lanes whose message has sat in `processing` far longer than any retry waits. */
+export async function wakeStuckLanes(env: Env, now = Date.now()): Promise<number> {
+  const threshold = now - 2 * config(env).STUCK_QUEUED_MINUTES * 60_000;
+  const lanes = await database(env.DB).all<{ lane_key: string }>(sql`
+    SELECT DISTINCT lane_key FROM messages WHERE status = 'processing' AND updated_at < ${threshold} LIMIT ${CRON_LANES}`);
+  await wake(env, lanes);
+  return lanes.length;
+}
+
+async function wake(env: Env, lanes: { lane_key: string }[]) {
+  for (let i = 0; i < lanes.length; i += CONCURRENCY) {
+    await Promise.all(lanes.slice(i, i + CONCURRENCY).map((l) => env.LANES.get(env.LANES.idFromName(l.lane_key)).wake(l.lane_key)));
+  }
 }

@@ -72,7 +72,9 @@ describe("scheduled delivery on wrangler dev", () => {
     expect(overdue.at - wokeAt).toBeLessThan(5000);
     const later = await until(async () => (await calls(t.instance)).find((x) => x.number === "5511955550003"), 30_000);
     expect(later.at).toBeGreaterThanOrEqual(laterAt);
-    expect(later.at - laterAt).toBeLessThan(2000);
+    // On time; or, when the restart itself outlasted it (a loaded machine takes 10 s and more to
+    // start wrangler dev again), at once on wake.
+    expect(later.at - Math.max(laterAt, wokeAt)).toBeLessThan(2000);
     // Exactly once each.
     const all = await calls(t.instance);
     expect(all.map((c) => c.body.text).sort()).toEqual(["depois do reinício", "no horário", "venceu parado"]);

@@ -39,7 +39,7 @@ describe("200 messages to 20 contacts through wrangler dev", () => {
       statuses = await Promise.all(
         ids.map(async (id) => ((await (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json()) as { status: string }).status),
       );
-      if (statuses.every((s) => s === "sent")) break;
+      if (statuses.length === ids.length && statuses.every((s) => s === "sent")) break;
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(statuses.filter((s) => s !== "sent")).toEqual([]);

@@ -60,7 +60,7 @@ export async function startGateway(
   const root = opts.root ?? ROOT;
   const config = opts.config ? ["--config", opts.config] : [];
   await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], env, root);
-  const vars = { ADMIN_TOKEN: "e2e-admin-token", METRICS_TOKEN: "e2e-metrics-token", ...opts.vars };
+  const vars = { ADMIN_TOKEN: "e2e-admin-token", METRICS_TOKEN: "e2e-metrics-token", WAKE_LANES_ON_START: "true", ...opts.vars };
   let child: ChildProcess | undefined;
   let logs = "";
 

@@ -1,12 +1,13 @@
 // A tiny HTTP receiver for tenant callbacks in tests: records every POST per path, and can be
-// told to answer 500 for the next N requests to a path.
+// told to answer an error (500 unless told otherwise, with optional headers such as Retry-After)
+// for the next N requests to a path: POST /fail/<path> {"times", "status"?, "headers"?}.
 import { createServer, type IncomingMessage } from "node:http";
 
 export type Received = { path: string; headers: Record<string, string>; body: string; at: number; status: number };
 
 export async function startReceiver(): Promise<{ url: string; close(): Promise<void> }> {
   const received: Received[] = [];
-  const failures = new Map<string, number>();
+  const failures = new Map<string, { left: number; status: number; headers: Record<string, string> }>();
   const read = (req: IncomingMessage) =>
     new Promise<string>((resolve) => {
       let body = "";
@@ -23,16 +24,18 @@ export async function startReceiver(): Promise<{ url: string; close(): Promise<v
       return;
     }
     if (req.method === "POST" && url.pathname.startsWith("/fail/")) {
-      failures.set(url.pathname.slice("/fail".length), Number(JSON.parse(body || "{}").times ?? 1));
+      const order = JSON.parse(body || "{}");
+      failures.set(url.pathname.slice("/fail".length), { left: Number(order.times ?? 1), status: Number(order.status ?? 500), headers: order.headers ?? {} });
       res.writeHead(204).end();
       return;
     }
-    const left = failures.get(url.pathname) ?? 0;
-    const status = left > 0 ? 500 : 200;
-    if (left > 0) failures.set(url.pathname, left - 1);
+    const failure = failures.get(url.pathname);
+    const failing = failure && failure.left > 0;
+    const status = failing ? failure.status : 200;
+    if (failing) failure.left -= 1;
     const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
     received.push({ path: url.pathname, headers, body, at: Date.now(), status });
-    res.writeHead(status, { "content-type": "application/json" }).end('{"ok":true}');
+    res.writeHead(status, { "content-type": "application/json", ...(failing ? failure.headers : {}) }).end('{"ok":true}');
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();

@@ -102,7 +102,7 @@ export function laneStub(tenantId: string, instanceId: string, to: string) {
 /** Makes the lane's pending retry due now and fires its alarm: time passes without sleeping. */
 export async function fireRetry(lane: ReturnType<typeof laneStub>): Promise<boolean> {
   await runInDurableObject(lane, (_instance, state) => {
-    state.storage.sql.exec("UPDATE items SET next_at = 0 WHERE state = 'waiting'");
+    state.storage.sql.exec("UPDATE lane_items SET next_at = 0 WHERE phase != 'done'");
   });
   return runDurableObjectAlarm(lane);
 }

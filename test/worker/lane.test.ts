@@ -1,10 +1,11 @@
 // ContactLane behaviour: retries on the alarm, permanent failures, dead letters, dedupe, order repair, pacing.
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
+import worker from "../../src/index.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
-import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, unique, waitForStatus } from "./helpers.ts";
+import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, waitForStatus } from "./helpers.ts";
 
 const fault = (body: Record<string, unknown>) => simulator("/_sim/faults", { method: "POST", json: body });
 const history = async (id: string) =>
@@ -27,7 +28,7 @@ async function waitForAttempt(id: string, attempts: number) {
 
 async function nextRetryIn(lane: ReturnType<typeof laneStub>) {
   const snap = await lane.snapshot();
-  return snap.waiting[0]!.next_at - Date.now();
+  return snap.pending[0]!.next_at - Date.now();
 }
 
 describe("transient failures", () => {
@@ -177,8 +178,11 @@ describe("dedupe and order repair", () => {
     await lane.enqueue(row.lane_key, [item]);
     await lane.enqueue(row.lane_key, [item]);
     await runDurableObjectAlarm(lane);
-    await env.SENDS.send({ messageId: id, laneKey: row.lane_key, instanceId: t.instanceId, priority: 5, readyAt: row.ready_at, createdAt: row.created_at });
-    await new Promise((r) => setTimeout(r, 1500));
+    // And as the queue consumer itself gets it again: handed to the lane (acked), not sent.
+    const batch = createMessageBatch("mensageiro-sends", [{ id: "again", timestamp: new Date(), attempts: 2, body: { ...item, laneKey: row.lane_key } }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["again"]);
     await runDurableObjectAlarm(lane);
     expect((await simCalls(t.instance)).filter((c) => c.number === to)).toHaveLength(1);
     expect((await messageRow(id))?.attempts).toBe(1);
@@ -225,16 +229,25 @@ describe("dedupe and order repair", () => {
 });
 
 describe("pacing", () => {
-  it("the governor reserves slots at ratePerMinute with a burst of one second's worth", async () => {
-    const governor = env.GOVERNORS.get(env.GOVERNORS.idFromName(unique("gov"))) as unknown as { reserve(rate: number, now: number): Promise<number> };
-    // 120/min: 500 ms apart, burst of 2.
-    expect([
-      await governor.reserve(120, 1000),
-      await governor.reserve(120, 1000),
-      await governor.reserve(120, 1000),
-      await governor.reserve(120, 1000),
-    ]).toEqual([0, 0, 500, 1000]);
-    expect(await governor.reserve(120, 10_000)).toBe(0);
+  it("a lane waiting for its slot re-arms its alarm for it instead of sleeping (defect 7)", async () => {
+    const t = await setupTenant({ ratePerMinute: 1 });
+    const first = (await json(await send(t.key, { instance: t.instance, to: "5511955551001", text: "vai já" }))).id;
+    await waitForStatus(first, ["sent"]);
+    const second = (await json(await send(t.key, { instance: t.instance, to: "5511955551002", text: "espera a vez" }))).id;
+    const lane = laneStub(t.id, t.instanceId, "5511955551002");
+    // 1/min: the next slot is a minute after the first send. The lane parks its head for it.
+    const snap = await eventually(async () => {
+      const s = await lane.snapshot();
+      return s.pending[0] && s.pending[0].next_at > Date.now() + 30_000 ? s : undefined;
+    });
+    expect(snap.alarm).toBe(snap.pending[0]!.next_at);
+    expect(snap.pending[0]).toMatchObject({ id: second, phase: "waiting", attempts: 0 });
+    // Running the alarm early returns at once, without a send.
+    const started = Date.now();
+    expect(await runDurableObjectAlarm(lane)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect((await messageRow(second))?.status).toBe("queued");
+    expect(await simCalls(t.instance)).toHaveLength(1);
   });
 
   it("sends of one instance, across contacts, are spaced to its rate", async () => {

@@ -1,8 +1,9 @@
 // Scheduled messages: held in the lane, fired by its one alarm, cancel/reschedule, the sweep.
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
+import worker from "../../src/index.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
 import { requeueStranded } from "../../src/sweep/sweeper.ts";
 import { wakeLanes } from "../../src/sweep/wake.ts";
@@ -15,7 +16,7 @@ async function laneHolds(lane: ReturnType<typeof laneStub>, n: number) {
   return eventually(
     async () => {
       const snap = await lane.snapshot();
-      return snap.waiting.length === n ? snap : undefined;
+      return snap.pending.length === n ? snap : undefined;
     },
     10_000,
     `lane to hold ${n}`,
@@ -27,7 +28,7 @@ async function makeDue(lane: ReturnType<typeof laneStub>, id: string, ageMs = 10
   const when = Date.now() - ageMs;
   await env.DB.prepare("UPDATE messages SET send_at = ?, ready_at = ? WHERE id = ?").bind(when, when, id).run();
   await runInDurableObject(lane, (_i, state) => {
-    state.storage.sql.exec("UPDATE items SET ready_at = ? WHERE id = ?", when, id);
+    state.storage.sql.exec("UPDATE lane_items SET ready_at = ?, next_at = 0 WHERE id = ?", when, id);
   });
 }
 
@@ -43,7 +44,7 @@ describe("scheduling", () => {
     const lane = laneStub(t.id, t.instanceId, to);
     const snap = await laneHolds(lane, 1);
     expect(snap.alarm).toBe(sendAt);
-    expect(snap.waiting[0]).toMatchObject({ id: body.id, ready_at: sendAt });
+    expect(snap.pending[0]).toMatchObject({ id: body.id, ready_at: sendAt });
     // Not due: the alarm run sends nothing.
     await runDurableObjectAlarm(lane);
     expect(await simCalls(t.instance)).toHaveLength(0);
@@ -76,7 +77,7 @@ describe("scheduling", () => {
     expect(await json(moved)).toMatchObject({ status: "scheduled", sendAt: at(movedTo) });
     const snap = await lane.snapshot();
     expect(snap.alarm).toBe(movedTo);
-    expect(snap.waiting.map((w) => [w.id, w.ready_at])).toEqual([[second, movedTo]]);
+    expect(snap.pending.map((w) => [w.id, w.ready_at])).toEqual([[second, movedTo]]);
     // A canceled message never goes out, even if it were made due.
     await makeDue(lane, second);
     await runDurableObjectAlarm(lane);
@@ -113,7 +114,7 @@ describe("scheduling", () => {
     const scheduled = (await json(await send(t.key, { instance: t.instance, to, text: "depois", sendAt: at(scheduledAt) }))).id;
     const lane = laneStub(t.id, t.instanceId, to);
     const snap = await laneHolds(lane, 2);
-    const retryAt = snap.waiting.find((w) => w.id === retrying)!.next_at;
+    const retryAt = snap.pending.find((w) => w.id === retrying)!.next_at;
     expect(retryAt).toBeLessThan(scheduledAt);
     expect(snap.alarm).toBe(retryAt);
     await fireRetry(lane);
@@ -213,10 +214,10 @@ describe("wake after a restart", () => {
     );
     await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [lost]);
     const lane = laneStub(t.id, t.instanceId, to);
-    expect((await lane.snapshot()).waiting).toEqual([]);
+    expect((await lane.snapshot()).pending).toEqual([]);
     expect(await wakeLanes(env)).toBeGreaterThanOrEqual(1);
     const snap = await lane.snapshot();
-    expect(snap.waiting.map((w) => w.id)).toEqual([lost.row.id]);
+    expect(snap.pending.map((w) => w.id)).toEqual([lost.row.id]);
     expect(snap.alarm).toBe(due);
     await makeDue(lane, lost.row.id);
     await runDurableObjectAlarm(lane);
@@ -232,13 +233,23 @@ describe("sweep", () => {
     const instances = await findInstances(db, t.id, [t.instance]);
     const stranded = prepareMessage({ id: t.id, name: "t", maxAttempts: 3 }, instances, { instance: t.instance, to, text: "perdida" }, Date.now());
     await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [stranded]);
-    expect(await requeueStranded(env, Date.now())).toBe(0);
+    // The sweep's jobs are captured, then handed to the Worker's consumer: each is seen through.
+    const jobs: unknown[] = [];
+    const capture = { ...env, SENDS: { sendBatch: async (batch: { body: unknown }[]) => void jobs.push(...batch.map((m) => m.body)) } } as unknown as Env;
+    expect(await requeueStranded(capture, Date.now())).toBe(0);
     // Past the threshold (5 min), twice in a row, as two cron runs would.
-    expect(await requeueStranded(env, Date.now() + 10 * 60_000)).toBeGreaterThanOrEqual(1);
+    expect(await requeueStranded(capture, Date.now() + 10 * 60_000)).toBeGreaterThanOrEqual(1);
     await env.DB.prepare("UPDATE messages SET updated_at = 0 WHERE id = ? AND status = 'queued'").bind(stranded.row.id).run();
-    await requeueStranded(env, Date.now() + 10 * 60_000);
-    await waitForStatus(stranded.row.id, ["sent"]);
-    await new Promise((r) => setTimeout(r, 1500));
+    await requeueStranded(capture, Date.now() + 10 * 60_000);
+    const mine = jobs.filter((j) => JSON.stringify(j).includes(stranded.row.id));
+    expect(mine).toHaveLength(2);
+    for (const [i, body] of mine.entries()) {
+      const batch = createMessageBatch("mensageiro-sends", [{ id: `sweep-${i}`, timestamp: new Date(), attempts: 1, body }]);
+      const ctx = createExecutionContext();
+      await worker.queue(batch, env, ctx);
+      expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual([`sweep-${i}`]);
+      await waitForStatus(stranded.row.id, ["sent"]);
+    }
     await runDurableObjectAlarm(laneStub(t.id, t.instanceId, to));
     expect((await simCalls(t.instance)).filter((c) => c.number === to)).toHaveLength(1);
   });

@@ -1,0 +1,34 @@
+// Opaque list cursors: the sort key of the last row (a number and a tie-breaking id), base64url JSON.
+import { z } from "zod";
+
+const position = z.tuple([z.number().int(), z.string().min(1).max(200)]);
+export type Position = z.infer<typeof position>;
+
+export function encodeCursor(at: number, id: string): string {
+  return btoa(JSON.stringify([at, id]))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
+
+function decode(text: string): Position | undefined {
+  try {
+    const parsed = position.safeParse(JSON.parse(atob(text.replace(/-/g, "+").replace(/_/g, "/"))));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A query parameter holding a cursor from encodeCursor; anything else is a 400. */
+export const cursorParam = z
+  .string()
+  .max(400)
+  .transform((text, ctx) => {
+    const at = decode(text);
+    if (!at) {
+      ctx.addIssue({ code: "custom", message: "Not a cursor from this API." });
+      return z.NEVER;
+    }
+    return at;
+  });

@@ -1,0 +1,64 @@
+// Lost receipts (from the cron): a message `sent` a while ago with no delivered/read receipt is
+// checked with Evolution's findStatusMessage, because Evolution's webhooks are not durable.
+// Paced and bounded so it never floods Evolution: a few messages per instance per run, one call
+// at a time, at most RECEIPT_MAX_CHECKS checks per message, spaced further apart each time.
+import { sql } from "drizzle-orm";
+import { config } from "../config.ts";
+import { runNamed } from "../db/batch.ts";
+import { database } from "../db/client.ts";
+import { findReceipt } from "../evolution/reconcile.ts";
+import { receiptFrom, receiptStatus } from "../messages/receipts.ts";
+import { transitionStatements } from "../messages/transitions.ts";
+
+// Per cron run (every minute): at most this many checks in all, and this many per instance.
+const RECEIPT_PAGE = 25;
+const RECEIPT_PER_INSTANCE = 5;
+// After the first check (10 min after the send, see transitions.ts), the next ones wait this long.
+const RECHECK_AFTER_MS = [60 * 60_000, 6 * 60 * 60_000];
+export const RECEIPT_MAX_CHECKS = RECHECK_AFTER_MS.length + 1;
+
+type Due = { id: string; to: string; provider_message_id: string; receipt_checks: number; name: string; evolution_url: string; evolution_api_key: string };
+
+export type ReceiptReport = { checked: number; caughtUp: number; failed: number };
+
+export async function catchUpReceipts(env: Env, now = Date.now()): Promise<ReceiptReport> {
+  const db = database(env.DB);
+  const due = await db.all<Due>(sql`
+    SELECT id, "to", provider_message_id, receipt_checks, name, evolution_url, evolution_api_key FROM (
+      SELECT m.id, m."to", m.provider_message_id, m.receipt_checks, i.name, i.evolution_url, i.evolution_api_key,
+        ROW_NUMBER() OVER (PARTITION BY m.instance_id ORDER BY m.receipt_check_at) AS n
+      FROM messages m JOIN instances i ON i.id = m.instance_id
+      WHERE m.status = 'sent' AND m.receipt_check_at IS NOT NULL AND m.receipt_check_at <= ${now} AND m.provider_message_id IS NOT NULL
+      ORDER BY m.receipt_check_at LIMIT ${RECEIPT_PAGE * 4})
+    WHERE n <= ${RECEIPT_PER_INSTANCE} LIMIT ${RECEIPT_PAGE}`);
+  const report: ReceiptReport = { checked: 0, caughtUp: 0, failed: 0 };
+  for (const m of due) {
+    const found = await findReceipt(
+      { name: m.name, url: m.evolution_url, apiKey: m.evolution_api_key },
+      m.to,
+      m.provider_message_id,
+      config(env).EVOLUTION_TIMEOUT_MS,
+    );
+    report.checked++;
+    const checks = m.receipt_checks + 1;
+    const nextAt = checks < RECEIPT_MAX_CHECKS ? now + (RECHECK_AFTER_MS[checks - 1] ?? 0) : null;
+    const status = found.ok && found.status ? receiptStatus(found.status) : undefined;
+    if (!found.ok) report.failed++;
+    await runNamed(db, {
+      receipt:
+        status && status !== "failed"
+          ? transitionStatements({
+              messageId: m.id,
+              from: receiptFrom[status],
+              to: status,
+              at: now,
+              detail: `receipt caught up from Evolution (findStatusMessage: ${found.ok ? found.status : ""})`,
+            })
+          : [],
+      // Counted either way; once a receipt is found the message needs no further check.
+      counted: sql`UPDATE messages SET receipt_checks = ${checks}, receipt_check_at = ${status ? null : nextAt} WHERE id = ${m.id}`,
+    });
+    if (status) report.caughtUp++;
+  }
+  return report;
+}

@@ -1,0 +1,159 @@
+// Nothing sent twice: an attempt whose outcome the lane lost is checked with Evolution
+// (findMessages) before any second send; an answer that D1 failed to record is kept by the lane.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { database } from "../../src/db/client.ts";
+import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
+import { eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, simulatorUrl, waitForStatus } from "./helpers.ts";
+import { failNextBatch } from "./production-limits.ts";
+import { catchUpReceipts } from "../../src/sweep/receipts.ts";
+
+type Tenant = Awaited<ReturnType<typeof setupTenant>>;
+
+const history = async (id: string) =>
+  (
+    await env.DB.prepare("SELECT status, attempt, detail FROM message_history WHERE message_id = ? ORDER BY id")
+      .bind(id)
+      .all<{ status: string; attempt: number | null; detail: string | null }>()
+  ).results;
+
+/** A message written to D1 and claimed (processing, attempt 1) by a lane that then stopped: the
+ *  state a reset leaves between the claim and the record of Evolution's answer. */
+async function claimedThenLost(t: Tenant, to: string, text: string) {
+  const db = database(env.DB);
+  const instances = await findInstances(db, t.id, [t.instance]);
+  const p = prepareMessage({ id: t.id, name: "t", maxAttempts: 3 }, instances, { instance: t.instance, to, text }, Date.now());
+  await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [p]);
+  const now = Date.now();
+  await env.DB.batch([
+    env.DB.prepare("UPDATE messages SET status = 'processing', attempts = 1, updated_at = ? WHERE id = ?").bind(now, p.row.id),
+    env.DB.prepare("INSERT INTO message_history (message_id, status, at, attempt) VALUES (?, 'processing', ?, 1)").bind(p.row.id, now),
+  ]);
+  return p;
+}
+
+/** The lost attempt as Evolution saw it: the send went through. */
+async function sendDirectly(t: Tenant, to: string, text: string): Promise<string> {
+  const res = await fetch(`${simulatorUrl()}/message/sendText/${t.instance}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", apikey: t.evolutionKey },
+    body: JSON.stringify({ number: to, text }),
+  });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { key: { id: string } }).key.id;
+}
+
+const sendTexts = async (t: Tenant, to: string) => (await simCalls(t.instance)).filter((c) => c.number === to && c.route === "sendText");
+
+describe("the write after Evolution's 201 fails (defect 2)", () => {
+  it("the lane keeps the answer and records it later, without calling Evolution again", async () => {
+    const t = await setupTenant();
+    const to = "5511933330001";
+    // The batch that records `sent` (it also looks for parked receipts of this instance) fails once.
+    failNextBatch((statements) => statements.some((s) => s.sql.includes("pending_receipts") && s.params.includes(t.instanceId)));
+    const id = (await json(await send(t.key, { instance: t.instance, to, text: "uma vez só" }))).id;
+    const lane = laneStub(t.id, t.instanceId, to);
+    await eventually(async () => (await lane.snapshot()).pending[0]?.phase === "unrecorded");
+    expect((await messageRow(id))?.status).toBe("processing");
+    await fireRetry(lane);
+    const row = await waitForStatus(id, ["sent"]);
+    const calls = await sendTexts(t, to);
+    expect(calls).toHaveLength(1);
+    expect(row.provider_message_id).toBe(calls[0]!.keyId);
+    expect((await history(id)).map((h) => h.status)).toEqual(["queued", "processing", "sent"]);
+  });
+});
+
+describe("in doubt after a reset: reconcile before sending again", () => {
+  it("found in Evolution: recorded sent with its id, no second send", async () => {
+    const t = await setupTenant();
+    const to = "5511933330002";
+    const p = await claimedThenLost(t, to, "chegou antes do reset");
+    const keyId = await sendDirectly(t, to, "chegou antes do reset");
+    await laneStub(t.id, t.instanceId, to).enqueue(p.job.laneKey, [p.job]);
+    const row = await waitForStatus(p.row.id, ["sent"]);
+    expect(row.provider_message_id).toBe(keyId);
+    expect(row.attempts).toBe(1);
+    expect(await sendTexts(t, to)).toHaveLength(1);
+    expect((await history(p.row.id)).at(-1)).toMatchObject({ status: "sent", detail: `reconciled: found in Evolution as ${keyId}; not sent again` });
+  });
+
+  it("not found (the same text already belongs to an earlier message): sent again, once", async () => {
+    const t = await setupTenant();
+    const to = "5511933330003";
+    const earlier = (await json(await send(t.key, { instance: t.instance, to, text: "olá" }))).id;
+    const earlierRow = await waitForStatus(earlier, ["sent"]);
+    const p = await claimedThenLost(t, to, "olá");
+    await laneStub(t.id, t.instanceId, to).enqueue(p.job.laneKey, [p.job]);
+    const row = await waitForStatus(p.row.id, ["sent"]);
+    expect(row.attempts).toBe(2);
+    expect(row.provider_message_id).not.toBe(earlierRow.provider_message_id);
+    expect(await sendTexts(t, to)).toHaveLength(2);
+    expect((await history(p.row.id)).map((h) => h.detail)).toContain("reconcile: not found in Evolution's messages; sending again");
+  });
+
+  it("Evolution keeps no messages: sent again, and the history says it may arrive twice", async () => {
+    const t = await setupTenant();
+    const to = "5511933330004";
+    await simulator("/_sim/chat/store", { method: "PUT", json: { enabled: false, instance: t.instance } });
+    const p = await claimedThenLost(t, to, "sem registro");
+    await sendDirectly(t, to, "sem registro");
+    await laneStub(t.id, t.instanceId, to).enqueue(p.job.laneKey, [p.job]);
+    await waitForStatus(p.row.id, ["sent"]);
+    // At-least-once when Evolution cannot say: the only case where a message can go twice.
+    expect(await sendTexts(t, to)).toHaveLength(2);
+    const details = (await history(p.row.id)).map((h) => h.detail ?? "");
+    expect(details.some((d) => /could not answer \(it keeps no messages for this contact.*\); sending again without proof, it may arrive twice/.test(d))).toBe(
+      true,
+    );
+  });
+
+  it("a dropped connection puts the attempt in doubt; the check finds nothing and it is sent again", async () => {
+    const t = await setupTenant();
+    const to = "5511933330005";
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 0, times: 1 } });
+    const id = (await json(await send(t.key, { instance: t.instance, to, text: "conexão caiu" }))).id;
+    const lane = laneStub(t.id, t.instanceId, to);
+    await eventually(async () => (await lane.snapshot()).pending[0]?.phase === "in_doubt");
+    expect((await history(id)).at(-1)?.detail).toMatch(/^in doubt: Evolution unreachable/);
+    await fireRetry(lane);
+    const row = await waitForStatus(id, ["sent"]);
+    expect(row.attempts).toBe(2);
+    expect((await sendTexts(t, to)).map((c) => c.status)).toEqual([0, 201]);
+  });
+});
+
+describe("lost receipts (from the cron)", () => {
+  it("a sent message with no receipt is checked with findStatusMessage: paced per instance, bounded in checks", async () => {
+    const t = await setupTenant();
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push((await json(await send(t.key, { instance: t.instance, to: `55119333301${i}0`, text: `recibo ${i}` }))).id);
+    const rows = [];
+    for (const id of ids) rows.push(await waitForStatus(id, ["sent"]));
+    // The webhooks of these receipts never arrived; Evolution has them in its store.
+    const [read, delivered] = rows;
+    for (const status of ["DELIVERY_ACK", "READ"]) await simulator("/_sim/chat/status", { method: "POST", json: { keyId: read!.provider_message_id, status } });
+    await simulator("/_sim/chat/status", { method: "POST", json: { keyId: delivered!.provider_message_id, status: "DELIVERY_ACK" } });
+    // Ten minutes later (the first check is due then): the first three first.
+    const due = (id: string, at: number) => env.DB.prepare("UPDATE messages SET receipt_check_at = ? WHERE id = ?").bind(at, id).run();
+    for (const [i, id] of ids.entries()) await due(id, i < 3 ? 1 : 2);
+
+    const now = Date.now();
+    const first = await catchUpReceipts(env, now);
+    // At most five per instance per run.
+    expect(first).toMatchObject({ checked: 5, caughtUp: 2, failed: 0 });
+    expect(await messageRow(ids[0]!)).toMatchObject({ status: "read", receipt_check_at: null });
+    expect((await messageRow(ids[0]!))?.delivered_at).toBeTruthy();
+    expect(await messageRow(ids[1]!)).toMatchObject({ status: "delivered", receipt_check_at: null });
+    expect(await messageRow(ids[2]!)).toMatchObject({ status: "sent", receipt_checks: 1, receipt_check_at: now + 3600_000 });
+    expect((await history(ids[0]!)).at(-1)).toMatchObject({ status: "read", detail: "receipt caught up from Evolution (findStatusMessage: READ)" });
+    expect((await catchUpReceipts(env, now)).checked).toBe(2);
+
+    // No receipt ever: three checks, then it rests as `sent`.
+    await due(ids[2]!, 1);
+    await catchUpReceipts(env, now);
+    await due(ids[2]!, 1);
+    await catchUpReceipts(env, now);
+    expect(await messageRow(ids[2]!)).toMatchObject({ status: "sent", receipt_checks: 3, receipt_check_at: null });
+  });
+});
