@@ -5,6 +5,14 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { enqueueCallbacks } from "../callbacks/dispatch.ts";
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
+import {
+  type callbackDeliveryPage,
+  type callbackReplay,
+  type callbackSettings,
+  deliveryStatuses,
+  type enabledEndpoint,
+  type rotatedSecret,
+} from "../contracts/callbacks.ts";
 import { isoWithOffset } from "../contracts/messages.ts";
 import { callbackDeliveries, disabledCallbackEndpoints, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
@@ -36,14 +44,14 @@ callbackRoutes.get("/", async (c) => {
   return c.json({
     url: tenant.url ?? null,
     signing: {
-      scheme: "standard-webhooks",
+      scheme: "standard-webhooks" as const,
       // A token from before Standard Webhooks: its whsec_ form is "whsec_" + base64 of the token.
-      secretFormat: tenant.secret.startsWith("whsec_") ? "whsec" : "legacy-token",
+      secretFormat: tenant.secret.startsWith("whsec_") ? ("whsec" as const) : ("legacy-token" as const),
       previousSecretValidUntil: overlap ? iso(tenant.previousUntil) : undefined,
       legacyHeader: legacy,
     },
     disabledEndpoints: disabled.map((d) => ({ url: d.url, disabledAt: iso(d.disabledAt), reason: d.reason })),
-  });
+  } satisfies z.input<typeof callbackSettings>);
 });
 
 // The new secret is shown once; the old one keeps signing (a second signature) for 24 h.
@@ -54,24 +62,26 @@ callbackRoutes.post("/secret/rotate", async (c) => {
   await c.var.db.run(sql`UPDATE tenants SET callback_secret_previous = callback_secret, callback_secret_previous_until = ${until},
     callback_secret = ${secret} WHERE id = ${c.var.tenant.id}`);
   c.header("cache-control", "no-store");
-  return c.json({ secret, previousSecretValidUntil: iso(until), rotatedAt: iso(now) });
+  return c.json({ secret, previousSecretValidUntil: iso(until), rotatedAt: iso(now) } satisfies z.input<typeof rotatedSecret>);
 });
 
 // A URL disabled after a 410 Gone takes callbacks again; replay what it missed with POST /replay.
+const enableBody = z.strictObject({ url: z.string().min(1).max(2048) });
+
 callbackRoutes.post("/enable", async (c) => {
-  const { url } = await parseBody(c, z.strictObject({ url: z.string().min(1).max(2048) }));
+  const { url } = await parseBody(c, enableBody);
   const removed = await c.var.db
     .delete(disabledCallbackEndpoints)
     .where(and(eq(disabledCallbackEndpoints.tenantId, c.var.tenant.id), eq(disabledCallbackEndpoints.url, url)))
     .returning({ url: disabledCallbackEndpoints.url });
   if (removed.length === 0) throw new ApiError("not_found", "That callback URL is not disabled.", [{ path: "url", message: url }]);
-  return c.json({ url, enabled: true });
+  return c.json({ url, enabled: true as const } satisfies z.input<typeof enabledEndpoint>);
 });
 
-export const deliveryStatuses = ["pending", "retrying", "delivered", "failed"] as const;
+const deliveryStatus = z.enum(deliveryStatuses);
 
 const deliveriesQuery = z.object({
-  status: z.enum(deliveryStatuses).optional(),
+  status: deliveryStatus.optional(),
   event: z.string().min(1).max(100).optional(),
   since: isoWithOffset.optional(),
   until: isoWithOffset.optional(),
@@ -84,7 +94,7 @@ const deliveryView = (d: DeliveryRow) => ({
   eventId: d.eventId,
   eventType: d.eventType || undefined,
   url: d.url,
-  status: d.status,
+  status: deliveryStatus.parse(d.status),
   attempts: d.attempts,
   lastError: d.lastError ?? undefined,
   lastResponseStatus: d.lastStatus ?? undefined,
@@ -115,7 +125,8 @@ callbackRoutes.get("/deliveries", async (c) => {
     .limit(q.limit + 1);
   const page = rows.slice(0, q.limit);
   const last = page.at(-1);
-  return c.json({ data: page.map(deliveryView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.seq, last.eventId) : null });
+  const answer = { data: page.map(deliveryView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.seq, last.eventId) : null };
+  return c.json(answer satisfies z.input<typeof callbackDeliveryPage>);
 });
 
 const MAX_REPLAY = 500;
@@ -173,5 +184,5 @@ callbackRoutes.post("/replay", async (c) => {
     c.env,
     reset.map((r) => ({ seq: r.seq, eventId: r.event_id, tenantId: r.tenant_id, url: r.url })),
   ).catch((err) => log("warn", "callbacks queue unavailable; the cron hands replays out", { error: errorField(err) }));
-  return c.json({ replayed: reset.length, eventIds: reset.map((r) => r.event_id), more }, 202);
+  return c.json({ replayed: reset.length, eventIds: reset.map((r) => r.event_id), more } satisfies z.input<typeof callbackReplay>, 202);
 });

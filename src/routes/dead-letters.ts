@@ -4,6 +4,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
+import type { deadLetterPage, deadLetterReplay } from "../contracts/callbacks.ts";
 import { isoWithOffset } from "../contracts/messages.ts";
 import { ApiError } from "../errors.ts";
 import { parseBody, parseWith } from "../http/body.ts";
@@ -89,7 +90,8 @@ deadLetterRoutes.get("/", async (c) => {
     WHERE ${sql.join(where, sql` AND `)} ORDER BY d.at DESC, d.message_id DESC LIMIT ${q.limit + 1}`);
   const page = rows.slice(0, q.limit);
   const last = page.at(-1);
-  return c.json({ data: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.at, last.message_id) : null });
+  const answer = { data: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.at, last.message_id) : null };
+  return c.json(answer satisfies z.input<typeof deadLetterPage>);
 });
 
 export const MAX_REPLAY_IDS = 100;
@@ -134,5 +136,6 @@ deadLetterRoutes.post("/replay", async (c) => {
   }
   const requeued = new Set(await replayFailed(c.env, db, rows.map(replayable), "replayed from dead letters"));
   const skipped = rows.filter((r) => !requeued.has(r.message_id)).map((r) => ({ id: r.message_id, reason: `status is ${r.status}, not failed` }));
-  return c.json({ replayed: requeued.size, ids: rows.filter((r) => requeued.has(r.message_id)).map((r) => r.message_id), skipped, more }, 202);
+  const answer = { replayed: requeued.size, ids: rows.filter((r) => requeued.has(r.message_id)).map((r) => r.message_id), skipped, more };
+  return c.json(answer satisfies z.input<typeof deadLetterReplay>, 202);
 });
