@@ -13,7 +13,7 @@ import type { MessageStatus } from "../contracts/events.ts";
 import { applied, firstRow, runNamed } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import type { MediaJson } from "../db/schema.ts";
-import { sendThroughEvolution, type EvolutionInstance, type Outgoing } from "../evolution/client.ts";
+import { sendPresence, sendThroughEvolution, type EvolutionInstance, type Outgoing, type SendOutcome } from "../evolution/client.ts";
 import { findSent } from "../evolution/reconcile.ts";
 import { applyPendingReceipts } from "../messages/receipts.ts";
 import { transitionStatements } from "../messages/transitions.ts";
@@ -53,7 +53,7 @@ type MessageRow = {
   callback: string | null;
 };
 
-type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number };
+type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number; typing: number };
 
 // One alarm run works for at most this long (and this many steps), then yields and re-arms, so a
 // long lane cannot starve others.
@@ -232,17 +232,43 @@ export class ContactLane extends DurableObject<Env> {
       // Permits are idempotent per messageId; each attempt is its own send, so a retry asks under
       // its own id and takes its own slot (a re-run of the same attempt gets the same go).
       const attempt = head.attempts + 1;
+      const messageId = attempt > 1 ? `${head.id}#${attempt}` : head.id;
+      // Typing is shown before a first attempt of a plain text only; the governor scales it.
+      const typing = instance.typing && attempt === 1 ? await this.typingTarget(head.id) : undefined;
       const permit = await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(head.instance_id)).acquire({
         laneKey,
-        messageId: attempt > 1 ? `${head.id}#${attempt}` : head.id,
+        messageId,
         priority: head.priority,
         ratePerMinute: instance.rate_per_minute,
+        textLength: typing?.textLength,
       });
       // Pacing: come back at the slot; the alarm waits, never this code.
       if (!permit.go) {
+        // Long waits a person would ask about (daily cap, quiet hours) go into the history once.
+        if (permit.note) await this.waitNote(head.id, permit.note, now);
         this.update(head.id, { next_at: permit.retryAt });
         return false;
       }
+      // Typing phase: "composing" is on for the time the governor gave; the text goes when it is
+      // over, on this lane's alarm (never a sleep here, never Evolution's blocking `delay`).
+      if (permit.sendAt !== undefined && permit.sendAt > now) {
+        const typingKey = `typing:${messageId}`;
+        if (this.ctx.storage.kv.get<number>(typingKey) !== permit.sendAt) {
+          const to = typing?.to;
+          const shown = to
+            ? await sendPresence(
+                { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key },
+                to,
+                permit.typingMs ?? permit.sendAt - now,
+              )
+            : undefined;
+          if (shown?.kind === "failed") logWarn("typing presence failed; the text goes anyway", { messageId: head.id, error: shown.error });
+          this.ctx.storage.kv.put(typingKey, permit.sendAt);
+        }
+        this.update(head.id, { next_at: permit.sendAt });
+        return false;
+      }
+      this.ctx.storage.kv.delete(`typing:${messageId}`);
     }
     const { answer, row } = await this.ask(askFor(phase), head, laneKey, now);
     const action = decide(phase, { attempts: head.attempts }, answer, now);
@@ -346,11 +372,15 @@ export class ContactLane extends DurableObject<Env> {
       evolutionLatencyMs: at - startedAt,
       instance: instance.name,
     });
+    if (outcome.kind !== "sent" && outcome.signal) await this.signal(head.instance_id, outcome);
+    // WhatsApp throttling the number is the number's pause, not this message's failure: it waits
+    // (the governor holds the slot until the pause ends) and never gives up for it.
+    const overlimit = outcome.kind === "transient" && outcome.signal === "rate-overlimit";
     const next = afterSend(
       outcome.kind === "transient" ? { ...outcome, doubt: outcome.doubt ?? false } : outcome,
       attempt,
-      row.max_attempts,
-      backoffMs(attempt, config(this.env).RETRY_BASE_MS),
+      overlimit ? Number.MAX_SAFE_INTEGER : row.max_attempts,
+      overlimit ? 0 : backoffMs(attempt, config(this.env).RETRY_BASE_MS),
     );
     if (next.next === "record") {
       // Kept here first: if the D1 write below fails or the object resets, the answer is not lost
@@ -456,6 +486,34 @@ export class ContactLane extends DurableObject<Env> {
     }
   }
 
+  // A wait note in the message's history, under its current status (queued, or scheduled when due).
+  private async waitNote(messageId: string, detail: string, at: number): Promise<void> {
+    try {
+      await this.db.run(sql`INSERT INTO message_history (message_id, status, at, detail)
+        SELECT id, status, ${at}, ${detail} FROM messages WHERE id = ${messageId} AND status IN ('scheduled', 'queued')`);
+    } catch (err) {
+      logWarn("history note failed", { messageId, error: errorField(err) });
+    }
+  }
+
+  // What a send told about the number (rate-overlimit, not on WhatsApp): its governor decides on a pause.
+  private async signal(instanceId: string, outcome: Exclude<SendOutcome, { kind: "sent" }>): Promise<void> {
+    if (!outcome.signal) return;
+    try {
+      await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(instanceId)).report({ kind: outcome.signal, instanceId, detail: outcome.error });
+    } catch (err) {
+      logWarn("governor report failed", { instanceId, error: errorField(err) });
+    }
+  }
+
+  // Whom to show "typing…" and how long the text is (media: no typing).
+  private async typingTarget(id: string): Promise<{ to: string; textLength: number | undefined } | undefined> {
+    const [row] = await this.db.all<{ to: string; n: number | null }>(
+      sql`SELECT "to", CASE WHEN media IS NULL THEN length(text) END AS n FROM messages WHERE id = ${id}`,
+    );
+    return row ? { to: row.to, textLength: row.n ?? undefined } : undefined;
+  }
+
   private async pullOlder(laneKey: string, head: ItemRow, now: number): Promise<number> {
     const stragglers = await this.db.all<StragglerRow>(sql`SELECT * FROM (${olderQueued(laneKey, head, now)}) LIMIT 50`);
     return this.enqueue(
@@ -477,19 +535,27 @@ export class ContactLane extends DurableObject<Env> {
   private async instance(id: string): Promise<InstanceRow | undefined> {
     const hit = this.instanceCache.get(id);
     if (hit && Date.now() - hit.at < INSTANCE_CACHE_MS) return hit.row;
-    const [row] = await this.db.all<InstanceRow>(sql`SELECT name, evolution_url, evolution_api_key, rate_per_minute FROM instances WHERE id = ${id}`);
+    const [row] = await this.db.all<InstanceRow>(sql`SELECT name, evolution_url, evolution_api_key, rate_per_minute, typing FROM instances WHERE id = ${id}`);
     this.instanceCache.set(id, { at: Date.now(), row });
     return row;
   }
 
   // The alarm always points at the earliest thing due: the item in flight's next step, else the
-  // earliest waiting message (its due time, or its pacing slot). No work: no alarm.
+  // head's pacing slot or the next message to come due (it may outrank the head), else the
+  // earliest waiting message. No work: no alarm. The messages behind a head that waits for its
+  // slot wait with it: counting them as due would spin the alarm until the slot.
   private async rearm(): Promise<void> {
     const sqlite = this.ctx.storage.sql;
+    const now = Date.now();
     const inFlight = sqlite.exec<{ next_at: number }>(`SELECT next_at FROM lane_items WHERE phase IN ${IN_FLIGHT} ORDER BY next_at LIMIT 1`).toArray()[0];
+    const head = inFlight ? undefined : this.head(now);
+    const comingDue = () =>
+      sqlite.exec<{ due: number | null }>(`SELECT MIN(ready_at) AS due FROM lane_items WHERE phase = 'waiting' AND ready_at > ?`, now).one().due;
     const next = inFlight
       ? inFlight.next_at
-      : sqlite.exec<{ due: number | null }>(`SELECT MIN(MAX(ready_at, next_at)) AS due FROM lane_items WHERE phase = 'waiting'`).one().due;
+      : head
+        ? Math.min(head.next_at, comingDue() ?? Number.POSITIVE_INFINITY)
+        : sqlite.exec<{ due: number | null }>(`SELECT MIN(MAX(ready_at, next_at)) AS due FROM lane_items WHERE phase = 'waiting'`).one().due;
     if (next === null || next === undefined) {
       await this.ctx.storage.deleteAlarm();
       return;

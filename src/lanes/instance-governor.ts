@@ -14,8 +14,8 @@ import { eq, sql } from "drizzle-orm";
 import { runBatch } from "../db/batch.ts";
 import { database } from "../db/client.ts";
 import { instances } from "../db/schema.ts";
-import { type AcquireAnswer, burstFor, type AcquireRequest, type Durable, defaultPacing, type Pacing, PacingPolicy, type Pause, pacingOf } from "./pacing.ts";
 import { errorField, log } from "../observability/log.ts";
+import { type AcquireAnswer, burstFor, type AcquireRequest, type Durable, defaultPacing, type Pacing, PacingPolicy, type Pause, pacingOf } from "./pacing.ts";
 
 export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
 export { burstFor } from "./pacing.ts";
@@ -34,7 +34,8 @@ const strength: Record<string, number> = { "rate-overlimit": 1, "connection-clos
 const CONFIG_CACHE_MS = 10_000;
 
 export class InstanceGovernor extends DurableObject<Env> {
-  private readonly policy = new PacingPolicy();
+  // Public for tests (they move its clock state, e.g. to a new day) and operators.
+  readonly policy = new PacingPolicy();
   private config: { at: number; pacing: Pacing } | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -55,7 +56,7 @@ export class InstanceGovernor extends DurableObject<Env> {
     if (this.policy.durable !== before) {
       this.ctx.storage
         .put("durable", this.policy.durable, { allowUnconfirmed: true })
-        .catch((err) => log("error", "governor state write failed", { error: errorField(err) }));
+        .catch((err) => log("error", "governor state write failed", { instanceId, error: errorField(err) }));
     }
     return answer;
   }

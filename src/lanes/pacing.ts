@@ -198,6 +198,8 @@ export type AcquireRequest = {
   priority: number;
   ratePerMinute: number;
   now?: number;
+  // A retry is another send and takes its own slot: grants are remembered per messageId + attempt.
+  attempt?: number;
   // Characters of the text about to go; with `typing` on, the answer carries how long to type.
   textLength?: number;
 };
@@ -234,7 +236,8 @@ export class PacingPolicy {
 
   /** Decides one request; mutates the state only when it grants. */
   decide(req: AcquireRequest, p: Pacing, now: number): AcquireAnswer {
-    const granted = this.durable.recent.find(([id]) => id === req.messageId);
+    const grantKey = `${req.messageId}#${req.attempt ?? 1}`;
+    const granted = this.durable.recent.find(([key]) => key === grantKey);
     if (granted) return granted[1] > now ? { go: true, typingMs: granted[1] - now, sendAt: granted[1] } : { go: true };
 
     this.forgetStale(now);
@@ -275,7 +278,7 @@ export class PacingPolicy {
       count: this.durable.count + 1,
       tat: Math.max(this.durable.tat, sendAt) + interval,
       gapUntil: sendAt + gap,
-      recent: [...this.durable.recent, [req.messageId, sendAt] as [string, number]].slice(-RECENT_GRANTS),
+      recent: [...this.durable.recent, [grantKey, sendAt] as [string, number]].slice(-RECENT_GRANTS),
     };
     this.waiters.delete(req.messageId);
     return typingMs > 0 ? { go: true, typingMs, sendAt } : { go: true };

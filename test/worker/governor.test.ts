@@ -113,7 +113,7 @@ describe("InstanceGovernor", () => {
     expect((await ask("m1", now + 3)).go).toBe(true);
     const stored = await runInDurableObject(gov, (_o, state) => state.storage.kv.get<Durable>("durable"));
     expect(stored).toMatchObject({ day: "2026-11-23", count: 2 });
-    expect(stored?.recent.map(([id]) => id)).toEqual(["m1", "m2"]);
+    expect(stored?.recent.map(([key]) => key)).toEqual(["m1#1", "m2#1"]);
     expect(await gov.status(t.instanceId, now + 4)).toMatchObject({ pause: null, today: { day: "2026-11-23", sent: 2, cap: 2 } });
     const shown = await json(await api(`/v1/instances/${t.instance}`, { key: t.key }));
     expect(shown.today).toMatchObject({ cap: 2, waiting: 1 });

@@ -87,6 +87,8 @@ describe("rate, burst and gaps", () => {
     expect(policy.durable.count).toBe(1);
     const other = policy.decide(req("b"), p, T0 + 20);
     expect(other).toMatchObject({ go: false, retryAt: T0 + 60_000 });
+    // A retry of the same message is another send: it needs its own slot.
+    expect(policy.decide(req("a", 5, { attempt: 2 }), p, T0 + 30)).toMatchObject({ go: false, reason: "rate" });
   });
 });
 

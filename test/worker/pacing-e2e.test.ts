@@ -1,0 +1,257 @@
+// Pacing end to end: API → queue → ContactLane → InstanceGovernor → simulator. Time is moved by
+// firing lane alarms and by setting the governor's day, never by sleeping.
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import openFixture from "../fixtures/evolution/connection.update.open.json";
+import type { InstanceGovernor } from "../../src/lanes/instance-governor.ts";
+import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, simulatorUrl, waitForStatus } from "./helpers.ts";
+
+type Tenant = Awaited<ReturnType<typeof setupTenant>>;
+
+const governorOf = (instanceId: string) => env.GOVERNORS.get(env.GOVERNORS.idFromName(instanceId));
+
+async function paced(pacing: Record<string, unknown>): Promise<Tenant> {
+  const t = await setupTenant();
+  const res = await api(`/v1/instances/${t.instance}`, { method: "PUT", key: t.key, json: { evolutionUrl: simulatorUrl(), pacing } });
+  expect(res.status).toBe(200);
+  return t;
+}
+
+async function sendAll(t: Tenant, items: { to: string; text: string; priority?: number }[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const item of items) {
+    const res = await send(t.key, { instance: t.instance, ...item });
+    expect(res.status).toBe(202);
+    ids.push((await json(res)).id);
+  }
+  return ids;
+}
+
+const texts = async (t: Tenant, to?: string) =>
+  (await simCalls(t.instance)).filter((c) => c.route === "sendText" && c.status === 201 && (!to || c.number === to)).map((c) => c.body.text as string);
+
+const history = async (id: string) =>
+  (
+    await env.DB.prepare("SELECT status, detail FROM message_history WHERE message_id = ? ORDER BY id")
+      .bind(id)
+      .all<{ status: string; detail: string | null }>()
+  ).results;
+
+/** Until the governor has answered this many requests with a wait (lanes parked on their alarms). */
+const waiting = (t: Tenant, n: number) =>
+  eventually(async () => ((await governorOf(t.instanceId).status(t.instanceId)).today.waiting >= n ? true : undefined), 10_000, `${n} waiting`);
+
+/** Makes the governor's next slot free now (as if the gap and bucket had run out). */
+const freeSlot = (t: Tenant) =>
+  runInDurableObject(governorOf(t.instanceId), (gov: InstanceGovernor) => {
+    gov.policy.durable = { ...gov.policy.durable, tat: 0, gapUntil: 0 };
+  });
+
+describe("gaps and rate", () => {
+  it("keeps the gaps within [min, max] and the rate within limit + burst, order kept", async () => {
+    const t = await paced({ ratePerMinute: 600, burst: 2, gapMs: { min: 150, max: 300 } });
+    const contacts = ["5511970000001", "5511970000002", "5511970000003"];
+    const ids = await sendAll(
+      t,
+      contacts.flatMap((to) => [0, 1].map((n) => ({ to, text: `g${n}` }))),
+    );
+    for (const id of ids) await waitForStatus(id, ["sent"], 20_000);
+    const grants = await runInDurableObject(governorOf(t.instanceId), (gov: InstanceGovernor) => gov.policy.durable.recent.map(([, at]) => at));
+    expect(grants).toHaveLength(6);
+    const gaps = grants.slice(1).map((at, i) => at - grants[i]!);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(150);
+    // Lanes come back on their alarms: a little late, never early.
+    expect(Math.max(...gaps)).toBeLessThan(300 + 1_500);
+    // What the simulator saw: the same spacing, give or take each send's own claim time (one
+    // D1 batch between the grant and the call), so only its middle is asserted.
+    const at = (await simCalls(t.instance)).filter((c) => c.route === "sendText").map((c) => c.at);
+    expect(at).toHaveLength(6);
+    const seen = at
+      .slice(1)
+      .map((a, i) => a - at[i]!)
+      .sort((a, b) => a - b);
+    expect(seen[2]).toBeGreaterThanOrEqual(150);
+    for (const to of contacts) expect(await texts(t, to)).toEqual(["g0", "g1"]);
+  });
+});
+
+describe("daily cap and warm-up", () => {
+  it("holds past the cap with a note, and resumes the next day in order", async () => {
+    const t = await paced({ dailyCap: 2 });
+    const to = "5511970000011";
+    const ids = await sendAll(
+      t,
+      ["c1", "c2", "c3", "c4"].map((text) => ({ to, text })),
+    );
+    await waitForStatus(ids[1]!, ["sent"]);
+    await eventually(async () => (await history(ids[2]!)).some((h) => h.detail?.includes("daily cap of 2 reached")), 10_000, "cap note");
+    expect((await messageRow(ids[2]!))?.status).toBe("queued");
+    expect((await messageRow(ids[3]!))?.status).toBe("queued");
+    expect(await texts(t, to)).toEqual(["c1", "c2"]);
+
+    // The next day: the governor's count belongs to yesterday.
+    await runInDurableObject(governorOf(t.instanceId), (gov: InstanceGovernor) => {
+      gov.policy.durable = { ...gov.policy.durable, day: "2000-01-01" };
+    });
+    await fireRetry(laneStub(t.id, t.instanceId, to));
+    await waitForStatus(ids[3]!, ["sent"]);
+    expect(await texts(t, to)).toEqual(["c1", "c2", "c3", "c4"]);
+  });
+
+  it("starts a warming number at startPerDay", async () => {
+    const t = await paced({ dailyCap: 100, warmup: { days: 10, startPerDay: 2 } });
+    const shown = await json(await api(`/v1/instances/${t.instance}`, { key: t.key }));
+    expect(shown.today).toMatchObject({ cap: 2, sent: 0 });
+    const ids = await sendAll(
+      t,
+      ["w1", "w2", "w3"].map((text, i) => ({ to: `551197000002${i}`, text })),
+    );
+    await eventually(async () => ((await texts(t)).length === 2 ? true : undefined));
+    await waiting(t, 1);
+    const rows = await Promise.all(ids.map(messageRow));
+    expect(rows.map((r) => r?.status).sort()).toEqual(["queued", "sent", "sent"]);
+  });
+});
+
+describe("quiet hours", () => {
+  it("holds due and scheduled messages until the window ends, then sends them in order", async () => {
+    const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+    const now = Date.now();
+    const t = await paced({ quietHours: { start: hhmm(now - 3_600_000), end: hhmm(now + 3_600_000), timeZone: "UTC" } });
+    const to = "5511970000031";
+    const ids = await sendAll(t, [
+      { to, text: "q1" },
+      { to, text: "q2" },
+    ]);
+    // Another contact's scheduled message comes due inside the window.
+    const other = "5511970000032";
+    const scheduled = (await json(await send(t.key, { instance: t.instance, to: other, text: "q3", sendAt: new Date(Date.now() + 1_000).toISOString() }))).id;
+    await eventually(async () => (await history(ids[0]!)).some((h) => h.detail?.startsWith("quiet hours")), 10_000, "quiet note");
+    await eventually(async () => (await history(scheduled)).some((h) => h.detail?.startsWith("quiet hours")), 10_000, "scheduled quiet note");
+    expect(await texts(t, to)).toEqual([]);
+    const alarm = await runInDurableObject(laneStub(t.id, t.instanceId, to), (_l, state) => state.storage.getAlarm());
+    expect(alarm).toBeGreaterThan(now + 3_500_000);
+
+    // The window ends (here: it is lifted) and the lane's alarm fires.
+    await api(`/v1/instances/${t.instance}`, { method: "PUT", key: t.key, json: { evolutionUrl: simulatorUrl(), pacing: { quietHours: null } } });
+    await fireRetry(laneStub(t.id, t.instanceId, to));
+    await fireRetry(laneStub(t.id, t.instanceId, other));
+    await waitForStatus(ids[1]!, ["sent"]);
+    await waitForStatus(scheduled, ["sent"]);
+    expect(await texts(t, to)).toEqual(["q1", "q2"]);
+    expect(await texts(t, other)).toEqual(["q3"]);
+  });
+});
+
+describe("typing presence", () => {
+  it("sends composing for a time scaled to the text, then the text on the lane's alarm", async () => {
+    const t = await paced({ typing: true });
+    const to = "5511970000041";
+    const text = "x".repeat(100); // 100 characters: 4 s of typing
+    const [id] = await sendAll(t, [{ to, text }]);
+    const presence = await eventually(async () => (await simCalls(t.instance)).find((c) => c.route === "sendPresence"));
+    expect(presence.body).toEqual({ number: to, presence: "composing", delay: 4_000 });
+    expect(await texts(t, to)).toEqual([]);
+    const alarm = await runInDurableObject(laneStub(t.id, t.instanceId, to), (_l, state) => state.storage.getAlarm());
+    expect(alarm! - presence.at).toBeGreaterThanOrEqual(3_500);
+    expect(alarm! - presence.at).toBeLessThanOrEqual(4_500);
+
+    // Four seconds pass: the governor's reserved send time is now.
+    await runInDurableObject(governorOf(t.instanceId), (gov: InstanceGovernor) => {
+      gov.policy.durable = { ...gov.policy.durable, recent: gov.policy.durable.recent.map(([key]) => [key, Date.now()] as [string, number]) };
+    });
+    await fireRetry(laneStub(t.id, t.instanceId, to));
+    await waitForStatus(id!, ["sent"]);
+    const calls = (await simCalls(t.instance)).filter((c) => c.number === to);
+    expect(calls.map((c) => c.route)).toEqual(["sendPresence", "sendText"]);
+    // The text itself never asks Evolution to wait.
+    expect(calls[1]!.body.delay).toBeUndefined();
+  });
+});
+
+describe("pause and resume", () => {
+  const hookFor = async (t: Tenant) => {
+    const token = (await env.DB.prepare("SELECT webhook_token FROM instances WHERE id = ?").bind(t.instanceId).first<{ webhook_token: string }>())!
+      .webhook_token;
+    return (state: string, statusReason: number) =>
+      api(`/webhooks/evolution/${token}`, {
+        method: "POST",
+        json: { ...openFixture, instance: t.instance, data: { ...openFixture.data, instance: t.instance, state, statusReason } },
+      });
+  };
+
+  it("pauses on rate-overlimit and resumes on open: nothing failed, nothing reordered", async () => {
+    const t = await paced({});
+    const hook = await hookFor(t);
+    const x = "5511970000051";
+    const y = "5511970000052";
+    await simulator("/_sim/faults", {
+      method: "POST",
+      json: { instance: t.instance, number: x, status: 400, body: { status: 400, error: "Bad Request", response: { message: ["rate-overlimit"] } }, times: 1 },
+    });
+    const [x1, x2] = await sendAll(t, [
+      { to: x, text: "x1" },
+      { to: x, text: "x2" },
+    ]);
+    await eventually(async () => (await governorOf(t.instanceId).status(t.instanceId)).pause?.reason === "rate-overlimit", 10_000, "pause");
+    const [y1] = await sendAll(t, [{ to: y, text: "y1" }]);
+    await waiting(t, 1);
+    expect(await texts(t)).toEqual([]);
+
+    await hook("open", 200);
+    await eventually(async () => (await governorOf(t.instanceId).status(t.instanceId)).pause === null, 10_000, "resume");
+    for (const to of [x, y]) await fireRetry(laneStub(t.id, t.instanceId, to));
+    for (const id of [x1!, x2!, y1!]) await waitForStatus(id, ["sent"]);
+    expect(await texts(t, x)).toEqual(["x1", "x2"]);
+    expect((await messageRow(x1!))?.failed_at).toBeNull();
+  });
+
+  it("pauses on close and resumes on open in each contact's order", async () => {
+    const t = await paced({});
+    const hook = await hookFor(t);
+    await hook("close", 401);
+    await eventually(async () => (await governorOf(t.instanceId).status(t.instanceId)).pause?.reason === "connection-closed", 10_000, "pause");
+    const a = "5511970000061";
+    const b = "5511970000062";
+    const ids = await sendAll(t, [
+      { to: a, text: "a1" },
+      { to: b, text: "b1" },
+      { to: a, text: "a2" },
+    ]);
+    await waiting(t, 2);
+    expect(await texts(t)).toEqual([]);
+    await hook("open", 200);
+    await eventually(async () => (await governorOf(t.instanceId).status(t.instanceId)).pause === null, 10_000, "resume");
+    for (const to of [a, b]) await fireRetry(laneStub(t.id, t.instanceId, to));
+    for (const id of ids) await waitForStatus(id, ["sent"]);
+    expect(await texts(t, a)).toEqual(["a1", "a2"]);
+    const rows = await Promise.all(ids.map(messageRow));
+    expect(rows.every((r) => r?.failed_at === null)).toBe(true);
+  });
+});
+
+describe("fairness", () => {
+  it("gives the next free slot to a transactional message before the campaign", async () => {
+    const t = await paced({ ratePerMinute: 1, burst: 1 });
+    const [b0] = await sendAll(t, [{ to: "5511970000070", text: "b0", priority: 5 }]);
+    await waitForStatus(b0!, ["sent"]);
+    const campaign = ["5511970000071", "5511970000072"];
+    await sendAll(
+      t,
+      campaign.map((to, i) => ({ to, text: `b${i + 1}`, priority: 5 })),
+    );
+    await waiting(t, 2);
+    const otp = "5511970000079";
+    const [u] = await sendAll(t, [{ to: otp, text: "otp", priority: 1 }]);
+    await waiting(t, 3);
+
+    // The slot frees; the campaign lanes happen to ask first.
+    await freeSlot(t);
+    for (const to of campaign) await fireRetry(laneStub(t.id, t.instanceId, to));
+    expect(await texts(t)).toEqual(["b0"]);
+    await fireRetry(laneStub(t.id, t.instanceId, otp));
+    await waitForStatus(u!, ["sent"]);
+    expect(await texts(t)).toEqual(["b0", "otp"]);
+  });
+});
