@@ -37,7 +37,7 @@ export default defineConfig(async () => {
           test: {
             name: "node",
             environment: "node",
-            include: ["simulator/**/*.test.ts", "scripts/**/*.test.ts", "test/e2e/**/*.test.ts"],
+            include: ["simulator/**/*.test.ts", "scripts/**/*.test.ts", "test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
             testTimeout: 120_000,
             hookTimeout: 240_000,
             // These tests start real processes (wrangler dev): one file at a time.

@@ -124,7 +124,8 @@ describe("Kafka → gateway → simulator → Kafka", () => {
       config.topics.sendMessage,
       Array.from({ length: 10 }, (_, i) => ({ key: i % 2 ? b : a, value: sendValue(i % 2 ? b : a, `send ${Math.floor(i / 2)}`) })),
     );
-    const sendAt = new Date(Date.now() + 4_000).toISOString();
+    // Far enough ahead that a slow bridge still posts it before its time (a late one is sent at once, unscheduled).
+    const sendAt = new Date(Date.now() + 10_000).toISOString();
     await kafka.produce(
       config.topics.scheduleMessage,
       [0, 1].map((i) => ({
@@ -396,6 +397,11 @@ async function answerLosingProxy(target: string) {
   });
   return Object.assign(state, {
     url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    // The bridge keeps connections open (keep-alive, long polls): cut them, or close() waits for them.
+    close: () =>
+      new Promise<void>((resolve) => {
+        if ("closeAllConnections" in server) server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   });
 }

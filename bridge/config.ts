@@ -1,6 +1,7 @@
 // Bridge configuration from the environment, checked once at start with one readable message.
 import { z } from "zod";
 import { MAX_BATCH } from "../src/contracts/messages.ts";
+import { DEFAULT_MAX_BATCH_BYTES } from "./kafka.ts";
 
 const topic = (fallback: string) =>
   z
@@ -37,6 +38,8 @@ const envSchema = z.object({
   BRIDGE_PORT: z.coerce.number().int().min(0).max(65535).default(8790),
   BRIDGE_BATCH_SIZE: z.coerce.number().int().min(1).max(MAX_BATCH).default(MAX_BATCH),
   BRIDGE_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(4),
+  // Produce requests are split to stay under the broker's message.max.bytes (1 MB by default).
+  BRIDGE_MAX_BATCH_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_MAX_BATCH_BYTES),
   BRIDGE_EVENTS_PAGE: z.coerce.number().int().min(1).max(1000).default(1000),
   BRIDGE_EVENTS_WAIT_SECONDS: z.coerce.number().int().min(0).max(30).default(20),
   BRIDGE_CREATE_TOPICS: flag.default(false),
@@ -46,7 +49,7 @@ const envSchema = z.object({
 });
 
 export type BridgeConfig = {
-  kafka: { brokers: string[]; clientId: string; groupId: string; createTopics: boolean; partitionsConcurrently: number };
+  kafka: { brokers: string[]; clientId: string; groupId: string; createTopics: boolean; partitionsConcurrently: number; maxBatchBytes: number };
   gateway: { url: string; apiKey: string };
   topics: {
     sendMessage: string;
@@ -82,6 +85,7 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
       groupId: e.BRIDGE_GROUP_ID,
       createTopics: e.BRIDGE_CREATE_TOPICS,
       partitionsConcurrently: e.BRIDGE_PARTITIONS_CONCURRENTLY,
+      maxBatchBytes: e.BRIDGE_MAX_BATCH_BYTES,
     },
     gateway: { url: e.GATEWAY_URL, apiKey: e.GATEWAY_API_KEY },
     topics: {

@@ -16,8 +16,14 @@ export type BatchOutcome =
   | { kind: "answered"; results: ItemResult[]; replayed: boolean }
   /** Try the same request again later: the gateway is down, busy, or still running this key. */
   | { kind: "retry"; reason: string; retryAfterMs: number }
-  /** The whole request was refused for good (e.g. the key was used with another body). */
-  | { kind: "refused"; status: number; error: ItemError };
+  /** The whole request was refused for good (the key was used with another body): its messages go to the DLQ. */
+  | { kind: "refused"; status: number; error: ItemError }
+  /**
+   * The deployment is wrong, not the messages: a bad key (401/403), a wrong GATEWAY_URL (404/405), a
+   * proxy's limits (413/415), a body this gateway version does not take (400/422). Pause and alert;
+   * nothing goes to the DLQ and nothing is committed until an operator fixes it.
+   */
+  | { kind: "misconfigured"; status: number; reason: string; retryAfterMs: number };
 
 // Events are checked one by one, so one event the bridge does not know cannot stall the outbox.
 const rawPage = z.object({ events: z.array(z.looseObject({ seq: z.int() })), cursor: z.int(), ackedCursor: z.int().optional() });
@@ -87,11 +93,12 @@ export function gatewayClient(baseUrl: string, apiKey: string) {
       const detail = error.success ? error.data.error : { code: `http_${res.status}`, message: res.statusText, details: [] };
       // 409 with Retry-After: the same key is still being processed (perhaps by our previous life).
       const inFlight = res.status === 409 && res.headers.has("retry-after");
-      // 401/403 are a deployment problem, not the messages' fault: wait for an operator.
-      if (res.status >= 500 || res.status === 429 || res.status === 408 || res.status === 401 || res.status === 403 || inFlight) {
-        return { kind: "retry", reason: `${res.status} ${detail.code}: ${detail.message}`, retryAfterMs: retryAfter(res) };
-      }
-      return { kind: "refused", status: res.status, error: detail };
+      const reason = `${res.status} ${detail.code}: ${detail.message}`;
+      if (res.status >= 500 || res.status === 429 || res.status === 408 || inFlight) return { kind: "retry", reason, retryAfterMs: retryAfter(res) };
+      // Per-item refusals come inside a 200; a whole-batch refusal other than a key conflict is never
+      // the messages' fault (they passed the same contract here), so it must not dead-letter them.
+      if (res.status === 409) return { kind: "refused", status: res.status, error: detail };
+      return { kind: "misconfigured", status: res.status, reason, retryAfterMs: retryAfter(res) };
     },
 
     async readEvents(consumer: string, limit: number, waitSeconds: number, signal?: AbortSignal): Promise<EventsPage> {

@@ -29,12 +29,14 @@ export function healthApp(src: HealthSource): Hono {
 
   const snapshot = async () => {
     const lag = await consumerLag();
-    const { gatewayUp, kafkaUp, outbox } = src.metrics.state;
+    const { gatewayUp, gatewayProblem, kafkaUp, outbox } = src.metrics.state;
     const outboxLag = Math.max(0, outbox.seenCursor - outbox.ackedCursor);
-    const healthy = gatewayUp && kafkaUp && lag.rows !== undefined;
+    const healthy = gatewayUp && !gatewayProblem && kafkaUp && lag.rows !== undefined;
     return {
       status: healthy ? "ok" : "degraded",
-      gateway: gatewayUp ? "up" : "down",
+      // The outbox reads may go through while sends are refused (a proxy rule on one path): the alert wins.
+      gateway: gatewayProblem ? "misconfigured" : gatewayUp ? "up" : "down",
+      ...(gatewayProblem ? { alert: gatewayProblem } : {}),
       kafka: kafkaUp && lag.rows !== undefined ? "up" : "down",
       inbound: src.inbound
         ? { lag: lag.rows?.reduce((s, r) => s + r.lag, 0) ?? null, partitions: lag.rows ?? [], ...(lag.error ? { error: lag.error } : {}) }
@@ -57,6 +59,8 @@ export function healthApp(src: HealthSource): Hono {
       "# TYPE bridge_up gauge",
       `bridge_up{dependency="gateway"} ${s.gateway === "up" ? 1 : 0}`,
       `bridge_up{dependency="kafka"} ${s.kafka === "up" ? 1 : 0}`,
+      "# TYPE bridge_gateway_misconfigured gauge",
+      `bridge_gateway_misconfigured ${s.gateway === "misconfigured" ? 1 : 0}`,
       "# TYPE bridge_consumer_lag gauge",
       ...(cached?.rows ?? []).map((r) => `bridge_consumer_lag${labelText({ topic: r.topic, partition: String(r.partition) })} ${r.lag}`),
       "# TYPE bridge_outbox_cursor gauge",

@@ -131,22 +131,33 @@ async function relayChunk(
       items.map((i) => i.item),
       key,
     );
-    while (outcome.kind === "retry") {
+    while (outcome.kind === "retry" || outcome.kind === "misconfigured") {
       metrics.inc("bridge_gateway_failures_total", { relay: "inbound" });
       metrics.state.gatewayUp = false;
-      // Pause the partition while the gateway is away; nothing is resolved or committed meanwhile.
+      // Pause the partition while the gateway is away or misconfigured; nothing is resolved or committed meanwhile.
       resume ??= control.pause();
       const wait = backoff.next(outcome.retryAfterMs);
-      log("error", "gateway send failed; partition paused, will retry", {
-        topic,
-        partition,
-        first: range.first,
-        last: range.last,
-        key,
-        error: outcome.reason,
-        retryInMs: wait,
-        attempt: backoff.failures,
-      });
+      if (outcome.kind === "misconfigured") {
+        metrics.inc("bridge_gateway_config_errors_total", { status: String(outcome.status) });
+        metrics.state.gatewayProblem = `configuration: ${outcome.reason}`.slice(0, 300);
+      }
+      log(
+        "error",
+        outcome.kind === "misconfigured"
+          ? "gateway configuration error (check GATEWAY_URL, GATEWAY_API_KEY, proxies); partition paused, nothing committed"
+          : "gateway send failed; partition paused, will retry",
+        {
+          topic,
+          partition,
+          first: range.first,
+          last: range.last,
+          key,
+          ...(outcome.kind === "misconfigured" ? { status: outcome.status } : {}),
+          error: outcome.reason,
+          retryInMs: wait,
+          attempt: backoff.failures,
+        },
+      );
       await sleepHeartbeating(wait, control, signal);
       if (!alive()) {
         resume();
@@ -159,6 +170,7 @@ async function relayChunk(
     }
     resume?.();
     metrics.state.gatewayUp = true;
+    metrics.state.gatewayProblem = undefined;
     metrics.inc("bridge_gateway_post_seconds_total", { topic }, (performance.now() - postStarted) / 1000);
     metrics.inc("bridge_gateway_posts_total", { topic });
     if (outcome.kind === "refused") {

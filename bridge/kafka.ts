@@ -2,6 +2,7 @@
 // client can be swapped (node-rdkafka, a test double) without touching them.
 import { Kafka, logLevel as kafkaLogLevel, Partitioners, type Admin, type Consumer, type IHeaders, type LogEntry, type Producer } from "kafkajs";
 import type { Logger } from "./log.ts";
+import { splitByBytes } from "./produce-batches.ts";
 
 export type InRecord = { offset: string; key: Buffer | null; value: Buffer | null; headers: Record<string, string> };
 export type OutRecord = { topic: string; key: string | Buffer | null; value: string | Buffer | null; headers?: Record<string, string> };
@@ -41,7 +42,11 @@ export interface KafkaLink {
   close(): Promise<void>;
 }
 
-export function connectKafka(opts: { brokers: string[]; clientId: string; log: Logger }): KafkaLink {
+/** What a produce request may carry: Kafka's default message.max.bytes is 1,048,588. */
+export const DEFAULT_MAX_BATCH_BYTES = 1_000_000;
+
+export function connectKafka(opts: { brokers: string[]; clientId: string; log: Logger; maxBatchBytes?: number }): KafkaLink {
+  const maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
   const kafka = new Kafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
@@ -78,13 +83,21 @@ export function connectKafka(opts: { brokers: string[]; clientId: string; log: L
   return {
     async publish(records) {
       if (records.length === 0) return;
-      const byTopic = new Map<string, OutRecord[]>();
-      for (const r of records) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
       const p = await connectedProducer();
-      await p.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, rs]) => ({ topic, messages: rs.map((r) => ({ key: r.key, value: r.value, headers: r.headers })) })),
-      });
+      // One request per group, in order; if a later group fails the caller retries all of them, so an
+      // earlier group may be written twice (at-least-once, as any produce retry).
+      for (const group of splitByBytes(records, maxBatchBytes)) {
+        const byTopic = new Map<string, OutRecord[]>();
+        for (const r of group) {
+          const list = byTopic.get(r.topic) ?? [];
+          list.push(r);
+          byTopic.set(r.topic, list);
+        }
+        await p.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic].map(([topic, rs]) => ({ topic, messages: rs.map((r) => ({ key: r.key, value: r.value, headers: r.headers })) })),
+        });
+      }
     },
 
     async consume({ groupId, topics, concurrency, onBatch, onAssignment }) {

@@ -61,7 +61,12 @@ function toItem(kind: LegacyKind, json: unknown, fallbackId: string): Mapped {
       return {
         ok: true,
         sourceId,
-        item: { ...fromWhatsappSchedule(m.data), metadata: definedOnly({ source: kind, sourceId, scheduleId: m.data.scheduleId, userId: m.data.userId }) },
+        // The older services expect delivery even when the bridge lagged past scheduledFor: send it late, noted.
+        item: {
+          ...fromWhatsappSchedule(m.data),
+          ifLate: "send",
+          metadata: definedOnly({ source: kind, sourceId, scheduleId: m.data.scheduleId, userId: m.data.userId }),
+        },
       };
     }
     case "messaging.send": {

@@ -7,6 +7,8 @@ export class Metrics {
   /** Live state the relays keep current. */
   readonly state = {
     gatewayUp: true,
+    /** Set while the gateway answers as if misconfigured (wrong URL, key or proxy): the alert to act on. */
+    gatewayProblem: undefined as string | undefined,
     kafkaUp: true,
     outbox: { seenCursor: 0, ackedCursor: 0, inFlight: 0 },
   };

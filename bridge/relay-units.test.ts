@@ -1,4 +1,5 @@
 // The pure parts of the inbound relay: legacy mapping, chunk cutting, batch keys.
+import { recordBytes, splitByBytes } from "./produce-batches.ts";
 import { describe, expect, it } from "vitest";
 import { batchKey, parseNote, pendingNote, planChunk } from "./chunks.ts";
 import type { InRecord } from "./kafka.ts";
@@ -88,5 +89,21 @@ describe("chunks", () => {
     expect(k).not.toBe(batchKey("t", 0, { first: "5", last: "9" }, ["a", "c"]));
     expect(k).toMatch(/^kafka:t:0:5-9:[0-9a-f]{16}$/);
     expect(batchKey("x".repeat(249), 0, { first: "5", last: "9" }, []).length).toBeLessThanOrEqual(255);
+  });
+});
+
+describe("produce batches by bytes", () => {
+  const rec = (i: number, bytes: number) => ({ topic: "t", key: `k${i}`, value: "v".repeat(bytes) });
+
+  it("cuts consecutive groups under the limit, keeping order; an oversized record goes alone", () => {
+    const records = [rec(0, 400), rec(1, 400), rec(2, 400), rec(3, 2_000), rec(4, 10)];
+    const groups = splitByBytes(records, 1_000);
+    expect(groups.map((g) => g.map((r) => r.key))).toEqual([["k0", "k1"], ["k2"], ["k3"], ["k4"]]);
+    for (const g of groups.filter((g) => g.length > 1)) expect(g.reduce((s, r) => s + recordBytes(r), 0)).toBeLessThanOrEqual(1_000);
+  });
+
+  it("counts bytes, not characters, and headers too", () => {
+    expect(recordBytes({ topic: "t", key: null, value: "€" })).toBe(recordBytes({ topic: "t", key: null, value: "abc" }));
+    expect(recordBytes({ topic: "t", key: null, value: "", headers: { h: "12345" } })).toBeGreaterThan(recordBytes({ topic: "t", key: null, value: "" }));
   });
 });

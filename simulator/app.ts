@@ -3,6 +3,8 @@
 import { Hono } from "hono";
 import { chatControlRoutes, chatRoutes } from "./chat.ts";
 import { defaultConfig, instanceSettings, type SimulatorConfig } from "./config.ts";
+import { connectRoutes, scanRoutes } from "./connect.ts";
+import { chaosRoutes } from "./chaos.ts";
 import { controlRoutes } from "./control.ts";
 import { evolutionRoutes } from "./evolution.ts";
 import { errorBody } from "./shapes.ts";
@@ -18,10 +20,13 @@ export function createSimulator(options: Partial<SimulatorConfig> = {}): { app: 
   for (const { name, ...seed } of instances) state.upsertInstance(name, instanceSettings.parse(seed));
 
   const app = new Hono();
+  app.route("/_sim/chaos", chaosRoutes(state));
   app.route("/_sim/chat", chatControlRoutes(state));
   app.route("/_sim", controlRoutes(state));
+  app.route("/_sim", scanRoutes(state));
   app.route("/chat", chatRoutes(state));
   app.route("/", evolutionRoutes(state));
+  app.route("/", connectRoutes(state));
   // Express's answer for a route it does not have.
   app.notFound((c) => c.json(errorBody(404, [`Cannot ${c.req.method} ${c.req.path}`]), 404));
   app.onError((err, c) => c.json(errorBody(500, [String(err)]), 500));

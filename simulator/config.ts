@@ -37,6 +37,8 @@ export const configPatch = z.strictObject({
   webhookTimeoutMs: z.number().int().min(1).optional(),
   serverUrl: z.string().optional(),
   globalApiKey: z.string().min(1).nullable().optional(),
+  qrRefreshMs: z.number().int().min(10).optional(),
+  qrLimit: z.number().int().min(1).optional(),
 });
 
 export type SimulatorConfig = {
@@ -62,6 +64,9 @@ export type SimulatorConfig = {
   serverUrl: string;
   /** Evolution's AUTHENTICATION_API_KEY: accepted for every instance besides its own token. */
   globalApiKey: string | null;
+  /** Pairing: a new QR code (`qrcode.updated`) every qrRefreshMs, at most qrLimit codes (Evolution's QRCODE_LIMIT). */
+  qrRefreshMs: number;
+  qrLimit: number;
   /** Instances present from the start. */
   instances: InstanceSeed[];
 };
@@ -80,6 +85,8 @@ export const defaultConfig = (): SimulatorConfig => ({
   webhookTimeoutMs: 10_000,
   serverUrl: "http://evolution.simulator",
   globalApiKey: null,
+  qrRefreshMs: 20_000,
+  qrLimit: 30,
   instances: [],
 });
 

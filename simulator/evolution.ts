@@ -2,6 +2,7 @@
 // apikey), validation, number pre-check, status codes and bodies (evolution-api.md §1).
 import { Hono, type Context } from "hono";
 import { z } from "zod";
+import { chaosOf, rememberSend, roll, sendAttemptKey } from "./chaos.ts";
 import { newWebMessageId } from "./ids.ts";
 import { digitsOf, recipient, type Recipient } from "./jid.ts";
 import { businessRule, sendRoutes, validateSend, type SendRequest, type SendRoute } from "./requests.ts";
@@ -39,6 +40,7 @@ export function evolutionRoutes(state: SimulatorState): Hono {
     const call = state.beginCall({ instance: name, route, number: to?.number ?? "", body: parsed.ok ? parsed.value : parsed.text });
     const answer = parsed.ok ? await answerSend(state, c, name, route, parsed.value, to) : { status: 400, body: errorBody(400, [parsed.error]) };
     call.status = answer.status;
+    call.answeredAt = Date.now();
     delete call.pending;
     if (answer.keyId) call.keyId = answer.keyId;
     if (answer.status === 0) {
@@ -82,15 +84,23 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
   const rule = businessRule(checked.request);
   if (rule) return { status: 400, body: errorBody(400, [rule]) };
   const target = recipient(checked.request.body.number);
+  const attempt = sendAttemptKey(state, name, body);
 
   // Media upload and the onWhatsApp pre-check happen before the message goes out.
   await state.sleep(latency(state));
-  if (instance.state !== "open" || Math.random() < state.config.failureRate) return { status: 500, body: connectionClosed() };
+  if (instance.state !== "open" || roll(state, `fail:${attempt}`) < state.config.failureRate) return { status: 500, body: connectionClosed() };
   if (isNotOnWhatsApp(state, target)) return { status: 400, body: notOnWhatsApp(target) };
   // Evolution holds the request open for `delay` ms ("composing…") before sending.
   if (state.config.honourDelay) await state.sleep(checked.request.body.delay ?? 0);
+  // Chaos: the answer comes after the client gave up; the message may still have gone out.
+  const chaos = chaosOf(state);
+  if (chaos.timeoutRate > 0 && roll(state, `timeout:${attempt}`) < chaos.timeoutRate) {
+    await state.sleep(chaos.timeoutMs);
+    if (!chaos.timeoutStillSends) return { status: 500, body: connectionClosed() };
+  }
 
   const raw = buildMessage(state, instance, target, checked.request);
+  rememberSend(state, raw.key.id, attempt);
   state.remember(raw);
   scheduleAfterSend(state, instance, raw, target.isGroup);
   return { status: 201, body: raw, keyId: raw.key.id };

@@ -33,6 +33,8 @@ export type CallRecord = {
   status: number;
   keyId?: string;
   pending?: boolean;
+  /** When the answer left (after any latency or hang): the moment a 201 message went out. */
+  answeredAt?: number;
 };
 
 export type WebhookRecord = {
@@ -44,7 +46,8 @@ export type WebhookRecord = {
   /** Last HTTP status from the receiver; 0 for a network error or before the first answer. */
   status: number;
   attempts: number;
-  outcome: "pending" | "delivered" | "failed";
+  /** "dropped": a chaos run chose never to deliver it (simulator/chaos.ts). */
+  outcome: "pending" | "delivered" | "failed" | "dropped";
   error?: string;
   keyId?: string;
   body: Envelope;

@@ -1,6 +1,7 @@
 // Webhook delivery back to the gateway, like Evolution's webhook controller: JSON POST,
 // exponential backoff on 5xx/429/network errors, no retry on 400/401/403/404/422, nothing
 // awaited in the send path and no ordering guarantee across events (evolution-api.md §2.1).
+import { planWebhook } from "./chaos.ts";
 import { cuid } from "./ids.ts";
 import { envelope, receipt, type MessageRaw } from "./shapes.ts";
 import type { Instance, SimulatorState, WebhookRecord } from "./state.ts";
@@ -23,7 +24,15 @@ export function emit(state: SimulatorState, instance: Instance, event: string, d
   if (!url || state.stopped) return { done: Promise.resolve() };
   const body = envelope(instance, event, data, state.config.serverUrl);
   const record = state.recordWebhook({ instance: instance.name, event, url, body, ...(keyId ? { keyId } : {}) });
-  return { record, done: deliver(state, record, instance.webhookHeaders) };
+  const plan = planWebhook(state, event, keyId, record.seq);
+  if (plan.drop) {
+    record.outcome = "dropped";
+    return { record, done: Promise.resolve() };
+  }
+  const copies = [record];
+  if (plan.copies > 1) copies.push(state.recordWebhook({ instance: instance.name, event, url, body, ...(keyId ? { keyId } : {}) }));
+  const held = plan.delayMs > 0 ? state.sleep(plan.delayMs) : Promise.resolve();
+  return { record, done: held.then(() => Promise.all(copies.map((r) => deliver(state, r, instance.webhookHeaders)))).then(() => undefined) };
 }
 
 async function deliver(state: SimulatorState, record: WebhookRecord, headers: Record<string, string>): Promise<void> {

@@ -8,11 +8,13 @@ import { ApiError, errorResponse } from "./errors.ts";
 import { consumeCallbacks } from "./callbacks/deliver.ts";
 import { consumeSends } from "./queue/sends.ts";
 import { consumeWebhooks } from "./queue/webhooks.ts";
+import { parkWebhooks } from "./webhooks/parked.ts";
 import { sweep } from "./sweep/sweeper.ts";
 import { wakeOnce } from "./sweep/wake.ts";
 import { contactRoutes } from "./routes/contacts.ts";
 import { statsRoutes } from "./routes/stats.ts";
 import { eventRoutes } from "./routes/events.ts";
+import { streamRoutes, ticketRoutes } from "./routes/stream.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { compatRoutes } from "./routes/compat.ts";
@@ -20,6 +22,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { consoleRoutes } from "./routes/console.ts";
 import { callbackRoutes } from "./routes/callbacks.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { rateLimit } from "./limits/rate-limit.ts";
@@ -29,6 +32,7 @@ import { requestLog } from "./observability/request-log.ts";
 export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
 export { RateLimiter } from "./limits/rate-limiter.ts";
+export { TenantStream } from "./stream/tenant-stream.ts";
 
 export const app = new Hono<AppEnv>();
 
@@ -39,15 +43,19 @@ app.use("*", async (c, next) => {
   await next();
 });
 
+app.route("/", consoleRoutes);
 app.route("/health", healthRoutes);
 app.route("/metrics", metricsRoutes);
 app.route("/v1/admin", adminRoutes);
 app.route("/webhooks/evolution", webhookRoutes);
+// Before the tenant API: a browser's WebSocket carries a ticket, not an Authorization header.
+app.route("/v1/events/stream", streamRoutes);
 
 const tenantApi = new Hono<AppEnv>();
 tenantApi.use("*", requireApiKey, rateLimit);
 tenantApi.route("/instances", instanceRoutes);
 tenantApi.route("/messages", messageRoutes);
+tenantApi.route("/events/stream/tickets", ticketRoutes);
 tenantApi.route("/events", eventRoutes);
 tenantApi.route("/contacts", contactRoutes);
 tenantApi.route("/stats", statsRoutes);
@@ -77,6 +85,7 @@ export default {
     if (queue === "mensageiro-sends") return consumeSends(batch, env);
     if (queue === "mensageiro-webhooks") return consumeWebhooks(batch, env, ctx);
     if (queue === "mensageiro-callbacks") return consumeCallbacks(batch, env);
+    if (queue === "mensageiro-webhooks-dlq") return parkWebhooks(batch, env);
     log("error", "batch from an unknown queue", { queue: batch.queue });
   },
   async scheduled(_controller, env, ctx) {

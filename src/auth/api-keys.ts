@@ -2,6 +2,7 @@
 import { sql } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv, Tenant } from "../app-env.ts";
+import type { Db } from "../db/client.ts";
 import { ApiError } from "../errors.ts";
 import { randomToken, sha256Hex } from "../ids.ts";
 
@@ -31,18 +32,22 @@ export function forgetTenant(tenantId: string) {
   for (const [hash, entry] of keyCache) if (entry.tenant.id === tenantId) keyCache.delete(hash);
 }
 
+/** The tenant a key belongs to, or undefined for an unknown or revoked key. */
+export async function tenantForKey(db: Db, key: string): Promise<Tenant | undefined> {
+  const hash = await sha256Hex(key);
+  const cached = keyCache.get(hash);
+  if (cached && Date.now() - cached.at < KEY_CACHE_MS) return cached.tenant;
+  const [tenant] = await db.all<Tenant>(sql`
+    SELECT t.id, t.name, t.max_attempts AS maxAttempts, t.rate_limit_per_minute AS rateLimitPerMinute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+    WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
+  if (tenant) keyCache.set(hash, { tenant, at: Date.now() });
+  return tenant;
+}
+
 export const requireApiKey = createMiddleware<AppEnv>(async (c, next) => {
   const key = bearer(c.req.header("authorization"));
   if (!key) throw new ApiError("unauthorized", "Missing API key: send Authorization: Bearer <key>.");
-  const hash = await sha256Hex(key);
-  const cached = keyCache.get(hash);
-  let tenant = cached && Date.now() - cached.at < KEY_CACHE_MS ? cached.tenant : undefined;
-  if (!tenant) {
-    [tenant] = await c.var.db.all<Tenant>(sql`
-      SELECT t.id, t.name, t.max_attempts AS maxAttempts, t.rate_limit_per_minute AS rateLimitPerMinute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-      WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
-    if (tenant) keyCache.set(hash, { tenant, at: Date.now() });
-  }
+  const tenant = await tenantForKey(c.var.db, key);
   if (!tenant) throw new ApiError("unauthorized", "Unknown or revoked API key.");
   c.set("tenant", tenant);
   await next();

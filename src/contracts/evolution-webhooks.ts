@@ -43,6 +43,16 @@ export const connectionData = z.object({
   statusReason: z.number().int().nullish(),
 });
 
+// The pairing QR code as it refreshes (qrcode.updated); `base64` is a PNG data URL.
+export const qrcodeData = z.object({
+  qrcode: z.object({
+    code: z.string().nullish(),
+    pairingCode: z.string().nullish(),
+    base64: z.string().startsWith("data:image/", "Must be an image data URL.").max(200_000),
+    count: z.number().int().nullish(),
+  }),
+});
+
 // The "webhook by events" path segment (`messages-upsert`) back to the dotted event name.
 export const eventFromPath = (segment: string) => segment.toLowerCase().replace(/[-_]/g, ".");
-export const handledEvents = new Set(["messages.upsert", "messages.update", "send.message", "connection.update"]);
+export const handledEvents = new Set(["messages.upsert", "messages.update", "send.message", "connection.update", "qrcode.updated"]);

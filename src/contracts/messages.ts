@@ -36,6 +36,9 @@ export const sendMessageSchema = z
     text: z.string().min(1).max(65536).optional(),
     media: mediaSchema.optional(),
     sendAt: isoWithOffset.optional(),
+    // A sendAt already past on arrival: "reject" (422, the default) or "send" now, the lateness noted
+    // in the history. For relays of schedules made earlier (the Kafka bridge after a lag).
+    ifLate: z.enum(["reject", "send"]).optional(),
     priority: z.int().min(1).max(10).optional(),
     maxAttempts: z.int().min(1).max(20).optional(),
     metadata: metadataSchema.optional(),

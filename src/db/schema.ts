@@ -48,6 +48,11 @@ export const instances = sqliteTable(
     ratePerMinute: integer("rate_per_minute").notNull(),
     state: text("state").notNull().default("unknown"),
     stateChangedAt: integer("state_changed_at"),
+    // The pairing QR code while the number is not connected (qrcode.updated / GET /instance/connect);
+    // cleared when the state becomes open. `qrCode` is Evolution's data URL of a PNG.
+    qrCode: text("qr_code"),
+    qrCount: integer("qr_count"),
+    qrUpdatedAt: integer("qr_updated_at"),
     // Pacing (src/lanes/pacing.ts): null columns mean the documented default or "off".
     burst: integer("burst"),
     gapMinMs: integer("gap_min_ms").notNull().default(0),
@@ -289,4 +294,22 @@ export const disabledCallbackEndpoints = sqliteTable(
     reason: text("reason").notNull(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.url] })],
+);
+
+// Webhook jobs whose retries ran out (the webhooks DLQ consumer parks them here), kept until an
+// operator replays them: Evolution was answered 200, so this is the only copy of the event.
+export const parkedWebhooks = sqliteTable(
+  "parked_webhooks",
+  {
+    // The queue message id: a redelivery of the same DLQ message parks it once.
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id"),
+    event: text("event"),
+    job: text("job", { mode: "json" }).$type<unknown>().notNull(),
+    attempts: integer("attempts").notNull(),
+    parkedAt: integer("parked_at").notNull(),
+    replayedAt: integer("replayed_at"),
+    lastError: text("last_error"),
+  },
+  (t) => [index("parked_webhooks_pending").on(t.replayedAt, t.parkedAt)],
 );

@@ -91,6 +91,37 @@ export async function sendThroughEvolution(instance: EvolutionInstance, msg: Out
   }
 }
 
+// GET /instance/connect/{instance}: `open`, or the pairing QR code to scan (which also starts pairing).
+const connectAnswer = z.union([
+  z.object({ instance: z.object({ state: z.string() }) }),
+  z.object({ base64: z.string().startsWith("data:image/").max(200_000), code: z.string().nullish(), count: z.number().int().nullish() }),
+]);
+
+export type ConnectOutcome = { kind: "open" } | { kind: "qr"; base64: string; count: number | null } | { kind: "error"; error: string };
+
+export async function connectInstance(instance: EvolutionInstance, timeoutMs: number): Promise<ConnectOutcome> {
+  const url = `${instance.url.replace(/\/+$/, "")}/instance/connect/${encodeURIComponent(instance.name)}`;
+  try {
+    const res = await fetch(url, { headers: { apikey: instance.apiKey }, signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    if (!res.ok) return { kind: "error", error: describe(res.status, text) };
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const answer = connectAnswer.safeParse(json);
+    if (!answer.success) return { kind: "error", error: describe(res.status, `unexpected connect body: ${text}`) };
+    if ("instance" in answer.data)
+      return answer.data.instance.state === "open" ? { kind: "open" } : { kind: "error", error: `Evolution says ${answer.data.instance.state}` };
+    return { kind: "qr", base64: answer.data.base64, count: answer.data.count ?? null };
+  } catch (err) {
+    const reason = err instanceof Error && err.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : String(err);
+    return { kind: "error", error: `Evolution unreachable: ${reason}` };
+  }
+}
+
 // Evolution answers sendPresence only after its `delay` (it holds "composing" that long, then
 // sends "paused"). The lane does not wait for that: it stops listening after this long, and its
 // own alarm times the text. The request is not cancelled on Evolution's side by the disconnect.

@@ -14,7 +14,8 @@ import { errorField, log } from "../observability/log.ts";
 
 export type InstanceRef = { id: string; name: string };
 export type NewMessage = typeof messages.$inferInsert;
-export type Prepared = { row: NewMessage; job: SendJob };
+/** `late`: the history note of a schedule accepted after its time (ifLate: "send"). */
+export type Prepared = { row: NewMessage; job: SendJob; late?: string };
 
 export const laneKeyOf = (tenantId: string, instanceId: string, to: string) => `${tenantId}:${instanceId}:${to}`;
 
@@ -74,7 +75,10 @@ export function prepareMessage(
       { path: `${pathPrefix}instance`, message: "No such instance for this tenant." },
     ]);
   }
-  const sendAt = checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
+  // A schedule that arrives after its time, from a caller that asked for delivery anyway: send now.
+  const lateBy = input.sendAt !== undefined && input.ifLate === "send" ? now - Date.parse(input.sendAt) : undefined;
+  const late = lateBy !== undefined && lateBy >= 0 ? `scheduled for ${input.sendAt}, arrived ${Math.round(lateBy / 1000)} s late; sent now` : undefined;
+  const sendAt = late ? undefined : checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
   const laneKey = laneKeyOf(tenant.id, instance.id, input.to);
   const row: NewMessage = {
     id,
@@ -105,7 +109,7 @@ export function prepareMessage(
     readyAt: row.readyAt,
     createdAt: now,
   };
-  return { row, job };
+  return late ? { row, job, late } : { row, job };
 }
 
 // The history row and event follow only when the message row went in (an idempotency key taken
@@ -114,7 +118,7 @@ function insertStatements(db: Db, p: Prepared): Statement[] {
   const { row } = p;
   return [
     db.insert(messages).values(row).onConflictDoNothing(),
-    sql`INSERT INTO message_history (message_id, status, at) SELECT ${row.id}, ${row.status}, ${row.createdAt} WHERE changes() > 0`,
+    sql`INSERT INTO message_history (message_id, status, at, detail) SELECT ${row.id}, ${row.status}, ${row.createdAt}, ${p.late ?? null} WHERE changes() > 0`,
     outboxStatusEvent(row.id, row.createdAt, undefined, sql`changes() > 0`),
   ];
 }

@@ -8,10 +8,11 @@ import { config } from "../config.ts";
 import { runBatch } from "../db/batch.ts";
 import { apiKeys, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
-import { parseBody } from "../http/body.ts";
+import { parseBody, parseWith } from "../http/body.ts";
 import { newId } from "../ids.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { purge } from "../sweep/sweeper.ts";
+import { countParked, listParked, replayParked } from "../webhooks/parked.ts";
 
 export const adminRoutes = new Hono<AppEnv>();
 adminRoutes.use("*", requireAdmin);
@@ -123,4 +124,22 @@ adminRoutes.delete("/tenants/:id/keys/:keyId", async (c) => {
 adminRoutes.post("/cleanup", async (c) => {
   const removed = await purge(c.env);
   return c.json({ removed, retentionDays: Number(c.env.RETENTION_DAYS) || 30 });
+});
+
+// Webhook jobs parked by the webhooks DLQ consumer: list them, and replay them once the cause is gone.
+const parkedQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
+const replayBody = z.strictObject({
+  ids: z.array(z.string().min(1).max(100)).min(1).max(50).optional(),
+  limit: z.int().min(1).max(100).default(100),
+});
+
+adminRoutes.get("/webhooks/parked", async (c) => {
+  const q = parseWith(parkedQuery, c.req.query());
+  return c.json({ parked: await listParked(c.var.db, q.limit), total: await countParked(c.var.db) });
+});
+
+adminRoutes.post("/webhooks/parked/replay", async (c) => {
+  const input = await parseBody(c, replayBody);
+  const result = await replayParked(c.var.db, input);
+  return c.json({ ...result, remaining: await countParked(c.var.db) });
 });

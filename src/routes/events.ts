@@ -18,7 +18,7 @@ const readQuery = z.object({
   wait: z.coerce.number().min(0).max(30).default(0),
 });
 
-type EventRow = { seq: number; event_id: string; type: string; version: number; occurred_at: number; data: string };
+export type EventRow = { seq: number; event_id: string; type: string; version: number; occurred_at: number; data: string };
 
 // JSON nulls from SQL json_object() are absent fields in the contracts.
 function dropNulls(value: unknown): unknown {

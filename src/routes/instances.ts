@@ -1,12 +1,16 @@
 // /v1/instances: register Evolution instances. The Evolution API key is stored, never echoed.
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { instances } from "../db/schema.ts";
+import { config } from "../config.ts";
+import { runBatch } from "../db/batch.ts";
 import { ApiError } from "../errors.ts";
+import { connectInstance } from "../evolution/client.ts";
 import { parseBody, parseWith } from "../http/body.ts";
 import { newId, randomToken } from "../ids.ts";
+import { connectionStatements } from "../webhooks/process.ts";
 import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing.ts";
 
 export const instanceRoutes = new Hono<AppEnv>();
@@ -116,6 +120,37 @@ instanceRoutes.get("/:name", async (c) => {
   return c.json({ ...view(row, c.env, c.req.url), today: { day: today.day, sent: today.sent, cap: today.cap, waiting: today.waiting } });
 });
 
+// A stored code younger than this is shown as is; Evolution refreshes it about every 20 s and says so
+// through qrcode.updated. Older (or none): ask Evolution, which also starts pairing.
+const QR_FRESH_MS = 15_000;
+
+// GET /v1/instances/:name/qr — the pairing QR code of a number that is not connected, for the console.
+instanceRoutes.get("/:name/qr", async (c) => {
+  const row = await findOwn(c, c.req.param("name"));
+  if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+  if (row.state === "open") return c.json({ name: row.name, state: "open" });
+  const now = Date.now();
+  if (row.qrCode && row.qrUpdatedAt && now - row.qrUpdatedAt < QR_FRESH_MS) {
+    return c.json({ name: row.name, state: row.state, qr: { base64: row.qrCode, count: row.qrCount, updatedAt: new Date(row.qrUpdatedAt).toISOString() } });
+  }
+  const answer = await connectInstance({ name: row.name, url: row.evolutionUrl, apiKey: row.evolutionApiKey }, config(c.env).EVOLUTION_TIMEOUT_MS);
+  if (answer.kind === "error") throw new ApiError("unavailable", `Could not get a QR code from Evolution: ${answer.error}`);
+  if (answer.kind === "open") {
+    // The connection.update webhook may have been lost: record what Evolution says now, and let the
+    // governor resume a number it paused for the closed connection.
+    await runBatch(
+      c.var.db,
+      connectionStatements({ tenantId: row.tenantId, instanceId: row.id, instanceName: row.name, state: "open", statusReason: null, at: now }),
+    );
+    await governor(c.env, row.id).report({ kind: "connection", instanceId: row.id, state: "open", now });
+    return c.json({ name: row.name, state: "open" });
+  }
+  await c.var.db
+    .update(instances)
+    .set({ qrCode: answer.base64, qrCount: answer.count, qrUpdatedAt: now })
+    .where(and(eq(instances.id, row.id), sql`state != 'open'`));
+  return c.json({ name: row.name, state: row.state, qr: { base64: answer.base64, count: answer.count, updatedAt: new Date(now).toISOString() } });
+});
 // Sending paused by the governor resumes here (an invalid-number spike resumes only here).
 instanceRoutes.post("/:name/resume", async (c) => {
   const row = await findOwn(c, c.req.param("name"));

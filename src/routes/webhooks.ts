@@ -3,7 +3,16 @@
 import { sql } from "drizzle-orm";
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
-import { connectionData, eventFromPath, handledEvents, sendMessageData, updateData, upsertData, webhookEnvelope } from "../contracts/evolution-webhooks.ts";
+import {
+  connectionData,
+  eventFromPath,
+  handledEvents,
+  qrcodeData,
+  sendMessageData,
+  updateData,
+  upsertData,
+  webhookEnvelope,
+} from "../contracts/evolution-webhooks.ts";
 import { ApiError } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
@@ -15,6 +24,7 @@ const eventData = {
   "messages.update": updateData,
   "send.message": sendMessageData,
   "connection.update": connectionData,
+  "qrcode.updated": qrcodeData,
 };
 
 // Media webhooks with base64 on can be megabytes; the file itself is never stored.
@@ -50,7 +60,8 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
   parseWith(eventData[event as keyof typeof eventData], envelope.data, "data");
   const data = stripBase64(envelope.data);
   const job: WebhookJob = { tenantId: instance.tenant_id, instanceId: instance.id, instanceName: instance.name, event, data, receivedAt: Date.now() };
-  if (JSON.stringify(job).length > MAX_QUEUED_BYTES) {
+  // Bytes, not characters: a long non-ASCII text is up to three bytes a character.
+  if (new TextEncoder().encode(JSON.stringify(job)).byteLength > MAX_QUEUED_BYTES) {
     const outcome = await processWebhook(c.var.db, job);
     return c.json({ received: true, outcome });
   }

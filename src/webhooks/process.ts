@@ -3,7 +3,7 @@
 // a status forward, and connection events only write when the state really changes.
 import { sql } from "drizzle-orm";
 import { z } from "zod";
-import { connectionData, sendMessageData, updateData, upsertData } from "../contracts/evolution-webhooks.ts";
+import { connectionData, qrcodeData, sendMessageData, updateData, upsertData } from "../contracts/evolution-webhooks.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../ids.ts";
@@ -32,6 +32,8 @@ export async function processWebhook(db: Db, job: WebhookJob): Promise<Outcome> 
       return confirmSend(db, job);
     case "connection.update":
       return updateConnection(db, job);
+    case "qrcode.updated":
+      return storeQrCode(db, job);
     default:
       return "ignored";
   }
@@ -92,14 +94,36 @@ async function confirmSend(db: Db, job: WebhookJob): Promise<Outcome> {
 
 async function updateConnection(db: Db, job: WebhookJob): Promise<Outcome> {
   const data = connectionData.parse(job.data);
-  const [update] = await runBatch(db, [
-    sql`UPDATE instances SET state = ${data.state}, state_changed_at = ${job.receivedAt}, updated_at = ${job.receivedAt}
-      WHERE id = ${job.instanceId} AND state != ${data.state}`,
-    sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
-      SELECT ${crypto.randomUUID()}, ${job.tenantId}, 'instance.status', 1, ${job.receivedAt},
-        json_object('instance', ${job.instanceName}, 'state', ${data.state}, 'statusReason', ${data.statusReason ?? null}),
-        (SELECT callback_url FROM tenants WHERE id = ${job.tenantId})
-      WHERE changes() > 0`,
-  ]);
+  const [update] = await runBatch(db, connectionStatements({ ...job, state: data.state, statusReason: data.statusReason ?? null, at: job.receivedAt }));
   return changes(update) > 0 ? "applied" : "duplicate";
+}
+
+// A state change and its instance.status event; an open connection no longer needs its QR code.
+export function connectionStatements(c: {
+  tenantId: string;
+  instanceId: string;
+  instanceName: string;
+  state: string;
+  statusReason: number | null;
+  at: number;
+}) {
+  const clearQr = c.state === "open" ? sql`, qr_code = NULL, qr_count = NULL, qr_updated_at = NULL` : sql``;
+  return [
+    sql`UPDATE instances SET state = ${c.state}, state_changed_at = ${c.at}, updated_at = ${c.at} ${clearQr}
+      WHERE id = ${c.instanceId} AND state != ${c.state}`,
+    sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
+      SELECT ${crypto.randomUUID()}, ${c.tenantId}, 'instance.status', 1, ${c.at},
+        json_object('instance', ${c.instanceName}, 'state', ${c.state}, 'statusReason', ${c.statusReason}),
+        (SELECT callback_url FROM tenants WHERE id = ${c.tenantId})
+      WHERE changes() > 0`,
+  ];
+}
+
+// The QR code is kept on the instance only (never in the outbox: whoever holds it can link the number).
+// A late refresh never overwrites a newer code, nor revives one on a connected number.
+async function storeQrCode(db: Db, job: WebhookJob): Promise<Outcome> {
+  const { qrcode } = qrcodeData.parse(job.data);
+  const row = await db.run(sql`UPDATE instances SET qr_code = ${qrcode.base64}, qr_count = ${qrcode.count ?? null}, qr_updated_at = ${job.receivedAt}
+    WHERE id = ${job.instanceId} AND state != 'open' AND COALESCE(qr_updated_at, 0) <= ${job.receivedAt}`);
+  return changes(row) > 0 ? "applied" : "duplicate";
 }

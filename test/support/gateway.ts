@@ -19,6 +19,8 @@ export type Gateway = {
   halt(): Promise<void>;
   resume(): Promise<void>;
   restart(): Promise<void>;
+  /** SIGKILL of the whole process group (wrangler and workerd), keeping the state, until resume(). */
+  crash(): Promise<void>;
   logs(): string;
 };
 
@@ -109,6 +111,14 @@ export async function startGateway(
     clearTimeout(timer);
   };
 
+  const crash = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.pid === undefined) return;
+    const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
+    process.kill(-c.pid, "SIGKILL");
+    await exited;
+  };
+
   await start();
   return {
     url: `http://127.0.0.1:${port}`,
@@ -116,6 +126,7 @@ export async function startGateway(
     persistDir,
     logs: () => logs,
     halt: stop,
+    crash,
     resume: start,
     restart: async () => {
       await stop();

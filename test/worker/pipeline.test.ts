@@ -121,6 +121,7 @@ describe("GET /v1/stats", () => {
       deadLetters: 0,
       oldestQueuedAgeSeconds: 0,
       sentLastMinute: 3,
+      sentLastMinuteByInstance: { [t.instance]: 3 },
     });
     expect((await api("/v1/stats")).status).toBe(401);
   });

@@ -74,9 +74,13 @@ describe("authentication and bad input", () => {
     const misshapen = await hook(noKey);
     expect(misshapen.status).toBe(400);
     expect((await json(misshapen)).error.details[0].path).toBe("data.keyId");
-    const qr = await hook((await import("../fixtures/evolution/qrcode.updated.json")).default);
-    expect(qr.status).toBe(200);
-    expect(await json(qr)).toEqual({ received: true, ignored: true });
+    const presence = await hook({ event: "presence.update", instance: "loja-centro", data: { id: "5511987654321@s.whatsapp.net", presences: {} } });
+    expect(presence.status).toBe(200);
+    expect(await json(presence)).toEqual({ received: true, ignored: true });
+    // qrcode.updated is handled (the console shows the code), so a malformed one is a 400.
+    const badQr = await hook({ event: "qrcode.updated", instance: "loja-centro", data: { qrcode: { base64: "not an image" } } });
+    expect(badQr.status).toBe(400);
+    expect((await json(badQr)).error.details[0].path).toBe("data.qrcode.base64");
     const mismatch = await hook(textFixture, "/messages-update");
     expect(mismatch.status).toBe(400);
   });

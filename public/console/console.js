@@ -1,0 +1,954 @@
+// mensageiro operator console: plain modules, no framework, no request to any host but this one.
+// The tenant API key lives in this tab's sessionStorage only (never a cookie): it is sent as a
+// Bearer header to this origin, is gone when the tab closes, and sign-out removes it. The live
+// stream is a WebSocket opened with a one-time ticket, so the key never travels in a URL.
+
+const SESSION = "mensageiro.console.session";
+// An idle tab signs itself out: a key left in an unattended browser is a key someone else can use.
+const IDLE_MS = 30 * 60_000;
+const STATUSES = ["scheduled", "queued", "processing", "sent", "delivered", "read", "failed", "canceled"];
+const SERIES = [
+  ["sent", "Sends"],
+  ["failed", "Failures"],
+  ["delivered", "Deliveries"],
+  ["read", "Reads"],
+];
+
+const $ = (id) => document.getElementById(id);
+
+/** Builds an element; strings become text nodes, so outside data is never parsed as HTML. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const child of children.flat(Number.POSITIVE_INFINITY))
+    if (child !== undefined && child !== null && child !== false) el.append(child instanceof Node ? child : String(child));
+  return el;
+}
+
+const badge = (status) => h("span", { class: `badge s-${status}`, dataset: { status } }, status);
+const time = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+const ago = (seconds) => (seconds < 90 ? `${Math.round(seconds)} s` : seconds < 5400 ? `${Math.round(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`);
+
+// ---- session -------------------------------------------------------------------------------
+
+// Why the sign-in form is back, said once on it (kept across a reload of the tab).
+const REASON = "mensageiro.console.reason";
+
+function session() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(SESSION) ?? "null");
+    if (!s || typeof s.key !== "string") return null;
+    if (Date.now() - s.lastUsed > IDLE_MS) {
+      sessionStorage.removeItem(SESSION);
+      stream.stop();
+      sessionStorage.setItem(REASON, "Your session expired after 30 minutes without use. Sign in again.");
+      return null;
+    }
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+function touch() {
+  const s = session();
+  if (s) sessionStorage.setItem(SESSION, JSON.stringify({ ...s, lastUsed: Date.now() }));
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(SESSION);
+  stream.stop();
+  showSignIn(message);
+}
+
+class ApiFailure extends Error {
+  constructor(status, body) {
+    super(body?.error?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code;
+    this.details = body?.error?.details ?? [];
+  }
+}
+
+async function api(path, { method = "GET", body, key } = {}) {
+  const s = key ? { key } : session();
+  if (!s) {
+    showSignIn();
+    throw new ApiFailure(401, { error: { code: "unauthorized", message: "Not signed in." } });
+  }
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: { authorization: `Bearer ${s.key}`, ...(body ? { "content-type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch {
+    throw new ApiFailure(0, { error: { code: "unavailable", message: "Could not reach the gateway. Check the connection and try again." } });
+  }
+  const data = await res.json().catch(() => null);
+  if (res.status === 401 && !key) {
+    signOut("This API key is no longer valid (revoked or unknown). Sign in with a current key.");
+  }
+  if (!res.ok) throw new ApiFailure(res.status, data);
+  if (!key) touch();
+  return data;
+}
+
+function notice(message, kind = "error") {
+  const el = $("notice");
+  el.textContent = message;
+  el.className = kind === "info" ? "notice info" : "notice";
+  el.hidden = !message;
+}
+
+// ---- live stream -----------------------------------------------------------------------------
+
+const stream = {
+  ws: null,
+  seq: null,
+  retry: 0,
+  stopped: true,
+  listeners: new Set(),
+  async start() {
+    this.stopped = false;
+    if (this.ws) return;
+    try {
+      const { ticket } = await api("/v1/events/stream/tickets", { method: "POST" });
+      const url = new URL("/v1/events/stream", location.href);
+      url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+      url.searchParams.set("ticket", ticket);
+      // Resume where the last connection stopped: nothing missed, nothing twice.
+      if (this.seq !== null) url.searchParams.set("after", String(this.seq));
+      const ws = new WebSocket(url);
+      this.ws = ws;
+      ws.onmessage = (m) => {
+        const event = JSON.parse(m.data);
+        if (event.type === "stream.ready") {
+          this.seq ??= event.cursor;
+          this.retry = 0;
+          setLive(true);
+          return;
+        }
+        this.seq = event.seq;
+        for (const listener of this.listeners) listener(event);
+      };
+      ws.onclose = () => {
+        this.ws = null;
+        setLive(false);
+        if (!this.stopped) setTimeout(() => this.start(), Math.min(10_000, 500 * 2 ** this.retry++));
+      };
+    } catch {
+      this.ws = null;
+      if (!this.stopped && session()) setTimeout(() => this.start(), Math.min(10_000, 500 * 2 ** this.retry++));
+    }
+  },
+  stop() {
+    this.stopped = true;
+    this.seq = null;
+    this.ws?.close(1000, "signed out");
+    this.ws = null;
+    setLive(false);
+  },
+};
+
+function setLive(on) {
+  const el = $("live");
+  el.textContent = on ? "live" : "offline";
+  el.classList.toggle("on", on);
+}
+
+/** Page-scoped listener: dropped when the page changes. */
+let pageListeners = [];
+function onEvent(listener) {
+  stream.listeners.add(listener);
+  pageListeners.push(listener);
+}
+let pageTimers = [];
+function every(ms, task) {
+  pageTimers.push(setInterval(task, ms));
+}
+function debounce(ms, task) {
+  let timer;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(task, ms);
+  };
+}
+
+// ---- routing ---------------------------------------------------------------------------------
+
+const routes = [
+  [/^#\/overview$/, overview],
+  [/^#\/instances$/, instancesPage],
+  [/^#\/messages(?:\?.*)?$/, messagesPage],
+  [/^#\/messages\/([\w-]+)$/, messagePage],
+  [/^#\/conversations(?:\/([^/]+))?$/, conversationPage],
+  [/^#\/dead-letters$/, deadLettersPage],
+  [/^#\/callbacks$/, callbacksPage],
+];
+
+async function render() {
+  for (const l of pageListeners) stream.listeners.delete(l);
+  pageListeners = [];
+  for (const t of pageTimers) clearInterval(t);
+  pageTimers = [];
+  if (!session()) return showSignIn();
+  const hash = location.hash || "#/overview";
+  const match = routes.map(([re, page]) => [hash.match(re), page]).find(([m]) => m);
+  if (!match) {
+    location.hash = "#/overview";
+    return;
+  }
+  const [m, page] = match;
+  for (const a of document.querySelectorAll(".bar nav a")) {
+    if (hash.startsWith(a.getAttribute("href"))) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  notice("");
+  const root = $("page");
+  root.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  try {
+    await page(root, ...m.slice(1).map((p) => (p ? decodeURIComponent(p) : p)));
+  } catch (err) {
+    if (err instanceof ApiFailure && err.status === 401) return;
+    root.replaceChildren(h("h1", {}, "Something went wrong"), h("p", { class: "error" }, err.message));
+  }
+}
+
+function showSignIn(message = sessionStorage.getItem(REASON)) {
+  sessionStorage.removeItem(REASON);
+  $("bar").hidden = true;
+  $("page").replaceChildren();
+  $("sign-in").hidden = false;
+  notice("");
+  const error = $("sign-in-error");
+  error.textContent = message ?? "";
+  error.hidden = !message;
+  $("api-key").value = "";
+  $("api-key").focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  const error = $("sign-in-error");
+  error.hidden = true;
+  try {
+    await api("/v1/stats", { key });
+  } catch (err) {
+    error.textContent = err.status === 401 ? "That API key is wrong or has been revoked." : err.message;
+    error.hidden = false;
+    return;
+  }
+  sessionStorage.setItem(SESSION, JSON.stringify({ key, lastUsed: Date.now() }));
+  enter();
+}
+
+function enter() {
+  $("sign-in").hidden = true;
+  $("bar").hidden = false;
+  const s = session();
+  $("tenant").textContent = s ? `key ${s.key.slice(0, 10)}…` : "";
+  stream.start();
+  if (!location.hash || location.hash === "#") location.hash = "#/overview";
+  else render();
+  $("main").focus();
+}
+
+// ---- overview --------------------------------------------------------------------------------
+
+async function overview(root) {
+  let range = "hour";
+  const cards = h("div", { class: "cards", id: "counts" });
+  const alarms = h("div", { class: "cards", id: "alarms" });
+  const chart = h("div", { class: "chart" });
+  const toggle = h(
+    "div",
+    { class: "toggle", role: "group", "aria-label": "Chart range" },
+    ["hour", "day"].map((r) =>
+      h(
+        "button",
+        {
+          type: "button",
+          "aria-pressed": String(r === range),
+          onclick: (e) => {
+            range = r;
+            for (const b of toggle.children) b.setAttribute("aria-pressed", String(b === e.currentTarget));
+            drawChart();
+          },
+        },
+        r === "hour" ? "Last hour" : "Last day",
+      ),
+    ),
+  );
+  root.replaceChildren(h("h1", {}, "Overview"), alarms, h("h2", {}, "Messages by status"), cards, h("h2", {}, "Activity"), toggle, chart);
+
+  async function drawCounts() {
+    const stats = await api("/v1/stats");
+    cards.replaceChildren(
+      ...STATUSES.map((s) =>
+        h("a", { class: "card", href: `#/messages?status=${s}`, dataset: { count: s } }, h("span", { class: "n" }, stats.messages.total[s] ?? 0), badge(s)),
+      ),
+    );
+    const problems = [];
+    // Shown only when something is wrong: an empty area means all is well.
+    if (stats.deadLetters > 0)
+      problems.push(h("a", { class: "card alarm", href: "#/dead-letters", id: "alarm-dead" }, h("span", { class: "n" }, stats.deadLetters), "dead letters"));
+    if (stats.oldestQueuedAgeSeconds > 60)
+      problems.push(h("div", { class: "card alarm", id: "alarm-queued" }, h("span", { class: "n" }, ago(stats.oldestQueuedAgeSeconds)), "oldest queued"));
+    alarms.replaceChildren(...problems);
+    alarms.hidden = problems.length === 0;
+  }
+
+  async function drawChart() {
+    const t = await api(`/v1/stats/timeline?range=${range}`);
+    chart.replaceChildren(activityChart(t));
+  }
+
+  await Promise.all([drawCounts(), drawChart()]);
+  const refresh = debounce(300, () => drawCounts().catch(() => undefined));
+  onEvent(refresh);
+  every(30_000, () => drawChart().catch(() => undefined));
+  onEvent(debounce(2000, () => drawChart().catch(() => undefined)));
+}
+
+/**
+ * The four series as small multiples: one row of bars per series, each scaled to its own peak, so a
+ * handful of failures stays visible next to thousands of sends. SVG built here, no library.
+ */
+function activityChart(t) {
+  const W = t.buckets.length * 10;
+  const H = 48;
+  const NS = "http://www.w3.org/2000/svg";
+  const s = (tag, attrs) => {
+    const el = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    return el;
+  };
+  const fmt = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const per = t.bucketSeconds >= 3600 ? `${t.bucketSeconds / 3600} h` : `${t.bucketSeconds / 60} min`;
+  const rows = SERIES.map(([k, label]) => {
+    const values = t.buckets.map((b) => b[k]);
+    const total = values.reduce((a, b) => a + b, 0);
+    const peak = Math.max(...values);
+    const svg = s("svg", {
+      viewBox: `0 0 ${W} ${H}`,
+      preserveAspectRatio: "none",
+      role: "img",
+      "aria-label": `${label}: ${total} in the last ${t.range}, at most ${peak} per ${per}`,
+      "data-series": k,
+    });
+    svg.append(s("line", { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, class: "axis" }));
+    values.forEach((v, i) => {
+      if (v === 0) return;
+      const height = Math.max(2, (v / peak) * (H - 2));
+      const bar = s("rect", { x: i * 10 + 1, y: H - height, width: 8, height, class: `bar-${k}` });
+      const tip = s("title", {});
+      tip.textContent = `${fmt(t.buckets[i].at)}: ${v}`;
+      bar.append(tip);
+      svg.append(bar);
+    });
+    return h(
+      "div",
+      { class: "series", dataset: { total: k } },
+      h(
+        "div",
+        { class: "series-head" },
+        h("span", { class: `key key-${k}` }, label),
+        h("strong", {}, total),
+        peak > 0 ? h("span", { class: "muted" }, ` peak ${peak} / ${per}`) : "",
+      ),
+      svg,
+    );
+  });
+  const axis = h("div", { class: "series-axis muted" }, h("span", {}, fmt(t.from)), h("span", {}, "now"));
+  return h("div", {}, rows, axis);
+}
+
+// ---- instances -------------------------------------------------------------------------------
+
+async function instancesPage(root) {
+  const list = h("div", { class: "instances" });
+  root.replaceChildren(h("h1", {}, "Instances"), list);
+  const qrTimers = new Map();
+
+  async function draw() {
+    const [{ data }, stats] = await Promise.all([api("/v1/instances"), api("/v1/stats")]);
+    if (data.length === 0) list.replaceChildren(h("p", { class: "muted" }, "No instances yet: register one with PUT /v1/instances/:name."));
+    else list.replaceChildren(...data.map((i) => instanceCard(i, stats)));
+  }
+
+  function instanceCard(i, stats) {
+    const qr = h("div", { class: "qr-area" });
+    const card = h(
+      "section",
+      { class: "card", dataset: { instance: i.name }, "aria-labelledby": `inst-${i.name}` },
+      h("h2", { id: `inst-${i.name}` }, i.name),
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "Connection"),
+        h("dd", {}, badge(i.state), i.stateChangedAt ? h("span", { class: "muted" }, ` since ${time(i.stateChangedAt)}`) : ""),
+        h("dt", {}, "Sending"),
+        h(
+          "dd",
+          { dataset: { sending: i.sending?.paused ? "paused" : "on" } },
+          i.sending?.paused
+            ? h("span", { class: "error" }, `paused: ${i.sending.reason}${i.sending.until ? ` until ${time(i.sending.until)}` : ""}`)
+            : "not paused",
+        ),
+        h("dt", {}, "Pacing"),
+        h(
+          "dd",
+          {},
+          `${i.pacing?.ratePerMinute ?? i.ratePerMinute} per minute`,
+          i.pacing?.dailyCap ? `, at most ${i.pacing.dailyCap} a day` : "",
+          i.pacing?.quietHours ? `, quiet ${i.pacing.quietHours.start}–${i.pacing.quietHours.end}` : "",
+        ),
+        h("dt", {}, "Sent, last minute"),
+        h("dd", { dataset: { sentLastMinute: i.name } }, stats.sentLastMinuteByInstance?.[i.name] ?? 0),
+      ),
+      qr,
+    );
+    if (i.state !== "open") showQr(i.name, qr);
+    return card;
+  }
+
+  // The code Evolution shows refreshes about every 20 s; ask again until the number is connected.
+  function showQr(name, area) {
+    const load = async () => {
+      try {
+        const answer = await api(`/v1/instances/${encodeURIComponent(name)}/qr`);
+        if (answer.state === "open") return draw();
+        area.replaceChildren(
+          h("p", {}, "Scan this code with WhatsApp on the phone (Linked devices) to connect the number."),
+          h("img", {
+            class: "qr",
+            src: answer.qr.base64,
+            alt: `QR code to connect ${name} (code ${answer.qr.count ?? 1})`,
+            dataset: { count: answer.qr.count ?? "" },
+          }),
+        );
+      } catch (err) {
+        area.replaceChildren(h("p", { class: "error" }, err.message));
+      }
+    };
+    load();
+    clearInterval(qrTimers.get(name));
+    const timer = setInterval(load, 3000);
+    qrTimers.set(name, timer);
+    pageTimers.push(timer);
+  }
+
+  await draw();
+  onEvent((e) => {
+    if (e.type === "instance.status") draw();
+  });
+  every(15_000, () => draw().catch(() => undefined));
+}
+
+// ---- messages --------------------------------------------------------------------------------
+
+function hashQuery() {
+  return new URLSearchParams(location.hash.split("?")[1] ?? "");
+}
+
+async function messagesPage(root) {
+  const initial = hashQuery();
+  const { data: instances } = await api("/v1/instances");
+  const form = h(
+    "form",
+    { class: "filters", role: "search" },
+    h(
+      "div",
+      {},
+      h("label", { for: "f-to" }, "Recipient"),
+      h("input", { id: "f-to", name: "to", inputmode: "tel", placeholder: "5511987654321", value: initial.get("to") ?? "" }),
+    ),
+    h(
+      "div",
+      {},
+      h("label", { for: "f-status" }, "Status"),
+      h(
+        "select",
+        { id: "f-status", name: "status" },
+        h("option", { value: "" }, "any"),
+        STATUSES.map((s) => h("option", { value: s, selected: initial.get("status") === s }, s)),
+      ),
+    ),
+    h(
+      "div",
+      {},
+      h("label", { for: "f-instance" }, "Instance"),
+      h(
+        "select",
+        { id: "f-instance", name: "instance" },
+        h("option", { value: "" }, "any"),
+        instances.map((i) => h("option", { value: i.name }, i.name)),
+      ),
+    ),
+    h("div", {}, h("label", { for: "f-since" }, "Since"), h("input", { id: "f-since", name: "since", type: "datetime-local" })),
+    h("button", { type: "submit" }, "Search"),
+  );
+  const body = h("tbody");
+  const more = h("button", { type: "button", class: "secondary", hidden: true }, "Load more");
+  const table = h(
+    "table",
+    { class: "stack", id: "messages" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Status", "Recipient", "Instance", "Created", "Id"].map((c) => h("th", { scope: "col" }, c)),
+      ),
+    ),
+    body,
+  );
+  root.replaceChildren(h("h1", {}, "Messages"), form, table, more);
+  let cursor = null;
+  let filters = {};
+
+  const row = (m) =>
+    h(
+      "tr",
+      { dataset: { id: m.id } },
+      h("td", { "data-label": "Status" }, badge(m.status)),
+      h("td", { "data-label": "Recipient" }, h("a", { href: `#/conversations/${encodeURIComponent(m.to)}` }, m.to)),
+      h("td", { "data-label": "Instance" }, m.instance),
+      h("td", { "data-label": "Created" }, time(m.createdAt)),
+      h("td", { "data-label": "Id", class: "mono" }, h("a", { href: `#/messages/${m.id}` }, m.id)),
+    );
+
+  async function load(append) {
+    const q = new URLSearchParams({ limit: "50" });
+    for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
+    if (append && cursor) q.set("cursor", cursor);
+    try {
+      const page = await api(`/v1/messages?${q}`);
+      if (!append) body.replaceChildren();
+      body.append(...page.data.map(row));
+      if (!append && page.data.length === 0) body.append(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No messages match.")));
+      cursor = page.nextCursor;
+      more.hidden = !cursor;
+    } catch (err) {
+      notice(err.details?.length ? `${err.message} ${err.details.map((d) => `${d.path}: ${d.message}`).join("; ")}` : err.message);
+    }
+  }
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    const since = String(data.get("since") ?? "");
+    filters = {
+      to: String(data.get("to") ?? "").trim(),
+      status: data.get("status"),
+      instance: data.get("instance"),
+      since: since ? new Date(since).toISOString() : "",
+    };
+    load(false);
+  });
+  more.addEventListener("click", () => load(true));
+  filters = { status: initial.get("status") ?? "", to: initial.get("to") ?? "" };
+  await load(false);
+
+  // Live: a status change updates its row; a new message that fits the filters appears on top.
+  onEvent((e) => {
+    if (e.type !== "message.status") return;
+    const d = e.data;
+    const existing = body.querySelector(`tr[data-id="${CSS.escape(d.messageId)}"]`);
+    const fits =
+      (!filters.status || filters.status === d.status) && (!filters.to || filters.to === d.to) && (!filters.instance || filters.instance === d.instance);
+    if (existing) {
+      if (fits) existing.querySelector("td").replaceChildren(badge(d.status));
+      else if (filters.status) existing.remove();
+    } else if (fits && (d.status === "queued" || d.status === "scheduled" || filters.status)) {
+      body.querySelector("td[colspan]")?.parentElement.remove();
+      body.prepend(row({ id: d.messageId, status: d.status, to: d.to, instance: d.instance, createdAt: e.occurredAt }));
+    }
+  });
+}
+
+async function messagePage(root, id) {
+  async function draw() {
+    const m = await api(`/v1/messages/${encodeURIComponent(id)}`);
+    const facts = [
+      ["Status", badge(m.status)],
+      ["Recipient", h("a", { href: `#/conversations/${encodeURIComponent(m.to)}` }, m.to)],
+      ["Instance", m.instance],
+      ["Text", m.text ?? (m.media ? `${m.media.type}: ${m.media.url}` : "—")],
+      ["Attempts", `${m.attempts} of ${m.maxAttempts}`],
+      ["Last error", m.lastError ?? "—"],
+      ["Provider id", h("span", { class: "mono" }, m.providerMessageId ?? "—")],
+      ["Created", time(m.createdAt)],
+      ["Send at", time(m.sendAt)],
+      ["Sent", time(m.sentAt)],
+      ["Delivered", time(m.deliveredAt)],
+      ["Read", time(m.readAt)],
+      ["Failed", time(m.failedAt)],
+    ];
+    const actions = h("div", { class: "actions" });
+    if (m.status === "failed")
+      actions.append(h("button", { type: "button", id: "retry", onclick: () => act("POST", `/v1/messages/${m.id}/retry`, "Sent again.") }, "Retry"));
+    if (m.status === "scheduled" || m.status === "queued")
+      actions.append(
+        h("button", { type: "button", class: "danger", id: "cancel", onclick: () => act("DELETE", `/v1/messages/${m.id}`, "Canceled.") }, "Cancel"),
+      );
+    if (m.status === "scheduled") {
+      const input = h("input", { id: "send-at", type: "datetime-local" });
+      actions.append(
+        h("div", {}, h("label", { for: "send-at" }, "New send time"), input),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "secondary",
+            id: "reschedule",
+            onclick: () =>
+              input.value
+                ? act("PATCH", `/v1/messages/${m.id}`, "Rescheduled.", { sendAt: new Date(input.value).toISOString() })
+                : notice("Pick the new send time first."),
+          },
+          "Reschedule",
+        ),
+      );
+    }
+    const history = h(
+      "table",
+      { class: "stack", id: "history" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["When", "Status", "Attempt", "Detail"].map((c) => h("th", { scope: "col" }, c)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        m.history.map((e) =>
+          h(
+            "tr",
+            {},
+            h("td", { "data-label": "When" }, time(e.at)),
+            h("td", { "data-label": "Status" }, badge(e.status)),
+            h("td", { "data-label": "Attempt" }, e.attempt ?? ""),
+            h("td", { "data-label": "Detail" }, e.detail ?? ""),
+          ),
+        ),
+      ),
+    );
+    root.replaceChildren(
+      h("p", {}, h("a", { href: "#/messages" }, "← Messages")),
+      h("h1", {}, "Message ", h("span", { class: "mono" }, m.id)),
+      h(
+        "dl",
+        { class: "facts" },
+        facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+      ),
+      actions,
+      h("h2", {}, "History"),
+      history,
+    );
+  }
+  async function act(method, path, done, body) {
+    try {
+      await api(path, { method, body });
+      notice(done, "info");
+      await draw();
+    } catch (err) {
+      notice(err.message);
+    }
+  }
+  await draw();
+  onEvent((e) => {
+    if (e.type === "message.status" && e.data.messageId === id) draw().catch(() => undefined);
+  });
+}
+
+// ---- conversations ---------------------------------------------------------------------------
+
+async function conversationPage(root, contact) {
+  const form = h(
+    "form",
+    { class: "filters", role: "search" },
+    h("div", {}, h("label", { for: "c-to" }, "Contact (number or group JID)"), h("input", { id: "c-to", name: "to", value: contact ?? "", required: true })),
+    h("button", { type: "submit" }, "Show"),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    location.hash = `#/conversations/${encodeURIComponent(String(new FormData(form).get("to")).trim())}`;
+  });
+  const list = h("ol", { class: "timeline", id: "timeline" });
+  root.replaceChildren(h("h1", {}, contact ? `Conversation with ${contact}` : "Conversations"), form, list);
+  if (!contact) return;
+  async function draw() {
+    const { data } = await api(`/v1/contacts/${encodeURIComponent(contact)}/messages?limit=100`);
+    // As the contact saw it: oldest first.
+    const items = data.toReversed();
+    if (items.length === 0) return list.replaceChildren(h("li", { class: "muted" }, "Nothing with this contact yet."));
+    list.replaceChildren(
+      ...items.map((m) =>
+        h(
+          "li",
+          { class: m.direction === "outbound" && m.fromMe !== false ? "outbound" : "inbound", dataset: { id: m.id } },
+          m.text ?? (m.media ? `[${m.messageType ?? m.media.type ?? "media"}]` : `[${m.messageType ?? "message"}]`),
+          h(
+            "small",
+            {},
+            `${m.direction === "outbound" ? "sent by the gateway" : m.fromMe ? "sent from the phone" : (m.pushName ?? "contact")} · ${time(m.at)} · ${m.instance} `,
+            m.status ? badge(m.status) : "",
+            m.direction === "outbound" ? [" ", h("a", { href: `#/messages/${m.id}` }, "details")] : "",
+          ),
+        ),
+      ),
+    );
+  }
+  await draw();
+  const redraw = debounce(200, () => draw().catch(() => undefined));
+  onEvent((e) => {
+    if (e.data?.to === contact || e.data?.contact === contact) redraw();
+  });
+}
+
+// ---- dead letters ----------------------------------------------------------------------------
+
+/** True when the route is simply not on this gateway (an older build): the page falls back or says so. */
+const missingRoute = (err) => err instanceof ApiFailure && err.status === 404 && err.message === "No such route.";
+
+// GET /v1/dead-letters when the gateway has it, else the failed messages (the same records).
+async function listDeadLetters(filters) {
+  try {
+    const q = new URLSearchParams({ limit: "200" });
+    if (filters.instance) q.set("instance", filters.instance);
+    const { data } = await api(`/v1/dead-letters?${q}`);
+    return { replayMany: true, data: data.filter((d) => !filters.to || d.to === filters.to) };
+  } catch (err) {
+    if (!missingRoute(err)) throw err;
+  }
+  const q = new URLSearchParams({ status: "failed", limit: "200" });
+  for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
+  const { data } = await api(`/v1/messages?${q}`);
+  return {
+    replayMany: false,
+    data: data.map((m) => ({ messageId: m.id, to: m.to, instance: m.instance, error: m.lastError, attempts: m.attempts, failedAt: m.failedAt })),
+  };
+}
+
+async function deadLettersPage(root) {
+  const form = h(
+    "form",
+    { class: "filters", role: "search" },
+    h("div", {}, h("label", { for: "d-to" }, "Recipient"), h("input", { id: "d-to", name: "to", inputmode: "tel" })),
+    h("div", {}, h("label", { for: "d-instance" }, "Instance"), h("input", { id: "d-instance", name: "instance" })),
+    h("button", { type: "submit" }, "Filter"),
+  );
+  const body = h("tbody");
+  const all = h("input", { type: "checkbox", id: "select-all", "aria-label": "Select all" });
+  const replay = h("button", { type: "button", id: "replay", disabled: true }, "Replay selected");
+  const table = h(
+    "table",
+    { class: "stack", id: "dead-letters" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, all),
+        ["Recipient", "Instance", "Error", "Failed", "Result"].map((c) => h("th", { scope: "col" }, c)),
+      ),
+    ),
+    body,
+  );
+  root.replaceChildren(
+    h("h1", {}, "Dead letters"),
+    h("p", { class: "muted" }, "Messages that failed for good. Replay sends them again with a fresh attempt budget."),
+    form,
+    h("div", { class: "actions" }, replay),
+    table,
+  );
+  let filters = {};
+  let replayMany = false;
+  const selected = () => [...body.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
+  const sync = () => {
+    replay.disabled = selected().length === 0;
+  };
+  const resultCell = (id) => body.querySelector(`tr[data-id="${CSS.escape(id)}"] .result`);
+
+  async function load() {
+    const list = await listDeadLetters(filters);
+    replayMany = list.replayMany;
+    body.replaceChildren(
+      ...(list.data.length === 0
+        ? [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No dead letters. All is well."))]
+        : list.data.map((d) =>
+            h(
+              "tr",
+              { dataset: { id: d.messageId } },
+              h("td", {}, h("input", { type: "checkbox", value: d.messageId, "aria-label": `Select ${d.messageId}`, onchange: sync })),
+              h("td", { "data-label": "Recipient" }, h("a", { href: `#/messages/${d.messageId}` }, d.to)),
+              h("td", { "data-label": "Instance" }, d.instance),
+              h("td", { "data-label": "Error" }, d.error ?? ""),
+              h("td", { "data-label": "Failed" }, time(d.failedAt)),
+              h("td", { "data-label": "Result", class: "result" }),
+            ),
+          )),
+    );
+    all.checked = false;
+    sync();
+  }
+
+  all.addEventListener("change", () => {
+    for (const c of body.querySelectorAll("input[type=checkbox]")) c.checked = all.checked;
+    sync();
+  });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    filters = { to: String(data.get("to") ?? "").trim(), instance: String(data.get("instance") ?? "").trim() };
+    load().catch((err) => notice(err.message));
+  });
+  replay.addEventListener("click", async () => {
+    replay.disabled = true;
+    const ids = selected();
+    let ok = 0;
+    if (replayMany) {
+      // One call for the whole selection (at most 100 ids a call).
+      for (let i = 0; i < ids.length; i += 100) {
+        const chunk = ids.slice(i, i + 100);
+        try {
+          const answer = await api("/v1/dead-letters/replay", { method: "POST", body: { ids: chunk } });
+          for (const id of answer.ids) resultCell(id)?.replaceChildren(h("span", { class: "result-ok" }, "replayed"));
+          for (const s of answer.skipped) resultCell(s.id)?.replaceChildren(h("span", { class: "result-bad" }, s.reason));
+          ok += answer.replayed;
+        } catch (err) {
+          for (const id of chunk) resultCell(id)?.replaceChildren(h("span", { class: "result-bad" }, err.message));
+        }
+      }
+    } else {
+      for (const id of ids) {
+        try {
+          const answer = await api(`/v1/messages/${encodeURIComponent(id)}/retry`, { method: "POST" });
+          resultCell(id)?.replaceChildren(h("span", { class: "result-ok" }, "replayed: "), badge(answer.status));
+          ok++;
+        } catch (err) {
+          resultCell(id)?.replaceChildren(h("span", { class: "result-bad" }, err.message));
+        }
+      }
+    }
+    for (const c of body.querySelectorAll("input[type=checkbox]:checked")) c.checked = false;
+    notice(`Replayed ${ok} of ${ids.length}.`, ok === ids.length ? "info" : "error");
+    sync();
+  });
+  await load();
+}
+
+// ---- callbacks -------------------------------------------------------------------------------
+
+async function callbacksPage(root) {
+  const status = h(
+    "select",
+    { id: "cb-status", name: "status" },
+    ["failed", "retrying", "pending", "delivered"].map((s) => h("option", { value: s }, s)),
+  );
+  const form = h(
+    "form",
+    { class: "filters", role: "search" },
+    h("div", {}, h("label", { for: "cb-status" }, "Status"), status),
+    h("button", { type: "submit" }, "Show"),
+  );
+  const body = h("tbody");
+  const table = h(
+    "table",
+    { class: "stack", id: "callbacks" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Event", "URL", "Status", "Attempts", "Last error", "Updated", ""].map((c) => h("th", { scope: "col" }, c)),
+      ),
+    ),
+    body,
+  );
+  root.replaceChildren(h("h1", {}, "Callbacks"), h("p", { class: "muted" }, "Deliveries of events to your callback URL. Replay sends one again."), form, table);
+
+  async function load() {
+    let page;
+    try {
+      page = await api(`/v1/callbacks/deliveries?status=${status.value}&limit=100`);
+    } catch (err) {
+      if (!missingRoute(err)) throw err;
+      table.replaceWith(
+        h("p", { class: "muted", id: "callbacks-absent" }, "This gateway does not list callback deliveries yet (GET /v1/callbacks/deliveries)."),
+      );
+      form.remove();
+      return;
+    }
+    body.replaceChildren(
+      ...(page.data.length === 0
+        ? [h("tr", {}, h("td", { colspan: 7, class: "muted" }, `No ${status.value} deliveries.`))]
+        : page.data.map((d) => {
+            const result = h("span", { class: "result" });
+            return h(
+              "tr",
+              { dataset: { event: d.eventId } },
+              h("td", { "data-label": "Event", class: "mono" }, d.eventType ? `${d.eventType} ` : "", d.eventId),
+              h("td", { "data-label": "URL", class: "mono" }, d.url),
+              h("td", { "data-label": "Status" }, badge(d.status)),
+              h("td", { "data-label": "Attempts" }, d.attempts),
+              h("td", { "data-label": "Last error" }, [d.lastResponseStatus ? `HTTP ${d.lastResponseStatus} ` : "", d.lastError ?? ""]),
+              h("td", { "data-label": "Updated" }, time(d.updatedAt)),
+              h(
+                "td",
+                {},
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "secondary",
+                    onclick: async () => {
+                      try {
+                        await api("/v1/callbacks/replay", { method: "POST", body: { eventId: d.eventId } });
+                        result.replaceChildren(h("span", { class: "result-ok" }, " queued again"));
+                      } catch (err) {
+                        result.replaceChildren(h("span", { class: "result-bad" }, ` ${err.message}`));
+                      }
+                    },
+                  },
+                  "Replay",
+                ),
+                result,
+              ),
+            );
+          })),
+    );
+  }
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    load().catch((err) => notice(err.message));
+  });
+  await load();
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
+$("sign-in-form").addEventListener("submit", signIn);
+$("sign-out").addEventListener("click", () => signOut("You are signed out."));
+window.addEventListener("hashchange", () => {
+  if (session()) render();
+  else showSignIn();
+});
+if (session()) enter();
+else showSignIn();

@@ -1,0 +1,639 @@
+// One chaos run: the real system on loopback (wrangler dev, the Evolution simulator, a Kafka broker,
+// the bridge as its own process), a paced load through the API and Kafka with inbound webhooks
+// alongside, faults during the load, then a wait for the system to settle and the verdict.
+import { type ChildProcess, spawn } from "node:child_process";
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Kafka, logLevel, type Producer } from "kafkajs";
+import { z } from "zod";
+import { topicEnv } from "../../bridge/harness.ts";
+import { type KafkaHandle, startKafka } from "../kafka/broker.ts";
+import { setChaos } from "../../simulator/chaos.ts";
+import { startSimulator } from "../../simulator/server.ts";
+import { freePort, provisionTenant, ROOT, startGateway, type Gateway } from "../../test/support/gateway.ts";
+import { judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
+
+export type ChaosOptions = {
+  messages: number;
+  contacts: number;
+  seed: number;
+  /** Messages submitted per second (API and Kafka together). */
+  rate: number;
+  /** Inbound messages the simulator emits during the load. */
+  inbound: number;
+  kafka: boolean;
+  scheduleLeadSeconds: number;
+  settleSeconds: number;
+  evolutionTimeoutMs: number;
+  faults: {
+    sendErrors: number;
+    timeouts: number;
+    /** Share of contacts that are not on WhatsApp. */
+    notOnWhatsApp: number;
+    webhookDrops: number;
+    webhookDuplicates: number;
+    webhookReorder: number;
+    runtimeKills: number;
+    bridgeKills: number;
+    brokerRestarts: number;
+  };
+  log: (line: string) => void;
+};
+
+export const defaultOptions = (): ChaosOptions => ({
+  messages: 5_000,
+  contacts: 500,
+  seed: 42,
+  rate: 50,
+  inbound: 0,
+  kafka: true,
+  scheduleLeadSeconds: 15,
+  settleSeconds: 300,
+  evolutionTimeoutMs: 3_000,
+  faults: {
+    sendErrors: 0.2,
+    timeouts: 0.05,
+    notOnWhatsApp: 0.02,
+    webhookDrops: 0.1,
+    webhookDuplicates: 0.1,
+    webhookReorder: 0.1,
+    runtimeKills: 2,
+    bridgeKills: 1,
+    brokerRestarts: 1,
+  },
+  log: (line) => console.error(line),
+});
+
+export type ChaosResult = {
+  verdict: Verdict;
+  settled: boolean;
+  seconds: { load: number; settle: number; total: number };
+  injected: Record<string, number>;
+  /** Inbound messages: emitted by the simulator, dropped by it (chaos), given up by its retries, seen on Kafka, and lost after the gateway took them. */
+  inbound: { emitted: number; dropped: number; gaveUp: number; onKafka: number; lost: number };
+};
+
+type Window = { from: number; to: number };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const contactNumber = (c: number) => `5511${String(900_000_000 + c).slice(-9)}`;
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const started = Date.now();
+  const log = (line: string) => o.log(`[chaos +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+  const workDir = mkdtempSync(path.join(tmpdir(), "mensageiro-chaos-"));
+  const cleanups: (() => Promise<void>)[] = [];
+  const windows: Window[] = [];
+  const injected: Record<string, number> = {};
+  const count = (k: string) => {
+    injected[k] = (injected[k] ?? 0) + 1;
+  };
+  let gatewayLogs: (() => string) | undefined;
+
+  try {
+    // Broker: fixed ports and state folder, so a restart is the same broker.
+    let broker: KafkaHandle | undefined;
+    let brokers = "";
+    const brokerLayout = { port: await freePort(), controllerPort: await freePort(), stateDir: path.join(workDir, "kafka") };
+    const restartable = o.kafka && !process.env.KAFKA_BROKERS;
+    if (o.kafka) {
+      broker = await startKafka(brokerLayout);
+      brokers = broker.brokers;
+      cleanups.push(async () => broker?.stop());
+      log(`broker on ${brokers}`);
+    }
+
+    const notOnWhatsApp = Array.from({ length: o.contacts }, (_, c) => c).filter((c) => (c * 7919 + o.seed) % 1000 < o.faults.notOnWhatsApp * 1000);
+    const simulator = await startSimulator({
+      latencyMs: 10,
+      latencyJitterMs: 20,
+      failureRate: o.faults.sendErrors,
+      notOnWhatsApp: notOnWhatsApp.map(contactNumber),
+      sendMessageDelayMs: 50,
+      deliveredDelayMs: 300,
+      readDelayMs: 800,
+      webhookMaxAttempts: 10,
+      webhookRetryDelayMs: 500,
+    });
+    cleanups.push(() => simulator.close());
+    setChaos(simulator.state, {
+      seed: o.seed,
+      timeoutRate: o.faults.timeouts,
+      timeoutMs: o.evolutionTimeoutMs + 1_000,
+      timeoutStillSends: true,
+      webhookDropRate: o.faults.webhookDrops,
+      webhookDuplicateRate: o.faults.webhookDuplicates,
+      webhookReorderRate: o.faults.webhookReorder,
+      webhookReorderMs: 2_000,
+    });
+
+    const gateway = await startGateway({
+      persistDir: path.join(workDir, "gateway"),
+      vars: { EVOLUTION_TIMEOUT_MS: String(o.evolutionTimeoutMs), RETRY_BASE_MS: "500", STUCK_QUEUED_MINUTES: "0.5" },
+    });
+    cleanups.push(() => gateway.stop());
+    gatewayLogs = () => gateway.logs();
+    log(`gateway on ${gateway.url}, state in ${gateway.persistDir}`);
+    const tenant = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000, webhooks: "single" });
+    const headers = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
+    // wrangler dev never fires the cron: run the sweep as the deployed cron would, a bit more often.
+    const sweep = setInterval(() => void fetch(`${gateway.url}/cdn-cgi/local/scheduled?cron=*+*+*+*+*`).catch(() => undefined), 20_000);
+    cleanups.push(async () => clearInterval(sweep));
+
+    // Kafka side: topics, an idempotent producer for the legacy records, the bridge as a child process.
+    const tag = `chaos-${o.seed}-${Date.now().toString(36)}`;
+    const topics = topicEnv(tag);
+    const bridgeConsumer = `bridge-${tag}`;
+    let producer: Producer | undefined;
+    let bridge: ChildProcess | undefined;
+    const bridgeLog = createWriteStream(path.join(workDir, "bridge.log"));
+    const startBridgeProcess = () => {
+      const child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["bridge/main.ts"], {
+        cwd: ROOT,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          ...process.env,
+          ...topics,
+          KAFKA_BROKERS: brokers,
+          GATEWAY_URL: gateway.url,
+          GATEWAY_API_KEY: tenant.apiKey,
+          BRIDGE_GROUP_ID: `bridge-${tag}`,
+          BRIDGE_CONSUMER_NAME: bridgeConsumer,
+          BRIDGE_PORT: "0",
+          BRIDGE_EVENTS_WAIT_SECONDS: "2",
+          BRIDGE_CREATE_TOPICS: "true",
+          LOG_LEVEL: "warn",
+          KAFKAJS_NO_PARTITIONER_WARNING: "1",
+        },
+      });
+      child.stdout?.pipe(bridgeLog, { end: false });
+      child.stderr?.pipe(bridgeLog, { end: false });
+      bridge = child;
+    };
+    const killBridge = async () => {
+      const c = bridge;
+      if (!c || c.exitCode !== null || c.pid === undefined) return;
+      const exited = new Promise((r) => c.once("exit", r));
+      process.kill(-c.pid, "SIGKILL");
+      await exited;
+    };
+    let kafkaAdmin: ReturnType<Kafka["admin"]> | undefined;
+    if (o.kafka) {
+      const kafka = new Kafka({ clientId: "chaos", brokers: [brokers], logLevel: logLevel.NOTHING, retry: { retries: 20, maxRetryTime: 5_000 } });
+      kafkaAdmin = kafka.admin();
+      await kafkaAdmin.connect();
+      await kafkaAdmin.createTopics({
+        waitForLeaders: true,
+        topics: [
+          { topic: topics.TOPIC_SEND_MESSAGE!, numPartitions: 4 },
+          { topic: topics.TOPIC_SCHEDULE_MESSAGE!, numPartitions: 2 },
+        ],
+      });
+      producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      cleanups.push(async () => {
+        await killBridge();
+        await producer?.disconnect().catch(() => undefined);
+        await kafkaAdmin?.disconnect().catch(() => undefined);
+      });
+      startBridgeProcess();
+    }
+
+    // The plan: message n goes to contact n % M; each contact has one channel, so its order is defined.
+    const plan: Planned[] = Array.from({ length: o.messages }, (_, n) => {
+      const contact = n % o.contacts;
+      const lane = contact % 4;
+      const channel = o.kafka && lane >= 2 ? "kafka" : "api";
+      return { n, contact, k: Math.floor(n / o.contacts), channel, scheduled: lane % 2 === 1, text: `chaos s${o.seed} n${n} c${contact}` };
+    });
+
+    const requests: { at: number; status: number }[] = [];
+    const acceptedApi = new Map<number, string>();
+    const refusedApi = new Map<number, string>();
+    const producedKafka = new Set<number>();
+    const accepted = z.object({ id: z.string() });
+
+    const postApi = async (p: Planned) => {
+      const backoff = [250, 500, 1000, 2000, 3000];
+      // One body for every attempt: a retry with the same key must be the same request.
+      const body = {
+        instance: tenant.instance,
+        to: contactNumber(p.contact),
+        text: p.text,
+        ...(p.scheduled ? { sendAt: new Date(Date.now() + o.scheduleLeadSeconds * 1000).toISOString() } : {}),
+      };
+      const giveUpAt = Date.now() + 180_000;
+      for (let attempt = 0; ; attempt++) {
+        const at = Date.now();
+        if (at > giveUpAt) {
+          refusedApi.set(p.n, "gave up after 3 minutes of failed attempts");
+          return;
+        }
+        let status = 0;
+        try {
+          // Same key on a retry: a request that was taken before the connection broke is not taken twice.
+          const res = await fetch(`${gateway.url}/v1/messages`, {
+            method: "POST",
+            headers: { ...headers, "idempotency-key": `chaos-${o.seed}-${p.n}` },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(30_000),
+          });
+          status = res.status;
+          const json: unknown = await res.json().catch(() => undefined);
+          requests.push({ at, status });
+          if (status === 202 || status === 200) {
+            const parsed = accepted.safeParse(json);
+            if (parsed.success) acceptedApi.set(p.n, parsed.data.id);
+            else refusedApi.set(p.n, `${status} without an id: ${JSON.stringify(json).slice(0, 200)}`);
+            return;
+          }
+          if (status < 500 && status !== 429 && status !== 409) {
+            refusedApi.set(p.n, `${status} ${JSON.stringify(json).slice(0, 200)}`);
+            return;
+          }
+        } catch {
+          requests.push({ at, status: 0 });
+        }
+        await sleep(backoff[Math.min(attempt, backoff.length - 1)]!);
+      }
+    };
+
+    // Per-contact chains keep each contact's requests in order; a few are in flight at once.
+    const chains = new Map<number, Promise<void>>();
+    let inFlight = 0;
+    const kafkaPending: { p: Planned; at: number }[] = [];
+    const flushKafka = async () => {
+      const batch = kafkaPending.splice(0);
+      if (batch.length === 0 || !producer) return;
+      const byTopic = new Map<string, { key: string; value: string }[]>();
+      for (const { p, at } of batch) {
+        const topic = p.scheduled ? topics.TOPIC_SCHEDULE_MESSAGE! : topics.TOPIC_SEND_MESSAGE!;
+        const value = p.scheduled
+          ? {
+              scheduleId: `chaos-${o.seed}-${p.n}`,
+              instanceName: tenant.instance,
+              phoneNumber: contactNumber(p.contact),
+              message: p.text,
+              scheduledFor: new Date(at + o.scheduleLeadSeconds * 1000).toISOString(),
+            }
+          : { userId: p.n, instanceName: tenant.instance, phoneNumber: contactNumber(p.contact), message: p.text, timestamp: at };
+        byTopic.set(topic, [...(byTopic.get(topic) ?? []), { key: contactNumber(p.contact), value: JSON.stringify(value) }]);
+      }
+      for (;;) {
+        try {
+          await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+          for (const { p } of batch) producedKafka.add(p.n);
+          return;
+        } catch (err) {
+          log(`Kafka produce failed (${err instanceof Error ? err.message : String(err)}); retrying`);
+          await sleep(1_000);
+        }
+      }
+    };
+
+    // Faults at fixed points of the load (fractions of its planned length).
+    const loadMs = (o.messages / o.rate) * 1000;
+    // One runtime restart at a time, planned (a fault) or not (the watchdog).
+    let runtimeBusy: Promise<void> = Promise.resolve();
+    const restartRuntime = (why: string) => {
+      const done = runtimeBusy.then(async () => {
+        const w = { from: Date.now(), to: Number.POSITIVE_INFINITY };
+        windows.push(w);
+        await gateway.crash();
+        count(why);
+        await sleep(1_000);
+        await gateway.resume();
+        // A restart window ends a few seconds after the runtime answers again.
+        w.to = Date.now() + 3_000;
+      });
+      runtimeBusy = done.catch(() => undefined);
+      return done;
+    };
+    // The local runtime sometimes stops answering (or its workerd dies) under this load: that is a
+    // finding, counted as an unplanned restart, and the run goes on rather than hanging.
+    let unanswered = 0;
+    let watching = true;
+    const watchdog = (async () => {
+      while (watching) {
+        await sleep(5_000);
+        const inWindow = windows.some((w) => Date.now() <= w.to);
+        if (inWindow) {
+          unanswered = 0;
+          continue;
+        }
+        const ok = await fetch(`${gateway.url}/health`, { signal: AbortSignal.timeout(10_000) }).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        unanswered = ok ? 0 : unanswered + 1;
+        if (unanswered >= 4 && watching) {
+          log("runtime unresponsive for 40 s: restarting it (unplanned)");
+          unanswered = 0;
+          await restartRuntime("runtime unresponsive, restarted by the harness").catch((err) => log(`restart failed: ${String(err)}`));
+        }
+      }
+    })();
+    cleanups.push(async () => {
+      watching = false;
+      await watchdog;
+    });
+    const schedule: { at: number; name: string; run: () => Promise<void> }[] = [];
+    for (let i = 0; i < o.faults.runtimeKills; i++) {
+      schedule.push({
+        at: ((0.25 + (0.5 * i) / Math.max(1, o.faults.runtimeKills - 1)) * loadMs) | 0,
+        name: "runtime SIGKILL",
+        run: () => restartRuntime("runtime SIGKILLs"),
+      });
+    }
+    if (o.kafka) {
+      for (let i = 0; i < o.faults.bridgeKills; i++) {
+        schedule.push({
+          at: ((0.4 + 0.3 * i) * loadMs) | 0,
+          name: "bridge SIGKILL",
+          run: async () => {
+            await killBridge();
+            count("bridge SIGKILLs");
+            await sleep(2_000);
+            startBridgeProcess();
+          },
+        });
+      }
+      if (restartable) {
+        for (let i = 0; i < o.faults.brokerRestarts; i++) {
+          schedule.push({
+            at: ((0.6 + 0.2 * i) * loadMs) | 0,
+            name: "broker restart",
+            run: async () => {
+              await broker?.stop();
+              count("broker restarts");
+              await sleep(1_000);
+              broker = await startKafka(brokerLayout);
+            },
+          });
+        }
+      }
+    }
+    schedule.sort((a, b) => a.at - b.at);
+
+    // Inbound: the simulator emits messages from the contacts during the load.
+    let inboundEmitted = 0;
+    const inboundTimer =
+      o.inbound > 0
+        ? setInterval(
+            () => {
+              if (inboundEmitted >= o.inbound) return;
+              const i = inboundEmitted++;
+              void fetch(`${simulator.url}/_sim/inbound`, {
+                method: "POST",
+                headers: { "content-type": "application/json" },
+                body: JSON.stringify({
+                  instance: tenant.instance,
+                  from: contactNumber(i % o.contacts),
+                  text: `inbound s${o.seed} i${i}`,
+                  id: `3EB0CHAOS${o.seed}I${i}`,
+                }),
+              }).catch(() => undefined);
+            },
+            Math.max(5, loadMs / Math.max(1, o.inbound)),
+          )
+        : undefined;
+
+    log(
+      `load: ${o.messages} messages over ${o.contacts} contacts at ${o.rate}/s (${(loadMs / 1000).toFixed(0)} s), faults at ${schedule.map((s) => `${s.name} ${(s.at / 1000).toFixed(0)}s`).join(", ")}`,
+    );
+    const loadStart = Date.now();
+    const faults = (async () => {
+      for (const f of schedule) {
+        await sleep(Math.max(0, loadStart + f.at - Date.now()));
+        log(`fault: ${f.name}`);
+        await f.run();
+        log(`fault over: ${f.name}`);
+      }
+    })();
+    const kafkaFlusher = setInterval(() => void flushKafka(), 200);
+    for (const p of plan) {
+      await sleep(Math.max(0, loadStart + (p.n / o.rate) * 1000 - Date.now()));
+      if (p.channel === "kafka") {
+        kafkaPending.push({ p, at: Date.now() });
+        continue;
+      }
+      while (inFlight >= 16) await sleep(5);
+      inFlight++;
+      const next = (chains.get(p.contact) ?? Promise.resolve()).then(() => postApi(p)).finally(() => inFlight--);
+      chains.set(p.contact, next);
+    }
+    await Promise.all(chains.values());
+    clearInterval(kafkaFlusher);
+    await flushKafka();
+    await faults;
+    if (inboundTimer) {
+      while (inboundEmitted < o.inbound) await sleep(50);
+      clearInterval(inboundTimer);
+    }
+    const loadSeconds = (Date.now() - loadStart) / 1000;
+    log(`load submitted in ${loadSeconds.toFixed(1)} s: API ${acceptedApi.size} accepted, ${refusedApi.size} refused; Kafka ${producedKafka.size} produced`);
+    for (const [n, why] of [...refusedApi].slice(0, 3)) log(`  refused n${n}: ${why}`);
+
+    // Settle: nothing pending at the gateway, the bridge caught up both ways, the simulator quiet.
+    const settleStart = Date.now();
+    const statsSchema = z.object({ messages: z.object({ total: z.record(z.string(), z.number()) }) });
+    const eventsSchema = z.object({ events: z.array(z.unknown()) });
+    let settled = false;
+    let calm = 0;
+    while (Date.now() - settleStart < o.settleSeconds * 1000) {
+      await sleep(2_000);
+      try {
+        const stats = statsSchema.parse(await (await fetch(`${gateway.url}/v1/stats`, { headers })).json()).messages.total;
+        const pending = (stats.scheduled ?? 0) + (stats.queued ?? 0) + (stats.processing ?? 0);
+        const total = Object.values(stats).reduce((a, b) => a + b, 0);
+        const hooksPending = simulator.state.webhooks.filter((w) => w.outcome === "pending").length;
+        let outbox = 0;
+        let lag = 0;
+        if (o.kafka && kafkaAdmin) {
+          const page = eventsSchema.parse(await (await fetch(`${gateway.url}/v1/events?consumer=${bridgeConsumer}&limit=1`, { headers })).json());
+          outbox = page.events.length;
+          lag = await consumerLag(kafkaAdmin, `bridge-${tag}`, [topics.TOPIC_SEND_MESSAGE!, topics.TOPIC_SCHEDULE_MESSAGE!]);
+        }
+        const quiet = pending === 0 && hooksPending === 0 && outbox === 0 && lag === 0;
+        calm = quiet ? calm + 1 : 0;
+        if ((Date.now() - settleStart) % 10_000 < 2_100 || quiet)
+          log(
+            `settling: ${total} messages, ${pending} pending, ${hooksPending} webhooks pending, outbox ${outbox ? "not drained" : "drained"}, Kafka lag ${lag}`,
+          );
+        if (calm >= 2) {
+          settled = true;
+          break;
+        }
+      } catch (err) {
+        log(`settle probe failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    const settleSeconds = (Date.now() - settleStart) / 1000;
+    log(settled ? `settled in ${settleSeconds.toFixed(1)} s` : `NOT settled after ${settleSeconds.toFixed(0)} s; judging what is there`);
+
+    // Collect: every message of the tenant with its history, the simulator's sends, Kafka's topics.
+    const messages = await allMessages(gateway, headers);
+    const kafkaRead = o.kafka
+      ? await readTopics(brokers, [
+          topics.TOPIC_MESSAGE_STATUS!,
+          topics.TOPIC_MESSAGE_RECEIVED!,
+          `${topics.TOPIC_SEND_MESSAGE}.dlq`,
+          `${topics.TOPIC_SCHEDULE_MESSAGE}.dlq`,
+        ])
+      : new Map<string, { key: string | null; value: string; headers: Record<string, string> }[]>();
+    // Without Kafka the events are read from the outbox itself, as a consumer of its own.
+    const statusEvents = (o.kafka ? (kafkaRead.get(topics.TOPIC_MESSAGE_STATUS!) ?? []).map((r) => r.value) : await readOutbox(gateway, headers)).flatMap(
+      (value) => {
+        const e = z.object({ type: z.literal("message.status"), data: z.object({ messageId: z.string(), status: z.string() }) }).safeParse(JSON.parse(value));
+        return e.success ? [e.data.data] : [];
+      },
+    );
+    const deadLettered = new Map<number, string>();
+    for (const t of [`${topics.TOPIC_SEND_MESSAGE}.dlq`, `${topics.TOPIC_SCHEDULE_MESSAGE}.dlq`]) {
+      for (const r of kafkaRead.get(t) ?? []) {
+        const m = /chaos s\d+ n(\d+) /.exec(r.value);
+        if (m) deadLettered.set(Number(m[1]), [r.headers["x-dlq-reason"], r.headers["x-dlq-error-code"]].filter(Boolean).join(" "));
+        if (m && deadLettered.size === 1) log(`dead-lettered by the bridge: ${r.headers["x-dlq-detail"]}`);
+      }
+    }
+    const receivedTexts = new Set(
+      (kafkaRead.get(topics.TOPIC_MESSAGE_RECEIVED!) ?? []).flatMap((r) => {
+        const e = z.object({ data: z.object({ text: z.string().optional() }) }).safeParse(JSON.parse(r.value));
+        return e.success && e.data.data.text ? [e.data.data.text] : [];
+      }),
+    );
+    // Inbound: each message once (a duplicate delivery is the same message); dropped ones never reached the gateway.
+    const inboundHooks = simulator.state.webhooks.filter((w) => w.event === "messages.upsert");
+    const inboundIds = new Set(inboundHooks.map((w) => w.keyId));
+    const droppedIds = new Set(inboundHooks.filter((w) => w.outcome === "dropped").map((w) => w.keyId));
+    const gaveUpIds = new Set(inboundHooks.filter((w) => w.outcome === "failed").map((w) => w.keyId));
+    const inboundTexts = new Map(
+      inboundHooks.flatMap((w) => {
+        const text = z.object({ data: z.object({ message: z.object({ conversation: z.string() }) }) }).safeParse(w.body);
+        return text.success ? [[w.keyId, text.data.data.message.conversation] as const] : [];
+      }),
+    );
+    const inboundLost = [...inboundIds].filter((id) => !droppedIds.has(id) && !gaveUpIds.has(id) && !receivedTexts.has(inboundTexts.get(id) ?? "")).length;
+
+    const calls = simulator.state.calls.map((c) => {
+      const body = z.object({ text: z.string().optional() }).safeParse(c.body);
+      return { text: body.success ? body.data.text : undefined, number: c.number, status: c.status, answeredAt: c.answeredAt };
+    });
+    for (const c of simulator.state.calls) {
+      if (c.status === 500) count("simulator 500s");
+      if (c.status === 400) count("simulator 400s (not on WhatsApp)");
+    }
+    for (const w of simulator.state.webhooks) if (w.outcome === "dropped") count("webhooks dropped");
+    const observed: Observed = {
+      acceptedApi,
+      producedKafka,
+      deadLettered,
+      messages,
+      calls,
+      statusEvents,
+      requests,
+      restartWindows: windows.map((w) => ({ from: w.from, to: Number.isFinite(w.to) ? w.to : Date.now() })),
+    };
+    return {
+      verdict: judge(plan, observed),
+      settled,
+      seconds: { load: loadSeconds, settle: settleSeconds, total: (Date.now() - started) / 1000 },
+      injected,
+      inbound: { emitted: inboundIds.size, dropped: droppedIds.size, gaveUp: gaveUpIds.size, onKafka: receivedTexts.size, lost: o.kafka ? inboundLost : 0 },
+    };
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch((err) => log(`cleanup: ${String(err)}`));
+    // The processes' logs outlive the run, for reading what went wrong.
+    const logDir = `${workDir}-logs`;
+    mkdirSync(logDir, { recursive: true });
+    if (gatewayLogs) writeFileSync(path.join(logDir, "gateway.log"), gatewayLogs());
+    if (existsSync(path.join(workDir, "bridge.log"))) copyFileSync(path.join(workDir, "bridge.log"), path.join(logDir, "bridge.log"));
+    log(`logs in ${logDir}`);
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+async function consumerLag(admin: ReturnType<Kafka["admin"]>, groupId: string, topics: string[]): Promise<number> {
+  let lag = 0;
+  for (const { topic, partitions } of await admin.fetchOffsets({ groupId, topics })) {
+    for (const end of await admin.fetchTopicOffsets(topic)) {
+      const committed = Number(partitions.find((p) => p.partition === end.partition)?.offset ?? "-1");
+      lag += Math.max(0, Number(end.high) - (committed >= 0 ? committed : Number(end.low)));
+    }
+  }
+  return lag;
+}
+
+const listed = z.object({ data: z.array(z.object({ id: z.string(), text: z.string().optional() })), nextCursor: z.string().nullable() });
+const oneMessage = z.object({
+  id: z.string(),
+  text: z.string().optional(),
+  status: z.string(),
+  lastError: z.string().optional(),
+  history: z.array(z.object({ status: z.string() })),
+});
+
+async function allMessages(gateway: Gateway, headers: Record<string, string>) {
+  const ids: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const q: string = `limit=200${cursor ? `&cursor=${cursor}` : ""}`;
+    const page = listed.parse(await (await fetch(`${gateway.url}/v1/messages?${q}`, { headers })).json());
+    ids.push(...page.data.map((m) => m.id));
+    cursor = page.nextCursor;
+  } while (cursor);
+  const out: z.infer<typeof oneMessage>[] = [];
+  for (let i = 0; i < ids.length; i += 16) {
+    const got = await Promise.all(
+      ids.slice(i, i + 16).map(async (id) => oneMessage.parse(await (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json())),
+    );
+    out.push(...got);
+  }
+  return out;
+}
+
+/** Every event in the tenant's outbox, as JSON text, through a consumer name of its own. */
+async function readOutbox(gateway: Gateway, headers: Record<string, string>): Promise<string[]> {
+  const consumer = `chaos-verdict-${Date.now().toString(36)}`;
+  const page = z.object({ events: z.array(z.unknown()), cursor: z.number() });
+  const out: string[] = [];
+  for (;;) {
+    const p = page.parse(await (await fetch(`${gateway.url}/v1/events?consumer=${consumer}&limit=1000`, { headers })).json());
+    if (p.events.length === 0) return out;
+    for (const e of p.events) out.push(JSON.stringify(e));
+    await fetch(`${gateway.url}/v1/events/ack`, { method: "POST", headers, body: JSON.stringify({ consumer, seq: p.cursor }) });
+  }
+}
+
+/** Reads whole topics from the beginning up to their current end. */
+async function readTopics(brokers: string, topics: string[]) {
+  const kafka = new Kafka({ clientId: "chaos-reader", brokers: [brokers], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const existing = new Set(await admin.listTopics());
+  const present = topics.filter((t) => existing.has(t));
+  const ends = new Map<string, number>();
+  for (const t of present) for (const p of await admin.fetchTopicOffsets(t)) if (Number(p.high) > 0) ends.set(`${t}:${p.partition}`, Number(p.high));
+  await admin.disconnect();
+  const out = new Map<string, { key: string | null; value: string; headers: Record<string, string> }[]>();
+  if (ends.size === 0) return out;
+  const consumer = kafka.consumer({ groupId: `chaos-reader-${Date.now()}`, maxWaitTimeInMs: 200 });
+  await consumer.connect();
+  await consumer.subscribe({ topics: present, fromBeginning: true });
+  const reached = new Set<string>();
+  await consumer.run({
+    eachMessage: async ({ topic, partition, message }) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
+      const list = out.get(topic) ?? [];
+      out.set(topic, list);
+      list.push({ key: message.key?.toString() ?? null, value: message.value?.toString() ?? "", headers });
+      if (Number(message.offset) + 1 >= (ends.get(`${topic}:${partition}`) ?? 0)) reached.add(`${topic}:${partition}`);
+    },
+  });
+  const deadline = Date.now() + 120_000;
+  while (reached.size < ends.size && Date.now() < deadline) await sleep(200);
+  await consumer.disconnect();
+  return out;
+}

@@ -1,0 +1,53 @@
+// The verdict as a Markdown table (what docs/reliability.md records).
+import { table } from "../../bench/load.ts";
+import type { ChaosOptions, ChaosResult } from "./run.ts";
+
+export function verdictTable(o: ChaosOptions, r: ChaosResult): string {
+  const v = r.verdict;
+  const mark = (ok: boolean) => (ok ? "ok" : "MISSED");
+  const terminal = Object.entries(v.terminal)
+    .map(([s, n]) => `${s} ${n}`)
+    .join(", ");
+  const lostDetail = Object.entries(v.lostDetail)
+    .map(([why, n]) => `${why}: ${n}`)
+    .join("; ");
+  const rows: (string | number)[][] = [
+    ["accepted (API + Kafka)", `${v.accepted.total} (${v.accepted.api} + ${v.accepted.kafka})`, "", ""],
+    ["in exactly one terminal state", v.accepted.total - v.notTerminal, terminal, mark(v.notTerminal === 0 && v.failedWithoutReason === 0)],
+    ["failed without a reason", v.failedWithoutReason, "", mark(v.failedWithoutReason === 0)],
+    ["lost", v.lost, lostDetail, mark(v.lost === 0)],
+    ["sent twice (at the simulator)", v.sentTwice, `${v.extraSends} extra sends`, mark(v.sentTwice === 0)],
+    ["out of per-contact order (at the simulator)", v.outOfOrder, "", mark(v.outOfOrder === 0)],
+    ["status regressions (history and Kafka)", v.regressions, "", mark(v.regressions === 0)],
+    [o.kafka ? "status events missing on Kafka" : "status events missing in the outbox (no Kafka)", v.missingEvents, "", mark(v.missingEvents === 0)],
+    [
+      "5xx to valid requests outside restart windows",
+      v.serverErrors.outside,
+      `${v.serverErrors.inside} inside restart windows`,
+      mark(v.serverErrors.outside === 0),
+    ],
+    [
+      "inbound messages lost after the gateway took them",
+      o.kafka ? r.inbound.lost : "n/a (no Kafka)",
+      `${r.inbound.emitted} emitted, ${r.inbound.dropped} dropped by the simulator, ${r.inbound.gaveUp} given up after its retries, ${r.inbound.onKafka} on Kafka`,
+      o.kafka ? mark(r.inbound.lost === 0) : "",
+    ],
+    [
+      "settled",
+      r.settled ? "yes" : "NO",
+      `load ${r.seconds.load.toFixed(0)} s, settle ${r.seconds.settle.toFixed(0)} s, total ${r.seconds.total.toFixed(0)} s`,
+      mark(r.settled),
+    ],
+    [
+      "faults injected",
+      "",
+      Object.entries(r.injected)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(", "),
+      "",
+    ],
+  ];
+  const lines = [table(["check", "value", "detail", "goal"], rows)];
+  for (const [kind, list] of Object.entries(v.examples)) lines.push(`- ${kind}: ${list.join("; ")}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,181 @@
+// The chaos run's verdict from what was observed: the messages the gateway holds (with their
+// history), the sends the simulator received, the status events found on Kafka. Pure, so the
+// rules can be read (and tested) apart from the processes.
+
+export type Planned = { n: number; text: string; contact: number; k: number; channel: "api" | "kafka"; scheduled: boolean };
+export type Observed = {
+  /** API: n → message id, for the requests answered 2xx. */
+  acceptedApi: Map<number, string>;
+  /** Kafka: the n of every record Kafka acknowledged. */
+  producedKafka: Set<number>;
+  /** Kafka records the bridge dead-lettered: n → reason. */
+  deadLettered: Map<number, string>;
+  messages: GatewayMessage[];
+  calls: SimCall[];
+  /** message.status events read back from the status topic, in offset order per message. */
+  statusEvents: { messageId: string; status: string }[];
+  requests: { at: number; status: number }[];
+  restartWindows: { from: number; to: number }[];
+};
+export type GatewayMessage = { id: string; text?: string | undefined; status: string; lastError?: string; history: { status: string }[] };
+export type SimCall = { text: string | undefined; number: string; status: number; answeredAt: number | undefined };
+
+export type Verdict = {
+  accepted: { api: number; kafka: number; total: number };
+  terminal: Record<string, number>;
+  notTerminal: number;
+  failedWithoutReason: number;
+  lost: number;
+  lostDetail: Record<string, number>;
+  sentTwice: number;
+  extraSends: number;
+  outOfOrder: number;
+  regressions: number;
+  missingEvents: number;
+  serverErrors: { outside: number; inside: number };
+  examples: Record<string, string[]>;
+};
+
+const rank: Record<string, number> = { scheduled: 0, queued: 1, processing: 2, sent: 3, delivered: 4, read: 5 };
+const terminalStatuses = new Set(["sent", "delivered", "read", "failed", "canceled"]);
+
+export function judge(planned: Planned[], o: Observed): Verdict {
+  const examples: Record<string, string[]> = {};
+  const example = (kind: string, what: string) => {
+    const list = examples[kind] ?? [];
+    examples[kind] = list;
+    if (list.length < 5) list.push(what);
+  };
+  const byText = new Map<string, GatewayMessage[]>();
+  for (const m of o.messages) if (m.text !== undefined) byText.set(m.text, [...(byText.get(m.text) ?? []), m]);
+  const okCalls = new Map<string, SimCall[]>();
+  for (const c of o.calls) if (c.status === 201 && c.text !== undefined) okCalls.set(c.text, [...(okCalls.get(c.text) ?? []), c]);
+
+  const accepted = planned.filter((p) => (p.channel === "api" ? o.acceptedApi.has(p.n) : o.producedKafka.has(p.n)));
+  const terminal: Record<string, number> = {};
+  const lostDetail: Record<string, number> = {};
+  const lose = (why: string, p: Planned) => {
+    lostDetail[why] = (lostDetail[why] ?? 0) + 1;
+    example(`lost: ${why}`, p.text);
+  };
+  let notTerminal = 0;
+  let failedWithoutReason = 0;
+  let regressions = 0;
+  let missingEvents = 0;
+  let sentTwice = 0;
+  let extraSends = 0;
+
+  const eventsOf = new Map<string, string[]>();
+  for (const e of o.statusEvents) eventsOf.set(e.messageId, [...(eventsOf.get(e.messageId) ?? []), e.status]);
+
+  for (const p of accepted) {
+    const rows = byText.get(p.text) ?? [];
+    const sends = okCalls.get(p.text) ?? [];
+    if (sends.length > 1) {
+      sentTwice++;
+      extraSends += sends.length - 1;
+      example("sent twice", `${p.text} (${sends.length} sends)`);
+    }
+    if (rows.length === 0) {
+      lose(o.deadLettered.has(p.n) ? `dead-lettered by the bridge (${o.deadLettered.get(p.n)})` : "never created", p);
+      continue;
+    }
+    if (rows.length > 1) {
+      lose("created more than once", p);
+      example("created twice", p.text);
+    }
+    const m = rows[0]!;
+    if (!terminalStatuses.has(m.status)) {
+      notTerminal++;
+      lose(`stuck in ${m.status}`, p);
+    } else {
+      terminal[m.status] = (terminal[m.status] ?? 0) + 1;
+      if (m.status === "failed" && !m.lastError) failedWithoutReason++;
+      if (rank[m.status] !== undefined && rank[m.status]! >= rank.sent! && sends.length === 0) lose(`${m.status} without a send at the simulator`, p);
+    }
+    if (regressed(m.history.map((h) => h.status)) || (rank[m.status] ?? 99) < maxRank(m.history.map((h) => h.status))) {
+      regressions++;
+      example("regression", `${m.id}: ${m.history.map((h) => h.status).join(" → ")} (now ${m.status})`);
+    }
+    const events = eventsOf.get(m.id) ?? [];
+    if (regressed(events)) {
+      regressions++;
+      example("regression on Kafka", `${m.id}: ${events.join(" → ")}`);
+    }
+    if (!events.includes(m.status)) {
+      missingEvents++;
+      example("missing event", `${m.id} ${m.status} (on Kafka: ${events.join(", ") || "none"})`);
+    }
+  }
+
+  // Per contact, in the order the sends went out: a message older than one already out is out of order.
+  let outOfOrder = 0;
+  const firstSends = accepted
+    .flatMap((p) => {
+      const first = (okCalls.get(p.text) ?? []).toSorted((a, b) => (a.answeredAt ?? 0) - (b.answeredAt ?? 0))[0];
+      return first ? [{ p, at: first.answeredAt ?? 0 }] : [];
+    })
+    .toSorted((a, b) => a.at - b.at);
+  const highest = new Map<number, number>();
+  for (const { p } of firstSends) {
+    const top = highest.get(p.contact) ?? -1;
+    if (p.k < top) {
+      outOfOrder++;
+      example("out of order", `contact ${p.contact}: k${p.k} after k${top}`);
+    }
+    highest.set(p.contact, Math.max(top, p.k));
+  }
+
+  const inside = (at: number) => o.restartWindows.some((w) => at >= w.from && at <= w.to);
+  const serverErrors = { outside: 0, inside: 0 };
+  for (const r of o.requests) {
+    if (r.status !== 0 && r.status < 500) continue;
+    if (inside(r.at)) serverErrors.inside++;
+    else serverErrors.outside++;
+  }
+
+  const lost = Object.values(lostDetail).reduce((a, b) => a + b, 0);
+  return {
+    accepted: { api: accepted.filter((p) => p.channel === "api").length, kafka: accepted.filter((p) => p.channel === "kafka").length, total: accepted.length },
+    terminal,
+    notTerminal,
+    failedWithoutReason,
+    lost,
+    lostDetail,
+    sentTwice,
+    extraSends,
+    outOfOrder,
+    regressions,
+    missingEvents,
+    serverErrors,
+    examples,
+  };
+}
+
+function maxRank(statuses: string[]): number {
+  return Math.max(-1, ...statuses.map((s) => rank[s] ?? -1));
+}
+
+/** Once a message was sent, nothing before it in the lifecycle may follow (failed may: an error receipt). */
+export function regressed(statuses: string[]): boolean {
+  let top = -1;
+  for (const s of statuses) {
+    const r = rank[s];
+    if (r === undefined) continue;
+    if (top >= rank.sent! && r < top) return true;
+    top = Math.max(top, r);
+  }
+  return false;
+}
+
+export function goalsMet(v: Verdict): boolean {
+  return (
+    v.lost === 0 &&
+    v.sentTwice === 0 &&
+    v.outOfOrder === 0 &&
+    v.regressions === 0 &&
+    v.missingEvents === 0 &&
+    v.serverErrors.outside === 0 &&
+    v.failedWithoutReason === 0
+  );
+}

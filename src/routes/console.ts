@@ -1,0 +1,33 @@
+// /console — the operator console's static files (public/console/, Workers static assets), with
+// headers that keep it to this origin: scripts, styles and connections only from here, images
+// also as data: URLs (Evolution's QR codes), never framed.
+import { Hono } from "hono";
+import { secureHeaders } from "hono/secure-headers";
+import type { AppEnv } from "../app-env.ts";
+
+export const consoleRoutes = new Hono<AppEnv>();
+
+const headers = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'none'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'", "data:"],
+    connectSrc: ["'self'"],
+    formAction: ["'none'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+  },
+  referrerPolicy: "no-referrer",
+  crossOriginEmbedderPolicy: false,
+});
+consoleRoutes.use("/console", headers);
+consoleRoutes.use("/console/*", headers);
+consoleRoutes.get("/console", (c) => c.redirect("/console/", 308));
+consoleRoutes.get("/console/*", async (c) => {
+  const res = await c.env.ASSETS.fetch(c.req.raw);
+  // The key lives in the page's session storage: never let a proxy or the browser cache keep a page that reads it stale.
+  const headers = new Headers(res.headers);
+  headers.set("cache-control", "no-cache");
+  return new Response(res.body, { status: res.status, headers });
+});

@@ -1,0 +1,86 @@
+// Parked webhook jobs: the webhooks DLQ consumer writes them to D1 (durable, listable), and an
+// operator replays them once the cause (a D1 incident, a bug) is gone. Applying is idempotent,
+// so replaying a job that did apply after all changes nothing.
+import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { database } from "../db/client.ts";
+import { parkedWebhooks } from "../db/schema.ts";
+import { errorField, log } from "../observability/log.ts";
+import { processWebhook, webhookJob } from "./process.ts";
+
+export async function parkWebhooks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const db = database(env.DB);
+  for (const message of batch.messages) {
+    const job = webhookJob.safeParse(message.body);
+    try {
+      await db
+        .insert(parkedWebhooks)
+        .values({
+          id: message.id,
+          tenantId: job.success ? job.data.tenantId : null,
+          event: job.success ? job.data.event : null,
+          job: message.body,
+          attempts: message.attempts,
+          parkedAt: Date.now(),
+        })
+        .onConflictDoNothing();
+      log("error", "webhook job parked after its retries ran out", { queueMessageId: message.id, event: job.data?.event });
+      message.ack();
+    } catch (err) {
+      // D1 still away: keep it in the DLQ and try again later (max_retries in wrangler.toml).
+      log("error", "could not park a webhook job; retrying", { queueMessageId: message.id, error: errorField(err) });
+      message.retry({ delaySeconds: Math.min(3600, 30 * 2 ** Math.min(message.attempts, 7)) });
+    }
+  }
+}
+
+export type ParkedView = { id: string; tenantId: string | null; event: string | null; attempts: number; parkedAt: string; lastError?: string };
+
+export async function listParked(db: Db, limit: number): Promise<ParkedView[]> {
+  const rows = await db.select().from(parkedWebhooks).where(isNull(parkedWebhooks.replayedAt)).orderBy(asc(parkedWebhooks.parkedAt)).limit(limit);
+  return rows.map((r) => ({
+    id: r.id,
+    tenantId: r.tenantId,
+    event: r.event,
+    attempts: r.attempts,
+    parkedAt: new Date(r.parkedAt).toISOString(),
+    ...(r.lastError ? { lastError: r.lastError } : {}),
+  }));
+}
+
+export type ReplayResult = { replayed: { id: string; outcome: string }[]; failed: { id: string; error: string }[] };
+
+/** Applies parked jobs (the oldest first, or the ids given), marking each one replayed once applied. */
+export async function replayParked(db: Db, opts: { ids?: string[]; limit: number }): Promise<ReplayResult> {
+  const pending = isNull(parkedWebhooks.replayedAt);
+  const rows = await db
+    .select()
+    .from(parkedWebhooks)
+    .where(opts.ids ? and(pending, inArray(parkedWebhooks.id, opts.ids)) : pending)
+    .orderBy(asc(parkedWebhooks.parkedAt))
+    .limit(opts.limit);
+  const result: ReplayResult = { replayed: [], failed: [] };
+  for (const row of rows) {
+    const job = webhookJob.safeParse(row.job);
+    let error: string | undefined;
+    if (!job.success) error = `not a webhook job: ${job.error.message.slice(0, 300)}`;
+    else {
+      try {
+        const outcome = await processWebhook(db, job.data);
+        await db.update(parkedWebhooks).set({ replayedAt: Date.now(), lastError: null }).where(eq(parkedWebhooks.id, row.id));
+        result.replayed.push({ id: row.id, outcome });
+        continue;
+      } catch (err) {
+        error = errorField(err);
+      }
+    }
+    await db.update(parkedWebhooks).set({ lastError: error }).where(eq(parkedWebhooks.id, row.id));
+    result.failed.push({ id: row.id, error });
+  }
+  return result;
+}
+
+export async function countParked(db: Db): Promise<number> {
+  const [row] = await db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM parked_webhooks WHERE replayed_at IS NULL`);
+  return row?.n ?? 0;
+}
