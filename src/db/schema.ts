@@ -292,6 +292,59 @@ export const disabledCallbackEndpoints = sqliteTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.url] })],
 );
 
+// Inbound automation of one instance: where its inbound messages go, and its circuit breaker.
+export const automations = sqliteTable("automations", {
+  instanceId: text("instance_id").primaryKey(),
+  tenantId: text("tenant_id").notNull(),
+  url: text("url").notNull(),
+  // Standard Webhooks secret (whsec_…) the handler verifies with; shown once, never returned after.
+  secret: text("secret").notNull(),
+  enabled: integer("enabled", { mode: "boolean" }).notNull(),
+  timeoutMs: integer("timeout_ms").notNull(),
+  contextMessages: integer("context_messages").notNull(),
+  debounceMs: integer("debounce_ms").notNull(),
+  includeGroups: integer("include_groups", { mode: "boolean" }).notNull(),
+  maxAttempts: integer("max_attempts").notNull(),
+  // Breaker: `active`, or `paused` after consecutive failures until a probe succeeds at probe_at.
+  state: text("state").notNull().default("active"),
+  failures: integer("failures").notNull().default(0),
+  pausedAt: integer("paused_at"),
+  probeAt: integer("probe_at"),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+// One row per inbound message handed to automation: its outcome, and the dead letters.
+export const automationDeliveries = sqliteTable(
+  "automation_deliveries",
+  {
+    inboundId: text("inbound_id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    instanceId: text("instance_id").notNull(),
+    // tenant + instance + contact: names the AutomationLane that serializes this contact's calls.
+    laneKey: text("lane_key").notNull(),
+    contact: text("contact").notNull(),
+    // pending, delivered, dead, canceled (automation removed while it waited)
+    status: text("status").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    replayedAt: integer("replayed_at"),
+  },
+  (t) => [index("automation_deliveries_instance").on(t.instanceId, t.status, t.updatedAt), index("automation_deliveries_pending").on(t.status, t.laneKey)],
+);
+
+// Lanes waiting for a paused breaker: woken together when a probe succeeds.
+export const automationParked = sqliteTable(
+  "automation_parked",
+  {
+    instanceId: text("instance_id").notNull(),
+    laneKey: text("lane_key").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.instanceId, t.laneKey] })],
+);
+
 // Webhook jobs whose retries ran out (the webhooks DLQ consumer parks them here), kept until an
 // operator replays them: Evolution was answered 200, so this is the only copy of the event.
 export const parkedWebhooks = sqliteTable(

@@ -17,7 +17,7 @@ import { sendPresence, sendThroughEvolution, type EvolutionInstance, type Outgoi
 import { findSent } from "../evolution/reconcile.ts";
 import { applyPendingReceipts } from "../messages/receipts.ts";
 import { appendHistory, transitionStatements } from "../messages/transitions.ts";
-import { errorField, log } from "../observability/log.ts";
+import { errorField, log, logDeliveryAttempt } from "../observability/log.ts";
 import { backoffMs } from "./backoff.ts";
 import { afterReconcile, afterSend, askFor, decide, needsSlot, phaseOf, type D1Answer, type D1Ask, type Outcome, type StoredPhase } from "./lane-machine.ts";
 
@@ -366,6 +366,13 @@ export class ContactLane extends DurableObject<Env> {
     // which is what a lane that restarts mid-send goes by (it reconciles before sending again).
     const outcome = await sendThroughEvolution(evolution, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
     const at = Date.now();
+    logDeliveryAttempt({
+      messageId: head.id,
+      attempt,
+      outcome: outcome.kind === "transient" && outcome.doubt ? "in_doubt" : outcome.kind,
+      evolutionLatencyMs: at - startedAt,
+      instance: instance.name,
+    });
     if (outcome.kind !== "sent" && outcome.signal) await this.signal(head.instance_id, outcome);
     // WhatsApp throttling the number is the number's pause, not this message's failure: it waits
     // (the governor holds the slot until the pause ends) and never gives up for it.

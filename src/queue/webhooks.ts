@@ -7,6 +7,7 @@ import type { SQL } from "drizzle-orm";
 import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { connectionData } from "../contracts/evolution-webhooks.ts";
 import { errorField, log } from "../observability/log.ts";
+import { offerToAutomation } from "../automation/offer.ts";
 
 // Jobs per combined D1 batch: at most 3 statements each, well within one invocation's queries.
 const RECEIPT_CHUNK = 50;
@@ -51,6 +52,8 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
     try {
       await processWebhook(db, job);
       await tellGovernor(env, job);
+      // Before the ack: the contact's automation lane holds the message once this returns.
+      await offerToAutomation(env, db, job);
       message.ack();
     } catch (err) {
       // A body that does not match Evolution's shape will never apply: keep a log line, drop it.

@@ -16,6 +16,7 @@ import {
 import { ApiError } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
+import { offerToAutomation } from "../automation/offer.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
 
@@ -63,6 +64,7 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
   // Bytes, not characters: a long non-ASCII text is up to three bytes a character.
   if (new TextEncoder().encode(JSON.stringify(job)).byteLength > MAX_QUEUED_BYTES) {
     const outcome = await processWebhook(c.var.db, job);
+    await offerToAutomation(c.env, c.var.db, job);
     return c.json({ received: true, outcome });
   }
   try {

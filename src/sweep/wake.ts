@@ -9,6 +9,7 @@ import { sql } from "drizzle-orm";
 import { config } from "../config.ts";
 import { database } from "../db/client.ts";
 import { errorField, log } from "../observability/log.ts";
+import { wakeAutomationLanes } from "../automation/wake.ts";
 
 let woken = false;
 const START_LANES = 100;
@@ -20,7 +21,7 @@ export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }
   if (woken || !config(env).WAKE_LANES_ON_START) return false;
   woken = true;
   ctx.waitUntil(
-    wakeLanes(env).catch((err) => {
+    Promise.all([wakeLanes(env), wakeAutomationLanes(env)]).catch((err) => {
       woken = false;
       log("warn", "lane wake failed", { error: errorField(err) });
     }),
