@@ -20,6 +20,9 @@ export default defineConfig(async () => {
                   METRICS_TOKEN: "test-metrics-token",
                   RETRY_BASE_MS: "60000",
                   EVOLUTION_TIMEOUT_MS: "3000",
+                  // Automation retries and probes wait on alarms the tests fire themselves.
+                  AUTOMATION_RETRY_BASE_MS: "60000",
+                  AUTOMATION_PROBE_MS: "60000",
                   PUBLIC_URL: "https://gateway.test",
                   // The simulator listens on 127.0.0.1 (src/http/outbound-url.ts).
                   ALLOW_PRIVATE_URLS: "true",

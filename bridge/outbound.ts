@@ -30,6 +30,11 @@ export function outboundRecord(config: BridgeConfig, e: PageEvent): OutRecord {
       return { topic: config.topics.instanceStatus, key: e.event.data.instance, value, headers };
     case "message.received":
       return { topic: config.topics.messageReceived, key: e.event.data.contact, value, headers };
+    // Automation events are about the instance's handler: they travel with the instance's status.
+    case "automation.failed":
+    case "automation.paused":
+    case "automation.resumed":
+      return { topic: config.topics.instanceStatus, key: e.event.data.instance, value, headers };
   }
 }
 

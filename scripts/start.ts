@@ -3,12 +3,14 @@
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { startEchoBot } from "../simulator/echo-bot.ts";
 import { startSimulator } from "../simulator/server.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
 const PORT = Number(process.env.PORT ?? 8787);
 const SIM_PORT = Number(process.env.SIM_PORT ?? 8788);
+const BOT_PORT = Number(process.env.BOT_PORT ?? 8789);
 const GATEWAY = `http://127.0.0.1:${PORT}`;
 const STATE_FILE = path.join(ROOT, ".state/local-tenant.json");
 
@@ -54,6 +56,31 @@ async function call(method: string, route: string, token: string, body?: unknown
   return { status: res.status, body: (await res.json()) as any };
 }
 
+type LocalState = { apiKey: string; tenantId: string; automationSecret?: string };
+const readState = (): LocalState | undefined => (existsSync(STATE_FILE) ? (JSON.parse(readFileSync(STATE_FILE, "utf8")) as LocalState) : undefined);
+const writeState = (state: LocalState) => {
+  mkdirSync(path.dirname(STATE_FILE), { recursive: true });
+  writeFileSync(STATE_FILE, JSON.stringify(state, null, 2), { mode: 0o600 });
+};
+
+// The demo instance's automation points at the echo bot. Its secret is shown only on creation, so it
+// is kept in the local state file; without it the automation is recreated to get a new one.
+async function demoAutomation(apiKey: string, botUrl: string): Promise<string> {
+  const route = "/v1/instances/demo/automation";
+  const body = { url: `${botUrl}/bot/demo` };
+  let put = await call("PUT", route, apiKey, body);
+  let secret: string | undefined = put.body.secret ?? readState()?.automationSecret;
+  if (!secret) {
+    await fetch(`${GATEWAY}${route}`, { method: "DELETE", headers: { authorization: `Bearer ${apiKey}` } });
+    put = await call("PUT", route, apiKey, body);
+    secret = put.body.secret;
+  }
+  if (put.status !== 200 || !secret) throw new Error(`could not set up the demo automation: ${JSON.stringify(put.body)}`);
+  const state = readState();
+  if (state) writeState({ ...state, automationSecret: secret });
+  return secret;
+}
+
 // Reuses the local tenant across restarts (local D1 persists in .wrangler/state).
 async function localTenant(adminToken: string): Promise<string> {
   if (existsSync(STATE_FILE)) {
@@ -62,8 +89,7 @@ async function localTenant(adminToken: string): Promise<string> {
   }
   const created = await call("POST", "/v1/admin/tenants", adminToken, { name: "local" });
   if (created.status !== 201) throw new Error(`could not create the local tenant: ${JSON.stringify(created.body)}`);
-  mkdirSync(path.dirname(STATE_FILE), { recursive: true });
-  writeFileSync(STATE_FILE, JSON.stringify({ apiKey: created.body.apiKey, tenantId: created.body.tenant.id }, null, 2), { mode: 0o600 });
+  writeState({ apiKey: created.body.apiKey, tenantId: created.body.tenant.id });
   return created.body.apiKey;
 }
 
@@ -75,6 +101,7 @@ async function main() {
 
   const simulator = await startSimulator({ port: SIM_PORT, latencyMs: 300 });
   console.log(`Evolution simulator on ${simulator.url}`);
+  const bot = await startEchoBot({ port: BOT_PORT, log: (line) => console.log(line) });
 
   // WAKE_LANES_ON_START: wrangler dev restarts lose alarms. ALLOW_PRIVATE_URLS: the demo instance's Evolution API is the simulator on 127.0.0.1.
   const devArgs = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
@@ -86,13 +113,14 @@ async function main() {
   const shutdown = async () => {
     wrangler.kill("SIGTERM");
     await simulator.close();
+    await bot.close();
     process.exit(0);
   };
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);
   wrangler.on("exit", (code) => {
     console.error(`wrangler dev exited (${code})`);
-    void simulator.close().then(() => process.exit(code ?? 1));
+    void Promise.all([simulator.close(), bot.close()]).then(() => process.exit(code ?? 1));
   });
 
   await waitHealthy();
@@ -108,6 +136,9 @@ async function main() {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ apikey: simKey, webhookUrl: instance.body.webhookUrl }),
   });
+  // Inbound automation: the echo bot (verifying the signature) answers whatever a contact writes to demo.
+  const secret = await demoAutomation(apiKey, bot.url);
+  await fetch(`${bot.url}/_bot/demo`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ secret }) });
 
   console.log(`
 mensageiro is running on ${GATEWAY} (Evolution simulator: ${simulator.url})
@@ -122,7 +153,16 @@ Send a first message:
     -d '{"instance":"demo","to":"5511987654321","text":"Olá do mensageiro!"}'
 
 Then follow it: curl -s ${GATEWAY}/v1/messages/<id> -H 'Authorization: Bearer ${apiKey}'
-Ctrl-C stops both.
+
+Play a contact writing to demo (the echo bot on ${bot.url} answers through the gateway):
+
+  curl -s ${simulator.url}/_sim/inbound -H 'Content-Type: application/json' \\
+    -d '{"instance":"demo","from":"5511987654321","text":"oi","pushName":"Ana"}'
+
+  curl -s ${GATEWAY}/v1/contacts/5511987654321/messages -H 'Authorization: Bearer ${apiKey}'
+  curl -s ${GATEWAY}/v1/instances/demo/automation -H 'Authorization: Bearer ${apiKey}'
+
+Ctrl-C stops all three.
 `);
 }
 

@@ -21,6 +21,7 @@ import { compatRoutes } from "./routes/compat.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
+import { automationRoutes } from "./routes/automation.ts";
 import { messageRoutes } from "./routes/messages.ts";
 import { referenceRoutes } from "./routes/reference.ts";
 import { consoleRoutes } from "./routes/console.ts";
@@ -33,6 +34,7 @@ import { requestLog } from "./observability/request-log.ts";
 export { ContactLane } from "./lanes/contact-lane.ts";
 export { InstanceGovernor } from "./lanes/instance-governor.ts";
 export { RateLimiter } from "./limits/rate-limiter.ts";
+export { AutomationLane } from "./automation/lane.ts";
 export { TenantStream } from "./stream/tenant-stream.ts";
 
 export const app = new Hono<AppEnv>();
@@ -55,6 +57,7 @@ app.route("/v1/events/stream", streamRoutes);
 
 const tenantApi = new Hono<AppEnv>();
 tenantApi.use("*", requireApiKey, rateLimit);
+tenantApi.route("/instances", automationRoutes);
 tenantApi.route("/instances", instanceRoutes);
 tenantApi.route("/messages", messageRoutes);
 tenantApi.route("/events/stream/tickets", ticketRoutes);

@@ -61,7 +61,33 @@ export const instanceStatusEvent = z.object({
   }),
 });
 
-export const gatewayEvent = z.discriminatedUnion("type", [messageStatusEvent, messageReceivedEvent, instanceStatusEvent]);
+// Inbound automation of an instance: a message given up on (dead letter), the breaker opening and closing.
+export const automationFailedEvent = z.object({
+  ...envelope,
+  type: z.literal("automation.failed"),
+  data: z.object({ instance: z.string(), contact: z.string(), inboundIds: z.array(z.string()), attempts: z.int(), error: z.string() }),
+});
+
+export const automationPausedEvent = z.object({
+  ...envelope,
+  type: z.literal("automation.paused"),
+  data: z.object({ instance: z.string(), failures: z.int(), probeAt: z.iso.datetime() }),
+});
+
+export const automationResumedEvent = z.object({
+  ...envelope,
+  type: z.literal("automation.resumed"),
+  data: z.object({ instance: z.string() }),
+});
+
+export const gatewayEvent = z.discriminatedUnion("type", [
+  messageStatusEvent,
+  messageReceivedEvent,
+  instanceStatusEvent,
+  automationFailedEvent,
+  automationPausedEvent,
+  automationResumedEvent,
+]);
 export type GatewayEvent = z.infer<typeof gatewayEvent>;
 
 // GET /v1/events answer: events carry their outbox sequence number.

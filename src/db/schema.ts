@@ -116,6 +116,10 @@ export const messages = sqliteTable(
     readAt: integer("read_at"),
     failedAt: integer("failed_at"),
     canceledAt: integer("canceled_at"),
+    // Every status change and note, oldest first: [{status, at, attempt?, detail?}]. Kept in the row
+    // (appended by the same UPDATE that changes the status) rather than as rows of their own, which
+    // cost two D1 rows written per entry. The view message_history reads it as rows (migration *_cost).
+    history: text("history").notNull().default("[]"),
     // Lost receipts: when a `sent` message with no delivered/read is next checked with Evolution
     // (findStatusMessage), and how many checks it had. NULL: no check due.
     receiptCheckAt: integer("receipt_check_at"),
@@ -125,11 +129,14 @@ export const messages = sqliteTable(
     index("messages_tenant_created").on(t.tenantId, t.createdAt, t.id),
     index("messages_tenant_status").on(t.tenantId, t.status, t.createdAt),
     index("messages_tenant_to").on(t.tenantId, t.to, t.createdAt),
-    index("messages_lane_status").on(t.laneKey, t.status, t.readyAt),
-    index("messages_status_updated").on(t.status, t.updatedAt),
-    index("messages_provider").on(t.instanceId, t.providerMessageId),
+    // Partial indexes: a message is in them only while it is waiting or in flight, so the status
+    // changes after `sent` (delivered, read) write no index rows here. Queries on them repeat the
+    // IN (...) condition, which is how SQLite knows it may use a partial index.
+    index("messages_lane_active").on(t.laneKey, t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
+    index("messages_active_ready").on(t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
+    index("messages_provider").on(t.instanceId, t.providerMessageId).where(sql`provider_message_id IS NOT NULL`),
     index("messages_receipt_check").on(t.receiptCheckAt).where(sql`status = 'sent' AND receipt_check_at IS NOT NULL`),
-    uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey),
+    uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
   ],
 );
 
@@ -140,19 +147,6 @@ export type MediaJson = {
   fileName?: string;
   mimeType?: string;
 };
-
-export const messageHistory = sqliteTable(
-  "message_history",
-  {
-    id: integer("id").primaryKey({ autoIncrement: true }),
-    messageId: text("message_id").notNull(),
-    status: text("status").notNull(),
-    at: integer("at").notNull(),
-    attempt: integer("attempt"),
-    detail: text("detail"),
-  },
-  (t) => [index("message_history_message").on(t.messageId, t.id)],
-);
 
 export const deadLetters = sqliteTable(
   "dead_letters",
@@ -225,7 +219,9 @@ export const pendingReceipts = sqliteTable(
 export const outboxEvents = sqliteTable(
   "outbox_events",
   {
-    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    // The rowid, without AUTOINCREMENT (which writes sqlite_sequence on every insert): seq stays
+    // increasing because the purge never deletes the newest event (src/sweep/sweeper.ts).
+    seq: integer("seq").primaryKey(),
     eventId: text("event_id").notNull(),
     tenantId: text("tenant_id").notNull(),
     type: text("type").notNull(),
@@ -294,6 +290,59 @@ export const disabledCallbackEndpoints = sqliteTable(
     reason: text("reason").notNull(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.url] })],
+);
+
+// Inbound automation of one instance: where its inbound messages go, and its circuit breaker.
+export const automations = sqliteTable("automations", {
+  instanceId: text("instance_id").primaryKey(),
+  tenantId: text("tenant_id").notNull(),
+  url: text("url").notNull(),
+  // Standard Webhooks secret (whsec_…) the handler verifies with; shown once, never returned after.
+  secret: text("secret").notNull(),
+  enabled: integer("enabled", { mode: "boolean" }).notNull(),
+  timeoutMs: integer("timeout_ms").notNull(),
+  contextMessages: integer("context_messages").notNull(),
+  debounceMs: integer("debounce_ms").notNull(),
+  includeGroups: integer("include_groups", { mode: "boolean" }).notNull(),
+  maxAttempts: integer("max_attempts").notNull(),
+  // Breaker: `active`, or `paused` after consecutive failures until a probe succeeds at probe_at.
+  state: text("state").notNull().default("active"),
+  failures: integer("failures").notNull().default(0),
+  pausedAt: integer("paused_at"),
+  probeAt: integer("probe_at"),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+// One row per inbound message handed to automation: its outcome, and the dead letters.
+export const automationDeliveries = sqliteTable(
+  "automation_deliveries",
+  {
+    inboundId: text("inbound_id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    instanceId: text("instance_id").notNull(),
+    // tenant + instance + contact: names the AutomationLane that serializes this contact's calls.
+    laneKey: text("lane_key").notNull(),
+    contact: text("contact").notNull(),
+    // pending, delivered, dead, canceled (automation removed while it waited)
+    status: text("status").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    replayedAt: integer("replayed_at"),
+  },
+  (t) => [index("automation_deliveries_instance").on(t.instanceId, t.status, t.updatedAt), index("automation_deliveries_pending").on(t.status, t.laneKey)],
+);
+
+// Lanes waiting for a paused breaker: woken together when a probe succeeds.
+export const automationParked = sqliteTable(
+  "automation_parked",
+  {
+    instanceId: text("instance_id").notNull(),
+    laneKey: text("lane_key").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.instanceId, t.laneKey] })],
 );
 
 // Webhook jobs whose retries ran out (the webhooks DLQ consumer parks them here), kept until an

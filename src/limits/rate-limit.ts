@@ -41,5 +41,8 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
     );
   }
   await next();
-  if (decision) for (const [name, value] of Object.entries(rateLimitHeaders(decision))) c.res.headers.set(name, value);
+  // A WebSocket upgrade (101) keeps its own headers; everything else gets the fields.
+  if (decision && c.res.status !== 101) {
+    for (const [name, value] of Object.entries(rateLimitHeaders(decision))) c.res.headers.set(name, value);
+  }
 });

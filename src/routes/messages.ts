@@ -21,7 +21,7 @@ import { MAX_BATCH_BODY_BYTES, parseBody, parseWith, readJson } from "../http/bo
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { acceptMessages, checkSendAt, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
 import { replayFailed } from "../messages/replay.ts";
-import { applyTransition } from "../messages/transitions.ts";
+import { appendHistory, applyTransition } from "../messages/transitions.ts";
 import { idempotent, type Answer } from "../messages/idempotency.ts";
 import { acceptedView, historyOf, messageView } from "../messages/view.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
@@ -75,7 +75,7 @@ messageRoutes.post(
       if (wait && !input.sendAt) {
         await attempt.provisional({ status: 202, body: accepted });
         const done = await waitUntilFinished(c.var.db, prepared.row.id, wait);
-        if (done) return { status: 200, body: messageView(done, await historyOf(c.var.db, done.id)), headers: { "preference-applied": `wait=${wait}` } };
+        if (done) return { status: 200, body: messageView(done, historyOf(done)), headers: { "preference-applied": `wait=${wait}` } };
       }
       return { status: 202, body: accepted, headers: { location: `/v1/messages/${prepared.row.id}` } };
     });
@@ -204,7 +204,7 @@ messageRoutes.get(
   }),
   async (c) => {
     const row = await ownMessage(c, c.req.param("id"));
-    return c.json(messageView(row, await historyOf(c.var.db, row.id)));
+    return c.json(messageView(row, historyOf(row)));
   },
 );
 
@@ -238,7 +238,7 @@ messageRoutes.delete(
       .cancel(row.id)
       .catch(() => false);
     const after = await ownMessage(c, row.id);
-    return c.json(messageView(after, await historyOf(c.var.db, row.id)));
+    return c.json(messageView(after, historyOf(after)));
   },
 );
 
@@ -262,13 +262,14 @@ messageRoutes.patch(
     if (row.status !== "scheduled")
       throw new ApiError("conflict", `Message is ${row.status}; only scheduled messages can be moved.`, [{ path: "status", message: row.status }]);
     const [moved] = await runBatch(c.var.db, [
-      sql`UPDATE messages SET send_at = ${at}, ready_at = ${at}, updated_at = ${Date.now()} WHERE id = ${row.id} AND status = 'scheduled'`,
-      sql`INSERT INTO message_history (message_id, status, at, detail) SELECT ${row.id}, 'scheduled', ${Date.now()}, ${`rescheduled to ${input.sendAt}`} WHERE changes() > 0`,
+      sql`UPDATE messages SET send_at = ${at}, ready_at = ${at}, updated_at = ${Date.now()},
+        ${appendHistory({ status: "scheduled", at: Date.now(), detail: `rescheduled to ${input.sendAt}` })}
+        WHERE id = ${row.id} AND status = 'scheduled'`,
     ]);
     if (changes(moved) === 0) throw new ApiError("conflict", "Message is no longer scheduled.");
     await laneOf(c.env, row.laneKey).reschedule(row.id, at!);
     const after = await ownMessage(c, row.id);
-    return c.json(messageView(after, await historyOf(c.var.db, row.id)));
+    return c.json(messageView(after, historyOf(after)));
   },
 );
 

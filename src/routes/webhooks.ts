@@ -18,6 +18,7 @@ import { parseWith, readJson } from "../http/body.ts";
 import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
 import { documented } from "../openapi/describe.ts";
 import { z } from "zod";
+import { offerToAutomation } from "../automation/offer.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
 
@@ -65,6 +66,7 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
   // Bytes, not characters: a long non-ASCII text is up to three bytes a character.
   if (new TextEncoder().encode(JSON.stringify(job)).byteLength > MAX_QUEUED_BYTES) {
     const outcome = await processWebhook(c.var.db, job);
+    await offerToAutomation(c.env, c.var.db, job);
     return c.json({ received: true, outcome });
   }
   try {

@@ -9,6 +9,7 @@ import { sql } from "drizzle-orm";
 import { config } from "../config.ts";
 import { database } from "../db/client.ts";
 import { errorField, log } from "../observability/log.ts";
+import { wakeAutomationLanes } from "../automation/wake.ts";
 
 let woken = false;
 const START_LANES = 100;
@@ -20,7 +21,7 @@ export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }
   if (woken || !config(env).WAKE_LANES_ON_START) return false;
   woken = true;
   ctx.waitUntil(
-    wakeLanes(env).catch((err) => {
+    Promise.all([wakeLanes(env), wakeAutomationLanes(env)]).catch((err) => {
       woken = false;
       log("warn", "lane wake failed", { error: errorField(err) });
     }),
@@ -37,11 +38,14 @@ export async function wakeLanes(env: Env, limit = START_LANES): Promise<number> 
   return lanes.length;
 }
 
-/** From the cron: lanes whose message has sat in `processing` far longer than any retry waits. */
+/** From the cron: lanes whose message has sat in `processing` far longer than any retry waits
+ *  (through messages_active_ready; a message was ready before it was last updated). */
 export async function wakeStuckLanes(env: Env, now = Date.now()): Promise<number> {
   const threshold = now - 2 * config(env).STUCK_QUEUED_MINUTES * 60_000;
   const lanes = await database(env.DB).all<{ lane_key: string }>(sql`
-    SELECT DISTINCT lane_key FROM messages WHERE status = 'processing' AND updated_at < ${threshold} LIMIT ${CRON_LANES}`);
+    SELECT DISTINCT lane_key FROM messages
+    WHERE status IN ('scheduled', 'queued', 'processing') AND status = 'processing' AND ready_at < ${threshold} AND updated_at < ${threshold}
+    LIMIT ${CRON_LANES}`);
   await wake(env, lanes);
   return lanes.length;
 }

@@ -155,7 +155,8 @@ export async function provisionTenant(
     adminToken?: string;
     instance?: string;
     ratePerMinute?: number;
-    rateLimitPerMinute?: number;
+    /** null: leave the field out (releases before API rate limits refuse it). */
+    rateLimitPerMinute?: number | null;
     simApiKey?: string;
     webhooks?: "single" | "byEvents";
   } = {},
@@ -165,7 +166,10 @@ export async function provisionTenant(
     method: "POST",
     headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
     // Benchmarks and load runs measure the pipeline, not the API rate limit: lift it unless asked.
-    body: JSON.stringify({ name: `tenant-${Date.now()}`, rateLimitPerMinute: opts.rateLimitPerMinute ?? 1_000_000 }),
+    body: JSON.stringify({
+      name: `tenant-${Date.now()}`,
+      ...(opts.rateLimitPerMinute === null ? {} : { rateLimitPerMinute: opts.rateLimitPerMinute ?? 1_000_000 }),
+    }),
   });
   if (tenantRes.status !== 201) throw new Error(`tenant: ${tenantRes.status} ${await tenantRes.text()}`);
   const tenant = (await tenantRes.json()) as { tenant: { id: string }; apiKey: string };

@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import sendMessageFixture from "../fixtures/evolution/send.message.text.json";
 import { errorField, REDACTED, scrub, scrubText } from "../../src/observability/log.ts";
-import { ADMIN, api, json, send, setupTenant, unique, waitForStatus } from "./helpers.ts";
+import { ADMIN, api, eventually, json, send, setupTenant, simulator, unique, waitForStatus } from "./helpers.ts";
 
 let lines: string[] = [];
 beforeEach(() => {
@@ -46,6 +46,21 @@ describe("request log lines", () => {
     expect(requests.find((l) => l.route === "/v1/messages/:id")).toMatchObject({ status: 404, tenant: t.id });
     expect(requests.find((l) => l.status === 401)).toMatchObject({ route: "/v1/*" });
     expect(requests.find((l) => l.route === "/v1/admin/tenants")).toMatchObject({ status: 201 });
+
+    // One line per delivery attempt, from the lane.
+    const attempts = parsed().filter((l) => l.msg === "delivery attempt" && l.messageId === id);
+    expect(attempts).toEqual([
+      expect.objectContaining({ level: "info", attempt: 1, outcome: "sent", instance: t.instance, evolutionLatencyMs: expect.any(Number) }),
+    ]);
+    const to = "5511955550009";
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 500, times: 1 } });
+    const failing = (await json(await send(t.key, { instance: t.instance, to, text }))).id;
+    const failed = await eventually(
+      async () => parsed().find((l) => l.msg === "delivery attempt" && l.messageId === failing),
+      10_000,
+      "the failed attempt's line",
+    );
+    expect(failed).toMatchObject({ level: "warn", attempt: 1, outcome: "transient" });
 
     const all = lines.join("\n");
     expect(all.length).toBeGreaterThan(0);

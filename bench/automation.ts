@@ -1,0 +1,130 @@
+// npm run bench:automation — inbound automation on the local runtime (wrangler dev): messages.upsert
+// webhooks at a steady rate over many contacts, each answered by the echo bot, until the reply
+// reaches the Evolution simulator. Latency per message = reply sent − webhook posted − the
+// handler's own time; also counts what was lost, called twice, or answered out of order.
+import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json" with { type: "json" };
+import { startEchoBot } from "../simulator/echo-bot.ts";
+import { startSimulator } from "../simulator/server.ts";
+import { provisionTenant, startGateway } from "../test/support/gateway.ts";
+import { percentile, runScript, table } from "./load.ts";
+
+const RATE = Number(process.env.BENCH_AUTOMATION_RATE ?? 10);
+const SECONDS = Number(process.env.BENCH_AUTOMATION_SECONDS ?? 30);
+const CONTACTS = Number(process.env.BENCH_AUTOMATION_CONTACTS ?? 200);
+const HANDLER_MS = Number(process.env.BENCH_AUTOMATION_HANDLER_MS ?? 50);
+
+const contactOf = (i: number) => `55119${String(50000000 + (i % CONTACTS))}`;
+
+function upsert(i: number) {
+  const body = structuredClone(upsertFixture);
+  body.data.key.id = `AUTO${String(i).padStart(28, "0")}`;
+  body.data.key.remoteJid = `${contactOf(i)}@s.whatsapp.net`;
+  body.data.message.conversation = `m${i}`;
+  body.data.messageTimestamp = Math.floor(Date.now() / 1000);
+  return JSON.stringify(body);
+}
+
+async function main() {
+  const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
+  const bot = await startEchoBot();
+  const gateway = await startGateway();
+  try {
+    const t = await provisionTenant(gateway.url, simulator.url);
+    const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
+    const put = await fetch(`${gateway.url}/v1/instances/${t.instance}/automation`, {
+      method: "PUT",
+      headers,
+      body: JSON.stringify({ url: `${bot.url}/bot/bench`, contextMessages: 10 }),
+    });
+    const { secret } = (await put.json()) as { secret: string };
+    await fetch(`${bot.url}/_bot/bench`, { method: "PUT", headers, body: JSON.stringify({ secret, delayMs: HANDLER_MS }) });
+
+    // Warm-up on other contacts' numbers, not measured.
+    const warm = Array.from({ length: 20 }, (_, i) => 1_000_000 + i);
+    await Promise.all(warm.map((i) => fetch(t.webhookUrl, { method: "POST", headers, body: upsert(i) })));
+
+    const total = RATE * SECONDS;
+    const postedAt = new Map<number, number>();
+    const started = Date.now();
+    const posts: Promise<unknown>[] = [];
+    for (let i = 0; i < total; i++) {
+      const due = started + (i * 1000) / RATE;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      postedAt.set(i, Date.now());
+      posts.push(fetch(t.webhookUrl, { method: "POST", headers, body: upsert(i) }).then((r) => r.arrayBuffer()));
+    }
+    await Promise.all(posts);
+
+    const sentAt = () => {
+      const map = new Map<number, { at: number; n: number }>();
+      for (const c of simulator.state.calls) {
+        const m = /^echo: m(\d+)$/.exec((c.body as { text?: string }).text ?? "");
+        if (!m || c.status !== 201) continue;
+        const i = Number(m[1]);
+        const prev = map.get(i);
+        map.set(i, { at: prev?.at ?? c.at, n: (prev?.n ?? 0) + 1 });
+      }
+      return map;
+    };
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline && [...sentAt().keys()].filter((i) => i < total).length < total) await new Promise((r) => setTimeout(r, 250));
+
+    const sent = sentAt();
+    const calls = bot.calls.filter((c) => c.path === "bench");
+    const handlerMs = new Map<number, number>();
+    const callCount = new Map<number, number>();
+    for (const c of calls) {
+      for (const text of c.texts) {
+        const i = Number(/^m(\d+)$/.exec(text ?? "")?.[1] ?? -1);
+        handlerMs.set(i, c.end - c.start);
+        callCount.set(i, (callCount.get(i) ?? 0) + 1);
+      }
+    }
+    const latencies: number[] = [];
+    let outOfOrder = 0;
+    const lastPerContact = new Map<string, number>();
+    for (let i = 0; i < total; i++) {
+      const s = sent.get(i);
+      if (!s) continue;
+      latencies.push(s.at - (postedAt.get(i) ?? 0) - (handlerMs.get(i) ?? 0));
+      const contact = contactOf(i);
+      if ((lastPerContact.get(contact) ?? -1) > s.at) outOfOrder++;
+      lastPerContact.set(contact, s.at);
+    }
+    latencies.sort((a, b) => a - b);
+    const lost = total - latencies.length;
+    const calledTwice = [...callCount].filter(([i, n]) => i >= 0 && i < total && n > 1).length;
+    const sentTwice = [...sent].filter(([i, v]) => i < total && v.n > 1).length;
+    console.log(
+      `\ninbound automation: ${total} messages.upsert at ${RATE}/s over ${CONTACTS} contacts for ${SECONDS} s, handler ${HANDLER_MS} ms (subtracted), wrangler dev on this machine`,
+    );
+    console.log(
+      table(
+        ["messages", "answered", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost", "called twice", "sent twice", "out of order"],
+        [
+          [
+            total,
+            latencies.length,
+            percentile(latencies, 50),
+            percentile(latencies, 90),
+            percentile(latencies, 99),
+            latencies.at(-1) ?? Number.NaN,
+            lost,
+            calledTwice,
+            sentTwice,
+            outOfOrder,
+          ],
+        ],
+      ),
+    );
+    const failures = gateway.logs().match(/automation call failed[^\n]*/g) ?? [];
+    if (failures.length > 0) console.log(`\n${failures.length} failed handler calls, e.g. ${failures[0]}`);
+  } finally {
+    await gateway.stop();
+    await bot.close();
+    await simulator.close();
+  }
+}
+
+runScript(main);

@@ -1,0 +1,94 @@
+// One call to the tenant's handler: the signed automation.inbound body, the contact's recent
+// conversation, and the answer read into replies that are valid outbound messages.
+import { sql } from "drizzle-orm";
+import { type AutomationInbound, repliesOf } from "../contracts/automation.ts";
+import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
+import type { Db } from "../db/client.ts";
+import { signWebhook } from "../signing/standard-webhooks.ts";
+import type { AutomationConfig } from "./config.ts";
+
+export type LaneInfo = {
+  laneKey: string;
+  tenantId: string;
+  instanceId: string;
+  instanceName: string;
+  contact: string;
+  replyTo: string | null;
+};
+
+export type InboundView = AutomationInbound["messages"][number];
+
+type ConversationRow = { direction: "in" | "out"; id: string; text: string | null; media: string | null; status: string | null; at: number };
+
+const parseMedia = (media: string | null): Record<string, unknown> | null => {
+  if (!media) return null;
+  try {
+    const value: unknown = JSON.parse(media);
+    return value && typeof value === "object" && !Array.isArray(value) ? Object.fromEntries(Object.entries(value)) : null;
+  } catch {
+    return null;
+  }
+};
+
+/** The last `limit` messages with the contact on this instance, both directions, oldest first,
+ *  without the ones this call carries. */
+export async function conversationOf(db: Db, info: LaneInfo, limit: number, exclude: string[]): Promise<AutomationInbound["conversation"]> {
+  if (limit === 0) return [];
+  const rows = await db.all<ConversationRow>(sql`
+    SELECT * FROM (
+      SELECT CASE WHEN from_me = 1 THEN 'out' ELSE 'in' END AS direction, id, text, media, NULL AS status, timestamp AS at
+      FROM inbound_messages WHERE tenant_id = ${info.tenantId} AND contact = ${info.contact} AND instance_id = ${info.instanceId}
+      UNION ALL
+      SELECT 'out', id, text, media, status, created_at FROM messages
+      WHERE tenant_id = ${info.tenantId} AND "to" = ${info.replyTo ?? info.contact} AND instance_id = ${info.instanceId} AND status != 'canceled'
+    ) ORDER BY at DESC, id DESC LIMIT ${limit + exclude.length}`);
+  const skip = new Set(exclude);
+  return rows
+    .filter((r) => !skip.has(r.id))
+    .slice(0, limit)
+    .reverse()
+    .map((r) => ({ direction: r.direction, id: r.id, text: r.text, media: parseMedia(r.media), status: r.status, at: new Date(r.at).toISOString() }));
+}
+
+export type CallOutcome = { ok: true; replies: SendMessageRequest[]; dropped: number; ms: number } | { ok: false; error: string; ms: number };
+
+/** POSTs one batch to the handler. `webhookId` stays the same across retries, so a handler that
+ *  saw a call before a crash can recognise it (as it can by the inbound ids). */
+export async function callHandler(config: AutomationConfig, webhookId: string, payload: AutomationInbound, inReplyTo: string): Promise<CallOutcome> {
+  const body = JSON.stringify(payload);
+  const headers = await signWebhook({ id: webhookId, body, secrets: [config.secret] });
+  const started = Date.now();
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(config.url, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json", "user-agent": "mensageiro-automation" },
+      body,
+      signal: AbortSignal.timeout(config.timeoutMs),
+    });
+    text = await res.text();
+  } catch (err) {
+    const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+    return { ok: false, error: timedOut ? `no answer within ${config.timeoutMs} ms` : `network error: ${String(err).slice(0, 300)}`, ms: Date.now() - started };
+  }
+  const ms = Date.now() - started;
+  if (res.status < 200 || res.status > 299) return { ok: false, error: `HTTP ${res.status}: ${text.slice(0, 300)}`, ms };
+  const answer = res.status === 204 ? { ok: true as const, replies: [] } : repliesOf(text);
+  if (!answer.ok) return { ok: false, error: answer.error, ms };
+  const replies: SendMessageRequest[] = [];
+  // An @lid contact whose phone number Evolution did not give cannot be written to.
+  if (!payload.replyTo) return { ok: true, replies: [], dropped: answer.replies.length, ms };
+  for (const [i, reply] of answer.replies.entries()) {
+    const message = sendMessageSchema.safeParse({
+      instance: payload.instance,
+      to: payload.replyTo,
+      ...reply,
+      metadata: { inReplyTo },
+      idempotencyKey: `automation:${inReplyTo}:${i}`,
+    });
+    if (!message.success) return { ok: false, error: `reply ${i} is not a valid message: ${message.error.issues.map((x) => x.message).join("; ")}`, ms };
+    replies.push(message.data);
+  }
+  return { ok: true, replies, dropped: 0, ms };
+}

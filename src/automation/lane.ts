@@ -1,0 +1,355 @@
+// AutomationLane: one per tenant + instance + contact (or group). It holds that contact's inbound
+// messages waiting for the tenant's handler in its own SQLite (written before the webhook job is
+// acked), calls the handler one batch at a time in Evolution's timestamp order, and uses its single
+// alarm for everything that waits: debounce, retry backoff, a paused breaker's probe.
+// D1 keeps the record (automation_deliveries: delivered, dead letters); the breaker is the
+// instance's D1 row, shared by all its lanes (breaker.ts).
+import { DurableObject } from "cloudflare:workers";
+import type { Tenant } from "../app-env.ts";
+import { sql } from "drizzle-orm";
+import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { config as appConfig } from "../config.ts";
+import type { SendMessageRequest } from "../contracts/messages.ts";
+import { changes, runBatch, type Statement } from "../db/batch.ts";
+import { database, type Db } from "../db/client.ts";
+import { backoffMs } from "../lanes/backoff.ts";
+import { errorField, log } from "../observability/log.ts";
+import { acceptMessages, prepareMessage } from "../messages/accept.ts";
+import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
+import { type AutomationConfig, automationLane, loadAutomation } from "./config.ts";
+import { callHandler, conversationOf, type InboundView, type LaneInfo } from "./handler.ts";
+
+export type OfferedItem = { id: string; ts: number; message: InboundView };
+
+type ItemRow = { id: string; ts: number; seq: number; arrived_at: number; message: string };
+type BatchRow = { id: string; item_ids: string; attempts: number; next_at: number; last_error: string | null; answer: string | null };
+
+// A debounced burst is sent when the contact has been quiet for debounceMs, but no later than
+// DEBOUNCE_CAP × debounceMs after its first message, and with at most MAX_BATCH messages.
+const DEBOUNCE_CAP = 3;
+const MAX_BATCH = 20;
+// One alarm run calls for at most this long, then yields and re-arms.
+const DRAIN_BUDGET_MS = 20_000;
+// Done ids are kept this long so a late duplicate of the same inbound message is recognised.
+const DONE_RETENTION_MS = 7 * 24 * 3600_000;
+const TENANT_CACHE_MS = 60_000;
+// An unexpected error in a run (D1 down): try again after this long.
+const ERROR_RETRY_MS = 5_000;
+
+export class AutomationLane extends DurableObject<Env> {
+  private readonly db: Db;
+  private draining = false;
+  // An offer or kick came in while a run was under way: run again at once.
+  private poked = false;
+  // The pause this lane already registered itself for (automation_parked), to write it once.
+  private parkedFor: number | null = null;
+  // The tenant's send defaults (maxAttempts) for replies, read again after TENANT_CACHE_MS.
+  private tenant: { value: Tenant; at: number } | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.db = database(env.DB);
+    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS items (
+      id TEXT PRIMARY KEY,
+      ts INTEGER NOT NULL,
+      seq INTEGER NOT NULL,
+      arrived_at INTEGER NOT NULL,
+      message TEXT NOT NULL,
+      state TEXT NOT NULL DEFAULT 'pending',
+      done_at INTEGER
+    )`);
+    ctx.storage.sql.exec(`CREATE INDEX IF NOT EXISTS items_order ON items (state, ts, seq)`);
+    // At most one row: the batch being called (and retried) now.
+    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS batch (
+      id TEXT PRIMARY KEY,
+      item_ids TEXT NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      next_at INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT,
+      answer TEXT
+    )`);
+  }
+
+  private info(): LaneInfo | undefined {
+    return this.ctx.storage.kv.get<LaneInfo>("info");
+  }
+
+  /** Adds inbound messages; ids already known (a duplicate webhook) change nothing. Returns how many were new. */
+  async offer(info: LaneInfo, items: OfferedItem[]): Promise<number> {
+    const known = this.info();
+    if (!known || known.replyTo !== info.replyTo) this.ctx.storage.kv.put("info", info);
+    const now = Date.now();
+    let added = 0;
+    for (const item of items) {
+      added += this.ctx.storage.sql.exec(
+        `INSERT INTO items (id, ts, seq, arrived_at, message) VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM items), ?, ?)
+         ON CONFLICT (id) DO NOTHING`,
+        item.id,
+        item.ts,
+        now,
+        JSON.stringify(item.message),
+      ).rowsWritten;
+    }
+    if (added > 0) await this.poke();
+    return added;
+  }
+
+  /** A dead letter sent again: back in line (by its timestamp), attempts from zero. */
+  async replay(info: LaneInfo, item: OfferedItem): Promise<boolean> {
+    if (!this.info()) this.ctx.storage.kv.put("info", info);
+    const changed = this.ctx.storage.sql.exec(
+      `INSERT INTO items (id, ts, seq, arrived_at, message) VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM items), ?, ?)
+       ON CONFLICT (id) DO UPDATE SET state = 'pending', done_at = NULL, arrived_at = excluded.arrived_at WHERE items.state = 'dead'`,
+      item.id,
+      item.ts,
+      Date.now(),
+      JSON.stringify(item.message),
+    ).rowsWritten;
+    if (changed > 0) await this.poke();
+    return changed > 0;
+  }
+
+  /** Run now: the breaker resumed, the automation was re-enabled, or the runtime restarted. */
+  async kick(): Promise<void> {
+    await this.poke();
+  }
+
+  /** What the lane holds, for tests and operators. */
+  async snapshot(): Promise<{ pending: string[]; batch: BatchRow | null; done: number; dead: number; alarm: number | null }> {
+    const pending = this.ctx.storage.sql
+      .exec<{ id: string }>(`SELECT id FROM items WHERE state IN ('pending', 'batched') ORDER BY ts, seq`)
+      .toArray()
+      .map((r) => r.id);
+    const batch = this.ctx.storage.sql.exec<BatchRow>(`SELECT * FROM batch`).toArray()[0] ?? null;
+    const count = (state: string) => this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state = ?`, state).one().n;
+    return { pending, batch, done: count("done"), dead: count("dead"), alarm: await this.ctx.storage.getAlarm() };
+  }
+
+  private async poke(): Promise<void> {
+    if (this.draining) {
+      this.poked = true;
+      return;
+    }
+    await this.ctx.storage.setAlarm(Date.now());
+  }
+
+  override async alarm(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.poked = false;
+    let next: number | null = Date.now() + ERROR_RETRY_MS;
+    try {
+      next = await this.drain();
+    } catch (err) {
+      log("error", "automation lane run failed; retrying", { laneKey: this.info()?.laneKey, error: errorField(err) });
+    } finally {
+      this.draining = false;
+      if (this.poked) next = Date.now();
+      this.ctx.storage.sql.exec(`DELETE FROM items WHERE state IN ('done', 'dropped') AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
+      if (next === null) await this.ctx.storage.deleteAlarm();
+      else await this.ctx.storage.setAlarm(next);
+    }
+  }
+
+  /** Calls while something is due; returns when to run next (null: nothing waits). */
+  private async drain(): Promise<number | null> {
+    const info = this.info();
+    if (!info) return null;
+    const stopAt = Date.now() + DRAIN_BUDGET_MS;
+    while (Date.now() < stopAt) {
+      // Nothing waits here: no need to read the configuration.
+      if (!this.currentBatch() && !this.ctx.storage.sql.exec(`SELECT 1 FROM items WHERE state = 'pending' LIMIT 1`).toArray().length) return null;
+      const config = await loadAutomation(this.db, info.instanceId);
+      if (!config) {
+        // The automation was deleted: what waited here was canceled with it (D1 says so already).
+        this.ctx.storage.sql.exec(`UPDATE items SET state = 'dropped', done_at = ? WHERE state IN ('pending', 'batched')`, Date.now());
+        this.ctx.storage.sql.exec(`DELETE FROM batch`);
+        return null;
+      }
+      // Disabled: messages stay here until it is enabled again (the PUT kicks the lanes).
+      if (!config.enabled) return null;
+      const now = Date.now();
+      let batch = this.currentBatch();
+      if (!batch) {
+        const formed = this.formBatch(config, now);
+        if (formed === null) return null;
+        if (typeof formed === "number") return formed;
+        batch = formed;
+      }
+      if (batch.answer !== null) {
+        await this.finish(info, config, batch, JSON.parse(batch.answer) as Answer);
+        continue;
+      }
+      if (batch.next_at > now) return batch.next_at;
+      if (config.state === "paused") {
+        const wait = await this.waitForBreaker(info, config, now);
+        if (wait !== null) return wait;
+      }
+      const retryAt = await this.attempt(info, config, batch);
+      if (retryAt !== null) return retryAt;
+    }
+    return Date.now();
+  }
+
+  private currentBatch(): BatchRow | undefined {
+    return this.ctx.storage.sql.exec<BatchRow>(`SELECT id, item_ids, attempts, next_at, last_error, answer FROM batch LIMIT 1`).toArray()[0];
+  }
+
+  // The next call's messages in order: one, or a debounced burst. A number: not before then.
+  private formBatch(config: AutomationConfig, now: number): BatchRow | number | null {
+    const pending = this.ctx.storage.sql
+      .exec<ItemRow>(`SELECT id, ts, seq, arrived_at, message FROM items WHERE state = 'pending' ORDER BY ts, seq LIMIT ?`, MAX_BATCH)
+      .toArray();
+    if (pending.length === 0) return null;
+    let take = pending.slice(0, 1);
+    if (config.debounceMs > 0) {
+      const first = Math.min(...pending.map((p) => p.arrived_at));
+      const last = Math.max(...pending.map((p) => p.arrived_at));
+      const due = Math.min(last + config.debounceMs, first + DEBOUNCE_CAP * config.debounceMs);
+      if (due > now && pending.length < MAX_BATCH) return due;
+      take = pending;
+    }
+    const ids = take.map((t) => t.id);
+    const id = ids.at(-1) ?? "";
+    this.ctx.storage.sql.exec(`INSERT INTO batch (id, item_ids) VALUES (?, ?)`, id, JSON.stringify(ids));
+    for (const itemId of ids) this.ctx.storage.sql.exec(`UPDATE items SET state = 'batched' WHERE id = ?`, itemId);
+    return { id, item_ids: JSON.stringify(ids), attempts: 0, next_at: 0, last_error: null, answer: null };
+  }
+
+  // Paused breaker: null when this lane holds the probe and may call; else when to look again.
+  private async waitForBreaker(info: LaneInfo, config: AutomationConfig, now: number): Promise<number | null> {
+    const probeMs = appConfig(this.env).AUTOMATION_PROBE_MS;
+    if ((config.probeAt ?? 0) <= now) {
+      const probe = await claimProbe(this.db, info.instanceId, now, probeMs);
+      if (probe.won || probe.state !== "paused") return null;
+      await this.park(info, config);
+      return probe.probeAt;
+    }
+    await this.park(info, config);
+    return config.probeAt ?? now + probeMs;
+  }
+
+  private async park(info: LaneInfo, config: AutomationConfig): Promise<void> {
+    if (this.parkedFor === config.pausedAt) return;
+    await this.db.run(sql`INSERT INTO automation_parked (instance_id, lane_key) VALUES (${info.instanceId}, ${info.laneKey}) ON CONFLICT DO NOTHING`);
+    this.parkedFor = config.pausedAt;
+  }
+
+  // One call. null: answered or given up (move on); a number: retry then.
+  private async attempt(info: LaneInfo, config: AutomationConfig, batch: BatchRow): Promise<number | null> {
+    const ids: string[] = JSON.parse(batch.item_ids);
+    const attempt = batch.attempts + 1;
+    // Counted before the call: a call cut off by a crash still used an attempt.
+    this.ctx.storage.sql.exec(`UPDATE batch SET attempts = ? WHERE id = ?`, attempt, batch.id);
+    const messages = this.ctx.storage.sql
+      .exec<{ message: string }>(`SELECT message FROM items WHERE state = 'batched' ORDER BY ts, seq`)
+      .toArray()
+      .map((r) => JSON.parse(r.message) as InboundView);
+    const conversation = await conversationOf(this.db, info, config.contextMessages, ids);
+    const payload = {
+      type: "automation.inbound" as const,
+      instance: info.instanceName,
+      contact: info.contact,
+      replyTo: info.replyTo,
+      messages,
+      conversation,
+    };
+    const outcome = await callHandler(config, batch.id, payload, batch.id);
+    const now = Date.now();
+    if (outcome.ok) {
+      const answer: Answer = { replies: outcome.replies, dropped: outcome.dropped, attempts: attempt };
+      // Kept before anything else is written: a failure from here on never calls the handler again.
+      this.ctx.storage.sql.exec(`UPDATE batch SET answer = ? WHERE id = ?`, JSON.stringify(answer), batch.id);
+      await this.finish(info, config, { ...batch, attempts: attempt }, answer);
+      return null;
+    }
+    const final = attempt >= config.maxAttempts;
+    const statements: Statement[] = [
+      ...failureStatements(info.tenantId, info.instanceId, info.instanceName, now, appConfig(this.env).AUTOMATION_PROBE_MS),
+      sql`UPDATE automation_deliveries SET attempts = ${attempt}, last_error = ${outcome.error}, updated_at = ${now},
+          status = ${final ? "dead" : "pending"} WHERE inbound_id IN (${sql.join(
+            ids.map((id) => sql`${id}`),
+            sql`, `,
+          )})`,
+    ];
+    if (final) {
+      statements.push(sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
+        SELECT ${crypto.randomUUID()}, ${info.tenantId}, 'automation.failed', 1, ${now},
+          json_object('instance', ${info.instanceName}, 'contact', ${info.contact}, 'inboundIds', json(${JSON.stringify(ids)}),
+            'attempts', ${attempt}, 'error', ${outcome.error}),
+          (SELECT callback_url FROM tenants WHERE id = ${info.tenantId})`);
+    }
+    const [paused] = await runBatch(this.db, statements);
+    if (changes(paused) > 0 || final) this.dispatchEvents();
+    log("warn", final ? "automation call failed; dead letter" : "automation call failed; retrying", { laneKey: info.laneKey, attempt, error: outcome.error });
+
+    if (final) {
+      this.ctx.storage.sql.exec(`UPDATE items SET state = 'dead', done_at = ? WHERE state = 'batched'`, now);
+      this.ctx.storage.sql.exec(`DELETE FROM batch`);
+      return null;
+    }
+    const retryAt = now + backoffMs(attempt, appConfig(this.env).AUTOMATION_RETRY_BASE_MS);
+    this.ctx.storage.sql.exec(`UPDATE batch SET next_at = ?, last_error = ? WHERE id = ?`, retryAt, outcome.error, batch.id);
+    return retryAt;
+  }
+
+  // The handler answered: its replies into the contact's send lane, the record, the breaker.
+  private async finish(info: LaneInfo, config: AutomationConfig, batch: BatchRow, answer: Answer): Promise<void> {
+    const ids: string[] = JSON.parse(batch.item_ids);
+    const now = Date.now();
+    if (answer.replies.length > 0) await this.sendReplies(info, answer.replies, now);
+    const note = answer.dropped > 0 ? `${answer.dropped} replies dropped: the contact's phone number is not known (@lid without remoteJidAlt)` : null;
+    const [resumed] = await runBatch(this.db, [
+      ...successStatements(info.tenantId, info.instanceId, info.instanceName, now),
+      sql`UPDATE automation_deliveries SET status = 'delivered', attempts = ${answer.attempts}, last_error = ${note}, updated_at = ${now}
+        WHERE inbound_id IN (${sql.join(
+          ids.map((id) => sql`${id}`),
+          sql`, `,
+        )}) AND status = 'pending'`,
+    ]);
+    this.ctx.storage.sql.exec(`UPDATE items SET state = 'done', done_at = ? WHERE state = 'batched'`, now);
+    this.ctx.storage.sql.exec(`DELETE FROM batch`);
+    if (changes(resumed) > 0 || config.state === "paused") {
+      this.dispatchEvents();
+      await this.wakeParked(info);
+    }
+  }
+
+  private async sendReplies(info: LaneInfo, replies: SendMessageRequest[], now: number): Promise<void> {
+    if (!this.tenant || now - this.tenant.at > TENANT_CACHE_MS) {
+      const [row] = await this.db.all<{ id: string; name: string; max_attempts: number }>(
+        sql`SELECT id, name, max_attempts FROM tenants WHERE id = ${info.tenantId}`,
+      );
+      if (!row) return;
+      this.tenant = { value: { id: row.id, name: row.name, maxAttempts: row.max_attempts }, at: now };
+    }
+    const tenant = this.tenant.value;
+    const instances = new Map([[info.instanceName, { id: info.instanceId, name: info.instanceName }]]);
+    const entries = replies.map((input) => ({ input, prepared: prepareMessage(tenant, instances, input, now, "automation") }));
+    // Idempotency keys (automation:<inbound id>:<n>) make a second pass after a crash a no-op.
+    await acceptMessages(this.env, this.db, tenant.id, entries);
+  }
+
+  // The breaker resumed: lanes that waited for it run now instead of at their next probe time.
+  private async wakeParked(info: LaneInfo): Promise<void> {
+    const parked = await this.db.all<{ lane_key: string }>(sql`SELECT lane_key FROM automation_parked WHERE instance_id = ${info.instanceId}`);
+    if (parked.length === 0) return;
+    await this.db.run(sql`DELETE FROM automation_parked WHERE instance_id = ${info.instanceId}`);
+    this.parkedFor = null;
+    await Promise.all(
+      parked
+        .filter((p) => p.lane_key !== info.laneKey)
+        .map((p) =>
+          automationLane(this.env, p.lane_key)
+            .kick()
+            .catch((err) => log("warn", "could not wake a parked automation lane", { laneKey: p.lane_key, error: errorField(err) })),
+        ),
+    );
+  }
+
+  private dispatchEvents(): void {
+    this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => log("warn", "callback dispatch failed", { error: errorField(err) })));
+  }
+}
+
+type Answer = { replies: SendMessageRequest[]; dropped: number; attempts: number };

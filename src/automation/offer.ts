@@ -1,0 +1,88 @@
+// From the webhooks consumer to automation: an inbound message of an instance with automation is
+// recorded (automation_deliveries) and placed in its contact's AutomationLane before the webhook
+// job is acked. Duplicates are harmless: the record is keyed by the inbound id and the lane
+// ignores ids it has seen, so a redelivered job also repairs a hand-off a crash cut short.
+import { sql } from "drizzle-orm";
+import { upsertData } from "../contracts/evolution-webhooks.ts";
+import { runBatch } from "../db/batch.ts";
+import type { Db } from "../db/client.ts";
+import type { WebhookJob } from "../webhooks/process.ts";
+import { automationLane, automationLaneKey } from "./config.ts";
+import type { LaneInfo } from "./handler.ts";
+import type { OfferedItem } from "./lane.ts";
+
+type Row = {
+  id: string;
+  contact: string;
+  remote_jid: string;
+  participant: string | null;
+  push_name: string | null;
+  text: string | null;
+  media: string | null;
+  timestamp: number;
+  enabled: number;
+  include_groups: number;
+};
+
+const phone = /^[1-9]\d{7,14}$/;
+
+/** Where replies to this contact go: the group JID, or phone digits (a @lid contact's only when
+ *  Evolution gave its number, which contactOf already used); null when there is no address. */
+export function replyAddress(contact: string, remoteJid: string): string | null {
+  if (remoteJid.endsWith("@g.us")) return remoteJid;
+  return phone.test(contact) ? contact : null;
+}
+
+export async function offerToAutomation(env: Env, db: Db, job: WebhookJob): Promise<boolean> {
+  if (job.event !== "messages.upsert") return false;
+  const data = upsertData.safeParse(job.data);
+  if (!data.success || data.data.key.fromMe) return false;
+  const [row] = await db.all<Row>(sql`
+    SELECT i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp, a.enabled, a.include_groups
+    FROM inbound_messages i JOIN automations a ON a.instance_id = i.instance_id
+    WHERE i.instance_id = ${job.instanceId} AND i.provider_message_id = ${data.data.key.id} AND i.from_me = 0`);
+  if (row?.enabled !== 1) return false;
+  const isGroup = row.remote_jid.endsWith("@g.us");
+  if (isGroup && row.include_groups !== 1) return false;
+  // Reactions, edits and other protocol messages carry nothing a handler could answer.
+  if (row.text === null && row.media === null) return false;
+  const laneKey = automationLaneKey(job.tenantId, job.instanceId, row.contact);
+  const now = Date.now();
+  const [, current] = await runBatch<{ status: string }>(db, [
+    sql`INSERT INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
+      VALUES (${row.id}, ${job.tenantId}, ${job.instanceId}, ${laneKey}, ${row.contact}, 'pending', ${now}, ${now}) ON CONFLICT DO NOTHING`,
+    sql`SELECT status FROM automation_deliveries WHERE inbound_id = ${row.id}`,
+  ]);
+  // Delivered, dead or canceled long ago: a very late duplicate, not new work.
+  if (current?.results[0]?.status !== "pending") return false;
+  const info: LaneInfo = {
+    laneKey,
+    tenantId: job.tenantId,
+    instanceId: job.instanceId,
+    instanceName: job.instanceName,
+    contact: row.contact,
+    replyTo: replyAddress(row.contact, row.remote_jid),
+  };
+  await automationLane(env, laneKey).offer(info, [itemOf(row)]);
+  return true;
+}
+
+export function itemOf(row: Pick<Row, "id" | "text" | "media" | "push_name" | "participant" | "timestamp" | "remote_jid">): OfferedItem {
+  let media: Record<string, unknown> | null = null;
+  if (row.media) {
+    const parsed: unknown = JSON.parse(row.media);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) media = Object.fromEntries(Object.entries(parsed));
+  }
+  return {
+    id: row.id,
+    ts: row.timestamp,
+    message: {
+      id: row.id,
+      text: row.text,
+      media,
+      pushName: row.push_name,
+      ...(row.remote_jid.endsWith("@g.us") ? { participant: row.participant } : {}),
+      at: new Date(row.timestamp).toISOString(),
+    },
+  };
+}

@@ -1,0 +1,73 @@
+// Inbound automation: the configuration API, the call to the tenant's handler and its answer.
+import { z } from "zod";
+import { mediaSchema } from "./messages.ts";
+
+export const automationInput = z.strictObject({
+  url: z.url({ protocol: /^https?$/, message: "Must be the http(s) URL of the handler." }),
+  enabled: z.boolean().default(true),
+  timeoutMs: z.int().min(1000).max(30000).default(10000),
+  contextMessages: z.int().min(0).max(50).default(10),
+  debounceMs: z.int().min(0).max(10000).default(0),
+  includeGroups: z.boolean().default(false),
+  maxAttempts: z.int().min(1).max(10).default(5),
+});
+export type AutomationInput = z.infer<typeof automationInput>;
+
+// What the handler may answer with. Each reply is an ordinary outbound message to `replyTo`.
+export const handlerReply = z
+  .strictObject({ text: z.string().min(1).max(65536).optional(), media: mediaSchema.optional() })
+  .refine((r) => r.text !== undefined || r.media !== undefined, { message: "A reply needs text, media, or both." });
+export type HandlerReply = z.infer<typeof handlerReply>;
+
+export const MAX_REPLIES = 10;
+/** Replies from a handler body: 204 or an empty body is no reply. */
+export function repliesOf(body: string): { ok: true; replies: HandlerReply[] } | { ok: false; error: string } {
+  if (body.trim() === "") return { ok: true, replies: [] };
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { ok: false, error: "the handler answered with a body that is not JSON" };
+  }
+  if (json === null || typeof json !== "object") return { ok: false, error: "the handler answered with JSON that is not an object" };
+  if ("replies" in json || "reply" in json) {
+    const shaped = z.union([z.object({ replies: z.array(handlerReply).max(MAX_REPLIES) }), z.object({ reply: handlerReply })]).safeParse(json);
+    if (!shaped.success) return { ok: false, error: `invalid replies: ${shaped.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
+    return { ok: true, replies: "replies" in shaped.data ? shaped.data.replies : [shaped.data.reply] };
+  }
+  return { ok: true, replies: [] };
+}
+
+const media = z.record(z.string(), z.unknown()).nullable();
+
+// The body POSTed to the handler (signed by Standard Webhooks).
+export const automationInbound = z.object({
+  type: z.literal("automation.inbound"),
+  instance: z.string(),
+  contact: z.string(),
+  // Where replies go: the phone digits (also for @lid contacts whose number is known) or the group JID; null when unknown.
+  replyTo: z.string().nullable(),
+  messages: z
+    .array(
+      z.object({
+        id: z.string(),
+        text: z.string().nullable(),
+        media,
+        pushName: z.string().nullable(),
+        participant: z.string().nullable().optional(),
+        at: z.iso.datetime(),
+      }),
+    )
+    .min(1),
+  conversation: z.array(
+    z.object({
+      direction: z.enum(["in", "out"]),
+      id: z.string(),
+      text: z.string().nullable(),
+      media,
+      status: z.string().nullable(),
+      at: z.iso.datetime(),
+    }),
+  ),
+});
+export type AutomationInbound = z.infer<typeof automationInbound>;

@@ -1,0 +1,346 @@
+// Inbound automation inside workerd: the configuration API, signed calls to a handler (the echo
+// bot from simulator/echo-bot.ts), replies through the contact's send lane, order and one call at a
+// time per contact, retries and dead letters, the breaker, @lid and groups, debounce.
+// Retries and probes are made due by hand and their alarms fired: no test waits for a backoff.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, inject, it } from "vitest";
+import textFixture from "../fixtures/evolution/messages.upsert.text.json";
+import { api, eventually, json, setupTenant, unique, waitForStatus } from "./helpers.ts";
+
+const botUrl = () => inject("botUrl");
+type BotCall = {
+  contact: string;
+  ids: string[];
+  texts: (string | null)[];
+  conversation: { direction: string; text: string | null }[];
+  replyTo: string | null;
+  start: number;
+  end: number;
+  status: number;
+  verified: boolean;
+  webhookId: string;
+};
+
+async function bot(path: string, settings?: Record<string, unknown>): Promise<BotCall[]> {
+  if (settings) {
+    const res = await fetch(`${botUrl()}/_bot/${path}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(settings) });
+    if (!res.ok) throw new Error(`bot settings: ${res.status}`);
+    return [];
+  }
+  return ((await (await fetch(`${botUrl()}/_bot/${path}`)).json()) as { calls: BotCall[] }).calls;
+}
+
+const botHeld = async (path: string): Promise<number> => ((await (await fetch(`${botUrl()}/_bot/${path}`)).json()) as { held: number }).held;
+
+type Setup = Awaited<ReturnType<typeof setupTenant>> & { token: string; botPath: string; secret: string };
+
+/** A tenant, an instance, and its automation pointing at a fresh echo bot path. */
+async function withAutomation(settings: Record<string, unknown> = {}): Promise<Setup> {
+  const t = await setupTenant();
+  const token = (await env.DB.prepare("SELECT webhook_token FROM instances WHERE id = ?").bind(t.instanceId).first<{ webhook_token: string }>())!.webhook_token;
+  const botPath = unique("bot");
+  const res = await api(`/v1/instances/${t.instance}/automation`, { method: "PUT", key: t.key, json: { url: `${botUrl()}/bot/${botPath}`, ...settings } });
+  expect(res.status).toBe(200);
+  const body = await json(res);
+  await bot(botPath, { secret: body.secret });
+  return { ...t, token, botPath, secret: body.secret };
+}
+
+let seq = 0;
+/** A messages.upsert webhook from `from` (digits, a @lid, or a group JID) as Evolution posts it. */
+async function inbound(s: Setup, from: string, text: string, opts: { id?: string; ts?: number; alt?: string; participant?: string } = {}) {
+  const body = structuredClone(textFixture);
+  body.instance = s.instance;
+  const jid = from.includes("@") ? from : `${from}@s.whatsapp.net`;
+  const key: Record<string, unknown> = { remoteJid: jid, fromMe: false, id: opts.id ?? `IN${Date.now().toString(16)}${(seq++).toString(16)}`.toUpperCase() };
+  if (opts.alt) key.remoteJidAlt = opts.alt;
+  if (opts.participant) key.participant = opts.participant;
+  const data: Record<string, unknown> = { ...body.data, key, message: { conversation: text }, messageTimestamp: opts.ts ?? Math.floor(Date.now() / 1000) };
+  const res = await api(`/webhooks/evolution/${s.token}`, { method: "POST", json: { ...body, data } });
+  expect(res.status).toBe(200);
+  return key.id as string;
+}
+
+const lane = (s: Setup, contact: string) => env.AUTOMATION.get(env.AUTOMATION.idFromName(`${s.id}:${s.instanceId}:${contact}`));
+
+/** Makes the lane's retry due now and fires its alarm. */
+async function fireRetry(s: Setup, contact: string) {
+  const stub = lane(s, contact);
+  await runInDurableObject(stub, (_i, state) => {
+    state.storage.sql.exec("UPDATE batch SET next_at = 0");
+  });
+  await runDurableObjectAlarm(stub);
+}
+
+const replies = async (s: Setup) =>
+  (
+    await env.DB.prepare('SELECT id, "to", text, source, metadata, status FROM messages WHERE tenant_id = ? ORDER BY created_at, id').bind(s.id).all<{
+      id: string;
+      to: string;
+      text: string;
+      source: string;
+      metadata: string;
+    }>()
+  ).results;
+
+const deliveries = async (s: Setup) =>
+  (
+    await env.DB.prepare("SELECT inbound_id, status, attempts, last_error FROM automation_deliveries WHERE tenant_id = ?")
+      .bind(s.id)
+      .all<{ inbound_id: string; status: string; attempts: number; last_error: string | null }>()
+  ).results;
+
+const eventsOf = async (s: Setup, type: string) =>
+  (await env.DB.prepare("SELECT data FROM outbox_events WHERE tenant_id = ? AND type = ? ORDER BY seq").bind(s.id, type).all<{ data: string }>()).results.map(
+    (r) => JSON.parse(r.data),
+  );
+
+describe("configuration API", () => {
+  it("PUT creates with defaults and a secret shown once; GET shows counts, never the secret; DELETE removes it", async () => {
+    const t = await setupTenant();
+    const path = `/v1/instances/${t.instance}/automation`;
+    const created = await api(path, { method: "PUT", key: t.key, json: { url: "https://agent.example.com/in" } });
+    expect(created.status).toBe(200);
+    const body = await json(created);
+    expect(body).toMatchObject({
+      url: "https://agent.example.com/in",
+      enabled: true,
+      timeoutMs: 10000,
+      contextMessages: 10,
+      debounceMs: 0,
+      includeGroups: false,
+      maxAttempts: 5,
+      state: "active",
+    });
+    expect(body.secret).toMatch(/^whsec_/);
+    const updated = await json(await api(path, { method: "PUT", key: t.key, json: { url: "https://agent.example.com/v2", maxAttempts: 3 } }));
+    expect(updated.secret).toBeUndefined();
+    expect(updated.maxAttempts).toBe(3);
+    const got = await json(await api(path, { key: t.key }));
+    expect(got).toMatchObject({ url: "https://agent.example.com/v2", counts: { pending: 0, retrying: 0, delivered: 0, dead: 0 } });
+    expect(JSON.stringify(got)).not.toContain("whsec_");
+    const row = await env.DB.prepare("SELECT secret FROM automations WHERE instance_id = ?").bind(t.instanceId).first<{ secret: string }>();
+    expect(row?.secret).toBe(body.secret);
+    expect((await api(path, { method: "DELETE", key: t.key })).status).toBe(204);
+    expect((await api(path, { key: t.key })).status).toBe(404);
+    expect((await api(path, { method: "DELETE", key: t.key })).status).toBe(404);
+  });
+
+  it("bad input is a 400 in the error shape; another tenant's instance is a 404", async () => {
+    const t = await setupTenant();
+    const other = await setupTenant();
+    const path = `/v1/instances/${t.instance}/automation`;
+    const bad = await api(path, { method: "PUT", key: t.key, json: { url: "ftp://x", timeoutMs: 50, contextMessages: 51, extra: 1 } });
+    expect(bad.status).toBe(400);
+    const paths = (await json(bad)).error.details.map((d: { path: string }) => d.path);
+    expect(paths).toEqual(expect.arrayContaining(["url", "timeoutMs", "contextMessages"]));
+    expect((await api(path, { method: "PUT", key: other.key, json: { url: "https://a.example.com" } })).status).toBe(404);
+    expect((await api(path, { method: "PUT", key: t.key, body: "url=x", headers: { "content-type": "text/plain" } })).status).toBe(415);
+    expect((await api(`/v1/instances/${t.instance}-none/automation`, { key: t.key })).status).toBe(404);
+    expect((await api(`${path}/dead-letters?limit=0`, { key: t.key })).status).toBe(400);
+    expect((await api(`${path}/dead-letters/in_nope/replay`, { method: "POST", key: t.key })).status).toBe(404);
+  });
+});
+
+describe("inbound → handler → reply", () => {
+  it("calls the handler signed, with the conversation; the reply goes out through the contact's lane; a duplicate webhook changes nothing", async () => {
+    const s = await withAutomation({ contextMessages: 5 });
+    const contact = "5511970000001";
+    const keyId = await inbound(s, contact, "oi");
+    const first = await eventually(async () => (await replies(s)).find((r) => r.text === "echo: oi"), 15_000, "the echo reply");
+    expect(first).toMatchObject({ to: contact, source: "automation" });
+    const inboundId = (await env.DB.prepare("SELECT id FROM inbound_messages WHERE provider_message_id = ?").bind(keyId).first<{ id: string }>())!.id;
+    expect(JSON.parse(first.metadata)).toEqual({ inReplyTo: inboundId });
+    await waitForStatus(first.id, ["sent"]);
+
+    // The same webhook again (a redelivery): nothing new reaches the handler.
+    await inbound(s, contact, "oi", { id: keyId });
+    await inbound(s, contact, "tudo bem?");
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: tudo bem?"), 15_000, "the second reply");
+    const calls = await bot(s.botPath);
+    expect(calls.map((c) => c.texts)).toEqual([["oi"], ["tudo bem?"]]);
+    expect(calls.every((c) => c.verified && c.replyTo === contact)).toBe(true);
+    // The second call saw the first exchange as its context, oldest first.
+    expect(calls[1]!.conversation.map((m) => `${m.direction}:${m.text}`)).toEqual(["in:oi", "out:echo: oi"]);
+    expect((await deliveries(s)).map((d) => d.status)).toEqual(["delivered", "delivered"]);
+    const got = await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }));
+    expect(got.counts).toEqual({ pending: 0, retrying: 0, delivered: 2, dead: 0 });
+  });
+
+  it("one call at a time per contact, in Evolution's timestamp order; contacts in parallel", async () => {
+    const s = await withAutomation({ timeoutMs: 30000 });
+    const contacts = ["5511970000011", "5511970000012", "5511970000013"];
+    const base = Math.floor(Date.now() / 1000);
+    // The first call of each contact is held unanswered, so what comes next is all waiting at once.
+    await bot(s.botPath, { hold: true });
+    for (const c of contacts) await inbound(s, c, "m0", { ts: base });
+    // Three calls open together: contacts do not wait for each other.
+    await eventually(async () => (await botHeld(s.botPath)) === 3, 15_000, "the three first calls held");
+    // Arrival order differs from timestamp order.
+    for (const c of contacts) {
+      await inbound(s, c, "m2", { ts: base + 2 });
+      await inbound(s, c, "m1", { ts: base + 1 });
+      await inbound(s, c, "m3", { ts: base + 3 });
+    }
+    await eventually(async () => (await deliveries(s)).length === 12, 15_000, "all twelve handed to the lanes");
+    await bot(s.botPath, { hold: false });
+    const calls = await eventually(
+      async () => {
+        const all = await bot(s.botPath);
+        return all.length === 12 ? all : undefined;
+      },
+      20_000,
+      "twelve handler calls",
+    );
+    for (const c of contacts) {
+      const mine = calls.filter((x) => x.contact === c).sort((a, b) => a.start - b.start);
+      expect(mine.map((x) => x.texts[0])).toEqual(["m0", "m1", "m2", "m3"]);
+      for (let i = 1; i < mine.length; i++) expect(mine[i]!.start).toBeGreaterThanOrEqual(mine[i - 1]!.end);
+    }
+  });
+});
+
+describe("failures", () => {
+  it("retries with backoff until the handler answers; later messages of the contact wait", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000021";
+    await bot(s.botPath, { fail: 2 });
+    await inbound(s, contact, "primeira");
+    await eventually(async () => (await bot(s.botPath)).length === 1, 15_000, "first failed call");
+    await inbound(s, contact, "segunda");
+    await eventually(
+      async () => {
+        const rows = await deliveries(s);
+        return rows.length === 2 && rows.some((d) => d.attempts === 1 && d.last_error?.startsWith("HTTP 500"));
+      },
+      15_000,
+      "attempt recorded, second message waiting",
+    );
+    const got = await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }));
+    expect(got.counts).toMatchObject({ retrying: 1, pending: 1 });
+    await fireRetry(s, contact);
+    await eventually(async () => (await bot(s.botPath)).length === 2, 15_000, "second failed call");
+    await fireRetry(s, contact);
+    await eventually(async () => (await replies(s)).length === 2, 15_000, "both replies");
+    const calls = await bot(s.botPath);
+    expect(calls.map((c) => `${c.texts[0]}:${c.status}`)).toEqual(["primeira:500", "primeira:500", "primeira:200", "segunda:200"]);
+    // Retries carry the same webhook-id; the next message another.
+    expect(new Set(calls.slice(0, 3).map((c) => c.webhookId)).size).toBe(1);
+    expect(calls[3]!.webhookId).not.toBe(calls[0]!.webhookId);
+    expect((await replies(s)).map((r) => r.text)).toEqual(["echo: primeira", "echo: segunda"]);
+  });
+
+  it("after maxAttempts: a dead letter, an automation.failed event, the contact moves on; replay delivers it", async () => {
+    const s = await withAutomation({ maxAttempts: 2 });
+    const contact = "5511970000031";
+    await bot(s.botPath, { fail: 2, failStatus: 503 });
+    await inbound(s, contact, "perdida");
+    await inbound(s, contact, "seguinte");
+    await eventually(async () => (await bot(s.botPath)).length === 1, 15_000, "first call");
+    await fireRetry(s, contact);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: seguinte"), 15_000, "the next message answered");
+    const failed = await eventsOf(s, "automation.failed");
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ instance: s.instance, contact, attempts: 2 });
+    const list = await json(await api(`/v1/instances/${s.instance}/automation/dead-letters`, { key: s.key }));
+    expect(list.data).toHaveLength(1);
+    expect(list.data[0]).toMatchObject({ contact, text: "perdida", attempts: 2 });
+    expect(list.data[0].error).toContain("HTTP 503");
+    expect(list.data[0].inboundId).toBe(failed[0].inboundIds[0]);
+
+    const replay = await api(`/v1/instances/${s.instance}/automation/dead-letters/${list.data[0].inboundId}/replay`, { method: "POST", key: s.key });
+    expect(replay.status).toBe(202);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: perdida"), 15_000, "the replayed message answered");
+    expect((await api(`/v1/instances/${s.instance}/automation/dead-letters/${list.data[0].inboundId}/replay`, { method: "POST", key: s.key })).status).toBe(
+      409,
+    );
+    expect((await json(await api(`/v1/instances/${s.instance}/automation/dead-letters`, { key: s.key }))).data).toHaveLength(0);
+  });
+
+  it("the breaker pauses after 5 consecutive failures, keeps what arrives, probes, resumes and delivers in order", async () => {
+    const s = await withAutomation({ maxAttempts: 10 });
+    const a = "5511970000041";
+    const b = "5511970000042";
+    await bot(s.botPath, { fail: 6 });
+    await inbound(s, a, "a1");
+    await eventually(async () => (await bot(s.botPath)).length === 1, 15_000, "first call");
+    for (let i = 2; i <= 5; i++) {
+      await fireRetry(s, a);
+      await eventually(async () => (await bot(s.botPath)).length === i, 15_000, `call ${i}`);
+    }
+    const paused = await eventually(async () => {
+      const got = await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }));
+      return got.state === "paused" ? got : undefined;
+    });
+    expect(paused.probeAt).toBeDefined();
+    expect(await eventsOf(s, "automation.paused")).toHaveLength(1);
+    // While paused: another contact's messages are kept, not called.
+    await inbound(s, b, "b1");
+    await inbound(s, b, "b2");
+    await eventually(
+      async () => (await env.DB.prepare("SELECT 1 FROM automation_parked WHERE lane_key LIKE ?").bind(`%${b}`).first()) !== null,
+      15_000,
+      "b parked",
+    );
+    expect(await bot(s.botPath)).toHaveLength(5);
+    // The probe is due: a's lane fires, fails once more (the 6th scripted failure), and stays paused.
+    await env.DB.prepare("UPDATE automations SET probe_at = 0 WHERE instance_id = ?").bind(s.instanceId).run();
+    await fireRetry(s, a);
+    await eventually(async () => (await bot(s.botPath)).length === 6, 15_000, "failed probe");
+    expect((await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }))).state).toBe("paused");
+    // Next probe succeeds: resumed, and b's lane is woken without waiting for its own alarm.
+    await env.DB.prepare("UPDATE automations SET probe_at = 0 WHERE instance_id = ?").bind(s.instanceId).run();
+    await fireRetry(s, a);
+    await eventually(async () => (await replies(s)).length === 3, 15_000, "all three answered");
+    const calls = await bot(s.botPath);
+    expect(calls.filter((c) => c.status === 200).map((c) => c.texts[0])).toEqual(expect.arrayContaining(["a1", "b1", "b2"]));
+    expect(calls.filter((c) => c.contact === b).map((c) => c.texts[0])).toEqual(["b1", "b2"]);
+    expect(await eventsOf(s, "automation.resumed")).toHaveLength(1);
+    const got = await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }));
+    expect(got).toMatchObject({ state: "active", consecutiveFailures: 0, counts: { delivered: 3, dead: 0 } });
+  });
+});
+
+describe("addresses and bursts", () => {
+  it("@lid contacts are answered at their phone number; without one the call still happens, with no reply", async () => {
+    const s = await withAutomation();
+    await inbound(s, "123456789012345@lid", "via lid", { alt: "5511970000051@s.whatsapp.net" });
+    await inbound(s, "987654321098765@lid", "sem número");
+    await eventually(async () => (await bot(s.botPath)).length === 2, 15_000, "both calls");
+    await eventually(async () => (await deliveries(s)).filter((d) => d.status === "delivered").length === 2, 15_000, "both delivered");
+    const calls = await bot(s.botPath);
+    expect(calls.find((c) => c.texts[0] === "via lid")).toMatchObject({ contact: "5511970000051", replyTo: "5511970000051" });
+    expect(calls.find((c) => c.texts[0] === "sem número")).toMatchObject({ contact: "987654321098765@lid", replyTo: null });
+    expect((await replies(s)).map((r) => [r.to, r.text])).toEqual([["5511970000051", "echo: via lid"]]);
+    expect((await deliveries(s)).find((d) => d.last_error)?.last_error).toContain("@lid");
+  });
+
+  it("groups only with includeGroups, answered at the group JID", async () => {
+    const group = "120363025246125486@g.us";
+    const participant = "5511970000061@s.whatsapp.net";
+    const off = await withAutomation();
+    await inbound(off, group, "ignorada", { participant });
+    await inbound(off, "5511970000062", "direta");
+    await eventually(async () => (await replies(off)).length === 1, 15_000, "the direct message answered");
+    expect((await bot(off.botPath)).map((c) => c.texts)).toEqual([["direta"]]);
+    expect(await deliveries(off)).toHaveLength(1);
+
+    const on = await withAutomation({ includeGroups: true });
+    await inbound(on, group, "no grupo", { participant });
+    await eventually(async () => (await replies(on)).length === 1, 15_000, "group reply");
+    expect((await replies(on))[0]).toMatchObject({ to: group, text: "echo: no grupo" });
+    expect((await bot(on.botPath))[0]).toMatchObject({ contact: group, replyTo: group });
+  });
+
+  it("debounce gathers a burst into one call", async () => {
+    const s = await withAutomation({ debounceMs: 800 });
+    const contact = "5511970000071";
+    for (const text of ["um", "dois", "três"]) await inbound(s, contact, text);
+    await eventually(async () => (await replies(s)).length === 1, 15_000, "one reply");
+    const calls = await bot(s.botPath);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.texts).toEqual(["um", "dois", "três"]);
+    expect((await replies(s))[0]!.text).toBe("echo: um / dois / três");
+  });
+});
