@@ -104,13 +104,19 @@ const connectAnswer = z.union([
   z.object({ base64: z.string().startsWith("data:image/").max(200_000), code: z.string().nullish(), count: z.number().int().nullish() }),
 ]);
 
-export type ConnectOutcome = { kind: "open" } | { kind: "qr"; base64: string; count: number | null } | { kind: "error"; error: string };
+export type ConnectOutcome =
+  | { kind: "open" }
+  | { kind: "qr"; base64: string; count: number | null }
+  // Evolution answered, and refused: the instance's name or key is wrong there (401, 403, 404).
+  | { kind: "refused"; error: string }
+  | { kind: "error"; error: string };
 
 export async function connectInstance(instance: EvolutionInstance, timeoutMs: number): Promise<ConnectOutcome> {
   const url = `${instance.url.replace(/\/+$/, "")}/instance/connect/${encodeURIComponent(instance.name)}`;
   try {
     const res = await fetch(url, { headers: { apikey: instance.apiKey }, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
+    if (res.status === 401 || res.status === 403 || res.status === 404) return { kind: "refused", error: describe(res.status, text) };
     if (!res.ok) return { kind: "error", error: describe(res.status, text) };
     let json: unknown;
     try {

@@ -198,7 +198,7 @@ instanceRoutes.get(
     tags,
     caller: "apiKey",
     responses: { 200: { description: "The state, and the QR code while not open.", schema: z.looseObject({ name: z.string(), state: z.string() }) } },
-    errors: ["not_found", "unavailable"],
+    errors: ["not_found", "unprocessable", "unavailable"],
   }),
   async (c) => {
     const row = await findOwn(c, c.req.param("name"));
@@ -209,6 +209,9 @@ instanceRoutes.get(
       return c.json({ name: row.name, state: row.state, qr: { base64: row.qrCode, count: row.qrCount, updatedAt: new Date(row.qrUpdatedAt).toISOString() } });
     }
     const answer = await connectInstance({ name: row.name, url: row.evolutionUrl, apiKey: row.evolutionApiKey }, config(c.env).EVOLUTION_TIMEOUT_MS);
+    // Evolution does not know this instance, or refuses its key: a configuration to fix, not an outage.
+    if (answer.kind === "refused")
+      throw new ApiError("unprocessable", `Evolution refused the instance: check its name and evolutionApiKey there. ${answer.error}`);
     if (answer.kind === "error") throw new ApiError("unavailable", `Could not get a QR code from Evolution: ${answer.error}`);
     if (answer.kind === "open") {
       // The connection.update webhook may have been lost: record what Evolution says now, and let the

@@ -125,6 +125,18 @@ describe("GET /v1/stats/timeline", () => {
 });
 
 describe("GET /v1/instances/:name/qr", () => {
+  it("answers 422, not a 5xx, when Evolution does not know the instance or refuses its key", async () => {
+    const t = await setupTenant();
+    await simulator(`/_sim/instances/${t.instance}`, { method: "PUT", json: { apikey: "another-key", state: "close" } });
+    const refused = await api(`/v1/instances/${t.instance}/qr`, { key: t.key });
+    expect(refused.status).toBe(422);
+    expect((await json(refused)).error.message).toMatch(/Evolution refused the instance.*Evolution 401/);
+    await simulator(`/_sim/instances/${t.instance}`, { method: "DELETE" });
+    const unknown = await api(`/v1/instances/${t.instance}/qr`, { key: t.key });
+    expect(unknown.status).toBe(422);
+    expect((await json(unknown)).error.message).toMatch(/Evolution 404/);
+  });
+
   it("asks Evolution for the QR of a closed number, keeps qrcode.updated codes, and says open once connected", async () => {
     const t = await setupTenant();
     await simulator(`/_sim/instances/${t.instance}`, { method: "PUT", json: { apikey: t.evolutionKey, state: "close" } });
