@@ -107,7 +107,7 @@ const connectAnswer = z.union([
 export type ConnectOutcome =
   | { kind: "open" }
   | { kind: "qr"; base64: string; count: number | null }
-  // Evolution answered, and refused: the instance's name or key is wrong there (401, 403, 404).
+  // Evolution answered, and refused: the instance's name or key is wrong there (a 4xx).
   | { kind: "refused"; error: string }
   | { kind: "error"; error: string };
 
@@ -116,7 +116,8 @@ export async function connectInstance(instance: EvolutionInstance, timeoutMs: nu
   try {
     const res = await fetch(url, { headers: { apikey: instance.apiKey }, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
-    if (res.status === 401 || res.status === 403 || res.status === 404) return { kind: "refused", error: describe(res.status, text) };
+    // A 4xx (but a timeout or rate limit) is Evolution refusing this instance as configured here.
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return { kind: "refused", error: describe(res.status, text) };
     if (!res.ok) return { kind: "error", error: describe(res.status, text) };
     let json: unknown;
     try {

@@ -209,7 +209,7 @@ instanceRoutes.get(
       return c.json({ name: row.name, state: row.state, qr: { base64: row.qrCode, count: row.qrCount, updatedAt: new Date(row.qrUpdatedAt).toISOString() } });
     }
     const answer = await connectInstance({ name: row.name, url: row.evolutionUrl, apiKey: row.evolutionApiKey }, config(c.env).EVOLUTION_TIMEOUT_MS);
-    // Evolution does not know this instance, or refuses its key: a configuration to fix, not an outage.
+    // Evolution does not know this instance, refuses its key or its name: a configuration to fix, not an outage.
     if (answer.kind === "refused")
       throw new ApiError("unprocessable", `Evolution refused the instance: check its name and evolutionApiKey there. ${answer.error}`);
     if (answer.kind === "error") throw new ApiError("unavailable", `Could not get a QR code from Evolution: ${answer.error}`);
