@@ -24,6 +24,8 @@ export default defineConfig(async () => {
                   AUTOMATION_RETRY_BASE_MS: "60000",
                   AUTOMATION_PROBE_MS: "60000",
                   PUBLIC_URL: "https://gateway.test",
+                  // The simulator listens on 127.0.0.1 (src/http/outbound-url.ts).
+                  ALLOW_PRIVATE_URLS: "true",
                 },
               },
             }),

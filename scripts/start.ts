@@ -103,14 +103,13 @@ async function main() {
   console.log(`Evolution simulator on ${simulator.url}`);
   const bot = await startEchoBot({ port: BOT_PORT, log: (line) => console.log(line) });
 
-  const wrangler = spawn(
-    WRANGLER,
-    ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", "--var", "WAKE_LANES_ON_START:true"],
-    {
-      cwd: ROOT,
-      stdio: "inherit",
-    },
-  );
+  // WAKE_LANES_ON_START: wrangler dev restarts lose alarms. ALLOW_PRIVATE_URLS: the demo instance's Evolution API is the simulator on 127.0.0.1.
+  const devArgs = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
+  devArgs.push("--var", "WAKE_LANES_ON_START:true", "--var", "ALLOW_PRIVATE_URLS:true");
+  const wrangler = spawn(WRANGLER, devArgs, {
+    cwd: ROOT,
+    stdio: "inherit",
+  });
   const shutdown = async () => {
     wrangler.kill("SIGTERM");
     await simulator.close();

@@ -1,5 +1,5 @@
 // The Evolution v2 routes the gateway uses, with Evolution's guard order (instance exists →
-// apikey), validation, number pre-check, status codes and bodies (evolution-api.md §1).
+// apikey), validation, number pre-check, status codes and bodies.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { chaosOf, rememberSend, roll, sendAttemptKey } from "./chaos.ts";

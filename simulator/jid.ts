@@ -1,4 +1,4 @@
-// Recipient addressing as Evolution's createJid does it (evolution-api.md §1.2), and the
+// Recipient addressing as Evolution's createJid does it, and the
 // url/base64 tests its controllers apply to media (class-validator isURL / isBase64).
 
 export type Recipient = {

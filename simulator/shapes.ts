@@ -1,6 +1,5 @@
 // Payloads in Evolution's shapes: the send response (`messageRaw`, also the `send.message`
 // data), receipts, inbound messages, connection events, error envelopes and webhook envelopes.
-// See /work/shared/reference/evolution-send and evolution-payloads.
 import { androidMessageId, byteObject, cuid, iosMessageId, long } from "./ids.ts";
 import { base64Bytes, isBase64, recipient, type Recipient } from "./jid.ts";
 import type { AudioRequest, MediaRequest, TextRequest } from "./requests.ts";
@@ -33,7 +32,7 @@ export type Envelope = {
 
 const unixSeconds = () => Math.floor(Date.now() / 1000);
 
-// ---- error envelopes (evolution-send/error-responses.json) ----
+// ---- error envelopes (as Evolution answers them) ----
 
 const reasons: Record<number, string> = {
   400: "Bad Request",

@@ -1,5 +1,4 @@
-// The simulator against the reference shapes in /work/shared/reference (evolution-send,
-// evolution-payloads): routes, guard order, validation errors, faults, records, webhooks.
+// The simulator against Evolution's real shapes (shapes.ts, test/fixtures/evolution/): routes, guard order, validation errors, faults, records, webhooks.
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createSimulator } from "./app.ts";

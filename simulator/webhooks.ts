@@ -1,6 +1,6 @@
 // Webhook delivery back to the gateway, like Evolution's webhook controller: JSON POST,
 // exponential backoff on 5xx/429/network errors, no retry on 400/401/403/404/422, nothing
-// awaited in the send path and no ordering guarantee across events (evolution-api.md §2.1).
+// awaited in the send path and no ordering guarantee across events.
 import { planWebhook } from "./chaos.ts";
 import { cuid } from "./ids.ts";
 import { envelope, receipt, type MessageRaw } from "./shapes.ts";
@@ -73,7 +73,7 @@ async function deliver(state: SimulatorState, record: WebhookRecord, headers: Re
 /**
  * After a successful send: `send.message`, then the receipts. Groups get only SERVER_ACK:
  * per-participant group receipts reach Evolution as `message-receipt.update`, which it does not
- * forward (evolution-api.md §2.5).
+ * forward.
  */
 export function scheduleAfterSend(state: SimulatorState, instance: Instance, raw: MessageRaw, isGroup: boolean): void {
   const { sendMessageDelayMs, deliveredDelayMs, readDelayMs } = state.config;

@@ -23,6 +23,7 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { automationRoutes } from "./routes/automation.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { referenceRoutes } from "./routes/reference.ts";
 import { consoleRoutes } from "./routes/console.ts";
 import { callbackRoutes } from "./routes/callbacks.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
@@ -45,6 +46,7 @@ app.use("*", async (c, next) => {
   await next();
 });
 
+app.route("/", referenceRoutes(app));
 app.route("/", consoleRoutes);
 app.route("/health", healthRoutes);
 app.route("/metrics", metricsRoutes);
@@ -66,10 +68,7 @@ tenantApi.route("/callbacks", callbackRoutes);
 tenantApi.route("/dead-letters", deadLetterRoutes);
 app.route("/v1", tenantApi);
 
-const compat = new Hono<AppEnv>();
-compat.use("*", requireApiKey, rateLimit);
-compat.route("/", compatRoutes);
-app.route("/api", compat);
+app.route("/api", compatRoutes);
 
 app.notFound(() => {
   throw new ApiError("not_found", "No such route.");

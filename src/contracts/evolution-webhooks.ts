@@ -1,10 +1,10 @@
-// Evolution webhook bodies (evolution-api.md §2), parsed loosely: Evolution adds fields between
+// Evolution webhook bodies (docs/webhooks.md; examples in test/fixtures/evolution/), parsed loosely: Evolution adds fields between
 // versions, so only what the gateway reads is required and the rest passes through.
 import { z } from "zod";
 
 export const webhookEnvelope = z.object({
-  event: z.string().min(1),
-  instance: z.string().optional(),
+  event: z.string().min(1).max(100),
+  instance: z.string().max(200).optional(),
   data: z.unknown(),
   date_time: z.string().optional(),
 });

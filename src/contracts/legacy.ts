@@ -11,21 +11,22 @@ export function legacyRecipient(value: string): string {
     .replace(/[\s()+.-]/g, "");
 }
 
+// Bounds as on the v1 request (to ≤ 64, text ≤ 64 KiB, URLs ≤ 2048), with room for the old formatting.
 export const whatsappSendMessage = z.object({
-  instanceName: z.string().min(1),
-  phoneNumber: z.string().min(1),
-  message: z.string().min(1),
-  userId: z.union([z.string(), z.number()]).optional(),
-  timestamp: z.union([z.string(), z.number()]).optional(),
+  instanceName: z.string().min(1).max(100),
+  phoneNumber: z.string().min(1).max(64),
+  message: z.string().min(1).max(65536),
+  userId: z.union([z.string().max(255), z.number()]).optional(),
+  timestamp: z.union([z.string().max(64), z.number()]).optional(),
 });
 
 export const whatsappScheduleMessage = z.object({
-  scheduleId: z.string().min(1).optional(),
-  instanceName: z.string().min(1),
-  phoneNumber: z.string().min(1),
-  message: z.string().min(1),
-  scheduledFor: z.string().min(1),
-  userId: z.union([z.string(), z.number()]).optional(),
+  scheduleId: z.string().min(1).max(255).optional(),
+  instanceName: z.string().min(1).max(100),
+  phoneNumber: z.string().min(1).max(64),
+  message: z.string().min(1).max(65536),
+  scheduledFor: z.string().min(1).max(64),
+  userId: z.union([z.string().max(255), z.number()]).optional(),
 });
 
 const mediaTypes = z.enum(["image", "video", "audio", "document"]);
@@ -33,13 +34,13 @@ const mediaTypes = z.enum(["image", "video", "audio", "document"]);
 export const messagingSend = z
   .object({
     channel: z.literal("whatsapp_evolution"),
-    channelInstanceId: z.string().min(1),
-    remoteJid: z.string().min(1).optional(),
-    groupId: z.string().min(1).optional(),
-    message: z.string().optional(),
-    mediaUrl: z.url().optional(),
+    channelInstanceId: z.string().min(1).max(100),
+    remoteJid: z.string().min(1).max(128).optional(),
+    groupId: z.string().min(1).max(128).optional(),
+    message: z.string().max(65536).optional(),
+    mediaUrl: z.url().max(2048).optional(),
     mediaType: mediaTypes.optional(),
-    messageId: z.string().min(1).optional(),
+    messageId: z.string().min(1).max(255).optional(),
   })
   .refine((m) => m.remoteJid || m.groupId, { message: "Give remoteJid or groupId.", path: ["remoteJid"] })
   .refine((m) => m.message || m.mediaUrl, { message: "Give message or mediaUrl.", path: ["message"] });

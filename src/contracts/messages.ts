@@ -1,5 +1,7 @@
 // The public send request (v1), shared by the Worker and the Kafka bridge.
 import { z } from "zod";
+import { messageStatus } from "./events.ts";
+import { nestsDeeperThan } from "./json-depth.ts";
 
 export const MAX_SCHEDULE_DAYS = 90;
 export const MAX_METADATA_BYTES = 4096;
@@ -7,21 +9,34 @@ export const MAX_METADATA_BYTES = 4096;
 export const phoneDigits = /^[1-9]\d{7,14}$/;
 export const groupJid = /^\d{5,}(-\d+)?@g\.us$/;
 
-export const recipient = z.string().refine((v) => phoneDigits.test(v) || groupJid.test(v), {
-  message: "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us.",
-});
+// One pattern (not a refine) so the OpenAPI document carries it too.
+export const recipient = z
+  .string()
+  .max(64)
+  .regex(/^(?:[1-9]\d{7,14}|\d{5,}(-\d+)?@g\.us)$/, {
+    message: "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us.",
+  });
+
+export const MAX_URL_LENGTH = 2048;
+const httpUrl = (message: string) => z.url({ protocol: /^https?$/, message }).max(MAX_URL_LENGTH);
 
 export const mediaSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/, message: "Must be an http(s) URL." }),
+  url: httpUrl("Must be an http(s) URL."),
   type: z.enum(["image", "video", "audio", "document"]),
   caption: z.string().max(4096).optional(),
   fileName: z.string().min(1).max(255).optional(),
   mimeType: z.string().min(3).max(255).optional(),
 });
 
-const metadataSchema = z.record(z.string(), z.unknown()).refine((m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_METADATA_BYTES, {
-  message: `Must serialize to at most ${MAX_METADATA_BYTES} bytes.`,
-});
+export const MAX_METADATA_DEPTH = 8;
+
+// Depth first, and aborting: only a shallow value is serialized to measure its size.
+const metadataSchema = z
+  .record(z.string(), z.unknown())
+  .refine((m) => !nestsDeeperThan(m, MAX_METADATA_DEPTH), { message: `Must nest at most ${MAX_METADATA_DEPTH} levels deep.`, abort: true })
+  .refine((m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_METADATA_BYTES, {
+    message: `Must serialize to at most ${MAX_METADATA_BYTES} bytes.`,
+  });
 
 // ISO 8601 with an explicit offset (Z or ±hh:mm); range checks (future, ≤ 90 days) are 422s, done at accept time.
 export const isoWithOffset = z.iso.datetime({
@@ -42,7 +57,7 @@ export const sendMessageSchema = z
     priority: z.int().min(1).max(10).optional(),
     maxAttempts: z.int().min(1).max(20).optional(),
     metadata: metadataSchema.optional(),
-    callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
+    callbackUrl: httpUrl("Must be an http(s) URL.").optional(),
     // Per-message idempotency: the same key and body answer with the first message, another body is 409.
     idempotencyKey: z.string().min(1).max(255).optional(),
   })
@@ -61,3 +76,41 @@ export const sendBatchSchema = z.strictObject({
     .min(1)
     .max(MAX_BATCH, { message: `At most ${MAX_BATCH} messages per batch.` }),
 });
+
+// Answers of /v1/messages, as documented in GET /openapi.json.
+const isoTime = z.iso.datetime({ offset: true });
+
+export const acceptedMessage = z
+  .object({
+    id: z.string(),
+    status: messageStatus,
+    instance: z.string(),
+    to: z.string(),
+    createdAt: isoTime,
+    sendAt: isoTime.optional(),
+  })
+  .meta({ id: "AcceptedMessage" });
+
+export const messageAnswer = acceptedMessage
+  .extend({
+    text: z.string().optional(),
+    media: z.record(z.string(), z.unknown()).optional(),
+    priority: z.int(),
+    attempts: z.int(),
+    maxAttempts: z.int(),
+    lastError: z.string().optional(),
+    providerMessageId: z.string().optional(),
+    sentAt: isoTime.optional(),
+    deliveredAt: isoTime.optional(),
+    readAt: isoTime.optional(),
+    failedAt: isoTime.optional(),
+    canceledAt: isoTime.optional(),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    callbackUrl: z.string().optional(),
+    idempotencyKey: z.string().optional(),
+    history: z
+      .array(z.object({ status: z.string(), at: isoTime, attempt: z.int().optional(), detail: z.string().optional() }))
+      .optional()
+      .describe("Every status change, oldest first (on single-message answers)."),
+  })
+  .meta({ id: "Message" });

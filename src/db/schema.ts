@@ -5,7 +5,7 @@ import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "driz
 export const tenants = sqliteTable("tenants", {
   id: text("id").primaryKey(),
   name: text("name").notNull(),
-  // Default attempts for messages that do not say; DESIGN: configurable per tenant / per message.
+  // Default attempts for messages that do not say; configurable per tenant and per message.
   maxAttempts: integer("max_attempts").notNull().default(3),
   callbackUrl: text("callback_url"),
   // Standard Webhooks secret (`whsec_…`) for callback signatures; shown at creation and at rotation
@@ -116,6 +116,10 @@ export const messages = sqliteTable(
     readAt: integer("read_at"),
     failedAt: integer("failed_at"),
     canceledAt: integer("canceled_at"),
+    // Every status change and note, oldest first: [{status, at, attempt?, detail?}]. Kept in the row
+    // (appended by the same UPDATE that changes the status) rather than as rows of their own, which
+    // cost two D1 rows written per entry. The view message_history reads it as rows (migration *_cost).
+    history: text("history").notNull().default("[]"),
     // Lost receipts: when a `sent` message with no delivered/read is next checked with Evolution
     // (findStatusMessage), and how many checks it had. NULL: no check due.
     receiptCheckAt: integer("receipt_check_at"),
@@ -125,11 +129,14 @@ export const messages = sqliteTable(
     index("messages_tenant_created").on(t.tenantId, t.createdAt, t.id),
     index("messages_tenant_status").on(t.tenantId, t.status, t.createdAt),
     index("messages_tenant_to").on(t.tenantId, t.to, t.createdAt),
-    index("messages_lane_status").on(t.laneKey, t.status, t.readyAt),
-    index("messages_status_updated").on(t.status, t.updatedAt),
-    index("messages_provider").on(t.instanceId, t.providerMessageId),
+    // Partial indexes: a message is in them only while it is waiting or in flight, so the status
+    // changes after `sent` (delivered, read) write no index rows here. Queries on them repeat the
+    // IN (...) condition, which is how SQLite knows it may use a partial index.
+    index("messages_lane_active").on(t.laneKey, t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
+    index("messages_active_ready").on(t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
+    index("messages_provider").on(t.instanceId, t.providerMessageId).where(sql`provider_message_id IS NOT NULL`),
     index("messages_receipt_check").on(t.receiptCheckAt).where(sql`status = 'sent' AND receipt_check_at IS NOT NULL`),
-    uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey),
+    uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
   ],
 );
 
@@ -140,19 +147,6 @@ export type MediaJson = {
   fileName?: string;
   mimeType?: string;
 };
-
-export const messageHistory = sqliteTable(
-  "message_history",
-  {
-    id: integer("id").primaryKey({ autoIncrement: true }),
-    messageId: text("message_id").notNull(),
-    status: text("status").notNull(),
-    at: integer("at").notNull(),
-    attempt: integer("attempt"),
-    detail: text("detail"),
-  },
-  (t) => [index("message_history_message").on(t.messageId, t.id)],
-);
 
 export const deadLetters = sqliteTable(
   "dead_letters",
@@ -225,7 +219,9 @@ export const pendingReceipts = sqliteTable(
 export const outboxEvents = sqliteTable(
   "outbox_events",
   {
-    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    // The rowid, without AUTOINCREMENT (which writes sqlite_sequence on every insert): seq stays
+    // increasing because the purge never deletes the newest event (src/sweep/sweeper.ts).
+    seq: integer("seq").primaryKey(),
     eventId: text("event_id").notNull(),
     tenantId: text("tenant_id").notNull(),
     type: text("type").notNull(),

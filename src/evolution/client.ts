@@ -2,6 +2,7 @@
 // into sent / transient (retry) / permanent (fail now), keeping Evolution's error verbatim.
 import { z } from "zod";
 import type { MediaJson } from "../db/schema.ts";
+import { redact } from "../redact.ts";
 
 export type EvolutionInstance = { name: string; url: string; apiKey: string };
 export type Outgoing = { to: string; text?: string | null; media?: MediaJson | null };
@@ -39,7 +40,7 @@ export function sendRequest(instance: EvolutionInstance, msg: Outgoing): { url: 
 const sentBody = z.object({ key: z.object({ id: z.string().min(1), remoteJid: z.string().default("") }) });
 const errorBody = z.object({ response: z.object({ message: z.unknown() }) });
 
-// 400s that are really a broken session, not a bad request (evolution-api.md §1.4).
+// 400s that are really a broken session, not a bad request.
 const transient400 = /SessionError|Connection Closed|rate-overlimit|Timed Out|not-acceptable/i;
 
 function describe(status: number, text: string): string {
@@ -76,6 +77,12 @@ export function classify(status: number, text: string, retryAfter: string | null
 }
 
 export async function sendThroughEvolution(instance: EvolutionInstance, msg: Outgoing, timeoutMs: number): Promise<SendOutcome> {
+  const outcome = await callEvolution(instance, msg, timeoutMs);
+  // The error becomes lastError, history and log lines: the instance's key never goes with it.
+  return outcome.kind === "sent" ? outcome : { ...outcome, error: redact(outcome.error, [instance.apiKey]) };
+}
+
+async function callEvolution(instance: EvolutionInstance, msg: Outgoing, timeoutMs: number): Promise<SendOutcome> {
   const { url, body } = sendRequest(instance, msg);
   try {
     const res = await fetch(url, {
@@ -97,13 +104,20 @@ const connectAnswer = z.union([
   z.object({ base64: z.string().startsWith("data:image/").max(200_000), code: z.string().nullish(), count: z.number().int().nullish() }),
 ]);
 
-export type ConnectOutcome = { kind: "open" } | { kind: "qr"; base64: string; count: number | null } | { kind: "error"; error: string };
+export type ConnectOutcome =
+  | { kind: "open" }
+  | { kind: "qr"; base64: string; count: number | null }
+  // Evolution answered, and refused: the instance's name or key is wrong there (a 4xx).
+  | { kind: "refused"; error: string }
+  | { kind: "error"; error: string };
 
 export async function connectInstance(instance: EvolutionInstance, timeoutMs: number): Promise<ConnectOutcome> {
   const url = `${instance.url.replace(/\/+$/, "")}/instance/connect/${encodeURIComponent(instance.name)}`;
   try {
     const res = await fetch(url, { headers: { apikey: instance.apiKey }, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
+    // A 4xx (but a timeout or rate limit) is Evolution refusing this instance as configured here.
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return { kind: "refused", error: describe(res.status, text) };
     if (!res.ok) return { kind: "error", error: describe(res.status, text) };
     let json: unknown;
     try {

@@ -7,8 +7,17 @@ import type { MediaJson } from "../db/schema.ts";
 import type { EvolutionInstance, Outgoing } from "./client.ts";
 import type { Reconciled } from "../lanes/lane-machine.ts";
 
-/** The JID Evolution keys a chat by: a group JID as given, a number as `<digits>@s.whatsapp.net`. */
-export const remoteJidOf = (to: string) => (to.includes("@") ? to : `${to}@s.whatsapp.net`);
+/** The JIDs Evolution may key a chat by: a JID as given; for a number, `<digits>@s.whatsapp.net`
+ *  and, where Evolution tries both forms against WhatsApp (Brazil's 9th digit, the 13-digit forms
+ *  of Mexico and Argentina), the other form too. */
+export function remoteJidsOf(to: string): string[] {
+  if (to.includes("@")) return [to];
+  const forms = [to];
+  if (to.startsWith("55") && to.length === 13 && to[4] === "9") forms.push(to.slice(0, 4) + to.slice(5));
+  if (to.startsWith("55") && to.length === 12) forms.push(`${to.slice(0, 4)}9${to.slice(4)}`);
+  if ((to.startsWith("52") || to.startsWith("54")) && to.length === 13) forms.push(to.slice(0, 2) + to.slice(3));
+  return forms.map((f) => `${f}@s.whatsapp.net`);
+}
 
 const record = z.object({
   key: z.object({ id: z.string().min(1), fromMe: z.boolean().optional(), remoteJid: z.string().optional() }),
@@ -82,27 +91,30 @@ export type FindSent = {
 
 /** Did the attempt go out? Found by contact, fromMe, time window and content. */
 export async function findSent(instance: EvolutionInstance, q: FindSent, timeoutMs: number): Promise<Reconciled> {
-  const remoteJid = remoteJidOf(q.to);
-  const windowed = await post(
-    instance,
-    "findMessages",
-    {
-      where: {
-        key: { remoteJid, fromMe: true },
-        messageTimestamp: { gte: new Date(q.from).toISOString(), lte: new Date(q.until).toISOString() },
+  const jids = remoteJidsOf(q.to);
+  const candidates: string[] = [];
+  for (const remoteJid of jids) {
+    const windowed = await post(
+      instance,
+      "findMessages",
+      {
+        where: {
+          key: { remoteJid, fromMe: true },
+          messageTimestamp: { gte: new Date(q.from).toISOString(), lte: new Date(q.until).toISOString() },
+        },
+        page: 1,
+        offset: 50,
       },
-      page: 1,
-      offset: 50,
-    },
-    timeoutMs,
-  );
-  if (!windowed.ok) return { kind: "unanswerable", reason: windowed.why };
-  const parsed = findMessagesAnswer.safeParse(windowed.json);
-  if (!parsed.success) return { kind: "unanswerable", reason: "findMessages answered an unexpected body" };
-  const candidates = parsed.data.messages.records.flatMap((r) => {
-    const m = record.safeParse(r);
-    return m.success && m.data.key.fromMe !== false && sameContent(m.data, q.content) ? [m.data.key.id] : [];
-  });
+      timeoutMs,
+    );
+    if (!windowed.ok) return { kind: "unanswerable", reason: windowed.why };
+    const parsed = findMessagesAnswer.safeParse(windowed.json);
+    if (!parsed.success) return { kind: "unanswerable", reason: "findMessages answered an unexpected body" };
+    for (const r of parsed.data.messages.records) {
+      const m = record.safeParse(r);
+      if (m.success && m.data.key.fromMe !== false && sameContent(m.data, q.content)) candidates.push(m.data.key.id);
+    }
+  }
   if (candidates.length > 0) {
     const taken = await q.taken(candidates);
     // Newest first: the latest matching message not already someone else's.
@@ -111,9 +123,12 @@ export async function findSent(instance: EvolutionInstance, q: FindSent, timeout
   }
   // Nothing matched. Evolution only knows what it stores: if it holds nothing at all for this
   // contact, absence proves nothing.
-  const any = await post(instance, "findMessages", { where: { key: { remoteJid, fromMe: true } }, page: 1, offset: 1 }, timeoutMs);
-  if (!any.ok) return { kind: "unanswerable", reason: any.why };
-  const total = findMessagesAnswer.safeParse(any.json).data?.messages.total ?? 0;
+  let total = 0;
+  for (const remoteJid of jids) {
+    const any = await post(instance, "findMessages", { where: { key: { remoteJid, fromMe: true } }, page: 1, offset: 1 }, timeoutMs);
+    if (!any.ok) return { kind: "unanswerable", reason: any.why };
+    total += findMessagesAnswer.safeParse(any.json).data?.messages.total ?? 0;
+  }
   if (total === 0) return { kind: "unanswerable", reason: "it keeps no messages for this contact (message store off?)" };
   return { kind: "not_found" };
 }
@@ -123,11 +138,11 @@ const receiptRank: Record<string, number> = { DELIVERY_ACK: 1, DELIVERED: 1, REA
 /** The furthest receipt Evolution saw for a sent message: DELIVERY_ACK, READ, or none. */
 export async function findReceipt(
   instance: EvolutionInstance,
-  to: string,
   providerMessageId: string,
   timeoutMs: number,
 ): Promise<{ ok: true; status: string | null } | { ok: false; why: string }> {
-  const answer = await post(instance, "findStatusMessage", { where: { remoteJid: remoteJidOf(to), id: providerMessageId }, page: 1, offset: 50 }, timeoutMs);
+  // By key id alone: it is unique in the instance, and the chat's JID form may differ from `to`.
+  const answer = await post(instance, "findStatusMessage", { where: { id: providerMessageId }, page: 1, offset: 50 }, timeoutMs);
   if (!answer.ok) return answer;
   const rows = findStatusAnswer.safeParse(answer.json);
   if (!rows.success) return { ok: false, why: "findStatusMessage answered an unexpected body" };

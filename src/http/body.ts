@@ -1,6 +1,7 @@
 // Request bodies: JSON only, size-limited, parsed with zod into the one error shape.
 import type { Context } from "hono";
 import type { z } from "zod";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../contracts/json-depth.ts";
 import { ApiError, invalid } from "../errors.ts";
 
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -16,11 +17,16 @@ export async function readJson(c: Context, maxBytes = MAX_BODY_BYTES): Promise<u
   const buffer = await c.req.arrayBuffer();
   if (buffer.byteLength > maxBytes) throw tooLarge(maxBytes);
   const text = new TextDecoder().decode(buffer);
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw new ApiError("invalid_request", "The body is not valid JSON.");
   }
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) {
+    throw new ApiError("invalid_request", `The body nests deeper than ${MAX_JSON_DEPTH} levels.`, [{ path: "", message: "Too deeply nested." }]);
+  }
+  return value;
 }
 
 const tooLarge = (max: number) => new ApiError("payload_too_large", `The body is larger than ${Math.floor(max / 1024)} KiB.`);

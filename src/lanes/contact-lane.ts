@@ -16,7 +16,7 @@ import type { MediaJson } from "../db/schema.ts";
 import { sendPresence, sendThroughEvolution, type EvolutionInstance, type Outgoing, type SendOutcome } from "../evolution/client.ts";
 import { findSent } from "../evolution/reconcile.ts";
 import { applyPendingReceipts } from "../messages/receipts.ts";
-import { transitionStatements } from "../messages/transitions.ts";
+import { appendHistory, transitionStatements } from "../messages/transitions.ts";
 import { errorField, log, logDeliveryAttempt } from "../observability/log.ts";
 import { backoffMs } from "./backoff.ts";
 import { afterReconcile, afterSend, askFor, decide, needsSlot, phaseOf, type D1Answer, type D1Ask, type Outcome, type StoredPhase } from "./lane-machine.ts";
@@ -70,9 +70,10 @@ const IN_FLIGHT = `('retrying', 'in_doubt', 'unrecorded')`;
 const ITEM_COLUMNS = "id, instance_id, priority, ready_at, created_at, phase, attempts, next_at, attempt_at, outcome";
 
 // Queued messages of this lane that come before `head` in lane order (priority, due time, arrival).
+// The IN (...) term lets SQLite use the partial index messages_lane_active.
 function olderQueued(laneKey: string, head: ItemRow, now: number) {
   return sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
-    WHERE lane_key = ${laneKey} AND status = 'queued' AND id != ${head.id} AND ready_at <= ${now}
+    WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') AND status = 'queued' AND id != ${head.id} AND ready_at <= ${now}
       AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
         OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))`;
 }
@@ -477,10 +478,9 @@ export class ContactLane extends DurableObject<Env> {
   // own phase already holds what matters.
   private async note(messageId: string, attempt: number, detail: string, at: number, lastError?: string): Promise<void> {
     try {
-      await runNamed(this.db, {
-        lastError: lastError === undefined ? [] : [sql`UPDATE messages SET last_error = ${lastError}, updated_at = ${at} WHERE id = ${messageId}`],
-        history: sql`INSERT INTO message_history (message_id, status, at, attempt, detail) VALUES (${messageId}, 'processing', ${at}, ${attempt}, ${detail})`,
-      });
+      // One statement: the note goes into the row's history, with the last error when there is one.
+      const error = lastError === undefined ? sql`` : sql`last_error = ${lastError}, updated_at = ${at},`;
+      await this.db.run(sql`UPDATE messages SET ${error} ${appendHistory({ status: "processing", at, attempt, detail })} WHERE id = ${messageId}`);
     } catch (err) {
       logWarn("history note failed", { messageId, error: errorField(err) });
     }
@@ -489,8 +489,8 @@ export class ContactLane extends DurableObject<Env> {
   // A wait note in the message's history, under its current status (queued, or scheduled when due).
   private async waitNote(messageId: string, detail: string, at: number): Promise<void> {
     try {
-      await this.db.run(sql`INSERT INTO message_history (message_id, status, at, detail)
-        SELECT id, status, ${at}, ${detail} FROM messages WHERE id = ${messageId} AND status IN ('scheduled', 'queued')`);
+      await this.db.run(sql`UPDATE messages SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${at}, 'attempt', NULL, 'detail', ${detail}))
+        WHERE id = ${messageId} AND status IN ('scheduled', 'queued')`);
     } catch (err) {
       logWarn("history note failed", { messageId, error: errorField(err) });
     }

@@ -100,6 +100,7 @@ export function prepareMessage(
     source,
     createdAt: now,
     updatedAt: now,
+    history: JSON.stringify([{ status: sendAt ? "scheduled" : "queued", at: now, attempt: null, detail: late ?? null }]),
   };
   const job: SendJob = {
     messageId: row.id,
@@ -112,15 +113,11 @@ export function prepareMessage(
   return late ? { row, job, late } : { row, job };
 }
 
-// The history row and event follow only when the message row went in (an idempotency key taken
-// by a concurrent request makes the insert a no-op).
+// The event follows only when the message row went in (an idempotency key taken by a concurrent
+// request makes the insert a no-op). The row carries its first history entry.
 function insertStatements(db: Db, p: Prepared): Statement[] {
   const { row } = p;
-  return [
-    db.insert(messages).values(row).onConflictDoNothing(),
-    sql`INSERT INTO message_history (message_id, status, at, detail) SELECT ${row.id}, ${row.status}, ${row.createdAt}, ${p.late ?? null} WHERE changes() > 0`,
-    outboxStatusEvent(row.id, row.createdAt, undefined, sql`changes() > 0`),
-  ];
+  return [db.insert(messages).values(row).onConflictDoNothing(), outboxStatusEvent(row.id, row.createdAt, undefined, sql`changes() > 0`)];
 }
 
 export type Replay = { id: string; status: string; instanceName: string; to: string; createdAt: number; sendAt: number | null };

@@ -1,5 +1,5 @@
 // Provider receipts (Evolution messages.update) move a sent message forward, never back.
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { MessageStatus } from "../contracts/events.ts";
 import { runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
@@ -14,7 +14,7 @@ export const receiptFrom: Record<ReceiptStatus, MessageStatus[]> = {
   failed: ["sent"],
 };
 
-// Evolution ack strings (evolution-api.md §3.1; Cloud API variants §3.2).
+// Evolution ack strings (Baileys and the Cloud API variants; see docs/webhooks.md).
 export function receiptStatus(ack: string): ReceiptStatus | undefined {
   switch (ack.toUpperCase()) {
     case "DELIVERY_ACK":
@@ -31,7 +31,20 @@ export function receiptStatus(ack: string): ReceiptStatus | undefined {
   }
 }
 
-export function receiptStatements(messageId: string, status: ReceiptStatus, at: number) {
+/** A receipt as one D1 round trip, by Evolution's id: the transition when the send is recorded,
+ *  else the receipt parked for the send's own record to apply (the lane's `sent` batch looks for
+ *  it). D1 runs a batch as one transaction, so exactly one of the two happens. */
+export function receiptByProviderStatements(instanceId: string, providerMessageId: string, status: ReceiptStatus, at: number): SQL[] {
+  const known = sql`(SELECT id FROM messages WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId})`;
+  return [
+    ...receiptStatements(known, status, at),
+    sql`INSERT INTO pending_receipts (instance_id, provider_message_id, status, at)
+      SELECT ${instanceId}, ${providerMessageId}, ${status}, ${at} WHERE NOT EXISTS ${known}
+      ON CONFLICT DO NOTHING`,
+  ];
+}
+
+export function receiptStatements(messageId: string | SQL, status: ReceiptStatus, at: number) {
   return transitionStatements({
     messageId,
     from: receiptFrom[status],

@@ -8,7 +8,7 @@ import { transitionStatements } from "./transitions.ts";
 
 export type Replayable = { id: string; laneKey: string; instanceId: string; priority: number; createdAt: number };
 
-// 4 statements a message: 25 messages keep a batch at 100 statements.
+// At most 4 statements a message: 25 messages keep a batch within 100 statements.
 const CHUNK = 25;
 
 /** Moves `failed` messages back to `queued` (a history row and a status event each, the dead
@@ -20,16 +20,17 @@ export async function replayFailed(env: Env, db: Db, rows: Replayable[], detail:
   const requeued: Replayable[] = [];
   for (let i = 0; i < ordered.length; i += CHUNK) {
     const chunk = ordered.slice(i, i + CHUNK);
-    const results = await runBatch(
-      db,
-      chunk.flatMap((r) => [
-        ...transitionStatements({ messageId: r.id, from: ["failed"], to: "queued", at: now, attempt: 0, lastError: null, detail }),
-        // changes(): the status event just above went in only when the transition applied.
-        sql`UPDATE dead_letters SET replayed_at = ${now} WHERE message_id = ${r.id} AND changes() > 0`,
-      ]),
-    );
+    // Each message's statements: its transition (the UPDATE first), then the dead letter's mark.
+    const groups = chunk.map((r) => [
+      ...transitionStatements({ messageId: r.id, from: ["failed"], to: "queued", at: now, attempt: 0, lastError: null, detail }),
+      // changes(): the status event just above went in only when the transition applied.
+      sql`UPDATE dead_letters SET replayed_at = ${now} WHERE message_id = ${r.id} AND changes() > 0`,
+    ]);
+    const results = await runBatch(db, groups.flat());
+    let offset = 0;
     chunk.forEach((r, k) => {
-      if (changes(results[k * 4]) > 0) requeued.push(r);
+      if (changes(results[offset]) > 0) requeued.push(r);
+      offset += groups[k]?.length ?? 0;
     });
   }
   await enqueueJobs(

@@ -1,13 +1,14 @@
-// A status change is one D1 batch: the conditional UPDATE, its history row and its outbox event.
-// The history and event rows are guarded by changes(), so a transition that does not apply
-// (wrong current status: a duplicate, a cancel race, a status going backwards) writes nothing.
+// A status change is one D1 batch: the conditional UPDATE (which also appends to the message's
+// history) and its outbox event. The event is guarded by changes(), so a transition that does not
+// apply (wrong current status: a duplicate, a cancel race, a status going backwards) writes nothing.
 import { sql, type SQL } from "drizzle-orm";
 import type { MessageStatus } from "../contracts/events.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 
 export type Transition = {
-  messageId: string;
+  /** The message's id, or a scalar subquery that finds it (a receipt knows only the provider id). */
+  messageId: string | SQL;
   from: readonly MessageStatus[];
   to: MessageStatus;
   at: number;
@@ -30,8 +31,18 @@ const stampColumn: Partial<Record<MessageStatus, string>> = {
   canceled: "canceled_at",
 };
 
+/** One history entry, as appended to messages.history. */
+export function historyEntry(e: { status: string; at: number; attempt?: number | null; detail?: string | null }): SQL {
+  return sql`json_object('status', ${e.status}, 'at', ${e.at}, 'attempt', ${e.attempt ?? null}, 'detail', ${e.detail ?? null})`;
+}
+
+/** A SET clause that appends an entry to the message's history (the row's own JSON array). */
+export function appendHistory(e: Parameters<typeof historyEntry>[0]): SQL {
+  return sql`history = json_insert(history, '$[#]', ${historyEntry(e)})`;
+}
+
 export function transitionStatements(t: Transition): SQL[] {
-  const sets: SQL[] = [sql`status = ${t.to}`, sql`updated_at = ${t.at}`];
+  const sets: SQL[] = [sql`status = ${t.to}`, sql`updated_at = ${t.at}`, appendHistory({ status: t.to, at: t.at, attempt: t.attempt, detail: t.detail })];
   const stamp = stampColumn[t.to];
   if (stamp) sets.push(sql`${sql.raw(stamp)} = COALESCE(${sql.raw(stamp)}, ${t.at})`);
   // A read receipt implies delivery even when DELIVERY_ACK never came.
@@ -48,14 +59,12 @@ export function transitionStatements(t: Transition): SQL[] {
   );
   return [
     sql`UPDATE messages SET ${sql.join(sets, sql`, `)} WHERE id = ${t.messageId} AND status IN (${from}) AND ${t.where ?? sql`1`}`,
-    sql`INSERT INTO message_history (message_id, status, at, attempt, detail)
-      SELECT ${t.messageId}, ${t.to}, ${t.at}, ${t.attempt ?? null}, ${t.detail ?? null} WHERE changes() > 0`,
     outboxStatusEvent(t.messageId, t.at, t.attempt, sql`changes() > 0`),
   ];
 }
 
 // message.status event built from the row as it now stands, so it always matches what was stored.
-export function outboxStatusEvent(messageId: string, at: number, attempt: number | undefined, guard: SQL = sql`1`): SQL {
+export function outboxStatusEvent(messageId: string | SQL, at: number, attempt: number | undefined, guard: SQL = sql`1`): SQL {
   return sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
     SELECT ${crypto.randomUUID()}, m.tenant_id, 'message.status', 1, ${at},
       json_object('messageId', m.id, 'instance', m.instance_name, 'to', m."to", 'status', m.status,

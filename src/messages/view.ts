@@ -1,6 +1,5 @@
-// The public shape of a message (DESIGN.md: GET /v1/messages/:id).
-import { sql } from "drizzle-orm";
-import type { Db } from "../db/client.ts";
+// The public shape of a message (GET /v1/messages/:id; its schema is messageAnswer in src/contracts/messages.ts).
+import { z } from "zod";
 import type { messages } from "../db/schema.ts";
 
 type Row = typeof messages.$inferSelect;
@@ -55,6 +54,11 @@ export function acceptedView(row: {
   return { id: row.id, status: row.status, instance: row.instanceName, to: row.to, createdAt: iso(row.createdAt), sendAt: iso(row.sendAt) };
 }
 
-export async function historyOf(db: Db, messageId: string): Promise<HistoryRow[]> {
-  return db.all<HistoryRow>(sql`SELECT status, at, attempt, detail FROM message_history WHERE message_id = ${messageId} ORDER BY id`);
+const historyRows = z.array(
+  z.object({ status: z.string(), at: z.number(), attempt: z.number().nullish().default(null), detail: z.string().nullish().default(null) }),
+);
+
+/** The history kept in the message row (messages.history), oldest first. */
+export function historyOf(row: { history: string }): HistoryRow[] {
+  return historyRows.parse(JSON.parse(row.history));
 }

@@ -1,15 +1,22 @@
 // Compatibility aliases: the older services' routes and answers, on the same pipeline.
 import { Hono, type Context } from "hono";
+import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
+import { requireApiKey } from "../auth/api-keys.ts";
 import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../contracts/legacy.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { errorResponse } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
+import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
+import { rateLimit } from "../limits/rate-limit.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../messages/accept.ts";
 import { type Attempt, idempotent } from "../messages/idempotency.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
+import { documented, errorSchema } from "../openapi/describe.ts";
 
 export const compatRoutes = new Hono<AppEnv>();
+// Inside this app, so that a refused key also answers with `success: false` (onError below).
+compatRoutes.use("*", requireApiKey, rateLimit);
 
 // Older clients check `success`; errors keep the gateway's error shape beside it.
 compatRoutes.onError(async (err, c) => {
@@ -18,69 +25,115 @@ compatRoutes.onError(async (err, c) => {
   return c.json({ success: false, ...body }, res.status as 400);
 });
 
+const compatError = errorSchema.extend({ success: z.literal(false) }).meta({ id: "CompatError", description: "The error shape, with success: false." });
+const compatDoc = (summary: string, body: z.ZodType, status: 200 | 202, answer: z.ZodType) =>
+  documented({
+    summary,
+    description: "Compatibility alias of POST /v1/messages for the older services: their request and answer formats.",
+    tags: ["Compatibility"],
+    caller: "apiKey",
+    body,
+    headers: { "Idempotency-Key": "As on POST /v1/messages." },
+    responses: { [status]: { description: "Accepted.", schema: answer } },
+    errors: ["conflict", "unprocessable"],
+    errorBody: compatError,
+  });
+
 async function accept(c: Context<AppEnv>, attempt: Attempt, input: SendMessageRequest, source: string) {
+  refusePrivateMessageUrls(c.env, input);
   const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
   const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, source, "", attempt.messageId(0));
   await persistAndEnqueue(c.env, c.var.db, [prepared]);
   return prepared.row;
 }
 
-compatRoutes.post("/whatsapp/send-message", async (c) => {
-  const body = await readJson(c);
-  const legacy = parseWith(whatsappSendMessage, body);
-  const input = parseWith(sendMessageSchema, fromWhatsappSend(legacy));
-  return idempotent(c, "compat/send-message", body, async (attempt) => {
-    const row = await accept(c, attempt, input, "compat:send-message");
-    return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
-  });
-});
+compatRoutes.post(
+  "/whatsapp/send-message",
+  compatDoc(
+    "Send (whatsapp-send-message format)",
+    whatsappSendMessage,
+    200,
+    z.object({ success: z.literal(true), status: z.literal("queued"), messageId: z.string() }),
+  ),
+  async (c) => {
+    const body = await readJson(c);
+    const legacy = parseWith(whatsappSendMessage, body);
+    const input = parseWith(sendMessageSchema, fromWhatsappSend(legacy));
+    return idempotent(c, "compat/send-message", body, async (attempt) => {
+      const row = await accept(c, attempt, input, "compat:send-message");
+      return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
+    });
+  },
+);
 
-compatRoutes.post("/whatsapp/schedule-message", async (c) => {
-  const body = await readJson(c);
-  const legacy = parseWith(whatsappScheduleMessage, body);
-  const input = parseWith(sendMessageSchema, {
-    ...fromWhatsappSchedule(legacy),
-    ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
-  });
-  return idempotent(c, "compat/schedule-message", body, async (attempt) => {
-    const row = await accept(c, attempt, input, "compat:schedule-message");
-    return {
-      status: 202,
-      body: { success: true, scheduleId: row.id, scheduledFor: new Date(row.sendAt!).toISOString(), message: "Mensagem agendada com sucesso" },
-    };
-  });
-});
+compatRoutes.post(
+  "/whatsapp/schedule-message",
+  compatDoc(
+    "Schedule (whatsapp-schedule-message format)",
+    whatsappScheduleMessage,
+    202,
+    z.object({ success: z.literal(true), scheduleId: z.string(), scheduledFor: z.string(), message: z.string() }),
+  ),
+  async (c) => {
+    const body = await readJson(c);
+    const legacy = parseWith(whatsappScheduleMessage, body);
+    const input = parseWith(sendMessageSchema, {
+      ...fromWhatsappSchedule(legacy),
+      ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
+    });
+    return idempotent(c, "compat/schedule-message", body, async (attempt) => {
+      const row = await accept(c, attempt, input, "compat:schedule-message");
+      return {
+        status: 202,
+        body: { success: true, scheduleId: row.id, scheduledFor: new Date(row.sendAt!).toISOString(), message: "Mensagem agendada com sucesso" },
+      };
+    });
+  },
+);
 
-compatRoutes.post("/messaging/message/send", async (c) => {
-  const body = await readJson(c);
-  const legacy = parseWith(messagingSend, body);
-  const input = parseWith(sendMessageSchema, fromMessagingSend(legacy));
-  const wait = preferredWait(c.req.header("prefer"));
-  return idempotent(c, "compat/messaging-send", body, async (attempt) => {
-    const row = await accept(c, attempt, input, "compat:messaging-send");
-    const queued = {
-      status: 200,
-      body: { success: true, message: "Mensagem enviada com sucesso", data: { messageId: row.id, status: "queued", queued: true } },
-    } as const;
-    if (wait) await attempt.provisional(queued);
-    const done = wait ? await waitUntilFinished(c.var.db, row.id, wait) : undefined;
-    if (done?.providerMessageId) {
+compatRoutes.post(
+  "/messaging/message/send",
+  compatDoc(
+    "Send (messaging.send format)",
+    messagingSend,
+    200,
+    z.object({
+      success: z.literal(true),
+      message: z.string(),
+      data: z.looseObject({ messageId: z.string(), status: z.string(), channelMessageId: z.string().optional(), queued: z.boolean().optional() }),
+    }),
+  ),
+  async (c) => {
+    const body = await readJson(c);
+    const legacy = parseWith(messagingSend, body);
+    const input = parseWith(sendMessageSchema, fromMessagingSend(legacy));
+    const wait = preferredWait(c.req.header("prefer"));
+    return idempotent(c, "compat/messaging-send", body, async (attempt) => {
+      const row = await accept(c, attempt, input, "compat:messaging-send");
+      const queued = {
+        status: 200,
+        body: { success: true, message: "Mensagem enviada com sucesso", data: { messageId: row.id, status: "queued", queued: true } },
+      } as const;
+      if (wait) await attempt.provisional(queued);
+      const done = wait ? await waitUntilFinished(c.var.db, row.id, wait) : undefined;
+      if (done?.providerMessageId) {
+        return {
+          status: 200,
+          body: {
+            success: true,
+            message: "Mensagem enviada com sucesso",
+            data: { messageId: row.id, channelMessageId: done.providerMessageId, status: "sent", timestamp: new Date(done.sentAt ?? Date.now()).toISOString() },
+          },
+        };
+      }
       return {
         status: 200,
         body: {
           success: true,
           message: "Mensagem enviada com sucesso",
-          data: { messageId: row.id, channelMessageId: done.providerMessageId, status: "sent", timestamp: new Date(done.sentAt ?? Date.now()).toISOString() },
+          data: { messageId: row.id, status: done?.status ?? "queued", queued: !done, ...(done?.lastError ? { error: done.lastError } : {}) },
         },
       };
-    }
-    return {
-      status: 200,
-      body: {
-        success: true,
-        message: "Mensagem enviada com sucesso",
-        data: { messageId: row.id, status: done?.status ?? "queued", queued: !done, ...(done?.lastError ? { error: done.lastError } : {}) },
-      },
-    };
-  });
-});
+    });
+  },
+);

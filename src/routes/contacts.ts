@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { recipient } from "../contracts/messages.ts";
 import { parseWith } from "../http/body.ts";
+import { documented } from "../openapi/describe.ts";
 
 export const contactRoutes = new Hono<AppEnv>();
 
@@ -32,13 +33,42 @@ type TimelineRow = {
   provider_message_id: string | null;
 };
 
-contactRoutes.get("/:to/messages", async (c) => {
-  const to = parseWith(recipient, c.req.param("to"), "to");
-  const q = parseWith(query, c.req.query());
-  const tenantId = c.var.tenant.id;
-  const [cursorAt, cursorId] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];
-  const byInstance = (col: string) => (q.instance ? sql`AND ${sql.raw(col)} = ${q.instance}` : sql``);
-  const rows = await c.var.db.all<TimelineRow>(sql`
+const timelineItem = z.object({
+  direction: z.enum(["outbound", "inbound"]),
+  id: z.string(),
+  at: z.iso.datetime({ offset: true }),
+  instance: z.string(),
+  text: z.string().optional(),
+  media: z.unknown().optional(),
+  status: z.string().optional(),
+  fromMe: z.boolean().optional(),
+  pushName: z.string().optional(),
+  messageType: z.string().optional(),
+  providerMessageId: z.string().optional(),
+});
+
+contactRoutes.get(
+  "/:to/messages",
+  documented({
+    summary: "One contact's timeline: sent and received, newest first",
+    tags: ["Contacts"],
+    caller: "apiKey",
+    params: z.object({ to: recipient }),
+    query,
+    responses: {
+      200: {
+        description: "A page; pass nextCursor as cursor for the next.",
+        schema: z.object({ data: z.array(timelineItem), nextCursor: z.string().nullable() }),
+      },
+    },
+  }),
+  async (c) => {
+    const to = parseWith(recipient, c.req.param("to"), "to");
+    const q = parseWith(query, c.req.query());
+    const tenantId = c.var.tenant.id;
+    const [cursorAt, cursorId] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];
+    const byInstance = (col: string) => (q.instance ? sql`AND ${sql.raw(col)} = ${q.instance}` : sql``);
+    const rows = await c.var.db.all<TimelineRow>(sql`
     SELECT * FROM (
       SELECT 'outbound' AS direction, id, created_at AS at, instance_name AS instance, text, media, status, 1 AS from_me, NULL AS push_name, NULL AS message_type, provider_message_id
       FROM messages WHERE tenant_id = ${tenantId} AND "to" = ${to} ${byInstance("instance_name")}
@@ -47,22 +77,23 @@ contactRoutes.get("/:to/messages", async (c) => {
       FROM inbound_messages WHERE tenant_id = ${tenantId} AND contact = ${to} ${byInstance("instance_name")}
     ) WHERE at < ${cursorAt} OR (at = ${cursorAt} AND id < ${cursorId})
     ORDER BY at DESC, id DESC LIMIT ${q.limit + 1}`);
-  const page = rows.slice(0, q.limit);
-  const last = page.at(-1);
-  return c.json({
-    data: page.map((r) => ({
-      direction: r.direction,
-      id: r.id,
-      at: new Date(r.at).toISOString(),
-      instance: r.instance,
-      text: r.text ?? undefined,
-      media: r.media ? JSON.parse(r.media) : undefined,
-      status: r.status ?? undefined,
-      fromMe: r.direction === "inbound" ? r.from_me === 1 : undefined,
-      pushName: r.push_name ?? undefined,
-      messageType: r.message_type ?? undefined,
-      providerMessageId: r.provider_message_id ?? undefined,
-    })),
-    nextCursor: rows.length > q.limit && last ? `${last.at}:${last.id}` : null,
-  });
-});
+    const page = rows.slice(0, q.limit);
+    const last = page.at(-1);
+    return c.json({
+      data: page.map((r) => ({
+        direction: r.direction,
+        id: r.id,
+        at: new Date(r.at).toISOString(),
+        instance: r.instance,
+        text: r.text ?? undefined,
+        media: r.media ? JSON.parse(r.media) : undefined,
+        status: r.status ?? undefined,
+        fromMe: r.direction === "inbound" ? r.from_me === 1 : undefined,
+        pushName: r.push_name ?? undefined,
+        messageType: r.message_type ?? undefined,
+        providerMessageId: r.provider_message_id ?? undefined,
+      })),
+      nextCursor: rows.length > q.limit && last ? `${last.at}:${last.id}` : null,
+    });
+  },
+);

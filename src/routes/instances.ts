@@ -7,11 +7,14 @@ import { instances } from "../db/schema.ts";
 import { config } from "../config.ts";
 import { runBatch } from "../db/batch.ts";
 import { ApiError } from "../errors.ts";
+import { MAX_URL_LENGTH } from "../contracts/messages.ts";
 import { connectInstance } from "../evolution/client.ts";
 import { parseBody, parseWith } from "../http/body.ts";
+import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId, randomToken } from "../ids.ts";
 import { connectionStatements } from "../webhooks/process.ts";
 import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing.ts";
+import { documented } from "../openapi/describe.ts";
 
 export const instanceRoutes = new Hono<AppEnv>();
 
@@ -19,13 +22,31 @@ export { DEFAULT_RATE_PER_MINUTE };
 const instanceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "Letters, digits, '.', '_' and '-', at most 100.");
 
 const putInstance = z.strictObject({
-  evolutionUrl: z.url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." }),
+  evolutionUrl: z.url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." }).max(MAX_URL_LENGTH),
   evolutionApiKey: z.string().min(1).max(500).optional(),
   ratePerMinute: z.int().min(1).max(60000).optional(),
   pacing: pacingInput.optional(),
 });
 
 type Row = typeof instances.$inferSelect;
+
+const tags = ["Instances"];
+const isoTime = z.iso.datetime({ offset: true });
+const instanceAnswer = z
+  .object({
+    name: z.string(),
+    evolutionUrl: z.string(),
+    ratePerMinute: z.int(),
+    state: z.string().describe("Evolution's connection state, from connection.update webhooks (unknown until the first)."),
+    stateChangedAt: isoTime.optional(),
+    pacing: z.looseObject({ ratePerMinute: z.int() }).describe("How sends on this instance are paced."),
+    sending: z.looseObject({ paused: z.boolean(), reason: z.string().optional() }).describe("Whether the governor paused sending, and why."),
+    webhookUrl: z.string().describe("Configure this URL as the instance's webhook in Evolution."),
+    createdAt: isoTime,
+    updatedAt: isoTime,
+  })
+  .meta({ id: "Instance" });
+const instanceParams = z.object({ name: instanceName });
 
 export function webhookUrl(env: Env, requestUrl: string, token: string): string {
   const base = env.PUBLIC_URL || new URL(requestUrl).origin;
@@ -56,109 +77,177 @@ async function findOwn(c: { var: AppEnv["Variables"] }, name: string): Promise<R
   return row;
 }
 
-instanceRoutes.put("/:name", async (c) => {
-  const name = parseWith(instanceName, c.req.param("name"), "name");
-  const input = await parseBody(c, putInstance);
-  if (input.ratePerMinute !== undefined && input.pacing?.ratePerMinute !== undefined && input.ratePerMinute !== input.pacing.ratePerMinute) {
-    throw new ApiError("invalid_request", "The request is invalid.", [
-      { path: "pacing.ratePerMinute", message: "Differs from ratePerMinute; give one of them." },
-    ]);
-  }
-  const existing = await findOwn(c, name);
-  const now = Date.now();
-  const stored: PacingColumns = existing ?? { ...columnsOfDefaults(), ratePerMinute: DEFAULT_RATE_PER_MINUTE };
-  const pacing = pacingColumns({ ...input.pacing, ratePerMinute: input.pacing?.ratePerMinute ?? input.ratePerMinute }, stored, now);
-  if (pacing.warmupDays !== null && pacing.dailyCap === null) {
-    throw new ApiError("invalid_request", "The request is invalid.", [{ path: "pacing.warmup", message: "Warm-up grows the daily cap: it needs dailyCap." }]);
-  }
-  if (existing) {
+instanceRoutes.put(
+  "/:name",
+  documented({
+    summary: "Register or update an Evolution instance",
+    description: "The Evolution API key is stored and never returned. Changing evolutionUrl requires evolutionApiKey again.",
+    tags,
+    caller: "apiKey",
+    params: instanceParams,
+    body: putInstance,
+    responses: {
+      200: { description: "Updated.", schema: instanceAnswer },
+      201: { description: "Registered.", schema: instanceAnswer },
+    },
+    errors: ["conflict"],
+  }),
+  async (c) => {
+    const name = parseWith(instanceName, c.req.param("name"), "name");
+    const input = await parseBody(c, putInstance);
+    refusePrivateUrl(c.env, input.evolutionUrl, "evolutionUrl");
+    if (input.ratePerMinute !== undefined && input.pacing?.ratePerMinute !== undefined && input.ratePerMinute !== input.pacing.ratePerMinute) {
+      throw new ApiError("invalid_request", "The request is invalid.", [
+        { path: "pacing.ratePerMinute", message: "Differs from ratePerMinute; give one of them." },
+      ]);
+    }
+    const existing = await findOwn(c, name);
+    const now = Date.now();
+    const stored: PacingColumns = existing ?? { ...columnsOfDefaults(), ratePerMinute: DEFAULT_RATE_PER_MINUTE };
+    const pacing = pacingColumns({ ...input.pacing, ratePerMinute: input.pacing?.ratePerMinute ?? input.ratePerMinute }, stored, now);
+    if (pacing.warmupDays !== null && pacing.dailyCap === null) {
+      throw new ApiError("invalid_request", "The request is invalid.", [{ path: "pacing.warmup", message: "Warm-up grows the daily cap: it needs dailyCap." }]);
+    }
+    if (existing) {
+      // The stored key is a secret of the old URL: never hand it to a new one.
+      if (input.evolutionUrl !== existing.evolutionUrl && !input.evolutionApiKey) {
+        throw new ApiError("invalid_request", "The request is invalid.", [{ path: "evolutionApiKey", message: "Required again when evolutionUrl changes." }]);
+      }
+      const [row] = await c.var.db
+        .update(instances)
+        .set({
+          evolutionUrl: input.evolutionUrl,
+          evolutionApiKey: input.evolutionApiKey ?? existing.evolutionApiKey,
+          ...pacing,
+          updatedAt: now,
+        })
+        .where(eq(instances.id, existing.id))
+        .returning();
+      await governor(c.env, existing.id).refresh();
+      return c.json(view(row ?? existing, c.env, c.req.url), 200);
+    }
+    if (!input.evolutionApiKey) {
+      throw new ApiError("invalid_request", "The request is invalid.", [{ path: "evolutionApiKey", message: "Required when registering an instance." }]);
+    }
     const [row] = await c.var.db
-      .update(instances)
-      .set({
+      .insert(instances)
+      .values({
+        id: newId("ins"),
+        tenantId: c.var.tenant.id,
+        name,
         evolutionUrl: input.evolutionUrl,
-        evolutionApiKey: input.evolutionApiKey ?? existing.evolutionApiKey,
+        evolutionApiKey: input.evolutionApiKey,
         ...pacing,
+        webhookToken: randomToken(24),
+        createdAt: now,
         updatedAt: now,
       })
-      .where(eq(instances.id, existing.id))
+      .onConflictDoNothing()
       .returning();
-    await governor(c.env, existing.id).refresh();
-    return c.json(view(row ?? existing, c.env, c.req.url), 200);
-  }
-  if (!input.evolutionApiKey) {
-    throw new ApiError("invalid_request", "The request is invalid.", [{ path: "evolutionApiKey", message: "Required when registering an instance." }]);
-  }
-  const [row] = await c.var.db
-    .insert(instances)
-    .values({
-      id: newId("ins"),
-      tenantId: c.var.tenant.id,
-      name,
-      evolutionUrl: input.evolutionUrl,
-      evolutionApiKey: input.evolutionApiKey,
-      ...pacing,
-      webhookToken: randomToken(24),
-      createdAt: now,
-      updatedAt: now,
-    })
-    .onConflictDoNothing()
-    .returning();
-  if (!row) throw new ApiError("conflict", `Instance ${name} was registered concurrently; retry.`);
-  return c.json(view(row, c.env, c.req.url), 201);
-});
+    if (!row) throw new ApiError("conflict", `Instance ${name} was registered concurrently; retry.`);
+    return c.json(view(row, c.env, c.req.url), 201);
+  },
+);
 
-instanceRoutes.get("/", async (c) => {
-  const rows = await c.var.db.select().from(instances).where(eq(instances.tenantId, c.var.tenant.id)).orderBy(asc(instances.name));
-  return c.json({ data: rows.map((r) => view(r, c.env, c.req.url)) });
-});
+instanceRoutes.get(
+  "/",
+  documented({
+    summary: "List this tenant's instances",
+    tags,
+    caller: "apiKey",
+    responses: { 200: { description: "All of them, by name.", schema: z.object({ data: z.array(instanceAnswer) }) } },
+  }),
+  async (c) => {
+    const rows = await c.var.db.select().from(instances).where(eq(instances.tenantId, c.var.tenant.id)).orderBy(asc(instances.name));
+    return c.json({ data: rows.map((r) => view(r, c.env, c.req.url)) });
+  },
+);
 
-instanceRoutes.get("/:name", async (c) => {
-  const row = await findOwn(c, c.req.param("name"));
-  if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
-  // Today's sends against the (warmed-up) cap, as the governor counts them.
-  const { today } = await governor(c.env, row.id).status(row.id);
-  return c.json({ ...view(row, c.env, c.req.url), today: { day: today.day, sent: today.sent, cap: today.cap, waiting: today.waiting } });
-});
+instanceRoutes.get(
+  "/:name",
+  documented({
+    summary: "One instance, with today's sends against its cap",
+    tags,
+    caller: "apiKey",
+    responses: {
+      200: {
+        description: "The instance.",
+        schema: instanceAnswer.extend({ today: z.looseObject({ day: z.string(), sent: z.int(), waiting: z.int() }) }),
+      },
+    },
+    errors: ["not_found"],
+  }),
+  async (c) => {
+    const row = await findOwn(c, c.req.param("name"));
+    if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+    // Today's sends against the (warmed-up) cap, as the governor counts them.
+    const { today } = await governor(c.env, row.id).status(row.id);
+    return c.json({ ...view(row, c.env, c.req.url), today: { day: today.day, sent: today.sent, cap: today.cap, waiting: today.waiting } });
+  },
+);
 
 // A stored code younger than this is shown as is; Evolution refreshes it about every 20 s and says so
 // through qrcode.updated. Older (or none): ask Evolution, which also starts pairing.
 const QR_FRESH_MS = 15_000;
 
 // GET /v1/instances/:name/qr — the pairing QR code of a number that is not connected, for the console.
-instanceRoutes.get("/:name/qr", async (c) => {
-  const row = await findOwn(c, c.req.param("name"));
-  if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
-  if (row.state === "open") return c.json({ name: row.name, state: "open" });
-  const now = Date.now();
-  if (row.qrCode && row.qrUpdatedAt && now - row.qrUpdatedAt < QR_FRESH_MS) {
-    return c.json({ name: row.name, state: row.state, qr: { base64: row.qrCode, count: row.qrCount, updatedAt: new Date(row.qrUpdatedAt).toISOString() } });
-  }
-  const answer = await connectInstance({ name: row.name, url: row.evolutionUrl, apiKey: row.evolutionApiKey }, config(c.env).EVOLUTION_TIMEOUT_MS);
-  if (answer.kind === "error") throw new ApiError("unavailable", `Could not get a QR code from Evolution: ${answer.error}`);
-  if (answer.kind === "open") {
-    // The connection.update webhook may have been lost: record what Evolution says now, and let the
-    // governor resume a number it paused for the closed connection.
-    await runBatch(
-      c.var.db,
-      connectionStatements({ tenantId: row.tenantId, instanceId: row.id, instanceName: row.name, state: "open", statusReason: null, at: now }),
-    );
-    await governor(c.env, row.id).report({ kind: "connection", instanceId: row.id, state: "open", now });
-    return c.json({ name: row.name, state: "open" });
-  }
-  await c.var.db
-    .update(instances)
-    .set({ qrCode: answer.base64, qrCount: answer.count, qrUpdatedAt: now })
-    .where(and(eq(instances.id, row.id), sql`state != 'open'`));
-  return c.json({ name: row.name, state: row.state, qr: { base64: answer.base64, count: answer.count, updatedAt: new Date(now).toISOString() } });
-});
+instanceRoutes.get(
+  "/:name/qr",
+  documented({
+    summary: "The pairing QR code of a number that is not connected",
+    tags,
+    caller: "apiKey",
+    responses: { 200: { description: "The state, and the QR code while not open.", schema: z.looseObject({ name: z.string(), state: z.string() }) } },
+    errors: ["not_found", "unprocessable", "unavailable"],
+  }),
+  async (c) => {
+    const row = await findOwn(c, c.req.param("name"));
+    if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+    if (row.state === "open") return c.json({ name: row.name, state: "open" });
+    const now = Date.now();
+    if (row.qrCode && row.qrUpdatedAt && now - row.qrUpdatedAt < QR_FRESH_MS) {
+      return c.json({ name: row.name, state: row.state, qr: { base64: row.qrCode, count: row.qrCount, updatedAt: new Date(row.qrUpdatedAt).toISOString() } });
+    }
+    const answer = await connectInstance({ name: row.name, url: row.evolutionUrl, apiKey: row.evolutionApiKey }, config(c.env).EVOLUTION_TIMEOUT_MS);
+    // Evolution does not know this instance, refuses its key or its name: a configuration to fix, not an outage.
+    if (answer.kind === "refused")
+      throw new ApiError("unprocessable", `Evolution refused the instance: check its name and evolutionApiKey there. ${answer.error}`);
+    if (answer.kind === "error") throw new ApiError("unavailable", `Could not get a QR code from Evolution: ${answer.error}`);
+    if (answer.kind === "open") {
+      // The connection.update webhook may have been lost: record what Evolution says now, and let the
+      // governor resume a number it paused for the closed connection.
+      await runBatch(
+        c.var.db,
+        connectionStatements({ tenantId: row.tenantId, instanceId: row.id, instanceName: row.name, state: "open", statusReason: null, at: now }),
+      );
+      await governor(c.env, row.id).report({ kind: "connection", instanceId: row.id, state: "open", now });
+      return c.json({ name: row.name, state: "open" });
+    }
+    await c.var.db
+      .update(instances)
+      .set({ qrCode: answer.base64, qrCount: answer.count, qrUpdatedAt: now })
+      .where(and(eq(instances.id, row.id), sql`state != 'open'`));
+    return c.json({ name: row.name, state: row.state, qr: { base64: answer.base64, count: answer.count, updatedAt: new Date(now).toISOString() } });
+  },
+);
 // Sending paused by the governor resumes here (an invalid-number spike resumes only here).
-instanceRoutes.post("/:name/resume", async (c) => {
-  const row = await findOwn(c, c.req.param("name"));
-  if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
-  await governor(c.env, row.id).resume(row.id, "operator");
-  const [fresh] = await c.var.db.select().from(instances).where(eq(instances.id, row.id));
-  return c.json(view(fresh ?? row, c.env, c.req.url));
-});
+instanceRoutes.post(
+  "/:name/resume",
+  documented({
+    summary: "Resume sending paused by the governor",
+    tags,
+    caller: "apiKey",
+    responses: { 200: { description: "The instance now.", schema: instanceAnswer } },
+    errors: ["not_found"],
+  }),
+  async (c) => {
+    const row = await findOwn(c, c.req.param("name"));
+    if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+    await governor(c.env, row.id).resume(row.id, "operator");
+    const [fresh] = await c.var.db.select().from(instances).where(eq(instances.id, row.id));
+    return c.json(view(fresh ?? row, c.env, c.req.url));
+  },
+);
 
 const governor = (env: Env, instanceId: string) => env.GOVERNORS.get(env.GOVERNORS.idFromName(instanceId));
 

@@ -5,54 +5,79 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { parseWith } from "../http/body.ts";
+import { documented } from "../openapi/describe.ts";
 import { messageCounts } from "../messages/counts.ts";
 
 export const statsRoutes = new Hono<AppEnv>();
 
-statsRoutes.get("/", async (c) => {
-  const counts = await messageCounts(c.var.db, c.var.tenant.id);
-  const total: Record<string, number> = {};
-  const byInstance: Record<string, Record<string, number>> = {};
-  for (const r of counts.byStatus) {
-    total[r.status] = (total[r.status] ?? 0) + r.n;
-    const row = byInstance[r.instance] ?? {};
-    row[r.status] = r.n;
-    byInstance[r.instance] = row;
-  }
-  const perInstance = await c.var.db.all<{ instance: string; n: number }>(
-    sql`SELECT instance_name AS instance, COUNT(*) AS n FROM messages WHERE tenant_id = ${c.var.tenant.id} AND sent_at >= ${Date.now() - 60_000} GROUP BY instance_name`,
-  );
-  return c.json({
-    messages: { total, byInstance },
-    sentLastMinuteByInstance: Object.fromEntries(perInstance.map((r) => [r.instance, r.n])),
-    deadLetters: counts.deadLetters,
-    oldestQueuedAgeSeconds: Math.round(counts.oldestQueuedAgeSeconds),
-    sentLastMinute: counts.sentLastMinute,
-  });
-});
+statsRoutes.get(
+  "/",
+  documented({
+    summary: "Message counts for this tenant",
+    tags: ["Messages"],
+    caller: "apiKey",
+    responses: {
+      200: {
+        description: "Counts by status (total and per instance), dead letters, queue age, recent sends.",
+        schema: z.looseObject({ deadLetters: z.int(), sentLastMinute: z.int() }),
+      },
+    },
+  }),
+  async (c) => {
+    const counts = await messageCounts(c.var.db, c.var.tenant.id);
+    const total: Record<string, number> = {};
+    const byInstance: Record<string, Record<string, number>> = {};
+    for (const r of counts.byStatus) {
+      total[r.status] = (total[r.status] ?? 0) + r.n;
+      const row = byInstance[r.instance] ?? {};
+      row[r.status] = r.n;
+      byInstance[r.instance] = row;
+    }
+    const perInstance = await c.var.db.all<{ instance: string; n: number }>(
+      sql`SELECT instance_name AS instance, COUNT(*) AS n FROM messages WHERE tenant_id = ${c.var.tenant.id} AND sent_at >= ${Date.now() - 60_000} GROUP BY instance_name`,
+    );
+    return c.json({
+      messages: { total, byInstance },
+      sentLastMinuteByInstance: Object.fromEntries(perInstance.map((r) => [r.instance, r.n])),
+      deadLetters: counts.deadLetters,
+      oldestQueuedAgeSeconds: Math.round(counts.oldestQueuedAgeSeconds),
+      sentLastMinute: counts.sentLastMinute,
+    });
+  },
+);
 
 // GET /v1/stats/timeline?range=hour|day — sends, failures, deliveries and reads per time bucket
 // (hour: 60 one-minute buckets; day: 96 of 15 minutes), oldest first, for the console's chart.
 const ranges = { hour: { bucketMs: 60_000, buckets: 60 }, day: { bucketMs: 15 * 60_000, buckets: 96 } } as const;
 const timelineQuery = z.object({ range: z.enum(["hour", "day"]).default("hour") });
 
-statsRoutes.get("/timeline", async (c) => {
-  const { range } = parseWith(timelineQuery, c.req.query());
-  const { bucketMs, buckets } = ranges[range];
-  // Buckets end at the current bucket's end, so the last one fills as time passes.
-  const end = Math.ceil((Date.now() + 1) / bucketMs) * bucketMs;
-  const start = end - bucketMs * buckets;
-  const tenantId = c.var.tenant.id;
-  const by = (column: string, kind: string) =>
-    sql`SELECT ${kind} AS kind, CAST((${sql.raw(column)} - ${start}) / ${bucketMs} AS INTEGER) AS bucket, COUNT(*) AS n FROM messages
+statsRoutes.get(
+  "/timeline",
+  documented({
+    summary: "Sends, failures, deliveries and reads per time bucket",
+    tags: ["Messages"],
+    caller: "apiKey",
+    query: timelineQuery,
+    responses: { 200: { description: "Buckets, oldest first.", schema: z.looseObject({ range: z.string(), buckets: z.array(z.unknown()) }) } },
+  }),
+  async (c) => {
+    const { range } = parseWith(timelineQuery, c.req.query());
+    const { bucketMs, buckets } = ranges[range];
+    // Buckets end at the current bucket's end, so the last one fills as time passes.
+    const end = Math.ceil((Date.now() + 1) / bucketMs) * bucketMs;
+    const start = end - bucketMs * buckets;
+    const tenantId = c.var.tenant.id;
+    const by = (column: string, kind: string) =>
+      sql`SELECT ${kind} AS kind, CAST((${sql.raw(column)} - ${start}) / ${bucketMs} AS INTEGER) AS bucket, COUNT(*) AS n FROM messages
       WHERE tenant_id = ${tenantId} AND ${sql.raw(column)} >= ${start} GROUP BY bucket`;
-  const rows = await c.var.db.all<{ kind: "sent" | "failed" | "delivered" | "read"; bucket: number; n: number }>(
-    sql`${by("sent_at", "sent")} UNION ALL ${by("failed_at", "failed")} UNION ALL ${by("delivered_at", "delivered")} UNION ALL ${by("read_at", "read")}`,
-  );
-  const series = Array.from({ length: buckets }, (_, i) => ({ at: new Date(start + i * bucketMs).toISOString(), sent: 0, failed: 0, delivered: 0, read: 0 }));
-  for (const r of rows) {
-    const bucket = series[r.bucket];
-    if (bucket) bucket[r.kind] += r.n;
-  }
-  return c.json({ range, bucketSeconds: bucketMs / 1000, from: new Date(start).toISOString(), to: new Date(end).toISOString(), buckets: series });
-});
+    const rows = await c.var.db.all<{ kind: "sent" | "failed" | "delivered" | "read"; bucket: number; n: number }>(
+      sql`${by("sent_at", "sent")} UNION ALL ${by("failed_at", "failed")} UNION ALL ${by("delivered_at", "delivered")} UNION ALL ${by("read_at", "read")}`,
+    );
+    const series = Array.from({ length: buckets }, (_, i) => ({ at: new Date(start + i * bucketMs).toISOString(), sent: 0, failed: 0, delivered: 0, read: 0 }));
+    for (const r of rows) {
+      const bucket = series[r.bucket];
+      if (bucket) bucket[r.kind] += r.n;
+    }
+    return c.json({ range, bucketSeconds: bucketMs / 1000, from: new Date(start).toISOString(), to: new Date(end).toISOString(), buckets: series });
+  },
+);

@@ -11,6 +11,7 @@ import { recipient } from "../contracts/messages.ts";
 import { ApiError } from "../errors.ts";
 import { parseWith } from "../http/body.ts";
 import { streamEventTypes, type StreamOptions } from "../stream/tenant-stream.ts";
+import { documented } from "../openapi/describe.ts";
 
 export const streamRoutes = new Hono<AppEnv>();
 export const ticketRoutes = new Hono<AppEnv>();
@@ -31,31 +32,53 @@ const streamQuery = z.object({
 
 export const streamOf = (env: Env, tenantId: string) => env.STREAMS.get(env.STREAMS.idFromName(tenantId));
 
-streamRoutes.get("/", async (c) => {
-  const { ticket, ...filters } = parseWith(streamQuery, c.req.query());
-  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-    throw new ApiError("invalid_request", "This route is a WebSocket: send Upgrade: websocket.", [{ path: "upgrade", message: "expected websocket" }]);
-  }
-  let tenantId: string | undefined;
-  const key = bearer(c.req.header("authorization"));
-  if (key) {
-    tenantId = (await tenantForKey(c.var.db, key))?.id;
-    if (!tenantId) throw new ApiError("unauthorized", "Unknown or revoked API key.");
-  } else if (ticket) {
-    const owner = ticketFormat.exec(ticket)![1]!;
-    if (await streamOf(c.env, owner).redeemTicket(ticket)) tenantId = owner;
-    if (!tenantId) throw new ApiError("unauthorized", "Unknown, used or expired ticket: get a new one from POST /v1/events/stream/tickets.");
-  } else {
-    throw new ApiError("unauthorized", "Missing credentials: send Authorization: Bearer <key>, or ?ticket= from POST /v1/events/stream/tickets.");
-  }
-  const options: StreamOptions = { tenantId, ...filters };
-  return streamOf(c.env, tenantId).fetch("https://tenant-stream/connect", {
-    headers: { upgrade: "websocket", "x-stream-options": JSON.stringify(options) },
-  });
-});
+streamRoutes.get(
+  "/",
+  documented({
+    summary: "Live events over a WebSocket (Upgrade: websocket)",
+    tags: ["Events"],
+    caller: "public",
+    description: "Authenticate with Authorization: Bearer <key> or ?ticket= from POST /v1/events/stream/tickets.",
+    responses: { 101: { description: "Switching to the WebSocket." } },
+    errors: ["invalid_request", "unauthorized"],
+  }),
+  async (c) => {
+    const { ticket, ...filters } = parseWith(streamQuery, c.req.query());
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      throw new ApiError("invalid_request", "This route is a WebSocket: send Upgrade: websocket.", [{ path: "upgrade", message: "expected websocket" }]);
+    }
+    let tenantId: string | undefined;
+    const key = bearer(c.req.header("authorization"));
+    if (key) {
+      tenantId = (await tenantForKey(c.var.db, key))?.id;
+      if (!tenantId) throw new ApiError("unauthorized", "Unknown or revoked API key.");
+    } else if (ticket) {
+      const owner = ticketFormat.exec(ticket)![1]!;
+      if (await streamOf(c.env, owner).redeemTicket(ticket)) tenantId = owner;
+      if (!tenantId) throw new ApiError("unauthorized", "Unknown, used or expired ticket: get a new one from POST /v1/events/stream/tickets.");
+    } else {
+      throw new ApiError("unauthorized", "Missing credentials: send Authorization: Bearer <key>, or ?ticket= from POST /v1/events/stream/tickets.");
+    }
+    const options: StreamOptions = { tenantId, ...filters };
+    return streamOf(c.env, tenantId).fetch("https://tenant-stream/connect", {
+      headers: { upgrade: "websocket", "x-stream-options": JSON.stringify(options) },
+    });
+  },
+);
 
 // POST /v1/events/stream/tickets (API key) → 201 {ticket, expiresAt, url}
-ticketRoutes.post("/", async (c) => {
-  const { ticket, expiresAt } = await streamOf(c.env, c.var.tenant.id).issueTicket(c.var.tenant.id);
-  return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString(), url: `/v1/events/stream?ticket=${encodeURIComponent(ticket)}` }, 201);
-});
+ticketRoutes.post(
+  "/",
+  documented({
+    summary: "A short-lived ticket for the events WebSocket",
+    tags: ["Events"],
+    caller: "apiKey",
+    responses: {
+      201: { description: "The ticket and the URL to open.", schema: z.looseObject({ ticket: z.string(), expiresAt: z.string(), url: z.string() }) },
+    },
+  }),
+  async (c) => {
+    const { ticket, expiresAt } = await streamOf(c.env, c.var.tenant.id).issueTicket(c.var.tenant.id);
+    return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString(), url: `/v1/events/stream?ticket=${encodeURIComponent(ticket)}` }, 201);
+  },
+);

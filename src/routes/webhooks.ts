@@ -16,6 +16,8 @@ import {
 import { ApiError } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
+import { documented } from "../openapi/describe.ts";
+import { z } from "zod";
 import { offerToAutomation } from "../automation/offer.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
@@ -84,5 +86,19 @@ function stripBase64(data: unknown): unknown {
   return { ...(data as object), message: rest };
 }
 
-webhookRoutes.post("/:token", (c) => accept(c, c.req.param("token")));
-webhookRoutes.post("/:token/:event", (c) => accept(c, c.req.param("token"), c.req.param("event")));
+const received = z.object({ received: z.literal(true), ignored: z.literal(true).optional(), outcome: z.unknown().optional() });
+const webhookDoc = (byEvents: boolean) =>
+  documented({
+    summary: byEvents ? "Evolution webhook, one URL per event (webhook_by_events)" : "Evolution webhook",
+    description:
+      "Evolution posts its events here; the token in the path (the instance's webhookUrl) names and authenticates the instance. " +
+      "Handled: messages.upsert, messages.update, send.message, connection.update; others are acknowledged and ignored.",
+    tags: ["Webhooks"],
+    caller: "public",
+    body: webhookEnvelope,
+    responses: { 200: { description: "Queued (or applied at once when large).", schema: received } },
+    errors: ["unauthorized", "unavailable"],
+  });
+
+webhookRoutes.post("/:token", webhookDoc(false), (c) => accept(c, c.req.param("token")));
+webhookRoutes.post("/:token/:event", webhookDoc(true), (c) => accept(c, c.req.param("token"), c.req.param("event")));

@@ -17,15 +17,15 @@ const RECEIPT_PER_INSTANCE = 5;
 const RECHECK_AFTER_MS = [60 * 60_000, 6 * 60 * 60_000];
 export const RECEIPT_MAX_CHECKS = RECHECK_AFTER_MS.length + 1;
 
-type Due = { id: string; to: string; provider_message_id: string; receipt_checks: number; name: string; evolution_url: string; evolution_api_key: string };
+type Due = { id: string; provider_message_id: string; receipt_checks: number; name: string; evolution_url: string; evolution_api_key: string };
 
 export type ReceiptReport = { checked: number; caughtUp: number; failed: number };
 
 export async function catchUpReceipts(env: Env, now = Date.now()): Promise<ReceiptReport> {
   const db = database(env.DB);
   const due = await db.all<Due>(sql`
-    SELECT id, "to", provider_message_id, receipt_checks, name, evolution_url, evolution_api_key FROM (
-      SELECT m.id, m."to", m.provider_message_id, m.receipt_checks, i.name, i.evolution_url, i.evolution_api_key,
+    SELECT id, provider_message_id, receipt_checks, name, evolution_url, evolution_api_key FROM (
+      SELECT m.id, m.provider_message_id, m.receipt_checks, i.name, i.evolution_url, i.evolution_api_key,
         ROW_NUMBER() OVER (PARTITION BY m.instance_id ORDER BY m.receipt_check_at) AS n
       FROM messages m JOIN instances i ON i.id = m.instance_id
       WHERE m.status = 'sent' AND m.receipt_check_at IS NOT NULL AND m.receipt_check_at <= ${now} AND m.provider_message_id IS NOT NULL
@@ -35,7 +35,6 @@ export async function catchUpReceipts(env: Env, now = Date.now()): Promise<Recei
   for (const m of due) {
     const found = await findReceipt(
       { name: m.name, url: m.evolution_url, apiKey: m.evolution_api_key },
-      m.to,
       m.provider_message_id,
       config(env).EVOLUTION_TIMEOUT_MS,
     );

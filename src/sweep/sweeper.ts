@@ -22,11 +22,14 @@ export async function requeueStranded(env: Env, now = Date.now()): Promise<numbe
   const threshold = now - config(env).STUCK_QUEUED_MINUTES * 60_000;
   // One statement picks and touches the page (so the next sweep does not send the same jobs again
   // right away) and returns it: no id list, so no bound-parameter limit however many are stranded.
+  // Through messages_active_ready (the IN term names its partial condition): a queued message was
+  // ready before it was last updated, so ready_at < threshold bounds the range.
   const rows = await db.all<{ id: string; lane_key: string; instance_id: string; priority: number; ready_at: number; created_at: number }>(sql`
     UPDATE messages SET updated_at = ${now} WHERE id IN (
       SELECT id FROM messages
-      WHERE (status = 'queued' AND updated_at < ${threshold}) OR (status = 'scheduled' AND ready_at < ${threshold})
-      ORDER BY created_at LIMIT ${SWEEP_PAGE})
+      WHERE status IN ('scheduled', 'queued', 'processing') AND status IN ('scheduled', 'queued') AND ready_at < ${threshold}
+        AND (status = 'scheduled' OR updated_at < ${threshold})
+      ORDER BY ready_at LIMIT ${SWEEP_PAGE})
     RETURNING id, lane_key, instance_id, priority, ready_at, created_at`);
   if (rows.length === 0) return 0;
   await enqueueJobs(
@@ -38,7 +41,6 @@ export async function requeueStranded(env: Env, now = Date.now()): Promise<numbe
 
 export type PurgeReport = {
   messages: number;
-  history: number;
   deadLetters: number;
   inbound: number;
   events: number;
@@ -60,25 +62,29 @@ async function deleteInPages(db: Db, select: ReturnType<typeof sql>, table: stri
 export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
   const db = database(env.DB);
   const cutoff = now - config(env).RETENTION_DAYS * 86_400_000;
-  const old = sql`SELECT id FROM messages WHERE status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND updated_at < ${cutoff}`;
-  // Children first, so a purge cut short never leaves history without its message.
-  const history = await deleteInPages(
-    db,
-    sql`SELECT h.id FROM message_history h JOIN messages m ON m.id = h.message_id
-    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`,
-    "message_history",
-    "id",
-  );
+  // Walked tenant by tenant (CROSS JOIN keeps tenants outermost) through the tenant indexes: no index
+  // keeps (status, updated_at), which every status change would rewrite.
+  // A message is created before it was last updated.
+  const old = sql`SELECT m.id FROM tenants t CROSS JOIN messages m ON m.tenant_id = t.id AND m.created_at < ${cutoff}
+    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`;
+  // Children first, so a purge cut short never leaves a dead letter without its message.
   const deadLetters = await deleteInPages(
     db,
     sql`SELECT d.message_id FROM dead_letters d JOIN messages m ON m.id = d.message_id
-    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`,
+    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.created_at < ${cutoff} AND m.updated_at < ${cutoff}`,
     "dead_letters",
     "message_id",
   );
   const messages = await deleteInPages(db, old, "messages", "id");
   const inbound = await deleteInPages(db, sql`SELECT id FROM inbound_messages WHERE received_at < ${cutoff}`, "inbound_messages", "id");
-  const events = await deleteInPages(db, sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff}`, "outbox_events", "seq");
+  // The newest event always stays: seq is the rowid, and an empty table would start it again at 1
+  // behind the consumers' cursors.
+  const events = await deleteInPages(
+    db,
+    sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff} AND seq < (SELECT MAX(seq) FROM outbox_events)`,
+    "outbox_events",
+    "seq",
+  );
   const idempotencyKeys = (await db.run(sql`DELETE FROM idempotency_keys WHERE created_at < ${now - IDEMPOTENCY_TTL_MS}`)).meta?.changes ?? 0;
   const pendingReceipts = (await db.run(sql`DELETE FROM pending_receipts WHERE at < ${cutoff}`)).meta?.changes ?? 0;
   const callbackDeliveries = await deleteInPages(
@@ -87,7 +93,7 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
     "callback_deliveries",
     "rowid",
   );
-  return { messages, history, deadLetters, inbound, events, idempotencyKeys, pendingReceipts, callbackDeliveries };
+  return { messages, deadLetters, inbound, events, idempotencyKeys, pendingReceipts, callbackDeliveries };
 }
 
 export async function sweep(env: Env, now = Date.now()) {

@@ -38,11 +38,14 @@ export async function wakeLanes(env: Env, limit = START_LANES): Promise<number> 
   return lanes.length;
 }
 
-/** From the cron: lanes whose message has sat in `processing` far longer than any retry waits. */
+/** From the cron: lanes whose message has sat in `processing` far longer than any retry waits
+ *  (through messages_active_ready; a message was ready before it was last updated). */
 export async function wakeStuckLanes(env: Env, now = Date.now()): Promise<number> {
   const threshold = now - 2 * config(env).STUCK_QUEUED_MINUTES * 60_000;
   const lanes = await database(env.DB).all<{ lane_key: string }>(sql`
-    SELECT DISTINCT lane_key FROM messages WHERE status = 'processing' AND updated_at < ${threshold} LIMIT ${CRON_LANES}`);
+    SELECT DISTINCT lane_key FROM messages
+    WHERE status IN ('scheduled', 'queued', 'processing') AND status = 'processing' AND ready_at < ${threshold} AND updated_at < ${threshold}
+    LIMIT ${CRON_LANES}`);
   await wake(env, lanes);
   return lanes.length;
 }

@@ -1,4 +1,4 @@
-// Turning an Evolution messages.upsert into the gateway's inbound record (evolution-api.md §2.3, §6.4).
+// Turning an Evolution messages.upsert into the gateway's inbound record (bodies as in test/fixtures/evolution/).
 import type { UpsertData } from "../contracts/evolution-webhooks.ts";
 
 type Message = Record<string, unknown>;

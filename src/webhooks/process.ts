@@ -1,13 +1,13 @@
 // Applying one Evolution webhook event. Every step is idempotent, so a duplicate delivery or a
 // queue redelivery changes nothing: inbound rows are unique by provider id, receipts only move
 // a status forward, and connection events only write when the state really changes.
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { connectionData, qrcodeData, sendMessageData, updateData, upsertData } from "../contracts/evolution-webhooks.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../ids.ts";
-import { applyPendingReceipts, receiptStatements, receiptStatus } from "../messages/receipts.ts";
+import { receiptByProviderStatements, receiptStatus } from "../messages/receipts.ts";
 import { contactOf, mediaOf, textOf, timestampOf } from "./inbound.ts";
 
 export const webhookJob = z.object({
@@ -65,30 +65,38 @@ async function storeInbound(db: Db, job: WebhookJob): Promise<Outcome> {
   return changes(inserted) > 0 ? "stored" : "duplicate";
 }
 
-async function applyReceipt(db: Db, job: WebhookJob): Promise<Outcome> {
+/** The statements that apply a receipt or a send confirmation, or undefined for an event that
+ *  changes nothing. One D1 round trip each; the webhooks consumer batches a queue batch's worth. */
+export function receiptJobStatements(job: WebhookJob): SQL[] | undefined {
+  if (job.event === "send.message") return [confirmSendStatement(job)];
+  if (job.event !== "messages.update") return undefined;
   const data = updateData.parse(job.data);
   const status = receiptStatus(data.status ?? "");
   // Receipts on messages the contact sent us (fromMe false), and PENDING/SERVER_ACK, change nothing here.
-  if (!status || data.fromMe === false) return "ignored";
-  const [message] = await db.all<{ id: string }>(sql`SELECT id FROM messages WHERE instance_id = ${job.instanceId} AND provider_message_id = ${data.keyId}`);
-  if (message) {
-    const [update] = await runBatch(db, receiptStatements(message.id, status, job.receivedAt));
-    return changes(update) > 0 ? "applied" : "duplicate";
-  }
-  // The receipt beat the send's own record: park it; whichever side comes second applies it.
-  await db.run(sql`INSERT INTO pending_receipts (instance_id, provider_message_id, status, at)
-    VALUES (${job.instanceId}, ${data.keyId}, ${status}, ${job.receivedAt}) ON CONFLICT DO NOTHING`);
-  await applyPendingReceipts(db, job.instanceId, data.keyId);
-  return "parked";
+  if (!status || data.fromMe === false) return undefined;
+  return receiptByProviderStatements(job.instanceId, data.keyId, status, job.receivedAt);
+}
+
+async function applyReceipt(db: Db, job: WebhookJob): Promise<Outcome> {
+  const statements = receiptJobStatements(job);
+  if (!statements) return "ignored";
+  const [update, , parked] = await runBatch(db, statements);
+  return changes(update) > 0 ? "applied" : changes(parked) > 0 ? "parked" : "duplicate";
+}
+
+const SEND_CONFIRMED = "send.message confirmed by Evolution";
+
+function confirmSendStatement(job: WebhookJob): SQL {
+  const data = sendMessageData.parse(job.data);
+  // Evolution handed the message to WhatsApp; the provider id is already ours from the send's answer.
+  return sql`UPDATE messages
+      SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${job.receivedAt}, 'attempt', NULL, 'detail', ${SEND_CONFIRMED}))
+      WHERE instance_id = ${job.instanceId} AND provider_message_id = ${data.key.id}
+        AND NOT EXISTS (SELECT 1 FROM json_each(messages.history) WHERE json_extract(value, '$.detail') = ${SEND_CONFIRMED})`;
 }
 
 async function confirmSend(db: Db, job: WebhookJob): Promise<Outcome> {
-  const data = sendMessageData.parse(job.data);
-  // Evolution handed the message to WhatsApp; the provider id is already ours from the send's answer.
-  const row = await db.run(sql`INSERT INTO message_history (message_id, status, at, detail)
-      SELECT m.id, m.status, ${job.receivedAt}, 'send.message confirmed by Evolution' FROM messages m
-      WHERE m.instance_id = ${job.instanceId} AND m.provider_message_id = ${data.key.id}
-        AND NOT EXISTS (SELECT 1 FROM message_history h WHERE h.message_id = m.id AND h.detail = 'send.message confirmed by Evolution')`);
+  const row = await db.run(confirmSendStatement(job));
   return changes(row) > 0 ? "applied" : "duplicate";
 }
 

@@ -62,7 +62,14 @@ export async function startGateway(
   const root = opts.root ?? ROOT;
   const config = opts.config ? ["--config", opts.config] : [];
   await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], env, root);
-  const vars = { ADMIN_TOKEN: "e2e-admin-token", METRICS_TOKEN: "e2e-metrics-token", WAKE_LANES_ON_START: "true", ...opts.vars };
+  // ALLOW_PRIVATE_URLS: the simulator and receivers listen on 127.0.0.1.
+  const vars = {
+    ADMIN_TOKEN: "e2e-admin-token",
+    METRICS_TOKEN: "e2e-metrics-token",
+    WAKE_LANES_ON_START: "true",
+    ALLOW_PRIVATE_URLS: "true",
+    ...opts.vars,
+  };
   let child: ChildProcess | undefined;
   let logs = "";
 
@@ -148,7 +155,8 @@ export async function provisionTenant(
     adminToken?: string;
     instance?: string;
     ratePerMinute?: number;
-    rateLimitPerMinute?: number;
+    /** null: leave the field out (releases before API rate limits refuse it). */
+    rateLimitPerMinute?: number | null;
     simApiKey?: string;
     webhooks?: "single" | "byEvents";
   } = {},
@@ -158,7 +166,10 @@ export async function provisionTenant(
     method: "POST",
     headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
     // Benchmarks and load runs measure the pipeline, not the API rate limit: lift it unless asked.
-    body: JSON.stringify({ name: `tenant-${Date.now()}`, rateLimitPerMinute: opts.rateLimitPerMinute ?? 1_000_000 }),
+    body: JSON.stringify({
+      name: `tenant-${Date.now()}`,
+      ...(opts.rateLimitPerMinute === null ? {} : { rateLimitPerMinute: opts.rateLimitPerMinute ?? 1_000_000 }),
+    }),
   });
   if (tenantRes.status !== 201) throw new Error(`tenant: ${tenantRes.status} ${await tenantRes.text()}`);
   const tenant = (await tenantRes.json()) as { tenant: { id: string }; apiKey: string };

@@ -63,14 +63,26 @@ describe("instances", () => {
     const created = await json(put);
     expect(created).toMatchObject({ name: "loja-centro", evolutionUrl: "https://evo.example.com", ratePerMinute: 30, state: "unknown" });
     expect(created.webhookUrl).toMatch(/^https:\/\/gateway\.test\/webhooks\/evolution\/[\w-]{20,}$/);
-    const update = await api("/v1/instances/loja-centro", { method: "PUT", key: tenant.key, json: { evolutionUrl: "https://evo2.example.com" } });
+    // A new URL comes with its key (defect 8, test/worker/input-bounds.test.ts); the same URL keeps the stored one.
+    const update = await api("/v1/instances/loja-centro", {
+      method: "PUT",
+      key: tenant.key,
+      json: { evolutionUrl: "https://evo2.example.com", evolutionApiKey: "evo-secret-456" },
+    });
     expect(update.status).toBe(200);
     expect(await json(update)).toMatchObject({ evolutionUrl: "https://evo2.example.com", ratePerMinute: 30, webhookUrl: created.webhookUrl });
+    const rate = await api("/v1/instances/loja-centro", {
+      method: "PUT",
+      key: tenant.key,
+      json: { evolutionUrl: "https://evo2.example.com", ratePerMinute: 40 },
+    });
+    expect(await json(rate)).toMatchObject({ ratePerMinute: 40 });
     const stored = await env.DB.prepare("SELECT evolution_api_key FROM instances WHERE name = 'loja-centro' AND tenant_id = ?").bind(tenant.id).first();
-    expect(stored).toEqual({ evolution_api_key: "evo-secret-123" });
+    expect(stored).toEqual({ evolution_api_key: "evo-secret-456" });
+    expect(JSON.stringify(created)).not.toContain("evo-secret-123");
     for (const res of [await api("/v1/instances", { key: tenant.key }), await api("/v1/instances/loja-centro", { key: tenant.key })]) {
       expect(res.status).toBe(200);
-      expect(await res.text()).not.toContain("evo-secret-123");
+      expect(await res.text()).not.toMatch(/evo-secret-(123|456)/);
     }
   });
 

@@ -1,6 +1,7 @@
 // The lane's state machine, table by table: every phase against every kind of D1 answer.
 import { describe, expect, it } from "vitest";
 import type { MessageStatus } from "../../src/contracts/events.ts";
+import { remoteJidsOf } from "../../src/evolution/reconcile.ts";
 import {
   afterReconcile,
   afterSend,
@@ -167,5 +168,17 @@ describe("afterReconcile", () => {
       next: "record",
       outcome: { kind: "failed", error: expect.stringMatching(/gave up after 3/) },
     });
+  });
+});
+
+describe("remoteJidsOf", () => {
+  it.each([
+    ["5511987654321", ["5511987654321@s.whatsapp.net", "551187654321@s.whatsapp.net"]],
+    ["553187654321", ["553187654321@s.whatsapp.net", "5531987654321@s.whatsapp.net"]],
+    ["5215512345678", ["5215512345678@s.whatsapp.net", "525512345678@s.whatsapp.net"]],
+    ["14155550100", ["14155550100@s.whatsapp.net"]],
+    ["120363041234567890@g.us", ["120363041234567890@g.us"]],
+  ])("%s", (to, jids) => {
+    expect(remoteJidsOf(to)).toEqual(jids);
   });
 });

@@ -85,7 +85,7 @@ describe("sweeper under the limits (defect 1)", () => {
       },
     } as unknown as Env;
     await persistAndEnqueue(failingQueue, db, prepared);
-    await env.DB.prepare("UPDATE messages SET updated_at = 0 WHERE tenant_id = ? AND status = 'queued'").bind(t.id).run();
+    await env.DB.prepare("UPDATE messages SET updated_at = 0, ready_at = 0 WHERE tenant_id = ? AND status = 'queued'").bind(t.id).run();
 
     // The Worker's own cron handler, on the Worker's own bindings.
     const ctx = createExecutionContext();

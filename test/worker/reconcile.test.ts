@@ -78,6 +78,17 @@ describe("in doubt after a reset: reconcile before sending again", () => {
     expect((await history(p.row.id)).at(-1)).toMatchObject({ status: "sent", detail: `reconciled: found in Evolution as ${keyId}; not sent again` });
   });
 
+  it("found under the other form of a Brazilian number (the 9th digit Evolution drops)", async () => {
+    const t = await setupTenant();
+    // Area code 31, subscriber starting with 8: Evolution keys the chat as 553187650006@s.whatsapp.net.
+    const to = "5531987650006";
+    const p = await claimedThenLost(t, to, "nono dígito");
+    const keyId = await sendDirectly(t, to, "nono dígito");
+    await laneStub(t.id, t.instanceId, to).enqueue(p.job.laneKey, [p.job]);
+    expect((await waitForStatus(p.row.id, ["sent"])).provider_message_id).toBe(keyId);
+    expect(await sendTexts(t, to)).toHaveLength(1);
+  });
+
   it("not found (the same text already belongs to an earlier message): sent again, once", async () => {
     const t = await setupTenant();
     const to = "5511933330003";

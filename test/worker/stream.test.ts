@@ -3,7 +3,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import qrFixture from "../fixtures/evolution/qrcode.updated.json";
-import { api, createTenant, eventually, json, send, setupTenant, simulator, waitForStatus } from "./helpers.ts";
+import { api, createTenant, eventually, json, send, setupTenant, simulator, simulatorUrl, waitForStatus } from "./helpers.ts";
 
 type StreamEvent = { seq: number; eventId: string; type: string; data: Record<string, any> };
 
@@ -125,6 +125,24 @@ describe("GET /v1/stats/timeline", () => {
 });
 
 describe("GET /v1/instances/:name/qr", () => {
+  it("answers 422, not a 5xx, when Evolution does not know the instance or refuses its key", async () => {
+    const t = await setupTenant();
+    await simulator(`/_sim/instances/${t.instance}`, { method: "PUT", json: { apikey: "another-key", state: "close" } });
+    const refused = await api(`/v1/instances/${t.instance}/qr`, { key: t.key });
+    expect(refused.status).toBe(422);
+    expect((await json(refused)).error.message).toMatch(/Evolution refused the instance.*Evolution 401/);
+    await simulator(`/_sim/instances/${t.instance}`, { method: "DELETE" });
+    const unknown = await api(`/v1/instances/${t.instance}/qr`, { key: t.key });
+    expect(unknown.status).toBe(422);
+    expect((await json(unknown)).error.message).toMatch(/Evolution 404/);
+    // A name with a dot, which the fuzzer found Evolution's router answering 400 for: also 422.
+    const dotted = `x.Gb${Date.now().toString(36)}`;
+    expect((await api(`/v1/instances/${dotted}`, { method: "PUT", key: t.key, json: { evolutionUrl: simulatorUrl(), evolutionApiKey: "k" } })).status).toBe(
+      201,
+    );
+    expect((await api(`/v1/instances/${dotted}/qr`, { key: t.key })).status).toBe(422);
+  });
+
   it("asks Evolution for the QR of a closed number, keeps qrcode.updated codes, and says open once connected", async () => {
     const t = await setupTenant();
     await simulator(`/_sim/instances/${t.instance}`, { method: "PUT", json: { apikey: t.evolutionKey, state: "close" } });

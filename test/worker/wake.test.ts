@@ -44,7 +44,7 @@ describe("cron wake of lanes stuck in processing", () => {
     const t = await setupTenant();
     const to = "5511922220004";
     const p = await lostInQueue(t, to, "travada");
-    await env.DB.prepare("UPDATE messages SET status = 'processing', attempts = 1, updated_at = 0 WHERE id = ?").bind(p.row.id).run();
+    await env.DB.prepare("UPDATE messages SET status = 'processing', attempts = 1, updated_at = 0, ready_at = 0 WHERE id = ?").bind(p.row.id).run();
     expect(await wakeStuckLanes(env)).toBeGreaterThanOrEqual(1);
     expect((await laneStub(t.id, t.instanceId, to).snapshot()).pending.length + (await laneStub(t.id, t.instanceId, to).snapshot()).done).toBe(1);
     const row = await waitForStatus(p.row.id, ["sent"]);

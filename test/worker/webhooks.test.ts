@@ -1,4 +1,5 @@
 // Evolution webhooks in, and the outbox and its cursor API (tenant callbacks: callbacks.test.ts).
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import connectingFixture from "../fixtures/evolution/connection.update.connecting.json";
@@ -10,6 +11,7 @@ import fromMeFixture from "../fixtures/evolution/messages.upsert.fromme-phone.js
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
 import sendMessageFixture from "../fixtures/evolution/send.message.text.json";
 import { database } from "../../src/db/client.ts";
+import worker from "../../src/index.ts";
 import { applyPendingReceipts } from "../../src/messages/receipts.ts";
 import { processWebhook } from "../../src/webhooks/process.ts";
 import { api, eventually, json, messageRow, send, setupTenant, unique, waitForStatus } from "./helpers.ts";
@@ -162,6 +164,37 @@ describe("receipts (messages.update)", () => {
     await applyPendingReceipts(db, t.instanceId, keyId);
     expect(await messageRow(id)).toMatchObject({ status: "read", delivered_at: expect.any(Number), read_at: expect.any(Number) });
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_receipts WHERE provider_message_id = ?").bind(keyId).first()).toEqual({ n: 0 });
+  });
+
+  it("a queue batch of receipts and confirmations is applied together: each once, in order, an early one parked", async () => {
+    const sent = await Promise.all(["5511966660011", "5511966660012", "5511966660013"].map((to) => sentMessage(to)));
+    const early = `3EB0EARLY${Date.now().toString(36).toUpperCase()}`;
+    const job = (event: string, data: unknown) => ({ tenantId: t.id, instanceId: t.instanceId, instanceName: t.instance, event, data, receivedAt: Date.now() });
+    const bodies = [
+      ...sent.flatMap(({ keyId }) => [
+        job("messages.update", { keyId, fromMe: true, status: "DELIVERY_ACK" }),
+        job("messages.update", { keyId, fromMe: true, status: "READ" }),
+        job("send.message", clone(sendMessageFixture).data),
+      ]),
+      job("messages.update", { keyId: early, fromMe: true, status: "READ" }),
+      job("messages.update", { keyId: sent[0]!.keyId, fromMe: true, status: "READ" }),
+    ];
+    const batch = createMessageBatch(
+      "mensageiro-webhooks",
+      bodies.map((body, i) => ({ id: `r-${i}`, timestamp: new Date(), attempts: 1, body })),
+    );
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks).toHaveLength(bodies.length);
+    expect(result.retryMessages).toHaveLength(0);
+    for (const { id } of sent) {
+      expect((await messageRow(id))?.status).toBe("read");
+      expect(await statusEventsOf(id)).toEqual(["queued", "processing", "sent", "delivered", "read"]);
+    }
+    expect(await env.DB.prepare("SELECT status FROM pending_receipts WHERE provider_message_id = ?").bind(early).all()).toMatchObject({
+      results: [{ status: "read" }],
+    });
   });
 
   it("send.message confirms the provider id once", async () => {

@@ -1,0 +1,43 @@
+// GET /openapi.json and GET /docs: the API's contract, generated from the routes themselves.
+//
+// How to add a documented route (test/worker/openapi.test.ts fails until you do):
+//   1. Keep the route's zod schemas in constants (body, query, path params, answer).
+//   2. Put `documented({...})` from src/openapi/describe.ts between the path and the handler:
+//        routes.post("/things", documented({ summary: "Create a thing", tags: ["Things"],
+//          caller: "apiKey", body: createThing, responses: { 201: { description: "Created", schema: thingView } },
+//          errors: ["conflict"] }), async (c) => { const input = await parseBody(c, createThing); … });
+//      `caller` picks the security scheme and the errors every such route can give (401, 500);
+//      a body, query or params adds 400 (and 413/415 for a body); name any other error codes.
+//   3. Parse in the handler with the same constants (parseBody / parseWith), so the document
+//      and the validation are one thing. Answers must match `responses`: Schemathesis holds
+//      the running Worker to this document in .ci/run.
+import type { Hono } from "hono";
+import { generateSpecs } from "hono-openapi";
+import type { AppEnv } from "../app-env.ts";
+
+export const API_VERSION = "1.0.0";
+
+const documentation = {
+  info: {
+    title: "mensageiro",
+    version: API_VERSION,
+    description:
+      "WhatsApp gateway on Cloudflare Workers, delivering through the Evolution API. Every error answer has the shape " +
+      '`{"error":{"code","message","details":[{"path","message"}]}}`. Guides: docs/ in the repository.',
+  },
+  components: {
+    securitySchemes: {
+      apiKey: { type: "http", scheme: "bearer", description: "A tenant API key (mgo_…), from POST /v1/admin/tenants." },
+      adminToken: { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN secret." },
+      metricsToken: { type: "http", scheme: "bearer", description: "The METRICS_TOKEN secret." },
+    },
+  },
+} as const;
+
+let cached: Promise<unknown> | undefined;
+
+/** The OpenAPI 3.1 document of every documented route of `app`, built once per isolate. */
+export function openApiDocument(app: Hono<AppEnv>): Promise<unknown> {
+  cached ??= generateSpecs(app, { documentation, defaultValidationErrorResponse: false, excludeStaticFile: false });
+  return cached;
+}
