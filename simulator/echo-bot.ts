@@ -46,6 +46,9 @@ export type BotCall = {
   end: number;
   status: number;
   verified: boolean;
+  /** The body and Standard Webhooks headers as received, for tests that verify signatures themselves. */
+  raw: string;
+  signed: { "webhook-id": string; "webhook-timestamp": string; "webhook-signature": string };
 };
 
 export type EchoBot = { url: string; calls: BotCall[]; close(): Promise<void> };
@@ -111,6 +114,12 @@ export async function startEchoBot(opts: { port?: number; secret?: string; log?:
       end: Date.now(),
       status,
       verified,
+      raw,
+      signed: {
+        "webhook-id": c.req.header("webhook-id") ?? "",
+        "webhook-timestamp": c.req.header("webhook-timestamp") ?? "",
+        "webhook-signature": c.req.header("webhook-signature") ?? "",
+      },
     });
     opts.log?.(`echo bot: ${body.data.contact} said ${JSON.stringify(texts.join(" / "))}${status !== 200 ? ` -> ${status}` : ""}`);
     if (status !== 200) return c.json({ error: "scripted failure" }, status === 503 ? 503 : 500);

@@ -7,6 +7,9 @@ export type AutomationConfig = {
   tenantId: string;
   url: string;
   secret: string;
+  /** The secret before the last rotation, still signing until previousSecretUntil. */
+  previousSecret: string | null;
+  previousSecretUntil: number | null;
   enabled: boolean;
   timeoutMs: number;
   contextMessages: number;
@@ -24,6 +27,8 @@ type Row = {
   tenant_id: string;
   url: string;
   secret: string;
+  secret_previous: string | null;
+  secret_previous_until: number | null;
   enabled: number;
   timeout_ms: number;
   context_messages: number;
@@ -37,7 +42,8 @@ type Row = {
 };
 
 export async function loadAutomation(db: Db, instanceId: string): Promise<AutomationConfig | undefined> {
-  const [r] = await db.all<Row>(sql`SELECT instance_id, tenant_id, url, secret, enabled, timeout_ms, context_messages, debounce_ms, include_groups,
+  const [r] =
+    await db.all<Row>(sql`SELECT instance_id, tenant_id, url, secret, secret_previous, secret_previous_until, enabled, timeout_ms, context_messages, debounce_ms, include_groups,
       max_attempts, state, failures, paused_at, probe_at FROM automations WHERE instance_id = ${instanceId}`);
   if (!r) return undefined;
   return {
@@ -45,6 +51,8 @@ export async function loadAutomation(db: Db, instanceId: string): Promise<Automa
     tenantId: r.tenant_id,
     url: r.url,
     secret: r.secret,
+    previousSecret: r.secret_previous,
+    previousSecretUntil: r.secret_previous_until,
     enabled: r.enabled === 1,
     timeoutMs: r.timeout_ms,
     contextMessages: r.context_messages,
@@ -57,6 +65,11 @@ export async function loadAutomation(db: Db, instanceId: string): Promise<Automa
     probeAt: r.probe_at,
   };
 }
+
+/** The secrets that sign a call at `now`: the current one, and the previous one during the overlap
+ *  after a rotation (two signatures in one webhook-signature header). */
+export const signingSecrets = (a: Pick<AutomationConfig, "secret" | "previousSecret" | "previousSecretUntil">, now = Date.now()): string[] =>
+  a.previousSecret && (a.previousSecretUntil ?? 0) > now ? [a.secret, a.previousSecret] : [a.secret];
 
 /** The lane of one contact of one instance (AutomationLane Durable Object name). */
 export const automationLaneKey = (tenantId: string, instanceId: string, contact: string) => `${tenantId}:${instanceId}:${contact}`;

@@ -299,6 +299,9 @@ export const automations = sqliteTable("automations", {
   url: text("url").notNull(),
   // Standard Webhooks secret (whsec_…) the handler verifies with; shown once, never returned after.
   secret: text("secret").notNull(),
+  // The secret before the last rotation: calls carry its signature too until secret_previous_until.
+  secretPrevious: text("secret_previous"),
+  secretPreviousUntil: integer("secret_previous_until"),
   enabled: integer("enabled", { mode: "boolean" }).notNull(),
   timeoutMs: integer("timeout_ms").notNull(),
   contextMessages: integer("context_messages").notNull(),

@@ -4,7 +4,9 @@
 // Retries and probes are made due by hand and their alarms fired: no test waits for a backoff.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { Webhook } from "standardwebhooks";
 import { describe, expect, inject, it } from "vitest";
+import { purge } from "../../src/sweep/sweeper.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
 import { api, eventually, json, setupTenant, unique, waitForStatus } from "./helpers.ts";
 
@@ -20,6 +22,8 @@ type BotCall = {
   status: number;
   verified: boolean;
   webhookId: string;
+  raw: string;
+  signed: { "webhook-id": string; "webhook-timestamp": string; "webhook-signature": string };
 };
 
 async function bot(path: string, settings?: Record<string, unknown>): Promise<BotCall[]> {
@@ -342,5 +346,94 @@ describe("addresses and bursts", () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]!.texts).toEqual(["um", "dois", "três"]);
     expect((await replies(s))[0]!.text).toBe("echo: um / dois / três");
+  });
+});
+
+describe("secret rotation", () => {
+  it("the new secret is shown once; during the overlap each call is signed by both secrets, after it by the new one only", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000081";
+    const rotate = `/v1/instances/${s.instance}/automation/secret/rotate`;
+    const res = await api(rotate, { method: "POST", key: s.key });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const rotated = await json(res);
+    expect(rotated.secret).toMatch(/^whsec_/);
+    expect(rotated.secret).not.toBe(s.secret);
+    const overlapEnds = Date.parse(rotated.previousSecretValidUntil);
+    expect(overlapEnds - Date.parse(rotated.rotatedAt)).toBe(24 * 3600_000);
+    const row = await env.DB.prepare("SELECT secret, secret_previous FROM automations WHERE instance_id = ?").bind(s.instanceId).first();
+    expect(row).toEqual({ secret: rotated.secret, secret_previous: s.secret });
+    // Never shown again.
+    const got = await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }));
+    expect(JSON.stringify(got)).not.toContain("whsec_");
+    expect(got.previousSecretValidUntil).toBe(rotated.previousSecretValidUntil);
+
+    // During the overlap: the call verifies with the old secret and with the new one.
+    await inbound(s, contact, "durante");
+    const [during] = await eventually(async () => {
+      const calls = await bot(s.botPath);
+      return calls.length === 1 ? calls : undefined;
+    });
+    expect(during!.signed["webhook-signature"].split(" ")).toHaveLength(2);
+    expect(new Webhook(s.secret).verify(during!.raw, during!.signed)).toMatchObject({ type: "automation.inbound", contact });
+    expect(new Webhook(rotated.secret).verify(during!.raw, during!.signed)).toMatchObject({ type: "automation.inbound", contact });
+
+    // The overlap over (its end made past, as 24 h later): only the new secret signs.
+    await env.DB.prepare("UPDATE automations SET secret_previous_until = ? WHERE instance_id = ?")
+      .bind(Date.now() - 1, s.instanceId)
+      .run();
+    await bot(s.botPath, { secret: rotated.secret });
+    await inbound(s, contact, "depois");
+    const after = await eventually(async () => (await bot(s.botPath)).find((c) => c.texts[0] === "depois"));
+    expect(after.signed["webhook-signature"].split(" ")).toHaveLength(1);
+    expect(new Webhook(rotated.secret).verify(after.raw, after.signed)).toMatchObject({ contact });
+    expect(() => new Webhook(s.secret).verify(after.raw, after.signed)).toThrow();
+    expect((await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }))).previousSecretValidUntil).toBeUndefined();
+    await eventually(async () => (await replies(s)).length === 2, 15_000, "both answered");
+  });
+
+  it("another tenant's instance, or one without automation, is a 404 in the error shape", async () => {
+    const s = await withAutomation();
+    const other = await setupTenant();
+    const rotate = `/v1/instances/${s.instance}/automation/secret/rotate`;
+    const foreign = await api(rotate, { method: "POST", key: other.key });
+    expect(foreign.status).toBe(404);
+    expect((await json(foreign)).error.code).toBe("not_found");
+    const none = await api(`/v1/instances/${other.instance}/automation/secret/rotate`, { method: "POST", key: other.key });
+    expect(none.status).toBe(404);
+    expect(JSON.stringify(await json(none))).not.toContain("whsec_");
+    const row = await env.DB.prepare("SELECT secret, secret_previous FROM automations WHERE instance_id = ?").bind(s.instanceId).first();
+    expect(row).toEqual({ secret: s.secret, secret_previous: null });
+  });
+});
+
+describe("retention", () => {
+  it("the sweep's purge removes finished deliveries past retention and keeps pending ones", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000091";
+    const waiting = "5511970000092";
+    await inbound(s, contact, "velha");
+    await inbound(s, contact, "nova");
+    await eventually(async () => (await deliveries(s)).filter((d) => d.status === "delivered").length === 2, 15_000, "two delivered");
+    // A message whose handler call failed: pending, waiting for its retry.
+    await bot(s.botPath, { fail: 1 });
+    await inbound(s, waiting, "pendente");
+    await eventually(async () => (await deliveries(s)).some((d) => d.status === "pending" && d.attempts === 1), 15_000, "a pending retry");
+    const idOf = async (text: string) =>
+      (await env.DB.prepare("SELECT id FROM inbound_messages WHERE tenant_id = ? AND text = ?").bind(s.id, text).first<{ id: string }>())!.id;
+    const [old, fresh, pending] = [await idOf("velha"), await idOf("nova"), await idOf("pendente")];
+    // The old and the pending one last changed 31 days ago (retention is 30).
+    const longAgo = Date.now() - 31 * 86_400_000;
+    await env.DB.prepare("UPDATE automation_deliveries SET created_at = ?1, updated_at = ?1 WHERE inbound_id IN (?2, ?3)").bind(longAgo, old, pending).run();
+
+    const report = await purge(env);
+    expect(report.automationDeliveries).toBeGreaterThanOrEqual(1);
+    const left = await deliveries(s);
+    expect(left.map((d) => d.inbound_id).sort()).toEqual([fresh, pending].sort());
+    expect(left.find((d) => d.inbound_id === pending)?.status).toBe("pending");
+    // The pending one still goes to the handler.
+    await fireRetry(s, waiting);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: pendente"), 15_000, "the pending one answered");
   });
 });

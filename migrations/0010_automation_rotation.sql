@@ -1,0 +1,2 @@
+ALTER TABLE `automations` ADD `secret_previous` text;--> statement-breakpoint
+ALTER TABLE `automations` ADD `secret_previous_until` integer;
