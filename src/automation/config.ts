@@ -20,6 +20,7 @@ export type AutomationConfig = {
   failures: number;
   pausedAt: number | null;
   probeAt: number | null;
+  probeStartedAt: number | null;
 };
 
 type Row = {
@@ -39,12 +40,13 @@ type Row = {
   failures: number;
   paused_at: number | null;
   probe_at: number | null;
+  probe_started_at: number | null;
 };
 
 export async function loadAutomation(db: Db, instanceId: string): Promise<AutomationConfig | undefined> {
   const [r] =
     await db.all<Row>(sql`SELECT instance_id, tenant_id, url, secret, secret_previous, secret_previous_until, enabled, timeout_ms, context_messages, debounce_ms, include_groups,
-      max_attempts, state, failures, paused_at, probe_at FROM automations WHERE instance_id = ${instanceId}`);
+      max_attempts, state, failures, paused_at, probe_at, probe_started_at FROM automations WHERE instance_id = ${instanceId}`);
   if (!r) return undefined;
   return {
     instanceId: r.instance_id,
@@ -63,7 +65,15 @@ export async function loadAutomation(db: Db, instanceId: string): Promise<Automa
     failures: r.failures,
     pausedAt: r.paused_at,
     probeAt: r.probe_at,
+    probeStartedAt: r.probe_started_at,
   };
+}
+
+/** The breaker as an operator reads it: closed (calls flow), paused (waiting for the next probe),
+ *  probing (one call is testing the handler; a probe cut off by a crash stops counting after its timeout). */
+export function breakerOf(a: Pick<AutomationConfig, "state" | "probeStartedAt" | "timeoutMs">, now = Date.now()): "closed" | "paused" | "probing" {
+  if (a.state === "active") return "closed";
+  return a.probeStartedAt !== null && a.probeStartedAt + a.timeoutMs > now ? "probing" : "paused";
 }
 
 /** The secrets that sign a call at `now`: the current one, and the previous one during the overlap

@@ -313,6 +313,8 @@ export const automations = sqliteTable("automations", {
   failures: integer("failures").notNull().default(0),
   pausedAt: integer("paused_at"),
   probeAt: integer("probe_at"),
+  // When the current probe's call began (cleared by its outcome): the breaker is half-open.
+  probeStartedAt: integer("probe_started_at"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });

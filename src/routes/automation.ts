@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { automationLane, loadAutomation, signingSecrets, type AutomationConfig } from "../automation/config.ts";
+import { automationLane, breakerOf, loadAutomation, signingSecrets, type AutomationConfig } from "../automation/config.ts";
 import { itemOf, replyAddress } from "../automation/offer.ts";
 import { automationInput, rotatedAutomationSecret } from "../contracts/automation.ts";
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
@@ -31,6 +31,7 @@ const automationAnswer = z.object({
   includeGroups: z.boolean(),
   maxAttempts: z.int(),
   state: z.enum(["active", "paused"]),
+  breaker: z.enum(["closed", "paused", "probing"]).describe("closed: calls flow; paused: waiting for probeAt; probing: one call is testing the handler."),
   consecutiveFailures: z.int(),
   pausedAt: z.string().optional(),
   probeAt: z.string().optional(),
@@ -72,6 +73,7 @@ const view = (instance: string, a: AutomationConfig) => ({
   includeGroups: a.includeGroups,
   maxAttempts: a.maxAttempts,
   state: a.state,
+  breaker: breakerOf(a),
   consecutiveFailures: a.failures,
   pausedAt: iso(a.pausedAt),
   probeAt: a.state === "paused" ? iso(a.probeAt) : undefined,

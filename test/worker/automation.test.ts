@@ -278,6 +278,7 @@ describe("failures", () => {
       return got.state === "paused" ? got : undefined;
     });
     expect(paused.probeAt).toBeDefined();
+    expect(paused.breaker).toBe("paused");
     expect(await eventsOf(s, "automation.paused")).toHaveLength(1);
     // While paused: another contact's messages are kept, not called.
     await inbound(s, b, "b1");
@@ -294,15 +295,21 @@ describe("failures", () => {
     await eventually(async () => (await bot(s.botPath)).length === 6, 15_000, "failed probe");
     expect((await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }))).state).toBe("paused");
     // Next probe succeeds: resumed, and b's lane is woken without waiting for its own alarm.
+    // While its call is held open, the breaker reads `probing`.
     await env.DB.prepare("UPDATE automations SET probe_at = 0 WHERE instance_id = ?").bind(s.instanceId).run();
-    await fireRetry(s, a);
+    await bot(s.botPath, { hold: true });
+    const probing = fireRetry(s, a);
+    await eventually(async () => (await botHeld(s.botPath)) === 1, 15_000, "the probe's call held");
+    expect((await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }))).breaker).toBe("probing");
+    await bot(s.botPath, { hold: false });
+    await probing;
     await eventually(async () => (await replies(s)).length === 3, 15_000, "all three answered");
     const calls = await bot(s.botPath);
     expect(calls.filter((c) => c.status === 200).map((c) => c.texts[0])).toEqual(expect.arrayContaining(["a1", "b1", "b2"]));
     expect(calls.filter((c) => c.contact === b).map((c) => c.texts[0])).toEqual(["b1", "b2"]);
     expect(await eventsOf(s, "automation.resumed")).toHaveLength(1);
     const got = await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }));
-    expect(got).toMatchObject({ state: "active", consecutiveFailures: 0, counts: { delivered: 3, dead: 0 } });
+    expect(got).toMatchObject({ state: "active", breaker: "closed", consecutiveFailures: 0, counts: { delivered: 3, dead: 0 } });
   });
 });
 
