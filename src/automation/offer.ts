@@ -2,11 +2,14 @@
 // recorded (automation_deliveries) and placed in its contact's AutomationLane before the webhook
 // job is acked. Duplicates are harmless: the record is keyed by the inbound id and the lane
 // ignores ids it has seen, so a redelivered job also repairs a hand-off a crash cut short.
+// The webhook route also hands it over at once (offerNow, after the response): the queue's batch
+// window (1 s) would otherwise be most of the time a contact waits for an answer. The queue stays
+// the durable path; the fast one may fail or be cut off without losing anything.
 import { sql } from "drizzle-orm";
 import { upsertData } from "../contracts/evolution-webhooks.ts";
 import { runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
-import type { WebhookJob } from "../webhooks/process.ts";
+import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
 import { automationLane, automationLaneKey } from "./config.ts";
 import type { LaneInfo } from "./handler.ts";
 import type { OfferedItem } from "./lane.ts";
@@ -85,4 +88,29 @@ export function itemOf(row: Pick<Row, "id" | "text" | "media" | "push_name" | "p
       at: new Date(row.timestamp).toISOString(),
     },
   };
+}
+
+// Instance → whether it has automation switched on, remembered per isolate for a minute: the fast
+// path is skipped for other instances without a D1 read per inbound message. A stale answer only
+// means the queue path does the hand-off (a second later).
+const ENABLED_CACHE_MS = 60_000;
+const enabledCache = new Map<string, { enabled: boolean; at: number }>();
+
+async function automationEnabled(db: Db, instanceId: string, now: number): Promise<boolean> {
+  const hit = enabledCache.get(instanceId);
+  if (hit && now - hit.at < ENABLED_CACHE_MS) return hit.enabled;
+  const [row] = await db.all<{ enabled: number }>(sql`SELECT enabled FROM automations WHERE instance_id = ${instanceId}`);
+  const enabled = row?.enabled === 1;
+  if (enabledCache.size > 10_000) enabledCache.clear();
+  enabledCache.set(instanceId, { enabled, at: now });
+  return enabled;
+}
+
+/** The webhook route's fast path for an inbound message already queued: store it and offer it to
+ *  its contact's lane now. Storing is idempotent (the consumer later finds it stored and offers it
+ *  again, which the record and the lane ignore). */
+export async function offerNow(env: Env, db: Db, job: WebhookJob): Promise<boolean> {
+  if (job.event !== "messages.upsert" || !(await automationEnabled(db, job.instanceId, Date.now()))) return false;
+  await processWebhook(db, job);
+  return offerToAutomation(env, db, job);
 }

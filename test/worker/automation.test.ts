@@ -2,10 +2,11 @@
 // bot from simulator/echo-bot.ts), replies through the contact's send lane, order and one call at a
 // time per contact, retries and dead letters, the breaker, @lid and groups, debounce.
 // Retries and probes are made due by hand and their alarms fired: no test waits for a backoff.
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, inject, it } from "vitest";
+import worker from "../../src/index.ts";
 import { purge } from "../../src/sweep/sweeper.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
 import { api, eventually, json, setupTenant, unique, waitForStatus } from "./helpers.ts";
@@ -54,6 +55,13 @@ async function withAutomation(settings: Record<string, unknown> = {}): Promise<S
 let seq = 0;
 /** A messages.upsert webhook from `from` (digits, a @lid, or a group JID) as Evolution posts it. */
 async function inbound(s: Setup, from: string, text: string, opts: { id?: string; ts?: number; alt?: string; participant?: string } = {}) {
+  const { body, id } = upsert(s, from, text, opts);
+  const res = await api(`/webhooks/evolution/${s.token}`, { method: "POST", json: body });
+  expect(res.status).toBe(200);
+  return id;
+}
+
+function upsert(s: Setup, from: string, text: string, opts: { id?: string; ts?: number; alt?: string; participant?: string } = {}) {
   const body = structuredClone(textFixture);
   body.instance = s.instance;
   const jid = from.includes("@") ? from : `${from}@s.whatsapp.net`;
@@ -61,9 +69,7 @@ async function inbound(s: Setup, from: string, text: string, opts: { id?: string
   if (opts.alt) key.remoteJidAlt = opts.alt;
   if (opts.participant) key.participant = opts.participant;
   const data: Record<string, unknown> = { ...body.data, key, message: { conversation: text }, messageTimestamp: opts.ts ?? Math.floor(Date.now() / 1000) };
-  const res = await api(`/webhooks/evolution/${s.token}`, { method: "POST", json: { ...body, data } });
-  expect(res.status).toBe(200);
-  return key.id as string;
+  return { body: { ...body, data }, id: key.id as string };
 }
 
 const lane = (s: Setup, contact: string) => env.AUTOMATION.get(env.AUTOMATION.idFromName(`${s.id}:${s.instanceId}:${contact}`));
@@ -442,5 +448,36 @@ describe("retention", () => {
     // The pending one still goes to the handler.
     await fireRetry(s, waiting);
     await eventually(async () => (await replies(s)).some((r) => r.text === "echo: pendente"), 15_000, "the pending one answered");
+  });
+});
+
+describe("fast hand-off", () => {
+  it("the webhook route hands an inbound message to its contact's lane itself; the queued copy then changes nothing", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000101";
+    // The queue is captured, not consumed: only the route's own hand-off can reach the handler.
+    const queued: unknown[] = [];
+    const captured = { ...env, WEBHOOKS: { send: async (job: unknown) => void queued.push(job) } } as unknown as Env;
+    const ctx = createExecutionContext();
+    const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${s.token}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(upsert(s, contact, "rápido").body),
+    });
+    const res = await worker.fetch(request, captured, ctx);
+    expect(res.status).toBe(200);
+    await waitOnExecutionContext(ctx);
+    expect(queued).toHaveLength(1);
+    await eventually(async () => (await replies(s)).find((r) => r.text === "echo: rápido"), 15_000, "the reply");
+
+    // The durable copy arrives through the consumer: acked, and nothing happens twice.
+    const batch = createMessageBatch("mensageiro-webhooks", [{ id: "fast-1", timestamp: new Date(), attempts: 1, body: queued[0] }]);
+    const qctx = createExecutionContext();
+    await worker.queue(batch, env, qctx);
+    expect((await getQueueResult(batch, qctx)).explicitAcks).toEqual(["fast-1"]);
+    expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["rápido"]]);
+    expect((await deliveries(s)).map((d) => d.status)).toEqual(["delivered"]);
+    expect(await eventsOf(s, "message.received")).toHaveLength(1);
+    expect((await replies(s)).map((r) => r.text)).toEqual(["echo: rápido"]);
   });
 });
