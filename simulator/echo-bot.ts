@@ -131,6 +131,9 @@ export async function startEchoBot(opts: { port?: number; secret?: string; log?:
     const s = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: "127.0.0.1" }, () => resolve(s));
     s.once("error", reject);
   });
+  // workerd keeps idle connections to reuse them; Node closing them after its default 5 s races
+  // with that reuse, and the call fails as "Network connection lost". The client closes them instead.
+  if ("keepAliveTimeout" in server) server.keepAliveTimeout = 0;
   const address = server.address();
   const port = typeof address === "object" && address ? (address satisfies AddressInfo).port : 0;
   return {
