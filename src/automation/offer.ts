@@ -40,24 +40,28 @@ export async function offerToAutomation(env: Env, db: Db, job: WebhookJob): Prom
   if (job.event !== "messages.upsert") return false;
   const data = upsertData.safeParse(job.data);
   if (!data.success || data.data.key.fromMe) return false;
-  const [row] = await db.all<Row>(sql`
-    SELECT i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp, a.enabled, a.include_groups
-    FROM inbound_messages i JOIN automations a ON a.instance_id = i.instance_id
-    WHERE i.instance_id = ${job.instanceId} AND i.provider_message_id = ${data.data.key.id} AND i.from_me = 0`);
-  if (row?.enabled !== 1) return false;
-  const isGroup = row.remote_jid.endsWith("@g.us");
-  if (isGroup && row.include_groups !== 1) return false;
-  // Reactions, edits and other protocol messages carry nothing a handler could answer.
-  if (row.text === null && row.media === null) return false;
-  const laneKey = automationLaneKey(job.tenantId, job.instanceId, row.contact);
   const now = Date.now();
-  const [, current] = await runBatch<{ status: string }>(db, [
+  const inbound = sql`inbound_messages i JOIN automations a ON a.instance_id = i.instance_id`;
+  const mine = sql`i.instance_id = ${job.instanceId} AND i.provider_message_id = ${data.data.key.id} AND i.from_me = 0`;
+  // One D1 round trip: the record goes in only for a message the automation takes (switched on,
+  // groups only when asked, something a handler could answer: reactions and protocol messages carry
+  // nothing), and the message comes back with its record's status.
+  const [, read] = await runBatch<Row & { status: string | null }>(db, [
     sql`INSERT INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
-      VALUES (${row.id}, ${job.tenantId}, ${job.instanceId}, ${laneKey}, ${row.contact}, 'pending', ${now}, ${now}) ON CONFLICT DO NOTHING`,
-    sql`SELECT status FROM automation_deliveries WHERE inbound_id = ${row.id}`,
+      SELECT i.id, ${job.tenantId}, i.instance_id, ${job.tenantId} || ':' || i.instance_id || ':' || i.contact, i.contact, 'pending', ${now}, ${now}
+      FROM ${inbound} WHERE ${mine} AND a.enabled = 1 AND (a.include_groups = 1 OR substr(i.remote_jid, -5) != '@g.us')
+        AND (i.text IS NOT NULL OR i.media IS NOT NULL)
+      ON CONFLICT DO NOTHING`,
+    sql`SELECT i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp, a.enabled, a.include_groups, d.status
+      FROM ${inbound} LEFT JOIN automation_deliveries d ON d.inbound_id = i.id WHERE ${mine}`,
   ]);
+  const row = read?.results[0];
+  if (row?.enabled !== 1) return false;
+  if (row.remote_jid.endsWith("@g.us") && row.include_groups !== 1) return false;
+  if (row.text === null && row.media === null) return false;
   // Delivered, dead or canceled long ago: a very late duplicate, not new work.
-  if (current?.results[0]?.status !== "pending") return false;
+  if (row.status !== "pending") return false;
+  const laneKey = automationLaneKey(job.tenantId, job.instanceId, row.contact);
   const info: LaneInfo = {
     laneKey,
     tenantId: job.tenantId,
