@@ -488,11 +488,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           `${topics.TOPIC_SCHEDULE_MESSAGE}.dlq`,
         ])
       : new Map<string, { key: string | null; value: string; headers: Record<string, string> }[]>();
-    // Without Kafka the events are read from the outbox itself, as a consumer of its own.
+    // Without Kafka the events are read from the outbox itself, as a consumer of its own. Delivery to
+    // Kafka is at-least-once (a page produced again after a bridge kill or a broker restart): repeats
+    // are dropped by eventId, as consumers are told to.
+    const seenEvents = new Set<string>();
     const statusEvents = (o.kafka ? (kafkaRead.get(topics.TOPIC_MESSAGE_STATUS!) ?? []).map((r) => r.value) : await readOutbox(gateway, headers)).flatMap(
       (value) => {
-        const e = z.object({ type: z.literal("message.status"), data: z.object({ messageId: z.string(), status: z.string() }) }).safeParse(JSON.parse(value));
-        return e.success ? [e.data.data] : [];
+        const e = z
+          .object({ eventId: z.string().optional(), type: z.literal("message.status"), data: z.object({ messageId: z.string(), status: z.string() }) })
+          .safeParse(JSON.parse(value));
+        if (!e.success) return [];
+        if (e.data.eventId !== undefined) {
+          if (seenEvents.has(e.data.eventId)) return [];
+          seenEvents.add(e.data.eventId);
+        }
+        return [e.data.data];
       },
     );
     const deadLettered = new Map<number, string>();

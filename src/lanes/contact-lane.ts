@@ -83,11 +83,12 @@ const DONE_RETENTION_MS = 7 * 24 * 3600_000;
 const IN_FLIGHT = `('retrying', 'in_doubt', 'unrecorded')`;
 const ITEM_COLUMNS = "id, instance_id, priority, ready_at, created_at, phase, attempts, next_at, attempt_at, outcome, checks";
 
-// Queued messages of this lane that come before `head` in lane order (priority, due time, arrival).
-// The IN (...) term lets SQLite use the partial index messages_lane_active.
+// Due messages of this lane that come before `head` in lane order (priority, due time, arrival):
+// queued, or scheduled and due but not yet taken up by this lane (its queue hop was lost).
+// The first IN (...) term lets SQLite use the partial index messages_lane_active.
 function olderQueued(laneKey: string, head: ItemRow, now: number) {
   return sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
-    WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') AND status = 'queued' AND id != ${head.id} AND ready_at <= ${now}
+    WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') AND status IN ('scheduled', 'queued') AND id != ${head.id} AND ready_at <= ${now}
       AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
         OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))`;
 }

@@ -206,6 +206,25 @@ describe("dedupe and order repair", () => {
     expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["antes", "depois"]);
   });
 
+  it("an older scheduled message the lane never got (lost queue hop) still goes before a newer one", async () => {
+    const t = await setupTenant();
+    const to = "5511944440017";
+    const db = database(env.DB);
+    const tenant = { id: t.id, name: "t", maxAttempts: 3 };
+    const instances = await findInstances(db, t.id, [t.instance]);
+    const now = Date.now();
+    const at = (ms: number) => new Date(now + ms).toISOString();
+    const older = prepareMessage(tenant, instances, { instance: t.instance, to, text: "agendada antes", sendAt: at(2_000) }, now);
+    const newer = prepareMessage(tenant, instances, { instance: t.instance, to, text: "agendada depois", sendAt: at(3_000) }, now + 1);
+    const noQueue = { ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env;
+    await persistAndEnqueue(noQueue, db, [older, newer]);
+    const lane = laneStub(t.id, t.instanceId, to);
+    // Only the newer one reaches the lane; the older one is still `scheduled` in D1 when the newer is due.
+    await lane.enqueue(newer.job.laneKey, [newer.job]);
+    await waitForStatus(newer.row.id, ["sent"]);
+    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["agendada antes", "agendada depois"]);
+  });
+
   it("priority 1 goes before waiting messages of the same contact", async () => {
     const t = await setupTenant();
     const to = "5511944440008";
