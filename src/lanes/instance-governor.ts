@@ -87,6 +87,9 @@ export class InstanceGovernor extends DurableObject<Env> {
   async confirm(req: { laneKey: string; messageId: string; now?: number }): Promise<ConfirmAnswer> {
     const now = req.now ?? Date.now();
     const pacing = await this.pacing(this.instanceId(req.laneKey));
+    const current = this.policy.sends.current;
+    // A lane that confirmed and never released (it stopped mid-send): worth knowing about.
+    if (current && current.until <= now && current.key !== grantKey(req.messageId)) log("warn", "governor send lease expired", { key: current.key });
     return this.policy.confirm(grantKey(req.messageId), pacing, now, config(this.env).EVOLUTION_TIMEOUT_MS + 1_000);
   }
 

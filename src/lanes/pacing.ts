@@ -277,8 +277,11 @@ export class PacingPolicy {
     // The bucket: GCRA with `burst` sends of tolerance.
     const interval = 60_000 / p.ratePerMinute;
     const bucketAt = this.durable.tat - interval * (p.burst - 1);
-    const free = Math.max(bucketAt, this.durable.gapUntil);
-    if (free > now) return this.wait(req.messageId, waiter, free, this.durable.gapUntil >= bucketAt ? "gap" : "rate", p, now);
+    // Not before the gap after the last send's answer either: grants that ran ahead of the sends
+    // would only pile up claimed messages waiting for confirm().
+    const gapUntil = Math.max(this.durable.gapUntil, this.sends.floor);
+    const free = Math.max(bucketAt, gapUntil);
+    if (free > now) return this.wait(req.messageId, waiter, free, gapUntil >= bucketAt ? "gap" : "rate", p, now);
     // Fairness: a free slot goes to a transactional waiter before any campaign message.
     if (!isUrgent(req.priority) && this.urgentWaiting(req.messageId)) {
       return this.wait(req.messageId, waiter, now + this.spacing(p), "fairness", p, now);

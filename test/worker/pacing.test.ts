@@ -255,6 +255,16 @@ describe("confirm and release: the calls themselves", () => {
     expect(starts.map((s) => s - T0)).toEqual([0, 0, 1_000, 2_000]);
   });
 
+  it("grants no slot before the gap after the last send's answer", () => {
+    const policy = new PacingPolicy(seeded(3));
+    expect(policy.decide(req("a"), p, T0).go).toBe(true);
+    expect(policy.confirm("a#1", p, T0 + 50, LEASE).go).toBe(true);
+    // The call took 400 ms: b is not granted at a's grant + gap, but at a's answer + gap.
+    policy.release("a#1", p, T0 + 450);
+    expect(policy.decide(req("b"), p, T0 + 200)).toMatchObject({ go: false, retryAt: T0 + 650, reason: "gap" });
+    expect(policy.decide(req("b"), p, T0 + 650).go).toBe(true);
+  });
+
   it("frees the number when a lane never releases, after the lease", () => {
     const policy = new PacingPolicy(seeded(3));
     expect(policy.confirm("a#1", p, T0, LEASE).go).toBe(true);
