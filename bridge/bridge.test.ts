@@ -266,8 +266,11 @@ describe("faults", () => {
       const second = await bridgeFor(config);
       await waitUntil("ten sends", async () => (total(await sentTexts([c])) >= 10 ? true : undefined));
       await waitUntil("offsets committed", async () => ((await committed(config)).offset === "10" ? true : undefined));
-      await new Promise((r) => setTimeout(r, 1_000)); // room for a duplicate to show up
-      expect((await sentTexts([c])).get(c)).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`));
+      // A last record on the same contact: once it is sent, any duplicate of k0–k9 (which would sit
+      // ahead of it in the partition and in the contact's lane) would have been sent already.
+      await kafka.produce(config.topics.sendMessage, [{ key: c, value: sendValue(c, "k10") }]);
+      await waitUntil("the last send", async () => ((await sentTexts([c])).get(c)?.includes("k10") ? true : undefined));
+      expect((await sentTexts([c])).get(c)).toEqual(Array.from({ length: 11 }, (_, i) => `k${i}`));
       expect(second.metrics.get("bridge_inbound_replayed_batches_total", { topic: config.topics.sendMessage })).toBe(1);
     } finally {
       await proxy.close();
@@ -301,9 +304,19 @@ describe("faults", () => {
       const s = await sentTexts(contacts);
       return total(s) >= N ? s : undefined;
     });
-    await new Promise((r) => setTimeout(r, 1_000));
-    expect(total(await sentTexts(contacts))).toBe(N);
-    for (const c of contacts) expect(sent.get(c)).toEqual(Array.from({ length: N / 4 }, (_, i) => `m${i}`));
+    // A last record per contact, on its partition: once each is sent, a duplicate of anything before
+    // it would have been sent already (partition order, then the contact's lane order).
+    await kafka.produce(
+      config.topics.sendMessage,
+      contacts.map((c, i) => ({ key: c, partition: i % 2, value: sendValue(c, "end") })),
+    );
+    const final = await waitUntil("the last send of every contact", async () => {
+      const s = await sentTexts(contacts);
+      return contacts.every((c) => s.get(c)?.includes("end")) ? s : undefined;
+    });
+    expect(total(final)).toBe(N + contacts.length);
+    for (const c of contacts) expect(final.get(c)).toEqual([...Array.from({ length: N / 4 }, (_, i) => `m${i}`), "end"]);
+    expect(total(sent)).toBe(N);
     expect(atKill).toBeLessThan(N);
 
     const rows = await waitUntil("sent for every message", () => {
@@ -335,8 +348,9 @@ describe("faults", () => {
       return res.status === 503 && body.gateway === "down" ? body : undefined;
     });
     expect(health.inbound.lag).toBe(15);
-    await new Promise((r) => setTimeout(r, 2_000));
-    expect(logLines.some((l) => l.includes('"level":"error"') && l.includes("gateway send failed"))).toBe(true);
+    await waitUntil("an error line for the failed send", () =>
+      logLines.some((l) => l.includes('"level":"error"') && l.includes("gateway send failed")) ? true : undefined,
+    );
 
     gateway = await startGateway({ persistDir, port: gateway.port });
     const sent = await waitUntil("twenty sent", async () => {

@@ -211,7 +211,10 @@ async function render() {
     else a.removeAttribute("aria-current");
   }
   notice("");
-  const root = $("page");
+  // Each render draws into a container of its own: a page still loading or redrawing for the route
+  // just left writes into a detached node, never over the page now shown.
+  const root = h("div");
+  $("page").replaceChildren(root);
   root.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   try {
     await page(root, ...m.slice(1).map((p) => (p ? decodeURIComponent(p) : p)));

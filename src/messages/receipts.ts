@@ -44,14 +44,31 @@ export function receiptByProviderStatements(instanceId: string, providerMessageI
   ];
 }
 
-export function receiptStatements(messageId: string | SQL, status: ReceiptStatus, at: number) {
-  return transitionStatements({
-    messageId,
-    from: receiptFrom[status],
-    to: status,
-    at,
-    ...(status === "failed" ? { lastError: "WhatsApp reported an error ack (ERROR).", detail: "ERROR ack" } : {}),
-  });
+export function receiptStatements(messageId: string | SQL, status: ReceiptStatus, at: number, detail?: string) {
+  // A read implies delivery. When READ arrives first (DELIVERY_ACK lost, late, or parked behind the
+  // send's own record), the message steps through `delivered` in the same batch, so consumers
+  // always see sent, delivered, read, each once; the late DELIVERY_ACK then changes nothing.
+  const implied =
+    status === "read"
+      ? transitionStatements({
+          messageId,
+          from: ["sent"],
+          to: "delivered",
+          at,
+          detail: detail ? `${detail}; implied by the read receipt` : "implied by the read receipt",
+        })
+      : [];
+  return [
+    ...implied,
+    ...transitionStatements({
+      messageId,
+      from: receiptFrom[status],
+      to: status,
+      at,
+      ...(detail ? { detail } : {}),
+      ...(status === "failed" ? { lastError: "WhatsApp reported an error ack (ERROR).", detail: "ERROR ack" } : {}),
+    }),
+  ];
 }
 
 // Receipts that raced ahead of the send's own record are parked; applied once the provider id is known.

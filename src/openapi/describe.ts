@@ -71,15 +71,26 @@ function parametersOf(schema: z.ZodObject | undefined, where: "query" | "path") 
   });
 }
 
+// Every answer to a tenant's key carries its rate-limit budget (src/limits/rate-limit.ts); a 429
+// also says when to come back. The header objects live in components (src/openapi/document.ts).
+const rateLimitFields = {
+  RateLimit: { $ref: "#/components/headers/RateLimit" },
+  "RateLimit-Policy": { $ref: "#/components/headers/RateLimitPolicy" },
+};
+const retryAfterField = { "Retry-After": { $ref: "#/components/headers/RetryAfter" } };
+
 export function documented(doc: RouteDoc) {
   const errorBody = doc.errorBody ?? errorSchema;
+  const limited = doc.caller === "apiKey";
   const responses: Record<string, unknown> = {};
   for (const [status, answer] of Object.entries(doc.responses)) {
+    const headers = {
+      ...Object.fromEntries(Object.entries(answer.headers ?? {}).map(([k, d]) => [k, { description: d, schema: { type: "string" } }])),
+      ...(limited && status !== "101" ? rateLimitFields : {}),
+    };
     responses[status] = {
       description: answer.description,
-      ...(answer.headers
-        ? { headers: Object.fromEntries(Object.entries(answer.headers).map(([k, d]) => [k, { description: d, schema: { type: "string" } }])) }
-        : {}),
+      ...(Object.keys(headers).length > 0 ? { headers } : {}),
       ...(answer.schema ? { content: { [answer.contentType ?? "application/json"]: { schema: resolver(answer.schema) } } } : {}),
     };
   }
@@ -95,6 +106,7 @@ export function documented(doc: RouteDoc) {
     const existing = responses[status] as { description: string } | undefined;
     responses[status] = {
       description: existing ? `${existing.description}, or ${code}` : code,
+      ...(limited ? { headers: code === "rate_limited" ? { ...rateLimitFields, ...retryAfterField } : rateLimitFields } : {}),
       content: { "application/json": { schema: resolver(errorBody) } },
     };
   }

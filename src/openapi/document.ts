@@ -26,6 +26,17 @@ const documentation = {
       '`{"error":{"code","message","details":[{"path","message"}]}}`. Guides: docs/ in the repository.',
   },
   components: {
+    headers: {
+      RateLimit: {
+        description: 'What is left of the tenant\'s budget (IETF RateLimit fields): `"tenant";r=<remaining>;t=<seconds until refilled>`.',
+        schema: { type: "string" },
+      },
+      RateLimitPolicy: {
+        description: 'The tenant\'s budget: `"tenant";q=<requests>;w=<window seconds>` (rateLimitPerMinute of the tenant).',
+        schema: { type: "string" },
+      },
+      RetryAfter: { description: "Seconds to wait before the next request is allowed.", schema: { type: "string" } },
+    },
     securitySchemes: {
       apiKey: { type: "http", scheme: "bearer", description: "A tenant API key (mgo_…), from POST /v1/admin/tenants." },
       adminToken: { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN secret." },

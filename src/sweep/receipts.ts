@@ -7,8 +7,7 @@ import { config } from "../config.ts";
 import { runNamed } from "../db/batch.ts";
 import { database } from "../db/client.ts";
 import { findReceipt } from "../evolution/reconcile.ts";
-import { receiptFrom, receiptStatus } from "../messages/receipts.ts";
-import { transitionStatements } from "../messages/transitions.ts";
+import { receiptStatements, receiptStatus } from "../messages/receipts.ts";
 
 // Per cron run (every minute): at most this many checks in all, and this many per instance.
 const RECEIPT_PAGE = 25;
@@ -46,13 +45,7 @@ export async function catchUpReceipts(env: Env, now = Date.now()): Promise<Recei
     await runNamed(db, {
       receipt:
         status && status !== "failed"
-          ? transitionStatements({
-              messageId: m.id,
-              from: receiptFrom[status],
-              to: status,
-              at: now,
-              detail: `receipt caught up from Evolution (findStatusMessage: ${found.ok ? found.status : ""})`,
-            })
+          ? receiptStatements(m.id, status, now, `receipt caught up from Evolution (findStatusMessage: ${found.ok ? found.status : ""})`)
           : [],
       // Counted either way; once a receipt is found the message needs no further check.
       counted: sql`UPDATE messages SET receipt_checks = ${checks}, receipt_check_at = ${status ? null : nextAt} WHERE id = ${m.id}`,

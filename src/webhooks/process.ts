@@ -80,8 +80,11 @@ export function receiptJobStatements(job: WebhookJob): SQL[] | undefined {
 async function applyReceipt(db: Db, job: WebhookJob): Promise<Outcome> {
   const statements = receiptJobStatements(job);
   if (!statements) return "ignored";
-  const [update, , parked] = await runBatch(db, statements);
-  return changes(update) > 0 ? "applied" : changes(parked) > 0 ? "parked" : "duplicate";
+  // The transitions (a read may step through delivered first), then the parking insert, last.
+  const results = await runBatch(db, statements);
+  const parked = results.at(-1);
+  if (results.slice(0, -1).some((r) => changes(r) > 0)) return "applied";
+  return parked && changes(parked) > 0 ? "parked" : "duplicate";
 }
 
 const SEND_CONFIRMED = "send.message confirmed by Evolution";

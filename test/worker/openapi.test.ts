@@ -5,8 +5,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { app } from "../../src/index.ts";
 import { api, json } from "./helpers.ts";
 
-type Operation = { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }>; security?: unknown[] };
-let doc: { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
+type Operation = { responses?: Record<string, { headers?: Record<string, unknown>; content?: Record<string, { schema?: unknown }> }>; security?: unknown[] };
+let doc: {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, unknown>; headers?: Record<string, unknown> };
+};
 
 beforeAll(async () => {
   const res = await api("/openapi.json");
@@ -49,6 +53,21 @@ describe("GET /openapi.json", () => {
       }
     }
     expect(doc.components.schemas.Error).toBeDefined();
+  });
+
+  it("describes the rate-limit fields on every answer to a tenant key, and Retry-After on its 429", () => {
+    const keyed = Object.entries(doc.paths).flatMap(([path, o]) =>
+      Object.entries(o)
+        .filter(([, op]) => op.responses?.["429"])
+        .map(([method, op]) => ({ name: `${method} ${path}`, op })),
+    );
+    expect(keyed.length).toBeGreaterThan(20);
+    for (const { name, op } of keyed) {
+      expect(Object.keys(op.responses?.["429"]?.headers ?? {}), name).toEqual(expect.arrayContaining(["RateLimit", "RateLimit-Policy", "Retry-After"]));
+      const success = Object.entries(op.responses ?? {}).find(([s]) => /^2/.test(s));
+      if (success) expect(Object.keys(success[1].headers ?? {}), `${name} ${success[0]}`).toEqual(expect.arrayContaining(["RateLimit", "RateLimit-Policy"]));
+    }
+    expect(Object.keys(doc.components.headers ?? {})).toEqual(expect.arrayContaining(["RateLimit", "RateLimitPolicy", "RetryAfter"]));
   });
 });
 

@@ -117,6 +117,34 @@ describe("receipts (messages.update)", () => {
     expect(view).toMatchObject({ status: "read", deliveredAt: expect.any(String), readAt: expect.any(String) });
   });
 
+  it("a READ that overtakes DELIVERY_ACK steps through delivered: each status once, in order; the late ack changes nothing", async () => {
+    const { id, keyId } = await sentMessage("5511966660004");
+    await hook(receipt(keyId, "READ", readFixture));
+    await waitForStatus(id, ["read"]);
+    expect(await applyDirectly(receipt(keyId, "DELIVERY_ACK"))).toBe("duplicate");
+    expect(await historyOf(id)).toEqual(["queued", "processing", "sent", "delivered", "read"]);
+    expect(await statusEventsOf(id)).toEqual(["queued", "processing", "sent", "delivered", "read"]);
+    const row = await messageRow(id);
+    expect(row?.delivered_at).toBe(row?.read_at);
+  });
+
+  it("a DELIVERY_ACK parked before the send's record, then a READ applied first: still each status once (the bridge's race)", async () => {
+    const db = database(env.DB);
+    const keyId = `3EB0${unique("race")
+      .replace(/[^0-9A-Z]/gi, "")
+      .toUpperCase()
+      .slice(0, 18)}`;
+    const base = { tenantId: t.id, instanceId: t.instanceId, instanceName: t.instance, receivedAt: Date.now() };
+    expect(await processWebhook(db, { ...base, event: "messages.update", data: { keyId, fromMe: true, status: "DELIVERY_ACK" } })).toBe("parked");
+    const { id } = await sentMessage("5511966660005");
+    // The lane's record of the send lands with this provider id; READ is applied before the parked ack.
+    await env.DB.prepare("UPDATE messages SET provider_message_id = ? WHERE id = ?").bind(keyId, id).run();
+    expect(await processWebhook(db, { ...base, event: "messages.update", data: { keyId, fromMe: true, status: "READ" } })).not.toBe("parked");
+    await applyPendingReceipts(db, t.instanceId, keyId);
+    expect(await statusEventsOf(id)).toEqual(["queued", "processing", "sent", "delivered", "read"]);
+    expect((await messageRow(id))?.status).toBe("read");
+  });
+
   it("ERROR fails a sent message; receipts for unknown ids and incoming messages change nothing", async () => {
     const { id, keyId } = await sentMessage("5511966660002");
     await hook(receipt(keyId, "ERROR"));
