@@ -234,6 +234,8 @@ const RECENT_GRANTS = 64;
 const SENDING_POLL_MS = 50;
 
 export const isUrgent = (priority: number) => priority <= 3;
+// Only a number with gaps sends one at a time (confirm/release); without, calls may overlap.
+const spaced = (p: Pacing) => p.gapMs.max > 0;
 
 export class PacingPolicy {
   durable: Durable = { day: "", count: 0, tat: 0, gapUntil: 0, recent: [] };
@@ -307,6 +309,8 @@ export class PacingPolicy {
    *  the bucket's interval) after the previous one's answer. A pause that began after the grant
    *  does not stop it: the message is already claimed, and the send tells what the number's state is. */
   confirm(key: string, p: Pacing, now: number, leaseMs: number): ConfirmAnswer {
+    // No gaps asked for: sends of the number may overlap, as before (the grants keep the rate).
+    if (!spaced(p)) return { go: true };
     const s = this.sends;
     if (s.current?.key === key) return { go: true };
     if (s.current && s.current.until > now) return { go: false, retryAt: now + Math.max(SENDING_POLL_MS, p.gapMs.min), reason: "sending" };
@@ -320,6 +324,7 @@ export class PacingPolicy {
 
   /** The send of `key` has its answer: the next may start after the gap drawn at its grant. */
   release(key: string, p: Pacing, now: number): void {
+    if (!spaced(p)) return;
     const drawn = this.durable.recent.find(([k]) => k === key)?.[2];
     const gap = drawn ?? p.gapMs.min + Math.floor(this.random() * (p.gapMs.max - p.gapMs.min + 1));
     const s = this.sends;

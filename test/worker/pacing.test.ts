@@ -239,7 +239,7 @@ describe("confirm and release: the calls themselves", () => {
 
   it("keeps the sends within rate + burst even when the grants came early", () => {
     const policy = new PacingPolicy(seeded(3));
-    const fast = pacing({ ratePerMinute: 60, burst: 2, gapMs: { min: 0, max: 0 } });
+    const fast = pacing({ ratePerMinute: 60, burst: 2, gapMs: { min: 1, max: 1 } });
     let at = T0;
     const starts: number[] = [];
     for (const id of ["a", "b", "c", "d"]) {
@@ -251,8 +251,15 @@ describe("confirm and release: the calls themselves", () => {
       starts.push(at);
       policy.release(`${id}#1`, fast, at);
     }
-    // Two back to back (the burst), then one a second.
-    expect(starts.map((s) => s - T0)).toEqual([0, 0, 1_000, 2_000]);
+    // Two back to back (the burst, 1 ms gap apart), then one a second.
+    expect(starts.map((s) => s - T0)).toEqual([0, 1, 1_000, 2_000]);
+  });
+
+  it("lets the sends of a number without gaps overlap, as before", () => {
+    const policy = new PacingPolicy(seeded(3));
+    const plain = pacing({ ratePerMinute: 600 });
+    expect(policy.confirm("a#1", plain, T0, LEASE)).toEqual({ go: true });
+    expect(policy.confirm("b#1", plain, T0, LEASE)).toEqual({ go: true });
   });
 
   it("grants no slot before the gap after the last send's answer", () => {
