@@ -53,7 +53,7 @@ type MessageRow = {
   callback: string | null;
 };
 
-type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number; typing: number };
+type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number; typing: number; gap_max_ms: number };
 
 // One alarm run works for at most this long (and this many steps), then yields and re-arms, so a
 // long lane cannot starve others.
@@ -384,8 +384,11 @@ export class ContactLane extends DurableObject<Env> {
   // The governor's second step, right before the call: its grant spaced the lanes' turns, this
   // spaces the calls themselves (the D1 claim above takes a varying time). Not yet: keep the
   // claim and come back on the alarm, never waiting here.
+  // Only a number with gaps sends one at a time; without, there is nothing to confirm (two DO
+  // requests saved per send).
   private async confirmAndSend(head: ItemRow, row: MessageRow, instance: InstanceRow | undefined, attempt: number, laneKey: string, messageId: string) {
-    if (instance) {
+    const spaced = (instance?.gap_max_ms ?? 0) > 0;
+    if (spaced) {
       const answer = await this.governor(head.instance_id).confirm({ laneKey, messageId });
       if (!answer.go) {
         this.parked.set(head.id, { attempt, row, slot: messageId });
@@ -393,20 +396,21 @@ export class ContactLane extends DurableObject<Env> {
         return;
       }
     }
-    await this.send(head, row, instance, attempt, { laneKey, messageId });
+    await this.send(head, row, instance, attempt, { laneKey, messageId, spaced });
   }
 
   private governor(instanceId: string) {
     return this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(instanceId));
   }
 
-  // `slot`: what the governor confirmed this send under; it is released when Evolution has answered.
+  // `slot`: what the governor granted (and, when spaced, confirmed) this send under; a confirmed
+  // one is released when Evolution has answered.
   private async send(
     head: ItemRow,
     row: MessageRow,
     instance: InstanceRow | undefined,
     attempt: number,
-    slot: { laneKey: string; messageId: string },
+    slot: { laneKey: string; messageId: string; spaced: boolean },
   ): Promise<void> {
     if (row.callback) this.callbacksWritten = true;
     if (!instance) return this.record(head, row, { kind: "failed", error: "Instance no longer exists." }, attempt);
@@ -416,9 +420,10 @@ export class ContactLane extends DurableObject<Env> {
     // writes to be confirmed (the output gate). D1 already says `processing` with this attempt,
     // which is what a lane that restarts mid-send goes by (it reconciles before sending again).
     const outcome = await sendThroughEvolution(evolution, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
-    await this.governor(head.instance_id)
-      .release(slot)
-      .catch((err) => logWarn("governor release failed", { messageId: head.id, error: errorField(err) }));
+    if (slot.spaced)
+      await this.governor(head.instance_id)
+        .release({ laneKey: slot.laneKey, messageId: slot.messageId })
+        .catch((err) => logWarn("governor release failed", { messageId: head.id, error: errorField(err) }));
     const at = Date.now();
     logDeliveryAttempt({
       messageId: head.id,
@@ -596,7 +601,9 @@ export class ContactLane extends DurableObject<Env> {
   private async instance(id: string): Promise<InstanceRow | undefined> {
     const hit = this.instanceCache.get(id);
     if (hit && Date.now() - hit.at < INSTANCE_CACHE_MS) return hit.row;
-    const [row] = await this.db.all<InstanceRow>(sql`SELECT name, evolution_url, evolution_api_key, rate_per_minute, typing FROM instances WHERE id = ${id}`);
+    const [row] = await this.db.all<InstanceRow>(
+      sql`SELECT name, evolution_url, evolution_api_key, rate_per_minute, typing, gap_max_ms FROM instances WHERE id = ${id}`,
+    );
     this.instanceCache.set(id, { at: Date.now(), row });
     return row;
   }
