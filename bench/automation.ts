@@ -73,11 +73,15 @@ async function main() {
     const sent = sentAt();
     const calls = bot.calls.filter((c) => c.path === "bench");
     const handlerMs = new Map<number, number>();
+    const callStart = new Map<number, number>();
+    const callEnd = new Map<number, number>();
     const callCount = new Map<number, number>();
     for (const c of calls) {
       for (const text of c.texts) {
         const i = Number(/^m(\d+)$/.exec(text ?? "")?.[1] ?? -1);
         handlerMs.set(i, c.end - c.start);
+        if (!callStart.has(i)) callStart.set(i, c.start);
+        callEnd.set(i, c.end);
         callCount.set(i, (callCount.get(i) ?? 0) + 1);
       }
     }
@@ -93,6 +97,15 @@ async function main() {
       lastPerContact.set(contact, s.at);
     }
     latencies.sort((a, b) => a - b);
+    // Where the time goes: webhook posted → handler called, handler answered → reply at Evolution.
+    const inbound = [...callStart]
+      .filter(([i]) => i >= 0 && i < total)
+      .map(([i, at]) => at - (postedAt.get(i) ?? at))
+      .sort((a, b) => a - b);
+    const outbound = [...sent]
+      .filter(([i]) => i < total && callEnd.has(i))
+      .map(([i, v]) => v.at - (callEnd.get(i) ?? v.at))
+      .sort((a, b) => a - b);
     const lost = total - latencies.length;
     const calledTwice = [...callCount].filter(([i, n]) => i >= 0 && i < total && n > 1).length;
     const sentTwice = [...sent].filter(([i, v]) => i < total && v.n > 1).length;
@@ -117,6 +130,10 @@ async function main() {
           ],
         ],
       ),
+    );
+    console.log(
+      `\nof which: webhook → handler called p50 ${percentile(inbound, 50).toFixed(0)} ms, p99 ${percentile(inbound, 99).toFixed(0)} ms; ` +
+        `handler answered → reply at Evolution p50 ${percentile(outbound, 50).toFixed(0)} ms, p99 ${percentile(outbound, 99).toFixed(0)} ms`,
     );
     const failures = gateway.logs().match(/automation call failed[^\n]*/g) ?? [];
     if (failures.length > 0) console.log(`\n${failures.length} failed handler calls, e.g. ${failures[0]}`);

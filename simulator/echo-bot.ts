@@ -46,6 +46,9 @@ export type BotCall = {
   end: number;
   status: number;
   verified: boolean;
+  /** The body and Standard Webhooks headers as received, for tests that verify signatures themselves. */
+  raw: string;
+  signed: { "webhook-id": string; "webhook-timestamp": string; "webhook-signature": string };
 };
 
 export type EchoBot = { url: string; calls: BotCall[]; close(): Promise<void> };
@@ -111,6 +114,12 @@ export async function startEchoBot(opts: { port?: number; secret?: string; log?:
       end: Date.now(),
       status,
       verified,
+      raw,
+      signed: {
+        "webhook-id": c.req.header("webhook-id") ?? "",
+        "webhook-timestamp": c.req.header("webhook-timestamp") ?? "",
+        "webhook-signature": c.req.header("webhook-signature") ?? "",
+      },
     });
     opts.log?.(`echo bot: ${body.data.contact} said ${JSON.stringify(texts.join(" / "))}${status !== 200 ? ` -> ${status}` : ""}`);
     if (status !== 200) return c.json({ error: "scripted failure" }, status === 503 ? 503 : 500);
@@ -122,6 +131,9 @@ export async function startEchoBot(opts: { port?: number; secret?: string; log?:
     const s = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: "127.0.0.1" }, () => resolve(s));
     s.once("error", reject);
   });
+  // workerd keeps idle connections to reuse them; Node closing them after its default 5 s races
+  // with that reuse, and the call fails as "Network connection lost". The client closes them instead.
+  if ("keepAliveTimeout" in server) server.keepAliveTimeout = 0;
   const address = server.address();
   const port = typeof address === "object" && address ? (address satisfies AddressInfo).port : 0;
   return {

@@ -38,6 +38,9 @@ export async function startSimulator(options: StartOptions = {}): Promise<Runnin
     const s = serve({ fetch, port, hostname }, () => resolve(s));
     s.once("error", reject);
   });
+  // workerd keeps idle connections to reuse them; Node closing them after its default 5 s races
+  // with that reuse, and a send fails as "Network connection lost". The client closes them instead.
+  if ("keepAliveTimeout" in server) server.keepAliveTimeout = 0;
   const address = server.address();
   const bound = typeof address === "object" && address ? (address satisfies AddressInfo).port : port;
 

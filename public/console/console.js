@@ -383,11 +383,22 @@ async function instancesPage(root) {
 
   async function draw() {
     const [{ data }, stats] = await Promise.all([api("/v1/instances"), api("/v1/stats")]);
+    const automations = await Promise.all(data.map((i) => automationOf(i.name)));
     if (data.length === 0) list.replaceChildren(h("p", { class: "muted" }, "No instances yet: register one with PUT /v1/instances/:name."));
-    else list.replaceChildren(...data.map((i) => instanceCard(i, stats)));
+    else list.replaceChildren(...data.map((i, n) => instanceCard(i, stats, automations[n])));
   }
 
-  function instanceCard(i, stats) {
+  // null: this instance hands its inbound messages to no handler.
+  async function automationOf(name) {
+    try {
+      return await api(`/v1/instances/${encodeURIComponent(name)}/automation`);
+    } catch (err) {
+      if (err instanceof ApiFailure && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  function instanceCard(i, stats, automation) {
     const qr = h("div", { class: "qr-area" });
     const card = h(
       "section",
@@ -416,6 +427,18 @@ async function instancesPage(root) {
         ),
         h("dt", {}, "Sent, last minute"),
         h("dd", { dataset: { sentLastMinute: i.name } }, stats.sentLastMinuteByInstance?.[i.name] ?? 0),
+        h("dt", {}, "Automation"),
+        h(
+          "dd",
+          { dataset: { automation: automation ? automation.breaker : "none" } },
+          automation
+            ? [
+                "breaker ",
+                badge(automation.breaker),
+                automation.counts.dead > 0 ? h("a", { href: "#/dead-letters" }, ` ${automation.counts.dead} dead letters`) : "",
+              ]
+            : h("span", { class: "muted" }, "none"),
+        ),
       ),
       qr,
     );
@@ -451,7 +474,7 @@ async function instancesPage(root) {
 
   await draw();
   onEvent((e) => {
-    if (e.type === "instance.status") draw();
+    if (e.type === "instance.status" || e.type.startsWith("automation.")) draw();
   });
   every(15_000, () => draw().catch(() => undefined));
 }
@@ -853,7 +876,143 @@ async function deadLettersPage(root) {
     notice(`Replayed ${ok} of ${ids.length}.`, ok === ids.length ? "info" : "error");
     sync();
   });
-  await load();
+  const automation = automationDeadLetters();
+  root.append(automation.section);
+  form.addEventListener("submit", () => automation.load(filters).catch((err) => notice(err.message)));
+  await Promise.all([load(), automation.load(filters)]);
+  // A handler failing for good, a breaker pausing or resuming: the section follows without a reload.
+  const redraw = debounce(300, () => automation.load(filters).catch(() => undefined));
+  onEvent((e) => {
+    if (e.type.startsWith("automation.")) redraw();
+  });
+}
+
+// Inbound messages an instance's automation handler never took, per instance with automation, and
+// that instance's breaker (closed, paused, probing). Replay hands one back to its contact's lane.
+function automationDeadLetters() {
+  const breakers = h("ul", { class: "breakers", id: "automation-breakers" });
+  const body = h("tbody");
+  const all = h("input", { type: "checkbox", id: "automation-select-all", "aria-label": "Select all automation dead letters" });
+  const replay = h("button", { type: "button", id: "automation-replay", disabled: true }, "Replay selected");
+  const table = h(
+    "table",
+    { class: "stack", id: "automation-dead-letters" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, all),
+        ["Contact", "Instance", "Message", "Error", "Failed", "Result"].map((c) => h("th", { scope: "col" }, c)),
+      ),
+    ),
+    body,
+  );
+  const section = h(
+    "section",
+    { id: "automation", "aria-labelledby": "automation-title" },
+    h("h2", { id: "automation-title" }, "Automation dead letters"),
+    h(
+      "p",
+      { class: "muted" },
+      "Inbound messages your automation handler did not take after all its attempts. Replay hands them to it again, in the contact's order.",
+    ),
+    breakers,
+    h("div", { class: "actions" }, replay),
+    table,
+  );
+  const selected = () => [...body.querySelectorAll("input[type=checkbox]:checked")].map((c) => ({ id: c.value, instance: c.dataset.instance }));
+  const sync = () => {
+    replay.disabled = selected().length === 0;
+  };
+  const resultCell = (id) => body.querySelector(`tr[data-inbound="${CSS.escape(id)}"] .result`);
+  const breakerText = { closed: "closed: calls flow", paused: "paused after failures", probing: "probing: one call is testing the handler" };
+
+  async function load(filters = {}) {
+    const { data: instances } = await api("/v1/instances");
+    const shown = instances.filter((i) => !filters.instance || i.name === filters.instance);
+    const found = await Promise.all(
+      shown.map(async (i) => {
+        const base = `/v1/instances/${encodeURIComponent(i.name)}/automation`;
+        try {
+          const [config, dead] = await Promise.all([api(base), api(`${base}/dead-letters?limit=200`)]);
+          return { instance: i.name, config, dead: dead.data };
+        } catch (err) {
+          // No automation on this instance (or a gateway without it): nothing to show for it.
+          if (err instanceof ApiFailure && err.status === 404) return null;
+          throw err;
+        }
+      }),
+    );
+    const withAutomation = found.filter(Boolean);
+    breakers.replaceChildren(
+      ...(withAutomation.length === 0
+        ? [h("li", { class: "muted" }, "No instance hands its inbound messages to a handler.")]
+        : withAutomation.map(({ instance, config }) =>
+            h(
+              "li",
+              { dataset: { instance, breaker: config.breaker ?? (config.state === "paused" ? "paused" : "closed") } },
+              h("strong", {}, instance),
+              " breaker ",
+              badge(config.breaker ?? config.state),
+              h(
+                "span",
+                { class: "muted" },
+                ` ${breakerText[config.breaker] ?? ""}${config.state === "paused" && config.probeAt ? `, next probe ${time(config.probeAt)}` : ""}`,
+                ` · ${config.counts.delivered} delivered, ${config.counts.retrying} retrying, ${config.counts.dead} dead`,
+              ),
+            ),
+          )),
+    );
+    const rows = withAutomation.flatMap(({ instance, dead }) => dead.filter((d) => !filters.to || d.contact === filters.to).map((d) => ({ ...d, instance })));
+    body.replaceChildren(
+      ...(rows.length === 0
+        ? [h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No automation dead letters."))]
+        : rows.map((d) =>
+            h(
+              "tr",
+              { dataset: { inbound: d.inboundId, instance: d.instance } },
+              h(
+                "td",
+                {},
+                h("input", { type: "checkbox", value: d.inboundId, dataset: { instance: d.instance }, "aria-label": `Select ${d.inboundId}`, onchange: sync }),
+              ),
+              h("td", { "data-label": "Contact" }, h("a", { href: `#/conversations/${encodeURIComponent(d.contact)}` }, d.contact)),
+              h("td", { "data-label": "Instance" }, d.instance),
+              h("td", { "data-label": "Message" }, d.text ?? h("span", { class: "muted" }, "(media)")),
+              h("td", { "data-label": "Error" }, d.error ?? ""),
+              h("td", { "data-label": "Failed" }, time(d.failedAt)),
+              h("td", { "data-label": "Result", class: "result" }),
+            ),
+          )),
+    );
+    all.checked = false;
+    sync();
+  }
+
+  all.addEventListener("change", () => {
+    for (const c of body.querySelectorAll("input[type=checkbox]")) c.checked = all.checked;
+    sync();
+  });
+  replay.addEventListener("click", async () => {
+    replay.disabled = true;
+    const picked = selected();
+    let ok = 0;
+    for (const { id, instance } of picked) {
+      try {
+        const answer = await api(`/v1/instances/${encodeURIComponent(instance)}/automation/dead-letters/${encodeURIComponent(id)}/replay`, { method: "POST" });
+        resultCell(id)?.replaceChildren(h("span", { class: "result-ok" }, "replayed: "), badge(answer.status));
+        ok++;
+      } catch (err) {
+        resultCell(id)?.replaceChildren(h("span", { class: "result-bad" }, err.message));
+      }
+    }
+    for (const c of body.querySelectorAll("input[type=checkbox]:checked")) c.checked = false;
+    notice(`Replayed ${ok} of ${picked.length} automation dead letters.`, ok === picked.length ? "info" : "error");
+    sync();
+  });
+  return { section, load };
 }
 
 // ---- callbacks -------------------------------------------------------------------------------

@@ -7,6 +7,9 @@ export type AutomationConfig = {
   tenantId: string;
   url: string;
   secret: string;
+  /** The secret before the last rotation, still signing until previousSecretUntil. */
+  previousSecret: string | null;
+  previousSecretUntil: number | null;
   enabled: boolean;
   timeoutMs: number;
   contextMessages: number;
@@ -17,6 +20,7 @@ export type AutomationConfig = {
   failures: number;
   pausedAt: number | null;
   probeAt: number | null;
+  probeStartedAt: number | null;
 };
 
 type Row = {
@@ -24,6 +28,8 @@ type Row = {
   tenant_id: string;
   url: string;
   secret: string;
+  secret_previous: string | null;
+  secret_previous_until: number | null;
   enabled: number;
   timeout_ms: number;
   context_messages: number;
@@ -34,17 +40,21 @@ type Row = {
   failures: number;
   paused_at: number | null;
   probe_at: number | null;
+  probe_started_at: number | null;
 };
 
 export async function loadAutomation(db: Db, instanceId: string): Promise<AutomationConfig | undefined> {
-  const [r] = await db.all<Row>(sql`SELECT instance_id, tenant_id, url, secret, enabled, timeout_ms, context_messages, debounce_ms, include_groups,
-      max_attempts, state, failures, paused_at, probe_at FROM automations WHERE instance_id = ${instanceId}`);
+  const [r] =
+    await db.all<Row>(sql`SELECT instance_id, tenant_id, url, secret, secret_previous, secret_previous_until, enabled, timeout_ms, context_messages, debounce_ms, include_groups,
+      max_attempts, state, failures, paused_at, probe_at, probe_started_at FROM automations WHERE instance_id = ${instanceId}`);
   if (!r) return undefined;
   return {
     instanceId: r.instance_id,
     tenantId: r.tenant_id,
     url: r.url,
     secret: r.secret,
+    previousSecret: r.secret_previous,
+    previousSecretUntil: r.secret_previous_until,
     enabled: r.enabled === 1,
     timeoutMs: r.timeout_ms,
     contextMessages: r.context_messages,
@@ -55,8 +65,21 @@ export async function loadAutomation(db: Db, instanceId: string): Promise<Automa
     failures: r.failures,
     pausedAt: r.paused_at,
     probeAt: r.probe_at,
+    probeStartedAt: r.probe_started_at,
   };
 }
+
+/** The breaker as an operator reads it: closed (calls flow), paused (waiting for the next probe),
+ *  probing (one call is testing the handler; a probe cut off by a crash stops counting after its timeout). */
+export function breakerOf(a: Pick<AutomationConfig, "state" | "probeStartedAt" | "timeoutMs">, now = Date.now()): "closed" | "paused" | "probing" {
+  if (a.state === "active") return "closed";
+  return a.probeStartedAt !== null && a.probeStartedAt + a.timeoutMs > now ? "probing" : "paused";
+}
+
+/** The secrets that sign a call at `now`: the current one, and the previous one during the overlap
+ *  after a rotation (two signatures in one webhook-signature header). */
+export const signingSecrets = (a: Pick<AutomationConfig, "secret" | "previousSecret" | "previousSecretUntil">, now = Date.now()): string[] =>
+  a.previousSecret && (a.previousSecretUntil ?? 0) > now ? [a.secret, a.previousSecret] : [a.secret];
 
 /** The lane of one contact of one instance (AutomationLane Durable Object name). */
 export const automationLaneKey = (tenantId: string, instanceId: string, contact: string) => `${tenantId}:${instanceId}:${contact}`;

@@ -5,7 +5,7 @@ import { type AutomationInbound, repliesOf } from "../contracts/automation.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import type { Db } from "../db/client.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
-import type { AutomationConfig } from "./config.ts";
+import { type AutomationConfig, signingSecrets } from "./config.ts";
 
 export type LaneInfo = {
   laneKey: string;
@@ -56,7 +56,7 @@ export type CallOutcome = { ok: true; replies: SendMessageRequest[]; dropped: nu
  *  saw a call before a crash can recognise it (as it can by the inbound ids). */
 export async function callHandler(config: AutomationConfig, webhookId: string, payload: AutomationInbound, inReplyTo: string): Promise<CallOutcome> {
   const body = JSON.stringify(payload);
-  const headers = await signWebhook({ id: webhookId, body, secrets: [config.secret] });
+  const headers = await signWebhook({ id: webhookId, body, secrets: signingSecrets(config) });
   const started = Date.now();
   let res: Response;
   let text: string;

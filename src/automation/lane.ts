@@ -327,7 +327,17 @@ export class AutomationLane extends DurableObject<Env> {
     const instances = new Map([[info.instanceName, { id: info.instanceId, name: info.instanceName }]]);
     const entries = replies.map((input) => ({ input, prepared: prepareMessage(tenant, instances, input, now, "automation") }));
     // Idempotency keys (automation:<inbound id>:<n>) make a second pass after a crash a no-op.
-    await acceptMessages(this.env, this.db, tenant.id, entries);
+    const accepted = await acceptMessages(this.env, this.db, tenant.id, entries, (work) => this.ctx.waitUntil(work));
+    // Straight into the contact's send lane as well: the sends queue's batching would add up to a
+    // second. The queue copy still follows (the safety net); the lane's D1 claim sends each once.
+    const jobs = accepted.flatMap((a) => (a.kind === "created" ? [a.prepared.job] : []));
+    const first = jobs[0];
+    if (first) {
+      const items = jobs.map((j) => ({ messageId: j.messageId, instanceId: j.instanceId, priority: j.priority, readyAt: j.readyAt, createdAt: j.createdAt }));
+      await this.env.LANES.get(this.env.LANES.idFromName(first.laneKey))
+        .enqueue(first.laneKey, items)
+        .catch((err) => log("warn", "direct lane enqueue failed; the sends queue delivers", { laneKey: first.laneKey, error: errorField(err) }));
+    }
   }
 
   // The breaker resumed: lanes that waited for it run now instead of at their next probe time.

@@ -2,11 +2,14 @@
 // recorded (automation_deliveries) and placed in its contact's AutomationLane before the webhook
 // job is acked. Duplicates are harmless: the record is keyed by the inbound id and the lane
 // ignores ids it has seen, so a redelivered job also repairs a hand-off a crash cut short.
+// The webhook route also hands it over at once (offerNow, after the response): the queue's batch
+// window (1 s) would otherwise be most of the time a contact waits for an answer. The queue stays
+// the durable path; the fast one may fail or be cut off without losing anything.
 import { sql } from "drizzle-orm";
 import { upsertData } from "../contracts/evolution-webhooks.ts";
 import { runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
-import type { WebhookJob } from "../webhooks/process.ts";
+import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
 import { automationLane, automationLaneKey } from "./config.ts";
 import type { LaneInfo } from "./handler.ts";
 import type { OfferedItem } from "./lane.ts";
@@ -37,24 +40,28 @@ export async function offerToAutomation(env: Env, db: Db, job: WebhookJob): Prom
   if (job.event !== "messages.upsert") return false;
   const data = upsertData.safeParse(job.data);
   if (!data.success || data.data.key.fromMe) return false;
-  const [row] = await db.all<Row>(sql`
-    SELECT i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp, a.enabled, a.include_groups
-    FROM inbound_messages i JOIN automations a ON a.instance_id = i.instance_id
-    WHERE i.instance_id = ${job.instanceId} AND i.provider_message_id = ${data.data.key.id} AND i.from_me = 0`);
-  if (row?.enabled !== 1) return false;
-  const isGroup = row.remote_jid.endsWith("@g.us");
-  if (isGroup && row.include_groups !== 1) return false;
-  // Reactions, edits and other protocol messages carry nothing a handler could answer.
-  if (row.text === null && row.media === null) return false;
-  const laneKey = automationLaneKey(job.tenantId, job.instanceId, row.contact);
   const now = Date.now();
-  const [, current] = await runBatch<{ status: string }>(db, [
+  const inbound = sql`inbound_messages i JOIN automations a ON a.instance_id = i.instance_id`;
+  const mine = sql`i.instance_id = ${job.instanceId} AND i.provider_message_id = ${data.data.key.id} AND i.from_me = 0`;
+  // One D1 round trip: the record goes in only for a message the automation takes (switched on,
+  // groups only when asked, something a handler could answer: reactions and protocol messages carry
+  // nothing), and the message comes back with its record's status.
+  const [, read] = await runBatch<Row & { status: string | null }>(db, [
     sql`INSERT INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
-      VALUES (${row.id}, ${job.tenantId}, ${job.instanceId}, ${laneKey}, ${row.contact}, 'pending', ${now}, ${now}) ON CONFLICT DO NOTHING`,
-    sql`SELECT status FROM automation_deliveries WHERE inbound_id = ${row.id}`,
+      SELECT i.id, ${job.tenantId}, i.instance_id, ${job.tenantId} || ':' || i.instance_id || ':' || i.contact, i.contact, 'pending', ${now}, ${now}
+      FROM ${inbound} WHERE ${mine} AND a.enabled = 1 AND (a.include_groups = 1 OR substr(i.remote_jid, -5) != '@g.us')
+        AND (i.text IS NOT NULL OR i.media IS NOT NULL)
+      ON CONFLICT DO NOTHING`,
+    sql`SELECT i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp, a.enabled, a.include_groups, d.status
+      FROM ${inbound} LEFT JOIN automation_deliveries d ON d.inbound_id = i.id WHERE ${mine}`,
   ]);
+  const row = read?.results[0];
+  if (row?.enabled !== 1) return false;
+  if (row.remote_jid.endsWith("@g.us") && row.include_groups !== 1) return false;
+  if (row.text === null && row.media === null) return false;
   // Delivered, dead or canceled long ago: a very late duplicate, not new work.
-  if (current?.results[0]?.status !== "pending") return false;
+  if (row.status !== "pending") return false;
+  const laneKey = automationLaneKey(job.tenantId, job.instanceId, row.contact);
   const info: LaneInfo = {
     laneKey,
     tenantId: job.tenantId,
@@ -85,4 +92,29 @@ export function itemOf(row: Pick<Row, "id" | "text" | "media" | "push_name" | "p
       at: new Date(row.timestamp).toISOString(),
     },
   };
+}
+
+// Instance → whether it has automation switched on, remembered per isolate for a minute: the fast
+// path is skipped for other instances without a D1 read per inbound message. A stale answer only
+// means the queue path does the hand-off (a second later).
+const ENABLED_CACHE_MS = 60_000;
+const enabledCache = new Map<string, { enabled: boolean; at: number }>();
+
+async function automationEnabled(db: Db, instanceId: string, now: number): Promise<boolean> {
+  const hit = enabledCache.get(instanceId);
+  if (hit && now - hit.at < ENABLED_CACHE_MS) return hit.enabled;
+  const [row] = await db.all<{ enabled: number }>(sql`SELECT enabled FROM automations WHERE instance_id = ${instanceId}`);
+  const enabled = row?.enabled === 1;
+  if (enabledCache.size > 10_000) enabledCache.clear();
+  enabledCache.set(instanceId, { enabled, at: now });
+  return enabled;
+}
+
+/** The webhook route's fast path for an inbound message already queued: store it and offer it to
+ *  its contact's lane now. Storing is idempotent (the consumer later finds it stored and offers it
+ *  again, which the record and the lane ignore). */
+export async function offerNow(env: Env, db: Db, job: WebhookJob): Promise<boolean> {
+  if (job.event !== "messages.upsert" || !(await automationEnabled(db, job.instanceId, Date.now()))) return false;
+  await processWebhook(db, job);
+  return offerToAutomation(env, db, job);
 }

@@ -71,3 +71,12 @@ export const automationInbound = z.object({
   ),
 });
 export type AutomationInbound = z.infer<typeof automationInbound>;
+
+// POST /v1/instances/:name/automation/secret/rotate: the same answer as the callback secret's rotation.
+export const rotatedAutomationSecret = z
+  .object({
+    secret: z.string().describe("The new whsec_ secret, shown once."),
+    previousSecretValidUntil: z.iso.datetime().describe("Until then calls carry a second signature, by the previous secret."),
+    rotatedAt: z.iso.datetime(),
+  })
+  .meta({ id: "RotatedAutomationSecret" });

@@ -299,6 +299,9 @@ export const automations = sqliteTable("automations", {
   url: text("url").notNull(),
   // Standard Webhooks secret (whsec_…) the handler verifies with; shown once, never returned after.
   secret: text("secret").notNull(),
+  // The secret before the last rotation: calls carry its signature too until secret_previous_until.
+  secretPrevious: text("secret_previous"),
+  secretPreviousUntil: integer("secret_previous_until"),
   enabled: integer("enabled", { mode: "boolean" }).notNull(),
   timeoutMs: integer("timeout_ms").notNull(),
   contextMessages: integer("context_messages").notNull(),
@@ -310,6 +313,8 @@ export const automations = sqliteTable("automations", {
   failures: integer("failures").notNull().default(0),
   pausedAt: integer("paused_at"),
   probeAt: integer("probe_at"),
+  // When the current probe's call began (cleared by its outcome): the breaker is half-open.
+  probeStartedAt: integer("probe_started_at"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });

@@ -1,13 +1,14 @@
 // /v1/instances/:name/automation — an instance's inbound automation (the handler URL and its
-// settings), its counts and breaker state, and its dead letters with replay. The signing secret is
-// shown once, when the automation is created.
+// settings), its counts and breaker state, secret rotation, and its dead letters with replay. A
+// signing secret is shown once: when the automation is created, and when it is rotated.
 import { sql } from "drizzle-orm";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { automationLane, loadAutomation, type AutomationConfig } from "../automation/config.ts";
+import { automationLane, breakerOf, loadAutomation, signingSecrets, type AutomationConfig } from "../automation/config.ts";
 import { itemOf, replyAddress } from "../automation/offer.ts";
-import { automationInput } from "../contracts/automation.ts";
+import { automationInput, rotatedAutomationSecret } from "../contracts/automation.ts";
+import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
 import { runBatch } from "../db/batch.ts";
 import { ApiError } from "../errors.ts";
 import { parseBody, parseWith } from "../http/body.ts";
@@ -30,9 +31,11 @@ const automationAnswer = z.object({
   includeGroups: z.boolean(),
   maxAttempts: z.int(),
   state: z.enum(["active", "paused"]),
+  breaker: z.enum(["closed", "paused", "probing"]).describe("closed: calls flow; paused: waiting for probeAt; probing: one call is testing the handler."),
   consecutiveFailures: z.int(),
   pausedAt: z.string().optional(),
   probeAt: z.string().optional(),
+  previousSecretValidUntil: z.string().optional().describe("After a rotation: until then calls are signed by the previous secret too."),
   counts: countsAnswer,
   secret: z.string().optional().describe("whsec_… signing secret: shown once, when the automation is created."),
 });
@@ -70,9 +73,11 @@ const view = (instance: string, a: AutomationConfig) => ({
   includeGroups: a.includeGroups,
   maxAttempts: a.maxAttempts,
   state: a.state,
+  breaker: breakerOf(a),
   consecutiveFailures: a.failures,
   pausedAt: iso(a.pausedAt),
   probeAt: a.state === "paused" ? iso(a.probeAt) : undefined,
+  previousSecretValidUntil: signingSecrets(a).length > 1 ? iso(a.previousSecretUntil) : undefined,
 });
 
 // Lanes with waiting messages run now: after re-enabling, or a change of settings.
@@ -117,6 +122,7 @@ automationRoutes.put(
     const saved = await loadAutomation(c.var.db, instance.id);
     if (!saved) throw new ApiError("conflict", "The automation was deleted concurrently; retry.");
     if (!created) c.executionCtx.waitUntil(kickPending(c, instance.id));
+    else c.header("cache-control", "no-store");
     return c.json({ ...view(instance.name, saved), counts: await countsOf(c, instance.id), ...(created ? { secret } : {}) }, 200);
   },
 );
@@ -159,6 +165,34 @@ automationRoutes.delete(
     ]);
     if ((removed?.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
     return c.body(null, 204);
+  },
+);
+
+// The new secret is shown once; for 24 h calls carry signatures by both, so the handler can switch
+// to the new one at its own pace. A second rotation within the overlap drops the oldest secret.
+automationRoutes.post(
+  "/:name/automation/secret/rotate",
+  documented({
+    summary: "Rotate the automation's signing secret",
+    description: "The new secret is shown once; for 24 hours handler calls carry signatures by both the new and the previous secret.",
+    tags,
+    caller: "apiKey",
+    params: instanceParams,
+    responses: { 200: { description: "The new whsec_ secret.", schema: rotatedAutomationSecret } },
+    errors: ["not_found"],
+  }),
+  async (c) => {
+    const instance = await instanceOf(c);
+    const secret = newWebhookSecret();
+    const now = Date.now();
+    const until = now + ROTATION_OVERLAP_MS;
+    const rotated = await c.var.db.run(sql`UPDATE automations SET secret_previous = secret, secret_previous_until = ${until}, secret = ${secret},
+      updated_at = ${now} WHERE instance_id = ${instance.id}`);
+    if ((rotated.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
+    c.header("cache-control", "no-store");
+    return c.json({ secret, previousSecretValidUntil: new Date(until).toISOString(), rotatedAt: new Date(now).toISOString() } satisfies z.input<
+      typeof rotatedAutomationSecret
+    >);
   },
 );
 

@@ -18,7 +18,8 @@ import { parseWith, readJson } from "../http/body.ts";
 import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
 import { documented } from "../openapi/describe.ts";
 import { z } from "zod";
-import { offerToAutomation } from "../automation/offer.ts";
+import { offerNow, offerToAutomation } from "../automation/offer.ts";
+import { errorField, log } from "../observability/log.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
 
@@ -74,6 +75,13 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
   } catch {
     // 503 makes Evolution retry later, rather than dropping the event as it does on a 4xx.
     throw new ApiError("unavailable", "Could not queue the webhook; retry.");
+  }
+  // Inbound messages of an instance with automation go to their contact's lane without waiting for
+  // the queue's batch; the queued copy is the durable one if this is cut short.
+  if (event === "messages.upsert") {
+    c.executionCtx.waitUntil(
+      offerNow(c.env, c.var.db, job).catch((err) => log("warn", "automation fast hand-off failed; the queue will do it", { error: errorField(err) })),
+    );
   }
   return c.json({ received: true });
 }

@@ -2,7 +2,8 @@
 // - re-enqueues messages left `queued` (a lost queue hop) or `scheduled` past their time
 //   (a lane that lost them); lanes dedupe, and the D1 claim makes a second send impossible;
 // - wakes lanes stuck in `processing` and catches up lost receipts with Evolution (bounded);
-// - purges terminal messages, inbound messages and events older than RETENTION_DAYS;
+// - purges terminal messages, inbound messages, events and finished automation deliveries older
+//   than RETENTION_DAYS;
 // - hands waiting tenant callbacks to their queue, and again those whose queue hop was lost.
 import { sql } from "drizzle-orm";
 import { dispatchCallbacks, redispatchDue } from "../callbacks/dispatch.ts";
@@ -16,6 +17,9 @@ import { log } from "../observability/log.ts";
 const SWEEP_PAGE = 500;
 const DELETE_PAGE = 500;
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+// Automation deliveries removed per sweep at most: a backlog (a retention cut, a first run) drains
+// over several minutes instead of holding one cron invocation.
+const AUTOMATION_PURGE_PAGES = 10;
 
 export async function requeueStranded(env: Env, now = Date.now()): Promise<number> {
   const db = database(env.DB);
@@ -47,16 +51,18 @@ export type PurgeReport = {
   idempotencyKeys: number;
   pendingReceipts: number;
   callbackDeliveries: number;
+  automationDeliveries: number;
 };
 
-async function deleteInPages(db: Db, select: ReturnType<typeof sql>, table: string, key: string): Promise<number> {
+async function deleteInPages(db: Db, select: ReturnType<typeof sql>, table: string, key: string, maxPages = Number.POSITIVE_INFINITY): Promise<number> {
   let total = 0;
-  for (;;) {
+  for (let page = 0; page < maxPages; page++) {
     const res = await db.run(sql`DELETE FROM ${sql.raw(table)} WHERE ${sql.raw(key)} IN (${select} LIMIT ${DELETE_PAGE})`);
     const n = res.meta?.changes ?? 0;
     total += n;
-    if (n < DELETE_PAGE) return total;
+    if (n < DELETE_PAGE) break;
   }
+  return total;
 }
 
 export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
@@ -93,7 +99,18 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
     "callback_deliveries",
     "rowid",
   );
-  return { messages, deadLetters, inbound, events, idempotencyKeys, pendingReceipts, callbackDeliveries };
+  // Delivered, dead (automation dead letters) and canceled; pending ones are work still under way.
+  // Walked instance by instance through (instance_id, status, updated_at); an instance's rows
+  // outlive its automation (DELETE cancels them), so the walk goes over instances.
+  const automationDeliveries = await deleteInPages(
+    db,
+    sql`SELECT d.inbound_id FROM instances i CROSS JOIN automation_deliveries d ON d.instance_id = i.id
+      AND d.status IN ('delivered', 'dead', 'canceled') AND d.updated_at < ${cutoff}`,
+    "automation_deliveries",
+    "inbound_id",
+    AUTOMATION_PURGE_PAGES,
+  );
+  return { messages, deadLetters, inbound, events, idempotencyKeys, pendingReceipts, callbackDeliveries, automationDeliveries };
 }
 
 export async function sweep(env: Env, now = Date.now()) {

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEchoBot, type EchoBot } from "../../simulator/echo-bot.ts";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
 import { provisionTenant, ROOT, startGateway, type Gateway } from "../support/gateway.ts";
 
@@ -17,6 +18,7 @@ const widths = { phone: { width: 360, height: 780 }, desktop: { width: 1280, hei
 
 let gateway: Gateway;
 let simulator: RunningSimulator;
+let bot: EchoBot;
 let browser: Browser;
 let page: Page;
 let tenant: Awaited<ReturnType<typeof provisionTenant>>;
@@ -49,7 +51,11 @@ async function shoot(name: string) {
 beforeAll(async () => {
   expect(existsSync(CHROMIUM), `chromium not found at ${CHROMIUM} (apt-get install chromium)`).toBe(true);
   mkdirSync(shots, { recursive: true });
-  [simulator, gateway] = await Promise.all([startSimulator({ port: 0, qrRefreshMs: 1500, deliveredDelayMs: 300, readDelayMs: 700 }), startGateway()]);
+  [simulator, gateway, bot] = await Promise.all([
+    startSimulator({ port: 0, qrRefreshMs: 1500, deliveredDelayMs: 300, readDelayMs: 700 }),
+    startGateway(),
+    startEchoBot(),
+  ]);
   tenant = await provisionTenant(gateway.url, simulator.url, { webhooks: "single", instance: "loja-centro" });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
   page = await browser.newPage({ viewport: widths.desktop });
@@ -65,6 +71,7 @@ afterAll(async () => {
   await browser?.close();
   await gateway?.stop();
   await simulator?.close();
+  await bot?.close();
 });
 
 describe("the operator console", () => {
@@ -130,6 +137,45 @@ describe("the operator console", () => {
     await page.click("#replay");
     await page.waitForSelector(`#dead-letters tr[data-id="${failed.body.id}"] .result-ok`);
     await expect.poll(async () => (await gatewayApi(`/v1/messages/${failed.body.id}`)).body.status, { timeout: 15_000 }).toMatch(/sent|delivered|read/);
+  });
+
+  it("lists an automation dead letter beside the instance's breaker, replays it, and the handler gets the call", async () => {
+    const automation = `/v1/instances/${tenant.instance}/automation`;
+    const put = await gatewayApi(automation, { method: "PUT", json: { url: `${bot.url}/bot/console`, maxAttempts: 1 } });
+    expect(put.status).toBe(200);
+    // The handler fails its first call; with one attempt allowed, that message is a dead letter.
+    const scripted = await fetch(`${bot.url}/_bot/console`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ secret: put.body.secret, fail: 1 }),
+    });
+    expect(scripted.ok).toBe(true);
+    // The instance's page shows its automation's breaker; the dead letters page lists them per instance.
+    await page.goto(`${gateway.url}/console/#/instances`);
+    await page.waitForSelector(`[data-instance="${tenant.instance}"] [data-automation=closed]`);
+    await page.click(".bar nav a[href='#/dead-letters']");
+    await page.waitForSelector(`#automation-breakers li[data-instance="${tenant.instance}"][data-breaker=closed]`);
+    await page.waitForSelector("#live.on");
+    await sim("/_sim/inbound", { instance: tenant.instance, from: "5511987650004", text: "Qual o horário de hoje?", pushName: "Rui", wait: true });
+    // It appears without a reload (the automation.failed event).
+    const row = "#automation-dead-letters tr[data-inbound]";
+    await page.waitForSelector(`${row} >> text=Qual o horário de hoje?`);
+    expect(await page.textContent(row)).toContain("HTTP 500");
+    await shoot("automation-dead-letters");
+    await page.check(`${row} input[type=checkbox]`);
+    await page.click("#automation-replay");
+    await page.waitForSelector(`${row} .result-ok`);
+    // The handler got the message again, answered it this time, and the reply went out.
+    const calls = () => bot.calls.filter((c) => c.path === "console" && c.texts.includes("Qual o horário de hoje?"));
+    await expect.poll(() => calls().map((c) => c.status), { timeout: 15_000 }).toEqual([500, 200]);
+    expect(calls().every((c) => c.verified)).toBe(true);
+    await expect
+      .poll(async () => (await gatewayApi("/v1/messages?to=5511987650004")).body.data.map((m: { text?: string }) => m.text), { timeout: 15_000 })
+      .toContain("echo: Qual o horário de hoje?");
+    expect((await gatewayApi(`${automation}/dead-letters`)).body.data).toEqual([]);
+    // Later steps play inbound messages of their own: no handler for them.
+    const removed = await fetch(`${gateway.url}${automation}`, { method: "DELETE", headers: { authorization: `Bearer ${tenant.apiKey}` } });
+    expect(removed.status).toBe(204);
   });
 
   it("cancels a scheduled message from its page", async () => {

@@ -2,9 +2,12 @@
 // bot from simulator/echo-bot.ts), replies through the contact's send lane, order and one call at a
 // time per contact, retries and dead letters, the breaker, @lid and groups, debounce.
 // Retries and probes are made due by hand and their alarms fired: no test waits for a backoff.
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { Webhook } from "standardwebhooks";
 import { describe, expect, inject, it } from "vitest";
+import worker from "../../src/index.ts";
+import { purge } from "../../src/sweep/sweeper.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
 import { api, eventually, json, setupTenant, unique, waitForStatus } from "./helpers.ts";
 
@@ -20,6 +23,8 @@ type BotCall = {
   status: number;
   verified: boolean;
   webhookId: string;
+  raw: string;
+  signed: { "webhook-id": string; "webhook-timestamp": string; "webhook-signature": string };
 };
 
 async function bot(path: string, settings?: Record<string, unknown>): Promise<BotCall[]> {
@@ -50,6 +55,13 @@ async function withAutomation(settings: Record<string, unknown> = {}): Promise<S
 let seq = 0;
 /** A messages.upsert webhook from `from` (digits, a @lid, or a group JID) as Evolution posts it. */
 async function inbound(s: Setup, from: string, text: string, opts: { id?: string; ts?: number; alt?: string; participant?: string } = {}) {
+  const { body, id } = upsert(s, from, text, opts);
+  const res = await api(`/webhooks/evolution/${s.token}`, { method: "POST", json: body });
+  expect(res.status).toBe(200);
+  return id;
+}
+
+function upsert(s: Setup, from: string, text: string, opts: { id?: string; ts?: number; alt?: string; participant?: string } = {}) {
   const body = structuredClone(textFixture);
   body.instance = s.instance;
   const jid = from.includes("@") ? from : `${from}@s.whatsapp.net`;
@@ -57,9 +69,7 @@ async function inbound(s: Setup, from: string, text: string, opts: { id?: string
   if (opts.alt) key.remoteJidAlt = opts.alt;
   if (opts.participant) key.participant = opts.participant;
   const data: Record<string, unknown> = { ...body.data, key, message: { conversation: text }, messageTimestamp: opts.ts ?? Math.floor(Date.now() / 1000) };
-  const res = await api(`/webhooks/evolution/${s.token}`, { method: "POST", json: { ...body, data } });
-  expect(res.status).toBe(200);
-  return key.id as string;
+  return { body: { ...body, data }, id: key.id as string };
 }
 
 const lane = (s: Setup, contact: string) => env.AUTOMATION.get(env.AUTOMATION.idFromName(`${s.id}:${s.instanceId}:${contact}`));
@@ -274,6 +284,7 @@ describe("failures", () => {
       return got.state === "paused" ? got : undefined;
     });
     expect(paused.probeAt).toBeDefined();
+    expect(paused.breaker).toBe("paused");
     expect(await eventsOf(s, "automation.paused")).toHaveLength(1);
     // While paused: another contact's messages are kept, not called.
     await inbound(s, b, "b1");
@@ -290,15 +301,21 @@ describe("failures", () => {
     await eventually(async () => (await bot(s.botPath)).length === 6, 15_000, "failed probe");
     expect((await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }))).state).toBe("paused");
     // Next probe succeeds: resumed, and b's lane is woken without waiting for its own alarm.
+    // While its call is held open, the breaker reads `probing`.
     await env.DB.prepare("UPDATE automations SET probe_at = 0 WHERE instance_id = ?").bind(s.instanceId).run();
-    await fireRetry(s, a);
+    await bot(s.botPath, { hold: true });
+    const probing = fireRetry(s, a);
+    await eventually(async () => (await botHeld(s.botPath)) === 1, 15_000, "the probe's call held");
+    expect((await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }))).breaker).toBe("probing");
+    await bot(s.botPath, { hold: false });
+    await probing;
     await eventually(async () => (await replies(s)).length === 3, 15_000, "all three answered");
     const calls = await bot(s.botPath);
     expect(calls.filter((c) => c.status === 200).map((c) => c.texts[0])).toEqual(expect.arrayContaining(["a1", "b1", "b2"]));
     expect(calls.filter((c) => c.contact === b).map((c) => c.texts[0])).toEqual(["b1", "b2"]);
     expect(await eventsOf(s, "automation.resumed")).toHaveLength(1);
     const got = await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }));
-    expect(got).toMatchObject({ state: "active", consecutiveFailures: 0, counts: { delivered: 3, dead: 0 } });
+    expect(got).toMatchObject({ state: "active", breaker: "closed", consecutiveFailures: 0, counts: { delivered: 3, dead: 0 } });
   });
 });
 
@@ -342,5 +359,125 @@ describe("addresses and bursts", () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]!.texts).toEqual(["um", "dois", "três"]);
     expect((await replies(s))[0]!.text).toBe("echo: um / dois / três");
+  });
+});
+
+describe("secret rotation", () => {
+  it("the new secret is shown once; during the overlap each call is signed by both secrets, after it by the new one only", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000081";
+    const rotate = `/v1/instances/${s.instance}/automation/secret/rotate`;
+    const res = await api(rotate, { method: "POST", key: s.key });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const rotated = await json(res);
+    expect(rotated.secret).toMatch(/^whsec_/);
+    expect(rotated.secret).not.toBe(s.secret);
+    const overlapEnds = Date.parse(rotated.previousSecretValidUntil);
+    expect(overlapEnds - Date.parse(rotated.rotatedAt)).toBe(24 * 3600_000);
+    const row = await env.DB.prepare("SELECT secret, secret_previous FROM automations WHERE instance_id = ?").bind(s.instanceId).first();
+    expect(row).toEqual({ secret: rotated.secret, secret_previous: s.secret });
+    // Never shown again.
+    const got = await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }));
+    expect(JSON.stringify(got)).not.toContain("whsec_");
+    expect(got.previousSecretValidUntil).toBe(rotated.previousSecretValidUntil);
+
+    // During the overlap: the call verifies with the old secret and with the new one.
+    await inbound(s, contact, "durante");
+    const [during] = await eventually(async () => {
+      const calls = await bot(s.botPath);
+      return calls.length === 1 ? calls : undefined;
+    });
+    expect(during!.signed["webhook-signature"].split(" ")).toHaveLength(2);
+    expect(new Webhook(s.secret).verify(during!.raw, during!.signed)).toMatchObject({ type: "automation.inbound", contact });
+    expect(new Webhook(rotated.secret).verify(during!.raw, during!.signed)).toMatchObject({ type: "automation.inbound", contact });
+
+    // The overlap over (its end made past, as 24 h later): only the new secret signs.
+    await env.DB.prepare("UPDATE automations SET secret_previous_until = ? WHERE instance_id = ?")
+      .bind(Date.now() - 1, s.instanceId)
+      .run();
+    await bot(s.botPath, { secret: rotated.secret });
+    await inbound(s, contact, "depois");
+    const after = await eventually(async () => (await bot(s.botPath)).find((c) => c.texts[0] === "depois"));
+    expect(after.signed["webhook-signature"].split(" ")).toHaveLength(1);
+    expect(new Webhook(rotated.secret).verify(after.raw, after.signed)).toMatchObject({ contact });
+    expect(() => new Webhook(s.secret).verify(after.raw, after.signed)).toThrow();
+    expect((await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }))).previousSecretValidUntil).toBeUndefined();
+    await eventually(async () => (await replies(s)).length === 2, 15_000, "both answered");
+  });
+
+  it("another tenant's instance, or one without automation, is a 404 in the error shape", async () => {
+    const s = await withAutomation();
+    const other = await setupTenant();
+    const rotate = `/v1/instances/${s.instance}/automation/secret/rotate`;
+    const foreign = await api(rotate, { method: "POST", key: other.key });
+    expect(foreign.status).toBe(404);
+    expect((await json(foreign)).error.code).toBe("not_found");
+    const none = await api(`/v1/instances/${other.instance}/automation/secret/rotate`, { method: "POST", key: other.key });
+    expect(none.status).toBe(404);
+    expect(JSON.stringify(await json(none))).not.toContain("whsec_");
+    const row = await env.DB.prepare("SELECT secret, secret_previous FROM automations WHERE instance_id = ?").bind(s.instanceId).first();
+    expect(row).toEqual({ secret: s.secret, secret_previous: null });
+  });
+});
+
+describe("retention", () => {
+  it("the sweep's purge removes finished deliveries past retention and keeps pending ones", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000091";
+    const waiting = "5511970000092";
+    await inbound(s, contact, "velha");
+    await inbound(s, contact, "nova");
+    await eventually(async () => (await deliveries(s)).filter((d) => d.status === "delivered").length === 2, 15_000, "two delivered");
+    // A message whose handler call failed: pending, waiting for its retry.
+    await bot(s.botPath, { fail: 1 });
+    await inbound(s, waiting, "pendente");
+    await eventually(async () => (await deliveries(s)).some((d) => d.status === "pending" && d.attempts === 1), 15_000, "a pending retry");
+    const idOf = async (text: string) =>
+      (await env.DB.prepare("SELECT id FROM inbound_messages WHERE tenant_id = ? AND text = ?").bind(s.id, text).first<{ id: string }>())!.id;
+    const [old, fresh, pending] = [await idOf("velha"), await idOf("nova"), await idOf("pendente")];
+    // The old and the pending one last changed 31 days ago (retention is 30).
+    const longAgo = Date.now() - 31 * 86_400_000;
+    await env.DB.prepare("UPDATE automation_deliveries SET created_at = ?1, updated_at = ?1 WHERE inbound_id IN (?2, ?3)").bind(longAgo, old, pending).run();
+
+    const report = await purge(env);
+    expect(report.automationDeliveries).toBeGreaterThanOrEqual(1);
+    const left = await deliveries(s);
+    expect(left.map((d) => d.inbound_id).sort()).toEqual([fresh, pending].sort());
+    expect(left.find((d) => d.inbound_id === pending)?.status).toBe("pending");
+    // The pending one still goes to the handler.
+    await fireRetry(s, waiting);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: pendente"), 15_000, "the pending one answered");
+  });
+});
+
+describe("fast hand-off", () => {
+  it("the webhook route hands an inbound message to its contact's lane itself; the queued copy then changes nothing", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000101";
+    // The queue is captured, not consumed: only the route's own hand-off can reach the handler.
+    const queued: unknown[] = [];
+    const captured = { ...env, WEBHOOKS: { send: async (job: unknown) => void queued.push(job) } } as unknown as Env;
+    const ctx = createExecutionContext();
+    const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${s.token}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(upsert(s, contact, "rápido").body),
+    });
+    const res = await worker.fetch(request, captured, ctx);
+    expect(res.status).toBe(200);
+    await waitOnExecutionContext(ctx);
+    expect(queued).toHaveLength(1);
+    await eventually(async () => (await replies(s)).find((r) => r.text === "echo: rápido"), 15_000, "the reply");
+
+    // The durable copy arrives through the consumer: acked, and nothing happens twice.
+    const batch = createMessageBatch("mensageiro-webhooks", [{ id: "fast-1", timestamp: new Date(), attempts: 1, body: queued[0] }]);
+    const qctx = createExecutionContext();
+    await worker.queue(batch, env, qctx);
+    expect((await getQueueResult(batch, qctx)).explicitAcks).toEqual(["fast-1"]);
+    expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["rápido"]]);
+    expect((await deliveries(s)).map((d) => d.status)).toEqual(["delivered"]);
+    expect(await eventsOf(s, "message.received")).toHaveLength(1);
+    expect((await replies(s)).map((r) => r.text)).toEqual(["echo: rápido"]);
   });
 });
