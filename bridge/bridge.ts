@@ -16,8 +16,14 @@ export async function startBridge(config: BridgeConfig, opts: { log?: Logger } =
   const metrics = new Metrics();
   const stopping = new AbortController();
   const signal = stopping.signal;
-  const kafka = connectKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, log, maxBatchBytes: config.kafka.maxBatchBytes });
-  const gateway = gatewayClient(config.gateway.url, config.gateway.apiKey);
+  const kafka = connectKafka({
+    brokers: config.kafka.brokers,
+    clientId: config.kafka.clientId,
+    log,
+    maxBatchBytes: config.kafka.maxBatchBytes,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+  });
+  const gateway = gatewayClient(config.gateway.url, config.gateway.apiKey, config.gateway.timeoutMs);
   const deps = { config, kafka, gateway, log, metrics, signal };
   const legacyTopics = [...inboundTopics(config).keys()];
 
@@ -34,7 +40,9 @@ export async function startBridge(config: BridgeConfig, opts: { log?: Logger } =
       await retrying("create topics", log, signal, () => kafka.ensureTopics(all));
     }
     const tasks: Promise<void>[] = [];
-    if (config.inbound.enabled) tasks.push(retrying("start the Kafka consumer", log, signal, () => startInbound(deps)));
+    // startInbound returns only when its consumer stops: a consumer kafkajs gave up on (a crash it
+    // does not restart) is replaced by a new one here, so consuming always resumes.
+    if (config.inbound.enabled) tasks.push(retrying("run the Kafka consumer", log, signal, () => startInbound(deps)));
     if (config.outbound.enabled) tasks.push(runOutbound(deps).catch((err) => log("error", "outbound relay stopped", { error: errorText(err) })));
     await Promise.all(tasks);
   })();

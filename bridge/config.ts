@@ -40,6 +40,11 @@ const envSchema = z.object({
   BRIDGE_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(4),
   // Produce requests are split to stay under the broker's message.max.bytes (1 MB by default).
   BRIDGE_MAX_BATCH_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_MAX_BATCH_BYTES),
+  // A batch POST that takes longer is given up and posted again (same Idempotency-Key).
+  BRIDGE_GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(30_000),
+  // The consumer group's session: a member silent for longer loses its partitions. The relay
+  // heartbeats during posts, so this only bounds how fast a dead bridge's partitions move.
+  BRIDGE_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6000).max(300_000).default(30_000),
   BRIDGE_EVENTS_PAGE: z.coerce.number().int().min(1).max(1000).default(1000),
   BRIDGE_EVENTS_WAIT_SECONDS: z.coerce.number().int().min(0).max(30).default(20),
   BRIDGE_CREATE_TOPICS: flag.default(false),
@@ -49,8 +54,16 @@ const envSchema = z.object({
 });
 
 export type BridgeConfig = {
-  kafka: { brokers: string[]; clientId: string; groupId: string; createTopics: boolean; partitionsConcurrently: number; maxBatchBytes: number };
-  gateway: { url: string; apiKey: string };
+  kafka: {
+    brokers: string[];
+    clientId: string;
+    groupId: string;
+    createTopics: boolean;
+    partitionsConcurrently: number;
+    maxBatchBytes: number;
+    sessionTimeoutMs: number;
+  };
+  gateway: { url: string; apiKey: string; timeoutMs: number };
   topics: {
     sendMessage: string;
     scheduleMessage: string;
@@ -86,8 +99,9 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
       createTopics: e.BRIDGE_CREATE_TOPICS,
       partitionsConcurrently: e.BRIDGE_PARTITIONS_CONCURRENTLY,
       maxBatchBytes: e.BRIDGE_MAX_BATCH_BYTES,
+      sessionTimeoutMs: e.BRIDGE_SESSION_TIMEOUT_MS,
     },
-    gateway: { url: e.GATEWAY_URL, apiKey: e.GATEWAY_API_KEY },
+    gateway: { url: e.GATEWAY_URL, apiKey: e.GATEWAY_API_KEY, timeoutMs: e.BRIDGE_GATEWAY_TIMEOUT_MS },
     topics: {
       sendMessage: e.TOPIC_SEND_MESSAGE,
       scheduleMessage: e.TOPIC_SCHEDULE_MESSAGE,

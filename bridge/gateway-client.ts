@@ -39,11 +39,10 @@ export class GatewayUnavailable extends Error {
   }
 }
 
-const REQUEST_TIMEOUT_MS = 60_000;
-
 export type GatewayClient = ReturnType<typeof gatewayClient>;
 
-export function gatewayClient(baseUrl: string, apiKey: string) {
+/** `batchTimeoutMs`: a batch POST still unanswered then is given up (and retried by the relay). */
+export function gatewayClient(baseUrl: string, apiKey: string, batchTimeoutMs = 30_000) {
   const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
 
   const call = async (path: string, init: RequestInit, timeoutMs: number, signal?: AbortSignal): Promise<Response> => {
@@ -78,7 +77,7 @@ export function gatewayClient(baseUrl: string, apiKey: string) {
         res = await call(
           "/v1/messages/batch",
           { method: "POST", headers: { ...headers, "idempotency-key": idempotencyKey }, body: JSON.stringify({ messages: items }) },
-          REQUEST_TIMEOUT_MS,
+          batchTimeoutMs,
         );
       } catch (err) {
         return { kind: "retry", reason: err instanceof Error ? err.message : String(err), retryAfterMs: 0 };

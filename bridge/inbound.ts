@@ -127,48 +127,54 @@ async function relayChunk(
     const backoff = new Backoff(250, 15_000);
     let resume: (() => void) | undefined;
     const postStarted = performance.now();
-    let outcome = await gateway.sendBatch(
-      items.map((i) => i.item),
-      key,
-    );
-    while (outcome.kind === "retry" || outcome.kind === "misconfigured") {
-      metrics.inc("bridge_gateway_failures_total", { relay: "inbound" });
-      metrics.state.gatewayUp = false;
-      // Pause the partition while the gateway is away or misconfigured; nothing is resolved or committed meanwhile.
-      resume ??= control.pause();
-      const wait = backoff.next(outcome.retryAfterMs);
-      if (outcome.kind === "misconfigured") {
-        metrics.inc("bridge_gateway_config_errors_total", { status: String(outcome.status) });
-        metrics.state.gatewayProblem = `configuration: ${outcome.reason}`.slice(0, 300);
-      }
-      log(
-        "error",
-        outcome.kind === "misconfigured"
-          ? "gateway configuration error (check GATEWAY_URL, GATEWAY_API_KEY, proxies); partition paused, nothing committed"
-          : "gateway send failed; partition paused, will retry",
-        {
-          topic,
-          partition,
-          first: range.first,
-          last: range.last,
+    // A slow gateway must not cost the partition: heartbeat while the POST is out.
+    const post = () =>
+      heartbeating(
+        gateway.sendBatch(
+          items.map((i) => i.item),
           key,
-          ...(outcome.kind === "misconfigured" ? { status: outcome.status } : {}),
-          error: outcome.reason,
-          retryInMs: wait,
-          attempt: backoff.failures,
-        },
+        ),
+        control,
       );
-      await sleepHeartbeating(wait, control, signal);
-      if (!alive()) {
-        resume();
-        return false;
+    let outcome: Awaited<ReturnType<typeof post>>;
+    try {
+      outcome = await post();
+      while (outcome.kind === "retry" || outcome.kind === "misconfigured") {
+        metrics.inc("bridge_gateway_failures_total", { relay: "inbound" });
+        metrics.state.gatewayUp = false;
+        // Pause the partition while the gateway is away or misconfigured; nothing is resolved or committed meanwhile.
+        resume ??= control.pause();
+        const wait = backoff.next(outcome.retryAfterMs);
+        if (outcome.kind === "misconfigured") {
+          metrics.inc("bridge_gateway_config_errors_total", { status: String(outcome.status) });
+          metrics.state.gatewayProblem = `configuration: ${outcome.reason}`.slice(0, 300);
+        }
+        log(
+          "error",
+          outcome.kind === "misconfigured"
+            ? "gateway configuration error (check GATEWAY_URL, GATEWAY_API_KEY, proxies); partition paused, nothing committed"
+            : "gateway send failed; partition paused, will retry",
+          {
+            topic,
+            partition,
+            first: range.first,
+            last: range.last,
+            key,
+            ...(outcome.kind === "misconfigured" ? { status: outcome.status } : {}),
+            error: outcome.reason,
+            retryInMs: wait,
+            attempt: backoff.failures,
+          },
+        );
+        await sleepHeartbeating(wait, control, signal);
+        if (!alive()) return false;
+        outcome = await post();
       }
-      outcome = await gateway.sendBatch(
-        items.map((i) => i.item),
-        key,
-      );
+    } finally {
+      // Always: a partition left paused (an exception, a lost member) is never fetched again by
+      // this process, even after it rejoins the group.
+      resume?.();
     }
-    resume?.();
     metrics.state.gatewayUp = true;
     metrics.state.gatewayProblem = undefined;
     metrics.inc("bridge_gateway_post_seconds_total", { topic }, (performance.now() - postStarted) / 1000);
@@ -264,6 +270,24 @@ async function publishRetrying(deps: InboundDeps, records: OutRecord[], control:
       await sleepHeartbeating(wait, control, deps.signal);
       if (!control.active() || deps.signal.aborted) return false;
     }
+  }
+}
+
+/** Awaits `work`, heartbeating every couple of seconds meanwhile. */
+async function heartbeating<T>(work: Promise<T>, control: BatchControl): Promise<T> {
+  const over = new AbortController();
+  const beat = (async () => {
+    for (;;) {
+      await sleep(HEARTBEAT_EVERY_MS, over.signal);
+      if (over.signal.aborted) return;
+      await control.heartbeat();
+    }
+  })();
+  try {
+    return await work;
+  } finally {
+    over.abort();
+    await beat;
   }
 }
 

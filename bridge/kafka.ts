@@ -15,8 +15,10 @@ export type BatchControl = {
   commit(offset: string, note: string | null): Promise<void>;
   /** Stops fetching this partition; the returned function resumes it. */
   pause(): () => void;
+  /** Keeps this member in the group. Never throws: a failed heartbeat (the group is rebalancing,
+   *  the member was evicted) makes `active()` false, and the batch is abandoned. */
   heartbeat(): Promise<void>;
-  /** False once the consumer stops or the partition was reassigned or seeked. */
+  /** False once the consumer stops, a heartbeat failed (partitions may have moved), or it was seeked. */
   active(): boolean;
 };
 
@@ -35,6 +37,7 @@ export type ConsumeOptions = {
 export interface KafkaLink {
   /** Writes all records with acks from all in-sync replicas; throws if Kafka did not take them. */
   publish(records: OutRecord[]): Promise<void>;
+  /** Runs a consumer until close() (resolves) or until it crashed for good (rejects: start another). */
   consume(opts: ConsumeOptions): Promise<void>;
   committed(groupId: string, topic: string): Promise<Committed[]>;
   lag(groupId: string, topics: string[]): Promise<PartitionLag[]>;
@@ -45,7 +48,7 @@ export interface KafkaLink {
 /** What a produce request may carry: Kafka's default message.max.bytes is 1,048,588. */
 export const DEFAULT_MAX_BATCH_BYTES = 1_000_000;
 
-export function connectKafka(opts: { brokers: string[]; clientId: string; log: Logger; maxBatchBytes?: number }): KafkaLink {
+export function connectKafka(opts: { brokers: string[]; clientId: string; log: Logger; maxBatchBytes?: number; sessionTimeoutMs?: number }): KafkaLink {
   const maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
   const kafka = new Kafka({
     clientId: opts.clientId,
@@ -61,7 +64,8 @@ export function connectKafka(opts: { brokers: string[]; clientId: string; log: L
   });
   let producer: Producer | undefined;
   let admin: Admin | undefined;
-  const consumers: Consumer[] = [];
+  const consumers = new Map<Consumer, () => void>();
+  const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
 
   const connectedProducer = async () => {
     if (!producer) {
@@ -101,10 +105,31 @@ export function connectKafka(opts: { brokers: string[]; clientId: string; log: L
     },
 
     async consume({ groupId, topics, concurrency, onBatch, onAssignment }) {
-      const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 10 * 1024 * 1024, maxWaitTimeInMs: 250, retry: { retries: 10 } });
-      consumers.push(consumer);
+      const consumer = kafka.consumer({
+        groupId,
+        sessionTimeout,
+        heartbeatInterval: Math.max(1000, Math.floor(sessionTimeout / 10)),
+        maxBytesPerPartition: 10 * 1024 * 1024,
+        maxWaitTimeInMs: 250,
+        retry: { retries: 10 },
+      });
+      // Settles when the consumer is closed (resolve) or crashed beyond kafkajs's own restart (reject).
+      let stopped!: () => void;
+      let crashed!: (err: Error) => void;
+      const ended = new Promise<void>((resolve, reject) => {
+        stopped = resolve;
+        crashed = reject;
+      });
+      consumers.set(consumer, stopped);
       consumer.on(consumer.events.GROUP_JOIN, () => onAssignment());
-      consumer.on(consumer.events.CRASH, (e) => opts.log("error", "kafka consumer crashed", { error: e.payload.error.message, restart: e.payload.restart }));
+      consumer.on(consumer.events.CRASH, (e) => {
+        opts.log("error", "kafka consumer crashed", { error: e.payload.error.message, restart: e.payload.restart });
+        // kafkajs restarts it itself on retriable errors; otherwise it is disconnected for good.
+        if (!e.payload.restart) {
+          consumers.delete(consumer);
+          crashed(new Error(`kafka consumer crashed for good: ${e.payload.error.message}`));
+        }
+      });
       await consumer.connect();
       await consumer.subscribe({ topics, fromBeginning: true });
       await consumer.run({
@@ -113,18 +138,34 @@ export function connectKafka(opts: { brokers: string[]; clientId: string; log: L
         partitionsConsumedConcurrently: concurrency,
         eachBatch: async ({ batch, resolveOffset, heartbeat, pause, isRunning, isStale }) => {
           const records = batch.messages.map((m) => ({ offset: m.offset, key: m.key ?? null, value: m.value ?? null, headers: headerText(m.headers) }));
+          // A failed heartbeat means this member may no longer own the partition: the batch is
+          // abandoned (nothing committed) and kafkajs rejoins on its next fetch.
+          let lost = false;
           await onBatch(
             { topic: batch.topic, partition: batch.partition, records },
             {
               resolve: resolveOffset,
               commit: (offset, note) => consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset, metadata: note }]),
               pause,
-              heartbeat,
-              active: () => isRunning() && !isStale(),
+              heartbeat: async () => {
+                if (lost) return;
+                try {
+                  await heartbeat();
+                } catch (err) {
+                  lost = true;
+                  opts.log("warn", "kafka heartbeat failed; abandoning the batch (the group rebalances)", {
+                    topic: batch.topic,
+                    partition: batch.partition,
+                    error: err instanceof Error ? err.message : String(err),
+                  });
+                }
+              },
+              active: () => !lost && isRunning() && !isStale(),
             },
           );
         },
       });
+      await ended;
     },
 
     async committed(groupId, topic) {
@@ -157,7 +198,9 @@ export function connectKafka(opts: { brokers: string[]; clientId: string; log: L
 
     async close() {
       // Consumers first: they leave the group so their partitions move at once.
-      await Promise.allSettled(consumers.map((c) => c.disconnect()));
+      await Promise.allSettled([...consumers.keys()].map((c) => c.disconnect()));
+      for (const stopped of consumers.values()) stopped();
+      consumers.clear();
       await Promise.allSettled([producer?.disconnect(), admin?.disconnect()]);
     },
   };

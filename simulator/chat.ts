@@ -4,8 +4,9 @@
 // receipt that reaches the store while its webhook is lost.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
+import { dropHeader } from "./evolution.ts";
 import { cuid } from "./ids.ts";
-import { errorBody, instanceNotFound, unauthorized, type MessageRaw, type ReceiptStatus } from "./shapes.ts";
+import { defaultFaultBody, errorBody, instanceNotFound, unauthorized, type MessageRaw, type ReceiptStatus } from "./shapes.ts";
 import type { Instance, SimulatorState } from "./state.ts";
 
 const findMessagesBody = z.object({
@@ -49,6 +50,16 @@ export function chatRoutes(state: SimulatorState): Hono {
         400,
       );
     const { where, page = 1, offset = 50 } = parsed.data;
+    // Scripted faults (route findMessages): Evolution failing, slow, or dropping the connection.
+    const fault = state.takeFault({ instance: guard.instance.name, route: "findMessages", number: "", jid: where?.key?.remoteJid ?? "" });
+    if (fault) {
+      if (fault.delayMs) await state.sleep(fault.delayMs);
+      if (fault.status === 0) return c.json(errorBody(503, "simulated network failure (connection dropped)"), 503, { [dropHeader]: "1" });
+      return new Response(JSON.stringify(fault.body ?? defaultFaultBody(fault.status)), {
+        status: fault.status,
+        headers: { "content-type": "application/json; charset=utf-8" },
+      });
+    }
     const gte = unixSeconds(where?.messageTimestamp?.gte);
     const lte = unixSeconds(where?.messageTimestamp?.lte);
     const windowed = Number.isFinite(gte) && Number.isFinite(lte);

@@ -94,7 +94,7 @@ export const faultInput = z.strictObject({
   instance: z.string().optional(),
   /** Matched against the normalised number (digits) or the JID as sent. */
   number: z.string().optional(),
-  route: z.enum(["sendText", "sendMedia", "sendWhatsAppAudio", "sendPresence"]).optional(),
+  route: z.enum(["sendText", "sendMedia", "sendWhatsAppAudio", "sendPresence", "findMessages"]).optional(),
   /** HTTP status to answer; 0 drops the connection (see server.ts). */
   status: z
     .number()
@@ -102,6 +102,9 @@ export const faultInput = z.strictObject({
     .refine((s) => s === 0 || (s >= 200 && s <= 599), "0 or an HTTP status"),
   /** Response body; a realistic Evolution error envelope for the status when omitted. */
   body: z.unknown().optional(),
+  /** Answer this much later. With a 2xx status on a send: a hung send that still completes (the
+   *  message goes out and is stored when the answer is given, after the caller may have given up). */
+  delayMs: z.number().int().min(0).max(300_000).optional(),
   times: z.number().int().min(1).default(1),
 });
 export type Fault = z.infer<typeof faultInput>;

@@ -74,8 +74,10 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
   if (!authorised(state, instance, c.req.header("apikey"))) return { status: 401, body: unauthorized() };
 
   const fault = state.takeFault({ instance: name, route, number: to?.number ?? "", jid: to?.jid ?? "" });
-  if (fault) {
-    await state.sleep(latency(state));
+  // A 2xx fault is a late answer: the send goes through below, only after `delayMs`.
+  const lateBy = fault && fault.status >= 200 && fault.status < 300 ? (fault.delayMs ?? 0) : 0;
+  if (fault && lateBy === 0) {
+    await state.sleep(latency(state) + (fault.delayMs ?? 0));
     return { status: fault.status, body: fault.body ?? defaultFaultBody(fault.status) };
   }
 
@@ -98,6 +100,7 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
     await state.sleep(chaos.timeoutMs);
     if (!chaos.timeoutStillSends) return { status: 500, body: connectionClosed() };
   }
+  if (lateBy > 0) await state.sleep(lateBy);
 
   const raw = buildMessage(state, instance, target, checked.request);
   rememberSend(state, raw.key.id, attempt);

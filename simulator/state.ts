@@ -54,7 +54,7 @@ export type WebhookRecord = {
 };
 
 type PendingFault = Fault & { remaining: number };
-export type FaultMatch = { instance: string; number: string; jid: string; route: SendRoute | "sendPresence" };
+export type FaultMatch = { instance: string; number: string; jid: string; route: SendRoute | "sendPresence" | "findMessages" };
 
 type Timer = ReturnType<typeof setTimeout>;
 

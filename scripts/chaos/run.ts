@@ -89,6 +89,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     injected[k] = (injected[k] ?? 0) + 1;
   };
   let gatewayLogs: (() => string) | undefined;
+  // Messages not in a terminal state at the end, as the API shows them (with their history).
+  const stuck: unknown[] = [];
 
   try {
     // Broker: fixed ports and state folder, so a restart is the same broker.
@@ -134,7 +136,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     cleanups.push(() => gateway.stop());
     gatewayLogs = () => gateway.logs();
     log(`gateway on ${gateway.url}, state in ${gateway.persistDir}`);
-    const tenant = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000, webhooks: "single" });
+    // The not-on-WhatsApp contacts are a planned fault: without this the governor would pause the
+    // number (invalid-number spike, as it should for a real number) past the end of the run.
+    const tenant = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000, webhooks: "single", pacing: { invalidNumberSpike: null } });
     const headers = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
     // wrangler dev never fires the cron: run the sweep as the deployed cron would, a bit more often.
     const sweep = setInterval(() => void fetch(`${gateway.url}/cdn-cgi/local/scheduled?cron=*+*+*+*+*`).catch(() => undefined), 20_000);
@@ -474,6 +478,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
     // Collect: every message of the tenant with its history, the simulator's sends, Kafka's topics.
     const messages = await allMessages(gateway, headers);
+    for (const m of messages.filter((m) => !["sent", "delivered", "read", "failed", "canceled"].includes(m.status)).slice(0, 50))
+      stuck.push(await (await fetch(`${gateway.url}/v1/messages/${m.id}`, { headers })).json().catch(() => ({ id: m.id, unreadable: true })));
     const kafkaRead = o.kafka
       ? await readTopics(brokers, [
           topics.TOPIC_MESSAGE_STATUS!,
@@ -548,6 +554,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const logDir = `${workDir}-logs`;
     mkdirSync(logDir, { recursive: true });
     if (gatewayLogs) writeFileSync(path.join(logDir, "gateway.log"), gatewayLogs());
+    if (stuck.length > 0) writeFileSync(path.join(logDir, "stuck.json"), JSON.stringify(stuck, null, 2));
     if (existsSync(path.join(workDir, "bridge.log"))) copyFileSync(path.join(workDir, "bridge.log"), path.join(logDir, "bridge.log"));
     log(`logs in ${logDir}`);
     rmSync(workDir, { recursive: true, force: true });

@@ -107,9 +107,9 @@ export async function findSent(instance: EvolutionInstance, q: FindSent, timeout
       },
       timeoutMs,
     );
-    if (!windowed.ok) return { kind: "unanswerable", reason: windowed.why };
+    if (!windowed.ok) return { kind: "unanswerable", reason: windowed.why, retry: true };
     const parsed = findMessagesAnswer.safeParse(windowed.json);
-    if (!parsed.success) return { kind: "unanswerable", reason: "findMessages answered an unexpected body" };
+    if (!parsed.success) return { kind: "unanswerable", reason: "findMessages answered an unexpected body", retry: true };
     for (const r of parsed.data.messages.records) {
       const m = record.safeParse(r);
       if (m.success && m.data.key.fromMe !== false && sameContent(m.data, q.content)) candidates.push(m.data.key.id);
@@ -126,10 +126,10 @@ export async function findSent(instance: EvolutionInstance, q: FindSent, timeout
   let total = 0;
   for (const remoteJid of jids) {
     const any = await post(instance, "findMessages", { where: { key: { remoteJid, fromMe: true } }, page: 1, offset: 1 }, timeoutMs);
-    if (!any.ok) return { kind: "unanswerable", reason: any.why };
+    if (!any.ok) return { kind: "unanswerable", reason: any.why, retry: true };
     total += findMessagesAnswer.safeParse(any.json).data?.messages.total ?? 0;
   }
-  if (total === 0) return { kind: "unanswerable", reason: "it keeps no messages for this contact (message store off?)" };
+  if (total === 0) return { kind: "unanswerable", reason: "it keeps no messages for this contact (message store off?)", retry: false };
   return { kind: "not_found" };
 }
 

@@ -6,7 +6,8 @@
 //   waiting    accepted, not yet sent by this lane (due once ready_at and next_at have passed)
 //   retrying   the last attempt failed for sure (Evolution answered); next_at is the next try
 //   in_doubt   an attempt's outcome is unknown (timeout, dropped connection, or D1 shows a claim this
-//              lane has no answer for): ask Evolution before sending again
+//              lane has no answer for): ask Evolution before sending again, but only once the attempt
+//              has had time to finish inside Evolution (a hung send may still go out)
 //   unrecorded Evolution answered but the D1 write of that answer failed: write it, never resend
 //   done       nothing left to do here (kept a while to recognise redeliveries)
 import type { MessageStatus } from "../contracts/events.ts";
@@ -17,6 +18,12 @@ export type StoredPhase = (typeof storedPhases)[number];
 export type Phase = StoredPhase | "due";
 
 export type LaneItem = { phase: StoredPhase; readyAt: number; nextAt: number; attempts: number };
+
+/** How long an attempt in doubt is left alone before Evolution is asked about it: its own timeout,
+ *  then as long again. Evolution may still be sending when the gateway gives up (the request is not
+ *  canceled on its side), and it stores the message only once it went out; asking earlier finds
+ *  nothing and sends the message twice. */
+export const settleMs = (evolutionTimeoutMs: number) => 2 * evolutionTimeoutMs;
 
 export function phaseOf(item: LaneItem, now: number): Phase {
   if (item.phase === "waiting" && Math.max(item.readyAt, item.nextAt) <= now) return "due";
@@ -55,11 +62,15 @@ export type D1Answer =
       readyAt: number;
       /** Another message of this lane, queued and due before this one, is not in the lane yet. */
       olderWaiting: boolean;
+      /** D1's last change of the row: no earlier than the claim of its latest attempt. */
+      updatedAt: number;
     };
 
 export type Action =
   | { kind: "send"; attempt: number }
   | { kind: "reconcile" }
+  /** In doubt, but the attempt (started at attemptAt) may still be under way: ask Evolution at `at`. */
+  | { kind: "check_at"; at: number; attemptAt: number; attempts: number }
   | { kind: "record" }
   | { kind: "pull_older" }
   | { kind: "wait_until"; at: number }
@@ -70,18 +81,23 @@ export type Action =
 
 const terminal = new Set<MessageStatus>(["sent", "delivered", "read", "failed", "canceled"]);
 
-/** The one decision: from the item's phase and D1's answer to the next action. */
-export function decide(phase: Phase, item: Pick<LaneItem, "attempts">, answer: D1Answer, now: number): Action {
+/** The one decision: from the item's phase and D1's answer to the next action. `item.attemptAt` is
+ *  when the lane started its attempt in doubt (0: unknown, D1's last change stands in for it). */
+export function decide(phase: Phase, item: Pick<LaneItem, "attempts"> & { attemptAt?: number }, answer: D1Answer, now: number, settle: number): Action {
   if (phase === "waiting") return { kind: "none" };
   if (phase === "done") return { kind: "done" };
   if (!answer.found || terminal.has(answer.status)) return { kind: "done" };
   const pending = answer.status === "queued" || answer.status === "scheduled";
+  // An attempt in doubt is asked about once it cannot be in flight any more; until then the item
+  // holds the head of the lane (the contact's later messages wait behind it).
+  const inDoubt = (attemptAt: number): Action =>
+    now < attemptAt + settle ? { kind: "check_at", at: attemptAt + settle, attemptAt, attempts: answer.attempts } : { kind: "reconcile" };
   switch (phase) {
     case "due":
       if (answer.claimed) return { kind: "send", attempt: answer.attempts };
       // D1 says an attempt was claimed, but this lane never learned its outcome (it stopped
-      // between the claim and recording the answer): in doubt.
-      if (answer.status === "processing") return { kind: "reconcile" };
+      // between the claim and recording the answer): in doubt, since the claim.
+      if (answer.status === "processing") return inDoubt(answer.updatedAt);
       // D1 holds the due time: a reschedule that reached D1 but not this lane still counts.
       if (answer.status === "scheduled" && answer.readyAt > now) return { kind: "wait_until", at: answer.readyAt };
       if (answer.olderWaiting) return { kind: "pull_older" };
@@ -90,10 +106,10 @@ export function decide(phase: Phase, item: Pick<LaneItem, "attempts">, answer: D
     case "retrying":
       if (answer.claimed) return { kind: "send", attempt: answer.attempts };
       // D1 counts more attempts than this lane knows of: one was claimed and its answer lost.
-      if (answer.status === "processing") return { kind: "reconcile" };
+      if (answer.status === "processing") return inDoubt(answer.updatedAt);
       return pending ? { kind: "requeue" } : { kind: "done" };
     case "in_doubt":
-      if (answer.status === "processing") return { kind: "reconcile" };
+      if (answer.status === "processing") return inDoubt(item.attemptAt ? item.attemptAt : answer.updatedAt);
       return pending ? { kind: "requeue" } : { kind: "done" };
     case "unrecorded":
       return answer.status === "processing" ? { kind: "record" } : { kind: "done" };
@@ -114,27 +130,43 @@ export type AfterSend =
 
 export type Outcome = { kind: "sent"; providerMessageId: string; detail?: string } | { kind: "failed"; error: string };
 
-/** After an attempt: record it, retry it later, or (the answer was lost) check before retrying. */
-export function afterSend(result: SendResult, attempt: number, maxAttempts: number, backoffMs: number): AfterSend {
+/** After an attempt: record it, retry it later, or (the answer was lost) check before retrying.
+ *  `settleLeftMs`: how long the attempt may still be under way inside Evolution. */
+export function afterSend(result: SendResult, attempt: number, maxAttempts: number, backoffMs: number, settleLeftMs: number): AfterSend {
   if (result.kind === "sent") return { next: "record", outcome: { kind: "sent", providerMessageId: result.providerMessageId } };
   if (result.kind === "permanent") return { next: "record", outcome: { kind: "failed", error: result.error } };
   // The request may have reached WhatsApp: check first, even on the last attempt, so a message
   // that went is recorded `sent` rather than `failed`.
-  if (result.doubt) return { next: "in_doubt", delayMs: Math.min(backoffMs, IN_DOUBT_CHECK_MS), error: result.error };
+  if (result.doubt) return { next: "in_doubt", delayMs: Math.max(settleLeftMs, 0), error: result.error };
   if (attempt >= maxAttempts) return { next: "record", outcome: { kind: "failed", error: `${result.error} (gave up after ${attempt} attempts)` } };
   return { next: "retrying", delayMs: Math.max(backoffMs, result.retryAfterMs ?? 0), error: result.error };
 }
 
-/** A timed-out send is checked this soon: long enough for Evolution to have stored it. */
-export const IN_DOUBT_CHECK_MS = 5_000;
+/** Evolution's answer to "did this attempt go out?". `retry`: the question itself failed (an error,
+ *  a timeout, an unreadable answer) and may be asked again; false when Evolution cannot know (it
+ *  stores no messages, the instance is gone). */
+export type Reconciled = { kind: "found"; providerMessageId: string } | { kind: "not_found" } | { kind: "unanswerable"; reason: string; retry: boolean };
 
-/** Evolution's answer to "did this attempt go out?". */
-export type Reconciled = { kind: "found"; providerMessageId: string } | { kind: "not_found" } | { kind: "unanswerable"; reason: string };
+export type AfterReconcile =
+  | { next: "record"; outcome: Outcome }
+  | { next: "retrying"; detail: string }
+  | { next: "check_again"; delayMs: number; detail: string };
 
-export type AfterReconcile = { next: "record"; outcome: Outcome } | { next: "retrying"; detail: string };
+/** A failed findMessages is asked again this many times (5 s, 10 s, 20 s later) before the
+ *  message is sent again without proof. */
+export const RECONCILE_CHECKS = 3;
+export const RECONCILE_RETRY_MS = 5_000;
 
-/** After asking Evolution about an in-doubt attempt. */
-export function afterReconcile(found: Reconciled, attempts: number, maxAttempts: number): AfterReconcile {
+/** After asking Evolution about an in-doubt attempt; `checks`: failed questions so far. */
+export function afterReconcile(found: Reconciled, attempts: number, maxAttempts: number, checks = 0): AfterReconcile {
+  if (found.kind === "unanswerable" && found.retry && checks < RECONCILE_CHECKS) {
+    const delayMs = RECONCILE_RETRY_MS * 2 ** checks;
+    return {
+      next: "check_again",
+      delayMs,
+      detail: `reconcile: Evolution could not answer (${found.reason}); asking again in ${delayMs} ms (check ${checks + 1} of ${RECONCILE_CHECKS})`,
+    };
+  }
   if (found.kind === "found")
     return {
       next: "record",
@@ -147,7 +179,7 @@ export function afterReconcile(found: Reconciled, attempts: number, maxAttempts:
   const why =
     found.kind === "not_found"
       ? "reconcile: not found in Evolution's messages"
-      : `reconcile: Evolution could not answer (${found.reason}); sending again without proof, it may arrive twice`;
+      : `reconcile: Evolution could not answer (${found.reason})${found.retry ? ` after ${checks + 1} checks` : ""}; sending again without proof, it may arrive twice`;
   if (attempts >= maxAttempts) return { next: "record", outcome: { kind: "failed", error: `${why} (gave up after ${attempts} attempts)` } };
   return { next: "retrying", detail: found.kind === "not_found" ? `${why}; sending again` : why };
 }

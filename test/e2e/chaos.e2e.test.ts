@@ -1,5 +1,10 @@
-// The chaos harness's verdict rules, on made-up observations: each goal can fail.
+// The chaos harness: its verdict rules on made-up observations (each goal can fail), and a short
+// real run (wrangler dev, the simulator with its faults, one SIGKILL of the runtime) that must meet
+// every delivery goal. Kafka is left out of this run (--no-kafka) to keep it inside npm test's
+// budget on two cores; `npm run chaos` covers the bridge, its kills and the broker restart.
 import { describe, expect, it } from "vitest";
+import { defaultOptions, runChaos } from "../../scripts/chaos/run.ts";
+import { verdictTable } from "../../scripts/chaos/table.ts";
 import { judge, regressed, type Observed, type Planned } from "../../scripts/chaos/verdict.ts";
 
 describe("verdict rules", () => {
@@ -48,4 +53,45 @@ describe("verdict rules", () => {
     expect(regressed(["queued", "sent", "processing", "sent"])).toBe(true);
     expect(regressed(["queued", "processing", "queued", "processing", "sent", "failed"])).toBe(false);
   });
+});
+
+describe("a short chaos run", () => {
+  it("300 messages, faults on, the runtime SIGKILLed once: 0 lost, 0 sent twice, 0 out of order, 0 regressions, 0 missing events", async () => {
+    const d = defaultOptions();
+    const lines: string[] = [];
+    const options = {
+      ...d,
+      messages: 300,
+      contacts: 30,
+      rate: 15,
+      inbound: 0,
+      kafka: false,
+      settleSeconds: 90,
+      faults: { ...d.faults, runtimeKills: 1, bridgeKills: 0, brokerRestarts: 0 },
+      log: (line: string) => lines.push(line),
+    };
+    const result = await runChaos(options);
+    // The table and the run's log on failure: what went wrong is then readable from the test output.
+    const report = `${verdictTable(options, result)}\n${lines.join("\n")}`;
+    expect(result.injected["runtime SIGKILLs"], report).toBe(1);
+    expect(result.settled, report).toBe(true);
+    expect(result.verdict.accepted.total, report).toBe(300);
+    expect(
+      {
+        lost: result.verdict.lost,
+        sentTwice: result.verdict.sentTwice,
+        outOfOrder: result.verdict.outOfOrder,
+        regressions: result.verdict.regressions,
+        missingEvents: result.verdict.missingEvents,
+        failedWithoutReason: result.verdict.failedWithoutReason,
+      },
+      report,
+    ).toEqual({ lost: 0, sentTwice: 0, outOfOrder: 0, regressions: 0, missingEvents: 0, failedWithoutReason: 0 });
+    // Faults really happened: sends failed and timed out, and every message still reached the end.
+    expect(result.injected["simulator 500s"] ?? 0, report).toBeGreaterThan(0);
+    expect(
+      Object.values(result.verdict.terminal).reduce((a, b) => a + b, 0),
+      report,
+    ).toBe(300);
+  }, 240_000);
 });

@@ -159,6 +159,8 @@ export async function provisionTenant(
     rateLimitPerMinute?: number | null;
     simApiKey?: string;
     webhooks?: "single" | "byEvents";
+    /** The instance's `pacing` (PUT /v1/instances), e.g. `{ invalidNumberSpike: null }`. */
+    pacing?: Record<string, unknown>;
   } = {},
 ) {
   const admin = opts.adminToken ?? "e2e-admin-token";
@@ -178,7 +180,12 @@ export async function provisionTenant(
   const put = await fetch(`${gatewayUrl}/v1/instances/${instance}`, {
     method: "PUT",
     headers: { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" },
-    body: JSON.stringify({ evolutionUrl: simulatorUrl, evolutionApiKey: simKey, ratePerMinute: opts.ratePerMinute ?? 6000 }),
+    body: JSON.stringify({
+      evolutionUrl: simulatorUrl,
+      evolutionApiKey: simKey,
+      ratePerMinute: opts.ratePerMinute ?? 6000,
+      ...(opts.pacing ? { pacing: opts.pacing } : {}),
+    }),
   });
   if (put.status !== 201 && put.status !== 200) throw new Error(`instance: ${put.status} ${await put.text()}`);
   const registered = (await put.json()) as { webhookUrl: string };

@@ -37,6 +37,9 @@ export async function startReceiver(): Promise<{ url: string; close(): Promise<v
     received.push({ path: url.pathname, headers, body, at: Date.now(), status });
     res.writeHead(status, { "content-type": "application/json", ...(failing ? failure.headers : {}) }).end('{"ok":true}');
   });
+  // workerd reuses idle connections; Node closing them after its default 5 s races with that reuse
+  // ("Network connection lost"). The client closes them instead (as the simulator does).
+  server.keepAliveTimeout = 0;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;

@@ -59,7 +59,17 @@ export async function setupTenant(opts: { ratePerMinute?: number } = {}) {
   return { ...tenant, instance, instanceId, evolutionKey };
 }
 
-export type SimCall = { seq: number; at: number; instance: string; route: string; number: string; body: any; status: number; keyId?: string };
+export type SimCall = {
+  seq: number;
+  at: number;
+  answeredAt?: number;
+  instance: string;
+  route: string;
+  number: string;
+  body: any;
+  status: number;
+  keyId?: string;
+};
 
 export async function simCalls(instance: string): Promise<SimCall[]> {
   return (await simulator(`/_sim/calls?instance=${encodeURIComponent(instance)}`)).calls;

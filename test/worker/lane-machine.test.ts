@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { MessageStatus } from "../../src/contracts/events.ts";
 import { remoteJidsOf } from "../../src/evolution/reconcile.ts";
 import {
+  RECONCILE_CHECKS,
   afterReconcile,
   afterSend,
   askFor,
@@ -16,6 +17,9 @@ import {
 } from "../../src/lanes/lane-machine.ts";
 
 const NOW = 1_000_000;
+// An attempt in doubt is asked about SETTLE ms after it started (twice the Evolution timeout).
+const SETTLE = 60_000;
+const LONG_AGO = NOW - SETTLE - 1;
 const row = (status: MessageStatus, extra: Partial<Extract<D1Answer, { found: true }>> = {}): D1Answer => ({
   found: true,
   status,
@@ -23,6 +27,7 @@ const row = (status: MessageStatus, extra: Partial<Extract<D1Answer, { found: tr
   attempts: 1,
   readyAt: NOW - 1,
   olderWaiting: false,
+  updatedAt: LONG_AGO,
   ...extra,
 });
 const missing: D1Answer = { found: false };
@@ -64,7 +69,13 @@ describe("decide", () => {
   const table: [Phase, string, D1Answer, Action][] = [
     // due: the first claim of a message
     ["due", "claim applied", row("processing", { claimed: true, attempts: 1 }), { kind: "send", attempt: 1 }],
-    ["due", "already processing (claimed before a restart)", row("processing"), { kind: "reconcile" }],
+    ["due", "already processing, claimed long ago (before a restart)", row("processing"), { kind: "reconcile" }],
+    [
+      "due",
+      "already processing, claimed moments ago: the send may still be under way",
+      row("processing", { updatedAt: NOW - 1_000 }),
+      { kind: "check_at", at: NOW - 1_000 + SETTLE, attemptAt: NOW - 1_000, attempts: 1 },
+    ],
     ["due", "rescheduled later in D1", row("scheduled", { readyAt: NOW + 60_000 }), { kind: "wait_until", at: NOW + 60_000 }],
     ["due", "older message not in the lane yet", row("queued", { olderWaiting: true }), { kind: "pull_older" }],
     ["due", "queued, not claimable this instant", row("queued"), { kind: "hold" }],
@@ -76,12 +87,18 @@ describe("decide", () => {
     // retrying: the previous attempt failed for sure
     ["retrying", "claim applied", row("processing", { claimed: true, attempts: 2 }), { kind: "send", attempt: 2 }],
     ["retrying", "D1 counts an attempt this lane never saw end", row("processing", { attempts: 3 }), { kind: "reconcile" }],
+    [
+      "retrying",
+      "D1 counts an attempt claimed moments ago",
+      row("processing", { attempts: 3, updatedAt: NOW - 5 }),
+      { kind: "check_at", at: NOW - 5 + SETTLE, attemptAt: NOW - 5, attempts: 3 },
+    ],
     ["retrying", "sent meanwhile", row("sent"), { kind: "done" }],
     ["retrying", "delivered meanwhile", row("delivered"), { kind: "done" }],
     ["retrying", "queued again (a replay)", row("queued"), { kind: "requeue" }],
     ["retrying", "gone", missing, { kind: "done" }],
     // in_doubt: ask Evolution before sending again
-    ["in_doubt", "still processing", row("processing"), { kind: "reconcile" }],
+    ["in_doubt", "still processing, the attempt long over", row("processing"), { kind: "reconcile" }],
     ["in_doubt", "recorded sent by someone else", row("sent"), { kind: "done" }],
     ["in_doubt", "read", row("read"), { kind: "done" }],
     ["in_doubt", "queued again", row("queued"), { kind: "requeue" }],
@@ -96,7 +113,36 @@ describe("decide", () => {
     ["done", "done", row("sent"), { kind: "done" }],
   ];
   it.each(table)("%s, %s", (phase, _name, answer, action) => {
-    expect(decide(phase, { attempts: 1 }, answer, NOW)).toEqual(action);
+    expect(decide(phase, { attempts: 1 }, answer, NOW, SETTLE)).toEqual(action);
+  });
+
+  // in_doubt goes by the lane's own start of the attempt when it has one (D1's row may be older).
+  const inDoubt: [string, number, D1Answer, Action][] = [
+    [
+      "timed out moments ago: wait until it cannot be in flight",
+      NOW - 3_000,
+      row("processing"),
+      { kind: "check_at", at: NOW - 3_000 + SETTLE, attemptAt: NOW - 3_000, attempts: 1 },
+    ],
+    ["started exactly SETTLE ago: ask now", NOW - SETTLE, row("processing"), { kind: "reconcile" }],
+    ["no start known: D1's last change, long ago", 0, row("processing"), { kind: "reconcile" }],
+    [
+      "no start known: D1's last change, moments ago",
+      0,
+      row("processing", { updatedAt: NOW - 10 }),
+      { kind: "check_at", at: NOW - 10 + SETTLE, attemptAt: NOW - 10, attempts: 1 },
+    ],
+    ["timed out moments ago but recorded sent meanwhile", NOW - 3_000, row("sent"), { kind: "done" }],
+    ["timed out moments ago, queued again", NOW - 3_000, row("queued"), { kind: "requeue" }],
+  ];
+  it.each(inDoubt)("in_doubt, %s", (_name, attemptAt, answer, action) => {
+    expect(decide("in_doubt", { attempts: 1, attemptAt }, answer, NOW, SETTLE)).toEqual(action);
+  });
+
+  it("an attempt still possibly in flight is never reconciled, in any phase", () => {
+    for (const phase of ["due", "retrying", "in_doubt"] as const)
+      for (let age = 0; age < SETTLE; age += 7_000)
+        expect(decide(phase, { attempts: 1, attemptAt: NOW - age }, row("processing", { updatedAt: NOW - age }), NOW, SETTLE).kind).toBe("check_at");
   });
 
   it("the table covers every phase", () => {
@@ -106,8 +152,8 @@ describe("decide", () => {
 
   it("a claim never counts as a send unless D1 says it applied", () => {
     for (const status of ["scheduled", "queued", "processing", "sent", "failed", "canceled"] as const) {
-      expect(decide("due", { attempts: 0 }, row(status), NOW).kind).not.toBe("send");
-      expect(decide("retrying", { attempts: 1 }, row(status), NOW).kind).not.toBe("send");
+      expect(decide("due", { attempts: 0 }, row(status), NOW, SETTLE).kind).not.toBe("send");
+      expect(decide("retrying", { attempts: 1 }, row(status), NOW, SETTLE).kind).not.toBe("send");
     }
   });
 });
@@ -131,20 +177,27 @@ describe("afterSend", () => {
       3,
       { next: "record", outcome: { kind: "failed", error: "Evolution 503 (gave up after 3 attempts)" } },
     ],
-    ["timeout: in doubt", { kind: "transient", error: "timed out", doubt: true }, 1, 3, { next: "in_doubt", delayMs: 2000, error: "timed out" }],
+    [
+      "timeout: in doubt, checked once it settles",
+      { kind: "transient", error: "timed out", doubt: true },
+      1,
+      3,
+      { next: "in_doubt", delayMs: 30_000, error: "timed out" },
+    ],
     [
       "timeout on the last attempt: still checked",
       { kind: "transient", error: "timed out", doubt: true },
       3,
       3,
-      { next: "in_doubt", delayMs: 2000, error: "timed out" },
+      { next: "in_doubt", delayMs: 30_000, error: "timed out" },
     ],
   ] as const)("%s", (_name, result, attempt, max, expected) => {
-    expect(afterSend(result, attempt, max, 2000)).toEqual(expected);
+    expect(afterSend(result, attempt, max, 2000, 30_000)).toEqual(expected);
   });
 
-  it("an in-doubt check waits no longer than 5 s", () => {
-    expect(afterSend({ kind: "transient", error: "x", doubt: true }, 1, 3, 60_000)).toMatchObject({ next: "in_doubt", delayMs: 5000 });
+  it("an in-doubt check waits for the attempt to settle, not for the retry backoff", () => {
+    expect(afterSend({ kind: "transient", error: "x", doubt: true }, 1, 3, 500, 31_000)).toMatchObject({ next: "in_doubt", delayMs: 31_000 });
+    expect(afterSend({ kind: "transient", error: "x", doubt: true }, 1, 3, 500, -5)).toMatchObject({ next: "in_doubt", delayMs: 0 });
   });
 });
 
@@ -158,10 +211,32 @@ describe("afterReconcile", () => {
   it("not found: sent again", () => {
     expect(afterReconcile({ kind: "not_found" }, 1, 3)).toEqual({ next: "retrying", detail: "reconcile: not found in Evolution's messages; sending again" });
   });
-  it("Evolution cannot answer: sent again, saying so", () => {
-    const next = afterReconcile({ kind: "unanswerable", reason: "findMessages answered 500" }, 1, 3);
+  it("Evolution keeps no messages: sent again at once, saying so", () => {
+    const next = afterReconcile({ kind: "unanswerable", reason: "it keeps no messages", retry: false }, 1, 3);
     expect(next).toMatchObject({ next: "retrying" });
-    expect(next.next === "retrying" && next.detail).toMatch(/could not answer \(findMessages answered 500\); sending again without proof/);
+    expect(next.next === "retrying" && next.detail).toMatch(/could not answer \(it keeps no messages\); sending again without proof/);
+  });
+  it.each([
+    [0, 5_000],
+    [1, 10_000],
+    [2, 20_000],
+  ])("the question failed (check %i so far): asked again in %i ms, never sent", (checks, delayMs) => {
+    const next = afterReconcile({ kind: "unanswerable", reason: "findMessages failed: timed out", retry: true }, 1, 3, checks);
+    expect(next).toMatchObject({ next: "check_again", delayMs });
+    expect(next.next === "check_again" && next.detail).toMatch(`asking again in ${delayMs} ms (check ${checks + 1} of 3)`);
+  });
+  it("the question failed every time: sent again, the history says it may arrive twice", () => {
+    const next = afterReconcile({ kind: "unanswerable", reason: "findMessages answered 500", retry: true }, 1, 3, RECONCILE_CHECKS);
+    expect(next).toMatchObject({ next: "retrying" });
+    expect(next.next === "retrying" && next.detail).toMatch(
+      /could not answer \(findMessages answered 500\) after 4 checks; sending again without proof, it may arrive twice/,
+    );
+  });
+  it("the question failed on the last attempt, checks used up: failed with the reason", () => {
+    expect(afterReconcile({ kind: "unanswerable", reason: "x", retry: true }, 3, 3, RECONCILE_CHECKS)).toMatchObject({
+      next: "record",
+      outcome: { kind: "failed", error: expect.stringMatching(/could not answer \(x\).*gave up after 3/) },
+    });
   });
   it("no attempts left: failed, with the reason", () => {
     expect(afterReconcile({ kind: "not_found" }, 3, 3)).toMatchObject({

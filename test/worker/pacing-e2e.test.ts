@@ -89,41 +89,6 @@ describe("gaps and rate", () => {
   });
 });
 
-describe("gaps at the simulator", () => {
-  // The simulator stamps a call when it arrives, before it answers; the governor lets the next send
-  // start only after the previous one's answer reached the lane, plus its gap. Both clocks are this
-  // machine's, in whole milliseconds: 2 ms covers one rounding on each side.
-  const CLOCK_MS = 2;
-
-  it("spaces the calls Evolution receives by at least gapMs.min, with many contacts at once", async () => {
-    const t = await paced({ ratePerMinute: 6000, burst: 20, gapMs: { min: 200, max: 200 } });
-    const contacts = Array.from({ length: 6 }, (_, i) => `55119710000${String(i).padStart(2, "0")}`);
-    // Every contact's messages are accepted before any is due: the lanes all ask at once.
-    const ids = (
-      await Promise.all(
-        [0, 1].map(async (n) => {
-          const res = await api("/v1/messages/batch", {
-            method: "POST",
-            key: t.key,
-            json: { messages: contacts.map((to) => ({ instance: t.instance, to, text: `s${n}` })) },
-          });
-          expect(res.status).toBe(200);
-          return (await json(res)).results.map((m: { id: string }) => m.id) as string[];
-        }),
-      )
-    ).flat();
-    expect(ids).toHaveLength(12);
-    for (const id of ids) await waitForStatus(id, ["sent"], 30_000);
-    const at = (await simCalls(t.instance))
-      .filter((c) => c.route === "sendText")
-      .map((c) => c.at)
-      .sort((a, b) => a - b);
-    expect(at).toHaveLength(12);
-    const gaps = at.slice(1).map((a, i) => a - at[i]!);
-    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(200 - CLOCK_MS);
-  });
-});
-
 describe("daily cap and warm-up", () => {
   it("holds past the cap with a note, and resumes the next day in order", async () => {
     const t = await paced({ dailyCap: 2 });

@@ -18,13 +18,14 @@ const history = async (id: string) =>
   ).results;
 
 /** A message written to D1 and claimed (processing, attempt 1) by a lane that then stopped: the
- *  state a reset leaves between the claim and the record of Evolution's answer. */
-async function claimedThenLost(t: Tenant, to: string, text: string) {
+ *  state a reset leaves between the claim and the record of Evolution's answer. Claimed a minute
+ *  ago by default: long enough that the attempt cannot still be under way inside Evolution. */
+async function claimedThenLost(t: Tenant, to: string, text: string, claimedAgoMs = 60_000) {
   const db = database(env.DB);
   const instances = await findInstances(db, t.id, [t.instance]);
   const p = prepareMessage({ id: t.id, name: "t", maxAttempts: 3 }, instances, { instance: t.instance, to, text }, Date.now());
   await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [p]);
-  const now = Date.now();
+  const now = Date.now() - claimedAgoMs;
   await env.DB.batch([
     env.DB.prepare("UPDATE messages SET status = 'processing', attempts = 1, updated_at = ? WHERE id = ?").bind(now, p.row.id),
     env.DB.prepare("INSERT INTO message_history (message_id, status, at, attempt) VALUES (?, 'processing', ?, 1)").bind(p.row.id, now),
@@ -131,6 +132,103 @@ describe("in doubt after a reset: reconcile before sending again", () => {
     const row = await waitForStatus(id, ["sent"]);
     expect(row.attempts).toBe(2);
     expect((await sendTexts(t, to)).map((c) => c.status)).toEqual([0, 201]);
+  });
+});
+
+describe("a send still in flight inside Evolution is never sent again", () => {
+  // EVOLUTION_TIMEOUT_MS is 3 s in the worker tests: the lane gives up at 3 s, Evolution sends at
+  // 4 s (as the chaos harness's timeout fault does), and the lane asks only after 6 s.
+  it("timed out, answered late and sent: found once it settles; exactly one send, and the next message waits behind it", async () => {
+    const t = await setupTenant();
+    const to = "5511933330006";
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 201, delayMs: 4_000, times: 1 } });
+    const first = (await json(await send(t.key, { instance: t.instance, to, text: "demorou mas foi" }))).id;
+    const lane = laneStub(t.id, t.instanceId, to);
+    const doubt = await eventually(async () => (await lane.snapshot()).pending.find((p) => p.id === first && p.phase === "in_doubt"));
+    // The check is armed for when the attempt cannot be in flight any more, not at once.
+    expect(doubt.next_at).toBeGreaterThanOrEqual(doubt.attempt_at + 6_000);
+    const second = (await json(await send(t.key, { instance: t.instance, to, text: "a seguinte" }))).id;
+    // Forcing the alarm early changes nothing: the lane re-arms for the settled time.
+    await fireRetry(lane);
+    expect((await lane.snapshot()).pending[0]).toMatchObject({ id: first, phase: "in_doubt", next_at: doubt.attempt_at + 6_000 });
+    const row = await waitForStatus(first, ["sent"]);
+    await waitForStatus(second, ["sent"]);
+    const calls = await sendTexts(t, to);
+    expect(calls.map((c) => c.body.text)).toEqual(["demorou mas foi", "a seguinte"]);
+    expect(row.provider_message_id).toBe(calls[0]!.keyId);
+    expect(row.attempts).toBe(1);
+    // Order: the second went out only after the first had gone out inside Evolution.
+    expect(calls[1]!.at).toBeGreaterThanOrEqual(calls[0]!.answeredAt ?? Number.POSITIVE_INFINITY);
+    const details = (await history(first)).map((h) => h.detail ?? "");
+    expect(details.some((d) => d.startsWith("in doubt: "))).toBe(true);
+    expect(details.at(-1)).toBe(`reconciled: found in Evolution as ${row.provider_message_id}; not sent again`);
+  }, 30_000);
+
+  it("claimed moments before a reset: the lane waits for the attempt to settle before asking", async () => {
+    const t = await setupTenant();
+    const to = "5511933330007";
+    const p = await claimedThenLost(t, to, "reset no meio", 0);
+    const lane = laneStub(t.id, t.instanceId, to);
+    await lane.enqueue(p.job.laneKey, [p.job]);
+    const doubt = await eventually(async () => (await lane.snapshot()).pending.find((i) => i.phase === "in_doubt"));
+    expect(doubt.attempts).toBe(1);
+    expect(doubt.next_at - doubt.attempt_at).toBe(6_000);
+    // Evolution sends it meanwhile (the hung request of the lane that reset).
+    const keyId = await sendDirectly(t, to, "reset no meio");
+    const row = await waitForStatus(p.row.id, ["sent"]);
+    expect(row.provider_message_id).toBe(keyId);
+    expect(await sendTexts(t, to)).toHaveLength(1);
+    expect((await history(p.row.id)).map((h) => h.detail)).toContain(
+      "in doubt: attempt 1 was claimed but its answer was lost; asking Evolution once it cannot be in flight any more",
+    );
+  }, 30_000);
+
+  it("findMessages fails: asked again on the alarm (bounded), then found; no second send", async () => {
+    const t = await setupTenant();
+    const to = "5511933330008";
+    await simulator("/_sim/faults", {
+      method: "POST",
+      json: [
+        { instance: t.instance, route: "findMessages", status: 500, times: 1 },
+        { instance: t.instance, route: "findMessages", status: 0, times: 1 },
+      ],
+    });
+    const p = await claimedThenLost(t, to, "pergunta de novo");
+    const keyId = await sendDirectly(t, to, "pergunta de novo");
+    const lane = laneStub(t.id, t.instanceId, to);
+    await lane.enqueue(p.job.laneKey, [p.job]);
+    const first = await eventually(async () => (await lane.snapshot()).pending.find((i) => i.checks === 1));
+    expect(first).toMatchObject({ phase: "in_doubt" });
+    expect((await lane.snapshot()).alarm).toBeGreaterThanOrEqual(first.next_at);
+    await fireRetry(lane);
+    await eventually(async () => (await lane.snapshot()).pending.find((i) => i.checks === 2));
+    await fireRetry(lane);
+    const row = await waitForStatus(p.row.id, ["sent"]);
+    expect(row.provider_message_id).toBe(keyId);
+    expect(await sendTexts(t, to)).toHaveLength(1);
+    const details = (await history(p.row.id)).map((h) => h.detail ?? "");
+    expect(details.filter((d) => d.includes("asking again in"))).toHaveLength(2);
+    expect(details.at(-1)).toBe(`reconciled: found in Evolution as ${keyId}; not sent again`);
+  });
+
+  it("findMessages fails every time: after the bounded checks it is sent again, and the history says so", async () => {
+    const t = await setupTenant();
+    const to = "5511933330009";
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, route: "findMessages", status: 503, times: 4 } });
+    const p = await claimedThenLost(t, to, "sem resposta");
+    const lane = laneStub(t.id, t.instanceId, to);
+    await lane.enqueue(p.job.laneKey, [p.job]);
+    for (let checks = 1; checks <= 3; checks++) {
+      await eventually(async () => (await lane.snapshot()).pending.find((i) => i.checks === checks));
+      await fireRetry(lane);
+    }
+    const row = await waitForStatus(p.row.id, ["sent"]);
+    expect(row.attempts).toBe(2);
+    expect(await sendTexts(t, to)).toHaveLength(1);
+    const details = (await history(p.row.id)).map((h) => h.detail ?? "");
+    expect(
+      details.some((d) => /could not answer \(findMessages answered 503.*\) after 4 checks; sending again without proof, it may arrive twice/.test(d)),
+    ).toBe(true);
   });
 });
 
