@@ -205,6 +205,31 @@ const ROWS: Row[] = [
 ];
 
 const per = (m: Measured, r: Row) => r.of(m.counters) / Math.max(1, m.count);
+
+/** Rows written per message by statement kind (the meter's labels), the costliest first; only
+ *  statements that write. */
+function byStatement(m: Measured): Record<string, { statements: number; rowsWritten: number }> {
+  const n = Math.max(1, m.count);
+  return Object.fromEntries(
+    Object.entries(m.counters.d1ByStatement ?? {})
+      .filter(([, s]) => s.rowsWritten > 0)
+      .sort(([, x], [, y]) => y.rowsWritten - x.rowsWritten)
+      .map(([label, s]) => [label, { statements: Number((s.statements / n).toFixed(3)), rowsWritten: Number((s.rowsWritten / n).toFixed(3)) }]),
+  );
+}
+
+function breakdown(before: Measured, after: Measured): string[][] {
+  const b = byStatement(before);
+  const a = byStatement(after);
+  const labels = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort(
+    (x, y) => (a[y]?.rowsWritten ?? 0) - (a[x]?.rowsWritten ?? 0) || (b[y]?.rowsWritten ?? 0) - (b[x]?.rowsWritten ?? 0),
+  );
+  const cell = (v: number | undefined) => (v === undefined ? "–" : v.toFixed(2));
+  const rows = labels.map((l) => [l, cell(b[l]?.statements), cell(b[l]?.rowsWritten), cell(a[l]?.statements), cell(a[l]?.rowsWritten)]);
+  const total = (x: typeof a) => Object.values(x).reduce((t, s) => t + s.rowsWritten, 0);
+  rows.push(["total", "", total(b).toFixed(2), "", total(a).toFixed(2)]);
+  return rows;
+}
 const dollars = (m: Measured) => ROWS.reduce((total, r) => total + (r.price ? per(m, r) * r.price : 0), 0);
 
 async function main() {
@@ -239,13 +264,22 @@ async function main() {
     rows.push(["msgs/s one D1 carries (1000 / busy ms)", (1000 / busy(b[kind])).toFixed(0), (1000 / busy(c[kind])).toFixed(0), ""]);
     console.log(`\n${kind}`);
     console.log(table(["metric", bv.label, cv.label, "change"], rows));
+    console.log(`\n${kind}: D1 rows written by statement, per message`);
+    console.log(table(["statement", `${bv.label} statements`, `${bv.label} rows`, `${cv.label} statements`, `${cv.label} rows`], breakdown(b[kind], c[kind])));
   }
   // Per-message figures for the capacity model (npm run bench:capacity).
   const figures = Object.fromEntries(
     measured.map(([v, kinds]) => [
       v.label,
       Object.fromEntries(
-        KINDS.map((k) => [k, { messages: kinds[k].count, ...Object.fromEntries(ROWS.map((r) => [r.key, Number(per(kinds[k], r).toFixed(3))])) }]),
+        KINDS.map((k) => [
+          k,
+          {
+            messages: kinds[k].count,
+            ...Object.fromEntries(ROWS.map((r) => [r.key, Number(per(kinds[k], r).toFixed(3))])),
+            d1RowsWrittenBy: byStatement(kinds[k]),
+          },
+        ]),
       ),
     ]),
   );

@@ -13,6 +13,8 @@ export type Counters = {
   d1Ms: number;
   /** Statements whose result carries no meta (first(), raw()): their rows are not in the totals. */
   d1Unmetered: number;
+  /** The same D1 figures by statement kind (verb, table, and what it sets first), for the breakdown. */
+  d1ByStatement: Record<string, StatementCount>;
   doRequests: Record<string, number>;
   doAlarms: number;
   doSqlStatements: number;
@@ -23,6 +25,8 @@ export type Counters = {
   invocations: Record<string, number>;
 };
 
+export type StatementCount = { statements: number; rowsWritten: number; rowsRead: number };
+
 const fresh = (): Counters => ({
   d1Statements: 0,
   d1RoundTrips: 0,
@@ -30,6 +34,7 @@ const fresh = (): Counters => ({
   d1RowsWritten: 0,
   d1Ms: 0,
   d1Unmetered: 0,
+  d1ByStatement: {},
   doRequests: {},
   doAlarms: 0,
   doSqlStatements: 0,
@@ -60,7 +65,10 @@ export function takeCounters(reset: boolean): Counters {
 
 type Meta = { rows_read?: number; rows_written?: number; duration?: number } | undefined;
 
-function addMeta(meta: Meta) {
+function addMeta(meta: Meta, label: string) {
+  const by = counters.d1ByStatement[label] ?? { statements: 0, rowsWritten: 0, rowsRead: 0 };
+  counters.d1ByStatement[label] = by;
+  by.statements++;
   if (!meta) {
     counters.d1Unmetered++;
     return;
@@ -68,20 +76,45 @@ function addMeta(meta: Meta) {
   counters.d1RowsRead += meta.rows_read ?? 0;
   counters.d1RowsWritten += meta.rows_written ?? 0;
   counters.d1Ms += meta.duration ?? 0;
+  by.rowsRead += meta.rows_read ?? 0;
+  by.rowsWritten += meta.rows_written ?? 0;
 }
 
-const realStatement = new WeakMap<object, D1PreparedStatement>();
+/** A statement's kind, e.g. `UPDATE messages SET status → sent`, `INSERT outbox_events (message.status)`:
+ *  the verb, the table, and for an UPDATE the first column it sets (with the value, for a status). */
+export function statementLabel(query: string, params: unknown[]): string {
+  const q = query.replace(/\s+/g, " ").trim();
+  const verb = (/^\w+/.exec(q)?.[0] ?? "?").toUpperCase();
+  const name = (re: RegExp) => re.exec(q)?.[1] ?? "?";
+  if (verb === "UPDATE") {
+    const table = name(/^UPDATE\s+[`"]?(\w+)/i);
+    const column = name(/\bSET\s+[`"]?(\w+)/i);
+    const value = column === "status" && /\bSET\s+[`"]?status[`"]?\s*=\s*\?/i.test(q) && typeof params[0] === "string" ? ` → ${params[0]}` : "";
+    return `UPDATE ${table} SET ${column}${value}`;
+  }
+  if (verb === "INSERT" || verb === "REPLACE") {
+    const table = name(/\bINTO\s+[`"]?(\w+)/i);
+    const type = /'((?:message|instance|automation)\.[a-z_.]+)'/.exec(q)?.[1];
+    return `INSERT ${table}${type ? ` (${type})` : ""}`;
+  }
+  if (verb === "DELETE") return `DELETE ${name(/\bFROM\s+[`"]?(\w+)/i)}`;
+  if (verb === "SELECT" || verb === "WITH") return `SELECT ${name(/\bFROM\s+[`"]?(\w+)/i)}`;
+  return verb;
+}
 
-function meterStatement(stmt: D1PreparedStatement): D1PreparedStatement {
+const realStatement = new WeakMap<object, { stmt: D1PreparedStatement; label: string }>();
+
+function meterStatement(stmt: D1PreparedStatement, query: string, params: unknown[] = []): D1PreparedStatement {
+  const label = statementLabel(query, params);
   const proxy = new Proxy(stmt, {
     get(target, prop) {
-      if (prop === "bind") return (...args: unknown[]) => meterStatement(target.bind(...args));
+      if (prop === "bind") return (...args: unknown[]) => meterStatement(target.bind(...args), query, args);
       if (prop === "run" || prop === "all") {
         return async (...args: unknown[]) => {
           counters.d1Statements++;
           counters.d1RoundTrips++;
           const result = await (target[prop] as (...a: unknown[]) => Promise<{ meta?: Meta }>).apply(target, args);
-          addMeta(result?.meta);
+          addMeta(result?.meta, label);
           return result;
         };
       }
@@ -89,7 +122,7 @@ function meterStatement(stmt: D1PreparedStatement): D1PreparedStatement {
         return async (...args: unknown[]) => {
           counters.d1Statements++;
           counters.d1RoundTrips++;
-          counters.d1Unmetered++;
+          addMeta(undefined, label);
           return (target[prop] as (...a: unknown[]) => Promise<unknown>).apply(target, args);
         };
       }
@@ -97,20 +130,23 @@ function meterStatement(stmt: D1PreparedStatement): D1PreparedStatement {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
-  realStatement.set(proxy, stmt);
+  realStatement.set(proxy, { stmt, label });
   return proxy;
 }
 
 function meterD1(db: D1Database): D1Database {
   return new Proxy(db, {
     get(target, prop) {
-      if (prop === "prepare") return (query: string) => meterStatement(target.prepare(query));
+      if (prop === "prepare") return (query: string) => meterStatement(target.prepare(query), query);
       if (prop === "batch") {
         return async (stmts: D1PreparedStatement[]) => {
           counters.d1Statements += stmts.length;
           counters.d1RoundTrips++;
-          const results = await target.batch(stmts.map((s) => realStatement.get(s) ?? s));
-          for (const r of results) addMeta(r.meta as Meta);
+          const known = stmts.map((s) => realStatement.get(s));
+          const results = await target.batch(stmts.map((s, i) => known[i]?.stmt ?? s));
+          results.forEach((r, i) => {
+            addMeta(r.meta as Meta, known[i]?.label ?? "?");
+          });
           return results;
         };
       }

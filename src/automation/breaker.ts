@@ -5,12 +5,13 @@
 import { sql } from "drizzle-orm";
 import { changes, runBatch, type Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { newEventKeys } from "../outbox/event-id.ts";
 
 export const BREAKER_THRESHOLD = 5;
 
 const event = (tenantId: string, type: string, now: number, data: ReturnType<typeof sql>) =>
-  sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
-    SELECT ${crypto.randomUUID()}, ${tenantId}, ${type}, 1, ${now}, ${data}, (SELECT callback_url FROM tenants WHERE id = ${tenantId})`;
+  sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
+    SELECT ${newEventKeys()}, ${tenantId}, ${type}, 1, ${now}, ${data}, (SELECT callback_url FROM tenants WHERE id = ${tenantId})`;
 
 /** A failed call: count it, and pause (with an automation.paused event) when it is the threshold's. */
 export function failureStatements(tenantId: string, instanceId: string, instanceName: string, now: number, probeMs: number): Statement[] {

@@ -14,6 +14,7 @@ import { changes, runBatch, type Statement } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import { backoffMs } from "../lanes/backoff.ts";
 import { errorField, log } from "../observability/log.ts";
+import { newEventKeys } from "../outbox/event-id.ts";
 import { acceptMessages, prepareMessage } from "../messages/accept.ts";
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
 import { type AutomationConfig, automationLane, loadAutomation } from "./config.ts";
@@ -273,8 +274,8 @@ export class AutomationLane extends DurableObject<Env> {
           )})`,
     ];
     if (final) {
-      statements.push(sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
-        SELECT ${crypto.randomUUID()}, ${info.tenantId}, 'automation.failed', 1, ${now},
+      statements.push(sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
+        SELECT ${newEventKeys()}, ${info.tenantId}, 'automation.failed', 1, ${now},
           json_object('instance', ${info.instanceName}, 'contact', ${info.contact}, 'inboundIds', json(${JSON.stringify(ids)}),
             'attempts', ${attempt}, 'error', ${outcome.error}),
           (SELECT callback_url FROM tenants WHERE id = ${info.tenantId})`);

@@ -6,6 +6,7 @@ import { sql } from "drizzle-orm";
 import { z } from "zod";
 import { runBatch } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
+import { eventIdIs } from "../outbox/event-id.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
 import { legacySignature, signingPlan } from "./keys.ts";
 
@@ -112,7 +113,7 @@ async function deliverOne(db: Db, message: Message<unknown>): Promise<void> {
       (SELECT reason FROM disabled_callback_endpoints x WHERE x.tenant_id = e.tenant_id AND x.url = ${job.url}) AS disabled
     FROM outbox_events e JOIN tenants t ON t.id = e.tenant_id
     LEFT JOIN callback_deliveries d ON d.event_id = e.event_id AND d.url = ${job.url}
-    WHERE e.event_id = ${job.eventId}`);
+    WHERE ${job.seq > 0 ? sql`e.seq = ${job.seq} AND e.event_id = ${job.eventId}` : sql`e.tenant_id = ${job.tenantId} AND ${eventIdIs(job.eventId, "e")}`}`);
   // Purged event, or a duplicate of a delivery already settled (a replay resets the row first).
   if (!row || row.status === "delivered" || row.status === "failed") {
     message.ack();

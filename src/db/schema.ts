@@ -222,6 +222,8 @@ export const outboxEvents = sqliteTable(
     // The rowid, without AUTOINCREMENT (which writes sqlite_sequence on every insert): seq stays
     // increasing because the purge never deletes the newest event (src/sweep/sweeper.ts).
     seq: integer("seq").primaryKey(),
+    // `evt_<seq>_<random>` (src/outbox/event-id.ts): found through seq, so it needs no index of its own.
+    // Events written before that scheme keep their UUIDs.
     eventId: text("event_id").notNull(),
     tenantId: text("tenant_id").notNull(),
     type: text("type").notNull(),
@@ -232,7 +234,6 @@ export const outboxEvents = sqliteTable(
     callbackUrl: text("callback_url"),
   },
   (t) => [
-    uniqueIndex("outbox_event_id").on(t.eventId),
     index("outbox_tenant_seq").on(t.tenantId, t.seq),
     // Callback dispatch walks only the events that have somewhere to go.
     index("outbox_callbacks").on(t.seq).where(sql`callback_url IS NOT NULL`),

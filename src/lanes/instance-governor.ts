@@ -16,6 +16,7 @@ import { database } from "../db/client.ts";
 import { instances } from "../db/schema.ts";
 import { config } from "../config.ts";
 import { errorField, log } from "../observability/log.ts";
+import { newEventKeys } from "../outbox/event-id.ts";
 import {
   type AcquireAnswer,
   burstFor,
@@ -192,8 +193,8 @@ export class InstanceGovernor extends DurableObject<Env> {
     await runBatch(database(this.env.DB), [
       sql`UPDATE instances SET paused_reason = ${pause?.reason ?? null}, paused_at = ${pause?.at ?? null},
         paused_until = ${pause?.until ?? null}, updated_at = ${now} WHERE id = ${instanceId}`,
-      sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
-        SELECT ${crypto.randomUUID()}, tenant_id, 'instance.status', 1, ${now}, ${data},
+      sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
+        SELECT ${newEventKeys()}, tenant_id, 'instance.status', 1, ${now}, ${data},
           (SELECT callback_url FROM tenants WHERE id = instances.tenant_id)
         FROM instances WHERE id = ${instanceId}`,
     ]);

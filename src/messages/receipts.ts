@@ -71,18 +71,19 @@ export function receiptStatements(messageId: string | SQL, status: ReceiptStatus
   ];
 }
 
-// Receipts that raced ahead of the send's own record are parked; applied once the provider id is known.
+// Receipts that raced ahead of the send's own record are parked; applied once the provider id is
+// known. One read (the parked receipts with their message) and one batch.
 export async function applyPendingReceipts(db: Db, instanceId: string, providerMessageId: string): Promise<void> {
-  const pending = await db.all<{ status: ReceiptStatus; at: number }>(
-    sql`SELECT status, at FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId} ORDER BY at`,
+  const pending = await db.all<{ id: string; status: ReceiptStatus; at: number }>(
+    sql`SELECT m.id, p.status, p.at FROM pending_receipts p
+      JOIN messages m ON m.instance_id = p.instance_id AND m.provider_message_id = p.provider_message_id
+      WHERE p.instance_id = ${instanceId} AND p.provider_message_id = ${providerMessageId}`,
   );
   if (pending.length === 0) return;
-  const [message] = await db.all<{ id: string }>(sql`SELECT id FROM messages WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`);
-  if (!message) return;
   const order: ReceiptStatus[] = ["delivered", "read", "failed"];
-  pending.sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status));
+  pending.sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status) || a.at - b.at);
   await runBatch(db, [
-    ...pending.flatMap((p) => receiptStatements(message.id, p.status, p.at)),
+    ...pending.flatMap((p) => receiptStatements(p.id, p.status, p.at)),
     sql`DELETE FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`,
   ]);
 }

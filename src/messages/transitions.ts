@@ -5,6 +5,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { MessageStatus } from "../contracts/events.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { newEventKeys } from "../outbox/event-id.ts";
 
 export type Transition = {
   /** The message's id, or a scalar subquery that finds it (a receipt knows only the provider id). */
@@ -65,8 +66,8 @@ export function transitionStatements(t: Transition): SQL[] {
 
 // message.status event built from the row as it now stands, so it always matches what was stored.
 export function outboxStatusEvent(messageId: string | SQL, at: number, attempt: number | undefined, guard: SQL = sql`1`): SQL {
-  return sql`INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url)
-    SELECT ${crypto.randomUUID()}, m.tenant_id, 'message.status', 1, ${at},
+  return sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
+    SELECT ${newEventKeys()}, m.tenant_id, 'message.status', 1, ${at},
       json_object('messageId', m.id, 'instance', m.instance_name, 'to', m."to", 'status', m.status,
         'attempt', ${attempt ?? null}, 'error', CASE WHEN m.status = 'failed' OR ${attempt ?? 0} > 0 THEN m.last_error END,
         'providerMessageId', m.provider_message_id, 'metadata', json(m.metadata)),

@@ -13,6 +13,7 @@ import { parseBody, parseWith } from "../http/body.ts";
 import { errorField, log } from "../observability/log.ts";
 import { cursorParam, encodeCursor } from "../http/cursor.ts";
 import { documented } from "../openapi/describe.ts";
+import { eventIdIs } from "../outbox/event-id.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 
 export const callbackRoutes = new Hono<AppEnv>();
@@ -203,7 +204,7 @@ callbackRoutes.post(
       const [event] = await db.all<{ seq: number; type: string; callback_url: string | null; disabled: string | null }>(sql`
       SELECT seq, type, callback_url,
         (SELECT reason FROM disabled_callback_endpoints x WHERE x.tenant_id = e.tenant_id AND x.url = e.callback_url) AS disabled
-      FROM outbox_events e WHERE tenant_id = ${tenantId} AND event_id = ${input.eventId}`);
+      FROM outbox_events e WHERE tenant_id = ${tenantId} AND ${eventIdIs(input.eventId)}`);
       if (!event) throw new ApiError("not_found", `No event ${input.eventId}.`, [{ path: "eventId", message: input.eventId }]);
       if (!event.callback_url) throw new ApiError("unprocessable", "This event had no callback URL.", [{ path: "eventId", message: input.eventId }]);
       if (event.disabled)
