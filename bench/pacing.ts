@@ -1,7 +1,9 @@
 // npm run bench:pacing — one WhatsApp number pacing a campaign, on the local runtime (wrangler dev):
 // 1,000 messages to 500 contacts through one instance with random gaps, rate and burst; prints
 // the distribution of the gaps the simulator observed between two sends and the most sends seen
-// in any 60 s window beside the configured limit (ratePerMinute + burst).
+// in any 60 s window beside the configured limit (ratePerMinute + burst). At the same time two
+// more numbers run: one with a daily cap (it must send exactly the cap, the rest queued with a
+// note) and one inside its quiet hours (it must send nothing, everything queued with a note).
 //
 // Compressed by default so it finishes in a few minutes: gaps of 50–250 ms and 400/min with a
 // burst of 5 stand in for a real campaign's 4–12 s and 20/min. The rules are the same; only the
@@ -17,6 +19,9 @@ const BURST = Number(process.env.BENCH_PACING_BURST ?? 5);
 const GAP_MIN = Number(process.env.BENCH_PACING_GAP_MIN ?? 50);
 const GAP_MAX = Number(process.env.BENCH_PACING_GAP_MAX ?? 250);
 const TIMEOUT_S = Number(process.env.BENCH_PACING_TIMEOUT_S ?? 900);
+const CAP = 40;
+const CAPPED_MESSAGES = 80;
+const QUIET_MESSAGES = 40;
 
 type Call = { at: number; number: string; route: string; status: number; body: { text?: string } };
 
@@ -24,36 +29,39 @@ async function main() {
   const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
   const gateway = await startGateway();
   try {
-    const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: RATE });
-    const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
-    const put = await fetch(`${gateway.url}/v1/instances/${t.instance}`, {
-      method: "PUT",
-      headers,
-      body: JSON.stringify({ evolutionUrl: simulator.url, pacing: { ratePerMinute: RATE, burst: BURST, gapMs: { min: GAP_MIN, max: GAP_MAX } } }),
+    const run = Date.now().toString(36);
+    const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: RATE, instance: `pacing-${run}` });
+    await configure(gateway.url, t, simulator.url, { ratePerMinute: RATE, burst: BURST, gapMs: { min: GAP_MIN, max: GAP_MAX } });
+    // The capped number and the quiet one, each its own tenant.
+    const capped = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: RATE, instance: `capped-${run}` });
+    await configure(gateway.url, capped, simulator.url, { ratePerMinute: RATE, burst: BURST, dailyCap: CAP });
+    const quiet = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: RATE, instance: `quiet-${run}` });
+    const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+    await configure(gateway.url, quiet, simulator.url, {
+      quietHours: { start: hhmm(Date.now() - 3_600_000), end: hhmm(Date.now() + 3_600_000), timeZone: "UTC" },
     });
-    if (put.status !== 200) throw new Error(`pacing: ${put.status} ${await put.text()}`);
 
     const contact = (c: number) => `55319${String(30000000 + c).padStart(8, "0")}`;
-    const messages = Array.from({ length: MESSAGES }, (_, i) => ({
-      instance: t.instance,
-      to: contact(i % CONTACTS),
-      text: `pacing ${Math.floor(i / CONTACTS)}`,
-    }));
+    const campaign = (instance: string, n: number, contacts: number) =>
+      Array.from({ length: n }, (_, i) => ({ instance, to: contact(i % contacts), text: `pacing ${Math.floor(i / contacts)}` }));
     const started = Date.now();
-    for (let i = 0; i < messages.length; i += 500) {
-      const res = await fetch(`${gateway.url}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages: messages.slice(i, i + 500) }) });
-      if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
-    }
+    await post(gateway.url, capped.apiKey, campaign(capped.instance, CAPPED_MESSAGES, CAPPED_MESSAGES / 2));
+    await post(gateway.url, quiet.apiKey, campaign(quiet.instance, QUIET_MESSAGES, QUIET_MESSAGES / 2));
+    await post(gateway.url, t.apiKey, campaign(t.instance, MESSAGES, CONTACTS));
     let calls: Call[] = [];
     const deadline = Date.now() + TIMEOUT_S * 1000;
     for (;;) {
-      calls = ((await (await fetch(`${simulator.url}/_sim/calls?instance=${t.instance}`)).json()) as { calls: Call[] }).calls.filter(
-        (c) => c.route === "sendText" && c.status === 201,
-      );
+      calls = await sent(simulator.url, t.instance);
       if (calls.length >= MESSAGES || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 1000));
     }
     const seconds = (Date.now() - started) / 1000;
+    // By now (minutes later) the capped number has long hit its cap, and the quiet one has had
+    // the whole run to break its window: what they sent, and what waits with a note.
+    const cappedCalls = await sent(simulator.url, capped.instance);
+    const quietCalls = await sent(simulator.url, quiet.instance);
+    const cappedQueued = await queuedWithNote(gateway.url, capped.apiKey, capped.instance, "daily cap");
+    const quietQueued = await queuedWithNote(gateway.url, quiet.apiKey, quiet.instance, "quiet hours");
     const times = calls.map((c) => c.at).sort((a, b) => a - b);
     const gaps = times.slice(1).map((at, i) => at - times[i]!);
     const sorted = [...gaps].sort((a, b) => a - b);
@@ -62,7 +70,7 @@ async function main() {
       while (j < times.length && times[j]! < times[i]! + 60_000) j++;
       most = Math.max(most, j - i);
     }
-    const outOfOrder = countOutOfOrder(calls);
+    const outOfOrder = countOutOfOrder(calls) + countOutOfOrder(cappedCalls);
 
     console.log(`\nbench:pacing — ${MESSAGES} messages to ${CONTACTS} contacts on one number, wrangler dev on this machine`);
     console.log(`configured: ratePerMinute ${RATE}, burst ${BURST}, gapMs [${GAP_MIN}, ${GAP_MAX}] (compressed clock; see the header)`);
@@ -88,6 +96,15 @@ async function main() {
         ],
       ),
     );
+    console.log(
+      table(
+        ["number", "messages", "sent at the simulator", "expected", "queued", "contacts held", "their first with a note"],
+        [
+          [`dailyCap ${CAP}`, CAPPED_MESSAGES, cappedCalls.length, CAP, cappedQueued.queued, cappedQueued.contacts, cappedQueued.noted],
+          ["inside quietHours", QUIET_MESSAGES, quietCalls.length, 0, quietQueued.queued, quietQueued.contacts, quietQueued.noted],
+        ],
+      ),
+    );
     console.log("\ngap histogram (ms):");
     const width = Math.max(1, Math.ceil((GAP_MAX - GAP_MIN) / 8));
     const buckets = new Map<number, number>();
@@ -101,10 +118,59 @@ async function main() {
       console.log(`  ${label.padStart(12)} | ${"#".repeat(Math.ceil((n / gaps.length) * 60))} ${n}`);
     }
     if (calls.length < MESSAGES) throw new Error(`only ${calls.length} of ${MESSAGES} sent within ${TIMEOUT_S} s`);
+    const held = (q: { queued: number; contacts: number; noted: number }, n: number) => q.queued === n && q.noted === q.contacts;
+    if (cappedCalls.length !== CAP || !held(cappedQueued, CAPPED_MESSAGES - CAP)) throw new Error("the daily cap did not hold");
+    if (quietCalls.length !== 0 || !held(quietQueued, QUIET_MESSAGES)) throw new Error("quiet hours did not hold");
+    if (outOfOrder > 0) throw new Error(`${outOfOrder} sends out of order`);
   } finally {
     await gateway.stop();
     await simulator.close();
   }
+}
+
+type Provisioned = Awaited<ReturnType<typeof provisionTenant>>;
+
+async function configure(gatewayUrl: string, t: Provisioned, simulatorUrl: string, pacing: Record<string, unknown>) {
+  const res = await fetch(`${gatewayUrl}/v1/instances/${t.instance}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ evolutionUrl: simulatorUrl, pacing }),
+  });
+  if (res.status !== 200) throw new Error(`pacing: ${res.status} ${await res.text()}`);
+}
+
+async function post(gatewayUrl: string, apiKey: string, messages: { instance: string; to: string; text: string }[]) {
+  for (let i = 0; i < messages.length; i += 500) {
+    const res = await fetch(`${gatewayUrl}/v1/messages/batch`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ messages: messages.slice(i, i + 500) }),
+    });
+    if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
+  }
+}
+
+async function sent(simulatorUrl: string, instance: string): Promise<Call[]> {
+  const { calls } = (await (await fetch(`${simulatorUrl}/_sim/calls?instance=${instance}`)).json()) as { calls: Call[] };
+  return calls.filter((c) => c.route === "sendText" && c.status === 201);
+}
+
+// The number's queued messages; each contact's first one (the head its lane holds back; the
+// others wait behind it without asking) must carry the wait note in its history.
+async function queuedWithNote(gatewayUrl: string, apiKey: string, instance: string, note: string) {
+  const headers = { authorization: `Bearer ${apiKey}` };
+  const page = (await (await fetch(`${gatewayUrl}/v1/messages?instance=${instance}&status=queued&limit=200`, { headers })).json()) as {
+    data: { id: string; to: string }[];
+  };
+  const heads = new Map<string, string>();
+  // Ids sort by creation: the smallest of a contact is its first.
+  for (const m of page.data) if (!heads.has(m.to) || m.id < heads.get(m.to)!) heads.set(m.to, m.id);
+  let noted = 0;
+  for (const id of heads.values()) {
+    const one = (await (await fetch(`${gatewayUrl}/v1/messages/${id}`, { headers })).json()) as { history?: { detail?: string | null }[] };
+    if (one.history?.some((h) => h.detail?.includes(note))) noted++;
+  }
+  return { queued: page.data.length, contacts: heads.size, noted };
 }
 
 // Each contact's texts carry their position ("pacing 0", "pacing 1"); they must arrive in that order.

@@ -67,7 +67,7 @@ type MessageRow = {
   callback: string | null;
 };
 
-type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number; typing: number };
+type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number; typing: number; gap_max_ms: number };
 
 // One alarm run works for at most this long (and this many steps), then yields and re-arms, so a
 // long lane cannot starve others.
@@ -76,6 +76,11 @@ const DRAIN_MAX_STEPS = 200;
 const INSTANCE_CACHE_MS = 10_000;
 // A head that is ours but not claimable this instant is tried again this much later.
 const HOLD_MS = 1_000;
+// One send at a time for a number with gaps (governor confirm/release). Off: in the full
+// bench:pacing run (1,000 messages, 500 contacts, wrangler dev) the serialised path sent 27 texts
+// in 7.5 min; the cause is not found yet (see docs/benchmarks.md). Small runs and the worker tests
+// hold the gaps at Evolution with it on.
+const SERIALISE_SPACED_SENDS = false;
 // An attempt's time window for reconciliation: clocks of Evolution and the lane may differ a little.
 const RECONCILE_MARGIN_MS = 2 * 60_000;
 // Done rows are kept this long so a late redelivery of the same message is recognised.
@@ -105,6 +110,9 @@ export class ContactLane extends DurableObject<Env> {
   private instanceCache = new Map<string, { at: number; row: InstanceRow | undefined }>();
   // Set when a sent message has a callback URL: only then is callback dispatch worth a D1 read.
   private callbacksWritten = false;
+  // Claimed in D1, waiting for the governor's confirm (another send of the number is still out,
+  // or its gap runs): memory only. After a restart the claim is seen as in doubt and reconciled.
+  private parked = new Map<string, { attempt: number; row: MessageRow; slot: string }>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -179,6 +187,20 @@ export class ContactLane extends DurableObject<Env> {
     return changed > 0;
   }
 
+  /** The governor resumed the number: the head waiting on it asks again now (a retry's own
+   *  backoff is not cut short: only a wait the governor gave is). */
+  async poke(): Promise<boolean> {
+    const id = this.ctx.storage.kv.get<string>("paced");
+    if (id === undefined) return false;
+    const woken = this.ctx.storage.sql.exec(
+      `UPDATE lane_items SET next_at = 0 WHERE id = ? AND phase IN ('waiting', 'retrying') AND next_at > ?`,
+      id,
+      Date.now(),
+    ).rowsWritten;
+    if (woken > 0) await this.rearm();
+    return woken > 0;
+  }
+
   /** After a restart of the local runtime (or from the cron): takes up this lane's pending
    *  messages from D1 (a queue hop may have been lost with the process) and re-arms the alarm. */
   async wake(laneKey: string): Promise<number | null> {
@@ -248,11 +270,17 @@ export class ContactLane extends DurableObject<Env> {
     if (phase === "waiting" || head.next_at > now) return false;
     const laneKey = this.ctx.storage.kv.get<string>("laneKey") ?? "";
     const instance = await this.instance(head.instance_id);
+    // Permits are idempotent per messageId; each attempt is its own send, so a retry asks under
+    // its own id and takes its own slot (a re-run of the same attempt gets the same go).
+    const attempt = head.attempts + 1;
+    const messageId = attempt > 1 ? `${head.id}#${attempt}` : head.id;
+    const parked = this.parked.get(head.id);
+    if (parked) {
+      this.parked.delete(head.id);
+      await this.confirmAndSend(head, parked.row, instance, parked.attempt, laneKey, parked.slot);
+      return true;
+    }
     if (needsSlot(phase) && instance) {
-      // Permits are idempotent per messageId; each attempt is its own send, so a retry asks under
-      // its own id and takes its own slot (a re-run of the same attempt gets the same go).
-      const attempt = head.attempts + 1;
-      const messageId = attempt > 1 ? `${head.id}#${attempt}` : head.id;
       // Typing is shown before a first attempt of a plain text only; the governor scales it.
       const typing = instance.typing && attempt === 1 ? await this.typingTarget(head.id) : undefined;
       const permit = await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(head.instance_id)).acquire({
@@ -267,8 +295,10 @@ export class ContactLane extends DurableObject<Env> {
         // Long waits a person would ask about (daily cap, quiet hours) go into the history once.
         if (permit.note) await this.waitNote(head.id, permit.note, now);
         this.update(head.id, { next_at: permit.retryAt });
+        this.ctx.storage.kv.put("paced", head.id);
         return false;
       }
+      if (this.ctx.storage.kv.get<string>("paced") !== undefined) this.ctx.storage.kv.delete("paced");
       // Typing phase: "composing" is on for the time the governor gave; the text goes when it is
       // over, on this lane's alarm (never a sleep here, never Evolution's blocking `delay`).
       if (permit.sendAt !== undefined && permit.sendAt > now) {
@@ -294,7 +324,7 @@ export class ContactLane extends DurableObject<Env> {
     const action = decide(phase, { attempts: head.attempts, attemptAt: head.attempt_at }, answer, now, settleMs(config(this.env).EVOLUTION_TIMEOUT_MS));
     switch (action.kind) {
       case "send":
-        if (row) await this.send(head, row, instance, action.attempt);
+        if (row) await this.confirmAndSend(head, row, instance, action.attempt, laneKey, messageId);
         return true;
       case "reconcile":
         if (row) await this.reconcile(head, row, instance);
@@ -389,7 +419,37 @@ export class ContactLane extends DurableObject<Env> {
     };
   }
 
-  private async send(head: ItemRow, row: MessageRow, instance: InstanceRow | undefined, attempt: number): Promise<void> {
+  // The governor's second step, right before the call: its grant spaced the lanes' turns, this
+  // spaces the calls themselves (the D1 claim above takes a varying time). Not yet: keep the
+  // claim and come back on the alarm, never waiting here.
+  // Only a number with gaps sends one at a time; without, there is nothing to confirm (two DO
+  // requests saved per send).
+  private async confirmAndSend(head: ItemRow, row: MessageRow, instance: InstanceRow | undefined, attempt: number, laneKey: string, messageId: string) {
+    const spaced = SERIALISE_SPACED_SENDS && (instance?.gap_max_ms ?? 0) > 0;
+    if (spaced) {
+      const answer = await this.governor(head.instance_id).confirm({ laneKey, messageId });
+      if (!answer.go) {
+        this.parked.set(head.id, { attempt, row, slot: messageId });
+        this.update(head.id, { next_at: answer.retryAt });
+        return;
+      }
+    }
+    await this.send(head, row, instance, attempt, { laneKey, messageId, spaced });
+  }
+
+  private governor(instanceId: string) {
+    return this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(instanceId));
+  }
+
+  // `slot`: what the governor granted (and, when spaced, confirmed) this send under; a confirmed
+  // one is released when Evolution has answered.
+  private async send(
+    head: ItemRow,
+    row: MessageRow,
+    instance: InstanceRow | undefined,
+    attempt: number,
+    slot: { laneKey: string; messageId: string; spaced: boolean },
+  ): Promise<void> {
     if (row.callback) this.callbacksWritten = true;
     if (!instance) return this.record(head, row, { kind: "failed", error: "Instance no longer exists." }, attempt);
     const evolution: EvolutionInstance = { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key };
@@ -398,6 +458,10 @@ export class ContactLane extends DurableObject<Env> {
     // writes to be confirmed (the output gate). D1 already says `processing` with this attempt,
     // which is what a lane that restarts mid-send goes by (it reconciles before sending again).
     const outcome = await sendThroughEvolution(evolution, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
+    if (slot.spaced)
+      await this.governor(head.instance_id)
+        .release({ laneKey: slot.laneKey, messageId: slot.messageId })
+        .catch((err) => logWarn("governor release failed", { messageId: head.id, error: errorField(err) }));
     const at = Date.now();
     logDeliveryAttempt({
       messageId: head.id,
@@ -406,15 +470,20 @@ export class ContactLane extends DurableObject<Env> {
       evolutionLatencyMs: at - startedAt,
       instance: instance.name,
     });
-    if (outcome.kind !== "sent" && outcome.signal) await this.signal(head.instance_id, outcome);
-    // WhatsApp throttling the number is the number's pause, not this message's failure: it waits
-    // (the governor holds the slot until the pause ends) and never gives up for it.
-    const overlimit = outcome.kind === "transient" && outcome.signal === "rate-overlimit";
+    if (outcome.kind !== "sent" && outcome.signal) await this.signal(head.instance_id, outcome, slot.messageId);
+    // WhatsApp throttling the number is the number's pause, not this message's failure: it was not
+    // sent, so the attempt does not count (D1's count goes back; the retry is the same attempt) and
+    // it waits for the pause like every message of the number (its grant was given back).
+    if (outcome.kind === "transient" && outcome.signal === "rate-overlimit") {
+      this.update(head.id, { phase: "retrying", attempts: attempt - 1, attempt_at: startedAt, next_at: at, checks: 0 });
+      await this.note(head.id, attempt, `rate-overlimit: waits for the number's pause; not counted as an attempt`, at, outcome.error, true);
+      return;
+    }
     const next = afterSend(
       outcome.kind === "transient" ? { ...outcome, doubt: outcome.doubt ?? false } : outcome,
       attempt,
-      overlimit ? Number.MAX_SAFE_INTEGER : row.max_attempts,
-      overlimit ? 0 : backoffMs(attempt, config(this.env).RETRY_BASE_MS),
+      row.max_attempts,
+      backoffMs(attempt, config(this.env).RETRY_BASE_MS),
       startedAt + settleMs(config(this.env).EVOLUTION_TIMEOUT_MS) - at,
     );
     if (next.next === "record") {
@@ -519,11 +588,13 @@ export class ContactLane extends DurableObject<Env> {
 
   // A history line (and last error) for an attempt that is not over yet. Best effort: the lane's
   // own phase already holds what matters.
-  private async note(messageId: string, attempt: number, detail: string, at: number, lastError?: string): Promise<void> {
+  private async note(messageId: string, attempt: number, detail: string, at: number, lastError?: string, uncount = false): Promise<void> {
     try {
       // One statement: the note goes into the row's history, with the last error when there is one.
       const error = lastError === undefined ? sql`` : sql`last_error = ${lastError}, updated_at = ${at},`;
-      await this.db.run(sql`UPDATE messages SET ${error} ${appendHistory({ status: "processing", at, attempt, detail })} WHERE id = ${messageId}`);
+      // An attempt that does not count gives its number back (only if nothing claimed another since).
+      const count = uncount ? sql`attempts = CASE WHEN attempts = ${attempt} THEN ${attempt - 1} ELSE attempts END,` : sql``;
+      await this.db.run(sql`UPDATE messages SET ${error} ${count} ${appendHistory({ status: "processing", at, attempt, detail })} WHERE id = ${messageId}`);
     } catch (err) {
       logWarn("history note failed", { messageId, error: errorField(err) });
     }
@@ -540,10 +611,10 @@ export class ContactLane extends DurableObject<Env> {
   }
 
   // What a send told about the number (rate-overlimit, not on WhatsApp): its governor decides on a pause.
-  private async signal(instanceId: string, outcome: Exclude<SendOutcome, { kind: "sent" }>): Promise<void> {
+  private async signal(instanceId: string, outcome: Exclude<SendOutcome, { kind: "sent" }>, messageId: string): Promise<void> {
     if (!outcome.signal) return;
     try {
-      await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(instanceId)).report({ kind: outcome.signal, instanceId, detail: outcome.error });
+      await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(instanceId)).report({ kind: outcome.signal, instanceId, messageId, detail: outcome.error });
     } catch (err) {
       logWarn("governor report failed", { instanceId, error: errorField(err) });
     }
@@ -578,7 +649,9 @@ export class ContactLane extends DurableObject<Env> {
   private async instance(id: string): Promise<InstanceRow | undefined> {
     const hit = this.instanceCache.get(id);
     if (hit && Date.now() - hit.at < INSTANCE_CACHE_MS) return hit.row;
-    const [row] = await this.db.all<InstanceRow>(sql`SELECT name, evolution_url, evolution_api_key, rate_per_minute, typing FROM instances WHERE id = ${id}`);
+    const [row] = await this.db.all<InstanceRow>(
+      sql`SELECT name, evolution_url, evolution_api_key, rate_per_minute, typing, gap_max_ms FROM instances WHERE id = ${id}`,
+    );
     this.instanceCache.set(id, { at: Date.now(), row });
     return row;
   }

@@ -14,15 +14,29 @@ import { eq, sql } from "drizzle-orm";
 import { runBatch } from "../db/batch.ts";
 import { database } from "../db/client.ts";
 import { instances } from "../db/schema.ts";
+import { config } from "../config.ts";
 import { errorField, log } from "../observability/log.ts";
 import { newEventKeys } from "../outbox/event-id.ts";
-import { type AcquireAnswer, burstFor, type AcquireRequest, type Durable, defaultPacing, type Pacing, PacingPolicy, type Pause, pacingOf } from "./pacing.ts";
+import {
+  type AcquireAnswer,
+  burstFor,
+  type AcquireRequest,
+  type ConfirmAnswer,
+  type Durable,
+  defaultPacing,
+  grantKey,
+  type Pacing,
+  PacingPolicy,
+  type Pause,
+  pacingOf,
+} from "./pacing.ts";
 
-export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
+export type { AcquireAnswer, AcquireRequest, ConfirmAnswer } from "./pacing.ts";
 export { burstFor } from "./pacing.ts";
 
 export type GovernorSignal =
-  | { kind: "rate-overlimit"; instanceId: string; detail?: string; now?: number }
+  // messageId (as given to acquire): that send was refused, so its grant is given back.
+  | { kind: "rate-overlimit"; instanceId: string; messageId?: string; detail?: string; now?: number }
   | { kind: "invalid-number"; instanceId: string; detail?: string; now?: number }
   | { kind: "connection"; instanceId: string; state: string; statusReason?: number | null; now?: number };
 
@@ -33,6 +47,10 @@ export type ResumeSource = "operator" | "connection-open" | "pause-expired";
 // connection needs `open`, an overlimit pause also ends by itself.
 const strength: Record<string, number> = { "rate-overlimit": 1, "connection-closed": 2, "invalid-number-spike": 3 };
 const CONFIG_CACHE_MS = 10_000;
+// On resume, at most this many waiting lanes are woken (in line order, a few at a time); the
+// rest ask again on their own poll (PAUSED_POLL_MS).
+const WAKE_LANES = 200;
+const WAKE_CONCURRENCY = 10;
 
 export class InstanceGovernor extends DurableObject<Env> {
   // Public for tests (they move its clock state, e.g. to a new day) and operators.
@@ -54,12 +72,33 @@ export class InstanceGovernor extends DurableObject<Env> {
     if (pause?.until != null && pause.until <= now) await this.resume(instanceId, "pause-expired", now);
     const before = this.policy.durable;
     const answer = this.policy.decide(req, pacing, now);
-    if (this.policy.durable !== before) {
-      this.ctx.storage
-        .put("durable", this.policy.durable, { allowUnconfirmed: true })
-        .catch((err) => log("error", "governor state write failed", { instanceId, error: errorField(err) }));
-    }
+    if (this.policy.durable !== before) this.saveDurable(instanceId);
     return answer;
+  }
+
+  private saveDurable(instanceId: string) {
+    this.ctx.storage
+      .put("durable", this.policy.durable, { allowUnconfirmed: true })
+      .catch((err) => log("error", "governor state write failed", { instanceId, error: errorField(err) }));
+  }
+
+  /** The second step, right before the call to Evolution (see PacingPolicy.confirm). The lane
+   *  calls release() when the call has its answer; a lane that never does holds the number
+   *  only until the Evolution timeout has passed. */
+  async confirm(req: { laneKey: string; messageId: string; now?: number }): Promise<ConfirmAnswer> {
+    const now = req.now ?? Date.now();
+    const pacing = await this.pacing(this.instanceId(req.laneKey));
+    const current = this.policy.sends.current;
+    // A lane that confirmed and never released (it stopped mid-send): worth knowing about.
+    if (current && current.until <= now && current.key !== grantKey(req.messageId)) log("warn", "governor send lease expired", { key: current.key });
+    return this.policy.confirm(grantKey(req.messageId), pacing, now, config(this.env).EVOLUTION_TIMEOUT_MS + 1_000);
+  }
+
+  /** The confirmed send has Evolution's answer (whatever it was). */
+  async release(req: { laneKey: string; messageId: string; now?: number }): Promise<void> {
+    const pacing = await this.pacing(this.instanceId(req.laneKey));
+    // The governor's own clock: the call's answer has arrived, so its start is behind us.
+    this.policy.release(grantKey(req.messageId), pacing, req.now ?? Date.now());
   }
 
   /** Something the lanes or webhooks saw about this number. */
@@ -68,6 +107,7 @@ export class InstanceGovernor extends DurableObject<Env> {
     this.rememberInstance(signal.instanceId);
     const pacing = await this.pacing(signal.instanceId);
     if (signal.kind === "rate-overlimit") {
+      if (signal.messageId && this.policy.forgetGrant(grantKey(signal.messageId))) this.saveDurable(signal.instanceId);
       await this.pauseFor(signal.instanceId, "rate-overlimit", now, now + pacing.overlimitPauseMinutes * 60_000, signal.detail);
     } else if (signal.kind === "invalid-number") {
       if (this.policy.noteInvalidNumber(pacing, now)) {
@@ -92,7 +132,22 @@ export class InstanceGovernor extends DurableObject<Env> {
     this.policy.pause = null;
     this.ctx.storage.kv.delete("pause");
     await this.announce(instanceId, null, now, source);
+    // Lanes parked on the pause would ask again only at their next poll: wake them now. A pause
+    // that simply expired needs none (its waiters were given retry times after its end).
+    if (source !== "pause-expired") await this.wakeLanes(this.policy.waitingLanes("paused").slice(0, WAKE_LANES));
     return true;
+  }
+
+  private async wakeLanes(laneKeys: string[]) {
+    for (let i = 0; i < laneKeys.length; i += WAKE_CONCURRENCY) {
+      await Promise.all(
+        laneKeys.slice(i, i + WAKE_CONCURRENCY).map((key) =>
+          this.env.LANES.get(this.env.LANES.idFromName(key))
+            .poke()
+            .catch((err) => log("warn", "lane wake after resume failed", { laneKey: key, error: errorField(err) })),
+        ),
+      );
+    }
   }
 
   // Until the ContactLane asks with acquire(): the old reservation (GCRA only, caller waits).

@@ -204,17 +204,24 @@ export type AcquireRequest = {
   textLength?: number;
 };
 
-export type WaitReason = "paused" | "quiet-hours" | "daily-cap" | "rate" | "gap" | "fairness";
+export type WaitReason = "paused" | "quiet-hours" | "daily-cap" | "rate" | "gap" | "fairness" | "sending";
 
 export type AcquireAnswer = { go: true; typingMs?: number; sendAt?: number } | { go: false; retryAt: number; reason?: WaitReason; note?: string };
 
 export type Pause = { reason: string; at: number; until: number | null; detail?: string };
 
 /** What must survive eviction: the day's count (a broken cap would be a broken promise), the
- *  bucket and gap (so a restart does not grant a burst), and the last grants (idempotency). */
-export type Durable = { day: string; count: number; tat: number; gapUntil: number; recent: [string, number][] };
+ *  bucket and gap (so a restart does not grant a burst), and the last grants (idempotency):
+ *  [grant key, send time, the gap drawn for it]. */
+export type Durable = { day: string; count: number; tat: number; gapUntil: number; recent: [string, number, number?][] };
 
-type Waiter = { priority: number; laneKey: string; firstAt: number; retryAt: number; noted?: WaitReason };
+type Waiter = { priority: number; laneKey: string; firstAt: number; retryAt: number; reason?: WaitReason; noted?: WaitReason };
+
+/** The second step, right before the call to Evolution: go, or come back at retryAt. */
+export type ConfirmAnswer = { go: true } | { go: false; retryAt: number; reason: "sending" | "gap" | "rate" };
+
+/** The key a grant is remembered under: one per message and attempt. */
+export const grantKey = (messageId: string, attempt = 1) => `${messageId}#${attempt}`;
 
 // A waiter that does not come back within this long after its retry time is forgotten (its
 // message was canceled or sent elsewhere); it then no longer holds a slot for fairness.
@@ -223,21 +230,30 @@ const WAITER_GRACE_MS = 60_000;
 export const PAUSED_POLL_MS = 60_000;
 // Grants remembered for idempotency.
 const RECENT_GRANTS = 64;
+// A lane waiting for another send of the number to finish asks again this soon at the latest.
+const SENDING_POLL_MS = 50;
 
 export const isUrgent = (priority: number) => priority <= 3;
+// Only a number with gaps sends one at a time (confirm/release); without, calls may overlap.
+const spaced = (p: Pacing) => p.gapMs.max > 0;
 
 export class PacingPolicy {
   durable: Durable = { day: "", count: 0, tat: 0, gapUntil: 0, recent: [] };
   pause: Pause | null = null;
   private waiters = new Map<string, Waiter>();
   private invalidNumbers: number[] = [];
+  // The sends themselves (confirm/release), memory only: one at a time per number, and none starts
+  // before the last one's answer plus its gap. An eviction (only when idle, so the floor has
+  // passed) forgets them; the grants' own gap and bucket are durable.
+  // Public for tests, which move time by hand.
+  sends: { current: { key: string; until: number } | null; floor: number; tat: number } = { current: null, floor: 0, tat: 0 };
 
   constructor(private readonly random: () => number = Math.random) {}
 
   /** Decides one request; mutates the state only when it grants. */
   decide(req: AcquireRequest, p: Pacing, now: number): AcquireAnswer {
-    const grantKey = `${req.messageId}#${req.attempt ?? 1}`;
-    const granted = this.durable.recent.find(([key]) => key === grantKey);
+    const key = grantKey(req.messageId, req.attempt);
+    const granted = this.durable.recent.find(([k]) => k === key);
     if (granted) return granted[1] > now ? { go: true, typingMs: granted[1] - now, sendAt: granted[1] } : { go: true };
 
     this.forgetStale(now);
@@ -263,8 +279,11 @@ export class PacingPolicy {
     // The bucket: GCRA with `burst` sends of tolerance.
     const interval = 60_000 / p.ratePerMinute;
     const bucketAt = this.durable.tat - interval * (p.burst - 1);
-    const free = Math.max(bucketAt, this.durable.gapUntil);
-    if (free > now) return this.wait(req.messageId, waiter, free, this.durable.gapUntil >= bucketAt ? "gap" : "rate", p, now);
+    // Not before the gap after the last send's answer either: grants that ran ahead of the sends
+    // would only pile up claimed messages waiting for confirm().
+    const gapUntil = Math.max(this.durable.gapUntil, this.sends.floor);
+    const free = Math.max(bucketAt, gapUntil);
+    if (free > now) return this.wait(req.messageId, waiter, free, gapUntil >= bucketAt ? "gap" : "rate", p, now);
     // Fairness: a free slot goes to a transactional waiter before any campaign message.
     if (!isUrgent(req.priority) && this.urgentWaiting(req.messageId)) {
       return this.wait(req.messageId, waiter, now + this.spacing(p), "fairness", p, now);
@@ -278,10 +297,48 @@ export class PacingPolicy {
       count: this.durable.count + 1,
       tat: Math.max(this.durable.tat, sendAt) + interval,
       gapUntil: sendAt + gap,
-      recent: [...this.durable.recent, [grantKey, sendAt] as [string, number]].slice(-RECENT_GRANTS),
+      recent: [...this.durable.recent, [key, sendAt, gap] as [string, number, number]].slice(-RECENT_GRANTS),
     };
     this.waiters.delete(req.messageId);
     return typingMs > 0 ? { go: true, typingMs, sendAt } : { go: true };
+  }
+
+  /** The slot taken right before the call to Evolution. A grant spaces the lanes' turns, but each
+   *  lane still claims the message in D1 between its grant and its call, so calls could bunch;
+   *  this step is what the number's contacts see: one send at a time, each at least its gap (and
+   *  the bucket's interval) after the previous one's answer. A pause that began after the grant
+   *  does not stop it: the message is already claimed, and the send tells what the number's state is. */
+  confirm(key: string, p: Pacing, now: number, leaseMs: number): ConfirmAnswer {
+    // No gaps asked for: sends of the number may overlap, as before (the grants keep the rate).
+    if (!spaced(p)) return { go: true };
+    const s = this.sends;
+    if (s.current?.key === key) return { go: true };
+    if (s.current && s.current.until > now) return { go: false, retryAt: now + Math.max(SENDING_POLL_MS, p.gapMs.min), reason: "sending" };
+    const interval = 60_000 / p.ratePerMinute;
+    const bucketAt = s.tat - interval * (p.burst - 1);
+    const free = Math.max(s.floor, bucketAt);
+    if (free > now) return { go: false, retryAt: Math.ceil(free), reason: s.floor >= bucketAt ? "gap" : "rate" };
+    this.sends = { current: { key, until: now + leaseMs }, floor: s.floor, tat: Math.max(s.tat, now) + interval };
+    return { go: true };
+  }
+
+  /** The send of `key` has its answer: the next may start after the gap drawn at its grant. */
+  release(key: string, p: Pacing, now: number): void {
+    if (!spaced(p)) return;
+    const drawn = this.durable.recent.find(([k]) => k === key)?.[2];
+    const gap = drawn ?? p.gapMs.min + Math.floor(this.random() * (p.gapMs.max - p.gapMs.min + 1));
+    const s = this.sends;
+    this.sends = { current: s.current?.key === key ? null : s.current, floor: Math.max(s.floor, now + gap), tat: s.tat };
+  }
+
+  /** WhatsApp refused the send (rate-overlimit): it was not sent, so its grant and count go back
+   *  and the retry asks again (and waits for the pause). */
+  forgetGrant(key: string): boolean {
+    const before = this.durable.recent.length;
+    const recent = this.durable.recent.filter(([k]) => k !== key);
+    if (recent.length === before) return false;
+    this.durable = { ...this.durable, count: Math.max(0, this.durable.count - 1), recent };
+    return true;
   }
 
   /** A permanent "not on WhatsApp" answer; true when it tips the number into a spike pause. */
@@ -300,14 +357,17 @@ export class PacingPolicy {
     return { day, sent: this.durable.day === day ? this.durable.count : 0, cap: capOn(now, p), waiting: this.waiters.size };
   }
 
-  /** Lanes with a request waiting here (to wake them on resume). */
-  waitingLanes(): string[] {
-    return [...new Set([...this.waiters.values()].map((w) => w.laneKey))];
+  /** Lanes with a request waiting here for `reason`, first in line first (to wake them on resume). */
+  waitingLanes(reason?: WaitReason): string[] {
+    const waiting = [...this.waiters].filter(([, w]) => !reason || w.reason === reason);
+    waiting.sort(([a, wa], [b, wb]) => Number(isUrgent(wb.priority)) - Number(isUrgent(wa.priority)) || wa.firstAt - wb.firstAt || (a < b ? -1 : 1));
+    return [...new Set(waiting.map(([, w]) => w.laneKey))];
   }
 
   private wait(id: string, waiter: Waiter, openAt: number, reason: WaitReason, p: Pacing, now: number): AcquireAnswer {
     const retryAt = Math.max(now + 1, Math.ceil(openAt + this.position(id, waiter) * this.spacing(p)));
     waiter.retryAt = retryAt;
+    waiter.reason = reason;
     // A history note once per message and reason, for the long waits a person would ask about.
     let note: string | undefined;
     if ((reason === "daily-cap" || reason === "quiet-hours") && waiter.noted !== reason) {

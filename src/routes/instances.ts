@@ -32,6 +32,30 @@ type Row = typeof instances.$inferSelect;
 
 const tags = ["Instances"];
 const isoTime = z.iso.datetime({ offset: true });
+const window = z.object({ min: z.int(), max: z.int() });
+const pacingAnswer = z
+  .object({
+    ratePerMinute: z.int(),
+    burst: z.int().describe("Sends that may go back to back (GCRA tolerance)."),
+    gapMs: window.describe("A random gap in [min, max] between two sends of the number (0: none)."),
+    dailyCap: z.int().nullable().describe("Sends per calendar day in timeZone; past it, messages wait for the next day (null: no cap)."),
+    timeZone: z.string(),
+    warmup: z.object({ days: z.int(), startPerDay: z.int(), since: isoTime }).nullable().describe("The cap grows from startPerDay to dailyCap over days."),
+    quietHours: z.object({ start: z.string(), end: z.string(), timeZone: z.string() }).nullable().describe("Nothing is sent in this window."),
+    typing: z.boolean().describe("Presence 'composing' before each text, for a time scaled to its length."),
+    invalidNumberSpike: z
+      .object({ count: z.int(), windowMinutes: z.int() })
+      .nullable()
+      .describe("This many numbers not on WhatsApp in the window pause the number."),
+    overlimitPauseMinutes: z.int().describe("How long a rate-overlimit answer pauses the number (a connection open ends it sooner)."),
+  })
+  .meta({ id: "Pacing" });
+const sendingAnswer = z.object({
+  paused: z.boolean(),
+  reason: z.enum(["rate-overlimit", "connection-closed", "invalid-number-spike"]).optional(),
+  since: isoTime.optional(),
+  until: isoTime.optional().describe("When the pause ends by itself (absent: on connection open or POST /resume)."),
+});
 const instanceAnswer = z
   .object({
     name: z.string(),
@@ -39,8 +63,8 @@ const instanceAnswer = z
     ratePerMinute: z.int(),
     state: z.string().describe("Evolution's connection state, from connection.update webhooks (unknown until the first)."),
     stateChangedAt: isoTime.optional(),
-    pacing: z.looseObject({ ratePerMinute: z.int() }).describe("How sends on this instance are paced."),
-    sending: z.looseObject({ paused: z.boolean(), reason: z.string().optional() }).describe("Whether the governor paused sending, and why."),
+    pacing: pacingAnswer.describe("How sends on this instance are paced."),
+    sending: sendingAnswer.describe("Whether the governor paused sending, and why."),
     webhookUrl: z.string().describe("Configure this URL as the instance's webhook in Evolution."),
     createdAt: isoTime,
     updatedAt: isoTime,
@@ -172,7 +196,11 @@ instanceRoutes.get(
     responses: {
       200: {
         description: "The instance.",
-        schema: instanceAnswer.extend({ today: z.looseObject({ day: z.string(), sent: z.int(), waiting: z.int() }) }),
+        schema: instanceAnswer.extend({
+          today: z
+            .object({ day: z.string(), sent: z.int(), cap: z.int().nullable(), waiting: z.int() })
+            .describe("Today's sends (in the pacing time zone) against the warmed-up cap, and the requests waiting."),
+        }),
       },
     },
     errors: ["not_found"],

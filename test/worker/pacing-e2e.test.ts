@@ -42,10 +42,23 @@ const history = async (id: string) =>
 const waiting = (t: Tenant, n: number) =>
   eventually(async () => ((await governorOf(t.instanceId).status(t.instanceId)).today.waiting >= n ? true : undefined), 10_000, `${n} waiting`);
 
+/** Each contact's lane holds its head on the governor, its alarm at least `ms` away. */
+const expectParkedFor = async (t: Tenant, contacts: string[], ms: number) => {
+  for (const to of contacts) {
+    const alarm = await eventually(
+      () => runInDurableObject(laneStub(t.id, t.instanceId, to), async (_l, state) => (await state.storage.getAlarm()) ?? undefined),
+      10_000,
+      `alarm of ${to}`,
+    );
+    expect(alarm - Date.now()).toBeGreaterThan(ms);
+  }
+};
+
 /** Makes the governor's next slot free now (as if the gap and bucket had run out). */
 const freeSlot = (t: Tenant) =>
   runInDurableObject(governorOf(t.instanceId), (gov: InstanceGovernor) => {
     gov.policy.durable = { ...gov.policy.durable, tat: 0, gapUntil: 0 };
+    gov.policy.sends = { current: null, floor: 0, tat: 0 };
   });
 
 describe("gaps and rate", () => {
@@ -221,13 +234,72 @@ describe("pause and resume", () => {
     ]);
     await waiting(t, 2);
     expect(await texts(t)).toEqual([]);
+    // Parked on the pause: the lanes would ask again only at their next poll, a minute away.
+    await expectParkedFor(t, [a, b], 50_000);
     await hook("open", 200);
-    await eventually(async () => (await governorOf(t.instanceId).status(t.instanceId)).pause === null, 10_000, "resume");
-    for (const to of [a, b]) await fireRetry(laneStub(t.id, t.instanceId, to));
-    for (const id of ids) await waitForStatus(id, ["sent"]);
+    // No alarm fired by hand: the governor wakes the lanes it holds.
+    for (const id of ids) await waitForStatus(id, ["sent"], 10_000);
     expect(await texts(t, a)).toEqual(["a1", "a2"]);
     const rows = await Promise.all(ids.map(messageRow));
+    expect(rows).toHaveLength(3);
     expect(rows.every((r) => r?.failed_at === null)).toBe(true);
+  });
+
+  it("sends a paused number's messages within seconds of POST /resume", async () => {
+    const t = await paced({ invalidNumberSpike: { count: 1, windowMinutes: 10 } });
+    await simulator("/_sim/faults", {
+      method: "POST",
+      json: {
+        instance: t.instance,
+        number: "5511970000080",
+        status: 400,
+        body: { status: 400, error: "Bad Request", response: { message: [{ exists: false }] } },
+        times: 1,
+      },
+    });
+    const [bad] = await sendAll(t, [{ to: "5511970000080", text: "bought list" }]);
+    await waitForStatus(bad!, ["failed"]);
+    await eventually(async () => (await governorOf(t.instanceId).status(t.instanceId)).pause?.reason === "invalid-number-spike", 10_000, "pause");
+    const contacts = ["5511970000081", "5511970000082", "5511970000083"];
+    const ids = await sendAll(
+      t,
+      contacts.map((to) => ({ to, text: "after review" })),
+    );
+    await waiting(t, 3);
+    await expectParkedFor(t, contacts, 50_000);
+    const resumedAt = Date.now();
+    const res = await api(`/v1/instances/${t.instance}/resume`, { method: "POST", key: t.key });
+    expect(res.status).toBe(200);
+    expect((await json(res)).sending).toEqual({ paused: false });
+    for (const id of ids) await waitForStatus(id, ["sent"], 10_000);
+    const sent = (await simCalls(t.instance)).filter((c) => c.route === "sendText" && c.status === 201);
+    expect(sent).toHaveLength(3);
+    expect(Math.max(...sent.map((c) => c.at)) - resumedAt).toBeLessThan(10_000);
+  });
+
+  it("does not count a rate-overlimit answer against the message's attempts", async () => {
+    const t = await paced({});
+    const hook = await hookFor(t);
+    const x = "5511970000091";
+    const overlimit = { status: 400, body: { status: 400, error: "Bad Request", response: { message: ["rate-overlimit"] } }, times: 1 };
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: x, ...overlimit } });
+    // Then one real, passing failure.
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: x, status: 500, body: { error: "boom" }, times: 1 } });
+    const res = await send(t.key, { instance: t.instance, to: x, text: "two tries", maxAttempts: 2 });
+    const { id } = await json(res);
+    await eventually(async () => (await governorOf(t.instanceId).status(t.instanceId)).pause?.reason === "rate-overlimit", 10_000, "pause");
+    await eventually(async () => (await history(id)).some((h) => h.detail?.includes("not counted as an attempt")), 10_000, "overlimit note");
+    expect((await messageRow(id))?.attempts).toBe(0);
+
+    await hook("open", 200);
+    // The real failure is attempt 1 of 2: it is retried, not given up.
+    await eventually(async () => ((await messageRow(id))?.last_error?.includes("boom") ? true : undefined), 10_000, "the 500");
+    expect((await messageRow(id))?.status).toBe("processing");
+    expect((await messageRow(id))?.attempts).toBe(1);
+    await fireRetry(laneStub(t.id, t.instanceId, x));
+    await waitForStatus(id, ["sent"]);
+    expect((await messageRow(id))?.attempts).toBe(2);
+    expect(await texts(t, x)).toEqual(["two tries"]);
   });
 });
 

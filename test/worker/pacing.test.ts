@@ -217,3 +217,76 @@ describe("time zones", () => {
     expect(localDay(Date.UTC(2026, 10, 24, 3, 0), "America/Sao_Paulo")).toBe("2026-11-24");
   });
 });
+
+describe("confirm and release: the calls themselves", () => {
+  const p = pacing({ ratePerMinute: 600, burst: 5, gapMs: { min: 200, max: 200 } });
+  const LEASE = 31_000;
+
+  it("lets one send out at a time, each at least its gap after the previous answer", () => {
+    const policy = new PacingPolicy(seeded(3));
+    expect(policy.decide(req("a"), p, T0).go).toBe(true);
+    expect(policy.decide(req("b"), p, T0 + 200).go).toBe(true);
+    expect(policy.confirm("a#1", p, T0 + 300, LEASE)).toEqual({ go: true });
+    // b's claim was quicker than a's call: b waits for a's answer, not on a clock.
+    const early = policy.confirm("b#1", p, T0 + 301, LEASE);
+    expect(early).toMatchObject({ go: false, reason: "sending" });
+    // Asking again for the send in progress is the same go (a re-run of the same step).
+    expect(policy.confirm("a#1", p, T0 + 302, LEASE)).toEqual({ go: true });
+    policy.release("a#1", p, T0 + 340);
+    expect(policy.confirm("b#1", p, T0 + 400, LEASE)).toEqual({ go: false, retryAt: T0 + 540, reason: "gap" });
+    expect(policy.confirm("b#1", p, T0 + 540, LEASE)).toEqual({ go: true });
+  });
+
+  it("keeps the sends within rate + burst even when the grants came early", () => {
+    const policy = new PacingPolicy(seeded(3));
+    const fast = pacing({ ratePerMinute: 60, burst: 2, gapMs: { min: 1, max: 1 } });
+    let at = T0;
+    const starts: number[] = [];
+    for (const id of ["a", "b", "c", "d"]) {
+      for (;;) {
+        const answer = policy.confirm(`${id}#1`, fast, at, LEASE);
+        if (answer.go) break;
+        at = answer.retryAt;
+      }
+      starts.push(at);
+      policy.release(`${id}#1`, fast, at);
+    }
+    // Two back to back (the burst, 1 ms gap apart), then one a second.
+    expect(starts.map((s) => s - T0)).toEqual([0, 1, 1_000, 2_000]);
+  });
+
+  it("lets the sends of a number without gaps overlap, as before", () => {
+    const policy = new PacingPolicy(seeded(3));
+    const plain = pacing({ ratePerMinute: 600 });
+    expect(policy.confirm("a#1", plain, T0, LEASE)).toEqual({ go: true });
+    expect(policy.confirm("b#1", plain, T0, LEASE)).toEqual({ go: true });
+  });
+
+  it("grants no slot before the gap after the last send's answer", () => {
+    const policy = new PacingPolicy(seeded(3));
+    expect(policy.decide(req("a"), p, T0).go).toBe(true);
+    expect(policy.confirm("a#1", p, T0 + 50, LEASE).go).toBe(true);
+    // The call took 400 ms: b is not granted at a's grant + gap, but at a's answer + gap.
+    policy.release("a#1", p, T0 + 450);
+    expect(policy.decide(req("b"), p, T0 + 200)).toMatchObject({ go: false, retryAt: T0 + 650, reason: "gap" });
+    expect(policy.decide(req("b"), p, T0 + 650).go).toBe(true);
+  });
+
+  it("frees the number when a lane never releases, after the lease", () => {
+    const policy = new PacingPolicy(seeded(3));
+    expect(policy.confirm("a#1", p, T0, LEASE).go).toBe(true);
+    expect(policy.confirm("b#1", p, T0 + LEASE - 1, LEASE).go).toBe(false);
+    expect(policy.confirm("b#1", p, T0 + LEASE, LEASE).go).toBe(true);
+  });
+
+  it("gives a refused send's grant and count back", () => {
+    const policy = new PacingPolicy(seeded(3));
+    const capped = pacing({ dailyCap: 1 });
+    expect(policy.decide(req("a"), capped, T0).go).toBe(true);
+    expect(policy.decide(req("b"), capped, T0 + 5_000)).toMatchObject({ go: false, reason: "daily-cap" });
+    expect(policy.forgetGrant("a#1")).toBe(true);
+    expect(policy.forgetGrant("a#1")).toBe(false);
+    expect(policy.today(capped, T0).sent).toBe(0);
+    expect(policy.decide(req("b"), capped, T0 + 6_000).go).toBe(true);
+  });
+});
