@@ -14,7 +14,8 @@ import { automationLane, automationLaneKey } from "./config.ts";
 import type { LaneInfo } from "./handler.ts";
 import type { OfferedItem } from "./lane.ts";
 
-type Row = {
+/** An inbound message's columns as the automation lane is offered them (also read by replay). */
+export type InboundRow = {
   id: string;
   contact: string;
   remote_jid: string;
@@ -23,9 +24,9 @@ type Row = {
   text: string | null;
   media: string | null;
   timestamp: number;
-  enabled: number;
-  include_groups: number;
 };
+
+type Row = InboundRow & { enabled: number; include_groups: number };
 
 const phone = /^[1-9]\d{7,14}$/;
 

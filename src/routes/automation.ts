@@ -6,7 +6,7 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { automationLane, breakerOf, loadAutomation, signingSecrets, type AutomationConfig } from "../automation/config.ts";
-import { itemOf, replyAddress } from "../automation/offer.ts";
+import { type InboundRow, itemOf, replyAddress } from "../automation/offer.ts";
 import { automationInput, rotatedAutomationSecret } from "../contracts/automation.ts";
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
 import { runBatch } from "../db/batch.ts";
@@ -257,20 +257,7 @@ automationRoutes.get(
   },
 );
 
-type ReplayRow = {
-  lane_key: string;
-  status: string;
-  tenant_id: string;
-  instance_name: string;
-  id: string;
-  contact: string;
-  remote_jid: string;
-  participant: string | null;
-  push_name: string | null;
-  text: string | null;
-  media: string | null;
-  timestamp: number;
-};
+type ReplayRow = InboundRow & { lane_key: string; status: string; tenant_id: string; instance_name: string };
 
 automationRoutes.post(
   "/:name/automation/dead-letters/:inboundId/replay",
