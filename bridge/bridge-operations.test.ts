@@ -3,17 +3,16 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { messageStatusEvent } from "../src/contracts/events.ts";
 import { startSimulator, type RunningSimulator } from "../simulator/server.ts";
-import { freePort, provisionTenant, startGateway, type Gateway } from "../test/support/gateway.ts";
+import { provisionTenant, startGateway, type Gateway } from "../test/support/gateway.ts";
 import { startBridge, type RunningBridge } from "./bridge.ts";
 import type { BridgeConfig } from "./config.ts";
-import { allTopics, bridgeConfig, kafkaTools, simulatorCalls, waitUntil, type KafkaTools, type Observer } from "./harness.ts";
+import { allTopics, bridgeConfig, kafkaTools, passOn, serveStandIn, simulatorCalls, waitUntil, type KafkaTools, type Observer } from "./harness.ts";
 import { connectKafka } from "./kafka.ts";
 import type { Logger } from "./log.ts";
 
@@ -105,27 +104,10 @@ async function answerLosingProxy(target: string) {
       state.refused.set(state.refuseWith, (state.refused.get(state.refuseWith) ?? 0) + 1);
       return c.html(`<html><body><h1>${state.refuseWith}</h1>nginx</body></html>`, state.refuseWith as 404);
     }
-    const headers = new Headers(c.req.raw.headers);
-    headers.delete("host");
-    const body = c.req.method === "GET" ? undefined : await c.req.arrayBuffer();
-    const res = await fetch(`${target}${url.pathname}${url.search}`, { method: c.req.method, headers, body });
-    const out = new Headers(res.headers);
-    for (const h of ["content-encoding", "content-length", "transfer-encoding", "connection"]) out.delete(h);
-    return new Response(await res.text(), { status: res.status, headers: out });
+    const answer = await passOn(target, c.req.raw);
+    return new Response(answer.text, { status: answer.status, headers: answer.headers });
   });
-  const port = await freePort();
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve(s));
-  });
-  return Object.assign(state, {
-    url: `http://127.0.0.1:${port}`,
-    // The bridge keeps connections open (keep-alive, long polls): cut them, or close() waits for them.
-    close: () =>
-      new Promise<void>((resolve) => {
-        if ("closeAllConnections" in server) server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
+  return Object.assign(state, await serveStandIn(app));
 }
 
 describe("configuration errors, late schedules, big produce requests", () => {

@@ -3,7 +3,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
@@ -13,7 +12,7 @@ import { startSimulator, type RunningSimulator } from "../simulator/server.ts";
 import { freePort, provisionTenant, startGateway, type Gateway } from "../test/support/gateway.ts";
 import { startBridge, type RunningBridge } from "./bridge.ts";
 import type { BridgeConfig } from "./config.ts";
-import { allTopics, bridgeConfig, kafkaTools, simulatorCalls, waitUntil, type KafkaTools, type Observer } from "./harness.ts";
+import { allTopics, bridgeConfig, kafkaTools, passOn, serveStandIn, simulatorCalls, waitUntil, type KafkaTools, type Observer } from "./harness.ts";
 import type { Logger } from "./log.ts";
 
 const RUN = Date.now().toString(36);
@@ -391,31 +390,12 @@ async function answerLosingProxy(target: string) {
   const state = { loseAnswers: false, lost: 0 };
   const app = new Hono();
   app.all("*", async (c) => {
-    const url = new URL(c.req.url);
-    const headers = new Headers(c.req.raw.headers);
-    headers.delete("host");
-    const body = c.req.method === "GET" ? undefined : await c.req.arrayBuffer();
-    const res = await fetch(`${target}${url.pathname}${url.search}`, { method: c.req.method, headers, body });
-    const text = await res.text();
-    if (state.loseAnswers && url.pathname === "/v1/messages/batch") {
+    const answer = await passOn(target, c.req.raw);
+    if (state.loseAnswers && new URL(c.req.url).pathname === "/v1/messages/batch") {
       state.lost++;
       return c.text("answer lost", 503);
     }
-    const out = new Headers(res.headers);
-    for (const h of ["content-encoding", "content-length", "transfer-encoding", "connection"]) out.delete(h);
-    return new Response(text, { status: res.status, headers: out });
+    return new Response(answer.text, { status: answer.status, headers: answer.headers });
   });
-  const port = await freePort();
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve(s));
-  });
-  return Object.assign(state, {
-    url: `http://127.0.0.1:${port}`,
-    // The bridge keeps connections open (keep-alive, long polls): cut them, or close() waits for them.
-    close: () =>
-      new Promise<void>((resolve) => {
-        if ("closeAllConnections" in server) server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
+  return Object.assign(state, await serveStandIn(app));
 }

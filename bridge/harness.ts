@@ -1,7 +1,10 @@
 // Test and benchmark plumbing around a real broker: topics, a producer, an observer that collects
 // what the bridge writes, and the simulator's record of sends. Not used by the bridge itself.
+import { serve, type ServerType } from "@hono/node-server";
+import type { Hono } from "hono";
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from "kafkajs";
 import { z } from "zod";
+import { freePort } from "../test/support/gateway.ts";
 import { loadConfig, type BridgeConfig } from "./config.ts";
 
 export type Seen = { topic: string; partition: number; offset: string; key: string | null; value: string | null; headers: Record<string, string> };
@@ -107,4 +110,33 @@ export async function waitUntil<T>(what: string, probe: () => Promise<T | undefi
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** A stand-in gateway on a free loopback port: a fake, or a proxy in front of the real one. */
+export async function serveStandIn(app: Hono): Promise<{ url: string; close(): Promise<void> }> {
+  const port = await freePort();
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve(s));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    // The bridge keeps connections open (keep-alive, long polls): cut them, or close() waits for them.
+    close: () =>
+      new Promise<void>((resolve) => {
+        if ("closeAllConnections" in server) server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Passes a request on to `target` as it came; the answer comes back without its hop-by-hop headers. */
+export async function passOn(target: string, req: Request): Promise<{ status: number; headers: Headers; text: string }> {
+  const url = new URL(req.url);
+  const headers = new Headers(req.headers);
+  headers.delete("host");
+  const body = req.method === "GET" ? undefined : await req.arrayBuffer();
+  const res = await fetch(`${target}${url.pathname}${url.search}`, { method: req.method, headers, body });
+  const out = new Headers(res.headers);
+  for (const h of ["content-encoding", "content-length", "transfer-encoding", "connection"]) out.delete(h);
+  return { status: res.status, headers: out, text: await res.text() };
 }

@@ -4,13 +4,11 @@
 // threw out of the batch with the partition still paused: after rejoining, that process never
 // fetched the partition again and the records after it were never posted. A real broker; the
 // gateway is a stand-in that only answers /v1/messages/batch.
-import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
-import { freePort } from "../test/support/gateway.ts";
 import { startBridge, type RunningBridge } from "./bridge.ts";
-import { allTopics, bridgeConfig, kafkaTools, waitUntil, type KafkaTools } from "./harness.ts";
+import { allTopics, bridgeConfig, kafkaTools, serveStandIn, waitUntil, type KafkaTools } from "./harness.ts";
 import type { Logger } from "./log.ts";
 
 const RUN = `slow-${Date.now().toString(36)}`;
@@ -37,18 +35,7 @@ async function slowGateway(hang: number, holdMs: number): Promise<SlowGateway> {
     });
     return c.json({ results });
   });
-  const port = await freePort();
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve(s));
-  });
-  return Object.assign(state, {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        if ("closeAllConnections" in server) server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
+  return Object.assign(state, await serveStandIn(app));
 }
 
 let kafka: KafkaTools;

@@ -38,18 +38,9 @@ export function chatRoutes(state: SimulatorState): Hono {
   const app = new Hono();
 
   app.post("/findMessages/:instance", async (c) => {
-    const guard = instanceFor(state, c);
+    const guard = await storeQuery(state, c, findMessagesBody);
     if (!guard.ok) return guard.response;
-    const parsed = findMessagesBody.safeParse(await jsonOf(c));
-    if (!parsed.success)
-      return c.json(
-        errorBody(
-          400,
-          parsed.error.issues.map((i) => i.message),
-        ),
-        400,
-      );
-    const { where, page = 1, offset = 50 } = parsed.data;
+    const { where, page = 1, offset = 50 } = guard.query;
     // Scripted faults (route findMessages): Evolution failing, slow, or dropping the connection.
     const fault = state.takeFault({ instance: guard.instance.name, route: "findMessages", number: "", jid: where?.key?.remoteJid ?? "" });
     if (fault) {
@@ -88,18 +79,9 @@ export function chatRoutes(state: SimulatorState): Hono {
   });
 
   app.post("/findStatusMessage/:instance", async (c) => {
-    const guard = instanceFor(state, c);
+    const guard = await storeQuery(state, c, findStatusBody);
     if (!guard.ok) return guard.response;
-    const parsed = findStatusBody.safeParse(await jsonOf(c));
-    if (!parsed.success)
-      return c.json(
-        errorBody(
-          400,
-          parsed.error.issues.map((i) => i.message),
-        ),
-        400,
-      );
-    const { where, page = 1, offset = 50 } = parsed.data;
+    const { where, page = 1, offset = 50 } = guard.query;
     const rows = stored(state, guard.instance)
       .filter((m) => (where?.id === undefined || m.key.id === where.id) && (where?.remoteJid === undefined || m.key.remoteJid === where.remoteJid))
       .flatMap((m) =>
@@ -169,6 +151,29 @@ function instanceFor(state: SimulatorState, c: Context): Guard {
   const authorised = apikey !== undefined && (apikey === instance.apikey || (state.config.globalApiKey !== null && apikey === state.config.globalApiKey));
   if (!authorised) return { ok: false, response: c.json(unauthorized(), 401) };
   return { ok: true, instance };
+}
+
+// Both store routes: the guard, then the body, refused the way Evolution's validator refuses it.
+async function storeQuery<T extends z.ZodType>(
+  state: SimulatorState,
+  c: Context,
+  schema: T,
+): Promise<{ ok: true; instance: Instance; query: z.infer<T> } | { ok: false; response: Response }> {
+  const guard = instanceFor(state, c);
+  if (!guard.ok) return guard;
+  const parsed = schema.safeParse(await jsonOf(c));
+  if (!parsed.success)
+    return {
+      ok: false,
+      response: c.json(
+        errorBody(
+          400,
+          parsed.error.issues.map((i) => i.message),
+        ),
+        400,
+      ),
+    };
+  return { ok: true, instance: guard.instance, query: parsed.data };
 }
 
 async function jsonOf(c: Context): Promise<unknown> {

@@ -778,66 +778,42 @@ async function deadLettersPage(root) {
     h("div", {}, h("label", { for: "d-instance" }, "Instance"), h("input", { id: "d-instance", name: "instance" })),
     h("button", { type: "submit" }, "Filter"),
   );
-  const body = h("tbody");
-  const all = h("input", { type: "checkbox", id: "select-all", "aria-label": "Select all" });
-  const replay = h("button", { type: "button", id: "replay", disabled: true }, "Replay selected");
-  const table = h(
-    "table",
-    { class: "stack", id: "dead-letters" },
-    h(
-      "thead",
-      {},
-      h(
-        "tr",
-        {},
-        h("th", { scope: "col" }, all),
-        ["Recipient", "Instance", "Error", "Failed", "Result"].map((c) => h("th", { scope: "col" }, c)),
-      ),
-    ),
-    body,
-  );
+  const dead = replayTable({
+    tableId: "dead-letters",
+    selectAllId: "select-all",
+    replayId: "replay",
+    selectAllLabel: "Select all",
+    rowKey: "id",
+    columns: ["Recipient", "Instance", "Error", "Failed", "Result"],
+  });
+  const { replay, resultCell } = dead;
   root.replaceChildren(
     h("h1", {}, "Dead letters"),
     h("p", { class: "muted" }, "Messages that failed for good. Replay sends them again with a fresh attempt budget."),
     form,
     h("div", { class: "actions" }, replay),
-    table,
+    dead.table,
   );
   let filters = {};
   let replayMany = false;
-  const selected = () => [...body.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
-  const sync = () => {
-    replay.disabled = selected().length === 0;
-  };
-  const resultCell = (id) => body.querySelector(`tr[data-id="${CSS.escape(id)}"] .result`);
 
   async function load() {
     const list = await listDeadLetters(filters);
     replayMany = list.replayMany;
-    body.replaceChildren(
-      ...(list.data.length === 0
-        ? [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No dead letters. All is well."))]
-        : list.data.map((d) =>
-            h(
-              "tr",
-              { dataset: { id: d.messageId } },
-              h("td", {}, h("input", { type: "checkbox", value: d.messageId, "aria-label": `Select ${d.messageId}`, onchange: sync })),
-              h("td", { "data-label": "Recipient" }, h("a", { href: `#/messages/${d.messageId}` }, d.to)),
-              h("td", { "data-label": "Instance" }, d.instance),
-              h("td", { "data-label": "Error" }, d.error ?? ""),
-              h("td", { "data-label": "Failed" }, time(d.failedAt)),
-              h("td", { "data-label": "Result", class: "result" }),
-            ),
-          )),
+    dead.fill(
+      list.data.map((d) => ({
+        key: d.messageId,
+        cells: [
+          ["Recipient", h("a", { href: `#/messages/${d.messageId}` }, d.to)],
+          ["Instance", d.instance],
+          ["Error", d.error ?? ""],
+          ["Failed", time(d.failedAt)],
+        ],
+      })),
+      "No dead letters. All is well.",
     );
-    all.checked = false;
-    sync();
   }
 
-  all.addEventListener("change", () => {
-    for (const c of body.querySelectorAll("input[type=checkbox]")) c.checked = all.checked;
-    sync();
-  });
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const data = new FormData(form);
@@ -846,7 +822,7 @@ async function deadLettersPage(root) {
   });
   replay.addEventListener("click", async () => {
     replay.disabled = true;
-    const ids = selected();
+    const ids = dead.selected().map((c) => c.value);
     let ok = 0;
     if (replayMany) {
       // One call for the whole selection (at most 100 ids a call).
@@ -872,9 +848,7 @@ async function deadLettersPage(root) {
         }
       }
     }
-    for (const c of body.querySelectorAll("input[type=checkbox]:checked")) c.checked = false;
-    notice(`Replayed ${ok} of ${ids.length}.`, ok === ids.length ? "info" : "error");
-    sync();
+    dead.done(`Replayed ${ok} of ${ids.length}.`, ok === ids.length);
   });
   const automation = automationDeadLetters();
   root.append(automation.section);
@@ -891,24 +865,14 @@ async function deadLettersPage(root) {
 // that instance's breaker (closed, paused, probing). Replay hands one back to its contact's lane.
 function automationDeadLetters() {
   const breakers = h("ul", { class: "breakers", id: "automation-breakers" });
-  const body = h("tbody");
-  const all = h("input", { type: "checkbox", id: "automation-select-all", "aria-label": "Select all automation dead letters" });
-  const replay = h("button", { type: "button", id: "automation-replay", disabled: true }, "Replay selected");
-  const table = h(
-    "table",
-    { class: "stack", id: "automation-dead-letters" },
-    h(
-      "thead",
-      {},
-      h(
-        "tr",
-        {},
-        h("th", { scope: "col" }, all),
-        ["Contact", "Instance", "Message", "Error", "Failed", "Result"].map((c) => h("th", { scope: "col" }, c)),
-      ),
-    ),
-    body,
-  );
+  const dead = replayTable({
+    tableId: "automation-dead-letters",
+    selectAllId: "automation-select-all",
+    replayId: "automation-replay",
+    selectAllLabel: "Select all automation dead letters",
+    rowKey: "inbound",
+    columns: ["Contact", "Instance", "Message", "Error", "Failed", "Result"],
+  });
   const section = h(
     "section",
     { id: "automation", "aria-labelledby": "automation-title" },
@@ -919,14 +883,9 @@ function automationDeadLetters() {
       "Inbound messages your automation handler did not take after all its attempts. Replay hands them to it again, in the contact's order.",
     ),
     breakers,
-    h("div", { class: "actions" }, replay),
-    table,
+    h("div", { class: "actions" }, dead.replay),
+    dead.table,
   );
-  const selected = () => [...body.querySelectorAll("input[type=checkbox]:checked")].map((c) => ({ id: c.value, instance: c.dataset.instance }));
-  const sync = () => {
-    replay.disabled = selected().length === 0;
-  };
-  const resultCell = (id) => body.querySelector(`tr[data-inbound="${CSS.escape(id)}"] .result`);
   const breakerText = { closed: "closed: calls flow", paused: "paused after failures", probing: "probing: one call is testing the handler" };
 
   async function load(filters = {}) {
@@ -966,53 +925,110 @@ function automationDeadLetters() {
           )),
     );
     const rows = withAutomation.flatMap(({ instance, dead }) => dead.filter((d) => !filters.to || d.contact === filters.to).map((d) => ({ ...d, instance })));
-    body.replaceChildren(
-      ...(rows.length === 0
-        ? [h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No automation dead letters."))]
-        : rows.map((d) =>
-            h(
-              "tr",
-              { dataset: { inbound: d.inboundId, instance: d.instance } },
-              h(
-                "td",
-                {},
-                h("input", { type: "checkbox", value: d.inboundId, dataset: { instance: d.instance }, "aria-label": `Select ${d.inboundId}`, onchange: sync }),
-              ),
-              h("td", { "data-label": "Contact" }, h("a", { href: `#/conversations/${encodeURIComponent(d.contact)}` }, d.contact)),
-              h("td", { "data-label": "Instance" }, d.instance),
-              h("td", { "data-label": "Message" }, d.text ?? h("span", { class: "muted" }, "(media)")),
-              h("td", { "data-label": "Error" }, d.error ?? ""),
-              h("td", { "data-label": "Failed" }, time(d.failedAt)),
-              h("td", { "data-label": "Result", class: "result" }),
-            ),
-          )),
+    dead.fill(
+      rows.map((d) => ({
+        key: d.inboundId,
+        instance: d.instance,
+        cells: [
+          ["Contact", h("a", { href: `#/conversations/${encodeURIComponent(d.contact)}` }, d.contact)],
+          ["Instance", d.instance],
+          ["Message", d.text ?? h("span", { class: "muted" }, "(media)")],
+          ["Error", d.error ?? ""],
+          ["Failed", time(d.failedAt)],
+        ],
+      })),
+      "No automation dead letters.",
     );
-    all.checked = false;
-    sync();
   }
 
-  all.addEventListener("change", () => {
-    for (const c of body.querySelectorAll("input[type=checkbox]")) c.checked = all.checked;
-    sync();
-  });
-  replay.addEventListener("click", async () => {
-    replay.disabled = true;
-    const picked = selected();
+  dead.replay.addEventListener("click", async () => {
+    dead.replay.disabled = true;
+    const picked = dead.selected().map((c) => ({ id: c.value, instance: c.dataset.instance }));
     let ok = 0;
     for (const { id, instance } of picked) {
       try {
         const answer = await api(`/v1/instances/${encodeURIComponent(instance)}/automation/dead-letters/${encodeURIComponent(id)}/replay`, { method: "POST" });
-        resultCell(id)?.replaceChildren(h("span", { class: "result-ok" }, "replayed: "), badge(answer.status));
+        dead.resultCell(id)?.replaceChildren(h("span", { class: "result-ok" }, "replayed: "), badge(answer.status));
         ok++;
       } catch (err) {
-        resultCell(id)?.replaceChildren(h("span", { class: "result-bad" }, err.message));
+        dead.resultCell(id)?.replaceChildren(h("span", { class: "result-bad" }, err.message));
       }
     }
-    for (const c of body.querySelectorAll("input[type=checkbox]:checked")) c.checked = false;
-    notice(`Replayed ${ok} of ${picked.length} automation dead letters.`, ok === picked.length ? "info" : "error");
-    sync();
+    dead.done(`Replayed ${ok} of ${picked.length} automation dead letters.`, ok === picked.length);
   });
   return { section, load };
+}
+
+// A table of dead letters to select and replay: a select-all box, a replay button that is enabled
+// while something is selected, and a result cell per row. Both dead-letter tables are one of these.
+function replayTable({ tableId, selectAllId, replayId, selectAllLabel, rowKey, columns }) {
+  const body = h("tbody");
+  const all = h("input", { type: "checkbox", id: selectAllId, "aria-label": selectAllLabel });
+  const replay = h("button", { type: "button", id: replayId, disabled: true }, "Replay selected");
+  const table = h(
+    "table",
+    { class: "stack", id: tableId },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, all),
+        columns.map((c) => h("th", { scope: "col" }, c)),
+      ),
+    ),
+    body,
+  );
+  const selected = () => [...body.querySelectorAll("input[type=checkbox]:checked")];
+  const sync = () => {
+    replay.disabled = selected().length === 0;
+  };
+  all.addEventListener("change", () => {
+    for (const c of body.querySelectorAll("input[type=checkbox]")) c.checked = all.checked;
+    sync();
+  });
+  return {
+    table,
+    body,
+    replay,
+    selected,
+    resultCell: (key) => body.querySelector(`tr[data-${rowKey}="${CSS.escape(key)}"] .result`),
+    // rows: [{ key, instance?, cells: [[label, content], …] }]; the result column comes last.
+    fill(rows, emptyText) {
+      body.replaceChildren(
+        ...(rows.length === 0
+          ? [h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, emptyText))]
+          : rows.map((r) =>
+              h(
+                "tr",
+                { dataset: { [rowKey]: r.key, ...(r.instance ? { instance: r.instance } : {}) } },
+                h(
+                  "td",
+                  {},
+                  h("input", {
+                    type: "checkbox",
+                    value: r.key,
+                    dataset: r.instance ? { instance: r.instance } : {},
+                    "aria-label": `Select ${r.key}`,
+                    onchange: sync,
+                  }),
+                ),
+                r.cells.map(([label, content]) => h("td", { "data-label": label }, content)),
+                h("td", { "data-label": "Result", class: "result" }),
+              ),
+            )),
+      );
+      all.checked = false;
+      sync();
+    },
+    // After a replay: clear the selection and say how it went.
+    done(message, allOk) {
+      for (const c of selected()) c.checked = false;
+      notice(message, allOk ? "info" : "error");
+      sync();
+    },
+  };
 }
 
 // ---- callbacks -------------------------------------------------------------------------------
