@@ -17,14 +17,27 @@ export type SendOutcome =
   | { kind: "transient"; error: string; retryAfterMs?: number; signal?: NumberSignal; doubt?: boolean }
   | { kind: "permanent"; error: string; signal?: NumberSignal };
 
+/** The URL of one of Evolution's per-instance routes, e.g. `message/sendText`. */
+export function evolutionUrl(instance: EvolutionInstance, route: string): string {
+  return `${instance.url.replace(/\/+$/, "")}/${route}/${encodeURIComponent(instance.name)}`;
+}
+
+/** A JSON POST to Evolution with the instance's key, given up after `timeoutMs`. */
+export function postToEvolution(instance: EvolutionInstance, url: string, body: unknown, timeoutMs: number): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", apikey: instance.apiKey },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+}
+
 export function sendRequest(instance: EvolutionInstance, msg: Outgoing): { url: string; body: Record<string, unknown> } {
-  const base = `${instance.url.replace(/\/+$/, "")}/message`;
-  const name = encodeURIComponent(instance.name);
   const media = msg.media;
-  if (!media) return { url: `${base}/sendText/${name}`, body: { number: msg.to, text: msg.text } };
-  if (media.type === "audio") return { url: `${base}/sendWhatsAppAudio/${name}`, body: { number: msg.to, audio: media.url } };
+  if (!media) return { url: evolutionUrl(instance, "message/sendText"), body: { number: msg.to, text: msg.text } };
+  if (media.type === "audio") return { url: evolutionUrl(instance, "message/sendWhatsAppAudio"), body: { number: msg.to, audio: media.url } };
   return {
-    url: `${base}/sendMedia/${name}`,
+    url: evolutionUrl(instance, "message/sendMedia"),
     body: {
       number: msg.to,
       mediatype: media.type,
@@ -85,12 +98,7 @@ export async function sendThroughEvolution(instance: EvolutionInstance, msg: Out
 async function callEvolution(instance: EvolutionInstance, msg: Outgoing, timeoutMs: number): Promise<SendOutcome> {
   const { url, body } = sendRequest(instance, msg);
   try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", apikey: instance.apiKey },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    const res = await postToEvolution(instance, url, body, timeoutMs);
     return classify(res.status, await res.text(), res.headers.get("retry-after"));
   } catch (err) {
     const reason = err instanceof Error && err.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : String(err);
@@ -112,9 +120,8 @@ export type ConnectOutcome =
   | { kind: "error"; error: string };
 
 export async function connectInstance(instance: EvolutionInstance, timeoutMs: number): Promise<ConnectOutcome> {
-  const url = `${instance.url.replace(/\/+$/, "")}/instance/connect/${encodeURIComponent(instance.name)}`;
   try {
-    const res = await fetch(url, { headers: { apikey: instance.apiKey }, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(evolutionUrl(instance, "instance/connect"), { headers: { apikey: instance.apiKey }, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
     // A 4xx (but a timeout or rate limit) is Evolution refusing this instance as configured here.
     if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return { kind: "refused", error: describe(res.status, text) };
@@ -145,14 +152,8 @@ export type PresenceOutcome = { kind: "ok" } | { kind: "failed"; error: string }
 
 /** `POST /chat/sendPresence/{instance}`: shows "typing…" to the contact for `durationMs`. */
 export async function sendPresence(instance: EvolutionInstance, to: string, durationMs: number, ackMs = PRESENCE_ACK_MS): Promise<PresenceOutcome> {
-  const url = `${instance.url.replace(/\/+$/, "")}/chat/sendPresence/${encodeURIComponent(instance.name)}`;
   try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", apikey: instance.apiKey },
-      body: JSON.stringify({ number: to, presence: "composing", delay: durationMs }),
-      signal: AbortSignal.timeout(ackMs),
-    });
+    const res = await postToEvolution(instance, evolutionUrl(instance, "chat/sendPresence"), { number: to, presence: "composing", delay: durationMs }, ackMs);
     const text = await res.text();
     return res.ok ? { kind: "ok" } : { kind: "failed", error: describe(res.status, text) };
   } catch (err) {

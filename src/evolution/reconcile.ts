@@ -4,7 +4,7 @@
 // so an empty answer for a contact is "cannot say", not "not sent".
 import { z } from "zod";
 import type { MediaJson } from "../db/schema.ts";
-import type { EvolutionInstance, Outgoing } from "./client.ts";
+import { evolutionUrl, postToEvolution, type EvolutionInstance, type Outgoing } from "./client.ts";
 import type { Reconciled } from "../lanes/lane-machine.ts";
 
 /** The JIDs Evolution may key a chat by: a JID as given; for a number, `<digits>@s.whatsapp.net`
@@ -39,14 +39,8 @@ async function post(
   body: unknown,
   timeoutMs: number,
 ): Promise<{ ok: true; json: unknown } | { ok: false; why: string }> {
-  const url = `${instance.url.replace(/\/+$/, "")}/chat/${route}/${encodeURIComponent(instance.name)}`;
   try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", apikey: instance.apiKey },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    const res = await postToEvolution(instance, evolutionUrl(instance, `chat/${route}`), body, timeoutMs);
     const text = await res.text();
     if (!res.ok) return { ok: false, why: `${route} answered ${res.status}: ${text.slice(0, 200)}` };
     return { ok: true, json: JSON.parse(text) };
