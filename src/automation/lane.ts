@@ -46,6 +46,8 @@ export class AutomationLane extends DurableObject<Env> {
   private parkedFor: number | null = null;
   // The tenant's send defaults (maxAttempts) for replies, read again after TENANT_CACHE_MS.
   private tenant: { value: Tenant; at: number } | undefined;
+  // When the current call was made (for the answered log line; unknown after a restart).
+  private calledAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -255,6 +257,7 @@ export class AutomationLane extends DurableObject<Env> {
       messages,
       conversation,
     };
+    this.calledAt = Date.now();
     const outcome = await callHandler(config, batch.id, payload, batch.id);
     const now = Date.now();
     if (outcome.ok) {
@@ -299,6 +302,19 @@ export class AutomationLane extends DurableObject<Env> {
     const ids: string[] = JSON.parse(batch.item_ids);
     const now = Date.now();
     if (answer.replies.length > 0) await this.sendReplies(info, answer.replies, now);
+    // One line a call, with the times an operator (and npm run bench:automation) needs to see where
+    // a contact's wait went: in this lane before the call, and the replies' way into the send lane.
+    const arrivedAt = this.ctx.storage.sql.exec<{ at: number }>(`SELECT MIN(arrived_at) AS at FROM items WHERE state = 'batched'`).one().at;
+    log("info", "automation call answered", {
+      laneKey: info.laneKey,
+      inboundIds: ids,
+      attempts: answer.attempts,
+      replies: answer.replies.length,
+      arrivedAt,
+      calledAt: this.calledAt,
+      answeredAt: now,
+      repliedAt: Date.now(),
+    });
     const note = answer.dropped > 0 ? `${answer.dropped} replies dropped: the contact's phone number is not known (@lid without remoteJidAlt)` : null;
     const [resumed] = await runBatch(this.db, [
       ...successStatements(info.tenantId, info.instanceId, info.instanceName, now),
