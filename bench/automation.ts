@@ -165,58 +165,28 @@ async function main() {
         if (i !== undefined) answered.set(i, entry.data);
       }
     }
-    const stage = (from: (i: number) => number | undefined, to: (i: number) => number | undefined) => {
-      const out: number[] = [];
-      for (let i = 0; i < total; i++) {
-        const a = from(i);
-        const b = to(i);
-        if (a !== undefined && b !== undefined) out.push(b - a);
-      }
-      return out.sort((x, y) => x - y);
-    };
-    const stages: [string, number[]][] = [
-      [
-        "webhook posted → accepted (200)",
-        stage(
-          (i) => postedAt.get(i),
-          (i) => acceptedAt.get(i),
-        ),
-      ],
-      [
-        "accepted → in the contact's automation lane",
-        stage(
-          (i) => acceptedAt.get(i),
-          (i) => answered.get(i)?.arrivedAt,
-        ),
-      ],
-      [
-        "in the automation lane → handler called",
-        stage(
-          (i) => answered.get(i)?.arrivedAt,
-          (i) => callStart.get(i),
-        ),
-      ],
-      [
-        "handler answered → replies in the send lane",
-        stage(
-          (i) => callEnd.get(i),
-          (i) => answered.get(i)?.repliedAt,
-        ),
-      ],
-      [
-        "replies in the send lane → sent at Evolution",
-        stage(
-          (i) => answered.get(i)?.repliedAt,
-          (i) => sent.get(i)?.at,
-        ),
-      ],
+    // Each message's path as timestamps; a stage is the difference of two neighbours.
+    const stamps = (i: number) => [postedAt.get(i), answered.get(i)?.arrivedAt, callStart.get(i), callEnd.get(i), answered.get(i)?.repliedAt, sent.get(i)?.at];
+    const names = [
+      "webhook posted → in the contact's automation lane",
+      "in the automation lane → handler called",
+      "(the handler's own time, subtracted)",
+      "handler answered → replies in the send lane",
+      "replies in the send lane → sent at Evolution",
     ];
-    console.log(
-      `\nper stage (ms)\n${table(
-        ["stage", "n", "p50", "p90", "p99", "max"],
-        stages.map(([name, v]) => [name, v.length, percentile(v, 50), percentile(v, 90), percentile(v, 99), v.at(-1) ?? Number.NaN]),
-      )}`,
-    );
+    const rows = names.map((name, k) => {
+      const v: number[] = [];
+      for (let i = 0; i < total; i++) {
+        const [from, to] = [stamps(i)[k], stamps(i)[k + 1]];
+        if (from !== undefined && to !== undefined) v.push(to - from);
+      }
+      v.sort((x, y) => x - y);
+      return [name, v.length, percentile(v, 50), percentile(v, 90), percentile(v, 99), v.at(-1) ?? Number.NaN];
+    });
+    console.log(`\nper stage (ms)\n${table(["stage", "n", "p50", "p90", "p99", "max"], rows)}`);
+    // Beside the path, not on it: the hand-off runs after the response, which reaches the bench late.
+    const accepted = [...acceptedAt].map(([i, at]) => at - (postedAt.get(i) ?? at)).sort((x, y) => x - y);
+    console.log(`webhook posted → its 200 at the bench (not on the path): p50 ${percentile(accepted, 50)} ms, p99 ${percentile(accepted, 99)} ms`);
     const failures = gateway.logs().match(/automation call failed[^\n]*/g) ?? [];
     if (failures.length > 0) console.log(`\n${failures.length} failed handler calls, e.g. ${failures[0]}`);
   } finally {
