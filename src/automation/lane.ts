@@ -18,8 +18,8 @@ import { errorField, log } from "../observability/log.ts";
 import { newEventKeys } from "../outbox/event-id.ts";
 import { enqueueJobs, idempotencyHashOf, insertStatements, type Prepared, prepareMessage } from "../messages/accept.ts";
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
-import { type AutomationConfig, automationLane, loadAutomation } from "./config.ts";
-import { callHandler, conversationOf, type InboundView, type LaneInfo } from "./handler.ts";
+import { type AutomationConfig, type AutomationRow, automationLane, automationOf, automationStatement, loadAutomation } from "./config.ts";
+import { callHandler, type ConversationRow, conversationFrom, conversationStatement, type InboundView, type LaneInfo } from "./handler.ts";
 
 export type OfferedItem = { id: string; ts: number; message: InboundView };
 
@@ -161,7 +161,7 @@ export class AutomationLane extends DurableObject<Env> {
     while (Date.now() < stopAt) {
       // Nothing waits here: no need to read the configuration.
       if (!this.currentBatch() && !this.ctx.storage.sql.exec(`SELECT 1 FROM items WHERE state = 'pending' LIMIT 1`).toArray().length) return null;
-      const config = await loadAutomation(this.db, info.instanceId);
+      const { config, conversation } = await this.read(info);
       if (!config) {
         // The automation was deleted: what waited here was canceled with it (D1 says so already).
         this.ctx.storage.sql.exec(`UPDATE items SET state = 'dropped', done_at = ? WHERE state IN ('pending', 'batched')`, Date.now());
@@ -187,10 +187,28 @@ export class AutomationLane extends DurableObject<Env> {
         const wait = await this.waitForBreaker(info, config, now);
         if (wait !== null) return wait;
       }
-      const retryAt = await this.attempt(info, config, batch);
+      const retryAt = await this.attempt(info, config, batch, conversation);
       if (retryAt !== null) return retryAt;
     }
     return Date.now();
+  }
+
+  // The configuration, and when a call may follow, the contact's recent messages with it: one D1
+  // round trip on the way to a call.
+  private async read(info: LaneInfo): Promise<{ config: AutomationConfig | undefined; conversation: ConversationRow[] | null }> {
+    const batch = this.currentBatch();
+    if (batch && (batch.answer !== null || batch.next_at > Date.now())) return { config: await loadAutomation(this.db, info.instanceId), conversation: null };
+    // The call excludes its own messages: read as many more as wait here.
+    const waiting = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state IN ('pending', 'batched')`).one().n;
+    const [config, conversation] = await runBatch(this.db, [
+      automationStatement(info.instanceId),
+      conversationStatement(
+        info,
+        sql`SELECT COALESCE(MAX(context_messages), 0) FROM automations WHERE instance_id = ${info.instanceId}`,
+        Math.min(waiting, MAX_BATCH),
+      ),
+    ]);
+    return { config: automationOf(config?.results[0] as AutomationRow | undefined), conversation: (conversation?.results ?? []) as ConversationRow[] };
   }
 
   private currentBatch(): BatchRow | undefined {
@@ -238,7 +256,7 @@ export class AutomationLane extends DurableObject<Env> {
   }
 
   // One call. null: answered or given up (move on); a number: retry then.
-  private async attempt(info: LaneInfo, config: AutomationConfig, batch: BatchRow): Promise<number | null> {
+  private async attempt(info: LaneInfo, config: AutomationConfig, batch: BatchRow, rows: ConversationRow[] | null): Promise<number | null> {
     const ids: string[] = JSON.parse(batch.item_ids);
     const attempt = batch.attempts + 1;
     // Counted before the call: a call cut off by a crash still used an attempt.
@@ -247,7 +265,11 @@ export class AutomationLane extends DurableObject<Env> {
       .exec<{ message: string }>(`SELECT message FROM items WHERE state = 'batched' ORDER BY ts, seq`)
       .toArray()
       .map((r) => JSON.parse(r.message) as InboundView);
-    const conversation = await conversationOf(this.db, info, config.contextMessages, ids);
+    const conversation = conversationFrom(
+      rows ?? (await this.db.all<ConversationRow>(conversationStatement(info, sql`${config.contextMessages}`, ids.length))),
+      config.contextMessages,
+      ids,
+    );
     const payload = {
       type: "automation.inbound" as const,
       instance: info.instanceName,
