@@ -14,7 +14,13 @@ const SECONDS = Number(process.env.BENCH_AUTOMATION_SECONDS ?? 30);
 const CONTACTS = Number(process.env.BENCH_AUTOMATION_CONTACTS ?? 200);
 const HANDLER_MS = Number(process.env.BENCH_AUTOMATION_HANDLER_MS ?? 50);
 
-const answeredLine = z.object({ inboundIds: z.array(z.string()), arrivedAt: z.number(), repliedAt: z.number() });
+const answeredLine = z.object({
+  inboundIds: z.array(z.string()),
+  arrivedAt: z.number(),
+  calledAt: z.number().nullable(),
+  answeredAt: z.number(),
+  repliedAt: z.number(),
+});
 
 const contactOf = (i: number) => `55119${String(50000000 + (i % CONTACTS))}`;
 
@@ -149,7 +155,7 @@ async function main() {
     // Per stage, from the bench's clock, the echo bot's, the simulator's and the lane's log line
     // ("automation call answered": when the message reached its contact's lane, when the replies
     // were in the send lane). One machine, one clock.
-    const answered = new Map<number, { arrivedAt: number; repliedAt: number }>();
+    const answered = new Map<number, z.infer<typeof answeredLine>>();
     for (const line of gateway.logs().split("\n")) {
       if (!line.includes('"automation call answered"')) continue;
       let value: unknown;
@@ -166,12 +172,17 @@ async function main() {
       }
     }
     // Each message's path as timestamps; a stage is the difference of two neighbours.
-    const stamps = (i: number) => [postedAt.get(i), answered.get(i)?.arrivedAt, callStart.get(i), callEnd.get(i), answered.get(i)?.repliedAt, sent.get(i)?.at];
+    const stamps = (i: number) => {
+      const a = answered.get(i);
+      return [postedAt.get(i), a?.arrivedAt, a?.calledAt ?? undefined, callStart.get(i), callEnd.get(i), a?.answeredAt, a?.repliedAt, sent.get(i)?.at];
+    };
     const names = [
       "webhook posted → in the contact's automation lane",
-      "in the automation lane → handler called",
+      "in the automation lane → call made (lane's clock)",
+      "call made → at the handler",
       "(the handler's own time, subtracted)",
-      "handler answered → replies in the send lane",
+      "handler answered → answer in the lane",
+      "answer in the lane → replies in the send lane",
       "replies in the send lane → sent at Evolution",
     ];
     const rows = names.map((name, k) => {
