@@ -15,6 +15,7 @@ import { changes, runBatch, type Statement } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import { backoffMs } from "../lanes/backoff.ts";
 import { errorField, log } from "../observability/log.ts";
+import { newId } from "../ids.ts";
 import { newEventKeys } from "../outbox/event-id.ts";
 import { enqueueJobs, idempotencyHashOf, insertStatements, type Prepared, prepareMessage } from "../messages/accept.ts";
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
@@ -323,7 +324,14 @@ export class AutomationLane extends DurableObject<Env> {
   private async finish(info: LaneInfo, config: AutomationConfig, batch: BatchRow, answer: Answer): Promise<void> {
     const ids: string[] = JSON.parse(batch.item_ids);
     const now = Date.now();
-    const replies = answer.replies.length > 0 ? await this.prepareReplies(info, answer.replies, now) : [];
+    // The replies' ids are kept with the answer before they are written: a second pass after a
+    // crash writes nothing new (their rows exist) but still hands the same ids to the send lane.
+    const rerun = answer.replyIds !== undefined;
+    const replyIds = answer.replyIds ?? answer.replies.map(() => newId("msg"));
+    if (!rerun && replyIds.length > 0) {
+      this.ctx.storage.sql.exec(`UPDATE batch SET answer = ? WHERE id = ?`, JSON.stringify({ ...answer, replyIds }), batch.id);
+    }
+    const replies = replyIds.length > 0 ? await this.prepareReplies(info, answer.replies, replyIds, now) : [];
     const note = answer.dropped > 0 ? `${answer.dropped} replies dropped: the contact's phone number is not known (@lid without remoteJidAlt)` : null;
     // Idempotency keys (automation:<inbound id>:<n>) make a second pass after a crash a no-op:
     // the insert of a reply already stored changes nothing.
@@ -344,7 +352,8 @@ export class AutomationLane extends DurableObject<Env> {
       return inserted;
     });
     const resumed = results[at];
-    if (created.length > 0) await this.enqueueReplies(created.map((p) => p.job));
+    const toLane = rerun ? replies : created;
+    if (toLane.length > 0) await this.enqueueReplies(toLane.map((p) => p.job));
     // One line a call, with the times an operator (and npm run bench:automation) needs to see where
     // a contact's wait went: in this lane before the call, and the replies' way into the send lane.
     const arrivedAt = this.ctx.storage.sql.exec<{ at: number }>(`SELECT MIN(arrived_at) AS at FROM items WHERE state = 'batched'`).one().at;
@@ -366,29 +375,33 @@ export class AutomationLane extends DurableObject<Env> {
     }
   }
 
-  private async prepareReplies(info: LaneInfo, replies: SendMessageRequest[], now: number): Promise<Prepared[]> {
+  private async prepareReplies(info: LaneInfo, replies: SendMessageRequest[], ids: string[], now: number): Promise<Prepared[]> {
     const tenant = await tenantOf(this.db, info.tenantId, now);
     if (!tenant) return [];
     const instances = new Map([[info.instanceName, { id: info.instanceId, name: info.instanceName }]]);
     return Promise.all(
-      replies.map(async (input) => {
-        const prepared = prepareMessage(tenant, instances, input, now, "automation");
+      replies.map(async (input, k) => {
+        const prepared = prepareMessage(tenant, instances, input, now, "automation", "", ids[k]);
         prepared.row.idempotencyHash = await idempotencyHashOf(input);
         return prepared;
       }),
     );
   }
 
-  // Straight into the contact's send lane: the sends queue's batching would add up to a second.
-  // The queue copy still follows (the safety net); the lane's D1 claim sends each once.
+  // Straight into the contact's send lane (the sends queue's batching would add up to a second);
+  // the lane holds them durably once this returns. The sends queue only when that fails: a copy
+  // through it as well would reopen each reply in the lane after it was sent, for a claim that
+  // can only fail. A crash before this point leaves the answer here: the next run hands them over.
   private async enqueueReplies(jobs: SendJob[]): Promise<void> {
-    this.ctx.waitUntil(enqueueJobs(this.env, jobs));
     const first = jobs[0];
     if (!first) return;
     const items = jobs.map((j) => ({ messageId: j.messageId, instanceId: j.instanceId, priority: j.priority, readyAt: j.readyAt, createdAt: j.createdAt }));
-    await this.env.LANES.get(this.env.LANES.idFromName(first.laneKey))
-      .enqueue(first.laneKey, items)
-      .catch((err) => log("warn", "direct lane enqueue failed; the sends queue delivers", { laneKey: first.laneKey, error: errorField(err) }));
+    try {
+      await this.env.LANES.get(this.env.LANES.idFromName(first.laneKey)).enqueue(first.laneKey, items);
+    } catch (err) {
+      log("warn", "direct lane enqueue failed; the sends queue delivers", { laneKey: first.laneKey, error: errorField(err) });
+      await enqueueJobs(this.env, jobs);
+    }
   }
 
   // The breaker resumed: lanes that waited for it run now instead of at their next probe time.
@@ -413,7 +426,8 @@ export class AutomationLane extends DurableObject<Env> {
   }
 }
 
-type Answer = { replies: SendMessageRequest[]; dropped: number; attempts: number };
+// replyIds: the ids given to the replies, kept before they are written (absent until then).
+type Answer = { replies: SendMessageRequest[]; dropped: number; attempts: number; replyIds?: string[] };
 
 // The tenant's send defaults (maxAttempts) for replies, per isolate (shared by its lanes: a
 // contact's lane is often new, and a read per call would sit on the reply's path).

@@ -1,11 +1,10 @@
-// From the webhooks consumer to automation: an inbound message of an instance with automation is
-// recorded (automation_deliveries) and placed in its contact's AutomationLane before the webhook
-// job is acked. Duplicates are harmless: the record is keyed by the inbound id and the lane
-// ignores ids it has seen, so a redelivered job also repairs a hand-off a crash cut short.
-// The webhook route also hands it over at once (offerNow, after the response): the queue's batch
-// window (1 s) would otherwise be most of the time a contact waits for an answer. The queue stays
-// the durable path; the fast one may fail or be cut off without losing anything. Both store the
-// message and hand it over in one D1 round trip (storeAndOffer).
+// From Evolution's webhooks to automation: an inbound message of an instance with automation is
+// stored, recorded (automation_deliveries) and placed in its contact's AutomationLane in one D1
+// round trip and one call to the lane (storeAndOffer). The webhook route does it before answering
+// Evolution (applyNow); the webhooks consumer does it for what the route queued (an instance whose
+// automation the route did not know of yet, or a hand-off that failed) before acking the job.
+// Duplicates are harmless: the record is keyed by the inbound id and the lane ignores ids it has
+// seen, so a redelivered webhook or job also repairs a hand-off a crash cut short.
 import { type SQL, sql } from "drizzle-orm";
 import { upsertData } from "../contracts/evolution-webhooks.ts";
 import { changes, runBatch } from "../db/batch.ts";
@@ -110,9 +109,10 @@ export function itemOf(row: Pick<Row, "id" | "text" | "media" | "push_name" | "p
   };
 }
 
-// Instance → whether it has automation switched on, remembered per isolate for a minute: the fast
-// path is skipped for other instances without a D1 read per inbound message. A stale answer only
-// means the queue path does the hand-off (a second later).
+// Instance → whether it has automation switched on, remembered per isolate for a minute (forgotten
+// at once by this isolate's PUT and DELETE): other instances' messages are queued without a D1 read
+// each. A stale answer changes only who applies the message: the consumer hands it over a second
+// later, or the route stores it itself (the record goes in only while the automation is on).
 const ENABLED_CACHE_MS = 60_000;
 const enabledCache = new Map<string, { enabled: boolean; at: number }>();
 
@@ -126,10 +126,14 @@ async function automationEnabled(db: Db, instanceId: string, now: number): Promi
   return enabled;
 }
 
-/** The webhook route's fast path for an inbound message already queued: store it and offer it to
- *  its contact's lane now. Storing is idempotent (the consumer later finds it stored and offers it
- *  again, which the record and the lane ignore). */
-export async function offerNow(env: Env, db: Db, job: WebhookJob): Promise<boolean> {
-  if (job.event !== "messages.upsert" || !(await automationEnabled(db, job.instanceId, Date.now()))) return false;
-  return (await storeAndOffer(env, db, job)).offered;
+/** The webhook route's path for an inbound message of an instance with automation: stored and in
+ *  its contact's lane before Evolution gets its 200, no queue. undefined: not such a message (the
+ *  route queues it). A throw: nothing is lost either, the route queues it and the consumer's pass is
+ *  idempotent (the stored message is a duplicate, the record and the lane ignore a second offer). */
+export async function applyNow(env: Env, db: Db, job: WebhookJob): Promise<Outcome | undefined> {
+  if (job.event !== "messages.upsert" || !(await automationEnabled(db, job.instanceId, Date.now()))) return undefined;
+  return (await storeAndOffer(env, db, job)).outcome;
 }
+
+/** The automation of this instance changed (PUT, DELETE): look it up again on its next message. */
+export const forgetAutomation = (instanceId: string) => enabledCache.delete(instanceId);

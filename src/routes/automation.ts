@@ -6,6 +6,7 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { automationLane, breakerOf, loadAutomation, signingSecrets, type AutomationConfig } from "../automation/config.ts";
+import { forgetAutomation } from "../automation/offer.ts";
 import { type InboundRow, itemOf, replyAddress } from "../automation/offer.ts";
 import { automationInput, rotatedAutomationSecret } from "../contracts/automation.ts";
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
@@ -119,6 +120,7 @@ automationRoutes.put(
       max_attempts = excluded.max_attempts, updated_at = excluded.updated_at
     RETURNING created_at`);
     const created = row?.created_at === now;
+    forgetAutomation(instance.id);
     const saved = await loadAutomation(c.var.db, instance.id);
     if (!saved) throw new ApiError("conflict", "The automation was deleted concurrently; retry.");
     if (!created) c.executionCtx.waitUntil(kickPending(c, instance.id));
@@ -163,6 +165,7 @@ automationRoutes.delete(
       sql`UPDATE automation_deliveries SET status = 'canceled', updated_at = ${now} WHERE instance_id = ${instance.id} AND status = 'pending'`,
       sql`DELETE FROM automation_parked WHERE instance_id = ${instance.id}`,
     ]);
+    forgetAutomation(instance.id);
     if ((removed?.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
     return c.body(null, 204);
   },

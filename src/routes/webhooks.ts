@@ -18,7 +18,7 @@ import { parseWith, readJson } from "../http/body.ts";
 import type { WebhookJob } from "../webhooks/process.ts";
 import { documented } from "../openapi/describe.ts";
 import { z } from "zod";
-import { offerNow, storeAndOffer } from "../automation/offer.ts";
+import { applyNow, storeAndOffer } from "../automation/offer.ts";
 import { errorField, log } from "../observability/log.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
@@ -69,18 +69,21 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
     const { outcome } = await storeAndOffer(c.env, c.var.db, job);
     return c.json({ received: true, outcome });
   }
+  // Inbound messages of an instance with automation are stored and handed to their contact's lane
+  // here, before the 200 (one D1 round trip and the lane's write): the queue's batch window would
+  // be most of a contact's wait for an answer. If that fails, the queue takes the job as usual.
+  if (event === "messages.upsert") {
+    const applied = await applyNow(c.env, c.var.db, job).catch((err) => {
+      log("warn", "automation hand-off in the request failed; queued instead", { error: errorField(err) });
+      return undefined;
+    });
+    if (applied) return c.json({ received: true, outcome: applied });
+  }
   try {
     await c.env.WEBHOOKS.send(job, { contentType: "json" });
   } catch {
     // 503 makes Evolution retry later, rather than dropping the event as it does on a 4xx.
     throw new ApiError("unavailable", "Could not queue the webhook; retry.");
-  }
-  // Inbound messages of an instance with automation go to their contact's lane without waiting for
-  // the queue's batch; the queued copy is the durable one if this is cut short.
-  if (event === "messages.upsert") {
-    c.executionCtx.waitUntil(
-      offerNow(c.env, c.var.db, job).catch((err) => log("warn", "automation fast hand-off failed; the queue will do it", { error: errorField(err) })),
-    );
   }
   return c.json({ received: true });
 }

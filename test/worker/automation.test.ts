@@ -294,6 +294,16 @@ describe("failures", () => {
       15_000,
       "b parked",
     );
+    // b's lane holds both and waits for the probe time (its run for b2 is over: a later run would
+    // see the probe made due below and take the probe itself).
+    await eventually(
+      async () => {
+        const snap = await lane(s, b).snapshot();
+        return snap.pending.length === 2 && snap.alarm !== null && snap.alarm > Date.now() + 1_000;
+      },
+      15_000,
+      "b's lane idle until the probe",
+    );
     expect(await bot(s.botPath)).toHaveLength(5);
     // The probe is due: a's lane fires, fails once more (the 6th scripted failure), and stays paused.
     await env.DB.prepare("UPDATE automations SET probe_at = 0 WHERE instance_id = ?").bind(s.instanceId).run();
@@ -452,26 +462,36 @@ describe("retention", () => {
 });
 
 describe("fast hand-off", () => {
-  it("the webhook route hands an inbound message to its contact's lane itself; the queued copy then changes nothing", async () => {
+  it("the webhook route stores and hands over an automation instance's inbound message itself, without the queue; a queued copy changes nothing", async () => {
     const s = await withAutomation();
     const contact = "5511970000101";
     // The queue is captured, not consumed: only the route's own hand-off can reach the handler.
     const queued: unknown[] = [];
     const captured = { ...env, WEBHOOKS: { send: async (job: unknown) => void queued.push(job) } } as unknown as Env;
-    const ctx = createExecutionContext();
-    const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${s.token}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(upsert(s, contact, "rápido").body),
-    });
-    const res = await worker.fetch(request, captured, ctx);
-    expect(res.status).toBe(200);
-    await waitOnExecutionContext(ctx);
-    expect(queued).toHaveLength(1);
+    const post = async (e: Env, text: string, id?: string) => {
+      const ctx = createExecutionContext();
+      const { body, id: keyId } = upsert(s, contact, text, { id });
+      const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${s.token}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const res = await worker.fetch(request, e, ctx);
+      await waitOnExecutionContext(ctx);
+      return { res, keyId, body };
+    };
+    const first = await post(captured, "rápido");
+    expect(first.res.status).toBe(200);
+    expect(await first.res.json()).toEqual({ received: true, outcome: "stored" });
+    expect(queued).toHaveLength(0);
+    // Stored before the 200: the message, its record, and its place in the contact's lane.
+    expect((await deliveries(s)).map((d) => d.status)).toEqual(["pending"]);
     await eventually(async () => (await replies(s)).find((r) => r.text === "echo: rápido"), 15_000, "the reply");
 
-    // The durable copy arrives through the consumer: acked, and nothing happens twice.
-    const batch = createMessageBatch("mensageiro-webhooks", [{ id: "fast-1", timestamp: new Date(), attempts: 1, body: queued[0] }]);
+    // The same message through the queue (a job queued while the route did not know of the
+    // automation yet): acked, and nothing happens twice.
+    const job = { tenantId: s.id, instanceId: s.instanceId, instanceName: s.instance, event: "messages.upsert", data: first.body.data, receivedAt: Date.now() };
+    const batch = createMessageBatch("mensageiro-webhooks", [{ id: "fast-1", timestamp: new Date(), attempts: 1, body: job }]);
     const qctx = createExecutionContext();
     await worker.queue(batch, env, qctx);
     expect((await getQueueResult(batch, qctx)).explicitAcks).toEqual(["fast-1"]);
@@ -479,5 +499,61 @@ describe("fast hand-off", () => {
     expect((await deliveries(s)).map((d) => d.status)).toEqual(["delivered"]);
     expect(await eventsOf(s, "message.received")).toHaveLength(1);
     expect((await replies(s)).map((r) => r.text)).toEqual(["echo: rápido"]);
+
+    // The lane cannot be reached: the route queues the webhook instead, and the consumer delivers it.
+    const broken = {
+      ...captured,
+      AUTOMATION: { idFromName: env.AUTOMATION.idFromName.bind(env.AUTOMATION), get: () => ({ offer: async () => Promise.reject(new Error("lane down")) }) },
+    } as unknown as Env;
+    const second = await post(broken, "de novo");
+    expect(second.res.status).toBe(200);
+    expect(await second.res.json()).toEqual({ received: true });
+    expect(queued).toHaveLength(1);
+    const retry = createMessageBatch("mensageiro-webhooks", [{ id: "fast-2", timestamp: new Date(), attempts: 1, body: queued[0] }]);
+    const rctx = createExecutionContext();
+    await worker.queue(retry, env, rctx);
+    expect((await getQueueResult(retry, rctx)).explicitAcks).toEqual(["fast-2"]);
+    await eventually(async () => (await replies(s)).find((r) => r.text === "echo: de novo"), 15_000, "the second reply");
+    expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["rápido"], ["de novo"]]);
+  });
+
+  it("a run cut off after the replies were written hands the same replies to the send lane again, writing none twice", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000102";
+    await inbound(s, contact, "segura");
+    const [reply] = await eventually(
+      async () => {
+        const r = await replies(s);
+        return r.length === 1 ? r : undefined;
+      },
+      15_000,
+      "the reply",
+    );
+    await waitForStatus(reply!.id, ["sent"]);
+    // As if the lane had died right after its D1 batch: the answer (with the replies' ids) is back in
+    // the lane's batch row, and the send lane never got the reply.
+    const sendLane = env.LANES.get(env.LANES.idFromName(`${s.id}:${s.instanceId}:${contact}`));
+    const inSendLane = () =>
+      runInDurableObject(sendLane, (_i, state) => state.storage.sql.exec("SELECT id FROM lane_items WHERE id = ?", reply!.id).toArray().length);
+    await runInDurableObject(sendLane, (_i, state) => void state.storage.sql.exec("DELETE FROM lane_items WHERE id = ?", reply!.id));
+    expect(await inSendLane()).toBe(0);
+    const stub = lane(s, contact);
+    await runInDurableObject(stub, (_i, state) => {
+      const [item] = state.storage.sql.exec<{ id: string }>("SELECT id FROM items").toArray();
+      state.storage.sql.exec("UPDATE items SET state = 'batched', done_at = NULL");
+      const answer = { replies: [{ instance: s.instance, to: contact, text: "echo: segura" }], dropped: 0, attempts: 1, replyIds: [reply!.id] };
+      state.storage.sql.exec(
+        "INSERT INTO batch (id, item_ids, attempts, answer) VALUES (?, ?, 1, ?)",
+        item!.id,
+        JSON.stringify([item!.id]),
+        JSON.stringify(answer),
+      );
+    });
+    await stub.kick();
+    // The same id is in the contact's send lane again (its D1 claim refuses a second send); no new row.
+    await eventually(async () => (await inSendLane()) === 1, 15_000, "the reply back in the send lane");
+    await eventually(async () => (await stub.snapshot()).batch === null, 15_000, "the run finished");
+    expect((await replies(s)).map((r) => [r.id, r.text])).toEqual([[reply!.id, "echo: segura"]]);
+    expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["segura"]]);
   });
 });
