@@ -12,7 +12,7 @@ import { type KafkaHandle, startKafka } from "../kafka/broker.ts";
 import { setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, ROOT, startGateway, type Gateway } from "../../test/support/gateway.ts";
-import { judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
+import { type ApiRequest, judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
 
 export type ChaosOptions = {
   messages: number;
@@ -89,6 +89,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     injected[k] = (injected[k] ?? 0) + 1;
   };
   let gatewayLogs: (() => string) | undefined;
+  const requests: ApiRequest[] = [];
   // Messages not in a terminal state at the end, as the API shows them (with their history).
   const stuck: unknown[] = [];
 
@@ -212,7 +213,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       return { n, contact, k: Math.floor(n / o.contacts), channel, scheduled: lane % 2 === 1, text: `chaos s${o.seed} n${n} c${contact}` };
     });
 
-    const requests: { at: number; status: number }[] = [];
     const acceptedApi = new Map<number, string>();
     const refusedApi = new Map<number, string>();
     const producedKafka = new Set<number>();
@@ -244,8 +244,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             signal: AbortSignal.timeout(30_000),
           });
           status = res.status;
-          const json: unknown = await res.json().catch(() => undefined);
-          requests.push({ at, status });
+          const text = await res.text().catch(() => "");
+          const json: unknown = (() => {
+            try {
+              return JSON.parse(text);
+            } catch {
+              return undefined;
+            }
+          })();
+          // A 5xx keeps what came with it, to tell the gateway's own errors from the runtime's.
+          requests.push({ at, end: Date.now(), status, path: "POST /v1/messages", ...(status >= 500 ? { detail: text.slice(0, 300) } : {}) });
           if (status === 202 || status === 200) {
             const parsed = accepted.safeParse(json);
             if (parsed.success) acceptedApi.set(p.n, parsed.data.id);
@@ -256,8 +264,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             refusedApi.set(p.n, `${status} ${JSON.stringify(json).slice(0, 200)}`);
             return;
           }
-        } catch {
-          requests.push({ at, status: 0 });
+        } catch (err) {
+          const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
+          requests.push({ at, end: Date.now(), status: 0, path: "POST /v1/messages", detail: `${err instanceof Error ? err.message : String(err)}${cause}` });
         }
         await sleep(backoff[Math.min(attempt, backoff.length - 1)]!);
       }
@@ -565,6 +574,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     mkdirSync(logDir, { recursive: true });
     if (gatewayLogs) writeFileSync(path.join(logDir, "gateway.log"), gatewayLogs());
     if (stuck.length > 0) writeFileSync(path.join(logDir, "stuck.json"), JSON.stringify(stuck, null, 2));
+    // Every API request answered 5xx or not at all, next to the restart windows (seconds from the start).
+    const s = (t: number) => Number(((t - started) / 1000).toFixed(2));
+    writeFileSync(
+      path.join(logDir, "server-errors.json"),
+      JSON.stringify(
+        {
+          windows: windows.map((w) => ({ from: s(w.from), to: Number.isFinite(w.to) ? s(w.to) : null })),
+          errors: requests
+            .filter((r) => r.status === 0 || r.status >= 500)
+            .map((r) => ({ at: s(r.at), end: r.end === undefined ? null : s(r.end), status: r.status, path: r.path, detail: r.detail })),
+        },
+        null,
+        2,
+      ),
+    );
     if (existsSync(path.join(workDir, "bridge.log"))) copyFileSync(path.join(workDir, "bridge.log"), path.join(logDir, "bridge.log"));
     log(`logs in ${logDir}`);
     rmSync(workDir, { recursive: true, force: true });
