@@ -92,6 +92,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const requests: ApiRequest[] = [];
   // Messages not in a terminal state at the end, as the API shows them (with their history).
   const stuck: unknown[] = [];
+  // For the contacts sent out of order: their messages (with history) and the simulator's calls.
+  let order: unknown[] = [];
 
   try {
     // Broker: fixed ports and state folder, so a restart is the same broker.
@@ -560,8 +562,35 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       requests,
       restartWindows: windows.map((w) => ({ from: w.from, to: Number.isFinite(w.to) ? w.to : Date.now() })),
     };
+    const verdict = judge(plan, observed);
+    const t = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    order = await Promise.all(
+      verdict.outOfOrderContacts.slice(0, 10).map(async (contact) => {
+        const mine = plan.filter((p) => p.contact === contact);
+        const texts = new Set(mine.map((p) => p.text));
+        const rows = messages.filter((m) => m.text !== undefined && texts.has(m.text));
+        return {
+          contact,
+          channel: mine[0]?.channel,
+          scheduled: mine[0]?.scheduled,
+          messages: await Promise.all(
+            rows.map(async (m) => (await fetch(`${gateway.url}/v1/messages/${m.id}`, { headers })).json().catch(() => ({ id: m.id }))),
+          ),
+          calls: simulator.state.calls
+            .filter((c) => c.number === contactNumber(contact))
+            .map((c) => ({
+              seq: c.seq,
+              at: t(c.at),
+              answeredAt: t(c.answeredAt),
+              status: c.status,
+              route: c.route,
+              text: z.object({ text: z.string() }).safeParse(c.body).data?.text,
+            })),
+        };
+      }),
+    );
     return {
-      verdict: judge(plan, observed),
+      verdict,
       settled,
       seconds: { load: loadSeconds, settle: settleSeconds, total: (Date.now() - started) / 1000 },
       injected,
@@ -574,6 +603,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     mkdirSync(logDir, { recursive: true });
     if (gatewayLogs) writeFileSync(path.join(logDir, "gateway.log"), gatewayLogs());
     if (stuck.length > 0) writeFileSync(path.join(logDir, "stuck.json"), JSON.stringify(stuck, null, 2));
+    if (order.length > 0) writeFileSync(path.join(logDir, "order.json"), JSON.stringify(order, null, 2));
     // Every API request answered 5xx or not at all, next to the restart windows (seconds from the start).
     const s = (t: number) => Number(((t - started) / 1000).toFixed(2));
     writeFileSync(

@@ -32,6 +32,8 @@ export type Verdict = {
   sentTwice: number;
   extraSends: number;
   outOfOrder: number;
+  /** The contacts with a send out of order, for the run's order.json. */
+  outOfOrderContacts: number[];
   regressions: number;
   missingEvents: number;
   serverErrors: { outside: number; inside: number; outsideList: string[] };
@@ -112,6 +114,7 @@ export function judge(planned: Planned[], o: Observed): Verdict {
 
   // Per contact, in the order the sends went out: a message older than one already out is out of order.
   let outOfOrder = 0;
+  const outOfOrderContacts = new Set<number>();
   const firstSends = accepted
     .flatMap((p) => {
       const first = (okCalls.get(p.text) ?? []).toSorted((a, b) => (a.answeredAt ?? 0) - (b.answeredAt ?? 0))[0];
@@ -123,6 +126,7 @@ export function judge(planned: Planned[], o: Observed): Verdict {
     const top = highest.get(p.contact) ?? -1;
     if (p.k < top) {
       outOfOrder++;
+      outOfOrderContacts.add(p.contact);
       example("out of order", `contact ${p.contact}: k${p.k} after k${top}`);
     }
     highest.set(p.contact, Math.max(top, p.k));
@@ -155,6 +159,7 @@ export function judge(planned: Planned[], o: Observed): Verdict {
     sentTwice,
     extraSends,
     outOfOrder,
+    outOfOrderContacts: [...outOfOrderContacts],
     regressions,
     missingEvents,
     serverErrors,
