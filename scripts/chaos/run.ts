@@ -246,7 +246,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             signal: AbortSignal.timeout(30_000),
           });
           status = res.status;
-          const text = await res.text().catch(() => "");
+          // A body cut by a kill is no answer: retried with the same key, like a refused connection.
+          const text = await res.text().catch((err: unknown) => {
+            throw new Error(`answer ${res.status} cut before its body ended`, { cause: err });
+          });
           const json: unknown = (() => {
             try {
               return JSON.parse(text);
@@ -259,11 +262,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           if (status === 202 || status === 200) {
             const parsed = accepted.safeParse(json);
             if (parsed.success) acceptedApi.set(p.n, parsed.data.id);
-            else refusedApi.set(p.n, `${status} without an id: ${JSON.stringify(json).slice(0, 200)}`);
+            else refusedApi.set(p.n, `${status} without an id: ${text.slice(0, 200)}`);
             return;
           }
           if (status < 500 && status !== 429 && status !== 409) {
-            refusedApi.set(p.n, `${status} ${JSON.stringify(json).slice(0, 200)}`);
+            refusedApi.set(p.n, `${status} ${text.slice(0, 200)}`);
             return;
           }
         } catch (err) {
