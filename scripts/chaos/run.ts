@@ -281,7 +281,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const chains = new Map<number, Promise<void>>();
     let inFlight = 0;
     const kafkaPending: { p: Planned; at: number }[] = [];
-    const flushKafka = async () => {
+    // One flush at a time: a batch that fails (broker restart) is retried before any later one goes,
+    // else later records overtake it and a contact's records land on its partition out of order.
+    let flushing: Promise<void> = Promise.resolve();
+    const flushKafka = () => {
+      flushing = flushing.then(flushOnce);
+      return flushing;
+    };
+    const flushOnce = async () => {
       const batch = kafkaPending.splice(0);
       if (batch.length === 0 || !producer) return;
       const byTopic = new Map<string, { key: string; value: string }[]>();
