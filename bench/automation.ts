@@ -6,12 +6,15 @@ import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json"
 import { startEchoBot } from "../simulator/echo-bot.ts";
 import { startSimulator } from "../simulator/server.ts";
 import { provisionTenant, startGateway } from "../test/support/gateway.ts";
+import { z } from "zod";
 import { percentile, runScript, table } from "./load.ts";
 
 const RATE = Number(process.env.BENCH_AUTOMATION_RATE ?? 10);
 const SECONDS = Number(process.env.BENCH_AUTOMATION_SECONDS ?? 30);
 const CONTACTS = Number(process.env.BENCH_AUTOMATION_CONTACTS ?? 200);
 const HANDLER_MS = Number(process.env.BENCH_AUTOMATION_HANDLER_MS ?? 50);
+
+const answeredLine = z.object({ inboundIds: z.array(z.string()), arrivedAt: z.number(), repliedAt: z.number() });
 
 const contactOf = (i: number) => `55119${String(50000000 + (i % CONTACTS))}`;
 
@@ -27,7 +30,7 @@ function upsert(i: number) {
 async function main() {
   const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
   const bot = await startEchoBot();
-  const gateway = await startGateway();
+  const gateway = await startGateway({ logLevel: "log" });
   try {
     const t = await provisionTenant(gateway.url, simulator.url);
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
@@ -45,6 +48,7 @@ async function main() {
 
     const total = RATE * SECONDS;
     const postedAt = new Map<number, number>();
+    const acceptedAt = new Map<number, number>();
     const started = Date.now();
     const posts: Promise<unknown>[] = [];
     for (let i = 0; i < total; i++) {
@@ -52,7 +56,11 @@ async function main() {
       const wait = due - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       postedAt.set(i, Date.now());
-      posts.push(fetch(t.webhookUrl, { method: "POST", headers, body: upsert(i) }).then((r) => r.arrayBuffer()));
+      posts.push(
+        fetch(t.webhookUrl, { method: "POST", headers, body: upsert(i) })
+          .then((r) => r.arrayBuffer())
+          .then(() => acceptedAt.set(i, Date.now())),
+      );
     }
     await Promise.all(posts);
 
@@ -73,12 +81,15 @@ async function main() {
     const sent = sentAt();
     const calls = bot.calls.filter((c) => c.path === "bench");
     const handlerMs = new Map<number, number>();
+    const indexOfInbound = new Map<string, number>();
     const callStart = new Map<number, number>();
     const callEnd = new Map<number, number>();
     const callCount = new Map<number, number>();
     for (const c of calls) {
-      for (const text of c.texts) {
+      for (const [k, text] of c.texts.entries()) {
         const i = Number(/^m(\d+)$/.exec(text ?? "")?.[1] ?? -1);
+        const inboundId = c.ids[k];
+        if (inboundId) indexOfInbound.set(inboundId, i);
         handlerMs.set(i, c.end - c.start);
         if (!callStart.has(i)) callStart.set(i, c.start);
         callEnd.set(i, c.end);
@@ -135,6 +146,47 @@ async function main() {
       `\nof which: webhook → handler called p50 ${percentile(inbound, 50).toFixed(0)} ms, p99 ${percentile(inbound, 99).toFixed(0)} ms; ` +
         `handler answered → reply at Evolution p50 ${percentile(outbound, 50).toFixed(0)} ms, p99 ${percentile(outbound, 99).toFixed(0)} ms`,
     );
+    // Per stage, from the bench's clock, the echo bot's, the simulator's and the lane's log line
+    // ("automation call answered": when the message reached its contact's lane, when the replies
+    // were in the send lane). One machine, one clock.
+    const answered = new Map<number, { arrivedAt: number; repliedAt: number }>();
+    for (const line of gateway.logs().split("\n")) {
+      if (!line.includes('"automation call answered"')) continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line.slice(line.indexOf("{")));
+      } catch {
+        continue;
+      }
+      const entry = answeredLine.safeParse(value);
+      if (!entry.success) continue;
+      for (const id of entry.data.inboundIds) {
+        const i = indexOfInbound.get(id);
+        if (i !== undefined) answered.set(i, entry.data);
+      }
+    }
+    // Each message's path as timestamps; a stage is the difference of two neighbours.
+    const stamps = (i: number) => [postedAt.get(i), answered.get(i)?.arrivedAt, callStart.get(i), callEnd.get(i), answered.get(i)?.repliedAt, sent.get(i)?.at];
+    const names = [
+      "webhook posted → in the contact's automation lane",
+      "in the automation lane → handler called",
+      "(the handler's own time, subtracted)",
+      "handler answered → replies in the send lane",
+      "replies in the send lane → sent at Evolution",
+    ];
+    const rows = names.map((name, k) => {
+      const v: number[] = [];
+      for (let i = 0; i < total; i++) {
+        const [from, to] = [stamps(i)[k], stamps(i)[k + 1]];
+        if (from !== undefined && to !== undefined) v.push(to - from);
+      }
+      v.sort((x, y) => x - y);
+      return [name, v.length, percentile(v, 50), percentile(v, 90), percentile(v, 99), v.at(-1) ?? Number.NaN];
+    });
+    console.log(`\nper stage (ms)\n${table(["stage", "n", "p50", "p90", "p99", "max"], rows)}`);
+    // Beside the path, not on it: the hand-off runs after the response, which reaches the bench late.
+    const accepted = [...acceptedAt].map(([i, at]) => at - (postedAt.get(i) ?? at)).sort((x, y) => x - y);
+    console.log(`webhook posted → its 200 at the bench (not on the path): p50 ${percentile(accepted, 50)} ms, p99 ${percentile(accepted, 99)} ms`);
     const failures = gateway.logs().match(/automation call failed[^\n]*/g) ?? [];
     if (failures.length > 0) console.log(`\n${failures.length} failed handler calls, e.g. ${failures[0]}`);
   } finally {

@@ -23,7 +23,7 @@ export type AutomationConfig = {
   probeStartedAt: number | null;
 };
 
-type Row = {
+export type AutomationRow = {
   instance_id: string;
   tenant_id: string;
   url: string;
@@ -43,10 +43,16 @@ type Row = {
   probe_started_at: number | null;
 };
 
+export const automationStatement = (instanceId: string) =>
+  sql`SELECT instance_id, tenant_id, url, secret, secret_previous, secret_previous_until, enabled, timeout_ms, context_messages, debounce_ms, include_groups,
+      max_attempts, state, failures, paused_at, probe_at, probe_started_at FROM automations WHERE instance_id = ${instanceId}`;
+
 export async function loadAutomation(db: Db, instanceId: string): Promise<AutomationConfig | undefined> {
-  const [r] =
-    await db.all<Row>(sql`SELECT instance_id, tenant_id, url, secret, secret_previous, secret_previous_until, enabled, timeout_ms, context_messages, debounce_ms, include_groups,
-      max_attempts, state, failures, paused_at, probe_at, probe_started_at FROM automations WHERE instance_id = ${instanceId}`);
+  return automationOf((await db.all<AutomationRow>(automationStatement(instanceId)))[0]);
+}
+
+/** The row as read by automationStatement (in the caller's own batch). */
+export function automationOf(r: AutomationRow | undefined): AutomationConfig | undefined {
   if (!r) return undefined;
   return {
     instanceId: r.instance_id,

@@ -1,9 +1,8 @@
 // One call to the tenant's handler: the signed automation.inbound body, the contact's recent
 // conversation, and the answer read into replies that are valid outbound messages.
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type AutomationInbound, repliesOf } from "../contracts/automation.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
-import type { Db } from "../db/client.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
 import { type AutomationConfig, signingSecrets } from "./config.ts";
 
@@ -18,7 +17,7 @@ export type LaneInfo = {
 
 export type InboundView = AutomationInbound["messages"][number];
 
-type ConversationRow = { direction: "in" | "out"; id: string; text: string | null; media: string | null; status: string | null; at: number };
+export type ConversationRow = { direction: "in" | "out"; id: string; text: string | null; media: string | null; status: string | null; at: number };
 
 const parseMedia = (media: string | null): Record<string, unknown> | null => {
   if (!media) return null;
@@ -30,18 +29,22 @@ const parseMedia = (media: string | null): Record<string, unknown> | null => {
   }
 };
 
-/** The last `limit` messages with the contact on this instance, both directions, oldest first,
- *  without the ones this call carries. */
-export async function conversationOf(db: Db, info: LaneInfo, limit: number, exclude: string[]): Promise<AutomationInbound["conversation"]> {
-  if (limit === 0) return [];
-  const rows = await db.all<ConversationRow>(sql`
+/** The contact's messages on this instance, both directions, newest first: `limit` rows (an SQL
+ *  expression: the lane reads it from the automation row in the same batch) plus `extra`. */
+export function conversationStatement(info: LaneInfo, limit: SQL, extra: number): SQL {
+  return sql`
     SELECT * FROM (
       SELECT CASE WHEN from_me = 1 THEN 'out' ELSE 'in' END AS direction, id, text, media, NULL AS status, timestamp AS at
       FROM inbound_messages WHERE tenant_id = ${info.tenantId} AND contact = ${info.contact} AND instance_id = ${info.instanceId}
       UNION ALL
       SELECT 'out', id, text, media, status, created_at FROM messages
       WHERE tenant_id = ${info.tenantId} AND "to" = ${info.replyTo ?? info.contact} AND instance_id = ${info.instanceId} AND status != 'canceled'
-    ) ORDER BY at DESC, id DESC LIMIT ${limit + exclude.length}`);
+    ) ORDER BY at DESC, id DESC LIMIT (${limit}) + ${extra}`;
+}
+
+/** The last `limit` of those rows, oldest first, without the ones this call carries. */
+export function conversationFrom(rows: ConversationRow[], limit: number, exclude: string[]): AutomationInbound["conversation"] {
+  if (limit === 0) return [];
   const skip = new Set(exclude);
   return rows
     .filter((r) => !skip.has(r.id))

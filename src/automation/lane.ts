@@ -10,15 +10,16 @@ import { sql } from "drizzle-orm";
 import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { config as appConfig } from "../config.ts";
 import type { SendMessageRequest } from "../contracts/messages.ts";
+import type { SendJob } from "../contracts/send-job.ts";
 import { changes, runBatch, type Statement } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import { backoffMs } from "../lanes/backoff.ts";
 import { errorField, log } from "../observability/log.ts";
 import { newEventKeys } from "../outbox/event-id.ts";
-import { acceptMessages, prepareMessage } from "../messages/accept.ts";
+import { enqueueJobs, idempotencyHashOf, insertStatements, type Prepared, prepareMessage } from "../messages/accept.ts";
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
-import { type AutomationConfig, automationLane, loadAutomation } from "./config.ts";
-import { callHandler, conversationOf, type InboundView, type LaneInfo } from "./handler.ts";
+import { type AutomationConfig, type AutomationRow, automationLane, automationOf, automationStatement, loadAutomation } from "./config.ts";
+import { callHandler, type ConversationRow, conversationFrom, conversationStatement, type InboundView, type LaneInfo } from "./handler.ts";
 
 export type OfferedItem = { id: string; ts: number; message: InboundView };
 
@@ -44,8 +45,8 @@ export class AutomationLane extends DurableObject<Env> {
   private poked = false;
   // The pause this lane already registered itself for (automation_parked), to write it once.
   private parkedFor: number | null = null;
-  // The tenant's send defaults (maxAttempts) for replies, read again after TENANT_CACHE_MS.
-  private tenant: { value: Tenant; at: number } | undefined;
+  // When the current call was made (for the answered log line; unknown after a restart).
+  private calledAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -160,7 +161,7 @@ export class AutomationLane extends DurableObject<Env> {
     while (Date.now() < stopAt) {
       // Nothing waits here: no need to read the configuration.
       if (!this.currentBatch() && !this.ctx.storage.sql.exec(`SELECT 1 FROM items WHERE state = 'pending' LIMIT 1`).toArray().length) return null;
-      const config = await loadAutomation(this.db, info.instanceId);
+      const { config, conversation } = await this.read(info);
       if (!config) {
         // The automation was deleted: what waited here was canceled with it (D1 says so already).
         this.ctx.storage.sql.exec(`UPDATE items SET state = 'dropped', done_at = ? WHERE state IN ('pending', 'batched')`, Date.now());
@@ -186,10 +187,28 @@ export class AutomationLane extends DurableObject<Env> {
         const wait = await this.waitForBreaker(info, config, now);
         if (wait !== null) return wait;
       }
-      const retryAt = await this.attempt(info, config, batch);
+      const retryAt = await this.attempt(info, config, batch, conversation);
       if (retryAt !== null) return retryAt;
     }
     return Date.now();
+  }
+
+  // The configuration, and when a call may follow, the contact's recent messages with it: one D1
+  // round trip on the way to a call.
+  private async read(info: LaneInfo): Promise<{ config: AutomationConfig | undefined; conversation: ConversationRow[] | null }> {
+    const batch = this.currentBatch();
+    if (batch && (batch.answer !== null || batch.next_at > Date.now())) return { config: await loadAutomation(this.db, info.instanceId), conversation: null };
+    // The call excludes its own messages: read as many more as wait here.
+    const waiting = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state IN ('pending', 'batched')`).one().n;
+    const [config, conversation] = await runBatch(this.db, [
+      automationStatement(info.instanceId),
+      conversationStatement(
+        info,
+        sql`SELECT COALESCE(MAX(context_messages), 0) FROM automations WHERE instance_id = ${info.instanceId}`,
+        Math.min(waiting, MAX_BATCH),
+      ),
+    ]);
+    return { config: automationOf(config?.results[0] as AutomationRow | undefined), conversation: (conversation?.results ?? []) as ConversationRow[] };
   }
 
   private currentBatch(): BatchRow | undefined {
@@ -237,7 +256,7 @@ export class AutomationLane extends DurableObject<Env> {
   }
 
   // One call. null: answered or given up (move on); a number: retry then.
-  private async attempt(info: LaneInfo, config: AutomationConfig, batch: BatchRow): Promise<number | null> {
+  private async attempt(info: LaneInfo, config: AutomationConfig, batch: BatchRow, rows: ConversationRow[] | null): Promise<number | null> {
     const ids: string[] = JSON.parse(batch.item_ids);
     const attempt = batch.attempts + 1;
     // Counted before the call: a call cut off by a crash still used an attempt.
@@ -246,7 +265,11 @@ export class AutomationLane extends DurableObject<Env> {
       .exec<{ message: string }>(`SELECT message FROM items WHERE state = 'batched' ORDER BY ts, seq`)
       .toArray()
       .map((r) => JSON.parse(r.message) as InboundView);
-    const conversation = await conversationOf(this.db, info, config.contextMessages, ids);
+    const conversation = conversationFrom(
+      rows ?? (await this.db.all<ConversationRow>(conversationStatement(info, sql`${config.contextMessages}`, ids.length))),
+      config.contextMessages,
+      ids,
+    );
     const payload = {
       type: "automation.inbound" as const,
       instance: info.instanceName,
@@ -255,6 +278,7 @@ export class AutomationLane extends DurableObject<Env> {
       messages,
       conversation,
     };
+    this.calledAt = Date.now();
     const outcome = await callHandler(config, batch.id, payload, batch.id);
     const now = Date.now();
     if (outcome.ok) {
@@ -294,13 +318,18 @@ export class AutomationLane extends DurableObject<Env> {
     return retryAt;
   }
 
-  // The handler answered: its replies into the contact's send lane, the record, the breaker.
+  // The handler answered: its replies, the record and the breaker in one D1 batch (one transaction),
+  // then the replies straight into the contact's send lane.
   private async finish(info: LaneInfo, config: AutomationConfig, batch: BatchRow, answer: Answer): Promise<void> {
     const ids: string[] = JSON.parse(batch.item_ids);
     const now = Date.now();
-    if (answer.replies.length > 0) await this.sendReplies(info, answer.replies, now);
+    const replies = answer.replies.length > 0 ? await this.prepareReplies(info, answer.replies, now) : [];
     const note = answer.dropped > 0 ? `${answer.dropped} replies dropped: the contact's phone number is not known (@lid without remoteJidAlt)` : null;
-    const [resumed] = await runBatch(this.db, [
+    // Idempotency keys (automation:<inbound id>:<n>) make a second pass after a crash a no-op:
+    // the insert of a reply already stored changes nothing.
+    const inserts = replies.map((p) => insertStatements(this.db, p));
+    const results = await runBatch(this.db, [
+      ...inserts.flat(),
       ...successStatements(info.tenantId, info.instanceId, info.instanceName, now),
       sql`UPDATE automation_deliveries SET status = 'delivered', attempts = ${answer.attempts}, last_error = ${note}, updated_at = ${now}
         WHERE inbound_id IN (${sql.join(
@@ -308,6 +337,27 @@ export class AutomationLane extends DurableObject<Env> {
           sql`, `,
         )}) AND status = 'pending'`,
     ]);
+    let at = 0;
+    const created = replies.filter((_, k) => {
+      const inserted = changes(results[at]) > 0;
+      at += inserts[k]?.length ?? 0;
+      return inserted;
+    });
+    const resumed = results[at];
+    if (created.length > 0) await this.enqueueReplies(created.map((p) => p.job));
+    // One line a call, with the times an operator (and npm run bench:automation) needs to see where
+    // a contact's wait went: in this lane before the call, and the replies' way into the send lane.
+    const arrivedAt = this.ctx.storage.sql.exec<{ at: number }>(`SELECT MIN(arrived_at) AS at FROM items WHERE state = 'batched'`).one().at;
+    log("info", "automation call answered", {
+      laneKey: info.laneKey,
+      inboundIds: ids,
+      attempts: answer.attempts,
+      replies: created.length,
+      arrivedAt,
+      calledAt: this.calledAt,
+      answeredAt: now,
+      repliedAt: Date.now(),
+    });
     this.ctx.storage.sql.exec(`UPDATE items SET state = 'done', done_at = ? WHERE state = 'batched'`, now);
     this.ctx.storage.sql.exec(`DELETE FROM batch`);
     if (changes(resumed) > 0 || config.state === "paused") {
@@ -316,29 +366,29 @@ export class AutomationLane extends DurableObject<Env> {
     }
   }
 
-  private async sendReplies(info: LaneInfo, replies: SendMessageRequest[], now: number): Promise<void> {
-    if (!this.tenant || now - this.tenant.at > TENANT_CACHE_MS) {
-      const [row] = await this.db.all<{ id: string; name: string; max_attempts: number }>(
-        sql`SELECT id, name, max_attempts FROM tenants WHERE id = ${info.tenantId}`,
-      );
-      if (!row) return;
-      this.tenant = { value: { id: row.id, name: row.name, maxAttempts: row.max_attempts }, at: now };
-    }
-    const tenant = this.tenant.value;
+  private async prepareReplies(info: LaneInfo, replies: SendMessageRequest[], now: number): Promise<Prepared[]> {
+    const tenant = await tenantOf(this.db, info.tenantId, now);
+    if (!tenant) return [];
     const instances = new Map([[info.instanceName, { id: info.instanceId, name: info.instanceName }]]);
-    const entries = replies.map((input) => ({ input, prepared: prepareMessage(tenant, instances, input, now, "automation") }));
-    // Idempotency keys (automation:<inbound id>:<n>) make a second pass after a crash a no-op.
-    const accepted = await acceptMessages(this.env, this.db, tenant.id, entries, (work) => this.ctx.waitUntil(work));
-    // Straight into the contact's send lane as well: the sends queue's batching would add up to a
-    // second. The queue copy still follows (the safety net); the lane's D1 claim sends each once.
-    const jobs = accepted.flatMap((a) => (a.kind === "created" ? [a.prepared.job] : []));
+    return Promise.all(
+      replies.map(async (input) => {
+        const prepared = prepareMessage(tenant, instances, input, now, "automation");
+        prepared.row.idempotencyHash = await idempotencyHashOf(input);
+        return prepared;
+      }),
+    );
+  }
+
+  // Straight into the contact's send lane: the sends queue's batching would add up to a second.
+  // The queue copy still follows (the safety net); the lane's D1 claim sends each once.
+  private async enqueueReplies(jobs: SendJob[]): Promise<void> {
+    this.ctx.waitUntil(enqueueJobs(this.env, jobs));
     const first = jobs[0];
-    if (first) {
-      const items = jobs.map((j) => ({ messageId: j.messageId, instanceId: j.instanceId, priority: j.priority, readyAt: j.readyAt, createdAt: j.createdAt }));
-      await this.env.LANES.get(this.env.LANES.idFromName(first.laneKey))
-        .enqueue(first.laneKey, items)
-        .catch((err) => log("warn", "direct lane enqueue failed; the sends queue delivers", { laneKey: first.laneKey, error: errorField(err) }));
-    }
+    if (!first) return;
+    const items = jobs.map((j) => ({ messageId: j.messageId, instanceId: j.instanceId, priority: j.priority, readyAt: j.readyAt, createdAt: j.createdAt }));
+    await this.env.LANES.get(this.env.LANES.idFromName(first.laneKey))
+      .enqueue(first.laneKey, items)
+      .catch((err) => log("warn", "direct lane enqueue failed; the sends queue delivers", { laneKey: first.laneKey, error: errorField(err) }));
   }
 
   // The breaker resumed: lanes that waited for it run now instead of at their next probe time.
@@ -364,3 +414,18 @@ export class AutomationLane extends DurableObject<Env> {
 }
 
 type Answer = { replies: SendMessageRequest[]; dropped: number; attempts: number };
+
+// The tenant's send defaults (maxAttempts) for replies, per isolate (shared by its lanes: a
+// contact's lane is often new, and a read per call would sit on the reply's path).
+const tenantCache = new Map<string, { value: Tenant; at: number }>();
+
+async function tenantOf(db: Db, tenantId: string, now: number): Promise<Tenant | undefined> {
+  const hit = tenantCache.get(tenantId);
+  if (hit && now - hit.at < TENANT_CACHE_MS) return hit.value;
+  const [row] = await db.all<{ id: string; name: string; max_attempts: number }>(sql`SELECT id, name, max_attempts FROM tenants WHERE id = ${tenantId}`);
+  if (!row) return undefined;
+  const value = { id: row.id, name: row.name, maxAttempts: row.max_attempts };
+  if (tenantCache.size > 1_000) tenantCache.clear();
+  tenantCache.set(tenantId, { value, at: now });
+  return value;
+}

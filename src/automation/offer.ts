@@ -4,12 +4,13 @@
 // ignores ids it has seen, so a redelivered job also repairs a hand-off a crash cut short.
 // The webhook route also hands it over at once (offerNow, after the response): the queue's batch
 // window (1 s) would otherwise be most of the time a contact waits for an answer. The queue stays
-// the durable path; the fast one may fail or be cut off without losing anything.
-import { sql } from "drizzle-orm";
+// the durable path; the fast one may fail or be cut off without losing anything. Both store the
+// message and hand it over in one D1 round trip (storeAndOffer).
+import { type SQL, sql } from "drizzle-orm";
 import { upsertData } from "../contracts/evolution-webhooks.ts";
-import { runBatch } from "../db/batch.ts";
+import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
-import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
+import { type Outcome, processWebhook, storeInboundStatements, type WebhookJob } from "../webhooks/process.ts";
 import { automationLane, automationLaneKey } from "./config.ts";
 import type { LaneInfo } from "./handler.ts";
 import type { OfferedItem } from "./lane.ts";
@@ -37,17 +38,29 @@ export function replyAddress(contact: string, remoteJid: string): string | null 
   return phone.test(contact) ? contact : null;
 }
 
-export async function offerToAutomation(env: Env, db: Db, job: WebhookJob): Promise<boolean> {
-  if (job.event !== "messages.upsert") return false;
+/** Stores a messages.upsert and offers it to automation in one D1 round trip (what
+ *  processWebhook + offerToAutomation do in two). Other events: processWebhook alone. */
+export async function storeAndOffer(env: Env, db: Db, job: WebhookJob): Promise<{ outcome: Outcome; offered: boolean }> {
+  if (job.event !== "messages.upsert") return { outcome: await processWebhook(db, job), offered: false };
+  const store = storeInboundStatements(job);
+  const offer = offerStatements(job) ?? [];
+  const results = await runBatch<Row & { status: string | null }>(db, [...store, ...offer]);
+  const outcome = changes(results[0]) > 0 ? "stored" : "duplicate";
+  if (offer.length === 0) return { outcome, offered: false };
+  return { outcome, offered: await handOver(env, job, results.at(-1)?.results[0]) };
+}
+
+// The record goes in only for a message the automation takes (switched on, groups only when asked,
+// something a handler could answer: reactions and protocol messages carry nothing), and the message
+// comes back with its record's status. undefined: not a message automation could take.
+function offerStatements(job: WebhookJob): SQL[] | undefined {
+  if (job.event !== "messages.upsert") return undefined;
   const data = upsertData.safeParse(job.data);
-  if (!data.success || data.data.key.fromMe) return false;
+  if (!data.success || data.data.key.fromMe) return undefined;
   const now = Date.now();
   const inbound = sql`inbound_messages i JOIN automations a ON a.instance_id = i.instance_id`;
   const mine = sql`i.instance_id = ${job.instanceId} AND i.provider_message_id = ${data.data.key.id} AND i.from_me = 0`;
-  // One D1 round trip: the record goes in only for a message the automation takes (switched on,
-  // groups only when asked, something a handler could answer: reactions and protocol messages carry
-  // nothing), and the message comes back with its record's status.
-  const [, read] = await runBatch<Row & { status: string | null }>(db, [
+  return [
     sql`INSERT INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
       SELECT i.id, ${job.tenantId}, i.instance_id, ${job.tenantId} || ':' || i.instance_id || ':' || i.contact, i.contact, 'pending', ${now}, ${now}
       FROM ${inbound} WHERE ${mine} AND a.enabled = 1 AND (a.include_groups = 1 OR substr(i.remote_jid, -5) != '@g.us')
@@ -55,8 +68,10 @@ export async function offerToAutomation(env: Env, db: Db, job: WebhookJob): Prom
       ON CONFLICT DO NOTHING`,
     sql`SELECT i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp, a.enabled, a.include_groups, d.status
       FROM ${inbound} LEFT JOIN automation_deliveries d ON d.inbound_id = i.id WHERE ${mine}`,
-  ]);
-  const row = read?.results[0];
+  ];
+}
+
+async function handOver(env: Env, job: WebhookJob, row: (Row & { status: string | null }) | undefined): Promise<boolean> {
   if (row?.enabled !== 1) return false;
   if (row.remote_jid.endsWith("@g.us") && row.include_groups !== 1) return false;
   if (row.text === null && row.media === null) return false;
@@ -116,6 +131,5 @@ async function automationEnabled(db: Db, instanceId: string, now: number): Promi
  *  again, which the record and the lane ignore). */
 export async function offerNow(env: Env, db: Db, job: WebhookJob): Promise<boolean> {
   if (job.event !== "messages.upsert" || !(await automationEnabled(db, job.instanceId, Date.now()))) return false;
-  await processWebhook(db, job);
-  return offerToAutomation(env, db, job);
+  return (await storeAndOffer(env, db, job)).offered;
 }

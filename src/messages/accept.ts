@@ -115,7 +115,9 @@ export function prepareMessage(
 
 // The event follows only when the message row went in (an idempotency key taken by a concurrent
 // request makes the insert a no-op). The row carries its first history entry.
-function insertStatements(db: Db, p: Prepared): Statement[] {
+/** A message's row and its status event, for a caller's own D1 batch (two statements, the insert
+ *  first: its changes() say whether the row is new; a stored idempotency key makes it a no-op). */
+export function insertStatements(db: Db, p: Prepared): Statement[] {
   const { row } = p;
   return [db.insert(messages).values(row).onConflictDoNothing(), outboxStatusEvent(row.id, row.createdAt, undefined, sql`changes() > 0`)];
 }
@@ -159,10 +161,13 @@ const replayOf = (p: Prepared): Replay => ({
 });
 
 /** Per-message idempotency keys, then persistAndEnqueue for what is new. One answer per entry, in order. */
+/** What a repeated request with the same idempotency key must match. */
+export const idempotencyHashOf = (input: SendMessageRequest) => sha256Hex(stableStringify({ ...input, idempotencyKey: undefined }));
+
 export async function acceptMessages(env: Env, db: Db, tenantId: string, entries: Keyed[], defer?: (work: Promise<unknown>) => void): Promise<Accepted[]> {
   const keys = entries.flatMap((e) => (e.input.idempotencyKey ? [e.input.idempotencyKey] : []));
   for (const e of entries) {
-    if (e.input.idempotencyKey) e.prepared.row.idempotencyHash = await sha256Hex(stableStringify({ ...e.input, idempotencyKey: undefined }));
+    if (e.input.idempotencyKey) e.prepared.row.idempotencyHash = await idempotencyHashOf(e.input);
   }
   const existing = keys.length ? await existingByKey(db, tenantId, keys) : new Map<string, Replay & { hash: string | null }>();
   const firstInRequest = new Map<string, Prepared>();

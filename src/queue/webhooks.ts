@@ -1,13 +1,13 @@
 // `webhooks` consumer: applies Evolution events; receipts many to a D1 round trip, the rest one by one.
 // A failure retries that event alone.
 import { database } from "../db/client.ts";
-import { processWebhook, receiptJobStatements, type WebhookJob, webhookJob } from "../webhooks/process.ts";
+import { receiptJobStatements, type WebhookJob, webhookJob } from "../webhooks/process.ts";
 import { runBatch } from "../db/batch.ts";
 import type { SQL } from "drizzle-orm";
 import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { connectionData } from "../contracts/evolution-webhooks.ts";
 import { errorField, log } from "../observability/log.ts";
-import { offerToAutomation } from "../automation/offer.ts";
+import { storeAndOffer } from "../automation/offer.ts";
 
 // Jobs per combined D1 batch: at most 3 statements each, well within one invocation's queries.
 const RECEIPT_CHUNK = 50;
@@ -50,10 +50,9 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
   }
   for (const { message, job } of rest) {
     try {
-      await processWebhook(db, job);
-      await tellGovernor(env, job);
       // Before the ack: the contact's automation lane holds the message once this returns.
-      await offerToAutomation(env, db, job);
+      await storeAndOffer(env, db, job);
+      await tellGovernor(env, job);
       message.ack();
     } catch (err) {
       // A body that does not match Evolution's shape will never apply: keep a log line, drop it.

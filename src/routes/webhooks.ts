@@ -15,10 +15,10 @@ import {
 } from "../contracts/evolution-webhooks.ts";
 import { ApiError } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
-import { processWebhook, type WebhookJob } from "../webhooks/process.ts";
+import type { WebhookJob } from "../webhooks/process.ts";
 import { documented } from "../openapi/describe.ts";
 import { z } from "zod";
-import { offerNow, offerToAutomation } from "../automation/offer.ts";
+import { offerNow, storeAndOffer } from "../automation/offer.ts";
 import { errorField, log } from "../observability/log.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
@@ -66,8 +66,7 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
   const job: WebhookJob = { tenantId: instance.tenant_id, instanceId: instance.id, instanceName: instance.name, event, data, receivedAt: Date.now() };
   // Bytes, not characters: a long non-ASCII text is up to three bytes a character.
   if (new TextEncoder().encode(JSON.stringify(job)).byteLength > MAX_QUEUED_BYTES) {
-    const outcome = await processWebhook(c.var.db, job);
-    await offerToAutomation(c.env, c.var.db, job);
+    const { outcome } = await storeAndOffer(c.env, c.var.db, job);
     return c.json({ received: true, outcome });
   }
   try {

@@ -41,6 +41,13 @@ export async function processWebhook(db: Db, job: WebhookJob): Promise<Outcome> 
 }
 
 async function storeInbound(db: Db, job: WebhookJob): Promise<Outcome> {
+  const [inserted] = await runBatch(db, storeInboundStatements(job));
+  return changes(inserted) > 0 ? "stored" : "duplicate";
+}
+
+/** The inbound message and its message.received event; the first statement's changes say whether
+ *  it was new. Automation runs these in the same D1 batch as its hand-off (offer.ts). */
+export function storeInboundStatements(job: WebhookJob): SQL[] {
   const data = upsertData.parse(job.data);
   const id = newId("in");
   const at = timestampOf(data.messageTimestamp, job.receivedAt);
@@ -48,7 +55,7 @@ async function storeInbound(db: Db, job: WebhookJob): Promise<Outcome> {
   const text = textOf(data.message ?? undefined);
   const media = mediaOf(data.message ?? undefined);
   const participant = data.key.participantAlt ?? data.key.participant ?? null;
-  const [inserted] = await runBatch(db, [
+  return [
     sql`INSERT INTO inbound_messages (id, tenant_id, instance_id, instance_name, contact, remote_jid, participant, provider_message_id,
         from_me, push_name, message_type, text, media, timestamp, received_at)
       VALUES (${id}, ${job.tenantId}, ${job.instanceId}, ${job.instanceName}, ${contact}, ${data.key.remoteJid}, ${participant}, ${data.key.id},
@@ -62,8 +69,7 @@ async function storeInbound(db: Db, job: WebhookJob): Promise<Outcome> {
           'media', json(${media ? JSON.stringify(media) : null}), 'timestamp', ${new Date(at).toISOString()}),
         (SELECT callback_url FROM tenants WHERE id = ${job.tenantId})
       WHERE changes() > 0`,
-  ]);
-  return changes(inserted) > 0 ? "stored" : "duplicate";
+  ];
 }
 
 /** The statements that apply a receipt or a send confirmation, or undefined for an event that

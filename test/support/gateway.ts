@@ -54,6 +54,8 @@ export async function startGateway(
     /** Another checkout to run (a benchmark's earlier release), and a wrangler config inside it. */
     root?: string;
     config?: string;
+    /** wrangler's --log-level; "log" shows the Worker's console.log lines in logs() (a bench reads them). */
+    logLevel?: "warn" | "log";
   } = {},
 ): Promise<Gateway> {
   const persistDir = opts.persistDir ?? mkdtempSync(path.join(tmpdir(), "mensageiro-e2e-"));
@@ -87,7 +89,7 @@ export async function startGateway(
       String(inspector),
       "--show-interactive-dev-session=false",
       "--log-level",
-      "warn",
+      opts.logLevel ?? "warn",
     ];
     for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
     child = spawn(WRANGLER, [...args, ...config], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
