@@ -71,7 +71,7 @@ export type ChaosResult = {
   seconds: { load: number; settle: number; total: number };
   injected: Record<string, number>;
   /** Inbound messages: emitted by the simulator, dropped by it (chaos), given up by its retries, seen on Kafka, and lost after the gateway took them. */
-  inbound: { emitted: number; dropped: number; gaveUp: number; onKafka: number; lost: number };
+  inbound: { emitted: number; dropped: number; gaveUp: number; onKafka: number; lost: number; lostJustBeforeKill: number };
 };
 
 type Window = { from: number; to: number };
@@ -551,7 +551,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         return text.success ? [[w.keyId, text.data.data.message.conversation] as const] : [];
       }),
     );
-    const inboundLost = [...inboundIds].filter((id) => !droppedIds.has(id) && !gaveUpIds.has(id) && !receivedTexts.has(inboundTexts.get(id) ?? "")).length;
+    const lostInbound = [...inboundIds].filter((id) => !droppedIds.has(id) && !gaveUpIds.has(id) && !receivedTexts.has(inboundTexts.get(id) ?? ""));
+    const inboundLost = lostInbound.length;
+    // Where each lost one was taken: answered 2xx by the gateway how long before the next kill
+    // (local Queues live in the runtime's memory: a job queued just before a SIGKILL is gone).
+    const beforeKill = lostInbound.flatMap((id) => {
+      const at = Math.max(...inboundHooks.filter((w) => w.keyId === id && w.deliveredAt !== undefined).map((w) => w.deliveredAt ?? 0));
+      const next = windows.filter((w) => w.from >= at).map((w) => w.from - at);
+      return next.length > 0 ? [Math.min(...next)] : [];
+    });
+    const inboundNearKill = beforeKill.filter((ms) => ms <= 5_000).length;
 
     const calls = simulator.state.calls.map((c) => {
       const body = z.object({ text: z.string().optional() }).safeParse(c.body);
@@ -604,7 +613,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       settled,
       seconds: { load: loadSeconds, settle: settleSeconds, total: (Date.now() - started) / 1000 },
       injected,
-      inbound: { emitted: inboundIds.size, dropped: droppedIds.size, gaveUp: gaveUpIds.size, onKafka: receivedTexts.size, lost: o.kafka ? inboundLost : 0 },
+      inbound: {
+        emitted: inboundIds.size,
+        dropped: droppedIds.size,
+        gaveUp: gaveUpIds.size,
+        onKafka: receivedTexts.size,
+        lost: o.kafka ? inboundLost : 0,
+        lostJustBeforeKill: o.kafka ? inboundNearKill : 0,
+      },
     };
   } finally {
     for (const c of cleanups.reverse()) await c().catch((err) => log(`cleanup: ${String(err)}`));
