@@ -48,6 +48,8 @@ export type WebhookRecord = {
   attempts: number;
   /** "dropped": a chaos run chose never to deliver it (simulator/chaos.ts). */
   outcome: "pending" | "delivered" | "failed" | "dropped";
+  /** When the receiver answered 2xx. */
+  deliveredAt?: number;
   error?: string;
   keyId?: string;
   body: Envelope;

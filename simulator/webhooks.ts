@@ -52,6 +52,7 @@ async function deliver(state: SimulatorState, record: WebhookRecord, headers: Re
       await res.arrayBuffer().catch(() => undefined);
       if (res.ok) {
         record.outcome = "delivered";
+        record.deliveredAt = Date.now();
         delete record.error;
         return;
       }

@@ -12,7 +12,7 @@ import { type KafkaHandle, startKafka } from "../kafka/broker.ts";
 import { setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, ROOT, startGateway, type Gateway } from "../../test/support/gateway.ts";
-import { judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
+import { type ApiRequest, judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
 
 export type ChaosOptions = {
   messages: number;
@@ -71,7 +71,7 @@ export type ChaosResult = {
   seconds: { load: number; settle: number; total: number };
   injected: Record<string, number>;
   /** Inbound messages: emitted by the simulator, dropped by it (chaos), given up by its retries, seen on Kafka, and lost after the gateway took them. */
-  inbound: { emitted: number; dropped: number; gaveUp: number; onKafka: number; lost: number };
+  inbound: { emitted: number; dropped: number; gaveUp: number; onKafka: number; lost: number; lostJustBeforeKill: number };
 };
 
 type Window = { from: number; to: number };
@@ -89,8 +89,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     injected[k] = (injected[k] ?? 0) + 1;
   };
   let gatewayLogs: (() => string) | undefined;
+  const requests: ApiRequest[] = [];
   // Messages not in a terminal state at the end, as the API shows them (with their history).
   const stuck: unknown[] = [];
+  // For the contacts sent out of order: their messages (with history) and the simulator's calls.
+  let order: unknown[] = [];
 
   try {
     // Broker: fixed ports and state folder, so a restart is the same broker.
@@ -212,7 +215,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       return { n, contact, k: Math.floor(n / o.contacts), channel, scheduled: lane % 2 === 1, text: `chaos s${o.seed} n${n} c${contact}` };
     });
 
-    const requests: { at: number; status: number }[] = [];
     const acceptedApi = new Map<number, string>();
     const refusedApi = new Map<number, string>();
     const producedKafka = new Set<number>();
@@ -244,20 +246,32 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             signal: AbortSignal.timeout(30_000),
           });
           status = res.status;
-          const json: unknown = await res.json().catch(() => undefined);
-          requests.push({ at, status });
+          // A body cut by a kill is no answer: retried with the same key, like a refused connection.
+          const text = await res.text().catch((err: unknown) => {
+            throw new Error(`answer ${res.status} cut before its body ended`, { cause: err });
+          });
+          const json: unknown = (() => {
+            try {
+              return JSON.parse(text);
+            } catch {
+              return undefined;
+            }
+          })();
+          // A 5xx keeps what came with it, to tell the gateway's own errors from the runtime's.
+          requests.push({ at, end: Date.now(), status, path: "POST /v1/messages", ...(status >= 500 ? { detail: text.slice(0, 300) } : {}) });
           if (status === 202 || status === 200) {
             const parsed = accepted.safeParse(json);
             if (parsed.success) acceptedApi.set(p.n, parsed.data.id);
-            else refusedApi.set(p.n, `${status} without an id: ${JSON.stringify(json).slice(0, 200)}`);
+            else refusedApi.set(p.n, `${status} without an id: ${text.slice(0, 200)}`);
             return;
           }
           if (status < 500 && status !== 429 && status !== 409) {
-            refusedApi.set(p.n, `${status} ${JSON.stringify(json).slice(0, 200)}`);
+            refusedApi.set(p.n, `${status} ${text.slice(0, 200)}`);
             return;
           }
-        } catch {
-          requests.push({ at, status: 0 });
+        } catch (err) {
+          const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
+          requests.push({ at, end: Date.now(), status: 0, path: "POST /v1/messages", detail: `${err instanceof Error ? err.message : String(err)}${cause}` });
         }
         await sleep(backoff[Math.min(attempt, backoff.length - 1)]!);
       }
@@ -267,7 +281,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const chains = new Map<number, Promise<void>>();
     let inFlight = 0;
     const kafkaPending: { p: Planned; at: number }[] = [];
-    const flushKafka = async () => {
+    // One flush at a time: a batch that fails (broker restart) is retried before any later one goes,
+    // else later records overtake it and a contact's records land on its partition out of order.
+    let flushing: Promise<void> = Promise.resolve();
+    const flushKafka = () => {
+      flushing = flushing.then(flushOnce);
+      return flushing;
+    };
+    const flushOnce = async () => {
       const batch = kafkaPending.splice(0);
       if (batch.length === 0 || !producer) return;
       const byTopic = new Map<string, { key: string; value: string }[]>();
@@ -530,7 +551,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         return text.success ? [[w.keyId, text.data.data.message.conversation] as const] : [];
       }),
     );
-    const inboundLost = [...inboundIds].filter((id) => !droppedIds.has(id) && !gaveUpIds.has(id) && !receivedTexts.has(inboundTexts.get(id) ?? "")).length;
+    const lostInbound = [...inboundIds].filter((id) => !droppedIds.has(id) && !gaveUpIds.has(id) && !receivedTexts.has(inboundTexts.get(id) ?? ""));
+    const inboundLost = lostInbound.length;
+    // Where each lost one was taken: answered 2xx by the gateway how long before the next kill
+    // (local Queues live in the runtime's memory: a job queued just before a SIGKILL is gone).
+    const beforeKill = lostInbound.flatMap((id) => {
+      const at = Math.max(...inboundHooks.filter((w) => w.keyId === id && w.deliveredAt !== undefined).map((w) => w.deliveredAt ?? 0));
+      const next = windows.filter((w) => w.from >= at).map((w) => w.from - at);
+      return next.length > 0 ? [Math.min(...next)] : [];
+    });
+    const inboundNearKill = beforeKill.filter((ms) => ms <= 5_000).length;
 
     const calls = simulator.state.calls.map((c) => {
       const body = z.object({ text: z.string().optional() }).safeParse(c.body);
@@ -551,12 +581,46 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       requests,
       restartWindows: windows.map((w) => ({ from: w.from, to: Number.isFinite(w.to) ? w.to : Date.now() })),
     };
+    const verdict = judge(plan, observed);
+    const t = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    order = await Promise.all(
+      verdict.outOfOrderContacts.slice(0, 10).map(async (contact) => {
+        const mine = plan.filter((p) => p.contact === contact);
+        const texts = new Set(mine.map((p) => p.text));
+        const rows = messages.filter((m) => m.text !== undefined && texts.has(m.text));
+        return {
+          contact,
+          channel: mine[0]?.channel,
+          scheduled: mine[0]?.scheduled,
+          messages: await Promise.all(
+            rows.map(async (m) => (await fetch(`${gateway.url}/v1/messages/${m.id}`, { headers })).json().catch(() => ({ id: m.id }))),
+          ),
+          calls: simulator.state.calls
+            .filter((c) => c.number === contactNumber(contact))
+            .map((c) => ({
+              seq: c.seq,
+              at: t(c.at),
+              answeredAt: t(c.answeredAt),
+              status: c.status,
+              route: c.route,
+              text: z.object({ text: z.string() }).safeParse(c.body).data?.text,
+            })),
+        };
+      }),
+    );
     return {
-      verdict: judge(plan, observed),
+      verdict,
       settled,
       seconds: { load: loadSeconds, settle: settleSeconds, total: (Date.now() - started) / 1000 },
       injected,
-      inbound: { emitted: inboundIds.size, dropped: droppedIds.size, gaveUp: gaveUpIds.size, onKafka: receivedTexts.size, lost: o.kafka ? inboundLost : 0 },
+      inbound: {
+        emitted: inboundIds.size,
+        dropped: droppedIds.size,
+        gaveUp: gaveUpIds.size,
+        onKafka: receivedTexts.size,
+        lost: o.kafka ? inboundLost : 0,
+        lostJustBeforeKill: o.kafka ? inboundNearKill : 0,
+      },
     };
   } finally {
     for (const c of cleanups.reverse()) await c().catch((err) => log(`cleanup: ${String(err)}`));
@@ -565,6 +629,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     mkdirSync(logDir, { recursive: true });
     if (gatewayLogs) writeFileSync(path.join(logDir, "gateway.log"), gatewayLogs());
     if (stuck.length > 0) writeFileSync(path.join(logDir, "stuck.json"), JSON.stringify(stuck, null, 2));
+    if (order.length > 0) writeFileSync(path.join(logDir, "order.json"), JSON.stringify(order, null, 2));
+    // Every API request answered 5xx or not at all, next to the restart windows (seconds from the start).
+    const s = (t: number) => Number(((t - started) / 1000).toFixed(2));
+    writeFileSync(
+      path.join(logDir, "server-errors.json"),
+      JSON.stringify(
+        {
+          windows: windows.map((w) => ({ from: s(w.from), to: Number.isFinite(w.to) ? s(w.to) : null })),
+          errors: requests
+            .filter((r) => r.status === 0 || r.status >= 500)
+            .map((r) => ({ at: s(r.at), end: r.end === undefined ? null : s(r.end), status: r.status, path: r.path, detail: r.detail })),
+        },
+        null,
+        2,
+      ),
+    );
     if (existsSync(path.join(workDir, "bridge.log"))) copyFileSync(path.join(workDir, "bridge.log"), path.join(logDir, "bridge.log"));
     log(`logs in ${logDir}`);
     rmSync(workDir, { recursive: true, force: true });

@@ -29,7 +29,7 @@ export function verdictTable(o: ChaosOptions, r: ChaosResult): string {
     [
       "inbound messages lost after the gateway took them",
       o.kafka ? r.inbound.lost : "n/a (no Kafka)",
-      `${r.inbound.emitted} emitted, ${r.inbound.dropped} dropped by the simulator, ${r.inbound.gaveUp} given up after its retries, ${r.inbound.onKafka} on Kafka`,
+      `${r.inbound.emitted} emitted, ${r.inbound.dropped} dropped by the simulator, ${r.inbound.gaveUp} given up after its retries, ${r.inbound.onKafka} on Kafka; of the lost, ${r.inbound.lostJustBeforeKill} taken less than 5 s before a runtime SIGKILL`,
       o.kafka ? mark(r.inbound.lost === 0) : "",
     ],
     [

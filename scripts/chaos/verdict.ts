@@ -14,9 +14,11 @@ export type Observed = {
   calls: SimCall[];
   /** message.status events read back from the status topic, in offset order per message. */
   statusEvents: { messageId: string; status: string }[];
-  requests: { at: number; status: number }[];
+  requests: ApiRequest[];
   restartWindows: { from: number; to: number }[];
 };
+/** One API request: when it started and ended, and what came back (status 0: no answer). */
+export type ApiRequest = { at: number; end?: number; status: number; path?: string; detail?: string };
 export type GatewayMessage = { id: string; text?: string | undefined; status: string; lastError?: string; history: { status: string }[] };
 export type SimCall = { text: string | undefined; number: string; status: number; answeredAt: number | undefined };
 
@@ -30,9 +32,11 @@ export type Verdict = {
   sentTwice: number;
   extraSends: number;
   outOfOrder: number;
+  /** The contacts with a send out of order, for the run's order.json. */
+  outOfOrderContacts: number[];
   regressions: number;
   missingEvents: number;
-  serverErrors: { outside: number; inside: number };
+  serverErrors: { outside: number; inside: number; outsideList: string[] };
   examples: Record<string, string[]>;
 };
 
@@ -110,6 +114,7 @@ export function judge(planned: Planned[], o: Observed): Verdict {
 
   // Per contact, in the order the sends went out: a message older than one already out is out of order.
   let outOfOrder = 0;
+  const outOfOrderContacts = new Set<number>();
   const firstSends = accepted
     .flatMap((p) => {
       const first = (okCalls.get(p.text) ?? []).toSorted((a, b) => (a.answeredAt ?? 0) - (b.answeredAt ?? 0))[0];
@@ -121,17 +126,26 @@ export function judge(planned: Planned[], o: Observed): Verdict {
     const top = highest.get(p.contact) ?? -1;
     if (p.k < top) {
       outOfOrder++;
+      outOfOrderContacts.add(p.contact);
       example("out of order", `contact ${p.contact}: k${p.k} after k${top}`);
     }
     highest.set(p.contact, Math.max(top, p.k));
   }
 
-  const inside = (at: number) => o.restartWindows.some((w) => at >= w.from && at <= w.to);
-  const serverErrors = { outside: 0, inside: 0 };
+  // A request belongs to a restart window when its life overlaps it: one started just before the
+  // kill and cut by it is the kill's doing, not an answer of the gateway.
+  const inside = (r: ApiRequest) => o.restartWindows.some((w) => r.at <= w.to && (r.end ?? r.at) >= w.from);
+  const serverErrors = { outside: 0, inside: 0, outsideList: [] as string[] };
   for (const r of o.requests) {
     if (r.status !== 0 && r.status < 500) continue;
-    if (inside(r.at)) serverErrors.inside++;
-    else serverErrors.outside++;
+    if (inside(r)) {
+      serverErrors.inside++;
+      continue;
+    }
+    serverErrors.outside++;
+    const line = `${[r.status || "no answer", r.path, whenAgainstWindows(r, o.restartWindows)].filter(Boolean).join(" ")}${r.detail ? `: ${r.detail}` : ""}`;
+    serverErrors.outsideList.push(line);
+    example("5xx outside restart windows", line);
   }
 
   const lost = Object.values(lostDetail).reduce((a, b) => a + b, 0);
@@ -145,11 +159,32 @@ export function judge(planned: Planned[], o: Observed): Verdict {
     sentTwice,
     extraSends,
     outOfOrder,
+    outOfOrderContacts: [...outOfOrderContacts],
     regressions,
     missingEvents,
     serverErrors,
     examples,
   };
+}
+
+/** "at +12.3 s, 4.1 s after restart window 1 closed" (times relative to the first window's start, or the run's first request). */
+function whenAgainstWindows(r: ApiRequest, windows: { from: number; to: number }[]): string {
+  const took = r.end === undefined ? "" : `, answered after ${((r.end - r.at) / 1000).toFixed(1)} s`;
+  let nearest = "";
+  let best = Number.POSITIVE_INFINITY;
+  windows.forEach((w, i) => {
+    const after = r.at - w.to;
+    const before = w.from - (r.end ?? r.at);
+    if (after > 0 && after < best) {
+      best = after;
+      nearest = `${(after / 1000).toFixed(1)} s after restart window ${i + 1} closed`;
+    }
+    if (before > 0 && before < best) {
+      best = before;
+      nearest = `${(before / 1000).toFixed(1)} s before restart window ${i + 1} opened`;
+    }
+  });
+  return `(${nearest || "no restart window"}${took})`;
 }
 
 function maxRank(statuses: string[]): number {

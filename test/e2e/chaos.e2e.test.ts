@@ -50,8 +50,22 @@ describe("verdict rules", () => {
       missingEvents: 1,
       serverErrors: { outside: 1, inside: 1 },
     });
+    expect(v.serverErrors.outsideList).toEqual(["500 (0.0 s after restart window 1 closed)"]);
     expect(regressed(["queued", "sent", "processing", "sent"])).toBe(true);
     expect(regressed(["queued", "processing", "queued", "processing", "sent", "failed"])).toBe(false);
+  });
+
+  it("a request cut by a kill belongs to the window even when it started before it", () => {
+    const o = base();
+    o.requests = [
+      { at: -3_000, end: 2, status: 0, path: "POST /v1/messages", detail: "fetch failed" },
+      { at: -3_000, end: -2_000, status: 500, path: "POST /v1/messages", detail: "{}" },
+    ];
+    expect(judge(plan, o).serverErrors).toEqual({
+      inside: 1,
+      outside: 1,
+      outsideList: ["500 POST /v1/messages (2.0 s before restart window 1 opened, answered after 1.0 s): {}"],
+    });
   });
 });
 
