@@ -244,7 +244,7 @@ adminRoutes.post(
   }),
   async (c) => {
     const input = await parseBody(c, replayBody);
-    const result = await replayParked(c.var.db, input);
+    const result = await replayParked(c.env, c.var.db, input);
     return c.json({ ...result, remaining: await countParked(c.var.db) });
   },
 );

@@ -5,8 +5,9 @@ import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { database } from "../db/client.ts";
 import { parkedWebhooks } from "../db/schema.ts";
+import { storeAndOffer } from "../automation/offer.ts";
 import { errorField, log } from "../observability/log.ts";
-import { processWebhook, webhookJob } from "./process.ts";
+import { webhookJob } from "./process.ts";
 
 export async function parkWebhooks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const db = database(env.DB);
@@ -50,8 +51,9 @@ export async function listParked(db: Db, limit: number): Promise<ParkedView[]> {
 
 export type ReplayResult = { replayed: { id: string; outcome: string }[]; failed: { id: string; error: string }[] };
 
-/** Applies parked jobs (the oldest first, or the ids given), marking each one replayed once applied. */
-export async function replayParked(db: Db, opts: { ids?: string[]; limit: number }): Promise<ReplayResult> {
+/** Applies parked jobs (the oldest first, or the ids given), marking each one replayed once applied.
+ *  An inbound message goes to its instance's automation too, as it would have on arrival. */
+export async function replayParked(env: Env, db: Db, opts: { ids?: string[]; limit: number }): Promise<ReplayResult> {
   const pending = isNull(parkedWebhooks.replayedAt);
   const rows = await db
     .select()
@@ -66,7 +68,7 @@ export async function replayParked(db: Db, opts: { ids?: string[]; limit: number
     if (!job.success) error = `not a webhook job: ${job.error.message.slice(0, 300)}`;
     else {
       try {
-        const outcome = await processWebhook(db, job.data);
+        const { outcome } = await storeAndOffer(env, db, job.data);
         await db.update(parkedWebhooks).set({ replayedAt: Date.now(), lastError: null }).where(eq(parkedWebhooks.id, row.id));
         result.replayed.push({ id: row.id, outcome });
         continue;

@@ -9,7 +9,7 @@ import { describe, expect, inject, it } from "vitest";
 import worker from "../../src/index.ts";
 import { purge } from "../../src/sweep/sweeper.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
-import { api, eventually, json, setupTenant, unique, waitForStatus } from "./helpers.ts";
+import { ADMIN, api, eventually, json, setupTenant, unique, waitForStatus } from "./helpers.ts";
 
 const botUrl = () => inject("botUrl");
 type BotCall = {
@@ -326,6 +326,30 @@ describe("failures", () => {
     expect(await eventsOf(s, "automation.resumed")).toHaveLength(1);
     const got = await json(await api(`/v1/instances/${s.instance}/automation`, { key: s.key }));
     expect(got).toMatchObject({ state: "active", breaker: "closed", consecutiveFailures: 0, counts: { delivered: 3, dead: 0 } });
+  });
+});
+
+describe("parked webhooks", () => {
+  it("an inbound message parked after its retries ran out reaches the handler once an operator replays it", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000041";
+    const { body, id } = upsert(s, contact, "estava no DLQ");
+    const job = { tenantId: s.id, instanceId: s.instanceId, instanceName: s.instance, event: "messages.upsert", data: body.data, receivedAt: Date.now() };
+    const queueId = unique("dlq-automation");
+    const batch = createMessageBatch("mensageiro-webhooks-dlq", [{ id: queueId, timestamp: new Date(), attempts: 5, body: job }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual([queueId]);
+
+    const replay = await api("/v1/admin/webhooks/parked/replay", { method: "POST", key: ADMIN, json: { ids: [queueId] } });
+    expect(await json(replay)).toMatchObject({ replayed: [{ id: queueId, outcome: "stored" }], failed: [] });
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: estava no DLQ"), 15_000, "the replayed message answered");
+    const calls = await bot(s.botPath);
+    expect(calls.map((c) => c.texts)).toEqual([["estava no DLQ"]]);
+    const stored = await env.DB.prepare("SELECT contact FROM inbound_messages WHERE instance_id = ? AND provider_message_id = ?")
+      .bind(s.instanceId, id)
+      .first();
+    expect(stored).toEqual({ contact });
   });
 });
 
