@@ -94,6 +94,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const stuck: unknown[] = [];
   // For the contacts sent out of order: their messages (with history) and the simulator's calls.
   let order: unknown[] = [];
+  // For the messages sent twice: their history and the simulator's calls of their text.
+  let twice: unknown[] = [];
 
   try {
     // Broker: fixed ports and state folder, so a restart is the same broker.
@@ -608,6 +610,26 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         };
       }),
     );
+    // How long the simulator took to answer the sends, next to the gateway's timeout: a lane that
+    // timed out on a send the simulator answered quickly waited on its own runtime.
+    const answerMs = simulator.state.calls
+      .filter((c) => c.route.includes("sendText") && c.answeredAt !== undefined)
+      .map((c) => (c.answeredAt ?? c.at) - c.at)
+      .sort((a, b) => a - b);
+    const pct = (q: number) => answerMs[Math.min(answerMs.length - 1, Math.floor(q * answerMs.length))] ?? 0;
+    log(`simulator answer time over ${answerMs.length} sends: p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms`);
+    twice = await Promise.all(
+      verdict.sentTwiceTexts.slice(0, 20).map(async (text) => {
+        const row = messages.find((m) => m.text === text);
+        return {
+          text,
+          message: row ? await (await fetch(`${gateway.url}/v1/messages/${row.id}`, { headers })).json().catch(() => ({ id: row.id })) : null,
+          calls: simulator.state.calls
+            .filter((c) => z.object({ text: z.string() }).safeParse(c.body).data?.text === text)
+            .map((c) => ({ seq: c.seq, at: t(c.at), answeredAt: t(c.answeredAt), status: c.status, route: c.route })),
+        };
+      }),
+    );
     return {
       verdict,
       settled,
@@ -630,6 +652,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (gatewayLogs) writeFileSync(path.join(logDir, "gateway.log"), gatewayLogs());
     if (stuck.length > 0) writeFileSync(path.join(logDir, "stuck.json"), JSON.stringify(stuck, null, 2));
     if (order.length > 0) writeFileSync(path.join(logDir, "order.json"), JSON.stringify(order, null, 2));
+    if (twice.length > 0) writeFileSync(path.join(logDir, "twice.json"), JSON.stringify(twice, null, 2));
     // Every API request answered 5xx or not at all, next to the restart windows (seconds from the start).
     const s = (t: number) => Number(((t - started) / 1000).toFixed(2));
     writeFileSync(

@@ -34,6 +34,8 @@ export type Verdict = {
   outOfOrder: number;
   /** The contacts with a send out of order, for the run's order.json. */
   outOfOrderContacts: number[];
+  /** The texts sent more than once, for the run's twice.json. */
+  sentTwiceTexts: string[];
   regressions: number;
   missingEvents: number;
   serverErrors: { outside: number; inside: number; outsideList: string[] };
@@ -68,6 +70,7 @@ export function judge(planned: Planned[], o: Observed): Verdict {
   let missingEvents = 0;
   let sentTwice = 0;
   let extraSends = 0;
+  const sentTwiceTexts: string[] = [];
 
   const eventsOf = new Map<string, string[]>();
   for (const e of o.statusEvents) eventsOf.set(e.messageId, [...(eventsOf.get(e.messageId) ?? []), e.status]);
@@ -77,6 +80,7 @@ export function judge(planned: Planned[], o: Observed): Verdict {
     const sends = okCalls.get(p.text) ?? [];
     if (sends.length > 1) {
       sentTwice++;
+      sentTwiceTexts.push(p.text);
       extraSends += sends.length - 1;
       example("sent twice", `${p.text} (${sends.length} sends)`);
     }
@@ -160,6 +164,7 @@ export function judge(planned: Planned[], o: Observed): Verdict {
     extraSends,
     outOfOrder,
     outOfOrderContacts: [...outOfOrderContacts],
+    sentTwiceTexts,
     regressions,
     missingEvents,
     serverErrors,
