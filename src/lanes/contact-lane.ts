@@ -48,7 +48,8 @@ export type ItemRow = {
   attempt_at: number;
   /** The answer Evolution gave that D1 has not recorded yet (phase unrecorded), as JSON. */
   outcome: string | null;
-  /** Failed questions to Evolution about the attempt in doubt (findMessages errors, timeouts). */
+  /** Questions to Evolution about the attempt in doubt that did not settle it (findMessages
+   *  errors and timeouts, a first "not found"). */
   checks: number;
 };
 type StragglerRow = { id: string; instance_id: string; priority: number; ready_at: number; created_at: number };
@@ -76,11 +77,6 @@ const DRAIN_MAX_STEPS = 200;
 const INSTANCE_CACHE_MS = 10_000;
 // A head that is ours but not claimable this instant is tried again this much later.
 const HOLD_MS = 1_000;
-// One send at a time for a number with gaps (governor confirm/release). Off: in the full
-// bench:pacing run (1,000 messages, 500 contacts, wrangler dev) the serialised path sent 27 texts
-// in 7.5 min; the cause is not found yet (see docs/benchmarks.md). Small runs and the worker tests
-// hold the gaps at Evolution with it on.
-const SERIALISE_SPACED_SENDS = false;
 // An attempt's time window for reconciliation: clocks of Evolution and the lane may differ a little.
 const RECONCILE_MARGIN_MS = 2 * 60_000;
 // Done rows are kept this long so a late redelivery of the same message is recognised.
@@ -110,9 +106,6 @@ export class ContactLane extends DurableObject<Env> {
   private instanceCache = new Map<string, { at: number; row: InstanceRow | undefined }>();
   // Set when a sent message has a callback URL: only then is callback dispatch worth a D1 read.
   private callbacksWritten = false;
-  // Claimed in D1, waiting for the governor's confirm (another send of the number is still out,
-  // or its gap runs): memory only. After a restart the claim is seen as in doubt and reconciled.
-  private parked = new Map<string, { attempt: number; row: MessageRow; slot: string }>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -274,12 +267,10 @@ export class ContactLane extends DurableObject<Env> {
     // its own id and takes its own slot (a re-run of the same attempt gets the same go).
     const attempt = head.attempts + 1;
     const messageId = attempt > 1 ? `${head.id}#${attempt}` : head.id;
-    const parked = this.parked.get(head.id);
-    if (parked) {
-      this.parked.delete(head.id);
-      await this.confirmAndSend(head, parked.row, instance, parked.attempt, laneKey, parked.slot);
-      return true;
-    }
+    // A number with gaps sends one at a time: a go is its turn, given back after the call (or
+    // below, when this step makes none), which wakes the next lane in line.
+    const spaced = (instance?.gap_max_ms ?? 0) > 0;
+    let turn = false;
     if (needsSlot(phase) && instance) {
       // Typing is shown before a first attempt of a plain text only; the governor scales it.
       const typing = instance.typing && attempt === 1 ? await this.typingTarget(head.id) : undefined;
@@ -299,6 +290,7 @@ export class ContactLane extends DurableObject<Env> {
         return false;
       }
       if (this.ctx.storage.kv.get<string>("paced") !== undefined) this.ctx.storage.kv.delete("paced");
+      turn = spaced;
       // Typing phase: "composing" is on for the time the governor gave; the text goes when it is
       // over, on this lane's alarm (never a sleep here, never Evolution's blocking `delay`).
       if (permit.sendAt !== undefined && permit.sendAt > now) {
@@ -320,11 +312,16 @@ export class ContactLane extends DurableObject<Env> {
       }
       this.ctx.storage.kv.delete(`typing:${messageId}`);
     }
-    const { answer, row } = await this.ask(askFor(phase), head, laneKey, now);
+    const { answer, row } = await this.ask(askFor(phase), head, laneKey, now).catch(async (err: unknown) => {
+      // D1 failed the claim: no call, so the number's turn goes back now rather than at its lease.
+      if (turn) await this.endTurn(head.instance_id, laneKey, messageId, false);
+      throw err;
+    });
     const action = decide(phase, { attempts: head.attempts, attemptAt: head.attempt_at }, answer, now, settleMs(config(this.env).EVOLUTION_TIMEOUT_MS));
+    if (turn && !(action.kind === "send" && row)) await this.endTurn(head.instance_id, laneKey, messageId, false);
     switch (action.kind) {
       case "send":
-        if (row) await this.confirmAndSend(head, row, instance, action.attempt, laneKey, messageId);
+        if (row) await this.send(head, row, instance, action.attempt, { laneKey, messageId, turn });
         return true;
       case "reconcile":
         if (row) await this.reconcile(head, row, instance);
@@ -419,36 +416,25 @@ export class ContactLane extends DurableObject<Env> {
     };
   }
 
-  // The governor's second step, right before the call: its grant spaced the lanes' turns, this
-  // spaces the calls themselves (the D1 claim above takes a varying time). Not yet: keep the
-  // claim and come back on the alarm, never waiting here.
-  // Only a number with gaps sends one at a time; without, there is nothing to confirm (two DO
-  // requests saved per send).
-  private async confirmAndSend(head: ItemRow, row: MessageRow, instance: InstanceRow | undefined, attempt: number, laneKey: string, messageId: string) {
-    const spaced = SERIALISE_SPACED_SENDS && (instance?.gap_max_ms ?? 0) > 0;
-    if (spaced) {
-      const answer = await this.governor(head.instance_id).confirm({ laneKey, messageId });
-      if (!answer.go) {
-        this.parked.set(head.id, { attempt, row, slot: messageId });
-        this.update(head.id, { next_at: answer.retryAt });
-        return;
-      }
-    }
-    await this.send(head, row, instance, attempt, { laneKey, messageId, spaced });
-  }
-
   private governor(instanceId: string) {
     return this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(instanceId));
   }
 
-  // `slot`: what the governor granted (and, when spaced, confirmed) this send under; a confirmed
-  // one is released when Evolution has answered.
+  // The number's turn back to its governor: `called` starts the gap before the next send.
+  private async endTurn(instanceId: string, laneKey: string, messageId: string, called: boolean) {
+    await this.governor(instanceId)
+      .release({ laneKey, messageId, called })
+      .catch((err) => logWarn("governor release failed", { messageId, error: errorField(err) }));
+  }
+
+  // `slot`: what the governor granted this send under; `turn`: the grant is the number's turn,
+  // given back when Evolution has answered.
   private async send(
     head: ItemRow,
     row: MessageRow,
     instance: InstanceRow | undefined,
     attempt: number,
-    slot: { laneKey: string; messageId: string; spaced: boolean },
+    slot: { laneKey: string; messageId: string; turn: boolean },
   ): Promise<void> {
     if (row.callback) this.callbacksWritten = true;
     if (!instance) return this.record(head, row, { kind: "failed", error: "Instance no longer exists." }, attempt);
@@ -458,10 +444,7 @@ export class ContactLane extends DurableObject<Env> {
     // writes to be confirmed (the output gate). D1 already says `processing` with this attempt,
     // which is what a lane that restarts mid-send goes by (it reconciles before sending again).
     const outcome = await sendThroughEvolution(evolution, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
-    if (slot.spaced)
-      await this.governor(head.instance_id)
-        .release({ laneKey: slot.laneKey, messageId: slot.messageId })
-        .catch((err) => logWarn("governor release failed", { messageId: head.id, error: errorField(err) }));
+    if (slot.turn) await this.endTurn(head.instance_id, slot.laneKey, slot.messageId, true);
     const at = Date.now();
     logDeliveryAttempt({
       messageId: head.id,
@@ -525,7 +508,7 @@ export class ContactLane extends DurableObject<Env> {
           config(this.env).EVOLUTION_TIMEOUT_MS,
         )
       : { kind: "unanswerable" as const, reason: "the instance no longer exists", retry: false };
-    const next = afterReconcile(found, row.attempts, row.max_attempts, head.checks);
+    const next = afterReconcile(found, row.attempts, row.max_attempts, head.checks, config(this.env).EVOLUTION_TIMEOUT_MS);
     if (next.next === "record") {
       this.update(head.id, { phase: "unrecorded", attempts: row.attempts, outcome: JSON.stringify(next.outcome), checks: 0 });
       return this.record(head, row, next.outcome, row.attempts);

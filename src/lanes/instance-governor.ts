@@ -21,7 +21,6 @@ import {
   type AcquireAnswer,
   burstFor,
   type AcquireRequest,
-  type ConfirmAnswer,
   type Durable,
   defaultPacing,
   grantKey,
@@ -31,7 +30,7 @@ import {
   pacingOf,
 } from "./pacing.ts";
 
-export type { AcquireAnswer, AcquireRequest, ConfirmAnswer } from "./pacing.ts";
+export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
 export { burstFor } from "./pacing.ts";
 
 export type GovernorSignal =
@@ -59,6 +58,7 @@ export class InstanceGovernor extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.policy.callMs = config(env).EVOLUTION_TIMEOUT_MS;
     this.policy.durable = ctx.storage.kv.get<Durable>("durable") ?? this.policy.durable;
     this.policy.pause = ctx.storage.kv.get<Pause>("pause") ?? null;
   }
@@ -82,23 +82,19 @@ export class InstanceGovernor extends DurableObject<Env> {
       .catch((err) => log("error", "governor state write failed", { instanceId, error: errorField(err) }));
   }
 
-  /** The second step, right before the call to Evolution (see PacingPolicy.confirm). The lane
-   *  calls release() when the call has its answer; a lane that never does holds the number
-   *  only until the Evolution timeout has passed. */
-  async confirm(req: { laneKey: string; messageId: string; now?: number }): Promise<ConfirmAnswer> {
+  /** A number with gaps: the lane is done with its turn (see PacingPolicy.release). The first
+   *  lane in line is woken for the next one, so no lane has to poll for it. */
+  async release(req: { laneKey: string; messageId: string; called?: boolean; now?: number }): Promise<void> {
     const now = req.now ?? Date.now();
     const pacing = await this.pacing(this.instanceId(req.laneKey));
-    const current = this.policy.sends.current;
-    // A lane that confirmed and never released (it stopped mid-send): worth knowing about.
-    if (current && current.until <= now && current.key !== grantKey(req.messageId)) log("warn", "governor send lease expired", { key: current.key });
-    return this.policy.confirm(grantKey(req.messageId), pacing, now, config(this.env).EVOLUTION_TIMEOUT_MS + 1_000);
-  }
-
-  /** The confirmed send has Evolution's answer (whatever it was). */
-  async release(req: { laneKey: string; messageId: string; now?: number }): Promise<void> {
-    const pacing = await this.pacing(this.instanceId(req.laneKey));
-    // The governor's own clock: the call's answer has arrived, so its start is behind us.
-    this.policy.release(grantKey(req.messageId), pacing, req.now ?? Date.now());
+    // A lane that gives its turn back after its lease ran out (it stopped between grant and answer).
+    if (this.policy.turnOf(now) !== grantKey(req.messageId)) log("warn", "governor turn given back after its lease", { messageId: req.messageId });
+    for (const laneKey of this.policy.release(grantKey(req.messageId), pacing, now, req.called ?? true)) {
+      const woken = await this.env.LANES.get(this.env.LANES.idFromName(laneKey))
+        .poke()
+        .catch((err) => log("warn", "lane wake for its turn failed", { laneKey, error: errorField(err) }));
+      if (woken) break;
+    }
   }
 
   /** Something the lanes or webhooks saw about this number. */

@@ -152,13 +152,17 @@ export type AfterReconcile =
   | { next: "retrying"; detail: string }
   | { next: "check_again"; delayMs: number; detail: string };
 
-/** A failed findMessages is asked again this many times (5 s, 10 s, 20 s later) before the
- *  message is sent again without proof. */
-export const RECONCILE_CHECKS = 3;
+/** A failed findMessages is asked again this many times (5, 10, 20, 40, 80 s later: about two and
+ *  a half minutes) before the message is sent again without proof. Sending twice is the broken
+ *  promise; a short Evolution incident must not cause it. */
+export const RECONCILE_CHECKS = 5;
 export const RECONCILE_RETRY_MS = 5_000;
 
-/** After asking Evolution about an in-doubt attempt; `checks`: failed questions so far. */
-export function afterReconcile(found: Reconciled, attempts: number, maxAttempts: number, checks = 0): AfterReconcile {
+/** After asking Evolution about an in-doubt attempt. `checks`: questions so far that did not settle
+ *  it (failed, or a first "not found"). `recheckMs`: how long a first "not found" (or "it keeps no
+ *  messages for the contact") waits to be asked once more, for a send that completes inside
+ *  Evolution later than the settle time. */
+export function afterReconcile(found: Reconciled, attempts: number, maxAttempts: number, checks = 0, recheckMs = RECONCILE_RETRY_MS): AfterReconcile {
   if (found.kind === "unanswerable" && found.retry && checks < RECONCILE_CHECKS) {
     const delayMs = RECONCILE_RETRY_MS * 2 ** checks;
     return {
@@ -167,6 +171,14 @@ export function afterReconcile(found: Reconciled, attempts: number, maxAttempts:
       detail: `reconcile: Evolution could not answer (${found.reason}); asking again in ${delayMs} ms (check ${checks + 1} of ${RECONCILE_CHECKS})`,
     };
   }
+  // Not there (or Evolution keeps nothing for the contact yet): once more a little later, for a send
+  // that completes inside Evolution after the settle time, before sending it again.
+  if ((found.kind === "not_found" || found.kind === "unanswerable") && checks === 0)
+    return {
+      next: "check_again",
+      delayMs: recheckMs,
+      detail: `reconcile: ${found.kind === "not_found" ? "not found in Evolution's messages" : `Evolution could not answer (${found.reason})`} yet; asking once more in ${recheckMs} ms (a send may complete late)`,
+    };
   if (found.kind === "found")
     return {
       next: "record",

@@ -7,6 +7,13 @@
 // that cannot go are remembered as waiters and given staggered retry times ("tickets"), so 500
 // lanes do not all come back at once, and so transactional messages (priority 1–3) are granted
 // the next free slot before campaign messages (priority ≥ 4).
+//
+// A number with gaps also sends one message at a time, like a person: its grant is the number's
+// *turn*, held from the grant until the lane's call to Evolution has its answer (release), and the
+// next turn starts no sooner than that answer plus the gap drawn at the grant. So the gaps hold at
+// Evolution, not only between grants (each lane claims its message in D1 between the two, and
+// claims finish in bunches). The released turn wakes the first lane in line; the others come back
+// at their staggered times, so a campaign to 500 contacts never has 500 lanes polling.
 import { z } from "zod";
 
 // ---------------------------------------------------------------------------------------------
@@ -217,9 +224,6 @@ export type Durable = { day: string; count: number; tat: number; gapUntil: numbe
 
 type Waiter = { priority: number; laneKey: string; firstAt: number; retryAt: number; reason?: WaitReason; noted?: WaitReason };
 
-/** The second step, right before the call to Evolution: go, or come back at retryAt. */
-export type ConfirmAnswer = { go: true } | { go: false; retryAt: number; reason: "sending" | "gap" | "rate" };
-
 /** The key a grant is remembered under: one per message and attempt. */
 export const grantKey = (messageId: string, attempt = 1) => `${messageId}#${attempt}`;
 
@@ -230,11 +234,17 @@ const WAITER_GRACE_MS = 60_000;
 export const PAUSED_POLL_MS = 60_000;
 // Grants remembered for idempotency.
 const RECENT_GRANTS = 64;
-// A lane waiting for another send of the number to finish asks again this soon at the latest.
-const SENDING_POLL_MS = 50;
+// A turn not given back (its lane stopped between grant and answer) frees the number this long
+// after the grant's send time, on top of the Evolution timeout: the claim in between takes
+// milliseconds; this is only a safety net.
+export const TURN_CLAIM_MS = 5_000;
 
 export const isUrgent = (priority: number) => priority <= 3;
-// Only a number with gaps sends one at a time (confirm/release); without, calls may overlap.
+// Lanes offered the next turn when one ends (a waiter whose message went away meanwhile declines).
+const WAKE_NEXT = 3;
+// Waiters a turn's end may concern (not those held by a pause, quiet hours or the day's cap).
+const TURN_REASONS: ReadonlySet<WaitReason> = new Set(["sending", "gap", "rate", "fairness"]);
+// Only a number with gaps sends one at a time (turns); without, calls may overlap.
 const spaced = (p: Pacing) => p.gapMs.max > 0;
 
 export class PacingPolicy {
@@ -242,19 +252,37 @@ export class PacingPolicy {
   pause: Pause | null = null;
   private waiters = new Map<string, Waiter>();
   private invalidNumbers: number[] = [];
-  // The sends themselves (confirm/release), memory only: one at a time per number, and none starts
-  // before the last one's answer plus its gap. An eviction (only when idle, so the floor has
-  // passed) forgets them; the grants' own gap and bucket are durable.
+  // The turn of a number with gaps (whose grant it is, until when at the latest) and the floor of
+  // the next: the last answer plus its gap. Memory only: an eviction (only when idle, so the floor
+  // has passed) forgets them; the grants' own gap and bucket are durable.
   // Public for tests, which move time by hand.
-  sends: { current: { key: string; until: number } | null; floor: number; tat: number } = { current: null, floor: 0, tat: 0 };
+  sends: { turn: { key: string; until: number } | null; floor: number } = { turn: null, floor: 0 };
 
-  constructor(private readonly random: () => number = Math.random) {}
+  /** `callMs`: how long a call to Evolution may take (its timeout), for the turn's lease. */
+  constructor(
+    private readonly random: () => number = Math.random,
+    public callMs = 30_000,
+  ) {}
 
   /** Decides one request; mutates the state only when it grants. */
   decide(req: AcquireRequest, p: Pacing, now: number): AcquireAnswer {
     const key = grantKey(req.messageId, req.attempt);
     const granted = this.durable.recent.find(([k]) => k === key);
-    if (granted) return granted[1] > now ? { go: true, typingMs: granted[1] - now, sendAt: granted[1] } : { go: true };
+    // Asked again (a re-run of the lane's step, the end of its typing): the same go, without a new
+    // count. A number with gaps goes on only with its turn: still this grant's, or free again past
+    // the floor (the lane was slower than the turn's lease).
+    if (granted) {
+      const held = spaced(p) && this.sends.turn?.key === key && this.sends.turn.until > now;
+      if (spaced(p) && !held && (this.turnTaken(key, now) || this.sends.floor > now)) {
+        const waiter = this.waiters.get(req.messageId) ?? { priority: req.priority, laneKey: req.laneKey, firstAt: now, retryAt: now };
+        this.waiters.set(req.messageId, waiter);
+        const busy = this.turnTaken(key, now);
+        return this.wait(req.messageId, waiter, busy ? now + this.spacing(p) : this.sends.floor, busy ? "sending" : "gap", p, now);
+      }
+      if (spaced(p)) this.takeTurn(key, Math.max(now, granted[1]));
+      this.waiters.delete(req.messageId);
+      return granted[1] > now ? { go: true, typingMs: granted[1] - now, sendAt: granted[1] } : { go: true };
+    }
 
     this.forgetStale(now);
     const waiter = this.waiters.get(req.messageId) ?? { priority: req.priority, laneKey: req.laneKey, firstAt: now, retryAt: now };
@@ -276,11 +304,13 @@ export class PacingPolicy {
       return this.wait(req.messageId, waiter, open, "daily-cap", p, now);
     }
 
+    // A number with gaps: one turn at a time. The first in line is woken when it ends.
+    if (spaced(p) && this.turnTaken(key, now)) return this.wait(req.messageId, waiter, now + this.spacing(p), "sending", p, now);
+
     // The bucket: GCRA with `burst` sends of tolerance.
     const interval = 60_000 / p.ratePerMinute;
     const bucketAt = this.durable.tat - interval * (p.burst - 1);
-    // Not before the gap after the last send's answer either: grants that ran ahead of the sends
-    // would only pile up claimed messages waiting for confirm().
+    // The gap counts from the last answer (the floor), or from the last grant when that is later.
     const gapUntil = Math.max(this.durable.gapUntil, this.sends.floor);
     const free = Math.max(bucketAt, gapUntil);
     if (free > now) return this.wait(req.messageId, waiter, free, gapUntil >= bucketAt ? "gap" : "rate", p, now);
@@ -300,35 +330,40 @@ export class PacingPolicy {
       recent: [...this.durable.recent, [key, sendAt, gap] as [string, number, number]].slice(-RECENT_GRANTS),
     };
     this.waiters.delete(req.messageId);
+    if (spaced(p)) this.takeTurn(key, sendAt);
     return typingMs > 0 ? { go: true, typingMs, sendAt } : { go: true };
   }
 
-  /** The slot taken right before the call to Evolution. A grant spaces the lanes' turns, but each
-   *  lane still claims the message in D1 between its grant and its call, so calls could bunch;
-   *  this step is what the number's contacts see: one send at a time, each at least its gap (and
-   *  the bucket's interval) after the previous one's answer. A pause that began after the grant
-   *  does not stop it: the message is already claimed, and the send tells what the number's state is. */
-  confirm(key: string, p: Pacing, now: number, leaseMs: number): ConfirmAnswer {
-    // No gaps asked for: sends of the number may overlap, as before (the grants keep the rate).
-    if (!spaced(p)) return { go: true };
+  /** The lane of `key` is done with its turn: its call has Evolution's answer (`called`), or it
+   *  made no call after all (its claim found the message canceled, or older ones first). The next
+   *  turn starts after the gap drawn at the grant, counted from now. Returns the lanes to wake,
+   *  first in line first: the first that still waits takes the turn. */
+  release(key: string, p: Pacing, now: number, called = true): string[] {
+    if (!spaced(p)) return [];
     const s = this.sends;
-    if (s.current?.key === key) return { go: true };
-    if (s.current && s.current.until > now) return { go: false, retryAt: now + Math.max(SENDING_POLL_MS, p.gapMs.min), reason: "sending" };
-    const interval = 60_000 / p.ratePerMinute;
-    const bucketAt = s.tat - interval * (p.burst - 1);
-    const free = Math.max(s.floor, bucketAt);
-    if (free > now) return { go: false, retryAt: Math.ceil(free), reason: s.floor >= bucketAt ? "gap" : "rate" };
-    this.sends = { current: { key, until: now + leaseMs }, floor: s.floor, tat: Math.max(s.tat, now) + interval };
-    return { go: true };
+    let floor = s.floor;
+    if (called) {
+      const drawn = this.durable.recent.find(([k]) => k === key)?.[2];
+      floor = Math.max(floor, now + (drawn ?? p.gapMs.min + Math.floor(this.random() * (p.gapMs.max - p.gapMs.min + 1))));
+    }
+    const mine = s.turn?.key === key;
+    this.sends = { turn: mine ? null : s.turn, floor };
+    return mine ? this.waitingLanes(undefined, TURN_REASONS).slice(0, WAKE_NEXT) : [];
   }
 
-  /** The send of `key` has its answer: the next may start after the gap drawn at its grant. */
-  release(key: string, p: Pacing, now: number): void {
-    if (!spaced(p)) return;
-    const drawn = this.durable.recent.find(([k]) => k === key)?.[2];
-    const gap = drawn ?? p.gapMs.min + Math.floor(this.random() * (p.gapMs.max - p.gapMs.min + 1));
-    const s = this.sends;
-    this.sends = { current: s.current?.key === key ? null : s.current, floor: Math.max(s.floor, now + gap), tat: s.tat };
+  /** Whose turn it is, when a number with gaps has one out (for the log of an expired lease). */
+  turnOf(now: number): string | null {
+    const t = this.sends.turn;
+    return t && t.until > now ? t.key : null;
+  }
+
+  private turnTaken(key: string, now: number): boolean {
+    const t = this.sends.turn;
+    return t !== null && t.key !== key && t.until > now;
+  }
+
+  private takeTurn(key: string, sendAt: number) {
+    this.sends = { ...this.sends, turn: { key, until: sendAt + TURN_CLAIM_MS + this.callMs } };
   }
 
   /** WhatsApp refused the send (rate-overlimit): it was not sent, so its grant and count go back
@@ -357,9 +392,10 @@ export class PacingPolicy {
     return { day, sent: this.durable.day === day ? this.durable.count : 0, cap: capOn(now, p), waiting: this.waiters.size };
   }
 
-  /** Lanes with a request waiting here for `reason`, first in line first (to wake them on resume). */
-  waitingLanes(reason?: WaitReason): string[] {
-    const waiting = [...this.waiters].filter(([, w]) => !reason || w.reason === reason);
+  /** Lanes with a request waiting here for `reason` (or one of `reasons`), first in line first
+   *  (to wake them on resume, or when a turn ends). */
+  waitingLanes(reason?: WaitReason, reasons?: ReadonlySet<WaitReason>): string[] {
+    const waiting = [...this.waiters].filter(([, w]) => (!reason || w.reason === reason) && (!reasons || (w.reason !== undefined && reasons.has(w.reason))));
     waiting.sort(([a, wa], [b, wb]) => Number(isUrgent(wb.priority)) - Number(isUrgent(wa.priority)) || wa.firstAt - wb.firstAt || (a < b ? -1 : 1));
     return [...new Set(waiting.map(([, w]) => w.laneKey))];
   }

@@ -208,11 +208,22 @@ describe("afterReconcile", () => {
       outcome: { kind: "sent", providerMessageId: "3EB0X", detail: "reconciled: found in Evolution as 3EB0X; not sent again" },
     });
   });
-  it("not found: sent again", () => {
-    expect(afterReconcile({ kind: "not_found" }, 1, 3)).toEqual({ next: "retrying", detail: "reconcile: not found in Evolution's messages; sending again" });
+  it("not found at the first question: asked once more later (a send may complete late), never sent yet", () => {
+    expect(afterReconcile({ kind: "not_found" }, 1, 3, 0, 3_000)).toEqual({
+      next: "check_again",
+      delayMs: 3_000,
+      detail: "reconcile: not found in Evolution's messages yet; asking once more in 3000 ms (a send may complete late)",
+    });
   });
-  it("Evolution keeps no messages: sent again at once, saying so", () => {
-    const next = afterReconcile({ kind: "unanswerable", reason: "it keeps no messages", retry: false }, 1, 3);
+  it("not found again: sent again", () => {
+    expect(afterReconcile({ kind: "not_found" }, 1, 3, 1)).toEqual({ next: "retrying", detail: "reconcile: not found in Evolution's messages; sending again" });
+  });
+  it("Evolution keeps no messages: asked once more, then sent again, saying so", () => {
+    expect(afterReconcile({ kind: "unanswerable", reason: "it keeps no messages", retry: false }, 1, 3, 0, 3_000)).toMatchObject({
+      next: "check_again",
+      delayMs: 3_000,
+    });
+    const next = afterReconcile({ kind: "unanswerable", reason: "it keeps no messages", retry: false }, 1, 3, 1);
     expect(next).toMatchObject({ next: "retrying" });
     expect(next.next === "retrying" && next.detail).toMatch(/could not answer \(it keeps no messages\); sending again without proof/);
   });
@@ -220,16 +231,18 @@ describe("afterReconcile", () => {
     [0, 5_000],
     [1, 10_000],
     [2, 20_000],
+    [3, 40_000],
+    [4, 80_000],
   ])("the question failed (check %i so far): asked again in %i ms, never sent", (checks, delayMs) => {
     const next = afterReconcile({ kind: "unanswerable", reason: "findMessages failed: timed out", retry: true }, 1, 3, checks);
     expect(next).toMatchObject({ next: "check_again", delayMs });
-    expect(next.next === "check_again" && next.detail).toMatch(`asking again in ${delayMs} ms (check ${checks + 1} of 3)`);
+    expect(next.next === "check_again" && next.detail).toMatch(`asking again in ${delayMs} ms (check ${checks + 1} of 5)`);
   });
   it("the question failed every time: sent again, the history says it may arrive twice", () => {
     const next = afterReconcile({ kind: "unanswerable", reason: "findMessages answered 500", retry: true }, 1, 3, RECONCILE_CHECKS);
     expect(next).toMatchObject({ next: "retrying" });
     expect(next.next === "retrying" && next.detail).toMatch(
-      /could not answer \(findMessages answered 500\) after 4 checks; sending again without proof, it may arrive twice/,
+      /could not answer \(findMessages answered 500\) after 6 checks; sending again without proof, it may arrive twice/,
     );
   });
   it("the question failed on the last attempt, checks used up: failed with the reason", () => {
@@ -239,7 +252,7 @@ describe("afterReconcile", () => {
     });
   });
   it("no attempts left: failed, with the reason", () => {
-    expect(afterReconcile({ kind: "not_found" }, 3, 3)).toMatchObject({
+    expect(afterReconcile({ kind: "not_found" }, 3, 3, 1)).toMatchObject({
       next: "record",
       outcome: { kind: "failed", error: expect.stringMatching(/gave up after 3/) },
     });

@@ -5,11 +5,13 @@ import {
   type AcquireRequest,
   capOn,
   defaultPacing,
+  grantKey,
   localDay,
   nextLocalMinute,
   type Pacing,
   PacingPolicy,
   quietUntil,
+  TURN_CLAIM_MS,
   typingMsFor,
 } from "../../src/lanes/pacing.ts";
 
@@ -28,7 +30,8 @@ const seeded = (seed: number) => () => {
 };
 
 // Drives `contacts` lanes with one message each through the policy, each asking again at its
-// retryAt, like lanes re-arming their alarms; returns the grant times in order.
+// retryAt, like lanes re-arming their alarms, each call answered at once (a number with gaps
+// gets its turn back); returns the grant times in order.
 function drive(policy: PacingPolicy, p: Pacing, contacts: number, start: number, priority = (_i: number) => 5) {
   const due = new Map<string, number>();
   for (let i = 0; i < contacts; i++) due.set(`m${i}`, start);
@@ -39,6 +42,7 @@ function drive(policy: PacingPolicy, p: Pacing, contacts: number, start: number,
     const answer = policy.decide(req(id, priority(Number(id.slice(1)))), p, at);
     if (answer.go) {
       sends.push({ id, at });
+      policy.release(grantKey(id), p, at);
       due.delete(id);
     } else {
       expect(answer.retryAt).toBeGreaterThan(at);
@@ -184,10 +188,14 @@ describe("typing and signals", () => {
     const policy = new PacingPolicy(() => 0);
     const p = pacing({ typing: true, gapMs: { min: 2_000, max: 2_000 } });
     expect(policy.decide(req("a", 5, { textLength: 100 }), p, T0)).toEqual({ go: true, typingMs: 4_000, sendAt: T0 + 4_000 });
-    // The gap counts from the text, not from the presence.
-    expect(policy.decide(req("b"), p, T0 + 5_000)).toMatchObject({ go: false, retryAt: T0 + 6_000 });
     // A lane re-running its alarm after the go is told the same send time.
     expect(policy.decide(req("a", 5, { textLength: 100 }), p, T0 + 1_000)).toEqual({ go: true, typingMs: 3_000, sendAt: T0 + 4_000 });
+    // While a types, the number's turn is a's.
+    expect(policy.decide(req("b"), p, T0 + 2_000)).toMatchObject({ go: false, reason: "sending" });
+    // The gap counts from the text's answer, not from the presence.
+    policy.release("a#1", p, T0 + 4_000);
+    expect(policy.decide(req("b"), p, T0 + 5_000)).toMatchObject({ go: false, retryAt: T0 + 6_000, reason: "gap" });
+    expect(policy.decide(req("b"), p, T0 + 6_000).go).toBe(true);
   });
 
   it("holds every request while paused", () => {
@@ -218,65 +226,59 @@ describe("time zones", () => {
   });
 });
 
-describe("confirm and release: the calls themselves", () => {
+describe("turns: a number with gaps sends one message at a time", () => {
   const p = pacing({ ratePerMinute: 600, burst: 5, gapMs: { min: 200, max: 200 } });
-  const LEASE = 31_000;
 
-  it("lets one send out at a time, each at least its gap after the previous answer", () => {
+  it("starts the next turn only after the previous call's answer plus its gap, and wakes the lane next in line", () => {
     const policy = new PacingPolicy(seeded(3));
     expect(policy.decide(req("a"), p, T0).go).toBe(true);
-    expect(policy.decide(req("b"), p, T0 + 200).go).toBe(true);
-    expect(policy.confirm("a#1", p, T0 + 300, LEASE)).toEqual({ go: true });
-    // b's claim was quicker than a's call: b waits for a's answer, not on a clock.
-    const early = policy.confirm("b#1", p, T0 + 301, LEASE);
-    expect(early).toMatchObject({ go: false, reason: "sending" });
-    // Asking again for the send in progress is the same go (a re-run of the same step).
-    expect(policy.confirm("a#1", p, T0 + 302, LEASE)).toEqual({ go: true });
-    policy.release("a#1", p, T0 + 340);
-    expect(policy.confirm("b#1", p, T0 + 400, LEASE)).toEqual({ go: false, retryAt: T0 + 540, reason: "gap" });
-    expect(policy.confirm("b#1", p, T0 + 540, LEASE)).toEqual({ go: true });
+    // a is claiming its message or its call is out: b waits for the turn, whatever the clock says.
+    expect(policy.decide(req("b"), p, T0 + 500)).toMatchObject({ go: false, reason: "sending" });
+    // a's call is answered at +800: b, first in line, is the lane to wake.
+    expect(policy.release("a#1", p, T0 + 800)).toEqual(["ten:ins:b"]);
+    expect(policy.decide(req("b"), p, T0 + 810)).toEqual({ go: false, retryAt: T0 + 1_000, reason: "gap" });
+    expect(policy.decide(req("b"), p, T0 + 1_000).go).toBe(true);
+    // Nobody else waits: the end of b's turn wakes nobody.
+    expect(policy.release("b#1", p, T0 + 1_100)).toEqual([]);
   });
 
-  it("keeps the sends within rate + burst even when the grants came early", () => {
+  it("wakes a transactional message before the campaign when a turn ends", () => {
     const policy = new PacingPolicy(seeded(3));
-    const fast = pacing({ ratePerMinute: 60, burst: 2, gapMs: { min: 1, max: 1 } });
-    let at = T0;
-    const starts: number[] = [];
-    for (const id of ["a", "b", "c", "d"]) {
-      for (;;) {
-        const answer = policy.confirm(`${id}#1`, fast, at, LEASE);
-        if (answer.go) break;
-        at = answer.retryAt;
-      }
-      starts.push(at);
-      policy.release(`${id}#1`, fast, at);
-    }
-    // Two back to back (the burst, 1 ms gap apart), then one a second.
-    expect(starts.map((s) => s - T0)).toEqual([0, 1, 1_000, 2_000]);
+    expect(policy.decide(req("a"), p, T0).go).toBe(true);
+    expect(policy.decide(req("campaign", 5), p, T0 + 10)).toMatchObject({ go: false, reason: "sending" });
+    expect(policy.decide(req("otp", 1), p, T0 + 20)).toMatchObject({ go: false, reason: "sending" });
+    expect(policy.release("a#1", p, T0 + 100)).toEqual(["ten:ins:otp", "ten:ins:campaign"]);
+  });
+
+  it("gives the turn back without a gap when the lane made no call", () => {
+    const policy = new PacingPolicy(seeded(3));
+    expect(policy.decide(req("a"), p, T0).go).toBe(true);
+    expect(policy.decide(req("b"), p, T0 + 250)).toMatchObject({ go: false, reason: "sending" });
+    // a's claim found its message canceled: the turn goes back, no new gap starts.
+    expect(policy.release("a#1", p, T0 + 260, false)).toEqual(["ten:ins:b"]);
+    expect(policy.decide(req("b"), p, T0 + 260).go).toBe(true);
+  });
+
+  it("frees the turn after its lease when a lane never gives it back", () => {
+    const policy = new PacingPolicy(seeded(3), 1_000);
+    expect(policy.decide(req("a"), p, T0).go).toBe(true);
+    const lease = TURN_CLAIM_MS + 1_000;
+    expect(policy.decide(req("b"), p, T0 + lease - 1)).toMatchObject({ go: false, reason: "sending" });
+    expect(policy.decide(req("b"), p, T0 + lease).go).toBe(true);
+    // a's lane comes back late: its turn has moved on, so it waits (its grant is not counted again).
+    expect(policy.decide(req("a"), p, T0 + lease + 1)).toMatchObject({ go: false, reason: "sending" });
+    policy.release("b#1", p, T0 + lease + 50);
+    expect(policy.decide(req("a"), p, T0 + lease + 60)).toMatchObject({ go: false, reason: "gap" });
+    expect(policy.decide(req("a"), p, T0 + lease + 250)).toEqual({ go: true });
+    expect(policy.durable.count).toBe(2);
   });
 
   it("lets the sends of a number without gaps overlap, as before", () => {
     const policy = new PacingPolicy(seeded(3));
-    const plain = pacing({ ratePerMinute: 600 });
-    expect(policy.confirm("a#1", plain, T0, LEASE)).toEqual({ go: true });
-    expect(policy.confirm("b#1", plain, T0, LEASE)).toEqual({ go: true });
-  });
-
-  it("grants no slot before the gap after the last send's answer", () => {
-    const policy = new PacingPolicy(seeded(3));
-    expect(policy.decide(req("a"), p, T0).go).toBe(true);
-    expect(policy.confirm("a#1", p, T0 + 50, LEASE).go).toBe(true);
-    // The call took 400 ms: b is not granted at a's grant + gap, but at a's answer + gap.
-    policy.release("a#1", p, T0 + 450);
-    expect(policy.decide(req("b"), p, T0 + 200)).toMatchObject({ go: false, retryAt: T0 + 650, reason: "gap" });
-    expect(policy.decide(req("b"), p, T0 + 650).go).toBe(true);
-  });
-
-  it("frees the number when a lane never releases, after the lease", () => {
-    const policy = new PacingPolicy(seeded(3));
-    expect(policy.confirm("a#1", p, T0, LEASE).go).toBe(true);
-    expect(policy.confirm("b#1", p, T0 + LEASE - 1, LEASE).go).toBe(false);
-    expect(policy.confirm("b#1", p, T0 + LEASE, LEASE).go).toBe(true);
+    const plain = pacing({ ratePerMinute: 600, burst: 2 });
+    expect(policy.decide(req("a"), plain, T0).go).toBe(true);
+    expect(policy.decide(req("b"), plain, T0).go).toBe(true);
+    expect(policy.release("a#1", plain, T0 + 10)).toEqual([]);
   });
 
   it("gives a refused send's grant and count back", () => {
