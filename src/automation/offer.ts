@@ -126,12 +126,14 @@ async function automationEnabled(db: Db, instanceId: string, now: number): Promi
   return enabled;
 }
 
-/** The webhook route's path for an inbound message of an instance with automation: stored and in
- *  its contact's lane before Evolution gets its 200, no queue. undefined: not such a message (the
- *  route queues it). A throw: nothing is lost either, the route queues it and the consumer's pass is
- *  idempotent (the stored message is a duplicate, the record and the lane ignore a second offer). */
+/** The webhook route's path for an inbound message: stored (and, for an instance with automation,
+ *  in its contact's lane) before Evolution gets its 200, no queue. undefined: not an inbound message
+ *  (the route queues it). A throw: nothing is lost either, the route queues it and the consumer's
+ *  pass is idempotent (the stored message is a duplicate, the record and the lane ignore a second
+ *  offer). */
 export async function applyNow(env: Env, db: Db, job: WebhookJob): Promise<Outcome | undefined> {
-  if (job.event !== "messages.upsert" || !(await automationEnabled(db, job.instanceId, Date.now()))) return undefined;
+  if (job.event !== "messages.upsert") return undefined;
+  if (!(await automationEnabled(db, job.instanceId, Date.now()))) return processWebhook(db, job);
   return (await storeAndOffer(env, db, job)).outcome;
 }
 

@@ -1,5 +1,6 @@
 // POST /webhooks/evolution/:token[/:event] — Evolution's webhooks in. The token names and
-// authenticates the instance. The route validates and queues; the queue consumer applies.
+// authenticates the instance. The route validates; it stores inbound messages itself and queues
+// the rest (receipts, confirmations, connection changes), which the queue consumer applies.
 import { sql } from "drizzle-orm";
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
@@ -19,6 +20,7 @@ import type { WebhookJob } from "../webhooks/process.ts";
 import { documented } from "../openapi/describe.ts";
 import { z } from "zod";
 import { applyNow, storeAndOffer } from "../automation/offer.ts";
+import { dispatchCallbacks } from "../callbacks/dispatch.ts";
 import { errorField, log } from "../observability/log.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
@@ -69,15 +71,21 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
     const { outcome } = await storeAndOffer(c.env, c.var.db, job);
     return c.json({ received: true, outcome });
   }
-  // Inbound messages of an instance with automation are stored and handed to their contact's lane
-  // here, before the 200 (one D1 round trip and the lane's write): the queue's batch window would
-  // be most of a contact's wait for an answer. If that fails, the queue takes the job as usual.
+  // Inbound messages are stored here, before the 200 (one D1 round trip, the same one the consumer
+  // would make), and an automation instance's are handed to their contact's lane: the queue's batch
+  // window would be most of a contact's wait for an answer, and a message Evolution was told we
+  // have is in D1, not in a queue. If that fails, the queue takes the job as usual.
   if (event === "messages.upsert") {
     const applied = await applyNow(c.env, c.var.db, job).catch((err) => {
-      log("warn", "automation hand-off in the request failed; queued instead", { error: errorField(err) });
+      log("warn", "storing an inbound message in the request failed; queued instead", { error: errorField(err) });
       return undefined;
     });
-    if (applied) return c.json({ received: true, outcome: applied });
+    if (applied) {
+      // Its message.received callback goes out now, as the consumer would send it after its batch.
+      if (applied === "stored")
+        c.executionCtx.waitUntil(dispatchCallbacks(c.env).catch((err) => log("warn", "callback dispatch failed", { error: errorField(err) })));
+      return c.json({ received: true, outcome: applied });
+    }
   }
   try {
     await c.env.WEBHOOKS.send(job, { contentType: "json" });
@@ -106,7 +114,9 @@ const webhookDoc = (byEvents: boolean) =>
     tags: ["Webhooks"],
     caller: "public",
     body: webhookEnvelope,
-    responses: { 200: { description: "Queued (or applied at once when large).", schema: received } },
+    responses: {
+      200: { description: "Taken: inbound messages are stored at once (outcome), other events queued (or applied at once when large).", schema: received },
+    },
     errors: ["unauthorized", "unavailable"],
   });
 

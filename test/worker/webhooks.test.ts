@@ -1,5 +1,5 @@
 // Evolution webhooks in, and the outbox and its cursor API (tenant callbacks: callbacks.test.ts).
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import connectingFixture from "../fixtures/evolution/connection.update.connecting.json";
@@ -377,5 +377,76 @@ describe("outbox cursor API", () => {
     expect(body.events[0]).toMatchObject({ type: "message.status", data: { status: "queued" } });
     expect(Date.now() - pollStarted).toBeLessThan(9000);
     expect((await api(`/v1/events?consumer=lp&wait=31`, { key: o.key })).status).toBe(400);
+  });
+});
+
+describe("inbound messages before the 200", () => {
+  it("stores an inbound message before answering Evolution, without the queue; a queued copy changes nothing", async () => {
+    // The queue is captured, not consumed: only the route itself can have stored the message.
+    const queued: unknown[] = [];
+    const captured = { ...env, WEBHOOKS: { send: async (job: unknown) => void queued.push(job) } } as unknown as Env;
+    const body = clone(textFixture);
+    body.instance = t.instance;
+    body.data.key.id = unique("IN").toUpperCase();
+    body.data.message.conversation = "guardada antes do 200";
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${token}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      }),
+      captured,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ received: true, outcome: "stored" });
+    expect(queued).toHaveLength(0);
+    const stored = () =>
+      env.DB.prepare("SELECT COUNT(*) AS n FROM inbound_messages WHERE instance_id = ? AND provider_message_id = ?")
+        .bind(t.instanceId, body.data.key.id)
+        .first();
+    const events = () =>
+      env.DB.prepare(
+        "SELECT COUNT(*) AS n FROM outbox_events WHERE tenant_id = ? AND type = 'message.received' AND json_extract(data, '$.providerMessageId') = ?",
+      )
+        .bind(t.id, body.data.key.id)
+        .first();
+    expect(await stored()).toEqual({ n: 1 });
+    expect(await events()).toEqual({ n: 1 });
+
+    // D1 failing in the request: the route queues the webhook instead, still a 200.
+    const failing = {
+      ...captured,
+      DB: {
+        prepare: () => ({
+          bind: () => {
+            throw new Error("D1 down");
+          },
+        }),
+        batch: () => Promise.reject(new Error("D1 down")),
+      },
+    } as unknown as Env;
+    const again = clone(body);
+    const res2 = await worker.fetch(
+      new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${token}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(again),
+      }),
+      failing,
+      createExecutionContext(),
+    );
+    expect(res2.status).toBe(200);
+    expect(await res2.json()).toEqual({ received: true });
+    expect(queued).toHaveLength(1);
+    // The queued copy (a redelivery of the same message) is acked and stores nothing twice.
+    const batch = createMessageBatch("mensageiro-webhooks", [{ id: "inbound-1", timestamp: new Date(), attempts: 1, body: queued[0] }]);
+    const qctx = createExecutionContext();
+    await worker.queue(batch, env, qctx);
+    expect((await getQueueResult(batch, qctx)).explicitAcks).toEqual(["inbound-1"]);
+    expect(await stored()).toEqual({ n: 1 });
+    expect(await events()).toEqual({ n: 1 });
   });
 });
