@@ -90,6 +90,33 @@ describe("gaps and rate", () => {
   });
 });
 
+describe("turns", () => {
+  it("the end of a number's turn wakes the next lane in line; it does not wait for its own retry time", async () => {
+    // 6/min: a waiting lane's own retry time is a spacing (10 s) away; the burst lets both go by rate.
+    const t = await paced({ ratePerMinute: 6, burst: 5, gapMs: { min: 100, max: 100 } });
+    const [a, b] = ["5511970000041", "5511970000042"];
+    // a's call takes 2.5 s (under the 3 s timeout): b asks while a has the turn.
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: a, route: "sendText", status: 201, delayMs: 2_500, times: 1 } });
+    const [first] = await sendAll(t, [{ to: a, text: "a1" }]);
+    // a holds the number's turn (its call is out for 2.5 s).
+    await eventually(
+      () => runInDurableObject(governorOf(t.instanceId), (gov: InstanceGovernor) => (gov.policy.sends.turn ? true : undefined)),
+      10_000,
+      "a's turn",
+    );
+    const [second] = await sendAll(t, [{ to: b, text: "b1" }]);
+    await expectParkedFor(t, [b], 5_000);
+    await waitForStatus(first!, ["sent"]);
+    await waitForStatus(second!, ["sent"], 10_000);
+    const calls = (await simCalls(t.instance)).filter((c) => c.route === "sendText");
+    expect(calls.map((c) => c.number)).toEqual([a, b]);
+    const wait = calls[1]!.at - (calls[0]!.answeredAt ?? Number.POSITIVE_INFINITY);
+    // The gap after a's answer, then b: woken, not at its retry time 10 s after it asked.
+    expect(wait).toBeGreaterThanOrEqual(100);
+    expect(wait).toBeLessThan(4_000);
+  });
+});
+
 describe("daily cap and warm-up", () => {
   it("holds past the cap with a note, and resumes the next day in order", async () => {
     const t = await paced({ dailyCap: 2 });
