@@ -389,17 +389,18 @@ describe("inbound messages before the 200", () => {
     body.instance = t.instance;
     body.data.key.id = unique("IN").toUpperCase();
     body.data.message.conversation = "guardada antes do 200";
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(
-      new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${token}`, {
+    const post = async (e: Env, hookBody: unknown) => {
+      const ctx = createExecutionContext();
+      const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${token}`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      }),
-      captured,
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
+        body: JSON.stringify(hookBody),
+      });
+      const res = await worker.fetch(request, e, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    const res = await post(captured, body);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ received: true, outcome: "stored" });
     expect(queued).toHaveLength(0);
@@ -428,16 +429,7 @@ describe("inbound messages before the 200", () => {
         batch: () => Promise.reject(new Error("D1 down")),
       },
     } as unknown as Env;
-    const again = clone(body);
-    const res2 = await worker.fetch(
-      new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${token}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(again),
-      }),
-      failing,
-      createExecutionContext(),
-    );
+    const res2 = await post(failing, clone(body));
     expect(res2.status).toBe(200);
     expect(await res2.json()).toEqual({ received: true });
     expect(queued).toHaveLength(1);
