@@ -41,7 +41,7 @@ export function digitsOf(value: string): string {
 // area codes 11–30 (Evolution's formatBRNumber).
 function formatBRNumber(digits: string): string {
   const match = /^(\d{2})(\d{2})\d(\d{8})$/.exec(digits);
-  if (!match || match[1] !== "55") return digits;
+  if (match?.[1] !== "55") return digits;
   const [, country, ddd, subscriber] = match;
   if (Number(subscriber?.[0]) < 7 || Number(ddd) < 31) return digits;
   return `${country}${ddd}${subscriber}`;
