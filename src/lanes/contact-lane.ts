@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { z } from "zod";
-import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
 import type { MessageStatus } from "../contracts/events.ts";
 import { applied, firstRow, runNamed } from "../db/batch.ts";
@@ -227,7 +227,7 @@ export class ContactLane extends DurableObject<Env> {
       // Events with a callback URL were written: hand them out now rather than at the next cron.
       if (this.callbacksWritten) {
         this.callbacksWritten = false;
-        this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => logWarn("callback dispatch failed", { error: errorField(err) })));
+        dispatchInBackground(this.env, this.ctx);
       }
       this.ctx.storage.sql.exec(`DELETE FROM lane_items WHERE phase = 'done' AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
       await this.rearm();
@@ -269,12 +269,11 @@ export class ContactLane extends DurableObject<Env> {
     const messageId = attempt > 1 ? `${head.id}#${attempt}` : head.id;
     // A number with gaps sends one at a time: a go is its turn, given back after the call (or
     // below, when this step makes none), which wakes the next lane in line.
-    const spaced = (instance?.gap_max_ms ?? 0) > 0;
     let turn = false;
     if (needsSlot(phase) && instance) {
       // Typing is shown before a first attempt of a plain text only; the governor scales it.
       const typing = instance.typing && attempt === 1 ? await this.typingTarget(head.id) : undefined;
-      const permit = await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(head.instance_id)).acquire({
+      const permit = await this.governor(head.instance_id).acquire({
         laneKey,
         messageId,
         priority: head.priority,
@@ -290,7 +289,7 @@ export class ContactLane extends DurableObject<Env> {
         return false;
       }
       if (this.ctx.storage.kv.get<string>("paced") !== undefined) this.ctx.storage.kv.delete("paced");
-      turn = spaced;
+      turn = instance.gap_max_ms > 0;
       // Typing phase: "composing" is on for the time the governor gave; the text goes when it is
       // over, on this lane's alarm (never a sleep here, never Evolution's blocking `delay`).
       if (permit.sendAt !== undefined && permit.sendAt > now) {
@@ -597,7 +596,7 @@ export class ContactLane extends DurableObject<Env> {
   private async signal(instanceId: string, outcome: Exclude<SendOutcome, { kind: "sent" }>, messageId: string): Promise<void> {
     if (!outcome.signal) return;
     try {
-      await this.env.GOVERNORS.get(this.env.GOVERNORS.idFromName(instanceId)).report({ kind: outcome.signal, instanceId, messageId, detail: outcome.error });
+      await this.governor(instanceId).report({ kind: outcome.signal, instanceId, messageId, detail: outcome.error });
     } catch (err) {
       logWarn("governor report failed", { instanceId, error: errorField(err) });
     }

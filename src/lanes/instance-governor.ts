@@ -28,6 +28,7 @@ import {
   PacingPolicy,
   type Pause,
   pacingOf,
+  type WaitReason,
 } from "./pacing.ts";
 
 export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
@@ -50,6 +51,7 @@ const CONFIG_CACHE_MS = 10_000;
 // rest ask again on their own poll (PAUSED_POLL_MS).
 const WAKE_LANES = 200;
 const WAKE_CONCURRENCY = 10;
+const PAUSED: ReadonlySet<WaitReason> = new Set(["paused"]);
 
 export class InstanceGovernor extends DurableObject<Env> {
   // Public for tests (they move its clock state, e.g. to a new day) and operators.
@@ -90,10 +92,7 @@ export class InstanceGovernor extends DurableObject<Env> {
     // A lane that gives its turn back after its lease ran out (it stopped between grant and answer).
     if (this.policy.turnOf(now) !== grantKey(req.messageId)) log("warn", "governor turn given back after its lease", { messageId: req.messageId });
     for (const laneKey of this.policy.release(grantKey(req.messageId), pacing, now, req.called ?? true)) {
-      const woken = await this.env.LANES.get(this.env.LANES.idFromName(laneKey))
-        .poke()
-        .catch((err) => log("warn", "lane wake for its turn failed", { laneKey, error: errorField(err) }));
-      if (woken) break;
+      if (await this.wake(laneKey, "its turn")) break;
     }
   }
 
@@ -130,20 +129,24 @@ export class InstanceGovernor extends DurableObject<Env> {
     await this.announce(instanceId, null, now, source);
     // Lanes parked on the pause would ask again only at their next poll: wake them now. A pause
     // that simply expired needs none (its waiters were given retry times after its end).
-    if (source !== "pause-expired") await this.wakeLanes(this.policy.waitingLanes("paused").slice(0, WAKE_LANES));
+    if (source !== "pause-expired") await this.wakeLanes(this.policy.waitingLanes(PAUSED).slice(0, WAKE_LANES));
     return true;
   }
 
   private async wakeLanes(laneKeys: string[]) {
     for (let i = 0; i < laneKeys.length; i += WAKE_CONCURRENCY) {
-      await Promise.all(
-        laneKeys.slice(i, i + WAKE_CONCURRENCY).map((key) =>
-          this.env.LANES.get(this.env.LANES.idFromName(key))
-            .poke()
-            .catch((err) => log("warn", "lane wake after resume failed", { laneKey: key, error: errorField(err) })),
-        ),
-      );
+      await Promise.all(laneKeys.slice(i, i + WAKE_CONCURRENCY).map((key) => this.wake(key, "resume")));
     }
+  }
+
+  // Wakes a lane parked on this governor; true when it had a request waiting here.
+  private wake(laneKey: string, why: string): Promise<boolean> {
+    return this.env.LANES.get(this.env.LANES.idFromName(laneKey))
+      .poke()
+      .catch((err) => {
+        log("warn", `lane wake for ${why} failed`, { laneKey, error: errorField(err) });
+        return false;
+      });
   }
 
   // Until the ContactLane asks with acquire(): the old reservation (GCRA only, caller waits).

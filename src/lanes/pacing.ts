@@ -272,22 +272,19 @@ export class PacingPolicy {
     // count. A number with gaps goes on only with its turn: still this grant's, or free again past
     // the floor (the lane was slower than the turn's lease).
     if (granted) {
-      const held = spaced(p) && this.sends.turn?.key === key && this.sends.turn.until > now;
-      if (spaced(p) && !held && (this.turnTaken(key, now) || this.sends.floor > now)) {
-        const waiter = this.waiters.get(req.messageId) ?? { priority: req.priority, laneKey: req.laneKey, firstAt: now, retryAt: now };
-        this.waiters.set(req.messageId, waiter);
+      if (spaced(p)) {
+        const held = this.turnOf(now) === key;
         const busy = this.turnTaken(key, now);
-        return this.wait(req.messageId, waiter, busy ? now + this.spacing(p) : this.sends.floor, busy ? "sending" : "gap", p, now);
+        if (busy || (!held && this.sends.floor > now))
+          return this.wait(req.messageId, this.waiterFor(req, now), busy ? now + this.spacing(p) : this.sends.floor, busy ? "sending" : "gap", p, now);
+        this.takeTurn(key, Math.max(now, granted[1]));
       }
-      if (spaced(p)) this.takeTurn(key, Math.max(now, granted[1]));
       this.waiters.delete(req.messageId);
       return granted[1] > now ? { go: true, typingMs: granted[1] - now, sendAt: granted[1] } : { go: true };
     }
 
     this.forgetStale(now);
-    const waiter = this.waiters.get(req.messageId) ?? { priority: req.priority, laneKey: req.laneKey, firstAt: now, retryAt: now };
-    waiter.priority = req.priority;
-    this.waiters.set(req.messageId, waiter);
+    const waiter = this.waiterFor(req, now);
     const day = localDay(now, p.timeZone);
     if (this.durable.day !== day) this.durable = { ...this.durable, day, count: 0 };
 
@@ -321,7 +318,7 @@ export class PacingPolicy {
 
     const typingMs = p.typing && req.textLength ? typingMsFor(req.textLength) : 0;
     const sendAt = now + typingMs;
-    const gap = p.gapMs.min + Math.floor(this.random() * (p.gapMs.max - p.gapMs.min + 1));
+    const gap = this.drawGap(p);
     this.durable = {
       day,
       count: this.durable.count + 1,
@@ -344,17 +341,30 @@ export class PacingPolicy {
     let floor = s.floor;
     if (called) {
       const drawn = this.durable.recent.find(([k]) => k === key)?.[2];
-      floor = Math.max(floor, now + (drawn ?? p.gapMs.min + Math.floor(this.random() * (p.gapMs.max - p.gapMs.min + 1))));
+      floor = Math.max(floor, now + (drawn ?? this.drawGap(p)));
     }
     const mine = s.turn?.key === key;
     this.sends = { turn: mine ? null : s.turn, floor };
-    return mine ? this.waitingLanes(undefined, TURN_REASONS).slice(0, WAKE_NEXT) : [];
+    return mine ? this.waitingLanes(TURN_REASONS).slice(0, WAKE_NEXT) : [];
   }
 
-  /** Whose turn it is, when a number with gaps has one out (for the log of an expired lease). */
+  /** Whose turn it is, when a number with gaps has one out. */
   turnOf(now: number): string | null {
     const t = this.sends.turn;
     return t && t.until > now ? t.key : null;
+  }
+
+  // The waiter of this request, created on its first wait; its priority as last asked.
+  private waiterFor(req: AcquireRequest, now: number): Waiter {
+    const waiter = this.waiters.get(req.messageId) ?? { priority: req.priority, laneKey: req.laneKey, firstAt: now, retryAt: now };
+    waiter.priority = req.priority;
+    this.waiters.set(req.messageId, waiter);
+    return waiter;
+  }
+
+  // A gap in [min, max], drawn anew for each send.
+  private drawGap(p: Pacing): number {
+    return p.gapMs.min + Math.floor(this.random() * (p.gapMs.max - p.gapMs.min + 1));
   }
 
   private turnTaken(key: string, now: number): boolean {
@@ -392,10 +402,10 @@ export class PacingPolicy {
     return { day, sent: this.durable.day === day ? this.durable.count : 0, cap: capOn(now, p), waiting: this.waiters.size };
   }
 
-  /** Lanes with a request waiting here for `reason` (or one of `reasons`), first in line first
-   *  (to wake them on resume, or when a turn ends). */
-  waitingLanes(reason?: WaitReason, reasons?: ReadonlySet<WaitReason>): string[] {
-    const waiting = [...this.waiters].filter(([, w]) => (!reason || w.reason === reason) && (!reasons || (w.reason !== undefined && reasons.has(w.reason))));
+  /** Lanes with a request waiting here for one of `reasons`, first in line first (to wake them on
+   *  resume, or when a turn ends). */
+  waitingLanes(reasons: ReadonlySet<WaitReason>): string[] {
+    const waiting = [...this.waiters].filter(([, w]) => w.reason !== undefined && reasons.has(w.reason));
     waiting.sort(([a, wa], [b, wb]) => Number(isUrgent(wb.priority)) - Number(isUrgent(wa.priority)) || wa.firstAt - wb.firstAt || (a < b ? -1 : 1));
     return [...new Set(waiting.map(([, w]) => w.laneKey))];
   }
