@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Tenant } from "../app-env.ts";
 import { sql } from "drizzle-orm";
-import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { config as appConfig } from "../config.ts";
 import type { SendMessageRequest } from "../contracts/messages.ts";
 import type { SendJob } from "../contracts/send-job.ts";
@@ -422,7 +422,7 @@ export class AutomationLane extends DurableObject<Env> {
   }
 
   private dispatchEvents(): void {
-    this.ctx.waitUntil(dispatchCallbacks(this.env).catch((err) => log("warn", "callback dispatch failed", { error: errorField(err) })));
+    dispatchInBackground(this.env, this.ctx);
   }
 }
 

@@ -23,6 +23,11 @@ export async function enqueueCallbacks(env: Env, jobs: CallbackJob[]): Promise<v
   }
 }
 
+/** Hands out callbacks after the response or alarm at hand (a failure is logged; the cron retries). */
+export function dispatchInBackground(env: Env, ctx: { waitUntil(promise: Promise<unknown>): void }): void {
+  ctx.waitUntil(dispatchCallbacks(env).catch((err) => log("warn", "callback dispatch failed", { error: errorField(err) })));
+}
+
 export async function dispatchCallbacks(env: Env): Promise<number> {
   const db = database(env.DB);
   let handed = 0;

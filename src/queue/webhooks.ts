@@ -4,7 +4,7 @@ import { database } from "../db/client.ts";
 import { receiptJobStatements, type WebhookJob, webhookJob } from "../webhooks/process.ts";
 import { runBatch } from "../db/batch.ts";
 import type { SQL } from "drizzle-orm";
-import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { connectionData } from "../contracts/evolution-webhooks.ts";
 import { errorField, log } from "../observability/log.ts";
 import { storeAndOffer } from "../automation/offer.ts";
@@ -65,7 +65,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
       }
     }
   }
-  ctx.waitUntil(dispatchCallbacks(env));
+  dispatchInBackground(env, ctx);
 }
 
 // A closed connection pauses the number's sending, `open` resumes it (the governor decides).

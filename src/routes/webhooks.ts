@@ -20,7 +20,7 @@ import type { WebhookJob } from "../webhooks/process.ts";
 import { documented } from "../openapi/describe.ts";
 import { z } from "zod";
 import { applyNow, storeAndOffer } from "../automation/offer.ts";
-import { dispatchCallbacks } from "../callbacks/dispatch.ts";
+import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { errorField, log } from "../observability/log.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
@@ -39,15 +39,18 @@ const MAX_WEBHOOK_BYTES = 32 * 1024 * 1024;
 const MAX_QUEUED_BYTES = 100 * 1024;
 
 // Token → instance, remembered per isolate (a token never moves to another instance); unknown
-// tokens are not remembered, so a new instance's webhooks are accepted at once.
+// tokens are not remembered, so a new instance's webhooks are accepted at once. `callbacks`: its
+// tenant has a callback URL (a URL set meanwhile is served by the cron until the entry expires).
 const TOKEN_CACHE_MS = 60_000;
-const tokenCache = new Map<string, { instance: { id: string; tenant_id: string; name: string }; at: number }>();
+type WebhookInstance = { id: string; tenant_id: string; name: string; callbacks: number };
+const tokenCache = new Map<string, { instance: WebhookInstance; at: number }>();
 
 async function instanceFor(c: Context<AppEnv>, token: string) {
   const hit = tokenCache.get(token);
   if (hit && Date.now() - hit.at < TOKEN_CACHE_MS) return hit.instance;
-  const [instance] = await c.var.db.all<{ id: string; tenant_id: string; name: string }>(
-    sql`SELECT id, tenant_id, name FROM instances WHERE webhook_token = ${token}`,
+  const [instance] = await c.var.db.all<WebhookInstance>(
+    sql`SELECT i.id, i.tenant_id, i.name, t.callback_url IS NOT NULL AS callbacks
+      FROM instances i JOIN tenants t ON t.id = i.tenant_id WHERE i.webhook_token = ${token}`,
   );
   if (instance) tokenCache.set(token, { instance, at: Date.now() });
   return instance;
@@ -81,9 +84,9 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
       return undefined;
     });
     if (applied) {
-      // Its message.received callback goes out now, as the consumer would send it after its batch.
-      if (applied === "stored")
-        c.executionCtx.waitUntil(dispatchCallbacks(c.env).catch((err) => log("warn", "callback dispatch failed", { error: errorField(err) })));
+      // Its message.received callback goes out now, as the consumer would send it after its batch
+      // (only for a tenant with a callback URL: otherwise there is nothing to hand out).
+      if (applied === "stored" && instance.callbacks === 1) dispatchInBackground(c.env, c.executionCtx);
       return c.json({ received: true, outcome: applied });
     }
   }
