@@ -9,6 +9,7 @@ import { Kafka, logLevel, type Producer } from "kafkajs";
 import { z } from "zod";
 import { topicEnv } from "../../bridge/harness.ts";
 import { type KafkaHandle, startKafka } from "../kafka/broker.ts";
+import { percentile } from "../../bench/load.ts";
 import { setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, ROOT, startGateway, type Gateway } from "../../test/support/gateway.ts";
@@ -501,8 +502,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
     // Collect: every message of the tenant with its history, the simulator's sends, Kafka's topics.
     const messages = await allMessages(gateway, headers);
+    // For the run's logs: a message as the API shows it (with its history), a simulator call by time.
+    const messageView = async (id: string): Promise<unknown> =>
+      (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json().catch(() => ({ id, unreadable: true }));
+    const textOf = (body: unknown) => z.object({ text: z.string() }).safeParse(body).data?.text;
+    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    const callView = (c: (typeof simulator.state.calls)[number]) => ({
+      seq: c.seq,
+      at: iso(c.at),
+      answeredAt: iso(c.answeredAt),
+      status: c.status,
+      route: c.route,
+      text: textOf(c.body),
+    });
     for (const m of messages.filter((m) => !["sent", "delivered", "read", "failed", "canceled"].includes(m.status)).slice(0, 50))
-      stuck.push(await (await fetch(`${gateway.url}/v1/messages/${m.id}`, { headers })).json().catch(() => ({ id: m.id, unreadable: true })));
+      stuck.push(await messageView(m.id));
     const kafkaRead = o.kafka
       ? await readTopics(brokers, [
           topics.TOPIC_MESSAGE_STATUS!,
@@ -584,7 +598,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       restartWindows: windows.map((w) => ({ from: w.from, to: Number.isFinite(w.to) ? w.to : Date.now() })),
     };
     const verdict = judge(plan, observed);
-    const t = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
     order = await Promise.all(
       verdict.outOfOrderContacts.slice(0, 10).map(async (contact) => {
         const mine = plan.filter((p) => p.contact === contact);
@@ -594,19 +607,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           contact,
           channel: mine[0]?.channel,
           scheduled: mine[0]?.scheduled,
-          messages: await Promise.all(
-            rows.map(async (m) => (await fetch(`${gateway.url}/v1/messages/${m.id}`, { headers })).json().catch(() => ({ id: m.id }))),
-          ),
-          calls: simulator.state.calls
-            .filter((c) => c.number === contactNumber(contact))
-            .map((c) => ({
-              seq: c.seq,
-              at: t(c.at),
-              answeredAt: t(c.answeredAt),
-              status: c.status,
-              route: c.route,
-              text: z.object({ text: z.string() }).safeParse(c.body).data?.text,
-            })),
+          messages: await Promise.all(rows.map((m) => messageView(m.id))),
+          calls: simulator.state.calls.filter((c) => c.number === contactNumber(contact)).map(callView),
         };
       }),
     );
@@ -616,17 +618,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       .filter((c) => c.route.includes("sendText") && c.answeredAt !== undefined)
       .map((c) => (c.answeredAt ?? c.at) - c.at)
       .sort((a, b) => a - b);
-    const pct = (q: number) => answerMs[Math.min(answerMs.length - 1, Math.floor(q * answerMs.length))] ?? 0;
-    log(`simulator answer time over ${answerMs.length} sends: p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms`);
+    log(
+      `simulator answer time over ${answerMs.length} sends: p50 ${percentile(answerMs, 50)} ms, p90 ${percentile(answerMs, 90)} ms, p99 ${percentile(answerMs, 99)} ms, max ${answerMs.at(-1)} ms`,
+    );
     twice = await Promise.all(
       verdict.sentTwiceTexts.slice(0, 20).map(async (text) => {
         const row = messages.find((m) => m.text === text);
         return {
           text,
-          message: row ? await (await fetch(`${gateway.url}/v1/messages/${row.id}`, { headers })).json().catch(() => ({ id: row.id })) : null,
-          calls: simulator.state.calls
-            .filter((c) => z.object({ text: z.string() }).safeParse(c.body).data?.text === text)
-            .map((c) => ({ seq: c.seq, at: t(c.at), answeredAt: t(c.answeredAt), status: c.status, route: c.route })),
+          message: row ? await messageView(row.id) : null,
+          calls: simulator.state.calls.filter((c) => textOf(c.body) === text).map(callView),
         };
       }),
     );
