@@ -2,14 +2,14 @@
 // bot from simulator/echo-bot.ts), replies through the contact's send lane, order and one call at a
 // time per contact, retries and dead letters, the breaker, @lid and groups, debounce.
 // Retries and probes are made due by hand and their alarms fired: no test waits for a backoff.
-import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, inject, it } from "vitest";
 import worker from "../../src/index.ts";
 import { purge } from "../../src/sweep/sweeper.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
-import { ADMIN, api, eventually, json, setupTenant, unique, waitForStatus } from "./helpers.ts";
+import { ADMIN, api, eventually, json, postWebhook, setupTenant, unique, waitForStatus } from "./helpers.ts";
 
 const botUrl = () => inject("botUrl");
 type BotCall = {
@@ -493,16 +493,8 @@ describe("fast hand-off", () => {
     const queued: unknown[] = [];
     const captured = { ...env, WEBHOOKS: { send: async (job: unknown) => void queued.push(job) } } as unknown as Env;
     const post = async (e: Env, text: string, id?: string) => {
-      const ctx = createExecutionContext();
       const { body, id: keyId } = upsert(s, contact, text, { id });
-      const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${s.token}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      const res = await worker.fetch(request, e, ctx);
-      await waitOnExecutionContext(ctx);
-      return { res, keyId, body };
+      return { res: await postWebhook(e, s.token, body), keyId, body };
     };
     const first = await post(captured, "rápido");
     expect(first.res.status).toBe(200);

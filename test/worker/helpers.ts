@@ -1,7 +1,8 @@
 // Shared test steps: tenants, instances on the simulator, API calls, waiting for side effects.
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { inject } from "vitest";
+import worker from "../../src/index.ts";
 
 export const ADMIN = "test-admin-token";
 export const simulatorUrl = () => inject("simulatorUrl");
@@ -18,6 +19,20 @@ export async function api(path: string, init: RequestInit & { json?: unknown; ke
     body = JSON.stringify(init.json);
   }
   return exports.default.fetch(new Request(`https://gateway.test${path}`, { ...init, headers, body }));
+}
+
+/** Posts an Evolution webhook to the Worker with the bindings given (a captured queue, a failing
+ *  D1...), and waits for the work it leaves running after its answer. */
+export async function postWebhook(bindings: Env, token: string, body: unknown): Promise<Response> {
+  const ctx = createExecutionContext();
+  const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${token}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const res = await worker.fetch(request, bindings, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
 }
 
 export async function json<T = any>(res: Response): Promise<T> {

@@ -1,5 +1,5 @@
 // Evolution webhooks in, and the outbox and its cursor API (tenant callbacks: callbacks.test.ts).
-import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import connectingFixture from "../fixtures/evolution/connection.update.connecting.json";
@@ -14,7 +14,7 @@ import { database } from "../../src/db/client.ts";
 import worker from "../../src/index.ts";
 import { applyPendingReceipts } from "../../src/messages/receipts.ts";
 import { processWebhook } from "../../src/webhooks/process.ts";
-import { api, eventually, json, messageRow, send, setupTenant, unique, waitForStatus } from "./helpers.ts";
+import { api, eventually, json, messageRow, postWebhook, send, setupTenant, unique, waitForStatus } from "./helpers.ts";
 
 let t: Awaited<ReturnType<typeof setupTenant>>;
 let token: string;
@@ -389,18 +389,7 @@ describe("inbound messages before the 200", () => {
     body.instance = t.instance;
     body.data.key.id = unique("IN").toUpperCase();
     body.data.message.conversation = "guardada antes do 200";
-    const post = async (e: Env, hookBody: unknown) => {
-      const ctx = createExecutionContext();
-      const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${token}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(hookBody),
-      });
-      const res = await worker.fetch(request, e, ctx);
-      await waitOnExecutionContext(ctx);
-      return res;
-    };
-    const res = await post(captured, body);
+    const res = await postWebhook(captured, token, body);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ received: true, outcome: "stored" });
     expect(queued).toHaveLength(0);
@@ -429,7 +418,7 @@ describe("inbound messages before the 200", () => {
         batch: () => Promise.reject(new Error("D1 down")),
       },
     } as unknown as Env;
-    const res2 = await post(failing, clone(body));
+    const res2 = await postWebhook(failing, token, clone(body));
     expect(res2.status).toBe(200);
     expect(await res2.json()).toEqual({ received: true });
     expect(queued).toHaveLength(1);
