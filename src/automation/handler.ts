@@ -55,8 +55,8 @@ export function conversationFrom(rows: ConversationRow[], limit: number, exclude
 
 export type CallOutcome = { ok: true; replies: SendMessageRequest[]; dropped: number; ms: number } | { ok: false; error: string; ms: number };
 
-/** POSTs one batch to the handler. `webhookId` stays the same across retries, so a handler that
- *  saw a call before a crash can recognise it (as it can by the inbound ids). */
+/** POSTs one batch to the handler. `webhookId` stays the same across the batch's retries, so a
+ *  handler that saw a call before a crash can recognise it; a replayed dead letter gets a new one. */
 export async function callHandler(config: AutomationConfig, webhookId: string, payload: AutomationInbound, inReplyTo: string): Promise<CallOutcome> {
   const body = JSON.stringify(payload);
   const headers = await signWebhook({ id: webhookId, body, secrets: signingSecrets(config) });
