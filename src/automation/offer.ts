@@ -9,6 +9,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { upsertData } from "../contracts/evolution-webhooks.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { reportedNumber } from "../webhooks/inbound.ts";
 import { type Outcome, processWebhook, storeInboundStatements, type WebhookJob } from "../webhooks/process.ts";
 import { automationLane, automationLaneKey } from "./config.ts";
 import type { LaneInfo } from "./handler.ts";
@@ -30,10 +31,13 @@ type Row = InboundRow & { enabled: number; include_groups: number };
 
 const phone = /^[1-9]\d{7,14}$/;
 
-/** Where replies to this contact go: the group JID, or phone digits (a @lid contact's only when
- *  Evolution gave its number, which contactOf already used); null when there is no address. */
+/** Where replies to this contact go: the group JID; the number as Evolution reported the chat (its
+ *  lane is the contact's all the same: lanes are keyed by the chat); a @lid contact's number when
+ *  Evolution gave it (contactOf used it); null when there is no address. */
 export function replyAddress(contact: string, remoteJid: string): string | null {
   if (remoteJid.endsWith("@g.us")) return remoteJid;
+  const reported = reportedNumber(remoteJid);
+  if (reported && phone.test(reported)) return reported;
   return phone.test(contact) ? contact : null;
 }
 

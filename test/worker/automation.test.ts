@@ -9,10 +9,11 @@ import { describe, expect, inject, it } from "vitest";
 import worker from "../../src/index.ts";
 import { catchUpAutomation, STALE_PENDING_MS } from "../../src/automation/wake.ts";
 import { database } from "../../src/db/client.ts";
+import { contactForms, contactKey } from "../../src/messages/contact-key.ts";
 import { purge } from "../../src/sweep/sweeper.ts";
 import { processWebhook } from "../../src/webhooks/process.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
-import { ADMIN, api, eventually, json, postWebhook, setupTenant, unique, waitForStatus } from "./helpers.ts";
+import { ADMIN, api, eventually, json, postWebhook, send, setupTenant, unique, waitForStatus } from "./helpers.ts";
 
 const botUrl = () => inject("botUrl");
 type BotCall = {
@@ -391,6 +392,41 @@ describe("addresses and bursts", () => {
     await eventually(async () => (await replies(on)).length === 1, 15_000, "group reply");
     expect((await replies(on))[0]).toMatchObject({ to: group, text: "echo: no grupo" });
     expect((await bot(on.botPath))[0]).toMatchObject({ contact: group, replyTo: group });
+  });
+
+  it("a Brazilian mobile's 12- and 13-digit forms are one contact: one lane for API sends and replies, one conversation, one timeline", async () => {
+    const s = await withAutomation();
+    const written = "5531987650001"; // as a caller writes it: 55 31 9 8765-0001
+    const reported = "553187650001"; // as WhatsApp keys an older account
+    const sent = (await json(await send(s.key, { instance: s.instance, to: written, text: "pedido saiu" }))).id;
+    await waitForStatus(sent, ["sent"]);
+    await inbound(s, reported, "oi");
+    const reply = await eventually(async () => (await replies(s)).find((r) => r.text === "echo: oi"), 15_000, "the reply");
+    // Answered at the number Evolution reported, in the lane of the API send.
+    expect(reply.to).toBe(reported);
+    const laneKeys = await env.DB.prepare("SELECT DISTINCT lane_key FROM messages WHERE tenant_id = ?").bind(s.id).all<{ lane_key: string }>();
+    expect(laneKeys.results.map((r) => r.lane_key)).toEqual([`${s.id}:${s.instanceId}:${written}`]);
+    const [call] = await bot(s.botPath);
+    expect(call).toMatchObject({ contact: written, replyTo: reported });
+    expect(call!.conversation.map((m) => `${m.direction}:${m.text}`)).toEqual(["out:pedido saiu"]);
+    await waitForStatus(reply.id, ["sent"]);
+    for (const form of [written, reported]) {
+      const timeline = await json(await api(`/v1/contacts/${form}/messages`, { key: s.key }));
+      expect(timeline.data.map((m: { direction: string; text: string }) => `${m.direction}:${m.text}`).sort()).toEqual(
+        ["inbound:oi", "outbound:echo: oi", "outbound:pedido saiu"].sort(),
+      );
+    }
+  });
+
+  it.each([
+    ["553187654321", "5531987654321", ["5531987654321", "553187654321"]],
+    ["5531987654321", "5531987654321", ["5531987654321", "553187654321"]],
+    ["551132345678", "551132345678", ["551132345678"]],
+    ["14155550100", "14155550100", ["14155550100"]],
+    ["120363041234567890@g.us", "120363041234567890@g.us", ["120363041234567890@g.us"]],
+  ])("contact key of %s is %s", (address, key, forms) => {
+    expect(contactKey(address)).toBe(key);
+    expect(contactForms(address)).toEqual(forms);
   });
 
   it("debounce gathers a burst into one call", async () => {
