@@ -31,12 +31,13 @@ const parseMedia = (media: string | null): Record<string, unknown> | null => {
 };
 
 /** The contact's messages on this instance, both directions, newest first: `limit` rows (an SQL
- *  expression: the lane reads it from the automation row in the same batch) plus `extra`. */
+ *  expression: the lane reads it from the automation row in the same batch) plus `extra`.
+ *  (`+instance_id`: inbound rows through (tenant, contact), not through all of the instance's.) */
 export function conversationStatement(info: LaneInfo, limit: SQL, extra: number): SQL {
   return sql`
     SELECT * FROM (
       SELECT CASE WHEN from_me = 1 THEN 'out' ELSE 'in' END AS direction, id, text, media, NULL AS status, timestamp AS at
-      FROM inbound_messages WHERE tenant_id = ${info.tenantId} AND contact IN ${forms(info.contact)} AND instance_id = ${info.instanceId}
+      FROM inbound_messages WHERE tenant_id = ${info.tenantId} AND contact IN ${forms(info.contact)} AND +instance_id = ${info.instanceId}
       UNION ALL
       SELECT 'out', id, text, media, status, created_at FROM messages
       WHERE tenant_id = ${info.tenantId} AND "to" IN ${forms(info.replyTo ?? info.contact)} AND instance_id = ${info.instanceId} AND status != 'canceled'

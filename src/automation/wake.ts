@@ -42,12 +42,13 @@ const pendingColumns = sql`d.lane_key, d.tenant_id, i.instance_id, i.instance_na
 
 export async function catchUpAutomation(env: Env, now = Date.now()): Promise<{ recorded: number; offered: number; lanes: number }> {
   const db = database(env.DB);
+  // Automations outermost (CROSS JOIN), each one's window through inbound_instance_received.
   // Received while the automation was on as it is now (after its last change, so never while it was
   // off), something a handler can answer, and without a record.
   const recorded = await db.all<{ inbound_id: string }>(sql`
     INSERT OR IGNORE INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
     SELECT i.id, i.tenant_id, i.instance_id, i.tenant_id || ':' || i.instance_id || ':' || i.contact, i.contact, 'pending', ${now}, ${now}
-    FROM automations a JOIN inbound_messages i ON i.instance_id = a.instance_id
+    FROM automations a CROSS JOIN inbound_messages i ON i.instance_id = a.instance_id
       AND i.received_at >= MAX(a.updated_at, ${now - CATCH_UP_WINDOW_MS}) AND i.received_at < ${now - CATCH_UP_GRACE_MS}
     WHERE a.enabled = 1 AND i.from_me = 0 AND (a.include_groups = 1 OR substr(i.remote_jid, -5) != '@g.us')
       AND (i.text IS NOT NULL OR i.media IS NOT NULL)
@@ -66,7 +67,7 @@ export async function catchUpAutomation(env: Env, now = Date.now()): Promise<{ r
   // Through automation_deliveries_instance (instance, status, updated_at), for switched-on automations.
   const stale = await db.all<PendingRow>(sql`
     SELECT ${pendingColumns} FROM automations a
-    JOIN automation_deliveries d ON d.instance_id = a.instance_id AND d.status = 'pending' AND d.updated_at < ${now - STALE_PENDING_MS}
+    CROSS JOIN automation_deliveries d ON d.instance_id = a.instance_id AND d.status = 'pending' AND d.updated_at < ${now - STALE_PENDING_MS}
     JOIN inbound_messages i ON i.id = d.inbound_id
     WHERE a.enabled = 1 ORDER BY d.updated_at LIMIT ${OFFER_PAGE}`);
   const lanes = new Map<string, PendingRow[]>();
