@@ -3,6 +3,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type AutomationInbound, repliesOf } from "../contracts/automation.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
+import { contactForms } from "../messages/contact-key.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
 import { type AutomationConfig, signingSecrets } from "./config.ts";
 
@@ -30,17 +31,25 @@ const parseMedia = (media: string | null): Record<string, unknown> | null => {
 };
 
 /** The contact's messages on this instance, both directions, newest first: `limit` rows (an SQL
- *  expression: the lane reads it from the automation row in the same batch) plus `extra`. */
+ *  expression: the lane reads it from the automation row in the same batch) plus `extra`.
+ *  (`+instance_id`: inbound rows through (tenant, contact), not through all of the instance's.) */
 export function conversationStatement(info: LaneInfo, limit: SQL, extra: number): SQL {
   return sql`
     SELECT * FROM (
       SELECT CASE WHEN from_me = 1 THEN 'out' ELSE 'in' END AS direction, id, text, media, NULL AS status, timestamp AS at
-      FROM inbound_messages WHERE tenant_id = ${info.tenantId} AND contact = ${info.contact} AND instance_id = ${info.instanceId}
+      FROM inbound_messages WHERE tenant_id = ${info.tenantId} AND contact IN ${forms(info.contact)} AND +instance_id = ${info.instanceId}
       UNION ALL
       SELECT 'out', id, text, media, status, created_at FROM messages
-      WHERE tenant_id = ${info.tenantId} AND "to" = ${info.replyTo ?? info.contact} AND instance_id = ${info.instanceId} AND status != 'canceled'
+      WHERE tenant_id = ${info.tenantId} AND "to" IN ${forms(info.replyTo ?? info.contact)} AND instance_id = ${info.instanceId} AND status != 'canceled'
     ) ORDER BY at DESC, id DESC LIMIT (${limit}) + ${extra}`;
 }
+
+// Both ways a Brazilian mobile is written: messages sent to it under either are the contact's.
+const forms = (address: string) =>
+  sql`(${sql.join(
+    contactForms(address).map((f) => sql`${f}`),
+    sql`, `,
+  )})`;
 
 /** The last `limit` of those rows, oldest first, without the ones this call carries. */
 export function conversationFrom(rows: ConversationRow[], limit: number, exclude: string[]): AutomationInbound["conversation"] {
@@ -55,8 +64,8 @@ export function conversationFrom(rows: ConversationRow[], limit: number, exclude
 
 export type CallOutcome = { ok: true; replies: SendMessageRequest[]; dropped: number; ms: number } | { ok: false; error: string; ms: number };
 
-/** POSTs one batch to the handler. `webhookId` stays the same across retries, so a handler that
- *  saw a call before a crash can recognise it (as it can by the inbound ids). */
+/** POSTs one batch to the handler. `webhookId` stays the same across the batch's retries, so a
+ *  handler that saw a call before a crash can recognise it; a replayed dead letter gets a new one. */
 export async function callHandler(config: AutomationConfig, webhookId: string, payload: AutomationInbound, inReplyTo: string): Promise<CallOutcome> {
   const body = JSON.stringify(payload);
   const headers = await signWebhook({ id: webhookId, body, secrets: signingSecrets(config) });

@@ -200,7 +200,11 @@ export const inboundMessages = sqliteTable(
     timestamp: integer("timestamp").notNull(),
     receivedAt: integer("received_at").notNull(),
   },
-  (t) => [uniqueIndex("inbound_provider").on(t.instanceId, t.providerMessageId), index("inbound_tenant_contact").on(t.tenantId, t.contact, t.timestamp)],
+  (t) => [
+    uniqueIndex("inbound_provider").on(t.instanceId, t.providerMessageId),
+    index("inbound_tenant_contact").on(t.tenantId, t.contact, t.timestamp),
+    index("inbound_instance_received").on(t.instanceId, t.receivedAt),
+  ],
 );
 
 // Provider status updates that arrived before the send recorded its provider id; applied later.

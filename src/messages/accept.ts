@@ -9,6 +9,7 @@ import type { Db } from "../db/client.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
+import { contactKey } from "./contact-key.ts";
 import { outboxStatusEvent } from "./transitions.ts";
 import { errorField, log } from "../observability/log.ts";
 
@@ -17,7 +18,8 @@ export type NewMessage = typeof messages.$inferInsert;
 /** `late`: the history note of a schedule accepted after its time (ifLate: "send"). */
 export type Prepared = { row: NewMessage; job: SendJob; late?: string };
 
-export const laneKeyOf = (tenantId: string, instanceId: string, to: string) => `${tenantId}:${instanceId}:${to}`;
+/** The contact's lane: keyed by the chat, not by how its number was written (contact-key.ts). */
+export const laneKeyOf = (tenantId: string, instanceId: string, to: string) => `${tenantId}:${instanceId}:${contactKey(to)}`;
 
 // Instance ids by name, remembered per isolate (an id never changes for a name); misses are not
 // remembered, so a newly registered instance is found at once.

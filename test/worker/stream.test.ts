@@ -153,7 +153,7 @@ describe("GET /v1/instances/:name/qr", () => {
     const { webhook_token: token } = (await env.DB.prepare("SELECT webhook_token FROM instances WHERE id = ?")
       .bind(t.instanceId)
       .first<{ webhook_token: string }>())!;
-    const refreshed = { ...qrFixture, data: { qrcode: { ...qrFixture.data.qrcode, base64: "data:image/png;base64,AAAA", count: 2 } } };
+    const refreshed = { ...qrFixture, instance: t.instance, data: { qrcode: { ...qrFixture.data.qrcode, base64: "data:image/png;base64,AAAA", count: 2 } } };
     expect((await api(`/webhooks/evolution/${token}`, { method: "POST", json: refreshed })).status).toBe(200);
     await eventually(async () => (await json(await api(`/v1/instances/${t.instance}/qr`, { key: t.key }))).qr?.count === 2, 10_000, "the refreshed code");
     // Another tenant cannot see it.
