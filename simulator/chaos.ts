@@ -69,6 +69,16 @@ const attemptsOf = new WeakMap<SimulatorState, Map<string, number>>();
 // Provider id → the send attempt that made it, so a webhook's fate does not hang on a random id.
 const sendsOf = new WeakMap<SimulatorState, Map<string, string>>();
 const emitsOf = new WeakMap<SimulatorState, Map<string, number>>();
+// How many of each planted fault happened, for a run's report.
+const countsOf = new WeakMap<SimulatorState, Record<string, number>>();
+
+export function countFault(state: SimulatorState, what: string): void {
+  const counts = countsOf.get(state) ?? {};
+  countsOf.set(state, counts);
+  counts[what] = (counts[what] ?? 0) + 1;
+}
+
+export const faultCounts = (state: SimulatorState): Record<string, number> => ({ ...countsOf.get(state) });
 
 export function chaosOf(state: SimulatorState): ChaosSettings {
   let s = settingsOf.get(state);

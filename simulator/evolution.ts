@@ -2,7 +2,7 @@
 // apikey), validation, number pre-check, status codes and bodies.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { chaosOf, rememberSend, roll, sendAttemptKey, sendFate } from "./chaos.ts";
+import { chaosOf, countFault, rememberSend, roll, sendAttemptKey, sendFate } from "./chaos.ts";
 import { androidMessageId, iosMessageId, newWebMessageId } from "./ids.ts";
 import { digitsOf, recipient, type Recipient } from "./jid.ts";
 import { businessRule, sendRoutes, validateSend, type SendRequest, type SendRoute } from "./requests.ts";
@@ -143,6 +143,7 @@ export function plantLookAlike(state: SimulatorState, instance: Instance, to: Re
   const keyId = who === "client" ? newKeyId(state) : phone === "ios" ? iosMessageId() : androidMessageId();
   const raw: MessageRaw = { ...buildMessage(state, instance, to, like, keyId), ...(who === "phone" ? { source: phone } : {}) };
   state.remember(raw);
+  countFault(state, who === "client" ? "look-alikes from another API client" : "look-alikes typed on the phone");
   if (who === "client") scheduleAfterSend(state, instance, raw, to.isGroup);
   return raw;
 }
