@@ -70,6 +70,15 @@ describe("a send relayed to WhatsApp, then answered with an error", () => {
     expect(new Set(sim.posted.map((p) => p.keyId))).toEqual(new Set(stored.map((s) => s.key.id)));
   });
 
+  it("as a scripted fault (`relay: true`): the message goes out, then the fault's status is answered", async () => {
+    const sim = setup({});
+    await sim.call("/_sim/faults", { number: "5511987654321", status: 504, relay: true });
+    const res = await sim.call("/message/sendText/loja", { number: "5511987654321", text: "via proxy" });
+    expect(res.status).toBe(504);
+    expect((await sim.stored()).map((s) => s.message.conversation)).toEqual(["via proxy"]);
+    expect(sim.state.calls[0]).toMatchObject({ status: 504, relayed: true });
+  });
+
   it("is seeded: the same seed fails the same sends", async () => {
     const run = async () => {
       const sim = setup({ relayThenFailRate: 0.5 });

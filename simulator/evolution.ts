@@ -77,7 +77,9 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
   const fault = state.takeFault({ instance: name, route, number: to?.number ?? "", jid: to?.jid ?? "" });
   // A 2xx fault is a late answer: the send goes through below, only after `delayMs`.
   const lateBy = fault && fault.status >= 200 && fault.status < 300 ? (fault.delayMs ?? 0) : 0;
-  if (fault && lateBy === 0) {
+  // An error fault with `relay`: the send goes through below, then this error is the answer.
+  const relayThen = fault?.relay === true && fault.status >= 400 ? fault : undefined;
+  if (fault && lateBy === 0 && !relayThen) {
     await state.sleep(latency(state) + (fault.delayMs ?? 0));
     return { status: fault.status, body: fault.body ?? defaultFaultBody(fault.status) };
   }
@@ -116,6 +118,10 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
   rememberSend(state, raw.key.id, attempt);
   state.remember(raw);
   scheduleAfterSend(state, instance, raw, target.isGroup);
+  if (relayThen) {
+    await state.sleep(relayThen.delayMs ?? 0);
+    return { status: relayThen.status, body: relayThen.body ?? defaultFaultBody(relayThen.status), relayed: true };
+  }
   // Relayed, then the answer is an error: Evolution's own write failed after Baileys sent, or a
   // proxy in front of it gave up. The message is out; the caller cannot know from the answer.
   if (fate.relayThenFail === 500)
