@@ -25,7 +25,7 @@ import { scheduleAfterSend } from "./webhooks.ts";
 /** Header on the stand-in answer for a dropped connection; the Node server turns it into a reset. */
 export const dropHeader = "x-simulator-drop-connection";
 
-type Answer = { status: number; body: unknown; keyId?: string; relayed?: boolean };
+type Answer = { status: number; body: unknown; keyId?: string; relayed?: boolean; headers?: Record<string, string> };
 
 export function evolutionRoutes(state: SimulatorState): Hono {
   const app = new Hono();
@@ -47,7 +47,7 @@ export function evolutionRoutes(state: SimulatorState): Hono {
     if (answer.status === 0) {
       return jsonResponse(503, errorBody(503, "simulated network failure (connection dropped)"), { [dropHeader]: "1" });
     }
-    return jsonResponse(answer.status, answer.body);
+    return jsonResponse(answer.status, answer.body, answer.headers);
   });
 
   app.get("/instance/connectionState/:instance", (c) => {
@@ -81,7 +81,7 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
   const relayThen = fault?.relay === true && fault.status >= 400 ? fault : undefined;
   if (fault && lateBy === 0 && !relayThen) {
     await state.sleep(latency(state) + (fault.delayMs ?? 0));
-    return { status: fault.status, body: fault.body ?? defaultFaultBody(fault.status) };
+    return { status: fault.status, body: fault.body ?? defaultFaultBody(fault.status), ...(fault.headers ? { headers: fault.headers } : {}) };
   }
 
   const checked = validateSend(route, body);
@@ -120,7 +120,7 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
   scheduleAfterSend(state, instance, raw, target.isGroup);
   if (relayThen) {
     await state.sleep(relayThen.delayMs ?? 0);
-    return { status: relayThen.status, body: relayThen.body ?? defaultFaultBody(relayThen.status), relayed: true };
+    return { status: relayThen.status, body: relayThen.body ?? defaultFaultBody(relayThen.status), keyId: raw.key.id, relayed: true };
   }
   // Relayed, then the answer is an error: Evolution's own write failed after Baileys sent, or a
   // proxy in front of it gave up. The message is out; the caller cannot know from the answer.
@@ -130,7 +130,7 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
       body: errorBody(500, ["PrismaClientKnownRequestError: Timed out fetching a new connection from the connection pool"]),
       relayed: true,
     };
-  if (fate.relayThenFail === 502) return { status: 502, body: errorBody(502, "Bad Gateway"), relayed: true };
+  if (fate.relayThenFail === 502) return { status: 502, body: errorBody(502, "Bad Gateway"), keyId: raw.key.id, relayed: true };
   return { status: 201, body: raw, keyId: raw.key.id, relayed: true };
 }
 

@@ -528,6 +528,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
     const settleSeconds = (Date.now() - settleStart) / 1000;
     log(settled ? `settled in ${settleSeconds.toFixed(1)} s` : `NOT settled after ${settleSeconds.toFixed(0)} s; judging what is there`);
+    // What the simulator still holds undelivered, for reading why a run did not settle.
+    for (const w of simulator.state.webhooks.filter((w) => w.outcome === "pending").slice(0, 5))
+      log(
+        `  webhook still pending: #${w.seq} ${w.event} keyId ${w.keyId ?? "-"}, ${w.attempts} attempts, last status ${w.status}${w.error ? ` (${w.error})` : ""}, created ${((Date.now() - w.at) / 1000).toFixed(0)} s ago`,
+      );
 
     // Collect: every message of the tenant with its history, the simulator's sends, Kafka's topics.
     const messages = await allMessages(gateway, headers);
