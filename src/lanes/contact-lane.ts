@@ -77,8 +77,13 @@ const DRAIN_MAX_STEPS = 200;
 const INSTANCE_CACHE_MS = 10_000;
 // A head that is ours but not claimable this instant is tried again this much later.
 const HOLD_MS = 1_000;
-// An attempt's time window for reconciliation: clocks of Evolution and the lane may differ a little.
-const RECONCILE_MARGIN_MS = 2 * 60_000;
+// An attempt's own time window for reconciliation, widened only by this much for the clocks of
+// Evolution and the lane (and Evolution's whole-second timestamps): a wider window lets an earlier
+// message of the same text pass for this attempt.
+const RECONCILE_SKEW_MS = 15_000;
+// A step that throws (D1 failing, the governor overloaded) is tried again after this, doubling per
+// failure in a row, jittered: never at once, which would hot-loop every due lane during an outage.
+const STEP_ERROR_BASE_MS = 2_000;
 // Done rows are kept this long so a late redelivery of the same message is recognised.
 const DONE_RETENTION_MS = 7 * 24 * 3600_000;
 const IN_FLIGHT = `('retrying', 'in_doubt', 'unrecorded')`;
@@ -223,6 +228,18 @@ export class ContactLane extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     try {
       await this.drain();
+      if (this.ctx.storage.kv.get<number>("stepErrors") !== undefined) {
+        this.ctx.storage.kv.delete("stepErrors");
+        this.ctx.storage.kv.delete("stepErrorUntil");
+      }
+    } catch (err) {
+      // Contained here and retried on this lane's own alarm after a growing, jittered wait (the
+      // failures in a row are counted), rather than re-armed at once or left to the runtime's retries.
+      const errors = (this.ctx.storage.kv.get<number>("stepErrors") ?? 0) + 1;
+      const waitMs = backoffMs(errors, STEP_ERROR_BASE_MS);
+      this.ctx.storage.kv.put("stepErrors", errors);
+      this.ctx.storage.kv.put("stepErrorUntil", Date.now() + waitMs);
+      logWarn("lane step failed; trying again later", { failuresInARow: errors, retryInMs: waitMs, error: errorField(err) });
     } finally {
       // Events with a callback URL were written: hand them out now rather than at the next cron.
       if (this.callbacksWritten) {
@@ -443,7 +460,6 @@ export class ContactLane extends DurableObject<Env> {
     // writes to be confirmed (the output gate). D1 already says `processing` with this attempt,
     // which is what a lane that restarts mid-send goes by (it reconciles before sending again).
     const outcome = await sendThroughEvolution(evolution, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
-    if (slot.turn) await this.endTurn(head.instance_id, slot.laneKey, slot.messageId, true);
     const at = Date.now();
     logDeliveryAttempt({
       messageId: head.id,
@@ -452,33 +468,42 @@ export class ContactLane extends DurableObject<Env> {
       evolutionLatencyMs: at - startedAt,
       instance: instance.name,
     });
-    if (outcome.kind !== "sent" && outcome.signal) await this.signal(head.instance_id, outcome, slot.messageId);
+    // Evolution's answer goes into the lane's storage before anything else is awaited (the governor's
+    // release and report, D1): an object reset after this point loses nothing, and a known answer
+    // never becomes a doubt. The outgoing calls below wait for this write to be confirmed.
     // WhatsApp throttling the number is the number's pause, not this message's failure: it was not
     // sent, so the attempt does not count (D1's count goes back; the retry is the same attempt) and
-    // it waits for the pause like every message of the number (its grant was given back).
-    if (outcome.kind === "transient" && outcome.signal === "rate-overlimit") {
-      this.update(head.id, { phase: "retrying", attempts: attempt - 1, attempt_at: startedAt, next_at: at, checks: 0 });
-      await this.note(head.id, attempt, `rate-overlimit: waits for the number's pause; not counted as an attempt`, at, outcome.error, true);
+    // it waits for the pause like every message of the number (its grant is given back).
+    const throttled = outcome.kind === "transient" && outcome.signal === "rate-overlimit";
+    const next = throttled
+      ? undefined
+      : afterSend(
+          outcome.kind === "transient" ? { ...outcome, doubt: outcome.doubt ?? false } : outcome,
+          attempt,
+          row.max_attempts,
+          backoffMs(attempt, config(this.env).RETRY_BASE_MS),
+          startedAt + settleMs(config(this.env).EVOLUTION_TIMEOUT_MS) - at,
+        );
+    if (!next) this.update(head.id, { phase: "retrying", attempts: attempt - 1, attempt_at: startedAt, next_at: at, checks: 0 });
+    // Kept here first: if the D1 write fails or the object resets, the answer is written later and
+    // Evolution is not called again (phase unrecorded).
+    else if (next.next === "record")
+      this.update(head.id, { phase: "unrecorded", attempts: attempt, attempt_at: startedAt, outcome: JSON.stringify(next.outcome), checks: 0 });
+    else this.update(head.id, { phase: next.next, attempts: attempt, attempt_at: startedAt, next_at: at + next.delayMs, checks: 0 });
+    // Recorded: now the number's turn goes back (`called` starts its gap), and the governor hears
+    // what the answer says about the number.
+    if (slot.turn) await this.endTurn(head.instance_id, slot.laneKey, slot.messageId, true);
+    if (outcome.kind !== "sent" && outcome.signal) await this.signal(head.instance_id, outcome, slot.messageId);
+    if (!next) {
+      if (outcome.kind === "transient")
+        await this.note(head.id, attempt, `rate-overlimit: waits for the number's pause; not counted as an attempt`, at, outcome.error, true);
       return;
     }
-    const next = afterSend(
-      outcome.kind === "transient" ? { ...outcome, doubt: outcome.doubt ?? false } : outcome,
-      attempt,
-      row.max_attempts,
-      backoffMs(attempt, config(this.env).RETRY_BASE_MS),
-      startedAt + settleMs(config(this.env).EVOLUTION_TIMEOUT_MS) - at,
-    );
-    if (next.next === "record") {
-      // Kept here first: if the D1 write below fails or the object resets, the answer is not lost
-      // and Evolution is not called again (phase unrecorded).
-      this.update(head.id, { phase: "unrecorded", attempts: attempt, attempt_at: startedAt, outcome: JSON.stringify(next.outcome), checks: 0 });
-      return this.record(head, row, next.outcome, attempt);
-    }
+    if (next.next === "record") return this.record(head, row, next.outcome, attempt);
     const detail =
       next.next === "retrying"
         ? `retry in ${next.delayMs} ms: ${next.error}`
         : `in doubt: ${next.error}; asking Evolution in ${next.delayMs} ms (once it cannot be in flight any more) before sending again`;
-    this.update(head.id, { phase: next.next, attempts: attempt, attempt_at: startedAt, next_at: at + next.delayMs, checks: 0 });
     await this.note(head.id, attempt, detail, at, next.error);
   }
 
@@ -486,7 +511,7 @@ export class ContactLane extends DurableObject<Env> {
   private async reconcile(head: ItemRow, row: MessageRow, instance: InstanceRow | undefined): Promise<void> {
     if (row.callback) this.callbacksWritten = true;
     const now = Date.now();
-    const from = (head.phase === "in_doubt" && head.attempt_at > 0 ? Math.min(head.attempt_at, row.updated_at) : row.updated_at) - RECONCILE_MARGIN_MS;
+    const from = (head.phase === "in_doubt" && head.attempt_at > 0 ? Math.min(head.attempt_at, row.updated_at) : row.updated_at) - RECONCILE_SKEW_MS;
     const found = instance
       ? await findSent(
           { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key },
@@ -494,15 +519,8 @@ export class ContactLane extends DurableObject<Env> {
             to: row.to,
             content: contentOf(row),
             from,
-            until: now + RECONCILE_MARGIN_MS,
-            taken: async (ids) => {
-              const rows = await this.db.all<{ p: string }>(sql`SELECT provider_message_id AS p FROM messages
-                WHERE instance_id = ${head.instance_id} AND id != ${head.id} AND provider_message_id IN (${sql.join(
-                  ids.map((id) => sql`${id}`),
-                  sql`, `,
-                )})`);
-              return new Set(rows.map((r) => r.p));
-            },
+            until: now + RECONCILE_SKEW_MS,
+            taken: (ids) => this.takenOnEvolution(instance, head.id, ids),
           },
           config(this.env).EVOLUTION_TIMEOUT_MS,
         )
@@ -523,6 +541,25 @@ export class ContactLane extends DurableObject<Env> {
         next_at: Date.now() + next.delayMs,
       });
     this.update(head.id, { phase: "retrying", attempts: row.attempts, next_at: 0, outcome: null, checks: 0 });
+  }
+
+  // Provider ids already recorded for another message on the same Evolution instance (same URL and
+  // instance name), whichever tenant holds it: tenants (or gateways) may share one Evolution
+  // instance, and one message must never be claimed by two. In chunks: 100 bound parameters a statement.
+  private async takenOnEvolution(instance: InstanceRow, messageId: string, ids: string[]): Promise<Set<string>> {
+    const taken = new Set<string>();
+    const url = instance.evolution_url.replace(/\/+$/, "");
+    for (let i = 0; i < ids.length; i += 90) {
+      const chunk = ids.slice(i, i + 90);
+      const rows = await this.db.all<{ p: string }>(sql`SELECT provider_message_id AS p FROM messages
+        WHERE instance_id IN (SELECT id FROM instances WHERE name = ${instance.name} AND rtrim(evolution_url, '/') = ${url})
+          AND id != ${messageId} AND provider_message_id IN (${sql.join(
+            chunk.map((id) => sql`${id}`),
+            sql`, `,
+          )})`);
+      for (const r of rows) taken.add(r.p);
+    }
+    return taken;
   }
 
   // Writes the attempt's known outcome to D1; on failure it stays `unrecorded` here and is retried.
@@ -658,7 +695,8 @@ export class ContactLane extends DurableObject<Env> {
       await this.ctx.storage.deleteAlarm();
       return;
     }
-    await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
+    // After a failed step, nothing runs before its wait is over (new work included: it needs D1 too).
+    await this.ctx.storage.setAlarm(Math.max(next, Date.now(), this.ctx.storage.kv.get<number>("stepErrorUntil") ?? 0));
   }
 }
 

@@ -144,8 +144,14 @@ export function afterSend(result: SendResult, attempt: number, maxAttempts: numb
 
 /** Evolution's answer to "did this attempt go out?". `retry`: the question itself failed (an error,
  *  a timeout, an unreadable answer) and may be asked again; false when Evolution cannot know (it
- *  stores no messages, the instance is gone). */
-export type Reconciled = { kind: "found"; providerMessageId: string } | { kind: "not_found" } | { kind: "unanswerable"; reason: string; retry: boolean };
+ *  stores no messages, the instance is gone). `cannot_tell`: Evolution holds a message that may be
+ *  this attempt's but nothing proves it (several candidates, a caption-less media of the same type):
+ *  asking again would not settle it. */
+export type Reconciled =
+  | { kind: "found"; providerMessageId: string }
+  | { kind: "not_found" }
+  | { kind: "unanswerable"; reason: string; retry: boolean }
+  | { kind: "cannot_tell"; reason: string };
 
 export type AfterReconcile =
   | { next: "record"; outcome: Outcome }
@@ -188,10 +194,14 @@ export function afterReconcile(found: Reconciled, attempts: number, maxAttempts:
         detail: `reconciled: found in Evolution as ${found.providerMessageId}; not sent again`,
       },
     };
+  // Cannot tell: sent again with a note. At-least-once beats recording another message's id as this
+  // one's (which loses this one).
   const why =
     found.kind === "not_found"
       ? "reconcile: not found in Evolution's messages"
-      : `reconcile: Evolution could not answer (${found.reason})${found.retry ? ` after ${checks + 1} checks` : ""}; sending again without proof, it may arrive twice`;
+      : found.kind === "cannot_tell"
+        ? `reconcile: cannot tell whether it went (${found.reason}); sending again, it may arrive twice`
+        : `reconcile: Evolution could not answer (${found.reason})${found.retry ? ` after ${checks + 1} checks` : ""}; sending again without proof, it may arrive twice`;
   if (attempts >= maxAttempts) return { next: "record", outcome: { kind: "failed", error: `${why} (gave up after ${attempts} attempts)` } };
   return { next: "retrying", detail: found.kind === "not_found" ? `${why}; sending again` : why };
 }

@@ -53,7 +53,7 @@ describe("request log lines", () => {
       expect.objectContaining({ level: "info", attempt: 1, outcome: "sent", instance: t.instance, evolutionLatencyMs: expect.any(Number) }),
     ]);
     const to = "5511955550009";
-    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 500, times: 1 } });
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 503, headers: { "retry-after": "1" }, times: 1 } });
     const failing = (await json(await send(t.key, { instance: t.instance, to, text }))).id;
     const failed = await eventually(
       async () => parsed().find((l) => l.msg === "delivery attempt" && l.messageId === failing),
