@@ -41,6 +41,32 @@ describe("defect 8: a PUT that moves evolutionUrl must carry evolutionApiKey aga
   });
 });
 
+describe("an Evolution key no HTTP header can carry is refused at PUT", () => {
+  it.each([
+    ["a line break", "key\nX-Injected: 1"],
+    ["a carriage return", "key\r"],
+    ["a control character", "key\u0000"],
+    ["a non-ASCII character", "chave-\u00e7"],
+    ["a character beyond Latin-1", "ключ"],
+    ["a space inside", "two words"],
+    ["surrounding spaces", " key "],
+  ])("%s: 400 in the error shape, nothing stored, and later calls still work", async (_what, bad) => {
+    const name = unique("hdr");
+    const created = await api(`/v1/instances/${name}`, { method: "PUT", key: t.key, json: { evolutionUrl: simulatorUrl(), evolutionApiKey: bad } });
+    expect(created.status).toBe(400);
+    const body = await json(created);
+    expect(body.error.code).toBe("invalid_request");
+    expect(body.error.details).toEqual([{ path: "evolutionApiKey", message: expect.stringMatching(/HTTP header/) }]);
+    expect(JSON.stringify(body)).not.toContain(bad.trim());
+    expect(await instanceRow(name)).toBeNull();
+    // An existing instance keeps its working key.
+    const before = await instanceRow(t.instance);
+    const updated = await api(`/v1/instances/${t.instance}`, { method: "PUT", key: t.key, json: { evolutionUrl: before!.url, evolutionApiKey: bad } });
+    expect(updated.status).toBe(400);
+    expect(await instanceRow(t.instance)).toEqual(before);
+  });
+});
+
 describe("defect 9: deeply nested JSON is a 400, never a RangeError 500", () => {
   // Written as text: the test's own JSON.stringify would overflow on it.
   const deepText = (levels: number) => `${'{"a":'.repeat(levels)}1${"}".repeat(levels)}`;

@@ -1,8 +1,9 @@
 // The live event stream (TenantStream over WebSockets), the console's timeline, and the pairing
 // QR code of a disconnected number.
-import { runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import worker from "../../src/index.ts";
 import qrFixture from "../fixtures/evolution/qrcode.updated.json";
 import { ADMIN, api, createTenant, eventually, json, send, setupTenant, simulator, simulatorUrl, waitForStatus } from "./helpers.ts";
 
@@ -205,6 +206,42 @@ describe("GET /v1/stats/timeline", () => {
 });
 
 describe("GET /v1/instances/:name/qr", () => {
+  it("waits a bounded time on an Evolution that does not answer, then says 503 try again with Retry-After", async () => {
+    const t = await setupTenant();
+    await simulator(`/_sim/instances/${t.instance}`, { method: "PUT", json: { apikey: t.evolutionKey, state: "close" } });
+    const original = globalThis.fetch;
+    const asked: AbortSignal[] = [];
+    // This instance's Evolution takes the connect request and never answers it.
+    const hanging = vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (!url.includes(`/instance/connect/${t.instance}`)) return original(input, init);
+      const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
+      if (signal) asked.push(signal);
+      return new Promise((_resolve, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+    });
+    try {
+      // With the production timeout for sends (30 s): the QR route still answers well within it.
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/v1/instances/${t.instance}/qr`, {
+          headers: { authorization: `Bearer ${t.key}` },
+        }),
+        { ...env, EVOLUTION_TIMEOUT_MS: "30000" },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      expect(res.status).toBe(503);
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+      const body = await json(res);
+      expect(body.error.code).toBe("unavailable");
+      expect(body.error.message).toMatch(/try again/);
+      expect(asked).toHaveLength(1);
+      expect(asked[0]!.aborted).toBe(true);
+    } finally {
+      hanging.mockRestore();
+    }
+  }, 20_000);
+
   it("answers 422, not a 5xx, when Evolution does not know the instance or refuses its key", async () => {
     const t = await setupTenant();
     await simulator(`/_sim/instances/${t.instance}`, { method: "PUT", json: { apikey: "another-key", state: "close" } });
