@@ -179,6 +179,17 @@ describe("defect 15: private, loopback and link-local URLs are refused unless AL
     "http://[fe80::1]",
     "http://[fd00::1]",
     "http://[::ffff:127.0.0.1]",
+    "http://[::7f00:1]",
+    "http://[::127.0.0.1]",
+    "http://[::a00:1]",
+    "http://[64:ff9b::7f00:1]",
+    "http://[64:ff9b:1::a00:1]",
+    "http://[2002:7f00:1::1]",
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]",
+    "http://[::ffff:0:7f00:1]",
+    "http://[::]",
+    "http://[100::1]",
+    "http://[fec0::1]",
     "http://0.0.0.0",
     "http://2130706433",
   ])("refuses evolutionUrl %s", async (url) => {
@@ -194,6 +205,12 @@ describe("defect 15: private, loopback and link-local URLs are refused unless AL
       json: { evolutionUrl: "https://evolution.example.com", evolutionApiKey: "k".repeat(20) },
     });
     expect(ok.status).toBe(201);
+    const publicV6 = await deployed(`/v1/instances/${unique("public6")}`, {
+      method: "PUT",
+      key: t.key,
+      json: { evolutionUrl: "https://[2606:4700:4700::1111]", evolutionApiKey: "k".repeat(20) },
+    });
+    expect(publicV6.status).toBe(201);
     const media = await deployed("/v1/messages", {
       method: "POST",
       key: t.key,
