@@ -6,7 +6,7 @@ import { callHandler } from "../../src/automation/handler.ts";
 import type { AutomationConfig } from "../../src/automation/config.ts";
 import { connectInstance, sendThroughEvolution } from "../../src/evolution/client.ts";
 
-type Seen = { url: string; headers: Headers; redirect: RequestRedirect | undefined };
+type Seen = { url: string; headers: Headers; redirect: string | undefined };
 
 /** fetch as the runtime does it: with redirect "follow" (the default) it goes on to Location with
  *  the same headers; with "manual" it hands the 3xx back. */
