@@ -792,7 +792,11 @@ async function deadLettersPage(root) {
   const { replay, resultCell } = dead;
   root.replaceChildren(
     h("h1", {}, "Dead letters"),
-    h("p", { class: "muted" }, "Messages that failed for good. Replay sends them again with a fresh attempt budget."),
+    h(
+      "p",
+      { class: "muted" },
+      "Messages that failed for good. Replay sends them again with a fresh attempt budget; those marked \u201cmay have been sent\u201d are left out (Evolution may have delivered them), and the API replays them only with force: true.",
+    ),
     form,
     h("div", { class: "actions" }, replay),
     dead.table,
@@ -809,7 +813,17 @@ async function deadLettersPage(root) {
         cells: [
           ["Recipient", h("a", { href: `#/messages/${d.messageId}` }, d.to)],
           ["Instance", d.instance],
-          ["Error", d.error ?? ""],
+          [
+            "Error",
+            // Bulk replay leaves these out unless forced: say why before the operator wonders.
+            d.mayHaveSent
+              ? [
+                  h("span", { class: "badge s-processing", title: "Evolution may have sent it: replaying it may deliver it twice." }, "may have been sent"),
+                  " ",
+                  d.error ?? "",
+                ]
+              : (d.error ?? ""),
+          ],
           ["Failed", time(d.failedAt)],
         ],
       })),
