@@ -32,10 +32,10 @@ const dlqHeaders = {
 };
 
 describe("records too large for a produce request", () => {
-  it("a DLQ record near 1 MB is written once, cut to fit and marked with the original's size and hash; the next record follows", async () => {
+  it("a DLQ record near 1 MB (over the broker's message.max.bytes with its headers) is written once, cut to fit and marked with the original's size and hash; the next record follows", async () => {
     const topic = `oversized-${Date.now().toString(36)}`;
     await tools.createTopics([topic]);
-    const value = Buffer.alloc(1_040_000, "x");
+    const value = Buffer.alloc(1_048_000, "x");
     await link.publish([
       { topic, key: "poison", value, headers: dlqHeaders },
       { topic, key: "next", value: "small", headers: { "x-dlq-reason": "invalid_json" } },
@@ -47,7 +47,7 @@ describe("records too large for a produce request", () => {
       const cut = seen[0]!;
       expect(cut.headers).toMatchObject({
         ...dlqHeaders,
-        "x-truncated-from-bytes": "1040000",
+        "x-truncated-from-bytes": "1048000",
         "x-original-sha256": createHash("sha256").update(value).digest("hex"),
       });
       expect(cut.value!.length).toBeGreaterThan(900_000);
