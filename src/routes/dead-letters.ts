@@ -58,7 +58,8 @@ function filterSql(tenantId: string, f: Filter): SQL {
 // answer could not be read (a 2xx), or the last attempt was in doubt and Evolution could not say
 // whether it went, or an earlier attempt was resent without proof. Replaying it may send it twice,
 // so bulk replay leaves it out unless asked with force.
-const mayHaveSentSql = sql`(d.error LIKE 'Evolution 2%' OR d.error LIKE '%could not answer%' OR m.history LIKE '%may arrive twice%')`;
+const mayHaveSentSql = sql`(d.error LIKE 'Evolution 2%' OR d.error LIKE '%could not answer%' OR d.error LIKE '%cannot tell%'
+  OR d.error LIKE '%may arrive twice%' OR m.history LIKE '%may arrive twice%')`;
 
 type DeadRow = {
   message_id: string;
