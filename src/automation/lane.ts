@@ -299,7 +299,7 @@ export class AutomationLane extends DurableObject<Env> {
       conversation,
     };
     this.calledAt = Date.now();
-    const outcome = await callHandler(config, batch.webhook_id ?? batch.id, payload, batch.id);
+    const outcome = await callHandler(config, batch.webhook_id ?? batch.id, payload, batch.id, this.env);
     const now = Date.now();
     if (outcome.ok) {
       const answer: Answer = { replies: outcome.replies, dropped: outcome.dropped, attempts: attempt };

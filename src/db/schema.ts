@@ -276,6 +276,8 @@ export const callbackDeliveries = sqliteTable(
     nextAt: integer("next_at"),
     lastStatus: integer("last_status"),
     deliveredAt: integer("delivered_at"),
+    // A consumer's claim on the next attempt, until this time: taken before the POST, cleared with its outcome.
+    leaseUntil: integer("lease_until"),
   },
   (t) => [
     primaryKey({ columns: [t.eventId, t.url] }),

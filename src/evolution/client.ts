@@ -29,6 +29,9 @@ export function postToEvolution(instance: EvolutionInstance, url: string, body: 
     method: "POST",
     headers: { "content-type": "application/json", apikey: instance.apiKey },
     body: JSON.stringify(body),
+    // Never followed: a redirect would hand the apikey header to wherever it points. A 3xx is an
+    // answer like any other (not a success).
+    redirect: "manual",
     signal: AbortSignal.timeout(timeoutMs),
   });
 }
@@ -135,8 +138,14 @@ export type ConnectOutcome =
 
 export async function connectInstance(instance: EvolutionInstance, timeoutMs: number): Promise<ConnectOutcome> {
   try {
-    const res = await fetch(evolutionUrl(instance, "instance/connect"), { headers: { apikey: instance.apiKey }, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(evolutionUrl(instance, "instance/connect"), {
+      headers: { apikey: instance.apiKey },
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     const text = await res.text();
+    if (res.status >= 300 && res.status <= 399)
+      return { kind: "refused", error: `Evolution ${res.status}: a redirect (not followed); set evolutionUrl to the address Evolution answers at` };
     // A 4xx (but a timeout or rate limit) is Evolution refusing this instance as configured here.
     if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return { kind: "refused", error: describe(res.status, text) };
     if (!res.ok) return { kind: "error", error: describe(res.status, text) };

@@ -97,5 +97,10 @@ describe("scrubbing", () => {
     // drizzle puts the bound values of a failed query in its message.
     const failed = new Error("Failed query: INSERT INTO instances (evolution_api_key, text) VALUES (?, ?)\nparams: EVO-SECRET,olá mundo");
     expect(errorField(failed)).toBe("Error: Failed query: INSERT INTO instances (evolution_api_key, text) VALUES (?, ?)\nparams: [redacted]");
+    // A bound value with a line break in it (a multi-line message text) is redacted whole.
+    const multiline = new Error("Failed query: INSERT INTO messages (text, evolution_api_key) VALUES (?, ?)\nparams: first line\nsecond line olá,EVO-SECRET");
+    const scrubbed = errorField(multiline);
+    expect(scrubbed).toBe("Error: Failed query: INSERT INTO messages (text, evolution_api_key) VALUES (?, ?)\nparams: [redacted]");
+    for (const leak of ["second line", "EVO-SECRET"]) expect(scrubbed).not.toContain(leak);
   });
 });
