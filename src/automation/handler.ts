@@ -65,9 +65,10 @@ export function conversationFrom(rows: ConversationRow[], limit: number, exclude
 
 export type CallOutcome = { ok: true; replies: SendMessageRequest[]; dropped: number; ms: number } | { ok: false; error: string; ms: number };
 
-/** POSTs one batch to the handler. `webhookId` stays the same across the batch's retries, so a handler that saw a call
- *  before a crash can recognise it; a replayed dead letter gets a new one. Replies are held to
- *  the rules of an API send, private-address check included (`urls`: the Worker's setting). */
+/** POSTs one batch to the handler. `webhookId` stays the same across the batch's retries, so a
+ *  handler that saw a call before a crash can recognise it; a replayed dead letter gets a new one.
+ *  Replies are held to the rules of an API send, private-address check included (`urls`: the
+ *  Worker's setting). */
 export async function callHandler(
   config: AutomationConfig,
   webhookId: string,
