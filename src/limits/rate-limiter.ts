@@ -25,11 +25,13 @@ export type RateDecision = {
   retryAfterSeconds: number;
 };
 
-/** One GCRA step. `tat` is the theoretical arrival time; returns the decision and the new tat. */
-export function gcra(tat: number, now: number, limit: number): { decision: RateDecision; tat: number } {
+/** One GCRA step of `cost` units (a request is one; a batch of messages is one per message).
+ *  `tat` is the theoretical arrival time; returns the decision and the new tat. A cost above the
+ *  whole limit counts as the limit, so a large batch waits for a full bucket instead of never going. */
+export function gcra(tat: number, now: number, limit: number, cost = 1): { decision: RateDecision; tat: number } {
   const interval = WINDOW_MS / limit;
   const base = Math.max(tat, now);
-  const next = base + interval;
+  const next = base + interval * Math.min(Math.max(cost, 1), limit);
   const allowed = next - now <= WINDOW_MS;
   const newTat = allowed ? next : tat;
   const used = Math.max(0, newTat - now);
@@ -49,12 +51,21 @@ export class RateLimiter extends DurableObject<Env> {
   // Milliseconds added to Date.now(): tests move this object's clock forward instead of sleeping.
   clockOffsetMs = 0;
   private tat = 0;
+  private messagesTat = 0;
 
   /** Counts one request against `limit` per minute. The limit comes with each call, so a changed
    *  tenant setting applies on the next request without a second call to configure the object. */
   take(limit: number): RateDecision {
     const step = gcra(this.tat, Date.now() + this.clockOffsetMs, limit);
     this.tat = step.tat;
+    return step.decision;
+  }
+
+  /** Counts `messages` accepted in one request against `limit` messages per minute: the work a
+   *  request brings, which the request count alone does not see (a batch carries 500). */
+  takeMessages(limit: number, messages: number): RateDecision {
+    const step = gcra(this.messagesTat, Date.now() + this.clockOffsetMs, limit, messages);
+    this.messagesTat = step.tat;
     return step.decision;
   }
 }
