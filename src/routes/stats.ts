@@ -33,12 +33,9 @@ statsRoutes.get(
       row[r.status] = r.n;
       byInstance[r.instance] = row;
     }
-    const perInstance = await c.var.db.all<{ instance: string; n: number }>(
-      sql`SELECT instance_name AS instance, COUNT(*) AS n FROM messages WHERE tenant_id = ${c.var.tenant.id} AND sent_at >= ${Date.now() - 60_000} GROUP BY instance_name`,
-    );
     return c.json({
       messages: { total, byInstance },
-      sentLastMinuteByInstance: Object.fromEntries(perInstance.map((r) => [r.instance, r.n])),
+      sentLastMinuteByInstance: counts.sentLastMinuteByInstance,
       deadLetters: counts.deadLetters,
       oldestQueuedAgeSeconds: Math.round(counts.oldestQueuedAgeSeconds),
       sentLastMinute: counts.sentLastMinute,
