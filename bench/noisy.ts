@@ -26,7 +26,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
   const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
-  const gateway = await startGateway();
+  // BENCH_MESSAGE_LIMIT: the gateway's MESSAGE_LIMIT_PER_MINUTE (releases without it ignore it).
+  const gateway = await startGateway({ vars: process.env.BENCH_MESSAGE_LIMIT ? { MESSAGE_LIMIT_PER_MINUTE: process.env.BENCH_MESSAGE_LIMIT } : {} });
   try {
     const quiet = await provisionTenant(gateway.url, simulator.url, { rateLimitPerMinute: null, instance: "quiet" });
     const noisy = await provisionTenant(gateway.url, simulator.url, { rateLimitPerMinute: null, instance: "noisy", ratePerMinute: 60000 });

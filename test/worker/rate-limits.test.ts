@@ -2,7 +2,7 @@
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { gcra, type RateLimiter } from "../../src/limits/rate-limiter.ts";
+import { gcra, messageBurst, type RateLimiter } from "../../src/limits/rate-limiter.ts";
 import worker from "../../src/index.ts";
 import { ADMIN, api, json, setupTenant, unique } from "./helpers.ts";
 
@@ -191,5 +191,17 @@ describe("message limit per tenant (work, not requests)", () => {
     const now = 1_000_000;
     expect(gcra(0, now, 5, 500).decision).toMatchObject({ allowed: true, remaining: 0 });
     expect(gcra(now + 60_000, now, 5, 500).decision).toMatchObject({ allowed: false, retryAfterSeconds: 60 });
+  });
+
+  it("lets ten seconds of messages come at once, not the whole minute", () => {
+    const now = 1_000_000;
+    const burst = messageBurst(6000);
+    expect(burst).toBe(1000);
+    const first = gcra(0, now, 6000, 500, burst);
+    const second = gcra(first.tat, now, 6000, 500, burst);
+    expect(second.decision).toMatchObject({ allowed: true, remaining: 0 });
+    // 100 a second sustained: the third batch of 500 goes 5 s later.
+    expect(gcra(second.tat, now, 6000, 500, burst).decision).toMatchObject({ allowed: false, retryAfterSeconds: 5 });
+    expect(gcra(second.tat, now + 5_000, 6000, 500, burst).decision.allowed).toBe(true);
   });
 });
