@@ -161,6 +161,21 @@ export const messageCounts = sqliteTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.instanceName] })],
 );
 
+// Sends, failures, deliveries and reads per tenant and epoch minute, counted by triggers when a
+// message's timestamp is set (migration *_message-counts), for GET /v1/stats/timeline; two days kept.
+export const messageActivity = sqliteTable(
+  "message_activity",
+  {
+    tenantId: text("tenant_id").notNull(),
+    minute: integer("minute").notNull(),
+    sent: integer("sent").notNull().default(0),
+    failed: integer("failed").notNull().default(0),
+    delivered: integer("delivered").notNull().default(0),
+    read: integer("read").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.minute] })],
+);
+
 export type MediaJson = {
   url: string;
   type: "image" | "video" | "audio" | "document";

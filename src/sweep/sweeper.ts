@@ -28,6 +28,8 @@ const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 export const PURGE_PAGES = 20;
 const AUTOMATION_PURGE_PAGES = 10;
 const PURGE_BUDGET_MS = 20_000;
+// The timeline shows a day at most; its per-minute counts are kept two.
+const ACTIVITY_KEPT_MS = 2 * 86_400_000;
 
 export async function requeueStranded(env: Env, now = Date.now()): Promise<number> {
   const db = database(env.DB);
@@ -60,6 +62,7 @@ export type PurgeReport = {
   pendingReceipts: number;
   callbackDeliveries: number;
   automationDeliveries: number;
+  activityMinutes: number;
 };
 
 type PurgeLimits = { pages: number; deadline: number };
@@ -131,7 +134,14 @@ export async function purge(env: Env, now = Date.now(), opts: { pages?: number; 
     "inbound_id",
     { ...limits, pages: Math.min(limits.pages, AUTOMATION_PURGE_PAGES) },
   );
-  return { messages, deadLetters, inbound, events, idempotencyKeys, pendingReceipts, callbackDeliveries, automationDeliveries };
+  const activityMinutes = await deleteInPages(
+    db,
+    sql`SELECT tenant_id, minute FROM message_activity WHERE minute < ${Math.floor((now - ACTIVITY_KEPT_MS) / 60_000)}`,
+    "message_activity",
+    "(tenant_id, minute)",
+    limits,
+  );
+  return { messages, deadLetters, inbound, events, idempotencyKeys, pendingReceipts, callbackDeliveries, automationDeliveries, activityMinutes };
 }
 
 type StepResult<T> = T | { error: string };
