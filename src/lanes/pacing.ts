@@ -451,7 +451,7 @@ export class PacingPolicy {
   }
 
   private wait(id: string, waiter: Waiter, openAt: number, reason: WaitReason, p: Pacing, now: number): AcquireAnswer {
-    const retryAt = Math.max(now + 1, Math.ceil(openAt + this.position(id, waiter) * this.spacing(p)));
+    const retryAt = Math.max(now + 1, Math.ceil(openAt + this.position(waiter) * this.spacing(p)));
     waiter.retryAt = retryAt;
     waiter.reason = reason;
     this.expiry.push(retryAt, id);
@@ -466,7 +466,7 @@ export class PacingPolicy {
   }
 
   // Waiters ahead of this one: transactional before campaign, then first come first served.
-  private position(_id: string, me: Waiter): number {
+  private position(me: Waiter): number {
     return this.line.ahead(me.place);
   }
 

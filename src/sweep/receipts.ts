@@ -42,8 +42,9 @@ export async function catchUpReceipts(env: Env, now = Date.now(), budgetMs = REC
   const failing = new Set<string>();
   for (const m of due) {
     const left = deadline - Date.now();
+    const instance = `${m.evolution_url}\n${m.name}`;
     // Not checked, not counted: the message stays due for the next run.
-    if (left <= 0 || failing.has(m.evolution_url + m.name)) {
+    if (left <= 0 || failing.has(instance)) {
       report.skipped++;
       continue;
     }
@@ -53,7 +54,7 @@ export async function catchUpReceipts(env: Env, now = Date.now(), budgetMs = REC
       Math.min(config(env).EVOLUTION_TIMEOUT_MS, RECEIPT_CHECK_TIMEOUT_MS, left),
     );
     report.checked++;
-    if (!found.ok) failing.add(m.evolution_url + m.name);
+    if (!found.ok) failing.add(instance);
     const checks = m.receipt_checks + 1;
     const nextAt = checks < RECEIPT_MAX_CHECKS ? now + (RECHECK_AFTER_MS[checks - 1] ?? 0) : null;
     const status = found.ok && found.status ? receiptStatus(found.status) : undefined;
