@@ -10,6 +10,7 @@ import { sql } from "drizzle-orm";
 import { database, type Db } from "../db/client.ts";
 import { errorField, log } from "../observability/log.ts";
 import { automationLane } from "./config.ts";
+import { humanSql } from "./handoff.ts";
 import type { LaneInfo } from "./handler.ts";
 import { type InboundRow, itemOf, replyAddress } from "./offer.ts";
 
@@ -47,7 +48,8 @@ export async function catchUpAutomation(env: Env, now = Date.now()): Promise<{ r
   // off), something a handler can answer, and without a record.
   const recorded = await db.all<{ inbound_id: string }>(sql`
     INSERT OR IGNORE INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
-    SELECT i.id, i.tenant_id, i.instance_id, i.tenant_id || ':' || i.instance_id || ':' || i.contact, i.contact, 'pending', ${now}, ${now}
+    SELECT i.id, i.tenant_id, i.instance_id, i.tenant_id || ':' || i.instance_id || ':' || i.contact, i.contact,
+      CASE WHEN ${humanSql(sql`i.instance_id`, sql`i.contact`, now)} THEN 'human' ELSE 'pending' END, ${now}, ${now}
     FROM automations a CROSS JOIN inbound_messages i ON i.instance_id = a.instance_id
       AND i.received_at >= MAX(a.updated_at, ${now - CATCH_UP_WINDOW_MS}) AND i.received_at < ${now - CATCH_UP_GRACE_MS}
     WHERE a.enabled = 1 AND i.from_me = 0 AND (a.include_groups = 1 OR substr(i.remote_jid, -5) != '@g.us')
