@@ -15,7 +15,7 @@ export const STREAM_POLL_MS = 300;
 const PAGE = 200;
 const TICKET_TTL_MS = 60_000;
 
-export const streamEventTypes = ["message.status", "message.received", "instance.status"] as const;
+export const streamEventTypes = ["message.status", "message.received", "instance.status", "conversation.handoff"] as const;
 
 export const streamOptions = z.object({
   tenantId: z.string().min(1),

@@ -3,7 +3,7 @@
 // phase are stored, never offered, and reach the handler as context after the hand-back; every
 // change is a conversation.handoff event; another tenant's instance is a 404.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
 import { gatewayEvent } from "../../src/contracts/events.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
@@ -136,6 +136,35 @@ describe("hand-off by an operator", () => {
       ["handoff", "bot", "operator"],
       ["handoff", "human", "operator"],
     ]);
+  });
+});
+
+describe("the stream", () => {
+  it("carries the contact's hand-offs to a client that asked for them", async () => {
+    const t = await setupTenant();
+    const contact = "5511970000102";
+    const res = await exports.default.fetch(
+      new Request(`https://gateway.test/v1/events/stream?types=conversation.handoff&contact=${contact}`, {
+        headers: { upgrade: "websocket", authorization: `Bearer ${t.key}` },
+      }),
+    );
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    ws.accept();
+    const got: { type: string; data: Record<string, unknown> }[] = [];
+    let ready: () => void = () => undefined;
+    const isReady = new Promise<void>((r) => (ready = r));
+    ws.addEventListener("message", (m) => {
+      const msg = JSON.parse(String(m.data));
+      if (msg.type === "stream.ready") ready();
+      else got.push(msg);
+    });
+    await isReady;
+    await api(handoffPath(t, "5511970000999"), { method: "POST", key: t.key });
+    await api(handoffPath(t, contact), { method: "POST", key: t.key, json: { reason: "vip" } });
+    await eventually(async () => got.length >= 1, 10_000, "the hand-off on the stream");
+    ws.close(1000, "done");
+    expect(got.map((e) => [e.type, e.data.contact, e.data.state, e.data.reason])).toEqual([["conversation.handoff", contact, "human", "vip"]]);
   });
 });
 
