@@ -12,6 +12,9 @@ CREATE TABLE `conversation_handoffs` (
 	PRIMARY KEY(`instance_id`, `contact`)
 );
 --> statement-breakpoint
+-- The cron finds hand-offs whose until passed without their lane handing back.
+CREATE INDEX `conversation_handoffs_until` ON `conversation_handoffs` (`until`);
+--> statement-breakpoint
 -- Every change of a contact's hand-off, for its timeline.
 CREATE TABLE `handoff_changes` (
 	`id` text PRIMARY KEY NOT NULL,

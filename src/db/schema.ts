@@ -373,7 +373,7 @@ export const conversationHandoffs = sqliteTable(
     until: integer("until"),
     updatedAt: integer("updated_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.instanceId, t.contact] })],
+  (t) => [primaryKey({ columns: [t.instanceId, t.contact] }), index("conversation_handoffs_until").on(t.until)],
 );
 
 // Every change of a contact's hand-off (human or bot, by operator, handler or timeout), for its timeline.

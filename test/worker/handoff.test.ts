@@ -5,6 +5,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
+import { catchUpAutomation } from "../../src/automation/wake.ts";
 import { gatewayEvent } from "../../src/contracts/events.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
 import { api, eventually, json, setupTenant, unique, waitForStatus } from "./helpers.ts";
@@ -293,6 +294,43 @@ describe("hand-off with ttlMinutes", () => {
     expect(await runInDurableObject(stub, (_i, state) => state.storage.kv.get("handoff"))).toBeUndefined();
     expect(await json(await api(handoffPath(s, contact), { key: s.key }))).toMatchObject({ state: "human", reason: "sem prazo" });
     expect((await handoffEvents(s)).map((e) => `${e.state}:${e.by}`)).toEqual(["human:operator", "human:operator"]);
+  });
+});
+
+describe("a lost timer, a lost lane", () => {
+  it("the cron hands back a hand-off past its until whose lane never recorded it", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000403";
+    await api(handoffPath(s, contact), { method: "POST", key: s.key, json: { ttlMinutes: 5 } });
+    // The lane's timer is gone (its arming failed); until passed two minutes ago.
+    await runInDurableObject(lane(s, contact), (_i, state) => {
+      state.storage.kv.delete("handoff");
+    });
+    await env.DB.prepare("UPDATE conversation_handoffs SET until = ? WHERE instance_id = ?")
+      .bind(Date.now() - 2 * 60_000, s.instanceId)
+      .run();
+    const run = await catchUpAutomation(env);
+    expect(run.handedBack).toBeGreaterThanOrEqual(1);
+    expect((await handoffEvents(s)).map((e) => `${e.state}:${e.by}`)).toEqual(["human:operator", "bot:timeout"]);
+    expect(await env.DB.prepare("SELECT 1 FROM conversation_handoffs WHERE instance_id = ?").bind(s.instanceId).first()).toBeNull();
+  });
+
+  it("a restart keeps the state: the restarted lane still holds the contact's messages", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000404";
+    await inbound(s, contact, "antes");
+    await callNumber(s, 1);
+    await api(handoffPath(s, contact), { method: "POST", key: s.key, json: { reason: "restart" } });
+    // The lane restarts: its memory is gone, its storage stays.
+    await runInDurableObject(lane(s, contact), (_i, state) => state.abort("restart")).catch(() => undefined);
+    const held = await inbound(s, contact, "depois do restart");
+    expect(await deliveryOf(held)).toBe("human");
+    expect(await json(await api(handoffPath(s, contact), { key: s.key }))).toMatchObject({ state: "human", reason: "restart" });
+    await api(handoffPath(s, contact), { method: "DELETE", key: s.key });
+    await inbound(s, contact, "de volta");
+    const calls = await callNumber(s, 2);
+    expect(calls.map((c) => c.texts)).toEqual([["antes"], ["de volta"]]);
+    expect(calls[1]!.conversation.map((m) => m.text)).toContain("depois do restart");
   });
 });
 
