@@ -65,7 +65,9 @@ handoffRoutes.post(
   }),
   async (c) => {
     const conversation = await conversationOf(c);
-    const input = c.req.header("content-type") || c.req.header("content-length") ? await parseBody(c, handoffInput) : handoffInput.parse({});
+    // No body at all is {} (a bare POST); anything sent is JSON, validated.
+    const sent = c.req.header("content-type") !== undefined || Number(c.req.header("content-length") ?? 0) > 0;
+    const input = sent ? await parseBody(c, handoffInput) : handoffInput.parse({});
     const now = Date.now();
     const until = input.ttlMinutes ? now + input.ttlMinutes * 60_000 : null;
     await runBatch(c.var.db, takeOverStatements(conversation, { reason: input.reason ?? null, until, by: "operator", now }));
