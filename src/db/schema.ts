@@ -376,6 +376,30 @@ export const conversationHandoffs = sqliteTable(
   (t) => [primaryKey({ columns: [t.instanceId, t.contact] }), index("conversation_handoffs_until").on(t.until)],
 );
 
+// One row per conversation (instance + contact key): its last message, the contact's name, inbound
+// messages since an operator last read it. Kept by triggers on inbound_messages and messages (in
+// the migration), so listing conversations never reads their messages.
+export const conversations = sqliteTable(
+  "conversations",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    tenantId: text("tenant_id").notNull(),
+    instanceId: text("instance_id").notNull(),
+    instanceName: text("instance_name").notNull(),
+    contact: text("contact").notNull(),
+    channel: text("channel").notNull().default("whatsapp"),
+    name: text("name"),
+    lastAt: integer("last_at").notNull(),
+    lastId: text("last_id").notNull(),
+    // in or out
+    lastDirection: text("last_direction").notNull(),
+    lastText: text("last_text"),
+    unread: integer("unread").notNull().default(0),
+    readAt: integer("read_at"),
+  },
+  (t) => [uniqueIndex("conversations_contact").on(t.instanceId, t.contact), index("conversations_recent").on(t.tenantId, t.lastAt, t.id)],
+);
+
 // Every change of a contact's hand-off (human or bot, by operator, handler or timeout), for its timeline.
 export const handoffChanges = sqliteTable(
   "handoff_changes",

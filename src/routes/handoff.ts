@@ -19,7 +19,7 @@ export const handoffRoutes = new Hono<AppEnv>();
 
 const tags = ["Automation"];
 // A phone number (digits), a group JID, or a @lid JID: as the contact appears on inbound messages.
-const contactParam = z
+export const contactParam = z
   .string()
   .max(128)
   .regex(/^(?:[1-9]\d{7,14}|\d{5,}(-\d+)?@g\.us|\d{5,}@lid)$/, {
