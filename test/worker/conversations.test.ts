@@ -151,9 +151,9 @@ describe("GET /v1/conversations", () => {
       return result.meta.rows_read;
     };
     const before = await rowsRead();
-    // 3,000 more inbound messages of one contact (through the triggers, like the webhook's inserts).
+    // 10,000 more inbound messages of one contact (through the triggers, like the webhook's inserts).
     await env.DB.prepare(
-      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
        INSERT INTO inbound_messages (id, tenant_id, instance_id, instance_name, contact, remote_jid, provider_message_id, from_me, message_type, text, timestamp, received_at)
        SELECT 'in_bulk' || ? || '_' || i, ?, ?, ?, '5511970000641', '5511970000641@s.whatsapp.net', 'BULK' || ? || '_' || i, 0, 'conversation', 'm' || i, 1, 1
        FROM n`,
@@ -163,7 +163,7 @@ describe("GET /v1/conversations", () => {
     const unread = await env.DB.prepare("SELECT unread FROM conversations WHERE tenant_id = ? AND contact = '5511970000641'")
       .bind(t.id)
       .first<{ unread: number }>();
-    expect(unread?.unread).toBe(3001);
+    expect(unread?.unread).toBe(10001);
     const after = await rowsRead();
     expect(after).toBe(before);
     expect(after).toBeLessThan(20);
