@@ -248,6 +248,26 @@ describe("hand-off by the handler", () => {
 });
 
 describe("hand-off with ttlMinutes", () => {
+  it("the handler's ttlMinutes arms the lane's alarm for until", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000405";
+    await bot(s.botPath, { handoff: { reason: "fora do horário", ttlMinutes: 30 } });
+    await inbound(s, contact, "oi");
+    const state = await eventually(
+      async () => {
+        const got = await json(await api(handoffPath(s, contact), { key: s.key }));
+        return got.state === "human" ? got : undefined;
+      },
+      15_000,
+      "the contact with a person",
+    );
+    expect(state).toMatchObject({ by: "handler", reason: "fora do horário" });
+    const until = Date.parse(state.until);
+    expect(until - Date.parse(state.since)).toBe(30 * 60_000);
+    await eventually(async () => (await runInDurableObject(lane(s, contact), (_i, st) => st.storage.getAlarm())) === until, 15_000, "the alarm at until");
+    expect((await handoffEvents(s))[0]).toMatchObject({ by: "handler", until: new Date(until).toISOString() });
+  });
+
   it("hands back by itself on the lane's alarm", async () => {
     const s = await withAutomation();
     const contact = "5511970000401";
