@@ -1,7 +1,8 @@
 // AutomationLane: one per tenant + instance + contact (or group). It holds that contact's inbound
 // messages waiting for the tenant's handler in its own SQLite (written before the webhook job is
 // acked), calls the handler one batch at a time in Evolution's timestamp order, and uses its single
-// alarm for everything that waits: debounce, retry backoff, a paused breaker's probe.
+// alarm for everything that waits: debounce, retry backoff, a paused breaker's probe, the end of a
+// hand-off to a person (handoff.ts). While the contact is with a person it calls nothing new.
 // D1 keeps the record (automation_deliveries: delivered, dead letters); the breaker is the
 // instance's D1 row, shared by all its lanes (breaker.ts).
 import { DurableObject } from "cloudflare:workers";
