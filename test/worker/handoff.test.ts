@@ -198,6 +198,8 @@ describe("the call in flight", () => {
     const calls = await callNumber(s, 2);
     expect(calls.map((c) => c.texts)).toEqual([["primeira"], ["quarta"]]);
     expect(calls[1]!.conversation.map((m) => m.text).sort()).toEqual(["echo: primeira", "primeira", "segunda", "terceira"]);
+    // The handler is called before its answer is written: wait for the second reply.
+    await eventually(async () => (await replyTexts(s)).length === 2, 15_000, "the second reply");
     expect(await replyTexts(s)).toEqual(["echo: primeira", "echo: quarta"]);
   });
 });
@@ -339,7 +341,7 @@ describe("a lost timer, a lost lane", () => {
     const s = await withAutomation();
     const contact = "5511970000404";
     await inbound(s, contact, "antes");
-    await callNumber(s, 1);
+    await eventually(async () => (await replyTexts(s)).includes("echo: antes"), 15_000, "the first reply");
     await api(handoffPath(s, contact), { method: "POST", key: s.key, json: { reason: "restart" } });
     // The lane restarts: its memory is gone, its storage stays.
     await runInDurableObject(lane(s, contact), (_i, state) => state.abort("restart")).catch(() => undefined);
