@@ -56,8 +56,10 @@ CREATE INDEX `conversations_recent` ON `conversations` (`tenant_id`,`last_at`,`i
 -- the last message when it is the newest, one more unread when the contact wrote.
 CREATE TRIGGER `conversations_inbound` AFTER INSERT ON `inbound_messages`
 BEGIN
-	INSERT OR IGNORE INTO conversations (tenant_id, instance_id, instance_name, contact, last_at, last_id, last_direction)
-		VALUES (NEW.tenant_id, NEW.instance_id, NEW.instance_name, NEW.contact, 0, '', 'in');
+	-- Only when missing: an INSERT OR IGNORE of an existing row still costs a row written.
+	INSERT INTO conversations (tenant_id, instance_id, instance_name, contact, last_at, last_id, last_direction)
+		SELECT NEW.tenant_id, NEW.instance_id, NEW.instance_name, NEW.contact, 0, '', 'in'
+		WHERE NOT EXISTS (SELECT 1 FROM conversations WHERE instance_id = NEW.instance_id AND contact = NEW.contact);
 	UPDATE conversations SET
 		name = CASE WHEN NEW.from_me = 0 AND NEW.push_name IS NOT NULL AND substr(NEW.contact, -5) != '@g.us' THEN NEW.push_name ELSE name END,
 		unread = unread + (CASE WHEN NEW.from_me = 0 THEN 1 ELSE 0 END),
@@ -72,12 +74,15 @@ END;
 -- form: 55, an area code without zeros, a mobile's 8 digits; D1 limits GLOB patterns to 50 bytes).
 CREATE TRIGGER `conversations_outbound` AFTER INSERT ON `messages`
 BEGIN
-	INSERT OR IGNORE INTO conversations (tenant_id, instance_id, instance_name, contact, last_at, last_id, last_direction)
-		VALUES (NEW.tenant_id, NEW.instance_id, NEW.instance_name,
+	INSERT INTO conversations (tenant_id, instance_id, instance_name, contact, last_at, last_id, last_direction)
+		SELECT NEW.tenant_id, NEW.instance_id, NEW.instance_name,
 			CASE WHEN length(NEW."to") = 12 AND NEW."to" NOT GLOB '*[^0-9]*' AND substr(NEW."to", 1, 2) = '55'
 			AND substr(NEW."to", 3, 1) != '0' AND substr(NEW."to", 4, 1) != '0' AND substr(NEW."to", 5, 1) BETWEEN '6' AND '9'
 			THEN substr(NEW."to", 1, 4) || '9' || substr(NEW."to", 5) ELSE NEW."to" END,
-			0, '', 'out');
+			0, '', 'out'
+		WHERE NOT EXISTS (SELECT 1 FROM conversations WHERE instance_id = NEW.instance_id AND contact = CASE WHEN length(NEW."to") = 12 AND NEW."to" NOT GLOB '*[^0-9]*' AND substr(NEW."to", 1, 2) = '55'
+			AND substr(NEW."to", 3, 1) != '0' AND substr(NEW."to", 4, 1) != '0' AND substr(NEW."to", 5, 1) BETWEEN '6' AND '9'
+			THEN substr(NEW."to", 1, 4) || '9' || substr(NEW."to", 5) ELSE NEW."to" END);
 	UPDATE conversations SET
 		last_id = CASE WHEN NEW.created_at >= last_at THEN NEW.id ELSE last_id END,
 		last_direction = CASE WHEN NEW.created_at >= last_at THEN 'out' ELSE last_direction END,
