@@ -64,7 +64,7 @@ describe("outbox event ids", () => {
     expect((await api("/v1/callbacks/replay", { method: "POST", key: other.key, json: { eventId: sent.eventId } })).status).toBe(404);
   });
 
-  it("a receipt writes four D1 rows: the message row, its status index entry, the event and its tenant index entry", async () => {
+  it("a receipt writes six D1 rows: the message row, its status index entry, the tenant's count and the minute's activity (triggers), the event and its tenant index entry", async () => {
     // No callback URL: an event with one adds the callbacks index entry (one row more).
     const created = await json(await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name: unique("rows") } }));
     const instance = unique("rowsinst");
@@ -82,10 +82,11 @@ describe("outbox event ids", () => {
       const results = await runBatch(database(env.DB), receiptByProviderStatements(instanceId, row.provider_message_id, status, Date.now()));
       return results.map((r) => r.meta.rows_written);
     };
-    // [UPDATE messages, INSERT outbox_events, parked receipt (not needed: nothing written)]
-    expect(await written("delivered")).toEqual([2, 2, 0]);
+    // [UPDATE messages (+ the count and activity rows its triggers keep for /v1/stats), INSERT
+    // outbox_events, parked receipt (not needed: nothing written)]
+    expect(await written("delivered")).toEqual([4, 2, 0]);
     // A read first steps through delivered when that did not come (here it did: nothing written).
-    expect(await written("read")).toEqual([0, 0, 2, 2, 0]);
+    expect(await written("read")).toEqual([0, 0, 4, 2, 0]);
     // A duplicate receipt writes nothing at all.
     expect(await written("read")).toEqual([0, 0, 0, 0, 0]);
     const events = await eventsOf(created.apiKey);
