@@ -2,6 +2,7 @@
 // conversation, and the answer read into replies that are valid outbound messages.
 import { type SQL, sql } from "drizzle-orm";
 import { type AutomationInbound, repliesOf } from "../contracts/automation.ts";
+import type { Channel } from "../contracts/channels.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
 import { type AutomationConfig, signingSecrets } from "./config.ts";
@@ -13,6 +14,8 @@ export type LaneInfo = {
   instanceName: string;
   contact: string;
   replyTo: string | null;
+  /** Absent on lanes written before channels: WhatsApp. */
+  channel?: Channel;
 };
 
 export type InboundView = AutomationInbound["messages"][number];

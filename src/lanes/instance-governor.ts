@@ -186,9 +186,9 @@ export class InstanceGovernor extends DurableObject<Env> {
   // Mirrors the pause into D1 and writes the instance.status event in the same batch.
   private async announce(instanceId: string, pause: Pause | null, now: number, resumedBy?: ResumeSource) {
     const data = pause
-      ? sql`json_object('instance', name, 'state', state, 'sending', 'paused', 'reason', ${pause.reason},
+      ? sql`json_object('instance', name, 'channel', channel, 'state', state, 'sending', 'paused', 'reason', ${pause.reason},
           'pausedUntil', ${pause.until === null ? null : new Date(pause.until).toISOString()}, 'detail', ${pause.detail ?? null})`
-      : sql`json_object('instance', name, 'state', state, 'sending', 'active', 'reason', ${resumedBy ?? "operator"})`;
+      : sql`json_object('instance', name, 'channel', channel, 'state', state, 'sending', 'active', 'reason', ${resumedBy ?? "operator"})`;
     await runBatch(database(this.env.DB), [
       sql`UPDATE instances SET paused_reason = ${pause?.reason ?? null}, paused_at = ${pause?.at ?? null},
         paused_until = ${pause?.until ?? null}, updated_at = ${now} WHERE id = ${instanceId}`,

@@ -11,8 +11,10 @@ import { ApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
 import { outboxStatusEvent } from "./transitions.ts";
 import { errorField, log } from "../observability/log.ts";
+import type { Channel } from "../providers/provider.ts";
+import { channelOf, providerFor } from "../providers/registry.ts";
 
-export type InstanceRef = { id: string; name: string };
+export type InstanceRef = { id: string; name: string; channel: Channel };
 export type NewMessage = typeof messages.$inferInsert;
 /** `late`: the history note of a schedule accepted after its time (ifLate: "send"). */
 export type Prepared = { row: NewMessage; job: SendJob; late?: string };
@@ -34,15 +36,16 @@ export async function findInstances(db: Db, tenantId: string, names: string[]): 
   }
   for (let i = 0; i < missing.length; i += 50) {
     const chunk = missing.slice(i, i + 50);
-    const rows = await db.all<InstanceRef>(
-      sql`SELECT id, name FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(
+    const rows = await db.all<{ id: string; name: string; channel: string }>(
+      sql`SELECT id, name, channel FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(
         chunk.map((n) => sql`${n}`),
         sql`, `,
       )})`,
     );
     for (const r of rows) {
-      found.set(r.name, r);
-      instanceCache.set(`${tenantId}/${r.name}`, { ref: r, at: Date.now() });
+      const ref = { id: r.id, name: r.name, channel: channelOf(r.channel) };
+      found.set(r.name, ref);
+      instanceCache.set(`${tenantId}/${r.name}`, { ref, at: Date.now() });
     }
   }
   return found;
@@ -75,17 +78,25 @@ export function prepareMessage(
       { path: `${pathPrefix}instance`, message: "No such instance for this tenant." },
     ]);
   }
+  // The instance's provider decides what an address and a content may be on its channel.
+  const provider = providerFor(instance.channel);
+  const addressed = provider.address(input.to);
+  if (!addressed.ok) throw new ApiError("invalid_request", "The request is invalid.", [{ path: `${pathPrefix}to`, message: addressed.message }]);
+  const refused = provider.refuseContent(input);
+  if (refused) throw new ApiError("invalid_request", "The request is invalid.", [{ path: `${pathPrefix}${refused.path}`, message: refused.message }]);
   // A schedule that arrives after its time, from a caller that asked for delivery anyway: send now.
   const lateBy = input.sendAt !== undefined && input.ifLate === "send" ? now - Date.parse(input.sendAt) : undefined;
   const late = lateBy !== undefined && lateBy >= 0 ? `scheduled for ${input.sendAt}, arrived ${Math.round(lateBy / 1000)} s late; sent now` : undefined;
   const sendAt = late ? undefined : checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
-  const laneKey = laneKeyOf(tenant.id, instance.id, input.to);
+  const to = addressed.to;
+  const laneKey = laneKeyOf(tenant.id, instance.id, to);
   const row: NewMessage = {
     id,
     tenantId: tenant.id,
     instanceId: instance.id,
     instanceName: instance.name,
-    to: input.to,
+    channel: instance.channel,
+    to,
     laneKey,
     text: input.text ?? null,
     media: input.media ?? null,

@@ -69,7 +69,7 @@ export function transitionStatements(t: Transition): SQL[] {
 export function outboxStatusEvent(messageId: string | SQL, at: number, attempt: number | undefined, guard: SQL = sql`1`): SQL {
   return sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
     SELECT ${newEventKeys()}, m.tenant_id, 'message.status', 1, ${at},
-      json_object('messageId', m.id, 'instance', m.instance_name, 'to', m."to", 'status', m.status,
+      json_object('messageId', m.id, 'instance', m.instance_name, 'channel', m.channel, 'to', m."to", 'status', m.status,
         'attempt', ${attempt ?? null}, 'error', CASE WHEN m.status = 'failed' OR ${attempt ?? 0} > 0 THEN m.last_error END,
         'providerMessageId', m.provider_message_id, 'metadata', json(m.metadata)),
       COALESCE(m.callback_url, t.callback_url)

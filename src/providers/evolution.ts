@@ -1,6 +1,6 @@
 // WhatsApp through Evolution API v2, behind the provider seam. The client and the reconciliation
 // queries stay in src/evolution/; this adapter only translates their answers into the seam's terms.
-import { recipient } from "../contracts/messages.ts";
+import { whatsappRecipient } from "../contracts/messages.ts";
 import { sendPresence, sendThroughEvolution, type EvolutionInstance } from "../evolution/client.ts";
 import { findSent } from "../evolution/reconcile.ts";
 import type { Connection, Provider, SendOutcome } from "./provider.ts";
@@ -19,7 +19,7 @@ export const evolutionProvider: Provider = {
     defaultRatePerMinute: 60,
   },
   address(to) {
-    const ok = recipient.safeParse(to);
+    const ok = whatsappRecipient.safeParse(to);
     return ok.success ? { ok: true, to } : { ok: false, message: ok.error.issues[0]?.message ?? "Not a WhatsApp address." };
   },
   refuseContent: () => undefined,

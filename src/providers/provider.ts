@@ -6,10 +6,10 @@
 //
 // A provider never decides a message's fate: it says what its answer means (sent, refused for good,
 // retry later, in doubt) and the lane machine (src/lanes/lane-machine.ts) decides.
+import type { Channel } from "../contracts/channels.ts";
 import type { MediaJson } from "../db/schema.ts";
 
-export const channels = ["whatsapp", "telegram"] as const;
-export type Channel = (typeof channels)[number];
+export { type Channel, channels } from "../contracts/channels.ts";
 
 /** One instance's way to its provider: base URL, secret (API key, bot token) and sender name. */
 export type Connection = { channel: Channel; name: string; url: string; secret: string };
