@@ -86,7 +86,17 @@ export interface Provider {
   typing(conn: Connection, to: string, durationMs: number): Promise<{ kind: "ok" } | { kind: "failed"; error: string }>;
   /** The least time between two sends to one chat (0: none beyond the sender's pacing). */
   chatGapMs(to: string): number;
+  /** Its webhooks, for a provider whose webhooks come in at /webhooks/<channel>/:token. (Evolution's
+   *  have their own route and queue: src/routes/webhooks.ts.) */
+  readonly inbound?: InboundAdapter;
 }
+
+export type InboundAdapter = {
+  /** Whether the request carries the connection's webhook secret (constant time). */
+  verify(headers: Headers, secret: string | null): Promise<boolean>;
+  /** The inbound messages a verified body carries; undefined: not the provider's shape. */
+  parse(body: unknown, receivedAt: number): InboundMessage[] | undefined;
+};
 
 /** An inbound message as every provider hands it in. `dedupeKey` makes a redelivery a no-op. */
 export type InboundMessage = {

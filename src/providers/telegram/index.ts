@@ -1,6 +1,7 @@
 // Telegram through the Bot API, behind the provider seam.
 import type { Provider } from "../provider.ts";
 import { callBotApi, describeAnswer } from "./api.ts";
+import { inboundOf, parseUpdate, SECRET_HEADER, verifySecret } from "./inbound.ts";
 import { chatIdOf, MAX_CAPTION, MAX_TEXT, sendToTelegram } from "./send.ts";
 
 // A chat id: a private chat's positive integer, a group's negative one, a supergroup or channel's
@@ -51,4 +52,11 @@ export const telegramProvider: Provider = {
     return answer.kind === "ok" ? { kind: "ok" } : { kind: "failed", error: describeAnswer(answer) };
   },
   chatGapMs: (to) => (to.startsWith("-") || to.startsWith("@") ? GROUP_GAP_MS : PRIVATE_CHAT_GAP_MS),
+  inbound: {
+    verify: (headers, secret) => verifySecret(headers.get(SECRET_HEADER), secret),
+    parse(body, receivedAt) {
+      const parsed = parseUpdate(body);
+      return parsed.success ? inboundOf(parsed.data, receivedAt) : undefined;
+    },
+  },
 };
