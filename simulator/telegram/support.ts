@@ -4,7 +4,7 @@ import { createSimulator } from "../app.ts";
 export const TOKEN = "123456:test-secret-AAAAAAAAAAAAAAAA";
 export const OTHER_TOKEN = "654321:other-secret-BBBBBBBBBBBBBB";
 
-// biome-ignore lint/suspicious/noExplicitAny: tests read answers loosely and assert their shape.
+// Tests read answers loosely and assert their shape.
 export type Json = any;
 
 export function setup(options: Parameters<typeof createSimulator>[0] = {}) {
