@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import { roll, sendAttemptKey } from "../chaos.ts";
 import { dropHeader } from "../evolution.ts";
 import { type Method, methods, type TelegramFault } from "./config.ts";
-import { holdFor } from "./limits.ts";
+import { held, holdFor } from "./limits.ts";
 import { handlers, isSend, type Outcome } from "./methods.ts";
 import { chatId, readParams, recordable } from "./params.ts";
 import { type Answer, badRequest, failure, notFound, serverError, tooManyRequests, unauthorized } from "./shapes.ts";
@@ -22,6 +22,8 @@ export function telegramApiRoutes(tg: TelegramState): Hono {
     const params = read.ok ? read.params : {};
     const ref = chatId(params);
     const call = tg.beginCall({ botId: bot.user.id, method: method ?? methodName, params: recordable(params), ...(ref !== undefined ? { chatId: ref } : {}) });
+    // Whatever the answer, a send made while a retry_after runs is what a well-behaved client never does.
+    if (method && isSend(method)) call.insideRetryAfter = held(bot, ref === undefined ? undefined : tg.findChat(bot, ref));
     const outcome: Outcome = !method
       ? notFound()
       : !read.ok
@@ -104,7 +106,6 @@ function finish(call: TelegramCall, outcome: Outcome): void {
   markSent(call, outcome);
   if (!outcome.body.ok) call.description = outcome.body.description;
   if (!outcome.body.ok && outcome.body.parameters?.retry_after !== undefined) call.retryAfter = outcome.body.parameters.retry_after;
-  if (outcome.insideRetryAfter) call.insideRetryAfter = true;
 }
 
 const reply = (answer: Answer) => new Response(JSON.stringify(answer.body), { status: answer.status, headers: { "content-type": "application/json" } });

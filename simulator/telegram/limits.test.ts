@@ -99,11 +99,15 @@ describe("flood control", () => {
     });
     advance(6000);
     expect((await sim.api("sendMessage", { chat_id: 5, text: "a" })).body.parameters).toEqual({ retry_after: 1 });
+    // Flagged whatever it is answered.
+    await sim.control("POST", "/faults", { chatId: 5, status: 502 });
+    expect((await sim.api("sendMessage", { chat_id: 5, text: "a" })).status).toBe(502);
     advance(1000);
     expect((await sim.api("sendMessage", { chat_id: 5, text: "a" })).status).toBe(200);
     expect(summary(await sim.calls())).toEqual([
       [429, 7, false],
       [429, 1, true],
+      [502, null, true],
       [200, null, false],
     ]);
   });

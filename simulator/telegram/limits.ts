@@ -16,13 +16,13 @@ function take(bucket: Bucket | undefined, rule: Rule, now: number): { bucket: Bu
   return { bucket: { tokens, at: now }, waitMs: (1 - tokens) / rule.perMs };
 }
 
-export type Verdict = { allowed: true } | { allowed: false; retryAfter: number; insideRetryAfter: boolean; scope: "chat" | "bot" };
+export type Verdict = { allowed: true } | { allowed: false; retryAfter: number; scope: "chat" | "bot" };
 
 /** Decides one send to `chat`; spends the tokens only when it is allowed. */
 export function admit(settings: TelegramSettings, bot: Bot, chat: KnownChat, now = Date.now()): Verdict {
   const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
-  if (bot.retryUntil > now) return { allowed: false, retryAfter: seconds(bot.retryUntil - now), insideRetryAfter: true, scope: "bot" };
-  if (chat.retryUntil > now) return { allowed: false, retryAfter: seconds(chat.retryUntil - now), insideRetryAfter: true, scope: "chat" };
+  if (bot.retryUntil > now) return { allowed: false, retryAfter: seconds(bot.retryUntil - now), scope: "bot" };
+  if (chat.retryUntil > now) return { allowed: false, retryAfter: seconds(chat.retryUntil - now), scope: "chat" };
   const { enabled, perChatPerSecond, perChatBurst, perGroupPerMinute, perBotPerSecond } = settings.limits;
   if (!enabled) return { allowed: true };
 
@@ -35,12 +35,12 @@ export function admit(settings: TelegramSettings, bot: Bot, chat: KnownChat, now
   if (perBot.waitMs > 0 && perBot.waitMs >= chatWait) {
     const retryAfter = seconds(perBot.waitMs);
     bot.retryUntil = now + retryAfter * 1000;
-    return { allowed: false, retryAfter, insideRetryAfter: false, scope: "bot" };
+    return { allowed: false, retryAfter, scope: "bot" };
   }
   if (chatWait > 0) {
     const retryAfter = seconds(chatWait);
     chat.retryUntil = now + retryAfter * 1000;
-    return { allowed: false, retryAfter, insideRetryAfter: false, scope: "chat" };
+    return { allowed: false, retryAfter, scope: "chat" };
   }
   chat.buckets.chat = { ...perChat.bucket, tokens: perChat.bucket.tokens - 1 };
   if (perGroup) chat.buckets.group = { ...perGroup.bucket, tokens: perGroup.bucket.tokens - 1 };
@@ -52,3 +52,6 @@ export function admit(settings: TelegramSettings, bot: Bot, chat: KnownChat, now
 export function holdFor(target: Bot | KnownChat, retryAfter: number, now = Date.now()): void {
   target.retryUntil = Math.max(target.retryUntil, now + retryAfter * 1000);
 }
+
+/** Whether a retry_after answered earlier to this chat or bot is still running. */
+export const held = (bot: Bot, chat: KnownChat | undefined, now = Date.now()) => bot.retryUntil > now || (chat !== undefined && chat.retryUntil > now);

@@ -20,7 +20,7 @@ import {
 import type { Bot, KnownChat, TelegramState } from "./state.ts";
 import { drainAll, dropPending, pendingCount } from "./webhook.ts";
 
-export type Outcome = Answer & { message?: Message; insideRetryAfter?: boolean; chat?: KnownChat };
+export type Outcome = Answer & { message?: Message; chat?: KnownChat };
 type Handler = (tg: TelegramState, bot: Bot, params: Params) => Outcome | Promise<Outcome>;
 
 const maxText = 4096;
@@ -172,7 +172,7 @@ export function resolveChat(tg: TelegramState, bot: Bot, params: Params): KnownC
 /** Flood control, then the message goes out with the chat's next message id. */
 function send(tg: TelegramState, bot: Bot, chat: KnownChat, content: Partial<Message>, file?: StoredFile): Outcome {
   const verdict = admit(tg.settings, bot, chat);
-  if (!verdict.allowed) return { ...tooManyRequests(verdict.retryAfter), insideRetryAfter: verdict.insideRetryAfter, chat };
+  if (!verdict.allowed) return { ...tooManyRequests(verdict.retryAfter), chat };
   if (file) tg.rememberFile(file);
   const message: Message = {
     message_id: tg.nextMessageId(chat),
