@@ -192,6 +192,7 @@ describe("media and chat actions", () => {
     const again = await sim.api("sendPhoto", { chat_id: 9, photo: sizes.at(-1).file_id });
     expect(again.body.result.photo.at(-1).file_unique_id).toBe(sizes.at(-1).file_unique_id);
     expect(again.body.result.caption).toBeUndefined();
+    expect((await sim.api("sendPhoto", { chat_id: 9, photo: sizes[0].file_id })).status).toBe(200);
 
     const video = await sim.api("sendVideo", { chat_id: 9, video: "https://cdn.example.com/v.mp4", caption: "v" });
     expect(video.body.result.video).toMatchObject({
@@ -211,10 +212,11 @@ describe("media and chat actions", () => {
     expect((await sim.calls()).map((c) => [c.method, c.messageId])).toEqual([
       ["sendPhoto", 1],
       ["sendPhoto", 2],
-      ["sendVideo", 3],
-      ["sendAudio", 4],
-      ["sendDocument", 5],
-      ["sendVoice", 6],
+      ["sendPhoto", 3],
+      ["sendVideo", 4],
+      ["sendAudio", 5],
+      ["sendDocument", 6],
+      ["sendVoice", 7],
     ]);
   });
 

@@ -4,7 +4,7 @@
 import type { SimulatorState } from "../state.ts";
 import { defaultTelegramSettings, type ChatType, type TelegramBotSeed, type TelegramFault, type TelegramSettings } from "./config.ts";
 import type { Bucket } from "./limits.ts";
-import type { BotUser, Chat, Message, StoredFile, Update } from "./shapes.ts";
+import { type BotUser, type Chat, fileFields, type Message, type StoredFile, type Update } from "./shapes.ts";
 
 export type Webhook = { url: string; secretToken?: string; allowedUpdates: string[]; maxConnections: number; setAt: number };
 
@@ -184,8 +184,11 @@ export class TelegramState {
     }
   }
 
+  /** A photo's smaller sizes are files too: a client may send any of them back by file_id. */
   rememberFile(file: StoredFile): void {
     this.files.set(file.file_id, file);
+    if (file.kind !== "photo") return;
+    for (const size of fileFields(file).photo ?? []) if (!this.files.has(size.file_id)) this.files.set(size.file_id, { kind: "photo", file_size: 0, ...size });
   }
 
   beginCall(call: Omit<TelegramCall, "seq" | "at" | "status" | "pending" | "insideRetryAfter" | "sent">): TelegramCall {
