@@ -19,7 +19,7 @@ async function harness(webhook: Record<string, unknown> = {}) {
     () => sim.state.stop(),
     () => receiver.close(),
   );
-  await sim.control("PATCH", "/config", { webhook: { retryDelayMs: 200 } });
+  await sim.control("PATCH", "/config", { webhook: { retryDelayMs: 300 } });
   const url = `${receiver.url}/tg`;
   if (webhook.url !== null) expect((await sim.api("setWebhook", { url, secret_token: "segredo_do_gateway-123", ...webhook })).status).toBe(200);
   const received = async (): Promise<Received[]> => (await fetch(`${receiver.url}/received/tg`)).json();
@@ -66,10 +66,13 @@ describe("inbound updates to the webhook", () => {
     expect(a.status).toBe(202);
     // While the first is refused, both wait and the error shows.
     await expect
-      .poll(async () => {
-        const info = await h.info();
-        return { pending: info.pending_update_count, error: info.last_error_message, dated: typeof info.last_error_date === "number" };
-      })
+      .poll(
+        async () => {
+          const info = await h.info();
+          return { pending: info.pending_update_count, error: info.last_error_message, dated: typeof info.last_error_date === "number" };
+        },
+        { timeout: 10_000 },
+      )
       .toEqual({ pending: 2, error: "Wrong response from the webhook: 500 Internal Server Error", dated: true });
     await expect.poll(async () => (await h.updates()).length, { timeout: 15_000 }).toBe(2);
     const seen = (await h.received()).map((r) => [JSON.parse(r.body).update_id, r.status]);
@@ -81,7 +84,8 @@ describe("inbound updates to the webhook", () => {
       [ida, 200],
       [idb, 200],
     ]);
-    expect(await h.info()).toMatchObject({ pending_update_count: 0 });
+    // The receiver answered before the simulator took the update off its queue: wait for that.
+    await expect.poll(async () => (await h.info()).pending_update_count, { timeout: 10_000 }).toBe(0);
     const deliveries = (await h.sim.control("GET", `/deliveries?token=${encodeURIComponent(TOKEN)}&chatId=77`)).body.deliveries;
     expect(deliveries.map((d: Json) => [d.updateId, d.attempts, d.outcome])).toEqual([
       [ida, 4, "delivered"],
@@ -105,7 +109,8 @@ describe("inbound updates to the webhook", () => {
     expect(held.body).toMatchObject({ queued: true, deliveries: [] });
     expect(await h.info()).toMatchObject({ url: "", pending_update_count: 1 });
     await h.sim.api("setWebhook", { url: h.url, secret_token: "abc" });
-    await expect.poll(async () => (await h.updates()).map((u) => u.message.text)).toEqual(["guardada"]);
+    await expect.poll(async () => (await h.updates()).map((u) => u.message.text), { timeout: 10_000 }).toEqual(["guardada"]);
+    await expect.poll(async () => (await h.info()).pending_update_count, { timeout: 10_000 }).toBe(0);
 
     await h.sim.api("deleteWebhook");
     const dropped = await h.inbound({ chatId: 5, text: "descartada" });
@@ -226,6 +231,6 @@ describe("update kinds", () => {
     expect((await h.inbound({ chatId: 31 })).status).toBe(400);
     expect((await h.inbound({ chatId: 32, callbackData: "x" })).status).toBe(400);
     expect((await h.sim.control("POST", "/inbound", { token: "1:nope", chatId: 1, text: "x" })).status).toBe(404);
-    await expect.poll(async () => (await h.info()).pending_update_count).toBe(0);
+    await expect.poll(async () => (await h.info()).pending_update_count, { timeout: 10_000 }).toBe(0);
   });
 });
