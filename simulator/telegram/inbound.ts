@@ -39,7 +39,8 @@ export const inboundInput = z.strictObject({
   /** An edit of the message `messageId` (default: the user's last message in the chat). */
   edited: z.literal(true).optional(),
   messageId: z.number().int().positive().optional(),
-  /** A press on an inline button of the bot's message `messageId` (default: its last one). */
+  /** A press on an inline button of the bot's message `messageId` (default: its last one; one it does not
+   *  know comes as an InaccessibleMessage). */
   callbackData: z.string().min(1).max(64).optional(),
   /** Post this update twice (a duplicate delivery). */
   duplicate: z.boolean().default(false),
@@ -73,9 +74,10 @@ export function buildUpdate(tg: TelegramState, bot: Bot, input: InboundInput): {
   const nextUpdateId = () => ++bot.updateSeq;
 
   if (input.callbackData !== undefined) {
-    const message =
+    const known =
       input.messageId !== undefined ? chat.messages.get(input.messageId) : [...chat.messages.values()].reverse().find((m) => m.from?.id === bot.user.id);
-    if (!message) return { error: "no bot message in this chat to press a button on" };
+    // A message the simulator never saw (or forgot) comes as Telegram's InaccessibleMessage.
+    const message = known ?? { chat: chat.chat, message_id: input.messageId ?? Math.max(1, chat.lastMessageId), date: 0 as const };
     const query = {
       id: String(BigInt(from.id) * 4096n + BigInt(bot.updateSeq % 4096)),
       from,

@@ -36,7 +36,9 @@ export type Message = {
   contact?: { phone_number: string; first_name: string; last_name?: string; user_id?: number };
 };
 
-export type CallbackQuery = { id: string; from: User; message?: Message; chat_instance: string; data?: string };
+/** What a callback query carries when the bot's message is no longer available (date 0). */
+export type InaccessibleMessage = { chat: Chat; message_id: number; date: 0 };
+export type CallbackQuery = { id: string; from: User; message?: Message | InaccessibleMessage; chat_instance: string; data?: string };
 export type UpdateKind = "message" | "edited_message" | "channel_post" | "edited_channel_post" | "callback_query";
 export type Update = { update_id: number } & { [K in UpdateKind]?: K extends "callback_query" ? CallbackQuery : Message };
 
