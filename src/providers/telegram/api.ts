@@ -85,6 +85,8 @@ export async function callBotApi(conn: Pick<Connection, "url" | "secret">, metho
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
+      // Never followed: the token is in the URL, and a redirect would hand it to wherever it points.
+      redirect: "manual",
       signal: AbortSignal.timeout(timeoutMs),
     });
     text = await res.text();
@@ -111,6 +113,8 @@ export async function callBotApi(conn: Pick<Connection, "url" | "secret">, metho
       retryAfter: error.data.parameters?.retry_after,
       migrateTo: error.data.parameters?.migrate_to_chat_id,
     };
+  if (res.status >= 300 && res.status <= 399)
+    return { kind: "unreadable", status: res.status, reason: `Telegram ${res.status}: a redirect (not followed); check apiUrl` };
   return { kind: "unreadable", status: res.status, reason: `Telegram ${res.status}: ${redact(text.slice(0, 300), [conn.secret])}` };
 }
 
