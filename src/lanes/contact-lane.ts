@@ -490,7 +490,7 @@ export class ContactLane extends DurableObject<Env> {
     if (outcome.kind === "retry" && !outcome.countsAsAttempt) {
       const wait = outcome.afterMs ?? 0;
       this.update(head.id, { phase: "retrying", attempts: attempt - 1, attempt_at: startedAt, next_at: at + wait, checks: 0 });
-      const why = outcome.signal === "rate-overlimit" ? "rate-overlimit: waits for the number's pause" : `throttled: waits ${wait} ms as the provider asked`;
+      const why = outcome.afterMs === undefined ? "rate-overlimit: waits for the number's pause" : `throttled: waits ${wait} ms as the provider asked`;
       await this.note(head.id, attempt, `${why}; not counted as an attempt`, at, outcome.reason, true);
       return;
     }
@@ -652,7 +652,9 @@ export class ContactLane extends DurableObject<Env> {
   private async signal(instanceId: string, outcome: Extract<SendOutcome, { kind: "refused" | "retry" }>, messageId: string): Promise<void> {
     if (!outcome.signal) return;
     try {
-      await this.governor(instanceId).report({ kind: outcome.signal, instanceId, messageId, detail: outcome.reason });
+      // A provider-given wait (Telegram's retry_after) pauses the sender that long, and no longer.
+      const until = outcome.kind === "retry" && outcome.afterMs !== undefined ? Date.now() + outcome.afterMs : undefined;
+      await this.governor(instanceId).report({ kind: outcome.signal, instanceId, messageId, detail: outcome.reason, ...(until ? { until } : {}) });
     } catch (err) {
       logWarn("governor report failed", { instanceId, error: errorField(err) });
     }

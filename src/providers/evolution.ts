@@ -17,6 +17,7 @@ export const evolutionProvider: Provider = {
     maxCaptionLength: 4_096,
     addressFormat: "the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us",
     defaultRatePerMinute: 60,
+    defaultBurst: null,
   },
   address(to) {
     const ok = whatsappRecipient.safeParse(to);

@@ -16,8 +16,9 @@ export type Connection = { channel: Channel; name: string; url: string; secret: 
 
 export type Outgoing = { to: string; text?: string | null; media?: MediaJson | null };
 
-/** What a send told about the sender itself, for its governor (WhatsApp: pause on rate-overlimit,
- *  count "not on WhatsApp" answers towards a spike pause). */
+/** What a send told about the sender itself, for its governor: `rate-overlimit` pauses the whole
+ *  sender (for the outcome's `afterMs` when it has one, else the instance's overlimitPauseMinutes);
+ *  `invalid-number` counts towards a spike pause. */
 export type SenderSignal = "rate-overlimit" | "invalid-number";
 
 /** One attempt's answer. `movedTo`: the provider moved the chat to a new address (a Telegram group
@@ -67,8 +68,10 @@ export type Capabilities = {
   maxCaptionLength: number;
   /** The shape of `to`, in words (errors and docs). */
   addressFormat: string;
-  /** Sends per minute for the whole sender when the instance sets none. */
+  /** Sends per minute for the whole sender, and back-to-back sends (null: a second's worth), when
+   *  the instance sets none. */
   defaultRatePerMinute: number;
+  defaultBurst: number | null;
 };
 
 export type Addressed = { ok: true; to: string } | { ok: false; message: string };

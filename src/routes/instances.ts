@@ -162,7 +162,8 @@ instanceRoutes.put(
       ]);
     }
     const now = Date.now();
-    const stored: PacingColumns = existing ?? { ...columnsOfDefaults(), ratePerMinute: providerFor(channel).capabilities.defaultRatePerMinute };
+    const capabilities = providerFor(channel).capabilities;
+    const stored: PacingColumns = existing ?? { ...columnsOfDefaults(), ratePerMinute: capabilities.defaultRatePerMinute, burst: capabilities.defaultBurst };
     const pacing = pacingColumns({ ...input.pacing, ratePerMinute: input.pacing?.ratePerMinute ?? input.ratePerMinute }, stored, now);
     if (pacing.warmupDays !== null && pacing.dailyCap === null) {
       throw new ApiError("invalid_request", "The request is invalid.", [{ path: "pacing.warmup", message: "Warm-up grows the daily cap: it needs dailyCap." }]);

@@ -240,6 +240,35 @@ describe("sending to a chat", () => {
     expect(throttled!.history).toContain("not counted as an attempt");
   }, 90_000);
 
+  it("a 429 holds the whole bot: another chat's message waits out the retry_after too", async () => {
+    const bot = await setupBot();
+    const [a, b] = [424_242_011, 424_242_012];
+    await knownChat(bot, a);
+    await knownChat(bot, b);
+    await simulator("/_sim/telegram/faults", {
+      method: "POST",
+      json: {
+        token: bot.token,
+        chatId: a,
+        method: "sendMessage",
+        status: 429,
+        description: "Too Many Requests: retry after 2",
+        parameters: { retry_after: 2 },
+      },
+    });
+    const first = await json(await send(bot.key, { instance: bot.instance, to: String(a), text: "para a" }));
+    const limited = await eventually(async () => sends(await tgCalls(bot)).find((c) => c.status === 429), 15_000, "the 429");
+    const paused = await json(await api(`/v1/instances/${bot.instance}`, { key: bot.key }));
+    expect(paused.sending).toMatchObject({ paused: true, reason: "rate-overlimit" });
+    const second = await json(await send(bot.key, { instance: bot.instance, to: String(b), text: "para b" }));
+    expect((await waitForStatus(second.id, ["sent", "failed"], 30_000)).status).toBe("sent");
+    expect((await waitForStatus(first.id, ["sent", "failed"], 30_000)).status).toBe("sent");
+    const calls = sends(await tgCalls(bot));
+    expect(calls.filter((c) => c.insideRetryAfter)).toEqual([]);
+    const toB = calls.find((c) => c.params.chat_id === b)!;
+    expect(toB.at - limited.answeredAt).toBeGreaterThanOrEqual(2_000);
+  }, 60_000);
+
   it("follows a group that became a supergroup, and sends later messages to the new id directly", async () => {
     const bot = await setupBot();
     const group = -4_240_001;

@@ -23,8 +23,11 @@ export const telegramProvider: Provider = {
     maxTextLength: MAX_TEXT,
     maxCaptionLength: MAX_CAPTION,
     addressFormat: "a chat id (424242001, -1001234567890) or a public channel's @username",
-    // About 30 messages a second across chats.
-    defaultRatePerMinute: 1_800,
+    // Telegram allows about 30 a second across chats. Calls granted at a steady pace reach Telegram in
+    // bunches (each waits for its D1 claim first): 20 a second with bursts of 5 stays under 30 in any
+    // second even when a second and a quarter's worth of grants arrive together.
+    defaultRatePerMinute: 1_200,
+    defaultBurst: 5,
   },
   address(to) {
     if (chatId.test(to) && Number.isSafeInteger(Number(to))) return { ok: true, to };

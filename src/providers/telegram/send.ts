@@ -44,14 +44,34 @@ export function classify(answer: BotAnswer): SendOutcome {
       : { kind: "refused", reason: answer.reason };
   }
   const reason = describeAnswer(answer);
-  // Flood control: wait as long as Telegram says, and that wait is not this message's failure.
-  if (answer.code === 429) return { kind: "retry", reason, afterMs: Math.max(1, answer.retryAfter ?? 1) * 1000, countsAsAttempt: false };
+  // Flood control: wait as long as Telegram says, and that wait is not this message's failure. A 429
+  // does not say whether the chat's limit or the bot's was hit, so the whole bot waits it out: a
+  // call inside a retry_after is what gets a bot restricted.
+  if (answer.code === 429)
+    return { kind: "retry", reason, afterMs: Math.max(1, answer.retryAfter ?? 1) * 1000, countsAsAttempt: false, signal: "rate-overlimit" };
   if (answer.code >= 500) return { kind: "retry", reason, countsAsAttempt: true };
   // 400 chat not found, 403 blocked / never started, 401 bad token, message too long: for good.
   return { kind: "refused", reason };
 }
 
+// When each bot's last retry_after ends, as this isolate saw it. The governor pauses the bot for the
+// same time, but a lane granted just before the 429 may reach its call after it: this catches that
+// call in the same isolate (best effort; the governor's pause is the bot-wide rule).
+const heldUntil = new Map<string, number>();
+const botKey = (conn: Connection) => `${conn.url}|${conn.secret}`;
+
 export async function sendToTelegram(conn: Connection, msg: Outgoing, timeoutMs: number): Promise<SendOutcome> {
+  const held = (heldUntil.get(botKey(conn)) ?? 0) - Date.now();
+  if (held > 0) return { kind: "retry", reason: `Telegram's retry_after for this bot runs ${held} ms more; not called`, afterMs: held, countsAsAttempt: false };
+  const outcome = await callAndFollow(conn, msg, timeoutMs);
+  if (outcome.kind === "retry" && outcome.signal === "rate-overlimit" && outcome.afterMs !== undefined) {
+    if (heldUntil.size > 10_000) heldUntil.clear();
+    heldUntil.set(botKey(conn), Math.max(heldUntil.get(botKey(conn)) ?? 0, Date.now() + outcome.afterMs));
+  }
+  return outcome;
+}
+
+async function callAndFollow(conn: Connection, msg: Outgoing, timeoutMs: number): Promise<SendOutcome> {
   const first = sendRequest(msg, msg.to);
   const answer = await callBotApi(conn, first.method, first.body, timeoutMs);
   // The group became a supergroup: the message goes to its new id, which the lane remembers.
