@@ -24,8 +24,10 @@ const answeredLine = z.object({
 
 const contactOf = (i: number) => `55119${String(50000000 + (i % CONTACTS))}`;
 
-function upsert(i: number) {
+function upsert(i: number, instance: string) {
   const body = structuredClone(upsertFixture);
+  // The webhook URL refuses a body of another instance.
+  body.instance = instance;
   body.data.key.id = `AUTO${String(i).padStart(28, "0")}`;
   body.data.key.remoteJid = `${contactOf(i)}@s.whatsapp.net`;
   body.data.message.conversation = `m${i}`;
@@ -50,7 +52,7 @@ async function main() {
 
     // Warm-up on other contacts' numbers, not measured.
     const warm = Array.from({ length: 20 }, (_, i) => 1_000_000 + i);
-    await Promise.all(warm.map((i) => fetch(t.webhookUrl, { method: "POST", headers, body: upsert(i) })));
+    await Promise.all(warm.map((i) => fetch(t.webhookUrl, { method: "POST", headers, body: upsert(i, t.instance) })));
 
     const total = RATE * SECONDS;
     const postedAt = new Map<number, number>();
@@ -63,7 +65,7 @@ async function main() {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       postedAt.set(i, Date.now());
       posts.push(
-        fetch(t.webhookUrl, { method: "POST", headers, body: upsert(i) })
+        fetch(t.webhookUrl, { method: "POST", headers, body: upsert(i, t.instance) })
           .then((r) => r.arrayBuffer())
           .then(() => acceptedAt.set(i, Date.now())),
       );

@@ -10,8 +10,10 @@ import { closedLoop, runScript, table } from "./load.ts";
 const REQUESTS = Number(process.env.BENCH_WEBHOOK_REQUESTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 
-function upsert(i: number) {
+function upsert(i: number, instance: string) {
   const body = structuredClone(upsertFixture);
+  // The webhook URL refuses a body of another instance.
+  body.instance = instance;
   body.data.key.id = `BENCH${String(i).padStart(27, "0")}`;
   body.data.key.remoteJid = `55119${String(40000000 + (i % 200))}@s.whatsapp.net`;
   body.data.message.conversation = `inbound ${i}`;
@@ -26,11 +28,13 @@ async function main() {
     const t = await provisionTenant(gateway.url, simulator.url);
     const json = { "content-type": "application/json" };
     // Warm-up, then the same bodies to both.
-    await closedLoop(100, 8, (i) => fetch(`${bare.url}/v1/messages`, { method: "POST", headers: json, body: upsert(1_000_000 + i) }));
-    await closedLoop(100, 8, (i) => fetch(t.webhookUrl, { method: "POST", headers: json, body: upsert(1_000_000 + i) }));
-    const bareRun = await closedLoop(REQUESTS, CONCURRENCY, (i) => fetch(`${bare.url}/v1/messages`, { method: "POST", headers: json, body: upsert(i) }));
+    await closedLoop(100, 8, (i) => fetch(`${bare.url}/v1/messages`, { method: "POST", headers: json, body: upsert(1_000_000 + i, t.instance) }));
+    await closedLoop(100, 8, (i) => fetch(t.webhookUrl, { method: "POST", headers: json, body: upsert(1_000_000 + i, t.instance) }));
+    const bareRun = await closedLoop(REQUESTS, CONCURRENCY, (i) =>
+      fetch(`${bare.url}/v1/messages`, { method: "POST", headers: json, body: upsert(i, t.instance) }),
+    );
     const started = performance.now();
-    const hookRun = await closedLoop(REQUESTS, CONCURRENCY, (i) => fetch(t.webhookUrl, { method: "POST", headers: json, body: upsert(i) }));
+    const hookRun = await closedLoop(REQUESTS, CONCURRENCY, (i) => fetch(t.webhookUrl, { method: "POST", headers: json, body: upsert(i, t.instance) }));
 
     // Applied: every inbound message has its message.received event in the outbox.
     const headers = { authorization: `Bearer ${t.apiKey}` };

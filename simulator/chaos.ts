@@ -1,6 +1,8 @@
 // Faults for chaos runs, beyond the scripted ones of config.ts: sends that hang past the client's
-// timeout (and go out anyway, as Evolution may), and webhooks dropped, duplicated or delayed out of
-// order. With a seed every decision is a hash of the seed and what it is about (a send's body and
+// timeout (and go out anyway, as Evolution may, or not), sends relayed to WhatsApp and then
+// answered 500/502, look-alikes landing in the message store while a send hangs (typed on the
+// phone, or sent by another client of the instance), and webhooks dropped, duplicated or delayed
+// out of order (`send.message` on its own switches too). Each fault is off by default. With a seed every decision is a hash of the seed and what it is about (a send's body and
 // attempt number, a webhook's event and message), so a rerun with the same seed meets the same
 // faults whatever the timing.
 import { Hono } from "hono";
@@ -17,6 +19,22 @@ export const chaosSettings = z.strictObject({
   timeoutMs: z.number().int().min(0).optional(),
   /** Whether a timed-out send still goes out (Evolution sent it, the answer came too late). */
   timeoutStillSends: z.boolean().optional(),
+  /** Of the hung sends that would still go out, the share that never does (answered 500 late). */
+  hungNeverSendsRate: rate.optional(),
+  /** Share of sends relayed to WhatsApp (stored, webhooks emitted) and then answered 500 or 502:
+   *  Evolution's own write failing after Baileys relayed, or a proxy in front of it. */
+  relayThenFailRate: rate.optional(),
+  /** Share of hung sends during which a look-alike lands in the store: same chat, same text (or a
+   *  caption-less media of the same type), not sent by this request. */
+  lookAlikeRate: rate.optional(),
+  /** Of the look-alikes, the share sent by another API client of the instance (a Baileys id,
+   *  `source: "web"`, a `send.message` webhook); the rest are typed on the phone. */
+  lookAlikeClientShare: rate.optional(),
+  /** `send.message` only: share never delivered, posted twice, or held back by `sendMessageLateMs`. */
+  sendMessageDropRate: rate.optional(),
+  sendMessageDuplicateRate: rate.optional(),
+  sendMessageLateRate: rate.optional(),
+  sendMessageLateMs: z.number().int().min(0).optional(),
   /** Share of webhooks never delivered, duplicated (posted twice), or held back by up to `webhookReorderMs`. */
   webhookDropRate: rate.optional(),
   webhookDuplicateRate: rate.optional(),
@@ -31,6 +49,14 @@ const defaults = (): ChaosSettings => ({
   timeoutRate: 0,
   timeoutMs: 35_000,
   timeoutStillSends: true,
+  hungNeverSendsRate: 0,
+  relayThenFailRate: 0,
+  lookAlikeRate: 0,
+  lookAlikeClientShare: 0,
+  sendMessageDropRate: 0,
+  sendMessageDuplicateRate: 0,
+  sendMessageLateRate: 0,
+  sendMessageLateMs: 10_000,
   webhookDropRate: 0,
   webhookDuplicateRate: 0,
   webhookReorderRate: 0,
@@ -43,6 +69,16 @@ const attemptsOf = new WeakMap<SimulatorState, Map<string, number>>();
 // Provider id → the send attempt that made it, so a webhook's fate does not hang on a random id.
 const sendsOf = new WeakMap<SimulatorState, Map<string, string>>();
 const emitsOf = new WeakMap<SimulatorState, Map<string, number>>();
+// How many of each planted fault happened, for a run's report.
+const countsOf = new WeakMap<SimulatorState, Record<string, number>>();
+
+export function countFault(state: SimulatorState, what: string): void {
+  const counts = countsOf.get(state) ?? {};
+  countsOf.set(state, counts);
+  counts[what] = (counts[what] ?? 0) + 1;
+}
+
+export const faultCounts = (state: SimulatorState): Record<string, number> => ({ ...countsOf.get(state) });
 
 export function chaosOf(state: SimulatorState): ChaosSettings {
   let s = settingsOf.get(state);
@@ -105,12 +141,38 @@ export type WebhookPlan = { drop: boolean; copies: number; delayMs: number };
 
 export function planWebhook(state: SimulatorState, event: string, keyId: string | undefined, seq: number): WebhookPlan {
   const c = chaosOf(state);
-  if (c.webhookDropRate === 0 && c.webhookDuplicateRate === 0 && c.webhookReorderRate === 0) return { drop: false, copies: 1, delayMs: 0 };
+  const sendMessage = event === "send.message";
+  const own = sendMessage && (c.sendMessageDropRate > 0 || c.sendMessageDuplicateRate > 0 || c.sendMessageLateRate > 0);
+  if (!own && c.webhookDropRate === 0 && c.webhookDuplicateRate === 0 && c.webhookReorderRate === 0) return { drop: false, copies: 1, delayMs: 0 };
   const about = webhookAbout(state, event, keyId, seq);
   if (roll(state, `drop:${about}`) < c.webhookDropRate) return { drop: true, copies: 0, delayMs: 0 };
-  const copies = roll(state, `dup:${about}`) < c.webhookDuplicateRate ? 2 : 1;
-  const delayMs = roll(state, `reorder:${about}`) < c.webhookReorderRate ? Math.floor(roll(state, `by:${about}`) * c.webhookReorderMs) : 0;
-  return { drop: false, copies, delayMs };
+  if (sendMessage && roll(state, `sm-drop:${about}`) < c.sendMessageDropRate) return { drop: true, copies: 0, delayMs: 0 };
+  const twice = roll(state, `dup:${about}`) < c.webhookDuplicateRate || (sendMessage && roll(state, `sm-dup:${about}`) < c.sendMessageDuplicateRate);
+  let delayMs = roll(state, `reorder:${about}`) < c.webhookReorderRate ? Math.floor(roll(state, `by:${about}`) * c.webhookReorderMs) : 0;
+  if (sendMessage && roll(state, `sm-late:${about}`) < c.sendMessageLateRate) delayMs = Math.max(delayMs, c.sendMessageLateMs);
+  return { drop: false, copies: twice ? 2 : 1, delayMs };
+}
+
+/** What becomes of one send attempt, decided up front from the seed: `relayThenFail` (the status
+ *  answered after the message went out), and for a hung send whether it still goes out and
+ *  whether a look-alike lands in the store meanwhile (and whose). */
+export type SendFate = {
+  relayThenFail: 500 | 502 | undefined;
+  hangNeverSends: boolean;
+  lookAlike: "phone" | "client" | undefined;
+};
+
+export function sendFate(state: SimulatorState, attempt: string): SendFate {
+  const c = chaosOf(state);
+  const relayThenFail = roll(state, `relay-fail:${attempt}`) < c.relayThenFailRate ? (roll(state, `relay-status:${attempt}`) < 0.5 ? 500 : 502) : undefined;
+  const hangNeverSends = roll(state, `hang-lost:${attempt}`) < c.hungNeverSendsRate;
+  const lookAlike =
+    roll(state, `look-alike:${attempt}`) < c.lookAlikeRate
+      ? roll(state, `look-alike-who:${attempt}`) < c.lookAlikeClientShare
+        ? "client"
+        : "phone"
+      : undefined;
+  return { relayThenFail, hangNeverSends, lookAlike };
 }
 
 export function chaosRoutes(state: SimulatorState): Hono {

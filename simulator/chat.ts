@@ -1,11 +1,14 @@
 // Evolution's message store, as the gateway reconciles against it: POST /chat/findMessages and
 // POST /chat/findStatusMessage (Evolution 2.3.6, chat.router.ts / channel.service.ts), plus the
-// control switches a test needs: the store on or off (DATABASE_SAVE_DATA_NEW_MESSAGE), and a
-// receipt that reaches the store while its webhook is lost.
+// control switches a test needs: the store on or off (DATABASE_SAVE_DATA_NEW_MESSAGE), a
+// receipt that reaches the store while its webhook is lost, and a message the gateway did not
+// send (typed on the phone, or by another client of the instance) that looks like one it did.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { dropHeader } from "./evolution.ts";
+import { dropHeader, plantLookAlike } from "./evolution.ts";
 import { cuid } from "./ids.ts";
+import { recipient } from "./jid.ts";
+import { sendRoutes, validateSend } from "./requests.ts";
 import { defaultFaultBody, errorBody, instanceNotFound, unauthorized, type MessageRaw, type ReceiptStatus } from "./shapes.ts";
 import type { Instance, SimulatorState } from "./state.ts";
 
@@ -30,6 +33,15 @@ const findStatusBody = z.object({
 const storeInput = z.strictObject({ enabled: z.boolean(), instance: z.string().optional() });
 const receiptStatuses = ["SERVER_ACK", "DELIVERY_ACK", "READ", "PLAYED", "ERROR"] as const;
 const statusInput = z.strictObject({ keyId: z.string().min(1), status: z.enum(receiptStatuses) });
+
+const lookAlikeInput = z.strictObject({
+  instance: z.string().min(1),
+  /** Who sent it: typed on the phone, or another API client of the instance. */
+  who: z.enum(["phone", "client"]),
+  route: z.enum(sendRoutes as ["sendText", "sendMedia", "sendWhatsAppAudio"]).default("sendText"),
+  /** The send body it looks like (as the gateway would post it). */
+  body: z.record(z.string(), z.unknown()),
+});
 
 const unixSeconds = (iso: string | undefined) => (iso === undefined ? Number.NaN : Math.floor(Date.parse(iso) / 1000));
 
@@ -118,6 +130,18 @@ export function chatControlRoutes(state: SimulatorState): Hono {
     else if (enabled) state.store.offFor.delete(instance);
     else state.store.offFor.add(instance);
     return c.json({ enabled: state.store.enabled, offFor: [...state.store.offFor] });
+  });
+
+  // A look-alike in the store: same chat, same text (a caption-less media: another file of the same type).
+  app.post("/look-alike", async (c) => {
+    const input = lookAlikeInput.safeParse(await jsonOf(c));
+    if (!input.success) return c.json({ error: "invalid body", issues: input.error.issues }, 400);
+    const instance = state.instances.get(input.data.instance);
+    if (!instance) return c.json({ error: `no instance "${input.data.instance}"` }, 404);
+    const checked = validateSend(input.data.route, input.data.body);
+    if (!checked.ok) return c.json({ error: "invalid send body", message: checked.message }, 400);
+    const raw = plantLookAlike(state, instance, recipient(checked.request.body.number), checked.request, input.data.who);
+    return c.json(raw, 201);
   });
 
   // A receipt Evolution stored while its webhook never reached the gateway.

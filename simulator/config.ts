@@ -105,6 +105,11 @@ export const faultInput = z.strictObject({
   /** Answer this much later. With a 2xx status on a send: a hung send that still completes (the
    *  message goes out and is stored when the answer is given, after the caller may have given up). */
   delayMs: z.number().int().min(0).max(300_000).optional(),
+  /** Response headers, e.g. `{"retry-after": "5"}` on a 503. */
+  headers: z.record(z.string(), z.string()).optional(),
+  /** With an error status on a send: the message goes out first (stored, webhooks emitted), then
+   *  the error is answered, as Evolution does when its own write fails after Baileys relayed. */
+  relay: z.boolean().optional(),
   times: z.number().int().min(1).default(1),
 });
 export type Fault = z.infer<typeof faultInput>;

@@ -2,8 +2,8 @@
 // apikey), validation, number pre-check, status codes and bodies.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { chaosOf, rememberSend, roll, sendAttemptKey } from "./chaos.ts";
-import { newWebMessageId } from "./ids.ts";
+import { chaosOf, countFault, rememberSend, roll, sendAttemptKey, sendFate } from "./chaos.ts";
+import { androidMessageId, iosMessageId, newWebMessageId } from "./ids.ts";
 import { digitsOf, recipient, type Recipient } from "./jid.ts";
 import { businessRule, sendRoutes, validateSend, type SendRequest, type SendRoute } from "./requests.ts";
 import {
@@ -25,7 +25,7 @@ import { scheduleAfterSend } from "./webhooks.ts";
 /** Header on the stand-in answer for a dropped connection; the Node server turns it into a reset. */
 export const dropHeader = "x-simulator-drop-connection";
 
-type Answer = { status: number; body: unknown; keyId?: string };
+type Answer = { status: number; body: unknown; keyId?: string; relayed?: boolean; headers?: Record<string, string> };
 
 export function evolutionRoutes(state: SimulatorState): Hono {
   const app = new Hono();
@@ -43,10 +43,11 @@ export function evolutionRoutes(state: SimulatorState): Hono {
     call.answeredAt = Date.now();
     delete call.pending;
     if (answer.keyId) call.keyId = answer.keyId;
+    if (answer.relayed) call.relayed = true;
     if (answer.status === 0) {
       return jsonResponse(503, errorBody(503, "simulated network failure (connection dropped)"), { [dropHeader]: "1" });
     }
-    return jsonResponse(answer.status, answer.body);
+    return jsonResponse(answer.status, answer.body, answer.headers);
   });
 
   app.get("/instance/connectionState/:instance", (c) => {
@@ -76,9 +77,11 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
   const fault = state.takeFault({ instance: name, route, number: to?.number ?? "", jid: to?.jid ?? "" });
   // A 2xx fault is a late answer: the send goes through below, only after `delayMs`.
   const lateBy = fault && fault.status >= 200 && fault.status < 300 ? (fault.delayMs ?? 0) : 0;
-  if (fault && lateBy === 0) {
+  // An error fault with `relay`: the send goes through below, then this error is the answer.
+  const relayThen = fault?.relay === true && fault.status >= 400 ? fault : undefined;
+  if (fault && lateBy === 0 && !relayThen) {
     await state.sleep(latency(state) + (fault.delayMs ?? 0));
-    return { status: fault.status, body: fault.body ?? defaultFaultBody(fault.status) };
+    return { status: fault.status, body: fault.body ?? defaultFaultBody(fault.status), ...(fault.headers ? { headers: fault.headers } : {}) };
   }
 
   const checked = validateSend(route, body);
@@ -94,23 +97,65 @@ async function answerSend(state: SimulatorState, c: Context, name: string, route
   if (isNotOnWhatsApp(state, target)) return { status: 400, body: notOnWhatsApp(target) };
   // Evolution holds the request open for `delay` ms ("composing…") before sending.
   if (state.config.honourDelay) await state.sleep(checked.request.body.delay ?? 0);
-  // Chaos: the answer comes after the client gave up; the message may still have gone out.
+  // Chaos: the answer comes after the client gave up; the message may still have gone out, and
+  // meanwhile something that looks like it may land in the store (typed on the phone, or sent by
+  // another client of the instance).
   const chaos = chaosOf(state);
+  const fate = sendFate(state, attempt);
+  const hang = async (ms: number) => {
+    if (!fate.lookAlike) return state.sleep(ms);
+    await state.sleep(ms / 2);
+    plantLookAlike(state, instance, target, checked.request, fate.lookAlike);
+    await state.sleep(ms / 2);
+  };
   if (chaos.timeoutRate > 0 && roll(state, `timeout:${attempt}`) < chaos.timeoutRate) {
-    await state.sleep(chaos.timeoutMs);
-    if (!chaos.timeoutStillSends) return { status: 500, body: connectionClosed() };
+    await hang(chaos.timeoutMs);
+    if (!chaos.timeoutStillSends || fate.hangNeverSends) return { status: 500, body: connectionClosed() };
   }
-  if (lateBy > 0) await state.sleep(lateBy);
+  if (lateBy > 0) await hang(lateBy);
 
-  const raw = buildMessage(state, instance, target, checked.request);
+  const raw = buildMessage(state, instance, target, checked.request, newKeyId(state));
   rememberSend(state, raw.key.id, attempt);
   state.remember(raw);
   scheduleAfterSend(state, instance, raw, target.isGroup);
-  return { status: 201, body: raw, keyId: raw.key.id };
+  if (relayThen) {
+    await state.sleep(relayThen.delayMs ?? 0);
+    return { status: relayThen.status, body: relayThen.body ?? defaultFaultBody(relayThen.status), keyId: raw.key.id, relayed: true };
+  }
+  // Relayed, then the answer is an error: Evolution's own write failed after Baileys sent, or a
+  // proxy in front of it gave up. The message is out; the caller cannot know from the answer.
+  if (fate.relayThenFail === 500)
+    return {
+      status: 500,
+      body: errorBody(500, ["PrismaClientKnownRequestError: Timed out fetching a new connection from the connection pool"]),
+      relayed: true,
+    };
+  if (fate.relayThenFail === 502) return { status: 502, body: errorBody(502, "Bad Gateway"), keyId: raw.key.id, relayed: true };
+  return { status: 201, body: raw, keyId: raw.key.id, relayed: true };
 }
 
-function buildMessage(state: SimulatorState, instance: Instance, to: Recipient, request: SendRequest): MessageRaw {
-  const sender = { instance, to, keyId: newKeyId(state), quotedFrom: (id: string) => state.sentMessage(id) };
+/** A message this request did not send, stored in the same chat: the same text, or for a
+ *  caption-less media another file of the same type. From the phone it has a phone's id and
+ *  `source` and no `send.message`; from another API client it looks exactly like an API send. */
+export function plantLookAlike(state: SimulatorState, instance: Instance, to: Recipient, request: SendRequest, who: "phone" | "client"): MessageRaw {
+  const other = `https://files.example.com/other-${Date.now().toString(36)}`;
+  const like: SendRequest =
+    request.route === "sendMedia" && !request.body.caption
+      ? { route: "sendMedia", body: { ...request.body, media: `${other}.bin`, fileName: undefined } }
+      : request.route === "sendWhatsAppAudio"
+        ? { route: "sendWhatsAppAudio", body: { ...request.body, audio: `${other}.ogg` } }
+        : request;
+  const phone = roll(state, `phone:${to.jid}:${Date.now()}`) < 0.5 ? "ios" : "android";
+  const keyId = who === "client" ? newKeyId(state) : phone === "ios" ? iosMessageId() : androidMessageId();
+  const raw: MessageRaw = { ...buildMessage(state, instance, to, like, keyId), ...(who === "phone" ? { source: phone } : {}) };
+  state.remember(raw);
+  countFault(state, who === "client" ? "look-alikes from another API client" : "look-alikes typed on the phone");
+  if (who === "client") scheduleAfterSend(state, instance, raw, to.isGroup);
+  return raw;
+}
+
+function buildMessage(state: SimulatorState, instance: Instance, to: Recipient, request: SendRequest, keyId: string): MessageRaw {
+  const sender = { instance, to, keyId, quotedFrom: (id: string) => state.sentMessage(id) };
   if (request.route === "sendText") return textMessage(sender, request.body);
   if (request.route === "sendMedia") return mediaMessage(sender, request.body);
   return audioMessage(sender, request.body);

@@ -14,7 +14,8 @@ export type MessageRaw = {
   messageType: string;
   messageTimestamp: number;
   instanceId: string;
-  source: "web";
+  /** Baileys' guess from the id's shape: "web" for API sends (3EB0…), a phone's for typed ones. */
+  source: "web" | "ios" | "android";
 };
 
 export type ReceiptStatus = "SERVER_ACK" | "DELIVERY_ACK" | "READ" | "PLAYED" | "ERROR";

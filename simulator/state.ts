@@ -35,6 +35,9 @@ export type CallRecord = {
   pending?: boolean;
   /** When the answer left (after any latency or hang): the moment a 201 message went out. */
   answeredAt?: number;
+  /** The message went out to WhatsApp on this call, whatever was answered (a 201, or a 500/502
+   *  after the relay). */
+  relayed?: boolean;
 };
 
 export type WebhookRecord = {

@@ -5,5 +5,5 @@ export type Tenant = { id: string; name: string; maxAttempts: number; rateLimitP
 
 export type AppEnv = {
   Bindings: Env;
-  Variables: { db: Db; tenant: Tenant; requestId: string };
+  Variables: { db: Db; tenant: Tenant; apiKeyId: string; requestId: string };
 };

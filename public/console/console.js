@@ -5,7 +5,10 @@
 
 const SESSION = "mensageiro.console.session";
 // An idle tab signs itself out: a key left in an unattended browser is a key someone else can use.
+// Only the operator's own input counts as use: the console's background refreshes and the live
+// stream do not keep a session alive.
 const IDLE_MS = 30 * 60_000;
+const IDLE_CHECK_MS = 10_000;
 const STATUSES = ["scheduled", "queued", "processing", "sent", "delivered", "read", "failed", "canceled"];
 const CHANNELS = ["whatsapp", "telegram"];
 const SERIES = [
@@ -58,7 +61,8 @@ function session() {
 
 function touch() {
   const s = session();
-  if (s) sessionStorage.setItem(SESSION, JSON.stringify({ ...s, lastUsed: Date.now() }));
+  // At most one write a second, however fast the input.
+  if (s && Date.now() - s.lastUsed > 1000) sessionStorage.setItem(SESSION, JSON.stringify({ ...s, lastUsed: Date.now() }));
 }
 
 function signOut(message) {
@@ -97,7 +101,6 @@ async function api(path, { method = "GET", body, key } = {}) {
     signOut("This API key is no longer valid (revoked or unknown). Sign in with a current key.");
   }
   if (!res.ok) throw new ApiFailure(res.status, data);
-  if (!key) touch();
   return data;
 }
 
@@ -816,7 +819,11 @@ async function deadLettersPage(root) {
   const { replay, resultCell } = dead;
   root.replaceChildren(
     h("h1", {}, "Dead letters"),
-    h("p", { class: "muted" }, "Messages that failed for good. Replay sends them again with a fresh attempt budget."),
+    h(
+      "p",
+      { class: "muted" },
+      "Messages that failed for good. Replay sends them again with a fresh attempt budget; those marked \u201cmay have been sent\u201d are left out (Evolution may have delivered them), and the API replays them only with force: true.",
+    ),
     form,
     h("div", { class: "actions" }, replay),
     dead.table,
@@ -833,7 +840,17 @@ async function deadLettersPage(root) {
         cells: [
           ["Recipient", h("a", { href: `#/messages/${d.messageId}` }, d.to)],
           ["Instance", d.instance],
-          ["Error", d.error ?? ""],
+          [
+            "Error",
+            // Bulk replay leaves these out unless forced: say why before the operator wonders.
+            d.mayHaveSent
+              ? [
+                  h("span", { class: "badge s-processing", title: "Evolution may have sent it: replaying it may deliver it twice." }, "may have been sent"),
+                  " ",
+                  d.error ?? "",
+                ]
+              : (d.error ?? ""),
+          ],
           ["Failed", time(d.failedAt)],
         ],
       })),
@@ -1150,6 +1167,11 @@ async function callbacksPage(root) {
 // ---- start -----------------------------------------------------------------------------------
 
 $("sign-in-form").addEventListener("submit", signIn);
+for (const input of ["pointerdown", "keydown", "wheel", "touchstart"]) window.addEventListener(input, touch, { capture: true, passive: true });
+// A tab left open signs out on time, not at the next click.
+setInterval(() => {
+  if (!$("bar").hidden && !session()) showSignIn();
+}, IDLE_CHECK_MS);
 $("sign-out").addEventListener("click", () => signOut("You are signed out."));
 window.addEventListener("hashchange", () => {
   if (session()) render();

@@ -1,7 +1,7 @@
 // `npm run chaos`: the chaos run with its verdict table. Every fault can be switched or sized:
 //   npm run chaos -- --messages 600 --contacts 60 --seed 7 --runtime-kills 1 --no-kafka
-// Exit code 1 when a goal is missed (0 lost, 0 sent twice, 0 out of order, 0 regressions,
-// 0 missing events, no 5xx outside restart windows).
+// Exit code 1 when a goal is missed (0 lost, 0 marked sent but never sent, 0 sent twice, 0 out of
+// order, 0 regressions, 0 missing events, no 5xx outside restart windows).
 import { parseArgs } from "node:util";
 import { defaultOptions, runChaos } from "./run.ts";
 import { goalsMet } from "./verdict.ts";
@@ -24,6 +24,13 @@ const { values } = parseArgs({
     "webhook-drops": { type: "string", default: String(d.faults.webhookDrops) },
     "webhook-duplicates": { type: "string", default: String(d.faults.webhookDuplicates) },
     "webhook-reorder": { type: "string", default: String(d.faults.webhookReorder) },
+    "relay-then-fail": { type: "string", default: String(d.faults.relayThenFail) },
+    "hung-never-sends": { type: "string", default: String(d.faults.hungNeverSends) },
+    "look-alikes": { type: "string", default: String(d.faults.lookAlikes) },
+    "look-alikes-from-client": { type: "string", default: String(d.faults.lookAlikesFromClient) },
+    "send-message-drops": { type: "string", default: String(d.faults.sendMessageDrops) },
+    "send-message-duplicates": { type: "string", default: String(d.faults.sendMessageDuplicates) },
+    "send-message-late": { type: "string", default: String(d.faults.sendMessageLate) },
     "runtime-kills": { type: "string", default: String(d.faults.runtimeKills) },
     "bridge-kills": { type: "string", default: String(d.faults.bridgeKills) },
     "broker-restarts": { type: "string", default: String(d.faults.brokerRestarts) },
@@ -56,6 +63,13 @@ const options = {
     webhookDrops: off ? 0 : num("webhook-drops", values["webhook-drops"]),
     webhookDuplicates: off ? 0 : num("webhook-duplicates", values["webhook-duplicates"]),
     webhookReorder: off ? 0 : num("webhook-reorder", values["webhook-reorder"]),
+    relayThenFail: off ? 0 : num("relay-then-fail", values["relay-then-fail"]),
+    hungNeverSends: off ? 0 : num("hung-never-sends", values["hung-never-sends"]),
+    lookAlikes: off ? 0 : num("look-alikes", values["look-alikes"]),
+    lookAlikesFromClient: num("look-alikes-from-client", values["look-alikes-from-client"]),
+    sendMessageDrops: off ? 0 : num("send-message-drops", values["send-message-drops"]),
+    sendMessageDuplicates: off ? 0 : num("send-message-duplicates", values["send-message-duplicates"]),
+    sendMessageLate: off ? 0 : num("send-message-late", values["send-message-late"]),
     runtimeKills: off ? 0 : num("runtime-kills", values["runtime-kills"]),
     bridgeKills: off ? 0 : num("bridge-kills", values["bridge-kills"]),
     brokerRestarts: off ? 0 : num("broker-restarts", values["broker-restarts"]),

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { topicEnv } from "../../bridge/harness.ts";
 import { type KafkaHandle, startKafka } from "../kafka/broker.ts";
 import { percentile } from "../../bench/load.ts";
-import { setChaos } from "../../simulator/chaos.ts";
+import { faultCounts, setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, ROOT, startGateway, type Gateway } from "../../test/support/gateway.ts";
 import { type ApiRequest, judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
@@ -35,6 +35,18 @@ export type ChaosOptions = {
     webhookDrops: number;
     webhookDuplicates: number;
     webhookReorder: number;
+    /** Share of sends relayed to WhatsApp and then answered 500/502. */
+    relayThenFail: number;
+    /** Of the sends that hang past the timeout, the share that never goes out. */
+    hungNeverSends: number;
+    /** Share of hung sends during which a look-alike (same chat, same text) lands in Evolution's store… */
+    lookAlikes: number;
+    /** …of which this share comes from another API client of the instance (the rest typed on the phone). */
+    lookAlikesFromClient: number;
+    /** send.message webhooks never sent, sent twice, or late (by 10 s). */
+    sendMessageDrops: number;
+    sendMessageDuplicates: number;
+    sendMessageLate: number;
     runtimeKills: number;
     bridgeKills: number;
     brokerRestarts: number;
@@ -59,6 +71,13 @@ export const defaultOptions = (): ChaosOptions => ({
     webhookDrops: 0.1,
     webhookDuplicates: 0.1,
     webhookReorder: 0.1,
+    relayThenFail: 0.05,
+    hungNeverSends: 0.5,
+    lookAlikes: 1,
+    lookAlikesFromClient: 0.2,
+    sendMessageDrops: 0.1,
+    sendMessageDuplicates: 0.1,
+    sendMessageLate: 0.1,
     runtimeKills: 2,
     bridgeKills: 1,
     brokerRestarts: 1,
@@ -97,6 +116,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   let order: unknown[] = [];
   // For the messages sent twice: their history and the simulator's calls of their text.
   let twice: unknown[] = [];
+  // For the messages marked sent but never sent: the same.
+  let neverSent: unknown[] = [];
 
   try {
     // Broker: fixed ports and state folder, so a restart is the same broker.
@@ -133,6 +154,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       webhookDuplicateRate: o.faults.webhookDuplicates,
       webhookReorderRate: o.faults.webhookReorder,
       webhookReorderMs: 2_000,
+      hungNeverSendsRate: o.faults.hungNeverSends,
+      relayThenFailRate: o.faults.relayThenFail,
+      lookAlikeRate: o.faults.lookAlikes,
+      lookAlikeClientShare: o.faults.lookAlikesFromClient,
+      sendMessageDropRate: o.faults.sendMessageDrops,
+      sendMessageDuplicateRate: o.faults.sendMessageDuplicates,
+      sendMessageLateRate: o.faults.sendMessageLate,
+      sendMessageLateMs: 10_000,
     });
 
     const gateway = await startGateway({
@@ -499,6 +528,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
     const settleSeconds = (Date.now() - settleStart) / 1000;
     log(settled ? `settled in ${settleSeconds.toFixed(1)} s` : `NOT settled after ${settleSeconds.toFixed(0)} s; judging what is there`);
+    // What the simulator still holds undelivered, for reading why a run did not settle.
+    for (const w of simulator.state.webhooks.filter((w) => w.outcome === "pending").slice(0, 5))
+      log(
+        `  webhook still pending: #${w.seq} ${w.event} keyId ${w.keyId ?? "-"}, ${w.attempts} attempts, last status ${w.status}${w.error ? ` (${w.error})` : ""}, created ${((Date.now() - w.at) / 1000).toFixed(0)} s ago`,
+      );
 
     // Collect: every message of the tenant with its history, the simulator's sends, Kafka's topics.
     const messages = await allMessages(gateway, headers);
@@ -512,6 +546,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       at: iso(c.at),
       answeredAt: iso(c.answeredAt),
       status: c.status,
+      relayed: c.relayed === true,
       route: c.route,
       text: textOf(c.body),
     });
@@ -580,13 +615,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
     const calls = simulator.state.calls.map((c) => {
       const body = z.object({ text: z.string().optional() }).safeParse(c.body);
-      return { text: body.success ? body.data.text : undefined, number: c.number, status: c.status, answeredAt: c.answeredAt };
+      return { text: body.success ? body.data.text : undefined, number: c.number, status: c.status, answeredAt: c.answeredAt, relayed: c.relayed === true };
     });
     for (const c of simulator.state.calls) {
-      if (c.status === 500) count("simulator 500s");
+      if (c.relayed && c.status >= 500) count("simulator 500/502 after relaying");
+      else if (c.status === 500) count("simulator 500s");
       if (c.status === 400) count("simulator 400s (not on WhatsApp)");
     }
     for (const w of simulator.state.webhooks) if (w.outcome === "dropped") count("webhooks dropped");
+    for (const [what, n] of Object.entries(faultCounts(simulator.state))) injected[what] = n;
     const observed: Observed = {
       acceptedApi,
       producedKafka,
@@ -631,6 +668,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         };
       }),
     );
+    neverSent = await Promise.all(
+      verdict.markedSentTexts.slice(0, 20).map(async (text) => {
+        const row = messages.find((m) => m.text === text);
+        return {
+          text,
+          message: row ? await messageView(row.id) : null,
+          calls: simulator.state.calls.filter((c) => textOf(c.body) === text).map(callView),
+        };
+      }),
+    );
     return {
       verdict,
       settled,
@@ -654,6 +701,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (stuck.length > 0) writeFileSync(path.join(logDir, "stuck.json"), JSON.stringify(stuck, null, 2));
     if (order.length > 0) writeFileSync(path.join(logDir, "order.json"), JSON.stringify(order, null, 2));
     if (twice.length > 0) writeFileSync(path.join(logDir, "twice.json"), JSON.stringify(twice, null, 2));
+    if (neverSent.length > 0) writeFileSync(path.join(logDir, "never-sent.json"), JSON.stringify(neverSent, null, 2));
     // Every API request answered 5xx or not at all, next to the restart windows (seconds from the start).
     const s = (t: number) => Number(((t - started) / 1000).toFixed(2));
     writeFileSync(

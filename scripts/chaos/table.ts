@@ -16,6 +16,12 @@ export function verdictTable(o: ChaosOptions, r: ChaosResult): string {
     ["in exactly one terminal state", v.accepted.total - v.notTerminal, terminal, mark(v.notTerminal === 0 && v.failedWithoutReason === 0)],
     ["failed without a reason", v.failedWithoutReason, "", mark(v.failedWithoutReason === 0)],
     ["lost", v.lost, lostDetail, mark(v.lost === 0)],
+    [
+      "marked sent but never sent (at the simulator)",
+      v.markedSentNeverSent,
+      "recorded sent, its request never relayed to WhatsApp",
+      mark(v.markedSentNeverSent === 0),
+    ],
     ["sent twice (at the simulator)", v.sentTwice, `${v.extraSends} extra sends`, mark(v.sentTwice === 0)],
     ["out of per-contact order (at the simulator)", v.outOfOrder, "", mark(v.outOfOrder === 0)],
     ["status regressions (history and Kafka)", v.regressions, "", mark(v.regressions === 0)],

@@ -1,8 +1,9 @@
 // Bearer API keys: stored as SHA-256 hashes only; a key sees exactly one tenant.
-import { sql } from "drizzle-orm";
+import { and, inArray, isNull, sql } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv, Tenant } from "../app-env.ts";
 import type { Db } from "../db/client.ts";
+import { apiKeys } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { randomToken, sha256Hex } from "../ids.ts";
 
@@ -21,7 +22,7 @@ export function bearer(header: string | undefined): string | undefined {
 // Valid keys are remembered per isolate for a short while: one D1 read saved on every request.
 // A revocation is seen at once by the isolate that made it and within KEY_CACHE_MS by the others.
 const KEY_CACHE_MS = 30_000;
-const keyCache = new Map<string, { tenant: Tenant; at: number }>();
+const keyCache = new Map<string, { tenant: Tenant; keyId: string; at: number }>();
 
 export function forgetKey(hash: string) {
   keyCache.delete(hash);
@@ -32,24 +33,43 @@ export function forgetTenant(tenantId: string) {
   for (const [hash, entry] of keyCache) if (entry.tenant.id === tenantId) keyCache.delete(hash);
 }
 
-/** The tenant a key belongs to, or undefined for an unknown or revoked key. */
-export async function tenantForKey(db: Db, key: string): Promise<Tenant | undefined> {
+/** The tenant a key belongs to and the key's id, or undefined for an unknown or revoked key. */
+export async function ownerOfKey(db: Db, key: string): Promise<{ tenant: Tenant; keyId: string } | undefined> {
   const hash = await sha256Hex(key);
   const cached = keyCache.get(hash);
-  if (cached && Date.now() - cached.at < KEY_CACHE_MS) return cached.tenant;
-  const [tenant] = await db.all<Tenant>(sql`
-    SELECT t.id, t.name, t.max_attempts AS maxAttempts, t.rate_limit_per_minute AS rateLimitPerMinute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+  if (cached && Date.now() - cached.at < KEY_CACHE_MS) return { tenant: cached.tenant, keyId: cached.keyId };
+  const [row] = await db.all<Tenant & { keyId: string }>(sql`
+    SELECT t.id, t.name, t.max_attempts AS maxAttempts, t.rate_limit_per_minute AS rateLimitPerMinute, k.id AS keyId
+    FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
     WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
-  if (tenant) keyCache.set(hash, { tenant, at: Date.now() });
-  return tenant;
+  if (!row) return undefined;
+  const { keyId, ...tenant } = row;
+  keyCache.set(hash, { tenant, keyId, at: Date.now() });
+  return { tenant, keyId };
+}
+
+/** Of these key ids, the ones not revoked (and not deleted). */
+export async function liveKeyIds(db: Db, keyIds: string[]): Promise<Set<string>> {
+  const live = new Set<string>();
+  // Within D1's 100 bound parameters a statement.
+  for (let i = 0; i < keyIds.length; i += 90) {
+    const chunk = keyIds.slice(i, i + 90);
+    const rows = await db
+      .select({ id: apiKeys.id })
+      .from(apiKeys)
+      .where(and(inArray(apiKeys.id, chunk), isNull(apiKeys.revokedAt)));
+    for (const r of rows) live.add(r.id);
+  }
+  return live;
 }
 
 export const requireApiKey = createMiddleware<AppEnv>(async (c, next) => {
   const key = bearer(c.req.header("authorization"));
   if (!key) throw new ApiError("unauthorized", "Missing API key: send Authorization: Bearer <key>.");
-  const tenant = await tenantForKey(c.var.db, key);
-  if (!tenant) throw new ApiError("unauthorized", "Unknown or revoked API key.");
-  c.set("tenant", tenant);
+  const owner = await ownerOfKey(c.var.db, key);
+  if (!owner) throw new ApiError("unauthorized", "Unknown or revoked API key.");
+  c.set("tenant", owner.tenant);
+  c.set("apiKeyId", owner.keyId);
   await next();
 });
 

@@ -4,6 +4,8 @@ import { type SQL, sql } from "drizzle-orm";
 import { type AutomationInbound, repliesOf } from "../contracts/automation.ts";
 import type { Channel } from "../contracts/channels.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
+import { privateMessageUrl, type UrlPolicy } from "../http/outbound-url.ts";
+import { contactForms } from "../messages/contact-key.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
 import { type AutomationConfig, signingSecrets } from "./config.ts";
 
@@ -33,17 +35,25 @@ const parseMedia = (media: string | null): Record<string, unknown> | null => {
 };
 
 /** The contact's messages on this instance, both directions, newest first: `limit` rows (an SQL
- *  expression: the lane reads it from the automation row in the same batch) plus `extra`. */
+ *  expression: the lane reads it from the automation row in the same batch) plus `extra`.
+ *  (`+instance_id`: inbound rows through (tenant, contact), not through all of the instance's.) */
 export function conversationStatement(info: LaneInfo, limit: SQL, extra: number): SQL {
   return sql`
     SELECT * FROM (
       SELECT CASE WHEN from_me = 1 THEN 'out' ELSE 'in' END AS direction, id, text, media, NULL AS status, timestamp AS at
-      FROM inbound_messages WHERE tenant_id = ${info.tenantId} AND contact = ${info.contact} AND instance_id = ${info.instanceId}
+      FROM inbound_messages WHERE tenant_id = ${info.tenantId} AND contact IN ${forms(info.contact)} AND +instance_id = ${info.instanceId}
       UNION ALL
       SELECT 'out', id, text, media, status, created_at FROM messages
-      WHERE tenant_id = ${info.tenantId} AND "to" = ${info.replyTo ?? info.contact} AND instance_id = ${info.instanceId} AND status != 'canceled'
+      WHERE tenant_id = ${info.tenantId} AND "to" IN ${forms(info.replyTo ?? info.contact)} AND instance_id = ${info.instanceId} AND status != 'canceled'
     ) ORDER BY at DESC, id DESC LIMIT (${limit}) + ${extra}`;
 }
+
+// Both ways a Brazilian mobile is written: messages sent to it under either are the contact's.
+const forms = (address: string) =>
+  sql`(${sql.join(
+    contactForms(address).map((f) => sql`${f}`),
+    sql`, `,
+  )})`;
 
 /** The last `limit` of those rows, oldest first, without the ones this call carries. */
 export function conversationFrom(rows: ConversationRow[], limit: number, exclude: string[]): AutomationInbound["conversation"] {
@@ -58,9 +68,17 @@ export function conversationFrom(rows: ConversationRow[], limit: number, exclude
 
 export type CallOutcome = { ok: true; replies: SendMessageRequest[]; dropped: number; ms: number } | { ok: false; error: string; ms: number };
 
-/** POSTs one batch to the handler. `webhookId` stays the same across retries, so a handler that
- *  saw a call before a crash can recognise it (as it can by the inbound ids). */
-export async function callHandler(config: AutomationConfig, webhookId: string, payload: AutomationInbound, inReplyTo: string): Promise<CallOutcome> {
+/** POSTs one batch to the handler. `webhookId` stays the same across the batch's retries, so a
+ *  handler that saw a call before a crash can recognise it; a replayed dead letter gets a new one.
+ *  Replies are held to the rules of an API send, private-address check included (`urls`: the
+ *  Worker's setting). */
+export async function callHandler(
+  config: AutomationConfig,
+  webhookId: string,
+  payload: AutomationInbound,
+  inReplyTo: string,
+  urls: UrlPolicy,
+): Promise<CallOutcome> {
   const body = JSON.stringify(payload);
   const headers = await signWebhook({ id: webhookId, body, secrets: signingSecrets(config) });
   const started = Date.now();
@@ -71,6 +89,8 @@ export async function callHandler(config: AutomationConfig, webhookId: string, p
       method: "POST",
       headers: { ...headers, "content-type": "application/json", "user-agent": "mensageiro-automation" },
       body,
+      // A redirect is an error, not followed: it would carry the signed call to another address.
+      redirect: "manual",
       signal: AbortSignal.timeout(config.timeoutMs),
     });
     text = await res.text();
@@ -79,6 +99,12 @@ export async function callHandler(config: AutomationConfig, webhookId: string, p
     return { ok: false, error: timedOut ? `no answer within ${config.timeoutMs} ms` : `network error: ${String(err).slice(0, 300)}`, ms: Date.now() - started };
   }
   const ms = Date.now() - started;
+  if (res.status >= 300 && res.status <= 399)
+    return {
+      ok: false,
+      error: `HTTP ${res.status}: redirects are not followed (to ${res.headers.get("location")?.slice(0, 200) ?? "?"}); set the handler URL to the final address`,
+      ms,
+    };
   if (res.status < 200 || res.status > 299) return { ok: false, error: `HTTP ${res.status}: ${text.slice(0, 300)}`, ms };
   const answer = res.status === 204 ? { ok: true as const, replies: [] } : repliesOf(text);
   if (!answer.ok) return { ok: false, error: answer.error, ms };
@@ -94,6 +120,8 @@ export async function callHandler(config: AutomationConfig, webhookId: string, p
       idempotencyKey: `automation:${inReplyTo}:${i}`,
     });
     if (!message.success) return { ok: false, error: `reply ${i} is not a valid message: ${message.error.issues.map((x) => x.message).join("; ")}`, ms };
+    const privateUrl = privateMessageUrl(urls, message.data);
+    if (privateUrl) return { ok: false, error: `reply ${i} is not a valid message: ${privateUrl.path}: ${privateUrl.message}`, ms };
     replies.push(message.data);
   }
   return { ok: true, replies, dropped: 0, ms };

@@ -25,7 +25,16 @@ import { callHandler, type ConversationRow, conversationFrom, conversationStatem
 export type OfferedItem = { id: string; ts: number; message: InboundView };
 
 type ItemRow = { id: string; ts: number; seq: number; arrived_at: number; message: string };
-type BatchRow = { id: string; item_ids: string; attempts: number; next_at: number; last_error: string | null; answer: string | null };
+type BatchRow = {
+  id: string;
+  item_ids: string;
+  attempts: number;
+  next_at: number;
+  last_error: string | null;
+  answer: string | null;
+  // null: a batch formed before webhook ids were kept (its id serves).
+  webhook_id: string | null;
+};
 
 // A debounced burst is sent when the contact has been quiet for debounceMs, but no later than
 // DEBOUNCE_CAP × debounceMs after its first message, and with at most MAX_BATCH messages.
@@ -62,15 +71,20 @@ export class AutomationLane extends DurableObject<Env> {
       done_at INTEGER
     )`);
     ctx.storage.sql.exec(`CREATE INDEX IF NOT EXISTS items_order ON items (state, ts, seq)`);
-    // At most one row: the batch being called (and retried) now.
+    // At most one row: the batch being called (and retried) now. webhook_id: the calls' webhook-id,
+    // the same on every retry of this batch, new for the next one (a replayed dead letter included).
     ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS batch (
       id TEXT PRIMARY KEY,
       item_ids TEXT NOT NULL,
       attempts INTEGER NOT NULL DEFAULT 0,
       next_at INTEGER NOT NULL DEFAULT 0,
       last_error TEXT,
-      answer TEXT
+      answer TEXT,
+      webhook_id TEXT
     )`);
+    // Lanes made before the column: added once.
+    const columns = ctx.storage.sql.exec<{ name: string }>(`PRAGMA table_info(batch)`).toArray();
+    if (!columns.some((c) => c.name === "webhook_id")) ctx.storage.sql.exec(`ALTER TABLE batch ADD COLUMN webhook_id TEXT`);
   }
 
   private info(): LaneInfo | undefined {
@@ -97,7 +111,8 @@ export class AutomationLane extends DurableObject<Env> {
     return added;
   }
 
-  /** A dead letter sent again: back in line (by its timestamp), attempts from zero. */
+  /** A dead letter sent again: back in line (by its timestamp), attempts from zero. True when it
+   *  waits here now (also when an earlier replay already put it back). */
   async replay(info: LaneInfo, item: OfferedItem): Promise<boolean> {
     if (!this.info()) this.ctx.storage.kv.put("info", info);
     const changed = this.ctx.storage.sql.exec(
@@ -109,7 +124,8 @@ export class AutomationLane extends DurableObject<Env> {
       JSON.stringify(item.message),
     ).rowsWritten;
     if (changed > 0) await this.poke();
-    return changed > 0;
+    const [row] = this.ctx.storage.sql.exec<{ state: string }>(`SELECT state FROM items WHERE id = ?`, item.id).toArray();
+    return row?.state === "pending" || row?.state === "batched";
   }
 
   /** Run now: the breaker resumed, the automation was re-enabled, or the runtime restarted. */
@@ -213,7 +229,7 @@ export class AutomationLane extends DurableObject<Env> {
   }
 
   private currentBatch(): BatchRow | undefined {
-    return this.ctx.storage.sql.exec<BatchRow>(`SELECT id, item_ids, attempts, next_at, last_error, answer FROM batch LIMIT 1`).toArray()[0];
+    return this.ctx.storage.sql.exec<BatchRow>(`SELECT id, item_ids, attempts, next_at, last_error, answer, webhook_id FROM batch LIMIT 1`).toArray()[0];
   }
 
   // The next call's messages in order: one, or a debounced burst. A number: not before then.
@@ -232,9 +248,12 @@ export class AutomationLane extends DurableObject<Env> {
     }
     const ids = take.map((t) => t.id);
     const id = ids.at(-1) ?? "";
-    this.ctx.storage.sql.exec(`INSERT INTO batch (id, item_ids) VALUES (?, ?)`, id, JSON.stringify(ids));
+    // A new webhook-id for every batch: a replayed dead letter is a new call, which a handler that
+    // dedupes on webhook-id must not drop as a repeat of the calls that failed.
+    const webhookId = newId("call");
+    this.ctx.storage.sql.exec(`INSERT INTO batch (id, item_ids, webhook_id) VALUES (?, ?, ?)`, id, JSON.stringify(ids), webhookId);
     for (const itemId of ids) this.ctx.storage.sql.exec(`UPDATE items SET state = 'batched' WHERE id = ?`, itemId);
-    return { id, item_ids: JSON.stringify(ids), attempts: 0, next_at: 0, last_error: null, answer: null };
+    return { id, item_ids: JSON.stringify(ids), attempts: 0, next_at: 0, last_error: null, answer: null, webhook_id: webhookId };
   }
 
   // Paused breaker: null when this lane holds the probe and may call; else when to look again.
@@ -281,7 +300,7 @@ export class AutomationLane extends DurableObject<Env> {
       conversation,
     };
     this.calledAt = Date.now();
-    const outcome = await callHandler(config, batch.id, payload, batch.id);
+    const outcome = await callHandler(config, batch.webhook_id ?? batch.id, payload, batch.id, this.env);
     const now = Date.now();
     if (outcome.ok) {
       const answer: Answer = { replies: outcome.replies, dropped: outcome.dropped, attempts: attempt };
@@ -344,7 +363,7 @@ export class AutomationLane extends DurableObject<Env> {
         WHERE inbound_id IN (${sql.join(
           ids.map((id) => sql`${id}`),
           sql`, `,
-        )}) AND status = 'pending'`,
+        )}) AND status IN ('pending', 'dead')`,
     ]);
     let at = 0;
     const created = replies.filter((_, k) => {

@@ -1,14 +1,15 @@
 // From Evolution's webhooks to automation: an inbound message of an instance with automation is
 // stored, recorded (automation_deliveries) and placed in its contact's AutomationLane in one D1
 // round trip and one call to the lane (storeAndOffer). The webhook route does it before answering
-// Evolution (applyNow); the webhooks consumer does it for what the route queued (an instance whose
-// automation the route did not know of yet, or a hand-off that failed) before acking the job.
+// Evolution (applyNow); the webhooks consumer does it for what the route queued (a hand-off that
+// failed) before acking the job; the cron offers again what stayed pending (wake.ts).
 // Duplicates are harmless: the record is keyed by the inbound id and the lane ignores ids it has
 // seen, so a redelivered webhook or job also repairs a hand-off a crash cut short.
 import { type SQL, sql } from "drizzle-orm";
 import { upsertData } from "../contracts/evolution-webhooks.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { reportedNumber } from "../webhooks/inbound.ts";
 import { type Outcome, processWebhook, storeInboundStatements, type WebhookJob } from "../webhooks/process.ts";
 import { automationLane, automationLaneKey } from "./config.ts";
 import type { LaneInfo } from "./handler.ts";
@@ -30,10 +31,13 @@ type Row = InboundRow & { enabled: number; include_groups: number };
 
 const phone = /^[1-9]\d{7,14}$/;
 
-/** Where replies to this contact go: the group JID, or phone digits (a @lid contact's only when
- *  Evolution gave its number, which contactOf already used); null when there is no address. */
+/** Where replies to this contact go: the group JID; the number as Evolution reported the chat (its
+ *  lane is the contact's all the same: lanes are keyed by the chat); a @lid contact's number when
+ *  Evolution gave it (contactOf used it); null when there is no address. */
 export function replyAddress(contact: string, remoteJid: string): string | null {
   if (remoteJid.endsWith("@g.us")) return remoteJid;
+  const reported = reportedNumber(remoteJid);
+  if (reported && phone.test(reported)) return reported;
   return phone.test(contact) ? contact : null;
 }
 
@@ -109,23 +113,6 @@ export function itemOf(row: Pick<Row, "id" | "text" | "media" | "push_name" | "p
   };
 }
 
-// Instance → whether it has automation switched on, remembered per isolate for a minute (forgotten
-// at once by this isolate's PUT and DELETE): other instances' messages are queued without a D1 read
-// each. A stale answer changes only who applies the message: the consumer hands it over a second
-// later, or the route stores it itself (the record goes in only while the automation is on).
-const ENABLED_CACHE_MS = 60_000;
-const enabledCache = new Map<string, { enabled: boolean; at: number }>();
-
-async function automationEnabled(db: Db, instanceId: string, now: number): Promise<boolean> {
-  const hit = enabledCache.get(instanceId);
-  if (hit && now - hit.at < ENABLED_CACHE_MS) return hit.enabled;
-  const [row] = await db.all<{ enabled: number }>(sql`SELECT enabled FROM automations WHERE instance_id = ${instanceId}`);
-  const enabled = row?.enabled === 1;
-  if (enabledCache.size > 10_000) enabledCache.clear();
-  enabledCache.set(instanceId, { enabled, at: now });
-  return enabled;
-}
-
 /** The webhook route's path for an inbound message: stored (and, for an instance with automation,
  *  in its contact's lane) before Evolution gets its 200, no queue. undefined: not an inbound message
  *  (the route queues it). A throw: nothing is lost either, the route queues it and the consumer's
@@ -133,9 +120,8 @@ async function automationEnabled(db: Db, instanceId: string, now: number): Promi
  *  offer). */
 export async function applyNow(env: Env, db: Db, job: WebhookJob): Promise<Outcome | undefined> {
   if (job.event !== "messages.upsert") return undefined;
-  if (!(await automationEnabled(db, job.instanceId, Date.now()))) return processWebhook(db, job);
+  // Every inbound message goes through storeAndOffer, automation or not: whether the automation is
+  // on is read in the same D1 batch that stores the message, never from a per-isolate memory, which
+  // would keep storing messages without offering them after another isolate switched it on.
   return (await storeAndOffer(env, db, job)).outcome;
 }
-
-/** The automation of this instance changed (PUT, DELETE): look it up again on its next message. */
-export const forgetAutomation = (instanceId: string) => enabledCache.delete(instanceId);

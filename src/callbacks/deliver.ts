@@ -18,6 +18,9 @@ const QUEUE_MAX_DELAY_S = 12 * 3600;
 // A Retry-After beyond this is treated as this (a receiver cannot park an event for ever).
 const MAX_RETRY_AFTER_S = 24 * 3600;
 const ATTEMPT_TIMEOUT_MS = 15_000;
+// A claim outlives the attempt's timeout and the write of its outcome; past it, the attempt is
+// taken as lost (the isolate died) and the delivery may be claimed again.
+export const CALLBACK_LEASE_MS = 60_000;
 const MAX_ERROR_CHARS = 300;
 
 export const callbackJob = z.object({ seq: z.number(), eventId: z.string(), tenantId: z.string(), url: z.string() });
@@ -126,6 +129,21 @@ async function deliverOne(db: Db, message: Message<unknown>): Promise<void> {
     return;
   }
   const attempt = (row.attempts ?? 0) + 1;
+  // Claim this attempt before the POST. Another copy of the job (a re-dispatch of a delivery that
+  // was only waiting in the queue) that holds the claim or already made the attempt wins: this one
+  // is dropped, and the cron re-dispatches the delivery if that copy's claim runs out unsettled.
+  const leaseUntil = now + CALLBACK_LEASE_MS;
+  const [claim] = await runBatch(db, [
+    sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, updated_at, seq, event_type, created_at, next_at, lease_until)
+      VALUES (${row.event_id}, ${job.url}, ${row.tenant_id}, 'pending', 0, ${now}, ${job.seq}, ${row.type}, ${now}, ${now}, ${leaseUntil})
+      ON CONFLICT (event_id, url) DO UPDATE SET lease_until = excluded.lease_until, updated_at = excluded.updated_at
+      WHERE callback_deliveries.status IN ('pending', 'retrying') AND callback_deliveries.attempts = ${row.attempts ?? 0}
+        AND (callback_deliveries.lease_until IS NULL OR callback_deliveries.lease_until <= ${now})`,
+  ]);
+  if ((claim?.meta?.changes ?? 0) === 0) {
+    message.ack();
+    return;
+  }
   const outcome: AttemptOutcome = row.disabled
     ? { kind: "failed", status: null, error: `endpoint disabled: ${row.disabled}`, retryAfterS: null }
     : await attemptOnce(job.url, row, now);
@@ -145,7 +163,9 @@ async function deliverOne(db: Db, message: Message<unknown>): Promise<void> {
     sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, last_error, last_status, next_at, delivered_at, updated_at, seq, event_type, created_at)
       VALUES (${row.event_id}, ${job.url}, ${row.tenant_id}, ${status}, ${attempt}, ${error}, ${outcome.status}, ${nextAt}, ${status === "delivered" ? at : null}, ${at}, ${job.seq}, ${row.type}, ${at})
       ON CONFLICT (event_id, url) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, last_error = excluded.last_error,
-        last_status = excluded.last_status, next_at = excluded.next_at, delivered_at = excluded.delivered_at, updated_at = excluded.updated_at`,
+        last_status = excluded.last_status, next_at = excluded.next_at, delivered_at = excluded.delivered_at, updated_at = excluded.updated_at,
+        lease_until = NULL
+      WHERE callback_deliveries.lease_until = ${leaseUntil}`,
     ...(gone
       ? [
           sql`INSERT INTO disabled_callback_endpoints (tenant_id, url, disabled_at, reason)

@@ -63,14 +63,17 @@ export async function dispatchCallbacks(env: Env): Promise<number> {
   return handed;
 }
 
-/** Hands out again the deliveries whose attempt is overdue: the queue send after the cursor failed,
- *  or a retry's queue message was lost. Bounded per run; marks them due now so the next run skips them. */
+/** Hands out again the deliveries whose attempt is overdue and that no consumer holds (no claim, or
+ *  one that ran out): the queue send after the cursor failed, a retry's queue message was lost, or
+ *  the consumer died mid-attempt. A copy of a delivery that was only late in the queue's backlog is
+ *  harmless: the consumer claims each attempt before its POST, so only one copy sends it.
+ *  Bounded per run; marks them due now so the next run skips them. */
 export async function redispatchDue(env: Env, now = Date.now(), limit = 200): Promise<number> {
   const db = database(env.DB);
   const due = await db.all<{ seq: number; event_id: string; tenant_id: string; url: string }>(sql`
     UPDATE callback_deliveries SET next_at = ${now}, updated_at = ${now}
     WHERE rowid IN (SELECT rowid FROM callback_deliveries WHERE status IN ('pending', 'retrying') AND next_at <= ${now - REDISPATCH_GRACE_MS}
-      ORDER BY next_at LIMIT ${limit})
+      AND (lease_until IS NULL OR lease_until <= ${now}) ORDER BY next_at LIMIT ${limit})
     RETURNING seq, event_id, tenant_id, url`);
   if (due.length === 0) return 0;
   await enqueueCallbacks(

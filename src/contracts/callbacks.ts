@@ -59,6 +59,11 @@ export const deadLetter = z
     status: z.string().describe("The message's status now (failed until replayed)."),
     attempts: z.int(),
     error: z.string(),
+    mayHaveSent: z
+      .boolean()
+      .describe(
+        "It may have gone out after all (Evolution accepted it but its answer was unreadable, or it could not say): bulk replay skips it unless force.",
+      ),
     failedAt: when.optional(),
     replayedAt: when.optional(),
   })

@@ -53,6 +53,7 @@ export const qrcodeData = z.object({
   }),
 });
 
-// The "webhook by events" path segment (`messages-upsert`) back to the dotted event name.
-export const eventFromPath = (segment: string) => segment.toLowerCase().replace(/[-_]/g, ".");
+// An event as Evolution may spell it (`messages.upsert`, `MESSAGES_UPSERT`, or the "webhook by
+// events" path segment `messages-upsert`) to the dotted name.
+export const eventName = (spelling: string) => spelling.toLowerCase().replace(/[-_]/g, ".");
 export const handledEvents = new Set(["messages.upsert", "messages.update", "send.message", "connection.update", "qrcode.updated"]);

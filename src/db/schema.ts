@@ -217,6 +217,7 @@ export const inboundMessages = sqliteTable(
     uniqueIndex("inbound_provider").on(t.instanceId, t.providerMessageId),
     index("inbound_tenant_contact").on(t.tenantId, t.contact, t.timestamp),
     uniqueIndex("inbound_dedupe").on(t.instanceId, t.dedupeKey).where(sql`dedupe_key IS NOT NULL`),
+    index("inbound_instance_received").on(t.instanceId, t.receivedAt),
   ],
 );
 
@@ -301,6 +302,8 @@ export const callbackDeliveries = sqliteTable(
     nextAt: integer("next_at"),
     lastStatus: integer("last_status"),
     deliveredAt: integer("delivered_at"),
+    // A consumer's claim on the next attempt, until this time: taken before the POST, cleared with its outcome.
+    leaseUntil: integer("lease_until"),
   },
   (t) => [
     primaryKey({ columns: [t.eventId, t.url] }),

@@ -13,7 +13,8 @@ export type NumberSignal = "rate-overlimit" | "invalid-number";
 
 export type SendOutcome =
   | { kind: "sent"; providerMessageId: string; remoteJid: string }
-  // doubt: the request may have reached Evolution and gone out (timeout, dropped connection).
+  // doubt: the request may have reached Evolution and gone out (timeout, dropped connection, a 5xx
+  // but a 503 with Retry-After).
   | { kind: "transient"; error: string; retryAfterMs?: number; signal?: NumberSignal; doubt?: boolean }
   | { kind: "permanent"; error: string; signal?: NumberSignal };
 
@@ -28,6 +29,9 @@ export function postToEvolution(instance: EvolutionInstance, url: string, body: 
     method: "POST",
     headers: { "content-type": "application/json", apikey: instance.apiKey },
     body: JSON.stringify(body),
+    // Never followed: a redirect would hand the apikey header to wherever it points. A 3xx is an
+    // answer like any other (not a success).
+    redirect: "manual",
     signal: AbortSignal.timeout(timeoutMs),
   });
 }
@@ -60,6 +64,15 @@ function describe(status: number, text: string): string {
   return `Evolution ${status}: ${text.slice(0, 1000)}`;
 }
 
+// Retry-After as seconds or an HTTP date; undefined when absent or unreadable.
+function retryAfterOf(header: string | null): number | undefined {
+  if (header === null || header.trim() === "") return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return seconds >= 0 ? Math.max(seconds * 1000, 1) : undefined;
+  const at = Date.parse(header);
+  return Number.isFinite(at) ? Math.max(at - Date.now(), 1) : undefined;
+}
+
 export function classify(status: number, text: string, retryAfter: string | null): SendOutcome {
   let json: unknown;
   try {
@@ -81,10 +94,14 @@ export function classify(status: number, text: string, retryAfter: string | null
   if (/rate-overlimit/i.test(JSON.stringify(message ?? text))) {
     return { kind: "transient", error: describe(status, text), signal: "rate-overlimit" };
   }
-  if (status === 429 || status === 408 || status >= 500) {
-    const seconds = Number(retryAfter);
-    return { kind: "transient", error: describe(status, text), retryAfterMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined };
+  const retryAfterMs = retryAfterOf(retryAfter);
+  // Certainly not sent: a request timeout, a rate limit, or "unavailable, come back later".
+  if (status === 429 || status === 408 || (status === 503 && retryAfterMs !== undefined)) {
+    return { kind: "transient", error: describe(status, text), retryAfterMs };
   }
+  // Any other 5xx may come after Baileys relayed the message (Evolution's own database write
+  // failing, a proxy in front of it timing out or giving up): in doubt, asked about before a resend.
+  if (status >= 500) return { kind: "transient", error: describe(status, text), retryAfterMs, doubt: true };
   if (status === 400 && transient400.test(JSON.stringify(message ?? text))) return { kind: "transient", error: describe(status, text) };
   return { kind: "permanent", error: describe(status, text) };
 }
@@ -121,8 +138,14 @@ export type ConnectOutcome =
 
 export async function connectInstance(instance: EvolutionInstance, timeoutMs: number): Promise<ConnectOutcome> {
   try {
-    const res = await fetch(evolutionUrl(instance, "instance/connect"), { headers: { apikey: instance.apiKey }, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(evolutionUrl(instance, "instance/connect"), {
+      headers: { apikey: instance.apiKey },
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     const text = await res.text();
+    if (res.status >= 300 && res.status <= 399)
+      return { kind: "refused", error: `Evolution ${res.status}: a redirect (not followed); set evolutionUrl to the address Evolution answers at` };
     // A 4xx (but a timeout or rate limit) is Evolution refusing this instance as configured here.
     if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return { kind: "refused", error: describe(res.status, text) };
     if (!res.ok) return { kind: "error", error: describe(res.status, text) };

@@ -2,6 +2,12 @@
 // (POST /chat/findMessages), and which receipts did a sent message get (POST /chat/findStatusMessage).
 // Evolution answers from its own message store; when that store is off its lists are empty,
 // so an empty answer for a contact is "cannot say", not "not sent".
+//
+// The store holds every message of the chat, whoever sent it: the phone, Evolution's integrations,
+// other clients of the same instance. A stored message counts as this attempt's only with proof:
+// it has the content, it was sent through Baileys (an API send's id, `source: "web"`), it lies in the
+// attempt's own window, nobody on that Evolution instance has claimed it, and it is the only one.
+// Anything less is "cannot tell", never "found": recording another message's id loses this one.
 import { z } from "zod";
 import type { MediaJson } from "../db/schema.ts";
 import { evolutionUrl, postToEvolution, type EvolutionInstance, type Outgoing } from "./client.ts";
@@ -24,6 +30,7 @@ const record = z.object({
   message: z.record(z.string(), z.unknown()).nullish(),
   messageType: z.string().nullish(),
   messageTimestamp: z.union([z.number(), z.string()]).nullish(),
+  source: z.string().nullish(),
 });
 const findMessagesAnswer = z.object({
   messages: z.object({ total: z.number(), records: z.array(z.unknown()) }),
@@ -62,31 +69,49 @@ const textsOf = (message: Record<string, unknown> | null | undefined): string[] 
 
 const mediaKey: Record<MediaJson["type"], string> = { image: "imageMessage", video: "videoMessage", audio: "audioMessage", document: "documentMessage" };
 
-/** Whether a stored message carries the content of the outgoing one. */
-export function sameContent(stored: StoredMessage, msg: Outgoing): boolean {
+/** How a stored message's content compares with the outgoing one: `same` (its text, caption or
+ *  file name), `type_only` (a media of the same type, nothing to compare: no caption, text or file
+ *  name was sent), or `different`. */
+export type ContentMatch = "same" | "type_only" | "different";
+
+export function contentMatch(stored: StoredMessage, msg: Outgoing): ContentMatch {
   const message = stored.message ?? {};
   if (msg.media) {
-    if (!(mediaKey[msg.media.type] in message)) return false;
+    if (!(mediaKey[msg.media.type] in message)) return "different";
     const label = msg.media.caption ?? msg.text ?? msg.media.fileName;
-    return label ? textsOf(message).includes(label) : true;
+    if (!label) return "type_only";
+    return textsOf(message).includes(label) ? "same" : "different";
   }
-  return msg.text !== null && msg.text !== undefined && textsOf(message).includes(msg.text);
+  return msg.text !== null && msg.text !== undefined && textsOf(message).includes(msg.text) ? "same" : "different";
+}
+
+// Baileys' own ids, so every message sent through Evolution's API: `3E` + 20 characters (3EB0 + 18
+// hex), which Evolution stores as `source: "web"`. A phone's ids (3A…, 32 hex, …) never match.
+const baileysId = /^3E[0-9A-F]{20}$/i;
+
+/** Whether a stored message was sent through Baileys (an API client), not typed on a phone. */
+export function sentThroughApi(stored: StoredMessage): boolean {
+  if (!baileysId.test(stored.key.id)) return false;
+  return stored.source === undefined || stored.source === null || stored.source === "web";
 }
 
 export type FindSent = {
   to: string;
   content: Outgoing;
-  /** The attempt's time window, epoch ms. */
+  /** The attempt's own time window, epoch ms. */
   from: number;
   until: number;
-  /** Provider ids already recorded for other messages of this contact: never matched again. */
+  /** Provider ids already recorded for another message on the same Evolution instance (by any
+   *  tenant using it): never matched again. */
   taken: (ids: string[]) => Promise<Set<string>>;
 };
 
-/** Did the attempt go out? Found by contact, fromMe, time window and content. */
+/** Did the attempt go out? Found only when exactly one unclaimed message sent through the API, in the
+ *  attempt's window, carries its content; "cannot tell" when more than one could be it, or when only
+ *  the media type matches. */
 export async function findSent(instance: EvolutionInstance, q: FindSent, timeoutMs: number): Promise<Reconciled> {
   const jids = remoteJidsOf(q.to);
-  const candidates: string[] = [];
+  const candidates: { id: string; match: ContentMatch }[] = [];
   for (const remoteJid of jids) {
     const windowed = await post(
       instance,
@@ -106,14 +131,18 @@ export async function findSent(instance: EvolutionInstance, q: FindSent, timeout
     if (!parsed.success) return { kind: "unanswerable", reason: "findMessages answered an unexpected body", retry: true };
     for (const r of parsed.data.messages.records) {
       const m = record.safeParse(r);
-      if (m.success && m.data.key.fromMe !== false && sameContent(m.data, q.content)) candidates.push(m.data.key.id);
+      if (!m.success || m.data.key.fromMe === false || !sentThroughApi(m.data)) continue;
+      const match = contentMatch(m.data, q.content);
+      if (match !== "different" && !candidates.some((c) => c.id === m.data.key.id)) candidates.push({ id: m.data.key.id, match });
     }
   }
   if (candidates.length > 0) {
-    const taken = await q.taken(candidates);
-    // Newest first: the latest matching message not already someone else's.
-    const id = candidates.find((c) => !taken.has(c));
-    if (id) return { kind: "found", providerMessageId: id };
+    const taken = await q.taken(candidates.map((c) => c.id));
+    const open = candidates.filter((c) => !taken.has(c.id));
+    if (open.length > 1) return { kind: "cannot_tell", reason: `${open.length} messages in Evolution's store could be this one` };
+    const [only] = open;
+    if (only?.match === "same") return { kind: "found", providerMessageId: only.id };
+    if (only) return { kind: "cannot_tell", reason: "a media message of the same type, without caption, text or file name to compare" };
   }
   // Nothing matched. Evolution only knows what it stores: if it holds nothing at all for this
   // contact, absence proves nothing.

@@ -101,8 +101,13 @@ const DRAIN_MAX_STEPS = 200;
 const INSTANCE_CACHE_MS = 10_000;
 // A head that is ours but not claimable this instant is tried again this much later.
 const HOLD_MS = 1_000;
-// An attempt's time window for reconciliation: clocks of Evolution and the lane may differ a little.
-const RECONCILE_MARGIN_MS = 2 * 60_000;
+// An attempt's own time window for reconciliation, widened only by this much for the clocks of
+// Evolution and the lane (and Evolution's whole-second timestamps): a wider window lets an earlier
+// message of the same text pass for this attempt.
+const RECONCILE_SKEW_MS = 15_000;
+// A step that throws (D1 failing, the governor overloaded) is tried again after this, doubling per
+// failure in a row, jittered: never at once, which would hot-loop every due lane during an outage.
+const STEP_ERROR_BASE_MS = 2_000;
 // Done rows are kept this long so a late redelivery of the same message is recognised.
 const DONE_RETENTION_MS = 7 * 24 * 3600_000;
 const IN_FLIGHT = `('retrying', 'in_doubt', 'unrecorded')`;
@@ -248,6 +253,18 @@ export class ContactLane extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     try {
       await this.drain();
+      if (this.ctx.storage.kv.get<number>("stepErrors") !== undefined) {
+        this.ctx.storage.kv.delete("stepErrors");
+        this.ctx.storage.kv.delete("stepErrorUntil");
+      }
+    } catch (err) {
+      // Contained here and retried on this lane's own alarm after a growing, jittered wait (the
+      // failures in a row are counted), rather than re-armed at once or left to the runtime's retries.
+      const errors = (this.ctx.storage.kv.get<number>("stepErrors") ?? 0) + 1;
+      const waitMs = backoffMs(errors, STEP_ERROR_BASE_MS);
+      this.ctx.storage.kv.put("stepErrors", errors);
+      this.ctx.storage.kv.put("stepErrorUntil", Date.now() + waitMs);
+      logWarn("lane step failed; trying again later", { failuresInARow: errors, retryInMs: waitMs, error: errorField(err) });
     } finally {
       // Events with a callback URL were written: hand them out now rather than at the next cron.
       if (this.callbacksWritten) {
@@ -471,7 +488,6 @@ export class ContactLane extends DurableObject<Env> {
     // which is what a lane that restarts mid-send goes by (it reconciles before sending again).
     const outcome = await provider.send(conn, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
     if (provider.chatGapMs(row.address) > 0) this.ctx.storage.kv.put("calledAt", Date.now());
-    if (slot.turn) await this.endTurn(head.instance_id, slot.laneKey, slot.messageId, true);
     const at = Date.now();
     logDeliveryAttempt({
       messageId: head.id,
@@ -480,39 +496,49 @@ export class ContactLane extends DurableObject<Env> {
       evolutionLatencyMs: at - startedAt,
       instance: instance.name,
     });
+    // The provider's answer goes into the lane's storage before anything else is awaited (the
+    // governor's release and report, D1): an object reset after this point loses nothing, and a known
+    // answer never becomes a doubt. The outgoing calls below wait for this write to be confirmed.
+    // Throttling (WhatsApp's rate-overlimit, Telegram's 429) is not this message's failure: it was not
+    // sent, so the attempt does not count (D1's count goes back; the retry is the same attempt) and it
+    // waits: for the provider's retry_after (no call inside it), or for the number's pause like every
+    // message of the number (its grant is given back).
+    const throttled = outcome.kind === "retry" && !outcome.countsAsAttempt ? outcome : undefined;
+    const next = throttled
+      ? undefined
+      : afterSend(
+          resultOf(outcome),
+          attempt,
+          row.max_attempts,
+          backoffMs(attempt, config(this.env).RETRY_BASE_MS),
+          startedAt + settleMs(config(this.env).EVOLUTION_TIMEOUT_MS) - at,
+          provider.inDoubt.kind === "fail" ? provider.inDoubt.reason : undefined,
+        );
+    if (!next) this.update(head.id, { phase: "retrying", attempts: attempt - 1, attempt_at: startedAt, next_at: at + (throttled?.afterMs ?? 0), checks: 0 });
+    // Kept here first: if the D1 write fails or the object resets, the answer is written later and
+    // the provider is not called again (phase unrecorded).
+    else if (next.next === "record")
+      this.update(head.id, { phase: "unrecorded", attempts: attempt, attempt_at: startedAt, outcome: JSON.stringify(next.outcome), checks: 0 });
+    else this.update(head.id, { phase: next.next, attempts: attempt, attempt_at: startedAt, next_at: at + next.delayMs, checks: 0 });
+    // Recorded: now the number's turn goes back (`called` starts its gap), and the governor hears
+    // what the answer says about the sender.
+    if (slot.turn) await this.endTurn(head.instance_id, slot.laneKey, slot.messageId, true);
     if ((outcome.kind === "refused" || outcome.kind === "retry") && outcome.signal) await this.signal(head.instance_id, outcome, slot.messageId);
     // The chat moved (a group became a supergroup): this and later messages to it go to the new address.
     if (outcome.movedTo) await this.chatMoved(head, row, outcome.movedTo, at);
-    // Throttling (WhatsApp's rate-overlimit, Telegram's 429) is not this message's failure: it was not
-    // sent, so the attempt does not count (D1's count goes back; the retry is the same attempt) and it
-    // waits: for the provider's retry_after (no call to this chat inside it), or for the number's
-    // pause like every message of the number (its grant was given back).
-    if (outcome.kind === "retry" && !outcome.countsAsAttempt) {
-      const wait = outcome.afterMs ?? 0;
-      this.update(head.id, { phase: "retrying", attempts: attempt - 1, attempt_at: startedAt, next_at: at + wait, checks: 0 });
-      const why = outcome.afterMs === undefined ? "rate-overlimit: waits for the number's pause" : `throttled: waits ${wait} ms as the provider asked`;
-      await this.note(head.id, attempt, `${why}; not counted as an attempt`, at, outcome.reason, true);
+    if (!next) {
+      if (throttled) {
+        const why =
+          throttled.afterMs === undefined ? "rate-overlimit: waits for the number's pause" : `throttled: waits ${throttled.afterMs} ms as the provider asked`;
+        await this.note(head.id, attempt, `${why}; not counted as an attempt`, at, throttled.reason, true);
+      }
       return;
     }
-    const next = afterSend(
-      resultOf(outcome),
-      attempt,
-      row.max_attempts,
-      backoffMs(attempt, config(this.env).RETRY_BASE_MS),
-      startedAt + settleMs(config(this.env).EVOLUTION_TIMEOUT_MS) - at,
-      provider.inDoubt.kind === "fail" ? provider.inDoubt.reason : undefined,
-    );
-    if (next.next === "record") {
-      // Kept here first: if the D1 write below fails or the object resets, the answer is not lost
-      // and Evolution is not called again (phase unrecorded).
-      this.update(head.id, { phase: "unrecorded", attempts: attempt, attempt_at: startedAt, outcome: JSON.stringify(next.outcome), checks: 0 });
-      return this.record(head, row, next.outcome, attempt);
-    }
+    if (next.next === "record") return this.record(head, row, next.outcome, attempt);
     const detail =
       next.next === "retrying"
         ? `retry in ${next.delayMs} ms: ${next.error}`
         : `in doubt: ${next.error}; asking the provider in ${next.delayMs} ms (once it cannot be in flight any more) before sending again`;
-    this.update(head.id, { phase: next.next, attempts: attempt, attempt_at: startedAt, next_at: at + next.delayMs, checks: 0 });
     await this.note(head.id, attempt, detail, at, next.error);
   }
 
@@ -520,11 +546,11 @@ export class ContactLane extends DurableObject<Env> {
   private async reconcile(head: ItemRow, row: MessageRow, instance: InstanceRow | undefined): Promise<void> {
     if (row.callback) this.callbacksWritten = true;
     const now = Date.now();
-    const from = (head.phase === "in_doubt" && head.attempt_at > 0 ? Math.min(head.attempt_at, row.updated_at) : row.updated_at) - RECONCILE_MARGIN_MS;
+    const from = (head.phase === "in_doubt" && head.attempt_at > 0 ? Math.min(head.attempt_at, row.updated_at) : row.updated_at) - RECONCILE_SKEW_MS;
     const seam = instance ? providerOf(instance) : undefined;
     const policy = seam?.provider.inDoubt;
     const found =
-      !seam || !policy
+      !instance || !seam || !policy
         ? { kind: "unanswerable" as const, reason: "the instance no longer exists", retry: false }
         : policy.kind === "fail"
           ? { kind: "unanswerable" as const, reason: policy.reason, retry: false }
@@ -534,15 +560,8 @@ export class ContactLane extends DurableObject<Env> {
                 to: row.address,
                 content: contentOf(row),
                 from,
-                until: now + RECONCILE_MARGIN_MS,
-                taken: async (ids) => {
-                  const rows = await this.db.all<{ p: string }>(sql`SELECT provider_message_id AS p FROM messages
-                WHERE instance_id = ${head.instance_id} AND id != ${head.id} AND provider_message_id IN (${sql.join(
-                  ids.map((id) => sql`${id}`),
-                  sql`, `,
-                )})`);
-                  return new Set(rows.map((r) => r.p));
-                },
+                until: now + RECONCILE_SKEW_MS,
+                taken: (ids) => this.takenOnEvolution(instance, head.id, ids),
               },
               config(this.env).EVOLUTION_TIMEOUT_MS,
             );
@@ -569,6 +588,25 @@ export class ContactLane extends DurableObject<Env> {
         next_at: Date.now() + next.delayMs,
       });
     this.update(head.id, { phase: "retrying", attempts: row.attempts, next_at: 0, outcome: null, checks: 0 });
+  }
+
+  // Provider ids already recorded for another message on the same Evolution instance (same URL and
+  // instance name), whichever tenant holds it: tenants (or gateways) may share one Evolution
+  // instance, and one message must never be claimed by two. In chunks: 100 bound parameters a statement.
+  private async takenOnEvolution(instance: InstanceRow, messageId: string, ids: string[]): Promise<Set<string>> {
+    const taken = new Set<string>();
+    const url = instance.evolution_url.replace(/\/+$/, "");
+    for (let i = 0; i < ids.length; i += 90) {
+      const chunk = ids.slice(i, i + 90);
+      const rows = await this.db.all<{ p: string }>(sql`SELECT provider_message_id AS p FROM messages
+        WHERE instance_id IN (SELECT id FROM instances WHERE name = ${instance.name} AND rtrim(evolution_url, '/') = ${url})
+          AND id != ${messageId} AND provider_message_id IN (${sql.join(
+            chunk.map((id) => sql`${id}`),
+            sql`, `,
+          )})`);
+      for (const r of rows) taken.add(r.p);
+    }
+    return taken;
   }
 
   // Writes the attempt's known outcome to D1; on failure it stays `unrecorded` here and is retried.
@@ -717,7 +755,8 @@ export class ContactLane extends DurableObject<Env> {
       await this.ctx.storage.deleteAlarm();
       return;
     }
-    await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
+    // After a failed step, nothing runs before its wait is over (new work included: it needs D1 too).
+    await this.ctx.storage.setAlarm(Math.max(next, Date.now(), this.ctx.storage.kv.get<number>("stepErrorUntil") ?? 0));
   }
 }
 

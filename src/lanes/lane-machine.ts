@@ -214,10 +214,14 @@ export function afterReconcile(
         detail: `reconciled: found in Evolution as ${found.providerMessageId}; not sent again`,
       },
     };
+  // Cannot tell: sent again with a note. At-least-once beats recording another message's id as this
+  // one's (which loses this one).
   const why =
     found.kind === "not_found"
       ? "reconcile: not found in Evolution's messages"
-      : `reconcile: Evolution could not answer (${found.reason})${found.retry ? ` after ${checks + 1} checks` : ""}; sending again without proof, it may arrive twice`;
+      : found.kind === "cannot_tell"
+        ? `reconcile: cannot tell whether it went (${found.reason}); sending again, it may arrive twice`
+        : `reconcile: Evolution could not answer (${found.reason})${found.retry ? ` after ${checks + 1} checks` : ""}; sending again without proof, it may arrive twice`;
   if (attempts >= maxAttempts) return { next: "record", outcome: { kind: "failed", error: `${why} (gave up after ${attempts} attempts)` } };
   return { next: "retrying", detail: found.kind === "not_found" ? `${why}; sending again` : why };
 }

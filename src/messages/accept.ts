@@ -9,6 +9,7 @@ import type { Db } from "../db/client.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
+import { contactKey } from "./contact-key.ts";
 import { outboxStatusEvent } from "./transitions.ts";
 import { errorField, log } from "../observability/log.ts";
 import type { Channel } from "../providers/provider.ts";
@@ -19,7 +20,11 @@ export type NewMessage = typeof messages.$inferInsert;
 /** `late`: the history note of a schedule accepted after its time (ifLate: "send"). */
 export type Prepared = { row: NewMessage; job: SendJob; late?: string };
 
-export const laneKeyOf = (tenantId: string, instanceId: string, to: string) => `${tenantId}:${instanceId}:${to}`;
+/** The contact's lane: keyed by the chat, not by how its number was written (contact-key.ts). */
+/** The lane of a chat: a WhatsApp number by its canonical key (both forms of a Brazilian mobile are one
+ *  chat); other channels' addresses are their own key. */
+export const laneKeyOf = (tenantId: string, instanceId: string, to: string, channel: Channel = "whatsapp") =>
+  `${tenantId}:${instanceId}:${channel === "whatsapp" ? contactKey(to) : to}`;
 
 // Instance ids by name, remembered per isolate (an id never changes for a name); misses are not
 // remembered, so a newly registered instance is found at once.
@@ -89,7 +94,7 @@ export function prepareMessage(
   const late = lateBy !== undefined && lateBy >= 0 ? `scheduled for ${input.sendAt}, arrived ${Math.round(lateBy / 1000)} s late; sent now` : undefined;
   const sendAt = late ? undefined : checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
   const to = addressed.to;
-  const laneKey = laneKeyOf(tenant.id, instance.id, to);
+  const laneKey = laneKeyOf(tenant.id, instance.id, to, instance.channel);
   const row: NewMessage = {
     id,
     tenantId: tenant.id,

@@ -17,8 +17,9 @@ const SECRET_SHAPES: [RegExp, string][] = [
   [/(\/webhooks\/evolution\/)(?!:token)[^/\s"'?#]+/g, "$1[redacted]"], // the webhook token names the instance
   [/("?(?:apikey|api[-_]key|token|secret|password)"?\s*[:=]\s*"?)[^"\s,&}]+/gi, "$1[redacted]"],
   [/([?&](?:apikey|api[-_]key|token|secret|key)=)[^&\s"']+/gi, "$1[redacted]"],
-  // drizzle's "Failed query: … params: …" carries the bound values (message text, Evolution keys).
-  [/(\bparams: )[^\n]*/g, "$1[redacted]"],
+  // drizzle's "Failed query: … params: …" carries the bound values (message text, Evolution keys),
+  // which may hold line breaks: everything after it goes.
+  [/(\bparams: )[\s\S]*/g, "$1[redacted]"],
 ];
 
 const MAX_STRING = 1000;

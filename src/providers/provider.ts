@@ -45,9 +45,14 @@ export type AttemptQuery = {
   taken: (ids: string[]) => Promise<Set<string>>;
 };
 
-/** The answer to "did this attempt go out?". `retry`: the question itself failed and may be asked
- *  again; false when the provider cannot know. */
-export type Reconciled = { kind: "found"; providerMessageId: string } | { kind: "not_found" } | { kind: "unanswerable"; reason: string; retry: boolean };
+/** The answer to "did this attempt go out?". `unanswerable`: the question itself failed (`retry`: it
+ *  may be asked again; false when the provider cannot know). `cannot_tell`: the provider holds a
+ *  message that may be this attempt's but nothing proves it; asking again would not settle it. */
+export type Reconciled =
+  | { kind: "found"; providerMessageId: string }
+  | { kind: "not_found" }
+  | { kind: "unanswerable"; reason: string; retry: boolean }
+  | { kind: "cannot_tell"; reason: string };
 
 /** How a provider settles an attempt in doubt: ask it, or (it cannot be asked) a stated policy.
  *  `fail`: at most once, the message fails with `reason` and can be replayed on purpose. */

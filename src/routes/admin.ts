@@ -12,9 +12,11 @@ import { MAX_URL_LENGTH } from "../contracts/messages.ts";
 import { parseBody, parseWith } from "../http/body.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId } from "../ids.ts";
+import { errorField, log } from "../observability/log.ts";
 import { documented } from "../openapi/describe.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { purge } from "../sweep/sweeper.ts";
+import { streamOf } from "./stream.ts";
 import { countParked, listParked, replayParked } from "../webhooks/parked.ts";
 
 export const adminRoutes = new Hono<AppEnv>();
@@ -190,6 +192,13 @@ adminRoutes.delete(
       .returning({ id: apiKeys.id, keyHash: apiKeys.keyHash });
     if (revoked.length === 0) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
     for (const r of revoked) forgetKey(r.keyHash);
+    // Streams opened with the key stop now; if this fails, the stream's own check of its keys
+    // (every minute) closes them.
+    try {
+      await streamOf(c.env, tenantId).closeKey(keyId);
+    } catch (err) {
+      log("warn", "closing a revoked key's streams failed", { tenantId, keyId, error: errorField(err) });
+    }
     return c.json({ id: keyId, revokedAt: new Date(now).toISOString() });
   },
 );

@@ -6,7 +6,7 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { automationLane, breakerOf, loadAutomation, signingSecrets, type AutomationConfig } from "../automation/config.ts";
-import { forgetAutomation, type InboundRow, itemOf, replyAddress } from "../automation/offer.ts";
+import { type InboundRow, itemOf, replyAddress } from "../automation/offer.ts";
 import { automationInput, rotatedAutomationSecret } from "../contracts/automation.ts";
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
 import { runBatch } from "../db/batch.ts";
@@ -14,6 +14,7 @@ import { ApiError } from "../errors.ts";
 import { parseBody, parseWith } from "../http/body.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { documented } from "../openapi/describe.ts";
+import { errorField, log } from "../observability/log.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 
 export const automationRoutes = new Hono<AppEnv>();
@@ -119,7 +120,6 @@ automationRoutes.put(
       max_attempts = excluded.max_attempts, updated_at = excluded.updated_at
     RETURNING created_at`);
     const created = row?.created_at === now;
-    forgetAutomation(instance.id);
     const saved = await loadAutomation(c.var.db, instance.id);
     if (!saved) throw new ApiError("conflict", "The automation was deleted concurrently; retry.");
     if (!created) c.executionCtx.waitUntil(kickPending(c, instance.id));
@@ -164,7 +164,6 @@ automationRoutes.delete(
       sql`UPDATE automation_deliveries SET status = 'canceled', updated_at = ${now} WHERE instance_id = ${instance.id} AND status = 'pending'`,
       sql`DELETE FROM automation_parked WHERE instance_id = ${instance.id}`,
     ]);
-    forgetAutomation(instance.id);
     if ((removed?.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
     return c.body(null, 204);
   },
@@ -259,7 +258,7 @@ automationRoutes.get(
   },
 );
 
-type ReplayRow = InboundRow & { lane_key: string; status: string; tenant_id: string; instance_name: string };
+type ReplayRow = InboundRow & { lane_key: string; status: string; tenant_id: string; instance_name: string; updated_at: number };
 
 automationRoutes.post(
   "/:name/automation/dead-letters/:inboundId/replay",
@@ -270,32 +269,42 @@ automationRoutes.post(
     caller: "apiKey",
     params: instanceParams.extend({ inboundId: z.string().describe("The inbound message's id (in_…).") }),
     responses: { 202: { description: "Pending again.", schema: z.object({ inboundId: z.string(), status: z.literal("pending") }) } },
-    errors: ["not_found", "conflict"],
+    errors: ["not_found", "conflict", "unavailable"],
   }),
   async (c) => {
     const instance = await instanceOf(c);
     const inboundId = c.req.param("inboundId");
     const [row] = await c.var.db.all<ReplayRow>(sql`
-    SELECT d.lane_key, d.status, d.tenant_id, i.instance_name, i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp
+    SELECT d.lane_key, d.status, d.tenant_id, d.updated_at, i.instance_name, i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media,
+      i.timestamp
     FROM automation_deliveries d JOIN inbound_messages i ON i.id = d.inbound_id
     WHERE d.inbound_id = ${inboundId} AND d.instance_id = ${instance.id}`);
     if (!row) throw new ApiError("not_found", `No automation dead letter ${inboundId}.`);
     if (row.status !== "dead") throw new ApiError("conflict", `Inbound message ${inboundId} is ${row.status}, not a dead letter.`);
     if (!(await loadAutomation(c.var.db, instance.id))) throw new ApiError("conflict", `Instance ${instance.name} has no automation to replay to.`);
+    // The lane first, the record after: a failed call leaves the dead letter as it was (replayable
+    // again), never `pending` with nothing in a lane. The lane may answer it before the record is
+    // written (it then writes `delivered` over `dead`), so the record changes only if nobody touched it.
+    const waiting = await automationLane(c.env, row.lane_key)
+      .replay(
+        {
+          laneKey: row.lane_key,
+          tenantId: row.tenant_id,
+          instanceId: instance.id,
+          instanceName: row.instance_name,
+          contact: row.contact,
+          replyTo: replyAddress(row.contact, row.remote_jid),
+        },
+        itemOf(row),
+      )
+      .catch((err) => {
+        log("warn", "automation replay could not reach the lane", { laneKey: row.lane_key, error: errorField(err) });
+        throw new ApiError("unavailable", "The contact's automation lane could not be reached; the dead letter is unchanged, retry.");
+      });
+    if (!waiting) throw new ApiError("conflict", `Inbound message ${inboundId} was already handled by its lane.`);
     const now = Date.now();
     await c.var.db.run(sql`UPDATE automation_deliveries SET status = 'pending', attempts = 0, replayed_at = ${now}, updated_at = ${now}
-    WHERE inbound_id = ${inboundId} AND status = 'dead'`);
-    await automationLane(c.env, row.lane_key).replay(
-      {
-        laneKey: row.lane_key,
-        tenantId: row.tenant_id,
-        instanceId: instance.id,
-        instanceName: row.instance_name,
-        contact: row.contact,
-        replyTo: replyAddress(row.contact, row.remote_jid),
-      },
-      itemOf(row),
-    );
+    WHERE inbound_id = ${inboundId} AND status = 'dead' AND updated_at = ${row.updated_at}`);
     return c.json({ inboundId, status: "pending" }, 202);
   },
 );

@@ -6,6 +6,7 @@ import type { AppEnv } from "../app-env.ts";
 import { channel } from "../contracts/channels.ts";
 import { recipient } from "../contracts/messages.ts";
 import { parseWith } from "../http/body.ts";
+import { contactForms } from "../messages/contact-key.ts";
 import { documented } from "../openapi/describe.ts";
 
 export const contactRoutes = new Hono<AppEnv>();
@@ -70,14 +71,19 @@ contactRoutes.get(
     const q = parseWith(query, c.req.query());
     const tenantId = c.var.tenant.id;
     const [cursorAt, cursorId] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];
+    // One chat, however its number is written (a Brazilian mobile with or without its 9).
+    const forms = sql`(${sql.join(
+      contactForms(to).map((f) => sql`${f}`),
+      sql`, `,
+    )})`;
     const byInstance = (col: string) => (q.instance ? sql`AND ${sql.raw(col)} = ${q.instance}` : sql``);
     const rows = await c.var.db.all<TimelineRow>(sql`
     SELECT * FROM (
       SELECT 'outbound' AS direction, id, created_at AS at, instance_name AS instance, channel, text, media, status, 1 AS from_me, NULL AS push_name, NULL AS message_type, provider_message_id
-      FROM messages WHERE tenant_id = ${tenantId} AND "to" = ${to} ${byInstance("instance_name")}
+      FROM messages WHERE tenant_id = ${tenantId} AND "to" IN ${forms} ${byInstance("instance_name")}
       UNION ALL
       SELECT 'inbound', id, timestamp, instance_name, channel, text, media, NULL, from_me, push_name, message_type, provider_message_id
-      FROM inbound_messages WHERE tenant_id = ${tenantId} AND contact = ${to} ${byInstance("instance_name")}
+      FROM inbound_messages WHERE tenant_id = ${tenantId} AND contact IN ${forms} ${byInstance("instance_name")}
     ) WHERE at < ${cursorAt} OR (at = ${cursorAt} AND id < ${cursorId})
     ORDER BY at DESC, id DESC LIMIT ${q.limit + 1}`);
     const page = rows.slice(0, q.limit);

@@ -16,10 +16,22 @@ export const deadLetterRoutes = new Hono<AppEnv>();
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
 
+// Production D1 refuses a LIKE pattern over 50 bytes; the filter becomes `%<text>%` with `\`, `%`
+// and `_` escaped, so the text is held to what fits.
+export const MAX_LIKE_PATTERN_BYTES = 50;
+const likeEscaped = (text: string) => `%${text.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+const likeBytes = (text: string) => new TextEncoder().encode(likeEscaped(text)).byteLength;
+
 const filterFields = {
   instance: z.string().min(1).max(100).optional(),
   // Case-insensitive substring of the recorded error.
-  error: z.string().min(1).max(200).optional(),
+  error: z
+    .string()
+    .min(1)
+    .refine((text) => likeBytes(text) <= MAX_LIKE_PATTERN_BYTES, {
+      message: `At most ${MAX_LIKE_PATTERN_BYTES - 2} bytes (UTF-8; each \\, % or _ counts twice).`,
+    })
+    .optional(),
   since: isoWithOffset.optional(),
   until: isoWithOffset.optional(),
 };
@@ -33,8 +45,6 @@ const listQuery = z.object({
   cursor: cursorParam.optional(),
 });
 
-const likeEscaped = (text: string) => `%${text.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
-
 function filterSql(tenantId: string, f: Filter): SQL {
   const where: SQL[] = [sql`d.tenant_id = ${tenantId}`];
   if (f.instance) where.push(sql`m.instance_name = ${f.instance}`);
@@ -44,8 +54,16 @@ function filterSql(tenantId: string, f: Filter): SQL {
   return sql.join(where, sql` AND `);
 }
 
+// A dead letter whose message may have gone out after all: Evolution accepted the request but its
+// answer could not be read (a 2xx), or the last attempt was in doubt and Evolution could not say
+// whether it went, or an earlier attempt was resent without proof. Replaying it may send it twice,
+// so bulk replay leaves it out unless asked with force.
+const mayHaveSentSql = sql`(d.error LIKE 'Evolution 2%' OR d.error LIKE '%could not answer%' OR d.error LIKE '%cannot tell%'
+  OR d.error LIKE '%may arrive twice%' OR m.history LIKE '%may arrive twice%')`;
+
 type DeadRow = {
   message_id: string;
+  may_have_sent: number;
   attempts: number;
   error: string;
   at: number;
@@ -59,7 +77,8 @@ type DeadRow = {
   created_at: number;
 };
 
-const columns = sql`d.message_id, d.attempts, d.error, d.at, d.replayed_at, m.instance_name, m."to", m.status, m.lane_key, m.instance_id, m.priority, m.created_at`;
+const columns = sql`d.message_id, d.attempts, d.error, d.at, d.replayed_at, m.instance_name, m."to", m.status, m.lane_key, m.instance_id, m.priority, m.created_at,
+  ${mayHaveSentSql} AS may_have_sent`;
 
 const view = (r: DeadRow) => ({
   messageId: r.message_id,
@@ -68,6 +87,7 @@ const view = (r: DeadRow) => ({
   status: r.status,
   attempts: r.attempts,
   error: r.error,
+  mayHaveSent: r.may_have_sent === 1,
   failedAt: iso(r.at),
   replayedAt: iso(r.replayed_at),
 });
@@ -110,9 +130,11 @@ deadLetterRoutes.get(
 export const MAX_REPLAY_IDS = 100;
 const MAX_REPLAY_FILTER = 500;
 const idList = z.array(z.string().min(1).max(100)).min(1).max(MAX_REPLAY_IDS);
+// force: also replay dead letters that may have gone out (mayHaveSent), accepting they may arrive twice.
+const force = z.boolean().default(false);
 const replayBody = z.union([
-  z.strictObject({ ids: idList }),
-  z.strictObject({ filter: z.strictObject(filterFields), limit: z.int().min(1).max(MAX_REPLAY_FILTER).default(100) }),
+  z.strictObject({ ids: idList, force }),
+  z.strictObject({ filter: z.strictObject(filterFields), limit: z.int().min(1).max(MAX_REPLAY_FILTER).default(100), force }),
 ]);
 
 // Answers how many were replayed. With ids: every id must be one of this tenant's dead letters
@@ -152,13 +174,20 @@ deadLetterRoutes.post(
       if (missing.length > 0) throw new ApiError("not_found", "Some ids are not dead letters of this tenant; nothing was replayed.", missing);
     } else {
       rows = await db.all<DeadRow>(sql`SELECT ${columns} FROM dead_letters d JOIN messages m ON m.id = d.message_id
-      WHERE ${filterSql(tenantId, input.filter)} AND d.replayed_at IS NULL AND m.status = 'failed'
+      WHERE ${filterSql(tenantId, input.filter)} AND d.replayed_at IS NULL AND m.status = 'failed'${input.force ? sql`` : sql` AND NOT ${mayHaveSentSql}`}
       ORDER BY d.at, d.message_id LIMIT ${input.limit + 1}`);
       more = rows.length > input.limit;
       rows = rows.slice(0, input.limit);
     }
-    const requeued = new Set(await replayFailed(c.env, db, rows.map(replayable), "replayed from dead letters"));
-    const skipped = rows.filter((r) => !requeued.has(r.message_id)).map((r) => ({ id: r.message_id, reason: `status is ${r.status}, not failed` }));
+    const withheld = input.force ? [] : rows.filter((r) => r.may_have_sent === 1);
+    rows = rows.filter((r) => !withheld.includes(r));
+    const requeued = new Set(
+      await replayFailed(c.env, db, rows.map(replayable), input.force ? "replayed from dead letters (forced)" : "replayed from dead letters"),
+    );
+    const skipped = [
+      ...withheld.map((r) => ({ id: r.message_id, reason: "may have been sent already (mayHaveSent); replay with force: true to send it again" })),
+      ...rows.filter((r) => !requeued.has(r.message_id)).map((r) => ({ id: r.message_id, reason: `status is ${r.status}, not failed` })),
+    ];
     const answer = { replayed: requeued.size, ids: rows.filter((r) => requeued.has(r.message_id)).map((r) => r.message_id), skipped, more };
     return c.json(answer satisfies z.input<typeof deadLetterReplay>, 202);
   },

@@ -8,6 +8,7 @@ import { instances } from "../db/schema.ts";
 import { config } from "../config.ts";
 import { runBatch } from "../db/batch.ts";
 import { ApiError } from "../errors.ts";
+import { headerSafe } from "../contracts/credentials.ts";
 import { MAX_URL_LENGTH } from "../contracts/messages.ts";
 import { connectInstance } from "../evolution/client.ts";
 import { parseBody, parseWith } from "../http/body.ts";
@@ -33,7 +34,7 @@ const putInstance = z
       .url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." })
       .max(MAX_URL_LENGTH)
       .optional(),
-    evolutionApiKey: z.string().min(1).max(500).optional(),
+    evolutionApiKey: headerSafe(z.string().min(1).max(500)).optional(),
     telegram: telegramInput.optional().describe("The bot, for channel telegram."),
     ratePerMinute: z.int().min(1).max(60000).optional(),
     pacing: pacingInput.optional(),
@@ -317,6 +318,10 @@ instanceRoutes.get(
 // A stored code younger than this is shown as is; Evolution refreshes it about every 20 s and says so
 // through qrcode.updated. Older (or none): ask Evolution, which also starts pairing.
 const QR_FRESH_MS = 15_000;
+// How long the route waits for Evolution's code: a person is looking at the screen, and the
+// console asks again on its own.
+const QR_WAIT_MS = 5_000;
+const QR_RETRY_AFTER_S = 5;
 
 // GET /v1/instances/:name/qr — the pairing QR code of a number that is not connected, for the console.
 instanceRoutes.get(
@@ -337,11 +342,15 @@ instanceRoutes.get(
     if (row.qrCode && row.qrUpdatedAt && now - row.qrUpdatedAt < QR_FRESH_MS) {
       return c.json({ name: row.name, state: row.state, qr: { base64: row.qrCode, count: row.qrCount, updatedAt: new Date(row.qrUpdatedAt).toISOString() } });
     }
-    const answer = await connectInstance({ name: row.name, url: row.evolutionUrl, apiKey: row.evolutionApiKey }, config(c.env).EVOLUTION_TIMEOUT_MS);
+    const wait = Math.min(QR_WAIT_MS, config(c.env).EVOLUTION_TIMEOUT_MS);
+    const answer = await connectInstance({ name: row.name, url: row.evolutionUrl, apiKey: row.evolutionApiKey }, wait);
     // Evolution does not know this instance, refuses its key or its name: a configuration to fix, not an outage.
     if (answer.kind === "refused")
       throw new ApiError("unprocessable", `Evolution refused the instance: check its name and evolutionApiKey there. ${answer.error}`);
-    if (answer.kind === "error") throw new ApiError("unavailable", `Could not get a QR code from Evolution: ${answer.error}`);
+    if (answer.kind === "error")
+      throw new ApiError("unavailable", `Could not get a QR code from Evolution; try again in a few seconds. ${answer.error}`, [], {
+        "retry-after": String(QR_RETRY_AFTER_S),
+      });
     if (answer.kind === "open") {
       // The connection.update webhook may have been lost: record what Evolution says now, and let the
       // governor resume a number it paused for the closed connection.

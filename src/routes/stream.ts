@@ -6,7 +6,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { bearer, tenantForKey } from "../auth/api-keys.ts";
+import { bearer, ownerOfKey } from "../auth/api-keys.ts";
 import { recipient } from "../contracts/messages.ts";
 import { ApiError } from "../errors.ts";
 import { parseWith } from "../http/body.ts";
@@ -48,18 +48,22 @@ streamRoutes.get(
       throw new ApiError("invalid_request", "This route is a WebSocket: send Upgrade: websocket.", [{ path: "upgrade", message: "expected websocket" }]);
     }
     let tenantId: string | undefined;
+    let keyId: string | undefined;
     const key = bearer(c.req.header("authorization"));
     if (key) {
-      tenantId = (await tenantForKey(c.var.db, key))?.id;
-      if (!tenantId) throw new ApiError("unauthorized", "Unknown or revoked API key.");
+      const owner = await ownerOfKey(c.var.db, key);
+      if (!owner) throw new ApiError("unauthorized", "Unknown or revoked API key.");
+      tenantId = owner.tenant.id;
+      keyId = owner.keyId;
     } else if (ticket) {
       const owner = ticketFormat.exec(ticket)![1]!;
-      if (await streamOf(c.env, owner).redeemTicket(ticket)) tenantId = owner;
-      if (!tenantId) throw new ApiError("unauthorized", "Unknown, used or expired ticket: get a new one from POST /v1/events/stream/tickets.");
+      keyId = await streamOf(c.env, owner).redeemTicket(ticket);
+      if (!keyId) throw new ApiError("unauthorized", "Unknown, used or expired ticket: get a new one from POST /v1/events/stream/tickets.");
+      tenantId = owner;
     } else {
       throw new ApiError("unauthorized", "Missing credentials: send Authorization: Bearer <key>, or ?ticket= from POST /v1/events/stream/tickets.");
     }
-    const options: StreamOptions = { tenantId, ...filters };
+    const options: StreamOptions = { tenantId, keyId, ...filters };
     return streamOf(c.env, tenantId).fetch("https://tenant-stream/connect", {
       headers: { upgrade: "websocket", "x-stream-options": JSON.stringify(options) },
     });
@@ -78,7 +82,7 @@ ticketRoutes.post(
     },
   }),
   async (c) => {
-    const { ticket, expiresAt } = await streamOf(c.env, c.var.tenant.id).issueTicket(c.var.tenant.id);
+    const { ticket, expiresAt } = await streamOf(c.env, c.var.tenant.id).issueTicket(c.var.tenant.id, c.var.apiKeyId);
     return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString(), url: `/v1/events/stream?ticket=${encodeURIComponent(ticket)}` }, 201);
   },
 );

@@ -6,7 +6,7 @@ import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
 import {
   connectionData,
-  eventFromPath,
+  eventName,
   handledEvents,
   qrcodeData,
   sendMessageData,
@@ -60,8 +60,17 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
   const instance = await instanceFor(c, token);
   if (!instance) throw new ApiError("unauthorized", "Unknown webhook token.");
   const envelope = parseWith(webhookEnvelope, await readJson(c, MAX_WEBHOOK_BYTES));
-  const event = envelope.event.toLowerCase();
-  if (pathEvent && eventFromPath(pathEvent) !== event.replace(/_/g, ".")) {
+  // A global webhook posts every instance's events to one URL: an event of another instance would
+  // be filed under this token's tenant. 403 (Evolution does not retry it), and a log line for the operator.
+  if (envelope.instance !== undefined && envelope.instance !== instance.name) {
+    log("warn", "webhook for another instance refused", { instance: instance.name, bodyInstance: envelope.instance.slice(0, 100), event: envelope.event });
+    throw new ApiError("forbidden", `This webhook URL belongs to instance ${instance.name}, not ${envelope.instance}.`, [
+      { path: "instance", message: "Must be the instance this webhook URL was made for." },
+    ]);
+  }
+  // Payloads carry dotted names (messages.upsert); some setups send the config spelling (MESSAGES_UPSERT).
+  const event = eventName(envelope.event);
+  if (pathEvent && eventName(pathEvent) !== event) {
     throw new ApiError("invalid_request", `The path says ${pathEvent} but the body is ${envelope.event}.`, [{ path: "event", message: "mismatch" }]);
   }
   if (!handledEvents.has(event)) return c.json({ received: true, ignored: true });
@@ -120,7 +129,7 @@ const webhookDoc = (byEvents: boolean) =>
     responses: {
       200: { description: "Taken: inbound messages are stored at once (outcome), other events queued (or applied at once when large).", schema: received },
     },
-    errors: ["unauthorized", "unavailable"],
+    errors: ["unauthorized", "forbidden", "unavailable"],
   });
 
 webhookRoutes.post("/:token", webhookDoc(false), (c) => accept(c, c.req.param("token")));

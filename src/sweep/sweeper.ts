@@ -2,6 +2,7 @@
 // - re-enqueues messages left `queued` (a lost queue hop) or `scheduled` past their time
 //   (a lane that lost them); lanes dedupe, and the D1 claim makes a second send impossible;
 // - wakes lanes stuck in `processing` and catches up lost receipts with Evolution (bounded);
+// - offers automation what it never got or lost (automation/wake.ts);
 // - purges terminal messages, inbound messages, events and finished automation deliveries older
 //   than RETENTION_DAYS;
 // - hands waiting tenant callbacks to their queue, and again those whose queue hop was lost.
@@ -10,6 +11,7 @@ import { dispatchCallbacks, redispatchDue } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
 import { database, type Db } from "../db/client.ts";
 import { enqueueJobs } from "../messages/accept.ts";
+import { catchUpAutomation } from "../automation/wake.ts";
 import { catchUpReceipts } from "./receipts.ts";
 import { wakeStuckLanes } from "./wake.ts";
 import { log } from "../observability/log.ts";
@@ -116,10 +118,11 @@ export async function purge(env: Env, now = Date.now()): Promise<PurgeReport> {
 export async function sweep(env: Env, now = Date.now()) {
   const requeued = await requeueStranded(env, now);
   const woken = await wakeStuckLanes(env, now);
+  const automation = await catchUpAutomation(env, now);
   const receipts = await catchUpReceipts(env, now);
   const purged = await purge(env, now);
   const callbacks = await dispatchCallbacks(env);
   const callbacksRedispatched = await redispatchDue(env, now);
-  log("info", "sweep", { requeued, woken, receipts, purged, callbacks, callbacksRedispatched });
-  return { requeued, woken, receipts, purged, callbacks, callbacksRedispatched };
+  log("info", "sweep", { requeued, woken, automation, receipts, purged, callbacks, callbacksRedispatched });
+  return { requeued, woken, automation, receipts, purged, callbacks, callbacksRedispatched };
 }

@@ -1,5 +1,6 @@
 // Turning an Evolution messages.upsert into the gateway's inbound record (bodies as in test/fixtures/evolution/).
 import type { UpsertData } from "../contracts/evolution-webhooks.ts";
+import { contactKey } from "../messages/contact-key.ts";
 
 type Message = Record<string, unknown>;
 const mediaTypes = ["imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage", "ptvMessage"] as const;
@@ -58,14 +59,18 @@ export function mediaOf(message: Message | undefined): Record<string, unknown> |
 
 const digits = (jid: string) => jid.replace(/@.*$/, "").replace(/:\d+$/, "");
 
-/** The contact a message belongs to: the group JID for groups, else the phone digits
- *  (from remoteJidAlt when the chat is addressed by @lid), else the LID JID as given. */
+/** The contact a message belongs to: the group JID for groups, else the phone digits as the chat's
+ *  key (from remoteJidAlt when the chat is addressed by @lid; a Brazilian mobile in its 13-digit
+ *  form, as API sends to it are keyed), else the LID JID as given. */
 export function contactOf(key: UpsertData["key"]): string {
   if (key.remoteJid.endsWith("@g.us")) return key.remoteJid;
-  if (key.remoteJid.endsWith("@s.whatsapp.net")) return digits(key.remoteJid);
-  if (key.remoteJidAlt?.endsWith("@s.whatsapp.net")) return digits(key.remoteJidAlt);
+  if (key.remoteJid.endsWith("@s.whatsapp.net")) return contactKey(digits(key.remoteJid));
+  if (key.remoteJidAlt?.endsWith("@s.whatsapp.net")) return contactKey(digits(key.remoteJidAlt));
   return key.remoteJid;
 }
+
+/** The number as Evolution reported the chat (a phone JID, device suffix dropped), or undefined. */
+export const reportedNumber = (remoteJid: string): string | undefined => (remoteJid.endsWith("@s.whatsapp.net") ? digits(remoteJid) : undefined);
 
 export function timestampOf(ts: UpsertData["messageTimestamp"], fallback: number): number {
   if (typeof ts === "number") return ts * 1000;

@@ -239,6 +239,23 @@ describe("the operator console", () => {
     await page.reload();
     await expect.poll(() => page.textContent("#sign-in-error")).toContain("expired");
 
+    // Background refreshes are not use: a tab left on a page that redraws itself (instances, every
+    // 15 s) still signs out once the idle time is up, with no reload and no click.
+    await page.fill("#api-key", tenant.apiKey);
+    await page.press("#api-key", "Enter");
+    await page.waitForSelector("#bar:not([hidden])");
+    await page.goto(`${gateway.url}/console/#/instances`);
+    await page.waitForSelector("h1 >> text=Instances");
+    await page.evaluate(() => {
+      const key = "mensageiro.console.session";
+      const s = JSON.parse(sessionStorage.getItem(key) ?? "{}");
+      // 20 s of idle time left: at least one background redraw falls inside it.
+      sessionStorage.setItem(key, JSON.stringify({ ...s, lastUsed: Date.now() - 30 * 60_000 + 20_000 }));
+    });
+    await page.waitForSelector("#sign-in:not([hidden])", { timeout: 60_000 });
+    expect(await page.textContent("#sign-in-error")).toContain("expired");
+    expect(await page.evaluate(() => sessionStorage.getItem("mensageiro.console.session"))).toBeNull();
+
     // A key revoked while signed in.
     const admin = { authorization: "Bearer e2e-admin-token", "content-type": "application/json" };
     const second = (await (await fetch(`${gateway.url}/v1/admin/tenants/${tenant.tenantId}/keys`, { method: "POST", headers: admin })).json()) as {
@@ -249,7 +266,7 @@ describe("the operator console", () => {
     await page.press("#api-key", "Enter");
     await page.waitForSelector("#bar:not([hidden])");
     await fetch(`${gateway.url}/v1/admin/tenants/${tenant.tenantId}/keys/${second.id}`, { method: "DELETE", headers: admin });
-    await page.click('nav a[href="#/messages"]');
+    // No click needed: the revocation closes the console's live stream, and its reconnect finds the key gone.
     await expect.poll(() => page.textContent("#sign-in-error")).toContain("no longer valid");
     expect(await page.evaluate(() => sessionStorage.getItem("mensageiro.console.session"))).toBeNull();
     expect(foreign).toEqual([]);

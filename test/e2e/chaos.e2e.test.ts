@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { defaultOptions, runChaos } from "../../scripts/chaos/run.ts";
 import { verdictTable } from "../../scripts/chaos/table.ts";
-import { judge, regressed, type Observed, type Planned } from "../../scripts/chaos/verdict.ts";
+import { goalsMet, judge, regressed, type Observed, type Planned } from "../../scripts/chaos/verdict.ts";
 
 describe("verdict rules", () => {
   const plan: Planned[] = [0, 1, 2].map((n) => ({ n, text: `t${n}`, contact: 0, k: n, channel: "api", scheduled: false }));
@@ -23,6 +23,7 @@ describe("verdict rules", () => {
   it("a clean run meets every goal", () => {
     expect(judge(plan, base())).toMatchObject({
       lost: 0,
+      markedSentNeverSent: 0,
       sentTwice: 0,
       outOfOrder: 0,
       regressions: 0,
@@ -55,6 +56,19 @@ describe("verdict rules", () => {
     expect(regressed(["queued", "processing", "queued", "processing", "sent", "failed"])).toBe(false);
   });
 
+  it("a message recorded sent whose request never reached WhatsApp is marked sent but never sent; a 502 after relaying counts as a send", () => {
+    const o = base();
+    // t0: answered 500 and never relayed, yet recorded read (the gateway took a look-alike for it).
+    o.calls[0] = { text: "t0", number: "1", status: 500, answeredAt: 0, relayed: false };
+    // t1: relayed and answered 502, then sent again: twice at WhatsApp.
+    o.calls[1] = { text: "t1", number: "1", status: 502, answeredAt: 1, relayed: true };
+    o.calls.push({ text: "t1", number: "1", status: 201, answeredAt: 2, relayed: true });
+    const v = judge(plan, o);
+    expect(v).toMatchObject({ markedSentNeverSent: 1, markedSentTexts: ["t0"], lost: 0, sentTwice: 1, extraSends: 1 });
+    expect(goalsMet(v)).toBe(false);
+    expect(goalsMet(judge(plan, base()))).toBe(true);
+  });
+
   it("a request cut by a kill belongs to the window even when it started before it", () => {
     const o = base();
     o.requests = [
@@ -70,7 +84,7 @@ describe("verdict rules", () => {
 });
 
 describe("a short chaos run", () => {
-  it("300 messages, faults on, the runtime SIGKILLed once: 0 lost, 0 sent twice, 0 out of order, 0 regressions, 0 missing events", async () => {
+  it("300 messages, faults on, the runtime SIGKILLed once: 0 lost, 0 marked sent but never sent, 0 sent twice, 0 out of order, 0 regressions, 0 missing events", async () => {
     const d = defaultOptions();
     const lines: string[] = [];
     const options = {
@@ -81,7 +95,9 @@ describe("a short chaos run", () => {
       inbound: 0,
       kafka: false,
       settleSeconds: 90,
-      faults: { ...d.faults, runtimeKills: 1, bridgeKills: 0, brokerRestarts: 0 },
+      // Look-alikes typed on the phone only: one from another API client while our send never went
+      // out cannot be told from ours (see docs/reliability.md), so it has no place in a zero-goal run.
+      faults: { ...d.faults, lookAlikesFromClient: 0, runtimeKills: 1, bridgeKills: 0, brokerRestarts: 0 },
       log: (line: string) => lines.push(line),
     };
     const result = await runChaos(options);
@@ -93,6 +109,7 @@ describe("a short chaos run", () => {
     expect(
       {
         lost: result.verdict.lost,
+        markedSentNeverSent: result.verdict.markedSentNeverSent,
         sentTwice: result.verdict.sentTwice,
         outOfOrder: result.verdict.outOfOrder,
         regressions: result.verdict.regressions,
@@ -100,9 +117,11 @@ describe("a short chaos run", () => {
         failedWithoutReason: result.verdict.failedWithoutReason,
       },
       report,
-    ).toEqual({ lost: 0, sentTwice: 0, outOfOrder: 0, regressions: 0, missingEvents: 0, failedWithoutReason: 0 });
+    ).toEqual({ lost: 0, markedSentNeverSent: 0, sentTwice: 0, outOfOrder: 0, regressions: 0, missingEvents: 0, failedWithoutReason: 0 });
     // Faults really happened: sends failed and timed out, and every message still reached the end.
     expect(result.injected["simulator 500s"] ?? 0, report).toBeGreaterThan(0);
+    expect(result.injected["simulator 500/502 after relaying"] ?? 0, report).toBeGreaterThan(0);
+    expect(result.injected["look-alikes typed on the phone"] ?? 0, report).toBeGreaterThan(0);
     expect(
       Object.values(result.verdict.terminal).reduce((a, b) => a + b, 0),
       report,

@@ -2,14 +2,18 @@
 // bot from simulator/echo-bot.ts), replies through the contact's send lane, order and one call at a
 // time per contact, retries and dead letters, the breaker, @lid and groups, debounce.
 // Retries and probes are made due by hand and their alarms fired: no test waits for a backoff.
-import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, inject, it } from "vitest";
 import worker from "../../src/index.ts";
-import { purge } from "../../src/sweep/sweeper.ts";
+import { catchUpAutomation, STALE_PENDING_MS } from "../../src/automation/wake.ts";
+import { database } from "../../src/db/client.ts";
+import { contactForms, contactKey } from "../../src/messages/contact-key.ts";
+import { purge, sweep } from "../../src/sweep/sweeper.ts";
+import { processWebhook } from "../../src/webhooks/process.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
-import { ADMIN, api, eventually, json, postWebhook, setupTenant, unique, waitForStatus } from "./helpers.ts";
+import { ADMIN, api, eventually, json, postWebhook, send, setupTenant, unique, waitForStatus } from "./helpers.ts";
 
 const botUrl = () => inject("botUrl");
 type BotCall = {
@@ -262,6 +266,12 @@ describe("failures", () => {
     const replay = await api(`/v1/instances/${s.instance}/automation/dead-letters/${list.data[0].inboundId}/replay`, { method: "POST", key: s.key });
     expect(replay.status).toBe(202);
     await eventually(async () => (await replies(s)).some((r) => r.text === "echo: perdida"), 15_000, "the replayed message answered");
+    // The replay is a new call: a new webhook-id, so a handler that dedupes on it does not drop it
+    // as a repeat of the two failed calls (which shared theirs).
+    const perdida = (await bot(s.botPath)).filter((c) => c.texts[0] === "perdida");
+    expect(perdida.map((c) => c.status)).toEqual([503, 503, 200]);
+    expect(perdida[0]!.webhookId).toBe(perdida[1]!.webhookId);
+    expect(perdida[2]!.webhookId).not.toBe(perdida[0]!.webhookId);
     expect((await api(`/v1/instances/${s.instance}/automation/dead-letters/${list.data[0].inboundId}/replay`, { method: "POST", key: s.key })).status).toBe(
       409,
     );
@@ -382,6 +392,41 @@ describe("addresses and bursts", () => {
     await eventually(async () => (await replies(on)).length === 1, 15_000, "group reply");
     expect((await replies(on))[0]).toMatchObject({ to: group, text: "echo: no grupo" });
     expect((await bot(on.botPath))[0]).toMatchObject({ contact: group, replyTo: group });
+  });
+
+  it("a Brazilian mobile's 12- and 13-digit forms are one contact: one lane for API sends and replies, one conversation, one timeline", async () => {
+    const s = await withAutomation();
+    const written = "5531987650001"; // as a caller writes it: 55 31 9 8765-0001
+    const reported = "553187650001"; // as WhatsApp keys an older account
+    const sent = (await json(await send(s.key, { instance: s.instance, to: written, text: "pedido saiu" }))).id;
+    await waitForStatus(sent, ["sent"]);
+    await inbound(s, reported, "oi");
+    const reply = await eventually(async () => (await replies(s)).find((r) => r.text === "echo: oi"), 15_000, "the reply");
+    // Answered at the number Evolution reported, in the lane of the API send.
+    expect(reply.to).toBe(reported);
+    const laneKeys = await env.DB.prepare("SELECT DISTINCT lane_key FROM messages WHERE tenant_id = ?").bind(s.id).all<{ lane_key: string }>();
+    expect(laneKeys.results.map((r) => r.lane_key)).toEqual([`${s.id}:${s.instanceId}:${written}`]);
+    const [call] = await bot(s.botPath);
+    expect(call).toMatchObject({ contact: written, replyTo: reported });
+    expect(call!.conversation.map((m) => `${m.direction}:${m.text}`)).toEqual(["out:pedido saiu"]);
+    await waitForStatus(reply.id, ["sent"]);
+    for (const form of [written, reported]) {
+      const timeline = await json(await api(`/v1/contacts/${form}/messages`, { key: s.key }));
+      expect(timeline.data.map((m: { direction: string; text: string }) => `${m.direction}:${m.text}`).sort()).toEqual(
+        ["inbound:oi", "outbound:echo: oi", "outbound:pedido saiu"].sort(),
+      );
+    }
+  });
+
+  it.each([
+    ["553187654321", "5531987654321", ["5531987654321", "553187654321"]],
+    ["5531987654321", "5531987654321", ["5531987654321", "553187654321"]],
+    ["551132345678", "551132345678", ["551132345678"]],
+    ["14155550100", "14155550100", ["14155550100"]],
+    ["120363041234567890@g.us", "120363041234567890@g.us", ["120363041234567890@g.us"]],
+  ])("contact key of %s is %s", (address, key, forms) => {
+    expect(contactKey(address)).toBe(key);
+    expect(contactForms(address)).toEqual(forms);
   });
 
   it("debounce gathers a burst into one call", async () => {
@@ -571,5 +616,116 @@ describe("fast hand-off", () => {
     await eventually(async () => (await stub.snapshot()).batch === null, 15_000, "the run finished");
     expect((await replies(s)).map((r) => [r.id, r.text])).toEqual([[reply!.id, "echo: segura"]]);
     expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["segura"]]);
+  });
+});
+
+describe("nothing left behind", () => {
+  /** A request to the Worker with the bindings given (a lane that cannot be reached). */
+  const apiWith = async (bindings: Env, path: string, key: string) => {
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test${path}`, { method: "POST", headers: { authorization: `Bearer ${key}` } }),
+      bindings,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    return res;
+  };
+  const unreachableLanes = {
+    ...env,
+    AUTOMATION: {
+      idFromName: env.AUTOMATION.idFromName.bind(env.AUTOMATION),
+      get: () => ({ offer: async () => Promise.reject(new Error("lane down")), replay: async () => Promise.reject(new Error("lane down")) }),
+    },
+  } as unknown as Env;
+
+  it("an automation switched on in another isolate: this isolate's next inbound message is offered", async () => {
+    const s = await withAutomation({ enabled: false });
+    const contact = "5511970000111";
+    await inbound(s, contact, "antes");
+    // Another isolate's PUT: D1 says on, this isolate was not told.
+    await env.DB.prepare("UPDATE automations SET enabled = 1, updated_at = ? WHERE instance_id = ?").bind(Date.now(), s.instanceId).run();
+    await inbound(s, contact, "depois");
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: depois"), 15_000, "the reply");
+    expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["depois"]]);
+    // What came while it was off is not handed over, now or by the cron.
+    await catchUpAutomation(env, Date.now() + 2 * 60_000);
+    expect((await deliveries(s)).map((d) => d.status)).toEqual(["delivered"]);
+  });
+
+  it("the cron records and offers an inbound message stored without its hand-off, once", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000112";
+    // Stored alone, as an isolate that believed the automation off did.
+    const { body } = upsert(s, contact, "esquecida");
+    const job = { tenantId: s.id, instanceId: s.instanceId, instanceName: s.instance, event: "messages.upsert", data: body.data, receivedAt: Date.now() };
+    expect(await processWebhook(database(env.DB), job)).toBe("stored");
+    expect(await deliveries(s)).toEqual([]);
+    // Past the grace a message gets to finish its way through the route and the queue.
+    const later = Date.now() + 2 * 60_000;
+    const first = await catchUpAutomation(env, later);
+    expect(first.recorded).toBeGreaterThanOrEqual(1);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: esquecida"), 15_000, "the reply");
+    await eventually(async () => (await deliveries(s))[0]?.status === "delivered", 15_000, "delivered");
+    await catchUpAutomation(env, later + 60_000);
+    expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["esquecida"]]);
+    expect(await deliveries(s)).toHaveLength(1);
+  });
+
+  it("the cron offers again a record left pending without a lane (the hand-off and the queue both failed)", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000113";
+    const { body } = upsert(s, contact, "sem pista");
+    // The route stores and records, the lane cannot be reached and the queue refuses: Evolution is told 503.
+    const res = await postWebhook(
+      { ...unreachableLanes, WEBHOOKS: { send: async () => Promise.reject(new Error("queue down")) } } as unknown as Env,
+      s.token,
+      body,
+    );
+    expect(res.status).toBe(503);
+    expect((await deliveries(s)).map((d) => d.status)).toEqual(["pending"]);
+    expect((await lane(s, contact).snapshot()).pending).toEqual([]);
+    await catchUpAutomation(env, Date.now() + STALE_PENDING_MS + 60_000);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: sem pista"), 15_000, "the reply");
+    expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["sem pista"]]);
+  });
+
+  it("the cron runs a lane whose alarm was lost while its retry was due", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000114";
+    await bot(s.botPath, { fail: 1 });
+    await inbound(s, contact, "parada");
+    await eventually(async () => (await deliveries(s))[0]?.attempts === 1, 15_000, "the failed first call recorded");
+    await eventually(async () => (await lane(s, contact).snapshot()).batch?.next_at !== 0, 15_000, "the retry scheduled");
+    // The retry is due, but the lane's alarm is gone.
+    await runInDurableObject(lane(s, contact), async (_i, state) => {
+      state.storage.sql.exec("UPDATE batch SET next_at = 0");
+      await state.storage.deleteAlarm();
+    });
+    expect((await lane(s, contact).snapshot()).alarm).toBeNull();
+    // The cron's sweep, as it runs every minute (here as if 11 minutes later).
+    const swept = await sweep(env, Date.now() + STALE_PENDING_MS + 60_000);
+    expect(swept.automation.lanes).toBeGreaterThanOrEqual(1);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: parada"), 15_000, "the reply");
+    expect((await bot(s.botPath)).map((c) => c.status)).toEqual([500, 200]);
+  });
+
+  it("a replay whose lane cannot be reached leaves the dead letter as it was, replayable again", async () => {
+    const s = await withAutomation({ maxAttempts: 1 });
+    const contact = "5511970000115";
+    await bot(s.botPath, { fail: 1 });
+    await inbound(s, contact, "de volta");
+    const [dead] = await eventually(async () => {
+      const rows = await deliveries(s);
+      return rows[0]?.status === "dead" ? rows : undefined;
+    });
+    const path = `/v1/instances/${s.instance}/automation/dead-letters/${dead!.inbound_id}/replay`;
+    const failed = await apiWith(unreachableLanes, path, s.key);
+    expect(failed.status).toBe(503);
+    expect((await json(failed)).error.code).toBe("unavailable");
+    expect((await deliveries(s)).map((d) => d.status)).toEqual(["dead"]);
+    expect((await api(path, { method: "POST", key: s.key })).status).toBe(202);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: de volta"), 15_000, "the replayed message answered");
+    await eventually(async () => (await deliveries(s))[0]?.status === "delivered", 15_000, "delivered");
   });
 });

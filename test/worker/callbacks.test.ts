@@ -290,3 +290,52 @@ describe("delivery records and replay", () => {
     }
   });
 });
+
+describe("one POST per attempt", () => {
+  it("two copies of one job consumed side by side: the receiver gets one POST, one attempt is recorded, both copies are acked", async () => {
+    const t = await callbackTenant("cb-twice");
+    const e = await outboxEvent(t.id, t.url, { dispatchable: true });
+    // The row as the dispatcher left it, then a re-dispatch of it: two queue messages for one delivery.
+    await env.DB.prepare(
+      "INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, updated_at, seq, event_type, created_at, next_at) VALUES (?, ?, ?, 'pending', 0, ?, ?, 'instance.status', ?, ?)",
+    )
+      .bind(e.eventId, t.url, t.id, Date.now(), e.seq, Date.now(), Date.now())
+      .run();
+    const batch = createMessageBatch("mensageiro-callbacks", [
+      { id: `a-${e.eventId}`, timestamp: new Date(), attempts: 1, body: e },
+      { id: `b-${e.eventId}`, timestamp: new Date(), attempts: 1, body: e },
+    ]);
+    const ctx = createExecutionContext();
+    await consumeCallbacks(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks.sort()).toEqual([`a-${e.eventId}`, `b-${e.eventId}`]);
+    expect(result.retryMessages).toEqual([]);
+    expect(await delivery(e.eventId)).toMatchObject({ status: "delivered", attempts: 1 });
+    const got = (await received(t.path)).filter((r) => r.headers["webhook-id"] === e.eventId);
+    expect(got).toHaveLength(1);
+    const lease = await env.DB.prepare("SELECT lease_until FROM callback_deliveries WHERE event_id = ?")
+      .bind(e.eventId)
+      .first<{ lease_until: number | null }>();
+    expect(lease?.lease_until).toBeNull();
+  });
+
+  it("the cron re-dispatches an overdue delivery only when no consumer holds it", async () => {
+    const t = await callbackTenant("cb-held");
+    const e = await outboxEvent(t.id, t.url, { dispatchable: true });
+    const overdue = Date.now() - REDISPATCH_GRACE_MS - 60_000;
+    await env.DB.prepare(
+      "INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, updated_at, seq, event_type, created_at, next_at, lease_until) VALUES (?, ?, ?, 'pending', 0, ?, ?, 'instance.status', ?, ?, ?)",
+    )
+      .bind(e.eventId, t.url, t.id, overdue, e.seq, overdue, overdue, Date.now() + 30_000)
+      .run();
+    // A consumer holds it (its POST under way): no second copy.
+    expect(await redispatchDue(env)).toBe(0);
+    // Its claim ran out (the isolate died mid-attempt): stranded, handed out again, delivered once.
+    await env.DB.prepare("UPDATE callback_deliveries SET lease_until = ? WHERE event_id = ?")
+      .bind(Date.now() - 1, e.eventId)
+      .run();
+    expect(await redispatchDue(env)).toBe(1);
+    await eventually(async () => (await delivery(e.eventId))?.status === "delivered", 10_000, "the stranded callback delivered");
+    expect((await received(t.path)).filter((r) => r.headers["webhook-id"] === e.eventId)).toHaveLength(1);
+  });
+});

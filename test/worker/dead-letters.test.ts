@@ -2,7 +2,7 @@
 // each replay in the message's history, a contact's replayed messages sent in their order.
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, createTenant, eventually, json, send, setupTenant, simCalls, simulator, simulatorUrl, unique, waitForStatus } from "./helpers.ts";
+import { api, createTenant, eventually, json, messageRow, send, setupTenant, simCalls, simulator, simulatorUrl, unique, waitForStatus } from "./helpers.ts";
 
 let t: Awaited<ReturnType<typeof setupTenant>>;
 let second: string;
@@ -114,5 +114,54 @@ describe("POST /v1/dead-letters/replay", () => {
     await eventually(async () => (await list("?replayed=true")).data.some((d: { messageId: string }) => d.messageId === id));
     await waitForStatus(id, ["sent"]);
     expect((await api(`/v1/messages/${id}/retry`, { method: "POST", key: t.key })).status).toBe(409);
+  });
+});
+
+describe("the error filter within production D1's LIKE limit", () => {
+  it("takes a 48-byte text, refuses a longer one (or one whose escapes make it longer) with a 400, never a 500", async () => {
+    const ok = await api(`/v1/dead-letters?error=${encodeURIComponent("e".repeat(48))}`, { key: t.key });
+    expect(ok.status).toBe(200);
+    for (const text of ["e".repeat(49), "é".repeat(25), "%".repeat(25)]) {
+      const res = await api(`/v1/dead-letters?error=${encodeURIComponent(text)}`, { key: t.key });
+      expect(res.status).toBe(400);
+      expect((await json(res)).error.details).toEqual([{ path: "error", message: expect.stringMatching(/^At most 48 bytes/) }]);
+      const replay = await api("/v1/dead-letters/replay", { method: "POST", key: t.key, json: { filter: { error: text } } });
+      expect(replay.status).toBe(400);
+      expect((await json(replay)).error.details[0].path).toBe("filter.error");
+    }
+  });
+});
+
+describe("dead letters that may have been sent", () => {
+  it("an unreadable 2xx is marked mayHaveSent; bulk replay skips it unless force, by filter and by ids", async () => {
+    const s = await setupTenant();
+    const who = "5511944440077";
+    // Evolution took the request (200) but its answer is not a send answer: it may be out.
+    await simulator("/_sim/faults", { method: "POST", json: { instance: s.instance, number: who, status: 200, times: 1, body: { status: "PENDING" } } });
+    const doubtful = (await json(await send(s.key, { instance: s.instance, to: who, text: "talvez" }))).id;
+    await waitForStatus(doubtful, ["failed"]);
+    await simulator("/_sim/faults", { method: "POST", json: { instance: s.instance, number: who, status: 400, times: 1, body: refusal } });
+    const refused = (await json(await send(s.key, { instance: s.instance, to: who, text: "recusada" }))).id;
+    await waitForStatus(refused, ["failed"]);
+
+    const listed = await list("", s.key);
+    const byId = new Map(listed.data.map((d: { messageId: string }) => [d.messageId, d]));
+    expect(byId.get(doubtful)).toMatchObject({ mayHaveSent: true, error: expect.stringMatching(/^Evolution 200/) });
+    expect(byId.get(refused)).toMatchObject({ mayHaveSent: false });
+
+    const byFilter = await json(await api("/v1/dead-letters/replay", { method: "POST", key: s.key, json: { filter: { instance: s.instance } } }));
+    expect(byFilter).toMatchObject({ replayed: 1, ids: [refused], more: false });
+    await waitForStatus(refused, ["sent"]);
+    expect((await messageRow(doubtful))?.status).toBe("failed");
+
+    const byIds = await json(await api("/v1/dead-letters/replay", { method: "POST", key: s.key, json: { ids: [doubtful] } }));
+    expect(byIds).toMatchObject({ replayed: 0, skipped: [{ id: doubtful, reason: expect.stringMatching(/may have been sent.*force/) }] });
+    expect((await messageRow(doubtful))?.status).toBe("failed");
+
+    const forced = await json(await api("/v1/dead-letters/replay", { method: "POST", key: s.key, json: { ids: [doubtful], force: true } }));
+    expect(forced).toMatchObject({ replayed: 1, ids: [doubtful] });
+    await waitForStatus(doubtful, ["sent"]);
+    const texts = (await simCalls(s.instance)).filter((c) => c.body?.number === who).map((c) => c.body?.text);
+    expect(texts.filter((x) => x === "talvez")).toHaveLength(2);
   });
 });

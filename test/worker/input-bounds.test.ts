@@ -41,6 +41,32 @@ describe("defect 8: a PUT that moves evolutionUrl must carry evolutionApiKey aga
   });
 });
 
+describe("an Evolution key no HTTP header can carry is refused at PUT", () => {
+  it.each([
+    ["a line break", "key\nX-Injected: 1"],
+    ["a carriage return", "key\r"],
+    ["a control character", "key\u0000"],
+    ["a non-ASCII character", "chave-\u00e7"],
+    ["a character beyond Latin-1", "ключ"],
+    ["a space inside", "two words"],
+    ["surrounding spaces", " key "],
+  ])("%s: 400 in the error shape, nothing stored, and later calls still work", async (_what, bad) => {
+    const name = unique("hdr");
+    const created = await api(`/v1/instances/${name}`, { method: "PUT", key: t.key, json: { evolutionUrl: simulatorUrl(), evolutionApiKey: bad } });
+    expect(created.status).toBe(400);
+    const body = await json(created);
+    expect(body.error.code).toBe("invalid_request");
+    expect(body.error.details).toEqual([{ path: "evolutionApiKey", message: expect.stringMatching(/HTTP header/) }]);
+    expect(JSON.stringify(body)).not.toContain(bad.trim());
+    expect(await instanceRow(name)).toBeNull();
+    // An existing instance keeps its working key.
+    const before = await instanceRow(t.instance);
+    const updated = await api(`/v1/instances/${t.instance}`, { method: "PUT", key: t.key, json: { evolutionUrl: before!.url, evolutionApiKey: bad } });
+    expect(updated.status).toBe(400);
+    expect(await instanceRow(t.instance)).toEqual(before);
+  });
+});
+
 describe("defect 9: deeply nested JSON is a 400, never a RangeError 500", () => {
   // Written as text: the test's own JSON.stringify would overflow on it.
   const deepText = (levels: number) => `${'{"a":'.repeat(levels)}1${"}".repeat(levels)}`;
@@ -153,6 +179,17 @@ describe("defect 15: private, loopback and link-local URLs are refused unless AL
     "http://[fe80::1]",
     "http://[fd00::1]",
     "http://[::ffff:127.0.0.1]",
+    "http://[::7f00:1]",
+    "http://[::127.0.0.1]",
+    "http://[::a00:1]",
+    "http://[64:ff9b::7f00:1]",
+    "http://[64:ff9b:1::a00:1]",
+    "http://[2002:7f00:1::1]",
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]",
+    "http://[::ffff:0:7f00:1]",
+    "http://[::]",
+    "http://[100::1]",
+    "http://[fec0::1]",
     "http://0.0.0.0",
     "http://2130706433",
   ])("refuses evolutionUrl %s", async (url) => {
@@ -168,6 +205,12 @@ describe("defect 15: private, loopback and link-local URLs are refused unless AL
       json: { evolutionUrl: "https://evolution.example.com", evolutionApiKey: "k".repeat(20) },
     });
     expect(ok.status).toBe(201);
+    const publicV6 = await deployed(`/v1/instances/${unique("public6")}`, {
+      method: "PUT",
+      key: t.key,
+      json: { evolutionUrl: "https://[2606:4700:4700::1111]", evolutionApiKey: "k".repeat(20) },
+    });
+    expect(publicV6.status).toBe(201);
     const media = await deployed("/v1/messages", {
       method: "POST",
       key: t.key,

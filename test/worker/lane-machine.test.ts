@@ -1,6 +1,7 @@
 // The lane's state machine, table by table: every phase against every kind of D1 answer.
 import { describe, expect, it } from "vitest";
 import type { MessageStatus } from "../../src/contracts/events.ts";
+import { classify } from "../../src/evolution/client.ts";
 import { remoteJidsOf } from "../../src/evolution/reconcile.ts";
 import {
   RECONCILE_CHECKS,
@@ -201,6 +202,26 @@ describe("afterSend", () => {
   });
 });
 
+describe("Evolution's error answers: certainly not sent, or in doubt", () => {
+  // Evolution and the proxies in front of it answer 500/502/504/52x after Baileys relayed the
+  // message (its own database write failed, the proxy gave up): asked about before any resend.
+  const asLane = (status: number, retryAfter: string | null = null) => {
+    const outcome = classify(status, JSON.stringify({ status, error: "x", response: { message: "boom" } }), retryAfter);
+    if (outcome.kind !== "transient") throw new Error(`expected transient, got ${outcome.kind}`);
+    return afterSend({ ...outcome, doubt: outcome.doubt ?? false }, 1, 3, 2_000, 30_000).next;
+  };
+  it.each([500, 502, 504, 520, 522, 524, 503])("%i: in doubt, reconciled first", (status) => {
+    expect(asLane(status)).toBe("in_doubt");
+  });
+  it.each([
+    [408, null],
+    [429, null],
+    [503, "5"],
+  ] as const)("%i (Retry-After %s): certainly not sent, retried", (status, retryAfter) => {
+    expect(asLane(status, retryAfter)).toBe("retrying");
+  });
+});
+
 describe("afterReconcile", () => {
   it("found: recorded sent with Evolution's id, never sent again", () => {
     expect(afterReconcile({ kind: "found", providerMessageId: "3EB0X" }, 1, 3)).toEqual({
@@ -249,6 +270,16 @@ describe("afterReconcile", () => {
     expect(afterReconcile({ kind: "unanswerable", reason: "x", retry: true }, 3, 3, RECONCILE_CHECKS)).toMatchObject({
       next: "record",
       outcome: { kind: "failed", error: expect.stringMatching(/could not answer \(x\).*gave up after 3/) },
+    });
+  });
+  it("cannot tell (a look-alike, several candidates): sent again at once, the history says it may arrive twice", () => {
+    expect(afterReconcile({ kind: "cannot_tell", reason: "2 messages in Evolution's store could be this one" }, 1, 3, 0)).toEqual({
+      next: "retrying",
+      detail: "reconcile: cannot tell whether it went (2 messages in Evolution's store could be this one); sending again, it may arrive twice",
+    });
+    expect(afterReconcile({ kind: "cannot_tell", reason: "x" }, 3, 3, 0)).toMatchObject({
+      next: "record",
+      outcome: { kind: "failed", error: expect.stringMatching(/cannot tell whether it went \(x\).*gave up after 3/) },
     });
   });
   it("no attempts left: failed, with the reason", () => {

@@ -1,11 +1,12 @@
 // ContactLane behaviour: retries on the alarm, permanent failures, dead letters, dedupe, order repair, pacing.
-import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
 import worker from "../../src/index.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
 import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, waitForStatus } from "./helpers.ts";
+import { failNextBatch } from "./production-limits.ts";
 
 const fault = (body: Record<string, unknown>) => simulator("/_sim/faults", { method: "POST", json: body });
 const history = async (id: string) =>
@@ -35,7 +36,7 @@ describe("transient failures", () => {
   it("retries with growing backoff on the alarm, holding the contact's later messages", async () => {
     const t = await setupTenant();
     const to = "5511944440001";
-    await fault({ instance: t.instance, number: to, status: 503, times: 1 });
+    await fault({ instance: t.instance, number: to, status: 503, headers: { "retry-after": "1" }, times: 1 });
     await fault({
       instance: t.instance,
       number: to,
@@ -95,8 +96,10 @@ describe("transient failures", () => {
     await fault({
       instance: t.instance,
       number: to,
-      status: 500,
-      body: { status: 500, error: "Internal Server Error", response: { message: "Connection Closed" } },
+      // A 503 with Retry-After is certainly not sent (any other 5xx may come after the relay).
+      status: 503,
+      headers: { "retry-after": "1" },
+      body: { status: 503, error: "Service Unavailable", response: { message: "Connection Closed" } },
       times: 2,
     });
     const id = (await json(await send(t.key, { instance: t.instance, to, text: "insistente", maxAttempts: 2 }))).id;
@@ -120,7 +123,7 @@ describe("transient failures", () => {
     const sent = await waitForStatus(id, ["sent"]);
     expect(sent.attempts).toBe(1);
     expect(await env.DB.prepare("SELECT replayed_at IS NOT NULL AS r FROM dead_letters WHERE message_id = ?").bind(id).first()).toEqual({ r: 1 });
-    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.status)).toEqual([500, 500, 201]);
+    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.status)).toEqual([503, 503, 201]);
     const again = await api(`/v1/messages/${id}/retry`, { method: "POST", key: t.key });
     expect(again.status).toBe(409);
   });
@@ -279,4 +282,65 @@ describe("pacing", () => {
     expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(900);
     expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(900);
   });
+});
+
+/** A message written to D1 and queued, not yet handed to its lane (no queue hop): the test enqueues it. */
+async function queuedOnly(t: Awaited<ReturnType<typeof setupTenant>>, to: string, text: string) {
+  const db = database(env.DB);
+  const instances = await findInstances(db, t.id, [t.instance]);
+  const p = prepareMessage({ id: t.id, name: "t", maxAttempts: 3 }, instances, { instance: t.instance, to, text }, Date.now());
+  await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [p]);
+  return p;
+}
+
+describe("the lane's own failures", () => {
+  it("Evolution's answer is kept in the lane before the number's turn is given back to the governor", async () => {
+    const t = await setupTenant();
+    // A number with gaps: each send is a turn, released to the governor after Evolution answered.
+    await env.DB.prepare("UPDATE instances SET gap_max_ms = 1000 WHERE id = ?").bind(t.instanceId).run();
+    const to = "5511944440031";
+    const p = await queuedOnly(t, to, "registrado antes");
+    const lane = laneStub(t.id, t.instanceId, to);
+    // What the lane holds at the moment it releases its turn: an object reset right after the
+    // release must not turn a known answer into a doubt.
+    const atRelease: { phase: string; outcome: string | null }[] = [];
+    await runInDurableObject(lane, (instance, state) => {
+      Object.assign(instance, {
+        governor: () => ({
+          acquire: async () => ({ go: true }),
+          release: async () => {
+            atRelease.push(state.storage.sql.exec<{ phase: string; outcome: string | null }>("SELECT phase, outcome FROM lane_items").one());
+          },
+          report: async () => {},
+        }),
+      });
+    });
+    await lane.enqueue(p.job.laneKey, [p.job]);
+    const row = await waitForStatus(p.row.id, ["sent"]);
+    expect(atRelease).toHaveLength(1);
+    expect(atRelease[0]!.phase).toBe("unrecorded");
+    expect(JSON.parse(atRelease[0]!.outcome ?? "null")).toEqual({ kind: "sent", providerMessageId: row.provider_message_id });
+  });
+
+  it("a step that throws (D1 failing) is tried again after a growing, jittered wait, not at once", async () => {
+    const t = await setupTenant();
+    const to = "5511944440032";
+    const p = await queuedOnly(t, to, "d1 fora do ar");
+    // The claim fails twice, as D1 does in an outage.
+    failNextBatch((statements) => statements.some((s) => s.params.includes(p.row.id) && s.sql.includes("processing")), "D1_ERROR: simulated outage", 2);
+    const lane = laneStub(t.id, t.instanceId, to);
+    const started = Date.now();
+    await lane.enqueue(p.job.laneKey, [p.job]);
+    // After the first failure the alarm is at least a second away (2 s base, jittered to half).
+    const snap = await eventually(async () => {
+      const s = await lane.snapshot();
+      return s.alarm !== null && s.alarm >= started + 1_000 ? s : undefined;
+    });
+    expect(snap.pending[0]).toMatchObject({ id: p.row.id, phase: "waiting" });
+    expect((await messageRow(p.row.id))?.status).toBe("queued");
+    // Once D1 answers again the message goes, once.
+    const row = await waitForStatus(p.row.id, ["sent"], 20_000);
+    expect(row.attempts).toBe(1);
+    expect((await simCalls(t.instance)).filter((c) => c.number === to)).toHaveLength(1);
+  }, 30_000);
 });

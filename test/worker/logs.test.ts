@@ -53,7 +53,7 @@ describe("request log lines", () => {
       expect.objectContaining({ level: "info", attempt: 1, outcome: "sent", instance: t.instance, evolutionLatencyMs: expect.any(Number) }),
     ]);
     const to = "5511955550009";
-    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 500, times: 1 } });
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 503, headers: { "retry-after": "1" }, times: 1 } });
     const failing = (await json(await send(t.key, { instance: t.instance, to, text }))).id;
     const failed = await eventually(
       async () => parsed().find((l) => l.msg === "delivery attempt" && l.messageId === failing),
@@ -97,5 +97,10 @@ describe("scrubbing", () => {
     // drizzle puts the bound values of a failed query in its message.
     const failed = new Error("Failed query: INSERT INTO instances (evolution_api_key, text) VALUES (?, ?)\nparams: EVO-SECRET,olá mundo");
     expect(errorField(failed)).toBe("Error: Failed query: INSERT INTO instances (evolution_api_key, text) VALUES (?, ?)\nparams: [redacted]");
+    // A bound value with a line break in it (a multi-line message text) is redacted whole.
+    const multiline = new Error("Failed query: INSERT INTO messages (text, evolution_api_key) VALUES (?, ?)\nparams: first line\nsecond line olá,EVO-SECRET");
+    const scrubbed = errorField(multiline);
+    expect(scrubbed).toBe("Error: Failed query: INSERT INTO messages (text, evolution_api_key) VALUES (?, ?)\nparams: [redacted]");
+    for (const leak of ["second line", "EVO-SECRET"]) expect(scrubbed).not.toContain(leak);
   });
 });

@@ -313,7 +313,10 @@ describe("pause and resume", () => {
     const overlimit = { status: 400, body: { status: 400, error: "Bad Request", response: { message: ["rate-overlimit"] } }, times: 1 };
     await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: x, ...overlimit } });
     // Then one real, passing failure.
-    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: x, status: 500, body: { error: "boom" }, times: 1 } });
+    await simulator("/_sim/faults", {
+      method: "POST",
+      json: { instance: t.instance, number: x, status: 503, headers: { "retry-after": "1" }, body: { error: "boom" }, times: 1 },
+    });
     const res = await send(t.key, { instance: t.instance, to: x, text: "two tries", maxAttempts: 2 });
     const { id } = await json(res);
     await eventually(async () => (await governorOf(t.instanceId).status(t.instanceId)).pause?.reason === "rate-overlimit", 10_000, "pause");

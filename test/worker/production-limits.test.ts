@@ -29,6 +29,20 @@ describe("production limits in the tests", () => {
     expect(takeViolations()).toHaveLength(3);
   });
 
+  it("D1 refuses a LIKE or GLOB pattern over 50 bytes, bound or written in the SQL; 50 bytes pass", async () => {
+    const fifty = `%${"é".repeat(24)}%`; // 50 bytes in UTF-8
+    expect(await env.DB.prepare("SELECT 'x' LIKE ? AS hit").bind(fifty).first()).toEqual({ hit: 0 });
+    expect(
+      await env.DB.prepare("SELECT ? AS a, 'x' LIKE ? ESCAPE '\\' AS hit")
+        .bind(`${"q".repeat(80)}`, "%x%")
+        .first(),
+    ).toEqual({ a: "q".repeat(80), hit: 1 });
+    expect(() => env.DB.prepare("SELECT 'x' LIKE ? AS hit").bind(`${fifty}a`)).toThrow(/LIKE or GLOB pattern too complex \(51 bytes/);
+    expect(() => env.DB.prepare("SELECT ?, 'it''s' GLOB ?").bind("?", "*".repeat(51))).toThrow(/pattern too complex/);
+    expect(() => env.DB.prepare(`SELECT 'x' LIKE '${"%".repeat(51)}'`)).toThrow(/pattern too complex/);
+    expect(takeViolations()).toHaveLength(3);
+  });
+
   it("Durable Object SQLite refuses more than 100 bound parameters, inside the Worker's own objects", async () => {
     const lane = env.LANES.get(env.LANES.idFromName("limits-test-lane"));
     const error = await runInDurableObject(lane, (_instance, state) => {

@@ -21,6 +21,7 @@ export const LIMITS = {
   queueMessageBytes: 128_000,
   queueBatchBytes: 256_000,
   queueBatchMessages: 100,
+  likePatternBytes: 50,
 } as const;
 
 export type BoundStatement = { sql: string; params: unknown[] };
@@ -34,6 +35,61 @@ globals[KEY] ??= { installed: false, sqlOf: new WeakMap(), batchFaults: [], viol
 const registry: Registry = globals[KEY];
 
 const bytes = (text: string) => new TextEncoder().encode(text).byteLength;
+
+/** The LIKE and GLOB patterns of a statement: literals written in the SQL, and the values bound to
+ *  `LIKE ?` placeholders (found by counting the placeholders outside string literals). */
+export function likePatterns(query: string, params: unknown[]): string[] {
+  const patterns: string[] = [];
+  let placeholder = 0;
+  let i = 0;
+  while (i < query.length) {
+    const ch = query[i]!;
+    if (ch === "'") {
+      const end = literalEnd(query, i);
+      i = end;
+      continue;
+    }
+    if (ch === "?") {
+      placeholder++;
+      i++;
+      continue;
+    }
+    const keyword = /^(LIKE|GLOB)\s+/i.exec(query.slice(i, i + 12));
+    if (keyword && (i === 0 || /[\s(]/.test(query[i - 1]!))) {
+      let j = i + keyword[0].length;
+      if (query[j] === "?") {
+        const value = params[placeholder];
+        if (typeof value === "string") patterns.push(value);
+      } else if (query[j] === "'") {
+        const end = literalEnd(query, j);
+        patterns.push(query.slice(j + 1, end - 1).replace(/''/g, "'"));
+        j = end;
+      }
+      i = j;
+      continue;
+    }
+    i++;
+  }
+  return patterns;
+}
+
+/** The index just past the string literal opening at `start`. */
+function literalEnd(query: string, start: number): number {
+  let i = start + 1;
+  while (i < query.length) {
+    if (query[i] === "'" && query[i + 1] === "'") i += 2;
+    else if (query[i] === "'") return i + 1;
+    else i++;
+  }
+  return i;
+}
+
+function checkLikePatterns(query: string, params: unknown[]): void {
+  for (const pattern of likePatterns(query, params)) {
+    if (bytes(pattern) > LIMITS.likePatternBytes)
+      refuse(`D1_ERROR: LIKE or GLOB pattern too complex (${bytes(pattern)} bytes; production D1 allows ${LIMITS.likePatternBytes}): SQLITE_ERROR`);
+  }
+}
 
 function refusal(message: string): Error {
   registry.violations.push(message);
@@ -81,6 +137,8 @@ export async function installProductionLimits(): Promise<void> {
       function (this: unknown, ...args: unknown[]) {
         const query = String(args[0]);
         if (bytes(query) > LIMITS.d1StatementBytes) refuse(`D1_ERROR: statement too long (${bytes(query)} bytes; production D1 allows 100 KB): SQLITE_TOOBIG`);
+        // Literal patterns (LIKE 'x%'); bound ones are checked at bind.
+        checkLikePatterns(query, []);
         const prepared = original.apply(this, args);
         if (prepared && typeof prepared === "object") registry.sqlOf.set(prepared, { sql: query, params: [] });
         return prepared;
@@ -93,8 +151,9 @@ export async function installProductionLimits(): Promise<void> {
       function (this: unknown, ...values: unknown[]) {
         if (values.length > LIMITS.d1Params)
           refuse(`D1_ERROR: too many SQL variables (${values.length} bound parameters; production D1 allows ${LIMITS.d1Params}): SQLITE_ERROR`);
-        const bound = original.apply(this, values);
         const prepared = this && typeof this === "object" ? registry.sqlOf.get(this) : undefined;
+        if (prepared) checkLikePatterns(prepared.sql, values);
+        const bound = original.apply(this, values);
         if (bound && typeof bound === "object" && prepared !== undefined) registry.sqlOf.set(bound, { sql: prepared.sql, params: values });
         return bound;
       },
@@ -163,6 +222,7 @@ export async function installProductionLimits(): Promise<void> {
             refuse(`SQLITE_TOOBIG: statement too long (${bytes(query)} bytes; Durable Object SQLite allows 100 KB)`);
           if (args.length - 1 > LIMITS.doSqlParams)
             refuse(`too many SQL variables (${args.length - 1} bound parameters; Durable Object SQLite allows ${LIMITS.doSqlParams}): SQLITE_ERROR`);
+          checkLikePatterns(query, args.slice(1));
           return original.apply(this, args);
         },
     );

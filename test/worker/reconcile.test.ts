@@ -3,8 +3,23 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
+import type { MediaJson } from "../../src/db/schema.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
-import { eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, simulatorUrl, waitForStatus } from "./helpers.ts";
+import {
+  api,
+  createTenant,
+  eventually,
+  fireRetry,
+  json,
+  laneStub,
+  messageRow,
+  send,
+  setupTenant,
+  simCalls,
+  simulator,
+  simulatorUrl,
+  waitForStatus,
+} from "./helpers.ts";
 import { failNextBatch } from "./production-limits.ts";
 import { catchUpReceipts } from "../../src/sweep/receipts.ts";
 
@@ -20,10 +35,11 @@ const history = async (id: string) =>
 /** A message written to D1 and claimed (processing, attempt 1) by a lane that then stopped: the
  *  state a reset leaves between the claim and the record of Evolution's answer. Claimed a minute
  *  ago by default: long enough that the attempt cannot still be under way inside Evolution. */
-async function claimedThenLost(t: Tenant, to: string, text: string, claimedAgoMs = 60_000) {
+async function claimedThenLost(t: Tenant, to: string, text: string | { media: MediaJson }, claimedAgoMs = 60_000) {
   const db = database(env.DB);
   const instances = await findInstances(db, t.id, [t.instance]);
-  const p = prepareMessage({ id: t.id, name: "t", maxAttempts: 3 }, instances, { instance: t.instance, to, text }, Date.now());
+  const content = typeof text === "string" ? { text } : text;
+  const p = prepareMessage({ id: t.id, name: "t", maxAttempts: 3 }, instances, { instance: t.instance, to, ...content }, Date.now());
   await persistAndEnqueue({ ...env, SENDS: { sendBatch: async () => {} } } as unknown as Env, db, [p]);
   const now = Date.now() - claimedAgoMs;
   await env.DB.batch([
@@ -42,6 +58,12 @@ async function sendDirectly(t: Tenant, to: string, text: string): Promise<string
   });
   expect(res.status).toBe(201);
   return ((await res.json()) as { key: { id: string } }).key.id;
+}
+
+/** A message the gateway did not send, in Evolution's store: typed on the phone, or sent by
+ *  another API client of the instance (a Baileys id and `source: "web"`, like ours). */
+async function lookAlike(t: Tenant, who: "phone" | "client", body: Record<string, unknown>, route = "sendText"): Promise<string> {
+  return (await simulator("/_sim/chat/look-alike", { method: "POST", json: { instance: t.instance, who, route, body } })).key.id;
 }
 
 const sendTexts = async (t: Tenant, to: string) => (await simCalls(t.instance)).filter((c) => c.number === to && c.route === "sendText");
@@ -137,6 +159,98 @@ describe("in doubt after a reset: reconcile before sending again", () => {
     expect(row.attempts).toBe(2);
     expect((await sendTexts(t, to)).map((c) => c.status)).toEqual([0, 201]);
   });
+});
+
+describe("a look-alike in Evolution's store is never taken for the attempt", () => {
+  it("the same text typed on the phone while the attempt never went out: not ours (a phone's id), sent again", async () => {
+    const t = await setupTenant();
+    const to = "5511933330021";
+    const p = await claimedThenLost(t, to, "digitado no celular");
+    const phoneId = await lookAlike(t, "phone", { number: to, text: "digitado no celular" });
+    await laneStub(t.id, t.instanceId, to).enqueue(p.job.laneKey, [p.job]);
+    const row = await waitForStatus(p.row.id, ["sent"], 30_000);
+    const calls = await sendTexts(t, to);
+    expect(calls).toHaveLength(1);
+    expect(row.provider_message_id).toBe(calls[0]!.keyId);
+    expect(row.provider_message_id).not.toBe(phoneId);
+  }, 40_000);
+
+  it("ours went out and another API client sent the same text meanwhile: cannot tell, sent again with a note", async () => {
+    const t = await setupTenant();
+    const to = "5511933330022";
+    const p = await claimedThenLost(t, to, "promoção de hoje");
+    const ours = await sendDirectly(t, to, "promoção de hoje");
+    const theirs = await lookAlike(t, "client", { number: to, text: "promoção de hoje" });
+    await laneStub(t.id, t.instanceId, to).enqueue(p.job.laneKey, [p.job]);
+    const row = await waitForStatus(p.row.id, ["sent"], 30_000);
+    // At-least-once: sent again rather than recorded under an id that may be another's.
+    const calls = await sendTexts(t, to);
+    expect(calls).toHaveLength(2);
+    expect(row.provider_message_id).toBe(calls[1]!.keyId);
+    expect([ours, theirs]).not.toContain(row.provider_message_id);
+    expect((await history(p.row.id)).map((h) => h.detail ?? "")).toContainEqual(
+      expect.stringMatching(
+        /^reconcile: cannot tell whether it went \(2 messages in Evolution's store could be this one\); sending again, it may arrive twice/,
+      ),
+    );
+  }, 40_000);
+
+  it("a caption-less image: another image of the same type is no proof, sent again with a note", async () => {
+    const t = await setupTenant();
+    const to = "5511933330023";
+    const p = await claimedThenLost(t, to, { media: { type: "image", url: "https://files.example.com/cardapio.png" } });
+    await lookAlike(t, "client", { number: to, mediatype: "image", media: "https://files.example.com/outra.png" }, "sendMedia");
+    await laneStub(t.id, t.instanceId, to).enqueue(p.job.laneKey, [p.job]);
+    const row = await waitForStatus(p.row.id, ["sent"], 30_000);
+    const sends = (await simCalls(t.instance)).filter((c) => c.number === to && c.route === "sendMedia");
+    expect(sends).toHaveLength(1);
+    expect(row.provider_message_id).toBe(sends[0]!.keyId);
+    expect((await history(p.row.id)).map((h) => h.detail ?? "")).toContainEqual(expect.stringMatching(/^reconcile: cannot tell whether it went \(.*caption/));
+  }, 40_000);
+
+  it("a message another tenant on the same Evolution instance already recorded is not taken again", async () => {
+    const a = await setupTenant();
+    // Tenant b uses the very same Evolution instance (same URL and name, its own gateway tenant).
+    const other = await createTenant();
+    const res = await api(`/v1/instances/${a.instance}`, {
+      method: "PUT",
+      key: other.key,
+      json: { evolutionUrl: `${simulatorUrl()}/`, evolutionApiKey: a.evolutionKey, ratePerMinute: 6000 },
+    });
+    expect(res.status).toBe(201);
+    const bInstanceId = (await env.DB.prepare("SELECT id FROM instances WHERE name = ? AND tenant_id = ?").bind(a.instance, other.id).first<{ id: string }>())!
+      .id;
+    const b: Tenant = { ...a, ...other, instanceId: bInstanceId };
+    const to = "5511933330024";
+    const sentByA = await waitForStatus((await json(await send(a.key, { instance: a.instance, to, text: "bom dia" }))).id, ["sent"]);
+    // b's attempt with the same text never went out.
+    const p = await claimedThenLost(b, to, "bom dia");
+    await laneStub(b.id, b.instanceId, to).enqueue(p.job.laneKey, [p.job]);
+    const row = await waitForStatus(p.row.id, ["sent"], 30_000);
+    expect(row.provider_message_id).not.toBe(sentByA.provider_message_id);
+    expect(await sendTexts(a, to)).toHaveLength(2);
+  }, 40_000);
+});
+
+describe("a 5xx may come after Evolution relayed: reconciled, never resent blind", () => {
+  it.each([500, 502, 504])(
+    "%i after the message went out: found in Evolution, recorded sent, one send",
+    async (status) => {
+      const t = await setupTenant();
+      const to = `5511933331${status}`;
+      await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status, relay: true, times: 1 } });
+      const id = (await json(await send(t.key, { instance: t.instance, to, text: `relayed then ${status}` }))).id;
+      const lane = laneStub(t.id, t.instanceId, to);
+      await eventually(async () => (await lane.snapshot()).pending[0]?.phase === "in_doubt");
+      await fireRetry(lane);
+      const row = await waitForStatus(id, ["sent"], 30_000);
+      const calls = await sendTexts(t, to);
+      expect(calls.map((c) => c.status)).toEqual([status]);
+      expect(row.provider_message_id).toBe(calls[0]!.keyId);
+      expect((await history(id)).at(-1)?.detail).toBe(`reconciled: found in Evolution as ${row.provider_message_id}; not sent again`);
+    },
+    40_000,
+  );
 });
 
 describe("a send still in flight inside Evolution is never sent again", () => {

@@ -107,7 +107,7 @@ describe("scheduling", () => {
   it("a retry and a schedule in one lane share the alarm: the earliest wins", async () => {
     const t = await setupTenant();
     const to = "5511977770004";
-    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 503, times: 1 } });
+    await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 503, headers: { "retry-after": "1" }, times: 1 } });
     const retrying = (await json(await send(t.key, { instance: t.instance, to, text: "falha uma vez" }))).id;
     await eventually(async () => ((await messageRow(retrying))?.last_error ? true : undefined));
     const scheduledAt = Date.now() + HOUR;

@@ -1,15 +1,18 @@
 // The live event stream (TenantStream over WebSockets), the console's timeline, and the pairing
 // QR code of a disconnected number.
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import worker from "../../src/index.ts";
 import qrFixture from "../fixtures/evolution/qrcode.updated.json";
-import { api, createTenant, eventually, json, send, setupTenant, simulator, simulatorUrl, waitForStatus } from "./helpers.ts";
+import { ADMIN, api, createTenant, eventually, json, send, setupTenant, simulator, simulatorUrl, waitForStatus } from "./helpers.ts";
 
 type StreamEvent = { seq: number; eventId: string; type: string; data: Record<string, any> };
 
 async function connect(query: string, headers: Record<string, string> = {}) {
   const res = await exports.default.fetch(new Request(`https://gateway.test/v1/events/stream?${query}`, { headers: { upgrade: "websocket", ...headers } }));
-  if (!res.webSocket) return { res, events: [] as StreamEvent[], ready: Promise.resolve(-1), close: () => undefined };
+  const closed: { code?: number; reason?: string } = {};
+  if (!res.webSocket) return { res, events: [] as StreamEvent[], ready: Promise.resolve(-1), closed, close: () => undefined };
   const ws = res.webSocket;
   ws.accept();
   const events: StreamEvent[] = [];
@@ -20,7 +23,14 @@ async function connect(query: string, headers: Record<string, string> = {}) {
     if (msg.type === "stream.ready") markReady(msg.cursor);
     else events.push(msg);
   });
-  return { res, events, ready, close: () => ws.close(1000, "done") };
+  ws.addEventListener("close", (e) => Object.assign(closed, { code: e.code, reason: e.reason }));
+  return { res, events, ready, closed, close: () => ws.close(1000, "done") };
+}
+
+async function issueKey(tenantId: string): Promise<{ id: string; apiKey: string }> {
+  const res = await api(`/v1/admin/tenants/${tenantId}/keys`, { method: "POST", key: ADMIN });
+  expect(res.status).toBe(201);
+  return json(res);
 }
 
 async function ticket(key: string): Promise<string> {
@@ -103,6 +113,77 @@ describe("GET /v1/events/stream", () => {
   });
 });
 
+describe("the stream and API keys", () => {
+  it("revoking a key closes the sockets it opened, with the key or through a ticket; another key's socket streams on", async () => {
+    const t = await setupTenant();
+    const first = await issueKey(t.id);
+    const second = await issueKey(t.id);
+    const direct = await connect("", { authorization: `Bearer ${first.apiKey}` });
+    const viaTicket = await connect(`ticket=${await ticket(first.apiKey)}`);
+    const other = await connect(`ticket=${await ticket(second.apiKey)}`);
+    await Promise.all([direct.ready, viaTicket.ready, other.ready]);
+
+    const revoked = await api(`/v1/admin/tenants/${t.id}/keys/${first.id}`, { method: "DELETE", key: ADMIN });
+    expect(revoked.status).toBe(200);
+    await eventually(async () => direct.closed.code && viaTicket.closed.code, 10_000, "the revoked key's sockets closed");
+    expect([direct.closed, viaTicket.closed]).toEqual([
+      { code: 1008, reason: "API key revoked" },
+      { code: 1008, reason: "API key revoked" },
+    ]);
+    const sent = await json(await send(t.key, { instance: t.instance, to: "5511970000030", text: "after the revocation" }));
+    await eventually(async () => other.events.some((e) => e.data.messageId === sent.id), 10_000, "the other key's socket still streaming");
+    expect(other.closed.code).toBeUndefined();
+    expect(direct.events.concat(viaTicket.events).some((e) => e.data.messageId === sent.id)).toBe(false);
+    other.close();
+  });
+
+  it("re-checks its sockets' keys on its alarm: a revocation it was not told of closes them too", async () => {
+    const t = await setupTenant();
+    const key = await issueKey(t.id);
+    const socket = await connect(`ticket=${await ticket(key.apiKey)}`);
+    await socket.ready;
+    // Revoked behind the admin route's back (as if its close had been lost).
+    await env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ?").bind(Date.now(), key.id).run();
+    // The next check is due (instead of waiting out the interval).
+    await runInDurableObject(env.STREAMS.get(env.STREAMS.idFromName(t.id)), (_o, state) => {
+      state.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('keysCheckedAt', '0')");
+    });
+    await eventually(async () => socket.closed.code, 10_000, "the socket closed by the re-check");
+    expect(socket.closed).toEqual({ code: 1008, reason: "API key revoked" });
+  });
+
+  it("drops a socket whose send throws, and the others keep streaming past it", async () => {
+    const t = await setupTenant();
+    const poisoned = "5511970000041";
+    const original = WebSocket.prototype.send;
+    // Server-side sends to sockets filtered on this contact throw, as a broken socket's do.
+    WebSocket.prototype.send = function (this: WebSocket, data: string | ArrayBuffer | ArrayBufferView) {
+      let contact: unknown;
+      try {
+        contact = (this.deserializeAttachment() as { contact?: string } | null)?.contact;
+      } catch {
+        contact = undefined;
+      }
+      if (contact === poisoned && String(data).includes('"seq"')) throw new Error("send on a broken socket");
+      return original.call(this, data);
+    };
+    try {
+      const bad = await connect(`ticket=${await ticket(t.key)}&contact=${poisoned}`);
+      const good = await connect(`ticket=${await ticket(t.key)}`);
+      await Promise.all([bad.ready, good.ready]);
+      const first = await json(await send(t.key, { instance: t.instance, to: poisoned, text: "one" }));
+      await eventually(async () => bad.closed.code, 10_000, "the failing socket dropped");
+      expect(bad.closed.code).toBe(1011);
+      const second = await json(await send(t.key, { instance: t.instance, to: "5511970000042", text: "two" }));
+      await eventually(async () => good.events.some((e) => e.data.messageId === second.id), 10_000, "the other socket served past it");
+      expect(good.events.some((e) => e.data.messageId === first.id)).toBe(true);
+      good.close();
+    } finally {
+      WebSocket.prototype.send = original;
+    }
+  });
+});
+
 describe("GET /v1/stats/timeline", () => {
   it("counts sends per bucket for the caller only; an unknown range is a 400", async () => {
     const t = await setupTenant();
@@ -125,6 +206,42 @@ describe("GET /v1/stats/timeline", () => {
 });
 
 describe("GET /v1/instances/:name/qr", () => {
+  it("waits a bounded time on an Evolution that does not answer, then says 503 try again with Retry-After", async () => {
+    const t = await setupTenant();
+    await simulator(`/_sim/instances/${t.instance}`, { method: "PUT", json: { apikey: t.evolutionKey, state: "close" } });
+    const original = globalThis.fetch;
+    const asked: AbortSignal[] = [];
+    // This instance's Evolution takes the connect request and never answers it.
+    const hanging = vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (!url.includes(`/instance/connect/${t.instance}`)) return original(input, init);
+      const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
+      if (signal) asked.push(signal);
+      return new Promise((_resolve, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+    });
+    try {
+      // With the production timeout for sends (30 s): the QR route still answers well within it.
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/v1/instances/${t.instance}/qr`, {
+          headers: { authorization: `Bearer ${t.key}` },
+        }),
+        { ...env, EVOLUTION_TIMEOUT_MS: "30000" },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      expect(res.status).toBe(503);
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+      const body = await json(res);
+      expect(body.error.code).toBe("unavailable");
+      expect(body.error.message).toMatch(/try again/);
+      expect(asked).toHaveLength(1);
+      expect(asked[0]!.aborted).toBe(true);
+    } finally {
+      hanging.mockRestore();
+    }
+  }, 20_000);
+
   it("answers 422, not a 5xx, when Evolution does not know the instance or refuses its key", async () => {
     const t = await setupTenant();
     await simulator(`/_sim/instances/${t.instance}`, { method: "PUT", json: { apikey: "another-key", state: "close" } });
@@ -153,7 +270,7 @@ describe("GET /v1/instances/:name/qr", () => {
     const { webhook_token: token } = (await env.DB.prepare("SELECT webhook_token FROM instances WHERE id = ?")
       .bind(t.instanceId)
       .first<{ webhook_token: string }>())!;
-    const refreshed = { ...qrFixture, data: { qrcode: { ...qrFixture.data.qrcode, base64: "data:image/png;base64,AAAA", count: 2 } } };
+    const refreshed = { ...qrFixture, instance: t.instance, data: { qrcode: { ...qrFixture.data.qrcode, base64: "data:image/png;base64,AAAA", count: 2 } } };
     expect((await api(`/webhooks/evolution/${token}`, { method: "POST", json: refreshed })).status).toBe(200);
     await eventually(async () => (await json(await api(`/v1/instances/${t.instance}/qr`, { key: t.key }))).qr?.count === 2, 10_000, "the refreshed code");
     // Another tenant cannot see it.

@@ -24,7 +24,8 @@ beforeAll(async () => {
 });
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
-const hook = (body: unknown, path = "") => api(`/webhooks/evolution/${token}${path}`, { method: "POST", json: body });
+/** Posts a body as Evolution does for this file's instance (the fixtures name another). */
+const hook = (body: object, path = "") => api(`/webhooks/evolution/${token}${path}`, { method: "POST", json: { ...body, instance: t.instance } });
 
 async function sentMessage(to: string) {
   const id = (await json(await send(t.key, { instance: t.instance, to, text: "rastreada" }))).id;
@@ -76,15 +77,54 @@ describe("authentication and bad input", () => {
     const misshapen = await hook(noKey);
     expect(misshapen.status).toBe(400);
     expect((await json(misshapen)).error.details[0].path).toBe("data.keyId");
-    const presence = await hook({ event: "presence.update", instance: "loja-centro", data: { id: "5511987654321@s.whatsapp.net", presences: {} } });
+    const presence = await hook({ event: "presence.update", data: { id: "5511987654321@s.whatsapp.net", presences: {} } });
     expect(presence.status).toBe(200);
     expect(await json(presence)).toEqual({ received: true, ignored: true });
     // qrcode.updated is handled (the console shows the code), so a malformed one is a 400.
-    const badQr = await hook({ event: "qrcode.updated", instance: "loja-centro", data: { qrcode: { base64: "not an image" } } });
+    const badQr = await hook({ event: "qrcode.updated", data: { qrcode: { base64: "not an image" } } });
     expect(badQr.status).toBe(400);
     expect((await json(badQr)).error.details[0].path).toBe("data.qrcode.base64");
     const mismatch = await hook(textFixture, "/messages-update");
     expect(mismatch.status).toBe(400);
+  });
+
+  // Own instance: the inbound test below counts every row of the shared one.
+  const ownInstance = async () => {
+    const own = await setupTenant();
+    const ownToken = (await env.DB.prepare("SELECT webhook_token FROM instances WHERE id = ?").bind(own.instanceId).first<{ webhook_token: string }>())!
+      .webhook_token;
+    const post = (body: unknown, path = "") => api(`/webhooks/evolution/${ownToken}${path}`, { method: "POST", json: body });
+    const inboundText = async (keyId: string) =>
+      (await env.DB.prepare("SELECT text FROM inbound_messages WHERE instance_id = ? AND provider_message_id = ?").bind(own.instanceId, keyId).first())?.text;
+    return { own, post, inboundText };
+  };
+
+  it("refuses (403, logged) a body of another instance: a global webhook must not file another instance's messages here", async () => {
+    const { own, post, inboundText } = await ownInstance();
+    const keyId = unique("OTHER").toUpperCase();
+    const foreign = { ...clone(textFixture), instance: `${own.instance}-other` };
+    foreign.data.key.id = keyId;
+    const res = await post(foreign);
+    expect(res.status).toBe(403);
+    expect((await json(res)).error).toMatchObject({ code: "forbidden", details: [{ path: "instance" }] });
+    expect(await inboundText(keyId)).toBeUndefined();
+    // The same body for this instance is taken.
+    expect(await json(await post({ ...foreign, instance: own.instance }))).toEqual({ received: true, outcome: "stored" });
+    expect(await inboundText(keyId)).toBe(textFixture.data.message.conversation);
+  });
+
+  it("takes Evolution's upper-case event names (MESSAGES_UPSERT, MESSAGES_UPDATE) as the dotted ones", async () => {
+    const { own, post, inboundText } = await ownInstance();
+    const keyId = unique("UPPER").toUpperCase();
+    const body = { ...clone(textFixture), instance: own.instance, event: "MESSAGES_UPSERT" };
+    body.data.key.id = keyId;
+    expect(await json(await post(body))).toEqual({ received: true, outcome: "stored" });
+    expect(await inboundText(keyId)).toBe(textFixture.data.message.conversation);
+    const id = (await json(await send(own.key, { instance: own.instance, to: "5511966660009", text: "maiúsculas" }))).id;
+    const sentKey = (await waitForStatus(id, ["sent"])).provider_message_id as string;
+    const update = { ...receipt(sentKey, "DELIVERY_ACK"), instance: own.instance, event: "MESSAGES_UPDATE" };
+    expect((await post(update, "/messages-update")).status).toBe(200);
+    await waitForStatus(id, ["delivered"]);
   });
 
   it("413 for a body over the webhook limit", async () => {
