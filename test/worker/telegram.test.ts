@@ -4,6 +4,7 @@
 import { env } from "cloudflare:workers";
 import { inject } from "vitest";
 import { describe, expect, it } from "vitest";
+import { catchUpAutomation } from "../../src/automation/wake.ts";
 import { api, createTenant, eventually, json, send, simulator, simulatorUrl, unique, waitForStatus } from "./helpers.ts";
 
 type TgCall = {
@@ -414,5 +415,40 @@ describe("automation", () => {
     });
     const out = await env.DB.prepare("SELECT channel, source, status FROM messages WHERE instance_id = ?").bind(bot.instanceId).first();
     expect(out).toMatchObject({ channel: "telegram", source: "automation", status: "sent" });
+  }, 60_000);
+
+  it("the cron's catch-up offers a Telegram message stored without its hand-off as Telegram, and leaves its edit alone", async () => {
+    const bot = await setupBot();
+    const chat = 515_151_009;
+    await knownChat(bot, chat);
+    const path = unique("tg-catchup");
+    const botUrl = inject("botUrl");
+    expect(
+      (await api(`/v1/instances/${bot.instance}/automation`, { method: "PUT", key: bot.key, json: { url: `${botUrl}/bot/${path}` } })).status,
+    ).toBeLessThan(300);
+    // Stored alone (a hand-off cut short): the message and, later, its edit.
+    const at = Date.now();
+    const insert = (id: string, providerId: string, type: string, text: string, dedupe: string) =>
+      env.DB.prepare(
+        `INSERT INTO inbound_messages (id, tenant_id, instance_id, instance_name, channel, contact, remote_jid, participant, provider_message_id,
+          from_me, push_name, message_type, text, media, timestamp, received_at, dedupe_key)
+         VALUES (?, ?, ?, ?, 'telegram', ?, ?, NULL, ?, 0, 'Ana', ?, ?, NULL, ?, ?, ?)`,
+      )
+        .bind(id, bot.id, bot.instanceId, bot.instance, String(chat), String(chat), providerId, type, text, at, at, dedupe)
+        .run();
+    await insert(unique("in"), `${chat}:7`, "text", "esquecida", "update:9001");
+    await insert(unique("in"), `${chat}:7:edited:1`, "edited_message", "esquecida!", "update:9002");
+    await catchUpAutomation(env, Date.now() + 2 * 60_000);
+    const reply = await eventually(
+      async () => sends(await tgCalls(bot, { chatId: String(chat) })).find((c) => c.status === 200),
+      30_000,
+      "the reply at Telegram",
+    );
+    expect(reply.params).toMatchObject({ chat_id: chat, text: "echo: esquecida" });
+    const calls = ((await (await fetch(`${botUrl}/_bot/${path}`)).json()) as { calls: { raw: string }[] }).calls;
+    expect(calls.map((c) => JSON.parse(c.raw))).toEqual([expect.objectContaining({ channel: "telegram", replyTo: String(chat) })]);
+    const records = await env.DB.prepare("SELECT inbound_id FROM automation_deliveries WHERE instance_id = ?").bind(bot.instanceId).all();
+    expect(records.results).toHaveLength(1);
+    expect(await env.DB.prepare("SELECT channel FROM messages WHERE instance_id = ?").bind(bot.instanceId).first()).toEqual({ channel: "telegram" });
   }, 60_000);
 });
