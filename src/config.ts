@@ -14,6 +14,8 @@ const configSchema = z.object({
     .transform((v) => v === "true"),
   // API requests per minute a tenant may make when its own rateLimitPerMinute is not set.
   DEFAULT_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(6000),
+  // Messages per minute a tenant may hand in (a batch counts each item), whatever its request count.
+  MESSAGE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(6000),
   AUTOMATION_RETRY_BASE_MS: z.coerce.number().int().nonnegative().default(1000),
   AUTOMATION_PROBE_MS: z.coerce.number().int().positive().default(30000),
 });

@@ -185,6 +185,24 @@ function debounce(ms, task) {
   };
 }
 
+// At most one run per `ms`, trailing: a burst of calls is one run, after `settleMs` when the last
+// run is long past, else when `ms` has passed since it. A busy tenant's stream of events then costs
+// the server one request per `ms`, not one per event (a debounce alone would do that for events
+// spaced just past its wait, and never run for a steady stream).
+function throttle(ms, task, settleMs = 300) {
+  let timer;
+  let last = 0;
+  return () => {
+    if (timer) return;
+    const wait = Math.max(settleMs, last + ms - Date.now());
+    timer = setTimeout(() => {
+      timer = undefined;
+      last = Date.now();
+      task();
+    }, wait);
+  };
+}
+
 // ---- routing ---------------------------------------------------------------------------------
 
 const routes = [
@@ -319,10 +337,9 @@ async function overview(root) {
   }
 
   await Promise.all([drawCounts(), drawChart()]);
-  const refresh = debounce(300, () => drawCounts().catch(() => undefined));
-  onEvent(refresh);
+  onEvent(throttle(5_000, () => drawCounts().catch(() => undefined)));
   every(30_000, () => drawChart().catch(() => undefined));
-  onEvent(debounce(2000, () => drawChart().catch(() => undefined)));
+  onEvent(throttle(15_000, () => drawChart().catch(() => undefined)));
 }
 
 /**

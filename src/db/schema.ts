@@ -147,7 +147,43 @@ export const messages = sqliteTable(
     index("messages_provider").on(t.instanceId, t.providerMessageId).where(sql`provider_message_id IS NOT NULL`),
     index("messages_receipt_check").on(t.receiptCheckAt).where(sql`status = 'sent' AND receipt_check_at IS NOT NULL`),
     uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+    // A message enters it once, when sent: the last minute's sends without a pass over the tenant.
+    index("messages_tenant_sent").on(t.tenantId, t.sentAt, t.instanceName).where(sql`sent_at IS NOT NULL`),
   ],
+);
+
+// Messages per tenant, instance and status, kept by triggers on `messages` (migration
+// *_message-counts): GET /v1/stats reads these rows instead of counting the tenant's messages.
+export const messageCounts = sqliteTable(
+  "message_counts",
+  {
+    tenantId: text("tenant_id").notNull(),
+    instanceName: text("instance_name").notNull(),
+    scheduled: integer("scheduled").notNull().default(0),
+    queued: integer("queued").notNull().default(0),
+    processing: integer("processing").notNull().default(0),
+    sent: integer("sent").notNull().default(0),
+    delivered: integer("delivered").notNull().default(0),
+    read: integer("read").notNull().default(0),
+    failed: integer("failed").notNull().default(0),
+    canceled: integer("canceled").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.instanceName] })],
+);
+
+// Sends, failures, deliveries and reads per tenant and epoch minute, counted by triggers when a
+// message's timestamp is set (migration *_message-counts), for GET /v1/stats/timeline; two days kept.
+export const messageActivity = sqliteTable(
+  "message_activity",
+  {
+    tenantId: text("tenant_id").notNull(),
+    minute: integer("minute").notNull(),
+    sent: integer("sent").notNull().default(0),
+    failed: integer("failed").notNull().default(0),
+    delivered: integer("delivered").notNull().default(0),
+    read: integer("read").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.minute] })],
 );
 
 export type MediaJson = {

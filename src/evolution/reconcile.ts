@@ -10,6 +10,7 @@
 // Anything less is "cannot tell", never "found": recording another message's id loses this one.
 import { z } from "zod";
 import type { MediaJson } from "../db/schema.ts";
+import { readCapped } from "../http/capped-body.ts";
 import { evolutionUrl, postToEvolution, type EvolutionInstance, type Outgoing } from "./client.ts";
 import type { Reconciled } from "../lanes/lane-machine.ts";
 
@@ -48,7 +49,7 @@ async function post(
 ): Promise<{ ok: true; json: unknown } | { ok: false; why: string }> {
   try {
     const res = await postToEvolution(instance, evolutionUrl(instance, `chat/${route}`), body, timeoutMs);
-    const text = await res.text();
+    const text = await readCapped(res);
     if (!res.ok) return { ok: false, why: `${route} answered ${res.status}: ${text.slice(0, 200)}` };
     return { ok: true, json: JSON.parse(text) };
   } catch (err) {

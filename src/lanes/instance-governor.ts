@@ -131,7 +131,7 @@ export class InstanceGovernor extends DurableObject<Env> {
     await this.announce(instanceId, null, now, source);
     // Lanes parked on the pause would ask again only at their next poll: wake them now. A pause
     // that simply expired needs none (its waiters were given retry times after its end).
-    if (source !== "pause-expired") await this.wakeLanes(this.policy.waitingLanes(PAUSED).slice(0, WAKE_LANES));
+    if (source !== "pause-expired") await this.wakeLanes(this.policy.waitingLanes(PAUSED, WAKE_LANES));
     return true;
   }
 

@@ -15,6 +15,7 @@
 // claims finish in bunches). The released turn wakes the first lane in line; the others come back
 // at their staggered times, so a campaign to 500 contacts never has 500 lanes polling.
 import { z } from "zod";
+import { ExpiryHeap, type LineKey, WaitingLine } from "./waiting-line.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -222,7 +223,7 @@ export type Pause = { reason: string; at: number; until: number | null; detail?:
  *  [grant key, send time, the gap drawn for it]. */
 export type Durable = { day: string; count: number; tat: number; gapUntil: number; recent: [string, number, number?][] };
 
-type Waiter = { priority: number; laneKey: string; firstAt: number; retryAt: number; reason?: WaitReason; noted?: WaitReason };
+type Waiter = { priority: number; laneKey: string; firstAt: number; retryAt: number; reason?: WaitReason; noted?: WaitReason; place: LineKey };
 
 /** The key a grant is remembered under: one per message and attempt. */
 export const grantKey = (messageId: string, attempt = 1) => `${messageId}#${attempt}`;
@@ -250,7 +251,12 @@ const spaced = (p: Pacing) => p.gapMs.max > 0;
 export class PacingPolicy {
   durable: Durable = { day: "", count: 0, tat: 0, gapUntil: 0, recent: [] };
   pause: Pause | null = null;
+  // The waiters by message id, the same in line order, and their expiry times: every per-request
+  // step is O(log n) in the number of waiters (a 50,000-contact campaign on one number).
   private waiters = new Map<string, Waiter>();
+  private line = new WaitingLine();
+  private expiry = new ExpiryHeap();
+  private urgentWaiters = 0;
   private invalidNumbers: number[] = [];
   // The turn of a number with gaps (whose grant it is, until when at the latest) and the floor of
   // the next: the last answer plus its gap. Memory only: an eviction (only when idle, so the floor
@@ -279,7 +285,7 @@ export class PacingPolicy {
           return this.wait(req.messageId, this.waiterFor(req, now), busy ? now + this.spacing(p) : this.sends.floor, busy ? "sending" : "gap", p, now);
         this.takeTurn(key, Math.max(now, granted[1]));
       }
-      this.waiters.delete(req.messageId);
+      this.forgetWaiter(req.messageId);
       return granted[1] > now ? { go: true, typingMs: granted[1] - now, sendAt: granted[1] } : { go: true };
     }
 
@@ -326,7 +332,7 @@ export class PacingPolicy {
       gapUntil: sendAt + gap,
       recent: [...this.durable.recent, [key, sendAt, gap] as [string, number, number]].slice(-RECENT_GRANTS),
     };
-    this.waiters.delete(req.messageId);
+    this.forgetWaiter(req.messageId);
     if (spaced(p)) this.takeTurn(key, sendAt);
     return typingMs > 0 ? { go: true, typingMs, sendAt } : { go: true };
   }
@@ -345,7 +351,7 @@ export class PacingPolicy {
     }
     const mine = s.turn?.key === key;
     this.sends = { turn: mine ? null : s.turn, floor };
-    return mine ? this.waitingLanes(TURN_REASONS).slice(0, WAKE_NEXT) : [];
+    return mine ? this.waitingLanes(TURN_REASONS, WAKE_NEXT) : [];
   }
 
   /** Whose turn it is, when a number with gaps has one out. */
@@ -356,10 +362,40 @@ export class PacingPolicy {
 
   // The waiter of this request, created on its first wait; its priority as last asked.
   private waiterFor(req: AcquireRequest, now: number): Waiter {
-    const waiter = this.waiters.get(req.messageId) ?? { priority: req.priority, laneKey: req.laneKey, firstAt: now, retryAt: now };
-    waiter.priority = req.priority;
+    const known = this.waiters.get(req.messageId);
+    if (known && isUrgent(known.priority) === isUrgent(req.priority)) {
+      known.priority = req.priority;
+      return known;
+    }
+    // New, or moved to the other class: (re)placed in line, keeping its arrival.
+    if (known) this.forgetWaiter(req.messageId);
+    const firstAt = known?.firstAt ?? now;
+    const waiter: Waiter = {
+      priority: req.priority,
+      laneKey: req.laneKey,
+      firstAt,
+      retryAt: known?.retryAt ?? now,
+      reason: known?.reason,
+      noted: known?.noted,
+      place: { urgent: isUrgent(req.priority), firstAt, id: req.messageId },
+    };
     this.waiters.set(req.messageId, waiter);
+    this.line.insert(waiter.place);
+    if (waiter.place.urgent) this.urgentWaiters++;
     return waiter;
+  }
+
+  private forgetWaiter(id: string) {
+    const waiter = this.waiters.get(id);
+    if (!waiter) return;
+    this.waiters.delete(id);
+    this.line.remove(waiter.place);
+    if (waiter.place.urgent) this.urgentWaiters--;
+  }
+
+  /** Steps taken over the waiters since creation (line and expiry): for tests that bound the work. */
+  get work(): number {
+    return this.line.visits + this.expiry.moves;
   }
 
   // A gap in [min, max], drawn anew for each send.
@@ -404,16 +440,21 @@ export class PacingPolicy {
 
   /** Lanes with a request waiting here for one of `reasons`, first in line first (to wake them on
    *  resume, or when a turn ends). */
-  waitingLanes(reasons: ReadonlySet<WaitReason>): string[] {
-    const waiting = [...this.waiters].filter(([, w]) => w.reason !== undefined && reasons.has(w.reason));
-    waiting.sort(([a, wa], [b, wb]) => Number(isUrgent(wb.priority)) - Number(isUrgent(wa.priority)) || wa.firstAt - wb.firstAt || (a < b ? -1 : 1));
-    return [...new Set(waiting.map(([, w]) => w.laneKey))];
+  waitingLanes(reasons: ReadonlySet<WaitReason>, limit = Number.POSITIVE_INFINITY): string[] {
+    const lanes = new Set<string>();
+    for (const place of this.line.inOrder()) {
+      if (lanes.size >= limit) break;
+      const w = this.waiters.get(place.id);
+      if (w?.reason !== undefined && reasons.has(w.reason)) lanes.add(w.laneKey);
+    }
+    return [...lanes];
   }
 
   private wait(id: string, waiter: Waiter, openAt: number, reason: WaitReason, p: Pacing, now: number): AcquireAnswer {
-    const retryAt = Math.max(now + 1, Math.ceil(openAt + this.position(id, waiter) * this.spacing(p)));
+    const retryAt = Math.max(now + 1, Math.ceil(openAt + this.position(waiter) * this.spacing(p)));
     waiter.retryAt = retryAt;
     waiter.reason = reason;
+    this.expiry.push(retryAt, id);
     // A history note once per message and reason, for the long waits a person would ask about.
     let note: string | undefined;
     if ((reason === "daily-cap" || reason === "quiet-hours") && waiter.noted !== reason) {
@@ -425,15 +466,8 @@ export class PacingPolicy {
   }
 
   // Waiters ahead of this one: transactional before campaign, then first come first served.
-  private position(id: string, me: Waiter): number {
-    let ahead = 0;
-    for (const [otherId, w] of this.waiters) {
-      if (otherId === id) continue;
-      const a = isUrgent(w.priority);
-      const b = isUrgent(me.priority);
-      if ((a && !b) || (a === b && (w.firstAt < me.firstAt || (w.firstAt === me.firstAt && otherId < id)))) ahead++;
-    }
-    return ahead;
+  private position(me: Waiter): number {
+    return this.line.ahead(me.place);
   }
 
   // Expected time between two sends, used to stagger tickets.
@@ -442,12 +476,24 @@ export class PacingPolicy {
   }
 
   private urgentWaiting(except: string): boolean {
-    for (const [id, w] of this.waiters) if (id !== except && isUrgent(w.priority)) return true;
-    return false;
+    const mine = this.waiters.get(except)?.place.urgent ? 1 : 0;
+    return this.urgentWaiters - mine > 0;
   }
 
+  // Waiters past their retry time and grace, earliest first; an entry whose waiter has asked again
+  // since (a later retry time) is skipped.
   private forgetStale(now: number) {
-    for (const [id, w] of this.waiters) if (w.retryAt + WAITER_GRACE_MS < now) this.waiters.delete(id);
+    for (let top = this.expiry.peek(); top && top[0] + WAITER_GRACE_MS < now; top = this.expiry.peek()) {
+      this.expiry.pop();
+      const w = this.waiters.get(top[1]);
+      if (w && w.retryAt === top[0]) this.forgetWaiter(top[1]);
+    }
+    // Entries outlived by later ones pile up under waiters that keep asking: rebuilt when they
+    // outnumber the waiters.
+    if (this.expiry.length > 2 * this.waiters.size + 1024) {
+      this.expiry.clear();
+      for (const [id, w] of this.waiters) this.expiry.push(w.retryAt, id);
+    }
   }
 }
 

@@ -21,6 +21,7 @@ import { channel } from "../contracts/channels.ts";
 import { MAX_BATCH_BODY_BYTES, parseBody, parseWith, readJson } from "../http/body.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { acceptMessages, checkSendAt, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
+import { chargeMessages } from "../limits/rate-limit.ts";
 import { replayFailed } from "../messages/replay.ts";
 import { appendHistory, applyTransition } from "../messages/transitions.ts";
 import { idempotent, type Answer } from "../messages/idempotency.ts";
@@ -58,6 +59,7 @@ messageRoutes.post(
     const input = parseWith(sendMessageSchema, body);
     refusePrivateMessageUrls(c.env, input);
     const wait = preferredWait(c.req.header("prefer"));
+    await chargeMessages(c, 1);
     return idempotent(c, "messages", body, async (attempt): Promise<Answer> => {
       const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
       const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, "api", "", attempt.messageId(0));
@@ -107,6 +109,7 @@ messageRoutes.post(
   async (c) => {
     const body = await readJson(c, MAX_BATCH_BODY_BYTES);
     const { messages: items } = parseWith(sendBatchSchema, body);
+    await chargeMessages(c, items.length);
     return idempotent(c, "messages/batch", body, async (attempt) => {
       const parsed = items.map((item) => sendMessageSchema.safeParse(item));
       const names = parsed.flatMap((p) => (p.success ? [p.data.instance] : []));

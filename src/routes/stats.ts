@@ -1,10 +1,11 @@
 // GET /v1/stats — counts by status (total and per instance), dead letters, oldest queued age,
 // and sends in the last minute, for the calling tenant.
-import { sql } from "drizzle-orm";
+import { and, eq, gte, lt } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { parseWith } from "../http/body.ts";
+import { messageActivity } from "../db/schema.ts";
 import { documented } from "../openapi/describe.ts";
 import { messageCounts } from "../messages/counts.ts";
 
@@ -33,12 +34,9 @@ statsRoutes.get(
       row[r.status] = r.n;
       byInstance[r.instance] = row;
     }
-    const perInstance = await c.var.db.all<{ instance: string; n: number }>(
-      sql`SELECT instance_name AS instance, COUNT(*) AS n FROM messages WHERE tenant_id = ${c.var.tenant.id} AND sent_at >= ${Date.now() - 60_000} GROUP BY instance_name`,
-    );
     return c.json({
       messages: { total, byInstance },
-      sentLastMinuteByInstance: Object.fromEntries(perInstance.map((r) => [r.instance, r.n])),
+      sentLastMinuteByInstance: counts.sentLastMinuteByInstance,
       deadLetters: counts.deadLetters,
       oldestQueuedAgeSeconds: Math.round(counts.oldestQueuedAgeSeconds),
       sentLastMinute: counts.sentLastMinute,
@@ -48,6 +46,8 @@ statsRoutes.get(
 
 // GET /v1/stats/timeline?range=hour|day — sends, failures, deliveries and reads per time bucket
 // (hour: 60 one-minute buckets; day: 96 of 15 minutes), oldest first, for the console's chart.
+// From message_activity (per-minute counts kept by triggers): at most a day of rows, however many
+// messages the tenant has.
 const ranges = { hour: { bucketMs: 60_000, buckets: 60 }, day: { bucketMs: 15 * 60_000, buckets: 96 } } as const;
 const timelineQuery = z.object({ range: z.enum(["hour", "day"]).default("hour") });
 
@@ -66,17 +66,18 @@ statsRoutes.get(
     // Buckets end at the current bucket's end, so the last one fills as time passes.
     const end = Math.ceil((Date.now() + 1) / bucketMs) * bucketMs;
     const start = end - bucketMs * buckets;
-    const tenantId = c.var.tenant.id;
-    const by = (column: string, kind: string) =>
-      sql`SELECT ${kind} AS kind, CAST((${sql.raw(column)} - ${start}) / ${bucketMs} AS INTEGER) AS bucket, COUNT(*) AS n FROM messages
-      WHERE tenant_id = ${tenantId} AND ${sql.raw(column)} >= ${start} GROUP BY bucket`;
-    const rows = await c.var.db.all<{ kind: "sent" | "failed" | "delivered" | "read"; bucket: number; n: number }>(
-      sql`${by("sent_at", "sent")} UNION ALL ${by("failed_at", "failed")} UNION ALL ${by("delivered_at", "delivered")} UNION ALL ${by("read_at", "read")}`,
-    );
+    const rows = await c.var.db
+      .select()
+      .from(messageActivity)
+      .where(and(eq(messageActivity.tenantId, c.var.tenant.id), gte(messageActivity.minute, start / 60_000), lt(messageActivity.minute, end / 60_000)));
     const series = Array.from({ length: buckets }, (_, i) => ({ at: new Date(start + i * bucketMs).toISOString(), sent: 0, failed: 0, delivered: 0, read: 0 }));
     for (const r of rows) {
-      const bucket = series[r.bucket];
-      if (bucket) bucket[r.kind] += r.n;
+      const bucket = series[Math.floor((r.minute * 60_000 - start) / bucketMs)];
+      if (!bucket) continue;
+      bucket.sent += r.sent;
+      bucket.failed += r.failed;
+      bucket.delivered += r.delivered;
+      bucket.read += r.read;
     }
     return c.json({ range, bucketSeconds: bucketMs / 1000, from: new Date(start).toISOString(), to: new Date(end).toISOString(), buckets: series });
   },

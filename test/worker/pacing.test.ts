@@ -292,3 +292,52 @@ describe("turns: a number with gaps sends one message at a time", () => {
     expect(policy.decide(req("b"), capped, T0 + 6_000).go).toBe(true);
   });
 });
+
+describe("a campaign of 50,000 contacts on one number", () => {
+  const id = (i: number) => `m${String(i).padStart(5, "0")}`;
+  // Every contact's first ask while the number is busy (a transactional message every thousandth);
+  // returns each one's retry time and the policy.
+  function campaign(waiters: number) {
+    const policy = new PacingPolicy(seeded(5));
+    const p = pacing({ ratePerMinute: 60, burst: 1 });
+    expect(policy.decide(req("first"), p, T0).go).toBe(true);
+    const retryAt: number[] = [];
+    for (let i = 0; i < waiters; i++) {
+      // A hundred asks a millisecond, all inside the first second (the next slot).
+      const answer = policy.decide(req(id(i), i % 1000 === 0 ? 1 : 5), p, T0 + 1 + Math.floor(i / 100));
+      if (answer.go) throw new Error(`${id(i)} granted on a busy number`);
+      retryAt.push(answer.retryAt);
+    }
+    return { policy, retryAt, p };
+  }
+
+  it("places each waiter in O(log n): 50,000 first asks in a bounded number of steps, in line order", () => {
+    const small = campaign(5_000);
+    const large = campaign(50_000);
+
+    // Staggered one slot apart in line order: transactional first, then first come first served.
+    const slot = (place: number) => T0 + 1_000 + place * 1_000;
+    expect(large.retryAt[1]).toBe(slot(1));
+    expect(large.retryAt[49_999]).toBe(slot(49_999));
+    expect(large.retryAt[2_000]).toBe(slot(2));
+    expect(large.policy.today(large.p, T0).waiting).toBe(50_000);
+    expect(large.policy.waitingLanes(new Set(["rate"]), 3)).toEqual(["ten:ins:m00000", "ten:ins:m01000", "ten:ins:m02000"]);
+
+    // A pass over the waiters per ask would be 1.25 billion steps for 50,000; a logarithmic
+    // structure takes a few dozen per ask, and ten times the waiters cost about ten times the work.
+    expect(large.policy.work).toBeLessThan(50_000 * 200);
+    expect(large.policy.work / small.policy.work).toBeLessThan(20);
+  });
+
+  it("forgets waiters that never came back, and asking again keeps a waiter's place", () => {
+    const { policy, p } = campaign(2_000);
+    // m00005 asks again before the slot opens: the four campaign messages before it and both
+    // transactional ones (m01000 came later, and goes first) are ahead of it.
+    expect(policy.decide(req(id(5)), p, T0 + 900)).toMatchObject({ go: false, retryAt: T0 + 1_000 + 6 * 1_000 });
+    // Long after every retry time and its grace, only the one that asks is left.
+    const late = T0 + 2_000 * 1_000 + 3 * 60_000;
+    expect(policy.decide(req(id(1999)), p, late).go).toBe(true);
+    expect(policy.decide(req(id(7)), p, late + 1)).toMatchObject({ go: false, retryAt: late + 1_000 });
+    expect(policy.today(p, late).waiting).toBe(1);
+  });
+});

@@ -1,9 +1,10 @@
 // Per-tenant API rate limits: counted in one RateLimiter object per tenant, all keys together.
-import { runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { gcra, type RateLimiter } from "../../src/limits/rate-limiter.ts";
-import { ADMIN, api, json, unique } from "./helpers.ts";
+import { gcra, messageBurst, type RateLimiter } from "../../src/limits/rate-limiter.ts";
+import worker from "../../src/index.ts";
+import { ADMIN, api, json, setupTenant, unique } from "./helpers.ts";
 
 async function tenantWithLimit(rateLimitPerMinute?: number) {
   const res = await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name: unique("rl"), rateLimitPerMinute } });
@@ -132,5 +133,75 @@ describe("GCRA step", () => {
     expect(gcra(tat, now + 5_999, 10).decision.allowed).toBe(false);
     expect(gcra(tat, now + 6_000, 10).decision).toMatchObject({ allowed: true, remaining: 0 });
     expect(gcra(tat, now + 60_000, 10).decision).toMatchObject({ allowed: true, remaining: 9, resetSeconds: 6 });
+  });
+});
+
+describe("message limit per tenant (work, not requests)", () => {
+  // The Worker with MESSAGE_LIMIT_PER_MINUTE=5: each batch item counts, whatever the request count.
+  const limited = { ...env, MESSAGE_LIMIT_PER_MINUTE: "5" } as Env;
+  async function post(key: string, path: string, body: unknown) {
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request(`https://gateway.test${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      }),
+      limited,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    return res;
+  }
+  const item = (instance: string, i: number) => ({ instance, to: `5511955500${String(i).padStart(3, "0")}`, text: `lote ${i}` });
+
+  it("counts each batch item: a batch past the budget is refused whole with 429 and Retry-After", async () => {
+    const t = await setupTenant();
+    const first = await post(t.key, "/v1/messages/batch", { messages: [0, 1, 2, 3].map((i) => item(t.instance, i)) });
+    expect(first.status).toBe(200);
+    // The request budget is far from spent; the message budget has one left.
+    expect(first.headers.get("ratelimit")).toMatch(/^"tenant";r=\d{3,};/);
+
+    const refused = await post(t.key, "/v1/messages/batch", { messages: [4, 5, 6].map((i) => item(t.instance, i)) });
+    expect(refused.status).toBe(429);
+    expect(await json(refused)).toEqual({
+      error: {
+        code: "rate_limited",
+        message: expect.stringContaining("5 messages per minute reached (this request carries 3)"),
+        details: [{ path: "messages", message: "limit 5 per minute" }],
+      },
+    });
+    // GCRA at 5 a minute frees one message every 12 s; three need two more than the one left.
+    expect(Number(refused.headers.get("retry-after"))).toBe(24);
+    expect(refused.headers.get("ratelimit-policy")).toBe('"tenant";q=6000;w=60, "messages";q=5;w=60');
+    expect(refused.headers.get("ratelimit")).toMatch(/^"tenant";r=\d+;t=\d+, "messages";r=1;t=4[78]$/);
+
+    // The one left goes as a single send; nothing of the refused batch was written.
+    expect((await post(t.key, "/v1/messages", item(t.instance, 7))).status).toBe(202);
+    expect((await post(t.key, "/v1/messages", item(t.instance, 8))).status).toBe(429);
+    const written = await env.DB.prepare("SELECT COUNT(*) AS n FROM messages WHERE tenant_id = ?").bind(t.id).first<{ n: number }>();
+    expect(written?.n).toBe(5);
+
+    // Three slots free up 36 s later (the single send took the one that was left): the batch goes.
+    await advance(t.id, 36_000);
+    expect((await post(t.key, "/v1/messages/batch", { messages: [4, 5, 6].map((i) => item(t.instance, i)) })).status).toBe(200);
+  });
+
+  it("charges a batch larger than the whole budget as the whole budget", () => {
+    const now = 1_000_000;
+    expect(gcra(0, now, 5, 500).decision).toMatchObject({ allowed: true, remaining: 0 });
+    expect(gcra(now + 60_000, now, 5, 500).decision).toMatchObject({ allowed: false, retryAfterSeconds: 60 });
+  });
+
+  it("lets ten seconds of messages come at once, not the whole minute", () => {
+    const now = 1_000_000;
+    const burst = messageBurst(6000);
+    expect(burst).toBe(1000);
+    const first = gcra(0, now, 6000, 500, burst);
+    const second = gcra(first.tat, now, 6000, 500, burst);
+    expect(second.decision).toMatchObject({ allowed: true, remaining: 0 });
+    // 100 a second sustained: the third batch of 500 goes 5 s later.
+    expect(gcra(second.tat, now, 6000, 500, burst).decision).toMatchObject({ allowed: false, retryAfterSeconds: 5 });
+    expect(gcra(second.tat, now + 5_000, 6000, 500, burst).decision.allowed).toBe(true);
   });
 });
