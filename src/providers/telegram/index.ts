@@ -47,7 +47,7 @@ export const telegramProvider: Provider = {
   inDoubt: {
     kind: "fail",
     reason:
-      "in doubt: Telegram did not answer in time, and a bot cannot ask whether the message went out; not sent again to avoid a duplicate (replay it from the dead letters if it did not arrive)",
+      "in doubt: Telegram did not answer in time, so it may have gone out, and a bot cannot ask; not sent again to avoid a duplicate (replay it from the dead letters with force if it did not arrive)",
   },
   async typing(conn, to) {
     // "typing…" shows for up to 5 s; the text follows on the lane's alarm.

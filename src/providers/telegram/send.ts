@@ -34,7 +34,7 @@ export function classify(answer: BotAnswer): SendOutcome {
     // Message ids are unique per chat only: the provider id is chat + message id.
     if (sent.success) return { kind: "sent", providerMessageId: `${sent.data.chat.id}:${sent.data.message_id}` };
     // Accepted but unreadable: the message may be out, so it is not sent again.
-    return { kind: "refused", reason: "Telegram accepted the message with an unexpected answer" };
+    return { kind: "refused", reason: "Telegram accepted the message with an unexpected answer: it may have gone out" };
   }
   if (answer.kind === "unreachable")
     return answer.timeout ? { kind: "in_doubt", reason: answer.reason } : { kind: "retry", reason: answer.reason, countsAsAttempt: true };
