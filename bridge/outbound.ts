@@ -35,6 +35,9 @@ export function outboundRecord(config: BridgeConfig, e: PageEvent): OutRecord {
     case "automation.paused":
     case "automation.resumed":
       return { topic: config.topics.instanceStatus, key: e.event.data.instance, value, headers };
+    // A hand-off travels with the contact's messages (same key): consumers see it between them, in order.
+    case "conversation.handoff":
+      return { topic: config.topics.messageReceived, key: e.event.data.contact, value, headers };
   }
 }
 

@@ -4,6 +4,9 @@ import { describe, expect, it } from "vitest";
 import { batchKey, parseNote, pendingNote, planChunk } from "./chunks.ts";
 import type { InRecord } from "./kafka.ts";
 import { decodeLegacy } from "./legacy.ts";
+import { loadConfig } from "./config.ts";
+import { outboundRecord } from "./outbound.ts";
+import { gatewayEvent } from "../src/contracts/events.ts";
 
 const at = { topic: "t", partition: 2, offset: "17" };
 const buf = (v: unknown) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v));
@@ -105,5 +108,23 @@ describe("produce batches by bytes", () => {
   it("counts bytes, not characters, and headers too", () => {
     expect(recordBytes({ topic: "t", key: null, value: "€" })).toBe(recordBytes({ topic: "t", key: null, value: "abc" }));
     expect(recordBytes({ topic: "t", key: null, value: "", headers: { h: "12345" } })).toBeGreaterThan(recordBytes({ topic: "t", key: null, value: "" }));
+  });
+});
+
+describe("outbox events → Kafka records", () => {
+  it("conversation.handoff goes with the contact's messages, keyed by contact", () => {
+    const config = loadConfig({ KAFKA_BROKERS: "127.0.0.1:9092", GATEWAY_URL: "http://127.0.0.1:8787", GATEWAY_API_KEY: "k" });
+    const raw = {
+      seq: 7,
+      eventId: "evt_7_0123456789abcdef",
+      type: "conversation.handoff",
+      version: 1,
+      occurredAt: "2026-12-07T15:00:00.000Z",
+      data: { instance: "demo", contact: "5511987654321", channel: "whatsapp", state: "human", by: "operator" },
+    };
+    const event = gatewayEvent.parse(raw);
+    const record = outboundRecord(config, { seq: 7, raw, event });
+    expect(record).toMatchObject({ topic: config.topics.messageReceived, key: "5511987654321" });
+    expect(record.headers).toMatchObject({ "x-event-type": "conversation.handoff" });
   });
 });

@@ -4,7 +4,7 @@
 // POST /bot/<name>  the handler. Verifies the Standard Webhooks signature when it knows the path's
 //                   secret, records the call (start and end times, body), and answers
 //                   {"replies":[{"text":"echo: …"}]} unless told otherwise.
-// PUT  /_bot/<name> settings of that path: {secret?, fail?, failStatus?, delayMs?, reply?: "echo"|"none", hold?}
+// PUT  /_bot/<name> settings of that path: {secret?, fail?, failStatus?, delayMs?, reply?: "echo"|"none", hold?, handoff?}
 // GET  /_bot/<name> the calls recorded for that path, and how many are being held.
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
@@ -22,6 +22,8 @@ const settingsInput = z.strictObject({
   reply: z.enum(["echo", "none"]).optional(),
   /** Calls wait (unanswered) until a later PUT sets hold back to false. */
   hold: z.boolean().optional(),
+  /** The next answer also asks for a person: `"handoff": <this>` beside its replies (once). */
+  handoff: z.union([z.literal(true), z.record(z.string(), z.unknown())]).optional(),
 });
 type Settings = z.infer<typeof settingsInput>;
 
@@ -123,8 +125,10 @@ export async function startEchoBot(opts: { port?: number; secret?: string; log?:
     });
     opts.log?.(`echo bot: ${body.data.contact} said ${JSON.stringify(texts.join(" / "))}${status !== 200 ? ` -> ${status}` : ""}`);
     if (status !== 200) return c.json({ error: "scripted failure" }, status === 503 ? 503 : 500);
-    if (s.reply === "none") return c.body(null, 204);
-    return c.json({ replies: [{ text: `echo: ${texts.filter(Boolean).join(" / ")}` }] });
+    const handoff = s.handoff;
+    s.handoff = undefined;
+    if (s.reply === "none") return handoff ? c.json({ replies: [], handoff }) : c.body(null, 204);
+    return c.json({ replies: [{ text: `echo: ${texts.filter(Boolean).join(" / ")}` }], ...(handoff ? { handoff } : {}) });
   });
 
   const server = await new Promise<ServerType>((resolve, reject) => {

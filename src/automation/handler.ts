@@ -1,7 +1,7 @@
 // One call to the tenant's handler: the signed automation.inbound body, the contact's recent
 // conversation, and the answer read into replies that are valid outbound messages.
 import { type SQL, sql } from "drizzle-orm";
-import { type AutomationInbound, repliesOf } from "../contracts/automation.ts";
+import { type AutomationInbound, type HandlerHandoff, repliesOf } from "../contracts/automation.ts";
 import type { Channel } from "../contracts/channels.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { privateMessageUrl, type UrlPolicy } from "../http/outbound-url.ts";
@@ -66,7 +66,9 @@ export function conversationFrom(rows: ConversationRow[], limit: number, exclude
     .map((r) => ({ direction: r.direction, id: r.id, text: r.text, media: parseMedia(r.media), status: r.status, at: new Date(r.at).toISOString() }));
 }
 
-export type CallOutcome = { ok: true; replies: SendMessageRequest[]; dropped: number; ms: number } | { ok: false; error: string; ms: number };
+export type CallOutcome =
+  | { ok: true; replies: SendMessageRequest[]; dropped: number; ms: number; handoff?: HandlerHandoff }
+  | { ok: false; error: string; ms: number };
 
 /** POSTs one batch to the handler. `webhookId` stays the same across the batch's retries, so a
  *  handler that saw a call before a crash can recognise it; a replayed dead letter gets a new one.
@@ -108,9 +110,10 @@ export async function callHandler(
   if (res.status < 200 || res.status > 299) return { ok: false, error: `HTTP ${res.status}: ${text.slice(0, 300)}`, ms };
   const answer = res.status === 204 ? { ok: true as const, replies: [] } : repliesOf(text);
   if (!answer.ok) return { ok: false, error: answer.error, ms };
+  const handoff = answer.handoff ? { handoff: answer.handoff } : {};
   const replies: SendMessageRequest[] = [];
   // An @lid contact whose phone number Evolution did not give cannot be written to.
-  if (!payload.replyTo) return { ok: true, replies: [], dropped: answer.replies.length, ms };
+  if (!payload.replyTo) return { ok: true, replies: [], dropped: answer.replies.length, ms, ...handoff };
   for (const [i, reply] of answer.replies.entries()) {
     const message = sendMessageSchema.safeParse({
       instance: payload.instance,
@@ -124,5 +127,5 @@ export async function callHandler(
     if (privateUrl) return { ok: false, error: `reply ${i} is not a valid message: ${privateUrl.path}: ${privateUrl.message}`, ms };
     replies.push(message.data);
   }
-  return { ok: true, replies, dropped: 0, ms };
+  return { ok: true, replies, dropped: 0, ms, ...handoff };
 }

@@ -1,7 +1,8 @@
 // AutomationLane: one per tenant + instance + contact (or group). It holds that contact's inbound
 // messages waiting for the tenant's handler in its own SQLite (written before the webhook job is
 // acked), calls the handler one batch at a time in Evolution's timestamp order, and uses its single
-// alarm for everything that waits: debounce, retry backoff, a paused breaker's probe.
+// alarm for everything that waits: debounce, retry backoff, a paused breaker's probe, the end of a
+// hand-off to a person (handoff.ts). While the contact is with a person it calls nothing new.
 // D1 keeps the record (automation_deliveries: delivered, dead letters); the breaker is the
 // instance's D1 row, shared by all its lanes (breaker.ts).
 import { DurableObject } from "cloudflare:workers";
@@ -21,6 +22,8 @@ import { enqueueJobs, idempotencyHashOf, insertStatements, type Prepared, prepar
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
 import { type AutomationConfig, type AutomationRow, automationLane, automationOf, automationStatement, loadAutomation } from "./config.ts";
 import { callHandler, type ConversationRow, conversationFrom, conversationStatement, type InboundView, type LaneInfo } from "./handler.ts";
+import { type Conversation, handBackStatements, type HandoffRow, handoffStatement, takeOverStatements } from "./handoff.ts";
+import type { HandlerHandoff } from "../contracts/automation.ts";
 
 export type OfferedItem = { id: string; ts: number; message: InboundView };
 
@@ -47,6 +50,11 @@ const DONE_RETENTION_MS = 7 * 24 * 3600_000;
 const TENANT_CACHE_MS = 60_000;
 // An unexpected error in a run (D1 down): try again after this long.
 const ERROR_RETRY_MS = 5_000;
+// D1's in-statement parameter lists stay well under its 100 bound parameters.
+const IDS_PER_STATEMENT = 50;
+
+// A hand-off with an until: the alarm hands the contact back then (D1's row decides).
+type HandoffTimer = { conversation: Conversation; at: number };
 
 export class AutomationLane extends DurableObject<Env> {
   private readonly db: Db;
@@ -144,6 +152,59 @@ export class AutomationLane extends DurableObject<Env> {
     return { pending, batch, done: count("done"), dead: count("dead"), alarm: await this.ctx.storage.getAlarm() };
   }
 
+  /** The contact was handed to a person until `until`: hand it back then. */
+  async armHandoff(conversation: Conversation, until: number): Promise<void> {
+    this.ctx.storage.kv.put("handoff", { conversation, at: until } satisfies HandoffTimer);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > until) await this.ctx.storage.setAlarm(until);
+  }
+
+  // The timer is due: D1's row says whether this phase still ends now (an operator may have handed
+  // back already, or taken over again with another until).
+  private async expireHandoff(): Promise<void> {
+    const timer = this.ctx.storage.kv.get<HandoffTimer>("handoff");
+    const now = Date.now();
+    if (!timer || timer.at > now) return;
+    const { conversation } = timer;
+    const [row] = await this.db.all<HandoffRow>(handoffStatement(conversation.instanceId, conversation.contact));
+    let changed = false;
+    let later: number | null = null;
+    if (row?.until != null && row.until > now) later = row.until;
+    else if (row?.until != null) {
+      const [event] = await runBatch(this.db, handBackStatements(conversation, { by: "timeout", now, until: row.until }));
+      changed = changes(event) > 0;
+    }
+    // Unless an armHandoff came in meanwhile.
+    if (this.ctx.storage.kv.get<HandoffTimer>("handoff")?.at === timer.at) {
+      if (later === null) this.ctx.storage.kv.delete("handoff");
+      else this.ctx.storage.kv.put("handoff", { conversation, at: later } satisfies HandoffTimer);
+    }
+    if (changed) {
+      log("info", "hand-off timed out; the contact is back with the handler", { instance: conversation.instanceName, contact: conversation.contact });
+      this.dispatchEvents();
+    }
+  }
+
+  // The contact is with a person: what waits here is recorded as `human` (the handler's context
+  // after the hand-back), never called.
+  private async holdForPerson(info: LaneInfo): Promise<void> {
+    const ids = this.ctx.storage.sql
+      .exec<{ id: string }>(`SELECT id FROM items WHERE state = 'pending'`)
+      .toArray()
+      .map((r) => r.id);
+    const now = Date.now();
+    for (let k = 0; k < ids.length; k += IDS_PER_STATEMENT) {
+      await this.db.run(
+        sql`UPDATE automation_deliveries SET status = 'human', updated_at = ${now} WHERE status = 'pending' AND inbound_id IN (${sql.join(
+          ids.slice(k, k + IDS_PER_STATEMENT).map((id) => sql`${id}`),
+          sql`, `,
+        )})`,
+      );
+    }
+    for (const id of ids) this.ctx.storage.sql.exec(`UPDATE items SET state = 'done', done_at = ? WHERE id = ? AND state = 'pending'`, now, id);
+    log("info", "contact is with a person; inbound messages kept as context", { laneKey: info.laneKey, held: ids.length });
+  }
+
   private async poke(): Promise<void> {
     if (this.draining) {
       this.poked = true;
@@ -158,12 +219,19 @@ export class AutomationLane extends DurableObject<Env> {
     this.poked = false;
     let next: number | null = Date.now() + ERROR_RETRY_MS;
     try {
+      await this.expireHandoff();
       next = await this.drain();
     } catch (err) {
       log("error", "automation lane run failed; retrying", { laneKey: this.info()?.laneKey, error: errorField(err) });
     } finally {
       this.draining = false;
       if (this.poked) next = Date.now();
+      const timer = this.ctx.storage.kv.get<HandoffTimer>("handoff");
+      if (timer) {
+        // A timer already due failed to hand back just now: it waits like any other retry.
+        const at = timer.at > Date.now() ? timer.at : Date.now() + ERROR_RETRY_MS;
+        next = next === null ? at : Math.min(next, at);
+      }
       this.ctx.storage.sql.exec(`DELETE FROM items WHERE state IN ('done', 'dropped') AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
       if (next === null) await this.ctx.storage.deleteAlarm();
       else await this.ctx.storage.setAlarm(next);
@@ -178,7 +246,7 @@ export class AutomationLane extends DurableObject<Env> {
     while (Date.now() < stopAt) {
       // Nothing waits here: no need to read the configuration.
       if (!this.currentBatch() && !this.ctx.storage.sql.exec(`SELECT 1 FROM items WHERE state = 'pending' LIMIT 1`).toArray().length) return null;
-      const { config, conversation } = await this.read(info);
+      const { config, conversation, human } = await this.read(info);
       if (!config) {
         // The automation was deleted: what waited here was canceled with it (D1 says so already).
         this.ctx.storage.sql.exec(`UPDATE items SET state = 'dropped', done_at = ? WHERE state IN ('pending', 'batched')`, Date.now());
@@ -190,6 +258,11 @@ export class AutomationLane extends DurableObject<Env> {
       const now = Date.now();
       let batch = this.currentBatch();
       if (!batch) {
+        // A call already under way finishes; nothing new is called while a person has the contact.
+        if (human) {
+          await this.holdForPerson(info);
+          return null;
+        }
         const formed = this.formBatch(config, now);
         if (formed === null) return null;
         if (typeof formed === "number") return formed;
@@ -212,20 +285,27 @@ export class AutomationLane extends DurableObject<Env> {
 
   // The configuration, and when a call may follow, the contact's recent messages with it: one D1
   // round trip on the way to a call.
-  private async read(info: LaneInfo): Promise<{ config: AutomationConfig | undefined; conversation: ConversationRow[] | null }> {
+  private async read(info: LaneInfo): Promise<{ config: AutomationConfig | undefined; conversation: ConversationRow[] | null; human: boolean }> {
     const batch = this.currentBatch();
-    if (batch && (batch.answer !== null || batch.next_at > Date.now())) return { config: await loadAutomation(this.db, info.instanceId), conversation: null };
+    if (batch && (batch.answer !== null || batch.next_at > Date.now()))
+      return { config: await loadAutomation(this.db, info.instanceId), conversation: null, human: false };
     // The call excludes its own messages: read as many more as wait here.
     const waiting = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state IN ('pending', 'batched')`).one().n;
-    const [config, conversation] = await runBatch(this.db, [
+    const [config, conversation, handoff] = await runBatch(this.db, [
       automationStatement(info.instanceId),
       conversationStatement(
         info,
         sql`SELECT COALESCE(MAX(context_messages), 0) FROM automations WHERE instance_id = ${info.instanceId}`,
         Math.min(waiting, MAX_BATCH),
       ),
+      handoffStatement(info.instanceId, info.contact),
     ]);
-    return { config: automationOf(config?.results[0] as AutomationRow | undefined), conversation: (conversation?.results ?? []) as ConversationRow[] };
+    const row = handoff?.results[0] as HandoffRow | undefined;
+    return {
+      config: automationOf(config?.results[0] as AutomationRow | undefined),
+      conversation: (conversation?.results ?? []) as ConversationRow[],
+      human: row !== undefined && (row.until === null || row.until > Date.now()),
+    };
   }
 
   private currentBatch(): BatchRow | undefined {
@@ -303,7 +383,12 @@ export class AutomationLane extends DurableObject<Env> {
     const outcome = await callHandler(config, batch.webhook_id ?? batch.id, payload, batch.id, this.env);
     const now = Date.now();
     if (outcome.ok) {
-      const answer: Answer = { replies: outcome.replies, dropped: outcome.dropped, attempts: attempt };
+      const answer: Answer = {
+        replies: outcome.replies,
+        dropped: outcome.dropped,
+        attempts: attempt,
+        ...(outcome.handoff ? { handoff: outcome.handoff } : {}),
+      };
       // Kept before anything else is written: a failure from here on never calls the handler again.
       this.ctx.storage.sql.exec(`UPDATE batch SET answer = ? WHERE id = ?`, JSON.stringify(answer), batch.id);
       await this.finish(info, config, { ...batch, attempts: attempt }, answer);
@@ -348,9 +433,18 @@ export class AutomationLane extends DurableObject<Env> {
     // crash writes nothing new (their rows exist) but still hands the same ids to the send lane.
     const rerun = answer.replyIds !== undefined;
     const replyIds = answer.replyIds ?? answer.replies.map(() => newId("msg"));
-    if (!rerun && replyIds.length > 0) {
-      this.ctx.storage.sql.exec(`UPDATE batch SET answer = ? WHERE id = ?`, JSON.stringify({ ...answer, replyIds }), batch.id);
+    // The hand-off the handler asked for is named (and timed) once too: a second pass writes no second event.
+    const handoff = answer.handoff ? (answer.handoffChange ?? { id: newId("ho"), at: now }) : undefined;
+    if (!rerun && (replyIds.length > 0 || handoff)) {
+      this.ctx.storage.sql.exec(`UPDATE batch SET answer = ? WHERE id = ?`, JSON.stringify({ ...answer, replyIds, handoffChange: handoff }), batch.id);
     }
+    const conversation: Conversation = { tenantId: info.tenantId, instanceId: info.instanceId, instanceName: info.instanceName, contact: info.contact };
+    const until = handoff && answer.handoff?.ttlMinutes ? handoff.at + answer.handoff.ttlMinutes * 60_000 : null;
+    // After the replies in the same transaction: they are sent, then the contact is with a person.
+    const takeOver =
+      handoff && answer.handoff
+        ? takeOverStatements(conversation, { reason: answer.handoff.reason, until, by: "handler", now: handoff.at, changeId: handoff.id })
+        : [];
     const replies = replyIds.length > 0 ? await this.prepareReplies(info, answer.replies, replyIds, now) : [];
     const note = answer.dropped > 0 ? `${answer.dropped} replies dropped: the contact's phone number is not known (@lid without remoteJidAlt)` : null;
     // Idempotency keys (automation:<inbound id>:<n>) make a second pass after a crash a no-op:
@@ -364,6 +458,7 @@ export class AutomationLane extends DurableObject<Env> {
           ids.map((id) => sql`${id}`),
           sql`, `,
         )}) AND status IN ('pending', 'dead')`,
+      ...takeOver,
     ]);
     let at = 0;
     const created = replies.filter((_, k) => {
@@ -389,6 +484,11 @@ export class AutomationLane extends DurableObject<Env> {
     });
     this.ctx.storage.sql.exec(`UPDATE items SET state = 'done', done_at = ? WHERE state = 'batched'`, now);
     this.ctx.storage.sql.exec(`DELETE FROM batch`);
+    if (handoff) {
+      log("info", "the handler handed the contact to a person", { laneKey: info.laneKey, reason: answer.handoff?.reason ?? null });
+      if (until !== null) this.ctx.storage.kv.put("handoff", { conversation, at: until } satisfies HandoffTimer);
+      this.dispatchEvents();
+    }
     if (changes(resumed) > 0 || config.state === "paused") {
       this.dispatchEvents();
       await this.wakeParked(info);
@@ -447,7 +547,15 @@ export class AutomationLane extends DurableObject<Env> {
 }
 
 // replyIds: the ids given to the replies, kept before they are written (absent until then).
-type Answer = { replies: SendMessageRequest[]; dropped: number; attempts: number; replyIds?: string[] };
+// handoff: the handler asked for a person; handoffChange: that change's id and time, kept like replyIds.
+type Answer = {
+  replies: SendMessageRequest[];
+  dropped: number;
+  attempts: number;
+  replyIds?: string[];
+  handoff?: HandlerHandoff;
+  handoffChange?: { id: string; at: number };
+};
 
 // The tenant's send defaults (maxAttempts) for replies, per isolate (shared by its lanes: a
 // contact's lane is often new, and a read per call would sit on the reply's path).

@@ -12,6 +12,7 @@ import type { Db } from "../db/client.ts";
 import { reportedNumber } from "../webhooks/inbound.ts";
 import { type Outcome, processWebhook, storeInboundStatements, type WebhookJob } from "../webhooks/process.ts";
 import { automationLane, automationLaneKey } from "./config.ts";
+import { humanSql } from "./handoff.ts";
 import type { LaneInfo } from "./handler.ts";
 import type { OfferedItem } from "./lane.ts";
 
@@ -64,8 +65,10 @@ function offerStatements(job: WebhookJob): SQL[] | undefined {
   const inbound = sql`inbound_messages i JOIN automations a ON a.instance_id = i.instance_id`;
   const mine = sql`i.instance_id = ${job.instanceId} AND i.provider_message_id = ${data.data.key.id} AND i.from_me = 0`;
   return [
+    // A contact with a person: recorded as `human` (context for the handler later), not offered.
     sql`INSERT INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
-      SELECT i.id, ${job.tenantId}, i.instance_id, ${job.tenantId} || ':' || i.instance_id || ':' || i.contact, i.contact, 'pending', ${now}, ${now}
+      SELECT i.id, ${job.tenantId}, i.instance_id, ${job.tenantId} || ':' || i.instance_id || ':' || i.contact, i.contact,
+        CASE WHEN ${humanSql(sql`i.instance_id`, sql`i.contact`, now)} THEN 'human' ELSE 'pending' END, ${now}, ${now}
       FROM ${inbound} WHERE ${mine} AND a.enabled = 1 AND (a.include_groups = 1 OR substr(i.remote_jid, -5) != '@g.us')
         AND (i.text IS NOT NULL OR i.media IS NOT NULL)
       ON CONFLICT DO NOTHING`,

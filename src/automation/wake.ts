@@ -6,10 +6,14 @@
 //   cut off between the store and the record by an older code path) is recorded and offered; a
 //   record still pending long after its last change is offered to its lane again and the lane is
 //   kicked (a lost hand-off, a lost alarm). Offering is idempotent: a lane ignores ids it holds.
+//   A contact handed to a person whose until passed a while ago without its lane recording the
+//   hand-back (its timer never armed) is handed back now, with its event.
 import { sql } from "drizzle-orm";
+import { changes, runBatch } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import { errorField, log } from "../observability/log.ts";
 import { automationLane } from "./config.ts";
+import { handBackStatements, humanSql } from "./handoff.ts";
 import type { LaneInfo } from "./handler.ts";
 import { channelOf } from "../providers/registry.ts";
 import { type InboundRow, itemOf, replyAddress } from "./offer.ts";
@@ -35,20 +39,24 @@ export const STALE_PENDING_MS = 10 * 60_000;
 const RECORD_PAGE = 50;
 const OFFER_PAGE = 200;
 const CONCURRENCY = 10;
+// A hand-off's until this far behind: its lane's alarm did not record the hand-back; the cron does.
+const OVERDUE_HANDOFF_MS = 60_000;
+const HANDOFF_PAGE = 50;
 
 type PendingRow = InboundRow & { lane_key: string; tenant_id: string; instance_id: string; instance_name: string; channel: string };
 
 const pendingColumns = sql`d.lane_key, d.tenant_id, i.instance_id, i.instance_name, i.channel, i.id, i.contact, i.remote_jid, i.participant, i.push_name,
   i.text, i.media, i.timestamp`;
 
-export async function catchUpAutomation(env: Env, now = Date.now()): Promise<{ recorded: number; offered: number; lanes: number }> {
+export async function catchUpAutomation(env: Env, now = Date.now()): Promise<{ recorded: number; offered: number; lanes: number; handedBack: number }> {
   const db = database(env.DB);
   // Automations outermost (CROSS JOIN), each one's window through inbound_instance_received.
   // Received while the automation was on as it is now (after its last change, so never while it was
   // off), something a handler can answer, and without a record.
   const recorded = await db.all<{ inbound_id: string }>(sql`
     INSERT OR IGNORE INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
-    SELECT i.id, i.tenant_id, i.instance_id, i.tenant_id || ':' || i.instance_id || ':' || i.contact, i.contact, 'pending', ${now}, ${now}
+    SELECT i.id, i.tenant_id, i.instance_id, i.tenant_id || ':' || i.instance_id || ':' || i.contact, i.contact,
+      CASE WHEN ${humanSql(sql`i.instance_id`, sql`i.contact`, now)} THEN 'human' ELSE 'pending' END, ${now}, ${now}
     FROM automations a CROSS JOIN inbound_messages i ON i.instance_id = a.instance_id
       AND i.received_at >= MAX(a.updated_at, ${now - CATCH_UP_WINDOW_MS}) AND i.received_at < ${now - CATCH_UP_GRACE_MS}
     WHERE a.enabled = 1 AND i.from_me = 0 AND (a.include_groups = 1 OR (substr(i.remote_jid, -5) != '@g.us' AND NOT (i.channel = 'telegram' AND substr(i.remote_jid, 1, 1) = '-')))
@@ -88,7 +96,7 @@ export async function catchUpAutomation(env: Env, now = Date.now()): Promise<{ r
     );
   }
   await touch(db, offered, now);
-  return { recorded: recorded.length, offered: offered.length, lanes: lanes.size };
+  return { recorded: recorded.length, offered: offered.length, lanes: lanes.size, handedBack: await handBackOverdue(db, now) };
 }
 
 // Offered (a no-op for what the lane holds), then kicked: a lane whose alarm was lost runs again.
@@ -120,4 +128,20 @@ async function touch(db: Db, ids: string[], now: number): Promise<void> {
       )})`,
     );
   }
+}
+
+// Through conversation_handoffs_until. Each hand-back is conditional on the phase's until, so a lane
+// recording it at the same time writes it once.
+async function handBackOverdue(db: Db, now: number): Promise<number> {
+  const overdue = await db.all<{ instance_id: string; contact: string; tenant_id: string; until: number; name: string }>(sql`
+    SELECT h.instance_id, h.contact, h.tenant_id, h.until, n.name FROM conversation_handoffs h JOIN instances n ON n.id = h.instance_id
+    WHERE h.until < ${now - OVERDUE_HANDOFF_MS} LIMIT ${HANDOFF_PAGE}`);
+  let handedBack = 0;
+  for (const h of overdue) {
+    const conversation = { tenantId: h.tenant_id, instanceId: h.instance_id, instanceName: h.name, contact: h.contact };
+    const [event] = await runBatch(db, handBackStatements(conversation, { by: "timeout", now, until: h.until }));
+    handedBack += changes(event);
+  }
+  if (handedBack > 0) log("warn", "hand-offs past their until handed back by the cron", { count: handedBack });
+  return handedBack;
 }

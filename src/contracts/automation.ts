@@ -20,9 +20,33 @@ export const handlerReply = z
   .refine((r) => r.text !== undefined || r.media !== undefined, { message: "A reply needs text, media, or both." });
 export type HandlerReply = z.infer<typeof handlerReply>;
 
+// POST /v1/instances/:name/contacts/:contact/handoff
+export const handoffInput = z.strictObject({
+  reason: z.string().min(1).max(500).optional().describe("Why a person takes over; shown with the state and in the event."),
+  ttlMinutes: z.int().min(5).max(10080).optional().describe("Hand back to the handler by itself after this long (5 minutes to 7 days)."),
+});
+export type HandoffInput = z.infer<typeof handoffInput>;
+
+export const handoffState = z
+  .object({
+    state: z.enum(["bot", "human"]).describe("bot: inbound messages go to the automation handler; human: they are stored, not offered."),
+    since: z.iso.datetime().optional().describe("When the contact was handed to a person."),
+    reason: z.string().nullable().optional(),
+    by: z.enum(["operator", "handler"]).optional().describe("Who handed the contact to a person."),
+    until: z.iso.datetime().optional().describe("When it hands back by itself (ttlMinutes)."),
+  })
+  .meta({ id: "HandoffState" });
+
+// The handler's answer may hand the contact to a person, after its replies are sent.
+const handlerHandoff = z.union([
+  z.boolean(),
+  z.strictObject({ reason: z.string().min(1).max(500).optional(), ttlMinutes: z.int().min(5).max(10080).optional() }),
+]);
+export type HandlerHandoff = { reason: string | null; ttlMinutes: number | null };
+
 export const MAX_REPLIES = 10;
-/** Replies from a handler body: 204 or an empty body is no reply. */
-export function repliesOf(body: string): { ok: true; replies: HandlerReply[] } | { ok: false; error: string } {
+/** Replies from a handler body (204 or an empty body is no reply), and its hand-off request. */
+export function repliesOf(body: string): { ok: true; replies: HandlerReply[]; handoff?: HandlerHandoff } | { ok: false; error: string } {
   if (body.trim() === "") return { ok: true, replies: [] };
   let json: unknown;
   try {
@@ -31,12 +55,20 @@ export function repliesOf(body: string): { ok: true; replies: HandlerReply[] } |
     return { ok: false, error: "the handler answered with a body that is not JSON" };
   }
   if (json === null || typeof json !== "object") return { ok: false, error: "the handler answered with JSON that is not an object" };
+  let handoff: HandlerHandoff | undefined;
+  if ("handoff" in json) {
+    const asked = handlerHandoff.safeParse(json.handoff);
+    if (!asked.success) return { ok: false, error: `invalid handoff: ${asked.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
+    if (asked.data === true) handoff = { reason: null, ttlMinutes: null };
+    else if (asked.data !== false) handoff = { reason: asked.data.reason ?? null, ttlMinutes: asked.data.ttlMinutes ?? null };
+  }
+  const asks = handoff ? { handoff } : {};
   if ("replies" in json || "reply" in json) {
     const shaped = z.union([z.object({ replies: z.array(handlerReply).max(MAX_REPLIES) }), z.object({ reply: handlerReply })]).safeParse(json);
     if (!shaped.success) return { ok: false, error: `invalid replies: ${shaped.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
-    return { ok: true, replies: "replies" in shaped.data ? shaped.data.replies : [shaped.data.reply] };
+    return { ok: true, replies: "replies" in shaped.data ? shaped.data.replies : [shaped.data.reply], ...asks };
   }
-  return { ok: true, replies: [] };
+  return { ok: true, replies: [], ...asks };
 }
 
 const media = z.record(z.string(), z.unknown()).nullable();

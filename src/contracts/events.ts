@@ -87,6 +87,21 @@ export const automationResumedEvent = z.object({
   data: z.object({ instance: z.string() }),
 });
 
+// A contact handed to a person or back to the automation handler.
+export const conversationHandoffEvent = z.object({
+  ...envelope,
+  type: z.literal("conversation.handoff"),
+  data: z.object({
+    instance: z.string(),
+    contact: z.string(),
+    channel: z.string(),
+    state: z.enum(["human", "bot"]),
+    reason: z.string().nullish(),
+    by: z.enum(["operator", "handler", "timeout"]),
+    until: z.iso.datetime().nullish(),
+  }),
+});
+
 export const gatewayEvent = z.discriminatedUnion("type", [
   messageStatusEvent,
   messageReceivedEvent,
@@ -94,6 +109,7 @@ export const gatewayEvent = z.discriminatedUnion("type", [
   automationFailedEvent,
   automationPausedEvent,
   automationResumedEvent,
+  conversationHandoffEvent,
 ]);
 export type GatewayEvent = z.infer<typeof gatewayEvent>;
 

@@ -398,7 +398,8 @@ export const automationDeliveries = sqliteTable(
     // tenant + instance + contact: names the AutomationLane that serializes this contact's calls.
     laneKey: text("lane_key").notNull(),
     contact: text("contact").notNull(),
-    // pending, delivered, dead, canceled (automation removed while it waited)
+    // pending, delivered, dead, canceled (automation removed while it waited), human (arrived while
+    // the contact was handed to a person: context for the handler, never offered)
     status: text("status").notNull(),
     attempts: integer("attempts").notNull().default(0),
     lastError: text("last_error"),
@@ -417,6 +418,67 @@ export const automationParked = sqliteTable(
     laneKey: text("lane_key").notNull(),
   },
   (t) => [primaryKey({ columns: [t.instanceId, t.laneKey] })],
+);
+
+// A contact handed to a person (an operator took over, or the handler asked): while its row is
+// here, and until has not passed, the contact's inbound messages are stored but not offered to the
+// handler. Handing back deletes the row.
+export const conversationHandoffs = sqliteTable(
+  "conversation_handoffs",
+  {
+    instanceId: text("instance_id").notNull(),
+    // The canonical contact key (as inbound_messages.contact).
+    contact: text("contact").notNull(),
+    tenantId: text("tenant_id").notNull(),
+    reason: text("reason"),
+    // operator or handler
+    by: text("by").notNull(),
+    since: integer("since").notNull(),
+    until: integer("until"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.instanceId, t.contact] }), index("conversation_handoffs_until").on(t.until)],
+);
+
+// One row per conversation (instance + contact key): its last message, the contact's name, inbound
+// messages since an operator last read it. Kept by triggers on inbound_messages and messages (in
+// the migration), so listing conversations never reads their messages.
+export const conversations = sqliteTable(
+  "conversations",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    tenantId: text("tenant_id").notNull(),
+    instanceId: text("instance_id").notNull(),
+    instanceName: text("instance_name").notNull(),
+    contact: text("contact").notNull(),
+    channel: text("channel").notNull().default("whatsapp"),
+    name: text("name"),
+    lastAt: integer("last_at").notNull(),
+    lastId: text("last_id").notNull(),
+    // in or out
+    lastDirection: text("last_direction").notNull(),
+    lastText: text("last_text"),
+    unread: integer("unread").notNull().default(0),
+    readAt: integer("read_at"),
+  },
+  (t) => [uniqueIndex("conversations_contact").on(t.instanceId, t.contact), index("conversations_recent").on(t.tenantId, t.lastAt, t.id)],
+);
+
+// Every change of a contact's hand-off (human or bot, by operator, handler or timeout), for its timeline.
+export const handoffChanges = sqliteTable(
+  "handoff_changes",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    instanceId: text("instance_id").notNull(),
+    instanceName: text("instance_name").notNull(),
+    contact: text("contact").notNull(),
+    state: text("state").notNull(),
+    reason: text("reason"),
+    by: text("by").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [index("handoff_changes_contact").on(t.tenantId, t.contact, t.at)],
 );
 
 // Webhook jobs whose retries ran out (the webhooks DLQ consumer parks them here), kept until an

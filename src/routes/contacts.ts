@@ -1,4 +1,5 @@
-// GET /v1/contacts/:to/messages — one contact's timeline: what we sent and what they wrote.
+// GET /v1/contacts/:to/messages — one contact's timeline: what we sent and what they wrote (and,
+// when asked, when it was handed to a person and back).
 import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -19,6 +20,7 @@ const query = z.object({
     .regex(/^\d+:[a-z]+_[0-9a-z]+$/, "Not a cursor from this API.")
     .optional(),
   instance: z.string().min(1).optional(),
+  include: z.enum(["handoffs"]).optional().describe("handoffs: also list the contact's hand-offs to a person and back (direction handoff)."),
 });
 
 type TimelineRow = {
@@ -37,11 +39,11 @@ type TimelineRow = {
 };
 
 const timelineItem = z.object({
-  direction: z.enum(["outbound", "inbound"]),
+  direction: z.enum(["outbound", "inbound", "handoff"]),
   id: z.string(),
   at: z.iso.datetime({ offset: true }),
   instance: z.string(),
-  channel: channel,
+  channel: channel.optional().describe("whatsapp or telegram (messages; not hand-offs)."),
   text: z.string().optional(),
   media: z.unknown().optional(),
   status: z.string().optional(),
@@ -49,6 +51,10 @@ const timelineItem = z.object({
   pushName: z.string().optional(),
   messageType: z.string().optional(),
   providerMessageId: z.string().optional(),
+  handoff: z
+    .object({ state: z.enum(["human", "bot"]), reason: z.string().nullable(), by: z.enum(["operator", "handler", "timeout"]) })
+    .optional()
+    .describe("With include=handoffs: a hand-off to a person (human) or back to the automation handler (bot)."),
 });
 
 contactRoutes.get(
@@ -84,25 +90,43 @@ contactRoutes.get(
       UNION ALL
       SELECT 'inbound', id, timestamp, instance_name, channel, text, media, NULL, from_me, push_name, message_type, provider_message_id
       FROM inbound_messages WHERE tenant_id = ${tenantId} AND contact IN ${forms} ${byInstance("instance_name")}
+      ${
+        q.include === "handoffs"
+          ? sql`UNION ALL
+      SELECT 'handoff', id, at, instance_name, NULL, NULL, NULL, state, NULL, reason, by, NULL
+      FROM handoff_changes WHERE tenant_id = ${tenantId} AND contact IN ${forms} ${byInstance("instance_name")}`
+          : sql``
+      }
     ) WHERE at < ${cursorAt} OR (at = ${cursorAt} AND id < ${cursorId})
     ORDER BY at DESC, id DESC LIMIT ${q.limit + 1}`);
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
     return c.json({
-      data: page.map((r) => ({
-        direction: r.direction,
-        id: r.id,
-        at: new Date(r.at).toISOString(),
-        instance: r.instance,
-        channel: r.channel,
-        text: r.text ?? undefined,
-        media: r.media ? JSON.parse(r.media) : undefined,
-        status: r.status ?? undefined,
-        fromMe: r.direction === "inbound" ? r.from_me === 1 : undefined,
-        pushName: r.push_name ?? undefined,
-        messageType: r.message_type ?? undefined,
-        providerMessageId: r.provider_message_id ?? undefined,
-      })),
+      data: page.map((r) =>
+        // A hand-off's row carries its state, reason and by in the status, push_name and message_type columns.
+        r.direction === "handoff"
+          ? {
+              direction: r.direction,
+              id: r.id,
+              at: new Date(r.at).toISOString(),
+              instance: r.instance,
+              handoff: { state: r.status, reason: r.push_name, by: r.message_type },
+            }
+          : {
+              direction: r.direction,
+              id: r.id,
+              at: new Date(r.at).toISOString(),
+              instance: r.instance,
+              channel: r.channel,
+              text: r.text ?? undefined,
+              media: r.media ? JSON.parse(r.media) : undefined,
+              status: r.status ?? undefined,
+              fromMe: r.direction === "inbound" ? r.from_me === 1 : undefined,
+              pushName: r.push_name ?? undefined,
+              messageType: r.message_type ?? undefined,
+              providerMessageId: r.provider_message_id ?? undefined,
+            },
+      ),
       nextCursor: rows.length > q.limit && last ? `${last.at}:${last.id}` : null,
     });
   },

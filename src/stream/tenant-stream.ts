@@ -26,7 +26,7 @@ export const KEY_REVOKED_CLOSE = 1008;
 
 const keyTag = (keyId: string) => `key:${keyId}`;
 
-export const streamEventTypes = ["message.status", "message.received", "instance.status"] as const;
+export const streamEventTypes = ["message.status", "message.received", "instance.status", "conversation.handoff"] as const;
 
 export const streamOptions = z.object({
   tenantId: z.string().min(1),

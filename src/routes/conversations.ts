@@ -1,0 +1,156 @@
+// GET /v1/conversations — the inbox: a tenant's conversations across instances, newest activity
+// first, paged by cursor. It reads the conversations table (kept by triggers as messages are
+// stored), one row a conversation plus two key lookups each for its state, never the messages.
+// POST /v1/instances/:name/contacts/:contact/read — an operator opened it: its unread count is zero.
+import { type SQL, sql } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../app-env.ts";
+import { ApiError } from "../errors.ts";
+import { parseWith } from "../http/body.ts";
+import { contactKey } from "../messages/contact-key.ts";
+import { documented } from "../openapi/describe.ts";
+import { contactParam } from "./handoff.ts";
+
+export const conversationRoutes = new Hono<AppEnv>();
+export const readRoutes = new Hono<AppEnv>();
+
+const tags = ["Conversations"];
+const states = ["agent", "human", "failed"] as const;
+
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  // Opaque cursor: "<lastAt>:<id>" of the last conversation seen.
+  cursor: z
+    .string()
+    .regex(/^\d{1,15}:\d{1,15}$/, "Not a cursor from this API.")
+    .optional(),
+  instance: z.string().min(1).max(100).optional(),
+  channel: z.string().min(1).max(32).optional(),
+  state: z
+    .enum(states)
+    .optional()
+    .describe("agent: with the automation handler; human: handed to a person; failed: the handler gave up on a message (a dead letter)."),
+  unread: z.enum(["true", "false"]).optional().describe("true: only conversations with inbound messages not yet read."),
+  // D1 refuses LIKE patterns over 50 bytes: the term and its two wildcards fit.
+  q: z
+    .string()
+    .min(1)
+    .refine((v) => new TextEncoder().encode(v).byteLength <= 40, "At most 40 bytes.")
+    .optional()
+    .describe("Search the contact's name, its address and the last message's text."),
+});
+
+const conversationItem = z.object({
+  instance: z.string(),
+  channel: z.string(),
+  contact: z.string().describe("The contact's address: phone digits, a group JID or a @lid JID."),
+  name: z.string().nullable().describe("The name the contact last sent with a message (WhatsApp's push name)."),
+  lastMessage: z.object({ id: z.string(), direction: z.enum(["in", "out"]), text: z.string().nullable(), at: z.iso.datetime() }),
+  unread: z.int().describe("Inbound messages since an operator last read the conversation."),
+  state: z.enum(states),
+  handoff: z.object({ reason: z.string().nullable(), until: z.iso.datetime().optional() }).optional(),
+});
+
+type Row = {
+  id: number;
+  instance_name: string;
+  channel: string;
+  contact: string;
+  name: string | null;
+  last_at: number;
+  last_id: string;
+  last_direction: "in" | "out";
+  last_text: string | null;
+  unread: number;
+  human: number;
+  handoff_reason: string | null;
+  handoff_until: number | null;
+  failed: number;
+};
+
+const escapeLike = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** One page's statement (exported for the rows-read check in the tests). */
+export function conversationsStatement(tenantId: string, q: z.infer<typeof listQuery>, now: number): SQL {
+  const [at, id] = q.cursor ? q.cursor.split(":").map(Number) : [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
+  const human = sql`h.instance_id IS NOT NULL`;
+  const failed = sql`EXISTS (SELECT 1 FROM automation_deliveries d WHERE d.status = 'dead' AND d.lane_key = c.tenant_id || ':' || c.instance_id || ':' || c.contact)`;
+  const filters: SQL[] = [];
+  if (q.instance) filters.push(sql`c.instance_name = ${q.instance}`);
+  if (q.channel) filters.push(sql`c.channel = ${q.channel}`);
+  if (q.unread === "true") filters.push(sql`c.unread > 0`);
+  if (q.unread === "false") filters.push(sql`c.unread = 0`);
+  if (q.state === "human") filters.push(human);
+  if (q.state === "failed") filters.push(sql`NOT ${human} AND ${failed}`);
+  if (q.state === "agent") filters.push(sql`NOT ${human} AND NOT ${failed}`);
+  if (q.q) {
+    const like = `%${escapeLike(q.q)}%`;
+    filters.push(sql`(c.name LIKE ${like} ESCAPE '\\' OR c.contact LIKE ${like} ESCAPE '\\' OR c.last_text LIKE ${like} ESCAPE '\\')`);
+  }
+  return sql`
+      SELECT c.id, c.instance_name, c.channel, c.contact, c.name, c.last_at, c.last_id, c.last_direction, c.last_text, c.unread,
+        ${human} AS human, h.reason AS handoff_reason, h.until AS handoff_until, ${failed} AS failed
+      FROM conversations c
+      LEFT JOIN conversation_handoffs h ON h.instance_id = c.instance_id AND h.contact = c.contact AND (h.until IS NULL OR h.until > ${now})
+      WHERE c.tenant_id = ${tenantId} AND (c.last_at < ${at} OR (c.last_at = ${at} AND c.id < ${id}))
+        ${filters.length > 0 ? sql`AND ${sql.join(filters, sql` AND `)}` : sql``}
+      ORDER BY c.last_at DESC, c.id DESC LIMIT ${q.limit + 1}`;
+}
+
+conversationRoutes.get(
+  "/",
+  documented({
+    summary: "The inbox: conversations across instances and channels, newest activity first",
+    description:
+      "Each conversation with its last message, unread count and state. Paged by cursor: pass nextCursor as cursor. " +
+      "A page reads one row per conversation listed (more with filters that skip rows), however many messages are stored.",
+    tags,
+    caller: "apiKey",
+    query: listQuery,
+    responses: { 200: { description: "A page.", schema: z.object({ data: z.array(conversationItem), nextCursor: z.string().nullable() }) } },
+  }),
+  async (c) => {
+    const q = parseWith(listQuery, c.req.query());
+    const rows = await c.var.db.all<Row>(conversationsStatement(c.var.tenant.id, q, Date.now()));
+    const page = rows.slice(0, q.limit);
+    const last = page.at(-1);
+    return c.json({
+      data: page.map((r) => ({
+        instance: r.instance_name,
+        channel: r.channel,
+        contact: r.contact,
+        name: r.name,
+        lastMessage: { id: r.last_id, direction: r.last_direction, text: r.last_text, at: new Date(r.last_at).toISOString() },
+        unread: r.unread,
+        state: r.human ? "human" : r.failed ? "failed" : "agent",
+        ...(r.human ? { handoff: { reason: r.handoff_reason, ...(r.handoff_until !== null ? { until: new Date(r.handoff_until).toISOString() } : {}) } } : {}),
+      })),
+      nextCursor: rows.length > q.limit && last ? `${last.last_at}:${last.id}` : null,
+    });
+  },
+);
+
+readRoutes.post(
+  "/:name/contacts/:contact/read",
+  documented({
+    summary: "Mark a conversation read (an operator opened it)",
+    tags,
+    caller: "apiKey",
+    params: z.object({ name: z.string().describe("The instance's name."), contact: contactParam }),
+    responses: { 200: { description: "Its unread count is zero.", schema: z.object({ unread: z.literal(0), readAt: z.iso.datetime() }) } },
+    errors: ["not_found"],
+  }),
+  async (c) => {
+    const name = c.req.param("name") ?? "";
+    const contact = contactKey(parseWith(contactParam, c.req.param("contact"), "contact"));
+    const now = Date.now();
+    const [row] = await c.var.db.all<{ id: number }>(sql`
+      UPDATE conversations SET unread = 0, read_at = ${now}
+      WHERE tenant_id = ${c.var.tenant.id} AND contact = ${contact}
+        AND instance_id = (SELECT id FROM instances WHERE tenant_id = ${c.var.tenant.id} AND name = ${name})
+      RETURNING id`);
+    if (!row) throw new ApiError("not_found", `No conversation with ${contact} on instance ${name}.`);
+    return c.json({ unread: 0 as const, readAt: new Date(now).toISOString() });
+  },
+);
