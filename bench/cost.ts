@@ -41,8 +41,11 @@ const PRICE_PER_MILLION = {
   queueOperations: 0.4,
 };
 
-type Kind = "outbound → read" | "scheduled → read" | "inbound";
-const KINDS: Kind[] = ["outbound → read", "scheduled → read", "inbound"];
+type Kind = "outbound → read" | "scheduled → read" | "inbound" | "telegram outbound → sent" | "telegram inbound";
+const KINDS: Kind[] = ["outbound → read", "scheduled → read", "inbound", "telegram outbound → sent", "telegram inbound"];
+// Telegram is measured on this tree only (earlier releases have no channels).
+const TELEGRAM_KINDS: ReadonlySet<Kind> = new Set(["telegram outbound → sent", "telegram inbound"]);
+const BOT_TOKEN = "5353535:bench-cost-telegram-secret-000000000";
 
 type Version = { label: string; root: string; cleanup: () => void };
 
@@ -143,8 +146,47 @@ async function measure(version: Version): Promise<Record<Kind, Measured>> {
     await settle(gateway, (p) => (p.messages.read ?? 0) >= 20, "warm-up");
 
     let reads = 20;
+    let telegramSent = 0;
+    let inboundTotal = (await progress(gateway)).inbound;
+    const sim = (route: string, body: unknown, method = "POST") =>
+      fetch(`${simulator.url}/_sim/telegram${route}`, { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     for (const kind of KINDS) {
+      if (TELEGRAM_KINDS.has(kind) && version.root !== ROOT) continue;
       await meter(gateway, true);
+      if (kind === "telegram outbound → sent" || kind === "telegram inbound") {
+        if (kind === "telegram outbound → sent") {
+          // The bot connected outside the meter's window (getMe, setWebhook); chats are any the bot may write to.
+          await sim("/bots", { token: BOT_TOKEN, username: "cost_bot", first_name: "cost" });
+          await sim("/config", { anyChat: true, limits: { enabled: false } }, "PATCH");
+          const put = await fetch(`${gateway.url}/v1/instances/cost-telegram`, {
+            method: "PUT",
+            headers: json,
+            body: JSON.stringify({ channel: "telegram", telegram: { botToken: BOT_TOKEN, apiUrl: simulator.url }, pacing: { ratePerMinute: 60_000 } }),
+          });
+          if (put.status !== 201) throw new Error(`telegram instance: ${put.status} ${await put.text()}`);
+          await meter(gateway, true);
+          const run = await closedLoop(N, 8, (i) =>
+            fetch(`${gateway.url}/v1/messages`, {
+              method: "POST",
+              headers: json,
+              body: JSON.stringify({ instance: "cost-telegram", to: String(636_000_000 + (i % CONTACTS)), text: `${kind} ${i}` }),
+            }),
+          );
+          const taken = run.statuses[202] ?? 0;
+          telegramSent += taken;
+          const target = telegramSent;
+          results[kind] = { counters: await settle(gateway, (p) => (p.messages.sent ?? 0) >= target, `${kind}: all sent`), count: taken };
+        } else {
+          // People write to the bot: the simulator posts each update to the gateway's webhook with the secret.
+          const run = await closedLoop(N, 8, (i) =>
+            sim("/inbound", { token: BOT_TOKEN, chatId: 636_000_000 + (i % CONTACTS), text: `inbound ${i}`, wait: true }),
+          );
+          const taken = run.statuses[200] ?? 0;
+          const target = inboundTotal + taken;
+          results[kind] = { counters: await settle(gateway, (p) => p.inbound >= target, "telegram inbound stored"), count: taken };
+        }
+        continue;
+      }
       if (kind === "inbound") {
         const body = (i: number) => {
           const b = structuredClone(upsertFixture);
@@ -157,6 +199,7 @@ async function measure(version: Version): Promise<Record<Kind, Measured>> {
         const run = await closedLoop(N, 8, (i) => fetch(t.webhookUrl, { method: "POST", headers: { "content-type": "application/json" }, body: body(i) }));
         // A machine under load may time requests out: the figures are per message the system took.
         const taken = run.statuses[200] ?? 0;
+        inboundTotal += taken;
         results[kind] = { counters: await settle(gateway, (p) => p.inbound >= taken, "inbound stored"), count: taken };
       } else {
         // Due 3 s after each request is made (a time fixed before the loop passes on a loaded machine).
@@ -248,6 +291,15 @@ async function main() {
   console.log(`\nbench:cost — per message, ${N} messages per kind over ${CONTACTS} contacts, wrangler dev with metered bindings`);
   for (const kind of KINDS) {
     const [[bv, b], [cv, c]] = measured as [[Version, Record<Kind, Measured>], [Version, Record<Kind, Measured>]];
+    if (TELEGRAM_KINDS.has(kind)) {
+      // Per message by channel: this tree only.
+      const rows = ROWS.map((r) => [r.metric, per(c[kind], r).toFixed(2)]);
+      rows.unshift(["messages measured (accepted of sent)", `${c[kind].count} of ${N}`]);
+      rows.push(["$ per million messages (list prices)", dollars(c[kind]).toFixed(2)]);
+      console.log(`\n${kind}`);
+      console.log(table(["metric", cv.label], rows));
+      continue;
+    }
     const rows = ROWS.map((r) => {
       const before = per(b[kind], r);
       const after = per(c[kind], r);
@@ -272,7 +324,7 @@ async function main() {
     measured.map(([v, kinds]) => [
       v.label,
       Object.fromEntries(
-        KINDS.map((k) => [
+        KINDS.filter((k) => kinds[k]).map((k) => [
           k,
           {
             messages: kinds[k].count,

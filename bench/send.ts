@@ -1,6 +1,9 @@
 // npm run bench:send — on the local runtime (wrangler dev), in one run:
 // (a) accept throughput and latency of POST /v1/messages beside a bare Hono route;
-// (b) end-to-end drain of 2,000 messages across 200 contacts with 300 ms simulator latency.
+// (b) end-to-end drain of 2,000 messages across 200 contacts with 300 ms simulator latency;
+// (c) the Telegram share: a drain to one bot at the simulator's Bot API with Telegram's flood
+//     control on (1 a second per chat, 30 a second per bot), counting 429s and calls inside retry_after.
+//     BENCH_TELEGRAM_ONLY=1 runs (c) alone.
 import { startSimulator } from "../simulator/server.ts";
 import { provisionTenant, startGateway } from "../test/support/gateway.ts";
 import { startBare } from "./bare.ts";
@@ -11,12 +14,16 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const DRAIN_MESSAGES = Number(process.env.BENCH_DRAIN_MESSAGES ?? 2000);
 const DRAIN_CONTACTS = Number(process.env.BENCH_DRAIN_CONTACTS ?? 200);
 const DRAIN_LATENCY_MS = Number(process.env.BENCH_DRAIN_LATENCY_MS ?? 300);
+const TG_MESSAGES = Number(process.env.BENCH_TELEGRAM_MESSAGES ?? 600);
+const TG_CHATS = Number(process.env.BENCH_TELEGRAM_CHATS ?? 60);
+const TG_TOKEN = "5252525:bench-telegram-secret-00000000000";
 
 async function main() {
   const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
   const gateway = await startGateway();
   const bare = await startBare();
   try {
+    if (process.env.BENCH_TELEGRAM_ONLY === "1") return await telegramShare(gateway.url, simulator.url);
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60000 });
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
     const body = (i: number) =>
@@ -69,6 +76,7 @@ async function main() {
         [[DRAIN_MESSAGES, DRAIN_CONTACTS, drain.seconds, DRAIN_MESSAGES / drain.seconds, drain.sent, drain.lost, drain.outOfOrder, drain.duplicates]],
       ),
     );
+    await telegramShare(gateway.url, simulator.url);
   } finally {
     bare.stop();
     await gateway.stop();
@@ -138,6 +146,85 @@ async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Recor
     `   first send reached the simulator at +${((times[0]! - startedAt) / 1000).toFixed(1)} s, the last at +${((times.at(-1)! - startedAt) / 1000).toFixed(1)} s`,
   );
   return { seconds, sent, lost: DRAIN_MESSAGES - sent, outOfOrder, duplicates };
+}
+
+/** (c) A bot on the simulator's Bot API, flood control on: every text reaches Telegram once, in order
+ *  per chat, and nothing is called inside a retry_after. */
+async function telegramShare(gatewayUrl: string, simulatorUrl: string) {
+  const post = (route: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${gatewayUrl}${route}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  const tenant = (await (
+    await post("/v1/admin/tenants", { name: "bench-telegram", rateLimitPerMinute: 1_000_000 }, { authorization: "Bearer e2e-admin-token" })
+  ).json()) as {
+    apiKey: string;
+  };
+  const headers = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
+  const sim = (route: string, body: unknown, method = "POST") =>
+    fetch(`${simulatorUrl}/_sim/telegram${route}`, { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  await sim("/bots", { token: TG_TOKEN, username: "bench_bot", first_name: "bench" });
+  // Every chat id is one the bot may write to (a person who started it).
+  await sim("/config", { anyChat: true, limits: { enabled: true } }, "PATCH");
+  const put = await fetch(`${gatewayUrl}/v1/instances/bench-telegram`, {
+    method: "PUT",
+    headers,
+    body: JSON.stringify({ channel: "telegram", telegram: { botToken: TG_TOKEN, apiUrl: simulatorUrl } }),
+  });
+  if (put.status !== 201 && put.status !== 200) throw new Error(`telegram instance: ${put.status} ${await put.text()}`);
+  const chat = (c: number) => String(626_000_000 + c);
+  const messages = Array.from({ length: TG_MESSAGES }, (_, i) => ({
+    instance: "bench-telegram",
+    to: chat(i % TG_CHATS),
+    text: `tg ${Math.floor(i / TG_CHATS)}`,
+  }));
+  const started = performance.now();
+  for (let i = 0; i < messages.length; i += 500) {
+    const res = await fetch(`${gatewayUrl}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages: messages.slice(i, i + 500) }) });
+    if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
+  }
+  type Call = { method: string; chatId: number; params: { text?: string }; status: number; insideRetryAfter: boolean };
+  const calls = async () =>
+    ((await (await fetch(`${simulatorUrl}/_sim/telegram/calls?token=${encodeURIComponent(TG_TOKEN)}&method=sendMessage`)).json()) as { calls: Call[] }).calls;
+  let got: Call[] = [];
+  const deadline = Date.now() + 600_000;
+  while (Date.now() < deadline) {
+    got = await calls();
+    if (got.filter((c) => c.status === 200).length >= TG_MESSAGES) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const last = new Map<number, number>();
+  const seen = new Set<string>();
+  let outOfOrder = 0;
+  let duplicates = 0;
+  for (const c of got.filter((x) => x.status === 200)) {
+    const n = Number(String(c.params.text).split(" ")[1]);
+    if (n < (last.get(c.chatId) ?? -1)) outOfOrder++;
+    last.set(c.chatId, n);
+    const key = `${c.chatId}/${n}`;
+    if (seen.has(key)) duplicates++;
+    seen.add(key);
+  }
+  const sent = seen.size;
+  console.log(`\n(c) Telegram: ${TG_MESSAGES} texts across ${TG_CHATS} chats of one bot, the simulator's flood control on (1/s per chat, 30/s per bot)`);
+  console.log(
+    table(
+      ["messages", "chats", "seconds to all sent", "messages/s", "sent", "lost", "out of order", "sent twice", "429s", "calls inside retry_after"],
+      [
+        [
+          TG_MESSAGES,
+          TG_CHATS,
+          seconds,
+          sent / seconds,
+          sent,
+          TG_MESSAGES - sent,
+          outOfOrder,
+          duplicates,
+          got.filter((c) => c.status === 429).length,
+          got.filter((c) => c.insideRetryAfter).length,
+        ],
+      ],
+    ),
+  );
 }
 
 runScript(main);

@@ -1,9 +1,11 @@
 // `npm start`: the gateway under `wrangler dev` (local D1, Queues, Durable Objects) with the
-// Evolution simulator beside it, a local tenant and a demo instance, and a curl line to try.
+// simulator beside it (Evolution and the Telegram Bot API), a local tenant, a WhatsApp `demo`
+// instance and a Telegram `demo-telegram` bot, both answered by the echo bot, and curl lines to try.
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startEchoBot } from "../simulator/echo-bot.ts";
+import { demoTelegramBot } from "../simulator/app.ts";
 import { startSimulator } from "../simulator/server.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -56,20 +58,21 @@ async function call(method: string, route: string, token: string, body?: unknown
   return { status: res.status, body: (await res.json()) as any };
 }
 
-type LocalState = { apiKey: string; tenantId: string; automationSecret?: string };
+type LocalState = { apiKey: string; tenantId: string; automationSecret?: string; automationSecrets?: Record<string, string> };
 const readState = (): LocalState | undefined => (existsSync(STATE_FILE) ? (JSON.parse(readFileSync(STATE_FILE, "utf8")) as LocalState) : undefined);
 const writeState = (state: LocalState) => {
   mkdirSync(path.dirname(STATE_FILE), { recursive: true });
   writeFileSync(STATE_FILE, JSON.stringify(state, null, 2), { mode: 0o600 });
 };
 
-// The demo instance's automation points at the echo bot. Its secret is shown only on creation, so it
+// A demo instance's automation points at the echo bot. Its secret is shown only on creation, so it
 // is kept in the local state file; without it the automation is recreated to get a new one.
-async function demoAutomation(apiKey: string, botUrl: string): Promise<string> {
-  const route = "/v1/instances/demo/automation";
-  const body = { url: `${botUrl}/bot/demo` };
+async function demoAutomation(apiKey: string, botUrl: string, instance = "demo"): Promise<string> {
+  const route = `/v1/instances/${instance}/automation`;
+  const body = { url: `${botUrl}/bot/${instance}` };
+  const saved = readState();
   let put = await call("PUT", route, apiKey, body);
-  let secret: string | undefined = put.body.secret ?? readState()?.automationSecret;
+  let secret: string | undefined = put.body.secret ?? (instance === "demo" ? saved?.automationSecret : saved?.automationSecrets?.[instance]);
   if (!secret) {
     await fetch(`${GATEWAY}${route}`, { method: "DELETE", headers: { authorization: `Bearer ${apiKey}` } });
     put = await call("PUT", route, apiKey, body);
@@ -77,7 +80,11 @@ async function demoAutomation(apiKey: string, botUrl: string): Promise<string> {
   }
   if (put.status !== 200 || !secret) throw new Error(`could not set up the demo automation: ${JSON.stringify(put.body)}`);
   const state = readState();
-  if (state) writeState({ ...state, automationSecret: secret });
+  if (state)
+    writeState(
+      instance === "demo" ? { ...state, automationSecret: secret } : { ...state, automationSecrets: { ...state.automationSecrets, [instance]: secret } },
+    );
+  await fetch(`${botUrl}/_bot/${instance}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ secret }) });
   return secret;
 }
 
@@ -99,8 +106,8 @@ async function main() {
   if (!adminToken) throw new Error("ADMIN_TOKEN is missing from .dev.vars");
   await run(["d1", "migrations", "apply", "DB", "--local"]);
 
-  const simulator = await startSimulator({ port: SIM_PORT, latencyMs: 300 });
-  console.log(`Evolution simulator on ${simulator.url}`);
+  const simulator = await startSimulator({ port: SIM_PORT, latencyMs: 300, telegramBots: [demoTelegramBot] });
+  console.log(`Simulator (Evolution and the Telegram Bot API) on ${simulator.url}`);
   const bot = await startEchoBot({ port: BOT_PORT, log: (line) => console.log(line) });
 
   // WAKE_LANES_ON_START: wrangler dev restarts lose alarms. ALLOW_PRIVATE_URLS: the demo instance's Evolution API is the simulator on 127.0.0.1.
@@ -137,8 +144,22 @@ async function main() {
     body: JSON.stringify({ apikey: simKey, webhookUrl: instance.body.webhookUrl }),
   });
   // Inbound automation: the echo bot (verifying the signature) answers whatever a contact writes to demo.
-  const secret = await demoAutomation(apiKey, bot.url);
-  await fetch(`${bot.url}/_bot/demo`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ secret }) });
+  await demoAutomation(apiKey, bot.url);
+
+  // Telegram: the demo bot at the simulator's Bot API. The gateway checks its token (getMe) and sets
+  // its webhook to itself with a secret; the simulator then delivers updates there.
+  const telegram = await call("PUT", "/v1/instances/demo-telegram", apiKey, {
+    channel: "telegram",
+    telegram: { botToken: demoTelegramBot.token, apiUrl: simulator.url },
+  });
+  if (telegram.status >= 300) throw new Error(`could not register the demo bot: ${JSON.stringify(telegram.body)}`);
+  await demoAutomation(apiKey, bot.url, "demo-telegram");
+  // A person who already wrote to the bot (a bot cannot start a conversation): chat 424242001.
+  await fetch(`${simulator.url}/_sim/telegram/chats`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ token: demoTelegramBot.token, chatId: 424242001, first_name: "Ana" }),
+  });
 
   console.log(`
 mensageiro is running on ${GATEWAY} (Evolution simulator: ${simulator.url})
@@ -161,6 +182,18 @@ Play a contact writing to demo (the echo bot on ${bot.url} answers through the g
 
   curl -s ${GATEWAY}/v1/contacts/5511987654321/messages -H 'Authorization: Bearer ${apiKey}'
   curl -s ${GATEWAY}/v1/instances/demo/automation -H 'Authorization: Bearer ${apiKey}'
+
+Telegram: the bot demo-telegram (@${demoTelegramBot.username}) on the simulator's Bot API. Send to chat 424242001
+(it ends at "sent": Telegram gives bots no receipts), then play Ana writing to the bot:
+
+  curl -s ${GATEWAY}/v1/messages \\
+    -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\
+    -d '{"instance":"demo-telegram","to":"424242001","text":"Olá pelo Telegram!"}'
+
+  curl -s ${simulator.url}/_sim/telegram/inbound -H 'Content-Type: application/json' \\
+    -d '{"token":"${demoTelegramBot.token}","chatId":424242001,"text":"oi","from":{"id":424242001,"first_name":"Ana"}}'
+
+  curl -s ${GATEWAY}/v1/contacts/424242001/messages -H 'Authorization: Bearer ${apiKey}'
 
 Ctrl-C stops all three.
 `);

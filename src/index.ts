@@ -16,6 +16,7 @@ import { statsRoutes } from "./routes/stats.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { streamRoutes, ticketRoutes } from "./routes/stream.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
+import { channelWebhookRoutes } from "./routes/channel-webhooks.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { compatRoutes } from "./routes/compat.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -54,6 +55,7 @@ app.route("/health", healthRoutes);
 app.route("/metrics", metricsRoutes);
 app.route("/v1/admin", adminRoutes);
 app.route("/webhooks/evolution", webhookRoutes);
+app.route("/webhooks/telegram", channelWebhookRoutes("telegram"));
 // Before the tenant API: a browser's WebSocket carries a ticket, not an Authorization header.
 app.route("/v1/events/stream", streamRoutes);
 

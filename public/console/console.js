@@ -10,6 +10,7 @@ const SESSION = "mensageiro.console.session";
 const IDLE_MS = 30 * 60_000;
 const IDLE_CHECK_MS = 10_000;
 const STATUSES = ["scheduled", "queued", "processing", "sent", "delivered", "read", "failed", "canceled"];
+const CHANNELS = ["whatsapp", "telegram"];
 const SERIES = [
   ["sent", "Sends"],
   ["failed", "Failures"],
@@ -427,6 +428,15 @@ async function instancesPage(root) {
       h(
         "dl",
         { class: "facts" },
+        h("dt", {}, "Channel"),
+        h(
+          "dd",
+          { dataset: { channel: i.channel ?? "whatsapp" } },
+          i.channel ?? "whatsapp",
+          i.telegram?.botUsername ? h("span", { class: "muted" }, ` @${i.telegram.botUsername}`) : "",
+          // Telegram gives bots no delivery or read receipts: its messages end at sent.
+          i.channel === "telegram" ? h("span", { class: "muted" }, " · messages end at sent (no receipts)") : "",
+        ),
         h("dt", {}, "Connection"),
         h("dd", {}, badge(i.state), i.stateChangedAt ? h("span", { class: "muted" }, ` since ${time(i.stateChangedAt)}`) : ""),
         h("dt", {}, "Sending"),
@@ -462,7 +472,7 @@ async function instancesPage(root) {
       ),
       qr,
     );
-    if (i.state !== "open") showQr(i.name, qr);
+    if (i.state !== "open" && (i.channel ?? "whatsapp") === "whatsapp") showQr(i.name, qr);
     return card;
   }
 
@@ -539,6 +549,17 @@ async function messagesPage(root) {
         instances.map((i) => h("option", { value: i.name }, i.name)),
       ),
     ),
+    h(
+      "div",
+      {},
+      h("label", { for: "f-channel" }, "Channel"),
+      h(
+        "select",
+        { id: "f-channel", name: "channel" },
+        h("option", { value: "" }, "any"),
+        CHANNELS.map((c) => h("option", { value: c, selected: initial.get("channel") === c }, c)),
+      ),
+    ),
     h("div", {}, h("label", { for: "f-since" }, "Since"), h("input", { id: "f-since", name: "since", type: "datetime-local" })),
     h("button", { type: "submit" }, "Search"),
   );
@@ -553,7 +574,7 @@ async function messagesPage(root) {
       h(
         "tr",
         {},
-        ["Status", "Recipient", "Instance", "Created", "Id"].map((c) => h("th", { scope: "col" }, c)),
+        ["Status", "Recipient", "Instance", "Channel", "Created", "Id"].map((c) => h("th", { scope: "col" }, c)),
       ),
     ),
     body,
@@ -569,6 +590,7 @@ async function messagesPage(root) {
       h("td", { "data-label": "Status" }, badge(m.status)),
       h("td", { "data-label": "Recipient" }, h("a", { href: `#/conversations/${encodeURIComponent(m.to)}` }, m.to)),
       h("td", { "data-label": "Instance" }, m.instance),
+      h("td", { "data-label": "Channel" }, m.channel ?? "whatsapp"),
       h("td", { "data-label": "Created" }, time(m.createdAt)),
       h("td", { "data-label": "Id", class: "mono" }, h("a", { href: `#/messages/${m.id}` }, m.id)),
     );
@@ -581,7 +603,7 @@ async function messagesPage(root) {
       const page = await api(`/v1/messages?${q}`);
       if (!append) body.replaceChildren();
       body.append(...page.data.map(row));
-      if (!append && page.data.length === 0) body.append(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No messages match.")));
+      if (!append && page.data.length === 0) body.append(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No messages match.")));
       cursor = page.nextCursor;
       more.hidden = !cursor;
     } catch (err) {
@@ -597,12 +619,13 @@ async function messagesPage(root) {
       to: String(data.get("to") ?? "").trim(),
       status: data.get("status"),
       instance: data.get("instance"),
+      channel: data.get("channel"),
       since: since ? new Date(since).toISOString() : "",
     };
     load(false);
   });
   more.addEventListener("click", () => load(true));
-  filters = { status: initial.get("status") ?? "", to: initial.get("to") ?? "" };
+  filters = { status: initial.get("status") ?? "", to: initial.get("to") ?? "", channel: initial.get("channel") ?? "" };
   await load(false);
 
   // Live: a status change updates its row; a new message that fits the filters appears on top.
@@ -611,13 +634,16 @@ async function messagesPage(root) {
     const d = e.data;
     const existing = body.querySelector(`tr[data-id="${CSS.escape(d.messageId)}"]`);
     const fits =
-      (!filters.status || filters.status === d.status) && (!filters.to || filters.to === d.to) && (!filters.instance || filters.instance === d.instance);
+      (!filters.status || filters.status === d.status) &&
+      (!filters.to || filters.to === d.to) &&
+      (!filters.instance || filters.instance === d.instance) &&
+      (!filters.channel || filters.channel === (d.channel ?? "whatsapp"));
     if (existing) {
       if (fits) existing.querySelector("td").replaceChildren(badge(d.status));
       else if (filters.status) existing.remove();
     } else if (fits && (d.status === "queued" || d.status === "scheduled" || filters.status)) {
       body.querySelector("td[colspan]")?.parentElement.remove();
-      body.prepend(row({ id: d.messageId, status: d.status, to: d.to, instance: d.instance, createdAt: e.occurredAt }));
+      body.prepend(row({ id: d.messageId, status: d.status, to: d.to, instance: d.instance, channel: d.channel, createdAt: e.occurredAt }));
     }
   });
 }
@@ -629,6 +655,7 @@ async function messagePage(root, id) {
       ["Status", badge(m.status)],
       ["Recipient", h("a", { href: `#/conversations/${encodeURIComponent(m.to)}` }, m.to)],
       ["Instance", m.instance],
+      ["Channel", m.channel === "telegram" ? `telegram (no delivery or read receipts: ends at sent)` : (m.channel ?? "whatsapp")],
       ["Text", m.text ?? (m.media ? `${m.media.type}: ${m.media.url}` : "—")],
       ["Attempts", `${m.attempts} of ${m.maxAttempts}`],
       ["Last error", m.lastError ?? "—"],

@@ -2,6 +2,7 @@
 // conversation, and the answer read into replies that are valid outbound messages.
 import { type SQL, sql } from "drizzle-orm";
 import { type AutomationInbound, type HandlerHandoff, repliesOf } from "../contracts/automation.ts";
+import type { Channel } from "../contracts/channels.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { privateMessageUrl, type UrlPolicy } from "../http/outbound-url.ts";
 import { contactForms } from "../messages/contact-key.ts";
@@ -15,6 +16,8 @@ export type LaneInfo = {
   instanceName: string;
   contact: string;
   replyTo: string | null;
+  /** Absent on lanes written before channels: WhatsApp. */
+  channel?: Channel;
 };
 
 export type InboundView = AutomationInbound["messages"][number];

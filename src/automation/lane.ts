@@ -373,6 +373,7 @@ export class AutomationLane extends DurableObject<Env> {
     const payload = {
       type: "automation.inbound" as const,
       instance: info.instanceName,
+      channel: info.channel ?? "whatsapp",
       contact: info.contact,
       replyTo: info.replyTo,
       messages,
@@ -405,7 +406,7 @@ export class AutomationLane extends DurableObject<Env> {
     if (final) {
       statements.push(sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
         SELECT ${newEventKeys()}, ${info.tenantId}, 'automation.failed', 1, ${now},
-          json_object('instance', ${info.instanceName}, 'contact', ${info.contact}, 'inboundIds', json(${JSON.stringify(ids)}),
+          json_object('instance', ${info.instanceName}, 'channel', ${info.channel ?? "whatsapp"}, 'contact', ${info.contact}, 'inboundIds', json(${JSON.stringify(ids)}),
             'attempts', ${attempt}, 'error', ${outcome.error}),
           (SELECT callback_url FROM tenants WHERE id = ${info.tenantId})`);
     }
@@ -497,7 +498,7 @@ export class AutomationLane extends DurableObject<Env> {
   private async prepareReplies(info: LaneInfo, replies: SendMessageRequest[], ids: string[], now: number): Promise<Prepared[]> {
     const tenant = await tenantOf(this.db, info.tenantId, now);
     if (!tenant) return [];
-    const instances = new Map([[info.instanceName, { id: info.instanceId, name: info.instanceName }]]);
+    const instances = new Map([[info.instanceName, { id: info.instanceId, name: info.instanceName, channel: info.channel ?? "whatsapp" }]]);
     return Promise.all(
       replies.map(async (input, k) => {
         const prepared = prepareMessage(tenant, instances, input, now, "automation", "", ids[k]);

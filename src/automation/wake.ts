@@ -15,6 +15,7 @@ import { errorField, log } from "../observability/log.ts";
 import { automationLane } from "./config.ts";
 import { handBackStatements, humanSql } from "./handoff.ts";
 import type { LaneInfo } from "./handler.ts";
+import { channelOf } from "../providers/registry.ts";
 import { type InboundRow, itemOf, replyAddress } from "./offer.ts";
 
 const MAX_LANES = 100;
@@ -42,9 +43,9 @@ const CONCURRENCY = 10;
 const OVERDUE_HANDOFF_MS = 60_000;
 const HANDOFF_PAGE = 50;
 
-type PendingRow = InboundRow & { lane_key: string; tenant_id: string; instance_id: string; instance_name: string };
+type PendingRow = InboundRow & { lane_key: string; tenant_id: string; instance_id: string; instance_name: string; channel: string };
 
-const pendingColumns = sql`d.lane_key, d.tenant_id, i.instance_id, i.instance_name, i.id, i.contact, i.remote_jid, i.participant, i.push_name,
+const pendingColumns = sql`d.lane_key, d.tenant_id, i.instance_id, i.instance_name, i.channel, i.id, i.contact, i.remote_jid, i.participant, i.push_name,
   i.text, i.media, i.timestamp`;
 
 export async function catchUpAutomation(env: Env, now = Date.now()): Promise<{ recorded: number; offered: number; lanes: number; handedBack: number }> {
@@ -58,8 +59,8 @@ export async function catchUpAutomation(env: Env, now = Date.now()): Promise<{ r
       CASE WHEN ${humanSql(sql`i.instance_id`, sql`i.contact`, now)} THEN 'human' ELSE 'pending' END, ${now}, ${now}
     FROM automations a CROSS JOIN inbound_messages i ON i.instance_id = a.instance_id
       AND i.received_at >= MAX(a.updated_at, ${now - CATCH_UP_WINDOW_MS}) AND i.received_at < ${now - CATCH_UP_GRACE_MS}
-    WHERE a.enabled = 1 AND i.from_me = 0 AND (a.include_groups = 1 OR substr(i.remote_jid, -5) != '@g.us')
-      AND (i.text IS NOT NULL OR i.media IS NOT NULL)
+    WHERE a.enabled = 1 AND i.from_me = 0 AND (a.include_groups = 1 OR (substr(i.remote_jid, -5) != '@g.us' AND NOT (i.channel = 'telegram' AND substr(i.remote_jid, 1, 1) = '-')))
+      AND (i.text IS NOT NULL OR i.media IS NOT NULL) AND i.message_type != 'edited_message'
       AND NOT EXISTS (SELECT 1 FROM automation_deliveries d WHERE d.inbound_id = i.id)
     LIMIT ${RECORD_PAGE}
     RETURNING inbound_id`);
@@ -108,7 +109,9 @@ async function offerAgain(env: Env, rows: PendingRow[]): Promise<void> {
     instanceId: first.instance_id,
     instanceName: first.instance_name,
     contact: first.contact,
-    replyTo: replyAddress(first.contact, first.remote_jid),
+    // A Telegram chat is answered at its id; a WhatsApp contact as Evolution reported it.
+    replyTo: channelOf(first.channel) === "whatsapp" ? replyAddress(first.contact, first.remote_jid) : first.contact,
+    channel: channelOf(first.channel),
   };
   const lane = automationLane(env, first.lane_key);
   await lane.offer(info, rows.map(itemOf));

@@ -1,5 +1,6 @@
 // Inbound automation: the configuration API, the call to the tenant's handler and its answer.
 import { z } from "zod";
+import { channel } from "./channels.ts";
 import { mediaSchema } from "./messages.ts";
 
 export const automationInput = z.strictObject({
@@ -76,6 +77,7 @@ const media = z.record(z.string(), z.unknown()).nullable();
 export const automationInbound = z.object({
   type: z.literal("automation.inbound"),
   instance: z.string(),
+  channel: channel.describe("whatsapp or telegram: where the conversation is."),
   contact: z.string(),
   // Where replies go: the phone digits (also for @lid contacts whose number is known) or the group JID; null when unknown.
   replyTo: z.string().nullable(),

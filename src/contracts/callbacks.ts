@@ -62,7 +62,7 @@ export const deadLetter = z
     mayHaveSent: z
       .boolean()
       .describe(
-        "It may have gone out after all (Evolution accepted it but its answer was unreadable, or it could not say): bulk replay skips it unless force.",
+        "It may have gone out after all (Evolution accepted it but its answer was unreadable, or it could not say; Telegram did not answer in time): bulk replay skips it unless force.",
       ),
     failedAt: when.optional(),
     replayedAt: when.optional(),

@@ -1,5 +1,9 @@
 // Event contracts written to the outbox and relayed by the bridge and tenant callbacks.
 import { z } from "zod";
+import { channel } from "./channels.ts";
+
+// Events written before channels existed carry none: they were WhatsApp.
+const channelField = channel.default("whatsapp");
 
 export const messageStatuses = ["scheduled", "queued", "processing", "sent", "delivered", "read", "failed", "canceled"] as const;
 export const messageStatus = z.enum(messageStatuses);
@@ -17,6 +21,7 @@ export const messageStatusEvent = z.object({
   data: z.object({
     messageId: z.string(),
     instance: z.string(),
+    channel: channelField,
     to: z.string(),
     status: messageStatus,
     attempt: z.int().optional(),
@@ -32,6 +37,7 @@ export const messageReceivedEvent = z.object({
   data: z.object({
     id: z.string(),
     instance: z.string(),
+    channel: channelField,
     contact: z.string(),
     remoteJid: z.string(),
     participant: z.string().optional(),
@@ -50,6 +56,7 @@ export const instanceStatusEvent = z.object({
   type: z.literal("instance.status"),
   data: z.object({
     instance: z.string(),
+    channel: channelField,
     state: z.string(),
     statusReason: z.int().optional(),
     // Sending paused or resumed by the governor, and why (rate-overlimit, connection-closed,
@@ -65,7 +72,7 @@ export const instanceStatusEvent = z.object({
 export const automationFailedEvent = z.object({
   ...envelope,
   type: z.literal("automation.failed"),
-  data: z.object({ instance: z.string(), contact: z.string(), inboundIds: z.array(z.string()), attempts: z.int(), error: z.string() }),
+  data: z.object({ instance: z.string(), channel: channelField, contact: z.string(), inboundIds: z.array(z.string()), attempts: z.int(), error: z.string() }),
 });
 
 export const automationPausedEvent = z.object({

@@ -1,5 +1,6 @@
 // The public send request (v1), shared by the Worker and the Kafka bridge.
 import { z } from "zod";
+import { channel } from "./channels.ts";
 import { messageStatus } from "./events.ts";
 import { nestsDeeperThan } from "./json-depth.ts";
 
@@ -9,12 +10,21 @@ export const MAX_METADATA_BYTES = 4096;
 export const phoneDigits = /^[1-9]\d{7,14}$/;
 export const groupJid = /^\d{5,}(-\d+)?@g\.us$/;
 
-// One pattern (not a refine) so the OpenAPI document carries it too.
-export const recipient = z
+// A WhatsApp address. One pattern (not a refine) so the OpenAPI document carries it too.
+export const whatsappRecipient = z
   .string()
   .max(64)
   .regex(/^(?:[1-9]\d{7,14}|\d{5,}(-\d+)?@g\.us)$/, {
     message: "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us.",
+  });
+
+// Any channel's address; the instance's provider checks the exact form when the message is accepted.
+export const recipient = z
+  .string()
+  .max(64)
+  .regex(/^(?:[1-9]\d{7,14}|\d{5,}(-\d+)?@g\.us|-?[1-9]\d{0,15}|@[A-Za-z][A-Za-z0-9_]{3,31})$/, {
+    message:
+      "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us; for a Telegram instance, a chat id (424242001, -1001234567890) or a channel's @username.",
   });
 
 export const MAX_URL_LENGTH = 2048;
@@ -93,6 +103,7 @@ export const acceptedMessage = z
 
 export const messageAnswer = acceptedMessage
   .extend({
+    channel: channel.describe("whatsapp or telegram. A Telegram message ends at sent: Telegram gives bots no delivery or read receipts."),
     text: z.string().optional(),
     media: z.record(z.string(), z.unknown()).optional(),
     priority: z.int(),

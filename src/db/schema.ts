@@ -43,6 +43,9 @@ export const instances = sqliteTable(
       .notNull()
       .references(() => tenants.id),
     name: text("name").notNull(),
+    // whatsapp (Evolution) or telegram (Bot API): src/providers/.
+    channel: text("channel").notNull().default("whatsapp"),
+    // WhatsApp only; a Telegram instance stores empty strings here.
     evolutionUrl: text("evolution_url").notNull(),
     evolutionApiKey: text("evolution_api_key").notNull(),
     ratePerMinute: integer("rate_per_minute").notNull(),
@@ -73,6 +76,12 @@ export const instances = sqliteTable(
     pausedReason: text("paused_reason"),
     pausedAt: integer("paused_at"),
     pausedUntil: integer("paused_until"),
+    // Telegram: the bot token (a secret like the Evolution key: stored, never returned), the Bot API
+    // base URL, the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token, and the bot's @username.
+    telegramBotToken: text("telegram_bot_token"),
+    telegramApiUrl: text("telegram_api_url"),
+    telegramWebhookSecret: text("telegram_webhook_secret"),
+    telegramBotUsername: text("telegram_bot_username"),
     // Secret path segment that names and authenticates the instance's webhooks.
     webhookToken: text("webhook_token").notNull(),
     createdAt: integer("created_at").notNull(),
@@ -88,6 +97,7 @@ export const messages = sqliteTable(
     tenantId: text("tenant_id").notNull(),
     instanceId: text("instance_id").notNull(),
     instanceName: text("instance_name").notNull(),
+    channel: text("channel").notNull().default("whatsapp"),
     to: text("to").notNull(),
     // tenant + instance + contact: names the ContactLane that serializes this message.
     laneKey: text("lane_key").notNull(),
@@ -223,7 +233,8 @@ export const inboundMessages = sqliteTable(
     tenantId: text("tenant_id").notNull(),
     instanceId: text("instance_id").notNull(),
     instanceName: text("instance_name").notNull(),
-    // The contact: phone digits, or the group JID for group messages.
+    channel: text("channel").notNull().default("whatsapp"),
+    // The contact: phone digits, or the group JID for group messages (Telegram: the chat id).
     contact: text("contact").notNull(),
     remoteJid: text("remote_jid").notNull(),
     participant: text("participant"),
@@ -235,12 +246,27 @@ export const inboundMessages = sqliteTable(
     media: text("media", { mode: "json" }).$type<Record<string, unknown>>(),
     timestamp: integer("timestamp").notNull(),
     receivedAt: integer("received_at").notNull(),
+    // The provider's delivery key (Telegram: update:<update_id>), so a redelivery is stored once.
+    dedupeKey: text("dedupe_key"),
   },
   (t) => [
     uniqueIndex("inbound_provider").on(t.instanceId, t.providerMessageId),
     index("inbound_tenant_contact").on(t.tenantId, t.contact, t.timestamp),
+    uniqueIndex("inbound_dedupe").on(t.instanceId, t.dedupeKey).where(sql`dedupe_key IS NOT NULL`),
     index("inbound_instance_received").on(t.instanceId, t.receivedAt),
   ],
+);
+
+// A chat that moved to a new address (a Telegram group upgraded to a supergroup).
+export const chatMigrations = sqliteTable(
+  "chat_migrations",
+  {
+    instanceId: text("instance_id").notNull(),
+    fromChat: text("from_chat").notNull(),
+    toChat: text("to_chat").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.instanceId, t.fromChat] })],
 );
 
 // Provider status updates that arrived before the send recorded its provider id; applied later.

@@ -13,8 +13,9 @@ import type { MessageStatus } from "../contracts/events.ts";
 import { applied, firstRow, runNamed } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import type { MediaJson } from "../db/schema.ts";
-import { sendPresence, sendThroughEvolution, type EvolutionInstance, type Outgoing, type SendOutcome } from "../evolution/client.ts";
-import { findSent } from "../evolution/reconcile.ts";
+import { chatMovedStatement } from "../db/chat-migrations.ts";
+import type { Connection, Outgoing, Provider, SendOutcome } from "../providers/provider.ts";
+import { channelOf, providerFor } from "../providers/registry.ts";
 import { applyPendingReceipts } from "../messages/receipts.ts";
 import { appendHistory, transitionStatements } from "../messages/transitions.ts";
 import { errorField, log, logDeliveryAttempt } from "../observability/log.ts";
@@ -26,6 +27,7 @@ import {
   decide,
   needsSlot,
   phaseOf,
+  resultOf,
   settleMs,
   type D1Answer,
   type D1Ask,
@@ -58,6 +60,8 @@ type MessageRow = {
   id: string;
   tenant_id: string;
   to: string;
+  /** Where it goes now: `to`, or the chat's new address if it moved. */
+  address: string;
   text: string | null;
   media: string | null;
   status: MessageStatus;
@@ -68,7 +72,27 @@ type MessageRow = {
   callback: string | null;
 };
 
-type InstanceRow = { name: string; evolution_url: string; evolution_api_key: string; rate_per_minute: number; typing: number; gap_max_ms: number };
+type InstanceRow = {
+  name: string;
+  channel: string;
+  evolution_url: string;
+  evolution_api_key: string;
+  telegram_api_url: string | null;
+  telegram_bot_token: string | null;
+  rate_per_minute: number;
+  typing: number;
+  gap_max_ms: number;
+};
+
+/** The instance's provider and its way there. */
+function providerOf(row: InstanceRow): { provider: Provider; conn: Connection } {
+  const channel = channelOf(row.channel);
+  const conn: Connection =
+    channel === "telegram"
+      ? { channel, name: row.name, url: row.telegram_api_url ?? "", secret: row.telegram_bot_token ?? "" }
+      : { channel, name: row.name, url: row.evolution_url, secret: row.evolution_api_key };
+  return { provider: providerFor(channel), conn };
+}
 
 // One alarm run works for at most this long (and this many steps), then yields and re-arms, so a
 // long lane cannot starve others.
@@ -101,6 +125,7 @@ function olderQueued(laneKey: string, head: ItemRow, now: number) {
 
 const messageRow = (id: string) =>
   sql`SELECT id, tenant_id, "to", text, media, status, attempts, max_attempts, ready_at, updated_at,
+    COALESCE((SELECT to_chat FROM chat_migrations WHERE instance_id = messages.instance_id AND from_chat = messages."to"), "to") AS address,
     COALESCE(callback_url, (SELECT callback_url FROM tenants WHERE id = messages.tenant_id)) AS callback
     FROM messages WHERE id = ${id}`;
 
@@ -288,6 +313,13 @@ export class ContactLane extends DurableObject<Env> {
     // below, when this step makes none), which wakes the next lane in line.
     let turn = false;
     if (needsSlot(phase) && instance) {
+      // The provider's own pace for one chat (Telegram: about one a second, twenty a minute to a group).
+      const chatGap = providerOf(instance).provider.chatGapMs(contactOfLane(laneKey));
+      const calledAt = chatGap > 0 ? (this.ctx.storage.kv.get<number>("calledAt") ?? 0) : 0;
+      if (calledAt + chatGap > now) {
+        this.update(head.id, { next_at: calledAt + chatGap });
+        return false;
+      }
       // Typing is shown before a first attempt of a plain text only; the governor scales it.
       const typing = instance.typing && attempt === 1 ? await this.typingTarget(head.id) : undefined;
       const permit = await this.governor(head.instance_id).acquire({
@@ -313,13 +345,8 @@ export class ContactLane extends DurableObject<Env> {
         const typingKey = `typing:${messageId}`;
         if (this.ctx.storage.kv.get<number>(typingKey) !== permit.sendAt) {
           const to = typing?.to;
-          const shown = to
-            ? await sendPresence(
-                { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key },
-                to,
-                permit.typingMs ?? permit.sendAt - now,
-              )
-            : undefined;
+          const { provider, conn } = providerOf(instance);
+          const shown = to ? await provider.typing(conn, to, permit.typingMs ?? permit.sendAt - now) : undefined;
           if (shown?.kind === "failed") logWarn("typing presence failed; the text goes anyway", { messageId: head.id, error: shown.error });
           this.ctx.storage.kv.put(typingKey, permit.sendAt);
         }
@@ -454,56 +481,64 @@ export class ContactLane extends DurableObject<Env> {
   ): Promise<void> {
     if (row.callback) this.callbacksWritten = true;
     if (!instance) return this.record(head, row, { kind: "failed", error: "Instance no longer exists." }, attempt);
-    const evolution: EvolutionInstance = { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key };
+    const { provider, conn } = providerOf(instance);
     const startedAt = Date.now();
     // No storage write between the claim and this call: a DO's outgoing fetch waits for its pending
     // writes to be confirmed (the output gate). D1 already says `processing` with this attempt,
     // which is what a lane that restarts mid-send goes by (it reconciles before sending again).
-    const outcome = await sendThroughEvolution(evolution, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
+    const outcome = await provider.send(conn, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
+    if (provider.chatGapMs(row.address) > 0) this.ctx.storage.kv.put("calledAt", Date.now());
     const at = Date.now();
     logDeliveryAttempt({
       messageId: head.id,
       attempt,
-      outcome: outcome.kind === "transient" && outcome.doubt ? "in_doubt" : outcome.kind,
+      outcome: outcome.kind,
       evolutionLatencyMs: at - startedAt,
       instance: instance.name,
     });
-    // Evolution's answer goes into the lane's storage before anything else is awaited (the governor's
-    // release and report, D1): an object reset after this point loses nothing, and a known answer
-    // never becomes a doubt. The outgoing calls below wait for this write to be confirmed.
-    // WhatsApp throttling the number is the number's pause, not this message's failure: it was not
-    // sent, so the attempt does not count (D1's count goes back; the retry is the same attempt) and
-    // it waits for the pause like every message of the number (its grant is given back).
-    const throttled = outcome.kind === "transient" && outcome.signal === "rate-overlimit";
+    // The provider's answer goes into the lane's storage before anything else is awaited (the
+    // governor's release and report, D1): an object reset after this point loses nothing, and a known
+    // answer never becomes a doubt. The outgoing calls below wait for this write to be confirmed.
+    // Throttling (WhatsApp's rate-overlimit, Telegram's 429) is not this message's failure: it was not
+    // sent, so the attempt does not count (D1's count goes back; the retry is the same attempt) and it
+    // waits: for the provider's retry_after (no call inside it), or for the number's pause like every
+    // message of the number (its grant is given back).
+    const throttled = outcome.kind === "retry" && !outcome.countsAsAttempt ? outcome : undefined;
     const next = throttled
       ? undefined
       : afterSend(
-          outcome.kind === "transient" ? { ...outcome, doubt: outcome.doubt ?? false } : outcome,
+          resultOf(outcome),
           attempt,
           row.max_attempts,
           backoffMs(attempt, config(this.env).RETRY_BASE_MS),
           startedAt + settleMs(config(this.env).EVOLUTION_TIMEOUT_MS) - at,
+          provider.inDoubt.kind === "fail" ? provider.inDoubt.reason : undefined,
         );
-    if (!next) this.update(head.id, { phase: "retrying", attempts: attempt - 1, attempt_at: startedAt, next_at: at, checks: 0 });
+    if (!next) this.update(head.id, { phase: "retrying", attempts: attempt - 1, attempt_at: startedAt, next_at: at + (throttled?.afterMs ?? 0), checks: 0 });
     // Kept here first: if the D1 write fails or the object resets, the answer is written later and
-    // Evolution is not called again (phase unrecorded).
+    // the provider is not called again (phase unrecorded).
     else if (next.next === "record")
       this.update(head.id, { phase: "unrecorded", attempts: attempt, attempt_at: startedAt, outcome: JSON.stringify(next.outcome), checks: 0 });
     else this.update(head.id, { phase: next.next, attempts: attempt, attempt_at: startedAt, next_at: at + next.delayMs, checks: 0 });
     // Recorded: now the number's turn goes back (`called` starts its gap), and the governor hears
-    // what the answer says about the number.
+    // what the answer says about the sender.
     if (slot.turn) await this.endTurn(head.instance_id, slot.laneKey, slot.messageId, true);
-    if (outcome.kind !== "sent" && outcome.signal) await this.signal(head.instance_id, outcome, slot.messageId);
+    if ((outcome.kind === "refused" || outcome.kind === "retry") && outcome.signal) await this.signal(head.instance_id, outcome, slot.messageId);
+    // The chat moved (a group became a supergroup): this and later messages to it go to the new address.
+    if (outcome.movedTo) await this.chatMoved(head, row, outcome.movedTo, at);
     if (!next) {
-      if (outcome.kind === "transient")
-        await this.note(head.id, attempt, `rate-overlimit: waits for the number's pause; not counted as an attempt`, at, outcome.error, true);
+      if (throttled) {
+        const why =
+          throttled.afterMs === undefined ? "rate-overlimit: waits for the number's pause" : `throttled: waits ${throttled.afterMs} ms as the provider asked`;
+        await this.note(head.id, attempt, `${why}; not counted as an attempt`, at, throttled.reason, true);
+      }
       return;
     }
     if (next.next === "record") return this.record(head, row, next.outcome, attempt);
     const detail =
       next.next === "retrying"
         ? `retry in ${next.delayMs} ms: ${next.error}`
-        : `in doubt: ${next.error}; asking Evolution in ${next.delayMs} ms (once it cannot be in flight any more) before sending again`;
+        : `in doubt: ${next.error}; asking the provider in ${next.delayMs} ms (once it cannot be in flight any more) before sending again`;
     await this.note(head.id, attempt, detail, at, next.error);
   }
 
@@ -512,20 +547,32 @@ export class ContactLane extends DurableObject<Env> {
     if (row.callback) this.callbacksWritten = true;
     const now = Date.now();
     const from = (head.phase === "in_doubt" && head.attempt_at > 0 ? Math.min(head.attempt_at, row.updated_at) : row.updated_at) - RECONCILE_SKEW_MS;
-    const found = instance
-      ? await findSent(
-          { name: instance.name, url: instance.evolution_url, apiKey: instance.evolution_api_key },
-          {
-            to: row.to,
-            content: contentOf(row),
-            from,
-            until: now + RECONCILE_SKEW_MS,
-            taken: (ids) => this.takenOnEvolution(instance, head.id, ids),
-          },
-          config(this.env).EVOLUTION_TIMEOUT_MS,
-        )
-      : { kind: "unanswerable" as const, reason: "the instance no longer exists", retry: false };
-    const next = afterReconcile(found, row.attempts, row.max_attempts, head.checks, config(this.env).EVOLUTION_TIMEOUT_MS);
+    const seam = instance ? providerOf(instance) : undefined;
+    const policy = seam?.provider.inDoubt;
+    const found =
+      !instance || !seam || !policy
+        ? { kind: "unanswerable" as const, reason: "the instance no longer exists", retry: false }
+        : policy.kind === "fail"
+          ? { kind: "unanswerable" as const, reason: policy.reason, retry: false }
+          : await policy.reconcile(
+              seam.conn,
+              {
+                to: row.address,
+                content: contentOf(row),
+                from,
+                until: now + RECONCILE_SKEW_MS,
+                taken: (ids) => this.takenOnEvolution(instance, head.id, ids),
+              },
+              config(this.env).EVOLUTION_TIMEOUT_MS,
+            );
+    const next = afterReconcile(
+      found,
+      row.attempts,
+      row.max_attempts,
+      head.checks,
+      config(this.env).EVOLUTION_TIMEOUT_MS,
+      policy?.kind === "fail" ? policy.reason : undefined,
+    );
     if (next.next === "record") {
       this.update(head.id, { phase: "unrecorded", attempts: row.attempts, outcome: JSON.stringify(next.outcome), checks: 0 });
       return this.record(head, row, next.outcome, row.attempts);
@@ -605,6 +652,16 @@ export class ContactLane extends DurableObject<Env> {
     this.markDone(head.id);
   }
 
+  // Records the chat's new address (later messages to the old one go there) and says so in the history.
+  private async chatMoved(head: ItemRow, row: MessageRow, movedTo: string, at: number): Promise<void> {
+    try {
+      await this.db.run(chatMovedStatement(head.instance_id, row.to, movedTo, at));
+    } catch (err) {
+      logWarn("recording a chat's new address failed", { messageId: head.id, error: errorField(err) });
+    }
+    await this.note(head.id, head.attempts + 1, `the chat moved to ${movedTo}: sent there, and later messages to ${row.to} go there too`, at);
+  }
+
   // A history line (and last error) for an attempt that is not over yet. Best effort: the lane's
   // own phase already holds what matters.
   private async note(messageId: string, attempt: number, detail: string, at: number, lastError?: string, uncount = false): Promise<void> {
@@ -630,10 +687,12 @@ export class ContactLane extends DurableObject<Env> {
   }
 
   // What a send told about the number (rate-overlimit, not on WhatsApp): its governor decides on a pause.
-  private async signal(instanceId: string, outcome: Exclude<SendOutcome, { kind: "sent" }>, messageId: string): Promise<void> {
+  private async signal(instanceId: string, outcome: Extract<SendOutcome, { kind: "refused" | "retry" }>, messageId: string): Promise<void> {
     if (!outcome.signal) return;
     try {
-      await this.governor(instanceId).report({ kind: outcome.signal, instanceId, messageId, detail: outcome.error });
+      // A provider-given wait (Telegram's retry_after) pauses the sender that long, and no longer.
+      const until = outcome.kind === "retry" && outcome.afterMs !== undefined ? Date.now() + outcome.afterMs : undefined;
+      await this.governor(instanceId).report({ kind: outcome.signal, instanceId, messageId, detail: outcome.reason, ...(until ? { until } : {}) });
     } catch (err) {
       logWarn("governor report failed", { instanceId, error: errorField(err) });
     }
@@ -669,7 +728,8 @@ export class ContactLane extends DurableObject<Env> {
     const hit = this.instanceCache.get(id);
     if (hit && Date.now() - hit.at < INSTANCE_CACHE_MS) return hit.row;
     const [row] = await this.db.all<InstanceRow>(
-      sql`SELECT name, evolution_url, evolution_api_key, rate_per_minute, typing, gap_max_ms FROM instances WHERE id = ${id}`,
+      sql`SELECT name, channel, evolution_url, evolution_api_key, telegram_api_url, telegram_bot_token, rate_per_minute, typing, gap_max_ms
+        FROM instances WHERE id = ${id}`,
     );
     this.instanceCache.set(id, { at: Date.now(), row });
     return row;
@@ -700,8 +760,11 @@ export class ContactLane extends DurableObject<Env> {
   }
 }
 
+/** The contact a lane serves: its key is tenant:instance:contact. */
+const contactOfLane = (laneKey: string) => laneKey.split(":").slice(2).join(":");
+
 function contentOf(row: MessageRow): Outgoing {
-  return { to: row.to, text: row.text, media: row.media ? (JSON.parse(row.media) as MediaJson) : null };
+  return { to: row.address, text: row.text, media: row.media ? (JSON.parse(row.media) as MediaJson) : null };
 }
 
 const storedOutcome = z.discriminatedUnion("kind", [

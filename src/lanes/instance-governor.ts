@@ -36,7 +36,9 @@ export { burstFor } from "./pacing.ts";
 
 export type GovernorSignal =
   // messageId (as given to acquire): that send was refused, so its grant is given back.
-  | { kind: "rate-overlimit"; instanceId: string; messageId?: string; detail?: string; now?: number }
+  // until: when the provider said the sender may go again (Telegram's retry_after); absent: the
+  // instance's overlimitPauseMinutes.
+  | { kind: "rate-overlimit"; instanceId: string; messageId?: string; detail?: string; now?: number; until?: number }
   | { kind: "invalid-number"; instanceId: string; detail?: string; now?: number }
   | { kind: "connection"; instanceId: string; state: string; statusReason?: number | null; now?: number };
 
@@ -103,7 +105,7 @@ export class InstanceGovernor extends DurableObject<Env> {
     const pacing = await this.pacing(signal.instanceId);
     if (signal.kind === "rate-overlimit") {
       if (signal.messageId && this.policy.forgetGrant(grantKey(signal.messageId))) this.saveDurable(signal.instanceId);
-      await this.pauseFor(signal.instanceId, "rate-overlimit", now, now + pacing.overlimitPauseMinutes * 60_000, signal.detail);
+      await this.pauseFor(signal.instanceId, "rate-overlimit", now, signal.until ?? now + pacing.overlimitPauseMinutes * 60_000, signal.detail);
     } else if (signal.kind === "invalid-number") {
       if (this.policy.noteInvalidNumber(pacing, now)) {
         const spike = pacing.invalidNumberSpike;
@@ -186,9 +188,9 @@ export class InstanceGovernor extends DurableObject<Env> {
   // Mirrors the pause into D1 and writes the instance.status event in the same batch.
   private async announce(instanceId: string, pause: Pause | null, now: number, resumedBy?: ResumeSource) {
     const data = pause
-      ? sql`json_object('instance', name, 'state', state, 'sending', 'paused', 'reason', ${pause.reason},
+      ? sql`json_object('instance', name, 'channel', channel, 'state', state, 'sending', 'paused', 'reason', ${pause.reason},
           'pausedUntil', ${pause.until === null ? null : new Date(pause.until).toISOString()}, 'detail', ${pause.detail ?? null})`
-      : sql`json_object('instance', name, 'state', state, 'sending', 'active', 'reason', ${resumedBy ?? "operator"})`;
+      : sql`json_object('instance', name, 'channel', channel, 'state', state, 'sending', 'active', 'reason', ${resumedBy ?? "operator"})`;
     await runBatch(database(this.env.DB), [
       sql`UPDATE instances SET paused_reason = ${pause?.reason ?? null}, paused_at = ${pause?.at ?? null},
         paused_until = ${pause?.until ?? null}, updated_at = ${now} WHERE id = ${instanceId}`,

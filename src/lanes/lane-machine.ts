@@ -11,6 +11,7 @@
 //   unrecorded Evolution answered but the D1 write of that answer failed: write it, never resend
 //   done       nothing left to do here (kept a while to recognise redeliveries)
 import type { MessageStatus } from "../contracts/events.ts";
+import type { Reconciled, SendOutcome as ProviderOutcome } from "../providers/provider.ts";
 
 export const storedPhases = ["waiting", "retrying", "in_doubt", "unrecorded", "done"] as const;
 export type StoredPhase = (typeof storedPhases)[number];
@@ -130,11 +131,28 @@ export type AfterSend =
 
 export type Outcome = { kind: "sent"; providerMessageId: string; detail?: string } | { kind: "failed"; error: string };
 
+/** A provider's answer (src/providers/provider.ts) as the machine reads it. */
+export function resultOf(outcome: ProviderOutcome): SendResult {
+  switch (outcome.kind) {
+    case "sent":
+      return { kind: "sent", providerMessageId: outcome.providerMessageId };
+    case "refused":
+      return { kind: "permanent", error: outcome.reason };
+    case "retry":
+      return { kind: "transient", error: outcome.reason, retryAfterMs: outcome.afterMs, doubt: false };
+    case "in_doubt":
+      return { kind: "transient", error: outcome.reason, doubt: true };
+  }
+}
+
 /** After an attempt: record it, retry it later, or (the answer was lost) check before retrying.
- *  `settleLeftMs`: how long the attempt may still be under way inside Evolution. */
-export function afterSend(result: SendResult, attempt: number, maxAttempts: number, backoffMs: number, settleLeftMs: number): AfterSend {
+ *  `settleLeftMs`: how long the attempt may still be under way inside the provider.
+ *  `unaskable`: the provider cannot be asked about an attempt in doubt; its stated policy fails the
+ *  message with this reason rather than risk sending it twice. */
+export function afterSend(result: SendResult, attempt: number, maxAttempts: number, backoffMs: number, settleLeftMs: number, unaskable?: string): AfterSend {
   if (result.kind === "sent") return { next: "record", outcome: { kind: "sent", providerMessageId: result.providerMessageId } };
   if (result.kind === "permanent") return { next: "record", outcome: { kind: "failed", error: result.error } };
+  if (result.doubt && unaskable !== undefined) return { next: "record", outcome: { kind: "failed", error: `${unaskable}. ${result.error}` } };
   // The request may have reached WhatsApp: check first, even on the last attempt, so a message
   // that went is recorded `sent` rather than `failed`.
   if (result.doubt) return { next: "in_doubt", delayMs: Math.max(settleLeftMs, 0), error: result.error };
@@ -142,16 +160,8 @@ export function afterSend(result: SendResult, attempt: number, maxAttempts: numb
   return { next: "retrying", delayMs: Math.max(backoffMs, result.retryAfterMs ?? 0), error: result.error };
 }
 
-/** Evolution's answer to "did this attempt go out?". `retry`: the question itself failed (an error,
- *  a timeout, an unreadable answer) and may be asked again; false when Evolution cannot know (it
- *  stores no messages, the instance is gone). `cannot_tell`: Evolution holds a message that may be
- *  this attempt's but nothing proves it (several candidates, a caption-less media of the same type):
- *  asking again would not settle it. */
-export type Reconciled =
-  | { kind: "found"; providerMessageId: string }
-  | { kind: "not_found" }
-  | { kind: "unanswerable"; reason: string; retry: boolean }
-  | { kind: "cannot_tell"; reason: string };
+/** The provider's answer to "did this attempt go out?" (src/providers/provider.ts). */
+export type { Reconciled };
 
 export type AfterReconcile =
   | { next: "record"; outcome: Outcome }
@@ -168,7 +178,17 @@ export const RECONCILE_RETRY_MS = 5_000;
  *  it (failed, or a first "not found"). `recheckMs`: how long a first "not found" (or "it keeps no
  *  messages for the contact") waits to be asked once more, for a send that completes inside
  *  Evolution later than the settle time. */
-export function afterReconcile(found: Reconciled, attempts: number, maxAttempts: number, checks = 0, recheckMs = RECONCILE_RETRY_MS): AfterReconcile {
+export function afterReconcile(
+  found: Reconciled,
+  attempts: number,
+  maxAttempts: number,
+  checks = 0,
+  recheckMs = RECONCILE_RETRY_MS,
+  unaskable?: string,
+): AfterReconcile {
+  // A provider that cannot be asked: its stated in-doubt policy, not a guess.
+  if (found.kind === "unanswerable" && unaskable !== undefined)
+    return { next: "record", outcome: { kind: "failed", error: `${unaskable} (attempt ${attempts})` } };
   if (found.kind === "unanswerable" && found.retry && checks < RECONCILE_CHECKS) {
     const delayMs = RECONCILE_RETRY_MS * 2 ** checks;
     return {

@@ -12,14 +12,19 @@ import { newId, sha256Hex, stableStringify } from "../ids.ts";
 import { contactKey } from "./contact-key.ts";
 import { outboxStatusEvent } from "./transitions.ts";
 import { errorField, log } from "../observability/log.ts";
+import type { Channel } from "../providers/provider.ts";
+import { channelOf, providerFor } from "../providers/registry.ts";
 
-export type InstanceRef = { id: string; name: string };
+export type InstanceRef = { id: string; name: string; channel: Channel };
 export type NewMessage = typeof messages.$inferInsert;
 /** `late`: the history note of a schedule accepted after its time (ifLate: "send"). */
 export type Prepared = { row: NewMessage; job: SendJob; late?: string };
 
 /** The contact's lane: keyed by the chat, not by how its number was written (contact-key.ts). */
-export const laneKeyOf = (tenantId: string, instanceId: string, to: string) => `${tenantId}:${instanceId}:${contactKey(to)}`;
+/** The lane of a chat: a WhatsApp number by its canonical key (both forms of a Brazilian mobile are one
+ *  chat); other channels' addresses are their own key. */
+export const laneKeyOf = (tenantId: string, instanceId: string, to: string, channel: Channel = "whatsapp") =>
+  `${tenantId}:${instanceId}:${channel === "whatsapp" ? contactKey(to) : to}`;
 
 // Instance ids by name, remembered per isolate (an id never changes for a name); misses are not
 // remembered, so a newly registered instance is found at once.
@@ -36,15 +41,16 @@ export async function findInstances(db: Db, tenantId: string, names: string[]): 
   }
   for (let i = 0; i < missing.length; i += 50) {
     const chunk = missing.slice(i, i + 50);
-    const rows = await db.all<InstanceRef>(
-      sql`SELECT id, name FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(
+    const rows = await db.all<{ id: string; name: string; channel: string }>(
+      sql`SELECT id, name, channel FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(
         chunk.map((n) => sql`${n}`),
         sql`, `,
       )})`,
     );
     for (const r of rows) {
-      found.set(r.name, r);
-      instanceCache.set(`${tenantId}/${r.name}`, { ref: r, at: Date.now() });
+      const ref = { id: r.id, name: r.name, channel: channelOf(r.channel) };
+      found.set(r.name, ref);
+      instanceCache.set(`${tenantId}/${r.name}`, { ref, at: Date.now() });
     }
   }
   return found;
@@ -77,17 +83,25 @@ export function prepareMessage(
       { path: `${pathPrefix}instance`, message: "No such instance for this tenant." },
     ]);
   }
+  // The instance's provider decides what an address and a content may be on its channel.
+  const provider = providerFor(instance.channel);
+  const addressed = provider.address(input.to);
+  if (!addressed.ok) throw new ApiError("invalid_request", "The request is invalid.", [{ path: `${pathPrefix}to`, message: addressed.message }]);
+  const refused = provider.refuseContent(input);
+  if (refused) throw new ApiError("invalid_request", "The request is invalid.", [{ path: `${pathPrefix}${refused.path}`, message: refused.message }]);
   // A schedule that arrives after its time, from a caller that asked for delivery anyway: send now.
   const lateBy = input.sendAt !== undefined && input.ifLate === "send" ? now - Date.parse(input.sendAt) : undefined;
   const late = lateBy !== undefined && lateBy >= 0 ? `scheduled for ${input.sendAt}, arrived ${Math.round(lateBy / 1000)} s late; sent now` : undefined;
   const sendAt = late ? undefined : checkSendAt(input.sendAt, now, `${pathPrefix}sendAt`);
-  const laneKey = laneKeyOf(tenant.id, instance.id, input.to);
+  const to = addressed.to;
+  const laneKey = laneKeyOf(tenant.id, instance.id, to, instance.channel);
   const row: NewMessage = {
     id,
     tenantId: tenant.id,
     instanceId: instance.id,
     instanceName: instance.name,
-    to: input.to,
+    channel: instance.channel,
+    to,
     laneKey,
     text: input.text ?? null,
     media: input.media ?? null,

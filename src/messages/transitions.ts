@@ -50,7 +50,8 @@ export function transitionStatements(t: Transition): SQL[] {
   if (t.to === "read") sets.push(sql`delivered_at = COALESCE(delivered_at, ${t.at})`);
   if (t.to === "queued") sets.push(sql`ready_at = MAX(ready_at, ${t.at})`);
   // A sent message whose receipts never come is checked with Evolution later (sweep/receipts.ts).
-  if (t.to === "sent") sets.push(sql`receipt_check_at = ${t.at + RECEIPT_CHECK_AFTER_MS}`, sql`receipt_checks = 0`);
+  // Only channels with receipts: a Telegram message ends at `sent` (Telegram gives bots none).
+  if (t.to === "sent") sets.push(sql`receipt_check_at = CASE WHEN channel = 'whatsapp' THEN ${t.at + RECEIPT_CHECK_AFTER_MS} END`, sql`receipt_checks = 0`);
   if (t.attempt !== undefined) sets.push(sql`attempts = ${t.attempt}`);
   if (t.lastError !== undefined) sets.push(sql`last_error = ${t.lastError}`);
   if (t.providerMessageId !== undefined) sets.push(sql`provider_message_id = ${t.providerMessageId}`);
@@ -68,7 +69,7 @@ export function transitionStatements(t: Transition): SQL[] {
 export function outboxStatusEvent(messageId: string | SQL, at: number, attempt: number | undefined, guard: SQL = sql`1`): SQL {
   return sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
     SELECT ${newEventKeys()}, m.tenant_id, 'message.status', 1, ${at},
-      json_object('messageId', m.id, 'instance', m.instance_name, 'to', m."to", 'status', m.status,
+      json_object('messageId', m.id, 'instance', m.instance_name, 'channel', m.channel, 'to', m."to", 'status', m.status,
         'attempt', ${attempt ?? null}, 'error', CASE WHEN m.status = 'failed' OR ${attempt ?? 0} > 0 THEN m.last_error END,
         'providerMessageId', m.provider_message_id, 'metadata', json(m.metadata)),
       COALESCE(m.callback_url, t.callback_url)

@@ -12,6 +12,7 @@ export function messageView(row: Row, history?: HistoryRow[]) {
     id: row.id,
     status: row.status,
     instance: row.instanceName,
+    channel: row.channel,
     to: row.to,
     text: row.text ?? undefined,
     media: row.media ?? undefined,

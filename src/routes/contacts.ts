@@ -4,6 +4,7 @@ import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
+import { channel } from "../contracts/channels.ts";
 import { recipient } from "../contracts/messages.ts";
 import { parseWith } from "../http/body.ts";
 import { contactForms } from "../messages/contact-key.ts";
@@ -27,6 +28,7 @@ type TimelineRow = {
   id: string;
   at: number;
   instance: string;
+  channel: string;
   text: string | null;
   media: string | null;
   status: string | null;
@@ -41,6 +43,7 @@ const timelineItem = z.object({
   id: z.string(),
   at: z.iso.datetime({ offset: true }),
   instance: z.string(),
+  channel: channel.optional().describe("whatsapp or telegram (messages; not hand-offs)."),
   text: z.string().optional(),
   media: z.unknown().optional(),
   status: z.string().optional(),
@@ -82,15 +85,15 @@ contactRoutes.get(
     const byInstance = (col: string) => (q.instance ? sql`AND ${sql.raw(col)} = ${q.instance}` : sql``);
     const rows = await c.var.db.all<TimelineRow>(sql`
     SELECT * FROM (
-      SELECT 'outbound' AS direction, id, created_at AS at, instance_name AS instance, text, media, status, 1 AS from_me, NULL AS push_name, NULL AS message_type, provider_message_id
+      SELECT 'outbound' AS direction, id, created_at AS at, instance_name AS instance, channel, text, media, status, 1 AS from_me, NULL AS push_name, NULL AS message_type, provider_message_id
       FROM messages WHERE tenant_id = ${tenantId} AND "to" IN ${forms} ${byInstance("instance_name")}
       UNION ALL
-      SELECT 'inbound', id, timestamp, instance_name, text, media, NULL, from_me, push_name, message_type, provider_message_id
+      SELECT 'inbound', id, timestamp, instance_name, channel, text, media, NULL, from_me, push_name, message_type, provider_message_id
       FROM inbound_messages WHERE tenant_id = ${tenantId} AND contact IN ${forms} ${byInstance("instance_name")}
       ${
         q.include === "handoffs"
           ? sql`UNION ALL
-      SELECT 'handoff', id, at, instance_name, NULL, NULL, state, NULL, reason, by, NULL
+      SELECT 'handoff', id, at, instance_name, NULL, NULL, NULL, state, NULL, reason, by, NULL
       FROM handoff_changes WHERE tenant_id = ${tenantId} AND contact IN ${forms} ${byInstance("instance_name")}`
           : sql``
       }
@@ -114,6 +117,7 @@ contactRoutes.get(
               id: r.id,
               at: new Date(r.at).toISOString(),
               instance: r.instance,
+              channel: r.channel,
               text: r.text ?? undefined,
               media: r.media ? JSON.parse(r.media) : undefined,
               status: r.status ?? undefined,

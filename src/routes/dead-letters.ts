@@ -57,9 +57,10 @@ function filterSql(tenantId: string, f: Filter): SQL {
 // A dead letter whose message may have gone out after all: Evolution accepted the request but its
 // answer could not be read (a 2xx), or the last attempt was in doubt and Evolution could not say
 // whether it went, or an earlier attempt was resent without proof. Replaying it may send it twice,
-// so bulk replay leaves it out unless asked with force.
+// so bulk replay leaves it out unless asked with force. A provider that cannot be asked (Telegram)
+// says "may have gone out" in the error of an attempt it gave up on in doubt.
 const mayHaveSentSql = sql`(d.error LIKE 'Evolution 2%' OR d.error LIKE '%could not answer%' OR d.error LIKE '%cannot tell%'
-  OR d.error LIKE '%may arrive twice%' OR m.history LIKE '%may arrive twice%')`;
+  OR d.error LIKE '%may arrive twice%' OR d.error LIKE '%may have gone out%' OR m.history LIKE '%may arrive twice%')`;
 
 type DeadRow = {
   message_id: string;

@@ -1,4 +1,5 @@
-// /v1/instances: register Evolution instances. The Evolution API key is stored, never echoed.
+// /v1/instances: register instances: an Evolution instance (WhatsApp) or a Telegram bot. The
+// Evolution API key and the bot token are stored, never echoed.
 import { and, asc, eq, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -16,18 +17,37 @@ import { newId, randomToken } from "../ids.ts";
 import { connectionStatements } from "../webhooks/process.ts";
 import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing.ts";
 import { documented } from "../openapi/describe.ts";
+import { connectBot, disconnectBot, telegramAnswer, telegramInput, webhookOf } from "../channels/telegram.ts";
+import { DEFAULT_API_URL } from "../providers/telegram/api.ts";
+import { channels } from "../providers/provider.ts";
+import { channelOf, providerFor } from "../providers/registry.ts";
 
 export const instanceRoutes = new Hono<AppEnv>();
 
 export { DEFAULT_RATE_PER_MINUTE };
 const instanceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "Letters, digits, '.', '_' and '-', at most 100.");
 
-const putInstance = z.strictObject({
-  evolutionUrl: z.url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." }).max(MAX_URL_LENGTH),
-  evolutionApiKey: headerSafe(z.string().min(1).max(500)).optional(),
-  ratePerMinute: z.int().min(1).max(60000).optional(),
-  pacing: pacingInput.optional(),
-});
+const putInstance = z
+  .strictObject({
+    channel: z.enum(channels).optional().describe("whatsapp (the default: an Evolution instance) or telegram (a bot). Fixed once registered."),
+    evolutionUrl: z
+      .url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." })
+      .max(MAX_URL_LENGTH)
+      .optional(),
+    evolutionApiKey: headerSafe(z.string().min(1).max(500)).optional(),
+    telegram: telegramInput.optional().describe("The bot, for channel telegram."),
+    ratePerMinute: z.int().min(1).max(60000).optional(),
+    pacing: pacingInput.optional(),
+  })
+  .superRefine((b, ctx) => {
+    if ((b.channel ?? "whatsapp") === "whatsapp") {
+      if (b.evolutionUrl === undefined) ctx.addIssue({ code: "custom", path: ["evolutionUrl"], message: "Required for a WhatsApp instance." });
+      if (b.telegram !== undefined) ctx.addIssue({ code: "custom", path: ["telegram"], message: 'Only for channel "telegram".' });
+    } else {
+      for (const field of ["evolutionUrl", "evolutionApiKey"] as const)
+        if (b[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: "Only for a WhatsApp instance." });
+    }
+  });
 
 type Row = typeof instances.$inferSelect;
 
@@ -60,36 +80,41 @@ const sendingAnswer = z.object({
 const instanceAnswer = z
   .object({
     name: z.string(),
-    evolutionUrl: z.string(),
+    channel: z.enum(channels).describe("What recipients see: whatsapp or telegram."),
+    evolutionUrl: z.string().optional().describe("WhatsApp instances."),
+    telegram: telegramAnswer.optional().describe("Telegram instances: the bot. Telegram gives bots no delivery or read receipts: messages end at sent."),
     ratePerMinute: z.int(),
-    state: z.string().describe("Evolution's connection state, from connection.update webhooks (unknown until the first)."),
+    state: z.string().describe("Evolution's connection state, from connection.update webhooks (unknown until the first); open for a connected bot."),
     stateChangedAt: isoTime.optional(),
     pacing: pacingAnswer.describe("How sends on this instance are paced."),
     sending: sendingAnswer.describe("Whether the governor paused sending, and why."),
-    webhookUrl: z.string().describe("Configure this URL as the instance's webhook in Evolution."),
+    webhookUrl: z.string().describe("WhatsApp: configure this URL as the instance's webhook in Evolution. Telegram: set by the gateway itself."),
     createdAt: isoTime,
     updatedAt: isoTime,
   })
   .meta({ id: "Instance" });
 const instanceParams = z.object({ name: instanceName });
 
-export function webhookUrl(env: Env, requestUrl: string, token: string): string {
+export function webhookUrl(env: Env, requestUrl: string, token: string, channel: "whatsapp" | "telegram" = "whatsapp"): string {
   const base = env.PUBLIC_URL || new URL(requestUrl).origin;
-  return `${base.replace(/\/+$/, "")}/webhooks/evolution/${token}`;
+  return `${base.replace(/\/+$/, "")}/webhooks/${channel === "telegram" ? "telegram" : "evolution"}/${token}`;
 }
 
 const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
 
 const view = (row: Row, env: Env, requestUrl: string) => ({
   name: row.name,
-  evolutionUrl: row.evolutionUrl,
+  channel: channelOf(row.channel),
+  ...(channelOf(row.channel) === "telegram"
+    ? { telegram: { botUsername: row.telegramBotUsername, apiUrl: row.telegramApiUrl ?? DEFAULT_API_URL } }
+    : { evolutionUrl: row.evolutionUrl }),
   ratePerMinute: row.ratePerMinute,
   state: row.state,
   stateChangedAt: iso(row.stateChangedAt),
   pacing: pacingView(pacingOf(row)),
   // Sending paused by the governor (rate-overlimit, closed connection, invalid-number spike).
   sending: row.pausedReason ? { paused: true, reason: row.pausedReason, since: iso(row.pausedAt), until: iso(row.pausedUntil) } : { paused: false },
-  webhookUrl: webhookUrl(env, requestUrl, row.webhookToken),
+  webhookUrl: webhookUrl(env, requestUrl, row.webhookToken, channelOf(row.channel)),
   createdAt: new Date(row.createdAt).toISOString(),
   updatedAt: new Date(row.updatedAt).toISOString(),
 });
@@ -105,8 +130,11 @@ async function findOwn(c: { var: AppEnv["Variables"] }, name: string): Promise<R
 instanceRoutes.put(
   "/:name",
   documented({
-    summary: "Register or update an Evolution instance",
-    description: "The Evolution API key is stored and never returned. Changing evolutionUrl requires evolutionApiKey again.",
+    summary: "Register or update an instance (an Evolution instance, or a Telegram bot)",
+    description:
+      "WhatsApp: the Evolution API key is stored and never returned; changing evolutionUrl requires evolutionApiKey again. " +
+      'Telegram ({"channel":"telegram","telegram":{"botToken"}}): the token is checked with getMe (422 with Telegram\'s description when refused) and ' +
+      "the gateway sets the bot's webhook to itself with a secret; the token is stored and never returned.",
     tags,
     caller: "apiKey",
     params: instanceParams,
@@ -115,33 +143,98 @@ instanceRoutes.put(
       200: { description: "Updated.", schema: instanceAnswer },
       201: { description: "Registered.", schema: instanceAnswer },
     },
-    errors: ["conflict"],
+    errors: ["conflict", "unprocessable", "unavailable"],
   }),
   async (c) => {
     const name = parseWith(instanceName, c.req.param("name"), "name");
     const input = await parseBody(c, putInstance);
-    refusePrivateUrl(c.env, input.evolutionUrl, "evolutionUrl");
+    const channel = input.channel ?? "whatsapp";
+    if (input.evolutionUrl) refusePrivateUrl(c.env, input.evolutionUrl, "evolutionUrl");
+    if (input.telegram?.apiUrl) refusePrivateUrl(c.env, input.telegram.apiUrl, "telegram.apiUrl");
     if (input.ratePerMinute !== undefined && input.pacing?.ratePerMinute !== undefined && input.ratePerMinute !== input.pacing.ratePerMinute) {
       throw new ApiError("invalid_request", "The request is invalid.", [
         { path: "pacing.ratePerMinute", message: "Differs from ratePerMinute; give one of them." },
       ]);
     }
     const existing = await findOwn(c, name);
+    if (existing && channelOf(existing.channel) !== channel) {
+      throw new ApiError("unprocessable", `Instance ${name} is on ${channelOf(existing.channel)}; its channel cannot change.`, [
+        { path: "channel", message: "Differs from the registered channel." },
+      ]);
+    }
     const now = Date.now();
-    const stored: PacingColumns = existing ?? { ...columnsOfDefaults(), ratePerMinute: DEFAULT_RATE_PER_MINUTE };
+    const capabilities = providerFor(channel).capabilities;
+    const stored: PacingColumns = existing ?? { ...columnsOfDefaults(), ratePerMinute: capabilities.defaultRatePerMinute, burst: capabilities.defaultBurst };
     const pacing = pacingColumns({ ...input.pacing, ratePerMinute: input.pacing?.ratePerMinute ?? input.ratePerMinute }, stored, now);
     if (pacing.warmupDays !== null && pacing.dailyCap === null) {
       throw new ApiError("invalid_request", "The request is invalid.", [{ path: "pacing.warmup", message: "Warm-up grows the daily cap: it needs dailyCap." }]);
     }
+    if (channel === "telegram") {
+      const given = input.telegram;
+      const apiUrl = given?.apiUrl ?? existing?.telegramApiUrl ?? DEFAULT_API_URL;
+      // The stored token is a secret of its server: never hand it to another one.
+      if (existing && !given?.botToken && apiUrl !== (existing.telegramApiUrl ?? DEFAULT_API_URL)) {
+        throw new ApiError("invalid_request", "The request is invalid.", [{ path: "telegram.botToken", message: "Required again when apiUrl changes." }]);
+      }
+      const token = given?.botToken ?? existing?.telegramBotToken;
+      if (!token)
+        throw new ApiError("invalid_request", "The request is invalid.", [{ path: "telegram.botToken", message: "Required when registering a bot." }]);
+      const webhookToken = existing?.webhookToken ?? randomToken(24);
+      // A new token or server: check it and point its webhook here (a pacing-only update calls nobody).
+      const bot =
+        given?.botToken || given?.apiUrl || !existing
+          ? await connectBot({ botToken: token, apiUrl }, webhookUrl(c.env, c.req.url, webhookToken, "telegram"), config(c.env).EVOLUTION_TIMEOUT_MS)
+          : undefined;
+      const connection = bot
+        ? {
+            telegramBotToken: bot.botToken,
+            telegramApiUrl: bot.apiUrl,
+            telegramWebhookSecret: bot.webhookSecret,
+            telegramBotUsername: bot.botUsername,
+            state: "open",
+            stateChangedAt: now,
+          }
+        : {};
+      if (existing) {
+        const [row] = await c.var.db
+          .update(instances)
+          .set({ ...connection, ...pacing, updatedAt: now })
+          .where(eq(instances.id, existing.id))
+          .returning();
+        await governor(c.env, existing.id).refresh();
+        return c.json(view(row ?? existing, c.env, c.req.url), 200);
+      }
+      const [row] = await c.var.db
+        .insert(instances)
+        .values({
+          id: newId("ins"),
+          tenantId: c.var.tenant.id,
+          name,
+          channel,
+          evolutionUrl: "",
+          evolutionApiKey: "",
+          ...connection,
+          ...pacing,
+          webhookToken,
+          createdAt: now,
+          updatedAt: now,
+        })
+        .onConflictDoNothing()
+        .returning();
+      if (!row) throw new ApiError("conflict", `Instance ${name} was registered concurrently; retry.`);
+      return c.json(view(row, c.env, c.req.url), 201);
+    }
+    // WhatsApp: the schema made evolutionUrl present.
+    const evolutionUrl = input.evolutionUrl ?? "";
     if (existing) {
       // The stored key is a secret of the old URL: never hand it to a new one.
-      if (input.evolutionUrl !== existing.evolutionUrl && !input.evolutionApiKey) {
+      if (evolutionUrl !== existing.evolutionUrl && !input.evolutionApiKey) {
         throw new ApiError("invalid_request", "The request is invalid.", [{ path: "evolutionApiKey", message: "Required again when evolutionUrl changes." }]);
       }
       const [row] = await c.var.db
         .update(instances)
         .set({
-          evolutionUrl: input.evolutionUrl,
+          evolutionUrl,
           evolutionApiKey: input.evolutionApiKey ?? existing.evolutionApiKey,
           ...pacing,
           updatedAt: now,
@@ -160,7 +253,7 @@ instanceRoutes.put(
         id: newId("ins"),
         tenantId: c.var.tenant.id,
         name,
-        evolutionUrl: input.evolutionUrl,
+        evolutionUrl,
         evolutionApiKey: input.evolutionApiKey,
         ...pacing,
         webhookToken: randomToken(24),
@@ -211,7 +304,14 @@ instanceRoutes.get(
     if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
     // Today's sends against the (warmed-up) cap, as the governor counts them.
     const { today } = await governor(c.env, row.id).status(row.id);
-    return c.json({ ...view(row, c.env, c.req.url), today: { day: today.day, sent: today.sent, cap: today.cap, waiting: today.waiting } });
+    const shown = view(row, c.env, c.req.url);
+    // A bot's webhook as Telegram sees it: pending updates, the last delivery error.
+    const apiUrl = row.telegramApiUrl ?? DEFAULT_API_URL;
+    const telegram =
+      "telegram" in shown && row.telegramBotToken
+        ? { telegram: { ...shown.telegram, ...(await webhookOf({ botToken: row.telegramBotToken, apiUrl }, config(c.env).EVOLUTION_TIMEOUT_MS)) } }
+        : {};
+    return c.json({ ...shown, ...telegram, today: { day: today.day, sent: today.sent, cap: today.cap, waiting: today.waiting } });
   },
 );
 
@@ -236,6 +336,7 @@ instanceRoutes.get(
   async (c) => {
     const row = await findOwn(c, c.req.param("name"));
     if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+    if (channelOf(row.channel) !== "whatsapp") throw new ApiError("unprocessable", "Only WhatsApp instances pair with a QR code.");
     if (row.state === "open") return c.json({ name: row.name, state: "open" });
     const now = Date.now();
     if (row.qrCode && row.qrUpdatedAt && now - row.qrUpdatedAt < QR_FRESH_MS) {
@@ -283,6 +384,28 @@ instanceRoutes.post(
     await governor(c.env, row.id).resume(row.id, "operator");
     const [fresh] = await c.var.db.select().from(instances).where(eq(instances.id, row.id));
     return c.json(view(fresh ?? row, c.env, c.req.url));
+  },
+);
+
+// Removing an instance: a bot's webhook is deleted at Telegram first, so updates stop coming.
+instanceRoutes.delete(
+  "/:name",
+  documented({
+    summary: "Remove an instance",
+    description: "A Telegram bot's webhook is removed (deleteWebhook). Messages not yet sent on the instance fail.",
+    tags,
+    caller: "apiKey",
+    responses: { 204: { description: "Removed." } },
+    errors: ["not_found", "unavailable"],
+  }),
+  async (c) => {
+    const row = await findOwn(c, c.req.param("name"));
+    if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+    if (channelOf(row.channel) === "telegram" && row.telegramBotToken) {
+      await disconnectBot({ botToken: row.telegramBotToken, apiUrl: row.telegramApiUrl ?? DEFAULT_API_URL }, config(c.env).EVOLUTION_TIMEOUT_MS);
+    }
+    await c.var.db.delete(instances).where(eq(instances.id, row.id));
+    return c.body(null, 204);
   },
 );
 

@@ -17,6 +17,7 @@ import {
 import { changes, runBatch } from "../db/batch.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError, toApiError } from "../errors.ts";
+import { channel } from "../contracts/channels.ts";
 import { MAX_BATCH_BODY_BYTES, parseBody, parseWith, readJson } from "../http/body.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { acceptMessages, checkSendAt, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
@@ -147,6 +148,7 @@ messageRoutes.post(
 const listQuery = z.object({
   status: messageStatus.optional(),
   instance: z.string().min(1).optional(),
+  channel: channel.optional(),
   to: recipient.optional(),
   since: isoWithOffset.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -172,6 +174,7 @@ messageRoutes.get(
     const where: SQL[] = [eq(messages.tenantId, c.var.tenant.id)];
     if (q.status) where.push(eq(messages.status, q.status));
     if (q.instance) where.push(eq(messages.instanceName, q.instance));
+    if (q.channel) where.push(eq(messages.channel, q.channel));
     if (q.to) where.push(eq(messages.to, q.to));
     if (q.since) where.push(gte(messages.createdAt, Date.parse(q.since)));
     if (q.cursor) where.push(lt(messages.id, q.cursor));

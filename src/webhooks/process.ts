@@ -63,7 +63,7 @@ export function storeInboundStatements(job: WebhookJob): SQL[] {
       ON CONFLICT (instance_id, provider_message_id) DO NOTHING`,
     sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
       SELECT ${newEventKeys()}, ${job.tenantId}, 'message.received', 1, ${job.receivedAt},
-        json_object('id', ${id}, 'instance', ${job.instanceName}, 'contact', ${contact}, 'remoteJid', ${data.key.remoteJid},
+        json_object('id', ${id}, 'instance', ${job.instanceName}, 'channel', 'whatsapp', 'contact', ${contact}, 'remoteJid', ${data.key.remoteJid},
           'participant', ${participant}, 'providerMessageId', ${data.key.id}, 'fromMe', json(${data.key.fromMe ? "true" : "false"}),
           'pushName', ${data.pushName ?? null}, 'messageType', ${data.messageType}, 'text', ${text ?? null},
           'media', json(${media ? JSON.stringify(media) : null}), 'timestamp', ${new Date(at).toISOString()}),
@@ -131,7 +131,7 @@ export function connectionStatements(c: {
       WHERE id = ${c.instanceId} AND state != ${c.state}`,
     sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
       SELECT ${newEventKeys()}, ${c.tenantId}, 'instance.status', 1, ${c.at},
-        json_object('instance', ${c.instanceName}, 'state', ${c.state}, 'statusReason', ${c.statusReason}),
+        json_object('instance', ${c.instanceName}, 'channel', 'whatsapp', 'state', ${c.state}, 'statusReason', ${c.statusReason}),
         (SELECT callback_url FROM tenants WHERE id = ${c.tenantId})
       WHERE changes() > 0`,
   ];

@@ -54,6 +54,7 @@ const automation: AutomationConfig = {
 const payload = {
   type: "automation.inbound" as const,
   instance: "loja",
+  channel: "whatsapp" as const,
   contact: "5511970000001",
   replyTo: "5511970000001",
   messages: [{ id: "IN1", text: "oi", media: null, pushName: null, at: new Date().toISOString() }],
