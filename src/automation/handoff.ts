@@ -14,9 +14,6 @@ export type HandoffBy = "operator" | "handler" | "timeout";
 
 export type Conversation = { tenantId: string; instanceId: string; instanceName: string; contact: string };
 
-// Every instance is a WhatsApp one until instances carry their channel.
-const CHANNEL = "whatsapp";
-
 export type HandoffRow = { reason: string | null; by: string; since: number; until: number | null };
 
 /** Human now: a hand-off row whose until (if any) has not passed. The alarm that hands back at
@@ -36,7 +33,7 @@ export async function handoffOf(db: Db, instanceId: string, contact: string, now
 }
 
 const eventData = (c: Conversation, state: "human" | "bot", reason: SQL | string | null, by: HandoffBy, until: SQL | number | null) =>
-  sql`json_object('instance', ${c.instanceName}, 'contact', ${c.contact}, 'channel', ${CHANNEL}, 'state', ${state}, 'reason', ${reason},
+  sql`json_object('instance', ${c.instanceName}, 'contact', ${c.contact}, 'channel', (SELECT channel FROM instances WHERE id = ${c.instanceId}), 'state', ${state}, 'reason', ${reason},
     'by', ${by}, 'until', ${until === null ? null : typeof until === "number" ? new Date(until).toISOString() : until})`;
 
 /** To a person: the row (since kept when already human), the timeline entry and the event.

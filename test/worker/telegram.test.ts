@@ -420,6 +420,17 @@ describe("automation", () => {
     expect(out).toMatchObject({ channel: "telegram", source: "automation", status: "sent" });
   }, 60_000);
 
+  it("a hand-off to a person on a Telegram chat says telegram in its event", async () => {
+    const bot = await setupBot();
+    const chat = 515_151_011;
+    const res = await api(`/v1/instances/${bot.instance}/contacts/${chat}/handoff`, { method: "POST", key: bot.key, json: { reason: "humano" } });
+    expect(res.status).toBe(200);
+    const row = await env.DB.prepare("SELECT data FROM outbox_events WHERE tenant_id = ? AND type = 'conversation.handoff'")
+      .bind(bot.id)
+      .first<{ data: string }>();
+    expect(JSON.parse(row!.data)).toMatchObject({ instance: bot.instance, contact: String(chat), channel: "telegram", state: "human", by: "operator" });
+  });
+
   it("the cron's catch-up offers a Telegram message stored without its hand-off as Telegram, and leaves its edit alone", async () => {
     const bot = await setupBot();
     const chat = 515_151_009;
