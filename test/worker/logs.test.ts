@@ -60,7 +60,7 @@ describe("request log lines", () => {
       10_000,
       "the failed attempt's line",
     );
-    expect(failed).toMatchObject({ level: "warn", attempt: 1, outcome: "transient" });
+    expect(failed).toMatchObject({ level: "warn", attempt: 1, outcome: "retry" });
 
     const all = lines.join("\n");
     expect(all.length).toBeGreaterThan(0);
