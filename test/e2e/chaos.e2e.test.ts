@@ -94,7 +94,9 @@ describe("a short chaos run", () => {
       rate: 15,
       inbound: 0,
       kafka: false,
-      settleSeconds: 90,
+      // The loop ends as soon as everything settled; the budget is for a loaded machine, where each
+      // 5xx is reconciled before any resend (twice the Evolution timeout, then a second look).
+      settleSeconds: 240,
       // Look-alikes typed on the phone only: one from another API client while our send never went
       // out cannot be told from ours (see docs/reliability.md), so it has no place in a zero-goal run.
       faults: { ...d.faults, lookAlikesFromClient: 0, runtimeKills: 1, bridgeKills: 0, brokerRestarts: 0 },
