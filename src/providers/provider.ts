@@ -12,9 +12,18 @@ import type { MediaJson } from "../db/schema.ts";
 export { type Channel, channels } from "../contracts/channels.ts";
 
 /** One instance's way to its provider: base URL, secret (API key, bot token) and sender name. */
-export type Connection = { channel: Channel; name: string; url: string; secret: string };
+export type Connection = {
+  channel: Channel;
+  name: string;
+  url: string;
+  secret: string;
+  /** For a provider that delivers inside the gateway (the web chat): its bindings and whose instance. */
+  gateway?: { env: Env; tenantId: string; instanceId: string };
+};
 
-export type Outgoing = { to: string; text?: string | null; media?: MediaJson | null };
+/** `messageId`: the gateway's id of the message; a provider that stores the message itself keys it
+ *  by this, so a second attempt stores nothing new. */
+export type Outgoing = { to: string; text?: string | null; media?: MediaJson | null; messageId?: string };
 
 /** What a send told about the sender itself, for its governor: `rate-overlimit` pauses the whole
  *  sender (for the outcome's `afterMs` when it has one, else the instance's overlimitPauseMinutes);
