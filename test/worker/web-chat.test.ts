@@ -4,6 +4,7 @@
 import { env, exports } from "cloudflare:workers";
 import { sign } from "hono/jwt";
 import { describe, expect, inject, it } from "vitest";
+import { MESSAGES_PER_MINUTE } from "../../src/providers/web/frames.ts";
 import { api, createTenant, eventually, json, send, unique, waitForStatus } from "./helpers.ts";
 
 const botUrl = () => inject("botUrl");
@@ -214,5 +215,31 @@ describe("the visitor's socket", () => {
     await waitFrames(tab.frames, "queued", 1);
     expect(await env.DB.prepare("SELECT text FROM inbound_messages WHERE tenant_id = ?").bind(t.id).all()).toMatchObject({ results: [{ text: "ainda aqui" }] });
     tab.close();
+  });
+
+  it("a message sent again with the same clientMessageId is stored once; past the visitor's limit a minute, messages are refused with an error frame", async () => {
+    const t = await webInstance();
+    const { token } = await visitorToken(t.key, t.instance, { visitorId: "v-fast" });
+    const tab = await open(token);
+    await waitFrames(tab.frames, "connected", 1);
+    tab.send({ type: "message", data: { content: "uma vez", clientMessageId: "c-1" } });
+    tab.send({ type: "message", data: { content: "uma vez", clientMessageId: "c-1" } });
+    await waitFrames(tab.frames, "queued", 2);
+    const queued = ofType(tab.frames, "queued").map((f) => f.data.messageId);
+    expect(queued[0]).toBe(queued[1]);
+    const count = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM inbound_messages WHERE tenant_id = ?").bind(t.id).first<{ n: number }>())!.n;
+    expect(await count()).toBe(1);
+
+    // Two slots went to the frames above; a second tab shares the visitor's limit.
+    const other = await open(token);
+    await waitFrames(other.frames, "connected", 1);
+    for (let i = 0; i < MESSAGES_PER_MINUTE - 2; i++) tab.send({ type: "message", data: { content: `m${i}` } });
+    await waitFrames(tab.frames, "queued", MESSAGES_PER_MINUTE);
+    other.send({ type: "message", data: { content: "demais" } });
+    await waitFrames(other.frames, "error", 1);
+    expect(ofType(other.frames, "error")[0]!.data.code).toBe("rate_limited");
+    expect(await count()).toBe(MESSAGES_PER_MINUTE - 1);
+    tab.close();
+    other.close();
   });
 });

@@ -15,7 +15,7 @@ import { newId } from "../../ids.ts";
 import { type ReceiptStatus, receiptByProviderStatements } from "../../messages/receipts.ts";
 import { log } from "../../observability/log.ts";
 import { storeChannelInbound } from "../../webhooks/channel-inbound.ts";
-import { clientFrame, type ErrorCode, frame, MAX_FRAME_BYTES } from "./frames.ts";
+import { clientFrame, type ErrorCode, FRAMES_PER_MINUTE, frame, MAX_FRAME_BYTES, MESSAGES_PER_MINUTE } from "./frames.ts";
 
 export const chatOf = (env: Env, tenantId: string, instanceId: string, visitorId: string) =>
   env.WEB_CHATS.get(env.WEB_CHATS.idFromName(`${tenantId}:${instanceId}:${visitorId}`));
@@ -32,9 +32,11 @@ const visitor = z.object({
   visitorId: z.string().min(1),
   name: z.string().nullable(),
 });
-// What each socket remembers across hibernation.
-const attachment = visitor.extend({ socketId: z.string() });
+// What each socket remembers across hibernation: who, and its frames in the current minute.
+const attachment = visitor.extend({ socketId: z.string(), windowStart: z.number().default(0), frames: z.int().default(0) });
 type Attachment = z.infer<typeof attachment>;
+
+const MINUTE_MS = 60_000;
 
 type OutboundRow = { message_id: string; text: string | null; media: string | null; at: number };
 
@@ -82,7 +84,7 @@ export class VisitorChat extends DurableObject<Env> {
     const v = visitor.parse(JSON.parse(request.headers.get(VISITOR_HEADER) ?? "null"));
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
-    const state: Attachment = { ...v, socketId: newId("sock") };
+    const state: Attachment = { ...v, socketId: newId("sock"), windowStart: 0, frames: 0 };
     server.serializeAttachment(state);
     server.send(JSON.stringify(frame.connected(state.socketId, this.conversationId, v.visitorId)));
     // What arrived while the visitor was away, in the order it was sent.
@@ -94,6 +96,11 @@ export class VisitorChat extends DurableObject<Env> {
   async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     const state = attachment.safeParse(ws.deserializeAttachment()).data;
     if (!state) return closeQuietly(ws, 1011, "lost state");
+    const now = Date.now();
+    const fresh = now - state.windowStart >= MINUTE_MS;
+    const counted = { ...state, windowStart: fresh ? now : state.windowStart, frames: fresh ? 1 : state.frames + 1 };
+    ws.serializeAttachment(counted);
+    if (counted.frames > FRAMES_PER_MINUTE) return this.refuse(ws, "rate_limited", `At most ${FRAMES_PER_MINUTE} frames a minute per socket.`);
     const size = typeof data === "string" ? new TextEncoder().encode(data).byteLength : data.byteLength;
     if (size > MAX_FRAME_BYTES) return this.refuse(ws, "too_large", `Frames are at most ${MAX_FRAME_BYTES} bytes.`);
     if (typeof data !== "string") return this.refuse(ws, "bad_frame", "Frames are JSON text.");
@@ -109,8 +116,10 @@ export class VisitorChat extends DurableObject<Env> {
       return this.refuse(ws, "bad_frame", `${issue?.path.join(".") || "frame"}: ${issue?.message ?? "invalid"}`);
     }
     try {
-      if (f.data.type === "message") await this.inbound(ws, state, f.data.data.content, f.data.data.clientMessageId ?? null);
-      else await this.receipt(ws, state, f.data.data.messageId, f.data.type === "ack" ? "delivered" : "read");
+      if (f.data.type === "message") {
+        if (!this.takeMessageSlot(now)) return this.refuse(ws, "rate_limited", `At most ${MESSAGES_PER_MINUTE} messages a minute; wait a moment.`);
+        await this.inbound(ws, state, f.data.data.content, f.data.data.clientMessageId ?? null);
+      } else await this.receipt(ws, state, f.data.data.messageId, f.data.type === "ack" ? "delivered" : "read");
     } catch (err) {
       log("warn", "web chat frame failed", { conversationId: this.conversationId, error: String(err) });
       this.refuse(ws, "unavailable", "Could not handle the frame now; send it again.");
@@ -164,6 +173,16 @@ export class VisitorChat extends DurableObject<Env> {
     this.ctx.storage.sql.exec("UPDATE outbound SET acked = 1 WHERE message_id = ?", messageId);
     // The message's provider id is its own id (see the provider's send).
     await runBatch(database(this.env.DB), receiptByProviderStatements(s.instanceId, messageId, status, Date.now()));
+  }
+
+  // The visitor's messages this minute, across tabs (kept in storage: it survives hibernation).
+  private takeMessageSlot(now: number): boolean {
+    const kv = this.ctx.storage.kv;
+    const w = kv.get<{ start: number; count: number }>("messageWindow");
+    const next = w && now - w.start < MINUTE_MS ? { start: w.start, count: w.count + 1 } : { start: now, count: 1 };
+    if (next.count > MESSAGES_PER_MINUTE) return false;
+    kv.put("messageWindow", next);
+    return true;
   }
 
   private refuse(ws: WebSocket, code: ErrorCode, message: string): void {

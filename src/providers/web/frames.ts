@@ -4,6 +4,10 @@ import { MAX_TEXT } from "./limits.ts";
 
 /** Larger frames are refused with an error frame before they are parsed. */
 export const MAX_FRAME_BYTES = 16 * 1024;
+/** Frames of any kind one socket may send a minute, and `message` frames one visitor may send a
+ *  minute (all tabs together); past them, an error frame and the frame is dropped. */
+export const FRAMES_PER_MINUTE = 120;
+export const MESSAGES_PER_MINUTE = 30;
 
 const messageId = z.string().min(1).max(100);
 
@@ -17,7 +21,7 @@ export const clientFrame = z.discriminatedUnion("type", [
 ]);
 export type ClientFrame = z.infer<typeof clientFrame>;
 
-export type ErrorCode = "bad_frame" | "too_large" | "unknown_message" | "unavailable";
+export type ErrorCode = "bad_frame" | "too_large" | "rate_limited" | "unknown_message" | "unavailable";
 
 export const frame = {
   connected: (socketId: string, conversationId: string, visitorId: string) => ({ type: "connected", data: { socketId, conversationId, visitorId } }),
