@@ -103,6 +103,9 @@ export interface Provider {
   typing(conn: Connection, to: string, durationMs: number): Promise<{ kind: "ok" } | { kind: "failed"; error: string }>;
   /** The least time between two sends to one chat (0: none beyond the sender's pacing). */
   chatGapMs(to: string): number;
+  /** Tells the contact its messages went to the automation's handler (the web chat's `processing`
+   *  frame); best effort. */
+  handling?(gateway: NonNullable<Connection["gateway"]>, contact: string, inboundIds: string[]): Promise<void>;
   /** Its webhooks, for a provider whose webhooks come in at /webhooks/<channel>/:token. (Evolution's
    *  have their own route and queue: src/routes/webhooks.ts.) */
   readonly inbound?: InboundAdapter;

@@ -126,9 +126,19 @@ describe("the visitor's socket", () => {
     tab1.send({ type: "message", data: { content: "oi", clientMessageId: "c1" } });
     await waitFrames(tab1.frames, "queued", 1);
     expect(ofType(tab1.frames, "queued")[0]!.data).toMatchObject({ clientMessageId: "c1" });
-    const stored = await env.DB.prepare("SELECT contact, channel, text, push_name FROM inbound_messages WHERE tenant_id = ?").bind(t.id).all();
-    expect(stored.results).toEqual([{ contact: "v-123", channel: "web", text: "oi", push_name: "Ana" }]);
+    const stored = await env.DB.prepare("SELECT id, contact, channel, text, push_name FROM inbound_messages WHERE tenant_id = ?").bind(t.id).all();
+    expect(stored.results).toEqual([{ id: ofType(tab1.frames, "queued")[0]!.data.messageId, contact: "v-123", channel: "web", text: "oi", push_name: "Ana" }]);
 
+    // The handler is called: every tab hears it, naming the message it was queued as.
+    const inboundId = ofType(tab1.frames, "queued")[0]!.data.messageId;
+    for (const tab of [tab1, tab2]) {
+      await waitFrames(tab.frames, "processing", 1);
+      expect(ofType(tab.frames, "processing")[0]!.data).toEqual({
+        messageId: inboundId,
+        conversationId: tab1.frames[0]!.data.conversationId,
+        status: "processing",
+      });
+    }
     for (const tab of [tab1, tab2]) await waitFrames(tab.frames, "message", 1, "reply");
     for (const tab of [tab1, tab2])
       expect(ofType(tab.frames, "message")[0]!.data).toMatchObject({ message: "echo: oi", conversationId: tab1.frames[0]!.data.conversationId });

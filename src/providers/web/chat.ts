@@ -74,6 +74,14 @@ export class VisitorChat extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets()) sendQuietly(ws, out);
   }
 
+  /** The visitor's messages went to the handler: every tab hears it. */
+  processing(inboundIds: string[]): void {
+    for (const id of inboundIds) {
+      const out = JSON.stringify(frame.processing(id, this.conversationId));
+      for (const ws of this.ctx.getWebSockets()) sendQuietly(ws, out);
+    }
+  }
+
   /** Whether a message with this id was stored for the visitor. */
   holds(messageId: string): boolean {
     return this.ctx.storage.sql.exec("SELECT 1 FROM outbound WHERE message_id = ?", messageId).toArray().length > 0;
@@ -140,7 +148,7 @@ export class VisitorChat extends DurableObject<Env> {
     const now = Date.now();
     // The client's id makes a resend after a dropped socket a duplicate, not a second message.
     const providerMessageId = clientMessageId ? `${s.visitorId}:${clientMessageId}` : newId("wchat");
-    await storeChannelInbound(
+    const [stored] = await storeChannelInbound(
       this.env,
       database(this.env.DB),
       { tenantId: s.tenantId, instanceId: s.instanceId, instanceName: s.instanceName, channel: "web" },
@@ -163,7 +171,8 @@ export class VisitorChat extends DurableObject<Env> {
       ],
       now,
     );
-    sendQuietly(ws, JSON.stringify(frame.queued(providerMessageId, clientMessageId)));
+    // The inbound message's id: the one `processing` frames and the message's events carry.
+    sendQuietly(ws, JSON.stringify(frame.queued(stored?.id ?? providerMessageId, clientMessageId)));
   }
 
   // A tab received (`ack`) or showed (`read`) a message sent to the visitor.

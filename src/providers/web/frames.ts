@@ -26,6 +26,7 @@ export type ErrorCode = "bad_frame" | "too_large" | "rate_limited" | "unknown_me
 export const frame = {
   connected: (socketId: string, conversationId: string, visitorId: string) => ({ type: "connected", data: { socketId, conversationId, visitorId } }),
   queued: (messageId: string, clientMessageId: string | null) => ({ type: "queued", data: { messageId, clientMessageId } }),
+  processing: (messageId: string, conversationId: string) => ({ type: "processing", data: { messageId, conversationId, status: "processing" } }),
   message: (m: { messageId: string; conversationId: string; text: string | null; media: unknown; at: number }) => ({
     type: "message",
     data: {

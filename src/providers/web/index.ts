@@ -64,4 +64,7 @@ export const webProvider: Provider = {
     return { kind: "ok" };
   },
   chatGapMs: () => 0,
+  async handling({ env, tenantId, instanceId }, contact, inboundIds) {
+    await chatOf(env, tenantId, instanceId, contact).processing(inboundIds);
+  },
 };
