@@ -252,4 +252,30 @@ describe("the visitor's socket", () => {
     tab.close();
     other.close();
   });
+
+  it("an operator's message reaches an open tab at once; acked on arrival it ends delivered, and is not replayed; a removed instance's token opens nothing", async () => {
+    const t = await webInstance();
+    const { token } = await visitorToken(t.key, t.instance, { visitorId: "v-live" });
+    const tab = await open(token);
+    await waitFrames(tab.frames, "connected", 1);
+    const res = await send(t.key, { instance: t.instance, to: "v-live", text: "Olá, posso ajudar?" });
+    expect(res.status).toBe(202);
+    const id = (await json(res)).id;
+    await waitFrames(tab.frames, "message", 1);
+    expect(ofType(tab.frames, "message")[0]!.data).toMatchObject({ messageId: id, message: "Olá, posso ajudar?" });
+    // The ack may come before the send's own record: it waits for it, and then applies.
+    tab.send({ type: "ack", data: { messageId: id } });
+    const row = await waitForStatus(id, ["delivered"]);
+    expect(row).toMatchObject({ channel: "web", provider_message_id: id });
+    tab.close();
+    const again = await open(token);
+    await waitFrames(again.frames, "connected", 1);
+    again.send({ type: "read", data: { messageId: id } });
+    await waitForStatus(id, ["read"]);
+    expect(ofType(again.frames, "message")).toEqual([]);
+    again.close();
+
+    expect((await api(`/v1/instances/${t.instance}`, { method: "DELETE", key: t.key })).status).toBe(204);
+    expect((await open(token)).res.status).toBe(401);
+  });
 });
