@@ -18,6 +18,7 @@ export default defineConfig(async () => {
                   TEST_MIGRATIONS: migrations,
                   ADMIN_TOKEN: "test-admin-token",
                   METRICS_TOKEN: "test-metrics-token",
+                  WEB_CHAT_SECRET: "test-web-chat-secret-0123456789abcdef",
                   RETRY_BASE_MS: "60000",
                   EVOLUTION_TIMEOUT_MS: "3000",
                   // Automation retries and probes wait on alarms the tests fire themselves.

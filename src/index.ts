@@ -26,6 +26,7 @@ import { automationRoutes } from "./routes/automation.ts";
 import { handoffRoutes } from "./routes/handoff.ts";
 import { conversationRoutes, readRoutes } from "./routes/conversations.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { chatRoutes, visitorRoutes } from "./routes/web-chat.ts";
 import { referenceRoutes } from "./routes/reference.ts";
 import { consoleRoutes } from "./routes/console.ts";
 import { callbackRoutes } from "./routes/callbacks.ts";
@@ -39,6 +40,7 @@ export { InstanceGovernor } from "./lanes/instance-governor.ts";
 export { RateLimiter } from "./limits/rate-limiter.ts";
 export { AutomationLane } from "./automation/lane.ts";
 export { TenantStream } from "./stream/tenant-stream.ts";
+export { VisitorChat } from "./providers/web/chat.ts";
 
 export const app = new Hono<AppEnv>();
 
@@ -58,12 +60,16 @@ app.route("/webhooks/evolution", webhookRoutes);
 app.route("/webhooks/telegram", channelWebhookRoutes("telegram"));
 // Before the tenant API: a browser's WebSocket carries a ticket, not an Authorization header.
 app.route("/v1/events/stream", streamRoutes);
+// A visitor's browser carries its signed token, not an API key.
+app.route("/v1/chat", chatRoutes);
+app.route("/ws/chat", chatRoutes);
 
 const tenantApi = new Hono<AppEnv>();
 tenantApi.use("*", requireApiKey, rateLimit);
 tenantApi.route("/instances", automationRoutes);
 tenantApi.route("/instances", handoffRoutes);
 tenantApi.route("/instances", readRoutes);
+tenantApi.route("/instances", visitorRoutes);
 tenantApi.route("/conversations", conversationRoutes);
 tenantApi.route("/instances", instanceRoutes);
 tenantApi.route("/messages", messageRoutes);

@@ -19,6 +19,7 @@ import { errorField, log } from "../observability/log.ts";
 import { newId } from "../ids.ts";
 import { newEventKeys } from "../outbox/event-id.ts";
 import { enqueueJobs, idempotencyHashOf, insertStatements, type Prepared, prepareMessage } from "../messages/accept.ts";
+import { providerFor } from "../providers/registry.ts";
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
 import { type AutomationConfig, type AutomationRow, automationLane, automationOf, automationStatement, loadAutomation } from "./config.ts";
 import { callHandler, type ConversationRow, conversationFrom, conversationStatement, type InboundView, type LaneInfo } from "./handler.ts";
@@ -379,6 +380,10 @@ export class AutomationLane extends DurableObject<Env> {
       messages,
       conversation,
     };
+    // A channel that shows the handler at work (the web chat's `processing` frame) hears of the call.
+    await providerFor(payload.channel)
+      .handling?.({ env: this.env, tenantId: info.tenantId, instanceId: info.instanceId }, info.contact, ids)
+      .catch((err: unknown) => log("warn", "telling the contact of the handler call failed", { error: errorField(err) }));
     this.calledAt = Date.now();
     const outcome = await callHandler(config, batch.webhook_id ?? batch.id, payload, batch.id, this.env);
     const now = Date.now();

@@ -27,6 +27,16 @@ export const recipient = z
       "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us; for a Telegram instance, a chat id (424242001, -1001234567890) or a channel's @username.",
   });
 
+// The `to` of a message: any channel's address, a web chat visitor id included (letters, digits, '.',
+// '_', '-'); the instance's provider checks the exact form when the message is accepted.
+const messageRecipient = z
+  .string()
+  .max(64)
+  .regex(/^(?:[1-9]\d{7,14}|\d{5,}(-\d+)?@g\.us|-?[1-9]\d{0,15}|@[A-Za-z][A-Za-z0-9_]{3,31}|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/, {
+    message:
+      "Must be the digits of an E.164 number (country code first, no +) or a group JID ending in @g.us; for a Telegram instance, a chat id (424242001, -1001234567890) or a channel's @username; for a web chat instance, a visitor id.",
+  });
+
 export const MAX_URL_LENGTH = 2048;
 const httpUrl = (message: string) => z.url({ protocol: /^https?$/, message }).max(MAX_URL_LENGTH);
 
@@ -57,7 +67,7 @@ export const isoWithOffset = z.iso.datetime({
 export const sendMessageSchema = z
   .strictObject({
     instance: z.string().min(1).max(100),
-    to: recipient,
+    to: messageRecipient,
     text: z.string().min(1).max(65536).optional(),
     media: mediaSchema.optional(),
     sendAt: isoWithOffset.optional(),
@@ -78,6 +88,9 @@ export const sendMessageSchema = z
   });
 
 export type SendMessageRequest = z.infer<typeof sendMessageSchema>;
+
+/** The older WhatsApp and Telegram routes: a send whose `to` is a phone, group or chat, never a visitor. */
+export const legacySendMessageSchema = sendMessageSchema.and(z.object({ to: recipient }));
 
 export const MAX_BATCH = 500;
 export const sendBatchSchema = z.strictObject({

@@ -43,7 +43,7 @@ export const instances = sqliteTable(
       .notNull()
       .references(() => tenants.id),
     name: text("name").notNull(),
-    // whatsapp (Evolution) or telegram (Bot API): src/providers/.
+    // whatsapp (Evolution), telegram (Bot API) or web (the gateway's own chat socket): src/providers/.
     channel: text("channel").notNull().default("whatsapp"),
     // WhatsApp only; a Telegram instance stores empty strings here.
     evolutionUrl: text("evolution_url").notNull(),
@@ -82,6 +82,8 @@ export const instances = sqliteTable(
     telegramApiUrl: text("telegram_api_url"),
     telegramWebhookSecret: text("telegram_webhook_secret"),
     telegramBotUsername: text("telegram_bot_username"),
+    // Web chat: the origins whose pages may open a visitor's socket (JSON array; null: any).
+    webAllowedOrigins: text("web_allowed_origins", { mode: "json" }).$type<string[]>(),
     // Secret path segment that names and authenticates the instance's webhooks.
     webhookToken: text("webhook_token").notNull(),
     createdAt: integer("created_at").notNull(),

@@ -85,12 +85,14 @@ type InstanceRow = {
 };
 
 /** The instance's provider and its way there. */
-function providerOf(row: InstanceRow): { provider: Provider; conn: Connection } {
+function providerOf(row: InstanceRow, gateway?: Connection["gateway"]): { provider: Provider; conn: Connection } {
   const channel = channelOf(row.channel);
   const conn: Connection =
     channel === "telegram"
       ? { channel, name: row.name, url: row.telegram_api_url ?? "", secret: row.telegram_bot_token ?? "" }
-      : { channel, name: row.name, url: row.evolution_url, secret: row.evolution_api_key };
+      : channel === "web"
+        ? { channel, name: row.name, url: "", secret: "", ...(gateway ? { gateway } : {}) }
+        : { channel, name: row.name, url: row.evolution_url, secret: row.evolution_api_key };
   return { provider: providerFor(channel), conn };
 }
 
@@ -481,12 +483,12 @@ export class ContactLane extends DurableObject<Env> {
   ): Promise<void> {
     if (row.callback) this.callbacksWritten = true;
     if (!instance) return this.record(head, row, { kind: "failed", error: "Instance no longer exists." }, attempt);
-    const { provider, conn } = providerOf(instance);
+    const { provider, conn } = providerOf(instance, { env: this.env, tenantId: row.tenant_id, instanceId: head.instance_id });
     const startedAt = Date.now();
     // No storage write between the claim and this call: a DO's outgoing fetch waits for its pending
     // writes to be confirmed (the output gate). D1 already says `processing` with this attempt,
     // which is what a lane that restarts mid-send goes by (it reconciles before sending again).
-    const outcome = await provider.send(conn, contentOf(row), config(this.env).EVOLUTION_TIMEOUT_MS);
+    const outcome = await provider.send(conn, { ...contentOf(row), messageId: head.id }, config(this.env).EVOLUTION_TIMEOUT_MS);
     if (provider.chatGapMs(row.address) > 0) this.ctx.storage.kv.put("calledAt", Date.now());
     const at = Date.now();
     logDeliveryAttempt({
@@ -547,7 +549,7 @@ export class ContactLane extends DurableObject<Env> {
     if (row.callback) this.callbacksWritten = true;
     const now = Date.now();
     const from = (head.phase === "in_doubt" && head.attempt_at > 0 ? Math.min(head.attempt_at, row.updated_at) : row.updated_at) - RECONCILE_SKEW_MS;
-    const seam = instance ? providerOf(instance) : undefined;
+    const seam = instance ? providerOf(instance, { env: this.env, tenantId: row.tenant_id, instanceId: head.instance_id }) : undefined;
     const policy = seam?.provider.inDoubt;
     const found =
       !instance || !seam || !policy
@@ -558,7 +560,7 @@ export class ContactLane extends DurableObject<Env> {
               seam.conn,
               {
                 to: row.address,
-                content: contentOf(row),
+                content: { ...contentOf(row), messageId: head.id },
                 from,
                 until: now + RECONCILE_SKEW_MS,
                 taken: (ids) => this.takenOnEvolution(instance, head.id, ids),

@@ -12,9 +12,18 @@ import type { MediaJson } from "../db/schema.ts";
 export { type Channel, channels } from "../contracts/channels.ts";
 
 /** One instance's way to its provider: base URL, secret (API key, bot token) and sender name. */
-export type Connection = { channel: Channel; name: string; url: string; secret: string };
+export type Connection = {
+  channel: Channel;
+  name: string;
+  url: string;
+  secret: string;
+  /** For a provider that delivers inside the gateway (the web chat): its bindings and whose instance. */
+  gateway?: { env: Env; tenantId: string; instanceId: string };
+};
 
-export type Outgoing = { to: string; text?: string | null; media?: MediaJson | null };
+/** `messageId`: the gateway's id of the message; a provider that stores the message itself keys it
+ *  by this, so a second attempt stores nothing new. */
+export type Outgoing = { to: string; text?: string | null; media?: MediaJson | null; messageId?: string };
 
 /** What a send told about the sender itself, for its governor: `rate-overlimit` pauses the whole
  *  sender (for the outcome's `afterMs` when it has one, else the instance's overlimitPauseMinutes);
@@ -94,6 +103,9 @@ export interface Provider {
   typing(conn: Connection, to: string, durationMs: number): Promise<{ kind: "ok" } | { kind: "failed"; error: string }>;
   /** The least time between two sends to one chat (0: none beyond the sender's pacing). */
   chatGapMs(to: string): number;
+  /** Tells the contact its messages went to the automation's handler (the web chat's `processing`
+   *  frame); best effort. */
+  handling?(gateway: NonNullable<Connection["gateway"]>, contact: string, inboundIds: string[]): Promise<void>;
   /** Its webhooks, for a provider whose webhooks come in at /webhooks/<channel>/:token. (Evolution's
    *  have their own route and queue: src/routes/webhooks.ts.) */
   readonly inbound?: InboundAdapter;

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { requireApiKey } from "../auth/api-keys.ts";
 import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../contracts/legacy.ts";
-import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
+import { legacySendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
 import { errorResponse } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
@@ -58,7 +58,7 @@ compatRoutes.post(
   async (c) => {
     const body = await readJson(c);
     const legacy = parseWith(whatsappSendMessage, body);
-    const input = parseWith(sendMessageSchema, fromWhatsappSend(legacy));
+    const input = parseWith(legacySendMessageSchema, fromWhatsappSend(legacy));
     return idempotent(c, "compat/send-message", body, async (attempt) => {
       const row = await accept(c, attempt, input, "compat:send-message");
       return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
@@ -77,7 +77,7 @@ compatRoutes.post(
   async (c) => {
     const body = await readJson(c);
     const legacy = parseWith(whatsappScheduleMessage, body);
-    const input = parseWith(sendMessageSchema, {
+    const input = parseWith(legacySendMessageSchema, {
       ...fromWhatsappSchedule(legacy),
       ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
     });
@@ -106,7 +106,7 @@ compatRoutes.post(
   async (c) => {
     const body = await readJson(c);
     const legacy = parseWith(messagingSend, body);
-    const input = parseWith(sendMessageSchema, fromMessagingSend(legacy));
+    const input = parseWith(legacySendMessageSchema, fromMessagingSend(legacy));
     const wait = preferredWait(c.req.header("prefer"));
     return idempotent(c, "compat/messaging-send", body, async (attempt) => {
       const row = await accept(c, attempt, input, "compat:messaging-send");

@@ -19,8 +19,10 @@ import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColum
 import { documented } from "../openapi/describe.ts";
 import { connectBot, disconnectBot, telegramAnswer, telegramInput, webhookOf } from "../channels/telegram.ts";
 import { DEFAULT_API_URL } from "../providers/telegram/api.ts";
-import { channels } from "../providers/provider.ts";
+import { type Channel, channels } from "../providers/provider.ts";
+import { chatSocketUrl } from "../providers/web/settings.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
+import { webAnswer, webInput } from "../providers/web/settings.ts";
 
 export const instanceRoutes = new Hono<AppEnv>();
 
@@ -29,13 +31,17 @@ const instanceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "Lett
 
 const putInstance = z
   .strictObject({
-    channel: z.enum(channels).optional().describe("whatsapp (the default: an Evolution instance) or telegram (a bot). Fixed once registered."),
+    channel: z
+      .enum(channels)
+      .optional()
+      .describe("whatsapp (the default: an Evolution instance), telegram (a bot) or web (a website's chat). Fixed once registered."),
     evolutionUrl: z
       .url({ protocol: /^https?$/, message: "Must be the http(s) base URL of the Evolution API." })
       .max(MAX_URL_LENGTH)
       .optional(),
     evolutionApiKey: headerSafe(z.string().min(1).max(500)).optional(),
     telegram: telegramInput.optional().describe("The bot, for channel telegram."),
+    web: webInput.optional().describe("The website's chat, for channel web."),
     ratePerMinute: z.int().min(1).max(60000).optional(),
     pacing: pacingInput.optional(),
   })
@@ -44,9 +50,11 @@ const putInstance = z
       if (b.evolutionUrl === undefined) ctx.addIssue({ code: "custom", path: ["evolutionUrl"], message: "Required for a WhatsApp instance." });
       if (b.telegram !== undefined) ctx.addIssue({ code: "custom", path: ["telegram"], message: 'Only for channel "telegram".' });
     } else {
+      if (b.channel !== "telegram" && b.telegram !== undefined) ctx.addIssue({ code: "custom", path: ["telegram"], message: 'Only for channel "telegram".' });
       for (const field of ["evolutionUrl", "evolutionApiKey"] as const)
         if (b[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: "Only for a WhatsApp instance." });
     }
+    if (b.channel !== "web" && b.web !== undefined) ctx.addIssue({ code: "custom", path: ["web"], message: 'Only for channel "web".' });
   });
 
 type Row = typeof instances.$inferSelect;
@@ -80,24 +88,31 @@ const sendingAnswer = z.object({
 const instanceAnswer = z
   .object({
     name: z.string(),
-    channel: z.enum(channels).describe("What recipients see: whatsapp or telegram."),
+    channel: z.enum(channels).describe("What recipients see: whatsapp, telegram or web."),
     evolutionUrl: z.string().optional().describe("WhatsApp instances."),
     telegram: telegramAnswer.optional().describe("Telegram instances: the bot. Telegram gives bots no delivery or read receipts: messages end at sent."),
+    web: webAnswer.optional().describe("Web chat instances: who may open a visitor's socket."),
     ratePerMinute: z.int(),
     state: z.string().describe("Evolution's connection state, from connection.update webhooks (unknown until the first); open for a connected bot."),
     stateChangedAt: isoTime.optional(),
     pacing: pacingAnswer.describe("How sends on this instance are paced."),
     sending: sendingAnswer.describe("Whether the governor paused sending, and why."),
-    webhookUrl: z.string().describe("WhatsApp: configure this URL as the instance's webhook in Evolution. Telegram: set by the gateway itself."),
+    webhookUrl: z
+      .string()
+      .describe(
+        "WhatsApp: configure this URL as the instance's webhook in Evolution. Telegram: set by the gateway itself. Web: the visitors' socket (add ?token= from POST /v1/instances/:name/visitors).",
+      ),
     createdAt: isoTime,
     updatedAt: isoTime,
   })
   .meta({ id: "Instance" });
 const instanceParams = z.object({ name: instanceName });
 
-export function webhookUrl(env: Env, requestUrl: string, token: string, channel: "whatsapp" | "telegram" = "whatsapp"): string {
-  const base = env.PUBLIC_URL || new URL(requestUrl).origin;
-  return `${base.replace(/\/+$/, "")}/webhooks/${channel === "telegram" ? "telegram" : "evolution"}/${token}`;
+export function webhookUrl(env: Env, requestUrl: string, token: string, channel: Channel = "whatsapp"): string {
+  const base = (env.PUBLIC_URL || new URL(requestUrl).origin).replace(/\/+$/, "");
+  // The web chat has no webhook: its visitors come in through their socket.
+  if (channel === "web") return chatSocketUrl(base);
+  return `${base}/webhooks/${channel === "telegram" ? "telegram" : "evolution"}/${token}`;
 }
 
 const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
@@ -107,7 +122,9 @@ const view = (row: Row, env: Env, requestUrl: string) => ({
   channel: channelOf(row.channel),
   ...(channelOf(row.channel) === "telegram"
     ? { telegram: { botUsername: row.telegramBotUsername, apiUrl: row.telegramApiUrl ?? DEFAULT_API_URL } }
-    : { evolutionUrl: row.evolutionUrl }),
+    : channelOf(row.channel) === "web"
+      ? { web: { allowedOrigins: row.webAllowedOrigins ?? null } }
+      : { evolutionUrl: row.evolutionUrl }),
   ratePerMinute: row.ratePerMinute,
   state: row.state,
   stateChangedAt: iso(row.stateChangedAt),
@@ -168,6 +185,40 @@ instanceRoutes.put(
     const pacing = pacingColumns({ ...input.pacing, ratePerMinute: input.pacing?.ratePerMinute ?? input.ratePerMinute }, stored, now);
     if (pacing.warmupDays !== null && pacing.dailyCap === null) {
       throw new ApiError("invalid_request", "The request is invalid.", [{ path: "pacing.warmup", message: "Warm-up grows the daily cap: it needs dailyCap." }]);
+    }
+    if (channel === "web") {
+      // Nothing to connect: the gateway itself carries the chat. Origins replace the stored ones when given.
+      const origins = input.web?.allowedOrigins !== undefined ? { webAllowedOrigins: input.web.allowedOrigins } : {};
+      if (existing) {
+        const [row] = await c.var.db
+          .update(instances)
+          .set({ ...origins, ...pacing, updatedAt: now })
+          .where(eq(instances.id, existing.id))
+          .returning();
+        await governor(c.env, existing.id).refresh();
+        return c.json(view(row ?? existing, c.env, c.req.url), 200);
+      }
+      const [row] = await c.var.db
+        .insert(instances)
+        .values({
+          id: newId("ins"),
+          tenantId: c.var.tenant.id,
+          name,
+          channel,
+          evolutionUrl: "",
+          evolutionApiKey: "",
+          ...origins,
+          state: "open",
+          stateChangedAt: now,
+          ...pacing,
+          webhookToken: randomToken(24),
+          createdAt: now,
+          updatedAt: now,
+        })
+        .onConflictDoNothing()
+        .returning();
+      if (!row) throw new ApiError("conflict", `Instance ${name} was registered concurrently; retry.`);
+      return c.json(view(row, c.env, c.req.url), 201);
     }
     if (channel === "telegram") {
       const given = input.telegram;

@@ -54,7 +54,8 @@ function offerStatements(t: InboundTarget, m: InboundMessage, now: number): SQL[
   ];
 }
 
-export type Stored = { dedupeKey: string; outcome: "stored" | "duplicate"; offered: boolean };
+/** `id`: the stored inbound message's id (the first one's, for a duplicate). */
+export type Stored = { dedupeKey: string; id: string | undefined; outcome: "stored" | "duplicate"; offered: boolean };
 
 /** Stores the messages (and offers them to automation) before the caller answers the provider. */
 export async function storeChannelInbound(env: Env, db: Db, t: InboundTarget, inbound: InboundMessage[], receivedAt: number): Promise<Stored[]> {
@@ -81,7 +82,7 @@ export async function storeChannelInbound(env: Env, db: Db, t: InboundTarget, in
       };
       await automationLane(env, laneKey).offer(info, [itemOf(row)]);
     }
-    out.push({ dedupeKey: m.dedupeKey, outcome, offered });
+    out.push({ dedupeKey: m.dedupeKey, id: row?.id, outcome, offered });
   }
   return out;
 }

@@ -68,6 +68,7 @@ export async function startGateway(
   const vars = {
     ADMIN_TOKEN: "e2e-admin-token",
     METRICS_TOKEN: "e2e-metrics-token",
+    WEB_CHAT_SECRET: "e2e-web-chat-secret-0123456789abcdef",
     WAKE_LANES_ON_START: "true",
     ALLOW_PRIVATE_URLS: "true",
     ...opts.vars,

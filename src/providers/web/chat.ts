@@ -1,0 +1,220 @@
+// VisitorChat: one per visitor conversation (tenant, instance, visitor). Holds the visitor's sockets
+// with the hibernation API (a visitor may have several tabs open; each gets every frame) and the
+// messages sent to the visitor, kept until a tab acknowledges them: every connect replays, in order,
+// each one not acknowledged yet, so nothing sent while the visitor was away is lost.
+//
+// A visitor's `message` frame becomes an inbound message of the instance (stored in D1 and offered to
+// its automation like a WhatsApp or Telegram one); `ack` and `read` are the receipts of the messages
+// sent to the visitor, through the same receipt path as WhatsApp's.
+import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
+import { runBatch } from "../../db/batch.ts";
+import { database } from "../../db/client.ts";
+import type { MediaJson } from "../../db/schema.ts";
+import { newId } from "../../ids.ts";
+import { type ReceiptStatus, receiptByProviderStatements } from "../../messages/receipts.ts";
+import { log } from "../../observability/log.ts";
+import { storeChannelInbound } from "../../webhooks/channel-inbound.ts";
+import { clientFrame, type ErrorCode, FRAMES_PER_MINUTE, frame, MAX_FRAME_BYTES, MESSAGES_PER_MINUTE } from "./frames.ts";
+
+export const chatOf = (env: Env, tenantId: string, instanceId: string, visitorId: string) =>
+  env.WEB_CHATS.get(env.WEB_CHATS.idFromName(`${tenantId}:${instanceId}:${visitorId}`));
+
+/** The visitor, as the Worker checked it from the token, handed to the object in this header. */
+export const VISITOR_HEADER = "x-web-chat-visitor";
+
+export type Delivery = { messageId: string; text: string | null; media: MediaJson | null; at: number };
+
+const visitor = z.object({
+  tenantId: z.string().min(1),
+  instanceId: z.string().min(1),
+  instanceName: z.string().min(1),
+  visitorId: z.string().min(1),
+  name: z.string().nullable(),
+});
+// What each socket remembers across hibernation: who, and its frames in the current minute.
+const attachment = visitor.extend({ socketId: z.string(), windowStart: z.number().default(0), frames: z.int().default(0) });
+type Attachment = z.infer<typeof attachment>;
+
+const MINUTE_MS = 60_000;
+
+type OutboundRow = { message_id: string; text: string | null; media: string | null; at: number };
+
+export class VisitorChat extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS outbound (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      message_id TEXT NOT NULL UNIQUE,
+      text TEXT,
+      media TEXT,
+      at INTEGER NOT NULL,
+      acked INTEGER NOT NULL DEFAULT 0)`);
+    // Keep-alives answered without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  private get conversationId(): string {
+    return this.ctx.id.toString();
+  }
+
+  /** Stores a message for the visitor and pushes it to every open tab; a second call with the same
+   *  id stores and pushes nothing. */
+  deliver(m: Delivery): void {
+    const media = m.media ? JSON.stringify(m.media) : null;
+    const cursor = this.ctx.storage.sql.exec(
+      "INSERT INTO outbound (message_id, text, media, at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
+      m.messageId,
+      m.text,
+      media,
+      m.at,
+    );
+    if (cursor.toArray().length === 0) return;
+    const out = JSON.stringify(frame.message({ ...m, conversationId: this.conversationId }));
+    for (const ws of this.ctx.getWebSockets()) sendQuietly(ws, out);
+  }
+
+  /** The visitor's messages went to the handler: every tab hears it. */
+  processing(inboundIds: string[]): void {
+    for (const id of inboundIds) {
+      const out = JSON.stringify(frame.processing(id, this.conversationId));
+      for (const ws of this.ctx.getWebSockets()) sendQuietly(ws, out);
+    }
+  }
+
+  /** Whether a message with this id was stored for the visitor. */
+  holds(messageId: string): boolean {
+    return this.ctx.storage.sql.exec("SELECT 1 FROM outbound WHERE message_id = ?", messageId).toArray().length > 0;
+  }
+
+  /** The upgrade, the token already checked by the Worker. */
+  async fetch(request: Request): Promise<Response> {
+    const v = visitor.parse(JSON.parse(request.headers.get(VISITOR_HEADER) ?? "null"));
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server);
+    const state: Attachment = { ...v, socketId: newId("sock"), windowStart: 0, frames: 0 };
+    server.serializeAttachment(state);
+    server.send(JSON.stringify(frame.connected(state.socketId, this.conversationId, v.visitorId)));
+    // What arrived while the visitor was away, in the order it was sent.
+    const waiting = this.ctx.storage.sql.exec<OutboundRow>("SELECT message_id, text, media, at FROM outbound WHERE acked = 0 ORDER BY seq").toArray();
+    for (const row of waiting) server.send(JSON.stringify(frame.message(this.viewOf(row))));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    const state = attachment.safeParse(ws.deserializeAttachment()).data;
+    if (!state) return closeQuietly(ws, 1011, "lost state");
+    const now = Date.now();
+    const fresh = now - state.windowStart >= MINUTE_MS;
+    const counted = { ...state, windowStart: fresh ? now : state.windowStart, frames: fresh ? 1 : state.frames + 1 };
+    ws.serializeAttachment(counted);
+    if (counted.frames > FRAMES_PER_MINUTE) return this.refuse(ws, "rate_limited", `At most ${FRAMES_PER_MINUTE} frames a minute per socket.`);
+    const size = typeof data === "string" ? new TextEncoder().encode(data).byteLength : data.byteLength;
+    if (size > MAX_FRAME_BYTES) return this.refuse(ws, "too_large", `Frames are at most ${MAX_FRAME_BYTES} bytes.`);
+    if (typeof data !== "string") return this.refuse(ws, "bad_frame", "Frames are JSON text.");
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      return this.refuse(ws, "bad_frame", "Not JSON.");
+    }
+    const f = clientFrame.safeParse(parsed);
+    if (!f.success) {
+      const issue = f.error.issues[0];
+      return this.refuse(ws, "bad_frame", `${issue?.path.join(".") || "frame"}: ${issue?.message ?? "invalid"}`);
+    }
+    try {
+      if (f.data.type === "message") {
+        if (!this.takeMessageSlot(now)) return this.refuse(ws, "rate_limited", `At most ${MESSAGES_PER_MINUTE} messages a minute; wait a moment.`);
+        await this.inbound(ws, state, f.data.data.content, f.data.data.clientMessageId ?? null);
+      } else await this.receipt(ws, state, f.data.data.messageId, f.data.type === "ack" ? "delivered" : "read");
+    } catch (err) {
+      log("warn", "web chat frame failed", { conversationId: this.conversationId, error: String(err) });
+      this.refuse(ws, "unavailable", "Could not handle the frame now; send it again.");
+    }
+  }
+
+  webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    // 1005/1006 have no wire form; answer the close with a normal one.
+    closeQuietly(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
+  }
+
+  webSocketError(ws: WebSocket): void {
+    closeQuietly(ws, 1011, "error");
+  }
+
+  // The visitor wrote: an inbound message of the instance, offered to its automation, then `queued`.
+  private async inbound(ws: WebSocket, s: Attachment, content: string, clientMessageId: string | null): Promise<void> {
+    const now = Date.now();
+    // The client's id makes a resend after a dropped socket a duplicate, not a second message.
+    const providerMessageId = clientMessageId ? `${s.visitorId}:${clientMessageId}` : newId("wchat");
+    const [stored] = await storeChannelInbound(
+      this.env,
+      database(this.env.DB),
+      { tenantId: s.tenantId, instanceId: s.instanceId, instanceName: s.instanceName, channel: "web" },
+      [
+        {
+          dedupeKey: `web:${providerMessageId}`,
+          kind: "message",
+          contact: s.visitorId,
+          replyTo: s.visitorId,
+          chat: s.visitorId,
+          participant: null,
+          providerMessageId,
+          pushName: s.name,
+          messageType: "text",
+          text: content,
+          media: null,
+          isGroup: false,
+          timestamp: now,
+        },
+      ],
+      now,
+    );
+    // The inbound message's id: the one `processing` frames and the message's events carry.
+    sendQuietly(ws, JSON.stringify(frame.queued(stored?.id ?? providerMessageId, clientMessageId)));
+  }
+
+  // A tab received (`ack`) or showed (`read`) a message sent to the visitor.
+  private async receipt(ws: WebSocket, s: Attachment, messageId: string, status: ReceiptStatus): Promise<void> {
+    if (!this.holds(messageId)) return this.refuse(ws, "unknown_message", `No message ${messageId} in this conversation.`);
+    // Acknowledged: not replayed on the next connect.
+    this.ctx.storage.sql.exec("UPDATE outbound SET acked = 1 WHERE message_id = ?", messageId);
+    // The message's provider id is its own id (see the provider's send).
+    await runBatch(database(this.env.DB), receiptByProviderStatements(s.instanceId, messageId, status, Date.now()));
+  }
+
+  // The visitor's messages this minute, across tabs (kept in storage: it survives hibernation).
+  private takeMessageSlot(now: number): boolean {
+    const kv = this.ctx.storage.kv;
+    const w = kv.get<{ start: number; count: number }>("messageWindow");
+    const next = w && now - w.start < MINUTE_MS ? { start: w.start, count: w.count + 1 } : { start: now, count: 1 };
+    if (next.count > MESSAGES_PER_MINUTE) return false;
+    kv.put("messageWindow", next);
+    return true;
+  }
+
+  private refuse(ws: WebSocket, code: ErrorCode, message: string): void {
+    sendQuietly(ws, JSON.stringify(frame.error(code, message)));
+  }
+
+  private viewOf(row: OutboundRow) {
+    return { messageId: row.message_id, conversationId: this.conversationId, text: row.text, media: row.media ? JSON.parse(row.media) : null, at: row.at };
+  }
+}
+
+function sendQuietly(ws: WebSocket, data: string): void {
+  try {
+    ws.send(data);
+  } catch {
+    // Closing: the message waits for the next connect.
+  }
+}
+
+function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // Already closed.
+  }
+}

@@ -1,0 +1,104 @@
+// The web chat's HTTP side. POST /v1/instances/:name/visitors (the tenant's backend, with its API key)
+// mints a visitor token; GET /v1/chat?token= (and /ws/chat, the older system's path) checks it and
+// the page's Origin, then hands the socket to the visitor's conversation object (VisitorChat).
+import { and, eq } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../app-env.ts";
+import { instances } from "../db/schema.ts";
+import { ApiError } from "../errors.ts";
+import { parseBody, parseWith } from "../http/body.ts";
+import { documented } from "../openapi/describe.ts";
+import { channelOf } from "../providers/registry.ts";
+import { chatOf, VISITOR_HEADER } from "../providers/web/chat.ts";
+import { visitorIdFormat } from "../providers/web/limits.ts";
+import { chatSocketUrl } from "../providers/web/settings.ts";
+import { checkVisitorToken, mintVisitorToken, type Visitor } from "../providers/web/token.ts";
+
+export const visitorRoutes = new Hono<AppEnv>();
+export const chatRoutes = new Hono<AppEnv>();
+
+const MIN_SECRET_LENGTH = 32;
+
+function secretOf(env: Env): string {
+  const secret = env.WEB_CHAT_SECRET ?? "";
+  if (secret.length < MIN_SECRET_LENGTH)
+    throw new ApiError("unavailable", `The web chat is not configured: set the WEB_CHAT_SECRET secret (at least ${MIN_SECRET_LENGTH} characters).`);
+  return secret;
+}
+
+const visitorInput = z.strictObject({
+  visitorId: z.string().regex(visitorIdFormat, "Letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit."),
+  name: z.string().trim().min(1).max(100).optional().describe("The visitor's display name, shown to the handler as pushName."),
+  ttlSeconds: z.int().min(60).max(86_400).default(3_600).describe("How long the token opens sockets."),
+});
+
+visitorRoutes.post(
+  "/:name/visitors",
+  documented({
+    summary: "A visitor token for a web chat instance",
+    description:
+      "The tenant's backend mints one per visitor and hands it to the page, which opens GET /v1/chat?token=. The token is signed, names the tenant, instance and visitor, and expires; no API key reaches the browser.",
+    tags: ["Web chat"],
+    caller: "apiKey",
+    body: visitorInput,
+    responses: {
+      201: {
+        description: "The token, when it expires, and the socket URL with it.",
+        schema: z.object({ token: z.string(), expiresAt: z.iso.datetime(), url: z.string() }),
+      },
+    },
+    errors: ["invalid_request", "not_found", "unprocessable", "unavailable"],
+  }),
+  async (c) => {
+    const input = await parseBody(c, visitorInput);
+    const secret = secretOf(c.env);
+    const [row] = await c.var.db
+      .select({ id: instances.id, name: instances.name, channel: instances.channel })
+      .from(instances)
+      .where(and(eq(instances.tenantId, c.var.tenant.id), eq(instances.name, c.req.param("name"))));
+    if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+    if (channelOf(row.channel) !== "web") throw new ApiError("unprocessable", `Instance ${row.name} is not a web chat instance.`);
+    const expiresAt = Date.now() + input.ttlSeconds * 1000;
+    const visitor: Visitor = { tenantId: c.var.tenant.id, instanceId: row.id, instanceName: row.name, visitorId: input.visitorId, name: input.name ?? null };
+    const token = await mintVisitorToken(secret, visitor, expiresAt);
+    const base = c.env.PUBLIC_URL || new URL(c.req.url).origin;
+    return c.json({ token, expiresAt: new Date(Math.floor(expiresAt / 1000) * 1000).toISOString(), url: `${chatSocketUrl(base)}?token=${token}` }, 201);
+  },
+);
+
+const chatQuery = z.object({ token: z.string().min(1).max(4096).optional() });
+
+chatRoutes.get(
+  "/",
+  documented({
+    summary: "A visitor's web chat socket (Upgrade: websocket)",
+    description:
+      "Opened by the page with ?token= from POST /v1/instances/:name/visitors. Refused before the upgrade: a missing, bad or expired token (401), an Origin outside the instance's allowedOrigins (403). Frames: see the web chat section of the channels guide.",
+    tags: ["Web chat"],
+    caller: "public",
+    responses: { 101: { description: "Switching to the WebSocket." } },
+    errors: ["invalid_request", "unauthorized", "forbidden"],
+  }),
+  async (c) => {
+    const { token } = parseWith(chatQuery, c.req.query());
+    if (!token) throw new ApiError("unauthorized", "Missing ?token=: get one from POST /v1/instances/:name/visitors.");
+    const visitor = await checkVisitorToken(secretOf(c.env), token);
+    if (!visitor) throw new ApiError("unauthorized", "Bad or expired visitor token: get a new one from the site's backend.");
+    const [row] = await c.var.db
+      .select({ channel: instances.channel, allowedOrigins: instances.webAllowedOrigins })
+      .from(instances)
+      .where(and(eq(instances.id, visitor.instanceId), eq(instances.tenantId, visitor.tenantId)));
+    if (!row || channelOf(row.channel) !== "web") throw new ApiError("unauthorized", "The token's instance no longer exists.");
+    if (row.allowedOrigins) {
+      const origin = c.req.header("origin");
+      if (!origin || !row.allowedOrigins.includes(origin)) throw new ApiError("forbidden", "This page's origin may not open this chat.");
+    }
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      throw new ApiError("invalid_request", "This route is a WebSocket: send Upgrade: websocket.", [{ path: "upgrade", message: "expected websocket" }]);
+    }
+    return chatOf(c.env, visitor.tenantId, visitor.instanceId, visitor.visitorId).fetch("https://visitor-chat/connect", {
+      headers: { upgrade: "websocket", [VISITOR_HEADER]: JSON.stringify(visitor) },
+    });
+  },
+);
