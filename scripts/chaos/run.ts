@@ -688,8 +688,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
     const receivedTexts = new Set(
       (kafkaRead.get(topics.TOPIC_MESSAGE_RECEIVED!) ?? []).flatMap((r) => {
-        const e = z.object({ data: z.object({ text: z.string().optional() }) }).safeParse(JSON.parse(r.value));
-        return e.success && e.data.data.text ? [e.data.data.text] : [];
+        // WhatsApp's inbound only: Telegram's is judged on its own.
+        const e = z.object({ data: z.object({ channel: z.string().optional(), text: z.string().optional() }) }).safeParse(JSON.parse(r.value));
+        return e.success && e.data.data.text && e.data.data.channel !== "telegram" ? [e.data.data.text] : [];
       }),
     );
     // Inbound: each message once (a duplicate delivery is the same message); dropped ones never reached the gateway.
