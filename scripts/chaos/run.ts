@@ -751,7 +751,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             inboundTexts: tgInboundTexts,
             received: (o.kafka ? (kafkaRead.get(topics.TOPIC_MESSAGE_RECEIVED!) ?? []).map((r) => r.value) : outboxEvents).map((v) => JSON.parse(v) as unknown),
           });
-    if (telegram) tgCallsOf = telegram.calls;
+    if (telegram) tgCallsOf = { restartWindows: observed.restartWindows, calls: telegram.calls };
     order = await Promise.all(
       verdict.outOfOrderContacts.slice(0, 10).map(async (contact) => {
         const mine = plan.filter((p) => p.contact === contact);
@@ -933,6 +933,7 @@ async function telegramVerdict(a: {
     ...verdict.sentTwiceTexts,
     ...verdict.markedSentTexts,
     ...a.plan.filter((p) => verdict.outOfOrderContacts.includes(p.contact)).map((p) => p.text),
+    ...verdict.inDoubtTexts,
   ]);
   const callsOf = Object.fromEntries(
     [...findings].slice(0, 50).map((text) => [text, sends.filter((c) => c.params.text === text).map(({ params: _, ...c }) => c)]),

@@ -255,6 +255,8 @@ export type TelegramVerdict = Omit<Verdict, "serverErrors" | "accepted"> & {
   /** Failed as in doubt (a timeout, or a runtime killed during the call), and of those, how many went out. */
   failedInDoubt: number;
   inDoubtWentOut: number;
+  /** Their texts, for the run's telegram.json. */
+  inDoubtTexts: string[];
   /** Calls made while a retry_after answered earlier to that chat or bot was still running. */
   insideRetryAfter: number;
 };
@@ -303,6 +305,7 @@ export function judgeTelegram(planned: Planned[], o: Observed, calls: TelegramCa
     extraSendsAfter5xx,
     failedInDoubt: inDoubt.length,
     inDoubtWentOut: wentOut.length,
+    inDoubtTexts: inDoubt.map((m) => m.text ?? ""),
     insideRetryAfter: calls.filter((c) => c.insideRetryAfter).length,
     examples,
   };
