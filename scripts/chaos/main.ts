@@ -1,10 +1,12 @@
 // `npm run chaos`: the chaos run with its verdict table. Every fault can be switched or sized:
 //   npm run chaos -- --messages 600 --contacts 60 --seed 7 --runtime-kills 1 --no-kafka
+//   npm run chaos -- --telegram-share 0.3 --telegram-hangs 0.05   (0 leaves Telegram out)
 // Exit code 1 when a goal is missed (0 lost, 0 marked sent but never sent, 0 sent twice, 0 out of
-// order, 0 regressions, 0 missing events, no 5xx outside restart windows).
+// order, 0 regressions, 0 missing events, no 5xx outside restart windows; for Telegram also no call
+// inside a retry_after).
 import { parseArgs } from "node:util";
 import { defaultOptions, runChaos } from "./run.ts";
-import { goalsMet } from "./verdict.ts";
+import { goalsMet, telegramGoalsMet } from "./verdict.ts";
 import { verdictTable } from "./table.ts";
 
 const d = defaultOptions();
@@ -15,6 +17,12 @@ const { values } = parseArgs({
     seed: { type: "string", default: String(d.seed) },
     rate: { type: "string", default: String(d.rate) },
     inbound: { type: "string" },
+    "telegram-share": { type: "string", default: String(d.telegramShare) },
+    "telegram-inbound": { type: "string" },
+    "telegram-5xx": { type: "string", default: String(d.faults.telegramServerErrors) },
+    "telegram-sent-then-5xx": { type: "string", default: String(d.faults.telegramSentThenErrors) },
+    "telegram-hangs": { type: "string", default: String(d.faults.telegramHangs) },
+    "telegram-duplicate-deliveries": { type: "string", default: String(d.faults.telegramDuplicateDeliveries) },
     "no-kafka": { type: "boolean", default: false },
     "schedule-lead": { type: "string", default: String(d.scheduleLeadSeconds) },
     "settle-seconds": { type: "string", default: String(d.settleSeconds) },
@@ -46,13 +54,18 @@ const num = (name: string, v: string | undefined): number => {
 };
 const off = values["no-faults"];
 const messages = num("messages", values.messages);
+const inbound = values.inbound === undefined ? Math.round(messages / 5) : num("inbound", values.inbound);
+const telegramShare = Math.min(1, num("telegram-share", values["telegram-share"]));
 const options = {
   ...d,
   messages,
   contacts: Math.max(1, num("contacts", values.contacts)),
   seed: num("seed", values.seed),
   rate: Math.max(1, num("rate", values.rate)),
-  inbound: values.inbound === undefined ? Math.round(messages / 5) : num("inbound", values.inbound),
+  inbound,
+  telegramShare,
+  // Telegram's share of the inbound, played beside the WhatsApp inbound.
+  telegramInbound: values["telegram-inbound"] === undefined ? Math.round(inbound * telegramShare) : num("telegram-inbound", values["telegram-inbound"]),
   kafka: !values["no-kafka"],
   scheduleLeadSeconds: num("schedule-lead", values["schedule-lead"]),
   settleSeconds: num("settle-seconds", values["settle-seconds"]),
@@ -73,6 +86,10 @@ const options = {
     runtimeKills: off ? 0 : num("runtime-kills", values["runtime-kills"]),
     bridgeKills: off ? 0 : num("bridge-kills", values["bridge-kills"]),
     brokerRestarts: off ? 0 : num("broker-restarts", values["broker-restarts"]),
+    telegramServerErrors: off ? 0 : num("telegram-5xx", values["telegram-5xx"]),
+    telegramSentThenErrors: off ? 0 : num("telegram-sent-then-5xx", values["telegram-sent-then-5xx"]),
+    telegramHangs: off ? 0 : num("telegram-hangs", values["telegram-hangs"]),
+    telegramDuplicateDeliveries: off ? 0 : num("telegram-duplicate-deliveries", values["telegram-duplicate-deliveries"]),
   },
 };
 
@@ -82,7 +99,8 @@ runChaos(options).then(
     if (values.json) console.log(JSON.stringify(result, null, 2));
     console.log(`\nnpm run chaos${argv ? ` -- ${argv}` : ""}\n`);
     console.log(verdictTable(options, result));
-    process.exit(goalsMet(result.verdict) && result.settled ? 0 : 1);
+    const telegramOk = result.telegram === undefined || telegramGoalsMet(result.telegram.verdict);
+    process.exit(goalsMet(result.verdict) && telegramOk && result.settled ? 0 : 1);
   },
   (err: unknown) => {
     console.error(err);

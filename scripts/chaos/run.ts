@@ -1,6 +1,7 @@
-// One chaos run: the real system on loopback (wrangler dev, the Evolution simulator, a Kafka broker,
-// the bridge as its own process), a paced load through the API and Kafka with inbound webhooks
-// alongside, faults during the load, then a wait for the system to settle and the verdict.
+// One chaos run: the real system on loopback (wrangler dev, the Evolution simulator and its Telegram
+// Bot API stand-in, a Kafka broker, the bridge as its own process), a paced load through the API and
+// Kafka to WhatsApp and Telegram with inbound messages alongside, faults during the load, then a wait
+// for the system to settle and the verdict, per channel.
 import { type ChildProcess, spawn } from "node:child_process";
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +14,7 @@ import { percentile } from "../../bench/load.ts";
 import { faultCounts, setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, ROOT, startGateway, type Gateway } from "../../test/support/gateway.ts";
-import { type ApiRequest, judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
+import { type ApiRequest, judge, judgeTelegram, type Observed, type Planned, type TelegramCall, type TelegramVerdict, type Verdict } from "./verdict.ts";
 
 export type ChaosOptions = {
   messages: number;
@@ -21,8 +22,12 @@ export type ChaosOptions = {
   seed: number;
   /** Messages submitted per second (API and Kafka together). */
   rate: number;
-  /** Inbound messages the simulator emits during the load. */
+  /** Inbound messages the simulator emits during the load (WhatsApp). */
   inbound: number;
+  /** Share of the contacts (and so of the messages) that are Telegram chats, sent through the API. */
+  telegramShare: number;
+  /** Inbound Telegram updates played to the gateway's webhook during the load. */
+  telegramInbound: number;
   kafka: boolean;
   scheduleLeadSeconds: number;
   settleSeconds: number;
@@ -50,6 +55,12 @@ export type ChaosOptions = {
     runtimeKills: number;
     bridgeKills: number;
     brokerRestarts: number;
+    /** Telegram sends answered 500/502 without going out; sent and then answered 502; sent and
+     *  answered only after the gateway's timeout; webhook updates posted twice. */
+    telegramServerErrors: number;
+    telegramSentThenErrors: number;
+    telegramHangs: number;
+    telegramDuplicateDeliveries: number;
   };
   log: (line: string) => void;
 };
@@ -60,6 +71,8 @@ export const defaultOptions = (): ChaosOptions => ({
   seed: 42,
   rate: 50,
   inbound: 0,
+  telegramShare: 0.2,
+  telegramInbound: 0,
   kafka: true,
   scheduleLeadSeconds: 15,
   settleSeconds: 300,
@@ -81,6 +94,10 @@ export const defaultOptions = (): ChaosOptions => ({
     runtimeKills: 2,
     bridgeKills: 1,
     brokerRestarts: 1,
+    telegramServerErrors: 0.1,
+    telegramSentThenErrors: 0.03,
+    telegramHangs: 0.03,
+    telegramDuplicateDeliveries: 0.1,
   },
   log: (line) => console.error(line),
 });
@@ -92,11 +109,27 @@ export type ChaosResult = {
   injected: Record<string, number>;
   /** Inbound messages: emitted by the simulator, dropped by it (chaos), given up by its retries, seen on Kafka, and lost after the gateway took them. */
   inbound: { emitted: number; dropped: number; gaveUp: number; onKafka: number; lost: number; lostJustBeforeKill: number };
+  /** Absent when the run had no Telegram share. */
+  telegram?: TelegramResult;
+};
+
+export type TelegramResult = {
+  verdict: TelegramVerdict;
+  injected: Record<string, number>;
+  /** Updates played, posted twice by the simulator, given up by its retries, stored by the gateway
+   *  (a message.received event), lost after a 2xx, and stored more than once. */
+  inbound: { emitted: number; duplicated: number; gaveUp: number; stored: number; lost: number; storedTwice: number };
 };
 
 type Window = { from: number; to: number };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const contactNumber = (c: number) => `5511${String(900_000_000 + c).slice(-9)}`;
+const chatOf = (c: number) => 700_000_000 + c;
+const TELEGRAM_TOKEN = "7070707:chaos-telegram-secret-00000000000000";
+const TELEGRAM_INSTANCE = "tg-chaos";
+/** The contacts that are Telegram chats: spread evenly, `share` of them. */
+export const telegramContacts = (contacts: number, share: number) =>
+  Array.from({ length: contacts }, (_, c) => c).filter((c) => Math.floor((c + 1) * share) > Math.floor(c * share));
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const started = Date.now();
@@ -118,6 +151,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   let twice: unknown[] = [];
   // For the messages marked sent but never sent: the same.
   let neverSent: unknown[] = [];
+  // Telegram's calls of the texts in its findings (sent twice, never sent, out of order), for telegram.json.
+  let tgCallsOf: Record<string, unknown> | undefined;
 
   try {
     // Broker: fixed ports and state folder, so a restart is the same broker.
@@ -175,6 +210,41 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // number (invalid-number spike, as it should for a real number) past the end of the run.
     const tenant = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000, webhooks: "single", pacing: { invalidNumberSpike: null } });
     const headers = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
+    // Telegram: a bot at the stand-in with flood control on, its chats started, the faults switched
+    // on (drawn from the chaos seed), and an instance connected to it (getMe, setWebhook).
+    const tgContacts = new Set(telegramContacts(o.contacts, o.telegramShare));
+    const sim = async (route: string, method: string, body: unknown) => {
+      const res = await fetch(`${simulator.url}/_sim/telegram${route}`, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      if (!res.ok) throw new Error(`simulator ${method} ${route}: ${res.status} ${await res.text()}`);
+      return res.json() as Promise<unknown>;
+    };
+    if (tgContacts.size > 0) {
+      await sim("/bots", "POST", { token: TELEGRAM_TOKEN, username: "mensageiro_chaos_bot", first_name: "chaos" });
+      for (const c of tgContacts) await sim("/chats", "PUT", { token: TELEGRAM_TOKEN, chatId: chatOf(c), type: "private", first_name: `Contact ${c}` });
+      await sim("/config", "PATCH", {
+        limits: { enabled: true },
+        faults: {
+          serverErrorRate: o.faults.telegramServerErrors,
+          sentThenErrorRate: o.faults.telegramSentThenErrors,
+          hangRate: o.faults.telegramHangs,
+          hangMs: o.evolutionTimeoutMs + 1_000,
+          duplicateDeliveryRate: o.faults.telegramDuplicateDeliveries,
+        },
+        // Telegram keeps redelivering an update for hours: enough attempts to outlast a restart.
+        webhook: { maxAttempts: 20, retryDelayMs: 500 },
+      });
+      const put = await fetch(`${gateway.url}/v1/instances/${TELEGRAM_INSTANCE}`, {
+        method: "PUT",
+        headers,
+        body: JSON.stringify({ channel: "telegram", telegram: { botToken: TELEGRAM_TOKEN, apiUrl: simulator.url } }),
+      });
+      if (put.status !== 201) throw new Error(`Telegram instance: ${put.status} ${await put.text()}`);
+      log(`Telegram: ${tgContacts.size} chats on instance ${TELEGRAM_INSTANCE}`);
+    }
     // wrangler dev never fires the cron: run the sweep as the deployed cron would, a bit more often.
     const sweep = setInterval(() => void fetch(`${gateway.url}/cdn-cgi/local/scheduled?cron=*+*+*+*+*`).catch(() => undefined), 20_000);
     cleanups.push(async () => clearInterval(sweep));
@@ -240,11 +310,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
 
     // The plan: message n goes to contact n % M; each contact has one channel, so its order is defined.
+    // Telegram chats are reached through the API only (the legacy Kafka records carry phone numbers).
     const plan: Planned[] = Array.from({ length: o.messages }, (_, n) => {
       const contact = n % o.contacts;
       const lane = contact % 4;
-      const channel = o.kafka && lane >= 2 ? "kafka" : "api";
-      return { n, contact, k: Math.floor(n / o.contacts), channel, scheduled: lane % 2 === 1, text: `chaos s${o.seed} n${n} c${contact}` };
+      const network = tgContacts.has(contact) ? "telegram" : "whatsapp";
+      const channel = o.kafka && lane >= 2 && network === "whatsapp" ? "kafka" : "api";
+      return { n, contact, k: Math.floor(n / o.contacts), channel, network, scheduled: lane % 2 === 1, text: `chaos s${o.seed} n${n} c${contact}` };
     });
 
     const acceptedApi = new Map<number, string>();
@@ -256,8 +328,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       const backoff = [250, 500, 1000, 2000, 3000];
       // One body for every attempt: a retry with the same key must be the same request.
       const body = {
-        instance: tenant.instance,
-        to: contactNumber(p.contact),
+        instance: p.network === "telegram" ? TELEGRAM_INSTANCE : tenant.instance,
+        to: p.network === "telegram" ? String(chatOf(p.contact)) : contactNumber(p.contact),
         text: p.text,
         ...(p.scheduled ? { sendAt: new Date(Date.now() + o.scheduleLeadSeconds * 1000).toISOString() } : {}),
       };
@@ -455,6 +527,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             Math.max(5, loadMs / Math.max(1, o.inbound)),
           )
         : undefined;
+    // Inbound Telegram: people write to the bot from its chats; the stand-in posts each update to the
+    // gateway's webhook with the secret, one chat's updates in sequence, retried until a 2xx.
+    const tgList = [...tgContacts];
+    let tgInboundEmitted = 0;
+    const tgInboundTexts: string[] = [];
+    const tgInboundTimer =
+      o.telegramInbound > 0 && tgList.length > 0
+        ? setInterval(
+            () => {
+              if (tgInboundEmitted >= o.telegramInbound) return;
+              const i = tgInboundEmitted++;
+              const chat = chatOf(tgList[i % tgList.length]!);
+              const text = `inbound s${o.seed} t${i}`;
+              tgInboundTexts.push(text);
+              void sim("/inbound", "POST", { token: TELEGRAM_TOKEN, chatId: chat, text, from: { id: chat, first_name: "Contact" } }).catch((err: unknown) =>
+                log(`Telegram inbound ${i} refused by the simulator: ${String(err)}`),
+              );
+            },
+            Math.max(5, loadMs / Math.max(1, o.telegramInbound)),
+          )
+        : undefined;
 
     log(
       `load: ${o.messages} messages over ${o.contacts} contacts at ${o.rate}/s (${(loadMs / 1000).toFixed(0)} s), faults at ${schedule.map((s) => `${s.name} ${(s.at / 1000).toFixed(0)}s`).join(", ")}`,
@@ -488,6 +581,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       while (inboundEmitted < o.inbound) await sleep(50);
       clearInterval(inboundTimer);
     }
+    if (tgInboundTimer) {
+      while (tgInboundEmitted < o.telegramInbound) await sleep(50);
+      clearInterval(tgInboundTimer);
+    }
     const loadSeconds = (Date.now() - loadStart) / 1000;
     log(`load submitted in ${loadSeconds.toFixed(1)} s: API ${acceptedApi.size} accepted, ${refusedApi.size} refused; Kafka ${producedKafka.size} produced`);
     for (const [n, why] of [...refusedApi].slice(0, 3)) log(`  refused n${n}: ${why}`);
@@ -504,7 +601,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         const stats = statsSchema.parse(await (await fetch(`${gateway.url}/v1/stats`, { headers })).json()).messages.total;
         const pending = (stats.scheduled ?? 0) + (stats.queued ?? 0) + (stats.processing ?? 0);
         const total = Object.values(stats).reduce((a, b) => a + b, 0);
-        const hooksPending = simulator.state.webhooks.filter((w) => w.outcome === "pending").length;
+        const tgPending =
+          tgContacts.size === 0
+            ? 0
+            : tgDeliveries.parse(await (await fetch(`${simulator.url}/_sim/telegram/deliveries`)).json()).deliveries.filter((d) => d.outcome === "pending")
+                .length;
+        const hooksPending = simulator.state.webhooks.filter((w) => w.outcome === "pending").length + tgPending;
         let outbox = 0;
         let lag = 0;
         if (o.kafka && kafkaAdmin) {
@@ -564,19 +666,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // Kafka is at-least-once (a page produced again after a bridge kill or a broker restart): repeats
     // are dropped by eventId, as consumers are told to.
     const seenEvents = new Set<string>();
-    const statusEvents = (o.kafka ? (kafkaRead.get(topics.TOPIC_MESSAGE_STATUS!) ?? []).map((r) => r.value) : await readOutbox(gateway, headers)).flatMap(
-      (value) => {
-        const e = z
-          .object({ eventId: z.string().optional(), type: z.literal("message.status"), data: z.object({ messageId: z.string(), status: z.string() }) })
-          .safeParse(JSON.parse(value));
-        if (!e.success) return [];
-        if (e.data.eventId !== undefined) {
-          if (seenEvents.has(e.data.eventId)) return [];
-          seenEvents.add(e.data.eventId);
-        }
-        return [e.data.data];
-      },
-    );
+    const outboxEvents = o.kafka ? [] : await readOutbox(gateway, headers);
+    const statusEvents = (o.kafka ? (kafkaRead.get(topics.TOPIC_MESSAGE_STATUS!) ?? []).map((r) => r.value) : outboxEvents).flatMap((value) => {
+      const e = z
+        .object({ eventId: z.string().optional(), type: z.literal("message.status"), data: z.object({ messageId: z.string(), status: z.string() }) })
+        .safeParse(JSON.parse(value));
+      if (!e.success) return [];
+      if (e.data.eventId !== undefined) {
+        if (seenEvents.has(e.data.eventId)) return [];
+        seenEvents.add(e.data.eventId);
+      }
+      return [e.data.data];
+    });
     const deadLettered = new Map<number, string>();
     for (const t of [`${topics.TOPIC_SEND_MESSAGE}.dlq`, `${topics.TOPIC_SCHEDULE_MESSAGE}.dlq`]) {
       for (const r of kafkaRead.get(t) ?? []) {
@@ -587,8 +688,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
     const receivedTexts = new Set(
       (kafkaRead.get(topics.TOPIC_MESSAGE_RECEIVED!) ?? []).flatMap((r) => {
-        const e = z.object({ data: z.object({ text: z.string().optional() }) }).safeParse(JSON.parse(r.value));
-        return e.success && e.data.data.text ? [e.data.data.text] : [];
+        // WhatsApp's inbound only: Telegram's is judged on its own.
+        const e = z.object({ data: z.object({ channel: z.string().optional(), text: z.string().optional() }) }).safeParse(JSON.parse(r.value));
+        return e.success && e.data.data.text && e.data.data.channel !== "telegram" ? [e.data.data.text] : [];
       }),
     );
     // Inbound: each message once (a duplicate delivery is the same message); dropped ones never reached the gateway.
@@ -634,7 +736,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       requests,
       restartWindows: windows.map((w) => ({ from: w.from, to: Number.isFinite(w.to) ? w.to : Date.now() })),
     };
-    const verdict = judge(plan, observed);
+    const verdict = judge(
+      plan.filter((p) => p.network === "whatsapp"),
+      observed,
+    );
+    const telegram =
+      tgContacts.size === 0
+        ? undefined
+        : await telegramVerdict({
+            simulatorUrl: simulator.url,
+            plan: plan.filter((p) => p.network === "telegram"),
+            observed,
+            hangMs: o.evolutionTimeoutMs + 1_000,
+            inboundTexts: tgInboundTexts,
+            received: (o.kafka ? (kafkaRead.get(topics.TOPIC_MESSAGE_RECEIVED!) ?? []).map((r) => r.value) : outboxEvents).map((v) => JSON.parse(v) as unknown),
+          });
+    if (telegram) tgCallsOf = { restartWindows: observed.restartWindows, calls: telegram.calls };
     order = await Promise.all(
       verdict.outOfOrderContacts.slice(0, 10).map(async (contact) => {
         const mine = plan.filter((p) => p.contact === contact);
@@ -680,6 +797,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     );
     return {
       verdict,
+      ...(telegram ? { telegram: telegram.result } : {}),
       settled,
       seconds: { load: loadSeconds, settle: settleSeconds, total: (Date.now() - started) / 1000 },
       injected,
@@ -702,6 +820,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (order.length > 0) writeFileSync(path.join(logDir, "order.json"), JSON.stringify(order, null, 2));
     if (twice.length > 0) writeFileSync(path.join(logDir, "twice.json"), JSON.stringify(twice, null, 2));
     if (neverSent.length > 0) writeFileSync(path.join(logDir, "never-sent.json"), JSON.stringify(neverSent, null, 2));
+    if (tgCallsOf && Object.keys(tgCallsOf).length > 0) writeFileSync(path.join(logDir, "telegram.json"), JSON.stringify(tgCallsOf, null, 2));
     // Every API request answered 5xx or not at all, next to the restart windows (seconds from the start).
     const s = (t: number) => Number(((t - started) / 1000).toFixed(2));
     writeFileSync(
@@ -721,6 +840,105 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     log(`logs in ${logDir}`);
     rmSync(workDir, { recursive: true, force: true });
   }
+}
+
+const tgDeliveries = z.object({
+  deliveries: z.array(
+    z.object({
+      outcome: z.enum(["pending", "delivered", "failed"]),
+      duplicate: z.boolean(),
+      body: z.looseObject({ message: z.looseObject({ text: z.string().optional() }).optional() }),
+    }),
+  ),
+});
+const tgCalls = z.object({
+  calls: z.array(
+    z.object({
+      seq: z.number(),
+      at: z.number(),
+      answeredAt: z.number().optional(),
+      method: z.string(),
+      chatId: z.union([z.number(), z.string()]).optional(),
+      params: z.looseObject({ text: z.string().optional() }),
+      status: z.number(),
+      description: z.string().optional(),
+      sent: z.boolean(),
+      insideRetryAfter: z.boolean(),
+    }),
+  ),
+});
+const receivedEvent = z.object({
+  eventId: z.string().optional(),
+  type: z.literal("message.received"),
+  data: z.object({ channel: z.string().optional(), text: z.string().optional() }),
+});
+
+/** Telegram's side of the verdict: the stand-in's calls and webhook deliveries next to the gateway's
+ *  messages and message.received events. */
+async function telegramVerdict(a: {
+  simulatorUrl: string;
+  plan: Planned[];
+  observed: Observed;
+  hangMs: number;
+  inboundTexts: string[];
+  received: unknown[];
+}): Promise<{ result: TelegramResult; calls: Record<string, unknown> }> {
+  const token = encodeURIComponent(TELEGRAM_TOKEN);
+  const raw = tgCalls.parse(await (await fetch(`${a.simulatorUrl}/_sim/telegram/calls?token=${token}&pending=true`)).json()).calls;
+  const sends = raw.filter((c) => c.method.startsWith("send") && c.method !== "sendChatAction");
+  const calls: TelegramCall[] = sends.map((c) => ({
+    text: c.params.text,
+    chat: String(c.chatId),
+    status: c.status,
+    at: c.at,
+    sent: c.sent,
+    insideRetryAfter: c.insideRetryAfter,
+  }));
+  const verdict = judgeTelegram(a.plan, a.observed, calls);
+  const deliveries = tgDeliveries.parse(await (await fetch(`${a.simulatorUrl}/_sim/telegram/deliveries?token=${token}`)).json()).deliveries;
+  const injected: Record<string, number> = {};
+  const count = (k: string, n: number) => {
+    if (n > 0) injected[k] = n;
+  };
+  count("5xx without sending", sends.filter((c) => c.status >= 500 && !c.sent).length);
+  count("502 after sending", sends.filter((c) => c.status >= 500 && c.sent).length);
+  count("hangs past the timeout (sent)", sends.filter((c) => c.sent && c.status < 300 && (c.answeredAt ?? Date.now()) - c.at >= a.hangMs - 100).length);
+  count("429 flood waits", sends.filter((c) => c.status === 429).length);
+  count("webhook updates posted twice", deliveries.filter((d) => d.duplicate).length);
+
+  // Inbound: each update once in the gateway (a duplicate delivery is the same update_id).
+  const stored = new Map<string, number>();
+  const seen = new Set<string>();
+  for (const value of a.received) {
+    const e = receivedEvent.safeParse(value);
+    if (!e.success || e.data.data.channel !== "telegram" || e.data.data.text === undefined) continue;
+    if (e.data.eventId !== undefined) {
+      if (seen.has(e.data.eventId)) continue;
+      seen.add(e.data.eventId);
+    }
+    stored.set(e.data.data.text, (stored.get(e.data.data.text) ?? 0) + 1);
+  }
+  const deliveredTexts = new Set(deliveries.filter((d) => d.outcome === "delivered").map((d) => d.body.message?.text));
+  const emitted = new Set(a.inboundTexts);
+  const inbound = {
+    emitted: emitted.size,
+    duplicated: deliveries.filter((d) => d.duplicate && emitted.has(d.body.message?.text ?? "")).length,
+    gaveUp: [...emitted].filter((t) => !deliveredTexts.has(t)).length,
+    stored: [...emitted].filter((t) => stored.has(t)).length,
+    lost: [...emitted].filter((t) => deliveredTexts.has(t) && !stored.has(t)).length,
+    storedTwice: [...emitted].filter((t) => (stored.get(t) ?? 0) > 1).length,
+  };
+  // For telegram.json: the calls of each text in a finding.
+  const findings = new Set([
+    ...verdict.sentTwiceTexts,
+    ...verdict.markedSentTexts,
+    ...a.plan.filter((p) => verdict.outOfOrderContacts.includes(p.contact)).map((p) => p.text),
+    ...verdict.inDoubtTexts,
+  ]);
+  const callsOf = Object.fromEntries(
+    [...findings].slice(0, 50).map((text) => [text, sends.filter((c) => c.params.text === text).map(({ params: _, ...c }) => c)]),
+  );
+  return { result: { verdict, injected, inbound }, calls: callsOf };
 }
 
 async function consumerLag(admin: ReturnType<Kafka["admin"]>, groupId: string, topics: string[]): Promise<number> {

@@ -1,6 +1,6 @@
-// The verdict as a Markdown table (what docs/reliability.md records).
+// The verdict as a Markdown table (what docs/reliability.md records): WhatsApp's rows, then Telegram's.
 import { table } from "../../bench/load.ts";
-import type { ChaosOptions, ChaosResult } from "./run.ts";
+import type { ChaosOptions, ChaosResult, TelegramResult } from "./run.ts";
 
 export function verdictTable(o: ChaosOptions, r: ChaosResult): string {
   const v = r.verdict;
@@ -38,6 +38,7 @@ export function verdictTable(o: ChaosOptions, r: ChaosResult): string {
       `${r.inbound.emitted} emitted, ${r.inbound.dropped} dropped by the simulator, ${r.inbound.gaveUp} given up after its retries, ${r.inbound.onKafka} on Kafka; of the lost, ${r.inbound.lostJustBeforeKill} taken less than 5 s before a runtime SIGKILL`,
       o.kafka ? mark(r.inbound.lost === 0) : "",
     ],
+    ...(r.telegram ? telegramRows(o, r.telegram) : []),
     [
       "settled",
       r.settled ? "yes" : "NO",
@@ -55,5 +56,51 @@ export function verdictTable(o: ChaosOptions, r: ChaosResult): string {
   ];
   const lines = [table(["check", "value", "detail", "goal"], rows)];
   for (const [kind, list] of Object.entries(v.examples)) lines.push(`- ${kind}: ${list.join("; ")}`);
+  for (const [kind, list] of Object.entries(r.telegram?.verdict.examples ?? {})) lines.push(`- Telegram, ${kind}: ${list.join("; ")}`);
   return lines.join("\n");
+}
+
+function telegramRows(o: ChaosOptions, t: TelegramResult): (string | number)[][] {
+  const v = t.verdict;
+  const mark = (ok: boolean) => (ok ? "ok" : "MISSED");
+  const list = (r: Record<string, number>, sep = ", ", colon = " ") =>
+    Object.entries(r)
+      .map(([k, n]) => `${k}${colon}${n}`)
+      .join(sep);
+  return [
+    ["Telegram: accepted (API)", v.accepted, `${Math.round(o.telegramShare * 100)}% of the contacts are Telegram chats`, ""],
+    ["Telegram: in exactly one terminal state", v.accepted - v.notTerminal, list(v.terminal), mark(v.notTerminal === 0 && v.failedWithoutReason === 0)],
+    ["Telegram: failed without a reason", v.failedWithoutReason, "", mark(v.failedWithoutReason === 0)],
+    ["Telegram: lost", v.lost, list(v.lostDetail, "; ", ": "), mark(v.lost === 0)],
+    [
+      "Telegram: marked sent but never sent (at the simulator)",
+      v.markedSentNeverSent,
+      "recorded sent, no call of its text went out",
+      mark(v.markedSentNeverSent === 0),
+    ],
+    ["Telegram: sent twice (at the simulator)", v.sentTwice, `${v.extraSends} extra sends, other than after a 5xx below`, mark(v.sentTwice === 0)],
+    [
+      "Telegram: sent twice after a 5xx that took effect (Telegram retries 5xx)",
+      v.sentTwiceAfter5xx,
+      `${v.extraSendsAfter5xx} extra sends; ${t.injected["502 after sending"] ?? 0} sends answered 502 after going out`,
+      "expected",
+    ],
+    [
+      "Telegram: failed in doubt, may have gone out (at most once)",
+      v.failedInDoubt,
+      `${v.inDoubtWentOut} went out, ${v.failedInDoubt - v.inDoubtWentOut} did not; none sent again`,
+      "expected",
+    ],
+    ["Telegram: out of per-chat order (at the simulator)", v.outOfOrder, "", mark(v.outOfOrder === 0)],
+    ["Telegram: status regressions (history and Kafka)", v.regressions, "", mark(v.regressions === 0)],
+    [o.kafka ? "Telegram: status events missing on Kafka" : "Telegram: status events missing in the outbox", v.missingEvents, "", mark(v.missingEvents === 0)],
+    ["Telegram: calls inside a retry_after", v.insideRetryAfter, "", mark(v.insideRetryAfter === 0)],
+    [
+      "Telegram: inbound updates lost after the gateway took them",
+      t.inbound.lost,
+      `${t.inbound.emitted} played, ${t.inbound.duplicated} posted twice, ${t.inbound.gaveUp} given up after the retries, ${t.inbound.stored} stored, ${t.inbound.storedTwice} stored twice`,
+      mark(t.inbound.lost === 0 && t.inbound.storedTwice === 0),
+    ],
+    ["Telegram: faults injected", "", list(t.injected), ""],
+  ];
 }

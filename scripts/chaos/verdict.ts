@@ -2,7 +2,10 @@
 // history), the sends the simulator received, the status events found on Kafka. Pure, so the
 // rules can be read (and tested) apart from the processes.
 
-export type Planned = { n: number; text: string; contact: number; k: number; channel: "api" | "kafka"; scheduled: boolean };
+/** `channel`: how the message entered (the API or a legacy Kafka record); `network`: where it goes
+ *  (WhatsApp when absent). */
+export type Planned = { n: number; text: string; contact: number; k: number; channel: "api" | "kafka"; scheduled: boolean; network?: Network };
+export type Network = "whatsapp" | "telegram";
 export type Observed = {
   /** API: n → message id, for the requests answered 2xx. */
   acceptedApi: Map<number, string>;
@@ -23,6 +26,9 @@ export type GatewayMessage = { id: string; text?: string | undefined; status: st
 /** `relayed`: the message went out to WhatsApp on this call, whatever was answered (a 201, or a
  *  500/502 after relaying); absent, a 201 stands for it. */
 export type SimCall = { text: string | undefined; number: string; status: number; answeredAt: number | undefined; relayed?: boolean };
+/** A call of the Telegram stand-in: `sent` whatever the answer (a 502 after the send, a late 200),
+ *  `at` when the message went out (the start of the call: a hang answers only afterwards). */
+export type TelegramCall = { text: string | undefined; chat: string; status: number; at: number; sent: boolean; insideRetryAfter: boolean };
 
 export type Verdict = {
   accepted: { api: number; kafka: number; total: number };
@@ -234,5 +240,86 @@ export function goalsMet(v: Verdict): boolean {
     v.missingEvents === 0 &&
     v.serverErrors.outside === 0 &&
     v.failedWithoutReason === 0
+  );
+}
+
+/** Telegram's verdict. Its in-doubt policy is at most once: a send that timed out fails and is not
+ *  sent again, so "failed, may have gone out" is expected and reported apart from the losses. A
+ *  5xx is retried (the Bot API documents it as transient), so a send that took effect and was
+ *  answered 5xx goes out twice: counted in its own row, not hidden in "sent twice". */
+export type TelegramVerdict = Omit<Verdict, "serverErrors" | "accepted"> & {
+  accepted: number;
+  /** Sent more than once where every send but the last was answered 5xx (the retry the policy makes). */
+  sentTwiceAfter5xx: number;
+  extraSendsAfter5xx: number;
+  /** Failed as in doubt (a timeout, or a runtime killed during the call), and of those, how many went out. */
+  failedInDoubt: number;
+  inDoubtWentOut: number;
+  /** Their texts, for the run's telegram.json. */
+  inDoubtTexts: string[];
+  /** Calls made while a retry_after answered earlier to that chat or bot was still running. */
+  insideRetryAfter: number;
+};
+
+export function judgeTelegram(planned: Planned[], o: Observed, calls: TelegramCall[]): TelegramVerdict {
+  const asSim: SimCall[] = calls.map((c) => ({ text: c.text, number: c.chat, status: c.status, answeredAt: c.at, relayed: c.sent }));
+  const v = judge(planned, { ...o, calls: asSim, requests: [], restartWindows: [] });
+  const sendsOf = new Map<string, TelegramCall[]>();
+  for (const c of calls) if (c.sent && c.text !== undefined) sendsOf.set(c.text, [...(sendsOf.get(c.text) ?? []), c]);
+  const examples = Object.fromEntries(Object.entries(v.examples).filter(([kind]) => kind !== "sent twice"));
+  const example = (kind: string, what: string) => {
+    const list = examples[kind] ?? [];
+    examples[kind] = list;
+    if (list.length < 5) list.push(what);
+  };
+  let sentTwice = 0;
+  let extraSends = 0;
+  let sentTwiceAfter5xx = 0;
+  let extraSendsAfter5xx = 0;
+  const sentTwiceTexts: string[] = [];
+  for (const text of v.sentTwiceTexts) {
+    const sends = (sendsOf.get(text) ?? []).toSorted((a, b) => a.at - b.at);
+    const statuses = sends.map((s) => s.status).join(", ");
+    if (sends.slice(0, -1).every((s) => s.status >= 500)) {
+      sentTwiceAfter5xx++;
+      extraSendsAfter5xx += sends.length - 1;
+      example("sent twice after a 5xx that took effect", `${text} (${statuses})`);
+    } else {
+      sentTwice++;
+      extraSends += sends.length - 1;
+      sentTwiceTexts.push(text);
+      example("sent twice", `${text} (${statuses})`);
+    }
+  }
+  const texts = new Set(planned.map((p) => p.text));
+  const inDoubt = o.messages.filter((m) => m.text !== undefined && texts.has(m.text) && m.status === "failed" && /in doubt/i.test(m.lastError ?? ""));
+  const wentOut = inDoubt.filter((m) => (sendsOf.get(m.text ?? "") ?? []).length > 0);
+  const { serverErrors: _, accepted, ...rest } = v;
+  return {
+    ...rest,
+    accepted: accepted.total,
+    sentTwice,
+    extraSends,
+    sentTwiceTexts,
+    sentTwiceAfter5xx,
+    extraSendsAfter5xx,
+    failedInDoubt: inDoubt.length,
+    inDoubtWentOut: wentOut.length,
+    inDoubtTexts: inDoubt.map((m) => m.text ?? ""),
+    insideRetryAfter: calls.filter((c) => c.insideRetryAfter).length,
+    examples,
+  };
+}
+
+export function telegramGoalsMet(v: TelegramVerdict): boolean {
+  return (
+    v.lost === 0 &&
+    v.markedSentNeverSent === 0 &&
+    v.sentTwice === 0 &&
+    v.outOfOrder === 0 &&
+    v.regressions === 0 &&
+    v.missingEvents === 0 &&
+    v.failedWithoutReason === 0 &&
+    v.insideRetryAfter === 0
   );
 }

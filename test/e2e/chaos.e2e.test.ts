@@ -1,11 +1,11 @@
 // The chaos harness: its verdict rules on made-up observations (each goal can fail), and a short
-// real run (wrangler dev, the simulator with its faults, one SIGKILL of the runtime) that must meet
-// every delivery goal. Kafka is left out of this run (--no-kafka) to keep it inside npm test's
+// real run (wrangler dev, the simulator with its faults, one SIGKILL of the runtime, a Telegram share
+// with the Bot API stand-in's faults) that must meet every delivery goal. Kafka is left out of this run (--no-kafka) to keep it inside npm test's
 // budget on two cores; `npm run chaos` covers the bridge, its kills and the broker restart.
 import { describe, expect, it } from "vitest";
 import { defaultOptions, runChaos } from "../../scripts/chaos/run.ts";
 import { verdictTable } from "../../scripts/chaos/table.ts";
-import { goalsMet, judge, regressed, type Observed, type Planned } from "../../scripts/chaos/verdict.ts";
+import { goalsMet, judge, judgeTelegram, regressed, type Observed, type Planned, type TelegramCall, telegramGoalsMet } from "../../scripts/chaos/verdict.ts";
 
 describe("verdict rules", () => {
   const plan: Planned[] = [0, 1, 2].map((n) => ({ n, text: `t${n}`, contact: 0, k: n, channel: "api", scheduled: false }));
@@ -83,8 +83,60 @@ describe("verdict rules", () => {
   });
 });
 
+describe("Telegram's verdict rules", () => {
+  const plan: Planned[] = [0, 1, 2, 3].map((n) => ({ n, text: `t${n}`, contact: 0, k: n, channel: "api", scheduled: false, network: "telegram" }));
+  const observed = (): Observed => ({
+    acceptedApi: new Map(plan.map((p) => [p.n, `m${p.n}`])),
+    producedKafka: new Set(),
+    deadLettered: new Map(),
+    messages: plan.map((p) => ({ id: `m${p.n}`, text: p.text, status: "sent", history: [{ status: "queued" }, { status: "sent" }] })),
+    calls: [],
+    statusEvents: plan.map((p) => ({ messageId: `m${p.n}`, status: "sent" })),
+    requests: [],
+    restartWindows: [],
+  });
+  const call = (text: string, at: number, status = 200, sent = status === 200): TelegramCall => ({
+    text,
+    chat: "7",
+    status,
+    at,
+    sent,
+    insideRetryAfter: false,
+  });
+
+  it("a send that took effect and was answered 5xx, then retried, is its own row; any other second send is sent twice", () => {
+    const calls = [call("t0", 0, 502, true), call("t0", 1), call("t1", 2), call("t1", 3), call("t2", 4, 500, false), call("t2", 5), call("t3", 6)];
+    const v = judgeTelegram(plan, observed(), calls);
+    expect(v).toMatchObject({
+      sentTwiceAfter5xx: 1,
+      extraSendsAfter5xx: 1,
+      sentTwice: 1,
+      sentTwiceTexts: ["t1"],
+      lost: 0,
+      markedSentNeverSent: 0,
+      outOfOrder: 0,
+    });
+    expect(telegramGoalsMet(v)).toBe(false);
+    expect(telegramGoalsMet(judgeTelegram(plan, observed(), [call("t0", 0, 502, true), call("t0", 1), call("t1", 2), call("t2", 3), call("t3", 4)]))).toBe(
+      true,
+    );
+  });
+
+  it("a send failed in doubt is reported (went out or not), never lost; recorded sent without a send is not; a call inside retry_after misses a goal", () => {
+    const o = observed();
+    o.messages[1] = { ...o.messages[1]!, status: "failed", lastError: "in doubt: Telegram did not answer in time" };
+    o.messages[2] = { ...o.messages[2]!, status: "failed", lastError: "in doubt: Telegram did not answer in time" };
+    o.statusEvents = o.messages.map((m) => ({ messageId: m.id, status: m.status }));
+    // t1 hung and went out (answered late: its call started at 1); t2 never went out; t3 recorded sent, never sent.
+    const calls = [call("t0", 0), call("t1", 1), { ...call("t4", 9), insideRetryAfter: true }];
+    const v = judgeTelegram(plan, o, calls);
+    expect(v).toMatchObject({ failedInDoubt: 2, inDoubtWentOut: 1, lost: 0, markedSentNeverSent: 1, markedSentTexts: ["t3"], insideRetryAfter: 1 });
+    expect(telegramGoalsMet(v)).toBe(false);
+  });
+});
+
 describe("a short chaos run", () => {
-  it("300 messages, faults on, the runtime SIGKILLed once: 0 lost, 0 marked sent but never sent, 0 sent twice, 0 out of order, 0 regressions, 0 missing events", async () => {
+  it("300 messages (a fifth to Telegram), faults on, the runtime SIGKILLed once: 0 lost, 0 marked sent but never sent, 0 sent twice, 0 out of order, 0 regressions, 0 missing events, on both channels", async () => {
     const d = defaultOptions();
     const lines: string[] = [];
     const options = {
@@ -93,6 +145,8 @@ describe("a short chaos run", () => {
       contacts: 30,
       rate: 15,
       inbound: 0,
+      telegramShare: 0.2,
+      telegramInbound: 20,
       kafka: false,
       // The loop ends as soon as everything settled; the budget is for a loaded machine, where each
       // 5xx is reconciled before any resend (twice the Evolution timeout, then a second look).
@@ -107,7 +161,11 @@ describe("a short chaos run", () => {
     const report = `${verdictTable(options, result)}\n${lines.join("\n")}`;
     expect(result.injected["runtime SIGKILLs"], report).toBe(1);
     expect(result.settled, report).toBe(true);
-    expect(result.verdict.accepted.total, report).toBe(300);
+    const tg = result.telegram;
+    expect(tg, report).toBeDefined();
+    if (!tg) return;
+    expect(result.verdict.accepted.total + tg.verdict.accepted, report).toBe(300);
+    expect(tg.verdict.accepted, report).toBe(60);
     expect(
       {
         lost: result.verdict.lost,
@@ -120,13 +178,43 @@ describe("a short chaos run", () => {
       },
       report,
     ).toEqual({ lost: 0, markedSentNeverSent: 0, sentTwice: 0, outOfOrder: 0, regressions: 0, missingEvents: 0, failedWithoutReason: 0 });
+    // Telegram: the same goals, and no call inside a retry_after. A send answered 502 after it went
+    // out is retried (Telegram documents 5xx as transient), so it is sent twice: that row is allowed,
+    // bounded by the 502s after sending; a timed-out send fails in doubt and is never sent again.
+    expect(
+      {
+        lost: tg.verdict.lost,
+        markedSentNeverSent: tg.verdict.markedSentNeverSent,
+        sentTwice: tg.verdict.sentTwice,
+        outOfOrder: tg.verdict.outOfOrder,
+        regressions: tg.verdict.regressions,
+        missingEvents: tg.verdict.missingEvents,
+        failedWithoutReason: tg.verdict.failedWithoutReason,
+        insideRetryAfter: tg.verdict.insideRetryAfter,
+        inboundLost: tg.inbound.lost,
+        inboundStoredTwice: tg.inbound.storedTwice,
+      },
+      report,
+    ).toEqual({
+      lost: 0,
+      markedSentNeverSent: 0,
+      sentTwice: 0,
+      outOfOrder: 0,
+      regressions: 0,
+      missingEvents: 0,
+      failedWithoutReason: 0,
+      insideRetryAfter: 0,
+      inboundLost: 0,
+      inboundStoredTwice: 0,
+    });
+    expect(tg.verdict.sentTwiceAfter5xx, report).toBeLessThanOrEqual(tg.injected["502 after sending"] ?? 0);
+    expect(tg.injected["5xx without sending"] ?? 0, report).toBeGreaterThan(0);
+    expect(tg.inbound.stored + tg.inbound.gaveUp, report).toBe(20);
+    expect(telegramGoalsMet(tg.verdict), report).toBe(true);
     // Faults really happened: sends failed and timed out, and every message still reached the end.
     expect(result.injected["simulator 500s"] ?? 0, report).toBeGreaterThan(0);
     expect(result.injected["simulator 500/502 after relaying"] ?? 0, report).toBeGreaterThan(0);
     expect(result.injected["look-alikes typed on the phone"] ?? 0, report).toBeGreaterThan(0);
-    expect(
-      Object.values(result.verdict.terminal).reduce((a, b) => a + b, 0),
-      report,
-    ).toBe(300);
+    expect(Object.values(result.verdict.terminal).reduce((a, b) => a + b, 0) + Object.values(tg.verdict.terminal).reduce((a, b) => a + b, 0), report).toBe(300);
   }, 240_000);
 });
