@@ -79,7 +79,7 @@ describe("the operator console", () => {
     await page.goto(`${gateway.url}/console/`);
     await page.fill("#api-key", "mgo_not-a-real-key");
     await page.press("#api-key", "Enter");
-    await expect.poll(() => page.textContent("#sign-in-error")).toContain("wrong or has been revoked");
+    await expect.poll(() => page.textContent("#sign-in-error"), { timeout: 15_000 }).toContain("wrong or has been revoked");
     await shoot("sign-in-error");
     await page.fill("#api-key", tenant.apiKey);
     await page.click("text=Sign in");
@@ -237,7 +237,7 @@ describe("the operator console", () => {
       sessionStorage.setItem(key, JSON.stringify({ ...s, lastUsed: Date.now() - 3 * 3600_000 }));
     });
     await page.reload();
-    await expect.poll(() => page.textContent("#sign-in-error")).toContain("expired");
+    await expect.poll(() => page.textContent("#sign-in-error"), { timeout: 15_000 }).toContain("expired");
 
     // Background refreshes are not use: a tab left on a page that redraws itself (instances, every
     // 15 s) still signs out once the idle time is up, with no reload and no click.
@@ -267,7 +267,7 @@ describe("the operator console", () => {
     await page.waitForSelector("#bar:not([hidden])");
     await fetch(`${gateway.url}/v1/admin/tenants/${tenant.tenantId}/keys/${second.id}`, { method: "DELETE", headers: admin });
     // No click needed: the revocation closes the console's live stream, and its reconnect finds the key gone.
-    await expect.poll(() => page.textContent("#sign-in-error")).toContain("no longer valid");
+    await expect.poll(() => page.textContent("#sign-in-error"), { timeout: 15_000 }).toContain("no longer valid");
     expect(await page.evaluate(() => sessionStorage.getItem("mensageiro.console.session"))).toBeNull();
     expect(foreign).toEqual([]);
   });
