@@ -248,6 +248,9 @@ async function render() {
 
 function showSignIn(message = sessionStorage.getItem(REASON)) {
   sessionStorage.removeItem(REASON);
+  // Already shown (a background refresh or the idle check came second): keep its message and
+  // whatever the operator is typing.
+  if (!$("sign-in").hidden && !message) return;
   $("bar").hidden = true;
   $("page").replaceChildren();
   $("sign-in").hidden = false;
