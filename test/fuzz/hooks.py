@@ -1,5 +1,6 @@
-# Every URL the fuzzer puts in a request points at the local Evolution simulator, so the gateway
-# never calls out of this machine (evolutionUrl, callbackUrl, media URLs, legacy mediaUrl).
+# Every URL the fuzzer puts in a request points at the local simulator, so the gateway never calls
+# out of this machine (evolutionUrl, callbackUrl, media URLs, legacy mediaUrl, a bot's apiUrl; a
+# Telegram instance without one would go to Telegram itself).
 import os
 
 import schemathesis
@@ -24,3 +25,6 @@ def _confine(value):
 def before_call(ctx, case, kwargs):
     if case.body is not None and not isinstance(case.body, (bytes, str)):
         case.body = _confine(case.body)
+        telegram = case.body.get("telegram") if isinstance(case.body, dict) else None
+        if isinstance(telegram, dict):
+            telegram["apiUrl"] = LOOPBACK
