@@ -186,13 +186,14 @@ instanceRoutes.put(
     if (pacing.warmupDays !== null && pacing.dailyCap === null) {
       throw new ApiError("invalid_request", "The request is invalid.", [{ path: "pacing.warmup", message: "Warm-up grows the daily cap: it needs dailyCap." }]);
     }
-    if (channel === "web") {
-      // Nothing to connect: the gateway itself carries the chat. Origins replace the stored ones when given.
-      const origins = input.web?.allowedOrigins !== undefined ? { webAllowedOrigins: input.web.allowedOrigins } : {};
+    // Every channel stores the same way: an existing row is updated (its governor re-reads the
+    // pacing), a new one inserted (201). `created`: columns only a new row takes.
+    type Columns = Partial<typeof instances.$inferInsert>;
+    const save = async (changes: Columns, created: Columns = {}) => {
       if (existing) {
         const [row] = await c.var.db
           .update(instances)
-          .set({ ...origins, ...pacing, updatedAt: now })
+          .set({ ...changes, ...pacing, updatedAt: now })
           .where(eq(instances.id, existing.id))
           .returning();
         await governor(c.env, existing.id).refresh();
@@ -207,18 +208,22 @@ instanceRoutes.put(
           channel,
           evolutionUrl: "",
           evolutionApiKey: "",
-          ...origins,
-          state: "open",
-          stateChangedAt: now,
-          ...pacing,
           webhookToken: randomToken(24),
           createdAt: now,
+          ...created,
+          ...changes,
+          ...pacing,
           updatedAt: now,
         })
         .onConflictDoNothing()
         .returning();
       if (!row) throw new ApiError("conflict", `Instance ${name} was registered concurrently; retry.`);
       return c.json(view(row, c.env, c.req.url), 201);
+    };
+    if (channel === "web") {
+      // Nothing to connect: the gateway itself carries the chat. Origins replace the stored ones when given.
+      const origins = input.web?.allowedOrigins !== undefined ? { webAllowedOrigins: input.web.allowedOrigins } : {};
+      return save(origins, { state: "open", stateChangedAt: now });
     }
     if (channel === "telegram") {
       const given = input.telegram;
@@ -246,75 +251,19 @@ instanceRoutes.put(
             stateChangedAt: now,
           }
         : {};
-      if (existing) {
-        const [row] = await c.var.db
-          .update(instances)
-          .set({ ...connection, ...pacing, updatedAt: now })
-          .where(eq(instances.id, existing.id))
-          .returning();
-        await governor(c.env, existing.id).refresh();
-        return c.json(view(row ?? existing, c.env, c.req.url), 200);
-      }
-      const [row] = await c.var.db
-        .insert(instances)
-        .values({
-          id: newId("ins"),
-          tenantId: c.var.tenant.id,
-          name,
-          channel,
-          evolutionUrl: "",
-          evolutionApiKey: "",
-          ...connection,
-          ...pacing,
-          webhookToken,
-          createdAt: now,
-          updatedAt: now,
-        })
-        .onConflictDoNothing()
-        .returning();
-      if (!row) throw new ApiError("conflict", `Instance ${name} was registered concurrently; retry.`);
-      return c.json(view(row, c.env, c.req.url), 201);
+      return save(connection, { webhookToken });
     }
     // WhatsApp: the schema made evolutionUrl present.
     const evolutionUrl = input.evolutionUrl ?? "";
-    if (existing) {
-      // The stored key is a secret of the old URL: never hand it to a new one.
-      if (evolutionUrl !== existing.evolutionUrl && !input.evolutionApiKey) {
-        throw new ApiError("invalid_request", "The request is invalid.", [{ path: "evolutionApiKey", message: "Required again when evolutionUrl changes." }]);
-      }
-      const [row] = await c.var.db
-        .update(instances)
-        .set({
-          evolutionUrl,
-          evolutionApiKey: input.evolutionApiKey ?? existing.evolutionApiKey,
-          ...pacing,
-          updatedAt: now,
-        })
-        .where(eq(instances.id, existing.id))
-        .returning();
-      await governor(c.env, existing.id).refresh();
-      return c.json(view(row ?? existing, c.env, c.req.url), 200);
+    // The stored key is a secret of the old URL: never hand it to a new one.
+    if (existing && evolutionUrl !== existing.evolutionUrl && !input.evolutionApiKey) {
+      throw new ApiError("invalid_request", "The request is invalid.", [{ path: "evolutionApiKey", message: "Required again when evolutionUrl changes." }]);
     }
-    if (!input.evolutionApiKey) {
+    const evolutionApiKey = input.evolutionApiKey ?? existing?.evolutionApiKey;
+    if (!evolutionApiKey) {
       throw new ApiError("invalid_request", "The request is invalid.", [{ path: "evolutionApiKey", message: "Required when registering an instance." }]);
     }
-    const [row] = await c.var.db
-      .insert(instances)
-      .values({
-        id: newId("ins"),
-        tenantId: c.var.tenant.id,
-        name,
-        evolutionUrl,
-        evolutionApiKey: input.evolutionApiKey,
-        ...pacing,
-        webhookToken: randomToken(24),
-        createdAt: now,
-        updatedAt: now,
-      })
-      .onConflictDoNothing()
-      .returning();
-    if (!row) throw new ApiError("conflict", `Instance ${name} was registered concurrently; retry.`);
-    return c.json(view(row, c.env, c.req.url), 201);
+    return save({ evolutionUrl, evolutionApiKey });
   },
 );
 
