@@ -3,7 +3,7 @@
 // header, one chat's updates in sequence), the echo bot answers through the chats' lanes, and API
 // sends go out beside them. The runtime stops in the middle: nothing accepted is lost, nothing is
 // sent twice (Telegram's in-doubt policy is at most once), and each chat's order holds.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type EchoBot, startEchoBot } from "../../simulator/echo-bot.ts";
 import { type RunningSimulator, startSimulator } from "../../simulator/server.ts";
 import { type Gateway, startGateway } from "../support/gateway.ts";
@@ -25,14 +25,16 @@ afterAll(async () => {
   await simulator?.close();
 });
 
-async function eventually<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Vitest's own poller: the probe's value once it has one (a probe that throws counts as not yet). */
+function eventually<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
+  return vi.waitFor(
+    async () => {
+      const value = await probe();
+      if (!value) throw new Error(`timed out waiting for ${what}`);
+      return value;
+    },
+    { timeout: timeoutMs, interval: 100 },
+  );
 }
 
 async function sim(path: string, body?: unknown): Promise<any> {
