@@ -1,5 +1,6 @@
 // Formats of the older systems (HTTP aliases and Kafka topics), shared with the bridge.
 import { z } from "zod";
+import { metadataSchema } from "./messages.ts";
 
 // Older services sent phone numbers with +, spaces, dashes or a JID suffix.
 export function legacyRecipient(value: string): string {
@@ -65,3 +66,35 @@ export function fromMessagingSend(m: MessagingSend) {
     : undefined;
   return { instance: m.channelInstanceId, to, ...(media ? { media } : { text: m.message }) };
 }
+
+// The agent queue's POST /api/messages: a user's message for the agent, on one of its channels. The
+// channel's instance and the contact come from channelMetadata or conversationId (src/automation/agent-jobs.ts).
+export const agentChannels = ["web", "whatsapp", "telegram", "api"] as const;
+
+const address = z.union([z.string().min(1).max(64), z.int()]);
+
+// Bounded as a message's metadata (depth, 4 KiB): it is stored with the message.
+export const agentChannelMetadata = z
+  .looseObject({
+    instance: z.string().min(1).max(100).optional().describe("The instance to post to; else the tenant's only instance of the channel."),
+    contact: address.optional().describe("Who writes: a visitor id, phone digits or a Telegram chat id."),
+    visitorId: address.optional().describe("The web chat visitor (as contact)."),
+    phoneNumber: z.string().min(1).max(64).optional().describe("The WhatsApp number (as contact; +, spaces and dashes are dropped)."),
+    chatId: address.optional().describe("The Telegram chat id (as contact)."),
+    name: z.string().min(1).max(255).optional().describe("The contact's display name."),
+  })
+  .and(metadataSchema);
+
+export const agentMessage = z.object({
+  message: z.string().min(1).max(65536),
+  conversationId: z.string().min(1).max(64).optional().describe("The contact (as answered before); a new web visitor when absent."),
+  channel: z.enum(agentChannels),
+  channelMetadata: agentChannelMetadata.optional(),
+  priority: z.int().min(1).max(10).optional().describe("Recorded with the message; a contact's messages go to the handler in arrival order."),
+  agentId: z
+    .union([z.string().min(1).max(255), z.int()])
+    .optional()
+    .describe("Recorded with the message; the instance's automation is the agent."),
+});
+
+export type AgentMessage = z.infer<typeof agentMessage>;

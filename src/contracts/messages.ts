@@ -51,7 +51,7 @@ export const mediaSchema = z.strictObject({
 export const MAX_METADATA_DEPTH = 8;
 
 // Depth first, and aborting: only a shallow value is serialized to measure its size.
-const metadataSchema = z
+export const metadataSchema = z
   .record(z.string(), z.unknown())
   .refine((m) => !nestsDeeperThan(m, MAX_METADATA_DEPTH), { message: `Must nest at most ${MAX_METADATA_DEPTH} levels deep.`, abort: true })
   .refine((m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_METADATA_BYTES, {

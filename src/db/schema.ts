@@ -250,6 +250,9 @@ export const inboundMessages = sqliteTable(
     receivedAt: integer("received_at").notNull(),
     // The provider's delivery key (Telegram: update:<update_id>), so a redelivery is stored once.
     dedupeKey: text("dedupe_key"),
+    // What a message posted through the API carried besides its text (agentId, priority,
+    // channelMetadata); null for messages a provider delivered.
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>(),
   },
   (t) => [
     uniqueIndex("inbound_provider").on(t.instanceId, t.providerMessageId),
@@ -410,6 +413,24 @@ export const automationDeliveries = sqliteTable(
     replayedAt: integer("replayed_at"),
   },
   (t) => [index("automation_deliveries_instance").on(t.instanceId, t.status, t.updatedAt), index("automation_deliveries_pending").on(t.status, t.laneKey)],
+);
+
+// Delivery records per tenant, instance and state, kept by triggers on automation_deliveries (in the
+// migration), so the queue figures never count a tenant's records. waiting: pending, never called;
+// retrying: pending after a failed call.
+export const automationCounts = sqliteTable(
+  "automation_counts",
+  {
+    tenantId: text("tenant_id").notNull(),
+    instanceId: text("instance_id").notNull(),
+    waiting: integer("waiting").notNull().default(0),
+    retrying: integer("retrying").notNull().default(0),
+    delivered: integer("delivered").notNull().default(0),
+    dead: integer("dead").notNull().default(0),
+    canceled: integer("canceled").notNull().default(0),
+    human: integer("human").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.instanceId] })],
 );
 
 // Lanes waiting for a paused breaker: woken together when a probe succeeds.

@@ -15,6 +15,11 @@ export const errorSchema = z
   })
   .meta({ id: "Error", description: "The one error shape of every error answer." });
 
+/** The compatibility routes' error: the one shape, with `success: false` beside it. */
+export const compatErrorSchema = errorSchema
+  .extend({ success: z.literal(false) })
+  .meta({ id: "CompatError", description: "The error shape, with success: false." });
+
 /** Who may call: a tenant API key, the admin token, the metrics token, or anyone. */
 export type Caller = "apiKey" | "admin" | "metrics" | "public";
 

@@ -140,4 +140,6 @@ export type InboundMessage = {
   isGroup: boolean;
   /** Epoch ms. */
   timestamp: number;
+  /** What a message posted through the API carried besides its text; providers give none. */
+  metadata?: Record<string, unknown> | null;
 };

@@ -9,10 +9,11 @@ import { errorResponse } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { rateLimit } from "../limits/rate-limit.ts";
+import { agentQueueRoutes } from "./compat-agent.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../messages/accept.ts";
 import { type Attempt, idempotent } from "../messages/idempotency.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
-import { documented, errorSchema } from "../openapi/describe.ts";
+import { compatErrorSchema, documented } from "../openapi/describe.ts";
 
 export const compatRoutes = new Hono<AppEnv>();
 // Inside this app, so that a refused key also answers with `success: false` (onError below).
@@ -25,7 +26,9 @@ compatRoutes.onError(async (err, c) => {
   return c.json({ success: false, ...body }, res.status as 400);
 });
 
-const compatError = errorSchema.extend({ success: z.literal(false) }).meta({ id: "CompatError", description: "The error shape, with success: false." });
+// The older agent queue's API (POST /api/messages, its status, stats and health).
+compatRoutes.route("/messages", agentQueueRoutes);
+
 const compatDoc = (summary: string, body: z.ZodType, status: 200 | 202, answer: z.ZodType) =>
   documented({
     summary,
@@ -36,7 +39,7 @@ const compatDoc = (summary: string, body: z.ZodType, status: 200 | 202, answer: 
     headers: { "Idempotency-Key": "As on POST /v1/messages." },
     responses: { [status]: { description: "Accepted.", schema: answer } },
     errors: ["conflict", "unprocessable"],
-    errorBody: compatError,
+    errorBody: compatErrorSchema,
   });
 
 async function accept(c: Context<AppEnv>, attempt: Attempt, input: SendMessageRequest, source: string) {

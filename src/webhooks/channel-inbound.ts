@@ -1,7 +1,8 @@
-// Inbound messages of providers behind the seam (Telegram; the web chat next): each is stored with
-// its message.received event and, for an instance with automation, recorded for it and placed in its
-// contact's AutomationLane, in one D1 round trip before the provider gets its 2xx. Keyed by the
-// provider's dedupe key (Telegram: the update_id), so a redelivery stores and offers nothing new.
+// Inbound messages of providers behind the seam (Telegram, the web chat) and those posted through
+// the older system's POST /api/messages: each is stored with its message.received event and, for an
+// instance with automation, recorded for it and placed in its contact's AutomationLane, in one D1
+// round trip before the provider gets its 2xx. Keyed by the provider's dedupe key (Telegram: the
+// update_id), so a redelivery stores and offers nothing new.
 import { type SQL, sql } from "drizzle-orm";
 import { automationLane, automationLaneKey } from "../automation/config.ts";
 import type { LaneInfo } from "../automation/handler.ts";
@@ -18,12 +19,13 @@ export type InboundTarget = { tenantId: string; instanceId: string; instanceName
 function storeStatements(t: InboundTarget, m: InboundMessage, receivedAt: number): SQL[] {
   const id = newId("in");
   const media = m.media ? JSON.stringify(m.media) : null;
+  const metadata = m.metadata ? JSON.stringify(m.metadata) : null;
   return [
     // No conflict target: the dedupe key and the provider id are both unique per instance.
     sql`INSERT INTO inbound_messages (id, tenant_id, instance_id, instance_name, channel, contact, remote_jid, participant, provider_message_id,
-        from_me, push_name, message_type, text, media, timestamp, received_at, dedupe_key)
+        from_me, push_name, message_type, text, media, timestamp, received_at, dedupe_key, metadata)
       VALUES (${id}, ${t.tenantId}, ${t.instanceId}, ${t.instanceName}, ${t.channel}, ${m.contact}, ${m.chat}, ${m.participant}, ${m.providerMessageId},
-        0, ${m.pushName}, ${m.messageType}, ${m.text}, ${media}, ${m.timestamp}, ${receivedAt}, ${m.dedupeKey})
+        0, ${m.pushName}, ${m.messageType}, ${m.text}, ${media}, ${m.timestamp}, ${receivedAt}, ${m.dedupeKey}, ${metadata})
       ON CONFLICT DO NOTHING`,
     sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
       SELECT ${newEventKeys()}, ${t.tenantId}, 'message.received', 1, ${receivedAt},
