@@ -85,7 +85,7 @@ describe("POST /api/messages on the web chat", () => {
     // Stored as the visitor's inbound message, with what the older API carried besides the text.
     const row = await env.DB.prepare("SELECT contact, channel, text, push_name, metadata FROM inbound_messages WHERE id = ? AND tenant_id = ?")
       .bind(id, t.id)
-      .first<Record<string, string>>();
+      .first<{ contact: string; channel: string; text: string; push_name: string; metadata: string }>();
     expect(row).toMatchObject({ contact: "v-legacy", channel: "web", text: "oi", push_name: "Ana" });
     expect(JSON.parse(row!.metadata)).toEqual({ source: "api/messages", agentId: "agent-7", priority: 3, channelMetadata: { name: "Ana" } });
 
