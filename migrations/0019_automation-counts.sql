@@ -21,7 +21,9 @@ SELECT `tenant_id`, `instance_id`,
 FROM `automation_deliveries` GROUP BY `tenant_id`, `instance_id`;
 --> statement-breakpoint
 CREATE TRIGGER `automation_counts_insert` AFTER INSERT ON `automation_deliveries` BEGIN
-  INSERT INTO `automation_counts` (`tenant_id`, `instance_id`) VALUES (NEW.`tenant_id`, NEW.`instance_id`) ON CONFLICT DO NOTHING;
+  -- Only when missing: an INSERT OR IGNORE of an existing row still costs a row written.
+  INSERT INTO `automation_counts` (`tenant_id`, `instance_id`) SELECT NEW.`tenant_id`, NEW.`instance_id`
+    WHERE NOT EXISTS (SELECT 1 FROM `automation_counts` WHERE `tenant_id` = NEW.`tenant_id` AND `instance_id` = NEW.`instance_id`);
   UPDATE `automation_counts` SET
     `waiting` = `waiting` + (NEW.`status` = 'pending' AND NEW.`attempts` = 0), `retrying` = `retrying` + (NEW.`status` = 'pending' AND NEW.`attempts` > 0),
     `delivered` = `delivered` + (NEW.`status` = 'delivered'), `dead` = `dead` + (NEW.`status` = 'dead'),

@@ -5,6 +5,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
 import { BREAKER_THRESHOLD } from "../../src/automation/breaker.ts";
+import { purge } from "../../src/sweep/sweeper.ts";
 import { api, createTenant, eventually, json, setupTenant, simCalls, unique, waitForStatus } from "./helpers.ts";
 
 const botUrl = () => inject("botUrl");
@@ -215,6 +216,60 @@ describe("the queue's stats and health", () => {
       { status: "delivered", n: 2 },
       { status: "pending", n: 1 },
     ]);
+  });
+});
+
+/** The counters, and the same figures counted from the records themselves. */
+async function countersAndRecords(tenantId: string) {
+  const counter = await env.DB.prepare(
+    "SELECT SUM(waiting) AS waiting, SUM(retrying) AS retrying, SUM(delivered) AS delivered, SUM(dead) AS dead, SUM(canceled) AS canceled, SUM(human) AS human FROM automation_counts WHERE tenant_id = ?",
+  )
+    .bind(tenantId)
+    .first();
+  const records = await env.DB.prepare(
+    `SELECT TOTAL(status = 'pending' AND attempts = 0) AS waiting, TOTAL(status = 'pending' AND attempts > 0) AS retrying, TOTAL(status = 'delivered') AS delivered,
+       TOTAL(status = 'dead') AS dead, TOTAL(status = 'canceled') AS canceled, TOTAL(status = 'human') AS human FROM automation_deliveries WHERE tenant_id = ?`,
+  )
+    .bind(tenantId)
+    .first();
+  return { counter, records };
+}
+
+describe("the counters behind the stats", () => {
+  it("follow every change of a record: a dead letter replayed, an automation removed while messages wait, a purge", async () => {
+    const t = await webInstance();
+    const botPath = await automate(t.key, t.instance, { maxAttempts: 1, timeoutMs: 30_000 }, { fail: 1 });
+    const agree = async (expected: Record<string, number>) => {
+      const { counter, records } = await countersAndRecords(t.id);
+      expect(counter).toEqual(records);
+      expect(counter).toEqual({ waiting: 0, retrying: 0, delivered: 0, dead: 0, canceled: 0, human: 0, ...expected });
+    };
+
+    const first = (await json(await post(t.key, { message: "um", channel: "web", conversationId: "v-a" }))).data.messageId;
+    await waitForState(t.key, first, "failed");
+    await agree({ dead: 1 });
+    const replay = await api(`/v1/instances/${t.instance}/automation/dead-letters/${first}/replay`, { method: "POST", key: t.key });
+    expect(replay.status).toBe(202);
+    await waitForState(t.key, first, "completed");
+    await agree({ delivered: 1 });
+
+    // One call held, the next message of the contact waiting behind it: removing the automation cancels both.
+    await bot(botPath, { hold: true });
+    const held = (await json(await post(t.key, { message: "dois", channel: "web", conversationId: "v-b" }))).data.messageId;
+    await waitForState(t.key, held, "active");
+    const behind = (await json(await post(t.key, { message: "três", channel: "web", conversationId: "v-b" }))).data.messageId;
+    await agree({ delivered: 1, waiting: 2 });
+    expect((await api(`/v1/instances/${t.instance}/automation`, { method: "DELETE", key: t.key })).status).toBe(204);
+    await bot(botPath, { hold: false });
+    for (const id of [held, behind]) await waitForState(t.key, id, "failed");
+    await agree({ delivered: 1, canceled: 2 });
+    expect((await stats(t.key)).data).toEqual({ waiting: 0, active: 0, completed: 1, failed: 2, delayed: 0, paused: 0, total: 3 });
+
+    // Past the retention, the records are purged and the figures go down with them.
+    await env.DB.prepare("UPDATE automation_deliveries SET updated_at = 0 WHERE tenant_id = ?").bind(t.id).run();
+    await purge(env);
+    await agree({});
+    expect((await stats(t.key)).data.total).toBe(0);
   });
 });
 
