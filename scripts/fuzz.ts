@@ -6,6 +6,8 @@
 import { spawn } from "node:child_process";
 import { homedir } from "node:os";
 import path from "node:path";
+import { z } from "zod";
+import { startEchoBot } from "../simulator/echo-bot.ts";
 import { startSimulator } from "../simulator/server.ts";
 import { ROOT, startGateway } from "../test/support/gateway.ts";
 
@@ -18,8 +20,10 @@ const METRICS_TOKEN = "fuzz-metrics-token";
 async function main(): Promise<number> {
   const started = Date.now();
   const simulator = await startSimulator({ port: 0 });
+  const bot = await startEchoBot({ port: 0 });
   const gateway = await startGateway({ vars: { ADMIN_TOKEN, METRICS_TOKEN } }).catch(async (err) => {
     await simulator.close();
+    await bot.close();
     throw err;
   });
   try {
@@ -53,6 +57,11 @@ async function main(): Promise<number> {
       sendAt: new Date(Date.now() + 86_400_000).toISOString(),
     });
     const webhookToken = instance.webhookUrl?.split("/").pop() ?? "";
+    // An automation on "fuzz" (the echo bot) and one message for it, so the agent queue routes
+    // (POST /api/messages, its status) reach the store and the lane instead of stopping at 422/404.
+    await call("PUT", "/v1/instances/fuzz/automation", { url: `${bot.url}/bot/fuzz` });
+    const job = await call("POST", "/api/messages", { message: "fuzz", channel: "whatsapp", conversationId: "5511999990001" });
+    const inboundId = z.object({ data: z.object({ messageId: z.string() }) }).parse(job).data.messageId;
     const args = [
       "--config-file",
       path.join(ROOT, "test/fuzz/schemathesis.toml"),
@@ -81,6 +90,7 @@ async function main(): Promise<number> {
           FUZZ_METRICS_TOKEN: METRICS_TOKEN,
           FUZZ_LOOPBACK_URL: simulator.url,
           FUZZ_MESSAGE_ID: message.id ?? "",
+          FUZZ_INBOUND_ID: inboundId,
           FUZZ_WEBHOOK_TOKEN: webhookToken,
           SCHEMATHESIS_HOOKS: "hooks",
           PYTHONPATH: path.join(ROOT, "test/fuzz"),
@@ -110,6 +120,7 @@ async function main(): Promise<number> {
   } finally {
     await gateway.stop();
     await simulator.close();
+    await bot.close();
   }
 }
 
