@@ -59,7 +59,7 @@ const simTexts = async (number: string) =>
 async function shoot(name: string) {
   for (const [kind, size] of Object.entries(widths)) {
     await page.setViewportSize(size);
-    if (kind === "phone") expect(await page.evaluate(() => document.documentElement.scrollWidth), `${name} at 360 px`).toBeLessThanOrEqual(size.width);
+    if (kind === "phone") expect(await page.evaluate<number>("document.documentElement.scrollWidth"), `${name} at 360 px`).toBeLessThanOrEqual(size.width);
     await page.screenshot({ path: path.join(shots, `${name}-${kind}.png`), fullPage: true });
   }
   await page.setViewportSize(widths.desktop);
