@@ -1068,7 +1068,8 @@ async function conversationPage(root, instanceName, contact) {
     const { data } = await api(`/v1/contacts/${encodeURIComponent(contact)}/messages?${q}`);
     // As the contact saw it: oldest first.
     const items = data.toReversed();
-    const named = items.findLast((m) => m.direction === "inbound" && !m.fromMe && m.pushName);
+    // A group's messages carry their senders' names, not the group's.
+    const named = contact.endsWith("@g.us") ? null : items.findLast((m) => m.direction === "inbound" && !m.fromMe && m.pushName);
     if (named) title.textContent = named.pushName;
     if (items.length === 0) return list.replaceChildren(h("li", { class: "muted" }, "Nothing with this contact yet."));
     list.replaceChildren(

@@ -199,6 +199,26 @@ describe("the console's inbox", () => {
     expect(calls.map((c) => c.texts)).toEqual([["Oi! Meu pedido ainda não chegou"], ["Obrigada, Carla!"]]);
     expect(calls[1]!.conversation.map((m) => m.text)).toContain("O número do pedido é 4471");
     await page.waitForSelector("#timeline li.outbound >> text=echo: Obrigada, Carla!");
+  });
+
+  it("a web chat visitor's conversation works the same: listed by channel, taken over and answered by visitor id", async () => {
+    const site = await gatewayApi("/v1/instances/site-chat", { method: "PUT", json: { channel: "web" } });
+    expect(site.status).toBe(201);
+    const visitor = "v-ana.1";
+    expect((await gatewayApi("/v1/messages", { json: { instance: "site-chat", to: visitor, text: "Bem-vinda! Posso ajudar?" } })).status).toBe(202);
+    await page.goto(`${gateway.url}/console/#/inbox?channel=web`);
+    await page.waitForSelector(`#inbox li[data-contact="${visitor}"] >> text=web · site-chat`);
+    expect(await page.$$eval("#inbox li", (lis) => lis.map((li) => li.getAttribute("data-contact")))).toEqual([visitor]);
+    expect(await page.inputValue("#i-channel")).toBe("web");
+    await page.click(`#inbox li[data-contact="${visitor}"] a`);
+    await page.click("#take-over");
+    await page.waitForSelector("#hand-back");
+    await page.fill("#compose-text", "Oi Ana, sou a Carla.");
+    await page.click("#compose-send");
+    await page.waitForSelector("#timeline li.outbound >> text=Oi Ana, sou a Carla.");
+    const sent = (await gatewayApi("/v1/messages?instance=site-chat")).body.data.find((m: { text?: string }) => m.text === "Oi Ana, sou a Carla.");
+    expect((await gatewayApi(`/v1/messages/${sent.id}`)).body).toMatchObject({ channel: "web", metadata: { source: "console" } });
+    expect((await gatewayApi(`/v1/instances/site-chat/contacts/${visitor}/handoff`)).body).toMatchObject({ state: "human", by: "operator" });
     expect(foreign).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
