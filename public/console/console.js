@@ -612,7 +612,7 @@ async function inboxPage(root) {
           { class: "meta" },
           h("span", { class: "muted" }, `${c.channel} · ${c.instance}`),
           c.state ? [" ", stateBadge(c.state)] : "",
-          c.unread > 0 ? h("span", { class: "count", "aria-label": `${c.unread} unread` }, c.unread) : "",
+          c.unread > 0 ? h("span", { class: "count" }, c.unread, h("span", { class: "visually-hidden" }, " unread")) : "",
         ),
       ),
     );

@@ -108,4 +108,16 @@ describe("the inbox's conversations", () => {
     expect((await json(bad)).error.code).toBe("invalid_request");
     expect((await api(`/v1/instances/${instance}/contacts/bad%20visitor/read`, { method: "POST", key: t.key })).status).toBe(400);
   });
+
+  it("a Telegram conversation is keyed by its chat id: the hand-off takes it, not a visitor id", async () => {
+    const t = await setupTenant();
+    // The routes check the contact against the instance's channel; the instance's transport plays no part.
+    await env.DB.prepare("UPDATE instances SET channel = 'telegram' WHERE id = ?").bind(t.instanceId).run();
+    const group = "-1001234567890";
+    const took = await api(`/v1/instances/${t.instance}/contacts/${group}/handoff`, { method: "POST", key: t.key });
+    expect(took.status).toBe(200);
+    const stored = await env.DB.prepare("SELECT contact FROM conversation_handoffs WHERE instance_id = ?").bind(t.instanceId).all<{ contact: string }>();
+    expect(stored.results.map((r) => r.contact)).toEqual([group]);
+    expect((await api(`/v1/instances/${t.instance}/contacts/v-visitor/handoff`, { key: t.key })).status).toBe(400);
+  });
 });
