@@ -538,6 +538,16 @@ function when(iso) {
 
 const stateBadge = (state) => h("span", { class: `badge st-${state}`, dataset: { state } }, STATES[state] ?? state);
 
+// A live redraw replaces a list's rows: the row that had the keyboard focus gets it back, so an
+// operator tabbing through the list does not lose their place whenever a message arrives.
+function keepingFocus(list, draw) {
+  const key = list.contains(document.activeElement) ? document.activeElement.closest("li[data-key]")?.dataset.key : undefined;
+  draw();
+  if (key === undefined) return;
+  const row = [...list.querySelectorAll("li[data-key]")].find((li) => li.dataset.key === key);
+  row?.querySelector("a")?.focus();
+}
+
 async function inboxPage(root) {
   const initial = hashQuery();
   const { data: instances } = await api("/v1/instances");
@@ -595,7 +605,7 @@ async function inboxPage(root) {
   const item = (c) =>
     h(
       "li",
-      { dataset: { instance: c.instance, contact: c.contact, unread: c.unread, ...(c.state ? { state: c.state } : {}) } },
+      { dataset: { key: keyOf(c), instance: c.instance, contact: c.contact, unread: c.unread, ...(c.state ? { state: c.state } : {}) } },
       h(
         "a",
         { href: conversationHref(c.instance, c.contact), class: c.unread > 0 ? "unread" : undefined },
@@ -618,7 +628,7 @@ async function inboxPage(root) {
     );
 
   function draw() {
-    list.replaceChildren(...(shown.length === 0 ? [h("li", { class: "muted empty" }, "No conversations match.")] : shown.map(item)));
+    keepingFocus(list, () => list.replaceChildren(...(shown.length === 0 ? [h("li", { class: "muted empty" }, "No conversations match.")] : shown.map(item))));
     more.hidden = !cursor;
   }
 
@@ -1072,30 +1082,32 @@ async function conversationPage(root, instanceName, contact) {
     const named = contact.endsWith("@g.us") ? null : items.findLast((m) => m.direction === "inbound" && !m.fromMe && m.pushName);
     if (named) title.textContent = named.pushName;
     if (items.length === 0) return list.replaceChildren(h("li", { class: "muted" }, "Nothing with this contact yet."));
-    list.replaceChildren(
-      ...items.map((m) =>
-        m.direction === "handoff"
-          ? h(
-              "li",
-              { class: "change", dataset: { id: m.id, handoff: m.handoff.state } },
-              m.handoff.state === "human"
-                ? `${m.handoff.by === "handler" ? "The agent handed over to a person" : "An operator took over"}${m.handoff.reason ? `: ${m.handoff.reason}` : ""}`
-                : `Back to the agent${m.handoff.by === "timeout" ? " (time was up)" : ""}`,
-              h("small", {}, time(m.at)),
-            )
-          : h(
-              "li",
-              { class: m.direction === "outbound" || m.fromMe ? "outbound" : "inbound", dataset: { id: m.id } },
-              m.text ?? (m.media ? mediaText(m) : `[${m.messageType ?? "message"}]`),
-              m.text && m.media ? [" ", mediaText(m)] : "",
-              h(
-                "small",
-                {},
-                `${m.direction === "outbound" ? "sent by the gateway" : m.fromMe ? "sent from the phone" : (m.pushName ?? "contact")} · ${time(m.at)} `,
-                m.status ? badge(m.status) : "",
-                m.direction === "outbound" ? [" ", h("a", { href: `#/messages/${m.id}` }, "details")] : "",
+    keepingFocus(list, () =>
+      list.replaceChildren(
+        ...items.map((m) =>
+          m.direction === "handoff"
+            ? h(
+                "li",
+                { class: "change", dataset: { id: m.id, handoff: m.handoff.state } },
+                m.handoff.state === "human"
+                  ? `${m.handoff.by === "handler" ? "The agent handed over to a person" : "An operator took over"}${m.handoff.reason ? `: ${m.handoff.reason}` : ""}`
+                  : `Back to the agent${m.handoff.by === "timeout" ? " (time was up)" : ""}`,
+                h("small", {}, time(m.at)),
+              )
+            : h(
+                "li",
+                { class: m.direction === "outbound" || m.fromMe ? "outbound" : "inbound", dataset: { id: m.id, key: m.id } },
+                m.text ?? (m.media ? mediaText(m) : `[${m.messageType ?? "message"}]`),
+                m.text && m.media ? [" ", mediaText(m)] : "",
+                h(
+                  "small",
+                  {},
+                  `${m.direction === "outbound" ? "sent by the gateway" : m.fromMe ? "sent from the phone" : (m.pushName ?? "contact")} · ${time(m.at)} `,
+                  m.status ? badge(m.status) : "",
+                  m.direction === "outbound" ? [" ", h("a", { href: `#/messages/${m.id}` }, "details")] : "",
+                ),
               ),
-            ),
+        ),
       ),
     );
   }

@@ -105,6 +105,8 @@ describe("the console's inbox", () => {
     await page.waitForSelector(`#inbox li[data-contact="${LIA}"][data-state=human]`);
     await page.waitForSelector("#live.on");
     expect(await page.getAttribute("#nav-inbox", "aria-current")).toBe("page");
+    // An operator tabbing through the list keeps their place while it moves.
+    await page.focus(`#inbox li[data-contact="${LIA}"] a`);
 
     const sentAt = Date.now();
     await inbound(JOANA, "Oi! Meu pedido ainda não chegou", "Joana");
@@ -126,6 +128,9 @@ describe("the console's inbox", () => {
     );
     expect(shown - stored).toBeLessThan(1000);
     expect(shown - streamed).toBeLessThan(1000);
+    // The refresh after the event brings its state; the focus is still on Lia's row.
+    await page.waitForSelector(`#inbox li[data-contact="${JOANA}"][data-state=agent]`);
+    expect(await page.evaluate<string | null>("document.activeElement?.closest('li')?.dataset.contact ?? null")).toBe(LIA);
     const top = await page.$eval("#inbox li:first-child", (li) => li.textContent);
     expect(top).toContain("Joana");
     expect(top).toContain("whatsapp · loja-inbox");
