@@ -1031,13 +1031,23 @@ async function conversationPage(root, instanceName, contact) {
   );
   root.replaceChildren(h("p", {}, h("a", { href: "#/inbox" }, "← Inbox")), title, facts, handoff, list, composer);
 
+  // Whether the agent gave up on one of its messages: the inbox's state (searched by address; one
+  // too long to search shows only the hand-off's state).
+  async function agentFailed() {
+    if (new TextEncoder().encode(contact).byteLength > 40) return false;
+    const q = new URLSearchParams({ instance: instanceName, q: contact, state: "failed", limit: "100" });
+    const { data } = await api(`/v1/conversations?${q}`);
+    return data.some((c) => c.contact === contact);
+  }
+
   async function drawHandoff() {
-    const state = await api(`${base}/handoff`);
+    const [state, failed] = await Promise.all([api(`${base}/handoff`), agentFailed()]);
     const human = state.state === "human";
     const button = human
       ? h("button", { type: "button", id: "hand-back", class: "secondary", onclick: () => change("DELETE") }, "Hand back to the agent")
       : h("button", { type: "button", id: "take-over", onclick: () => change("POST") }, "Take over");
     handoff.dataset.state = state.state;
+    handoff.dataset.agent = failed ? "failed" : "ok";
     handoff.replaceChildren(
       h("h2", { id: "handoff-title", class: "visually-hidden" }, "Who answers"),
       h(
@@ -1051,7 +1061,14 @@ async function conversationPage(root, instanceName, contact) {
               state.until ? ` (back to the agent at ${time(state.until)})` : "",
               ". The agent gets none of this contact's messages.",
             ]
-          : [stateBadge("agent"), " The agent answers this contact. Take over to answer yourself."],
+          : failed
+            ? [
+                stateBadge("failed"),
+                " The agent gave up on a message of this contact (",
+                h("a", { href: "#/dead-letters" }, "dead letters"),
+                "). Take over to answer yourself.",
+              ]
+            : [stateBadge("agent"), " The agent answers this contact. Take over to answer yourself."],
       ),
       button,
     );
@@ -1149,7 +1166,7 @@ async function conversationPage(root, instanceName, contact) {
     if (!mine(e.data)) return;
     redraw();
     if (e.type === "message.received") read();
-    if (e.type === "conversation.handoff") drawHandoff().catch(() => undefined);
+    if (e.type === "conversation.handoff" || e.type.startsWith("automation.")) drawHandoff().catch(() => undefined);
   });
 }
 

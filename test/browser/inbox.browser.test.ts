@@ -206,6 +206,23 @@ describe("the console's inbox", () => {
     await page.waitForSelector("#timeline li.outbound >> text=echo: Obrigada, Carla!");
   });
 
+  it("a conversation whose message the agent gave up on says so, listed as agent failed", async () => {
+    const RUI = "5511987650103";
+    const automation = await gatewayApi(`/v1/instances/${tenant.instance}/automation`, {
+      method: "PUT",
+      json: { url: `${bot.url}/bot/inbox`, maxAttempts: 1 },
+    });
+    expect(automation.status).toBe(200);
+    await post(`${bot.url}/_bot/inbox`, { secret: automation.body.secret, fail: 1 }, "PUT");
+    await inbound(RUI, "Vocês abrem no domingo?", "Rui");
+    await expect.poll(async () => (await conversations()).find((c) => c.contact === RUI)?.state, { timeout: 15_000 }).toBe("failed");
+    await page.goto(`${gateway.url}/console/#/inbox?state=failed`);
+    await page.waitForSelector(`#inbox li[data-contact="${RUI}"][data-state=failed] >> text=agent failed`);
+    await page.click(`#inbox li[data-contact="${RUI}"] a`);
+    await page.waitForSelector("#handoff[data-agent=failed] >> text=The agent gave up on a message");
+    await page.waitForSelector("#take-over");
+  });
+
   it("a web chat visitor's conversation works the same: listed by channel, taken over and answered by visitor id", async () => {
     const site = await gatewayApi("/v1/instances/site-chat", { method: "PUT", json: { channel: "web" } });
     expect(site.status).toBe(201);
