@@ -10,7 +10,7 @@ const SESSION = "mensageiro.console.session";
 const IDLE_MS = 30 * 60_000;
 const IDLE_CHECK_MS = 10_000;
 const STATUSES = ["scheduled", "queued", "processing", "sent", "delivered", "read", "failed", "canceled"];
-const CHANNELS = ["whatsapp", "telegram"];
+const CHANNELS = ["whatsapp", "telegram", "web"];
 const SERIES = [
   ["sent", "Sends"],
   ["failed", "Failures"],
@@ -210,7 +210,9 @@ const routes = [
   [/^#\/instances$/, instancesPage],
   [/^#\/messages(?:\?.*)?$/, messagesPage],
   [/^#\/messages\/([\w-]+)$/, messagePage],
-  [/^#\/conversations(?:\/([^/]+))?$/, conversationPage],
+  [/^#\/inbox(?:\?.*)?$/, inboxPage],
+  [/^#\/conversations\/([^/]+)\/([^/]+)$/, conversationPage],
+  [/^#\/conversations(?:\/([^/]+))?$/, contactLookup],
   [/^#\/dead-letters$/, deadLettersPage],
   [/^#\/callbacks$/, callbacksPage],
 ];
@@ -229,7 +231,8 @@ async function render() {
   }
   const [m, page] = match;
   for (const a of document.querySelectorAll(".bar nav a")) {
-    if (hash.startsWith(a.getAttribute("href"))) a.setAttribute("aria-current", "page");
+    // A conversation's page belongs to the inbox.
+    if (hash.startsWith(a.getAttribute("href")) || (a.id === "nav-inbox" && hash.startsWith("#/conversations"))) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   notice("");
@@ -512,6 +515,198 @@ async function instancesPage(root) {
   every(15_000, () => draw().catch(() => undefined));
 }
 
+// ---- inbox -----------------------------------------------------------------------------------
+
+const STATES = { agent: "agent", human: "human", failed: "agent failed" };
+
+// A conversation's page: its instance and its contact (a contact is per instance).
+const conversationHref = (instance, contact) => `#/conversations/${encodeURIComponent(instance)}/${encodeURIComponent(contact)}`;
+
+// The gateway's key for a WhatsApp chat: a Brazilian mobile in its 13-digit form (55, area code,
+// 9, eight digits), so an event addressed to either form is this conversation's. Other channels'
+// addresses are their keys.
+const contactKey = (address, channel = "whatsapp") => {
+  const m = channel === "whatsapp" ? /^55([1-9]{2})([6-9]\d{7})$/.exec(address ?? "") : null;
+  return m ? `55${m[1]}9${m[2]}` : address;
+};
+
+function when(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : d.toLocaleDateString();
+}
+
+const stateBadge = (state) => h("span", { class: `badge st-${state}`, dataset: { state } }, STATES[state] ?? state);
+
+// A live redraw replaces a list's rows: the row that had the keyboard focus gets it back, so an
+// operator tabbing through the list does not lose their place whenever a message arrives.
+function keepingFocus(list, draw) {
+  const key = list.contains(document.activeElement) ? document.activeElement.closest("li[data-key]")?.dataset.key : undefined;
+  draw();
+  if (key === undefined) return;
+  const row = [...list.querySelectorAll("li[data-key]")].find((li) => li.dataset.key === key);
+  row?.querySelector("a")?.focus();
+}
+
+async function inboxPage(root) {
+  const initial = hashQuery();
+  const { data: instances } = await api("/v1/instances");
+  const select = (id, name, label, options) =>
+    h(
+      "div",
+      {},
+      h("label", { for: id }, label),
+      h(
+        "select",
+        { id, name },
+        h("option", { value: "" }, "any"),
+        options.map(([value, text]) => h("option", { value, selected: initial.get(name) === value }, text)),
+      ),
+    );
+  const form = h(
+    "form",
+    { class: "filters", role: "search", id: "inbox-filters" },
+    h(
+      "div",
+      { class: "grow" },
+      h("label", { for: "i-q" }, "Search name, address or text"),
+      h("input", { id: "i-q", name: "q", type: "search", maxlength: 40, value: initial.get("q") ?? "" }),
+    ),
+    select(
+      "i-channel",
+      "channel",
+      "Channel",
+      CHANNELS.map((c) => [c, c]),
+    ),
+    select(
+      "i-instance",
+      "instance",
+      "Instance",
+      instances.map((i) => [i.name, i.name]),
+    ),
+    select("i-state", "state", "State", Object.entries(STATES)),
+    h(
+      "div",
+      { class: "check" },
+      h("input", { id: "i-unread", name: "unread", type: "checkbox", value: "true", checked: initial.get("unread") === "true" }),
+      h("label", { for: "i-unread" }, "Unread only"),
+    ),
+    h("button", { type: "submit" }, "Filter"),
+  );
+  const list = h("ol", { class: "inbox", id: "inbox", "aria-label": "Conversations, newest activity first" });
+  const more = h("button", { type: "button", class: "secondary", id: "inbox-more", hidden: true }, "More");
+  root.replaceChildren(h("h1", {}, "Inbox"), form, list, more);
+
+  let filters = Object.fromEntries([...initial].filter(([k, v]) => v && ["q", "channel", "instance", "state", "unread"].includes(k)));
+  let shown = [];
+  let cursor = null;
+  const keyOf = (c) => `${c.instance}\n${c.contact}`;
+
+  const item = (c) =>
+    h(
+      "li",
+      { dataset: { key: keyOf(c), instance: c.instance, contact: c.contact, unread: c.unread, ...(c.state ? { state: c.state } : {}) } },
+      h(
+        "a",
+        { href: conversationHref(c.instance, c.contact), class: c.unread > 0 ? "unread" : undefined },
+        h("span", { class: "who" }, h("strong", {}, c.name ?? c.contact), c.name ? h("span", { class: "muted mono" }, ` ${c.contact}`) : ""),
+        h("span", { class: "when" }, h("time", { datetime: c.lastMessage.at, title: time(c.lastMessage.at) }, when(c.lastMessage.at))),
+        h(
+          "span",
+          { class: "preview" },
+          c.lastMessage.direction === "out" ? h("span", { class: "muted" }, "You: ") : "",
+          c.lastMessage.text ?? h("span", { class: "muted" }, "(media)"),
+        ),
+        h(
+          "span",
+          { class: "meta" },
+          h("span", { class: "muted" }, `${c.channel} · ${c.instance}`),
+          c.state ? [" ", stateBadge(c.state)] : "",
+          c.unread > 0 ? h("span", { class: "count" }, c.unread, h("span", { class: "visually-hidden" }, " unread")) : "",
+        ),
+      ),
+    );
+
+  function draw() {
+    keepingFocus(list, () => list.replaceChildren(...(shown.length === 0 ? [h("li", { class: "muted empty" }, "No conversations match.")] : shown.map(item))));
+    more.hidden = !cursor;
+  }
+
+  const query = (extra = {}) => {
+    const q = new URLSearchParams({ limit: "50" });
+    for (const [k, v] of Object.entries({ ...filters, ...extra })) if (v) q.set(k, v);
+    return q;
+  };
+
+  // The first page again. Conversations loaded with "More" stay below it, each listed once, and the
+  // cursor stays the last page's.
+  let loadedMore = false;
+  async function refresh() {
+    const page = await api(`/v1/conversations?${query()}`);
+    const first = new Set(page.data.map(keyOf));
+    shown = [...page.data, ...(loadedMore ? shown.filter((c) => !first.has(keyOf(c))) : [])];
+    if (!loadedMore) cursor = page.nextCursor;
+    draw();
+  }
+
+  async function loadMore() {
+    const page = await api(`/v1/conversations?${query({ cursor })}`);
+    const seen = new Set(shown.map(keyOf));
+    shown = [...shown, ...page.data.filter((c) => !seen.has(keyOf(c)))];
+    cursor = page.nextCursor;
+    loadedMore = true;
+    draw();
+  }
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    filters = {};
+    for (const k of ["q", "channel", "instance", "state", "unread"]) {
+      const v = String(data.get(k) ?? "").trim();
+      if (v) filters[k] = v;
+    }
+    // The filters stay in the address (a reload or a shared link shows the same list) without a new render.
+    history.replaceState(null, "", `#/inbox${Object.keys(filters).length ? `?${new URLSearchParams(filters)}` : ""}`);
+    shown = [];
+    cursor = null;
+    loadedMore = false;
+    refresh().catch((err) => notice(apiMessage(err)));
+  });
+  more.addEventListener("click", () => loadMore().catch((err) => notice(apiMessage(err))));
+
+  // A message that just came in goes to the top at once, from its event; the next refresh (at most
+  // one a second, however busy the tenant) brings the rest: state, a conversation new to the list.
+  function arrived(m) {
+    if (filters.q || filters.state || filters.unread === "false") return;
+    if ((filters.instance && filters.instance !== m.instance) || (filters.channel && filters.channel !== m.channel)) return;
+    const contact = contactKey(m.contact, m.channel);
+    const known = shown.find((c) => c.instance === m.instance && c.contact === contact);
+    if (!known && filters.unread === "true" && m.fromMe) return;
+    const group = contact.endsWith("@g.us");
+    const next = {
+      ...(known ?? { instance: m.instance, channel: m.channel, contact, name: null, unread: 0, state: null }),
+      lastMessage: { id: m.id, direction: m.fromMe ? "out" : "in", text: m.text ?? null, at: m.timestamp },
+    };
+    if (!m.fromMe) {
+      next.unread += 1;
+      if (m.pushName && !group) next.name = m.pushName;
+    }
+    shown = [next, ...shown.filter((c) => c !== known)];
+    draw();
+  }
+
+  await refresh();
+  const live = throttle(1000, () => refresh().catch(() => undefined), 30);
+  onEvent((e) => {
+    if (e.type === "message.received") arrived(e.data);
+    if (e.type === "message.received" || e.type === "message.status" || e.type === "conversation.handoff" || e.type.startsWith("automation.")) live();
+  });
+}
+
+/** An API error with the fields it names. */
+const apiMessage = (err) => (err.details?.length ? `${err.message} ${err.details.map((d) => `${d.path}: ${d.message}`).join("; ")}` : err.message);
+
 // ---- messages --------------------------------------------------------------------------------
 
 function hashQuery() {
@@ -591,7 +786,7 @@ async function messagesPage(root) {
       "tr",
       { dataset: { id: m.id } },
       h("td", { "data-label": "Status" }, badge(m.status)),
-      h("td", { "data-label": "Recipient" }, h("a", { href: `#/conversations/${encodeURIComponent(m.to)}` }, m.to)),
+      h("td", { "data-label": "Recipient" }, h("a", { href: conversationHref(m.instance, contactKey(m.to, m.channel)) }, m.to)),
       h("td", { "data-label": "Instance" }, m.instance),
       h("td", { "data-label": "Channel" }, m.channel ?? "whatsapp"),
       h("td", { "data-label": "Created" }, time(m.createdAt)),
@@ -656,7 +851,7 @@ async function messagePage(root, id) {
     const m = await api(`/v1/messages/${encodeURIComponent(id)}`);
     const facts = [
       ["Status", badge(m.status)],
-      ["Recipient", h("a", { href: `#/conversations/${encodeURIComponent(m.to)}` }, m.to)],
+      ["Recipient", h("a", { href: conversationHref(m.instance, contactKey(m.to, m.channel)) }, m.to)],
       ["Instance", m.instance],
       ["Channel", m.channel === "telegram" ? `telegram (no delivery or read receipts: ends at sent)` : (m.channel ?? "whatsapp")],
       ["Text", m.text ?? (m.media ? `${m.media.type}: ${m.media.url}` : "—")],
@@ -753,46 +948,225 @@ async function messagePage(root, id) {
 
 // ---- conversations ---------------------------------------------------------------------------
 
-async function conversationPage(root, contact) {
+// #/conversations/:to, the page before the inbox knew instances: the contact's conversation on its
+// instance, or a choice when it talks to several.
+async function contactLookup(root, contact) {
   const form = h(
     "form",
     { class: "filters", role: "search" },
-    h("div", {}, h("label", { for: "c-to" }, "Contact (number or group JID)"), h("input", { id: "c-to", name: "to", value: contact ?? "", required: true })),
+    h(
+      "div",
+      {},
+      h("label", { for: "c-to" }, "Contact (number, group JID, chat id or visitor id)"),
+      h("input", { id: "c-to", name: "to", value: contact ?? "", required: true }),
+    ),
     h("button", { type: "submit" }, "Show"),
   );
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     location.hash = `#/conversations/${encodeURIComponent(String(new FormData(form).get("to")).trim())}`;
   });
-  const list = h("ol", { class: "timeline", id: "timeline" });
-  root.replaceChildren(h("h1", {}, contact ? `Conversation with ${contact}` : "Conversations"), form, list);
+  root.replaceChildren(h("h1", {}, "Find a conversation"), h("p", { class: "muted" }, "Or pick one in the ", h("a", { href: "#/inbox" }, "inbox"), "."), form);
   if (!contact) return;
-  async function draw() {
+  // [instance, the conversation's contact]: a WhatsApp number is keyed in its 13-digit form.
+  let found = [];
+  const q = contactKey(contact);
+  if (new TextEncoder().encode(q).byteLength <= 40) {
+    const { data } = await api(`/v1/conversations?${new URLSearchParams({ q, limit: "100" })}`);
+    found = data.filter((c) => c.contact === contactKey(contact, c.channel)).map((c) => [c.instance, c.contact]);
+  }
+  if (found.length === 0) {
+    // Not in the inbox yet (or too long to search): the instances its timeline names.
     const { data } = await api(`/v1/contacts/${encodeURIComponent(contact)}/messages?limit=100`);
+    found = [...new Map(data.map((m) => [m.instance, contactKey(contact, m.channel)])).entries()];
+  }
+  if (found.length === 1) {
+    location.replace(conversationHref(...found[0]));
+    return;
+  }
+  root.append(
+    found.length === 0
+      ? h("p", { class: "muted", id: "no-conversation" }, "Nothing with this contact yet.")
+      : h(
+          "ul",
+          { id: "contact-instances" },
+          found.map(([i, key]) => h("li", {}, h("a", { href: conversationHref(i, key) }, `${contact} on ${i}`))),
+        ),
+  );
+}
+
+async function conversationPage(root, instanceName, contact) {
+  const instance = await api(`/v1/instances/${encodeURIComponent(instanceName)}`);
+  const channel = instance.channel ?? "whatsapp";
+  const base = `/v1/instances/${encodeURIComponent(instanceName)}/contacts/${encodeURIComponent(contact)}`;
+  const title = h("h1", { id: "conversation-title" }, contact);
+  const facts = h("p", { class: "muted" }, h("span", { class: "mono" }, contact), ` · ${channel} · ${instanceName}`);
+  const handoff = h("section", { class: "handoff", id: "handoff", "aria-labelledby": "handoff-title" });
+  const list = h("ol", { class: "timeline", id: "timeline", "aria-label": "Messages, oldest first" });
+  const text = h("textarea", { id: "compose-text", name: "text", rows: 3, maxlength: 4096, placeholder: "Write an answer…" });
+  const mediaUrl = h("input", { id: "compose-media", name: "mediaUrl", type: "url", inputmode: "url", placeholder: "https://…" });
+  const mediaType = h(
+    "select",
+    { id: "compose-media-type", name: "mediaType" },
+    ["image", "document", "video", "audio"].map((t) => h("option", { value: t }, t)),
+  );
+  const sendButton = h("button", { type: "submit", id: "compose-send" }, "Send");
+  const composer = h(
+    "form",
+    { class: "composer", id: "composer", "aria-label": "Answer" },
+    h("label", { for: "compose-text" }, `Answer ${contact}`),
+    text,
+    h(
+      "details",
+      {},
+      h("summary", {}, "Attach media by URL"),
+      h(
+        "div",
+        { class: "filters" },
+        h("div", { class: "grow" }, h("label", { for: "compose-media" }, "Media URL"), mediaUrl),
+        h("div", {}, h("label", { for: "compose-media-type" }, "Type"), mediaType),
+      ),
+    ),
+    h("div", { class: "actions" }, sendButton, h("span", { class: "muted" }, "Sent in order with this contact's other messages.")),
+  );
+  root.replaceChildren(h("p", {}, h("a", { href: "#/inbox" }, "← Inbox")), title, facts, handoff, list, composer);
+
+  // Whether the agent gave up on one of its messages: the inbox's state (searched by address; one
+  // too long to search shows only the hand-off's state).
+  async function agentFailed() {
+    if (new TextEncoder().encode(contact).byteLength > 40) return false;
+    const q = new URLSearchParams({ instance: instanceName, q: contact, state: "failed", limit: "100" });
+    const { data } = await api(`/v1/conversations?${q}`);
+    return data.some((c) => c.contact === contact);
+  }
+
+  async function drawHandoff() {
+    const [state, failed] = await Promise.all([api(`${base}/handoff`), agentFailed()]);
+    const human = state.state === "human";
+    const button = human
+      ? h("button", { type: "button", id: "hand-back", class: "secondary", onclick: () => change("DELETE") }, "Hand back to the agent")
+      : h("button", { type: "button", id: "take-over", onclick: () => change("POST") }, "Take over");
+    handoff.dataset.state = state.state;
+    handoff.dataset.agent = failed ? "failed" : "ok";
+    handoff.replaceChildren(
+      h("h2", { id: "handoff-title", class: "visually-hidden" }, "Who answers"),
+      h(
+        "p",
+        { id: "handoff-state" },
+        human
+          ? [
+              stateBadge("human"),
+              state.by === "handler" ? " The agent asked for a person" : ` With a person since ${time(state.since)}`,
+              state.reason ? [": ", h("q", { id: "handoff-reason" }, state.reason)] : "",
+              state.until ? ` (back to the agent at ${time(state.until)})` : "",
+              ". The agent gets none of this contact's messages.",
+            ]
+          : failed
+            ? [
+                stateBadge("failed"),
+                " The agent gave up on a message of this contact (",
+                h("a", { href: "#/dead-letters" }, "dead letters"),
+                "). Take over to answer yourself.",
+              ]
+            : [stateBadge("agent"), " The agent answers this contact. Take over to answer yourself."],
+      ),
+      button,
+    );
+  }
+
+  async function change(method) {
+    try {
+      await api(`${base}/handoff`, { method });
+      await drawHandoff();
+      document.querySelector("#handoff button")?.focus();
+    } catch (err) {
+      notice(apiMessage(err));
+    }
+  }
+
+  const mediaText = (m) => {
+    const type = m.messageType ?? m.media?.type ?? "media";
+    const url = typeof m.media?.url === "string" && /^https?:/.test(m.media.url) ? m.media.url : null;
+    return [m.media?.caption ?? "", " ", url ? h("a", { href: url, rel: "noreferrer", target: "_blank" }, `[${type}]`) : `[${type}]`];
+  };
+
+  async function drawTimeline() {
+    const q = new URLSearchParams({ limit: "100", instance: instanceName, include: "handoffs" });
+    const { data } = await api(`/v1/contacts/${encodeURIComponent(contact)}/messages?${q}`);
     // As the contact saw it: oldest first.
     const items = data.toReversed();
+    // A group's messages carry their senders' names, not the group's.
+    const named = contact.endsWith("@g.us") ? null : items.findLast((m) => m.direction === "inbound" && !m.fromMe && m.pushName);
+    if (named) title.textContent = named.pushName;
     if (items.length === 0) return list.replaceChildren(h("li", { class: "muted" }, "Nothing with this contact yet."));
-    list.replaceChildren(
-      ...items.map((m) =>
-        h(
-          "li",
-          { class: m.direction === "outbound" && m.fromMe !== false ? "outbound" : "inbound", dataset: { id: m.id } },
-          m.text ?? (m.media ? `[${m.messageType ?? m.media.type ?? "media"}]` : `[${m.messageType ?? "message"}]`),
-          h(
-            "small",
-            {},
-            `${m.direction === "outbound" ? "sent by the gateway" : m.fromMe ? "sent from the phone" : (m.pushName ?? "contact")} · ${time(m.at)} · ${m.instance} `,
-            m.status ? badge(m.status) : "",
-            m.direction === "outbound" ? [" ", h("a", { href: `#/messages/${m.id}` }, "details")] : "",
-          ),
+    keepingFocus(list, () =>
+      list.replaceChildren(
+        ...items.map((m) =>
+          m.direction === "handoff"
+            ? h(
+                "li",
+                { class: "change", dataset: { id: m.id, handoff: m.handoff.state } },
+                m.handoff.state === "human"
+                  ? `${m.handoff.by === "handler" ? "The agent handed over to a person" : "An operator took over"}${m.handoff.reason ? `: ${m.handoff.reason}` : ""}`
+                  : `Back to the agent${m.handoff.by === "timeout" ? " (time was up)" : ""}`,
+                h("small", {}, time(m.at)),
+              )
+            : h(
+                "li",
+                { class: m.direction === "outbound" || m.fromMe ? "outbound" : "inbound", dataset: { id: m.id, key: m.id } },
+                m.text ?? (m.media ? mediaText(m) : `[${m.messageType ?? "message"}]`),
+                m.text && m.media ? [" ", mediaText(m)] : "",
+                h(
+                  "small",
+                  {},
+                  `${m.direction === "outbound" ? "sent by the gateway" : m.fromMe ? "sent from the phone" : (m.pushName ?? "contact")} · ${time(m.at)} `,
+                  m.status ? badge(m.status) : "",
+                  m.direction === "outbound" ? [" ", h("a", { href: `#/messages/${m.id}` }, "details")] : "",
+                ),
+              ),
         ),
       ),
     );
   }
-  await draw();
-  const redraw = debounce(200, () => draw().catch(() => undefined));
+
+  // Opening it is reading it; so is a message that arrives while it is open.
+  const markRead = () => api(`${base}/read`, { method: "POST" }).catch(() => undefined);
+
+  composer.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = { instance: instanceName, to: contact, metadata: { source: "console" } };
+    if (text.value.trim()) body.text = text.value;
+    if (mediaUrl.value.trim()) body.media = { url: mediaUrl.value.trim(), type: mediaType.value };
+    if (!body.text && !body.media) {
+      notice("Write a message or give a media URL.");
+      text.focus();
+      return;
+    }
+    sendButton.disabled = true;
+    try {
+      await api("/v1/messages", { method: "POST", body });
+      text.value = "";
+      mediaUrl.value = "";
+      notice("");
+      await drawTimeline();
+    } catch (err) {
+      notice(apiMessage(err));
+    } finally {
+      sendButton.disabled = false;
+      text.focus();
+    }
+  });
+
+  await Promise.all([drawTimeline(), drawHandoff(), markRead()]);
+  const key = contactKey(contact, channel);
+  const mine = (d) => d?.instance === instanceName && (contactKey(d.contact, channel) === key || contactKey(d.to, channel) === key);
+  const redraw = debounce(150, () => drawTimeline().catch(() => undefined));
+  const read = throttle(2000, markRead);
   onEvent((e) => {
-    if (e.data?.to === contact || e.data?.contact === contact) redraw();
+    if (!mine(e.data)) return;
+    redraw();
+    if (e.type === "message.received") read();
+    if (e.type === "conversation.handoff" || e.type.startsWith("automation.")) drawHandoff().catch(() => undefined);
   });
 }
 
@@ -994,7 +1368,7 @@ function automationDeadLetters() {
         key: d.inboundId,
         instance: d.instance,
         cells: [
-          ["Contact", h("a", { href: `#/conversations/${encodeURIComponent(d.contact)}` }, d.contact)],
+          ["Contact", h("a", { href: conversationHref(d.instance, d.contact) }, d.contact)],
           ["Instance", d.instance],
           ["Message", d.text ?? h("span", { class: "muted" }, "(media)")],
           ["Error", d.error ?? ""],

@@ -465,7 +465,8 @@ export const conversationHandoffs = sqliteTable(
 
 // One row per conversation (instance + contact key): its last message, the contact's name, inbound
 // messages since an operator last read it. Kept by triggers on inbound_messages and messages (in
-// the migration), so listing conversations never reads their messages.
+// the migrations; another gives a new row its instance's channel), so listing conversations never
+// reads their messages. Rows for messages stored before the triggers come from a one-time backfill.
 export const conversations = sqliteTable(
   "conversations",
   {

@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { channel } from "../contracts/channels.ts";
-import { recipient } from "../contracts/messages.ts";
+import { messageRecipient } from "../contracts/messages.ts";
 import { parseWith } from "../http/body.ts";
 import { contactForms } from "../messages/contact-key.ts";
 import { documented } from "../openapi/describe.ts";
@@ -63,7 +63,7 @@ contactRoutes.get(
     summary: "One contact's timeline: sent and received, newest first",
     tags: ["Contacts"],
     caller: "apiKey",
-    params: z.object({ to: recipient }),
+    params: z.object({ to: messageRecipient }),
     query,
     responses: {
       200: {
@@ -73,7 +73,7 @@ contactRoutes.get(
     },
   }),
   async (c) => {
-    const to = parseWith(recipient, c.req.param("to"), "to");
+    const to = parseWith(messageRecipient, c.req.param("to"), "to");
     const q = parseWith(query, c.req.query());
     const tenantId = c.var.tenant.id;
     const [cursorAt, cursorId] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];

@@ -8,9 +8,8 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError } from "../errors.ts";
 import { parseWith } from "../http/body.ts";
-import { contactKey } from "../messages/contact-key.ts";
 import { documented } from "../openapi/describe.ts";
-import { contactParam } from "./handoff.ts";
+import { contactOf, contactParam } from "./handoff.ts";
 
 export const conversationRoutes = new Hono<AppEnv>();
 export const readRoutes = new Hono<AppEnv>();
@@ -143,12 +142,15 @@ readRoutes.post(
   }),
   async (c) => {
     const name = c.req.param("name") ?? "";
-    const contact = contactKey(parseWith(contactParam, c.req.param("contact"), "contact"));
+    const [instance] = await c.var.db.all<{ id: string; channel: string }>(
+      sql`SELECT id, channel FROM instances WHERE tenant_id = ${c.var.tenant.id} AND name = ${name}`,
+    );
+    if (!instance) throw new ApiError("not_found", `No instance ${name}.`);
+    const contact = contactOf(c.req.param("contact"), instance.channel);
     const now = Date.now();
     const [row] = await c.var.db.all<{ id: number }>(sql`
       UPDATE conversations SET unread = 0, read_at = ${now}
-      WHERE tenant_id = ${c.var.tenant.id} AND contact = ${contact}
-        AND instance_id = (SELECT id FROM instances WHERE tenant_id = ${c.var.tenant.id} AND name = ${name})
+      WHERE instance_id = ${instance.id} AND contact = ${contact}
       RETURNING id`);
     if (!row) throw new ApiError("not_found", `No conversation with ${contact} on instance ${name}.`);
     return c.json({ unread: 0 as const, readAt: new Date(now).toISOString() });

@@ -14,25 +14,51 @@ import { parseBody, parseWith } from "../http/body.ts";
 import { contactKey } from "../messages/contact-key.ts";
 import { errorField, log } from "../observability/log.ts";
 import { documented } from "../openapi/describe.ts";
+import { visitorIdFormat } from "../providers/web/limits.ts";
 
 export const handoffRoutes = new Hono<AppEnv>();
 
 const tags = ["Automation"];
-// A phone number (digits), a group JID, or a @lid JID: as the contact appears on inbound messages.
+// A contact as it appears on inbound messages: on WhatsApp phone digits, a group JID or a @lid JID;
+// on Telegram a chat id; on the web chat a visitor id. The instance's channel says which applies.
+const contactFormats: Record<string, { pattern: RegExp; message: string }> = {
+  whatsapp: {
+    pattern: /^(?:[1-9]\d{7,14}|\d{5,}(-\d+)?@g\.us|\d{5,}@lid)$/,
+    message: "Must be the contact's phone digits (country code first, no +), a group JID (…@g.us) or a @lid JID.",
+  },
+  telegram: { pattern: /^-?[1-9]\d{0,15}$/, message: "Must be the Telegram chat id (424242001, -1001234567890)." },
+  web: { pattern: visitorIdFormat, message: "Must be the visitor id (letters, digits, '.', '_' and '-')." },
+};
 export const contactParam = z
   .string()
   .max(128)
-  .regex(/^(?:[1-9]\d{7,14}|\d{5,}(-\d+)?@g\.us|\d{5,}@lid)$/, {
-    message: "Must be the contact's phone digits (country code first, no +), a group JID (…@g.us) or a @lid JID.",
-  });
-const params = z.object({ name: z.string().describe("The instance's name."), contact: contactParam.describe("The contact, as on its inbound messages.") });
+  .regex(
+    new RegExp(
+      Object.values(contactFormats)
+        .map((f) => `(?:${f.pattern.source})`)
+        .join("|"),
+    ),
+    {
+      message: "Must be a contact's address: phone digits, a group or @lid JID, a Telegram chat id, or a web chat visitor id.",
+    },
+  )
+  .describe("The contact, as on its inbound messages: phone digits, a group or @lid JID (WhatsApp), a chat id (Telegram), a visitor id (web).");
+const params = z.object({ name: z.string().describe("The instance's name."), contact: contactParam });
+
+/** The contact in the route, checked against the form its instance's channel uses, as its conversation key. */
+export function contactOf(raw: string | undefined, channel: string): string {
+  const format = contactFormats[channel] ?? contactFormats.whatsapp!;
+  const contact = parseWith(z.string().max(128).regex(format.pattern, format.message), raw, "contact");
+  return channel === "whatsapp" ? contactKey(contact) : contact;
+}
 
 async function conversationOf(c: Context<AppEnv>): Promise<Conversation> {
   const name = c.req.param("name") ?? "";
-  const contact = contactKey(parseWith(contactParam, c.req.param("contact"), "contact"));
-  const [row] = await c.var.db.all<{ id: string; name: string }>(sql`SELECT id, name FROM instances WHERE tenant_id = ${c.var.tenant.id} AND name = ${name}`);
+  const [row] = await c.var.db.all<{ id: string; name: string; channel: string }>(
+    sql`SELECT id, name, channel FROM instances WHERE tenant_id = ${c.var.tenant.id} AND name = ${name}`,
+  );
   if (!row) throw new ApiError("not_found", `No instance ${name}.`);
-  return { tenantId: c.var.tenant.id, instanceId: row.id, instanceName: row.name, contact };
+  return { tenantId: c.var.tenant.id, instanceId: row.id, instanceName: row.name, contact: contactOf(c.req.param("contact"), row.channel) };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

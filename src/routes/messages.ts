@@ -56,7 +56,9 @@ messageRoutes.post(
   }),
   async (c) => {
     const body = await readJson(c);
-    const input = parseWith(sendMessageSchema, body);
+    const parsed = parseWith(sendMessageSchema, body);
+    // An operator's answer from the console names the operator's key, stamped here so a page cannot name another.
+    const input = parsed.metadata?.source === "console" ? { ...parsed, metadata: { ...parsed.metadata, keyId: c.var.apiKeyId } } : parsed;
     refusePrivateMessageUrls(c.env, input);
     const wait = preferredWait(c.req.header("prefer"));
     await chargeMessages(c, 1);
