@@ -158,13 +158,13 @@ describe("the web chat widget on /chat/demo", () => {
     await page.goto(`${gateway.url}/chat/demo`);
     await page.waitForSelector(".state.on");
     // The panel fits the phone's width: nothing scrolls sideways.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(widths.phone.width);
+    expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(widths.phone.width);
     await page.getByLabel("Your message").focus();
     await page.keyboard.type("oi pelo teclado");
     await page.keyboard.press("Enter");
     await expect.poll(() => bubbles("outbound").allTextContents(), { timeout: 30_000 }).toContainEqual(expect.stringContaining("echo: oi pelo teclado"));
     await page.keyboard.press("Tab");
-    expect(await page.evaluate(() => document.activeElement?.shadowRoot?.activeElement?.textContent)).toBe("Send");
+    expect(await page.evaluate<string | undefined>("document.activeElement?.shadowRoot?.activeElement?.textContent")).toBe("Send");
     await page.setViewportSize(widths.desktop);
     expect(foreign).toEqual([]);
     expect(cspViolations).toEqual([]);
