@@ -29,6 +29,8 @@
   // No frame (not even the answer to a ping) for this long: the connection is dead, open another.
   const SILENCE_MS = 60_000;
   const HISTORY_LIMIT = 50;
+  // A handler that answers nothing: stop showing "Answering…" after this long.
+  const TYPING_MS = 60_000;
 
   const CSS = `
 :host { all: initial; display: block; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24; line-height: 1.4; }
@@ -238,6 +240,7 @@ button.retry { margin-left: 6px; border: 1px solid #b3261e; border-radius: 6px; 
         at: Date.parse(data.timestamp) || Date.now(),
       });
       typing.textContent = "";
+      clearTimeout(typingTimer);
     }
 
     // Read receipts for what the visitor can see: the panel open and the tab in front.
@@ -290,6 +293,7 @@ button.retry { margin-left: 6px; border: 1px solid #b3261e; border-radius: 6px; 
     let pingTimer = 0;
     let lastFrameAt = 0;
     let stopped = false;
+    let typingTimer = 0;
 
     function sendFrame(f) {
       if (!ws || ws.readyState !== WebSocket.OPEN) return false;
@@ -319,6 +323,12 @@ button.retry { margin-left: 6px; border: 1px solid #b3261e; border-radius: 6px; 
       const expired = expiryOf(token) * 1000 < Date.now() + 5_000;
       if (!token || expired || failedOpens >= 2) await freshToken();
       if (stopped || !token) return;
+      if (expiryOf(token) * 1000 < Date.now() && !opts.getToken) {
+        // Nothing to open the socket with: say so instead of knocking forever.
+        state.textContent = "Offline";
+        notice.textContent = "This chat session has expired. Reload the page to continue.";
+        return;
+      }
       state.textContent = attempt ? "Reconnecting…" : "Connecting…";
       state.className = "state";
       let opened = false;
@@ -396,7 +406,13 @@ button.retry { margin-left: 6px; border: 1px solid #b3261e; border-radius: 6px; 
         case "processing": {
           const key = byMessageId.get(data.messageId);
           if (key) put(key, { status: "processing" });
+          // Written in another tab: fetch it, so this tab shows the question before the answer.
+          else loadHistory();
           typing.textContent = "Answering…";
+          clearTimeout(typingTimer);
+          typingTimer = setTimeout(() => {
+            typing.textContent = "";
+          }, TYPING_MS);
           render();
           break;
         }
