@@ -66,6 +66,8 @@ describe("GET /v1/chat/history", () => {
     await eventually(async () => tab.frames.some((f) => f.type === "connected"), 15_000, "connected");
     tab.send({ type: "message", data: { content: "oi", clientMessageId: "c-1" } });
     const queued = await eventually(async () => tab.frames.find((f) => f.type === "queued"), 15_000, "queued");
+    // The stored inbound message's id, as in message.received, even on an instance without automation.
+    expect(queued.data.messageId).toMatch(/^in_/);
     const sent = await send(t.key, { instance: t.instance, to: "v-hist", text: "Olá, Ana!" });
     expect(sent.status).toBe(202);
     const reply = (await json(sent)).id as string;
