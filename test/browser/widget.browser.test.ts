@@ -169,4 +169,37 @@ describe("the web chat widget on /chat/demo", () => {
     expect(foreign).toEqual([]);
     expect(cspViolations).toEqual([]);
   });
+
+  it("without a target, a corner button opens and closes the panel from the keyboard", async () => {
+    await page.setViewportSize(widths.phone);
+    await page.goto(`${gateway.url}/chat/demo`);
+    await page.waitForSelector(".state.on");
+    // A second widget on the page, as a site embeds it by default: in the corner.
+    await page.evaluate(
+      `fetch("/chat/demo/token").then((r) => r.json()).then(({ token }) => { window.corner = MensageiroChat.open({ token, title: "Ajuda" }); })`,
+    );
+    const launcher = page.getByRole("button", { name: "Ajuda" });
+    await launcher.waitFor();
+    expect(await launcher.getAttribute("aria-expanded")).toBe("false");
+    const panel = page.getByRole("region", { name: "Ajuda" });
+    expect(await panel.isVisible()).toBe(false);
+    await launcher.focus();
+    await page.keyboard.press("Enter");
+    await panel.waitFor();
+    // Open: the message box has the focus, and the panel fits the phone's width.
+    expect(await page.evaluate<string | undefined>("document.activeElement?.shadowRoot?.activeElement?.tagName")).toBe("TEXTAREA");
+    const box = (await panel.boundingBox())!;
+    expect(box.x).toBeGreaterThanOrEqual(0);
+    expect(box.x + box.width).toBeLessThanOrEqual(widths.phone.width);
+    // It shows the same conversation as the first.
+    await expect.poll(() => panel.locator("li").count()).toBeGreaterThan(0);
+    await page.keyboard.press("Escape");
+    await expect.poll(() => panel.isVisible()).toBe(false);
+    expect(await launcher.getAttribute("aria-expanded")).toBe("false");
+    // Closed: the focus is back on the button that opened it.
+    expect(await page.evaluate<string | undefined>("document.activeElement?.shadowRoot?.activeElement?.textContent")).toBe("Ajuda");
+    await page.evaluate("window.corner.close()");
+    expect(await page.locator("[data-mensageiro-chat]").count()).toBe(1);
+    await page.setViewportSize(widths.desktop);
+  });
 });
