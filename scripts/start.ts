@@ -1,8 +1,10 @@
 // `npm start`: the gateway under `wrangler dev` (local D1, Queues, Durable Objects) with the
 // simulator beside it (Evolution and the Telegram Bot API), a local tenant, a WhatsApp `demo`
-// instance and a Telegram `demo-telegram` bot, both answered by the echo bot, and curl lines to try.
-import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+// instance, a Telegram `demo-telegram` bot and a web chat `demo-web` (its page at /chat/demo), all
+// answered by the echo bot. It prints a short summary; wrangler's own output goes to a log file.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startEchoBot } from "../simulator/echo-bot.ts";
 import { demoTelegramBot } from "../simulator/app.ts";
@@ -15,6 +17,12 @@ const SIM_PORT = Number(process.env.SIM_PORT ?? 8788);
 const BOT_PORT = Number(process.env.BOT_PORT ?? 8789);
 const GATEWAY = `http://127.0.0.1:${PORT}`;
 const STATE_FILE = path.join(ROOT, ".state/local-tenant.json");
+const LOG_FILE = path.join(ROOT, ".state/wrangler.log");
+const WEB_DEMO = "demo-web";
+
+mkdirSync(path.dirname(LOG_FILE), { recursive: true });
+const logFd = openSync(LOG_FILE, "a");
+const logTail = (lines = 30) => readFileSync(LOG_FILE, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
 
 function devVars(): Record<string, string> {
   const file = path.join(ROOT, ".dev.vars");
@@ -30,10 +38,13 @@ function devVars(): Record<string, string> {
   return vars;
 }
 
+// wrangler's output (migration tables, bindings, request lines) goes to the log file, not the terminal.
 function run(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(WRANGLER, args, { cwd: ROOT, stdio: "inherit" });
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited ${code}`))));
+    const child = spawn(WRANGLER, args, { cwd: ROOT, stdio: ["ignore", logFd, logFd] });
+    child.on("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited ${code}; the end of ${LOG_FILE}:\n${logTail()}`)),
+    );
   });
 }
 
@@ -46,7 +57,7 @@ async function waitHealthy(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  throw new Error("the gateway did not become healthy in 2 minutes");
+  throw new Error(`the gateway did not become healthy in 2 minutes; the end of ${LOG_FILE}:\n${logTail()}`);
 }
 
 async function call(method: string, route: string, token: string, body?: unknown) {
@@ -104,99 +115,135 @@ async function main() {
   const vars = devVars();
   const adminToken = vars.ADMIN_TOKEN;
   if (!adminToken) throw new Error("ADMIN_TOKEN is missing from .dev.vars");
+  console.log(`Starting mensageiro (wrangler's output: ${path.relative(ROOT, LOG_FILE)})…`);
+  writeFileSync(logFd, `\n──── npm start, ${new Date().toISOString()} ────\n`);
   await run(["d1", "migrations", "apply", "DB", "--local"]);
 
   const simulator = await startSimulator({ port: SIM_PORT, latencyMs: 300, telegramBots: [demoTelegramBot] });
-  console.log(`Simulator (Evolution and the Telegram Bot API) on ${simulator.url}`);
   const bot = await startEchoBot({ port: BOT_PORT, log: (line) => console.log(line) });
 
-  // WAKE_LANES_ON_START: wrangler dev restarts lose alarms. ALLOW_PRIVATE_URLS: the demo instance's Evolution API is the simulator on 127.0.0.1.
-  const devArgs = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
-  devArgs.push("--var", "WAKE_LANES_ON_START:true", "--var", "ALLOW_PRIVATE_URLS:true");
-  const wrangler = spawn(WRANGLER, devArgs, {
-    cwd: ROOT,
-    stdio: "inherit",
-  });
+  let wrangler: ChildProcess | undefined;
+  let stopping = false;
+  // WAKE_LANES_ON_START: wrangler dev restarts lose alarms. ALLOW_PRIVATE_URLS: the demo instance's Evolution
+  // API is the simulator on 127.0.0.1. WEB_CHAT_DEMO: the web instance /chat/demo serves a page for.
+  const startWrangler = (tenantId: string | undefined) => {
+    const devArgs = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
+    devArgs.push("--var", "WAKE_LANES_ON_START:true", "--var", "ALLOW_PRIVATE_URLS:true");
+    if (tenantId) devArgs.push("--var", `WEB_CHAT_DEMO:${tenantId}/${WEB_DEMO}`);
+    const child = spawn(WRANGLER, devArgs, { cwd: ROOT, stdio: ["ignore", logFd, logFd] });
+    child.on("exit", (code) => {
+      if (child !== wrangler || stopping) return;
+      console.error(`wrangler dev exited (${code}); the end of ${LOG_FILE}:\n${logTail()}`);
+      void Promise.all([simulator.close(), bot.close()]).then(() => process.exit(code ?? 1));
+    });
+    wrangler = child;
+  };
+  const stopWrangler = async () => {
+    const child = wrangler;
+    wrangler = undefined;
+    if (!child || child.exitCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    await exited;
+  };
   const shutdown = async () => {
-    wrangler.kill("SIGTERM");
+    stopping = true;
+    await stopWrangler();
     await simulator.close();
     await bot.close();
     process.exit(0);
   };
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);
-  wrangler.on("exit", (code) => {
-    console.error(`wrangler dev exited (${code})`);
-    void Promise.all([simulator.close(), bot.close()]).then(() => process.exit(code ?? 1));
-  });
 
-  await waitHealthy();
-  // wrangler dev never fires cron triggers by itself: run the sweep every minute as the deployed cron would.
-  setInterval(() => void fetch(`${GATEWAY}/cdn-cgi/local/scheduled?cron=*+*+*+*+*`).catch(() => undefined), 60_000).unref();
-  const apiKey = await localTenant(adminToken);
-  const simKey = "demo-evolution-key";
-  const instance = await call("PUT", "/v1/instances/demo", apiKey, { evolutionUrl: simulator.url, evolutionApiKey: simKey, ratePerMinute: 600 });
-  if (instance.status >= 300) throw new Error(`could not register the demo instance: ${JSON.stringify(instance.body)}`);
-  // The simulator answers as instance "demo" and sends Evolution's webhooks to the gateway.
-  await fetch(`${simulator.url}/_sim/instances/demo`, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ apikey: simKey, webhookUrl: instance.body.webhookUrl }),
-  });
-  // Inbound automation: the echo bot (verifying the signature) answers whatever a contact writes to demo.
-  await demoAutomation(apiKey, bot.url);
+  const knownTenant = readState()?.tenantId;
+  startWrangler(knownTenant);
+  try {
+    await setUp(adminToken, knownTenant);
+  } catch (err) {
+    // Nothing left running behind a failed start.
+    stopping = true;
+    await stopWrangler();
+    await Promise.all([simulator.close(), bot.close()]);
+    throw err;
+  }
 
-  // Telegram: the demo bot at the simulator's Bot API. The gateway checks its token (getMe) and sets
-  // its webhook to itself with a secret; the simulator then delivers updates there.
-  const telegram = await call("PUT", "/v1/instances/demo-telegram", apiKey, {
-    channel: "telegram",
-    telegram: { botToken: demoTelegramBot.token, apiUrl: simulator.url },
-  });
-  if (telegram.status >= 300) throw new Error(`could not register the demo bot: ${JSON.stringify(telegram.body)}`);
-  await demoAutomation(apiKey, bot.url, "demo-telegram");
-  // A person who already wrote to the bot (a bot cannot start a conversation): chat 424242001.
-  await fetch(`${simulator.url}/_sim/telegram/chats`, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ token: demoTelegramBot.token, chatId: 424242001, first_name: "Ana" }),
-  });
+  async function setUp(adminToken: string, knownTenant: string | undefined) {
+    await waitHealthy();
+    // wrangler dev never fires cron triggers by itself: run the sweep every minute as the deployed cron would.
+    setInterval(() => void fetch(`${GATEWAY}/cdn-cgi/local/scheduled?cron=*+*+*+*+*`).catch(() => undefined), 60_000).unref();
+    const apiKey = await localTenant(adminToken);
+    const tenantId = readState()?.tenantId;
+    if (tenantId !== knownTenant) {
+      // A new local tenant (the first start): the demo page needs its id, given to wrangler at start.
+      await stopWrangler();
+      startWrangler(tenantId);
+      await waitHealthy();
+    }
+    const simKey = "demo-evolution-key";
+    const instance = await call("PUT", "/v1/instances/demo", apiKey, { evolutionUrl: simulator.url, evolutionApiKey: simKey, ratePerMinute: 600 });
+    if (instance.status >= 300) throw new Error(`could not register the demo instance: ${JSON.stringify(instance.body)}`);
+    // The simulator answers as instance "demo" and sends Evolution's webhooks to the gateway.
+    await fetch(`${simulator.url}/_sim/instances/demo`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ apikey: simKey, webhookUrl: instance.body.webhookUrl }),
+    });
+    // Inbound automation: the echo bot (verifying the signature) answers whatever a contact writes to demo.
+    await demoAutomation(apiKey, bot.url);
 
-  console.log(`
-mensageiro is running on ${GATEWAY} (Evolution simulator: ${simulator.url})
+    // Telegram: the demo bot at the simulator's Bot API. The gateway checks its token (getMe) and sets
+    // its webhook to itself with a secret; the simulator then delivers updates there.
+    const telegram = await call("PUT", "/v1/instances/demo-telegram", apiKey, {
+      channel: "telegram",
+      telegram: { botToken: demoTelegramBot.token, apiUrl: simulator.url },
+    });
+    if (telegram.status >= 300) throw new Error(`could not register the demo bot: ${JSON.stringify(telegram.body)}`);
+    await demoAutomation(apiKey, bot.url, "demo-telegram");
+    // A person who already wrote to the bot (a bot cannot start a conversation): chat 424242001.
+    await fetch(`${simulator.url}/_sim/telegram/chats`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: demoTelegramBot.token, chatId: 424242001, first_name: "Ana" }),
+    });
 
-  Local API key (tenant "local"): ${apiKey}
-  Demo instance: demo
+    // The web chat: the demo page at /chat/demo mints its visitors' tokens for this instance.
+    const web = await call("PUT", `/v1/instances/${WEB_DEMO}`, apiKey, { channel: "web" });
+    if (web.status >= 300) throw new Error(`could not register the web chat demo: ${JSON.stringify(web.body)}`);
+    await demoAutomation(apiKey, bot.url, WEB_DEMO);
 
-Send a first message:
+    const auth = `-H 'Authorization: Bearer ${apiKey}'`;
+    console.log(`
+mensageiro is running. Ctrl-C stops everything.
 
-  curl -s ${GATEWAY}/v1/messages \\
-    -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\
-    -d '{"instance":"demo","to":"5511987654321","text":"Olá do mensageiro!"}'
+  Gateway     ${GATEWAY}  (wrangler dev: local D1, Queues, Durable Objects)
+  Console     ${GATEWAY}/console/  (sign in with the API key)
+  API docs    ${GATEWAY}/docs
+  Simulator   ${simulator.url}  (Evolution API and Telegram Bot API)
+  Echo bot    ${bot.url}  (the automation handler of every demo instance)
+  Log         ${path.relative(ROOT, LOG_FILE)}  (wrangler's output)
 
-Then follow it: curl -s ${GATEWAY}/v1/messages/<id> -H 'Authorization: Bearer ${apiKey}'
+  API key (tenant "local"): ${apiKey}
 
-Play a contact writing to demo (the echo bot on ${bot.url} answers through the gateway):
+Each channel's demo loop (the echo bot answers "echo: …"):
 
-  curl -s ${simulator.url}/_sim/inbound -H 'Content-Type: application/json' \\
-    -d '{"instance":"demo","from":"5511987654321","text":"oi","pushName":"Ana"}'
+  Web chat    open ${GATEWAY}/chat/demo in a browser and write.
 
-  curl -s ${GATEWAY}/v1/contacts/5511987654321/messages -H 'Authorization: Bearer ${apiKey}'
-  curl -s ${GATEWAY}/v1/instances/demo/automation -H 'Authorization: Bearer ${apiKey}'
+  WhatsApp    instance demo: a contact writes, then the conversation:
+    curl -s ${simulator.url}/_sim/inbound -H 'Content-Type: application/json' \\
+      -d '{"instance":"demo","from":"5511987654321","text":"oi","pushName":"Ana"}'
+    curl -s ${GATEWAY}/v1/contacts/5511987654321/messages ${auth}
 
-Telegram: the bot demo-telegram (@${demoTelegramBot.username}) on the simulator's Bot API. Send to chat 424242001
-(it ends at "sent": Telegram gives bots no receipts), then play Ana writing to the bot:
+  Telegram    instance demo-telegram (@${demoTelegramBot.username}): Ana writes to the bot, then the conversation:
+    curl -s ${simulator.url}/_sim/telegram/inbound -H 'Content-Type: application/json' \\
+      -d '{"token":"${demoTelegramBot.token}","chatId":424242001,"text":"oi","from":{"id":424242001,"first_name":"Ana"}}'
+    curl -s ${GATEWAY}/v1/contacts/424242001/messages ${auth}
 
-  curl -s ${GATEWAY}/v1/messages \\
-    -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\
-    -d '{"instance":"demo-telegram","to":"424242001","text":"Olá pelo Telegram!"}'
-
-  curl -s ${simulator.url}/_sim/telegram/inbound -H 'Content-Type: application/json' \\
-    -d '{"token":"${demoTelegramBot.token}","chatId":424242001,"text":"oi","from":{"id":424242001,"first_name":"Ana"}}'
-
-  curl -s ${GATEWAY}/v1/contacts/424242001/messages -H 'Authorization: Bearer ${apiKey}'
-
-Ctrl-C stops all three.
+  Send one    (instance demo, demo-telegram to 424242001, or demo-web to a visitor id):
+    curl -s ${GATEWAY}/v1/messages ${auth} -H 'Content-Type: application/json' \\
+      -d '{"instance":"demo","to":"5511987654321","text":"Olá do mensageiro!"}'
 `);
+  }
 }
 
 main().catch((err) => {

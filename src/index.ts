@@ -26,7 +26,8 @@ import { automationRoutes } from "./routes/automation.ts";
 import { handoffRoutes } from "./routes/handoff.ts";
 import { conversationRoutes, readRoutes } from "./routes/conversations.ts";
 import { messageRoutes } from "./routes/messages.ts";
-import { chatRoutes, visitorRoutes } from "./routes/web-chat.ts";
+import { chatHistoryRoutes, chatRoutes, visitorRoutes } from "./routes/web-chat.ts";
+import { chatPageRoutes } from "./routes/chat-pages.ts";
 import { referenceRoutes } from "./routes/reference.ts";
 import { consoleRoutes } from "./routes/console.ts";
 import { callbackRoutes } from "./routes/callbacks.ts";
@@ -53,6 +54,7 @@ app.use("*", async (c, next) => {
 
 app.route("/", referenceRoutes(app));
 app.route("/", consoleRoutes);
+app.route("/chat", chatPageRoutes);
 app.route("/health", healthRoutes);
 app.route("/metrics", metricsRoutes);
 app.route("/v1/admin", adminRoutes);
@@ -61,6 +63,7 @@ app.route("/webhooks/telegram", channelWebhookRoutes("telegram"));
 // Before the tenant API: a browser's WebSocket carries a ticket, not an Authorization header.
 app.route("/v1/events/stream", streamRoutes);
 // A visitor's browser carries its signed token, not an API key.
+app.route("/v1/chat/history", chatHistoryRoutes);
 app.route("/v1/chat", chatRoutes);
 app.route("/ws/chat", chatRoutes);
 

@@ -9,7 +9,8 @@ import { documented } from "../openapi/describe.ts";
 
 export const consoleRoutes = new Hono<AppEnv>();
 
-const headers = secureHeaders({
+/** Headers of the gateway's own pages: everything from this origin only, never framed. */
+export const pageHeaders = secureHeaders({
   contentSecurityPolicy: {
     defaultSrc: ["'none'"],
     scriptSrc: ["'self'"],
@@ -23,8 +24,8 @@ const headers = secureHeaders({
   referrerPolicy: "no-referrer",
   crossOriginEmbedderPolicy: false,
 });
-consoleRoutes.use("/console", headers);
-consoleRoutes.use("/console/*", headers);
+consoleRoutes.use("/console", pageHeaders);
+consoleRoutes.use("/console/*", pageHeaders);
 consoleRoutes.get(
   "/console",
   documented({

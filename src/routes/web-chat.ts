@@ -1,11 +1,12 @@
 // The web chat's HTTP side. POST /v1/instances/:name/visitors (the tenant's backend, with its API key)
 // mints a visitor token; GET /v1/chat?token= (and /ws/chat, the older system's path) checks it and
 // the page's Origin, then hands the socket to the visitor's conversation object (VisitorChat).
-import { and, eq } from "drizzle-orm";
-import { Hono } from "hono";
+import { and, desc, eq, inArray } from "drizzle-orm";
+import { type Context, Hono } from "hono";
+import { cors } from "hono/cors";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { instances } from "../db/schema.ts";
+import { inboundMessages, instances, messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { parseBody, parseWith } from "../http/body.ts";
 import { documented } from "../openapi/describe.ts";
@@ -20,7 +21,7 @@ export const chatRoutes = new Hono<AppEnv>();
 
 const MIN_SECRET_LENGTH = 32;
 
-function secretOf(env: Env): string {
+export function webChatSecret(env: Env): string {
   const secret = env.WEB_CHAT_SECRET ?? "";
   if (secret.length < MIN_SECRET_LENGTH)
     throw new ApiError("unavailable", `The web chat is not configured: set the WEB_CHAT_SECRET secret (at least ${MIN_SECRET_LENGTH} characters).`);
@@ -52,7 +53,7 @@ visitorRoutes.post(
   }),
   async (c) => {
     const input = await parseBody(c, visitorInput);
-    const secret = secretOf(c.env);
+    const secret = webChatSecret(c.env);
     const [row] = await c.var.db
       .select({ id: instances.id, name: instances.name, channel: instances.channel })
       .from(instances)
@@ -66,6 +67,22 @@ visitorRoutes.post(
     return c.json({ token, expiresAt: new Date(Math.floor(expiresAt / 1000) * 1000).toISOString(), url: `${chatSocketUrl(base)}?token=${token}` }, 201);
   },
 );
+
+/** The visitor a token names, once its instance still exists and the page's Origin may use it. */
+async function admittedVisitor(c: Context<AppEnv>, token: string): Promise<Visitor> {
+  const visitor = await checkVisitorToken(webChatSecret(c.env), token);
+  if (!visitor) throw new ApiError("unauthorized", "Bad or expired visitor token: get a new one from the site's backend.");
+  const [row] = await c.var.db
+    .select({ channel: instances.channel, allowedOrigins: instances.webAllowedOrigins })
+    .from(instances)
+    .where(and(eq(instances.id, visitor.instanceId), eq(instances.tenantId, visitor.tenantId)));
+  if (!row || channelOf(row.channel) !== "web") throw new ApiError("unauthorized", "The token's instance no longer exists.");
+  if (row.allowedOrigins) {
+    const origin = c.req.header("origin");
+    if (!origin || !row.allowedOrigins.includes(origin)) throw new ApiError("forbidden", "This page's origin may not open this chat.");
+  }
+  return visitor;
+}
 
 const chatQuery = z.object({ token: z.string().min(1).max(4096).optional() });
 
@@ -83,22 +100,113 @@ chatRoutes.get(
   async (c) => {
     const { token } = parseWith(chatQuery, c.req.query());
     if (!token) throw new ApiError("unauthorized", "Missing ?token=: get one from POST /v1/instances/:name/visitors.");
-    const visitor = await checkVisitorToken(secretOf(c.env), token);
-    if (!visitor) throw new ApiError("unauthorized", "Bad or expired visitor token: get a new one from the site's backend.");
-    const [row] = await c.var.db
-      .select({ channel: instances.channel, allowedOrigins: instances.webAllowedOrigins })
-      .from(instances)
-      .where(and(eq(instances.id, visitor.instanceId), eq(instances.tenantId, visitor.tenantId)));
-    if (!row || channelOf(row.channel) !== "web") throw new ApiError("unauthorized", "The token's instance no longer exists.");
-    if (row.allowedOrigins) {
-      const origin = c.req.header("origin");
-      if (!origin || !row.allowedOrigins.includes(origin)) throw new ApiError("forbidden", "This page's origin may not open this chat.");
-    }
+    const visitor = await admittedVisitor(c, token);
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new ApiError("invalid_request", "This route is a WebSocket: send Upgrade: websocket.", [{ path: "upgrade", message: "expected websocket" }]);
     }
     return chatOf(c.env, visitor.tenantId, visitor.instanceId, visitor.visitorId).fetch("https://visitor-chat/connect", {
       headers: { upgrade: "websocket", [VISITOR_HEADER]: JSON.stringify(visitor) },
+    });
+  },
+);
+
+// The conversation so far, for a page that was reloaded or opened on another device: the socket
+// replays only what no tab acknowledged yet. A page on another site calls it, so it answers CORS
+// (the token in the Authorization header is the credential; no cookies).
+export const chatHistoryRoutes = new Hono<AppEnv>();
+
+const historyQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
+// Stored for the visitor: what the socket has pushed or will push on connect.
+const STORED_FOR_VISITOR = ["sent", "delivered", "read"];
+
+const historyItem = z.object({
+  messageId: z.string(),
+  direction: z.enum(["inbound", "outbound"]).describe("inbound: the visitor wrote it; outbound: sent to the visitor (a handler's reply, an operator)."),
+  message: z.string(),
+  timestamp: z.iso.datetime(),
+  metadata: z.record(z.string(), z.unknown()),
+  clientMessageId: z.string().optional().describe("inbound: the page's clientMessageId, when it gave one."),
+  status: z.enum(["sent", "delivered", "read"]).optional().describe("outbound: where the message is."),
+});
+
+chatHistoryRoutes.use("*", cors({ origin: (origin) => origin, allowMethods: ["GET"], allowHeaders: ["authorization"], maxAge: 600 }));
+chatHistoryRoutes.get(
+  "/",
+  documented({
+    summary: "A visitor's conversation so far (visitor token)",
+    description:
+      "Authorization: Bearer <visitor token>. The latest messages of the visitor's conversation, both ways, oldest first: what a reloaded page shows before the socket's frames. Refused like the socket: a bad or expired token (401), an Origin outside allowedOrigins (403).",
+    tags: ["Web chat"],
+    caller: "public",
+    headers: { authorization: "Bearer <visitor token from POST /v1/instances/:name/visitors>" },
+    query: historyQuery,
+    responses: {
+      200: {
+        description: "The conversation, oldest first.",
+        schema: z.object({ conversationId: z.string(), visitorId: z.string(), messages: z.array(historyItem) }),
+      },
+    },
+    errors: ["invalid_request", "unauthorized", "forbidden"],
+  }),
+  async (c) => {
+    const { limit } = parseWith(historyQuery, c.req.query());
+    const token = /^Bearer (.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+    if (!token) throw new ApiError("unauthorized", "Send the visitor token as Authorization: Bearer <token>.");
+    const v = await admittedVisitor(c, token);
+    const db = c.var.db;
+    const [outbound, inbound] = await Promise.all([
+      db
+        .select({ id: messages.id, text: messages.text, media: messages.media, status: messages.status, at: messages.sentAt, createdAt: messages.createdAt })
+        .from(messages)
+        .where(
+          and(
+            eq(messages.tenantId, v.tenantId),
+            eq(messages.to, v.visitorId),
+            eq(messages.instanceId, v.instanceId),
+            inArray(messages.status, STORED_FOR_VISITOR),
+          ),
+        )
+        .orderBy(desc(messages.createdAt))
+        .limit(limit),
+      db
+        .select({
+          id: inboundMessages.id,
+          text: inboundMessages.text,
+          media: inboundMessages.media,
+          at: inboundMessages.timestamp,
+          providerId: inboundMessages.providerMessageId,
+        })
+        .from(inboundMessages)
+        .where(and(eq(inboundMessages.tenantId, v.tenantId), eq(inboundMessages.contact, v.visitorId), eq(inboundMessages.instanceId, v.instanceId)))
+        .orderBy(desc(inboundMessages.timestamp))
+        .limit(limit),
+    ]);
+    // The visitor's own messages carry the page's clientMessageId as `<visitorId>:<clientMessageId>`.
+    const clientPrefix = `${v.visitorId}:`;
+    const items = [
+      ...outbound.map((m) => ({
+        messageId: m.id,
+        direction: "outbound" as const,
+        message: m.text ?? "",
+        at: m.at ?? m.createdAt,
+        metadata: m.media ? { media: m.media } : {},
+        status: historyItem.shape.status.parse(m.status),
+      })),
+      ...inbound.map((m) => ({
+        messageId: m.id,
+        direction: "inbound" as const,
+        message: m.text ?? "",
+        at: m.at,
+        metadata: m.media ? { media: m.media } : {},
+        clientMessageId: m.providerId.startsWith(clientPrefix) ? m.providerId.slice(clientPrefix.length) : undefined,
+      })),
+    ]
+      .sort((a, b) => a.at - b.at || a.messageId.localeCompare(b.messageId))
+      .slice(-limit);
+    return c.json({
+      conversationId: chatOf(c.env, v.tenantId, v.instanceId, v.visitorId).id.toString(),
+      visitorId: v.visitorId,
+      messages: items.map(({ at, ...item }) => ({ ...item, timestamp: new Date(at).toISOString() })),
     });
   },
 );

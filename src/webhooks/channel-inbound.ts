@@ -38,7 +38,7 @@ function storeStatements(t: InboundTarget, m: InboundMessage, receivedAt: number
   ];
 }
 
-type Offered = InboundRow & { enabled: number; include_groups: number; status: string | null };
+type Offered = InboundRow & { enabled: number | null; include_groups: number | null; status: string | null };
 
 // The automation record goes in only for what a handler can answer: a new message or a button press
 // (an edit is recorded, not answered again), with text or media, from a group only when asked.
@@ -51,8 +51,10 @@ function offerStatements(t: InboundTarget, m: InboundMessage, now: number): SQL[
       SELECT i.id, ${t.tenantId}, i.instance_id, ${t.tenantId} || ':' || i.instance_id || ':' || i.contact, i.contact, 'pending', ${now}, ${now}
       FROM ${inbound} WHERE ${mine} AND a.enabled = 1 AND ${takes ? 1 : 0} = 1 AND (a.include_groups = 1 OR ${m.isGroup ? 0 : 1} = 1)
       ON CONFLICT DO NOTHING`,
+    // The stored row whether or not the instance has automation: its id is what the caller reports.
     sql`SELECT i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp, a.enabled, a.include_groups, d.status
-      FROM ${inbound} LEFT JOIN automation_deliveries d ON d.inbound_id = i.id WHERE ${mine}`,
+      FROM inbound_messages i LEFT JOIN automations a ON a.instance_id = i.instance_id
+      LEFT JOIN automation_deliveries d ON d.inbound_id = i.id WHERE ${mine}`,
   ];
 }
 

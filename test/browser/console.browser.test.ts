@@ -3,18 +3,14 @@
 // simulator sending its webhooks back. Screenshots of every page at phone and desktop widths go to
 // a temporary folder, or to docs/console/ with CONSOLE_SCREENSHOTS=1 (so a test run does not
 // rewrite tracked images).
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEchoBot, type EchoBot } from "../../simulator/echo-bot.ts";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
-import { provisionTenant, ROOT, startGateway, type Gateway } from "../support/gateway.ts";
+import { launchChromium, screenshotFolder, shoot as shootPage, widths } from "../support/browser.ts";
+import { provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const shots = process.env.CONSOLE_SCREENSHOTS ? path.join(ROOT, "docs/console") : mkdtempSync(path.join(tmpdir(), "console-shots-"));
-const widths = { phone: { width: 360, height: 780 }, desktop: { width: 1280, height: 860 } } as const;
+const shots = screenshotFolder("CONSOLE_SCREENSHOTS", "console");
 
 let gateway: Gateway;
 let simulator: RunningSimulator;
@@ -40,24 +36,16 @@ async function sim(pathname: string, json: unknown) {
 }
 
 /** The page as it is now, at both widths. */
-async function shoot(name: string) {
-  for (const [kind, size] of Object.entries(widths)) {
-    await page.setViewportSize(size);
-    await page.screenshot({ path: path.join(shots, `${name}-${kind}.png`), fullPage: true });
-  }
-  await page.setViewportSize(widths.desktop);
-}
+const shoot = (name: string) => shootPage(page, shots, name);
 
 beforeAll(async () => {
-  expect(existsSync(CHROMIUM), `chromium not found at ${CHROMIUM} (apt-get install chromium)`).toBe(true);
-  mkdirSync(shots, { recursive: true });
   [simulator, gateway, bot] = await Promise.all([
     startSimulator({ port: 0, qrRefreshMs: 1500, deliveredDelayMs: 300, readDelayMs: 700 }),
     startGateway(),
     startEchoBot(),
   ]);
   tenant = await provisionTenant(gateway.url, simulator.url, { webhooks: "single", instance: "loja-centro" });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: widths.desktop });
   page.setDefaultTimeout(15_000);
   page.on("pageerror", (e) => console.error("page error:", e.message));
