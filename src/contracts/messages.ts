@@ -29,7 +29,7 @@ export const recipient = z
 
 // The `to` of a message: any channel's address, a web chat visitor id included (letters, digits, '.',
 // '_', '-'); the instance's provider checks the exact form when the message is accepted.
-const messageRecipient = z
+export const messageRecipient = z
   .string()
   .max(64)
   .regex(/^(?:[1-9]\d{7,14}|\d{5,}(-\d+)?@g\.us|-?[1-9]\d{0,15}|@[A-Za-z][A-Za-z0-9_]{3,31}|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/, {
