@@ -5,7 +5,7 @@
 //     time (the echo bot records when each call started and ended);
 //   - a burst: every visitor sends one message at once; messages per second through the handler
 //     round trip, and the same latency under that load.
-// Lost replies (none within the grace) and replies received twice are counted.
+// Messages not answered within the grace (120 s after the phase) and replies received twice are counted.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { startEchoBot } from "../simulator/echo-bot.ts";
 import { startGateway } from "../test/support/gateway.ts";
@@ -190,7 +190,7 @@ async function main() {
     console.log(`load average before: ${loadBefore}; after: ${load()}\n`);
     console.log(
       table(
-        ["phase", "messages", "lost", "answered twice", "msg/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+        ["phase", "messages", "unanswered after grace", "answered twice", "msg/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
         [
           [
             `steady ${RATE}/s for ${SECONDS} s`,
