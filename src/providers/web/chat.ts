@@ -47,7 +47,7 @@ type Attachment = z.infer<typeof attachment>;
 
 const MINUTE_MS = 60_000;
 /** Close code of a socket whose token no longer holds (policy violation). */
-export const CLOSE_POLICY = 1008;
+const CLOSE_POLICY = 1008;
 const REVOKED_BEFORE = "revokedBefore";
 
 type OutboundRow = { message_id: string; text: string | null; media: string | null; at: number };
