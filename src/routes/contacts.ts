@@ -1,14 +1,18 @@
 // GET /v1/contacts/:to/messages — one contact's timeline: what we sent and what they wrote (and,
 // when asked, when it was handed to a person and back).
-import { sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { channel } from "../contracts/channels.ts";
-import { messageRecipient } from "../contracts/messages.ts";
+import { messageRecipient, recipient } from "../contracts/messages.ts";
+import type { Db } from "../db/client.ts";
+import { instances } from "../db/schema.ts";
+import { ApiError } from "../errors.ts";
 import { parseWith } from "../http/body.ts";
 import { contactForms } from "../messages/contact-key.ts";
 import { documented } from "../openapi/describe.ts";
+import { channelOf, providerFor } from "../providers/registry.ts";
 
 export const contactRoutes = new Hono<AppEnv>();
 
@@ -43,7 +47,7 @@ const timelineItem = z.object({
   id: z.string(),
   at: z.iso.datetime({ offset: true }),
   instance: z.string(),
-  channel: channel.optional().describe("whatsapp or telegram (messages; not hand-offs)."),
+  channel: channel.optional().describe("whatsapp, telegram or web (messages; not hand-offs)."),
   text: z.string().optional(),
   media: z.unknown().optional(),
   status: z.string().optional(),
@@ -73,9 +77,10 @@ contactRoutes.get(
     },
   }),
   async (c) => {
-    const to = parseWith(messageRecipient, c.req.param("to"), "to");
+    const raw = parseWith(messageRecipient, c.req.param("to"), "to");
     const q = parseWith(query, c.req.query());
     const tenantId = c.var.tenant.id;
+    const to = await contactAddress(c.var.db, tenantId, raw, q.instance);
     const [cursorAt, cursorId] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];
     // One chat, however its number is written (a Brazilian mobile with or without its 9).
     const forms = sql`(${sql.join(
@@ -131,3 +136,21 @@ contactRoutes.get(
     });
   },
 );
+
+// A phone number, group or Telegram chat as ever; anything else (a web chat visitor id) only when one
+// of the tenant's instances (the one asked for, if any) takes it as an address on its channel.
+async function contactAddress(db: Db, tenantId: string, raw: string, instance: string | undefined): Promise<string> {
+  const strict = recipient.safeParse(raw);
+  if (strict.success) return strict.data;
+  const rows = await db
+    .selectDistinct({ channel: instances.channel })
+    .from(instances)
+    .where(instance ? and(eq(instances.tenantId, tenantId), eq(instances.name, instance)) : eq(instances.tenantId, tenantId));
+  for (const { channel: stored } of rows) {
+    const addressed = providerFor(channelOf(stored)).address(raw);
+    if (addressed.ok) return addressed.to;
+  }
+  throw new ApiError("invalid_request", "The request is invalid.", [
+    { path: "to", message: "Not an address on any of this tenant's instances: a visitor id is one only for a web chat instance." },
+  ]);
+}

@@ -392,7 +392,8 @@ instanceRoutes.delete(
   "/:name",
   documented({
     summary: "Remove an instance",
-    description: "A Telegram bot's webhook is removed (deleteWebhook). Messages not yet sent on the instance fail.",
+    description:
+      "A Telegram bot's webhook is removed (deleteWebhook). A web chat's visitor tokens stop opening sockets; its open sockets close (instance_removed) when the visitor next writes, or when their token expires. Messages not yet sent on the instance fail.",
     tags,
     caller: "apiKey",
     responses: { 204: { description: "Removed." } },

@@ -1,6 +1,7 @@
 // The web chat's HTTP side. POST /v1/instances/:name/visitors (the tenant's backend, with its API key)
 // mints a visitor token; GET /v1/chat?token= (and /ws/chat, the older system's path) checks it and
-// the page's Origin, then hands the socket to the visitor's conversation object (VisitorChat).
+// the page's Origin, then hands the socket to the visitor's conversation object (VisitorChat), which
+// refuses a revoked token. DELETE /v1/instances/:name/visitors/:visitorId revokes a visitor's tokens.
 import { and, desc, eq, inArray } from "drizzle-orm";
 import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
@@ -14,7 +15,7 @@ import { channelOf } from "../providers/registry.ts";
 import { chatOf, VISITOR_HEADER } from "../providers/web/chat.ts";
 import { visitorIdFormat } from "../providers/web/limits.ts";
 import { chatSocketUrl } from "../providers/web/settings.ts";
-import { checkVisitorToken, mintVisitorToken, type Visitor } from "../providers/web/token.ts";
+import { checkVisitorToken, mintVisitorToken, type Visitor, type VisitorToken } from "../providers/web/token.ts";
 
 export const visitorRoutes = new Hono<AppEnv>();
 export const chatRoutes = new Hono<AppEnv>();
@@ -69,7 +70,7 @@ visitorRoutes.post(
 );
 
 /** The visitor a token names, once its instance still exists and the page's Origin may use it. */
-async function admittedVisitor(c: Context<AppEnv>, token: string): Promise<Visitor> {
+async function admittedVisitor(c: Context<AppEnv>, token: string): Promise<VisitorToken> {
   const visitor = await checkVisitorToken(webChatSecret(c.env), token);
   if (!visitor) throw new ApiError("unauthorized", "Bad or expired visitor token: get a new one from the site's backend.");
   const [row] = await c.var.db
@@ -84,6 +85,41 @@ async function admittedVisitor(c: Context<AppEnv>, token: string): Promise<Visit
   return visitor;
 }
 
+const visitorParams = z.object({
+  name: z.string().min(1),
+  visitorId: z.string().regex(visitorIdFormat, "Letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit."),
+});
+
+visitorRoutes.delete(
+  "/:name/visitors/:visitorId",
+  documented({
+    summary: "Revoke a visitor's tokens and close its sockets",
+    description:
+      "Every token of the visitor minted until now stops opening sockets (401), and the visitor's open sockets get a last error frame (token_revoked) and close with code 1008. Tokens minted afterwards work.",
+    tags: ["Web chat"],
+    caller: "apiKey",
+    params: visitorParams,
+    responses: {
+      200: {
+        description: "Revoked: tokens minted up to revokedBefore are refused; how many open sockets were closed.",
+        schema: z.object({ visitorId: z.string(), revokedBefore: z.iso.datetime(), socketsClosed: z.int() }),
+      },
+    },
+    errors: ["invalid_request", "not_found", "unprocessable"],
+  }),
+  async (c) => {
+    const { visitorId } = parseWith(visitorParams, c.req.param());
+    const [row] = await c.var.db
+      .select({ id: instances.id, name: instances.name, channel: instances.channel })
+      .from(instances)
+      .where(and(eq(instances.tenantId, c.var.tenant.id), eq(instances.name, c.req.param("name"))));
+    if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
+    if (channelOf(row.channel) !== "web") throw new ApiError("unprocessable", `Instance ${row.name} is not a web chat instance.`);
+    const { revokedBefore, socketsClosed } = await chatOf(c.env, c.var.tenant.id, row.id, visitorId).revoke();
+    return c.json({ visitorId, revokedBefore: new Date(revokedBefore).toISOString(), socketsClosed });
+  },
+);
+
 const chatQuery = z.object({ token: z.string().min(1).max(4096).optional() });
 
 chatRoutes.get(
@@ -91,7 +127,7 @@ chatRoutes.get(
   documented({
     summary: "A visitor's web chat socket (Upgrade: websocket)",
     description:
-      "Opened by the page with ?token= from POST /v1/instances/:name/visitors. Refused before the upgrade: a missing, bad or expired token (401), an Origin outside the instance's allowedOrigins (403). Frames: see the web chat section of the channels guide.",
+      "Opened by the page with ?token= from POST /v1/instances/:name/visitors. Refused before the upgrade: a missing, bad, expired or revoked token (401), an Origin outside the instance's allowedOrigins (403). The socket closes (code 1008, after an error frame token_expired, token_revoked or instance_removed) when its token expires, is revoked, or its instance is removed. Frames: see the web chat section of the channels guide.",
     tags: ["Web chat"],
     caller: "public",
     responses: { 101: { description: "Switching to the WebSocket." } },
@@ -104,9 +140,11 @@ chatRoutes.get(
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new ApiError("invalid_request", "This route is a WebSocket: send Upgrade: websocket.", [{ path: "upgrade", message: "expected websocket" }]);
     }
-    return chatOf(c.env, visitor.tenantId, visitor.instanceId, visitor.visitorId).fetch("https://visitor-chat/connect", {
+    const res = await chatOf(c.env, visitor.tenantId, visitor.instanceId, visitor.visitorId).fetch("https://visitor-chat/connect", {
       headers: { upgrade: "websocket", [VISITOR_HEADER]: JSON.stringify(visitor) },
     });
+    if (res.status === 401) throw new ApiError("unauthorized", "This visitor token was revoked: get a new one from the site's backend.");
+    return res;
   },
 );
 
@@ -153,6 +191,8 @@ chatHistoryRoutes.get(
     const token = /^Bearer (.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
     if (!token) throw new ApiError("unauthorized", "Send the visitor token as Authorization: Bearer <token>.");
     const v = await admittedVisitor(c, token);
+    if (!(await chatOf(c.env, v.tenantId, v.instanceId, v.visitorId).admits(v.issuedAt)))
+      throw new ApiError("unauthorized", "This visitor token was revoked: get a new one from the site's backend.");
     const db = c.var.db;
     const [outbound, inbound] = await Promise.all([
       db

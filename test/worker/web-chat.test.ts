@@ -5,48 +5,10 @@ import { env, exports } from "cloudflare:workers";
 import { sign } from "hono/jwt";
 import { describe, expect, inject, it } from "vitest";
 import { MESSAGES_PER_MINUTE } from "../../src/providers/web/frames.ts";
-import { api, createTenant, eventually, json, send, unique, waitForStatus } from "./helpers.ts";
+import { api, json, send, unique, waitForStatus } from "./helpers.ts";
+import { ofType, open, visitorToken, waitFrames, webInstance } from "./web-chat-support.ts";
 
 const botUrl = () => inject("botUrl");
-type Frame = { type: string; data: Record<string, any> };
-
-async function webInstance(web?: Record<string, unknown>) {
-  const tenant = await createTenant();
-  const instance = unique("site");
-  const res = await api(`/v1/instances/${instance}`, { method: "PUT", key: tenant.key, json: { channel: "web", ...(web ? { web } : {}) } });
-  expect(res.status).toBe(201);
-  const body = await json(res);
-  const { id: instanceId } = (await env.DB.prepare("SELECT id FROM instances WHERE name = ?").bind(instance).first<{ id: string }>())!;
-  return { ...tenant, instance, instanceId, body };
-}
-
-async function visitorToken(key: string, instance: string, body: Record<string, unknown>) {
-  const res = await api(`/v1/instances/${instance}/visitors`, { method: "POST", key, json: body });
-  expect(res.status).toBe(201);
-  return json<{ token: string; expiresAt: string; url: string }>(res);
-}
-
-/** Opens a visitor socket; frames are collected in order. */
-async function open(token: string, headers: Record<string, string> = {}, path = "/v1/chat") {
-  const res = await exports.default.fetch(
-    new Request(`https://gateway.test${path}?token=${encodeURIComponent(token)}`, { headers: { upgrade: "websocket", ...headers } }),
-  );
-  const frames: Frame[] = [];
-  const ws = res.webSocket;
-  if (!ws) return { res, frames, send: (_f: unknown) => undefined, close: () => undefined };
-  ws.accept();
-  ws.addEventListener("message", (m) => frames.push(JSON.parse(String(m.data))));
-  return {
-    res,
-    frames,
-    send: (f: unknown) => ws.send(typeof f === "string" ? f : JSON.stringify(f)),
-    close: () => ws.close(1000, "done"),
-  };
-}
-
-const ofType = (frames: Frame[], type: string) => frames.filter((f) => f.type === type);
-const waitFrames = (frames: Frame[], type: string, n: number, what = type) =>
-  eventually(async () => ofType(frames, type).length >= n, 15_000, `${n} ${what} frame(s)`);
 
 describe("web chat instances and visitor tokens", () => {
   it("registers a web instance, mints a token that names its visitor, and refuses bad input", async () => {

@@ -6,11 +6,17 @@
 // A visitor's `message` frame becomes an inbound message of the instance (stored in D1 and offered to
 // its automation like a WhatsApp or Telegram one); `ack` and `read` are the receipts of the messages
 // sent to the visitor, through the same receipt path as WhatsApp's.
+//
+// A socket lives no longer than its token: each remembers its token's expiry, and the object's alarm
+// (armed for the earliest one) closes those past it. Revoking the visitor's tokens (a time kept in
+// storage: tokens minted up to it are refused at connect) closes its open sockets at once. Closing
+// sends a last `error` frame saying why, then close code 1008.
 import { DurableObject } from "cloudflare:workers";
+import { and, eq } from "drizzle-orm";
 import { z } from "zod";
 import { runBatch } from "../../db/batch.ts";
 import { database } from "../../db/client.ts";
-import type { MediaJson } from "../../db/schema.ts";
+import { instances, type MediaJson } from "../../db/schema.ts";
 import { newId } from "../../ids.ts";
 import { type ReceiptStatus, receiptByProviderStatements } from "../../messages/receipts.ts";
 import { log } from "../../observability/log.ts";
@@ -31,12 +37,18 @@ const visitor = z.object({
   instanceName: z.string().min(1),
   visitorId: z.string().min(1),
   name: z.string().nullable(),
+  // The token's, epoch ms.
+  issuedAt: z.number().default(0),
+  expiresAt: z.number().default(Number.MAX_SAFE_INTEGER),
 });
-// What each socket remembers across hibernation: who, and its frames in the current minute.
+// What each socket remembers across hibernation: who, its token's times, and its frames in the current minute.
 const attachment = visitor.extend({ socketId: z.string(), windowStart: z.number().default(0), frames: z.int().default(0) });
 type Attachment = z.infer<typeof attachment>;
 
 const MINUTE_MS = 60_000;
+/** Close code of a socket whose token no longer holds (policy violation). */
+const CLOSE_POLICY = 1008;
+const REVOKED_BEFORE = "revokedBefore";
 
 type OutboundRow = { message_id: string; text: string | null; media: string | null; at: number };
 
@@ -87,9 +99,35 @@ export class VisitorChat extends DurableObject<Env> {
     return this.ctx.storage.sql.exec("SELECT 1 FROM outbound WHERE message_id = ?", messageId).toArray().length > 0;
   }
 
-  /** The upgrade, the token already checked by the Worker. */
+  /** Revokes every token of the visitor minted up to now and closes the sockets they opened. */
+  revoke(): { revokedBefore: number; socketsClosed: number } {
+    const revokedBefore = Date.now();
+    this.ctx.storage.kv.put(REVOKED_BEFORE, revokedBefore);
+    let socketsClosed = 0;
+    for (const ws of this.ctx.getWebSockets()) {
+      const s = attachment.safeParse(ws.deserializeAttachment()).data;
+      if (s && s.issuedAt > revokedBefore) continue;
+      this.end(ws, "token_revoked", "This visitor's token was revoked.");
+      socketsClosed++;
+    }
+    return { revokedBefore, socketsClosed };
+  }
+
+  /** Whether a token minted at issuedAt still admits the visitor (not revoked since). */
+  admits(issuedAt: number): boolean {
+    return !this.revoked(issuedAt);
+  }
+
+  private revoked(issuedAt: number): boolean {
+    const before = this.ctx.storage.kv.get<number>(REVOKED_BEFORE);
+    return before !== undefined && issuedAt <= before;
+  }
+
+  /** The upgrade, the token's signature and expiry already checked by the Worker; a revoked token
+   *  is refused here (401), before the upgrade. */
   async fetch(request: Request): Promise<Response> {
     const v = visitor.parse(JSON.parse(request.headers.get(VISITOR_HEADER) ?? "null"));
+    if (this.revoked(v.issuedAt)) return new Response(null, { status: 401 });
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     const state: Attachment = { ...v, socketId: newId("sock"), windowStart: 0, frames: 0 };
@@ -98,13 +136,43 @@ export class VisitorChat extends DurableObject<Env> {
     // What arrived while the visitor was away, in the order it was sent.
     const waiting = this.ctx.storage.sql.exec<OutboundRow>("SELECT message_id, text, media, at FROM outbound WHERE acked = 0 ORDER BY seq").toArray();
     for (const row of waiting) server.send(JSON.stringify(frame.message(this.viewOf(row))));
+    await this.armFor(v.expiresAt);
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Closes the sockets whose token expired, and re-arms for the next expiry. */
+  async alarm(): Promise<void> {
+    const now = Date.now();
+    let next: number | undefined;
+    for (const ws of this.ctx.getWebSockets()) {
+      const s = attachment.safeParse(ws.deserializeAttachment()).data;
+      if (!s) continue;
+      if (s.expiresAt <= now) this.end(ws, "token_expired", "This visitor's token expired: get a new one from the site.");
+      else next = Math.min(next ?? s.expiresAt, s.expiresAt);
+    }
+    if (next !== undefined) await this.armFor(next);
+  }
+
+  // The alarm serves the earliest expiry of the open sockets.
+  private async armFor(expiresAt: number): Promise<void> {
+    if (expiresAt >= Number.MAX_SAFE_INTEGER) return;
+    const armed = await this.ctx.storage.getAlarm();
+    if (armed === null || armed > expiresAt) await this.ctx.storage.setAlarm(expiresAt);
+  }
+
+  /** A last error frame saying why, then the close. */
+  private end(ws: WebSocket, code: ErrorCode, message: string): void {
+    sendQuietly(ws, JSON.stringify(frame.error(code, message)));
+    closeQuietly(ws, CLOSE_POLICY, code);
   }
 
   async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     const state = attachment.safeParse(ws.deserializeAttachment()).data;
     if (!state) return closeQuietly(ws, 1011, "lost state");
     const now = Date.now();
+    // The alarm may run late, and a revocation closes sockets itself; checked again here, cheaply.
+    if (state.expiresAt <= now) return this.end(ws, "token_expired", "This visitor's token expired: get a new one from the site.");
+    if (this.revoked(state.issuedAt)) return this.end(ws, "token_revoked", "This visitor's token was revoked.");
     const fresh = now - state.windowStart >= MINUTE_MS;
     const counted = { ...state, windowStart: fresh ? now : state.windowStart, frames: fresh ? 1 : state.frames + 1 };
     ws.serializeAttachment(counted);
@@ -126,6 +194,8 @@ export class VisitorChat extends DurableObject<Env> {
     try {
       if (f.data.type === "message") {
         if (!this.takeMessageSlot(now)) return this.refuse(ws, "rate_limited", `At most ${MESSAGES_PER_MINUTE} messages a minute; wait a moment.`);
+        // A removed instance's sockets stay open until their token expires or they write: then they close.
+        if (!(await this.instanceExists(state))) return this.end(ws, "instance_removed", "This chat was removed.");
         await this.inbound(ws, state, f.data.data.content, f.data.data.clientMessageId ?? null);
       } else await this.receipt(ws, state, f.data.data.messageId, f.data.type === "ack" ? "delivered" : "read");
     } catch (err) {
@@ -182,6 +252,14 @@ export class VisitorChat extends DurableObject<Env> {
     this.ctx.storage.sql.exec("UPDATE outbound SET acked = 1 WHERE message_id = ?", messageId);
     // The message's provider id is its own id (see the provider's send).
     await runBatch(database(this.env.DB), receiptByProviderStatements(s.instanceId, messageId, status, Date.now()));
+  }
+
+  private async instanceExists(s: Attachment): Promise<boolean> {
+    const [row] = await database(this.env.DB)
+      .select({ id: instances.id })
+      .from(instances)
+      .where(and(eq(instances.id, s.instanceId), eq(instances.tenantId, s.tenantId)));
+    return row !== undefined;
   }
 
   // The visitor's messages this minute, across tabs (kept in storage: it survives hibernation).

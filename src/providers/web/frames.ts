@@ -21,7 +21,16 @@ export const clientFrame = z.discriminatedUnion("type", [
 ]);
 export type ClientFrame = z.infer<typeof clientFrame>;
 
-export type ErrorCode = "bad_frame" | "too_large" | "rate_limited" | "unknown_message" | "unavailable";
+export type ErrorCode =
+  | "bad_frame"
+  | "too_large"
+  | "rate_limited"
+  | "unknown_message"
+  | "unavailable"
+  // The last frame before the gateway closes the socket (close code 1008).
+  | "token_revoked"
+  | "token_expired"
+  | "instance_removed";
 
 export const frame = {
   connected: (socketId: string, conversationId: string, visitorId: string) => ({ type: "connected", data: { socketId, conversationId, visitorId } }),
