@@ -14,6 +14,7 @@ import { parseBody, parseWith } from "../http/body.ts";
 import { contactKey } from "../messages/contact-key.ts";
 import { errorField, log } from "../observability/log.ts";
 import { documented } from "../openapi/describe.ts";
+import { iso } from "../time.ts";
 
 export const handoffRoutes = new Hono<AppEnv>();
 
@@ -34,8 +35,6 @@ async function conversationOf(c: Context<AppEnv>): Promise<Conversation> {
   if (!row) throw new ApiError("not_found", `No instance ${name}.`);
   return { tenantId: c.var.tenant.id, instanceId: row.id, instanceName: row.name, contact };
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 const stateOf = (row: HandoffRow | undefined): z.input<typeof handoffState> =>
   row
