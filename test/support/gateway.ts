@@ -56,7 +56,7 @@ async function migrate(persistDir: string, root: string, config: string[], env: 
   const migrations = path.join(root, "migrations");
   if (existsSync(path.join(persistDir, "v3")) || !existsSync(migrations)) return void (await apply(persistDir));
   const hash = createHash("sha256").update(root).update(config.join(" "));
-  hash.update(readFileSync(path.join(root, config[1] ?? "wrangler.toml")));
+  hash.update(readFileSync(path.resolve(root, config[1] ?? "wrangler.toml")));
   for (const name of readdirSync(migrations)
     .filter((n) => n.endsWith(".sql"))
     .sort()) {
