@@ -99,6 +99,8 @@ const FLOORS: Record<string, number> = {
   "errors.ts": 0,
   "ids.ts": 0,
   "redact.ts": 0,
+  "time.ts": 0,
+  "ttl-cache.ts": 0,
 };
 const srcRoom = (f: string) => f.split("/")[1] as string;
 const floorOf = (f: string) => FLOORS[srcRoom(f)];
@@ -204,9 +206,23 @@ for (const f of testish) {
     if (/\b(while|for)\s*\(/.test(body) && /setTimeout|sleep\(/.test(body)) pollerDefs.push({ file: f, name });
   }
 }
-const pollerNames = [...new Set(pollerDefs.map((p) => p.name))];
-const pollerUses = pollerNames.length ? sum(testish, new RegExp(`(?<![.\\w])(?:${pollerNames.join("|")})\\(`, "g")) - pollerDefs.length : 0;
+// Uses of a poller: calls of its name in its own file and in the files that import that file.
+const pollerUses = pollerDefs.reduce((n, def) => {
+  const users = testish.filter((f) => f === def.file || (graph.get(f) ?? []).includes(def.file));
+  return n + sum(users, new RegExp(`(?<![.\\w])${def.name}\\(`, "g")) - 1;
+}, 0);
 const idiomUses = sum(testish, /\bvi\.waitFor\(|\bexpect\.poll\(/g);
+// Waits through the shared wrappers built on vi.waitFor (where they exist).
+const WAIT_WRAPPERS: Record<string, string[]> = {
+  "test/support/wait.ts": ["eventually", "waitUntil"],
+  "test/worker/helpers.ts": ["eventually", "waitForStatus"],
+};
+const wrappedUses = Object.entries(WAIT_WRAPPERS)
+  .filter(([file]) => text.has(file) && /vi\.waitFor|support\/wait/.test(text.get(file) ?? ""))
+  .reduce((n, [file, names]) => {
+    const users = testish.filter((f) => f !== file && (graph.get(f) ?? []).includes(file));
+    return n + sum(users, new RegExp(`(?<![.\\w])(?:${names.join("|")})\\(`, "g"));
+  }, 0);
 
 // --- Output.
 const report = {
@@ -234,6 +250,7 @@ const report = {
   pollerDefs: pollerDefs.map((p) => `${p.file}: ${p.name}`),
   pollerUses,
   idiomUses,
+  wrappedUses,
 };
 
 if (process.argv.includes("--json")) {
@@ -272,5 +289,5 @@ if (process.argv.includes("--json")) {
   row("c.req.valid() calls", validCalls);
   row("hand-written test pollers (defs, uses)", `${pollerDefs.length}, ${pollerUses}`);
   list(report.pollerDefs);
-  row("vi.waitFor / expect.poll uses", idiomUses);
+  row("vi.waitFor / expect.poll uses (direct, wrapped)", `${idiomUses}, ${wrappedUses}`);
 }
