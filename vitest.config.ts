@@ -1,5 +1,5 @@
-// Two projects: Worker tests inside workerd (D1, Queues, Durable Objects for real), and Node tests
-// for what runs outside the Worker (the Evolution simulator, end-to-end runs, the Kafka bridge).
+// Worker tests inside workerd (D1, Queues, Durable Objects for real); unit tests of pure functions in
+// plain Node; Node tests for what runs outside the Worker (the simulator, end-to-end runs); the Kafka bridge.
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig, defineProject } from "vitest/config";
@@ -37,6 +37,14 @@ export default defineConfig(async () => {
             setupFiles: ["./test/worker/apply-migrations.ts", "./test/worker/production-limits-setup.ts"],
             globalSetup: ["./test/worker/global-setup.ts"],
             testTimeout: 30_000,
+          },
+        }),
+        defineProject({
+          test: {
+            // Pure functions (no cloudflare:* module): plain Node, in parallel, no runtime to start.
+            name: "unit",
+            environment: "node",
+            include: ["test/unit/**/*.test.ts"],
           },
         }),
         defineProject({

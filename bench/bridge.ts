@@ -6,9 +6,20 @@ import { startKafka } from "../scripts/kafka/broker.ts";
 import { startSimulator } from "../simulator/server.ts";
 import { provisionTenant, startGateway } from "../test/support/gateway.ts";
 import { startBridge } from "../bridge/bridge.ts";
-import { allTopics, bridgeConfig, kafkaTools, waitUntil } from "../bridge/harness.ts";
+import { allTopics, bridgeConfig, kafkaTools } from "../bridge/harness.ts";
 import type { Logger } from "../bridge/log.ts";
 import { table } from "./load.ts";
+
+// A plain loop: this script runs outside Vitest (tests wait with vi.waitFor).
+async function waitUntil<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
 
 const SENDS = Number(process.env.BENCH_SENDS ?? 5_000);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);

@@ -12,7 +12,8 @@ import { startSimulator, type RunningSimulator } from "../simulator/server.ts";
 import { provisionTenant, startGateway, type Gateway } from "../test/support/gateway.ts";
 import { startBridge, type RunningBridge } from "./bridge.ts";
 import type { BridgeConfig } from "./config.ts";
-import { allTopics, bridgeConfig, kafkaTools, passOn, serveStandIn, simulatorCalls, waitUntil, type KafkaTools, type Observer } from "./harness.ts";
+import { allTopics, bridgeConfig, kafkaTools, passOn, serveStandIn, simulatorCalls, type KafkaTools, type Observer } from "./harness.ts";
+import { waitUntil } from "../test/support/wait.ts";
 import { connectKafka } from "./kafka.ts";
 import type { Logger } from "./log.ts";
 

@@ -102,16 +102,6 @@ export async function simulatorCalls(simulatorUrl: string, instance: string): Pr
   return simCalls.parse(await res.json()).calls;
 }
 
-export async function waitUntil<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 /** A stand-in gateway on a free loopback port: a fake, or a proxy in front of the real one. */
 export async function serveStandIn(app: Hono): Promise<{ url: string; close(): Promise<void> }> {
   const port = await freePort();

@@ -8,7 +8,8 @@ import { Hono } from "hono";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { startBridge, type RunningBridge } from "./bridge.ts";
-import { allTopics, bridgeConfig, kafkaTools, serveStandIn, waitUntil, type KafkaTools } from "./harness.ts";
+import { allTopics, bridgeConfig, kafkaTools, serveStandIn, type KafkaTools } from "./harness.ts";
+import { waitUntil } from "../test/support/wait.ts";
 import type { Logger } from "./log.ts";
 
 const RUN = `slow-${Date.now().toString(36)}`;

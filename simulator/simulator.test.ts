@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createSimulator } from "./app.ts";
 import type { SimulatorConfig } from "./config.ts";
 import { startSimulator, type RunningSimulator } from "./server.ts";
+import { eventually } from "../test/support/wait.ts";
 
 const KEY = "sim-key";
 // Response bodies are checked with expect(), so they are read loosely typed.
@@ -353,16 +354,6 @@ function receiver(answer: (n: number) => number = () => 200) {
   };
 }
 
-async function until<T>(probe: () => T | undefined | false, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe("over HTTP, with webhooks", () => {
   let sim: RunningSimulator;
   const hook = receiver();
@@ -396,7 +387,7 @@ describe("over HTTP, with webhooks", () => {
     const res = await send("loja-centro", { number: "5511987654321", text: "Olá Maria!" });
     expect(res.status).toBe(201);
     const raw = await readJson(res);
-    const got = await until(() => hook.received.length >= 3 && hook.received);
+    const got = await eventually(() => hook.received.length >= 3 && hook.received, { timeout: 5_000, interval: 10 });
     expect(got.map((r) => [r.path, r.body.event, r.body.data.status])).toEqual([
       ["/webhooks/evolution", "send.message", "PENDING"],
       ["/webhooks/evolution", "messages.update", "DELIVERY_ACK"],
@@ -435,7 +426,7 @@ describe("over HTTP, with webhooks", () => {
   it("byEvents appends the event to the URL; groups get only SERVER_ACK", async () => {
     await sim$("/instances/loja-byevents", "PUT", { apikey: KEY, webhookUrl: `${hookUrl}/evo/`, byEvents: true });
     expect((await send("loja-byevents", { number: "5511987654321", text: "x" })).status).toBe(201);
-    const got = await until(() => hook.received.length >= 3 && hook.received);
+    const got = await eventually(() => hook.received.length >= 3 && hook.received, { timeout: 5_000, interval: 10 });
     expect(got.map((r) => [r.path, r.body.data.status])).toEqual([
       ["/evo/send-message", "PENDING"],
       ["/evo/messages-update", "DELIVERY_ACK"],
@@ -446,11 +437,11 @@ describe("over HTTP, with webhooks", () => {
     hook.received.length = 0;
     expect((await send("loja-byevents", { number: "120363041234567890@g.us", text: "grupo" })).status).toBe(201);
     const keyOf = (r: (typeof hook.received)[number]) => r.body.data.keyId ?? r.body.data.key?.id;
-    const group = await until(() => hook.received.length >= 2 && keyOf(hook.received[0]!));
+    const group = await eventually(() => hook.received.length >= 2 && keyOf(hook.received[0]!), { timeout: 5_000, interval: 10 });
     // Then a 1:1 message: its READ comes after the longest receipt delay, so once it is here any
     // receipt the group's send could have had would be here too.
     expect((await send("loja-byevents", { number: "5511987654321", text: "depois" })).status).toBe(201);
-    await until(() => hook.received.some((r) => r.body.data.status === "READ"));
+    await eventually(() => hook.received.some((r) => r.body.data.status === "READ"), { timeout: 5_000, interval: 10 });
     expect(hook.received.filter((r) => keyOf(r) === group).map((r) => r.body.data.status)).toEqual(["PENDING", "SERVER_ACK"]);
   });
 
@@ -461,7 +452,7 @@ describe("over HTTP, with webhooks", () => {
       await sim$("/instances/loja-flaky", "PUT", { apikey: KEY, webhookUrl: flakyUrl });
       await sim$("/config", "PATCH", { deliveredDelayMs: -1, readDelayMs: -1 });
       await send("loja-flaky", { number: "5511987654321", text: "x" });
-      await until(() => flaky.received.length >= 1);
+      await eventually(() => flaky.received.length >= 1, { timeout: 5_000, interval: 10 });
       const log = await readJson(await sim$("/webhooks?instance=loja-flaky"));
       expect(log.webhooks).toMatchObject([{ event: "send.message", status: 200, attempts: 3, outcome: "delivered", url: flakyUrl }]);
     } finally {

@@ -6,6 +6,7 @@ import type { Db } from "../db/client.ts";
 import { apiKeys } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { randomToken, sha256Hex } from "../ids.ts";
+import { TtlCache } from "../ttl-cache.ts";
 
 export const KEY_PREFIX = "mgo_";
 
@@ -22,7 +23,7 @@ export function bearer(header: string | undefined): string | undefined {
 // Valid keys are remembered per isolate for a short while: one D1 read saved on every request.
 // A revocation is seen at once by the isolate that made it and within KEY_CACHE_MS by the others.
 const KEY_CACHE_MS = 30_000;
-const keyCache = new Map<string, { tenant: Tenant; keyId: string; at: number }>();
+const keyCache = new TtlCache<string, { tenant: Tenant; keyId: string }>(KEY_CACHE_MS, 10_000);
 
 export function forgetKey(hash: string) {
   keyCache.delete(hash);
@@ -30,21 +31,21 @@ export function forgetKey(hash: string) {
 
 /** A tenant's settings changed: this isolate reads them again at once (others within KEY_CACHE_MS). */
 export function forgetTenant(tenantId: string) {
-  for (const [hash, entry] of keyCache) if (entry.tenant.id === tenantId) keyCache.delete(hash);
+  keyCache.deleteWhere((entry) => entry.tenant.id === tenantId);
 }
 
 /** The tenant a key belongs to and the key's id, or undefined for an unknown or revoked key. */
 export async function ownerOfKey(db: Db, key: string): Promise<{ tenant: Tenant; keyId: string } | undefined> {
   const hash = await sha256Hex(key);
   const cached = keyCache.get(hash);
-  if (cached && Date.now() - cached.at < KEY_CACHE_MS) return { tenant: cached.tenant, keyId: cached.keyId };
+  if (cached) return cached;
   const [row] = await db.all<Tenant & { keyId: string }>(sql`
     SELECT t.id, t.name, t.max_attempts AS maxAttempts, t.rate_limit_per_minute AS rateLimitPerMinute, k.id AS keyId
     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
     WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
   if (!row) return undefined;
   const { keyId, ...tenant } = row;
-  keyCache.set(hash, { tenant, keyId, at: Date.now() });
+  keyCache.set(hash, { tenant, keyId });
   return { tenant, keyId };
 }
 

@@ -25,6 +25,7 @@ import { type AutomationConfig, type AutomationRow, automationLane, automationOf
 import { callHandler, type ConversationRow, conversationFrom, conversationStatement, type InboundView, type LaneInfo } from "./handler.ts";
 import { type Conversation, handBackStatements, type HandoffRow, handoffStatement, takeOverStatements } from "./handoff.ts";
 import type { HandlerHandoff } from "../contracts/automation.ts";
+import { TtlCache } from "../ttl-cache.ts";
 
 export type OfferedItem = { id: string; ts: number; message: InboundView };
 
@@ -564,15 +565,14 @@ type Answer = {
 
 // The tenant's send defaults (maxAttempts) for replies, per isolate (shared by its lanes: a
 // contact's lane is often new, and a read per call would sit on the reply's path).
-const tenantCache = new Map<string, { value: Tenant; at: number }>();
+const tenantCache = new TtlCache<string, Tenant>(TENANT_CACHE_MS, 1_000);
 
 async function tenantOf(db: Db, tenantId: string, now: number): Promise<Tenant | undefined> {
-  const hit = tenantCache.get(tenantId);
-  if (hit && now - hit.at < TENANT_CACHE_MS) return hit.value;
+  const hit = tenantCache.get(tenantId, now);
+  if (hit) return hit;
   const [row] = await db.all<{ id: string; name: string; max_attempts: number }>(sql`SELECT id, name, max_attempts FROM tenants WHERE id = ${tenantId}`);
   if (!row) return undefined;
   const value = { id: row.id, name: row.name, maxAttempts: row.max_attempts };
-  if (tenantCache.size > 1_000) tenantCache.clear();
-  tenantCache.set(tenantId, { value, at: now });
+  tenantCache.set(tenantId, value, now);
   return value;
 }

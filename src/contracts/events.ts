@@ -8,6 +8,8 @@ const channelField = channel.default("whatsapp");
 export const messageStatuses = ["scheduled", "queued", "processing", "sent", "delivered", "read", "failed", "canceled"] as const;
 export const messageStatus = z.enum(messageStatuses);
 export type MessageStatus = z.infer<typeof messageStatus>;
+/** Statuses after which the gateway sends nothing more for the message. */
+export const terminalStatuses = ["sent", "delivered", "read", "failed", "canceled"] as const satisfies readonly MessageStatus[];
 
 const envelope = {
   eventId: z.string().min(1),
@@ -112,9 +114,3 @@ export const gatewayEvent = z.discriminatedUnion("type", [
   conversationHandoffEvent,
 ]);
 export type GatewayEvent = z.infer<typeof gatewayEvent>;
-
-// GET /v1/events answer: events carry their outbox sequence number.
-export const eventsPage = z.object({
-  events: z.array(z.intersection(z.object({ seq: z.int() }), gatewayEvent)),
-  cursor: z.int(),
-});

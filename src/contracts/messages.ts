@@ -7,9 +7,6 @@ import { nestsDeeperThan } from "./json-depth.ts";
 export const MAX_SCHEDULE_DAYS = 90;
 export const MAX_METADATA_BYTES = 4096;
 
-export const phoneDigits = /^[1-9]\d{7,14}$/;
-export const groupJid = /^\d{5,}(-\d+)?@g\.us$/;
-
 // A WhatsApp address. One pattern (not a refine) so the OpenAPI document carries it too.
 export const whatsappRecipient = z
   .string()

@@ -2,7 +2,12 @@
 // capped at 5 minutes. Jitter keeps many lanes from retrying against Evolution in lockstep.
 export const MAX_BACKOFF_MS = 5 * 60_000;
 
+/** base·2^step (step 0: base), capped: the growing wait without jitter. */
+export function doubling(step: number, base: number, cap = Number.POSITIVE_INFINITY): number {
+  return Math.min(cap, base * 2 ** Math.max(0, step));
+}
+
 export function backoffMs(attempt: number, baseMs: number, random = Math.random()): number {
-  const exp = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attempt - 1));
+  const exp = doubling(attempt - 1, baseMs, MAX_BACKOFF_MS);
   return Math.round(exp * (0.5 + random / 2));
 }

@@ -34,6 +34,7 @@ import {
   type Outcome,
   type StoredPhase,
 } from "./lane-machine.ts";
+import { TtlCache } from "../ttl-cache.ts";
 
 export type LaneItem = { messageId: string; priority: number; readyAt: number; createdAt: number; instanceId: string };
 
@@ -135,7 +136,7 @@ const logWarn = (msg: string, fields: Record<string, unknown>) => log("warn", ms
 
 export class ContactLane extends DurableObject<Env> {
   private readonly db: Db;
-  private instanceCache = new Map<string, { at: number; row: InstanceRow | undefined }>();
+  private instanceCache = new TtlCache<string, InstanceRow | undefined>(INSTANCE_CACHE_MS, 100);
   // Set when a sent message has a callback URL: only then is callback dispatch worth a D1 read.
   private callbacksWritten = false;
 
@@ -727,13 +728,13 @@ export class ContactLane extends DurableObject<Env> {
   }
 
   private async instance(id: string): Promise<InstanceRow | undefined> {
-    const hit = this.instanceCache.get(id);
-    if (hit && Date.now() - hit.at < INSTANCE_CACHE_MS) return hit.row;
+    const hit = this.instanceCache.lookup(id);
+    if (hit) return hit.value;
     const [row] = await this.db.all<InstanceRow>(
       sql`SELECT name, channel, evolution_url, evolution_api_key, telegram_api_url, telegram_bot_token, rate_per_minute, typing, gap_max_ms
         FROM instances WHERE id = ${id}`,
     );
-    this.instanceCache.set(id, { at: Date.now(), row });
+    this.instanceCache.set(id, row);
     return row;
   }
 

@@ -19,7 +19,6 @@ import { errorField, log } from "../observability/log.ts";
 import { newEventKeys } from "../outbox/event-id.ts";
 import {
   type AcquireAnswer,
-  burstFor,
   type AcquireRequest,
   type Durable,
   defaultPacing,
@@ -32,7 +31,6 @@ import {
 } from "./pacing.ts";
 
 export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
-export { burstFor } from "./pacing.ts";
 
 export type GovernorSignal =
   // messageId (as given to acquire): that send was refused, so its grant is given back.
@@ -149,15 +147,6 @@ export class InstanceGovernor extends DurableObject<Env> {
         log("warn", `lane wake for ${why} failed`, { laneKey, error: errorField(err) });
         return false;
       });
-  }
-
-  // Until the ContactLane asks with acquire(): the old reservation (GCRA only, caller waits).
-  private legacyTat = 0;
-  reserve(ratePerMinute: number, now = Date.now()): number {
-    const interval = 60_000 / ratePerMinute;
-    const tat = Math.max(this.legacyTat, now);
-    this.legacyTat = tat + interval;
-    return Math.max(0, Math.ceil(tat - interval * (burstFor(ratePerMinute) - 1) - now));
   }
 
   /** Drops the cached pacing so a PUT applies at once. */

@@ -10,7 +10,8 @@
 //              has had time to finish inside Evolution (a hung send may still go out)
 //   unrecorded Evolution answered but the D1 write of that answer failed: write it, never resend
 //   done       nothing left to do here (kept a while to recognise redeliveries)
-import type { MessageStatus } from "../contracts/events.ts";
+import { type MessageStatus, terminalStatuses } from "../contracts/events.ts";
+import { doubling } from "./backoff.ts";
 import type { Reconciled, SendOutcome as ProviderOutcome } from "../providers/provider.ts";
 
 export const storedPhases = ["waiting", "retrying", "in_doubt", "unrecorded", "done"] as const;
@@ -80,7 +81,7 @@ export type Action =
   | { kind: "done" }
   | { kind: "none" };
 
-const terminal = new Set<MessageStatus>(["sent", "delivered", "read", "failed", "canceled"]);
+const terminal = new Set<MessageStatus>(terminalStatuses);
 
 /** The one decision: from the item's phase and D1's answer to the next action. `item.attemptAt` is
  *  when the lane started its attempt in doubt (0: unknown, D1's last change stands in for it). */
@@ -190,7 +191,7 @@ export function afterReconcile(
   if (found.kind === "unanswerable" && unaskable !== undefined)
     return { next: "record", outcome: { kind: "failed", error: `${unaskable} (attempt ${attempts})` } };
   if (found.kind === "unanswerable" && found.retry && checks < RECONCILE_CHECKS) {
-    const delayMs = RECONCILE_RETRY_MS * 2 ** checks;
+    const delayMs = doubling(checks, RECONCILE_RETRY_MS);
     return {
       next: "check_again",
       delayMs,

@@ -16,6 +16,7 @@ import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { documented } from "../openapi/describe.ts";
 import { errorField, log } from "../observability/log.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
+import { iso } from "../time.ts";
 
 export const automationRoutes = new Hono<AppEnv>();
 
@@ -61,8 +62,6 @@ async function countsOf(c: Context<AppEnv>, instanceId: string): Promise<Counts>
   }
   return counts;
 }
-
-const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
 
 const view = (instance: string, a: AutomationConfig) => ({
   instance,

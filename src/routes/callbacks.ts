@@ -15,10 +15,9 @@ import { cursorParam, encodeCursor } from "../http/cursor.ts";
 import { documented } from "../openapi/describe.ts";
 import { eventIdIs } from "../outbox/event-id.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
+import { iso } from "../time.ts";
 
 export const callbackRoutes = new Hono<AppEnv>();
-
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
 
 const tags = ["Callbacks"];
 

@@ -11,10 +11,9 @@ import { parseBody, parseWith } from "../http/body.ts";
 import { cursorParam, encodeCursor } from "../http/cursor.ts";
 import { replayFailed, type Replayable } from "../messages/replay.ts";
 import { documented } from "../openapi/describe.ts";
+import { iso } from "../time.ts";
 
 export const deadLetterRoutes = new Hono<AppEnv>();
-
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
 
 // Production D1 refuses a LIKE pattern over 50 bytes; the filter becomes `%<text>%` with `\`, `%`
 // and `_` escaped, so the text is held to what fits.

@@ -15,6 +15,7 @@ import { contactKey } from "../messages/contact-key.ts";
 import { errorField, log } from "../observability/log.ts";
 import { documented } from "../openapi/describe.ts";
 import { visitorIdFormat } from "../providers/web/limits.ts";
+import { iso } from "../time.ts";
 
 export const handoffRoutes = new Hono<AppEnv>();
 
@@ -60,8 +61,6 @@ async function conversationOf(c: Context<AppEnv>): Promise<Conversation> {
   if (!row) throw new ApiError("not_found", `No instance ${name}.`);
   return { tenantId: c.var.tenant.id, instanceId: row.id, instanceName: row.name, contact: contactOf(c.req.param("contact"), row.channel) };
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 const stateOf = (row: HandoffRow | undefined): z.input<typeof handoffState> =>
   row

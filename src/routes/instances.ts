@@ -23,6 +23,7 @@ import { type Channel, channels } from "../providers/provider.ts";
 import { chatSocketUrl } from "../providers/web/settings.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
 import { webAnswer, webInput } from "../providers/web/settings.ts";
+import { iso } from "../time.ts";
 
 export const instanceRoutes = new Hono<AppEnv>();
 
@@ -114,8 +115,6 @@ export function webhookUrl(env: Env, requestUrl: string, token: string, channel:
   if (channel === "web") return chatSocketUrl(base);
   return `${base}/webhooks/${channel === "telegram" ? "telegram" : "evolution"}/${token}`;
 }
-
-const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
 
 const view = (row: Row, env: Env, requestUrl: string) => ({
   name: row.name,

@@ -20,10 +20,13 @@ import { catchUpAutomation } from "../automation/wake.ts";
 import { catchUpReceipts } from "./receipts.ts";
 import { wakeStuckLanes } from "./wake.ts";
 import { errorField, log } from "../observability/log.ts";
+import { terminalStatuses } from "../contracts/events.ts";
 
 const SWEEP_PAGE = 500;
 const DELETE_PAGE = 500;
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+// Literals, not bound parameters: the planner sees the same statement as before.
+const finished = sql.raw(`(${terminalStatuses.map((s) => `'${s}'`).join(", ")})`);
 // Pages removed per table per run at most, and the purge's time: a backlog (a retention cut, a
 // first run) drains over several minutes instead of holding one cron invocation or crossing its
 // 1,000 D1 queries.
@@ -89,12 +92,12 @@ export async function purge(env: Env, now = Date.now(), opts: { pages?: number; 
   // keeps (status, updated_at), which every status change would rewrite.
   // A message is created before it was last updated.
   const old = sql`SELECT m.id FROM tenants t CROSS JOIN messages m ON m.tenant_id = t.id AND m.created_at < ${cutoff}
-    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.updated_at < ${cutoff}`;
+    WHERE m.status IN ${finished} AND m.updated_at < ${cutoff}`;
   // Children first, so a purge cut short never leaves a dead letter without its message.
   const deadLetters = await deleteInPages(
     db,
     sql`SELECT d.message_id FROM dead_letters d JOIN messages m ON m.id = d.message_id
-    WHERE m.status IN ('sent', 'delivered', 'read', 'failed', 'canceled') AND m.created_at < ${cutoff} AND m.updated_at < ${cutoff}`,
+    WHERE m.status IN ${finished} AND m.created_at < ${cutoff} AND m.updated_at < ${cutoff}`,
     "dead_letters",
     "message_id",
     limits,

@@ -4,6 +4,7 @@
 import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { database } from "../db/client.ts";
+import { doubling } from "../lanes/backoff.ts";
 import { parkedWebhooks } from "../db/schema.ts";
 import { storeAndOffer } from "../automation/offer.ts";
 import { errorField, log } from "../observability/log.ts";
@@ -30,7 +31,7 @@ export async function parkWebhooks(batch: MessageBatch<unknown>, env: Env): Prom
     } catch (err) {
       // D1 still away: keep it in the DLQ and try again later (max_retries in wrangler.toml).
       log("error", "could not park a webhook job; retrying", { queueMessageId: message.id, error: errorField(err) });
-      message.retry({ delaySeconds: Math.min(3600, 30 * 2 ** Math.min(message.attempts, 7)) });
+      message.retry({ delaySeconds: doubling(message.attempts, 30, 3600) });
     }
   }
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EchoBot, startEchoBot } from "../../simulator/echo-bot.ts";
 import { type RunningSimulator, startSimulator } from "../../simulator/server.ts";
 import { type Gateway, provisionTenant, startGateway } from "../support/gateway.ts";
+import { eventually } from "../support/wait.ts";
 
 let gateway: Gateway;
 let simulator: RunningSimulator;
@@ -21,16 +22,6 @@ afterAll(async () => {
   await bot?.close();
   await simulator?.close();
 });
-
-async function eventually<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 45_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function setup(botPath: string, settings: Record<string, unknown> = {}) {
   const t = await provisionTenant(gateway.url, simulator.url, { webhooks: "single" });
@@ -115,7 +106,11 @@ describe("automation through wrangler dev", () => {
         }
       }),
     );
-    await eventually(async () => contacts.every((c) => sentTo(t.instance, c).length === texts.length), "every reply sent");
+    await eventually(async () => contacts.every((c) => sentTo(t.instance, c).length === texts.length), {
+      what: "every reply sent",
+      timeout: 45_000,
+      interval: 100,
+    });
     for (const c of contacts) {
       const expected = texts.map((x) => `${c.slice(-2)}-${x}`);
       checkContact("burst", c, expected);
@@ -129,15 +124,22 @@ describe("automation through wrangler dev", () => {
     await botSettings("breaker", { fail: 6 });
     const contacts = ["5511971000101", "5511971000102"];
     await write(t.instance, contacts[0]!, "x1");
-    const paused = await eventually(async () => {
-      const res = await fetch(`${gateway.url}/v1/instances/${t.instance}/automation`, { headers: { authorization: `Bearer ${t.apiKey}` } });
-      const body = (await res.json()) as { state: string };
-      return body.state === "paused" ? body : undefined;
-    }, "the breaker to open");
+    const paused = await eventually(
+      async () => {
+        const res = await fetch(`${gateway.url}/v1/instances/${t.instance}/automation`, { headers: { authorization: `Bearer ${t.apiKey}` } });
+        const body = (await res.json()) as { state: string };
+        return body.state === "paused" ? body : undefined;
+      },
+      { what: "the breaker to open", timeout: 45_000, interval: 100 },
+    );
     expect(paused).toMatchObject({ state: "paused" });
     // While paused, both contacts keep writing.
     for (const c of contacts) for (const x of ["y1", "y2"]) await write(t.instance, c, `${c.slice(-1)}${x}`);
-    await eventually(async () => sentTo(t.instance, contacts[0]!).length === 3 && sentTo(t.instance, contacts[1]!).length === 2, "all replies after resuming");
+    await eventually(async () => sentTo(t.instance, contacts[0]!).length === 3 && sentTo(t.instance, contacts[1]!).length === 2, {
+      what: "all replies after resuming",
+      timeout: 45_000,
+      interval: 100,
+    });
     checkContact("breaker", contacts[0]!, ["x1", "1y1", "1y2"]);
     checkContact("breaker", contacts[1]!, ["2y1", "2y2"]);
     const failed = callsOf("breaker").filter((c) => c.status !== 200);
@@ -160,16 +162,23 @@ describe("automation through wrangler dev", () => {
     for (const text of texts) await Promise.all(contacts.map((c) => write(t.instance, c, `${c.slice(-2)}-${text}`)));
     // Wait until every webhook job was handed over: the local Queue does not keep unconsumed jobs
     // across a restart (a deployed Queue does), and that loss would not be automation's.
-    await eventually(async () => {
-      const res = await fetch(`${gateway.url}/v1/instances/${t.instance}/automation`, { headers: { authorization: `Bearer ${t.apiKey}` } });
-      const { counts } = (await res.json()) as { counts: Record<string, number> };
-      return Object.values(counts).reduce((a, b) => a + b, 0) === contacts.length * texts.length && (counts.pending ?? 0) > 0;
-    }, "every inbound message handed to automation, some still waiting");
+    await eventually(
+      async () => {
+        const res = await fetch(`${gateway.url}/v1/instances/${t.instance}/automation`, { headers: { authorization: `Bearer ${t.apiKey}` } });
+        const { counts } = (await res.json()) as { counts: Record<string, number> };
+        return Object.values(counts).reduce((a, b) => a + b, 0) === contacts.length * texts.length && (counts.pending ?? 0) > 0;
+      },
+      { what: "every inbound message handed to automation, some still waiting", timeout: 45_000, interval: 100 },
+    );
     const haltStart = Date.now();
     await gateway.halt();
     const haltEnd = Date.now();
     await gateway.resume();
-    await eventually(async () => contacts.every((c) => sentTo(t.instance, c).length === texts.length), "every reply after the restart", 60_000);
+    await eventually(async () => contacts.every((c) => sentTo(t.instance, c).length === texts.length), {
+      what: "every reply after the restart",
+      timeout: 60_000,
+      interval: 100,
+    });
     // In doubt: calls under way when the runtime stopped (their answers may never have been recorded).
     const cutOff = new Set(
       callsOf("restart")

@@ -6,6 +6,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
+import { eventually } from "../support/wait.ts";
 
 let gateway: Gateway;
 let simulator: RunningSimulator;
@@ -14,16 +15,6 @@ const persistDir = mkdtempSync(path.join(tmpdir(), "mensageiro-schedule-"));
 type Call = { number: string; at: number; body: { text: string } };
 const calls = async (instance: string): Promise<Call[]> =>
   ((await (await fetch(`${simulator.url}/_sim/calls?instance=${instance}`)).json()) as { calls: Call[] }).calls;
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 beforeAll(async () => {
   simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
@@ -50,10 +41,13 @@ describe("scheduled delivery on wrangler dev", () => {
     };
 
     const onTimeAt = await schedule("5511955550001", "no horário", Date.now() + 3000);
-    const [onTime] = await until(async () => {
-      const c = (await calls(t.instance)).filter((x) => x.number === "5511955550001");
-      return c.length ? c : undefined;
-    }, 15_000);
+    const [onTime] = await eventually(
+      async () => {
+        const c = (await calls(t.instance)).filter((x) => x.number === "5511955550001");
+        return c.length ? c : undefined;
+      },
+      { timeout: 15_000, interval: 100 },
+    );
     expect(onTime!.at).toBeGreaterThanOrEqual(onTimeAt);
     expect(onTime!.at - onTimeAt).toBeLessThan(2000);
 
@@ -67,10 +61,10 @@ describe("scheduled delivery on wrangler dev", () => {
     await gateway.resume();
     const wokeAt = Date.now();
 
-    const overdue = await until(async () => (await calls(t.instance)).find((x) => x.number === "5511955550002"), 20_000);
+    const overdue = await eventually(async () => (await calls(t.instance)).find((x) => x.number === "5511955550002"), { timeout: 20_000, interval: 100 });
     expect(overdue.at).toBeGreaterThan(overdueAt);
     expect(overdue.at - wokeAt).toBeLessThan(5000);
-    const later = await until(async () => (await calls(t.instance)).find((x) => x.number === "5511955550003"), 30_000);
+    const later = await eventually(async () => (await calls(t.instance)).find((x) => x.number === "5511955550003"), { timeout: 30_000, interval: 100 });
     expect(later.at).toBeGreaterThanOrEqual(laterAt);
     // On time; or, when the restart itself outlasted it (a loaded machine takes 10 s and more to
     // start wrangler dev again), at once on wake.

@@ -1,6 +1,6 @@
 // End to end on the local runtime: wrangler dev (workerd with local D1, Queues, Durable Objects)
 // and the Evolution simulator as a separate process-level server.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
 import { provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
 
@@ -33,16 +33,15 @@ describe("200 messages to 20 contacts through wrangler dev", () => {
         ids.push(((await res.json()) as { id: string }).id);
       }
     }
-    const deadline = Date.now() + 60_000;
-    let statuses: string[] = [];
-    while (Date.now() < deadline) {
-      statuses = await Promise.all(
-        ids.map(async (id) => ((await (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json()) as { status: string }).status),
-      );
-      if (statuses.length === ids.length && statuses.every((s) => s === "sent")) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    expect(statuses.filter((s) => s !== "sent")).toEqual([]);
+    await vi.waitFor(
+      async () => {
+        const statuses = await Promise.all(
+          ids.map(async (id) => ((await (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json()) as { status: string }).status),
+        );
+        expect(statuses.filter((s) => s !== "sent")).toEqual([]);
+      },
+      { timeout: 60_000, interval: 500 },
+    );
     const calls = (
       (await (await fetch(`${simulator.url}/_sim/calls?instance=${t.instance}`)).json()) as {
         calls: { number: string; body: { text: string }; status: number }[];

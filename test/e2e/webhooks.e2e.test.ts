@@ -1,6 +1,6 @@
 // On the local runtime with the simulator sending Evolution's webhooks back: a message goes all the
 // way to `read`, inbound messages land in the contact's timeline, and events reach the outbox in order.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
 import { provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
 
@@ -26,12 +26,14 @@ describe("webhooks through wrangler dev", () => {
       body: JSON.stringify({ instance: t.instance, to: "5511944443333", text: "até o fim" }),
     });
     const { id } = (await res.json()) as { id: string };
-    let message: { status: string; history: { status: string }[] } = { status: "", history: [] };
-    for (let i = 0; i < 100 && message.status !== "read"; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      message = (await (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json()) as typeof message;
-    }
-    expect(message.status).toBe("read");
+    const message = await vi.waitFor(
+      async () => {
+        const m = (await (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json()) as { status: string; history: { status: string }[] };
+        expect(m.status).toBe("read");
+        return m;
+      },
+      { timeout: 20_000, interval: 200 },
+    );
     expect(message.history.map((h) => h.status)).toEqual(["queued", "processing", "sent", "sent", "delivered", "read"]);
 
     // The contact writes back.
@@ -41,11 +43,16 @@ describe("webhooks through wrangler dev", () => {
       body: JSON.stringify({ instance: t.instance, from: "5511944443333", text: "recebi, obrigado", wait: true }),
     });
     expect(inbound.status).toBeLessThan(300);
-    let timeline: { data: { direction: string; text?: string }[] } = { data: [] };
-    for (let i = 0; i < 50 && timeline.data.length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      timeline = (await (await fetch(`${gateway.url}/v1/contacts/5511944443333/messages`, { headers })).json()) as typeof timeline;
-    }
+    const timeline = await vi.waitFor(
+      async () => {
+        const t = (await (await fetch(`${gateway.url}/v1/contacts/5511944443333/messages`, { headers })).json()) as {
+          data: { direction: string; text?: string }[];
+        };
+        expect(t.data.length).toBeGreaterThanOrEqual(2);
+        return t;
+      },
+      { timeout: 10_000, interval: 200 },
+    );
     expect(timeline.data.map((m) => [m.direction, m.text])).toEqual([
       ["inbound", "recebi, obrigado"],
       ["outbound", "até o fim"],

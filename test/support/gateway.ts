@@ -1,7 +1,8 @@
 // Runs the real Worker under `wrangler dev` (local D1, Queues, Durable Objects) for end-to-end
 // tests and benchmarks: migrations applied to a private state folder, waits for /health.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -46,6 +47,35 @@ function run(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<string
   });
 }
 
+/** Applies the migrations to a state folder. A new folder gets a copy of a state migrated once per
+ *  set of migrations (cached in the temp folder, keyed by their content and the wrangler config):
+ *  applying them one by one through wrangler costs tens of seconds on a loaded machine, at each start.
+ *  A folder that already holds state (a restart on it) gets the pending migrations applied. */
+async function migrate(persistDir: string, root: string, config: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const apply = (dir: string) => run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, ...config], env, root);
+  const migrations = path.join(root, "migrations");
+  if (existsSync(path.join(persistDir, "v3")) || !existsSync(migrations)) return void (await apply(persistDir));
+  const hash = createHash("sha256").update(root).update(config.join(" "));
+  hash.update(readFileSync(path.resolve(root, config[1] ?? "wrangler.toml")));
+  for (const name of readdirSync(migrations)
+    .filter((n) => n.endsWith(".sql"))
+    .sort()) {
+    hash.update(name).update(readFileSync(path.join(migrations, name)));
+  }
+  const cached = path.join(tmpdir(), `mensageiro-migrated-${hash.digest("hex").slice(0, 16)}`);
+  if (!existsSync(cached)) {
+    const fresh = mkdtempSync(path.join(tmpdir(), "mensageiro-migrating-"));
+    await apply(fresh);
+    try {
+      // Atomic: a parallel start that got there first keeps its copy, this one is dropped.
+      renameSync(fresh, cached);
+    } catch {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  }
+  cpSync(cached, persistDir, { recursive: true });
+}
+
 export async function startGateway(
   opts: {
     vars?: Record<string, string>;
@@ -63,7 +93,7 @@ export async function startGateway(
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" };
   const root = opts.root ?? ROOT;
   const config = opts.config ? ["--config", opts.config] : [];
-  await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], env, root);
+  await migrate(persistDir, root, config, env);
   // ALLOW_PRIVATE_URLS: the simulator and receivers listen on 127.0.0.1.
   const vars = {
     ADMIN_TOKEN: "e2e-admin-token",

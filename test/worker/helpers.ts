@@ -3,6 +3,7 @@ import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, wait
 import { env, exports } from "cloudflare:workers";
 import { inject } from "vitest";
 import worker from "../../src/index.ts";
+import { eventually as waitFor } from "../support/wait.ts";
 
 export const ADMIN = "test-admin-token";
 export const simulatorUrl = () => inject("simulatorUrl");
@@ -90,19 +91,9 @@ export async function simCalls(instance: string): Promise<SimCall[]> {
   return (await simulator(`/_sim/calls?instance=${encodeURIComponent(instance)}`)).calls;
 }
 
-export async function eventually<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 15_000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Polls `probe` (vi.waitFor, every 50 ms) until it gives a truthy value, and returns that value. */
+export function eventually<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 15_000, what = "condition"): Promise<T> {
+  return waitFor(probe, { timeout: timeoutMs, what });
 }
 
 export async function messageRow(id: string) {
