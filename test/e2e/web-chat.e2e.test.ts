@@ -2,10 +2,11 @@
 // an operator's messages; the runtime is killed (SIGKILL) and started again on the same state; the
 // visitors reconnect. Nothing is lost and nothing is duplicated: each visitor message is stored and
 // answered once, each message frame arrives once (all were acknowledged before the kill), in order.
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EchoBot, startEchoBot } from "../../simulator/echo-bot.ts";
 import { type Gateway, startGateway } from "../support/gateway.ts";
 import { type Frame, openVisitor, type Visitor } from "../support/visitor.ts";
+import { eventually as waitFor } from "../support/wait.ts";
 
 let gateway: Gateway;
 let bot: EchoBot;
@@ -19,16 +20,9 @@ afterAll(async () => {
   await bot?.close();
 });
 
-function eventually<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 60_000): Promise<T> {
-  return vi.waitFor(
-    async () => {
-      const value = await probe();
-      if (!value) throw new Error(`timed out waiting for ${what}`);
-      return value;
-    },
-    { timeout: timeoutMs, interval: 100 },
-  );
-}
+/** The shared waiting idiom, with this file's argument order (what, then a longer default timeout). */
+const eventually = <T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeout = 60_000) =>
+  waitFor(probe, { what, timeout, interval: 100 });
 
 async function setup() {
   const tenantRes = await fetch(`${gateway.url}/v1/admin/tenants`, {
