@@ -4,10 +4,12 @@
 // (c) the Telegram share: a drain to one bot at the simulator's Bot API with Telegram's flood
 //     control on (1 a second per chat, 30 a second per bot), counting 429s and calls inside retry_after.
 //     BENCH_TELEGRAM_ONLY=1 runs (c) alone.
+import { execFileSync } from "node:child_process";
+import path from "node:path";
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../test/support/gateway.ts";
+import { provisionTenant, ROOT, startGateway } from "../test/support/gateway.ts";
 import { startBare } from "./bare.ts";
-import { closedLoop, runScript, table } from "./load.ts";
+import { closedLoop, percentile, runScript, table } from "./load.ts";
 
 const ACCEPT_REQUESTS = Number(process.env.BENCH_ACCEPT_REQUESTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -20,7 +22,8 @@ const TG_TOKEN = "5252525:bench-telegram-secret-00000000000";
 
 async function main() {
   const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
-  const gateway = await startGateway();
+  // The per-tenant message budget (6,000 a minute by default) would cap the accept runs themselves.
+  const gateway = await startGateway({ vars: { MESSAGE_LIMIT_PER_MINUTE: "1000000" } });
   const bare = await startBare();
   try {
     if (process.env.BENCH_TELEGRAM_ONLY === "1") return await telegramShare(gateway.url, simulator.url);
@@ -68,7 +71,7 @@ async function main() {
 
     // Let the accept run's sends finish before the drain is timed.
     await waitIdle(gateway.url, headers);
-    const drain = await drainRun(gateway.url, simulator.url, headers, t.instance);
+    const drain = await drainRun(gateway.url, simulator.url, headers, t.instance, gateway.persistDir);
     console.log(`\n(b) drain: ${DRAIN_MESSAGES} messages across ${DRAIN_CONTACTS} contacts, simulator latency ${DRAIN_LATENCY_MS} ms`);
     console.log(
       table(
@@ -97,7 +100,7 @@ async function waitIdle(gatewayUrl: string, headers: Record<string, string>) {
   }
 }
 
-async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Record<string, string>, instance: string) {
+async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Record<string, string>, instance: string, persistDir: string) {
   await fetch(`${simulatorUrl}/_sim/calls`, { method: "DELETE" });
   await fetch(`${simulatorUrl}/_sim/config`, {
     method: "PATCH",
@@ -145,7 +148,72 @@ async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Recor
   console.log(
     `   first send reached the simulator at +${((times[0]! - startedAt) / 1000).toFixed(1)} s, the last at +${((times.at(-1)! - startedAt) / 1000).toFixed(1)} s`,
   );
+  drainStages(persistDir, calls as unknown as SimCall[], startedAt);
   return { seconds, sent, lost: DRAIN_MESSAGES - sent, outOfOrder, duplicates };
+}
+
+type SimCall = { number: string; body: { text: string }; status: number; at: number; answeredAt?: number };
+
+/** Where each drained message's time went, from its history in the local D1 (read with wrangler) and
+ *  the simulator's record of the call. One machine, one clock. */
+function drainStages(persistDir: string, calls: SimCall[], startedAt: number) {
+  const out = execFileSync(
+    path.join(ROOT, "node_modules/.bin/wrangler"),
+    [
+      "d1",
+      "execute",
+      "DB",
+      "--local",
+      "--persist-to",
+      persistDir,
+      "--json",
+      "--command",
+      `SELECT "to", text, created_at, history FROM messages WHERE text LIKE 'drain %' AND created_at >= ${Math.floor(startedAt)}`,
+    ],
+    { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" }, maxBuffer: 64 * 1024 * 1024 },
+  ).toString();
+  const rows = (JSON.parse(out.slice(out.indexOf("["))) as { results: { to: string; text: string; created_at: number; history: string }[] }[])[0]!.results;
+  const call = new Map(calls.filter((c) => c.status < 300).map((c) => [`${c.number}/${c.body.text}`, c]));
+  const at = (history: { status: string; at: number }[], status: string) => history.find((h) => h.status === status)?.at;
+  const messages = rows
+    .map((r) => {
+      const history = JSON.parse(r.history) as { status: string; at: number }[];
+      const c = call.get(`${r.to}/${r.text}`);
+      return {
+        to: r.to,
+        n: Number(r.text.split(" ")[1]),
+        accepted: r.created_at,
+        claimed: at(history, "processing"),
+        sent: at(history, "sent"),
+        call: c?.at,
+        answered: c?.answeredAt,
+      };
+    })
+    .sort((a, b) => a.n - b.n);
+  // A message is free to go once its contact's previous one is sent (one in flight per contact).
+  const previousSent = new Map<string, number>();
+  const stages: number[][] = [[], [], [], [], []];
+  for (const m of messages) {
+    const free = Math.max(m.accepted, previousSent.get(m.to) ?? 0);
+    if (m.sent !== undefined) previousSent.set(m.to, m.sent);
+    const stamps = [m.accepted, free, m.claimed, m.call, m.answered, m.sent];
+    for (let k = 0; k < stages.length; k++) {
+      const [from, to] = [stamps[k], stamps[k + 1]];
+      if (from !== undefined && to !== undefined) stages[k]!.push(to - from);
+    }
+  }
+  const names = [
+    "accepted → free (the contact's previous message sent)",
+    "free → claimed in D1 (queue, lane alarm, governor)",
+    "claimed → at the simulator",
+    "at the simulator → answered (its own latency)",
+    "answered → sent recorded in D1",
+  ];
+  const rowsOut = names.map((name, k) => {
+    const v = stages[k]!.sort((x, y) => x - y);
+    return [name, v.length, percentile(v, 50), percentile(v, 90), percentile(v, 99), v.at(-1) ?? Number.NaN];
+  });
+  console.log(`   per stage (ms)\n${table(["stage", "n", "p50", "p90", "p99", "max"], rowsOut)}`);
 }
 
 /** (c) A bot on the simulator's Bot API, flood control on: every text reaches Telegram once, in order

@@ -1,6 +1,18 @@
 import { drizzle } from "drizzle-orm/d1";
 import * as schema from "./schema.ts";
 
-export type Db = ReturnType<typeof database>;
+export type Db = ReturnType<typeof build>;
 
-export const database = (d1: D1Database) => drizzle(d1, { schema });
+const build = (d1: D1Database) => drizzle(d1, { schema });
+
+// One client per binding: building it walks the whole schema, which every request would otherwise repeat.
+const clients = new WeakMap<D1Database, Db>();
+
+export function database(d1: D1Database): Db {
+  let db = clients.get(d1);
+  if (!db) {
+    db = build(d1);
+    clients.set(d1, db);
+  }
+  return db;
+}

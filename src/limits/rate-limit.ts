@@ -1,4 +1,5 @@
-// Per-tenant API rate limit: one RateLimiter call per request, answered with the IETF RateLimit
+// Per-tenant API rate limit: counted by the tenant's RateLimiter object (through this isolate's
+// short lease, budget.ts), answered with the IETF RateLimit
 // fields (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy: "tenant";q=…;w=…` and
 // `RateLimit: "tenant";r=…;t=…`), and 429 with Retry-After once the budget is spent.
 //
@@ -10,7 +11,16 @@ import type { AppEnv } from "../app-env.ts";
 import { config } from "../config.ts";
 import { ApiError } from "../errors.ts";
 import { errorField, log } from "../observability/log.ts";
-import { type RateDecision, WINDOW_SECONDS } from "./rate-limiter.ts";
+import { type Ask, LocalBudget } from "./budget.ts";
+import { type Budget, type RateDecision, WINDOW_SECONDS } from "./rate-limiter.ts";
+
+const budgets = new LocalBudget();
+
+function charge(c: Context<AppEnv>, budget: Budget, limit: number, cost: number): Promise<RateDecision> {
+  const tenantId = c.var.tenant.id;
+  const ask: Ask = (...args) => c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(tenantId)).charge(...args);
+  return budgets.charge(tenantId, budget, limit, cost, ask);
+}
 
 export function rateLimitHeaders(d: RateDecision, policy = "tenant"): Record<string, string> {
   return {
@@ -26,7 +36,7 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
   const limit = tenant.rateLimitPerMinute ?? config(c.env).DEFAULT_RATE_LIMIT_PER_MINUTE;
   let decision: RateDecision | undefined;
   try {
-    decision = await c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(tenant.id)).take(limit);
+    decision = await charge(c, "requests", limit, 1);
   } catch (err) {
     // A tenant flooding its own limiter past what one object takes is over any sane limit.
     if (overloaded(err)) throw new ApiError("rate_limited", "Too many requests; slow down.", [], { "retry-after": "1" });
@@ -59,7 +69,7 @@ export async function chargeMessages(c: Context<AppEnv>, messages: number): Prom
   const limit = config(c.env).MESSAGE_LIMIT_PER_MINUTE;
   let decision: RateDecision | undefined;
   try {
-    decision = await c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(c.var.tenant.id)).takeMessages(limit, messages);
+    decision = await charge(c, "messages", limit, messages);
   } catch (err) {
     if (overloaded(err)) throw new ApiError("rate_limited", "Too many requests; slow down.", [], { "retry-after": "1" });
     log("warn", "rate limiter unavailable; messages let through", { tenant: c.var.tenant.id, error: errorField(err) });

@@ -4,8 +4,9 @@ import { sql } from "drizzle-orm";
 import type { Tenant } from "../app-env.ts";
 import { MAX_SCHEDULE_DAYS, type SendMessageRequest } from "../contracts/messages.ts";
 import type { SendJob } from "../contracts/send-job.ts";
-import { runBatch, type Statement } from "../db/batch.ts";
+import type { Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { WriteGroup } from "../db/write-group.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
@@ -180,7 +181,17 @@ const replayOf = (p: Prepared): Replay => ({
 /** What a repeated request with the same idempotency key must match. */
 export const idempotencyHashOf = (input: SendMessageRequest) => sha256Hex(stableStringify({ ...input, idempotencyKey: undefined }));
 
-export async function acceptMessages(env: Env, db: Db, tenantId: string, entries: Keyed[], defer?: (work: Promise<unknown>) => void): Promise<Accepted[]> {
+/** How new messages reach their lanes once written: through the sends queue (its write may finish
+ *  after the answer: `defer` is the request's waitUntil), or, for a request that waits for the
+ *  send, straight to the lane. */
+export type HandOff = {
+  defer?: (work: Promise<unknown>) => void;
+  direct?: boolean;
+  /** The request's waitUntil: a shared D1 batch this request leads finishes even if its client leaves. */
+  keepAlive?: (work: Promise<unknown>) => void;
+};
+
+export async function acceptMessages(env: Env, db: Db, tenantId: string, entries: Keyed[], handOff: HandOff = {}): Promise<Accepted[]> {
   const keys = entries.flatMap((e) => (e.input.idempotencyKey ? [e.input.idempotencyKey] : []));
   for (const e of entries) {
     if (e.input.idempotencyKey) e.prepared.row.idempotencyHash = await idempotencyHashOf(e.input);
@@ -199,7 +210,7 @@ export async function acceptMessages(env: Env, db: Db, tenantId: string, entries
     return { kind: "created", prepared };
   });
   const fresh = answers.flatMap((a) => (a.kind === "created" ? [a.prepared] : []));
-  await persistAndEnqueue(env, db, fresh, defer);
+  await persistAndEnqueue(env, db, fresh, handOff);
   if (firstInRequest.size === 0) return answers;
   // A concurrent request may have taken a key between the check and the insert: answer with its message.
   const stored = await existingByKey(db, tenantId, [...firstInRequest.keys()]);
@@ -213,25 +224,54 @@ export async function acceptMessages(env: Env, db: Db, tenantId: string, entries
 
 // D1 caps statements per batch; 3 statements a message keeps a chunk well inside it.
 const PERSIST_CHUNK = 100;
+// Concurrent accepts of this isolate share their D1 batches (write-group.ts).
+const writes = new WriteGroup();
 // Queue sendBatch takes at most 100 messages.
 const QUEUE_CHUNK = 100;
 
-/** Writes the messages, then hands them to the sends queue. A queue failure is not fatal:
+/** Writes the messages, then hands them to their lanes (HandOff). A failed hand-off is not fatal:
  *  the rows are committed as queued and the cron sweep re-enqueues them, so the queue write
- *  may finish after the answer (`defer` = the request's waitUntil). */
-export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], defer?: (work: Promise<unknown>) => void): Promise<void> {
+ *  may finish after the answer. */
+export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], { defer, direct, keepAlive }: HandOff = {}): Promise<void> {
   for (let i = 0; i < prepared.length; i += PERSIST_CHUNK) {
-    await runBatch(
+    await writes.write(
       db,
       prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)),
+      keepAlive ?? defer,
     );
   }
-  const enqueued = enqueueJobs(
-    env,
-    prepared.map((p) => p.job),
-  );
+  const jobs = prepared.map((p) => p.job);
+  const enqueued = direct ? handToLanes(env, jobs) : enqueueJobs(env, jobs);
   if (defer) defer(enqueued);
   else await enqueued;
+}
+
+/** What a lane keeps of a job. */
+export const laneItemOf = (job: SendJob) => ({
+  messageId: job.messageId,
+  instanceId: job.instanceId,
+  priority: job.priority,
+  readyAt: job.readyAt,
+  createdAt: job.createdAt,
+});
+
+/** Straight into each job's lane, one call per lane: the queue's batching would add up to a second
+ *  before the lane hears of it. The lane holds a job durably once its call returns; where the call
+ *  fails, the jobs go through the sends queue instead. A copy arriving both ways is sent once (the
+ *  lane ignores an id it holds; a finished one fails its claim in D1). */
+export async function handToLanes(env: Env, jobs: SendJob[]): Promise<void> {
+  const lanes = new Map<string, SendJob[]>();
+  for (const job of jobs) lanes.set(job.laneKey, [...(lanes.get(job.laneKey) ?? []), job]);
+  await Promise.all(
+    [...lanes].map(async ([laneKey, group]) => {
+      try {
+        await env.LANES.get(env.LANES.idFromName(laneKey)).enqueue(laneKey, group.map(laneItemOf));
+      } catch (err) {
+        log("warn", "direct lane hand-off failed; the sends queue delivers", { laneKey, error: errorField(err) });
+        await enqueueJobs(env, group);
+      }
+    }),
+  );
 }
 
 export async function enqueueJobs(env: Env, jobs: SendJob[]): Promise<void> {

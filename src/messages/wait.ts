@@ -14,12 +14,13 @@ export function preferredWait(prefer: string | undefined): number | undefined {
 
 export async function waitUntilFinished(db: Db, id: string, seconds: number) {
   const deadline = Date.now() + seconds * 1000;
-  let pause = 50;
+  // Short pauses: a lane that has the message at once finishes at the provider's pace.
+  let pause = 20;
   for (;;) {
     const [row] = await db.select().from(messages).where(eq(messages.id, id));
     if (row && finished.has(row.status)) return row;
     if (Date.now() + pause > deadline) return undefined;
     await new Promise((r) => setTimeout(r, pause));
-    pause = Math.min(250, pause * 2);
+    pause = Math.min(100, pause * 1.5);
   }
 }

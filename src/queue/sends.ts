@@ -1,6 +1,7 @@
 // `sends` consumer: hands each job to its contact's lane. Acked or retried one by one;
 // after max_retries the queue moves a message to its dead-letter queue (wrangler.toml).
 import { sendJob, type SendJob } from "../contracts/send-job.ts";
+import { laneItemOf } from "../messages/accept.ts";
 import { errorField, log } from "../observability/log.ts";
 
 export async function consumeSends(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -26,13 +27,7 @@ export async function consumeSends(batch: MessageBatch<unknown>, env: Env): Prom
         const lane = env.LANES.get(env.LANES.idFromName(laneKey));
         await lane.enqueue(
           laneKey,
-          group.map(({ job }) => ({
-            messageId: job.messageId,
-            instanceId: job.instanceId,
-            priority: job.priority,
-            readyAt: job.readyAt,
-            createdAt: job.createdAt,
-          })),
+          group.map(({ job }) => laneItemOf(job)),
         );
         for (const { message } of group) message.ack();
       } catch (err) {

@@ -65,19 +65,21 @@ messageRoutes.post(
     return idempotent(c, "messages", body, async (attempt): Promise<Answer> => {
       const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
       const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, "api", "", attempt.messageId(0));
-      // With Prefer: wait the job must be on the queue before waiting; otherwise it may follow the answer.
+      // A request that waits for the send hands its message straight to the lane (the queue's hop
+      // would come on top of the provider's time); otherwise the queue write may follow the answer.
+      const waitsForSend = wait !== undefined && !input.sendAt;
       const [outcome] = await acceptMessages(
         c.env,
         c.var.db,
         c.var.tenant.id,
         [{ prepared, input }],
-        wait ? undefined : (work) => c.executionCtx.waitUntil(work),
+        waitsForSend ? { direct: true, keepAlive: (work) => c.executionCtx.waitUntil(work) } : { defer: (work) => c.executionCtx.waitUntil(work) },
       );
       if (outcome?.kind === "conflict")
         throw new ApiError("conflict", "This idempotencyKey was already used with a different message.", [{ path: "idempotencyKey", message: outcome.key }]);
       if (outcome?.kind === "replay") return { status: 202, body: acceptedView(outcome.message), headers: { "idempotent-replayed": "true" } };
       const accepted = acceptedView({ ...prepared.row, sendAt: prepared.row.sendAt ?? null });
-      if (wait && !input.sendAt) {
+      if (waitsForSend) {
         await attempt.provisional({ status: 202, body: accepted });
         const done = await waitUntilFinished(c.var.db, prepared.row.id, wait);
         if (done) return { status: 200, body: messageView(done, historyOf(done)), headers: { "preference-applied": `wait=${wait}` } };
@@ -129,7 +131,7 @@ messageRoutes.post(
           results[index] = { index, error: apiError.body().error };
         }
       });
-      const outcomes = await acceptMessages(c.env, c.var.db, c.var.tenant.id, valid);
+      const outcomes = await acceptMessages(c.env, c.var.db, c.var.tenant.id, valid, { keepAlive: (work) => c.executionCtx.waitUntil(work) });
       outcomes.forEach((o, i) => {
         const index = valid[i]!.index;
         if (o.kind === "created") results[index] = { index, id: o.prepared.row.id, status: o.prepared.row.status };

@@ -1,6 +1,6 @@
 // The send pipeline end to end inside workerd: API → D1 → sends queue → ContactLane → simulator.
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { api, eventually, json, send, setupTenant, simCalls, waitForStatus } from "./helpers.ts";
 
 describe("delivery through Evolution", () => {
@@ -66,6 +66,69 @@ describe("delivery through Evolution", () => {
     await fetchSim("/_sim/faults", { instance: t.instance, number: "5511933330002", status: 503, times: 1 });
     const slow = await send(t.key, { instance: t.instance, to: "5511933330002", text: "vai esperar" }, { prefer: "wait=1" });
     expect(slow.status).toBe(202);
+  });
+
+  it("Prefer: wait hands the message straight to its lane: sent with the sends queue down", async () => {
+    const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../../src/index.ts")).default;
+    const t = await setupTenant();
+    const queueDown = {
+      ...env,
+      SENDS: {
+        send: async () => Promise.reject(new Error("queue down")),
+        sendBatch: async () => Promise.reject(new Error("queue down")),
+      } as unknown as Queue,
+    };
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request("https://gateway.test/v1/messages", {
+        method: "POST",
+        headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json", prefer: "wait=10" },
+        body: JSON.stringify({ instance: t.instance, to: "5511933330003", text: "direto" }),
+      }),
+      queueDown,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    expect(await json(res)).toMatchObject({ status: "sent", history: [{ status: "queued" }, { status: "processing" }, { status: "sent" }] });
+    expect((await simCalls(t.instance)).filter((c) => c.number === "5511933330003").map((c) => c.body.text)).toEqual(["direto"]);
+  });
+
+  it("the same message handed to its lane directly and again by the sends queue is sent once", async () => {
+    const { createMessageBatch, createExecutionContext, getQueueResult, runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
+    const worker = (await import("../../src/index.ts")).default;
+    const t = await setupTenant();
+    const res = await send(t.key, { instance: t.instance, to: "5511933330004", text: "uma vez" }, { prefer: "wait=10" });
+    expect(res.status).toBe(200);
+    const { id } = await json(res);
+    const row = await env.DB.prepare("SELECT lane_key, instance_id, priority, ready_at, created_at FROM messages WHERE id = ?")
+      .bind(id)
+      .first<{ lane_key: string; instance_id: string; priority: number; ready_at: number; created_at: number }>();
+    // The queue's copy of the same job (a hand-off whose answer was lost, then the fallback).
+    const job = {
+      messageId: id,
+      laneKey: row!.lane_key,
+      instanceId: row!.instance_id,
+      priority: row!.priority,
+      readyAt: row!.ready_at,
+      createdAt: row!.created_at,
+    };
+    const batch = createMessageBatch("mensageiro-sends", [{ id: "dup-1", timestamp: new Date(), attempts: 1, body: job }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["dup-1"]);
+    // The lane took the copy up again; its claim in D1 fails (sent already), and the item is done.
+    const lane = env.LANES.get(env.LANES.idFromName(row!.lane_key));
+    await runDurableObjectAlarm(lane);
+    await vi.waitFor(async () => {
+      const done = await runInDurableObject(lane, (_o, state) => state.storage.sql.exec("SELECT phase FROM lane_items WHERE id = ?", id).toArray());
+      expect(done).toEqual([{ phase: "done" }]);
+    });
+    expect((await simCalls(t.instance)).filter((c) => c.number === "5511933330004")).toHaveLength(1);
+    const after = await json(await api(`/v1/messages/${id}`, { key: t.key }));
+    expect(after).toMatchObject({ status: "sent", attempts: 1 });
+    expect(after.history.map((h: { status: string }) => h.status)).toEqual(["queued", "processing", "sent"]);
   });
 
   it("a queue delivery with a malformed body is acknowledged and dropped, not retried forever", async () => {

@@ -2,7 +2,8 @@
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { gcra, messageBurst, type RateLimiter } from "../../src/limits/rate-limiter.ts";
+import { type Ask, LEASE_MS, LocalBudget, leaseSize } from "../../src/limits/budget.ts";
+import { type Budget, chargeStep, gcra, messageBurst, type RateLimiter } from "../../src/limits/rate-limiter.ts";
 import worker from "../../src/index.ts";
 import { ADMIN, api, json, setupTenant, unique } from "./helpers.ts";
 
@@ -203,5 +204,94 @@ describe("message limit per tenant (work, not requests)", () => {
     // 100 a second sustained: the third batch of 500 goes 5 s later.
     expect(gcra(second.tat, now, 6000, 500, burst).decision).toMatchObject({ allowed: false, retryAfterSeconds: 5 });
     expect(gcra(second.tat, now + 5_000, 6000, 500, burst).decision.allowed).toBe(true);
+  });
+});
+
+describe("leases: isolates spend ahead of the tenant's object, never past it", () => {
+  // The tenant's object on a clock that stands still (no refill while the test runs), counting its calls.
+  function tenantObject() {
+    const tat: Record<Budget, number> = { requests: 0, messages: 0 };
+    const object = {
+      now: 1_000_000,
+      calls: 0,
+      ask: (async (budget, limit, cost, lease, returned) => {
+        object.calls++;
+        const step = chargeStep(tat[budget], object.now, budget, limit, cost, lease, returned);
+        tat[budget] = step.tat;
+        return step.charge;
+      }) as Ask,
+    };
+    return object;
+  }
+  // Isolates with their own clock (a lease runs out on it; the object's clock does not move).
+  const isolates = (n: number) => {
+    const clock = { now: 5_000 };
+    return { clock, budgets: Array.from({ length: n }, () => new LocalBudget(() => clock.now)) };
+  };
+
+  it("two isolates let through exactly the limit between them, with far fewer calls to the object", async () => {
+    expect(leaseSize(6000)).toBe(10);
+    const object = tenantObject();
+    const { budgets } = isolates(2);
+    let allowed = 0;
+    const refusedBy = new Set<number>();
+    for (let i = 0; refusedBy.size < 2 && i < 10_000; i++) {
+      const k = i % 2;
+      if (refusedBy.has(k)) continue;
+      const d = await budgets[k]!.charge("ten_a", "requests", 6000, 1, object.ask);
+      if (d.allowed) allowed++;
+      else refusedBy.add(k);
+    }
+    expect(allowed).toBe(6000);
+    expect(object.calls).toBeLessThan(6000 / 5);
+  });
+
+  it("gives a lease's unused units back with the isolate's next call once it runs out", async () => {
+    const object = tenantObject();
+    const { clock, budgets } = isolates(2);
+    const [a, b] = budgets as [LocalBudget, LocalBudget];
+    expect((await a.charge("ten_b", "requests", 6000, 1, object.ask)).allowed).toBe(true);
+    // a holds 10 units ahead: b gets the rest, then is refused.
+    let byB = 0;
+    while ((await b.charge("ten_b", "requests", 6000, 1, object.ask)).allowed) byB++;
+    expect(byB).toBe(6000 - 11);
+    // a's lease runs out: its next call returns the 10, which pay for it and lease the other 9 again.
+    clock.now += LEASE_MS + 1;
+    const callsBefore = object.calls;
+    let byA = 0;
+    while ((await a.charge("ten_b", "requests", 6000, 1, object.ask)).allowed) byA++;
+    expect(byA).toBe(10);
+    expect(object.calls - callsBefore).toBe(2); // one call, then the one refused
+    expect((await b.charge("ten_b", "requests", 6000, 1, object.ask)).allowed).toBe(false);
+  });
+
+  it("charges a batch larger than the lease at the object, with the lease given back in the same call", async () => {
+    const object = tenantObject();
+    const { budgets } = isolates(1);
+    const [a] = budgets as [LocalBudget];
+    expect((await a.charge("ten_c", "messages", 6000, 1, object.ask)).allowed).toBe(true);
+    // Burst of 1,000: 1 + 10 ahead are counted; a batch of 990 still fits once the 10 come back.
+    const batch = await a.charge("ten_c", "messages", 6000, 990, object.ask);
+    expect(batch).toMatchObject({ allowed: true, remaining: 9 });
+    let more = 0;
+    while ((await a.charge("ten_c", "messages", 6000, 1, object.ask)).allowed) more++;
+    expect(more).toBe(9);
+  });
+
+  it("asks the object on every request below 600 a minute, and drops a lease taken at another limit", async () => {
+    expect(leaseSize(599)).toBe(0);
+    const object = tenantObject();
+    const { budgets } = isolates(1);
+    const [a] = budgets as [LocalBudget];
+    for (let i = 0; i < 5; i++) expect((await a.charge("ten_d", "requests", 5, 1, object.ask)).remaining).toBe(4 - i);
+    expect(object.calls).toBe(5);
+    expect((await a.charge("ten_d", "requests", 5, 1, object.ask)).allowed).toBe(false);
+
+    // Leased at 6000 a minute, then the tenant's limit drops to 1: the held units are not spent at the new limit.
+    const other = tenantObject();
+    expect((await a.charge("ten_e", "requests", 6000, 1, other.ask)).allowed).toBe(true);
+    other.now += 60_000;
+    expect((await a.charge("ten_e", "requests", 1, 1, other.ask)).allowed).toBe(true);
+    expect((await a.charge("ten_e", "requests", 1, 1, other.ask)).allowed).toBe(false);
   });
 });
