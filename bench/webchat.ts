@@ -281,7 +281,7 @@ async function main() {
     // (arrived, called, answered, replies handed to the contact lane) and the contact lane's line
     // per delivery attempt (the reply stored for the visitor, which pushes the frame).
     // wrangler passes the lines on a little after the frames: wait for the last replies' lines.
-    const lastReplies = [...burst, ...steady].filter((t) => repliedAt.has(t)).length;
+    const lastReplies = [...burst, ...steady].filter((t) => repliedAt.has(t)).length + warm.length;
     await until("log lines", () => (gateway.logs().match(/"msg":"delivery attempt"/g)?.length ?? 0) >= lastReplies, 15_000).catch(() => undefined);
     const lines = logLines(gateway.logs());
     const answered = new Map<string, LogLine>();
