@@ -7,6 +7,7 @@
 //     round trip, and the same latency under that load.
 // Messages not answered within the grace (120 s after the phase) and replies received twice are counted.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { startEchoBot } from "../simulator/echo-bot.ts";
 import { startGateway } from "../test/support/gateway.ts";
 import { openVisitor, type Visitor } from "../test/support/visitor.ts";
@@ -190,6 +191,8 @@ async function main() {
     // Phase 2: a steady RATE a second over the open sockets, one visitor after another.
     const steady: string[] = [];
     const cpuSteady = workerdCpuSeconds(gateway.persistDir);
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     const steadyStart = performance.now();
     for (let i = 0; i < RATE * SECONDS; i++) {
       const due = steadyStart + (i * 1000) / RATE;
@@ -202,6 +205,7 @@ async function main() {
     }
     await until("steady replies", () => steady.every((t) => repliedAt.has(t))).catch(() => undefined);
     const steadyLat = latencies(steady);
+    lag.disable();
     const steadyCpu = { cpu: workerdCpuSeconds(gateway.persistDir) - cpuSteady, wall: (performance.now() - steadyStart) / 1000 };
 
     // Phase 3: every visitor sends one message at once.
@@ -329,6 +333,9 @@ async function main() {
     const gb = gatewayRows("burst", burst, burstCpu);
     console.log(`\ngateway side (its log lines, its clock):\n${table(["phase", "stage", "n", "p50 ms", "p99 ms"], [...gs.rows, ...gb.rows])}`);
     console.log(`${gs.note}\n${gb.note}`);
+    console.log(
+      `this script's event loop delay (visitors and echo bot) in the steady phase: p50 ${(lag.percentile(50) / 1e6).toFixed(0)} ms, p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms, max ${(lag.max / 1e6).toFixed(0)} ms`,
+    );
     if (process.env.BENCH_WEBCHAT_LOGS) writeFileSync(process.env.BENCH_WEBCHAT_LOGS, gateway.logs());
     for (const v of [...visitors.values(), ...warm]) v.close();
   } finally {
