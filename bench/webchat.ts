@@ -7,6 +7,7 @@
 //     round trip, and the same latency under that load.
 // Messages not answered within the grace (120 s after the phase) and replies received twice are counted.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { startEchoBot } from "../simulator/echo-bot.ts";
 import { startGateway } from "../test/support/gateway.ts";
 import { openVisitor, type Visitor } from "../test/support/visitor.ts";
@@ -20,31 +21,61 @@ const GRACE_MS = 120_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** RSS (bytes) of the workerd processes of the wrangler dev that keeps its state in persistDir. */
-function workerdRss(persistDir: string): number {
+const readProc = (pid: string, file: string) => {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, "utf8");
+  } catch {
+    return "";
+  }
+};
+
+/** The workerd processes of the wrangler dev that keeps its state in persistDir. */
+function workerdPids(persistDir: string): string[] {
   const procs = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
-  const read = (pid: string, file: string) => {
-    try {
-      return readFileSync(`/proc/${pid}/${file}`, "utf8");
-    } catch {
-      return "";
-    }
-  };
   // `comm` is the field in parentheses; the process group comes three fields after it.
-  const groupOf = (pid: string) => Number(read(pid, "stat").split(") ")[1]?.split(" ")[2]);
+  const groupOf = (pid: string) => Number(readProc(pid, "stat").split(") ")[1]?.split(" ")[2]);
   const wrangler = procs.find((p) => {
-    const args = read(p, "cmdline").split("\0");
+    const args = readProc(p, "cmdline").split("\0");
     return args.includes("dev") && args.includes(persistDir);
   });
   if (!wrangler) throw new Error("wrangler dev process not found");
   const group = groupOf(wrangler);
+  return procs.filter((p) => groupOf(p) === group && readProc(p, "comm").startsWith("workerd"));
+}
+
+/** RSS (bytes) of the workerd processes of the wrangler dev that keeps its state in persistDir. */
+function workerdRss(persistDir: string): number {
   let rss = 0;
-  for (const p of procs) {
-    if (groupOf(p) !== group || !read(p, "comm").startsWith("workerd")) continue;
-    const kb = /VmRSS:\s+(\d+) kB/.exec(read(p, "status"))?.[1];
-    rss += Number(kb ?? 0) * 1024;
-  }
+  for (const p of workerdPids(persistDir)) rss += Number(/VmRSS:\s+(\d+) kB/.exec(readProc(p, "status"))?.[1] ?? 0) * 1024;
   return rss;
+}
+
+/** CPU seconds (user + system) the workerd processes of that wrangler dev have used so far. */
+function workerdCpuSeconds(persistDir: string): number {
+  let ticks = 0;
+  for (const pid of workerdPids(persistDir)) {
+    const fields = (readProc(pid, "stat").split(") ")[1] ?? "").split(" ");
+    // utime and stime: fields 14 and 15 of stat, 11 and 12 after `comm`.
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks / 100;
+}
+
+// The gateway's own log lines (JSON, one a line; warnings come wrapped in wrangler's colours).
+type LogLine = Record<string, unknown> & { msg?: string; at?: string };
+function logLines(text: string): LogLine[] {
+  const out: LogLine[] = [];
+  for (const line of text.split("\n")) {
+    const start = line.indexOf('{"level"');
+    if (start < 0) continue;
+    const end = line.lastIndexOf("}");
+    try {
+      out.push(JSON.parse(line.slice(start, end + 1)) as LogLine);
+    } catch {
+      // a line cut by the pipe: skipped
+    }
+  }
+  return out;
 }
 
 async function inBatches<T>(items: T[], size: number, run: (item: T) => Promise<void>) {
@@ -63,7 +94,8 @@ async function main() {
   const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   const loadBefore = load();
   const bot = await startEchoBot();
-  const gateway = await startGateway(process.env.BENCH_WEBCHAT_LOGS ? { logLevel: "log" } : {});
+  // The Worker's log lines are read for the gateway-side stage table.
+  const gateway = await startGateway({ logLevel: "log" });
   try {
     const admin = { authorization: "Bearer e2e-admin-token", "content-type": "application/json" };
     const tenant = await fetch(`${gateway.url}/v1/admin/tenants`, {
@@ -158,6 +190,9 @@ async function main() {
 
     // Phase 2: a steady RATE a second over the open sockets, one visitor after another.
     const steady: string[] = [];
+    const cpuSteady = workerdCpuSeconds(gateway.persistDir);
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     const steadyStart = performance.now();
     for (let i = 0; i < RATE * SECONDS; i++) {
       const due = steadyStart + (i * 1000) / RATE;
@@ -170,15 +205,19 @@ async function main() {
     }
     await until("steady replies", () => steady.every((t) => repliedAt.has(t))).catch(() => undefined);
     const steadyLat = latencies(steady);
+    lag.disable();
+    const steadyCpu = { cpu: workerdCpuSeconds(gateway.persistDir) - cpuSteady, wall: (performance.now() - steadyStart) / 1000 };
 
     // Phase 3: every visitor sends one message at once.
     const burst = ids.map((id) => `x-${id}`);
+    const cpuBurst = workerdCpuSeconds(gateway.persistDir);
     const burstStart = performance.now();
     for (const [i, id] of ids.entries()) say(visitors.get(id)!, burst[i]!);
     await until("burst replies", () => burst.every((t) => repliedAt.has(t))).catch(() => undefined);
     const burstDone = Math.max(...burst.filter((t) => repliedAt.has(t)).map((t) => repliedAt.get(t)!));
     const burstSeconds = (burstDone - burstStart) / 1000;
     const burstLat = latencies(burst);
+    const burstCpu = { cpu: workerdCpuSeconds(gateway.persistDir) - cpuBurst, wall: (performance.now() - burstStart) / 1000 };
     const rssAfter = workerdRss(gateway.persistDir);
 
     const lost = (texts: string[]) => texts.filter((t) => !repliedAt.has(t)).length;
@@ -241,6 +280,62 @@ async function main() {
       });
     console.log(`\n${table(["phase", "stage", "n", "p50 ms", "p99 ms"], [...stageRows("steady", steady), ...stageRows("burst", burst)])}`);
     console.log(`\nhandler's own time (subtracted): p50 ${percentile(handlerMs, 50)} ms, p99 ${percentile(handlerMs, 99)} ms`);
+
+    // The same way on the gateway's clock, from its log lines: the automation lane's line per call
+    // (arrived, called, answered, replies handed to the contact lane) and the contact lane's line
+    // per delivery attempt (the reply stored for the visitor, which pushes the frame).
+    // wrangler passes the lines on a little after the frames: wait for the last replies' lines.
+    const lastReplies = [...burst, ...steady].filter((t) => repliedAt.has(t)).length + warm.length;
+    await until("log lines", () => (gateway.logs().match(/"msg":"delivery attempt"/g)?.length ?? 0) >= lastReplies, 15_000).catch(() => undefined);
+    const lines = logLines(gateway.logs());
+    const answered = new Map<string, LogLine>();
+    for (const l of lines) if (l.msg === "automation call answered") for (const id of (l.inboundIds as string[]) ?? []) answered.set(id, l);
+    const delivered = new Map<string, number>();
+    for (const l of lines) if (l.msg === "delivery attempt" && l.outcome === "sent" && l.at) delivered.set(String(l.messageId), Date.parse(l.at));
+    const inboundOf = new Map([...textOfInbound].map(([id, text]) => [text, id]));
+    const gatewayRows = (name: string, texts: string[], use: { cpu: number; wall: number }) => {
+      const calls = texts.map((t) => answered.get(inboundOf.get(t) ?? "")).filter((l): l is LogLine => l !== undefined);
+      const num = (l: LogLine, k: string) => Number(l[k]);
+      const own = (l: LogLine) => bot.calls.findLast((c) => c.ids.some((id) => ((l.inboundIds as string[]) ?? []).includes(id)) && c.status === 200);
+      const spans: [string, (l: LogLine) => number | undefined][] = [
+        ["automation lane: arrived → handler called", (l) => num(l, "calledAt") - num(l, "arrivedAt")],
+        ["handler call as the lane saw it", (l) => num(l, "answeredAt") - num(l, "calledAt")],
+        [
+          "  of it outside the handler (request and answer in the runtime)",
+          (l) => {
+            const c = own(l);
+            return c ? num(l, "answeredAt") - num(l, "calledAt") - (c.end - c.start) : undefined;
+          },
+        ],
+        ["reply stored, handed to the contact lane", (l) => num(l, "repliedAt") - num(l, "answeredAt")],
+        [
+          "contact lane → reply stored for the visitor (frame pushed)",
+          (l) => {
+            const at = delivered.get(String((l.replyIds as string[] | undefined)?.[0]));
+            return at === undefined ? undefined : at - num(l, "repliedAt");
+          },
+        ],
+      ];
+      const rows = spans.map(([label, f]) => {
+        const d = calls
+          .map(f)
+          .filter((x): x is number => x !== undefined && Number.isFinite(x))
+          .sort((a, b) => a - b);
+        return [name, label, d.length, percentile(d, 50), percentile(d, 99)];
+      });
+      const retried = calls.filter((l) => num(l, "attempts") > 1).length;
+      return {
+        rows,
+        note: `${name}: handler calls retried ${retried}; workerd CPU ${use.cpu.toFixed(1)} s in ${use.wall.toFixed(1)} s (${Math.round((100 * use.cpu) / use.wall)}% of one core)`,
+      };
+    };
+    const gs = gatewayRows("steady", steady, steadyCpu);
+    const gb = gatewayRows("burst", burst, burstCpu);
+    console.log(`\ngateway side (its log lines, its clock):\n${table(["phase", "stage", "n", "p50 ms", "p99 ms"], [...gs.rows, ...gb.rows])}`);
+    console.log(`${gs.note}\n${gb.note}`);
+    console.log(
+      `this script's event loop delay (visitors and echo bot) in the steady phase: p50 ${(lag.percentile(50) / 1e6).toFixed(0)} ms, p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms, max ${(lag.max / 1e6).toFixed(0)} ms`,
+    );
     if (process.env.BENCH_WEBCHAT_LOGS) writeFileSync(process.env.BENCH_WEBCHAT_LOGS, gateway.logs());
     for (const v of [...visitors.values(), ...warm]) v.close();
   } finally {

@@ -483,6 +483,8 @@ export class AutomationLane extends DurableObject<Env> {
       inboundIds: ids,
       attempts: answer.attempts,
       replies: created.length,
+      // The replies' message ids: their delivery attempt lines (from the contact lane) carry them.
+      replyIds: toLane.map((p) => p.job.messageId),
       arrivedAt,
       calledAt: this.calledAt,
       answeredAt: now,
