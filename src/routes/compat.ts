@@ -42,11 +42,18 @@ const compatDoc = (summary: string, body: z.ZodType, status: 200 | 202, answer: 
     errorBody: compatErrorSchema,
   });
 
-async function accept(c: Context<AppEnv>, attempt: Attempt, input: SendMessageRequest, source: string) {
+/** `waitsForSend`: the request waits for the send (Prefer: wait), so its message goes straight to its
+ *  lane, as on POST /v1/messages; otherwise through the sends queue. */
+async function accept(c: Context<AppEnv>, attempt: Attempt, input: SendMessageRequest, source: string, waitsForSend = false) {
   refusePrivateMessageUrls(c.env, input);
   const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
   const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, source, "", attempt.messageId(0));
-  await persistAndEnqueue(c.env, c.var.db, [prepared]);
+  await persistAndEnqueue(
+    c.env,
+    c.var.db,
+    [prepared],
+    waitsForSend && !input.sendAt ? { direct: true, keepAlive: (work) => c.executionCtx.waitUntil(work) } : {},
+  );
   return prepared.row;
 }
 
@@ -112,7 +119,7 @@ compatRoutes.post(
     const input = parseWith(legacySendMessageSchema, fromMessagingSend(legacy));
     const wait = preferredWait(c.req.header("prefer"));
     return idempotent(c, "compat/messaging-send", body, async (attempt) => {
-      const row = await accept(c, attempt, input, "compat:messaging-send");
+      const row = await accept(c, attempt, input, "compat:messaging-send", wait !== undefined);
       const queued = {
         status: 200,
         body: { success: true, message: "Mensagem enviada com sucesso", data: { messageId: row.id, status: "queued", queued: true } },

@@ -95,6 +95,33 @@ describe("delivery through Evolution", () => {
     expect((await simCalls(t.instance)).filter((c) => c.number === "5511933330003").map((c) => c.body.text)).toEqual(["direto"]);
   });
 
+  it("the older messaging route's Prefer: wait goes straight to the lane too: sent with the sends queue down", async () => {
+    const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../../src/index.ts")).default;
+    const t = await setupTenant();
+    const queueDown = {
+      ...env,
+      SENDS: {
+        send: async () => Promise.reject(new Error("queue down")),
+        sendBatch: async () => Promise.reject(new Error("queue down")),
+      } as unknown as Queue,
+    };
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request("https://gateway.test/api/messaging/message/send", {
+        method: "POST",
+        headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json", prefer: "wait=10" },
+        body: JSON.stringify({ channel: "whatsapp_evolution", channelInstanceId: t.instance, remoteJid: "5511933330005", message: "direto, rota antiga" }),
+      }),
+      queueDown,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    expect(await json(res)).toMatchObject({ success: true, data: { status: "sent", channelMessageId: expect.stringMatching(/^3EB0/) } });
+    expect((await simCalls(t.instance)).filter((c) => c.number === "5511933330005").map((c) => c.body.text)).toEqual(["direto, rota antiga"]);
+  });
+
   it("the same message handed to its lane directly and again by the sends queue is sent once", async () => {
     const { createMessageBatch, createExecutionContext, getQueueResult, runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
     const worker = (await import("../../src/index.ts")).default;
