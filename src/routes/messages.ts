@@ -8,8 +8,8 @@ import {
   acceptedMessage,
   isoWithOffset,
   messageAnswer,
-  recipient,
   MAX_BATCH,
+  messageRecipient,
   sendBatchSchema,
   sendMessageSchema,
   type SendMessageRequest,
@@ -153,7 +153,7 @@ const listQuery = z.object({
   status: messageStatus.optional(),
   instance: z.string().min(1).optional(),
   channel: channel.optional(),
-  to: recipient.optional(),
+  to: messageRecipient.optional().describe("One contact: a number, group, Telegram chat or web chat visitor id."),
   since: isoWithOffset.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z

@@ -229,6 +229,9 @@ describe("the visitor's socket", () => {
     tab.send({ type: "ack", data: { messageId: id } });
     const row = await waitForStatus(id, ["delivered"]);
     expect(row).toMatchObject({ channel: "web", provider_message_id: id });
+    // The message list filters by the visitor id as by any contact.
+    const listed = await json(await api(`/v1/messages?to=v-live&instance=${t.instance}`, { key: t.key }));
+    expect(listed.data.map((m: { id: string }) => m.id)).toEqual([id]);
     tab.close();
     const again = await open(token);
     await waitFrames(again.frames, "connected", 1);
