@@ -28,8 +28,7 @@ export class WriteGroup {
   private flying = false;
 
   /** Commits `statements` as one unit, with whatever other requests write at the same time.
-   *  `keepAlive` (the request's waitUntil) keeps a batch this request leads going if its client
-   *  leaves: the other writers in it wait on that batch. */
+   *  `keepAlive` (the request's waitUntil) keeps a batch this request leads going if its client leaves. */
   async write(db: Db, statements: Statement[], keepAlive?: (work: Promise<unknown>) => void): Promise<void> {
     // Made in this request: a promise settled from another request's batch wakes this one.
     const entry: Entry = { statements, done: signal() };
@@ -76,9 +75,8 @@ export class WriteGroup {
         }
     } finally {
       this.flying = false;
-      // Every writer still waiting is woken and the first to run leads the next batch: one whose
-      // request was cancelled meanwhile never runs, and must not hold the others up.
-      for (const e of this.waiting) e.turn?.resolve();
+      // The first still waiting runs the next batch.
+      this.waiting[0]?.turn?.resolve();
     }
   }
 }

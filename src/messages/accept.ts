@@ -184,12 +184,7 @@ export const idempotencyHashOf = (input: SendMessageRequest) => sha256Hex(stable
 /** How new messages reach their lanes once written: through the sends queue (its write may finish
  *  after the answer: `defer` is the request's waitUntil), or, for a request that waits for the
  *  send, straight to the lane. */
-export type HandOff = {
-  defer?: (work: Promise<unknown>) => void;
-  direct?: boolean;
-  /** The request's waitUntil: a shared D1 batch this request leads finishes even if its client leaves. */
-  keepAlive?: (work: Promise<unknown>) => void;
-};
+export type HandOff = { defer?: (work: Promise<unknown>) => void; direct?: boolean };
 
 export async function acceptMessages(env: Env, db: Db, tenantId: string, entries: Keyed[], handOff: HandOff = {}): Promise<Accepted[]> {
   const keys = entries.flatMap((e) => (e.input.idempotencyKey ? [e.input.idempotencyKey] : []));
@@ -232,12 +227,12 @@ const QUEUE_CHUNK = 100;
 /** Writes the messages, then hands them to their lanes (HandOff). A failed hand-off is not fatal:
  *  the rows are committed as queued and the cron sweep re-enqueues them, so the queue write
  *  may finish after the answer. */
-export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], { defer, direct, keepAlive }: HandOff = {}): Promise<void> {
+export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], { defer, direct }: HandOff = {}): Promise<void> {
   for (let i = 0; i < prepared.length; i += PERSIST_CHUNK) {
     await writes.write(
       db,
       prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)),
-      keepAlive ?? defer,
+      defer,
     );
   }
   const jobs = prepared.map((p) => p.job);

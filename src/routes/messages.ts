@@ -73,7 +73,7 @@ messageRoutes.post(
         c.var.db,
         c.var.tenant.id,
         [{ prepared, input }],
-        waitsForSend ? { direct: true, keepAlive: (work) => c.executionCtx.waitUntil(work) } : { defer: (work) => c.executionCtx.waitUntil(work) },
+        waitsForSend ? { direct: true } : { defer: (work) => c.executionCtx.waitUntil(work) },
       );
       if (outcome?.kind === "conflict")
         throw new ApiError("conflict", "This idempotencyKey was already used with a different message.", [{ path: "idempotencyKey", message: outcome.key }]);
@@ -131,7 +131,7 @@ messageRoutes.post(
           results[index] = { index, error: apiError.body().error };
         }
       });
-      const outcomes = await acceptMessages(c.env, c.var.db, c.var.tenant.id, valid, { keepAlive: (work) => c.executionCtx.waitUntil(work) });
+      const outcomes = await acceptMessages(c.env, c.var.db, c.var.tenant.id, valid);
       outcomes.forEach((o, i) => {
         const index = valid[i]!.index;
         if (o.kind === "created") results[index] = { index, id: o.prepared.row.id, status: o.prepared.row.status };
