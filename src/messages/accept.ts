@@ -4,9 +4,8 @@ import { sql } from "drizzle-orm";
 import type { Tenant } from "../app-env.ts";
 import { MAX_SCHEDULE_DAYS, type SendMessageRequest } from "../contracts/messages.ts";
 import type { SendJob } from "../contracts/send-job.ts";
-import type { Statement } from "../db/batch.ts";
+import { runBatch, type Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
-import { WriteGroup } from "../db/write-group.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
@@ -219,8 +218,6 @@ export async function acceptMessages(env: Env, db: Db, tenantId: string, entries
 
 // D1 caps statements per batch; 3 statements a message keeps a chunk well inside it.
 const PERSIST_CHUNK = 100;
-// Concurrent accepts of this isolate share their D1 batches (write-group.ts).
-const writes = new WriteGroup();
 // Queue sendBatch takes at most 100 messages.
 const QUEUE_CHUNK = 100;
 
@@ -229,10 +226,9 @@ const QUEUE_CHUNK = 100;
  *  may finish after the answer. */
 export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], { defer, direct }: HandOff = {}): Promise<void> {
   for (let i = 0; i < prepared.length; i += PERSIST_CHUNK) {
-    await writes.write(
+    await runBatch(
       db,
       prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)),
-      defer,
     );
   }
   const jobs = prepared.map((p) => p.job);
