@@ -48,12 +48,7 @@ async function accept(c: Context<AppEnv>, attempt: Attempt, input: SendMessageRe
   refusePrivateMessageUrls(c.env, input);
   const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
   const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, source, "", attempt.messageId(0));
-  await persistAndEnqueue(
-    c.env,
-    c.var.db,
-    [prepared],
-    waitsForSend && !input.sendAt ? { direct: true, keepAlive: (work) => c.executionCtx.waitUntil(work) } : {},
-  );
+  await persistAndEnqueue(c.env, c.var.db, [prepared], waitsForSend && !input.sendAt ? { direct: true } : {});
   return prepared.row;
 }
 
