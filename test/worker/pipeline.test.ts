@@ -68,10 +68,11 @@ describe("delivery through Evolution", () => {
     expect(slow.status).toBe(202);
   });
 
-  it("Prefer: wait hands the message straight to its lane: sent with the sends queue down", async () => {
+  /** POSTs with Prefer: wait=10 to a Worker whose sends queue refuses every write, and waits for
+   *  the request's background work: only a hand-off straight to the lane can send it. */
+  async function postWithQueueDown(key: string, path: string, body: unknown): Promise<Response> {
     const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
     const worker = (await import("../../src/index.ts")).default;
-    const t = await setupTenant();
     const queueDown = {
       ...env,
       SENDS: {
@@ -81,42 +82,34 @@ describe("delivery through Evolution", () => {
     };
     const ctx = createExecutionContext();
     const res = await worker.fetch(
-      new Request("https://gateway.test/v1/messages", {
+      new Request(`https://gateway.test${path}`, {
         method: "POST",
-        headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json", prefer: "wait=10" },
-        body: JSON.stringify({ instance: t.instance, to: "5511933330003", text: "direto" }),
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", prefer: "wait=10" },
+        body: JSON.stringify(body),
       }),
       queueDown,
       ctx,
     );
     await waitOnExecutionContext(ctx);
+    return res;
+  }
+
+  it("Prefer: wait hands the message straight to its lane: sent with the sends queue down", async () => {
+    const t = await setupTenant();
+    const res = await postWithQueueDown(t.key, "/v1/messages", { instance: t.instance, to: "5511933330003", text: "direto" });
     expect(res.status).toBe(200);
     expect(await json(res)).toMatchObject({ status: "sent", history: [{ status: "queued" }, { status: "processing" }, { status: "sent" }] });
     expect((await simCalls(t.instance)).filter((c) => c.number === "5511933330003").map((c) => c.body.text)).toEqual(["direto"]);
   });
 
   it("the older messaging route's Prefer: wait goes straight to the lane too: sent with the sends queue down", async () => {
-    const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
-    const worker = (await import("../../src/index.ts")).default;
     const t = await setupTenant();
-    const queueDown = {
-      ...env,
-      SENDS: {
-        send: async () => Promise.reject(new Error("queue down")),
-        sendBatch: async () => Promise.reject(new Error("queue down")),
-      } as unknown as Queue,
-    };
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(
-      new Request("https://gateway.test/api/messaging/message/send", {
-        method: "POST",
-        headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json", prefer: "wait=10" },
-        body: JSON.stringify({ channel: "whatsapp_evolution", channelInstanceId: t.instance, remoteJid: "5511933330005", message: "direto, rota antiga" }),
-      }),
-      queueDown,
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
+    const res = await postWithQueueDown(t.key, "/api/messaging/message/send", {
+      channel: "whatsapp_evolution",
+      channelInstanceId: t.instance,
+      remoteJid: "5511933330005",
+      message: "direto, rota antiga",
+    });
     expect(res.status).toBe(200);
     expect(await json(res)).toMatchObject({ success: true, data: { status: "sent", channelMessageId: expect.stringMatching(/^3EB0/) } });
     expect((await simCalls(t.instance)).filter((c) => c.number === "5511933330005").map((c) => c.body.text)).toEqual(["direto, rota antiga"]);
