@@ -35,6 +35,17 @@ const visitorInput = z.strictObject({
   ttlSeconds: z.int().min(60).max(86_400).default(3_600).describe("How long the token opens sockets."),
 });
 
+/** The tenant's web chat instance of that name: 404 when there is none, 422 when it is another channel's. */
+async function webInstanceNamed(c: Context<AppEnv>, name: string): Promise<{ id: string; name: string }> {
+  const [row] = await c.var.db
+    .select({ id: instances.id, name: instances.name, channel: instances.channel })
+    .from(instances)
+    .where(and(eq(instances.tenantId, c.var.tenant.id), eq(instances.name, name)));
+  if (!row) throw new ApiError("not_found", `No instance ${name}.`);
+  if (channelOf(row.channel) !== "web") throw new ApiError("unprocessable", `Instance ${row.name} is not a web chat instance.`);
+  return row;
+}
+
 visitorRoutes.post(
   "/:name/visitors",
   documented({
@@ -55,12 +66,7 @@ visitorRoutes.post(
   async (c) => {
     const input = await parseBody(c, visitorInput);
     const secret = webChatSecret(c.env);
-    const [row] = await c.var.db
-      .select({ id: instances.id, name: instances.name, channel: instances.channel })
-      .from(instances)
-      .where(and(eq(instances.tenantId, c.var.tenant.id), eq(instances.name, c.req.param("name"))));
-    if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
-    if (channelOf(row.channel) !== "web") throw new ApiError("unprocessable", `Instance ${row.name} is not a web chat instance.`);
+    const row = await webInstanceNamed(c, c.req.param("name") ?? "");
     const expiresAt = Date.now() + input.ttlSeconds * 1000;
     const visitor: Visitor = { tenantId: c.var.tenant.id, instanceId: row.id, instanceName: row.name, visitorId: input.visitorId, name: input.name ?? null };
     const token = await mintVisitorToken(secret, visitor, expiresAt);
@@ -109,12 +115,7 @@ visitorRoutes.delete(
   }),
   async (c) => {
     const { visitorId } = parseWith(visitorParams, c.req.param());
-    const [row] = await c.var.db
-      .select({ id: instances.id, name: instances.name, channel: instances.channel })
-      .from(instances)
-      .where(and(eq(instances.tenantId, c.var.tenant.id), eq(instances.name, c.req.param("name"))));
-    if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
-    if (channelOf(row.channel) !== "web") throw new ApiError("unprocessable", `Instance ${row.name} is not a web chat instance.`);
+    const row = await webInstanceNamed(c, c.req.param("name") ?? "");
     const { revokedBefore, socketsClosed } = await chatOf(c.env, c.var.tenant.id, row.id, visitorId).revoke();
     return c.json({ visitorId, revokedBefore: new Date(revokedBefore).toISOString(), socketsClosed });
   },
