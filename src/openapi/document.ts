@@ -23,7 +23,7 @@ const documentation = {
     version: API_VERSION,
     description:
       "WhatsApp gateway on Cloudflare Workers, delivering through the Evolution API. Every error answer has the shape " +
-      '`{"error":{"code","message","details":[{"path","message"}]}}`. Guides: docs/ in the repository.',
+      '`{"error":{"code","message","details":[{"path","message"}],"requestId"}}`. Guides: docs/ in the repository.',
   },
   components: {
     headers: {

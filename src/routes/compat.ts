@@ -5,7 +5,6 @@ import type { AppEnv } from "../app-env.ts";
 import { requireApiKey } from "../auth/api-keys.ts";
 import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../contracts/legacy.ts";
 import { legacySendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
-import { errorResponse } from "../errors.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { rateLimit } from "../limits/rate-limit.ts";
 import { agentQueueRoutes } from "./compat-agent.ts";
@@ -15,22 +14,23 @@ import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
 import { compatErrorSchema, documented } from "../openapi/describe.ts";
 
 export const compatRoutes = new Hono<AppEnv>();
-// Inside this app, so that a refused key also answers with `success: false` (onError below).
-compatRoutes.use("*", requireApiKey, rateLimit);
-
-// Older clients check `success`; errors keep the gateway's error shape beside it.
-compatRoutes.onError(async (err, c) => {
-  const res = errorResponse(c, err);
-  const body = (await res.clone().json()) as object;
-  return c.json({ success: false, ...body }, res.status as 400);
-});
+// Older clients check `success`: the app's onError puts `success: false` beside the error shape,
+// set before the key check so that a refused key answers the same way.
+compatRoutes.use(
+  "*",
+  async (c, next) => {
+    c.set("compatErrors", true);
+    await next();
+  },
+  requireApiKey,
+  rateLimit,
+);
 
 // The older agent queue's API (POST /api/messages, its status, stats and health).
 compatRoutes.route("/messages", agentQueueRoutes);
 
 // An older format is checked, translated, then checked as a send (the errors of POST /v1/messages).
-const asSend = <S extends z.ZodType>(format: S, translate: (legacy: z.output<S>) => unknown) =>
-  format.transform(translate).pipe(legacySendMessageSchema);
+const asSend = <S extends z.ZodType>(format: S, translate: (legacy: z.output<S>) => unknown) => format.transform(translate).pipe(legacySendMessageSchema);
 
 const compatDoc = <B extends z.ZodType>(summary: string, body: z.ZodType, bodyCheck: B, status: 200 | 202, answer: z.ZodType) =>
   documented({

@@ -94,7 +94,8 @@ const batchAnswer = z.object({
   results: z.array(
     z.union([
       z.object({ index: z.int(), id: z.string(), status: messageStatus, replayed: z.literal(true).optional() }),
-      z.object({ index: z.int(), error: errorSchema.shape.error }),
+      // An item's error is the error shape without the request id (the answer is one request).
+      z.object({ index: z.int(), error: errorSchema.shape.error.omit({ requestId: true }) }),
     ]),
   ),
 });
