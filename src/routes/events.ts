@@ -7,7 +7,6 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import type { Db } from "../db/client.ts";
 import { ApiError } from "../errors.ts";
-import { parseBody, parseWith } from "../http/body.ts";
 import { documented } from "../openapi/describe.ts";
 
 export const eventRoutes = new Hono<AppEnv>();
@@ -76,7 +75,7 @@ eventRoutes.get(
     },
   }),
   async (c) => {
-    const q = parseWith(readQuery, c.req.query());
+    const q = c.req.valid("query");
     const tenantId = c.var.tenant.id;
     const cursor = await cursorOf(c.var.db, tenantId, q.consumer);
     const deadline = Date.now() + q.wait * 1000;
@@ -104,7 +103,7 @@ eventRoutes.post(
     errors: ["unprocessable"],
   }),
   async (c) => {
-    const input = await parseBody(c, ackBody);
+    const input = c.req.valid("json");
     const tenantId = c.var.tenant.id;
     const [max] = await c.var.db.all<{ seq: number | null }>(sql`SELECT MAX(seq) AS seq FROM outbox_events WHERE tenant_id = ${tenantId}`);
     if (input.seq > (max?.seq ?? 0))
