@@ -1,12 +1,11 @@
 // /v1/admin: tenants and their API keys. Admin token only.
-import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { forgetKey, forgetTenant, newApiKey, requireAdmin } from "../auth/api-keys.ts";
 import { config } from "../config.ts";
 import { runBatch } from "../db/batch.ts";
-import { apiKeys, tenants } from "../db/schema.ts";
+import { apiKeys, tenants } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { MAX_URL_LENGTH } from "../contracts/messages.ts";
 import { parseBody, parseWith } from "../http/body.ts";
@@ -44,7 +43,7 @@ const patchTenant = z
   })
   .refine((v) => Object.values(v).some((x) => x !== undefined), "Give at least one of name, maxAttempts, rateLimitPerMinute.");
 
-type TenantRow = typeof tenants.$inferSelect;
+type TenantRow = tenants.TenantRow;
 
 // What the admin API shows of a tenant: never its callback secret.
 function tenantView(t: Pick<TenantRow, "id" | "name" | "maxAttempts" | "callbackUrl" | "rateLimitPerMinute" | "createdAt">, defaultLimit: number) {
@@ -104,8 +103,8 @@ adminRoutes.post(
     const key = await newApiKey();
     const keyId = newId("key");
     await runBatch(c.var.db, [
-      c.var.db.insert(tenants).values(tenant),
-      c.var.db.insert(apiKeys).values({ id: keyId, tenantId: tenant.id, keyHash: key.hash, prefix: key.prefix, createdAt: now }),
+      tenants.create(c.var.db, tenant),
+      apiKeys.issue(c.var.db, { id: keyId, tenantId: tenant.id, hash: key.hash, prefix: key.prefix, createdAt: now }),
     ]);
     return c.json(
       {
@@ -121,8 +120,7 @@ adminRoutes.post(
 );
 
 async function tenantExists(c: { var: AppEnv["Variables"] }, id: string) {
-  const [row] = await c.var.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, id));
-  if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
+  if (!(await tenants.exists(c.var.db, id))) throw new ApiError("not_found", `No tenant ${id}.`);
 }
 
 adminRoutes.patch(
@@ -139,7 +137,7 @@ adminRoutes.patch(
   async (c) => {
     const input = await parseBody(c, patchTenant);
     const id = c.req.param("id");
-    const [row] = await c.var.db.update(tenants).set(input).where(eq(tenants.id, id)).returning();
+    const row = await tenants.changeSettings(c.var.db, id, input);
     if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
     // This isolate applies the new settings at once; others within the key cache's lifetime.
     forgetTenant(id);
@@ -167,7 +165,7 @@ adminRoutes.post(
     const key = await newApiKey();
     const id = newId("key");
     const now = Date.now();
-    await c.var.db.insert(apiKeys).values({ id, tenantId, keyHash: key.hash, prefix: key.prefix, createdAt: now });
+    await apiKeys.issue(c.var.db, { id, tenantId, hash: key.hash, prefix: key.prefix, createdAt: now });
     return c.json({ id, apiKey: key.key, prefix: key.prefix, createdAt: new Date(now).toISOString() }, 201);
   },
 );
@@ -185,13 +183,9 @@ adminRoutes.delete(
     const tenantId = c.req.param("id");
     const keyId = c.req.param("keyId");
     const now = Date.now();
-    const revoked = await c.var.db
-      .update(apiKeys)
-      .set({ revokedAt: now })
-      .where(and(eq(apiKeys.id, keyId), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
-      .returning({ id: apiKeys.id, keyHash: apiKeys.keyHash });
-    if (revoked.length === 0) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
-    for (const r of revoked) forgetKey(r.keyHash);
+    const revoked = await apiKeys.revoke(c.var.db, tenantId, keyId, now);
+    if (!revoked) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
+    forgetKey(revoked.keyHash);
     // Streams opened with the key stop now; if this fails, the stream's own check of its keys
     // (every minute) closes them.
     try {
