@@ -8,12 +8,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import { z } from "zod";
-import { topicEnv } from "../../bridge/harness.ts";
-import { type KafkaHandle, startKafka } from "../kafka/broker.ts";
-import { percentile } from "../../bench/load.ts";
+import { topicEnv } from "../../tools/harness/bridge.ts";
+import { type KafkaHandle, startKafka } from "../../tools/harness/kafka.ts";
+import { percentile } from "../../tools/harness/load.ts";
 import { faultCounts, setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
-import { freePort, provisionTenant, ROOT, startGateway, type Gateway } from "../../test/support/gateway.ts";
+import { freePort, provisionTenant, ROOT, startGateway, type Gateway } from "../../tools/harness/gateway.ts";
 import { type ApiRequest, judge, judgeTelegram, type Observed, type Planned, type TelegramCall, type TelegramVerdict, type Verdict } from "./verdict.ts";
 
 export type ChaosOptions = {
