@@ -1,10 +1,10 @@
 // The older system's agent queue API (POST /api/messages and its status, stats and health), mounted
 // inside the compatibility routes: their API key check, rate limit and `success: false` errors apply.
-// How each maps onto automation: src/automation/agent-jobs.ts and docs/compat.md.
+// How each maps onto automation: src/webhooks/agent-jobs.ts and docs/compat.md.
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { type JobState, jobOf, postForAgent, queueFigures } from "../automation/agent-jobs.ts";
+import { type JobState, jobOf, postForAgent, queueFigures } from "../webhooks/agent-jobs.ts";
 import { agentMessage } from "../contracts/legacy.ts";
 import { ApiError } from "../errors.ts";
 import { idempotent } from "../messages/idempotency.ts";

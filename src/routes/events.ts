@@ -8,36 +8,13 @@ import type { AppEnv } from "../app-env.ts";
 import type { Db } from "../db/client.ts";
 import { ApiError } from "../errors.ts";
 import { documented } from "../openapi/describe.ts";
+import { type EventRow, eventView } from "../outbox/view.ts";
 
 const consumerName = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, "1-100 letters, digits, '.', '_', ':' or '-'.");
 const readQuery = z.object({
   consumer: consumerName,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   wait: z.coerce.number().min(0).max(30).default(0),
-});
-
-export type EventRow = { seq: number; event_id: string; type: string; version: number; occurred_at: number; data: string };
-
-// JSON nulls from SQL json_object() are absent fields in the contracts.
-function dropNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(dropNulls);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([, v]) => v !== null)
-        .map(([k, v]) => [k, dropNulls(v)]),
-    );
-  }
-  return value;
-}
-
-export const eventView = (e: EventRow) => ({
-  seq: e.seq,
-  eventId: e.event_id,
-  type: e.type,
-  version: e.version,
-  occurredAt: new Date(e.occurred_at).toISOString(),
-  data: dropNulls(JSON.parse(e.data)),
 });
 
 async function cursorOf(db: Db, tenantId: string, consumer: string): Promise<number> {
