@@ -119,8 +119,8 @@ export const messageRoutes = new Hono<AppEnv>()
         const accepted = acceptedView({ ...prepared.row, sendAt: prepared.row.sendAt ?? null });
         if (waitsForSend) {
           await attempt.provisional({ status: 202, body: accepted });
-        const lane = c.env.LANES.get(c.env.LANES.idFromName(prepared.row.laneKey));
-        const done = await waitUntilFinished(c.var.db, prepared.row.id, wait, lane);
+          const lane = c.env.LANES.get(c.env.LANES.idFromName(prepared.row.laneKey));
+          const done = await waitUntilFinished(c.var.db, prepared.row.id, wait, lane);
           if (done) return { status: 200, body: messageView(done, historyOf(done)), headers: { "preference-applied": `wait=${wait}` } };
         }
         return { status: 202, body: accepted, headers: { location: `/v1/messages/${prepared.row.id}` } };
