@@ -14,6 +14,7 @@ import { percentile } from "../../tools/harness/load.ts";
 import { faultCounts, setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, ROOT, startGateway } from "../../tools/harness/gateway.ts";
+import { faultSchedule, runFaults, runtimeRestarts, type Window, watchdog } from "./faults.ts";
 import { allMessages, consumerLag, readOutbox, readTopics, type TelegramResult, telegramVerdict, tgDeliveries } from "./observe.ts";
 import { type ApiRequest, judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
 
@@ -116,7 +117,6 @@ export type ChaosResult = {
   telegram?: TelegramResult;
 };
 
-type Window = { from: number; to: number };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const contactNumber = (c: number) => `5511${String(900_000_000 + c).slice(-9)}`;
 const chatOf = (c: number) => 700_000_000 + c;
@@ -418,87 +418,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
     // Faults at fixed points of the load (fractions of its planned length).
     const loadMs = (o.messages / o.rate) * 1000;
-    // One runtime restart at a time, planned (a fault) or not (the watchdog).
-    let runtimeBusy: Promise<void> = Promise.resolve();
-    const restartRuntime = (why: string) => {
-      const done = runtimeBusy.then(async () => {
-        const w = { from: Date.now(), to: Number.POSITIVE_INFINITY };
-        windows.push(w);
-        await gateway.crash();
-        count(why);
-        await sleep(1_000);
-        await gateway.resume();
-        // A restart window ends a few seconds after the runtime answers again.
-        w.to = Date.now() + 3_000;
-      });
-      runtimeBusy = done.catch(() => undefined);
-      return done;
-    };
-    // The local runtime sometimes stops answering (or its workerd dies) under this load: that is a
-    // finding, counted as an unplanned restart, and the run goes on rather than hanging.
-    let unanswered = 0;
-    let watching = true;
-    const watchdog = (async () => {
-      while (watching) {
-        await sleep(5_000);
-        const inWindow = windows.some((w) => Date.now() <= w.to);
-        if (inWindow) {
-          unanswered = 0;
-          continue;
-        }
-        const ok = await fetch(`${gateway.url}/health`, { signal: AbortSignal.timeout(10_000) }).then(
-          (r) => r.status === 200,
-          () => false,
-        );
-        unanswered = ok ? 0 : unanswered + 1;
-        if (unanswered >= 4 && watching) {
-          log("runtime unresponsive for 40 s: restarting it (unplanned)");
-          unanswered = 0;
-          await restartRuntime("runtime unresponsive, restarted by the harness").catch((err) => log(`restart failed: ${String(err)}`));
-        }
-      }
-    })();
-    cleanups.push(async () => {
-      watching = false;
-      await watchdog;
-    });
-    const schedule: { at: number; name: string; run: () => Promise<void> }[] = [];
-    for (let i = 0; i < o.faults.runtimeKills; i++) {
-      schedule.push({
-        at: ((0.25 + (0.5 * i) / Math.max(1, o.faults.runtimeKills - 1)) * loadMs) | 0,
-        name: "runtime SIGKILL",
-        run: () => restartRuntime("runtime SIGKILLs"),
-      });
-    }
-    if (o.kafka) {
-      for (let i = 0; i < o.faults.bridgeKills; i++) {
-        schedule.push({
-          at: ((0.4 + 0.3 * i) * loadMs) | 0,
-          name: "bridge SIGKILL",
-          run: async () => {
-            await killBridge();
-            count("bridge SIGKILLs");
-            await sleep(2_000);
-            startBridgeProcess();
-          },
-        });
-      }
-      if (restartable) {
-        for (let i = 0; i < o.faults.brokerRestarts; i++) {
-          schedule.push({
-            at: ((0.6 + 0.2 * i) * loadMs) | 0,
-            name: "broker restart",
-            run: async () => {
+    const restartRuntime = runtimeRestarts(gateway, windows, count);
+    cleanups.push(watchdog(gateway, windows, log, restartRuntime));
+    const schedule = faultSchedule(o.faults, loadMs, {
+      restartRuntime,
+      count,
+      ...(o.kafka ? { bridge: { kill: killBridge, start: startBridgeProcess } } : {}),
+      ...(restartable
+        ? {
+            restartBroker: async () => {
               await broker?.stop();
-              count("broker restarts");
               await sleep(1_000);
               broker = await startKafka(brokerLayout);
             },
-          });
-        }
-      }
-    }
-    schedule.sort((a, b) => a.at - b.at);
+          }
+        : {}),
+    });
 
     // Inbound: the simulator emits messages from the contacts during the load.
     let inboundEmitted = 0;
@@ -548,14 +483,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       `load: ${o.messages} messages over ${o.contacts} contacts at ${o.rate}/s (${(loadMs / 1000).toFixed(0)} s), faults at ${schedule.map((s) => `${s.name} ${(s.at / 1000).toFixed(0)}s`).join(", ")}`,
     );
     const loadStart = Date.now();
-    const faults = (async () => {
-      for (const f of schedule) {
-        await sleep(Math.max(0, loadStart + f.at - Date.now()));
-        log(`fault: ${f.name}`);
-        await f.run();
-        log(`fault over: ${f.name}`);
-      }
-    })();
+    const faults = runFaults(schedule, loadStart, log);
     const kafkaFlusher = setInterval(() => void flushKafka(), 200);
     for (const p of plan) {
       await sleep(Math.max(0, loadStart + (p.n / o.rate) * 1000 - Date.now()));
