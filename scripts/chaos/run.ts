@@ -14,6 +14,7 @@ import { percentile } from "../../tools/harness/load.ts";
 import { faultCounts, setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, ROOT, startGateway } from "../../tools/harness/gateway.ts";
+import { apiPoster, chatOf, contactNumber, kafkaSubmitter } from "./load.ts";
 import { faultSchedule, runFaults, runtimeRestarts, type Window, watchdog } from "./faults.ts";
 import { allMessages, consumerLag, readOutbox, readTopics, type TelegramResult, telegramVerdict, tgDeliveries } from "./observe.ts";
 import { type ApiRequest, judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
@@ -118,8 +119,6 @@ export type ChaosResult = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const contactNumber = (c: number) => `5511${String(900_000_000 + c).slice(-9)}`;
-const chatOf = (c: number) => 700_000_000 + c;
 const TELEGRAM_TOKEN = "7070707:chaos-telegram-secret-00000000000000";
 const TELEGRAM_INSTANCE = "tg-chaos";
 /** The contacts that are Telegram chats: spread evenly, `share` of them. */
@@ -317,104 +316,30 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const acceptedApi = new Map<number, string>();
     const refusedApi = new Map<number, string>();
     const producedKafka = new Set<number>();
-    const accepted = z.object({ id: z.string() });
-
-    const postApi = async (p: Planned) => {
-      const backoff = [250, 500, 1000, 2000, 3000];
-      // One body for every attempt: a retry with the same key must be the same request.
-      const body = {
-        instance: p.network === "telegram" ? TELEGRAM_INSTANCE : tenant.instance,
-        to: p.network === "telegram" ? String(chatOf(p.contact)) : contactNumber(p.contact),
-        text: p.text,
-        ...(p.scheduled ? { sendAt: new Date(Date.now() + o.scheduleLeadSeconds * 1000).toISOString() } : {}),
-      };
-      const giveUpAt = Date.now() + 180_000;
-      for (let attempt = 0; ; attempt++) {
-        const at = Date.now();
-        if (at > giveUpAt) {
-          refusedApi.set(p.n, "gave up after 3 minutes of failed attempts");
-          return;
-        }
-        let status = 0;
-        try {
-          // Same key on a retry: a request that was taken before the connection broke is not taken twice.
-          const res = await fetch(`${gateway.url}/v1/messages`, {
-            method: "POST",
-            headers: { ...headers, "idempotency-key": `chaos-${o.seed}-${p.n}` },
-            body: JSON.stringify(body),
-            signal: AbortSignal.timeout(30_000),
-          });
-          status = res.status;
-          // A body cut by a kill is no answer: retried with the same key, like a refused connection.
-          const text = await res.text().catch((err: unknown) => {
-            throw new Error(`answer ${res.status} cut before its body ended`, { cause: err });
-          });
-          const json: unknown = (() => {
-            try {
-              return JSON.parse(text);
-            } catch {
-              return undefined;
-            }
-          })();
-          // A 5xx keeps what came with it, to tell the gateway's own errors from the runtime's.
-          requests.push({ at, end: Date.now(), status, path: "POST /v1/messages", ...(status >= 500 ? { detail: text.slice(0, 300) } : {}) });
-          if (status === 202 || status === 200) {
-            const parsed = accepted.safeParse(json);
-            if (parsed.success) acceptedApi.set(p.n, parsed.data.id);
-            else refusedApi.set(p.n, `${status} without an id: ${text.slice(0, 200)}`);
-            return;
-          }
-          if (status < 500 && status !== 429 && status !== 409) {
-            refusedApi.set(p.n, `${status} ${text.slice(0, 200)}`);
-            return;
-          }
-        } catch (err) {
-          const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
-          requests.push({ at, end: Date.now(), status: 0, path: "POST /v1/messages", detail: `${err instanceof Error ? err.message : String(err)}${cause}` });
-        }
-        await sleep(backoff[Math.min(attempt, backoff.length - 1)]!);
-      }
-    };
+    const postApi = apiPoster({
+      gatewayUrl: gateway.url,
+      headers,
+      seed: o.seed,
+      scheduleLeadSeconds: o.scheduleLeadSeconds,
+      instance: tenant.instance,
+      telegramInstance: TELEGRAM_INSTANCE,
+      requests,
+      acceptedApi,
+      refusedApi,
+    });
 
     // Per-contact chains keep each contact's requests in order; a few are in flight at once.
     const chains = new Map<number, Promise<void>>();
     let inFlight = 0;
-    const kafkaPending: { p: Planned; at: number }[] = [];
-    // One flush at a time: a batch that fails (broker restart) is retried before any later one goes,
-    // else later records overtake it and a contact's records land on its partition out of order.
-    let flushing: Promise<void> = Promise.resolve();
-    const flushKafka = () => {
-      flushing = flushing.then(flushOnce);
-      return flushing;
-    };
-    const flushOnce = async () => {
-      const batch = kafkaPending.splice(0);
-      if (batch.length === 0 || !producer) return;
-      const byTopic = new Map<string, { key: string; value: string }[]>();
-      for (const { p, at } of batch) {
-        const topic = p.scheduled ? topics.TOPIC_SCHEDULE_MESSAGE! : topics.TOPIC_SEND_MESSAGE!;
-        const value = p.scheduled
-          ? {
-              scheduleId: `chaos-${o.seed}-${p.n}`,
-              instanceName: tenant.instance,
-              phoneNumber: contactNumber(p.contact),
-              message: p.text,
-              scheduledFor: new Date(at + o.scheduleLeadSeconds * 1000).toISOString(),
-            }
-          : { userId: p.n, instanceName: tenant.instance, phoneNumber: contactNumber(p.contact), message: p.text, timestamp: at };
-        byTopic.set(topic, [...(byTopic.get(topic) ?? []), { key: contactNumber(p.contact), value: JSON.stringify(value) }]);
-      }
-      for (;;) {
-        try {
-          await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-          for (const { p } of batch) producedKafka.add(p.n);
-          return;
-        } catch (err) {
-          log(`Kafka produce failed (${err instanceof Error ? err.message : String(err)}); retrying`);
-          await sleep(1_000);
-        }
-      }
-    };
+    const kafkaLoad = kafkaSubmitter({
+      producer: () => producer,
+      topics,
+      seed: o.seed,
+      scheduleLeadSeconds: o.scheduleLeadSeconds,
+      instance: tenant.instance,
+      producedKafka,
+      log,
+    });
 
     // Faults at fixed points of the load (fractions of its planned length).
     const loadMs = (o.messages / o.rate) * 1000;
@@ -484,11 +409,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     );
     const loadStart = Date.now();
     const faults = runFaults(schedule, loadStart, log);
-    const kafkaFlusher = setInterval(() => void flushKafka(), 200);
+    const kafkaFlusher = setInterval(() => void kafkaLoad.flush(), 200);
     for (const p of plan) {
       await sleep(Math.max(0, loadStart + (p.n / o.rate) * 1000 - Date.now()));
       if (p.channel === "kafka") {
-        kafkaPending.push({ p, at: Date.now() });
+        kafkaLoad.push(p, Date.now());
         continue;
       }
       while (inFlight >= 16) await sleep(5);
@@ -498,7 +423,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
     await Promise.all(chains.values());
     clearInterval(kafkaFlusher);
-    await flushKafka();
+    await kafkaLoad.flush();
     await faults;
     if (inboundTimer) {
       while (inboundEmitted < o.inbound) await sleep(50);
