@@ -6,7 +6,7 @@ import { sql } from "drizzle-orm";
 import { z } from "zod";
 import { runBatch } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
-import { eventIdIs } from "../outbox/event-id.ts";
+import { eventIdIs } from "../db/queries/outbox-events.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
 import { legacySignature, signingPlan } from "./keys.ts";
 

@@ -13,7 +13,7 @@ import { parseBody, parseWith } from "../http/body.ts";
 import { errorField, log } from "../observability/log.ts";
 import { cursorParam, encodeCursor } from "../http/cursor.ts";
 import { documented } from "../openapi/describe.ts";
-import { eventIdIs } from "../outbox/event-id.ts";
+import { eventIdIs } from "../db/queries/outbox-events.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { iso } from "../time.ts";
 

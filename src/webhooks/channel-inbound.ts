@@ -11,7 +11,7 @@ import type { Channel } from "../contracts/channels.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../ids.ts";
-import { newEventKeys } from "../outbox/event-id.ts";
+import { writeEvent } from "../outbox/write.ts";
 import type { InboundMessage } from "../providers/provider.ts";
 
 export type InboundTarget = { tenantId: string; instanceId: string; instanceName: string; channel: Channel };
@@ -27,14 +27,26 @@ function storeStatements(t: InboundTarget, m: InboundMessage, receivedAt: number
       VALUES (${id}, ${t.tenantId}, ${t.instanceId}, ${t.instanceName}, ${t.channel}, ${m.contact}, ${m.chat}, ${m.participant}, ${m.providerMessageId},
         0, ${m.pushName}, ${m.messageType}, ${m.text}, ${media}, ${m.timestamp}, ${receivedAt}, ${m.dedupeKey}, ${metadata})
       ON CONFLICT DO NOTHING`,
-    sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-      SELECT ${newEventKeys()}, ${t.tenantId}, 'message.received', 1, ${receivedAt},
-        json_object('id', ${id}, 'instance', ${t.instanceName}, 'channel', ${t.channel}, 'contact', ${m.contact}, 'remoteJid', ${m.chat},
-          'participant', ${m.participant}, 'providerMessageId', ${m.providerMessageId}, 'fromMe', json('false'),
-          'pushName', ${m.pushName}, 'messageType', ${m.messageType}, 'text', ${m.text},
-          'media', json(${media}), 'timestamp', ${new Date(m.timestamp).toISOString()}),
-        (SELECT callback_url FROM tenants WHERE id = ${t.tenantId})
-      WHERE changes() > 0`,
+    writeEvent("message.received", {
+      tenantId: t.tenantId,
+      occurredAt: receivedAt,
+      data: {
+        id,
+        instance: t.instanceName,
+        channel: t.channel,
+        contact: m.contact,
+        remoteJid: m.chat,
+        participant: m.participant,
+        providerMessageId: m.providerMessageId,
+        fromMe: false,
+        pushName: m.pushName,
+        messageType: m.messageType,
+        text: m.text,
+        media: m.media,
+        timestamp: new Date(m.timestamp).toISOString(),
+      },
+      source: sql`WHERE changes() > 0`,
+    }),
   ];
 }
 

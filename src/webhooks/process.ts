@@ -7,7 +7,7 @@ import { connectionData, qrcodeData, sendMessageData, updateData, upsertData } f
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../ids.ts";
-import { newEventKeys } from "../outbox/event-id.ts";
+import { writeEvent } from "../outbox/write.ts";
 import { receiptByProviderStatements, receiptStatus } from "../messages/receipts.ts";
 import { contactOf, mediaOf, textOf, timestampOf } from "./inbound.ts";
 
@@ -61,14 +61,26 @@ export function storeInboundStatements(job: WebhookJob): SQL[] {
       VALUES (${id}, ${job.tenantId}, ${job.instanceId}, ${job.instanceName}, ${contact}, ${data.key.remoteJid}, ${participant}, ${data.key.id},
         ${data.key.fromMe ? 1 : 0}, ${data.pushName ?? null}, ${data.messageType}, ${text ?? null}, ${media ? JSON.stringify(media) : null}, ${at}, ${job.receivedAt})
       ON CONFLICT (instance_id, provider_message_id) DO NOTHING`,
-    sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-      SELECT ${newEventKeys()}, ${job.tenantId}, 'message.received', 1, ${job.receivedAt},
-        json_object('id', ${id}, 'instance', ${job.instanceName}, 'channel', 'whatsapp', 'contact', ${contact}, 'remoteJid', ${data.key.remoteJid},
-          'participant', ${participant}, 'providerMessageId', ${data.key.id}, 'fromMe', json(${data.key.fromMe ? "true" : "false"}),
-          'pushName', ${data.pushName ?? null}, 'messageType', ${data.messageType}, 'text', ${text ?? null},
-          'media', json(${media ? JSON.stringify(media) : null}), 'timestamp', ${new Date(at).toISOString()}),
-        (SELECT callback_url FROM tenants WHERE id = ${job.tenantId})
-      WHERE changes() > 0`,
+    writeEvent("message.received", {
+      tenantId: job.tenantId,
+      occurredAt: job.receivedAt,
+      data: {
+        id,
+        instance: job.instanceName,
+        channel: "whatsapp",
+        contact,
+        remoteJid: data.key.remoteJid,
+        participant,
+        providerMessageId: data.key.id,
+        fromMe: data.key.fromMe,
+        pushName: data.pushName ?? null,
+        messageType: data.messageType,
+        text: text ?? null,
+        media: media ?? null,
+        timestamp: new Date(at).toISOString(),
+      },
+      source: sql`WHERE changes() > 0`,
+    }),
   ];
 }
 
@@ -129,11 +141,12 @@ export function connectionStatements(c: {
   return [
     sql`UPDATE instances SET state = ${c.state}, state_changed_at = ${c.at}, updated_at = ${c.at} ${clearQr}
       WHERE id = ${c.instanceId} AND state != ${c.state}`,
-    sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-      SELECT ${newEventKeys()}, ${c.tenantId}, 'instance.status', 1, ${c.at},
-        json_object('instance', ${c.instanceName}, 'channel', 'whatsapp', 'state', ${c.state}, 'statusReason', ${c.statusReason}),
-        (SELECT callback_url FROM tenants WHERE id = ${c.tenantId})
-      WHERE changes() > 0`,
+    writeEvent("instance.status", {
+      tenantId: c.tenantId,
+      occurredAt: c.at,
+      data: { instance: c.instanceName, channel: "whatsapp", state: c.state, statusReason: c.statusReason },
+      source: sql`WHERE changes() > 0`,
+    }),
   ];
 }
 
