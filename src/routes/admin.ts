@@ -8,7 +8,6 @@ import { runBatch } from "../db/batch.ts";
 import { apiKeys, tenants } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { MAX_URL_LENGTH } from "../contracts/messages.ts";
-import { parseBody, parseWith } from "../http/body.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId } from "../ids.ts";
 import { errorField, log } from "../observability/log.ts";
@@ -88,7 +87,7 @@ adminRoutes.post(
     responses: { 201: { description: "The tenant, its API key and its callback secret (both shown once).", schema: createdTenant } },
   }),
   async (c) => {
-    const input = await parseBody(c, createTenant);
+    const input = c.req.valid("json");
     refusePrivateUrl(c.env, input.callbackUrl, "callbackUrl");
     const now = Date.now();
     const tenant = {
@@ -135,7 +134,7 @@ adminRoutes.patch(
     errors: ["not_found"],
   }),
   async (c) => {
-    const input = await parseBody(c, patchTenant);
+    const input = c.req.valid("json");
     const id = c.req.param("id");
     const row = await tenants.changeSettings(c.var.db, id, input);
     if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
@@ -231,7 +230,7 @@ adminRoutes.get(
     },
   }),
   async (c) => {
-    const q = parseWith(parkedQuery, c.req.query());
+    const q = c.req.valid("query");
     return c.json({ parked: await listParked(c.var.db, q.limit), total: await countParked(c.var.db) });
   },
 );
@@ -246,7 +245,7 @@ adminRoutes.post(
     responses: { 200: { description: "What was replayed and how many remain parked.", schema: z.looseObject({ remaining: z.number() }) } },
   }),
   async (c) => {
-    const input = await parseBody(c, replayBody);
+    const input = c.req.valid("json");
     const result = await replayParked(c.env, c.var.db, input);
     return c.json({ ...result, remaining: await countParked(c.var.db) });
   },

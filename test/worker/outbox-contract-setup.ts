@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import { afterAll, afterEach } from "vitest";
 import { gatewayEvent } from "../../src/contracts/events.ts";
-import { type EventRow, eventView } from "../../src/routes/events.ts";
+import { type EventRow, eventView } from "../../src/outbox/view.ts";
 
 // Shared through globalThis, like production-limits.ts: the rows already checked, by seq.
 const KEY = Symbol.for("mensageiro.outbox-contract");
