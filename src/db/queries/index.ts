@@ -14,3 +14,7 @@
 // - Owners import each other by file (never through this index), and nothing above src/db/.
 export * as apiKeys from "./api-keys.ts";
 export * as tenants from "./tenants.ts";
+export * as instances from "./instances.ts";
+export * as outboxEvents from "./outbox-events.ts";
+export * as consumerCursors from "./consumer-cursors.ts";
+export * as callbackDeliveries from "./callback-deliveries.ts";

@@ -7,6 +7,8 @@
 // id unique beyond it: after a restore to an earlier point the seqs come again, and consumers that
 // deduplicate on eventId must not take a new event for one they have seen.
 import { is, SQL, sql } from "drizzle-orm";
+import { z } from "zod";
+import type { Db } from "../client.ts";
 
 const ID = /^evt_(\d{1,15})_[0-9a-f]{16}$/;
 
@@ -78,4 +80,25 @@ export function insertEvent(e: {
   return sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
     SELECT ${newEventKeys()}, ${e.tenantId}, ${literal(e.type)}, 1, ${e.occurredAt}, json_object(${data}), ${callbackUrl}
     ${e.source ?? sql``}`;
+}
+
+// An event as stored, in the columns its readers serve (src/outbox/view.ts).
+const eventRow = z.object({ seq: z.number(), event_id: z.string(), type: z.string(), version: z.number(), occurred_at: z.number(), data: z.string() });
+export type StoredEvent = z.infer<typeof eventRow>;
+
+/** A tenant's events after seq, in order. */
+export async function tenantEventsAfter(db: Db, tenantId: string, seq: number, limit: number): Promise<StoredEvent[]> {
+  return z.array(eventRow).parse(
+    await db.all(sql`SELECT seq, event_id, type, version, occurred_at, data FROM outbox_events
+      WHERE tenant_id = ${tenantId} AND seq > ${seq} ORDER BY seq LIMIT ${limit}`),
+  );
+}
+
+const maxRow = z.object({ seq: z.number().nullable() });
+
+/** The newest event's seq (of one tenant, when given); 0 when there is none. */
+export async function lastSeq(db: Db, tenantId?: string): Promise<number> {
+  const where = tenantId === undefined ? sql`` : sql`WHERE tenant_id = ${tenantId}`;
+  const [row] = z.array(maxRow).parse(await db.all(sql`SELECT MAX(seq) AS seq FROM outbox_events ${where}`));
+  return row?.seq ?? 0;
 }
