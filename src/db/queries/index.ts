@@ -18,3 +18,4 @@ export * as instances from "./instances.ts";
 export * as outboxEvents from "./outbox-events.ts";
 export * as consumerCursors from "./consumer-cursors.ts";
 export * as callbackDeliveries from "./callback-deliveries.ts";
+export * as disabledCallbackEndpoints from "./disabled-callback-endpoints.ts";

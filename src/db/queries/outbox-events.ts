@@ -102,3 +102,16 @@ export async function lastSeq(db: Db, tenantId?: string): Promise<number> {
   const [row] = z.array(maxRow).parse(await db.all(sql`SELECT MAX(seq) AS seq FROM outbox_events ${where}`));
   return row?.seq ?? 0;
 }
+
+const callbackEventRow = z.object({ seq: z.number(), event_id: z.string(), tenant_id: z.string(), callback_url: z.string() });
+
+/** Events after seq that have a callback URL, in order (all tenants: the callback dispatch). */
+export async function withCallbacksAfter(db: Db, seq: number, limit: number): Promise<z.infer<typeof callbackEventRow>[]> {
+  return z
+    .array(callbackEventRow)
+    .parse(
+      await db.all(
+        sql`SELECT seq, event_id, tenant_id, callback_url FROM outbox_events WHERE seq > ${seq} AND callback_url IS NOT NULL ORDER BY seq LIMIT ${limit}`,
+      ),
+    );
+}
