@@ -105,7 +105,8 @@ type Checked<S, K extends "param" | "query" | "json", Optional = false> = S exte
         : { [k in K]: [z.input<S>] extends [ValidationTargets[k]] ? z.input<S> : InferInput<z.input<S>, k> };
       out: { [k in K]: z.output<S> };
     }
-  : { in: {}; out: {} };
+  : // biome-ignore lint/complexity/noBannedTypes: Hono's own "no input" is `{}`; another type would not merge with it.
+    { in: {}; out: {} };
 type BodyCheck<D extends RouteDoc> = D extends { bodyCheck: infer B } ? B : D["body"];
 type Optional<D extends RouteDoc> = D extends { bodyOptional: true } ? true : false;
 export type Validated<D extends RouteDoc> = {

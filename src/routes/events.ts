@@ -9,8 +9,6 @@ import { ApiError } from "../errors.ts";
 import { documented } from "../openapi/describe.ts";
 import { eventView } from "../outbox/view.ts";
 
-export const eventRoutes = new Hono<AppEnv>();
-
 const consumerName = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, "1-100 letters, digits, '.', '_', ':' or '-'.");
 const readQuery = z.object({
   consumer: consumerName,
@@ -30,55 +28,55 @@ const eventAnswer = z
   })
   .meta({ id: "Event" });
 
-eventRoutes.get(
-  "/",
-  documented({
-    summary: "Read events after the consumer's cursor",
-    description: "message.status and message.received events in seq order. With wait > 0 the request holds until an event arrives or wait seconds pass.",
-    tags,
-    caller: "apiKey",
-    query: readQuery,
-    responses: {
-      200: {
-        description: "Up to limit events; ack the last seq to move on.",
-        schema: z.object({ events: z.array(eventAnswer), cursor: z.int(), ackedCursor: z.int() }),
-      },
-    },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const tenantId = c.var.tenant.id;
-    const cursor = await consumerCursors.cursorOf(c.var.db, tenantId, q.consumer);
-    const deadline = Date.now() + q.wait * 1000;
-    for (;;) {
-      const rows = await outboxEvents.tenantEventsAfter(c.var.db, tenantId, cursor, q.limit);
-      if (rows.length > 0 || Date.now() >= deadline) {
-        return c.json({ events: rows.map(eventView), cursor: rows.at(-1)?.seq ?? cursor, ackedCursor: cursor });
-      }
-      await new Promise((r) => setTimeout(r, Math.min(250, deadline - Date.now())));
-    }
-  },
-);
-
 const ackBody = z.strictObject({ consumer: consumerName, seq: z.int().min(0) });
 
-eventRoutes.post(
-  "/ack",
-  documented({
-    summary: "Move a consumer's cursor forward",
-    tags,
-    caller: "apiKey",
-    body: ackBody,
-    responses: { 200: { description: "The cursor now.", schema: z.object({ consumer: z.string(), cursor: z.int() }) } },
-    errors: ["unprocessable"],
-  }),
-  async (c) => {
-    const input = c.req.valid("json");
-    const tenantId = c.var.tenant.id;
-    const last = await outboxEvents.lastSeq(c.var.db, tenantId);
-    if (input.seq > last) throw new ApiError("unprocessable", "Cannot ack past the last event.", [{ path: "seq", message: `last is ${last}` }]);
-    // The cursor only moves forward: a late or repeated ack cannot make events reappear.
-    await consumerCursors.advance(c.var.db, tenantId, input.consumer, input.seq, Date.now());
-    return c.json({ consumer: input.consumer, cursor: await consumerCursors.cursorOf(c.var.db, tenantId, input.consumer) });
-  },
-);
+export const eventRoutes = new Hono<AppEnv>()
+  .get(
+    "/",
+    documented({
+      summary: "Read events after the consumer's cursor",
+      description: "message.status and message.received events in seq order. With wait > 0 the request holds until an event arrives or wait seconds pass.",
+      tags,
+      caller: "apiKey",
+      query: readQuery,
+      responses: {
+        200: {
+          description: "Up to limit events; ack the last seq to move on.",
+          schema: z.object({ events: z.array(eventAnswer), cursor: z.int(), ackedCursor: z.int() }),
+        },
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const tenantId = c.var.tenant.id;
+      const cursor = await consumerCursors.cursorOf(c.var.db, tenantId, q.consumer);
+      const deadline = Date.now() + q.wait * 1000;
+      for (;;) {
+        const rows = await outboxEvents.tenantEventsAfter(c.var.db, tenantId, cursor, q.limit);
+        if (rows.length > 0 || Date.now() >= deadline) {
+          return c.json({ events: rows.map(eventView), cursor: rows.at(-1)?.seq ?? cursor, ackedCursor: cursor });
+        }
+        await new Promise((r) => setTimeout(r, Math.min(250, deadline - Date.now())));
+      }
+    },
+  )
+  .post(
+    "/ack",
+    documented({
+      summary: "Move a consumer's cursor forward",
+      tags,
+      caller: "apiKey",
+      body: ackBody,
+      responses: { 200: { description: "The cursor now.", schema: z.object({ consumer: z.string(), cursor: z.int() }) } },
+      errors: ["unprocessable"],
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const tenantId = c.var.tenant.id;
+      const last = await outboxEvents.lastSeq(c.var.db, tenantId);
+      if (input.seq > last) throw new ApiError("unprocessable", "Cannot ack past the last event.", [{ path: "seq", message: `last is ${last}` }]);
+      // The cursor only moves forward: a late or repeated ack cannot make events reappear.
+      await consumerCursors.advance(c.var.db, tenantId, input.consumer, input.seq, Date.now());
+      return c.json({ consumer: input.consumer, cursor: await consumerCursors.cursorOf(c.var.db, tenantId, input.consumer) });
+    },
+  );
