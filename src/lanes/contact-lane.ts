@@ -120,6 +120,8 @@ const STEP_ERROR_BASE_MS = 2_000;
 // Done rows are kept this long so a late redelivery of the same message is recognised.
 const DONE_RETENTION_MS = 7 * 24 * 3600_000;
 const IN_FLIGHT = `('retrying', 'in_doubt', 'unrecorded')`;
+// The longest a request may wait on finished() (Prefer: wait allows 30 s).
+const MAX_FINISHED_WAIT_MS = 30_000;
 const ITEM_COLUMNS = "id, instance_id, priority, ready_at, created_at, phase, attempts, next_at, attempt_at, outcome, checks";
 const PHASES = storedPhases.map((p) => `'${p}'`).join(", ");
 
@@ -158,6 +160,8 @@ export class ContactLane extends DurableObject<Env> {
   private instanceCache = new TtlCache<string, InstanceRow | undefined>(INSTANCE_CACHE_MS, 100);
   // Set when a sent message has a callback URL: only then is callback dispatch worth a D1 read.
   private callbacksWritten = false;
+  // Requests waiting for a message of this lane to finish (Prefer: wait), answered when it is done.
+  private readonly waiters = new Map<string, Set<(done: boolean) => void>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -227,6 +231,26 @@ export class ContactLane extends DurableObject<Env> {
     }
     if (added > 0) await this.rearm();
     return added;
+  }
+
+  /** True once this lane has finished the message (its outcome is in D1), false after `waitMs` or
+   *  at once when the lane does not hold it: a request's Prefer: wait answers on this rather than
+   *  polling D1. The wait is a pending answer, not a sleep: the lane's steps go on meanwhile. */
+  finished(messageId: string, waitMs: number): Promise<boolean> {
+    const held = this.ctx.storage.sql.exec<{ phase: string }>(`SELECT phase FROM lane_items WHERE id = ?`, messageId).toArray()[0];
+    if (!held || held.phase === "done") return Promise.resolve(held !== undefined);
+    return new Promise((resolve) => {
+      const waiting = this.waiters.get(messageId) ?? new Set();
+      const answer = (done: boolean) => {
+        clearTimeout(timer);
+        waiting.delete(answer);
+        if (waiting.size === 0) this.waiters.delete(messageId);
+        resolve(done);
+      };
+      const timer = setTimeout(() => answer(false), Math.min(waitMs, MAX_FINISHED_WAIT_MS));
+      waiting.add(answer);
+      this.waiters.set(messageId, waiting);
+    });
   }
 
   /** Removes a message that has not started; false when it is in flight or unknown. */
@@ -739,6 +763,8 @@ export class ContactLane extends DurableObject<Env> {
     const sqlite = this.ctx.storage.sql;
     if (item.phase === "done") {
       sqlite.exec(`UPDATE lane_items SET phase = 'done', done_at = ?, outcome = NULL WHERE id = ?`, Date.now(), id);
+      // Its outcome is in D1: requests waiting for it (Prefer: wait) answer now.
+      for (const answer of [...(this.waiters.get(id) ?? [])]) answer(true);
       return;
     }
     sqlite.exec(

@@ -12,8 +12,15 @@ export function preferredWait(prefer: string | undefined): number | undefined {
   return Math.min(MAX_WAIT_SECONDS, Number(match[1]));
 }
 
-export async function waitUntilFinished(db: Db, id: string, seconds: number) {
+/** The message's lane (ContactLane.finished): answers once it has recorded the message. */
+export type FinishSignal = { finished(messageId: string, waitMs: number): Promise<boolean> };
+
+/** The message once finished, or undefined after `seconds`. With the lane that holds it, the wait
+ *  ends when the lane records the outcome; D1 is read then, and polled only if the lane could not
+ *  say (it does not hold the message, or the call failed). */
+export async function waitUntilFinished(db: Db, id: string, seconds: number, lane?: FinishSignal) {
   const deadline = Date.now() + seconds * 1000;
+  if (lane) await lane.finished(id, seconds * 1000).catch(() => false);
   // Short pauses: a lane that has the message at once finishes at the provider's pace.
   let pause = 20;
   for (;;) {

@@ -9,12 +9,9 @@ import { messageRecipient, recipient } from "../contracts/messages.ts";
 import type { Db } from "../db/client.ts";
 import { instances } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
-import { parseWith } from "../http/body.ts";
 import { contactForms } from "../messages/contact-key.ts";
 import { documented } from "../openapi/describe.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
-
-export const contactRoutes = new Hono<AppEnv>();
 
 const query = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -61,7 +58,7 @@ const timelineItem = z.object({
     .describe("With include=handoffs: a hand-off to a person (human) or back to the automation handler (bot)."),
 });
 
-contactRoutes.get(
+export const contactRoutes = new Hono<AppEnv>().get(
   "/:to/messages",
   documented({
     summary: "One contact's timeline: sent and received, newest first",
@@ -77,8 +74,8 @@ contactRoutes.get(
     },
   }),
   async (c) => {
-    const raw = parseWith(messageRecipient, c.req.param("to"), "to");
-    const q = parseWith(query, c.req.query());
+    const { to: raw } = c.req.valid("param");
+    const q = c.req.valid("query");
     const tenantId = c.var.tenant.id;
     const to = await contactAddress(c.var.db, tenantId, raw, q.instance);
     const [cursorAt, cursorId] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];

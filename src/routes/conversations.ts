@@ -7,12 +7,8 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError } from "../errors.ts";
-import { parseWith } from "../http/body.ts";
 import { documented } from "../openapi/describe.ts";
 import { contactOf, contactParam } from "./handoff.ts";
-
-export const conversationRoutes = new Hono<AppEnv>();
-export const readRoutes = new Hono<AppEnv>();
 
 const tags = ["Conversations"];
 const states = ["agent", "human", "failed"] as const;
@@ -97,7 +93,7 @@ export function conversationsStatement(tenantId: string, q: z.infer<typeof listQ
       ORDER BY c.last_at DESC, c.id DESC LIMIT ${q.limit + 1}`;
 }
 
-conversationRoutes.get(
+export const conversationRoutes = new Hono<AppEnv>().get(
   "/",
   documented({
     summary: "The inbox: conversations across instances and channels, newest activity first",
@@ -110,7 +106,7 @@ conversationRoutes.get(
     responses: { 200: { description: "A page.", schema: z.object({ data: z.array(conversationItem), nextCursor: z.string().nullable() }) } },
   }),
   async (c) => {
-    const q = parseWith(listQuery, c.req.query());
+    const q = c.req.valid("query");
     const rows = await c.var.db.all<Row>(conversationsStatement(c.var.tenant.id, q, Date.now()));
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
@@ -130,7 +126,7 @@ conversationRoutes.get(
   },
 );
 
-readRoutes.post(
+export const readRoutes = new Hono<AppEnv>().post(
   "/:name/contacts/:contact/read",
   documented({
     summary: "Mark a conversation read (an operator opened it)",

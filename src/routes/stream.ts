@@ -9,12 +9,10 @@ import type { AppEnv } from "../app-env.ts";
 import { bearer, ownerOfKey } from "../auth/api-keys.ts";
 import { recipient } from "../contracts/messages.ts";
 import { ApiError } from "../errors.ts";
-import { parseWith } from "../http/body.ts";
 import { streamEventTypes, type StreamOptions } from "../stream/tenant-stream.ts";
 import { documented } from "../openapi/describe.ts";
 
 export const streamRoutes = new Hono<AppEnv>();
-export const ticketRoutes = new Hono<AppEnv>();
 
 const ticketFormat = /^([a-z]+_[0-9a-z]{26})\.[A-Za-z0-9_-]{32}$/;
 
@@ -39,11 +37,12 @@ streamRoutes.get(
     tags: ["Events"],
     caller: "public",
     description: "Authenticate with Authorization: Bearer <key> or ?ticket= from POST /v1/events/stream/tickets.",
+    query: streamQuery,
     responses: { 101: { description: "Switching to the WebSocket." } },
     errors: ["invalid_request", "unauthorized"],
   }),
   async (c) => {
-    const { ticket, ...filters } = parseWith(streamQuery, c.req.query());
+    const { ticket, ...filters } = c.req.valid("query");
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new ApiError("invalid_request", "This route is a WebSocket: send Upgrade: websocket.", [{ path: "upgrade", message: "expected websocket" }]);
     }
@@ -70,19 +69,20 @@ streamRoutes.get(
   },
 );
 
-// POST /v1/events/stream/tickets (API key) → 201 {ticket, expiresAt, url}
-ticketRoutes.post(
-  "/",
-  documented({
-    summary: "A short-lived ticket for the events WebSocket",
-    tags: ["Events"],
-    caller: "apiKey",
-    responses: {
-      201: { description: "The ticket and the URL to open.", schema: z.looseObject({ ticket: z.string(), expiresAt: z.string(), url: z.string() }) },
+export const ticketRoutes = new Hono<AppEnv>()
+  // POST /v1/events/stream/tickets (API key) → 201 {ticket, expiresAt, url}
+  .post(
+    "/",
+    documented({
+      summary: "A short-lived ticket for the events WebSocket",
+      tags: ["Events"],
+      caller: "apiKey",
+      responses: {
+        201: { description: "The ticket and the URL to open.", schema: z.looseObject({ ticket: z.string(), expiresAt: z.string(), url: z.string() }) },
+      },
+    }),
+    async (c) => {
+      const { ticket, expiresAt } = await streamOf(c.env, c.var.tenant.id).issueTicket(c.var.tenant.id, c.var.apiKeyId);
+      return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString(), url: `/v1/events/stream?ticket=${encodeURIComponent(ticket)}` }, 201);
     },
-  }),
-  async (c) => {
-    const { ticket, expiresAt } = await streamOf(c.env, c.var.tenant.id).issueTicket(c.var.tenant.id, c.var.apiKeyId);
-    return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString(), url: `/v1/events/stream?ticket=${encodeURIComponent(ticket)}` }, 201);
-  },
-);
+  );

@@ -131,6 +131,26 @@ describe("transient failures", () => {
   });
 });
 
+describe("a request waiting for its send (Prefer: wait)", () => {
+  it("the lane answers finished() once the send is recorded in D1; false for a message it does not hold, or when the wait runs out", async () => {
+    const t = await setupTenant();
+    const to = "5511944440009";
+    const lane = laneStub(t.id, t.instanceId, to);
+    expect(await lane.finished("msg_0000000000000000000000none", 10_000)).toBe(false);
+    await fault({ instance: t.instance, number: to, status: 503, headers: { "retry-after": "1" }, times: 1 });
+    const id = (await json(await send(t.key, { instance: t.instance, to, text: "aguardada" }))).id;
+    await waitForAttempt(id, 1);
+    // Waiting for its retry (a minute in tests): a short wait runs out, a long one is still pending.
+    const waiting = lane.finished(id, 60_000);
+    expect(await lane.finished(id, 50)).toBe(false);
+    expect(await fireRetry(lane)).toBe(true);
+    expect(await waiting).toBe(true);
+    // Answered only once D1 holds the outcome: the request reads it right after.
+    expect(await messageRow(id)).toMatchObject({ status: "sent", attempts: 2 });
+    expect(await lane.finished(id, 10_000)).toBe(true);
+  });
+});
+
 describe("permanent failures", () => {
   it("fails at once, without retry, keeping Evolution's error verbatim", async () => {
     const t = await setupTenant();
