@@ -14,6 +14,7 @@ import type { SendMessageRequest } from "../contracts/messages.ts";
 import type { SendJob } from "../contracts/send-job.ts";
 import { applied, firstRow, runNamed, type Statement } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
+import { automationParked } from "../db/queries/index.ts";
 import { backoffMs } from "../lanes/backoff.ts";
 import { errorField, log } from "../observability/log.ts";
 import { newId } from "../ids.ts";
@@ -360,7 +361,7 @@ export class AutomationLane extends DurableObject<Env> {
 
   private async park(info: LaneInfo, config: AutomationConfig): Promise<void> {
     if (this.parkedFor === config.pausedAt) return;
-    await this.db.run(sql`INSERT INTO automation_parked (instance_id, lane_key) VALUES (${info.instanceId}, ${info.laneKey}) ON CONFLICT DO NOTHING`);
+    await automationParked.register(this.db, info.instanceId, info.laneKey);
     this.parkedFor = config.pausedAt;
   }
 
@@ -540,17 +541,17 @@ export class AutomationLane extends DurableObject<Env> {
 
   // The breaker resumed: lanes that waited for it run now instead of at their next probe time.
   private async wakeParked(info: LaneInfo): Promise<void> {
-    const parked = await this.db.all<{ lane_key: string }>(sql`SELECT lane_key FROM automation_parked WHERE instance_id = ${info.instanceId}`);
+    // Taken in one statement: a lane that parks meanwhile stays registered for the next resume.
+    const parked = await automationParked.takeAll(this.db, info.instanceId);
     if (parked.length === 0) return;
-    await this.db.run(sql`DELETE FROM automation_parked WHERE instance_id = ${info.instanceId}`);
     this.parkedFor = null;
     await Promise.all(
       parked
-        .filter((p) => p.lane_key !== info.laneKey)
-        .map((p) =>
-          automationLane(this.env, p.lane_key)
+        .filter((laneKey) => laneKey !== info.laneKey)
+        .map((laneKey) =>
+          automationLane(this.env, laneKey)
             .kick()
-            .catch((err) => log("warn", "could not wake a parked automation lane", { laneKey: p.lane_key, error: errorField(err) })),
+            .catch((err) => log("warn", "could not wake a parked automation lane", { laneKey, error: errorField(err) })),
         ),
     );
   }

@@ -13,4 +13,6 @@
 // - Status lists and the conditions built on them are written once, in ./statuses.ts.
 // - Owners import each other by file (never through this index), and nothing above src/db/.
 export * as apiKeys from "./api-keys.ts";
+export * as automationParked from "./automation-parked.ts";
+export * as parkedWebhooks from "./parked-webhooks.ts";
 export * as tenants from "./tenants.ts";
