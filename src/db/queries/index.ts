@@ -15,6 +15,8 @@
 // - Biome refuses `sql` from drizzle-orm outside src/db/ (biome.json: noRestrictedImports); the
 //   files still listed in its override are the ones whose SQL has yet to move here.
 export * as apiKeys from "./api-keys.ts";
+export * as automationParked from "./automation-parked.ts";
+export * as parkedWebhooks from "./parked-webhooks.ts";
 export * as tenants from "./tenants.ts";
 export * as instances from "./instances.ts";
 export * as outboxEvents from "./outbox-events.ts";
