@@ -133,7 +133,9 @@ messageRoutes.post(
           results[index] = { index, error: apiError.body().error };
         }
       });
-      const outcomes = await acceptMessages(c.env, c.var.db, c.var.tenant.id, valid);
+      // Straight to the lanes after the answer, one call per lane (at most one per item, well inside a
+      // request's subrequests); the sends queue is the fallback.
+      const outcomes = await acceptMessages(c.env, c.var.db, c.var.tenant.id, valid, { direct: true, defer: (work) => c.executionCtx.waitUntil(work) });
       outcomes.forEach((o, i) => {
         const index = valid[i]!.index;
         if (o.kind === "created") results[index] = { index, id: o.prepared.row.id, status: o.prepared.row.status };

@@ -117,6 +117,17 @@ describe("delivery through Evolution", () => {
     expect(snap.alarm).toBe(sendAt);
   });
 
+  it("a batch is handed to its lanes after the answer too, each contact in order: all sent with the sends queue down", async () => {
+    const t = await setupTenant();
+    const contacts = ["5511933330007", "5511933330008"];
+    const messages = [0, 1, 2].flatMap((i) => contacts.map((to) => ({ instance: t.instance, to, text: `lote ${i}` })));
+    const res = await postWithQueueDown(t.key, "/v1/messages/batch", { messages }, {});
+    expect(res.status).toBe(200);
+    for (const r of (await json(res)).results) await waitForStatus(r.id, ["sent"]);
+    const calls = await simCalls(t.instance);
+    for (const to of contacts) expect(calls.filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["lote 0", "lote 1", "lote 2"]);
+  });
+
   it("the older messaging route's Prefer: wait goes straight to the lane too: sent with the sends queue down", async () => {
     const t = await setupTenant();
     const res = await postWithQueueDown(t.key, "/api/messaging/message/send", {
