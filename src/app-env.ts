@@ -5,5 +5,12 @@ export type Tenant = { id: string; name: string; maxAttempts: number; rateLimitP
 
 export type AppEnv = {
   Bindings: Env;
-  Variables: { db: Db; tenant: Tenant; apiKeyId: string; requestId: string };
+  Variables: {
+    db: Db;
+    tenant: Tenant;
+    apiKeyId: string;
+    requestId: string;
+    /** Set by the compatibility routes: their error answers carry `success: false` (src/errors.ts). */
+    compatErrors?: boolean;
+  };
 };

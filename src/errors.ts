@@ -1,5 +1,6 @@
-// One error taxonomy, one body shape: {"error":{"code","message","details":[{"path","message"}]}}.
+// One error taxonomy, one body shape: {"error":{"code","message","details":[{"path","message"}],"requestId"}}.
 import type { Context } from "hono";
+import type { AppEnv } from "./app-env.ts";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
@@ -21,22 +22,24 @@ export const errorStatus = {
 
 export type ErrorCode = keyof typeof errorStatus;
 export type ErrorDetail = { path: string; message: string };
-export type ErrorBody = { error: { code: ErrorCode; message: string; details: ErrorDetail[] } };
+export type ErrorBody = { error: { code: ErrorCode; message: string; details: ErrorDetail[]; requestId?: string } };
 
-export class ApiError extends Error {
+/** An expected failure: thrown anywhere, answered by the app's one onError in the one shape. */
+export class ApiError extends HTTPException {
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly details: ErrorDetail[] = [],
     readonly headers: Record<string, string> = {},
   ) {
-    super(message);
+    super(errorStatus[code], { message });
   }
-  get status(): ContentfulStatusCode {
-    return errorStatus[this.code];
+  /** The body; `requestId` (the id the request's log lines carry) is left out of a batch item's error. */
+  body(requestId?: string): ErrorBody {
+    return { error: { code: this.code, message: this.message, details: this.details, ...(requestId ? { requestId } : {}) } };
   }
-  body(): ErrorBody {
-    return { error: { code: this.code, message: this.message, details: this.details } };
+  override getResponse(): Response {
+    return Response.json(this.body(), { status: this.status, headers: this.headers });
   }
 }
 
@@ -68,12 +71,13 @@ export function toApiError(err: unknown): ApiError | null {
   return null;
 }
 
-export function errorResponse(c: Context, err: unknown): Response {
+/** The app's one onError: every error answer in the one shape, with the request id of its log lines.
+ *  The compatibility routes (`compatErrors` set) keep `success: false` beside it for older clients. */
+export function errorResponse(c: Context<AppEnv>, err: Error): Response {
+  const requestId = c.get("requestId");
   const apiError = toApiError(err);
-  if (apiError) return c.json(apiError.body(), apiError.status, apiError.headers);
   // A 500 is a bug: logged with the request id, never shown with a stack.
-  const requestId = c.get("requestId") as string | undefined;
-  log("error", "unhandled error", { requestId, error: errorField(err), stack: err instanceof Error ? err.stack : undefined });
-  const body: ErrorBody = { error: { code: "internal", message: `Internal error (request ${requestId ?? "unknown"}).`, details: [] } };
-  return c.json(body, 500);
+  if (!apiError) log("error", "unhandled error", { requestId, error: errorField(err), stack: err.stack });
+  const body = apiError?.body(requestId) ?? { error: { code: "internal", message: `Internal error (request ${requestId}).`, details: [], requestId } };
+  return c.json(c.get("compatErrors") ? { success: false, ...body } : body, apiError?.status ?? 500, apiError?.headers);
 }

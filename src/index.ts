@@ -41,7 +41,7 @@ export { InstanceGovernor } from "./lanes/instance-governor.ts";
 export { RateLimiter } from "./limits/rate-limiter.ts";
 export { AutomationLane } from "./automation/lane.ts";
 export { TenantStream } from "./stream/tenant-stream.ts";
-export { VisitorChat } from "./providers/web/chat.ts";
+export { VisitorChat } from "./webhooks/visitor-chat.ts";
 
 export const app = new Hono<AppEnv>();
 

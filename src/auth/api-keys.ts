@@ -1,9 +1,8 @@
 // Bearer API keys: stored as SHA-256 hashes only; a key sees exactly one tenant.
-import { and, inArray, isNull, sql } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv, Tenant } from "../app-env.ts";
 import type { Db } from "../db/client.ts";
-import { apiKeys } from "../db/schema.ts";
+import { apiKeys } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { randomToken, sha256Hex } from "../ids.ts";
 import { TtlCache } from "../ttl-cache.ts";
@@ -39,10 +38,7 @@ export async function ownerOfKey(db: Db, key: string): Promise<{ tenant: Tenant;
   const hash = await sha256Hex(key);
   const cached = keyCache.get(hash);
   if (cached) return cached;
-  const [row] = await db.all<Tenant & { keyId: string }>(sql`
-    SELECT t.id, t.name, t.max_attempts AS maxAttempts, t.rate_limit_per_minute AS rateLimitPerMinute, k.id AS keyId
-    FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-    WHERE k.key_hash = ${hash} AND k.revoked_at IS NULL`);
+  const row = await apiKeys.ownerOfHash(db, hash);
   if (!row) return undefined;
   const { keyId, ...tenant } = row;
   keyCache.set(hash, { tenant, keyId });
@@ -50,18 +46,8 @@ export async function ownerOfKey(db: Db, key: string): Promise<{ tenant: Tenant;
 }
 
 /** Of these key ids, the ones not revoked (and not deleted). */
-export async function liveKeyIds(db: Db, keyIds: string[]): Promise<Set<string>> {
-  const live = new Set<string>();
-  // Within D1's 100 bound parameters a statement.
-  for (let i = 0; i < keyIds.length; i += 90) {
-    const chunk = keyIds.slice(i, i + 90);
-    const rows = await db
-      .select({ id: apiKeys.id })
-      .from(apiKeys)
-      .where(and(inArray(apiKeys.id, chunk), isNull(apiKeys.revokedAt)));
-    for (const r of rows) live.add(r.id);
-  }
-  return live;
+export function liveKeyIds(db: Db, keyIds: string[]): Promise<Set<string>> {
+  return apiKeys.liveIds(db, keyIds);
 }
 
 export const requireApiKey = createMiddleware<AppEnv>(async (c, next) => {

@@ -68,7 +68,7 @@ export function fromMessagingSend(m: MessagingSend) {
 }
 
 // The agent queue's POST /api/messages: a user's message for the agent, on one of its channels. The
-// channel's instance and the contact come from channelMetadata or conversationId (src/automation/agent-jobs.ts).
+// channel's instance and the contact come from channelMetadata or conversationId (src/webhooks/agent-jobs.ts).
 export const agentChannels = ["web", "whatsapp", "telegram", "api"] as const;
 
 const address = z.union([z.string().min(1).max(64), z.int()]);

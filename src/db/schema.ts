@@ -1,6 +1,7 @@
 // D1 schema: the queryable record of the gateway. Times are epoch milliseconds.
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { callbackIsOpen, messageIsActive } from "./queries/statuses.ts";
 
 export const tenants = sqliteTable("tenants", {
   id: text("id").primaryKey(),
@@ -144,8 +145,8 @@ export const messages = sqliteTable(
     // Partial indexes: a message is in them only while it is waiting or in flight, so the status
     // changes after `sent` (delivered, read) write no index rows here. Queries on them repeat the
     // IN (...) condition, which is how SQLite knows it may use a partial index.
-    index("messages_lane_active").on(t.laneKey, t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
-    index("messages_active_ready").on(t.status, t.readyAt).where(sql`status IN ('scheduled', 'queued', 'processing')`),
+    index("messages_lane_active").on(t.laneKey, t.status, t.readyAt).where(messageIsActive()),
+    index("messages_active_ready").on(t.status, t.readyAt).where(messageIsActive()),
     index("messages_provider").on(t.instanceId, t.providerMessageId).where(sql`provider_message_id IS NOT NULL`),
     index("messages_receipt_check").on(t.receiptCheckAt).where(sql`status = 'sent' AND receipt_check_at IS NOT NULL`),
     uniqueIndex("messages_idempotency").on(t.tenantId, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
@@ -350,7 +351,7 @@ export const callbackDeliveries = sqliteTable(
     primaryKey({ columns: [t.eventId, t.url] }),
     index("callback_deliveries_tenant").on(t.tenantId, t.status),
     index("callback_deliveries_tenant_seq").on(t.tenantId, t.seq),
-    index("callback_deliveries_due").on(t.nextAt).where(sql`status IN ('pending', 'retrying')`),
+    index("callback_deliveries_due").on(t.nextAt).where(callbackIsOpen()),
   ],
 );
 

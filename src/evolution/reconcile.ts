@@ -12,7 +12,6 @@ import { z } from "zod";
 import type { MediaJson } from "../db/schema.ts";
 import { readCapped } from "../http/capped-body.ts";
 import { evolutionUrl, postToEvolution, type EvolutionInstance, type Outgoing } from "./client.ts";
-import type { Reconciled } from "../lanes/lane-machine.ts";
 
 /** The JIDs Evolution may key a chat by: a JID as given; for a number, `<digits>@s.whatsapp.net`
  *  and, where Evolution tries both forms against WhatsApp (Brazil's 9th digit, the 13-digit forms
@@ -110,7 +109,16 @@ export type FindSent = {
 /** Did the attempt go out? Found only when exactly one unclaimed message sent through the API, in the
  *  attempt's window, carries its content; "cannot tell" when more than one could be it, or when only
  *  the media type matches. */
-export async function findSent(instance: EvolutionInstance, q: FindSent, timeoutMs: number): Promise<Reconciled> {
+/** What Evolution's store says of an attempt (the provider seam's answer to "did it go out?"):
+ *  `unanswerable` when the question failed (`retry`: worth asking again), `cannot_tell` when a
+ *  stored message may be this attempt's but nothing proves it. */
+export type Found =
+  | { kind: "found"; providerMessageId: string }
+  | { kind: "not_found" }
+  | { kind: "unanswerable"; reason: string; retry: boolean }
+  | { kind: "cannot_tell"; reason: string };
+
+export async function findSent(instance: EvolutionInstance, q: FindSent, timeoutMs: number): Promise<Found> {
   const jids = remoteJidsOf(q.to);
   const candidates: { id: string; match: ContentMatch }[] = [];
   for (const remoteJid of jids) {

@@ -24,3 +24,8 @@ export function contactForms(address: string): string[] {
   const m = brazilMobileWith9.exec(key);
   return m ? [key, `55${m[1]}${m[2]}`] : [key];
 }
+
+const jidDigits = (jid: string) => jid.replace(/@.*$/, "").replace(/:\d+$/, "");
+
+/** The digits of a WhatsApp phone JID (device suffix dropped), or undefined for any other JID. */
+export const reportedNumber = (remoteJid: string): string | undefined => (remoteJid.endsWith("@s.whatsapp.net") ? jidDigits(remoteJid) : undefined);

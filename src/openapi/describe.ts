@@ -1,9 +1,14 @@
-// One call documents a route: `documented({...})` goes in front of the handler and feeds
-// GET /openapi.json (src/openapi/document.ts). The schemas given here are the ones the handler
-// parses with, so the document cannot drift from the validation.
-import { describeRoute, resolver } from "hono-openapi";
+// One call documents and checks a route: `documented({...})` goes in front of the handler, feeds
+// GET /openapi.json (src/openapi/document.ts) and validates the path, query and JSON body with the
+// same schemas (hono-openapi's validator()); the handler reads them with `c.req.valid(...)`. The
+// document cannot drift from the validation: they are one thing.
+import type { Env, MiddlewareHandler, Next, ValidationTargets } from "hono";
+import { describeRoute, resolver, validator } from "hono-openapi";
+import type { InferInput } from "hono/validator";
 import { z } from "zod";
-import { type ErrorCode, errorStatus } from "../errors.ts";
+import type { AppEnv } from "../app-env.ts";
+import { ApiError, type ErrorCode, type ErrorDetail, errorStatus } from "../errors.ts";
+import { jsonBody, MAX_BODY_BYTES } from "../http/body.ts";
 
 export const errorSchema = z
   .object({
@@ -11,6 +16,7 @@ export const errorSchema = z
       code: z.enum(Object.keys(errorStatus) as [ErrorCode, ...ErrorCode[]]),
       message: z.string(),
       details: z.array(z.object({ path: z.string(), message: z.string() })),
+      requestId: z.string().describe("The request's id, as in the gateway's log lines: quote it when asking about an error."),
     }),
   })
   .meta({ id: "Error", description: "The one error shape of every error answer." });
@@ -30,10 +36,17 @@ export type RouteDoc = {
   description?: string;
   tags: string[];
   caller: Caller;
-  /** Path parameters, when the handler validates them (otherwise documented as plain strings). */
+  /** Path parameters, checked (otherwise documented as plain strings and left to the handler). */
   params?: z.ZodObject;
   query?: z.ZodObject;
   body?: z.ZodType;
+  /** The body's check when it differs from the documented body: a batch checks each item itself,
+   *  an older format is checked, translated and checked again as a send. */
+  bodyCheck?: z.ZodType;
+  /** The body may be left out (no Content-Type, no length): it is then checked as `{}`. */
+  bodyOptional?: boolean;
+  /** The body's size limit (src/http/body.ts), when not the default. */
+  maxBodyBytes?: number;
   /** Request headers the route reads, with what they do. */
   headers?: Record<string, string>;
   responses: Record<number, Answer>;
@@ -84,7 +97,54 @@ const rateLimitFields = {
 };
 const retryAfterField = { "Retry-After": { $ref: "#/components/headers/RetryAfter" } };
 
-export function documented(doc: RouteDoc) {
+// What the route's checks hand the handler (`c.req.valid(...)`), and what a typed client sends.
+type Checked<S, K extends "param" | "query" | "json", Optional = false> = S extends z.ZodType
+  ? {
+      in: Optional extends true
+        ? { [k in K]?: [z.input<S>] extends [ValidationTargets[k]] ? z.input<S> : InferInput<z.input<S>, k> }
+        : { [k in K]: [z.input<S>] extends [ValidationTargets[k]] ? z.input<S> : InferInput<z.input<S>, k> };
+      out: { [k in K]: z.output<S> };
+    }
+  : // biome-ignore lint/complexity/noBannedTypes: Hono's own "no input" is `{}`; another type would not merge with it.
+    { in: {}; out: {} };
+type BodyCheck<D extends RouteDoc> = D extends { bodyCheck: infer B } ? B : D["body"];
+type Optional<D extends RouteDoc> = D extends { bodyOptional: true } ? true : false;
+export type Validated<D extends RouteDoc> = {
+  in: Checked<D["params"], "param">["in"] & Checked<D["query"], "query">["in"] & Checked<BodyCheck<D>, "json", Optional<D>>["in"];
+  out: Checked<D["params"], "param">["out"] & Checked<D["query"], "query">["out"] & Checked<BodyCheck<D>, "json">["out"];
+};
+
+/** A failed check answers 400 invalid_request, with one detail per issue (path as `a.b.0`). */
+const refuse = (result: { success: boolean; error?: readonly { message: string; path?: readonly (PropertyKey | { key: PropertyKey })[] }[] }) => {
+  if (result.success) return;
+  const details: ErrorDetail[] = (result.error ?? []).map((issue) => ({
+    path: (issue.path ?? []).map((segment) => String(typeof segment === "object" ? segment.key : segment)).join("."),
+    message: issue.message,
+  }));
+  throw new ApiError("invalid_request", "The request is invalid.", details);
+};
+
+/** The route's checks, in the order a handler parsed them before: path, query, then the body
+ *  (read by the capped reader first, so size, media type and nesting keep their answers). */
+function checksOf(doc: RouteDoc): MiddlewareHandler[] {
+  const checks: MiddlewareHandler[] = [];
+  if (doc.params) checks.push(validator("param", doc.params, refuse));
+  if (doc.query) checks.push(validator("query", doc.query, refuse));
+  const body = doc.bodyCheck ?? doc.body;
+  if (body) checks.push(jsonBody(doc.maxBodyBytes ?? MAX_BODY_BYTES, doc.bodyOptional ?? false), validator("json", body, refuse));
+  return checks;
+}
+
+export function documented<const D extends RouteDoc, E extends Env = AppEnv, P extends string = string>(doc: D): MiddlewareHandler<E, P, Validated<D>> {
+  const description = describe(doc);
+  const checks = checksOf(doc);
+  const run: MiddlewareHandler = (c, next) => checks.reduceRight<Next>((after, check) => async () => void (await check(c, after)), next)();
+  // The description's mark (hono-openapi's symbol) goes on the one middleware: only it feeds the
+  // document, whose parameters and body already show the schemas the checks use.
+  return Object.assign(run, description) as MiddlewareHandler<E, P, Validated<D>>;
+}
+
+function describe(doc: RouteDoc) {
   const errorBody = doc.errorBody ?? errorSchema;
   const limited = doc.caller === "apiKey";
   const responses: Record<string, unknown> = {};

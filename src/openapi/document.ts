@@ -5,12 +5,12 @@
 //   2. Put `documented({...})` from src/openapi/describe.ts between the path and the handler:
 //        routes.post("/things", documented({ summary: "Create a thing", tags: ["Things"],
 //          caller: "apiKey", body: createThing, responses: { 201: { description: "Created", schema: thingView } },
-//          errors: ["conflict"] }), async (c) => { const input = await parseBody(c, createThing); … });
+//          errors: ["conflict"] }), async (c) => { const input = c.req.valid("json"); … });
 //      `caller` picks the security scheme and the errors every such route can give (401, 500);
 //      a body, query or params adds 400 (and 413/415 for a body); name any other error codes.
-//   3. Parse in the handler with the same constants (parseBody / parseWith), so the document
-//      and the validation are one thing. Answers must match `responses`: Schemathesis holds
-//      the running Worker to this document in .ci/run.
+//   3. documented() checks the params, query and body with those schemas before the handler runs
+//      (a failed check is the 400 invalid_request); the handler reads `c.req.valid("json" | "query" | "param")`.
+//      Answers must match `responses`: Schemathesis holds the running Worker to this document in .ci/run.
 import type { Hono } from "hono";
 import { generateSpecs } from "hono-openapi";
 import type { AppEnv } from "../app-env.ts";
@@ -23,7 +23,7 @@ const documentation = {
     version: API_VERSION,
     description:
       "WhatsApp gateway on Cloudflare Workers, delivering through the Evolution API. Every error answer has the shape " +
-      '`{"error":{"code","message","details":[{"path","message"}]}}`. Guides: docs/ in the repository.',
+      '`{"error":{"code","message","details":[{"path","message"}],"requestId"}}`. Guides: docs/ in the repository.',
   },
   components: {
     headers: {

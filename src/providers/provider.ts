@@ -118,9 +118,10 @@ export type InboundAdapter = {
   parse(body: unknown, receivedAt: number): InboundMessage[] | undefined;
 };
 
-/** An inbound message as every provider hands it in. `dedupeKey` makes a redelivery a no-op. */
+/** An inbound message as every provider hands it in. `dedupeKey` makes a redelivery a no-op (null:
+ *  the provider's message id alone does). */
 export type InboundMessage = {
-  dedupeKey: string;
+  dedupeKey: string | null;
   /** `message`, an `edit` of an earlier one, or a button press (`callback`). */
   kind: "message" | "edit" | "callback";
   /** Whom the conversation is with: a phone number, a group, a chat id. */
@@ -132,6 +133,8 @@ export type InboundMessage = {
   /** In groups: who wrote. */
   participant: string | null;
   providerMessageId: string;
+  /** Sent from the connected account itself (another device of the number): kept, never answered. */
+  fromMe?: boolean;
   /** The sender's display name. */
   pushName: string | null;
   messageType: string;

@@ -1,36 +1,35 @@
-// `webhooks` consumer: applies Evolution events; receipts many to a D1 round trip, the rest one by one.
-// A failure retries that event alone.
-import { database } from "../db/client.ts";
-import { receiptJobStatements, type WebhookJob, webhookJob } from "../webhooks/process.ts";
-import { runBatch } from "../db/batch.ts";
+// `webhooks` consumer: applies Evolution events through the inbound door; receipts many to a D1
+// round trip, the rest one by one. A failure retries that event alone.
 import type { SQL } from "drizzle-orm";
 import { dispatchInBackground } from "../callbacks/dispatch.ts";
-import { connectionData } from "../contracts/evolution-webhooks.ts";
+import { runBatch } from "../db/batch.ts";
+import { database } from "../db/client.ts";
 import { errorField, log } from "../observability/log.ts";
-import { storeAndOffer } from "../automation/offer.ts";
+import { applyInbound, type InboundJob, receiptStatements } from "../webhooks/apply.ts";
+import { inboundJobOf, type WebhookJob, webhookJob } from "../webhooks/evolution-job.ts";
 
 // Jobs per combined D1 batch: at most 3 statements each, well within one invocation's queries.
 const RECEIPT_CHUNK = 50;
 
+type Taken = { message: Message<unknown>; job: WebhookJob; inbound: InboundJob };
+
 export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
   const db = database(env.DB);
-  const rest: { message: Message<unknown>; job: WebhookJob }[] = [];
-  const receipts: { message: Message<unknown>; job: WebhookJob; statements: SQL[] }[] = [];
+  const rest: Taken[] = [];
+  const receipts: (Taken & { statements: SQL[] })[] = [];
   for (const message of batch.messages) {
+    // The queue body is parsed once here, its event's data with it.
     const parsed = webhookJob.safeParse(message.body);
     if (!parsed.success) {
-      log("error", "malformed webhook job dropped", { queueMessageId: message.id });
+      // A body that does not match Evolution's shape will never apply: keep a log line, drop it.
+      log("warn", "malformed webhook job dropped", { queueMessageId: message.id, error: errorField(parsed.error) });
       message.ack();
       continue;
     }
-    let statements: SQL[] | undefined;
-    try {
-      statements = receiptJobStatements(parsed.data);
-    } catch {
-      // A misshapen body: the one-by-one path below logs and drops it.
-    }
-    if (statements) receipts.push({ message, job: parsed.data, statements });
-    else rest.push({ message, job: parsed.data });
+    const inbound = inboundJobOf(parsed.data);
+    const statements = receiptStatements(inbound);
+    if (statements) receipts.push({ message, job: parsed.data, inbound, statements });
+    else rest.push({ message, job: parsed.data, inbound });
   }
   // Receipts and send confirmations are the bulk of the traffic (two or three per message sent):
   // one D1 round trip for many. Each is idempotent and independent, so a failed combined batch is
@@ -45,24 +44,18 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
       for (const r of chunk) r.message.ack();
     } catch (err) {
       log("warn", "combined receipt batch failed; applying one by one", { error: errorField(err) });
-      for (const r of chunk) rest.push({ message: r.message, job: r.job });
+      rest.push(...chunk);
     }
   }
-  for (const { message, job } of rest) {
+  for (const { message, job, inbound } of rest) {
     try {
       // Before the ack: the contact's automation lane holds the message once this returns.
-      await storeAndOffer(env, db, job);
+      await applyInbound(env, db, inbound);
       await tellGovernor(env, job);
       message.ack();
     } catch (err) {
-      // A body that does not match Evolution's shape will never apply: keep a log line, drop it.
-      if (err instanceof Error && err.name === "ZodError") {
-        log("warn", "webhook data of an unexpected shape", { event: job.event, error: errorField(err) });
-        message.ack();
-      } else {
-        log("warn", "webhook apply failed; retrying", { event: job.event, error: errorField(err) });
-        message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
-      }
+      log("warn", "webhook apply failed; retrying", { event: job.event, error: errorField(err) });
+      message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
     }
   }
   dispatchInBackground(env, ctx);
@@ -71,8 +64,8 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env, ct
 // A closed connection pauses the number's sending, `open` resumes it (the governor decides).
 async function tellGovernor(env: Env, job: WebhookJob): Promise<void> {
   if (job.event !== "connection.update") return;
-  const data = connectionData.safeParse(job.data);
-  if (!data.success || (data.data.state !== "open" && data.data.state !== "close")) return;
+  const { state, statusReason } = job.data;
+  if (state !== "open" && state !== "close") return;
   const governor = env.GOVERNORS.get(env.GOVERNORS.idFromName(job.instanceId));
-  await governor.report({ kind: "connection", instanceId: job.instanceId, state: data.data.state, statusReason: data.data.statusReason, now: job.receivedAt });
+  await governor.report({ kind: "connection", instanceId: job.instanceId, state, statusReason, now: job.receivedAt });
 }

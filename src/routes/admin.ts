@@ -1,15 +1,13 @@
 // /v1/admin: tenants and their API keys. Admin token only.
-import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { forgetKey, forgetTenant, newApiKey, requireAdmin } from "../auth/api-keys.ts";
 import { config } from "../config.ts";
 import { runBatch } from "../db/batch.ts";
-import { apiKeys, tenants } from "../db/schema.ts";
+import { apiKeys, tenants } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { MAX_URL_LENGTH } from "../contracts/messages.ts";
-import { parseBody, parseWith } from "../http/body.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId } from "../ids.ts";
 import { errorField, log } from "../observability/log.ts";
@@ -44,7 +42,7 @@ const patchTenant = z
   })
   .refine((v) => Object.values(v).some((x) => x !== undefined), "Give at least one of name, maxAttempts, rateLimitPerMinute.");
 
-type TenantRow = typeof tenants.$inferSelect;
+type TenantRow = tenants.TenantRow;
 
 // What the admin API shows of a tenant: never its callback secret.
 function tenantView(t: Pick<TenantRow, "id" | "name" | "maxAttempts" | "callbackUrl" | "rateLimitPerMinute" | "createdAt">, defaultLimit: number) {
@@ -89,7 +87,7 @@ adminRoutes.post(
     responses: { 201: { description: "The tenant, its API key and its callback secret (both shown once).", schema: createdTenant } },
   }),
   async (c) => {
-    const input = await parseBody(c, createTenant);
+    const input = c.req.valid("json");
     refusePrivateUrl(c.env, input.callbackUrl, "callbackUrl");
     const now = Date.now();
     const tenant = {
@@ -104,8 +102,8 @@ adminRoutes.post(
     const key = await newApiKey();
     const keyId = newId("key");
     await runBatch(c.var.db, [
-      c.var.db.insert(tenants).values(tenant),
-      c.var.db.insert(apiKeys).values({ id: keyId, tenantId: tenant.id, keyHash: key.hash, prefix: key.prefix, createdAt: now }),
+      tenants.create(c.var.db, tenant),
+      apiKeys.issue(c.var.db, { id: keyId, tenantId: tenant.id, hash: key.hash, prefix: key.prefix, createdAt: now }),
     ]);
     return c.json(
       {
@@ -121,8 +119,7 @@ adminRoutes.post(
 );
 
 async function tenantExists(c: { var: AppEnv["Variables"] }, id: string) {
-  const [row] = await c.var.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, id));
-  if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
+  if (!(await tenants.exists(c.var.db, id))) throw new ApiError("not_found", `No tenant ${id}.`);
 }
 
 adminRoutes.patch(
@@ -137,9 +134,9 @@ adminRoutes.patch(
     errors: ["not_found"],
   }),
   async (c) => {
-    const input = await parseBody(c, patchTenant);
+    const input = c.req.valid("json");
     const id = c.req.param("id");
-    const [row] = await c.var.db.update(tenants).set(input).where(eq(tenants.id, id)).returning();
+    const row = await tenants.changeSettings(c.var.db, id, input);
     if (!row) throw new ApiError("not_found", `No tenant ${id}.`);
     // This isolate applies the new settings at once; others within the key cache's lifetime.
     forgetTenant(id);
@@ -167,7 +164,7 @@ adminRoutes.post(
     const key = await newApiKey();
     const id = newId("key");
     const now = Date.now();
-    await c.var.db.insert(apiKeys).values({ id, tenantId, keyHash: key.hash, prefix: key.prefix, createdAt: now });
+    await apiKeys.issue(c.var.db, { id, tenantId, hash: key.hash, prefix: key.prefix, createdAt: now });
     return c.json({ id, apiKey: key.key, prefix: key.prefix, createdAt: new Date(now).toISOString() }, 201);
   },
 );
@@ -185,13 +182,9 @@ adminRoutes.delete(
     const tenantId = c.req.param("id");
     const keyId = c.req.param("keyId");
     const now = Date.now();
-    const revoked = await c.var.db
-      .update(apiKeys)
-      .set({ revokedAt: now })
-      .where(and(eq(apiKeys.id, keyId), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
-      .returning({ id: apiKeys.id, keyHash: apiKeys.keyHash });
-    if (revoked.length === 0) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
-    for (const r of revoked) forgetKey(r.keyHash);
+    const revoked = await apiKeys.revoke(c.var.db, tenantId, keyId, now);
+    if (!revoked) throw new ApiError("not_found", `No active key ${keyId} for tenant ${tenantId}.`);
+    forgetKey(revoked.keyHash);
     // Streams opened with the key stop now; if this fails, the stream's own check of its keys
     // (every minute) closes them.
     try {
@@ -237,7 +230,7 @@ adminRoutes.get(
     },
   }),
   async (c) => {
-    const q = parseWith(parkedQuery, c.req.query());
+    const q = c.req.valid("query");
     return c.json({ parked: await listParked(c.var.db, q.limit), total: await countParked(c.var.db) });
   },
 );
@@ -252,7 +245,7 @@ adminRoutes.post(
     responses: { 200: { description: "What was replayed and how many remain parked.", schema: z.looseObject({ remaining: z.number() }) } },
   }),
   async (c) => {
-    const input = await parseBody(c, replayBody);
+    const input = c.req.valid("json");
     const result = await replayParked(c.env, c.var.db, input);
     return c.json({ ...result, remaining: await countParked(c.var.db) });
   },

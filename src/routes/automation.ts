@@ -11,7 +11,6 @@ import { automationInput, rotatedAutomationSecret } from "../contracts/automatio
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
 import { runBatch } from "../db/batch.ts";
 import { ApiError } from "../errors.ts";
-import { parseBody, parseWith } from "../http/body.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { documented } from "../openapi/describe.ts";
 import { errorField, log } from "../observability/log.ts";
@@ -104,7 +103,7 @@ automationRoutes.put(
   }),
   async (c) => {
     const instance = await instanceOf(c);
-    const input = await parseBody(c, automationInput);
+    const input = c.req.valid("json");
     refusePrivateUrl(c.env, input.url, "url");
     const now = Date.now();
     const secret = newWebhookSecret();
@@ -234,7 +233,7 @@ automationRoutes.get(
   }),
   async (c) => {
     const instance = await instanceOf(c);
-    const q = parseWith(deadQuery, c.req.query());
+    const q = c.req.valid("query");
     const [at, id] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1] ?? ""] : [Number.MAX_SAFE_INTEGER, "~"];
     const rows = await c.var.db.all<DeadRow>(sql`
     SELECT d.inbound_id, d.contact, d.attempts, d.last_error, d.updated_at, i.text FROM automation_deliveries d

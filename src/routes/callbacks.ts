@@ -9,7 +9,6 @@ import { callbackDeliveryPage, callbackReplay, callbackSettings, deliveryStatuse
 import { isoWithOffset } from "../contracts/messages.ts";
 import { callbackDeliveries, disabledCallbackEndpoints, tenants } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
-import { parseBody, parseWith } from "../http/body.ts";
 import { errorField, log } from "../observability/log.ts";
 import { cursorParam, encodeCursor } from "../http/cursor.ts";
 import { documented } from "../openapi/describe.ts";
@@ -96,7 +95,7 @@ callbackRoutes.post(
     errors: ["not_found"],
   }),
   async (c) => {
-    const { url } = await parseBody(c, enableBody);
+    const { url } = c.req.valid("json");
     const removed = await c.var.db
       .delete(disabledCallbackEndpoints)
       .where(and(eq(disabledCallbackEndpoints.tenantId, c.var.tenant.id), eq(disabledCallbackEndpoints.url, url)))
@@ -143,7 +142,7 @@ callbackRoutes.get(
     responses: { 200: { description: "A page; pass nextCursor as cursor for the next.", schema: callbackDeliveryPage } },
   }),
   async (c) => {
-    const q = parseWith(deliveriesQuery, c.req.query());
+    const q = c.req.valid("query");
     const where: SQL[] = [eq(callbackDeliveries.tenantId, c.var.tenant.id)];
     if (q.status) where.push(eq(callbackDeliveries.status, q.status));
     if (q.event) where.push(eq(callbackDeliveries.eventType, q.event));
@@ -192,7 +191,7 @@ callbackRoutes.post(
     errors: ["not_found", "conflict", "unprocessable"],
   }),
   async (c) => {
-    const input = await parseBody(c, replayBody);
+    const input = c.req.valid("json");
     const db = c.var.db;
     const tenantId = c.var.tenant.id;
     const now = Date.now();

@@ -13,7 +13,7 @@ import { readJson } from "../http/body.ts";
 import { errorField, log } from "../observability/log.ts";
 import { documented } from "../openapi/describe.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
-import { storeChannelInbound } from "../webhooks/channel-inbound.ts";
+import { storeInbound } from "../webhooks/apply.ts";
 
 // An update is small (media come as file ids); this is far above any real one.
 const MAX_UPDATE_BYTES = 1024 * 1024;
@@ -56,7 +56,7 @@ export function channelWebhookRoutes(channel: Exclude<Channel, "whatsapp">) {
       const messages = inbound.parse(await readJson(c, MAX_UPDATE_BYTES), receivedAt);
       if (!messages) throw new ApiError("invalid_request", `Not a ${channel} update.`);
       const target = { tenantId: instance.tenant_id, instanceId: instance.id, instanceName: instance.name, channel };
-      const stored = await storeChannelInbound(c.env, c.var.db, target, messages, receivedAt).catch((err: unknown) => {
+      const stored = await storeInbound(c.env, c.var.db, target, messages, receivedAt).catch((err: unknown) => {
         log("error", "storing an inbound update failed; the provider retries it", { instance: instance.name, error: errorField(err) });
         // A non-2xx makes the provider deliver the update again.
         throw new ApiError("unavailable", "Could not store the update; retry.");

@@ -10,11 +10,11 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { instances } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
+import { servedAsset, usePageHeaders } from "../http/page-headers.ts";
 import { documented } from "../openapi/describe.ts";
 import { channelOf } from "../providers/registry.ts";
 import { chatSocketUrl } from "../providers/web/settings.ts";
 import { mintVisitorToken, type Visitor } from "../providers/web/token.ts";
-import { pageHeaders } from "./console.ts";
 import { webChatSecret } from "./web-chat.ts";
 
 export const chatPageRoutes = new Hono<AppEnv>();
@@ -29,16 +29,14 @@ chatPageRoutes.get(
     caller: "public",
     responses: { 200: { description: "JavaScript.", schema: z.string(), contentType: "text/javascript" } },
   }),
-  async (c) => {
-    const res = await c.env.ASSETS.fetch(c.req.raw);
-    const headers = new Headers(res.headers);
-    // Loaded by other sites' pages: let them, and let browsers keep it a few minutes.
-    headers.set("cross-origin-resource-policy", "cross-origin");
-    headers.set("access-control-allow-origin", "*");
-    headers.set("x-content-type-options", "nosniff");
-    headers.set("cache-control", "public, max-age=300");
-    return new Response(res.body, { status: res.status, headers });
-  },
+  // Loaded by other sites' pages: let them, and let browsers keep it a few minutes.
+  (c) =>
+    servedAsset(c, {
+      "cross-origin-resource-policy": "cross-origin",
+      "access-control-allow-origin": "*",
+      "x-content-type-options": "nosniff",
+      "cache-control": "public, max-age=300",
+    }),
 );
 
 const DEMO_COOKIE = "mensageiro-demo-visitor";
@@ -71,9 +69,7 @@ async function demoToken(c: Context<AppEnv>, v: Visitor) {
   return { token, expiresAt: new Date(Math.floor(expiresAt / 1000) * 1000).toISOString(), url: `${chatSocketUrl(base)}?token=${token}` };
 }
 
-chatPageRoutes.use("/demo", pageHeaders);
-chatPageRoutes.use("/demo/*", pageHeaders);
-chatPageRoutes.use("/demo.css", pageHeaders);
+usePageHeaders(chatPageRoutes, "/demo", "/demo/*", "/demo.css");
 
 chatPageRoutes.get(
   "/demo",
@@ -140,9 +136,5 @@ chatPageRoutes.get(
     caller: "public",
     responses: { 200: { description: "CSS.", schema: z.string(), contentType: "text/css" } },
   }),
-  async (c) => {
-    const res = await c.env.ASSETS.fetch(c.req.raw);
-    // A fresh copy: the asset's own headers are immutable, and the page headers are added to it.
-    return new Response(res.body, res);
-  },
+  (c) => servedAsset(c),
 );

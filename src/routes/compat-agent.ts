@@ -1,13 +1,12 @@
 // The older system's agent queue API (POST /api/messages and its status, stats and health), mounted
 // inside the compatibility routes: their API key check, rate limit and `success: false` errors apply.
-// How each maps onto automation: src/automation/agent-jobs.ts and docs/compat.md.
+// How each maps onto automation: src/webhooks/agent-jobs.ts and docs/compat.md.
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { type JobState, jobOf, postForAgent, queueFigures } from "../automation/agent-jobs.ts";
+import { type JobState, jobOf, postForAgent, queueFigures } from "../webhooks/agent-jobs.ts";
 import { agentMessage } from "../contracts/legacy.ts";
 import { ApiError } from "../errors.ts";
-import { parseWith, readJson } from "../http/body.ts";
 import { idempotent } from "../messages/idempotency.ts";
 import { compatErrorSchema, documented } from "../openapi/describe.ts";
 
@@ -107,7 +106,7 @@ agentQueueRoutes.get(
     errorBody: compatErrorSchema,
   }),
   async (c) => {
-    const { id } = parseWith(idParam, { id: c.req.param("id") });
+    const { id } = c.req.valid("param");
     const job = await jobOf(c.env, c.var.db, c.var.tenant.id, id);
     if (!job) throw new ApiError("not_found", `No message ${id}.`);
     return c.json({ success: true, data: job });
@@ -146,8 +145,8 @@ agentQueueRoutes.post(
     errorBody: compatErrorSchema,
   }),
   async (c) => {
-    const body = await readJson(c);
-    const input = parseWith(agentMessage, body);
+    const input = c.req.valid("json");
+    const body = await c.req.json();
     return idempotent(c, "compat/agent-message", body, async (attempt) => {
       // With an Idempotency-Key the id is the reservation's: a retry stores nothing twice.
       const job = await postForAgent(c.env, c.var.db, c.var.tenant.id, input, attempt.messageId(0), attempt.now);

@@ -5,8 +5,6 @@ import type { AppEnv } from "../app-env.ts";
 import { requireApiKey } from "../auth/api-keys.ts";
 import { fromMessagingSend, fromWhatsappSchedule, fromWhatsappSend, messagingSend, whatsappScheduleMessage, whatsappSendMessage } from "../contracts/legacy.ts";
 import { legacySendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
-import { errorResponse } from "../errors.ts";
-import { parseWith, readJson } from "../http/body.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { rateLimit } from "../limits/rate-limit.ts";
 import { agentQueueRoutes } from "./compat-agent.ts";
@@ -16,26 +14,32 @@ import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
 import { compatErrorSchema, documented } from "../openapi/describe.ts";
 
 export const compatRoutes = new Hono<AppEnv>();
-// Inside this app, so that a refused key also answers with `success: false` (onError below).
-compatRoutes.use("*", requireApiKey, rateLimit);
-
-// Older clients check `success`; errors keep the gateway's error shape beside it.
-compatRoutes.onError(async (err, c) => {
-  const res = errorResponse(c, err);
-  const body = (await res.clone().json()) as object;
-  return c.json({ success: false, ...body }, res.status as 400);
-});
+// Older clients check `success`: the app's onError puts `success: false` beside the error shape,
+// set before the key check so that a refused key answers the same way.
+compatRoutes.use(
+  "*",
+  async (c, next) => {
+    c.set("compatErrors", true);
+    await next();
+  },
+  requireApiKey,
+  rateLimit,
+);
 
 // The older agent queue's API (POST /api/messages, its status, stats and health).
 compatRoutes.route("/messages", agentQueueRoutes);
 
-const compatDoc = (summary: string, body: z.ZodType, status: 200 | 202, answer: z.ZodType) =>
+// An older format is checked, translated, then checked as a send (the errors of POST /v1/messages).
+const asSend = <S extends z.ZodType>(format: S, translate: (legacy: z.output<S>) => unknown) => format.transform(translate).pipe(legacySendMessageSchema);
+
+const compatDoc = <B extends z.ZodType>(summary: string, body: z.ZodType, bodyCheck: B, status: 200 | 202, answer: z.ZodType) =>
   documented({
     summary,
     description: "Compatibility alias of POST /v1/messages for the older services: their request and answer formats.",
     tags: ["Compatibility"],
     caller: "apiKey",
     body,
+    bodyCheck,
     headers: { "Idempotency-Key": "As on POST /v1/messages." },
     responses: { [status]: { description: "Accepted.", schema: answer } },
     errors: ["conflict", "unprocessable"],
@@ -57,13 +61,13 @@ compatRoutes.post(
   compatDoc(
     "Send (whatsapp-send-message format)",
     whatsappSendMessage,
+    asSend(whatsappSendMessage, fromWhatsappSend),
     200,
     z.object({ success: z.literal(true), status: z.literal("queued"), messageId: z.string() }),
   ),
   async (c) => {
-    const body = await readJson(c);
-    const legacy = parseWith(whatsappSendMessage, body);
-    const input = parseWith(legacySendMessageSchema, fromWhatsappSend(legacy));
+    const input = c.req.valid("json");
+    const body = await c.req.json();
     return idempotent(c, "compat/send-message", body, async (attempt) => {
       const row = await accept(c, attempt, input, "compat:send-message");
       return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
@@ -76,16 +80,16 @@ compatRoutes.post(
   compatDoc(
     "Schedule (whatsapp-schedule-message format)",
     whatsappScheduleMessage,
+    asSend(whatsappScheduleMessage, (legacy) => ({
+      ...fromWhatsappSchedule(legacy),
+      ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
+    })),
     202,
     z.object({ success: z.literal(true), scheduleId: z.string(), scheduledFor: z.string(), message: z.string() }),
   ),
   async (c) => {
-    const body = await readJson(c);
-    const legacy = parseWith(whatsappScheduleMessage, body);
-    const input = parseWith(legacySendMessageSchema, {
-      ...fromWhatsappSchedule(legacy),
-      ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
-    });
+    const input = c.req.valid("json");
+    const body = await c.req.json();
     return idempotent(c, "compat/schedule-message", body, async (attempt) => {
       const row = await accept(c, attempt, input, "compat:schedule-message");
       return {
@@ -101,6 +105,7 @@ compatRoutes.post(
   compatDoc(
     "Send (messaging.send format)",
     messagingSend,
+    asSend(messagingSend, fromMessagingSend),
     200,
     z.object({
       success: z.literal(true),
@@ -109,9 +114,8 @@ compatRoutes.post(
     }),
   ),
   async (c) => {
-    const body = await readJson(c);
-    const legacy = parseWith(messagingSend, body);
-    const input = parseWith(legacySendMessageSchema, fromMessagingSend(legacy));
+    const input = c.req.valid("json");
+    const body = await c.req.json();
     const wait = preferredWait(c.req.header("prefer"));
     return idempotent(c, "compat/messaging-send", body, async (attempt) => {
       const row = await accept(c, attempt, input, "compat:messaging-send", wait !== undefined);

@@ -9,7 +9,6 @@ import { messageRecipient, recipient } from "../contracts/messages.ts";
 import type { Db } from "../db/client.ts";
 import { instances } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
-import { parseWith } from "../http/body.ts";
 import { contactForms } from "../messages/contact-key.ts";
 import { documented } from "../openapi/describe.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
@@ -77,8 +76,8 @@ contactRoutes.get(
     },
   }),
   async (c) => {
-    const raw = parseWith(messageRecipient, c.req.param("to"), "to");
-    const q = parseWith(query, c.req.query());
+    const { to: raw } = c.req.valid("param");
+    const q = c.req.valid("query");
     const tenantId = c.var.tenant.id;
     const to = await contactAddress(c.var.db, tenantId, raw, q.instance);
     const [cursorAt, cursorId] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];

@@ -7,7 +7,6 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError } from "../errors.ts";
-import { parseWith } from "../http/body.ts";
 import { documented } from "../openapi/describe.ts";
 import { contactOf, contactParam } from "./handoff.ts";
 
@@ -110,7 +109,7 @@ conversationRoutes.get(
     responses: { 200: { description: "A page.", schema: z.object({ data: z.array(conversationItem), nextCursor: z.string().nullable() }) } },
   }),
   async (c) => {
-    const q = parseWith(listQuery, c.req.query());
+    const q = c.req.valid("query");
     const rows = await c.var.db.all<Row>(conversationsStatement(c.var.tenant.id, q, Date.now()));
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);

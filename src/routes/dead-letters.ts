@@ -7,7 +7,6 @@ import type { AppEnv } from "../app-env.ts";
 import { deadLetterPage, deadLetterReplay } from "../contracts/callbacks.ts";
 import { isoWithOffset } from "../contracts/messages.ts";
 import { ApiError } from "../errors.ts";
-import { parseBody, parseWith } from "../http/body.ts";
 import { cursorParam, encodeCursor } from "../http/cursor.ts";
 import { replayFailed, type Replayable } from "../messages/replay.ts";
 import { documented } from "../openapi/describe.ts";
@@ -113,7 +112,7 @@ deadLetterRoutes.get(
     responses: { 200: { description: "A page; pass nextCursor as cursor for the next.", schema: deadLetterPage } },
   }),
   async (c) => {
-    const q = parseWith(listQuery, c.req.query());
+    const q = c.req.valid("query");
     const where = [filterSql(c.var.tenant.id, q)];
     if (q.replayed === "false") where.push(sql`d.replayed_at IS NULL`);
     if (q.replayed === "true") where.push(sql`d.replayed_at IS NOT NULL`);
@@ -152,7 +151,7 @@ deadLetterRoutes.post(
     errors: ["not_found"],
   }),
   async (c) => {
-    const input = await parseBody(c, replayBody);
+    const input = c.req.valid("json");
     const db = c.var.db;
     const tenantId = c.var.tenant.id;
     let rows: DeadRow[] = [];

@@ -7,8 +7,8 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import type { Db } from "../db/client.ts";
 import { ApiError } from "../errors.ts";
-import { parseBody, parseWith } from "../http/body.ts";
 import { documented } from "../openapi/describe.ts";
+import { type EventRow, eventView } from "../outbox/view.ts";
 
 export const eventRoutes = new Hono<AppEnv>();
 
@@ -17,30 +17,6 @@ const readQuery = z.object({
   consumer: consumerName,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   wait: z.coerce.number().min(0).max(30).default(0),
-});
-
-export type EventRow = { seq: number; event_id: string; type: string; version: number; occurred_at: number; data: string };
-
-// JSON nulls from SQL json_object() are absent fields in the contracts.
-function dropNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(dropNulls);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([, v]) => v !== null)
-        .map(([k, v]) => [k, dropNulls(v)]),
-    );
-  }
-  return value;
-}
-
-export const eventView = (e: EventRow) => ({
-  seq: e.seq,
-  eventId: e.event_id,
-  type: e.type,
-  version: e.version,
-  occurredAt: new Date(e.occurred_at).toISOString(),
-  data: dropNulls(JSON.parse(e.data)),
 });
 
 async function cursorOf(db: Db, tenantId: string, consumer: string): Promise<number> {
@@ -76,7 +52,7 @@ eventRoutes.get(
     },
   }),
   async (c) => {
-    const q = parseWith(readQuery, c.req.query());
+    const q = c.req.valid("query");
     const tenantId = c.var.tenant.id;
     const cursor = await cursorOf(c.var.db, tenantId, q.consumer);
     const deadline = Date.now() + q.wait * 1000;
@@ -104,7 +80,7 @@ eventRoutes.post(
     errors: ["unprocessable"],
   }),
   async (c) => {
-    const input = await parseBody(c, ackBody);
+    const input = c.req.valid("json");
     const tenantId = c.var.tenant.id;
     const [max] = await c.var.db.all<{ seq: number | null }>(sql`SELECT MAX(seq) AS seq FROM outbox_events WHERE tenant_id = ${tenantId}`);
     if (input.seq > (max?.seq ?? 0))

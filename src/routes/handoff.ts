@@ -10,7 +10,7 @@ import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { handoffInput, handoffState } from "../contracts/automation.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import { ApiError } from "../errors.ts";
-import { parseBody, parseWith } from "../http/body.ts";
+import { parseWith } from "../http/body.ts";
 import { contactKey } from "../messages/contact-key.ts";
 import { errorField, log } from "../observability/log.ts";
 import { documented } from "../openapi/describe.ts";
@@ -85,14 +85,13 @@ handoffRoutes.post(
     caller: "apiKey",
     params,
     body: handoffInput,
+    bodyOptional: true,
     responses: { 200: { description: "The contact is with a person.", schema: handoffState } },
     errors: ["not_found"],
   }),
   async (c) => {
     const conversation = await conversationOf(c);
-    // No body at all is {} (a bare POST); anything sent is JSON, validated.
-    const sent = c.req.header("content-type") !== undefined || Number(c.req.header("content-length") ?? 0) > 0;
-    const input = sent ? await parseBody(c, handoffInput) : handoffInput.parse({});
+    const input = c.req.valid("json");
     const now = Date.now();
     const until = input.ttlMinutes ? now + input.ttlMinutes * 60_000 : null;
     await runBatch(c.var.db, takeOverStatements(conversation, { reason: input.reason ?? null, until, by: "operator", now }));

@@ -11,10 +11,9 @@ import { ApiError } from "../errors.ts";
 import { headerSafe } from "../contracts/credentials.ts";
 import { MAX_URL_LENGTH } from "../contracts/messages.ts";
 import { connectInstance } from "../evolution/client.ts";
-import { parseBody, parseWith } from "../http/body.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId, randomToken } from "../ids.ts";
-import { connectionStatements } from "../webhooks/process.ts";
+import { connectionStatements } from "../webhooks/apply.ts";
 import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing.ts";
 import { documented } from "../openapi/describe.ts";
 import { connectBot, disconnectBot, telegramAnswer, telegramInput, webhookOf } from "../channels/telegram.ts";
@@ -162,8 +161,8 @@ instanceRoutes.put(
     errors: ["conflict", "unprocessable", "unavailable"],
   }),
   async (c) => {
-    const name = parseWith(instanceName, c.req.param("name"), "name");
-    const input = await parseBody(c, putInstance);
+    const { name } = c.req.valid("param");
+    const input = c.req.valid("json");
     const channel = input.channel ?? "whatsapp";
     if (input.evolutionUrl) refusePrivateUrl(c.env, input.evolutionUrl, "evolutionUrl");
     if (input.telegram?.apiUrl) refusePrivateUrl(c.env, input.telegram.apiUrl, "telegram.apiUrl");

@@ -18,7 +18,7 @@ import { changes, runBatch } from "../db/batch.ts";
 import { messages } from "../db/schema.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { channel } from "../contracts/channels.ts";
-import { MAX_BATCH_BODY_BYTES, parseBody, parseWith, readJson } from "../http/body.ts";
+import { MAX_BATCH_BODY_BYTES } from "../http/body.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { acceptMessages, checkSendAt, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
 import { chargeMessages } from "../limits/rate-limit.ts";
@@ -55,8 +55,9 @@ messageRoutes.post(
     errors: ["conflict", "unprocessable"],
   }),
   async (c) => {
-    const body = await readJson(c);
-    const parsed = parseWith(sendMessageSchema, body);
+    const parsed = c.req.valid("json");
+    // The body as sent (the capped reader's value): an Idempotency-Key compares it with the first.
+    const body = await c.req.json();
     // An operator's answer from the console names the operator's key, stamped here so a page cannot name another.
     const input = parsed.metadata?.source === "console" ? { ...parsed, metadata: { ...parsed.metadata, keyId: c.var.apiKeyId } } : parsed;
     refusePrivateMessageUrls(c.env, input);
@@ -95,7 +96,8 @@ const batchAnswer = z.object({
   results: z.array(
     z.union([
       z.object({ index: z.int(), id: z.string(), status: messageStatus, replayed: z.literal(true).optional() }),
-      z.object({ index: z.int(), error: errorSchema.shape.error }),
+      // An item's error is the error shape without the request id (the answer is one request).
+      z.object({ index: z.int(), error: errorSchema.shape.error.omit({ requestId: true }) }),
     ]),
   ),
 });
@@ -108,13 +110,15 @@ messageRoutes.post(
     tags,
     caller: "apiKey",
     body: sendBatchSchema.extend({ messages: z.array(sendMessageSchema).min(1).max(MAX_BATCH) }),
+    bodyCheck: sendBatchSchema,
+    maxBodyBytes: MAX_BATCH_BODY_BYTES,
     headers: idempotencyHeader,
     responses: { 200: { description: "One result per item.", schema: batchAnswer } },
     errors: ["conflict"],
   }),
   async (c) => {
-    const body = await readJson(c, MAX_BATCH_BODY_BYTES);
-    const { messages: items } = parseWith(sendBatchSchema, body);
+    const { messages: items } = c.req.valid("json");
+    const body = await c.req.json();
     await chargeMessages(c, items.length);
     return idempotent(c, "messages/batch", body, async (attempt) => {
       const parsed = items.map((item) => sendMessageSchema.safeParse(item));
@@ -178,7 +182,7 @@ messageRoutes.get(
     responses: { 200: { description: "A page; pass nextCursor as cursor for the next.", schema: listAnswer } },
   }),
   async (c) => {
-    const q = parseWith(listQuery, c.req.query());
+    const q = c.req.valid("query");
     const where: SQL[] = [eq(messages.tenantId, c.var.tenant.id)];
     if (q.status) where.push(eq(messages.status, q.status));
     if (q.instance) where.push(eq(messages.instanceName, q.instance));
@@ -217,7 +221,7 @@ messageRoutes.get(
     errors: ["not_found"],
   }),
   async (c) => {
-    const row = await ownMessage(c, c.req.param("id"));
+    const row = await ownMessage(c, c.req.valid("param").id);
     return c.json(messageView(row, historyOf(row)));
   },
 );
@@ -235,7 +239,7 @@ messageRoutes.delete(
     errors: ["not_found", "conflict"],
   }),
   async (c) => {
-    const row = await ownMessage(c, c.req.param("id"));
+    const row = await ownMessage(c, c.req.valid("param").id);
     const canceled = await applyTransition(c.var.db, {
       messageId: row.id,
       from: ["scheduled", "queued"],
@@ -270,8 +274,8 @@ messageRoutes.patch(
     errors: ["not_found", "conflict", "unprocessable"],
   }),
   async (c) => {
-    const input = await parseBody(c, patchBody);
-    const row = await ownMessage(c, c.req.param("id"));
+    const input = c.req.valid("json");
+    const row = await ownMessage(c, c.req.valid("param").id);
     const at = checkSendAt(input.sendAt, Date.now());
     if (row.status !== "scheduled")
       throw new ApiError("conflict", `Message is ${row.status}; only scheduled messages can be moved.`, [{ path: "status", message: row.status }]);
@@ -299,7 +303,7 @@ messageRoutes.post(
     errors: ["not_found", "conflict"],
   }),
   async (c) => {
-    const row = await ownMessage(c, c.req.param("id"));
+    const row = await ownMessage(c, c.req.valid("param").id);
     const [requeued] = await replayFailed(c.env, c.var.db, [row], "retry requested");
     if (!requeued) throw new ApiError("conflict", `Message is ${row.status}; only failed messages can be retried.`, [{ path: "status", message: row.status }]);
     return c.json(acceptedView({ ...(await ownMessage(c, row.id)) }), 202);

@@ -4,7 +4,6 @@ import { and, eq, gte, lt } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { parseWith } from "../http/body.ts";
 import { messageActivity } from "../db/schema.ts";
 import { documented } from "../openapi/describe.ts";
 import { messageCounts } from "../messages/counts.ts";
@@ -61,7 +60,7 @@ statsRoutes.get(
     responses: { 200: { description: "Buckets, oldest first.", schema: z.looseObject({ range: z.string(), buckets: z.array(z.unknown()) }) } },
   }),
   async (c) => {
-    const { range } = parseWith(timelineQuery, c.req.query());
+    const { range } = c.req.valid("query");
     const { bucketMs, buckets } = ranges[range];
     // Buckets end at the current bucket's end, so the last one fills as time passes.
     const end = Math.ceil((Date.now() + 1) / bucketMs) * bucketMs;

@@ -9,7 +9,6 @@ import type { AppEnv } from "../app-env.ts";
 import { bearer, ownerOfKey } from "../auth/api-keys.ts";
 import { recipient } from "../contracts/messages.ts";
 import { ApiError } from "../errors.ts";
-import { parseWith } from "../http/body.ts";
 import { streamEventTypes, type StreamOptions } from "../stream/tenant-stream.ts";
 import { documented } from "../openapi/describe.ts";
 
@@ -39,11 +38,12 @@ streamRoutes.get(
     tags: ["Events"],
     caller: "public",
     description: "Authenticate with Authorization: Bearer <key> or ?ticket= from POST /v1/events/stream/tickets.",
+    query: streamQuery,
     responses: { 101: { description: "Switching to the WebSocket." } },
     errors: ["invalid_request", "unauthorized"],
   }),
   async (c) => {
-    const { ticket, ...filters } = parseWith(streamQuery, c.req.query());
+    const { ticket, ...filters } = c.req.valid("query");
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new ApiError("invalid_request", "This route is a WebSocket: send Upgrade: websocket.", [{ path: "upgrade", message: "expected websocket" }]);
     }

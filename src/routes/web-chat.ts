@@ -9,7 +9,6 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { inboundMessages, instances, messages } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
-import { parseBody, parseWith } from "../http/body.ts";
 import { documented } from "../openapi/describe.ts";
 import { channelOf } from "../providers/registry.ts";
 import { chatOf, VISITOR_HEADER } from "../providers/web/chat.ts";
@@ -64,7 +63,7 @@ visitorRoutes.post(
     errors: ["invalid_request", "not_found", "unprocessable", "unavailable"],
   }),
   async (c) => {
-    const input = await parseBody(c, visitorInput);
+    const input = c.req.valid("json");
     const secret = webChatSecret(c.env);
     const row = await webInstanceNamed(c, c.req.param("name") ?? "");
     const expiresAt = Date.now() + input.ttlSeconds * 1000;
@@ -114,7 +113,7 @@ visitorRoutes.delete(
     errors: ["invalid_request", "not_found", "unprocessable"],
   }),
   async (c) => {
-    const { visitorId } = parseWith(visitorParams, c.req.param());
+    const { visitorId } = c.req.valid("param");
     const row = await webInstanceNamed(c, c.req.param("name") ?? "");
     const { revokedBefore, socketsClosed } = await chatOf(c.env, c.var.tenant.id, row.id, visitorId).revoke();
     return c.json({ visitorId, revokedBefore: new Date(revokedBefore).toISOString(), socketsClosed });
@@ -131,11 +130,12 @@ chatRoutes.get(
       "Opened by the page with ?token= from POST /v1/instances/:name/visitors. Refused before the upgrade: a missing, bad, expired or revoked token (401), an Origin outside the instance's allowedOrigins (403). The socket closes (code 1008, after an error frame token_expired, token_revoked or instance_removed) when its token expires, is revoked, or its instance is removed. Frames: see the web chat section of the channels guide.",
     tags: ["Web chat"],
     caller: "public",
+    query: chatQuery,
     responses: { 101: { description: "Switching to the WebSocket." } },
     errors: ["invalid_request", "unauthorized", "forbidden"],
   }),
   async (c) => {
-    const { token } = parseWith(chatQuery, c.req.query());
+    const { token } = c.req.valid("query");
     if (!token) throw new ApiError("unauthorized", "Missing ?token=: get one from POST /v1/instances/:name/visitors.");
     const visitor = await admittedVisitor(c, token);
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
@@ -188,7 +188,7 @@ chatHistoryRoutes.get(
     errors: ["invalid_request", "unauthorized", "forbidden"],
   }),
   async (c) => {
-    const { limit } = parseWith(historyQuery, c.req.query());
+    const { limit } = c.req.valid("query");
     const token = /^Bearer (.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
     if (!token) throw new ApiError("unauthorized", "Send the visitor token as Authorization: Bearer <token>.");
     const v = await admittedVisitor(c, token);

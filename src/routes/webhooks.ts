@@ -4,34 +4,16 @@
 import { sql } from "drizzle-orm";
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
-import {
-  connectionData,
-  eventName,
-  handledEvents,
-  qrcodeData,
-  sendMessageData,
-  updateData,
-  upsertData,
-  webhookEnvelope,
-} from "../contracts/evolution-webhooks.ts";
+import { eventName, handledEvents, webhookEnvelope } from "../contracts/evolution-webhooks.ts";
 import { ApiError } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
-import type { WebhookJob } from "../webhooks/process.ts";
+import { applyWebhookJob, type WebhookJob, webhookJob } from "../webhooks/evolution-job.ts";
 import { documented } from "../openapi/describe.ts";
 import { z } from "zod";
-import { applyNow, storeAndOffer } from "../automation/offer.ts";
 import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { errorField, log } from "../observability/log.ts";
 
 export const webhookRoutes = new Hono<AppEnv>();
-
-const eventData = {
-  "messages.upsert": upsertData,
-  "messages.update": updateData,
-  "send.message": sendMessageData,
-  "connection.update": connectionData,
-  "qrcode.updated": qrcodeData,
-};
 
 // Media webhooks with base64 on can be megabytes; the file itself is never stored.
 const MAX_WEBHOOK_BYTES = 32 * 1024 * 1024;
@@ -74,24 +56,37 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
     throw new ApiError("invalid_request", `The path says ${pathEvent} but the body is ${envelope.event}.`, [{ path: "event", message: "mismatch" }]);
   }
   if (!handledEvents.has(event)) return c.json({ received: true, ignored: true });
-  // A body of the wrong shape is refused here (400), not discovered later in the queue.
-  parseWith(eventData[event as keyof typeof eventData], envelope.data, "data");
-  const data = stripBase64(envelope.data);
-  const job: WebhookJob = { tenantId: instance.tenant_id, instanceId: instance.id, instanceName: instance.name, event, data, receivedAt: Date.now() };
+  // The one parse of the event's data: a body of the wrong shape is refused here (400), not
+  // discovered later in the queue.
+  const job = stripBase64(
+    parseWith(webhookJob, {
+      tenantId: instance.tenant_id,
+      instanceId: instance.id,
+      instanceName: instance.name,
+      event,
+      data: envelope.data,
+      receivedAt: Date.now(),
+    }),
+  );
   // Bytes, not characters: a long non-ASCII text is up to three bytes a character.
   if (new TextEncoder().encode(JSON.stringify(job)).byteLength > MAX_QUEUED_BYTES) {
-    const { outcome } = await storeAndOffer(c.env, c.var.db, job);
+    const { outcome } = await applyWebhookJob(c.env, c.var.db, job);
     return c.json({ received: true, outcome });
   }
   // Inbound messages are stored here, before the 200 (one D1 round trip, the same one the consumer
   // would make), and an automation instance's are handed to their contact's lane: the queue's batch
   // window would be most of a contact's wait for an answer, and a message Evolution was told we
   // have is in D1, not in a queue. If that fails, the queue takes the job as usual.
-  if (event === "messages.upsert") {
-    const applied = await applyNow(c.env, c.var.db, job).catch((err) => {
-      log("warn", "storing an inbound message in the request failed; queued instead", { error: errorField(err) });
-      return undefined;
-    });
+  if (job.event === "messages.upsert") {
+    // Every inbound message goes through the door, automation or not: whether the automation is on
+    // is read in the same D1 batch that stores the message, never from a per-isolate memory.
+    const applied = await applyWebhookJob(c.env, c.var.db, job).then(
+      (a) => a.outcome,
+      (err) => {
+        log("warn", "storing an inbound message in the request failed; queued instead", { error: errorField(err) });
+        return undefined;
+      },
+    );
     if (applied) {
       // Its message.received callback goes out now, as the consumer would send it after its batch
       // (only for a tenant with a callback URL: otherwise there is nothing to hand out).
@@ -108,12 +103,11 @@ async function accept(c: Context<AppEnv>, token: string, pathEvent?: string) {
   return c.json({ received: true });
 }
 
-function stripBase64(data: unknown): unknown {
-  if (!data || typeof data !== "object") return data;
-  const message = (data as { message?: unknown }).message;
-  if (!message || typeof message !== "object" || !("base64" in message)) return data;
-  const { base64: _dropped, ...rest } = message as Record<string, unknown>;
-  return { ...(data as object), message: rest };
+// A media message's file, when Evolution sends it inline: never stored, never queued.
+function stripBase64(job: WebhookJob): WebhookJob {
+  if (job.event !== "messages.upsert" || !job.data.message || !("base64" in job.data.message)) return job;
+  const { base64: _dropped, ...message } = job.data.message;
+  return { ...job, data: { ...job.data, message } };
 }
 
 const received = z.object({ received: z.literal(true), ignored: z.literal(true).optional(), outcome: z.unknown().optional() });

@@ -15,7 +15,7 @@ import { z } from "zod";
 import { liveKeyIds } from "../auth/api-keys.ts";
 import { database } from "../db/client.ts";
 import { randomToken } from "../ids.ts";
-import { eventView, type EventRow } from "../routes/events.ts";
+import { type EventRow, eventView } from "../outbox/view.ts";
 
 export const STREAM_POLL_MS = 300;
 const PAGE = 200;

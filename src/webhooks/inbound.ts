@@ -1,6 +1,8 @@
 // Turning an Evolution messages.upsert into the gateway's inbound record (bodies as in test/fixtures/evolution/).
+import { replyAddress } from "../automation/offer.ts";
 import type { UpsertData } from "../contracts/evolution-webhooks.ts";
-import { contactKey } from "../messages/contact-key.ts";
+import { contactKey, reportedNumber } from "../messages/contact-key.ts";
+import type { InboundMessage } from "../providers/provider.ts";
 
 type Message = Record<string, unknown>;
 const mediaTypes = ["imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage", "ptvMessage"] as const;
@@ -57,24 +59,41 @@ export function mediaOf(message: Message | undefined): Record<string, unknown> |
   return undefined;
 }
 
-const digits = (jid: string) => jid.replace(/@.*$/, "").replace(/:\d+$/, "");
-
 /** The contact a message belongs to: the group JID for groups, else the phone digits as the chat's
  *  key (from remoteJidAlt when the chat is addressed by @lid; a Brazilian mobile in its 13-digit
  *  form, as API sends to it are keyed), else the LID JID as given. */
 export function contactOf(key: UpsertData["key"]): string {
   if (key.remoteJid.endsWith("@g.us")) return key.remoteJid;
-  if (key.remoteJid.endsWith("@s.whatsapp.net")) return contactKey(digits(key.remoteJid));
-  if (key.remoteJidAlt?.endsWith("@s.whatsapp.net")) return contactKey(digits(key.remoteJidAlt));
+  const reported = reportedNumber(key.remoteJid) ?? (key.remoteJidAlt ? reportedNumber(key.remoteJidAlt) : undefined);
+  if (reported !== undefined) return contactKey(reported);
   return key.remoteJid;
 }
-
-/** The number as Evolution reported the chat (a phone JID, device suffix dropped), or undefined. */
-export const reportedNumber = (remoteJid: string): string | undefined => (remoteJid.endsWith("@s.whatsapp.net") ? digits(remoteJid) : undefined);
 
 export function timestampOf(ts: UpsertData["messageTimestamp"], fallback: number): number {
   if (typeof ts === "number") return ts * 1000;
   if (typeof ts === "string" && /^\d+$/.test(ts)) return Number(ts) * 1000;
   if (ts && typeof ts === "object" && typeof ts.low === "number") return ts.low * 1000;
   return fallback;
+}
+
+/** A messages.upsert as the inbound door takes every provider's message. Evolution's own id dedupes
+ *  it; the phone's own messages (fromMe) are kept, never answered. */
+export function evolutionMessage(data: UpsertData, receivedAt: number): InboundMessage {
+  const contact = contactOf(data.key);
+  return {
+    dedupeKey: null,
+    kind: "message",
+    contact,
+    replyTo: replyAddress(contact, data.key.remoteJid),
+    chat: data.key.remoteJid,
+    participant: data.key.participantAlt ?? data.key.participant ?? null,
+    providerMessageId: data.key.id,
+    fromMe: data.key.fromMe,
+    pushName: data.pushName ?? null,
+    messageType: data.messageType,
+    text: textOf(data.message ?? undefined) ?? null,
+    media: mediaOf(data.message ?? undefined) ?? null,
+    isGroup: data.key.remoteJid.endsWith("@g.us"),
+    timestamp: timestampOf(data.messageTimestamp, receivedAt),
+  };
 }

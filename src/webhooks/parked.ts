@@ -2,18 +2,21 @@
 // operator replays them once the cause (a D1 incident, a bug) is gone. Applying is idempotent,
 // so replaying a job that did apply after all changes nothing.
 import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
+import { z } from "zod";
 import type { Db } from "../db/client.ts";
 import { database } from "../db/client.ts";
 import { doubling } from "../lanes/backoff.ts";
 import { parkedWebhooks } from "../db/schema.ts";
-import { storeAndOffer } from "../automation/offer.ts";
 import { errorField, log } from "../observability/log.ts";
-import { webhookJob } from "./process.ts";
+import { applyWebhookJob, webhookJob } from "./evolution-job.ts";
+
+// Whose and which event a parked job is, read loosely: a job of an unexpected shape is parked too.
+const parkedLabel = z.object({ tenantId: z.string(), event: z.string() });
 
 export async function parkWebhooks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const db = database(env.DB);
   for (const message of batch.messages) {
-    const job = webhookJob.safeParse(message.body);
+    const job = parkedLabel.safeParse(message.body);
     try {
       await db
         .insert(parkedWebhooks)
@@ -69,7 +72,7 @@ export async function replayParked(env: Env, db: Db, opts: { ids?: string[]; lim
     if (!job.success) error = `not a webhook job: ${job.error.message.slice(0, 300)}`;
     else {
       try {
-        const { outcome } = await storeAndOffer(env, db, job.data);
+        const { outcome } = await applyWebhookJob(env, db, job.data);
         await db.update(parkedWebhooks).set({ replayedAt: Date.now(), lastError: null }).where(eq(parkedWebhooks.id, row.id));
         result.replayed.push({ id: row.id, outcome });
         continue;

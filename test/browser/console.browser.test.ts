@@ -7,7 +7,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEchoBot, type EchoBot } from "../../simulator/echo-bot.ts";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
-import { launchChromium, screenshotFolder, shoot as shootPage, widths } from "../support/browser.ts";
+import { launchChromium, openPage, type PageWatch, screenshotFolder, shoot as shootPage, signIn } from "../support/browser.ts";
 import { provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
 
 const shots = screenshotFolder("CONSOLE_SCREENSHOTS", "console");
@@ -17,8 +17,8 @@ let simulator: RunningSimulator;
 let bot: EchoBot;
 let browser: Browser;
 let page: Page;
+let watch: PageWatch;
 let tenant: Awaited<ReturnType<typeof provisionTenant>>;
-const foreign: string[] = [];
 
 async function gatewayApi(pathname: string, init: { method?: string; json?: unknown; key?: string } = {}) {
   const res = await fetch(`${gateway.url}${pathname}`, {
@@ -46,14 +46,8 @@ beforeAll(async () => {
   ]);
   tenant = await provisionTenant(gateway.url, simulator.url, { webhooks: "single", instance: "loja-centro" });
   browser = await launchChromium();
-  page = await browser.newPage({ viewport: widths.desktop });
-  page.setDefaultTimeout(15_000);
-  page.on("pageerror", (e) => console.error("page error:", e.message));
-  // No request may leave for another host.
-  page.on("request", (r) => {
-    const url = new URL(r.url());
-    if (url.protocol !== "data:" && url.host !== new URL(gateway.url).host) foreign.push(r.url());
-  });
+  watch = await openPage(browser, gateway.url);
+  page = watch.page;
 });
 afterAll(async () => {
   await browser?.close();
@@ -216,9 +210,7 @@ describe("the operator console", () => {
     expect(await page.evaluate(() => Object.keys(sessionStorage))).toEqual([]);
 
     // An idle session expires.
-    await page.fill("#api-key", tenant.apiKey);
-    await page.press("#api-key", "Enter");
-    await page.waitForSelector("#bar:not([hidden])");
+    await signIn(page, tenant.apiKey);
     await page.evaluate(() => {
       const key = "mensageiro.console.session";
       const s = JSON.parse(sessionStorage.getItem(key) ?? "{}");
@@ -229,9 +221,7 @@ describe("the operator console", () => {
 
     // Background refreshes are not use: a tab left on a page that redraws itself (instances, every
     // 15 s) still signs out once the idle time is up, with no reload and no click.
-    await page.fill("#api-key", tenant.apiKey);
-    await page.press("#api-key", "Enter");
-    await page.waitForSelector("#bar:not([hidden])");
+    await signIn(page, tenant.apiKey);
     await page.goto(`${gateway.url}/console/#/instances`);
     await page.waitForSelector("h1 >> text=Instances");
     await page.evaluate(() => {
@@ -250,13 +240,14 @@ describe("the operator console", () => {
       id: string;
       apiKey: string;
     };
-    await page.fill("#api-key", second.apiKey);
-    await page.press("#api-key", "Enter");
-    await page.waitForSelector("#bar:not([hidden])");
+    await signIn(page, second.apiKey);
     await fetch(`${gateway.url}/v1/admin/tenants/${tenant.tenantId}/keys/${second.id}`, { method: "DELETE", headers: admin });
     // No click needed: the revocation closes the console's live stream, and its reconnect finds the key gone.
     await expect.poll(() => page.textContent("#sign-in-error"), { timeout: 15_000 }).toContain("no longer valid");
     expect(await page.evaluate(() => sessionStorage.getItem("mensageiro.console.session"))).toBeNull();
-    expect(foreign).toEqual([]);
+    // Nothing the console did left this origin, failed, or broke the page's CSP (module scripts included).
+    expect(watch.foreign).toEqual([]);
+    expect(watch.pageErrors).toEqual([]);
+    expect(watch.cspViolations).toEqual([]);
   });
 });

@@ -3,27 +3,22 @@
 // (the echo bot): a message arriving live at the top of the list, an operator taking a conversation
 // over from the agent, answering it, and handing it back. Screenshots at phone and desktop widths
 // go to a temporary folder, or to docs/console/ with CONSOLE_SCREENSHOTS=1.
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEchoBot, type EchoBot } from "../../simulator/echo-bot.ts";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
-import { provisionTenant, ROOT, startGateway, type Gateway } from "../support/gateway.ts";
+import { launchChromium, openPage, type PageWatch, screenshotFolder, shoot as shootPage, signIn } from "../support/browser.ts";
+import { provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const shots = process.env.CONSOLE_SCREENSHOTS ? path.join(ROOT, "docs/console") : mkdtempSync(path.join(tmpdir(), "inbox-shots-"));
-const widths = { phone: { width: 360, height: 780 }, desktop: { width: 1280, height: 860 } } as const;
+const shots = screenshotFolder("CONSOLE_SCREENSHOTS", "console");
 
 let gateway: Gateway;
 let simulator: RunningSimulator;
 let bot: EchoBot;
 let browser: Browser;
 let page: Page;
+let watch: PageWatch;
 let tenant: Awaited<ReturnType<typeof provisionTenant>>;
-const foreign: string[] = [];
-const pageErrors: string[] = [];
 const frames: { at: number; payload: string }[] = [];
 
 // Two customers: the agent hands Lia to a person itself; the operator takes Joana over.
@@ -56,36 +51,20 @@ const simTexts = async (number: string) =>
   ).calls.map((c) => c.body.text);
 
 /** The page as it is now, at both widths; at the phone's width nothing is wider than the screen. */
-async function shoot(name: string) {
-  for (const [kind, size] of Object.entries(widths)) {
-    await page.setViewportSize(size);
-    if (kind === "phone") expect(await page.evaluate<number>("document.documentElement.scrollWidth"), `${name} at 360 px`).toBeLessThanOrEqual(size.width);
-    await page.screenshot({ path: path.join(shots, `${name}-${kind}.png`), fullPage: true });
-  }
-  await page.setViewportSize(widths.desktop);
-}
+const shoot = (name: string) => shootPage(page, shots, name, { fitsPhone: true });
 
 beforeAll(async () => {
-  expect(existsSync(CHROMIUM), `chromium not found at ${CHROMIUM} (apt-get install chromium)`).toBe(true);
-  mkdirSync(shots, { recursive: true });
   [simulator, gateway, bot] = await Promise.all([startSimulator({ port: 0, deliveredDelayMs: 300, readDelayMs: 700 }), startGateway(), startEchoBot()]);
   tenant = await provisionTenant(gateway.url, simulator.url, { webhooks: "single", instance: "loja-inbox" });
   const automation = await gatewayApi(`/v1/instances/${tenant.instance}/automation`, { method: "PUT", json: { url: `${bot.url}/bot/inbox` } });
   expect(automation.status).toBe(200);
   await post(`${bot.url}/_bot/inbox`, { secret: automation.body.secret }, "PUT");
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
-  page = await browser.newPage({ viewport: widths.desktop });
-  page.setDefaultTimeout(15_000);
-  page.on("pageerror", (e) => pageErrors.push(e.message));
+  browser = await launchChromium();
+  watch = await openPage(browser, gateway.url);
+  page = watch.page;
   page.on("websocket", (ws) => ws.on("framereceived", (f) => frames.push({ at: Date.now(), payload: String(f.payload) })));
-  page.on("request", (r) => {
-    const url = new URL(r.url());
-    if (url.protocol !== "data:" && url.host !== new URL(gateway.url).host) foreign.push(r.url());
-  });
   await page.goto(`${gateway.url}/console/`);
-  await page.fill("#api-key", tenant.apiKey);
-  await page.press("#api-key", "Enter");
-  await page.waitForSelector("#bar:not([hidden])");
+  await signIn(page, tenant.apiKey);
 });
 afterAll(async () => {
   await browser?.close();
@@ -244,7 +223,8 @@ describe("the console's inbox", () => {
     const sent = (await gatewayApi("/v1/messages?instance=site-chat")).body.data.find((m: { text?: string }) => m.text === "Oi Ana, sou a Carla.");
     expect((await gatewayApi(`/v1/messages/${sent.id}`)).body).toMatchObject({ channel: "web", metadata: { source: "console" } });
     expect((await gatewayApi(`/v1/instances/site-chat/contacts/${visitor}/handoff`)).body).toMatchObject({ state: "human", by: "operator" });
-    expect(foreign).toEqual([]);
-    expect(pageErrors).toEqual([]);
+    expect(watch.foreign).toEqual([]);
+    expect(watch.pageErrors).toEqual([]);
+    expect(watch.cspViolations).toEqual([]);
   });
 });

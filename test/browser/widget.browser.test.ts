@@ -9,7 +9,7 @@ import path from "node:path";
 import type { Browser, Page, WebSocketRoute } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EchoBot, startEchoBot } from "../../simulator/echo-bot.ts";
-import { launchChromium, screenshotFolder, shoot, widths } from "../support/browser.ts";
+import { launchChromium, openPage, type PageWatch, screenshotFolder, shoot, widths } from "../support/browser.ts";
 import { type Gateway, startGateway } from "../support/gateway.ts";
 
 const INSTANCE = "demo-web";
@@ -20,9 +20,8 @@ let gateway: Gateway;
 let bot: EchoBot;
 let browser: Browser;
 let page: Page;
+let watch: PageWatch;
 let apiKey: string;
-const foreign: string[] = [];
-const cspViolations: string[] = [];
 
 async function gatewayApi(pathname: string, init: { method?: string; json?: unknown } = {}) {
   const res = await fetch(`${gateway.url}${pathname}`, {
@@ -68,17 +67,8 @@ beforeAll(async () => {
   }
   gateway = await startGateway({ persistDir, vars: { WEB_CHAT_DEMO: demo } });
   browser = await launchChromium();
-  page = await browser.newPage({ viewport: widths.desktop });
-  page.setDefaultTimeout(15_000);
-  page.on("pageerror", (e) => console.error("page error:", e.message));
-  page.on("console", (m) => {
-    if (/content security policy/i.test(m.text())) cspViolations.push(m.text());
-  });
-  // No request may leave for another host.
-  page.on("request", (r) => {
-    const url = new URL(r.url());
-    if (url.protocol !== "data:" && url.host !== new URL(gateway.url).host) foreign.push(r.url());
-  });
+  watch = await openPage(browser, gateway.url);
+  page = watch.page;
 });
 afterAll(async () => {
   await browser?.close();
@@ -166,8 +156,8 @@ describe("the web chat widget on /chat/demo", () => {
     await page.keyboard.press("Tab");
     expect(await page.evaluate<string | undefined>("document.activeElement?.shadowRoot?.activeElement?.textContent")).toBe("Send");
     await page.setViewportSize(widths.desktop);
-    expect(foreign).toEqual([]);
-    expect(cspViolations).toEqual([]);
+    expect(watch.foreign).toEqual([]);
+    expect(watch.cspViolations).toEqual([]);
   });
 
   it("without a target, a corner button opens and closes the panel from the keyboard", async () => {

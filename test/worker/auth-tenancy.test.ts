@@ -43,7 +43,7 @@ describe("admin and API keys", () => {
     expect(revoke.status).toBe(200);
     const res = await api("/v1/instances", { key: issued.apiKey });
     expect(res.status).toBe(401);
-    expect(await json(res)).toEqual({ error: { code: "unauthorized", message: expect.any(String), details: [] } });
+    expect(await json(res)).toEqual({ error: { code: "unauthorized", message: expect.any(String), details: [], requestId: expect.any(String) } });
     // The first key still works; revoking twice is 404.
     expect((await api("/v1/instances", { key: tenant.key })).status).toBe(200);
     expect((await api(`/v1/admin/tenants/${tenant.id}/keys/${issued.id}`, { method: "DELETE", key: ADMIN })).status).toBe(404);

@@ -11,7 +11,9 @@ import { catchUpAutomation, STALE_PENDING_MS } from "../../src/automation/wake.t
 import { database } from "../../src/db/client.ts";
 import { contactForms, contactKey } from "../../src/messages/contact-key.ts";
 import { purge, sweep } from "../../src/sweep/sweeper.ts";
-import { processWebhook } from "../../src/webhooks/process.ts";
+import { runBatch } from "../../src/db/batch.ts";
+import { storeStatements } from "../../src/webhooks/apply.ts";
+import { inboundJobOf, webhookJob } from "../../src/webhooks/evolution-job.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
 import { ADMIN, api, eventually, json, postWebhook, send, setupTenant, unique, waitForStatus } from "./helpers.ts";
 
@@ -658,8 +660,19 @@ describe("nothing left behind", () => {
     const contact = "5511970000112";
     // Stored alone, as an isolate that believed the automation off did.
     const { body } = upsert(s, contact, "esquecida");
-    const job = { tenantId: s.id, instanceId: s.instanceId, instanceName: s.instance, event: "messages.upsert", data: body.data, receivedAt: Date.now() };
-    expect(await processWebhook(database(env.DB), job)).toBe("stored");
+    const job = inboundJobOf(
+      webhookJob.parse({
+        tenantId: s.id,
+        instanceId: s.instanceId,
+        instanceName: s.instance,
+        event: "messages.upsert",
+        data: body.data,
+        receivedAt: Date.now(),
+      }),
+    );
+    if (job.kind !== "message") throw new Error("not a message");
+    const [stored] = await runBatch(database(env.DB), storeStatements(job.target, job.message, job.receivedAt));
+    expect(stored?.meta.changes).toBeGreaterThan(0);
     expect(await deliveries(s)).toEqual([]);
     // Past the grace a message gets to finish its way through the route and the queue.
     const later = Date.now() + 2 * 60_000;

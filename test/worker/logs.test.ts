@@ -68,6 +68,24 @@ describe("request log lines", () => {
       expect(all).not.toContain(secret);
     }
   });
+
+  it("gives every error answer the request id its log line carries", async () => {
+    const t = await setupTenant();
+    const answers = [
+      await api("/v1/instances", { key: `${t.key}x` }),
+      await api("/v1/messages", { method: "POST", key: t.key, json: { instance: t.instance, to: "not-a-number", text: "x" } }),
+      await api("/api/whatsapp/send-message", { method: "POST", json: {} }),
+      await api("/v1/no-such-route", { key: t.key }),
+    ];
+    const requests = parsed().filter((l) => l.msg === "request");
+    for (const res of answers) {
+      const body = await json(res);
+      expect(body.error.requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(res.headers.get("x-request-id")).toBe(body.error.requestId);
+      expect(requests.find((l) => l.requestId === body.error.requestId)?.status).toBe(res.status);
+    }
+    expect(answers.map((r) => r.status)).toEqual([401, 400, 401, 404]);
+  });
 });
 
 describe("scrubbing", () => {

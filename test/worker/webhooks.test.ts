@@ -10,11 +10,14 @@ import documentFixture from "../fixtures/evolution/messages.upsert.document.json
 import fromMeFixture from "../fixtures/evolution/messages.upsert.fromme-phone.json";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
 import sendMessageFixture from "../fixtures/evolution/send.message.text.json";
-import { database } from "../../src/db/client.ts";
+import { type Db, database } from "../../src/db/client.ts";
 import worker from "../../src/index.ts";
 import { applyPendingReceipts } from "../../src/messages/receipts.ts";
-import { processWebhook } from "../../src/webhooks/process.ts";
+import { applyWebhookJob, webhookJob } from "../../src/webhooks/evolution-job.ts";
 import { api, eventually, json, messageRow, postWebhook, send, setupTenant, unique, waitForStatus } from "./helpers.ts";
+
+// A job as the route takes it in (parsed once), applied through the inbound door: its outcome.
+const processWebhook = async (db: Db, job: unknown) => (await applyWebhookJob(env, db, webhookJob.parse(job))).outcome;
 
 let t: Awaited<ReturnType<typeof setupTenant>>;
 let token: string;

@@ -5,7 +5,9 @@
 //
 // A visitor's `message` frame becomes an inbound message of the instance (stored in D1 and offered to
 // its automation like a WhatsApp or Telegram one); `ack` and `read` are the receipts of the messages
-// sent to the visitor, through the same receipt path as WhatsApp's.
+// sent to the visitor. Both go through the gateway's inbound door: this room only hands them over
+// (`received`, `receipted`), and the Durable Object class the Worker exports (src/webhooks/) is this
+// room with its door.
 //
 // A socket lives no longer than its token: each remembers its token's expiry, and the object's alarm
 // (armed for the earliest one) closes those past it. Revoking the visitor's tokens (a time kept in
@@ -14,13 +16,11 @@
 import { DurableObject } from "cloudflare:workers";
 import { and, eq } from "drizzle-orm";
 import { z } from "zod";
-import { runBatch } from "../../db/batch.ts";
 import { database } from "../../db/client.ts";
 import { instances, type MediaJson } from "../../db/schema.ts";
 import { newId } from "../../ids.ts";
-import { type ReceiptStatus, receiptByProviderStatements } from "../../messages/receipts.ts";
 import { log } from "../../observability/log.ts";
-import { storeChannelInbound } from "../../webhooks/channel-inbound.ts";
+import type { InboundMessage, ReceiptKind } from "../provider.ts";
 import { clientFrame, type ErrorCode, FRAMES_PER_MINUTE, frame, MAX_FRAME_BYTES, MESSAGES_PER_MINUTE } from "./frames.ts";
 
 export const chatOf = (env: Env, tenantId: string, instanceId: string, visitorId: string) =>
@@ -52,7 +52,15 @@ const REVOKED_BEFORE = "revokedBefore";
 
 type OutboundRow = { message_id: string; text: string | null; media: string | null; at: number };
 
-export class VisitorChat extends DurableObject<Env> {
+/** Whose conversation a frame came in on. */
+export type VisitorTarget = { tenantId: string; instanceId: string; instanceName: string };
+
+export abstract class VisitorChatRoom extends DurableObject<Env> {
+  /** Stores the visitor's message as an inbound message of the instance; answers its stored id. */
+  protected abstract received(target: VisitorTarget, message: InboundMessage): Promise<string | undefined>;
+  /** A receipt for a message sent to the visitor (its provider id is its own id). */
+  protected abstract receipted(instanceId: string, messageId: string, status: ReceiptKind, at: number): Promise<void>;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS outbound (
@@ -218,40 +226,34 @@ export class VisitorChat extends DurableObject<Env> {
     const now = Date.now();
     // The client's id makes a resend after a dropped socket a duplicate, not a second message.
     const providerMessageId = clientMessageId ? `${s.visitorId}:${clientMessageId}` : newId("wchat");
-    const [stored] = await storeChannelInbound(
-      this.env,
-      database(this.env.DB),
-      { tenantId: s.tenantId, instanceId: s.instanceId, instanceName: s.instanceName, channel: "web" },
-      [
-        {
-          dedupeKey: `web:${providerMessageId}`,
-          kind: "message",
-          contact: s.visitorId,
-          replyTo: s.visitorId,
-          chat: s.visitorId,
-          participant: null,
-          providerMessageId,
-          pushName: s.name,
-          messageType: "text",
-          text: content,
-          media: null,
-          isGroup: false,
-          timestamp: now,
-        },
-      ],
-      now,
+    const storedId = await this.received(
+      { tenantId: s.tenantId, instanceId: s.instanceId, instanceName: s.instanceName },
+      {
+        dedupeKey: `web:${providerMessageId}`,
+        kind: "message",
+        contact: s.visitorId,
+        replyTo: s.visitorId,
+        chat: s.visitorId,
+        participant: null,
+        providerMessageId,
+        pushName: s.name,
+        messageType: "text",
+        text: content,
+        media: null,
+        isGroup: false,
+        timestamp: now,
+      },
     );
     // The inbound message's id: the one `processing` frames and the message's events carry.
-    sendQuietly(ws, JSON.stringify(frame.queued(stored?.id ?? providerMessageId, clientMessageId)));
+    sendQuietly(ws, JSON.stringify(frame.queued(storedId ?? providerMessageId, clientMessageId)));
   }
 
   // A tab received (`ack`) or showed (`read`) a message sent to the visitor.
-  private async receipt(ws: WebSocket, s: Attachment, messageId: string, status: ReceiptStatus): Promise<void> {
+  private async receipt(ws: WebSocket, s: Attachment, messageId: string, status: ReceiptKind): Promise<void> {
     if (!this.holds(messageId)) return this.refuse(ws, "unknown_message", `No message ${messageId} in this conversation.`);
     // Acknowledged: not replayed on the next connect.
     this.ctx.storage.sql.exec("UPDATE outbound SET acked = 1 WHERE message_id = ?", messageId);
-    // The message's provider id is its own id (see the provider's send).
-    await runBatch(database(this.env.DB), receiptByProviderStatements(s.instanceId, messageId, status, Date.now()));
+    await this.receipted(s.instanceId, messageId, status, Date.now());
   }
 
   private async instanceExists(s: Attachment): Promise<boolean> {

@@ -13,8 +13,8 @@ import { contactKey } from "../messages/contact-key.ts";
 import { errorField, log } from "../observability/log.ts";
 import type { Channel } from "../providers/provider.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
-import { storeChannelInbound } from "../webhooks/channel-inbound.ts";
-import { automationLane } from "./config.ts";
+import { automationLane } from "../automation/config.ts";
+import { storeInbound } from "./apply.ts";
 
 type Target = {
   id: string;
@@ -56,7 +56,7 @@ export async function postForAgent(env: Env, db: Db, tenantId: string, input: Ag
     ...(input.priority !== undefined ? { priority: input.priority } : {}),
     ...(md ? { channelMetadata: md } : {}),
   };
-  const [stored] = await storeChannelInbound(
+  const [stored] = await storeInbound(
     env,
     db,
     { tenantId, instanceId: target.id, instanceName: target.name, channel },

@@ -1,0 +1,16 @@
+// One owner per table: src/db/queries/<table>.ts is the only module that reads or writes its table;
+// everything else calls it. Import the owners through this index, one namespace per table:
+//   import { apiKeys, tenants } from "../db/queries/index.ts";   tenants.exists(db, id)
+// - Every function takes the drizzle client (`Db`) first and is named from the domain
+//   (`messages.claimForSend`, not `update1`).
+// - The query builder where it serves. Where raw SQL is right (changes() guards, INSERT … SELECT,
+//   json functions), the statement sits here beside a zod schema of its row: `row.parse(r)` or
+//   `z.array(row).parse(rows)`, never a `db.all<T>` cast.
+// - A statement meant for a `db.batch()` / runBatch() is returned un-awaited, so callers batch it
+//   with others (D1 has no interactive transactions; one batch is one transaction).
+// - A statement that touches several tables (a JOIN, an INSERT … SELECT, a subquery) lives with the
+//   table it writes, or for a read with the table it answers about.
+// - Status lists and the conditions built on them are written once, in ./statuses.ts.
+// - Owners import each other by file (never through this index), and nothing above src/db/.
+export * as apiKeys from "./api-keys.ts";
+export * as tenants from "./tenants.ts";

@@ -1,0 +1,27 @@
+// The tenants table: a tenant's name, settings and callback endpoint.
+import { eq } from "drizzle-orm";
+import type { Db } from "../client.ts";
+import { tenants } from "../schema.ts";
+
+export type TenantRow = typeof tenants.$inferSelect;
+export type NewTenant = typeof tenants.$inferInsert;
+
+/** Inserts a tenant; un-awaited, to batch with its first API key. */
+export function create(db: Db, tenant: NewTenant) {
+  return db.insert(tenants).values(tenant);
+}
+
+export async function exists(db: Db, id: string): Promise<boolean> {
+  const [row] = await db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, id));
+  return row !== undefined;
+}
+
+/** Changes a tenant's settings (null puts one back to its default); undefined when there is no such tenant. */
+export async function changeSettings(
+  db: Db,
+  id: string,
+  settings: Partial<Pick<TenantRow, "name" | "maxAttempts" | "rateLimitPerMinute">>,
+): Promise<TenantRow | undefined> {
+  const [row] = await db.update(tenants).set(settings).where(eq(tenants.id, id)).returning();
+  return row;
+}
