@@ -36,7 +36,12 @@ describe("rate limits per tenant", () => {
     const limited = await api("/v1/instances", { key: t.key });
     expect(limited.status).toBe(429);
     expect(await json(limited)).toEqual({
-      error: { code: "rate_limited", message: expect.stringContaining("5 requests per minute"), details: [{ path: "rateLimitPerMinute", message: "5" }] },
+      error: {
+        code: "rate_limited",
+        message: expect.stringContaining("5 requests per minute"),
+        details: [{ path: "rateLimitPerMinute", message: "5" }],
+        requestId: expect.any(String),
+      },
     });
     // GCRA at 5 a minute frees one request every 12 s.
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(11);
@@ -170,6 +175,7 @@ describe("message limit per tenant (work, not requests)", () => {
         code: "rate_limited",
         message: expect.stringContaining("5 messages per minute reached (this request carries 3)"),
         details: [{ path: "messages", message: "limit 5 per minute" }],
+        requestId: expect.any(String),
       },
     });
     // GCRA at 5 a minute frees one message every 12 s; three need two more than the one left.
