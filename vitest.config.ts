@@ -34,9 +34,6 @@ export default defineConfig(async () => {
           test: {
             name: "worker",
             include: ["test/worker/**/*.test.ts"],
-            // One runtime and module graph for all files: starting them per file cost about 8 s a file.
-            // Files do not share tenants or ids, so they need no fresh storage of their own.
-            isolate: false,
             setupFiles: ["./test/worker/apply-migrations.ts", "./test/worker/production-limits-setup.ts"],
             globalSetup: ["./test/worker/global-setup.ts"],
             testTimeout: 30_000,

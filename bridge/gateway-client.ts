@@ -2,6 +2,7 @@
 // Every answer is parsed with zod; transport failures and 5xx become `unavailable`.
 import { z } from "zod";
 import { gatewayEvent } from "../src/contracts/events.ts";
+import { unlessStopped } from "./backoff.ts";
 
 const itemError = z.object({ code: z.string(), message: z.string(), details: z.array(z.object({ path: z.string(), message: z.string() })).default([]) });
 const batchAnswer = z.object({
@@ -56,10 +57,19 @@ export function gatewayClient(baseUrl: string, apiKey: string, batchTimeoutMs = 
     }
   };
 
-  const json = async (res: Response): Promise<unknown> => {
+  // With a signal the body read ends when it aborts, whatever the body stream does: an abort that
+  // lands while a body is being read does not always settle res.json() (a stopping bridge hung there).
+  const json = async (res: Response, signal?: AbortSignal): Promise<unknown> => {
     try {
-      return await res.json();
-    } catch {
+      if (!signal) return await res.json();
+      const read = await unlessStopped(res.json(), signal);
+      if (!read) {
+        res.body?.cancel().catch(() => {});
+        throw new GatewayUnavailable(`${res.url}: stopped while reading the answer`);
+      }
+      return read.value;
+    } catch (err) {
+      if (err instanceof GatewayUnavailable) throw err;
       return undefined;
     }
   };
@@ -103,7 +113,7 @@ export function gatewayClient(baseUrl: string, apiKey: string, batchTimeoutMs = 
     async readEvents(consumer: string, limit: number, waitSeconds: number, signal?: AbortSignal): Promise<EventsPage> {
       const q = new URLSearchParams({ consumer, limit: String(limit), wait: String(waitSeconds) });
       const res = await call(`/v1/events?${q}`, { headers }, (waitSeconds + 30) * 1000, signal);
-      const body = await json(res);
+      const body = await json(res, signal);
       if (res.status !== 200) throw new GatewayUnavailable(`GET /v1/events: ${res.status} ${JSON.stringify(body)?.slice(0, 300)}`, retryAfter(res));
       const page = rawPage.safeParse(body);
       if (!page.success) throw new GatewayUnavailable(`GET /v1/events: unexpected answer: ${page.error.message}`);
@@ -114,9 +124,9 @@ export function gatewayClient(baseUrl: string, apiKey: string, batchTimeoutMs = 
       return { events, cursor: page.data.cursor, ackedCursor: page.data.ackedCursor };
     },
 
-    async ack(consumer: string, seq: number): Promise<number> {
-      const res = await call("/v1/events/ack", { method: "POST", headers, body: JSON.stringify({ consumer, seq }) }, 15_000);
-      const body = await json(res);
+    async ack(consumer: string, seq: number, signal?: AbortSignal): Promise<number> {
+      const res = await call("/v1/events/ack", { method: "POST", headers, body: JSON.stringify({ consumer, seq }) }, 15_000, signal);
+      const body = await json(res, signal);
       if (res.status !== 200) throw new GatewayUnavailable(`POST /v1/events/ack: ${res.status} ${JSON.stringify(body)?.slice(0, 300)}`, retryAfter(res));
       const parsed = z.object({ cursor: z.int() }).safeParse(body);
       if (!parsed.success) throw new GatewayUnavailable(`POST /v1/events/ack: unexpected answer: ${parsed.error.message}`);

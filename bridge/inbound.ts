@@ -1,9 +1,9 @@
 // Kafka → gateway: legacy send topics in, /v1/messages/batch out. A chunk's offsets are committed
 // only after the gateway answered for it and its poison records are in the DLQ.
-import { Backoff, sleep } from "./backoff.ts";
+import { Backoff, sleep, unlessStopped } from "./backoff.ts";
 import { batchKey, nextOffset, parseNote, pendingNote, planChunk, type Range } from "./chunks.ts";
 import { dlqTopic, type BridgeConfig } from "./config.ts";
-import type { GatewayClient } from "./gateway-client.ts";
+import type { BatchOutcome, GatewayClient } from "./gateway-client.ts";
 import type { BatchControl, InRecord, KafkaLink, OutRecord, PartitionBatch } from "./kafka.ts";
 import { decodeLegacy, type LegacyKind, type PoisonReason } from "./legacy.ts";
 import { errorText, type Logger } from "./log.ts";
@@ -63,7 +63,9 @@ export async function startInbound(deps: InboundDeps): Promise<void> {
       const tp = `${batch.topic}:${batch.partition}`;
       let records = batch.records;
       while (records.length > 0 && control.active() && !signal.aborted) {
-        const range = await pendingOf(batch.topic, batch.partition);
+        const read = await unlessStopped(pendingOf(batch.topic, batch.partition), signal);
+        if (!read) return;
+        const range = read.value;
         const plan = planChunk(records, range, { maxItems: config.inbound.batchSize, maxBytes: MAX_CHUNK_BYTES });
         if (!plan.complete) {
           // Only if records vanished (retention) since the note was written: fall back to at-least-once.
@@ -127,18 +129,26 @@ async function relayChunk(
     const backoff = new Backoff(250, 15_000);
     let resume: (() => void) | undefined;
     const postStarted = performance.now();
-    // A slow gateway must not cost the partition: heartbeat while the POST is out.
+    // A slow gateway must not cost the partition: heartbeat while the POST is out. A stop does not
+    // wait for the answer: the chunk stays uncommitted under its note, and a successor posts it again
+    // with the same key (the gateway replays what it took).
     const post = () =>
-      heartbeating(
-        gateway.sendBatch(
-          items.map((i) => i.item),
-          key,
+      unlessStopped(
+        heartbeating(
+          gateway.sendBatch(
+            items.map((i) => i.item),
+            key,
+          ),
+          control,
+          signal,
         ),
-        control,
+        signal,
       );
-    let outcome: Awaited<ReturnType<typeof post>>;
+    let outcome: BatchOutcome;
     try {
-      outcome = await post();
+      const first = await post();
+      if (!first) return false;
+      outcome = first.value;
       while (outcome.kind === "retry" || outcome.kind === "misconfigured") {
         metrics.inc("bridge_gateway_failures_total", { relay: "inbound" });
         metrics.state.gatewayUp = false;
@@ -168,7 +178,9 @@ async function relayChunk(
         );
         await sleepHeartbeating(wait, control, signal);
         if (!alive()) return false;
-        outcome = await post();
+        const again = await post();
+        if (!again) return false;
+        outcome = again.value;
       }
     } finally {
       // Always: a partition left paused (an exception, a lost member) is never fetched again by
@@ -259,7 +271,8 @@ async function publishRetrying(deps: InboundDeps, records: OutRecord[], control:
   const backoff = new Backoff(250, 15_000);
   for (;;) {
     try {
-      await deps.kafka.publish(records);
+      // Stopping mid-produce: the chunk is not committed, so a successor dead-letters it again.
+      if (!(await unlessStopped(deps.kafka.publish(records), deps.signal))) return false;
       deps.metrics.state.kafkaUp = true;
       return true;
     } catch (err) {
@@ -273,13 +286,14 @@ async function publishRetrying(deps: InboundDeps, records: OutRecord[], control:
   }
 }
 
-/** Awaits `work`, heartbeating every couple of seconds meanwhile. */
-async function heartbeating<T>(work: Promise<T>, control: BatchControl): Promise<T> {
+/** Awaits `work`, heartbeating every couple of seconds meanwhile (until the bridge stops). */
+async function heartbeating<T>(work: Promise<T>, control: BatchControl, stopping: AbortSignal): Promise<T> {
   const over = new AbortController();
+  const done = AbortSignal.any([over.signal, stopping]);
   const beat = (async () => {
     for (;;) {
-      await sleep(HEARTBEAT_EVERY_MS, over.signal);
-      if (over.signal.aborted) return;
+      await sleep(HEARTBEAT_EVERY_MS, done);
+      if (done.aborted) return;
       await control.heartbeat();
     }
   })();

@@ -62,27 +62,38 @@ export function connectKafka(opts: { brokers: string[]; clientId: string; log: L
       opts.log(entry.level <= kafkaLogLevel.ERROR ? "error" : "warn", `kafkajs: ${message}`, { namespace: entry.namespace, ...fields });
     },
   });
-  let producer: Producer | undefined;
-  let admin: Admin | undefined;
   const consumers = new Map<Consumer, () => void>();
   const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
 
-  const connectedProducer = async () => {
-    if (!producer) {
-      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 5 } });
-      await p.connect();
-      producer = p;
-    }
-    return producer;
+  // One client each, shared by both relays: two callers arriving together wait for the same connect
+  // (else one client is left connected and never closed); a failed connect is tried again next time.
+  const once = <T extends Producer | Admin>(make: () => T) => {
+    let client: { made: T; connected: Promise<T> } | undefined;
+    return {
+      get: () => {
+        if (!client) {
+          const made = make();
+          const connected = made.connect().then(() => made);
+          client = { made, connected };
+          connected.catch(() => {
+            if (client?.made === made) client = undefined;
+          });
+        }
+        return client.connected;
+      },
+      close: async () => {
+        const c = client;
+        client = undefined;
+        await c?.made.disconnect();
+      },
+    };
   };
-  const connectedAdmin = async () => {
-    if (!admin) {
-      const a = kafka.admin();
-      await a.connect();
-      admin = a;
-    }
-    return admin;
-  };
+  const producer = once(() =>
+    kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 5 } }),
+  );
+  const admin = once(() => kafka.admin());
+  const connectedProducer = producer.get;
+  const connectedAdmin = admin.get;
 
   return {
     async publish(records) {
@@ -148,7 +159,8 @@ export function connectKafka(opts: { brokers: string[]; clientId: string; log: L
               commit: (offset, note) => consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset, metadata: note }]),
               pause,
               heartbeat: async () => {
-                if (lost) return;
+                // Once stopping there is nothing to keep: a heartbeat then would only reconnect.
+                if (lost || !isRunning()) return;
                 try {
                   await heartbeat();
                 } catch (err) {
@@ -201,7 +213,7 @@ export function connectKafka(opts: { brokers: string[]; clientId: string; log: L
       await Promise.allSettled([...consumers.keys()].map((c) => c.disconnect()));
       for (const stopped of consumers.values()) stopped();
       consumers.clear();
-      await Promise.allSettled([producer?.disconnect(), admin?.disconnect()]);
+      await Promise.allSettled([producer.close(), admin.close()]);
     },
   };
 }

@@ -1,12 +1,14 @@
 // Gateway → Kafka: long-polls the outbox as a named consumer and produces each event to its topic.
 // The cursor is acked only after Kafka acknowledged the whole page, so an event is never lost;
 // after a crash a page may be produced twice, with the same eventId.
-import { Backoff, sleep } from "./backoff.ts";
+import { Backoff, sleep, unlessStopped } from "./backoff.ts";
 import type { BridgeConfig } from "./config.ts";
 import { GatewayUnavailable, type EventsPage, type GatewayClient, type PageEvent } from "./gateway-client.ts";
 import type { KafkaLink, OutRecord } from "./kafka.ts";
 import { errorText, type Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+
+const LAST_ACK_MS = 2_000;
 
 export type OutboundDeps = { config: BridgeConfig; kafka: KafkaLink; gateway: GatewayClient; log: Logger; metrics: Metrics; signal: AbortSignal };
 
@@ -86,7 +88,8 @@ async function produceRetrying(deps: OutboundDeps, records: OutRecord[]): Promis
   const backoff = new Backoff(250, 15_000);
   while (!deps.signal.aborted) {
     try {
-      await deps.kafka.publish(records);
+      // Stopping mid-produce: the page is not acked, so it is read and produced again next time.
+      if (!(await unlessStopped(deps.kafka.publish(records), deps.signal))) return false;
       deps.metrics.state.kafkaUp = true;
       return true;
     } catch (err) {
@@ -100,12 +103,13 @@ async function produceRetrying(deps: OutboundDeps, records: OutRecord[]): Promis
   return false;
 }
 
-/** Acks after Kafka took the page. On stop one last attempt is made: it only saves duplicates. */
+/** Acks after Kafka took the page. On stop one short last attempt is made: it only saves duplicates. */
 async function ackRetrying(deps: OutboundDeps, seq: number): Promise<void> {
   const backoff = new Backoff(250, 15_000);
   for (;;) {
     try {
-      deps.metrics.state.outbox.ackedCursor = await deps.gateway.ack(deps.config.outbound.consumerName, seq);
+      const until = deps.signal.aborted ? AbortSignal.timeout(LAST_ACK_MS) : deps.signal;
+      deps.metrics.state.outbox.ackedCursor = await deps.gateway.ack(deps.config.outbound.consumerName, seq, until);
       return;
     } catch (err) {
       deps.metrics.inc("bridge_gateway_failures_total", { relay: "outbound" });

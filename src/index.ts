@@ -45,46 +45,50 @@ export { VisitorChat } from "./webhooks/visitor-chat.ts";
 
 export const app = new Hono<AppEnv>();
 
-app.use("*", requestId());
-app.use("*", requestLog);
-app.use("*", async (c, next) => {
-  c.set("db", database(c.env.DB));
-  await next();
-});
+// The tenant API: an API key and its rate limit in front of every route.
+const tenantApi = new Hono<AppEnv>()
+  .use("*", requireApiKey, rateLimit)
+  .route("/instances", automationRoutes)
+  .route("/instances", handoffRoutes)
+  .route("/instances", readRoutes)
+  .route("/instances", visitorRoutes)
+  .route("/conversations", conversationRoutes)
+  .route("/instances", instanceRoutes)
+  .route("/messages", messageRoutes)
+  .route("/events/stream/tickets", ticketRoutes)
+  .route("/events", eventRoutes)
+  .route("/contacts", contactRoutes)
+  .route("/stats", statsRoutes)
+  .route("/callbacks", callbackRoutes)
+  .route("/dead-letters", deadLetterRoutes);
 
-app.route("/", referenceRoutes(app));
-app.route("/", consoleRoutes);
-app.route("/chat", chatPageRoutes);
-app.route("/health", healthRoutes);
-app.route("/metrics", metricsRoutes);
-app.route("/v1/admin", adminRoutes);
-app.route("/webhooks/evolution", webhookRoutes);
-app.route("/webhooks/telegram", channelWebhookRoutes("telegram"));
-// Before the tenant API: a browser's WebSocket carries a ticket, not an Authorization header.
-app.route("/v1/events/stream", streamRoutes);
-// A visitor's browser carries its signed token, not an API key.
-app.route("/v1/chat/history", chatHistoryRoutes);
-app.route("/v1/chat", chatRoutes);
-app.route("/ws/chat", chatRoutes);
+// One chain, so that the app's type carries every route (`AppType`, for the typed client).
+const routes = app
+  .use("*", requestId())
+  .use("*", requestLog)
+  .use("*", async (c, next) => {
+    c.set("db", database(c.env.DB));
+    await next();
+  })
+  .route("/", referenceRoutes(app))
+  .route("/", consoleRoutes)
+  .route("/chat", chatPageRoutes)
+  .route("/health", healthRoutes)
+  .route("/metrics", metricsRoutes)
+  .route("/v1/admin", adminRoutes)
+  .route("/webhooks/evolution", webhookRoutes)
+  .route("/webhooks/telegram", channelWebhookRoutes("telegram"))
+  // Before the tenant API: a browser's WebSocket carries a ticket, not an Authorization header.
+  .route("/v1/events/stream", streamRoutes)
+  // A visitor's browser carries its signed token, not an API key.
+  .route("/v1/chat/history", chatHistoryRoutes)
+  .route("/v1/chat", chatRoutes)
+  .route("/ws/chat", chatRoutes)
+  .route("/v1", tenantApi)
+  .route("/api", compatRoutes);
 
-const tenantApi = new Hono<AppEnv>();
-tenantApi.use("*", requireApiKey, rateLimit);
-tenantApi.route("/instances", automationRoutes);
-tenantApi.route("/instances", handoffRoutes);
-tenantApi.route("/instances", readRoutes);
-tenantApi.route("/instances", visitorRoutes);
-tenantApi.route("/conversations", conversationRoutes);
-tenantApi.route("/instances", instanceRoutes);
-tenantApi.route("/messages", messageRoutes);
-tenantApi.route("/events/stream/tickets", ticketRoutes);
-tenantApi.route("/events", eventRoutes);
-tenantApi.route("/contacts", contactRoutes);
-tenantApi.route("/stats", statsRoutes);
-tenantApi.route("/callbacks", callbackRoutes);
-tenantApi.route("/dead-letters", deadLetterRoutes);
-app.route("/v1", tenantApi);
-
-app.route("/api", compatRoutes);
+/** Every route with its inputs and answers, for `hc<AppType>` (src/client.ts). */
+export type AppType = typeof routes;
 
 app.notFound(() => {
   throw new ApiError("not_found", "No such route.");

@@ -17,8 +17,6 @@ import { errorField, log } from "../observability/log.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { iso } from "../time.ts";
 
-export const automationRoutes = new Hono<AppEnv>();
-
 const tags = ["Automation"];
 const instanceParams = z.object({ name: z.string().describe("The instance's name.") });
 const countsAnswer = z.object({ pending: z.int(), retrying: z.int(), delivered: z.int(), dead: z.int() });
@@ -87,114 +85,6 @@ async function kickPending(c: Context<AppEnv>, instanceId: string): Promise<void
   await Promise.all(lanes.map((l) => automationLane(c.env, l.lane_key).kick()));
 }
 
-automationRoutes.put(
-  "/:name/automation",
-  documented({
-    summary: "Hand this instance's inbound messages to a handler (n8n, an AI agent)",
-    description:
-      "Each inbound message is POSTed to url, signed by the Standard Webhooks scheme, one call at a time per contact, in order; " +
-      "the handler's replies go back to the contact as ordinary messages. See the README's Automation section.",
-    tags,
-    caller: "apiKey",
-    params: instanceParams,
-    body: automationInput,
-    responses: { 200: { description: "The configuration; on creation with its secret (shown once).", schema: automationAnswer } },
-    errors: ["not_found", "conflict"],
-  }),
-  async (c) => {
-    const instance = await instanceOf(c);
-    const input = c.req.valid("json");
-    refusePrivateUrl(c.env, input.url, "url");
-    const now = Date.now();
-    const secret = newWebhookSecret();
-    // Insert or update in one statement; the secret only goes in on creation.
-    const [row] = await c.var.db.all<{ created_at: number }>(sql`
-    INSERT INTO automations (instance_id, tenant_id, url, secret, enabled, timeout_ms, context_messages, debounce_ms, include_groups, max_attempts,
-      state, failures, created_at, updated_at)
-    VALUES (${instance.id}, ${c.var.tenant.id}, ${input.url}, ${secret}, ${input.enabled ? 1 : 0}, ${input.timeoutMs}, ${input.contextMessages},
-      ${input.debounceMs}, ${input.includeGroups ? 1 : 0}, ${input.maxAttempts}, 'active', 0, ${now}, ${now})
-    ON CONFLICT (instance_id) DO UPDATE SET url = excluded.url, enabled = excluded.enabled, timeout_ms = excluded.timeout_ms,
-      context_messages = excluded.context_messages, debounce_ms = excluded.debounce_ms, include_groups = excluded.include_groups,
-      max_attempts = excluded.max_attempts, updated_at = excluded.updated_at
-    RETURNING created_at`);
-    const created = row?.created_at === now;
-    const saved = await loadAutomation(c.var.db, instance.id);
-    if (!saved) throw new ApiError("conflict", "The automation was deleted concurrently; retry.");
-    if (!created) c.executionCtx.waitUntil(kickPending(c, instance.id));
-    else c.header("cache-control", "no-store");
-    return c.json({ ...view(instance.name, saved), counts: await countsOf(c, instance.id), ...(created ? { secret } : {}) }, 200);
-  },
-);
-
-automationRoutes.get(
-  "/:name/automation",
-  documented({
-    summary: "This instance's automation, with its delivery counts",
-    tags,
-    caller: "apiKey",
-    params: instanceParams,
-    responses: { 200: { description: "The configuration and counts.", schema: automationAnswer.omit({ secret: true }) } },
-    errors: ["not_found"],
-  }),
-  async (c) => {
-    const instance = await instanceOf(c);
-    const saved = await loadAutomation(c.var.db, instance.id);
-    if (!saved) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
-    return c.json({ ...view(instance.name, saved), counts: await countsOf(c, instance.id) });
-  },
-);
-
-automationRoutes.delete(
-  "/:name/automation",
-  documented({
-    summary: "Stop handing this instance's inbound messages to a handler",
-    tags,
-    caller: "apiKey",
-    params: instanceParams,
-    responses: { 204: { description: "Removed; pending hand-offs are canceled." } },
-    errors: ["not_found"],
-  }),
-  async (c) => {
-    const instance = await instanceOf(c);
-    const now = Date.now();
-    const [removed] = await runBatch(c.var.db, [
-      sql`DELETE FROM automations WHERE instance_id = ${instance.id}`,
-      sql`UPDATE automation_deliveries SET status = 'canceled', updated_at = ${now} WHERE instance_id = ${instance.id} AND status = 'pending'`,
-      sql`DELETE FROM automation_parked WHERE instance_id = ${instance.id}`,
-    ]);
-    if ((removed?.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
-    return c.body(null, 204);
-  },
-);
-
-// The new secret is shown once; for 24 h calls carry signatures by both, so the handler can switch
-// to the new one at its own pace. A second rotation within the overlap drops the oldest secret.
-automationRoutes.post(
-  "/:name/automation/secret/rotate",
-  documented({
-    summary: "Rotate the automation's signing secret",
-    description: "The new secret is shown once; for 24 hours handler calls carry signatures by both the new and the previous secret.",
-    tags,
-    caller: "apiKey",
-    params: instanceParams,
-    responses: { 200: { description: "The new whsec_ secret.", schema: rotatedAutomationSecret } },
-    errors: ["not_found"],
-  }),
-  async (c) => {
-    const instance = await instanceOf(c);
-    const secret = newWebhookSecret();
-    const now = Date.now();
-    const until = now + ROTATION_OVERLAP_MS;
-    const rotated = await c.var.db.run(sql`UPDATE automations SET secret_previous = secret, secret_previous_until = ${until}, secret = ${secret},
-      updated_at = ${now} WHERE instance_id = ${instance.id}`);
-    if ((rotated.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
-    c.header("cache-control", "no-store");
-    return c.json({ secret, previousSecretValidUntil: new Date(until).toISOString(), rotatedAt: new Date(now).toISOString() } satisfies z.input<
-      typeof rotatedAutomationSecret
-    >);
-  },
-);
-
 const deadQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   // Opaque cursor: "<updatedAt>:<inbound id>" of the last item seen.
@@ -220,89 +110,193 @@ const deadLetterPage = z.object({
   nextCursor: z.string().nullable(),
 });
 
-automationRoutes.get(
-  "/:name/automation/dead-letters",
-  documented({
-    summary: "Inbound messages the handler never took (after maxAttempts)",
-    tags,
-    caller: "apiKey",
-    params: instanceParams,
-    query: deadQuery,
-    responses: { 200: { description: "Newest first, with a cursor.", schema: deadLetterPage } },
-    errors: ["not_found"],
-  }),
-  async (c) => {
-    const instance = await instanceOf(c);
-    const q = c.req.valid("query");
-    const [at, id] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1] ?? ""] : [Number.MAX_SAFE_INTEGER, "~"];
-    const rows = await c.var.db.all<DeadRow>(sql`
+type ReplayRow = InboundRow & { lane_key: string; status: string; tenant_id: string; instance_name: string; updated_at: number };
+
+export const automationRoutes = new Hono<AppEnv>()
+  .put(
+    "/:name/automation",
+    documented({
+      summary: "Hand this instance's inbound messages to a handler (n8n, an AI agent)",
+      description:
+        "Each inbound message is POSTed to url, signed by the Standard Webhooks scheme, one call at a time per contact, in order; " +
+        "the handler's replies go back to the contact as ordinary messages. See the README's Automation section.",
+      tags,
+      caller: "apiKey",
+      params: instanceParams,
+      body: automationInput,
+      responses: { 200: { description: "The configuration; on creation with its secret (shown once).", schema: automationAnswer } },
+      errors: ["not_found", "conflict"],
+    }),
+    async (c) => {
+      const instance = await instanceOf(c);
+      const input = c.req.valid("json");
+      refusePrivateUrl(c.env, input.url, "url");
+      const now = Date.now();
+      const secret = newWebhookSecret();
+      // Insert or update in one statement; the secret only goes in on creation.
+      const [row] = await c.var.db.all<{ created_at: number }>(sql`
+    INSERT INTO automations (instance_id, tenant_id, url, secret, enabled, timeout_ms, context_messages, debounce_ms, include_groups, max_attempts,
+      state, failures, created_at, updated_at)
+    VALUES (${instance.id}, ${c.var.tenant.id}, ${input.url}, ${secret}, ${input.enabled ? 1 : 0}, ${input.timeoutMs}, ${input.contextMessages},
+      ${input.debounceMs}, ${input.includeGroups ? 1 : 0}, ${input.maxAttempts}, 'active', 0, ${now}, ${now})
+    ON CONFLICT (instance_id) DO UPDATE SET url = excluded.url, enabled = excluded.enabled, timeout_ms = excluded.timeout_ms,
+      context_messages = excluded.context_messages, debounce_ms = excluded.debounce_ms, include_groups = excluded.include_groups,
+      max_attempts = excluded.max_attempts, updated_at = excluded.updated_at
+    RETURNING created_at`);
+      const created = row?.created_at === now;
+      const saved = await loadAutomation(c.var.db, instance.id);
+      if (!saved) throw new ApiError("conflict", "The automation was deleted concurrently; retry.");
+      if (!created) c.executionCtx.waitUntil(kickPending(c, instance.id));
+      else c.header("cache-control", "no-store");
+      return c.json({ ...view(instance.name, saved), counts: await countsOf(c, instance.id), ...(created ? { secret } : {}) }, 200);
+    },
+  )
+  .get(
+    "/:name/automation",
+    documented({
+      summary: "This instance's automation, with its delivery counts",
+      tags,
+      caller: "apiKey",
+      params: instanceParams,
+      responses: { 200: { description: "The configuration and counts.", schema: automationAnswer.omit({ secret: true }) } },
+      errors: ["not_found"],
+    }),
+    async (c) => {
+      const instance = await instanceOf(c);
+      const saved = await loadAutomation(c.var.db, instance.id);
+      if (!saved) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
+      return c.json({ ...view(instance.name, saved), counts: await countsOf(c, instance.id) });
+    },
+  )
+  .delete(
+    "/:name/automation",
+    documented({
+      summary: "Stop handing this instance's inbound messages to a handler",
+      tags,
+      caller: "apiKey",
+      params: instanceParams,
+      responses: { 204: { description: "Removed; pending hand-offs are canceled." } },
+      errors: ["not_found"],
+    }),
+    async (c) => {
+      const instance = await instanceOf(c);
+      const now = Date.now();
+      const [removed] = await runBatch(c.var.db, [
+        sql`DELETE FROM automations WHERE instance_id = ${instance.id}`,
+        sql`UPDATE automation_deliveries SET status = 'canceled', updated_at = ${now} WHERE instance_id = ${instance.id} AND status = 'pending'`,
+        sql`DELETE FROM automation_parked WHERE instance_id = ${instance.id}`,
+      ]);
+      if ((removed?.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
+      return c.body(null, 204);
+    },
+  )
+  // The new secret is shown once; for 24 h calls carry signatures by both, so the handler can switch
+  // to the new one at its own pace. A second rotation within the overlap drops the oldest secret.
+  .post(
+    "/:name/automation/secret/rotate",
+    documented({
+      summary: "Rotate the automation's signing secret",
+      description: "The new secret is shown once; for 24 hours handler calls carry signatures by both the new and the previous secret.",
+      tags,
+      caller: "apiKey",
+      params: instanceParams,
+      responses: { 200: { description: "The new whsec_ secret.", schema: rotatedAutomationSecret } },
+      errors: ["not_found"],
+    }),
+    async (c) => {
+      const instance = await instanceOf(c);
+      const secret = newWebhookSecret();
+      const now = Date.now();
+      const until = now + ROTATION_OVERLAP_MS;
+      const rotated = await c.var.db.run(sql`UPDATE automations SET secret_previous = secret, secret_previous_until = ${until}, secret = ${secret},
+      updated_at = ${now} WHERE instance_id = ${instance.id}`);
+      if ((rotated.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
+      c.header("cache-control", "no-store");
+      return c.json({ secret, previousSecretValidUntil: new Date(until).toISOString(), rotatedAt: new Date(now).toISOString() } satisfies z.input<
+        typeof rotatedAutomationSecret
+      >);
+    },
+  )
+  .get(
+    "/:name/automation/dead-letters",
+    documented({
+      summary: "Inbound messages the handler never took (after maxAttempts)",
+      tags,
+      caller: "apiKey",
+      params: instanceParams,
+      query: deadQuery,
+      responses: { 200: { description: "Newest first, with a cursor.", schema: deadLetterPage } },
+      errors: ["not_found"],
+    }),
+    async (c) => {
+      const instance = await instanceOf(c);
+      const q = c.req.valid("query");
+      const [at, id] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1] ?? ""] : [Number.MAX_SAFE_INTEGER, "~"];
+      const rows = await c.var.db.all<DeadRow>(sql`
     SELECT d.inbound_id, d.contact, d.attempts, d.last_error, d.updated_at, i.text FROM automation_deliveries d
     LEFT JOIN inbound_messages i ON i.id = d.inbound_id
     WHERE d.instance_id = ${instance.id} AND d.status = 'dead' AND (d.updated_at < ${at} OR (d.updated_at = ${at} AND d.inbound_id < ${id}))
     ORDER BY d.updated_at DESC, d.inbound_id DESC LIMIT ${q.limit + 1}`);
-    const page = rows.slice(0, q.limit);
-    const last = page.at(-1);
-    return c.json({
-      data: page.map((r) => ({
-        inboundId: r.inbound_id,
-        contact: r.contact,
-        text: r.text,
-        attempts: r.attempts,
-        error: r.last_error,
-        failedAt: iso(r.updated_at),
-      })),
-      nextCursor: rows.length > q.limit && last ? `${last.updated_at}:${last.inbound_id}` : null,
-    });
-  },
-);
-
-type ReplayRow = InboundRow & { lane_key: string; status: string; tenant_id: string; instance_name: string; updated_at: number };
-
-automationRoutes.post(
-  "/:name/automation/dead-letters/:inboundId/replay",
-  documented({
-    summary: "Hand an automation dead letter to the handler again",
-    description: "It goes back into its contact's automation lane, behind what that contact already has waiting.",
-    tags,
-    caller: "apiKey",
-    params: instanceParams.extend({ inboundId: z.string().describe("The inbound message's id (in_…).") }),
-    responses: { 202: { description: "Pending again.", schema: z.object({ inboundId: z.string(), status: z.literal("pending") }) } },
-    errors: ["not_found", "conflict", "unavailable"],
-  }),
-  async (c) => {
-    const instance = await instanceOf(c);
-    const inboundId = c.req.param("inboundId");
-    const [row] = await c.var.db.all<ReplayRow>(sql`
+      const page = rows.slice(0, q.limit);
+      const last = page.at(-1);
+      return c.json({
+        data: page.map((r) => ({
+          inboundId: r.inbound_id,
+          contact: r.contact,
+          text: r.text,
+          attempts: r.attempts,
+          error: r.last_error,
+          failedAt: iso(r.updated_at),
+        })),
+        nextCursor: rows.length > q.limit && last ? `${last.updated_at}:${last.inbound_id}` : null,
+      });
+    },
+  )
+  .post(
+    "/:name/automation/dead-letters/:inboundId/replay",
+    documented({
+      summary: "Hand an automation dead letter to the handler again",
+      description: "It goes back into its contact's automation lane, behind what that contact already has waiting.",
+      tags,
+      caller: "apiKey",
+      params: instanceParams.extend({ inboundId: z.string().describe("The inbound message's id (in_…).") }),
+      responses: { 202: { description: "Pending again.", schema: z.object({ inboundId: z.string(), status: z.literal("pending") }) } },
+      errors: ["not_found", "conflict", "unavailable"],
+    }),
+    async (c) => {
+      const instance = await instanceOf(c);
+      const inboundId = c.req.param("inboundId");
+      const [row] = await c.var.db.all<ReplayRow>(sql`
     SELECT d.lane_key, d.status, d.tenant_id, d.updated_at, i.instance_name, i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media,
       i.timestamp
     FROM automation_deliveries d JOIN inbound_messages i ON i.id = d.inbound_id
     WHERE d.inbound_id = ${inboundId} AND d.instance_id = ${instance.id}`);
-    if (!row) throw new ApiError("not_found", `No automation dead letter ${inboundId}.`);
-    if (row.status !== "dead") throw new ApiError("conflict", `Inbound message ${inboundId} is ${row.status}, not a dead letter.`);
-    if (!(await loadAutomation(c.var.db, instance.id))) throw new ApiError("conflict", `Instance ${instance.name} has no automation to replay to.`);
-    // The lane first, the record after: a failed call leaves the dead letter as it was (replayable
-    // again), never `pending` with nothing in a lane. The lane may answer it before the record is
-    // written (it then writes `delivered` over `dead`), so the record changes only if nobody touched it.
-    const waiting = await automationLane(c.env, row.lane_key)
-      .replay(
-        {
-          laneKey: row.lane_key,
-          tenantId: row.tenant_id,
-          instanceId: instance.id,
-          instanceName: row.instance_name,
-          contact: row.contact,
-          replyTo: replyAddress(row.contact, row.remote_jid),
-        },
-        itemOf(row),
-      )
-      .catch((err) => {
-        log("warn", "automation replay could not reach the lane", { laneKey: row.lane_key, error: errorField(err) });
-        throw new ApiError("unavailable", "The contact's automation lane could not be reached; the dead letter is unchanged, retry.");
-      });
-    if (!waiting) throw new ApiError("conflict", `Inbound message ${inboundId} was already handled by its lane.`);
-    const now = Date.now();
-    await c.var.db.run(sql`UPDATE automation_deliveries SET status = 'pending', attempts = 0, replayed_at = ${now}, updated_at = ${now}
+      if (!row) throw new ApiError("not_found", `No automation dead letter ${inboundId}.`);
+      if (row.status !== "dead") throw new ApiError("conflict", `Inbound message ${inboundId} is ${row.status}, not a dead letter.`);
+      if (!(await loadAutomation(c.var.db, instance.id))) throw new ApiError("conflict", `Instance ${instance.name} has no automation to replay to.`);
+      // The lane first, the record after: a failed call leaves the dead letter as it was (replayable
+      // again), never `pending` with nothing in a lane. The lane may answer it before the record is
+      // written (it then writes `delivered` over `dead`), so the record changes only if nobody touched it.
+      const waiting = await automationLane(c.env, row.lane_key)
+        .replay(
+          {
+            laneKey: row.lane_key,
+            tenantId: row.tenant_id,
+            instanceId: instance.id,
+            instanceName: row.instance_name,
+            contact: row.contact,
+            replyTo: replyAddress(row.contact, row.remote_jid),
+          },
+          itemOf(row),
+        )
+        .catch((err) => {
+          log("warn", "automation replay could not reach the lane", { laneKey: row.lane_key, error: errorField(err) });
+          throw new ApiError("unavailable", "The contact's automation lane could not be reached; the dead letter is unchanged, retry.");
+        });
+      if (!waiting) throw new ApiError("conflict", `Inbound message ${inboundId} was already handled by its lane.`);
+      const now = Date.now();
+      await c.var.db.run(sql`UPDATE automation_deliveries SET status = 'pending', attempts = 0, replayed_at = ${now}, updated_at = ${now}
     WHERE inbound_id = ${inboundId} AND status = 'dead' AND updated_at = ${row.updated_at}`);
-    return c.json({ inboundId, status: "pending" }, 202);
-  },
-);
+      return c.json({ inboundId, status: "pending" }, 202);
+    },
+  );

@@ -10,8 +10,6 @@ import { ApiError } from "../errors.ts";
 import { idempotent } from "../messages/idempotency.ts";
 import { compatErrorSchema, documented } from "../openapi/describe.ts";
 
-export const agentQueueRoutes = new Hono<AppEnv>();
-
 const tags = ["Compatibility"];
 
 const counts = z
@@ -30,23 +28,6 @@ const jobStates = ["waiting", "active", "completed", "failed"] as const satisfie
 
 const idParam = z.object({ id: z.string().min(1).max(100).describe("The messageId POST /api/messages answered (an inbound message's id).") });
 
-// Before /:id/status: "queue" is not a message id.
-agentQueueRoutes.get(
-  "/queue/stats",
-  documented({
-    summary: "The agent queue's counts (older system format)",
-    description: "The tenant's automation delivery records by state, from counters: see docs/compat.md.",
-    tags,
-    caller: "apiKey",
-    responses: { 200: { description: "The counts.", schema: z.object({ success: z.literal(true), data: counts }) } },
-    errorBody: compatErrorSchema,
-  }),
-  async (c) => {
-    const { counts } = await queueFigures(c.var.db, c.var.tenant.id);
-    return c.json({ success: true, data: counts });
-  },
-);
-
 const health = z.object({
   success: z.boolean(),
   data: z.object({
@@ -56,116 +37,132 @@ const health = z.object({
   }),
 });
 
-agentQueueRoutes.get(
-  "/queue/health",
-  documented({
-    summary: "The agent queue's health (older system format)",
-    description: "503 while the automation breaker of one of the tenant's instances is open (its handler kept failing); 200 otherwise.",
-    tags,
-    caller: "apiKey",
-    responses: {
-      200: { description: "Healthy.", schema: health },
-      503: { description: "A breaker is open.", schema: health },
+export const agentQueueRoutes = new Hono<AppEnv>()
+  // Before /:id/status: "queue" is not a message id.
+  .get(
+    "/queue/stats",
+    documented({
+      summary: "The agent queue's counts (older system format)",
+      description: "The tenant's automation delivery records by state, from counters: see docs/compat.md.",
+      tags,
+      caller: "apiKey",
+      responses: { 200: { description: "The counts.", schema: z.object({ success: z.literal(true), data: counts }) } },
+      errorBody: compatErrorSchema,
+    }),
+    async (c) => {
+      const { counts } = await queueFigures(c.var.db, c.var.tenant.id);
+      return c.json({ success: true, data: counts });
     },
-    errorBody: compatErrorSchema,
-  }),
-  async (c) => {
-    const { counts, pausedInstances } = await queueFigures(c.var.db, c.var.tenant.id);
-    const healthy = pausedInstances.length === 0;
-    const reasons = pausedInstances.map((name) => `The automation breaker of instance "${name}" is open: its handler keeps failing.`);
-    return c.json({ success: healthy, data: { healthy, stats: counts, reasons } }, healthy ? 200 : 503);
-  },
-);
-
-agentQueueRoutes.get(
-  "/:id/status",
-  documented({
-    summary: "A message's job state (older system format)",
-    description: "From the automation delivery record of the inbound message: pending → waiting (or active once called), answered → completed, dead → failed.",
-    tags,
-    caller: "apiKey",
-    params: idParam,
-    responses: {
-      200: {
-        description: "The job.",
-        schema: z.object({
-          success: z.literal(true),
-          data: z.looseObject({
-            messageId: z.string(),
-            state: z.enum(jobStates),
-            progress: z.union([z.literal(0), z.literal(50), z.literal(100)]),
-            finishedOn: z.number().nullable().describe("Epoch ms, once completed or failed."),
-            attemptsMade: z.int(),
-            failedReason: z.string().nullable(),
-            conversationId: z.string(),
-          }),
-        }),
+  )
+  .get(
+    "/queue/health",
+    documented({
+      summary: "The agent queue's health (older system format)",
+      description: "503 while the automation breaker of one of the tenant's instances is open (its handler kept failing); 200 otherwise.",
+      tags,
+      caller: "apiKey",
+      responses: {
+        200: { description: "Healthy.", schema: health },
+        503: { description: "A breaker is open.", schema: health },
       },
+      errorBody: compatErrorSchema,
+    }),
+    async (c) => {
+      const { counts, pausedInstances } = await queueFigures(c.var.db, c.var.tenant.id);
+      const healthy = pausedInstances.length === 0;
+      const reasons = pausedInstances.map((name) => `The automation breaker of instance "${name}" is open: its handler keeps failing.`);
+      return c.json({ success: healthy, data: { healthy, stats: counts, reasons } }, healthy ? 200 : 503);
     },
-    errors: ["not_found"],
-    errorBody: compatErrorSchema,
-  }),
-  async (c) => {
-    const { id } = c.req.valid("param");
-    const job = await jobOf(c.env, c.var.db, c.var.tenant.id, id);
-    if (!job) throw new ApiError("not_found", `No message ${id}.`);
-    return c.json({ success: true, data: job });
-  },
-);
-
-agentQueueRoutes.post(
-  "/",
-  documented({
-    summary: "A user's message for the agent (older system format)",
-    description:
-      "Stored as an inbound message of the channel's instance from the contact, and offered to that instance's automation (the agent), " +
-      "whose replies go back on the channel. The instance: channelMetadata.instance, else the tenant's only instance of the channel. " +
-      "The contact: channelMetadata.contact (visitorId, phoneNumber, chatId), else conversationId; a web message with neither starts a new visitor.",
-    tags,
-    caller: "apiKey",
-    body: agentMessage,
-    headers: { "Idempotency-Key": "As on POST /v1/messages." },
-    responses: {
-      202: {
-        description: "Queued for the agent.",
-        schema: z.object({
-          success: z.literal(true),
-          message: z.string(),
-          data: z.looseObject({
-            messageId: z.string(),
-            conversationId: z.string().describe("The contact: send it back to continue the conversation."),
-            jobId: z.string().describe("The messageId: jobs are the messages' automation records."),
-            status: z.literal("queued"),
-            estimatedTime: z.int().describe("Seconds until the handler is called: the automation's debounce, or an open breaker's next probe."),
+  )
+  .get(
+    "/:id/status",
+    documented({
+      summary: "A message's job state (older system format)",
+      description:
+        "From the automation delivery record of the inbound message: pending → waiting (or active once called), answered → completed, dead → failed.",
+      tags,
+      caller: "apiKey",
+      params: idParam,
+      responses: {
+        200: {
+          description: "The job.",
+          schema: z.object({
+            success: z.literal(true),
+            data: z.looseObject({
+              messageId: z.string(),
+              state: z.enum(jobStates),
+              progress: z.union([z.literal(0), z.literal(50), z.literal(100)]),
+              finishedOn: z.number().nullable().describe("Epoch ms, once completed or failed."),
+              attemptsMade: z.int(),
+              failedReason: z.string().nullable(),
+              conversationId: z.string(),
+            }),
           }),
-        }),
-      },
-    },
-    errors: ["conflict", "unprocessable", "unavailable"],
-    errorBody: compatErrorSchema,
-  }),
-  async (c) => {
-    const input = c.req.valid("json");
-    const body = await c.req.json();
-    return idempotent(c, "compat/agent-message", body, async (attempt) => {
-      // With an Idempotency-Key the id is the reservation's: a retry stores nothing twice.
-      const job = await postForAgent(c.env, c.var.db, c.var.tenant.id, input, attempt.messageId(0), attempt.now);
-      return {
-        status: 202,
-        body: {
-          success: true,
-          message: "Mensagem enfileirada para processamento",
-          data: {
-            messageId: job.messageId,
-            conversationId: job.conversationId,
-            jobId: job.messageId,
-            status: "queued",
-            estimatedTime: job.estimatedSeconds,
-            instance: job.instance,
-            channel: job.channel,
-          },
         },
-      };
-    });
-  },
-);
+      },
+      errors: ["not_found"],
+      errorBody: compatErrorSchema,
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const job = await jobOf(c.env, c.var.db, c.var.tenant.id, id);
+      if (!job) throw new ApiError("not_found", `No message ${id}.`);
+      return c.json({ success: true, data: job });
+    },
+  )
+  .post(
+    "/",
+    documented({
+      summary: "A user's message for the agent (older system format)",
+      description:
+        "Stored as an inbound message of the channel's instance from the contact, and offered to that instance's automation (the agent), " +
+        "whose replies go back on the channel. The instance: channelMetadata.instance, else the tenant's only instance of the channel. " +
+        "The contact: channelMetadata.contact (visitorId, phoneNumber, chatId), else conversationId; a web message with neither starts a new visitor.",
+      tags,
+      caller: "apiKey",
+      body: agentMessage,
+      headers: { "Idempotency-Key": "As on POST /v1/messages." },
+      responses: {
+        202: {
+          description: "Queued for the agent.",
+          schema: z.object({
+            success: z.literal(true),
+            message: z.string(),
+            data: z.looseObject({
+              messageId: z.string(),
+              conversationId: z.string().describe("The contact: send it back to continue the conversation."),
+              jobId: z.string().describe("The messageId: jobs are the messages' automation records."),
+              status: z.literal("queued"),
+              estimatedTime: z.int().describe("Seconds until the handler is called: the automation's debounce, or an open breaker's next probe."),
+            }),
+          }),
+        },
+      },
+      errors: ["conflict", "unprocessable", "unavailable"],
+      errorBody: compatErrorSchema,
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const body = await c.req.json();
+      return idempotent(c, "compat/agent-message", body, async (attempt) => {
+        // With an Idempotency-Key the id is the reservation's: a retry stores nothing twice.
+        const job = await postForAgent(c.env, c.var.db, c.var.tenant.id, input, attempt.messageId(0), attempt.now);
+        return {
+          status: 202,
+          body: {
+            success: true,
+            message: "Mensagem enfileirada para processamento",
+            data: {
+              messageId: job.messageId,
+              conversationId: job.conversationId,
+              jobId: job.messageId,
+              status: "queued",
+              estimatedTime: job.estimatedSeconds,
+              instance: job.instance,
+              channel: job.channel,
+            },
+          },
+        };
+      });
+    },
+  );

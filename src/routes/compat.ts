@@ -13,22 +13,6 @@ import { type Attempt, idempotent } from "../messages/idempotency.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
 import { compatErrorSchema, documented } from "../openapi/describe.ts";
 
-export const compatRoutes = new Hono<AppEnv>();
-// Older clients check `success`: the app's onError puts `success: false` beside the error shape,
-// set before the key check so that a refused key answers the same way.
-compatRoutes.use(
-  "*",
-  async (c, next) => {
-    c.set("compatErrors", true);
-    await next();
-  },
-  requireApiKey,
-  rateLimit,
-);
-
-// The older agent queue's API (POST /api/messages, its status, stats and health).
-compatRoutes.route("/messages", agentQueueRoutes);
-
 // An older format is checked, translated, then checked as a send (the errors of POST /v1/messages).
 const asSend = <S extends z.ZodType>(format: S, translate: (legacy: z.output<S>) => unknown) => format.transform(translate).pipe(legacySendMessageSchema);
 
@@ -56,93 +40,110 @@ async function accept(c: Context<AppEnv>, attempt: Attempt, input: SendMessageRe
   return prepared.row;
 }
 
-compatRoutes.post(
-  "/whatsapp/send-message",
-  compatDoc(
-    "Send (whatsapp-send-message format)",
-    whatsappSendMessage,
-    asSend(whatsappSendMessage, fromWhatsappSend),
-    200,
-    z.object({ success: z.literal(true), status: z.literal("queued"), messageId: z.string() }),
-  ),
-  async (c) => {
-    const input = c.req.valid("json");
-    const body = await c.req.json();
-    return idempotent(c, "compat/send-message", body, async (attempt) => {
-      const row = await accept(c, attempt, input, "compat:send-message");
-      return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
-    });
-  },
-);
-
-compatRoutes.post(
-  "/whatsapp/schedule-message",
-  compatDoc(
-    "Schedule (whatsapp-schedule-message format)",
-    whatsappScheduleMessage,
-    asSend(whatsappScheduleMessage, (legacy) => ({
-      ...fromWhatsappSchedule(legacy),
-      ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
-    })),
-    202,
-    z.object({ success: z.literal(true), scheduleId: z.string(), scheduledFor: z.string(), message: z.string() }),
-  ),
-  async (c) => {
-    const input = c.req.valid("json");
-    const body = await c.req.json();
-    return idempotent(c, "compat/schedule-message", body, async (attempt) => {
-      const row = await accept(c, attempt, input, "compat:schedule-message");
-      return {
-        status: 202,
-        body: { success: true, scheduleId: row.id, scheduledFor: new Date(row.sendAt!).toISOString(), message: "Mensagem agendada com sucesso" },
-      };
-    });
-  },
-);
-
-compatRoutes.post(
-  "/messaging/message/send",
-  compatDoc(
-    "Send (messaging.send format)",
-    messagingSend,
-    asSend(messagingSend, fromMessagingSend),
-    200,
-    z.object({
-      success: z.literal(true),
-      message: z.string(),
-      data: z.looseObject({ messageId: z.string(), status: z.string(), channelMessageId: z.string().optional(), queued: z.boolean().optional() }),
-    }),
-  ),
-  async (c) => {
-    const input = c.req.valid("json");
-    const body = await c.req.json();
-    const wait = preferredWait(c.req.header("prefer"));
-    return idempotent(c, "compat/messaging-send", body, async (attempt) => {
-      const row = await accept(c, attempt, input, "compat:messaging-send", wait !== undefined);
-      const queued = {
-        status: 200,
-        body: { success: true, message: "Mensagem enviada com sucesso", data: { messageId: row.id, status: "queued", queued: true } },
-      } as const;
-      if (wait) await attempt.provisional(queued);
-      const done = wait ? await waitUntilFinished(c.var.db, row.id, wait) : undefined;
-      if (done?.providerMessageId) {
+export const compatRoutes = new Hono<AppEnv>()
+  // Older clients check `success`: the app's onError puts `success: false` beside the error shape,
+  // set before the key check so that a refused key answers the same way.
+  .use(
+    "*",
+    async (c, next) => {
+      c.set("compatErrors", true);
+      await next();
+    },
+    requireApiKey,
+    rateLimit,
+  )
+  // The older agent queue's API (POST /api/messages, its status, stats and health).
+  .route("/messages", agentQueueRoutes)
+  .post(
+    "/whatsapp/send-message",
+    compatDoc(
+      "Send (whatsapp-send-message format)",
+      whatsappSendMessage,
+      asSend(whatsappSendMessage, fromWhatsappSend),
+      200,
+      z.object({ success: z.literal(true), status: z.literal("queued"), messageId: z.string() }),
+    ),
+    async (c) => {
+      const input = c.req.valid("json");
+      const body = await c.req.json();
+      return idempotent(c, "compat/send-message", body, async (attempt) => {
+        const row = await accept(c, attempt, input, "compat:send-message");
+        return { status: 200, body: { success: true, status: "queued", messageId: row.id } };
+      });
+    },
+  )
+  .post(
+    "/whatsapp/schedule-message",
+    compatDoc(
+      "Schedule (whatsapp-schedule-message format)",
+      whatsappScheduleMessage,
+      asSend(whatsappScheduleMessage, (legacy) => ({
+        ...fromWhatsappSchedule(legacy),
+        ...(legacy.scheduleId || legacy.userId !== undefined ? { metadata: { scheduleId: legacy.scheduleId, userId: legacy.userId } } : {}),
+      })),
+      202,
+      z.object({ success: z.literal(true), scheduleId: z.string(), scheduledFor: z.string(), message: z.string() }),
+    ),
+    async (c) => {
+      const input = c.req.valid("json");
+      const body = await c.req.json();
+      return idempotent(c, "compat/schedule-message", body, async (attempt) => {
+        const row = await accept(c, attempt, input, "compat:schedule-message");
+        return {
+          status: 202,
+          body: { success: true, scheduleId: row.id, scheduledFor: new Date(row.sendAt!).toISOString(), message: "Mensagem agendada com sucesso" },
+        };
+      });
+    },
+  )
+  .post(
+    "/messaging/message/send",
+    compatDoc(
+      "Send (messaging.send format)",
+      messagingSend,
+      asSend(messagingSend, fromMessagingSend),
+      200,
+      z.object({
+        success: z.literal(true),
+        message: z.string(),
+        data: z.looseObject({ messageId: z.string(), status: z.string(), channelMessageId: z.string().optional(), queued: z.boolean().optional() }),
+      }),
+    ),
+    async (c) => {
+      const input = c.req.valid("json");
+      const body = await c.req.json();
+      const wait = preferredWait(c.req.header("prefer"));
+      return idempotent(c, "compat/messaging-send", body, async (attempt) => {
+        const row = await accept(c, attempt, input, "compat:messaging-send", wait !== undefined);
+        const queued = {
+          status: 200,
+          body: { success: true, message: "Mensagem enviada com sucesso", data: { messageId: row.id, status: "queued", queued: true } },
+        } as const;
+        if (wait) await attempt.provisional(queued);
+        const done = wait ? await waitUntilFinished(c.var.db, row.id, wait) : undefined;
+        if (done?.providerMessageId) {
+          return {
+            status: 200,
+            body: {
+              success: true,
+              message: "Mensagem enviada com sucesso",
+              data: {
+                messageId: row.id,
+                channelMessageId: done.providerMessageId,
+                status: "sent",
+                timestamp: new Date(done.sentAt ?? Date.now()).toISOString(),
+              },
+            },
+          };
+        }
         return {
           status: 200,
           body: {
             success: true,
             message: "Mensagem enviada com sucesso",
-            data: { messageId: row.id, channelMessageId: done.providerMessageId, status: "sent", timestamp: new Date(done.sentAt ?? Date.now()).toISOString() },
+            data: { messageId: row.id, status: done?.status ?? "queued", queued: !done, ...(done?.lastError ? { error: done.lastError } : {}) },
           },
         };
-      }
-      return {
-        status: 200,
-        body: {
-          success: true,
-          message: "Mensagem enviada com sucesso",
-          data: { messageId: row.id, status: done?.status ?? "queued", queued: !done, ...(done?.lastError ? { error: done.lastError } : {}) },
-        },
-      };
-    });
-  },
-);
+      });
+    },
+  );

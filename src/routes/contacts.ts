@@ -13,8 +13,6 @@ import { contactForms } from "../messages/contact-key.ts";
 import { documented } from "../openapi/describe.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
 
-export const contactRoutes = new Hono<AppEnv>();
-
 const query = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   // Opaque cursor: "<at>:<id>" of the last item seen.
@@ -60,7 +58,7 @@ const timelineItem = z.object({
     .describe("With include=handoffs: a hand-off to a person (human) or back to the automation handler (bot)."),
 });
 
-contactRoutes.get(
+export const contactRoutes = new Hono<AppEnv>().get(
   "/:to/messages",
   documented({
     summary: "One contact's timeline: sent and received, newest first",

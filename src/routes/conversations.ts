@@ -10,9 +10,6 @@ import { ApiError } from "../errors.ts";
 import { documented } from "../openapi/describe.ts";
 import { contactOf, contactParam } from "./handoff.ts";
 
-export const conversationRoutes = new Hono<AppEnv>();
-export const readRoutes = new Hono<AppEnv>();
-
 const tags = ["Conversations"];
 const states = ["agent", "human", "failed"] as const;
 
@@ -96,7 +93,7 @@ export function conversationsStatement(tenantId: string, q: z.infer<typeof listQ
       ORDER BY c.last_at DESC, c.id DESC LIMIT ${q.limit + 1}`;
 }
 
-conversationRoutes.get(
+export const conversationRoutes = new Hono<AppEnv>().get(
   "/",
   documented({
     summary: "The inbox: conversations across instances and channels, newest activity first",
@@ -129,7 +126,7 @@ conversationRoutes.get(
   },
 );
 
-readRoutes.post(
+export const readRoutes = new Hono<AppEnv>().post(
   "/:name/contacts/:contact/read",
   documented({
     summary: "Mark a conversation read (an operator opened it)",

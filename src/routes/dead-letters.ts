@@ -12,8 +12,6 @@ import { replayFailed, type Replayable } from "../messages/replay.ts";
 import { documented } from "../openapi/describe.ts";
 import { iso } from "../time.ts";
 
-export const deadLetterRoutes = new Hono<AppEnv>();
-
 // Production D1 refuses a LIKE pattern over 50 bytes; the filter becomes `%<text>%` with `\`, `%`
 // and `_` escaped, so the text is held to what fits.
 export const MAX_LIKE_PATTERN_BYTES = 50;
@@ -102,30 +100,6 @@ const replayable = (r: DeadRow): Replayable => ({
 // Newest first.
 const tags = ["Dead letters"];
 
-deadLetterRoutes.get(
-  "/",
-  documented({
-    summary: "Messages that failed for good, newest first",
-    tags,
-    caller: "apiKey",
-    query: listQuery,
-    responses: { 200: { description: "A page; pass nextCursor as cursor for the next.", schema: deadLetterPage } },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const where = [filterSql(c.var.tenant.id, q)];
-    if (q.replayed === "false") where.push(sql`d.replayed_at IS NULL`);
-    if (q.replayed === "true") where.push(sql`d.replayed_at IS NOT NULL`);
-    if (q.cursor) where.push(sql`(d.at < ${q.cursor[0]} OR (d.at = ${q.cursor[0]} AND d.message_id < ${q.cursor[1]}))`);
-    const rows = await c.var.db.all<DeadRow>(sql`SELECT ${columns} FROM dead_letters d JOIN messages m ON m.id = d.message_id
-    WHERE ${sql.join(where, sql` AND `)} ORDER BY d.at DESC, d.message_id DESC LIMIT ${q.limit + 1}`);
-    const page = rows.slice(0, q.limit);
-    const last = page.at(-1);
-    const answer = { data: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.at, last.message_id) : null };
-    return c.json(answer satisfies z.input<typeof deadLetterPage>);
-  },
-);
-
 export const MAX_REPLAY_IDS = 100;
 const MAX_REPLAY_FILTER = 500;
 const idList = z.array(z.string().min(1).max(100)).min(1).max(MAX_REPLAY_IDS);
@@ -136,58 +110,82 @@ const replayBody = z.union([
   z.strictObject({ filter: z.strictObject(filterFields), limit: z.int().min(1).max(MAX_REPLAY_FILTER).default(100), force }),
 ]);
 
-// Answers how many were replayed. With ids: every id must be one of this tenant's dead letters
-// (else 404 and nothing is replayed); those no longer failed are listed under `skipped`.
-// With a filter: the oldest matching dead letters not yet replayed, at most `limit` (`more` says
-// whether more match).
-deadLetterRoutes.post(
-  "/replay",
-  documented({
-    summary: "Send dead letters again: by ids, or the oldest matching a filter",
-    tags,
-    caller: "apiKey",
-    body: replayBody,
-    responses: { 202: { description: "How many went back to their lanes; `more` says whether more match the filter.", schema: deadLetterReplay } },
-    errors: ["not_found"],
-  }),
-  async (c) => {
-    const input = c.req.valid("json");
-    const db = c.var.db;
-    const tenantId = c.var.tenant.id;
-    let rows: DeadRow[] = [];
-    let more = false;
-    if ("ids" in input) {
-      const ids = [...new Set(input.ids)];
-      for (let i = 0; i < ids.length; i += 50) {
-        const chunk = ids.slice(i, i + 50);
-        rows.push(
-          ...(await db.all<DeadRow>(sql`SELECT ${columns} FROM dead_letters d JOIN messages m ON m.id = d.message_id
+export const deadLetterRoutes = new Hono<AppEnv>()
+  .get(
+    "/",
+    documented({
+      summary: "Messages that failed for good, newest first",
+      tags,
+      caller: "apiKey",
+      query: listQuery,
+      responses: { 200: { description: "A page; pass nextCursor as cursor for the next.", schema: deadLetterPage } },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const where = [filterSql(c.var.tenant.id, q)];
+      if (q.replayed === "false") where.push(sql`d.replayed_at IS NULL`);
+      if (q.replayed === "true") where.push(sql`d.replayed_at IS NOT NULL`);
+      if (q.cursor) where.push(sql`(d.at < ${q.cursor[0]} OR (d.at = ${q.cursor[0]} AND d.message_id < ${q.cursor[1]}))`);
+      const rows = await c.var.db.all<DeadRow>(sql`SELECT ${columns} FROM dead_letters d JOIN messages m ON m.id = d.message_id
+    WHERE ${sql.join(where, sql` AND `)} ORDER BY d.at DESC, d.message_id DESC LIMIT ${q.limit + 1}`);
+      const page = rows.slice(0, q.limit);
+      const last = page.at(-1);
+      const answer = { data: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.at, last.message_id) : null };
+      return c.json(answer satisfies z.input<typeof deadLetterPage>);
+    },
+  )
+  // Answers how many were replayed. With ids: every id must be one of this tenant's dead letters
+  // (else 404 and nothing is replayed); those no longer failed are listed under `skipped`.
+  // With a filter: the oldest matching dead letters not yet replayed, at most `limit` (`more` says
+  // whether more match).
+  .post(
+    "/replay",
+    documented({
+      summary: "Send dead letters again: by ids, or the oldest matching a filter",
+      tags,
+      caller: "apiKey",
+      body: replayBody,
+      responses: { 202: { description: "How many went back to their lanes; `more` says whether more match the filter.", schema: deadLetterReplay } },
+      errors: ["not_found"],
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const db = c.var.db;
+      const tenantId = c.var.tenant.id;
+      let rows: DeadRow[] = [];
+      let more = false;
+      if ("ids" in input) {
+        const ids = [...new Set(input.ids)];
+        for (let i = 0; i < ids.length; i += 50) {
+          const chunk = ids.slice(i, i + 50);
+          rows.push(
+            ...(await db.all<DeadRow>(sql`SELECT ${columns} FROM dead_letters d JOIN messages m ON m.id = d.message_id
           WHERE d.tenant_id = ${tenantId} AND d.message_id IN (${sql.join(
             chunk.map((id) => sql`${id}`),
             sql`, `,
           )})`)),
-        );
-      }
-      const found = new Set(rows.map((r) => r.message_id));
-      const missing = input.ids.flatMap((id, index) => (found.has(id) ? [] : [{ path: `ids.${index}`, message: `No dead letter ${id}.` }]));
-      if (missing.length > 0) throw new ApiError("not_found", "Some ids are not dead letters of this tenant; nothing was replayed.", missing);
-    } else {
-      rows = await db.all<DeadRow>(sql`SELECT ${columns} FROM dead_letters d JOIN messages m ON m.id = d.message_id
+          );
+        }
+        const found = new Set(rows.map((r) => r.message_id));
+        const missing = input.ids.flatMap((id, index) => (found.has(id) ? [] : [{ path: `ids.${index}`, message: `No dead letter ${id}.` }]));
+        if (missing.length > 0) throw new ApiError("not_found", "Some ids are not dead letters of this tenant; nothing was replayed.", missing);
+      } else {
+        rows = await db.all<DeadRow>(sql`SELECT ${columns} FROM dead_letters d JOIN messages m ON m.id = d.message_id
       WHERE ${filterSql(tenantId, input.filter)} AND d.replayed_at IS NULL AND m.status = 'failed'${input.force ? sql`` : sql` AND NOT ${mayHaveSentSql}`}
       ORDER BY d.at, d.message_id LIMIT ${input.limit + 1}`);
-      more = rows.length > input.limit;
-      rows = rows.slice(0, input.limit);
-    }
-    const withheld = input.force ? [] : rows.filter((r) => r.may_have_sent === 1);
-    rows = rows.filter((r) => !withheld.includes(r));
-    const requeued = new Set(
-      await replayFailed(c.env, db, rows.map(replayable), input.force ? "replayed from dead letters (forced)" : "replayed from dead letters"),
-    );
-    const skipped = [
-      ...withheld.map((r) => ({ id: r.message_id, reason: "may have been sent already (mayHaveSent); replay with force: true to send it again" })),
-      ...rows.filter((r) => !requeued.has(r.message_id)).map((r) => ({ id: r.message_id, reason: `status is ${r.status}, not failed` })),
-    ];
-    const answer = { replayed: requeued.size, ids: rows.filter((r) => requeued.has(r.message_id)).map((r) => r.message_id), skipped, more };
-    return c.json(answer satisfies z.input<typeof deadLetterReplay>, 202);
-  },
-);
+        more = rows.length > input.limit;
+        rows = rows.slice(0, input.limit);
+      }
+      const withheld = input.force ? [] : rows.filter((r) => r.may_have_sent === 1);
+      rows = rows.filter((r) => !withheld.includes(r));
+      const requeued = new Set(
+        await replayFailed(c.env, db, rows.map(replayable), input.force ? "replayed from dead letters (forced)" : "replayed from dead letters"),
+      );
+      const skipped = [
+        ...withheld.map((r) => ({ id: r.message_id, reason: "may have been sent already (mayHaveSent); replay with force: true to send it again" })),
+        ...rows.filter((r) => !requeued.has(r.message_id)).map((r) => ({ id: r.message_id, reason: `status is ${r.status}, not failed` })),
+      ];
+      const answer = { replayed: requeued.size, ids: rows.filter((r) => requeued.has(r.message_id)).map((r) => r.message_id), skipped, more };
+      return c.json(answer satisfies z.input<typeof deadLetterReplay>, 202);
+    },
+  );

@@ -10,8 +10,6 @@ import { ApiError } from "../errors.ts";
 import { documented } from "../openapi/describe.ts";
 import { type EventRow, eventView } from "../outbox/view.ts";
 
-export const eventRoutes = new Hono<AppEnv>();
-
 const consumerName = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, "1-100 letters, digits, '.', '_', ':' or '-'.");
 const readQuery = z.object({
   consumer: consumerName,
@@ -36,58 +34,58 @@ const eventAnswer = z
   })
   .meta({ id: "Event" });
 
-eventRoutes.get(
-  "/",
-  documented({
-    summary: "Read events after the consumer's cursor",
-    description: "message.status and message.received events in seq order. With wait > 0 the request holds until an event arrives or wait seconds pass.",
-    tags,
-    caller: "apiKey",
-    query: readQuery,
-    responses: {
-      200: {
-        description: "Up to limit events; ack the last seq to move on.",
-        schema: z.object({ events: z.array(eventAnswer), cursor: z.int(), ackedCursor: z.int() }),
-      },
-    },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const tenantId = c.var.tenant.id;
-    const cursor = await cursorOf(c.var.db, tenantId, q.consumer);
-    const deadline = Date.now() + q.wait * 1000;
-    for (;;) {
-      const rows = await c.var.db.all<EventRow>(sql`SELECT seq, event_id, type, version, occurred_at, data FROM outbox_events
-      WHERE tenant_id = ${tenantId} AND seq > ${cursor} ORDER BY seq LIMIT ${q.limit}`);
-      if (rows.length > 0 || Date.now() >= deadline) {
-        return c.json({ events: rows.map(eventView), cursor: rows.at(-1)?.seq ?? cursor, ackedCursor: cursor });
-      }
-      await new Promise((r) => setTimeout(r, Math.min(250, deadline - Date.now())));
-    }
-  },
-);
-
 const ackBody = z.strictObject({ consumer: consumerName, seq: z.int().min(0) });
 
-eventRoutes.post(
-  "/ack",
-  documented({
-    summary: "Move a consumer's cursor forward",
-    tags,
-    caller: "apiKey",
-    body: ackBody,
-    responses: { 200: { description: "The cursor now.", schema: z.object({ consumer: z.string(), cursor: z.int() }) } },
-    errors: ["unprocessable"],
-  }),
-  async (c) => {
-    const input = c.req.valid("json");
-    const tenantId = c.var.tenant.id;
-    const [max] = await c.var.db.all<{ seq: number | null }>(sql`SELECT MAX(seq) AS seq FROM outbox_events WHERE tenant_id = ${tenantId}`);
-    if (input.seq > (max?.seq ?? 0))
-      throw new ApiError("unprocessable", "Cannot ack past the last event.", [{ path: "seq", message: `last is ${max?.seq ?? 0}` }]);
-    // The cursor only moves forward: a late or repeated ack cannot make events reappear.
-    await c.var.db.run(sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${tenantId}, ${input.consumer}, ${input.seq}, ${Date.now()})
+export const eventRoutes = new Hono<AppEnv>()
+  .get(
+    "/",
+    documented({
+      summary: "Read events after the consumer's cursor",
+      description: "message.status and message.received events in seq order. With wait > 0 the request holds until an event arrives or wait seconds pass.",
+      tags,
+      caller: "apiKey",
+      query: readQuery,
+      responses: {
+        200: {
+          description: "Up to limit events; ack the last seq to move on.",
+          schema: z.object({ events: z.array(eventAnswer), cursor: z.int(), ackedCursor: z.int() }),
+        },
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const tenantId = c.var.tenant.id;
+      const cursor = await cursorOf(c.var.db, tenantId, q.consumer);
+      const deadline = Date.now() + q.wait * 1000;
+      for (;;) {
+        const rows = await c.var.db.all<EventRow>(sql`SELECT seq, event_id, type, version, occurred_at, data FROM outbox_events
+      WHERE tenant_id = ${tenantId} AND seq > ${cursor} ORDER BY seq LIMIT ${q.limit}`);
+        if (rows.length > 0 || Date.now() >= deadline) {
+          return c.json({ events: rows.map(eventView), cursor: rows.at(-1)?.seq ?? cursor, ackedCursor: cursor });
+        }
+        await new Promise((r) => setTimeout(r, Math.min(250, deadline - Date.now())));
+      }
+    },
+  )
+  .post(
+    "/ack",
+    documented({
+      summary: "Move a consumer's cursor forward",
+      tags,
+      caller: "apiKey",
+      body: ackBody,
+      responses: { 200: { description: "The cursor now.", schema: z.object({ consumer: z.string(), cursor: z.int() }) } },
+      errors: ["unprocessable"],
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const tenantId = c.var.tenant.id;
+      const [max] = await c.var.db.all<{ seq: number | null }>(sql`SELECT MAX(seq) AS seq FROM outbox_events WHERE tenant_id = ${tenantId}`);
+      if (input.seq > (max?.seq ?? 0))
+        throw new ApiError("unprocessable", "Cannot ack past the last event.", [{ path: "seq", message: `last is ${max?.seq ?? 0}` }]);
+      // The cursor only moves forward: a late or repeated ack cannot make events reappear.
+      await c.var.db.run(sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${tenantId}, ${input.consumer}, ${input.seq}, ${Date.now()})
     ON CONFLICT (tenant_id, consumer) DO UPDATE SET seq = MAX(seq, excluded.seq), updated_at = excluded.updated_at`);
-    return c.json({ consumer: input.consumer, cursor: await cursorOf(c.var.db, tenantId, input.consumer) });
-  },
-);
+      return c.json({ consumer: input.consumer, cursor: await cursorOf(c.var.db, tenantId, input.consumer) });
+    },
+  );

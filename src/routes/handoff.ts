@@ -17,8 +17,6 @@ import { documented } from "../openapi/describe.ts";
 import { visitorIdFormat } from "../providers/web/limits.ts";
 import { iso } from "../time.ts";
 
-export const handoffRoutes = new Hono<AppEnv>();
-
 const tags = ["Automation"];
 // A contact as it appears on inbound messages: on WhatsApp phone digits, a group JID or a @lid JID;
 // on Telegram a chat id; on the web chat a visitor id. The instance's channel says which applies.
@@ -73,73 +71,72 @@ const stateOf = (row: HandoffRow | undefined): z.input<typeof handoffState> =>
       }
     : { state: "bot" };
 
-handoffRoutes.post(
-  "/:name/contacts/:contact/handoff",
-  documented({
-    summary: "Hand a contact to a person",
-    description:
-      "From now on the contact's inbound messages are stored and shown but not offered to the automation handler; a call already " +
-      "under way finishes and its replies are sent. With ttlMinutes it hands back by itself. Emits conversation.handoff. " +
-      "The body may be left out.",
-    tags,
-    caller: "apiKey",
-    params,
-    body: handoffInput,
-    bodyOptional: true,
-    responses: { 200: { description: "The contact is with a person.", schema: handoffState } },
-    errors: ["not_found"],
-  }),
-  async (c) => {
-    const conversation = await conversationOf(c);
-    const input = c.req.valid("json");
-    const now = Date.now();
-    const until = input.ttlMinutes ? now + input.ttlMinutes * 60_000 : null;
-    await runBatch(c.var.db, takeOverStatements(conversation, { reason: input.reason ?? null, until, by: "operator", now }));
-    dispatchInBackground(c.env, c.executionCtx);
-    if (until !== null) {
-      // The contact's automation lane hands back at until. Without it the hand-back still takes
-      // effect then (every offer checks until); only its record and event would wait.
-      await automationLane(c.env, automationLaneKey(conversation.tenantId, conversation.instanceId, conversation.contact))
-        .armHandoff(conversation, until)
-        .catch((err) => log("warn", "could not arm the hand-off's timer", { contact: conversation.contact, error: errorField(err) }));
-    }
-    return c.json(stateOf(await handoffOf(c.var.db, conversation.instanceId, conversation.contact)), 200);
-  },
-);
-
-handoffRoutes.get(
-  "/:name/contacts/:contact/handoff",
-  documented({
-    summary: "Whether a contact is with the automation handler or a person",
-    tags,
-    caller: "apiKey",
-    params,
-    responses: { 200: { description: "bot, or human with since, reason and until.", schema: handoffState } },
-    errors: ["not_found"],
-  }),
-  async (c) => {
-    const conversation = await conversationOf(c);
-    return c.json(stateOf(await handoffOf(c.var.db, conversation.instanceId, conversation.contact)));
-  },
-);
-
-handoffRoutes.delete(
-  "/:name/contacts/:contact/handoff",
-  documented({
-    summary: "Hand a contact back to the automation handler",
-    description:
-      "The handler gets the contact's next inbound message, with the messages of the human phase in its conversation (as context, " +
-      "never offered as new). Emits conversation.handoff when the contact was with a person.",
-    tags,
-    caller: "apiKey",
-    params,
-    responses: { 200: { description: "The contact is with the handler.", schema: handoffState } },
-    errors: ["not_found"],
-  }),
-  async (c) => {
-    const conversation = await conversationOf(c);
-    const [event] = await runBatch(c.var.db, handBackStatements(conversation, { by: "operator", now: Date.now() }));
-    if (changes(event) > 0) dispatchInBackground(c.env, c.executionCtx);
-    return c.json({ state: "bot" } satisfies z.input<typeof handoffState>, 200);
-  },
-);
+export const handoffRoutes = new Hono<AppEnv>()
+  .post(
+    "/:name/contacts/:contact/handoff",
+    documented({
+      summary: "Hand a contact to a person",
+      description:
+        "From now on the contact's inbound messages are stored and shown but not offered to the automation handler; a call already " +
+        "under way finishes and its replies are sent. With ttlMinutes it hands back by itself. Emits conversation.handoff. " +
+        "The body may be left out.",
+      tags,
+      caller: "apiKey",
+      params,
+      body: handoffInput,
+      bodyOptional: true,
+      responses: { 200: { description: "The contact is with a person.", schema: handoffState } },
+      errors: ["not_found"],
+    }),
+    async (c) => {
+      const conversation = await conversationOf(c);
+      const input = c.req.valid("json");
+      const now = Date.now();
+      const until = input.ttlMinutes ? now + input.ttlMinutes * 60_000 : null;
+      await runBatch(c.var.db, takeOverStatements(conversation, { reason: input.reason ?? null, until, by: "operator", now }));
+      dispatchInBackground(c.env, c.executionCtx);
+      if (until !== null) {
+        // The contact's automation lane hands back at until. Without it the hand-back still takes
+        // effect then (every offer checks until); only its record and event would wait.
+        await automationLane(c.env, automationLaneKey(conversation.tenantId, conversation.instanceId, conversation.contact))
+          .armHandoff(conversation, until)
+          .catch((err) => log("warn", "could not arm the hand-off's timer", { contact: conversation.contact, error: errorField(err) }));
+      }
+      return c.json(stateOf(await handoffOf(c.var.db, conversation.instanceId, conversation.contact)), 200);
+    },
+  )
+  .get(
+    "/:name/contacts/:contact/handoff",
+    documented({
+      summary: "Whether a contact is with the automation handler or a person",
+      tags,
+      caller: "apiKey",
+      params,
+      responses: { 200: { description: "bot, or human with since, reason and until.", schema: handoffState } },
+      errors: ["not_found"],
+    }),
+    async (c) => {
+      const conversation = await conversationOf(c);
+      return c.json(stateOf(await handoffOf(c.var.db, conversation.instanceId, conversation.contact)));
+    },
+  )
+  .delete(
+    "/:name/contacts/:contact/handoff",
+    documented({
+      summary: "Hand a contact back to the automation handler",
+      description:
+        "The handler gets the contact's next inbound message, with the messages of the human phase in its conversation (as context, " +
+        "never offered as new). Emits conversation.handoff when the contact was with a person.",
+      tags,
+      caller: "apiKey",
+      params,
+      responses: { 200: { description: "The contact is with the handler.", schema: handoffState } },
+      errors: ["not_found"],
+    }),
+    async (c) => {
+      const conversation = await conversationOf(c);
+      const [event] = await runBatch(c.var.db, handBackStatements(conversation, { by: "operator", now: Date.now() }));
+      if (changes(event) > 0) dispatchInBackground(c.env, c.executionCtx);
+      return c.json({ state: "bot" } satisfies z.input<typeof handoffState>, 200);
+    },
+  );

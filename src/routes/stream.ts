@@ -13,7 +13,6 @@ import { streamEventTypes, type StreamOptions } from "../stream/tenant-stream.ts
 import { documented } from "../openapi/describe.ts";
 
 export const streamRoutes = new Hono<AppEnv>();
-export const ticketRoutes = new Hono<AppEnv>();
 
 const ticketFormat = /^([a-z]+_[0-9a-z]{26})\.[A-Za-z0-9_-]{32}$/;
 
@@ -70,19 +69,20 @@ streamRoutes.get(
   },
 );
 
-// POST /v1/events/stream/tickets (API key) → 201 {ticket, expiresAt, url}
-ticketRoutes.post(
-  "/",
-  documented({
-    summary: "A short-lived ticket for the events WebSocket",
-    tags: ["Events"],
-    caller: "apiKey",
-    responses: {
-      201: { description: "The ticket and the URL to open.", schema: z.looseObject({ ticket: z.string(), expiresAt: z.string(), url: z.string() }) },
+export const ticketRoutes = new Hono<AppEnv>()
+  // POST /v1/events/stream/tickets (API key) → 201 {ticket, expiresAt, url}
+  .post(
+    "/",
+    documented({
+      summary: "A short-lived ticket for the events WebSocket",
+      tags: ["Events"],
+      caller: "apiKey",
+      responses: {
+        201: { description: "The ticket and the URL to open.", schema: z.looseObject({ ticket: z.string(), expiresAt: z.string(), url: z.string() }) },
+      },
+    }),
+    async (c) => {
+      const { ticket, expiresAt } = await streamOf(c.env, c.var.tenant.id).issueTicket(c.var.tenant.id, c.var.apiKeyId);
+      return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString(), url: `/v1/events/stream?ticket=${encodeURIComponent(ticket)}` }, 201);
     },
-  }),
-  async (c) => {
-    const { ticket, expiresAt } = await streamOf(c.env, c.var.tenant.id).issueTicket(c.var.tenant.id, c.var.apiKeyId);
-    return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString(), url: `/v1/events/stream?ticket=${encodeURIComponent(ticket)}` }, 201);
-  },
-);
+  );

@@ -16,7 +16,6 @@ import { visitorIdFormat } from "../providers/web/limits.ts";
 import { chatSocketUrl } from "../providers/web/settings.ts";
 import { checkVisitorToken, mintVisitorToken, type Visitor, type VisitorToken } from "../providers/web/token.ts";
 
-export const visitorRoutes = new Hono<AppEnv>();
 export const chatRoutes = new Hono<AppEnv>();
 
 const MIN_SECRET_LENGTH = 32;
@@ -45,35 +44,6 @@ async function webInstanceNamed(c: Context<AppEnv>, name: string): Promise<{ id:
   return row;
 }
 
-visitorRoutes.post(
-  "/:name/visitors",
-  documented({
-    summary: "A visitor token for a web chat instance",
-    description:
-      "The tenant's backend mints one per visitor and hands it to the page, which opens GET /v1/chat?token=. The token is signed, names the tenant, instance and visitor, and expires; no API key reaches the browser.",
-    tags: ["Web chat"],
-    caller: "apiKey",
-    body: visitorInput,
-    responses: {
-      201: {
-        description: "The token, when it expires, and the socket URL with it.",
-        schema: z.object({ token: z.string(), expiresAt: z.iso.datetime(), url: z.string() }),
-      },
-    },
-    errors: ["invalid_request", "not_found", "unprocessable", "unavailable"],
-  }),
-  async (c) => {
-    const input = c.req.valid("json");
-    const secret = webChatSecret(c.env);
-    const row = await webInstanceNamed(c, c.req.param("name") ?? "");
-    const expiresAt = Date.now() + input.ttlSeconds * 1000;
-    const visitor: Visitor = { tenantId: c.var.tenant.id, instanceId: row.id, instanceName: row.name, visitorId: input.visitorId, name: input.name ?? null };
-    const token = await mintVisitorToken(secret, visitor, expiresAt);
-    const base = c.env.PUBLIC_URL || new URL(c.req.url).origin;
-    return c.json({ token, expiresAt: new Date(Math.floor(expiresAt / 1000) * 1000).toISOString(), url: `${chatSocketUrl(base)}?token=${token}` }, 201);
-  },
-);
-
 /** The visitor a token names, once its instance still exists and the page's Origin may use it. */
 async function admittedVisitor(c: Context<AppEnv>, token: string): Promise<VisitorToken> {
   const visitor = await checkVisitorToken(webChatSecret(c.env), token);
@@ -95,30 +65,59 @@ const visitorParams = z.object({
   visitorId: z.string().regex(visitorIdFormat, "Letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit."),
 });
 
-visitorRoutes.delete(
-  "/:name/visitors/:visitorId",
-  documented({
-    summary: "Revoke a visitor's tokens and close its sockets",
-    description:
-      "Every token of the visitor minted until now stops opening sockets (401), and the visitor's open sockets get a last error frame (token_revoked) and close with code 1008. Tokens minted afterwards work.",
-    tags: ["Web chat"],
-    caller: "apiKey",
-    params: visitorParams,
-    responses: {
-      200: {
-        description: "Revoked: tokens minted up to revokedBefore are refused; how many open sockets were closed.",
-        schema: z.object({ visitorId: z.string(), revokedBefore: z.iso.datetime(), socketsClosed: z.int() }),
+export const visitorRoutes = new Hono<AppEnv>()
+  .post(
+    "/:name/visitors",
+    documented({
+      summary: "A visitor token for a web chat instance",
+      description:
+        "The tenant's backend mints one per visitor and hands it to the page, which opens GET /v1/chat?token=. The token is signed, names the tenant, instance and visitor, and expires; no API key reaches the browser.",
+      tags: ["Web chat"],
+      caller: "apiKey",
+      body: visitorInput,
+      responses: {
+        201: {
+          description: "The token, when it expires, and the socket URL with it.",
+          schema: z.object({ token: z.string(), expiresAt: z.iso.datetime(), url: z.string() }),
+        },
       },
+      errors: ["invalid_request", "not_found", "unprocessable", "unavailable"],
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const secret = webChatSecret(c.env);
+      const row = await webInstanceNamed(c, c.req.param("name") ?? "");
+      const expiresAt = Date.now() + input.ttlSeconds * 1000;
+      const visitor: Visitor = { tenantId: c.var.tenant.id, instanceId: row.id, instanceName: row.name, visitorId: input.visitorId, name: input.name ?? null };
+      const token = await mintVisitorToken(secret, visitor, expiresAt);
+      const base = c.env.PUBLIC_URL || new URL(c.req.url).origin;
+      return c.json({ token, expiresAt: new Date(Math.floor(expiresAt / 1000) * 1000).toISOString(), url: `${chatSocketUrl(base)}?token=${token}` }, 201);
     },
-    errors: ["invalid_request", "not_found", "unprocessable"],
-  }),
-  async (c) => {
-    const { visitorId } = c.req.valid("param");
-    const row = await webInstanceNamed(c, c.req.param("name") ?? "");
-    const { revokedBefore, socketsClosed } = await chatOf(c.env, c.var.tenant.id, row.id, visitorId).revoke();
-    return c.json({ visitorId, revokedBefore: new Date(revokedBefore).toISOString(), socketsClosed });
-  },
-);
+  )
+  .delete(
+    "/:name/visitors/:visitorId",
+    documented({
+      summary: "Revoke a visitor's tokens and close its sockets",
+      description:
+        "Every token of the visitor minted until now stops opening sockets (401), and the visitor's open sockets get a last error frame (token_revoked) and close with code 1008. Tokens minted afterwards work.",
+      tags: ["Web chat"],
+      caller: "apiKey",
+      params: visitorParams,
+      responses: {
+        200: {
+          description: "Revoked: tokens minted up to revokedBefore are refused; how many open sockets were closed.",
+          schema: z.object({ visitorId: z.string(), revokedBefore: z.iso.datetime(), socketsClosed: z.int() }),
+        },
+      },
+      errors: ["invalid_request", "not_found", "unprocessable"],
+    }),
+    async (c) => {
+      const { visitorId } = c.req.valid("param");
+      const row = await webInstanceNamed(c, c.req.param("name") ?? "");
+      const { revokedBefore, socketsClosed } = await chatOf(c.env, c.var.tenant.id, row.id, visitorId).revoke();
+      return c.json({ visitorId, revokedBefore: new Date(revokedBefore).toISOString(), socketsClosed });
+    },
+  );
 
 const chatQuery = z.object({ token: z.string().min(1).max(4096).optional() });
 

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ADMIN, api, createTenant, json, send, setupTenant, simCalls, waitForStatus } from "./helpers.ts";
+import { ADMIN, api, createTenant, gateway, json, send, setupTenant, simCalls, waitForStatus } from "./helpers.ts";
 
 async function sha256(text: string) {
   const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -9,9 +9,9 @@ async function sha256(text: string) {
 
 describe("admin and API keys", () => {
   it("creates a tenant and returns its first key once, storing only the hash", async () => {
-    const res = await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name: "Loja Centro" } });
+    const res = await gateway(ADMIN).v1.admin.tenants.$post({ json: { name: "Loja Centro" } });
     expect(res.status).toBe(201);
-    const body = await json(res);
+    const body = await res.json();
     expect(body.tenant).toMatchObject({ id: expect.stringMatching(/^ten_/), name: "Loja Centro" });
     expect(body.apiKey).toMatch(/^mgo_/);
     const rows = await env.DB.prepare("SELECT key_hash FROM api_keys WHERE tenant_id = ?").bind(body.tenant.id).all<{ key_hash: string }>();
@@ -37,9 +37,10 @@ describe("admin and API keys", () => {
     expect((await api("/v1/instances", { key: "mgo_unknown" })).status).toBe(401);
     expect((await api("/v1/instances", { headers: { authorization: "Basic abc" } })).status).toBe(401);
 
-    const issued = await json(await api(`/v1/admin/tenants/${tenant.id}/keys`, { method: "POST", key: ADMIN }));
-    expect((await api("/v1/instances", { key: issued.apiKey })).status).toBe(200);
-    const revoke = await api(`/v1/admin/tenants/${tenant.id}/keys/${issued.id}`, { method: "DELETE", key: ADMIN });
+    const admin = gateway(ADMIN).v1.admin.tenants[":id"].keys;
+    const issued = await (await admin.$post({ param: { id: tenant.id } })).json();
+    expect((await gateway(issued.apiKey).v1.instances.$get()).status).toBe(200);
+    const revoke = await admin[":keyId"].$delete({ param: { id: tenant.id, keyId: issued.id } });
     expect(revoke.status).toBe(200);
     const res = await api("/v1/instances", { key: issued.apiKey });
     expect(res.status).toBe(401);

@@ -2,6 +2,7 @@
 import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { inject } from "vitest";
+import { gatewayClient } from "../../src/client.ts";
 import worker from "../../src/index.ts";
 import { eventually as waitFor } from "../support/wait.ts";
 
@@ -20,6 +21,11 @@ export async function api(path: string, init: RequestInit & { json?: unknown; ke
     body = JSON.stringify(init.json);
   }
   return exports.default.fetch(new Request(`https://gateway.test${path}`, { ...init, headers, body }));
+}
+
+/** The typed client (src/client.ts) on the Worker under test; `key`: an API key or the admin token. */
+export function gateway(key?: string) {
+  return gatewayClient("https://gateway.test", { apiKey: key, fetch: (input, init) => exports.default.fetch(new Request(input, init)) });
 }
 
 /** Posts an Evolution webhook to the Worker with the bindings given (a captured queue, a failing
@@ -41,9 +47,9 @@ export async function json<T = any>(res: Response): Promise<T> {
 }
 
 export async function createTenant(name = unique("tenant")): Promise<{ id: string; key: string }> {
-  const res = await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name } });
+  const res = await gateway(ADMIN).v1.admin.tenants.$post({ json: { name } });
   if (res.status !== 201) throw new Error(`tenant create failed: ${res.status} ${await res.text()}`);
-  const body = await json(res);
+  const body = await res.json();
   return { id: body.tenant.id, key: body.apiKey };
 }
 
@@ -65,9 +71,8 @@ export async function setupTenant(opts: { ratePerMinute?: number } = {}) {
   const instance = unique("inst");
   const evolutionKey = unique("evo-key");
   await simulator(`/_sim/instances/${instance}`, { method: "PUT", json: { apikey: evolutionKey } });
-  const res = await api(`/v1/instances/${instance}`, {
-    method: "PUT",
-    key: tenant.key,
+  const res = await gateway(tenant.key).v1.instances[":name"].$put({
+    param: { name: instance },
     json: { evolutionUrl: simulatorUrl(), evolutionApiKey: evolutionKey, ratePerMinute: opts.ratePerMinute ?? 6000 },
   });
   if (res.status !== 201) throw new Error(`instance register failed: ${res.status} ${await res.text()}`);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, json, send, setupTenant, simCalls, waitForStatus } from "./helpers.ts";
+import { api, gateway, json, send, setupTenant, simCalls, waitForStatus } from "./helpers.ts";
 
 let t: Awaited<ReturnType<typeof setupTenant>>;
 beforeAll(async () => {
@@ -28,7 +28,7 @@ describe("POST /v1/messages", () => {
     expect(JSON.parse(event!.data)).toMatchObject({ messageId: body.id, status: "queued", metadata: { orderId: 4821 } });
     const done = await waitForStatus(body.id, ["sent"]);
     expect(done.provider_message_id).toMatch(/^3EB0/);
-    const view = await json(await api(`/v1/messages/${body.id}`, { key: t.key }));
+    const view = await (await gateway(t.key).v1.messages[":id"].$get({ param: { id: body.id } })).json();
     expect(view).toMatchObject({
       id: body.id,
       status: "sent",
@@ -37,8 +37,8 @@ describe("POST /v1/messages", () => {
       providerMessageId: done.provider_message_id,
       metadata: { orderId: 4821 },
     });
-    expect(view.history.map((h: { status: string }) => h.status)).toEqual(["queued", "processing", "sent"]);
-    expect(view.history[1]).toMatchObject({ attempt: 1 });
+    expect(view.history?.map((h) => h.status)).toEqual(["queued", "processing", "sent"]);
+    expect(view.history?.[1]).toMatchObject({ attempt: 1 });
   });
 
   const bad: [string, unknown, number, string[]][] = [
@@ -204,11 +204,13 @@ describe("GET /v1/messages", () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await json(await send(other.key, { instance: other.instance, to: "5511900000301", text: `m${i}` }))).id);
     await send(other.key, { instance: other.instance, to: "5511900000302", text: "outro contato" });
-    const page1 = await json(await api(`/v1/messages?to=5511900000301&limit=2`, { key: other.key }));
-    expect(page1.data.map((m: { id: string }) => m.id)).toEqual([ids[4], ids[3]]);
-    const page2 = await json(await api(`/v1/messages?to=5511900000301&limit=2&cursor=${page1.nextCursor}`, { key: other.key }));
-    expect(page2.data.map((m: { id: string }) => m.id)).toEqual([ids[2], ids[1]]);
-    const page3 = await json(await api(`/v1/messages?to=5511900000301&limit=2&cursor=${page2.nextCursor}`, { key: other.key }));
+    const list = gateway(other.key).v1.messages.$get;
+    const page = async (cursor?: string) => (await list({ query: { to: "5511900000301", limit: "2", ...(cursor ? { cursor } : {}) } })).json();
+    const page1 = await page();
+    expect(page1.data.map((m) => m.id)).toEqual([ids[4], ids[3]]);
+    const page2 = await page(page1.nextCursor ?? undefined);
+    expect(page2.data.map((m) => m.id)).toEqual([ids[2], ids[1]]);
+    const page3 = await page(page2.nextCursor ?? undefined);
     expect(page3).toEqual({ data: [expect.objectContaining({ id: ids[0] })], nextCursor: null });
     const bad = await api(`/v1/messages?status=lost&limit=1000`, { key: other.key });
     expect(bad.status).toBe(400);

@@ -40,7 +40,7 @@ describe("rate limits per tenant", () => {
         code: "rate_limited",
         message: expect.stringContaining("5 requests per minute"),
         details: [{ path: "rateLimitPerMinute", message: "5" }],
-        requestId: expect.any(String),
+        requestId: limited.headers.get("x-request-id"),
       },
     });
     // GCRA at 5 a minute frees one request every 12 s.
@@ -175,7 +175,7 @@ describe("message limit per tenant (work, not requests)", () => {
         code: "rate_limited",
         message: expect.stringContaining("5 messages per minute reached (this request carries 3)"),
         details: [{ path: "messages", message: "limit 5 per minute" }],
-        requestId: expect.any(String),
+        requestId: refused.headers.get("x-request-id"),
       },
     });
     // GCRA at 5 a minute frees one message every 12 s; three need two more than the one left.
