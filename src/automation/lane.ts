@@ -17,7 +17,7 @@ import { database, type Db } from "../db/client.ts";
 import { backoffMs } from "../lanes/backoff.ts";
 import { errorField, log } from "../observability/log.ts";
 import { newId } from "../ids.ts";
-import { newEventKeys } from "../outbox/event-id.ts";
+import { writeEvent } from "../outbox/write.ts";
 import { enqueueJobs, idempotencyHashOf, insertStatements, type Prepared, prepareMessage } from "../messages/accept.ts";
 import { providerFor } from "../providers/registry.ts";
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
@@ -410,11 +410,20 @@ export class AutomationLane extends DurableObject<Env> {
           )})`,
     ];
     if (final) {
-      statements.push(sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-        SELECT ${newEventKeys()}, ${info.tenantId}, 'automation.failed', 1, ${now},
-          json_object('instance', ${info.instanceName}, 'channel', ${info.channel ?? "whatsapp"}, 'contact', ${info.contact}, 'inboundIds', json(${JSON.stringify(ids)}),
-            'attempts', ${attempt}, 'error', ${outcome.error}),
-          (SELECT callback_url FROM tenants WHERE id = ${info.tenantId})`);
+      statements.push(
+        writeEvent("automation.failed", {
+          tenantId: info.tenantId,
+          occurredAt: now,
+          data: {
+            instance: info.instanceName,
+            channel: info.channel ?? "whatsapp",
+            contact: info.contact,
+            inboundIds: ids,
+            attempts: attempt,
+            error: outcome.error,
+          },
+        }),
+      );
     }
     const [paused] = await runBatch(this.db, statements);
     if (changes(paused) > 0 || final) this.dispatchEvents();
