@@ -34,7 +34,7 @@ export default defineConfig(async () => {
           test: {
             name: "worker",
             include: ["test/worker/**/*.test.ts"],
-            setupFiles: ["./test/worker/apply-migrations.ts", "./test/worker/production-limits-setup.ts"],
+            setupFiles: ["./test/worker/apply-migrations.ts", "./test/worker/production-limits-setup.ts", "./test/worker/outbox-contract-setup.ts"],
             globalSetup: ["./test/worker/global-setup.ts"],
             testTimeout: 30_000,
           },

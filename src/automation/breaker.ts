@@ -5,20 +5,20 @@
 import { sql } from "drizzle-orm";
 import { changes, runBatch, type Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
-import { newEventKeys } from "../outbox/event-id.ts";
+import { writeEvent } from "../outbox/write.ts";
 
 export const BREAKER_THRESHOLD = 5;
-
-const event = (tenantId: string, type: string, now: number, data: ReturnType<typeof sql>) =>
-  sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-    SELECT ${newEventKeys()}, ${tenantId}, ${type}, 1, ${now}, ${data}, (SELECT callback_url FROM tenants WHERE id = ${tenantId})`;
 
 /** A failed call: count it, and pause (with an automation.paused event) when it is the threshold's. */
 export function failureStatements(tenantId: string, instanceId: string, instanceName: string, now: number, probeMs: number): Statement[] {
   const probeAt = now + probeMs;
   return [
-    sql`${event(tenantId, "automation.paused", now, sql`json_object('instance', ${instanceName}, 'failures', failures + 1, 'probeAt', ${new Date(probeAt).toISOString()})`)}
-      FROM automations WHERE instance_id = ${instanceId} AND state = 'active' AND failures + 1 >= ${BREAKER_THRESHOLD}`,
+    writeEvent("automation.paused", {
+      tenantId,
+      occurredAt: now,
+      data: { instance: instanceName, failures: sql`failures + 1`, probeAt: new Date(probeAt).toISOString() },
+      source: sql`FROM automations WHERE instance_id = ${instanceId} AND state = 'active' AND failures + 1 >= ${BREAKER_THRESHOLD}`,
+    }),
     sql`UPDATE automations SET failures = failures + 1,
         paused_at = CASE WHEN state = 'active' AND failures + 1 >= ${BREAKER_THRESHOLD} THEN ${now} ELSE paused_at END,
         probe_at = CASE WHEN state = 'active' AND failures + 1 >= ${BREAKER_THRESHOLD} THEN ${probeAt} ELSE probe_at END,
@@ -31,8 +31,12 @@ export function failureStatements(tenantId: string, instanceId: string, instance
  *  The event statement comes first so its result says whether this call resumed the breaker. */
 export function successStatements(tenantId: string, instanceId: string, instanceName: string, now: number): Statement[] {
   return [
-    sql`${event(tenantId, "automation.resumed", now, sql`json_object('instance', ${instanceName})`)}
-      FROM automations WHERE instance_id = ${instanceId} AND state = 'paused'`,
+    writeEvent("automation.resumed", {
+      tenantId,
+      occurredAt: now,
+      data: { instance: instanceName },
+      source: sql`FROM automations WHERE instance_id = ${instanceId} AND state = 'paused'`,
+    }),
     sql`UPDATE automations SET failures = 0, state = 'active', paused_at = NULL, probe_at = NULL, probe_started_at = NULL
       WHERE instance_id = ${instanceId} AND (failures != 0 OR state != 'active')`,
   ];

@@ -8,7 +8,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../ids.ts";
-import { newEventKeys } from "../outbox/event-id.ts";
+import { writeEvent } from "../outbox/write.ts";
 
 export type HandoffBy = "operator" | "handler" | "timeout";
 
@@ -32,9 +32,26 @@ export async function handoffOf(db: Db, instanceId: string, contact: string, now
   return row && (row.until === null || row.until > now) ? row : undefined;
 }
 
-const eventData = (c: Conversation, state: "human" | "bot", reason: SQL | string | null, by: HandoffBy, until: SQL | number | null) =>
-  sql`json_object('instance', ${c.instanceName}, 'contact', ${c.contact}, 'channel', (SELECT channel FROM instances WHERE id = ${c.instanceId}), 'state', ${state}, 'reason', ${reason},
-    'by', ${by}, 'until', ${until === null ? null : typeof until === "number" ? new Date(until).toISOString() : until})`;
+const handoffEvent = (
+  c: Conversation,
+  now: number,
+  data: { state: "human" | "bot"; reason: string | null; by: HandoffBy; until: number | null },
+  source: SQL,
+) =>
+  writeEvent("conversation.handoff", {
+    tenantId: c.tenantId,
+    occurredAt: now,
+    data: {
+      instance: c.instanceName,
+      contact: c.contact,
+      channel: sql`(SELECT channel FROM instances WHERE id = ${c.instanceId})`,
+      state: data.state,
+      reason: data.reason,
+      by: data.by,
+      until: data.until === null ? null : new Date(data.until).toISOString(),
+    },
+    source,
+  });
 
 /** To a person: the row (since kept when already human), the timeline entry and the event.
  *  changeId names the change: a second run of the same statements (a lane's retry) writes nothing. */
@@ -45,10 +62,7 @@ export function takeOverStatements(
   const { reason, until, by, now } = input;
   const changeId = input.changeId ?? newId("ho");
   return [
-    sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-      SELECT ${newEventKeys()}, ${c.tenantId}, 'conversation.handoff', 1, ${now}, ${eventData(c, "human", reason, by, until)},
-        (SELECT callback_url FROM tenants WHERE id = ${c.tenantId})
-      WHERE NOT EXISTS (SELECT 1 FROM handoff_changes WHERE id = ${changeId})`,
+    handoffEvent(c, now, { state: "human", reason, by, until }, sql`WHERE NOT EXISTS (SELECT 1 FROM handoff_changes WHERE id = ${changeId})`),
     sql`INSERT INTO handoff_changes (id, tenant_id, instance_id, instance_name, contact, state, reason, by, at)
       VALUES (${changeId}, ${c.tenantId}, ${c.instanceId}, ${c.instanceName}, ${c.contact}, 'human', ${reason}, ${by}, ${now})
       ON CONFLICT (id) DO NOTHING`,
@@ -72,10 +86,7 @@ export function handBackStatements(c: Conversation, input: { by: HandoffBy; now:
       ? sql`instance_id = ${c.instanceId} AND contact = ${c.contact}`
       : sql`instance_id = ${c.instanceId} AND contact = ${c.contact} AND until = ${input.until} AND until <= ${now}`;
   return [
-    sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-      SELECT ${newEventKeys()}, ${c.tenantId}, 'conversation.handoff', 1, ${now}, ${eventData(c, "bot", null, by, null)},
-        (SELECT callback_url FROM tenants WHERE id = ${c.tenantId})
-      FROM conversation_handoffs WHERE ${phase}`,
+    handoffEvent(c, now, { state: "bot", reason: null, by, until: null }, sql`FROM conversation_handoffs WHERE ${phase}`),
     sql`INSERT INTO handoff_changes (id, tenant_id, instance_id, instance_name, contact, state, reason, by, at)
       SELECT ${newId("ho")}, ${c.tenantId}, ${c.instanceId}, ${c.instanceName}, ${c.contact}, 'bot', NULL, ${by}, ${now}
       FROM conversation_handoffs WHERE ${phase}`,

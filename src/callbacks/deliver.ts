@@ -2,11 +2,10 @@
 // (webhook-id / webhook-timestamp / webhook-signature). The delivery row in D1 holds the attempt
 // count and when the next attempt is due; the queue message carries the wait (delaySeconds, at
 // most 12 h per hop, so a longer Retry-After is waited out in several hops).
-import { sql } from "drizzle-orm";
 import { z } from "zod";
 import { runBatch } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
-import { eventIdIs } from "../outbox/event-id.ts";
+import { callbackDeliveries, disabledCallbackEndpoints } from "../db/queries/index.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
 import { legacySignature, signingPlan } from "./keys.ts";
 
@@ -26,21 +25,7 @@ const MAX_ERROR_CHARS = 300;
 export const callbackJob = z.object({ seq: z.number(), eventId: z.string(), tenantId: z.string(), url: z.string() });
 export type CallbackJob = z.infer<typeof callbackJob>;
 
-type Row = {
-  event_id: string;
-  type: string;
-  version: number;
-  occurred_at: number;
-  data: string;
-  tenant_id: string;
-  secret: string;
-  previous: string | null;
-  previous_until: number | null;
-  status: string | null;
-  attempts: number | null;
-  next_at: number | null;
-  disabled: string | null;
-};
+type Row = callbackDeliveries.AttemptRow;
 
 export type AttemptOutcome =
   | { kind: "delivered"; status: number }
@@ -109,14 +94,7 @@ async function deliverOne(db: Db, message: Message<unknown>): Promise<void> {
     return;
   }
   const job = parsed.data;
-  const [row] = await db.all<Row>(sql`
-    SELECT e.event_id, e.type, e.version, e.occurred_at, e.data, e.tenant_id,
-      t.callback_secret AS secret, t.callback_secret_previous AS previous, t.callback_secret_previous_until AS previous_until,
-      d.status, d.attempts, d.next_at,
-      (SELECT reason FROM disabled_callback_endpoints x WHERE x.tenant_id = e.tenant_id AND x.url = ${job.url}) AS disabled
-    FROM outbox_events e JOIN tenants t ON t.id = e.tenant_id
-    LEFT JOIN callback_deliveries d ON d.event_id = e.event_id AND d.url = ${job.url}
-    WHERE ${job.seq > 0 ? sql`e.seq = ${job.seq} AND e.event_id = ${job.eventId}` : sql`e.tenant_id = ${job.tenantId} AND ${eventIdIs(job.eventId, "e")}`}`);
+  const row = await callbackDeliveries.attemptOf(db, job);
   // Purged event, or a duplicate of a delivery already settled (a replay resets the row first).
   if (!row || row.status === "delivered" || row.status === "failed") {
     message.ack();
@@ -134,11 +112,16 @@ async function deliverOne(db: Db, message: Message<unknown>): Promise<void> {
   // is dropped, and the cron re-dispatches the delivery if that copy's claim runs out unsettled.
   const leaseUntil = now + CALLBACK_LEASE_MS;
   const [claim] = await runBatch(db, [
-    sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, updated_at, seq, event_type, created_at, next_at, lease_until)
-      VALUES (${row.event_id}, ${job.url}, ${row.tenant_id}, 'pending', 0, ${now}, ${job.seq}, ${row.type}, ${now}, ${now}, ${leaseUntil})
-      ON CONFLICT (event_id, url) DO UPDATE SET lease_until = excluded.lease_until, updated_at = excluded.updated_at
-      WHERE callback_deliveries.status IN ('pending', 'retrying') AND callback_deliveries.attempts = ${row.attempts ?? 0}
-        AND (callback_deliveries.lease_until IS NULL OR callback_deliveries.lease_until <= ${now})`,
+    callbackDeliveries.claimAttempt({
+      eventId: row.event_id,
+      url: job.url,
+      tenantId: row.tenant_id,
+      seq: job.seq,
+      type: row.type,
+      attempts: row.attempts ?? 0,
+      now,
+      leaseUntil,
+    }),
   ]);
   if ((claim?.meta?.changes ?? 0) === 0) {
     message.ack();
@@ -160,18 +143,21 @@ async function deliverOne(db: Db, message: Message<unknown>): Promise<void> {
   const error = outcome.kind === "failed" ? outcome.error : gone ? "HTTP 410 Gone: endpoint disabled" : null;
   const nextAt = status === "retrying" ? at + delayS * 1000 : null;
   await runBatch(db, [
-    sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, last_error, last_status, next_at, delivered_at, updated_at, seq, event_type, created_at)
-      VALUES (${row.event_id}, ${job.url}, ${row.tenant_id}, ${status}, ${attempt}, ${error}, ${outcome.status}, ${nextAt}, ${status === "delivered" ? at : null}, ${at}, ${job.seq}, ${row.type}, ${at})
-      ON CONFLICT (event_id, url) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, last_error = excluded.last_error,
-        last_status = excluded.last_status, next_at = excluded.next_at, delivered_at = excluded.delivered_at, updated_at = excluded.updated_at,
-        lease_until = NULL
-      WHERE callback_deliveries.lease_until = ${leaseUntil}`,
-    ...(gone
-      ? [
-          sql`INSERT INTO disabled_callback_endpoints (tenant_id, url, disabled_at, reason)
-            VALUES (${row.tenant_id}, ${job.url}, ${at}, ${`410 Gone at ${new Date(at).toISOString()} (event ${row.event_id})`}) ON CONFLICT DO NOTHING`,
-        ]
-      : []),
+    callbackDeliveries.recordAttempt({
+      eventId: row.event_id,
+      url: job.url,
+      tenantId: row.tenant_id,
+      seq: job.seq,
+      type: row.type,
+      status,
+      attempt,
+      error,
+      httpStatus: outcome.status,
+      nextAt,
+      at,
+      leaseUntil,
+    }),
+    ...(gone ? [disabledCallbackEndpoints.disable(row.tenant_id, job.url, at, `410 Gone at ${new Date(at).toISOString()} (event ${row.event_id})`)] : []),
   ]);
   if (status === "retrying") message.retry({ delaySeconds: Math.min(QUEUE_MAX_DELAY_S, delayS) });
   else message.ack();

@@ -3,9 +3,9 @@
 // out the same range. The rows are written in the same D1 batch that moves the cursor, before
 // the queue send: if sendBatch throws or the isolate dies after the cursor moved, the rows stay
 // `pending` and redispatchDue (cron) hands them out again, so no callback is skipped.
-import { sql } from "drizzle-orm";
 import { runBatch } from "../db/batch.ts";
 import { database } from "../db/client.ts";
+import { callbackDeliveries, consumerCursors, outboxEvents } from "../db/queries/index.ts";
 import { errorField, log } from "../observability/log.ts";
 import type { CallbackJob } from "./deliver.ts";
 
@@ -32,23 +32,16 @@ export async function dispatchCallbacks(env: Env): Promise<number> {
   const db = database(env.DB);
   let handed = 0;
   for (let round = 0; round < 20; round++) {
-    const [cursor] = await db.all<{ seq: number }>(sql`SELECT seq FROM consumer_cursors WHERE tenant_id = ${CURSOR_TENANT} AND consumer = ${CURSOR_NAME}`);
-    const from = cursor?.seq ?? 0;
-    const events = await db.all<{ seq: number; event_id: string; tenant_id: string; callback_url: string }>(
-      sql`SELECT seq, event_id, tenant_id, callback_url FROM outbox_events WHERE seq > ${from} AND callback_url IS NOT NULL ORDER BY seq LIMIT ${PAGE}`,
-    );
+    const cursor = await consumerCursors.find(db, CURSOR_TENANT, CURSOR_NAME);
+    const from = cursor ?? 0;
+    const events = await outboxEvents.withCallbacksAfter(db, from, PAGE);
     if (events.length === 0) return handed;
     const to = events.at(-1)?.seq ?? from;
     const now = Date.now();
     const [claimed] = await runBatch(db, [
-      cursor
-        ? sql`UPDATE consumer_cursors SET seq = ${to}, updated_at = ${now} WHERE tenant_id = ${CURSOR_TENANT} AND consumer = ${CURSOR_NAME} AND seq = ${from}`
-        : sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${CURSOR_TENANT}, ${CURSOR_NAME}, ${to}, ${now}) ON CONFLICT DO NOTHING`,
+      consumerCursors.compareAndSet(CURSOR_TENANT, CURSOR_NAME, cursor !== undefined, from, to, now),
       // Only when this dispatcher won the range (changes() of the cursor write just above).
-      sql`INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, updated_at, seq, event_type, created_at, next_at)
-        SELECT event_id, callback_url, tenant_id, 'pending', 0, ${now}, seq, type, ${now}, ${now} FROM outbox_events
-        WHERE seq > ${from} AND seq <= ${to} AND callback_url IS NOT NULL AND changes() > 0
-        ON CONFLICT DO NOTHING`,
+      callbackDeliveries.openForRange(from, to, now),
     ]);
     if ((claimed?.meta?.changes ?? 0) === 0) continue; // another dispatcher took this range
     const jobs: CallbackJob[] = events.map((e) => ({ seq: e.seq, eventId: e.event_id, tenantId: e.tenant_id, url: e.callback_url }));
@@ -70,11 +63,7 @@ export async function dispatchCallbacks(env: Env): Promise<number> {
  *  Bounded per run; marks them due now so the next run skips them. */
 export async function redispatchDue(env: Env, now = Date.now(), limit = 200): Promise<number> {
   const db = database(env.DB);
-  const due = await db.all<{ seq: number; event_id: string; tenant_id: string; url: string }>(sql`
-    UPDATE callback_deliveries SET next_at = ${now}, updated_at = ${now}
-    WHERE rowid IN (SELECT rowid FROM callback_deliveries WHERE status IN ('pending', 'retrying') AND next_at <= ${now - REDISPATCH_GRACE_MS}
-      AND (lease_until IS NULL OR lease_until <= ${now}) ORDER BY next_at LIMIT ${limit})
-    RETURNING seq, event_id, tenant_id, url`);
+  const due = await callbackDeliveries.takeOverdue(db, now, REDISPATCH_GRACE_MS, limit);
   if (due.length === 0) return 0;
   await enqueueCallbacks(
     env,

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import * as schema from "./schema.ts";
 
@@ -15,4 +16,9 @@ export function database(d1: D1Database): Db {
     clients.set(d1, db);
   }
   return db;
+}
+
+/** One trivial statement: D1 answers (the health check). */
+export async function ping(db: Db): Promise<void> {
+  await db.run(sql`SELECT 1`);
 }

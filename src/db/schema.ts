@@ -57,7 +57,7 @@ export const instances = sqliteTable(
     qrCode: text("qr_code"),
     qrCount: integer("qr_count"),
     qrUpdatedAt: integer("qr_updated_at"),
-    // Pacing (src/lanes/pacing.ts): null columns mean the documented default or "off".
+    // Pacing (src/lanes/pacing/settings.ts): null columns mean the documented default or "off".
     burst: integer("burst"),
     gapMinMs: integer("gap_min_ms").notNull().default(0),
     gapMaxMs: integer("gap_max_ms").notNull().default(0),
@@ -294,7 +294,7 @@ export const outboxEvents = sqliteTable(
     // The rowid, without AUTOINCREMENT (which writes sqlite_sequence on every insert): seq stays
     // increasing because the purge never deletes the newest event (src/sweep/sweeper.ts).
     seq: integer("seq").primaryKey(),
-    // `evt_<seq>_<random>` (src/outbox/event-id.ts): found through seq, so it needs no index of its own.
+    // `evt_<seq>_<random>` (src/db/queries/outbox-events.ts): found through seq, so it needs no index of its own.
     // Events written before that scheme keep their UUIDs.
     eventId: text("event_id").notNull(),
     tenantId: text("tenant_id").notNull(),

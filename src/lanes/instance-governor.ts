@@ -1,6 +1,6 @@
 // InstanceGovernor: one per Evolution instance (named by instance id). Every lane of that number
 // asks it before a send (`acquire`); it answers go, or when to ask again. The rules live in
-// ./pacing.ts; this object holds their state, reads the number's pacing from D1, and turns the
+// ./pacing/policy.ts; this object holds their state, reads the number's pacing from D1, and turns the
 // signals of a number in trouble (rate-overlimit, a closed connection, a spike of numbers that are
 // not on WhatsApp) into a pause, announced as an `instance.status` event.
 //
@@ -16,21 +16,11 @@ import { database } from "../db/client.ts";
 import { instances } from "../db/schema.ts";
 import { config } from "../config.ts";
 import { errorField, log } from "../observability/log.ts";
-import { newEventKeys } from "../outbox/event-id.ts";
-import {
-  type AcquireAnswer,
-  type AcquireRequest,
-  type Durable,
-  defaultPacing,
-  grantKey,
-  type Pacing,
-  PacingPolicy,
-  type Pause,
-  pacingOf,
-  type WaitReason,
-} from "./pacing.ts";
+import { writeEvent } from "../outbox/write.ts";
+import { type AcquireAnswer, type AcquireRequest, type Durable, grantKey, PacingPolicy, type Pause, type WaitReason } from "./pacing/policy.ts";
+import { defaultPacing, type Pacing, pacingOf } from "./pacing/settings.ts";
 
-export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
+export type { AcquireAnswer, AcquireRequest } from "./pacing/policy.ts";
 
 export type GovernorSignal =
   // messageId (as given to acquire): that send was refused, so its grant is given back.
@@ -176,17 +166,26 @@ export class InstanceGovernor extends DurableObject<Env> {
 
   // Mirrors the pause into D1 and writes the instance.status event in the same batch.
   private async announce(instanceId: string, pause: Pause | null, now: number, resumedBy?: ResumeSource) {
+    const row = { instance: sql`name`, channel: sql`channel`, state: sql`state` };
     const data = pause
-      ? sql`json_object('instance', name, 'channel', channel, 'state', state, 'sending', 'paused', 'reason', ${pause.reason},
-          'pausedUntil', ${pause.until === null ? null : new Date(pause.until).toISOString()}, 'detail', ${pause.detail ?? null})`
-      : sql`json_object('instance', name, 'channel', channel, 'state', state, 'sending', 'active', 'reason', ${resumedBy ?? "operator"})`;
+      ? {
+          ...row,
+          sending: "paused" as const,
+          reason: pause.reason,
+          pausedUntil: pause.until === null ? null : new Date(pause.until).toISOString(),
+          detail: pause.detail ?? null,
+        }
+      : { ...row, sending: "active" as const, reason: resumedBy ?? "operator" };
     await runBatch(database(this.env.DB), [
       sql`UPDATE instances SET paused_reason = ${pause?.reason ?? null}, paused_at = ${pause?.at ?? null},
         paused_until = ${pause?.until ?? null}, updated_at = ${now} WHERE id = ${instanceId}`,
-      sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-        SELECT ${newEventKeys()}, tenant_id, 'instance.status', 1, ${now}, ${data},
-          (SELECT callback_url FROM tenants WHERE id = instances.tenant_id)
-        FROM instances WHERE id = ${instanceId}`,
+      writeEvent("instance.status", {
+        tenantId: sql`tenant_id`,
+        occurredAt: now,
+        data,
+        callbackUrl: sql`(SELECT callback_url FROM tenants WHERE id = instances.tenant_id)`,
+        source: sql`FROM instances WHERE id = ${instanceId}`,
+      }),
     ]);
     log("info", pause ? "number paused" : "number resumed", { instanceId, reason: pause?.reason ?? resumedBy });
   }

@@ -5,7 +5,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { MessageStatus } from "../contracts/events.ts";
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
-import { newEventKeys } from "../outbox/event-id.ts";
+import { writeEvent } from "../outbox/write.ts";
 
 export type Transition = {
   /** The message's id, or a scalar subquery that finds it (a receipt knows only the provider id). */
@@ -67,14 +67,23 @@ export function transitionStatements(t: Transition): SQL[] {
 
 // message.status event built from the row as it now stands, so it always matches what was stored.
 export function outboxStatusEvent(messageId: string | SQL, at: number, attempt: number | undefined, guard: SQL = sql`1`): SQL {
-  return sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-    SELECT ${newEventKeys()}, m.tenant_id, 'message.status', 1, ${at},
-      json_object('messageId', m.id, 'instance', m.instance_name, 'channel', m.channel, 'to', m."to", 'status', m.status,
-        'attempt', ${attempt ?? null}, 'error', CASE WHEN m.status = 'failed' OR ${attempt ?? 0} > 0 THEN m.last_error END,
-        'providerMessageId', m.provider_message_id, 'metadata', json(m.metadata)),
-      COALESCE(m.callback_url, t.callback_url)
-    FROM messages m JOIN tenants t ON t.id = m.tenant_id
-    WHERE m.id = ${messageId} AND ${guard}`;
+  return writeEvent("message.status", {
+    tenantId: sql`m.tenant_id`,
+    occurredAt: at,
+    data: {
+      messageId: sql`m.id`,
+      instance: sql`m.instance_name`,
+      channel: sql`m.channel`,
+      to: sql`m."to"`,
+      status: sql`m.status`,
+      attempt: attempt ?? null,
+      error: sql`CASE WHEN m.status = 'failed' OR ${attempt ?? 0} > 0 THEN m.last_error END`,
+      providerMessageId: sql`m.provider_message_id`,
+      metadata: sql`json(m.metadata)`,
+    },
+    callbackUrl: sql`COALESCE(m.callback_url, t.callback_url)`,
+    source: sql`FROM messages m JOIN tenants t ON t.id = m.tenant_id WHERE m.id = ${messageId} AND ${guard}`,
+  });
 }
 
 // Runs one transition; true when it applied.

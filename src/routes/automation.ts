@@ -10,6 +10,7 @@ import { type InboundRow, itemOf, replyAddress } from "../automation/offer.ts";
 import { automationInput, rotatedAutomationSecret } from "../contracts/automation.ts";
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
 import { runBatch } from "../db/batch.ts";
+import { instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { documented } from "../openapi/describe.ts";
@@ -43,9 +44,9 @@ type Counts = { pending: number; retrying: number; delivered: number; dead: numb
 
 async function instanceOf(c: Context<AppEnv>): Promise<{ id: string; name: string }> {
   const name = c.req.param("name") ?? "";
-  const [row] = await c.var.db.all<{ id: string; name: string }>(sql`SELECT id, name FROM instances WHERE tenant_id = ${c.var.tenant.id} AND name = ${name}`);
+  const row = await instances.ownedByName(c.var.db, c.var.tenant.id, name);
   if (!row) throw new ApiError("not_found", `No instance ${name}.`);
-  return row;
+  return { id: row.id, name: row.name };
 }
 
 async function countsOf(c: Context<AppEnv>, instanceId: string): Promise<Counts> {

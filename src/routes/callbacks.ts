@@ -1,5 +1,4 @@
 // /v1/callbacks: the tenant's callback settings, secret rotation, delivery records and replay.
-import { and, desc, eq, gte, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
@@ -7,12 +6,11 @@ import { enqueueCallbacks } from "../callbacks/dispatch.ts";
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
 import { callbackDeliveryPage, callbackReplay, callbackSettings, deliveryStatuses, enabledEndpoint, rotatedSecret } from "../contracts/callbacks.ts";
 import { isoWithOffset } from "../contracts/messages.ts";
-import { callbackDeliveries, disabledCallbackEndpoints, tenants } from "../db/schema.ts";
+import { callbackDeliveries, disabledCallbackEndpoints, tenants } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { errorField, log } from "../observability/log.ts";
 import { cursorParam, encodeCursor } from "../http/cursor.ts";
 import { documented } from "../openapi/describe.ts";
-import { eventIdIs } from "../outbox/event-id.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { iso } from "../time.ts";
 
@@ -32,8 +30,7 @@ const deliveriesQuery = z.object({
   cursor: cursorParam.optional(),
 });
 
-type DeliveryRow = typeof callbackDeliveries.$inferSelect;
-const deliveryView = (d: DeliveryRow) => ({
+const deliveryView = (d: callbackDeliveries.DeliveryRow) => ({
   eventId: d.eventId,
   eventType: d.eventType || undefined,
   url: d.url,
@@ -57,8 +54,6 @@ const replayBody = z.union([
   }),
 ]);
 
-type Reset = { seq: number; event_id: string; tenant_id: string; url: string };
-
 export const callbackRoutes = new Hono<AppEnv>()
   .get(
     "/",
@@ -72,17 +67,9 @@ export const callbackRoutes = new Hono<AppEnv>()
     }),
     async (c) => {
       const db = c.var.db;
-      const [tenant] = await db
-        .select({
-          url: tenants.callbackUrl,
-          secret: tenants.callbackSecret,
-          previousUntil: tenants.callbackSecretPreviousUntil,
-          previous: tenants.callbackSecretPrevious,
-        })
-        .from(tenants)
-        .where(eq(tenants.id, c.var.tenant.id));
+      const tenant = await tenants.callbackSettings(db, c.var.tenant.id);
       if (!tenant) throw new ApiError("not_found", "No such tenant.");
-      const disabled = await db.select().from(disabledCallbackEndpoints).where(eq(disabledCallbackEndpoints.tenantId, c.var.tenant.id));
+      const disabled = await disabledCallbackEndpoints.ofTenant(db, c.var.tenant.id);
       const now = Date.now();
       const overlap = tenant.previous && (tenant.previousUntil ?? 0) > now;
       const legacy = !tenant.secret.startsWith("whsec_") || Boolean(overlap && tenant.previous && !tenant.previous.startsWith("whsec_"));
@@ -113,8 +100,7 @@ export const callbackRoutes = new Hono<AppEnv>()
       const secret = newWebhookSecret();
       const now = Date.now();
       const until = now + ROTATION_OVERLAP_MS;
-      await c.var.db.run(sql`UPDATE tenants SET callback_secret_previous = callback_secret, callback_secret_previous_until = ${until},
-    callback_secret = ${secret} WHERE id = ${c.var.tenant.id}`);
+      await tenants.rotateCallbackSecret(c.var.db, c.var.tenant.id, secret, until);
       c.header("cache-control", "no-store");
       return c.json({ secret, previousSecretValidUntil: iso(until), rotatedAt: iso(now) } satisfies z.input<typeof rotatedSecret>);
     },
@@ -131,11 +117,8 @@ export const callbackRoutes = new Hono<AppEnv>()
     }),
     async (c) => {
       const { url } = c.req.valid("json");
-      const removed = await c.var.db
-        .delete(disabledCallbackEndpoints)
-        .where(and(eq(disabledCallbackEndpoints.tenantId, c.var.tenant.id), eq(disabledCallbackEndpoints.url, url)))
-        .returning({ url: disabledCallbackEndpoints.url });
-      if (removed.length === 0) throw new ApiError("not_found", "That callback URL is not disabled.", [{ path: "url", message: url }]);
+      if (!(await disabledCallbackEndpoints.enable(c.var.db, c.var.tenant.id, url)))
+        throw new ApiError("not_found", "That callback URL is not disabled.", [{ path: "url", message: url }]);
       return c.json({ url, enabled: true as const } satisfies z.input<typeof enabledEndpoint>);
     },
   )
@@ -151,22 +134,14 @@ export const callbackRoutes = new Hono<AppEnv>()
     }),
     async (c) => {
       const q = c.req.valid("query");
-      const where: SQL[] = [eq(callbackDeliveries.tenantId, c.var.tenant.id)];
-      if (q.status) where.push(eq(callbackDeliveries.status, q.status));
-      if (q.event) where.push(eq(callbackDeliveries.eventType, q.event));
-      if (q.since) where.push(gte(callbackDeliveries.createdAt, Date.parse(q.since)));
-      if (q.until) where.push(lte(callbackDeliveries.createdAt, Date.parse(q.until)));
-      if (q.cursor) {
-        const [seq, eventId] = q.cursor;
-        const before = or(lt(callbackDeliveries.seq, seq), and(eq(callbackDeliveries.seq, seq), lt(callbackDeliveries.eventId, eventId)));
-        if (before) where.push(before);
-      }
-      const rows = await c.var.db
-        .select()
-        .from(callbackDeliveries)
-        .where(and(...where))
-        .orderBy(desc(callbackDeliveries.seq), desc(callbackDeliveries.eventId))
-        .limit(q.limit + 1);
+      const rows = await callbackDeliveries.page(c.var.db, c.var.tenant.id, {
+        status: q.status,
+        event: q.event,
+        since: q.since ? Date.parse(q.since) : undefined,
+        until: q.until ? Date.parse(q.until) : undefined,
+        before: q.cursor,
+        limit: q.limit,
+      });
       const page = rows.slice(0, q.limit);
       const last = page.at(-1);
       const answer = { data: page.map(deliveryView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.seq, last.eventId) : null };
@@ -190,35 +165,20 @@ export const callbackRoutes = new Hono<AppEnv>()
       const db = c.var.db;
       const tenantId = c.var.tenant.id;
       const now = Date.now();
-      const notDisabled = sql`url NOT IN (SELECT url FROM disabled_callback_endpoints WHERE tenant_id = ${tenantId})`;
-      let reset: Reset[];
+      let reset: Awaited<ReturnType<typeof callbackDeliveries.resetOne>>;
       let more = false;
       if ("eventId" in input) {
-        const [event] = await db.all<{ seq: number; type: string; callback_url: string | null; disabled: string | null }>(sql`
-      SELECT seq, type, callback_url,
-        (SELECT reason FROM disabled_callback_endpoints x WHERE x.tenant_id = e.tenant_id AND x.url = e.callback_url) AS disabled
-      FROM outbox_events e WHERE tenant_id = ${tenantId} AND ${eventIdIs(input.eventId)}`);
+        const event = await callbackDeliveries.replayableEvent(db, tenantId, input.eventId);
         if (!event) throw new ApiError("not_found", `No event ${input.eventId}.`, [{ path: "eventId", message: input.eventId }]);
         if (!event.callback_url) throw new ApiError("unprocessable", "This event had no callback URL.", [{ path: "eventId", message: input.eventId }]);
         if (event.disabled)
           throw new ApiError("conflict", "The callback URL is disabled; enable it with POST /v1/callbacks/enable first.", [
             { path: "eventId", message: event.disabled },
           ]);
-        reset = await db.all<Reset>(sql`
-      INSERT INTO callback_deliveries (event_id, url, tenant_id, status, attempts, updated_at, seq, event_type, created_at, next_at)
-      VALUES (${input.eventId}, ${event.callback_url}, ${tenantId}, 'pending', 0, ${now}, ${event.seq}, ${event.type}, ${now}, ${now})
-      ON CONFLICT (event_id, url) DO UPDATE SET status = 'pending', attempts = 0, next_at = ${now}, last_error = NULL, last_status = NULL,
-        delivered_at = NULL, updated_at = ${now}
-      RETURNING seq, event_id, tenant_id, url`);
+        reset = await callbackDeliveries.resetOne(db, { eventId: input.eventId, url: event.callback_url, tenantId, seq: event.seq, type: event.type, now });
       } else {
-        const window = sql`tenant_id = ${tenantId} AND status = 'failed' AND created_at >= ${Date.parse(input.since)}
-      AND created_at <= ${input.until ? Date.parse(input.until) : now} AND ${notDisabled}`;
-        reset = await db.all<Reset>(sql`
-      UPDATE callback_deliveries SET status = 'pending', attempts = 0, next_at = ${now}, last_error = NULL, last_status = NULL, updated_at = ${now}
-      WHERE rowid IN (SELECT rowid FROM callback_deliveries WHERE ${window} ORDER BY seq LIMIT ${input.limit})
-      RETURNING seq, event_id, tenant_id, url`);
-        const [left] = await db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM (SELECT 1 FROM callback_deliveries WHERE ${window} LIMIT 1)`);
-        more = (left?.n ?? 0) > 0;
+        const until = input.until ? Date.parse(input.until) : now;
+        ({ reset, more } = await callbackDeliveries.resetFailed(db, tenantId, { since: Date.parse(input.since), until, limit: input.limit, now }));
       }
       reset.sort((a, b) => a.seq - b.seq);
       // Should the queue fail here, the rows are pending and the cron hands them out (redispatchDue).

@@ -2,12 +2,12 @@
 // token in the path names the instance; the provider's secret header authenticates the request
 // (wrong or missing: 401, nothing stored). A valid update is stored before the 2xx: Telegram holds
 // a chat's next update until the previous one got its 2xx, so a durable store keeps per-chat order.
-import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import type { Channel } from "../contracts/channels.ts";
+import { instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { readJson } from "../http/body.ts";
 import { errorField, log } from "../observability/log.ts";
@@ -17,8 +17,6 @@ import { storeInbound } from "../webhooks/apply.ts";
 
 // An update is small (media come as file ids); this is far above any real one.
 const MAX_UPDATE_BYTES = 1024 * 1024;
-
-type WebhookInstance = { id: string; tenant_id: string; name: string; channel: string; secret: string | null; callbacks: number };
 
 export function channelWebhookRoutes(channel: Exclude<Channel, "whatsapp">) {
   const routes = new Hono<AppEnv>();
@@ -44,10 +42,7 @@ export function channelWebhookRoutes(channel: Exclude<Channel, "whatsapp">) {
       errors: ["unauthorized", "invalid_request", "unavailable"],
     }),
     async (c) => {
-      const [instance] = await c.var.db.all<WebhookInstance>(
-        sql`SELECT i.id, i.tenant_id, i.name, i.channel, i.telegram_webhook_secret AS secret, t.callback_url IS NOT NULL AS callbacks
-          FROM instances i JOIN tenants t ON t.id = i.tenant_id WHERE i.webhook_token = ${c.req.param("token")}`,
-      );
+      const instance = await instances.byWebhookToken(c.var.db, c.req.param("token"));
       // The same answer for an unknown token and a wrong secret: neither says which it was.
       if (!instance || channelOf(instance.channel) !== channel || !(await inbound.verify(c.req.raw.headers, instance.secret))) {
         throw new ApiError("unauthorized", "Unknown webhook or wrong secret.");

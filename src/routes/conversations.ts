@@ -6,6 +6,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
+import { instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { documented } from "../openapi/describe.ts";
 import { contactOf, contactParam } from "./handoff.ts";
@@ -138,9 +139,7 @@ export const readRoutes = new Hono<AppEnv>().post(
   }),
   async (c) => {
     const name = c.req.param("name") ?? "";
-    const [instance] = await c.var.db.all<{ id: string; channel: string }>(
-      sql`SELECT id, channel FROM instances WHERE tenant_id = ${c.var.tenant.id} AND name = ${name}`,
-    );
+    const instance = await instances.ownedByName(c.var.db, c.var.tenant.id, name);
     if (!instance) throw new ApiError("not_found", `No instance ${name}.`);
     const contact = contactOf(c.req.param("contact"), instance.channel);
     const now = Date.now();

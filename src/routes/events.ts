@@ -1,14 +1,13 @@
 // GET /v1/events, POST /v1/events/ack — the outbox, read by named consumers (the Kafka bridge).
 // Events come in seq order after the consumer's cursor; only an ack moves the cursor, so an
 // event is never skipped, and one read but not acked is read again.
-import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import type { Db } from "../db/client.ts";
+import { consumerCursors, outboxEvents } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { documented } from "../openapi/describe.ts";
-import { type EventRow, eventView } from "../outbox/view.ts";
+import { eventView } from "../outbox/view.ts";
 
 const consumerName = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, "1-100 letters, digits, '.', '_', ':' or '-'.");
 const readQuery = z.object({
@@ -16,11 +15,6 @@ const readQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   wait: z.coerce.number().min(0).max(30).default(0),
 });
-
-async function cursorOf(db: Db, tenantId: string, consumer: string): Promise<number> {
-  const [row] = await db.all<{ seq: number }>(sql`SELECT seq FROM consumer_cursors WHERE tenant_id = ${tenantId} AND consumer = ${consumer}`);
-  return row?.seq ?? 0;
-}
 
 const tags = ["Events"];
 const eventAnswer = z
@@ -55,11 +49,10 @@ export const eventRoutes = new Hono<AppEnv>()
     async (c) => {
       const q = c.req.valid("query");
       const tenantId = c.var.tenant.id;
-      const cursor = await cursorOf(c.var.db, tenantId, q.consumer);
+      const cursor = await consumerCursors.cursorOf(c.var.db, tenantId, q.consumer);
       const deadline = Date.now() + q.wait * 1000;
       for (;;) {
-        const rows = await c.var.db.all<EventRow>(sql`SELECT seq, event_id, type, version, occurred_at, data FROM outbox_events
-      WHERE tenant_id = ${tenantId} AND seq > ${cursor} ORDER BY seq LIMIT ${q.limit}`);
+        const rows = await outboxEvents.tenantEventsAfter(c.var.db, tenantId, cursor, q.limit);
         if (rows.length > 0 || Date.now() >= deadline) {
           return c.json({ events: rows.map(eventView), cursor: rows.at(-1)?.seq ?? cursor, ackedCursor: cursor });
         }
@@ -80,12 +73,10 @@ export const eventRoutes = new Hono<AppEnv>()
     async (c) => {
       const input = c.req.valid("json");
       const tenantId = c.var.tenant.id;
-      const [max] = await c.var.db.all<{ seq: number | null }>(sql`SELECT MAX(seq) AS seq FROM outbox_events WHERE tenant_id = ${tenantId}`);
-      if (input.seq > (max?.seq ?? 0))
-        throw new ApiError("unprocessable", "Cannot ack past the last event.", [{ path: "seq", message: `last is ${max?.seq ?? 0}` }]);
+      const last = await outboxEvents.lastSeq(c.var.db, tenantId);
+      if (input.seq > last) throw new ApiError("unprocessable", "Cannot ack past the last event.", [{ path: "seq", message: `last is ${last}` }]);
       // The cursor only moves forward: a late or repeated ack cannot make events reappear.
-      await c.var.db.run(sql`INSERT INTO consumer_cursors (tenant_id, consumer, seq, updated_at) VALUES (${tenantId}, ${input.consumer}, ${input.seq}, ${Date.now()})
-    ON CONFLICT (tenant_id, consumer) DO UPDATE SET seq = MAX(seq, excluded.seq), updated_at = excluded.updated_at`);
-      return c.json({ consumer: input.consumer, cursor: await cursorOf(c.var.db, tenantId, input.consumer) });
+      await consumerCursors.advance(c.var.db, tenantId, input.consumer, input.seq, Date.now());
+      return c.json({ consumer: input.consumer, cursor: await consumerCursors.cursorOf(c.var.db, tenantId, input.consumer) });
     },
   );

@@ -1,6 +1,5 @@
 // /v1/instances/:name/contacts/:contact/handoff — hand a contact to a person (its inbound messages
 // are stored but not offered to the automation handler) and back. See src/automation/handoff.ts.
-import { sql } from "drizzle-orm";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
@@ -9,6 +8,7 @@ import { type Conversation, handBackStatements, type HandoffRow, handoffOf, take
 import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { handoffInput, handoffState } from "../contracts/automation.ts";
 import { changes, runBatch } from "../db/batch.ts";
+import { instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { parseWith } from "../http/body.ts";
 import { contactKey } from "../messages/contact-key.ts";
@@ -53,9 +53,7 @@ export function contactOf(raw: string | undefined, channel: string): string {
 
 async function conversationOf(c: Context<AppEnv>): Promise<Conversation> {
   const name = c.req.param("name") ?? "";
-  const [row] = await c.var.db.all<{ id: string; name: string; channel: string }>(
-    sql`SELECT id, name, channel FROM instances WHERE tenant_id = ${c.var.tenant.id} AND name = ${name}`,
-  );
+  const row = await instances.ownedByName(c.var.db, c.var.tenant.id, name);
   if (!row) throw new ApiError("not_found", `No instance ${name}.`);
   return { tenantId: c.var.tenant.id, instanceId: row.id, instanceName: row.name, contact: contactOf(c.req.param("contact"), row.channel) };
 }

@@ -1,8 +1,8 @@
 // GET /health: no auth; D1 and queue binding checks.
-import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
+import { ping } from "../db/client.ts";
 import { documented } from "../openapi/describe.ts";
 
 export const healthRoutes = new Hono<AppEnv>();
@@ -23,7 +23,7 @@ healthRoutes.get(
   async (c) => {
     const checks: Record<string, string> = {};
     try {
-      await c.var.db.run(sql`SELECT 1`);
+      await ping(c.var.db);
       checks.d1 = "ok";
     } catch (err) {
       checks.d1 = `down: ${String(err).slice(0, 200)}`;

@@ -1,10 +1,9 @@
 // /v1/instances: register instances: an Evolution instance (WhatsApp) or a Telegram bot. The
 // Evolution API key and the bot token are stored, never echoed.
-import { and, asc, eq, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { instances } from "../db/schema.ts";
+import { instances } from "../db/queries/index.ts";
 import { config } from "../config.ts";
 import { runBatch } from "../db/batch.ts";
 import { ApiError } from "../errors.ts";
@@ -14,7 +13,7 @@ import { connectInstance } from "../evolution/client.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId, randomToken } from "../ids.ts";
 import { connectionStatements } from "../webhooks/apply.ts";
-import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing.ts";
+import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing/settings.ts";
 import { documented } from "../openapi/describe.ts";
 import { connectBot, disconnectBot, telegramAnswer, telegramInput, webhookOf } from "../channels/telegram.ts";
 import { DEFAULT_API_URL } from "../providers/telegram/api.ts";
@@ -55,7 +54,7 @@ const putInstance = z
     if (b.channel !== "web" && b.web !== undefined) ctx.addIssue({ code: "custom", path: ["web"], message: 'Only for channel "web".' });
   });
 
-type Row = typeof instances.$inferSelect;
+type Row = instances.InstanceRow;
 
 const tags = ["Instances"];
 const isoTime = z.iso.datetime({ offset: true });
@@ -133,11 +132,7 @@ const view = (row: Row, env: Env, requestUrl: string) => ({
 });
 
 async function findOwn(c: { var: AppEnv["Variables"] }, name: string): Promise<Row | undefined> {
-  const [row] = await c.var.db
-    .select()
-    .from(instances)
-    .where(and(eq(instances.tenantId, c.var.tenant.id), eq(instances.name, name)));
-  return row;
+  return instances.ownedByName(c.var.db, c.var.tenant.id, name);
 }
 
 // A stored code younger than this is shown as is; Evolution refreshes it about every 20 s and says so
@@ -195,35 +190,27 @@ export const instanceRoutes = new Hono<AppEnv>()
       }
       // Every channel stores the same way: an existing row is updated (its governor re-reads the
       // pacing), a new one inserted (201). `created`: columns only a new row takes.
-      type Columns = Partial<typeof instances.$inferInsert>;
+      type Columns = Partial<instances.NewInstance>;
       const save = async (changes: Columns, created: Columns = {}) => {
         if (existing) {
-          const [row] = await c.var.db
-            .update(instances)
-            .set({ ...changes, ...pacing, updatedAt: now })
-            .where(eq(instances.id, existing.id))
-            .returning();
+          const row = await instances.change(c.var.db, existing.id, { ...changes, ...pacing, updatedAt: now });
           await governor(c.env, existing.id).refresh();
           return c.json(view(row ?? existing, c.env, c.req.url), 200);
         }
-        const [row] = await c.var.db
-          .insert(instances)
-          .values({
-            id: newId("ins"),
-            tenantId: c.var.tenant.id,
-            name,
-            channel,
-            evolutionUrl: "",
-            evolutionApiKey: "",
-            webhookToken: randomToken(24),
-            createdAt: now,
-            ...created,
-            ...changes,
-            ...pacing,
-            updatedAt: now,
-          })
-          .onConflictDoNothing()
-          .returning();
+        const row = await instances.register(c.var.db, {
+          id: newId("ins"),
+          tenantId: c.var.tenant.id,
+          name,
+          channel,
+          evolutionUrl: "",
+          evolutionApiKey: "",
+          webhookToken: randomToken(24),
+          createdAt: now,
+          ...created,
+          ...changes,
+          ...pacing,
+          updatedAt: now,
+        });
         if (!row) throw new ApiError("conflict", `Instance ${name} was registered concurrently; retry.`);
         return c.json(view(row, c.env, c.req.url), 201);
       };
@@ -282,7 +269,7 @@ export const instanceRoutes = new Hono<AppEnv>()
       responses: { 200: { description: "All of them, by name.", schema: z.object({ data: z.array(instanceAnswer) }) } },
     }),
     async (c) => {
-      const rows = await c.var.db.select().from(instances).where(eq(instances.tenantId, c.var.tenant.id)).orderBy(asc(instances.name));
+      const rows = await instances.listOwned(c.var.db, c.var.tenant.id);
       return c.json({ data: rows.map((r) => view(r, c.env, c.req.url)) });
     },
   )
@@ -357,10 +344,7 @@ export const instanceRoutes = new Hono<AppEnv>()
         await governor(c.env, row.id).report({ kind: "connection", instanceId: row.id, state: "open", now });
         return c.json({ name: row.name, state: "open" });
       }
-      await c.var.db
-        .update(instances)
-        .set({ qrCode: answer.base64, qrCount: answer.count, qrUpdatedAt: now })
-        .where(and(eq(instances.id, row.id), sql`state != 'open'`));
+      await instances.storeQrCode(c.var.db, row.id, { base64: answer.base64, count: answer.count, at: now });
       return c.json({ name: row.name, state: row.state, qr: { base64: answer.base64, count: answer.count, updatedAt: new Date(now).toISOString() } });
     },
   )
@@ -378,7 +362,7 @@ export const instanceRoutes = new Hono<AppEnv>()
       const row = await findOwn(c, c.req.param("name"));
       if (!row) throw new ApiError("not_found", `No instance ${c.req.param("name")}.`);
       await governor(c.env, row.id).resume(row.id, "operator");
-      const [fresh] = await c.var.db.select().from(instances).where(eq(instances.id, row.id));
+      const fresh = await instances.byId(c.var.db, row.id);
       return c.json(view(fresh ?? row, c.env, c.req.url));
     },
   )
@@ -400,7 +384,7 @@ export const instanceRoutes = new Hono<AppEnv>()
       if (channelOf(row.channel) === "telegram" && row.telegramBotToken) {
         await disconnectBot({ botToken: row.telegramBotToken, apiUrl: row.telegramApiUrl ?? DEFAULT_API_URL }, config(c.env).EVOLUTION_TIMEOUT_MS);
       }
-      await c.var.db.delete(instances).where(eq(instances.id, row.id));
+      await instances.remove(c.var.db, row.id);
       return c.body(null, 204);
     },
   );

@@ -1,8 +1,8 @@
 // GET /metrics — Prometheus text format, all tenants, guarded by METRICS_TOKEN.
-import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env.ts";
 import { bearer, tokenMatches } from "../auth/api-keys.ts";
+import { callbackDeliveries, instances, outboxEvents } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { messageCounts } from "../messages/counts.ts";
 import { documented } from "../openapi/describe.ts";
@@ -23,11 +23,11 @@ metricsRoutes.get(
   async (c) => {
     if (!(await tokenMatches(bearer(c.req.header("authorization")), c.env.METRICS_TOKEN))) throw new ApiError("unauthorized", "Metrics token required.");
     const db = c.var.db;
-    const [counts, outbox, callbacks, states] = await Promise.all([
+    const [counts, outboxSeq, callbacks, states] = await Promise.all([
       messageCounts(db, undefined),
-      db.all<{ seq: number | null }>(sql`SELECT MAX(seq) AS seq FROM outbox_events`),
-      db.all<{ status: string; n: number }>(sql`SELECT status, COUNT(*) AS n FROM callback_deliveries GROUP BY status`),
-      db.all<{ name: string; state: string }>(sql`SELECT name, state FROM instances`),
+      outboxEvents.lastSeq(db),
+      callbackDeliveries.countsByStatus(db),
+      instances.states(db),
     ]);
     const lines = [
       "# HELP mensageiro_messages Messages by instance and status.",
@@ -44,7 +44,7 @@ metricsRoutes.get(
       `mensageiro_sent_last_minute ${counts.sentLastMinute}`,
       "# HELP mensageiro_outbox_seq Highest outbox sequence number written.",
       "# TYPE mensageiro_outbox_seq counter",
-      `mensageiro_outbox_seq ${outbox[0]?.seq ?? 0}`,
+      `mensageiro_outbox_seq ${outboxSeq}`,
       "# HELP mensageiro_callback_deliveries Tenant callback deliveries by status.",
       "# TYPE mensageiro_callback_deliveries gauge",
       ...callbacks.map((r) => `mensageiro_callback_deliveries{status="${r.status}"} ${r.n}`),

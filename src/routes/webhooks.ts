@@ -1,10 +1,10 @@
 // POST /webhooks/evolution/:token[/:event] — Evolution's webhooks in. The token names and
 // authenticates the instance. The route validates; it stores inbound messages itself and queues
 // the rest (receipts, confirmations, connection changes), which the queue consumer applies.
-import { sql } from "drizzle-orm";
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
 import { eventName, handledEvents, webhookEnvelope } from "../contracts/evolution-webhooks.ts";
+import { instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { parseWith, readJson } from "../http/body.ts";
 import { applyWebhookJob, type WebhookJob, webhookJob } from "../webhooks/evolution-job.ts";
@@ -24,16 +24,12 @@ const MAX_QUEUED_BYTES = 100 * 1024;
 // tokens are not remembered, so a new instance's webhooks are accepted at once. `callbacks`: its
 // tenant has a callback URL (a URL set meanwhile is served by the cron until the entry expires).
 const TOKEN_CACHE_MS = 60_000;
-type WebhookInstance = { id: string; tenant_id: string; name: string; callbacks: number };
-const tokenCache = new Map<string, { instance: WebhookInstance; at: number }>();
+const tokenCache = new Map<string, { instance: instances.WebhookInstance; at: number }>();
 
 async function instanceFor(c: Context<AppEnv>, token: string) {
   const hit = tokenCache.get(token);
   if (hit && Date.now() - hit.at < TOKEN_CACHE_MS) return hit.instance;
-  const [instance] = await c.var.db.all<WebhookInstance>(
-    sql`SELECT i.id, i.tenant_id, i.name, t.callback_url IS NOT NULL AS callbacks
-      FROM instances i JOIN tenants t ON t.id = i.tenant_id WHERE i.webhook_token = ${token}`,
-  );
+  const instance = await instances.byWebhookToken(c.var.db, token);
   if (instance) tokenCache.set(token, { instance, at: Date.now() });
   return instance;
 }

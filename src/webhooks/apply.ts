@@ -15,7 +15,7 @@ import { changes, firstRow, runBatch, runNamed } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../ids.ts";
 import { type ReceiptStatus, receiptByProviderStatements } from "../messages/receipts.ts";
-import { newEventKeys } from "../outbox/event-id.ts";
+import { writeEvent } from "../outbox/write.ts";
 import type { InboundMessage } from "../providers/provider.ts";
 
 export type InboundTarget = { tenantId: string; instanceId: string; instanceName: string; channel: Channel };
@@ -102,14 +102,26 @@ export function storeStatements(t: InboundTarget, m: InboundMessage, receivedAt:
       VALUES (${id}, ${t.tenantId}, ${t.instanceId}, ${t.instanceName}, ${t.channel}, ${m.contact}, ${m.chat}, ${m.participant}, ${m.providerMessageId},
         ${fromMe ? 1 : 0}, ${m.pushName}, ${m.messageType}, ${m.text}, ${media}, ${m.timestamp}, ${receivedAt}, ${m.dedupeKey}, ${metadata})
       ON CONFLICT DO NOTHING`,
-    sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-      SELECT ${newEventKeys()}, ${t.tenantId}, 'message.received', 1, ${receivedAt},
-        json_object('id', ${id}, 'instance', ${t.instanceName}, 'channel', ${t.channel}, 'contact', ${m.contact}, 'remoteJid', ${m.chat},
-          'participant', ${m.participant}, 'providerMessageId', ${m.providerMessageId}, 'fromMe', json(${fromMe ? "true" : "false"}),
-          'pushName', ${m.pushName}, 'messageType', ${m.messageType}, 'text', ${m.text},
-          'media', json(${media}), 'timestamp', ${new Date(m.timestamp).toISOString()}),
-        (SELECT callback_url FROM tenants WHERE id = ${t.tenantId})
-      WHERE changes() > 0`,
+    writeEvent("message.received", {
+      tenantId: t.tenantId,
+      occurredAt: receivedAt,
+      data: {
+        id,
+        instance: t.instanceName,
+        channel: t.channel,
+        contact: m.contact,
+        remoteJid: m.chat,
+        participant: m.participant,
+        providerMessageId: m.providerMessageId,
+        fromMe,
+        pushName: m.pushName,
+        messageType: m.messageType,
+        text: m.text,
+        media: m.media,
+        timestamp: new Date(m.timestamp).toISOString(),
+      },
+      source: sql`WHERE changes() > 0`,
+    }),
   ];
 }
 
@@ -162,11 +174,12 @@ export function connectionStatements(c: {
   return [
     sql`UPDATE instances SET state = ${c.state}, state_changed_at = ${c.at}, updated_at = ${c.at} ${clearQr}
       WHERE id = ${c.instanceId} AND state != ${c.state}`,
-    sql`INSERT INTO outbox_events (seq, event_id, tenant_id, type, version, occurred_at, data, callback_url)
-      SELECT ${newEventKeys()}, ${c.tenantId}, 'instance.status', 1, ${c.at},
-        json_object('instance', ${c.instanceName}, 'channel', 'whatsapp', 'state', ${c.state}, 'statusReason', ${c.statusReason}),
-        (SELECT callback_url FROM tenants WHERE id = ${c.tenantId})
-      WHERE changes() > 0`,
+    writeEvent("instance.status", {
+      tenantId: c.tenantId,
+      occurredAt: c.at,
+      data: { instance: c.instanceName, channel: "whatsapp", state: c.state, statusReason: c.statusReason },
+      source: sql`WHERE changes() > 0`,
+    }),
   ];
 }
 

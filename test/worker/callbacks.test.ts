@@ -24,14 +24,29 @@ async function callbackTenant(name: string) {
 }
 
 let events = 0;
+// Data that meets each event type's contract (every outbox row the tests write is checked against it).
+const dataOf: Record<string, unknown> = {
+  "instance.status": { instance: "x", state: "open" },
+  "message.received": {
+    id: "in_x",
+    instance: "x",
+    contact: "5511900000000",
+    remoteJid: "5511900000000@s.whatsapp.net",
+    providerMessageId: "p_x",
+    fromMe: false,
+    messageType: "conversation",
+    text: "hi",
+    timestamp: "2026-01-01T00:00:00.000Z",
+  },
+};
+
 /** An outbox event. `dispatchable`: with its callback URL, so dispatchCallbacks hands it out; without,
  *  only a direct consumeCallbacks call delivers it (the test then owns every attempt). */
 async function outboxEvent(tenantId: string, url: string, opts: { dispatchable?: boolean; type?: string } = {}) {
   const eventId = `evt-${unique("cb")}-${events++}`;
-  await env.DB.prepare(
-    `INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url) VALUES (?, ?, ?, 1, ?, '{"instance":"x","state":"open"}', ?)`,
-  )
-    .bind(eventId, tenantId, opts.type ?? "instance.status", Date.now(), opts.dispatchable ? url : null)
+  const type = opts.type ?? "instance.status";
+  await env.DB.prepare("INSERT INTO outbox_events (event_id, tenant_id, type, version, occurred_at, data, callback_url) VALUES (?, ?, ?, 1, ?, ?, ?)")
+    .bind(eventId, tenantId, type, Date.now(), JSON.stringify(dataOf[type]), opts.dispatchable ? url : null)
     .run();
   const { seq } = (await env.DB.prepare("SELECT seq FROM outbox_events WHERE event_id = ?").bind(eventId).first<{ seq: number }>())!;
   return { seq, eventId, tenantId, url };

@@ -1,4 +1,4 @@
-// Outbox event ids carry their seq (src/outbox/event-id.ts): unique, stable, and found through the
+// Outbox event ids carry their seq (src/db/queries/outbox-events.ts): unique, stable, and found through the
 // primary key, so the outbox writes no index of event ids. And what one status change writes in D1,
 // row by row, so a change that adds an index row to the hot path fails here, not only in the bench.
 import { env } from "cloudflare:workers";

@@ -12,5 +12,14 @@
 //   table it writes, or for a read with the table it answers about.
 // - Status lists and the conditions built on them are written once, in ./statuses.ts.
 // - Owners import each other by file (never through this index), and nothing above src/db/.
+// - Biome refuses `sql` from drizzle-orm outside src/db/ (biome.json: noRestrictedImports); the
+//   files still listed in its override are the ones whose SQL has yet to move here.
 export * as apiKeys from "./api-keys.ts";
+export * as automationParked from "./automation-parked.ts";
+export * as parkedWebhooks from "./parked-webhooks.ts";
 export * as tenants from "./tenants.ts";
+export * as instances from "./instances.ts";
+export * as outboxEvents from "./outbox-events.ts";
+export * as consumerCursors from "./consumer-cursors.ts";
+export * as callbackDeliveries from "./callback-deliveries.ts";
+export * as disabledCallbackEndpoints from "./disabled-callback-endpoints.ts";

@@ -1,5 +1,5 @@
 // The tenants table: a tenant's name, settings and callback endpoint.
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { Db } from "../client.ts";
 import { tenants } from "../schema.ts";
 
@@ -24,4 +24,27 @@ export async function changeSettings(
 ): Promise<TenantRow | undefined> {
   const [row] = await db.update(tenants).set(settings).where(eq(tenants.id, id)).returning();
   return row;
+}
+
+/** A tenant's callback URL and signing secrets (the current one, and the one before the last
+ *  rotation with when it stops signing). */
+export async function callbackSettings(db: Db, id: string) {
+  const [row] = await db
+    .select({
+      url: tenants.callbackUrl,
+      secret: tenants.callbackSecret,
+      previousUntil: tenants.callbackSecretPreviousUntil,
+      previous: tenants.callbackSecretPrevious,
+    })
+    .from(tenants)
+    .where(eq(tenants.id, id));
+  return row;
+}
+
+/** A new callback signing secret; the current one keeps signing (alongside) until previousUntil. */
+export async function rotateCallbackSecret(db: Db, id: string, secret: string, previousUntil: number): Promise<void> {
+  await db
+    .update(tenants)
+    .set({ callbackSecretPrevious: sql`callback_secret`, callbackSecretPreviousUntil: previousUntil, callbackSecret: secret })
+    .where(eq(tenants.id, id));
 }
