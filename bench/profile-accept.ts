@@ -9,8 +9,8 @@
 // User-Agent without an Origin, so this one sends Origin: http://127.0.0.1.
 import { execFileSync } from "node:child_process";
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../test/support/gateway.ts";
-import { closedLoop, runScript, table } from "./load.ts";
+import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { closedLoop, runScript, table } from "../tools/harness/load.ts";
 
 const REQUESTS = Number(process.env.BENCH_PROFILE_REQUESTS ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
