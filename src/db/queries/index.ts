@@ -16,6 +16,7 @@
 //   files still listed in its override are the ones whose SQL has yet to move here.
 export * as apiKeys from "./api-keys.ts";
 export * as automationParked from "./automation-parked.ts";
+export * as inboundMessages from "./inbound-messages.ts";
 export * as parkedWebhooks from "./parked-webhooks.ts";
 export * as tenants from "./tenants.ts";
 export * as instances from "./instances.ts";
