@@ -3,6 +3,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../client.ts";
+import { deleteInPages, type PurgeLimits } from "../purge.ts";
 
 const countRow = z.object({ status: z.string(), retrying: z.number(), n: z.number() });
 
@@ -81,4 +82,19 @@ export async function forReplay(db: Db, instanceId: string, inboundId: string): 
 export async function markReplayed(db: Db, inboundId: string, updatedAt: number, now: number): Promise<void> {
   await db.run(sql`UPDATE automation_deliveries SET status = 'pending', attempts = 0, replayed_at = ${now}, updated_at = ${now}
     WHERE inbound_id = ${inboundId} AND status = 'dead' AND updated_at = ${updatedAt}`);
+}
+
+/** Deletes delivered, dead (automation dead letters) and canceled deliveries last changed before
+ *  cutoff; pending ones are work still under way. Walked instance by instance through (instance_id,
+ *  status, updated_at); an instance's rows outlive its automation (DELETE cancels them), so the walk
+ *  goes over instances. */
+export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<number> {
+  return deleteInPages(
+    db,
+    "automation_deliveries",
+    "inbound_id",
+    sql`SELECT d.inbound_id FROM instances i CROSS JOIN automation_deliveries d ON d.instance_id = i.id
+      AND d.status IN ('delivered', 'dead', 'canceled') AND d.updated_at < ${cutoff}`,
+    limits,
+  );
 }

@@ -3,6 +3,8 @@
 import { type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../client.ts";
+import { deleteInPages, type PurgeLimits } from "../purge.ts";
+import { messageIsTerminal } from "./statuses.ts";
 
 /** `%<text>%` with `\`, `%` and `_` escaped, for `LIKE … ESCAPE '\'`. */
 export const likeEscaped = (text: string) => `%${text.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
@@ -99,4 +101,24 @@ export async function replayable(db: Db, tenantId: string, f: Filter, force: boo
  *  status event) changed a row. Un-awaited, for that batch. */
 export function markReplayed(messageId: string, at: number): SQL {
   return sql`UPDATE dead_letters SET replayed_at = ${at} WHERE message_id = ${messageId} AND changes() > 0`;
+}
+
+/** Dead letters not replayed, of one tenant or all. */
+export async function countOpen(db: Db, tenantId: string | undefined): Promise<number> {
+  const tenant = tenantId ? sql`tenant_id = ${tenantId}` : sql`1`;
+  const [row] = z.array(z.object({ n: z.number() })).parse(await db.all(sql`SELECT COUNT(*) AS n FROM dead_letters WHERE ${tenant} AND replayed_at IS NULL`));
+  return row?.n ?? 0;
+}
+
+/** Deletes the dead letters of messages the purge is about to delete (children first, so a purge
+ *  cut short never leaves a dead letter without its message). */
+export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<number> {
+  return deleteInPages(
+    db,
+    "dead_letters",
+    "message_id",
+    sql`SELECT d.message_id FROM dead_letters d JOIN messages m ON m.id = d.message_id
+    WHERE ${messageIsTerminal("m")} AND m.created_at < ${cutoff} AND m.updated_at < ${cutoff}`,
+    limits,
+  );
 }

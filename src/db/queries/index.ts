@@ -27,3 +27,8 @@ export * as messages from "./messages.ts";
 export * as automations from "./automations.ts";
 export * as automationDeliveries from "./automation-deliveries.ts";
 export * as automationParked from "./automation-parked.ts";
+export * as messageCounts from "./message-counts.ts";
+export * as inboundMessages from "./inbound-messages.ts";
+export * as pendingReceipts from "./pending-receipts.ts";
+export * as messageActivity from "./message-activity.ts";
+export * as idempotencyKeys from "./idempotency-keys.ts";
