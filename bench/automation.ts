@@ -5,9 +5,9 @@
 import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json" with { type: "json" };
 import { startEchoBot } from "../simulator/echo-bot.ts";
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../test/support/gateway.ts";
+import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
 import { z } from "zod";
-import { percentile, runScript, table } from "./load.ts";
+import { percentile, runScript, table } from "../tools/harness/load.ts";
 
 const RATE = Number(process.env.BENCH_AUTOMATION_RATE ?? 10);
 const SECONDS = Number(process.env.BENCH_AUTOMATION_SECONDS ?? 30);

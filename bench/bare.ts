@@ -1,7 +1,7 @@
 // The baseline worker (bench/bare-worker.ts) under wrangler dev, for side-by-side ratios.
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { freePort, ROOT } from "../test/support/gateway.ts";
+import { freePort, ROOT } from "../tools/harness/gateway.ts";
 
 export async function startBare(): Promise<{ url: string; stop(): void }> {
   const port = await freePort();

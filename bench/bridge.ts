@@ -2,25 +2,17 @@
 // gateway (wrangler dev) and the simulator (no latency, no ack webhooks).
 //   npm run bench:bridge            (KAFKA_BROKERS=host:port to use a running broker)
 //   BENCH_SENDS=5000 BENCH_EVENTS=10000 BENCH_PARTITIONS=4
-import { startKafka } from "../scripts/kafka/broker.ts";
+import { startKafka } from "../tools/harness/kafka.ts";
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../test/support/gateway.ts";
+import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { loadConfig } from "../bridge/config.ts";
 import { startBridge } from "../bridge/bridge.ts";
-import { allTopics, bridgeConfig, kafkaTools } from "../bridge/harness.ts";
+import { allTopics, bridgeEnv, kafkaTools } from "../tools/harness/bridge.ts";
 import type { Logger } from "../bridge/log.ts";
-import { table } from "./load.ts";
+import { table } from "../tools/harness/load.ts";
+import { waitFor } from "../tools/harness/wait.ts";
 
 // A plain loop: this script runs outside Vitest (tests wait with vi.waitFor).
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 const SENDS = Number(process.env.BENCH_SENDS ?? 5_000);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 4);
@@ -41,13 +33,15 @@ try {
   // Kafka → gateway: legacy send events already waiting, timed until all are accepted.
   {
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000 });
-    const config = bridgeConfig({
-      brokers: broker.brokers,
-      gatewayUrl: gateway.url,
-      apiKey: t.apiKey,
-      tag: `bench-in-${run}`,
-      env: { BRIDGE_OUTBOUND: "false" },
-    });
+    const config = loadConfig(
+      bridgeEnv({
+        brokers: broker.brokers,
+        gatewayUrl: gateway.url,
+        apiKey: t.apiKey,
+        tag: `bench-in-${run}`,
+        env: { BRIDGE_OUTBOUND: "false" },
+      }),
+    );
     await kafka.createTopics([config.topics.sendMessage], PARTITIONS);
     await kafka.createTopics(allTopics(config).filter((x) => x !== config.topics.sendMessage));
     const contact = (i: number) => `5511${String(90000000 + (i % CONTACTS))}`;
@@ -60,7 +54,10 @@ try {
     );
     const started = performance.now();
     const bridge = await startBridge(config, { log });
-    await waitUntil("all accepted", () => (bridge.metrics.total("bridge_inbound_accepted_total") >= SENDS ? true : undefined), 600_000, 20);
+    await waitFor("all accepted", () => (bridge.metrics.total("bridge_inbound_accepted_total") >= SENDS ? true : undefined), {
+      timeoutMs: 600_000,
+      intervalMs: 20,
+    });
     const seconds = (performance.now() - started) / 1000;
     await bridge.stop();
     const posts = bridge.metrics.total("bridge_gateway_posts_total");
@@ -90,24 +87,25 @@ try {
       if (res.status !== 200) throw new Error(`pre-create: ${res.status} ${await res.text()}`);
     }
     await new Promise((r) => setTimeout(r, 5_000)); // let the lanes take the scheduled jobs off the queue first
-    const config = bridgeConfig({
-      brokers: broker.brokers,
-      gatewayUrl: gateway.url,
-      apiKey: t.apiKey,
-      tag: `bench-out-${run}`,
-      env: { BRIDGE_INBOUND: "false", BRIDGE_EVENTS_WAIT_SECONDS: "1" },
-    });
+    const config = loadConfig(
+      bridgeEnv({
+        brokers: broker.brokers,
+        gatewayUrl: gateway.url,
+        apiKey: t.apiKey,
+        tag: `bench-out-${run}`,
+        env: { BRIDGE_INBOUND: "false", BRIDGE_EVENTS_WAIT_SECONDS: "1" },
+      }),
+    );
     await kafka.createTopics(allTopics(config));
     const started = performance.now();
     const bridge = await startBridge(config, { log });
-    await waitUntil(
+    await waitFor(
       "all relayed and acked",
       () => {
         const s = bridge.metrics.state.outbox;
         return bridge.metrics.total("bridge_outbound_events_total") >= EVENTS && s.inFlight === 0 && s.ackedCursor === s.seenCursor ? true : undefined;
       },
-      600_000,
-      20,
+      { timeoutMs: 600_000, intervalMs: 20 },
     );
     const seconds = (performance.now() - started) / 1000;
     await bridge.stop();

@@ -10,8 +10,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ROOT } from "../test/support/gateway.ts";
-import { percentile, runScript, table } from "./load.ts";
+import { ROOT } from "../tools/harness/gateway.ts";
+import { percentile, runScript, table } from "../tools/harness/load.ts";
 
 const { values: args } = parseArgs({
   options: {

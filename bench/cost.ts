@@ -15,9 +15,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json" with { type: "json" };
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, ROOT, startGateway, type Gateway } from "../test/support/gateway.ts";
+import { provisionTenant, ROOT, startGateway, type Gateway } from "../tools/harness/gateway.ts";
 import type { Counters } from "./cost/meter.ts";
-import { closedLoop, runScript, table } from "./load.ts";
+import { closedLoop, runScript, table } from "../tools/harness/load.ts";
 
 const { values: args } = parseArgs({
   options: {

@@ -7,8 +7,8 @@
 // latency (p50, p99), its errors, and its drain rate (its messages that reached the simulator
 // per second, counted from the phase's start to its last send).
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../test/support/gateway.ts";
-import { percentile, runScript, table } from "./load.ts";
+import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { percentile, runScript, table } from "../tools/harness/load.ts";
 
 const PHASE_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 30);
 const QUIET_PER_SECOND = Number(process.env.BENCH_QUIET_PER_SECOND ?? 5);

@@ -9,8 +9,8 @@
 // burst of 5 stand in for a real campaign's 4–12 s and 20/min. The rules are the same; only the
 // clock is faster. Override with BENCH_PACING_* variables.
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../test/support/gateway.ts";
-import { percentile, runScript, table } from "./load.ts";
+import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { percentile, runScript, table } from "../tools/harness/load.ts";
 
 const MESSAGES = Number(process.env.BENCH_PACING_MESSAGES ?? 1000);
 const CONTACTS = Number(process.env.BENCH_PACING_CONTACTS ?? 500);

@@ -2,8 +2,8 @@
 // time ahead, on the local runtime (wrangler dev): lateness at the simulator (its receive time
 // minus sendAt), how many were delivered, and how many came early.
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../test/support/gateway.ts";
-import { percentile, runScript, table } from "./load.ts";
+import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { percentile, runScript, table } from "../tools/harness/load.ts";
 
 const MESSAGES = Number(process.env.BENCH_SCHEDULE_MESSAGES ?? 1000);
 const CONTACTS = Number(process.env.BENCH_SCHEDULE_CONTACTS ?? 100);

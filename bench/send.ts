@@ -7,9 +7,10 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, ROOT, startGateway } from "../test/support/gateway.ts";
+import { provisionTenant, ROOT, startGateway } from "../tools/harness/gateway.ts";
 import { startBare } from "./bare.ts";
-import { closedLoop, percentile, runScript, table } from "./load.ts";
+import { closedLoop, percentile, runScript, table } from "../tools/harness/load.ts";
+import { waitFor } from "../tools/harness/wait.ts";
 
 const ACCEPT_REQUESTS = Number(process.env.BENCH_ACCEPT_REQUESTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -92,12 +93,13 @@ async function count(gatewayUrl: string, headers: Record<string, string>, status
   return stats.messages.total[status] ?? 0;
 }
 
+/** Nothing queued or processing; a gateway still busy after 5 minutes fails the run (its figures would be wrong). */
 async function waitIdle(gatewayUrl: string, headers: Record<string, string>) {
-  for (let i = 0; i < 600; i++) {
-    const busy = (await count(gatewayUrl, headers, "queued")) + (await count(gatewayUrl, headers, "processing"));
-    if (busy === 0) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await waitFor(
+    "the gateway to be idle",
+    async () => ((await count(gatewayUrl, headers, "queued")) + (await count(gatewayUrl, headers, "processing")) === 0 ? true : undefined),
+    { timeoutMs: 300_000, intervalMs: 500 },
+  );
 }
 
 async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Record<string, string>, instance: string, persistDir: string) {

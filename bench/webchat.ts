@@ -9,9 +9,10 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { startEchoBot } from "../simulator/echo-bot.ts";
-import { startGateway } from "../test/support/gateway.ts";
-import { openVisitor, type Visitor } from "../test/support/visitor.ts";
-import { percentile, runScript, table } from "./load.ts";
+import { startGateway } from "../tools/harness/gateway.ts";
+import { openVisitor, type Visitor } from "../tools/harness/visitor.ts";
+import { percentile, runScript, table } from "../tools/harness/load.ts";
+import { waitFor } from "../tools/harness/wait.ts";
 
 const SOCKETS = Number(process.env.BENCH_WEBCHAT_SOCKETS ?? 1000);
 const RATE = Number(process.env.BENCH_WEBCHAT_RATE ?? 20);
@@ -82,13 +83,7 @@ async function inBatches<T>(items: T[], size: number, run: (item: T) => Promise<
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(run));
 }
 
-async function until(what: string, ok: () => boolean, timeoutMs = GRACE_MS) {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
+const until = (what: string, ok: () => boolean, timeoutMs = GRACE_MS) => waitFor(what, () => ok() || undefined, { timeoutMs, intervalMs: 50 });
 
 async function main() {
   const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");

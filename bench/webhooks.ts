@@ -3,9 +3,9 @@
 // the queued events are applied (inbound rows and message.received events written).
 import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json" with { type: "json" };
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../test/support/gateway.ts";
+import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
 import { startBare } from "./bare.ts";
-import { closedLoop, runScript, table } from "./load.ts";
+import { closedLoop, runScript, table } from "../tools/harness/load.ts";
 
 const REQUESTS = Number(process.env.BENCH_WEBHOOK_REQUESTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);

@@ -9,10 +9,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { z } from "zod";
 import { messageStatusEvent } from "../src/contracts/events.ts";
 import { startSimulator, type RunningSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway, type Gateway } from "../test/support/gateway.ts";
+import { provisionTenant, startGateway, type Gateway } from "../tools/harness/gateway.ts";
 import { startBridge, type RunningBridge } from "./bridge.ts";
-import type { BridgeConfig } from "./config.ts";
-import { allTopics, bridgeConfig, kafkaTools, passOn, serveStandIn, simulatorCalls, type KafkaTools, type Observer } from "./harness.ts";
+import { loadConfig, type BridgeConfig } from "./config.ts";
+import { allTopics, bridgeEnv, kafkaTools, passOn, serveStandIn, simulatorCalls, type KafkaTools, type Observer } from "../tools/harness/bridge.ts";
 import { waitUntil } from "../test/support/wait.ts";
 import { connectKafka } from "./kafka.ts";
 import type { Logger } from "./log.ts";
@@ -51,7 +51,7 @@ afterAll(async () => {
 let testNo = 0;
 async function scenario(env: Record<string, string> = {}, gatewayUrl = gateway.url) {
   const tag = `${RUN}-${++testNo}`;
-  const config = bridgeConfig({ brokers, gatewayUrl, apiKey: tenant.apiKey, tag, env: { BRIDGE_CONSUMER_NAME: `bridge-${RUN}`, ...env } });
+  const config = loadConfig(bridgeEnv({ brokers, gatewayUrl, apiKey: tenant.apiKey, tag, env: { BRIDGE_CONSUMER_NAME: `bridge-${RUN}`, ...env } }));
   await kafka.createTopics(allTopics(config));
   const observer = await kafka.observe([config.topics.messageStatus, `${config.topics.sendMessage}.dlq`]);
   const contact = (i: number) => `5512${String(testNo).padStart(2, "0")}${String(i).padStart(5, "0")}`;

@@ -9,10 +9,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { z } from "zod";
 import { instanceStatusEvent, messageReceivedEvent, messageStatusEvent, type MessageStatus } from "../src/contracts/events.ts";
 import { startSimulator, type RunningSimulator } from "../simulator/server.ts";
-import { freePort, provisionTenant, startGateway, type Gateway } from "../test/support/gateway.ts";
+import { freePort, provisionTenant, startGateway, type Gateway } from "../tools/harness/gateway.ts";
 import { startBridge, type RunningBridge } from "./bridge.ts";
-import type { BridgeConfig } from "./config.ts";
-import { allTopics, bridgeConfig, kafkaTools, passOn, serveStandIn, simulatorCalls, type KafkaTools, type Observer } from "./harness.ts";
+import { loadConfig, type BridgeConfig } from "./config.ts";
+import { allTopics, bridgeEnv, kafkaTools, passOn, serveStandIn, simulatorCalls, type KafkaTools, type Observer } from "../tools/harness/bridge.ts";
 import { waitUntil } from "../test/support/wait.ts";
 import type { Logger } from "./log.ts";
 
@@ -54,7 +54,7 @@ let testNo = 0;
 /** Fresh topics and group for one test, and an observer on what the bridge writes. */
 async function scenario(env: Record<string, string> = {}, gatewayUrl = gateway.url, sendPartitions = 1) {
   const tag = `${RUN}-${++testNo}`;
-  const config = bridgeConfig({ brokers, gatewayUrl, apiKey: tenant.apiKey, tag, env: { BRIDGE_CONSUMER_NAME: `bridge-${RUN}`, ...env } });
+  const config = loadConfig(bridgeEnv({ brokers, gatewayUrl, apiKey: tenant.apiKey, tag, env: { BRIDGE_CONSUMER_NAME: `bridge-${RUN}`, ...env } }));
   await kafka.createTopics([config.topics.sendMessage], sendPartitions);
   await kafka.createTopics(allTopics(config).filter((t) => t !== config.topics.sendMessage));
   const observer = await kafka.observe([

@@ -2,10 +2,10 @@
 // client can be swapped (node-rdkafka, a test double) without touching them.
 import { Kafka, logLevel as kafkaLogLevel, Partitioners, type Admin, type Consumer, type IHeaders, type LogEntry, type Producer } from "kafkajs";
 import type { Logger } from "./log.ts";
-import { splitByBytes } from "./produce-batches.ts";
+import { type OutRecord, splitByBytes } from "./produce-batches.ts";
 
 export type InRecord = { offset: string; key: Buffer | null; value: Buffer | null; headers: Record<string, string> };
-export type OutRecord = { topic: string; key: string | Buffer | null; value: string | Buffer | null; headers?: Record<string, string> };
+export type { OutRecord };
 export type PartitionBatch = { topic: string; partition: number; records: InRecord[] };
 
 export type BatchControl = {

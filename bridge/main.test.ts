@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { ConfigError, loadConfig } from "./config.ts";
-import { topicEnv } from "./harness.ts";
+import { topicEnv } from "../tools/harness/bridge.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const TSX = path.join(ROOT, "node_modules/.bin/tsx");

@@ -3,7 +3,7 @@
 // behind it is not held up by a produce that the broker refuses on every retry.
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { kafkaTools, type KafkaTools } from "./harness.ts";
+import { kafkaTools, type KafkaTools } from "../tools/harness/bridge.ts";
 import { waitUntil } from "../test/support/wait.ts";
 import { connectKafka, DEFAULT_MAX_BATCH_BYTES, type KafkaLink } from "./kafka.ts";
 import type { Logger } from "./log.ts";

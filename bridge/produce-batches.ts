@@ -3,7 +3,9 @@
 // record too large for any batch (a DLQ copy of a record near 1 MB, plus its headers) would be
 // refused on every retry and hold its partition for ever: it is cut to fit, and says so in headers.
 import { createHash } from "node:crypto";
-import type { OutRecord } from "./kafka.ts";
+
+/** A record to produce (the relays' view; kafka.ts maps it to the client's). */
+export type OutRecord = { topic: string; key: string | Buffer | null; value: string | Buffer | null; headers?: Record<string, string> };
 
 // Per-record framing in a v2 record batch (varints, attributes, deltas) plus the batch header, rounded up.
 const RECORD_OVERHEAD = 32;

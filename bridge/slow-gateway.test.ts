@@ -7,8 +7,9 @@
 import { Hono } from "hono";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
+import { loadConfig } from "./config.ts";
 import { startBridge, type RunningBridge } from "./bridge.ts";
-import { allTopics, bridgeConfig, kafkaTools, serveStandIn, type KafkaTools } from "./harness.ts";
+import { allTopics, bridgeEnv, kafkaTools, serveStandIn, type KafkaTools } from "../tools/harness/bridge.ts";
 import { waitUntil } from "../test/support/wait.ts";
 import type { Logger } from "./log.ts";
 
@@ -59,13 +60,15 @@ describe("a gateway slower than the consumer session", () => {
     // Session 6 s (the broker's minimum), POST timeout 8 s, the gateway holds the first two posts 20 s.
     const gateway = await slowGateway(2, 20_000);
     closing.push(gateway.close);
-    const config = bridgeConfig({
-      brokers,
-      gatewayUrl: gateway.url,
-      apiKey: "k",
-      tag: RUN,
-      env: { BRIDGE_OUTBOUND: "false", BRIDGE_SESSION_TIMEOUT_MS: "6000", BRIDGE_GATEWAY_TIMEOUT_MS: "8000", BRIDGE_BATCH_SIZE: "10" },
-    });
+    const config = loadConfig(
+      bridgeEnv({
+        brokers,
+        gatewayUrl: gateway.url,
+        apiKey: "k",
+        tag: RUN,
+        env: { BRIDGE_OUTBOUND: "false", BRIDGE_SESSION_TIMEOUT_MS: "6000", BRIDGE_GATEWAY_TIMEOUT_MS: "8000", BRIDGE_BATCH_SIZE: "10" },
+      }),
+    );
     await kafka.createTopics(allTopics(config));
     const texts = Array.from({ length: 40 }, (_, i) => `lento ${i}`);
     const value = (text: string) => JSON.stringify({ userId: 7, instanceName: "loja", phoneNumber: "5511955550001", message: text, timestamp: Date.now() });

@@ -6,8 +6,8 @@ import { Hono } from "hono";
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { startBridge } from "./bridge.ts";
-import type { BridgeConfig } from "./config.ts";
-import { allTopics, bridgeConfig, kafkaTools, serveStandIn, type KafkaTools } from "./harness.ts";
+import { loadConfig, type BridgeConfig } from "./config.ts";
+import { allTopics, bridgeEnv, kafkaTools, serveStandIn, type KafkaTools } from "../tools/harness/bridge.ts";
 import { waitUntil } from "../test/support/wait.ts";
 import type { Logger } from "./log.ts";
 
@@ -88,13 +88,15 @@ describe("stop() while the gateway does not answer", () => {
   it("a batch POST still out: stop ends without its answer and the chunk stays uncommitted under its note", async () => {
     const gateway = await silentGateway();
     closing.push(gateway.close);
-    const config = bridgeConfig({
-      brokers,
-      gatewayUrl: gateway.url,
-      apiKey: "k",
-      tag: `${RUN}-post`,
-      env: { BRIDGE_OUTBOUND: "false", BRIDGE_GATEWAY_TIMEOUT_MS: "300000" },
-    });
+    const config = loadConfig(
+      bridgeEnv({
+        brokers,
+        gatewayUrl: gateway.url,
+        apiKey: "k",
+        tag: `${RUN}-post`,
+        env: { BRIDGE_OUTBOUND: "false", BRIDGE_GATEWAY_TIMEOUT_MS: "300000" },
+      }),
+    );
     await kafka.createTopics(allTopics(config));
     await kafka.produce(
       config.topics.sendMessage,
@@ -114,7 +116,7 @@ describe("stop() while the gateway does not answer", () => {
   it("an outbox read whose answer never ends: stop ends without it and acks nothing", async () => {
     const gateway = await silentGateway();
     closing.push(gateway.close);
-    const config = bridgeConfig({ brokers, gatewayUrl: gateway.url, apiKey: "k", tag: `${RUN}-read`, env: { BRIDGE_INBOUND: "false" } });
+    const config = loadConfig(bridgeEnv({ brokers, gatewayUrl: gateway.url, apiKey: "k", tag: `${RUN}-read`, env: { BRIDGE_INBOUND: "false" } }));
     const bridge = await startBridge(config, { log });
     closing.push(bridge.stop);
     await waitUntil("the outbox read out at the gateway", () => (gateway.reads > 0 ? true : undefined));

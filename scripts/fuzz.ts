@@ -9,7 +9,7 @@ import path from "node:path";
 import { z } from "zod";
 import { startEchoBot } from "../simulator/echo-bot.ts";
 import { startSimulator } from "../simulator/server.ts";
-import { ROOT, startGateway } from "../test/support/gateway.ts";
+import { ROOT, startGateway } from "../tools/harness/gateway.ts";
 
 const BIN = process.env.SCHEMATHESIS ?? path.join(homedir(), ".cache/mensageiro-schemathesis/bin/schemathesis");
 // The whole run stays under 3 minutes: Schemathesis's own budget, then a hard stop.

@@ -2,16 +2,13 @@
 // simulator beside it (Evolution and the Telegram Bot API), a local tenant, a WhatsApp `demo`
 // instance, a Telegram `demo-telegram` bot and a web chat `demo-web` (its page at /chat/demo), all
 // answered by the echo bot. It prints a short summary; wrangler's own output goes to a log file.
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
-import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startEchoBot } from "../simulator/echo-bot.ts";
 import { demoTelegramBot } from "../simulator/app.ts";
 import { startSimulator } from "../simulator/server.ts";
+import { type Gateway, ROOT, startGateway } from "../tools/harness/gateway.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
-const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
 const PORT = Number(process.env.PORT ?? 8787);
 const SIM_PORT = Number(process.env.SIM_PORT ?? 8788);
 const BOT_PORT = Number(process.env.BOT_PORT ?? 8789);
@@ -21,7 +18,6 @@ const LOG_FILE = path.join(ROOT, ".state/wrangler.log");
 const WEB_DEMO = "demo-web";
 
 mkdirSync(path.dirname(LOG_FILE), { recursive: true });
-const logFd = openSync(LOG_FILE, "a");
 const logTail = (lines = 30) => readFileSync(LOG_FILE, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
 
 function devVars(): Record<string, string> {
@@ -36,28 +32,6 @@ function devVars(): Record<string, string> {
     if (m?.[1] && m[2] !== undefined) vars[m[1]] = m[2].replace(/^"(.*)"$/, "$1");
   }
   return vars;
-}
-
-// wrangler's output (migration tables, bindings, request lines) goes to the log file, not the terminal.
-function run(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(WRANGLER, args, { cwd: ROOT, stdio: ["ignore", logFd, logFd] });
-    child.on("exit", (code) =>
-      code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited ${code}; the end of ${LOG_FILE}:\n${logTail()}`)),
-    );
-  });
-}
-
-async function waitHealthy(): Promise<void> {
-  for (let i = 0; i < 240; i++) {
-    try {
-      if ((await fetch(`${GATEWAY}/health`)).ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`the gateway did not become healthy in 2 minutes; the end of ${LOG_FILE}:\n${logTail()}`);
 }
 
 async function call(method: string, route: string, token: string, body?: unknown) {
@@ -116,39 +90,36 @@ async function main() {
   const adminToken = vars.ADMIN_TOKEN;
   if (!adminToken) throw new Error("ADMIN_TOKEN is missing from .dev.vars");
   console.log(`Starting mensageiro (wrangler's output: ${path.relative(ROOT, LOG_FILE)})…`);
-  writeFileSync(logFd, `\n──── npm start, ${new Date().toISOString()} ────\n`);
-  await run(["d1", "migrations", "apply", "DB", "--local"]);
+  appendFileSync(LOG_FILE, `\n──── npm start, ${new Date().toISOString()} ────\n`);
 
   const simulator = await startSimulator({ port: SIM_PORT, latencyMs: 300, telegramBots: [demoTelegramBot] });
   const bot = await startEchoBot({ port: BOT_PORT, log: (line) => console.log(line) });
 
-  let wrangler: ChildProcess | undefined;
-  let stopping = false;
-  // WAKE_LANES_ON_START: wrangler dev restarts lose alarms. ALLOW_PRIVATE_URLS: the demo instance's Evolution
-  // API is the simulator on 127.0.0.1. WEB_CHAT_DEMO: the web instance /chat/demo serves a page for.
-  const startWrangler = (tenantId: string | undefined) => {
-    const devArgs = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
-    devArgs.push("--var", "WAKE_LANES_ON_START:true", "--var", "ALLOW_PRIVATE_URLS:true");
-    if (tenantId) devArgs.push("--var", `WEB_CHAT_DEMO:${tenantId}/${WEB_DEMO}`);
-    const child = spawn(WRANGLER, devArgs, { cwd: ROOT, stdio: ["ignore", logFd, logFd] });
-    child.on("exit", (code) => {
-      if (child !== wrangler || stopping) return;
-      console.error(`wrangler dev exited (${code}); the end of ${LOG_FILE}:\n${logTail()}`);
-      void Promise.all([simulator.close(), bot.close()]).then(() => process.exit(code ?? 1));
+  // WEB_CHAT_DEMO: the web instance /chat/demo serves a page for (known once the local tenant exists).
+  const webChatDemo = (tenantId: string | undefined): Record<string, string> => (tenantId ? { WEB_CHAT_DEMO: `${tenantId}/${WEB_DEMO}` } : {});
+  const knownTenant = readState()?.tenantId;
+  let gateway: Gateway;
+  try {
+    // The local state wrangler uses by default, with the secrets of .dev.vars.
+    gateway = await startGateway({
+      persistDir: path.join(ROOT, ".wrangler/state"),
+      port: PORT,
+      devVars: true,
+      logLevel: "log",
+      logFile: LOG_FILE,
+      readyTimeoutMs: 120_000,
+      vars: webChatDemo(knownTenant),
+      onExit: (code) => {
+        console.error(`wrangler dev exited (${code}); the end of ${LOG_FILE}:\n${logTail()}`);
+        void Promise.all([simulator.close(), bot.close()]).then(() => process.exit(code ?? 1));
+      },
     });
-    wrangler = child;
-  };
-  const stopWrangler = async () => {
-    const child = wrangler;
-    wrangler = undefined;
-    if (!child || child.exitCode !== null) return;
-    const exited = once(child, "exit");
-    child.kill("SIGTERM");
-    await exited;
-  };
+  } catch (err) {
+    await Promise.all([simulator.close(), bot.close()]);
+    throw err;
+  }
   const shutdown = async () => {
-    stopping = true;
-    await stopWrangler();
+    await gateway.halt();
     await simulator.close();
     await bot.close();
     process.exit(0);
@@ -156,29 +127,23 @@ async function main() {
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);
 
-  const knownTenant = readState()?.tenantId;
-  startWrangler(knownTenant);
   try {
     await setUp(adminToken, knownTenant);
   } catch (err) {
     // Nothing left running behind a failed start.
-    stopping = true;
-    await stopWrangler();
+    await gateway.halt();
     await Promise.all([simulator.close(), bot.close()]);
     throw err;
   }
 
   async function setUp(adminToken: string, knownTenant: string | undefined) {
-    await waitHealthy();
     // wrangler dev never fires cron triggers by itself: run the sweep every minute as the deployed cron would.
     setInterval(() => void fetch(`${GATEWAY}/cdn-cgi/local/scheduled?cron=*+*+*+*+*`).catch(() => undefined), 60_000).unref();
     const apiKey = await localTenant(adminToken);
     const tenantId = readState()?.tenantId;
     if (tenantId !== knownTenant) {
       // A new local tenant (the first start): the demo page needs its id, given to wrangler at start.
-      await stopWrangler();
-      startWrangler(tenantId);
-      await waitHealthy();
+      await gateway.restart(webChatDemo(tenantId));
     }
     const simKey = "demo-evolution-key";
     const instance = await call("PUT", "/v1/instances/demo", apiKey, { evolutionUrl: simulator.url, evolutionApiKey: simKey, ratePerMinute: 600 });

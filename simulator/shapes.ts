@@ -3,7 +3,7 @@
 import { androidMessageId, byteObject, cuid, iosMessageId, long } from "./ids.ts";
 import { base64Bytes, isBase64, recipient, type Recipient } from "./jid.ts";
 import type { AudioRequest, MediaRequest, TextRequest } from "./requests.ts";
-import type { Instance } from "./state.ts";
+import type { Instance } from "./instance.ts";
 
 export type MessageRaw = {
   key: { remoteJid: string; fromMe: true; id: string };

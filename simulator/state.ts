@@ -1,25 +1,11 @@
 // Everything the simulator remembers: instances, settings, the send calls it received, the
 // scripted faults still to fire, the webhooks it posted, and its pending timers.
-import type { ConnectionState, Fault, InstanceSettings, SimulatorConfig } from "./config.ts";
+import type { Fault, InstanceSettings, SimulatorConfig } from "./config.ts";
 import type { SendRoute } from "./requests.ts";
+import type { Instance } from "./instance.ts";
 import type { Envelope, MessageRaw, ReceiptStatus } from "./shapes.ts";
 
-export type Instance = {
-  name: string;
-  apikey: string;
-  webhookUrl: string | undefined;
-  byEvents: boolean;
-  webhookHeaders: Record<string, string>;
-  state: ConnectionState;
-  /** Evolution's per-instance UUID (`instanceId` in payloads). */
-  instanceId: string;
-  /** The owner's JID: the envelopes' `sender`. */
-  wuid: string;
-  profileName: string;
-  profilePictureUrl: string;
-  /** Unix seconds; used as the ephemeral-setting timestamp of 1:1 chats. */
-  createdAt: number;
-};
+export type { Instance };
 
 export type CallRecord = {
   seq: number;

@@ -1,5 +1,5 @@
 // The verdict as a Markdown table (what docs/reliability.md records): WhatsApp's rows, then Telegram's.
-import { table } from "../../bench/load.ts";
+import { table } from "../../tools/harness/load.ts";
 import type { ChaosOptions, ChaosResult, TelegramResult } from "./run.ts";
 
 export function verdictTable(o: ChaosOptions, r: ChaosResult): string {

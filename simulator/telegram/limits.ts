@@ -3,9 +3,7 @@
 // seconds until the bucket refills, and Telegram keeps answering 429 until that time passed, so a
 // call inside the window is refused again and recorded as such.
 import type { TelegramSettings } from "./config.ts";
-import type { Bot, KnownChat } from "./state.ts";
-
-export type Bucket = { tokens: number; at: number };
+import type { Bot, Bucket, KnownChat } from "./state.ts";
 
 type Rule = { capacity: number; perMs: number };
 

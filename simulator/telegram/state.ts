@@ -3,8 +3,10 @@
 // Evolution simulator's state and borrows its timers, so one stop() ends both.
 import type { SimulatorState } from "../state.ts";
 import { defaultTelegramSettings, type ChatType, type TelegramBotSeed, type TelegramFault, type TelegramSettings } from "./config.ts";
-import type { Bucket } from "./limits.ts";
 import { type BotUser, type Chat, fileFields, type Message, type StoredFile, type Update } from "./shapes.ts";
+
+/** A flood-control token bucket (limits.ts): tokens left at time `at`. */
+export type Bucket = { tokens: number; at: number };
 
 export type Webhook = { url: string; secretToken?: string; allowedUpdates: string[]; maxConnections: number; setAt: number };
 

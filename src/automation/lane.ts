@@ -12,8 +12,9 @@ import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { config as appConfig } from "../config.ts";
 import type { SendMessageRequest } from "../contracts/messages.ts";
 import type { SendJob } from "../contracts/send-job.ts";
-import { changes, runBatch, type Statement } from "../db/batch.ts";
+import { applied, firstRow, runNamed, type Statement } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
+import { automationParked } from "../db/queries/index.ts";
 import { backoffMs } from "../lanes/backoff.ts";
 import { errorField, log } from "../observability/log.ts";
 import { newId } from "../ids.ts";
@@ -143,6 +144,12 @@ export class AutomationLane extends DurableObject<Env> {
     await this.poke();
   }
 
+  /** Test seam: a batch waiting for its retry is due now; the alarm is left where it is for the
+   *  test to run (time passes without sleeping). Returns whether a batch was waiting. */
+  async endWaits(): Promise<boolean> {
+    return this.ctx.storage.sql.exec(`UPDATE batch SET next_at = 0 WHERE next_at != 0`).rowsWritten > 0;
+  }
+
   /** What the lane holds, for tests and operators. */
   async snapshot(): Promise<{ pending: string[]; batch: BatchRow | null; done: number; dead: number; alarm: number | null }> {
     const pending = this.ctx.storage.sql
@@ -173,8 +180,9 @@ export class AutomationLane extends DurableObject<Env> {
     let later: number | null = null;
     if (row?.until != null && row.until > now) later = row.until;
     else if (row?.until != null) {
-      const [event] = await runBatch(this.db, handBackStatements(conversation, { by: "timeout", now, until: row.until }));
-      changed = changes(event) > 0;
+      // Its first statement is the hand-back's event: written only when the hand-off really ended.
+      const r = await runNamed(this.db, { handBack: handBackStatements(conversation, { by: "timeout", now, until: row.until }) });
+      changed = applied(r.handBack);
     }
     // Unless an armHandoff came in meanwhile.
     if (this.ctx.storage.kv.get<HandoffTimer>("handoff")?.at === timer.at) {
@@ -293,19 +301,19 @@ export class AutomationLane extends DurableObject<Env> {
       return { config: await loadAutomation(this.db, info.instanceId), conversation: null, human: false };
     // The call excludes its own messages: read as many more as wait here.
     const waiting = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state IN ('pending', 'batched')`).one().n;
-    const [config, conversation, handoff] = await runBatch(this.db, [
-      automationStatement(info.instanceId),
-      conversationStatement(
+    const r = await runNamed(this.db, {
+      config: automationStatement(info.instanceId),
+      conversation: conversationStatement(
         info,
         sql`SELECT COALESCE(MAX(context_messages), 0) FROM automations WHERE instance_id = ${info.instanceId}`,
         Math.min(waiting, MAX_BATCH),
       ),
-      handoffStatement(info.instanceId, info.contact),
-    ]);
-    const row = handoff?.results[0] as HandoffRow | undefined;
+      handoff: handoffStatement(info.instanceId, info.contact),
+    });
+    const row = firstRow<HandoffRow>(r.handoff);
     return {
-      config: automationOf(config?.results[0] as AutomationRow | undefined),
-      conversation: (conversation?.results ?? []) as ConversationRow[],
+      config: automationOf(firstRow<AutomationRow>(r.config)),
+      conversation: (r.conversation[0]?.results ?? []) as ConversationRow[],
       human: row !== undefined && (row.until === null || row.until > Date.now()),
     };
   }
@@ -353,7 +361,7 @@ export class AutomationLane extends DurableObject<Env> {
 
   private async park(info: LaneInfo, config: AutomationConfig): Promise<void> {
     if (this.parkedFor === config.pausedAt) return;
-    await this.db.run(sql`INSERT INTO automation_parked (instance_id, lane_key) VALUES (${info.instanceId}, ${info.laneKey}) ON CONFLICT DO NOTHING`);
+    await automationParked.register(this.db, info.instanceId, info.laneKey);
     this.parkedFor = config.pausedAt;
   }
 
@@ -401,8 +409,7 @@ export class AutomationLane extends DurableObject<Env> {
       return null;
     }
     const final = attempt >= config.maxAttempts;
-    const statements: Statement[] = [
-      ...failureStatements(info.tenantId, info.instanceId, info.instanceName, now, appConfig(this.env).AUTOMATION_PROBE_MS),
+    const failed: Statement[] = [
       sql`UPDATE automation_deliveries SET attempts = ${attempt}, last_error = ${outcome.error}, updated_at = ${now},
           status = ${final ? "dead" : "pending"} WHERE inbound_id IN (${sql.join(
             ids.map((id) => sql`${id}`),
@@ -410,7 +417,7 @@ export class AutomationLane extends DurableObject<Env> {
           )})`,
     ];
     if (final) {
-      statements.push(
+      failed.push(
         writeEvent("automation.failed", {
           tenantId: info.tenantId,
           occurredAt: now,
@@ -425,8 +432,12 @@ export class AutomationLane extends DurableObject<Env> {
         }),
       );
     }
-    const [paused] = await runBatch(this.db, statements);
-    if (changes(paused) > 0 || final) this.dispatchEvents();
+    const r = await runNamed(this.db, {
+      breaker: failureStatements(info.tenantId, info.instanceId, info.instanceName, now, appConfig(this.env).AUTOMATION_PROBE_MS),
+      failed,
+    });
+    // The breaker's first statement pauses it (an instance.status event was written).
+    if (applied(r.breaker) || final) this.dispatchEvents();
     log("warn", final ? "automation call failed; dead letter" : "automation call failed; retrying", { laneKey: info.laneKey, attempt, error: outcome.error });
 
     if (final) {
@@ -464,24 +475,19 @@ export class AutomationLane extends DurableObject<Env> {
     const note = answer.dropped > 0 ? `${answer.dropped} replies dropped: the contact's phone number is not known (@lid without remoteJidAlt)` : null;
     // Idempotency keys (automation:<inbound id>:<n>) make a second pass after a crash a no-op:
     // the insert of a reply already stored changes nothing.
-    const inserts = replies.map((p) => insertStatements(this.db, p));
-    const results = await runBatch(this.db, [
-      ...inserts.flat(),
-      ...successStatements(info.tenantId, info.instanceId, info.instanceName, now),
-      sql`UPDATE automation_deliveries SET status = 'delivered', attempts = ${answer.attempts}, last_error = ${note}, updated_at = ${now}
+    const replyGroups = Object.fromEntries(replies.map((p, k) => [`reply${k}`, insertStatements(this.db, p)]));
+    const r = await runNamed(this.db, {
+      ...replyGroups,
+      breaker: successStatements(info.tenantId, info.instanceId, info.instanceName, now),
+      delivered: sql`UPDATE automation_deliveries SET status = 'delivered', attempts = ${answer.attempts}, last_error = ${note}, updated_at = ${now}
         WHERE inbound_id IN (${sql.join(
           ids.map((id) => sql`${id}`),
           sql`, `,
         )}) AND status IN ('pending', 'dead')`,
-      ...takeOver,
-    ]);
-    let at = 0;
-    const created = replies.filter((_, k) => {
-      const inserted = changes(results[at]) > 0;
-      at += inserts[k]?.length ?? 0;
-      return inserted;
+      takeOver,
     });
-    const resumed = results[at];
+    // A reply is new when its first statement (the message insert) wrote a row.
+    const created = replies.filter((_, k) => applied((r as Record<string, D1Result[]>)[`reply${k}`]));
     const toLane = rerun ? replies : created;
     if (toLane.length > 0) await this.enqueueReplies(toLane.map((p) => p.job));
     // One line a call, with the times an operator (and npm run bench:automation) needs to see where
@@ -506,7 +512,8 @@ export class AutomationLane extends DurableObject<Env> {
       if (until !== null) this.ctx.storage.kv.put("handoff", { conversation, at: until } satisfies HandoffTimer);
       this.dispatchEvents();
     }
-    if (changes(resumed) > 0 || config.state === "paused") {
+    // The breaker's first statement resumes it.
+    if (applied(r.breaker) || config.state === "paused") {
       this.dispatchEvents();
       await this.wakeParked(info);
     }
@@ -543,17 +550,17 @@ export class AutomationLane extends DurableObject<Env> {
 
   // The breaker resumed: lanes that waited for it run now instead of at their next probe time.
   private async wakeParked(info: LaneInfo): Promise<void> {
-    const parked = await this.db.all<{ lane_key: string }>(sql`SELECT lane_key FROM automation_parked WHERE instance_id = ${info.instanceId}`);
+    // Taken in one statement: a lane that parks meanwhile stays registered for the next resume.
+    const parked = await automationParked.takeAll(this.db, info.instanceId);
     if (parked.length === 0) return;
-    await this.db.run(sql`DELETE FROM automation_parked WHERE instance_id = ${info.instanceId}`);
     this.parkedFor = null;
     await Promise.all(
       parked
-        .filter((p) => p.lane_key !== info.laneKey)
-        .map((p) =>
-          automationLane(this.env, p.lane_key)
+        .filter((laneKey) => laneKey !== info.laneKey)
+        .map((laneKey) =>
+          automationLane(this.env, laneKey)
             .kick()
-            .catch((err) => log("warn", "could not wake a parked automation lane", { laneKey: p.lane_key, error: errorField(err) })),
+            .catch((err) => log("warn", "could not wake a parked automation lane", { laneKey, error: errorField(err) })),
         ),
     );
   }

@@ -57,7 +57,7 @@ export const instances = sqliteTable(
     qrCode: text("qr_code"),
     qrCount: integer("qr_count"),
     qrUpdatedAt: integer("qr_updated_at"),
-    // Pacing (src/lanes/pacing.ts): null columns mean the documented default or "off".
+    // Pacing (src/lanes/pacing/settings.ts): null columns mean the documented default or "off".
     burst: integer("burst"),
     gapMinMs: integer("gap_min_ms").notNull().default(0),
     gapMaxMs: integer("gap_max_ms").notNull().default(0),

@@ -29,9 +29,15 @@ import {
   phaseOf,
   resultOf,
   settleMs,
+  storedAfter,
+  storedAfterReconcile,
+  storedAfterSend,
+  storedPhases,
+  waitUntil,
   type D1Answer,
   type D1Ask,
   type Outcome,
+  type StoredItem,
   type StoredPhase,
 } from "./lane-machine.ts";
 import { TtlCache } from "../ttl-cache.ts";
@@ -117,6 +123,19 @@ const IN_FLIGHT = `('retrying', 'in_doubt', 'unrecorded')`;
 // The longest a request may wait on finished() (Prefer: wait allows 30 s).
 const MAX_FINISHED_WAIT_MS = 30_000;
 const ITEM_COLUMNS = "id, instance_id, priority, ready_at, created_at, phase, attempts, next_at, attempt_at, outcome, checks";
+const PHASES = storedPhases.map((p) => `'${p}'`).join(", ");
+
+// When the alarm is due, in one query: the item in flight's next step; else the head's pacing slot
+// or the next message to come due (it may outrank the head), whichever is first; else the earliest
+// waiting message. NULL: no work. (Bound twice: now.)
+const EARLIEST_DUE = `WITH flight AS (SELECT next_at FROM lane_items WHERE phase IN ${IN_FLIGHT} ORDER BY next_at LIMIT 1),
+  head AS (SELECT next_at FROM lane_items WHERE phase = 'waiting' AND ready_at <= ? ORDER BY priority, ready_at, created_at, id LIMIT 1),
+  coming AS (SELECT MIN(ready_at) AS due FROM lane_items WHERE phase = 'waiting' AND ready_at > ?)
+  SELECT CASE
+    WHEN EXISTS (SELECT 1 FROM flight) THEN (SELECT next_at FROM flight)
+    WHEN EXISTS (SELECT 1 FROM head) THEN MIN((SELECT next_at FROM head), COALESCE((SELECT due FROM coming), (SELECT next_at FROM head)))
+    ELSE (SELECT MIN(MAX(ready_at, next_at)) FROM lane_items WHERE phase = 'waiting')
+  END AS due`;
 
 // Due messages of this lane that come before `head` in lane order (priority, due time, arrival):
 // queued, or scheduled and due but not yet taken up by this lane (its queue hop was lost).
@@ -141,30 +160,45 @@ export class ContactLane extends DurableObject<Env> {
   private instanceCache = new TtlCache<string, InstanceRow | undefined>(INSTANCE_CACHE_MS, 100);
   // Set when a sent message has a callback URL: only then is callback dispatch worth a D1 read.
   private callbacksWritten = false;
-  // Requests waiting for a message of this lane to finish (Prefer: wait), answered by markDone.
+  // Requests waiting for a message of this lane to finish (Prefer: wait), answered when it is done.
   private readonly waiters = new Map<string, Set<(done: boolean) => void>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.db = database(env.DB);
     const exec = ctx.storage.sql.exec.bind(ctx.storage.sql);
-    exec(`CREATE TABLE IF NOT EXISTS lane_items (
+    const table = (name: string) => `CREATE TABLE ${name} (
       id TEXT PRIMARY KEY,
       instance_id TEXT NOT NULL,
       priority INTEGER NOT NULL,
       ready_at INTEGER NOT NULL,
       created_at INTEGER NOT NULL,
-      phase TEXT NOT NULL DEFAULT 'waiting',
+      phase TEXT NOT NULL DEFAULT 'waiting' CHECK (phase IN (${PHASES})),
       attempts INTEGER NOT NULL DEFAULT 0,
       next_at INTEGER NOT NULL DEFAULT 0,
       attempt_at INTEGER NOT NULL DEFAULT 0,
       outcome TEXT,
       done_at INTEGER,
       checks INTEGER NOT NULL DEFAULT 0
-    )`);
-    // Lanes created before reconciliation questions were counted.
-    if (exec(`SELECT 1 FROM pragma_table_info('lane_items') WHERE name = 'checks'`).toArray().length === 0)
-      exec(`ALTER TABLE lane_items ADD COLUMN checks INTEGER NOT NULL DEFAULT 0`);
+    )`;
+    const existing = exec<{ sql: string }>(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'lane_items'`).toArray()[0];
+    if (!existing) exec(table("lane_items"));
+    else if (!existing.sql.includes("CHECK")) {
+      // Lanes made before the CHECK on phase (SQLite adds none to a table): rebuilt once, in one
+      // transaction; a phase outside the machine's (none was ever written) is read as in doubt,
+      // which asks the provider before anything is sent again.
+      ctx.storage.transactionSync(() => {
+        const columns = exec<{ name: string }>(`SELECT name FROM pragma_table_info('lane_items')`)
+          .toArray()
+          .map((c) => c.name);
+        exec(table("lane_items_checked"));
+        exec(`INSERT INTO lane_items_checked (id, instance_id, priority, ready_at, created_at, phase, attempts, next_at, attempt_at, outcome, done_at, checks)
+          SELECT id, instance_id, priority, ready_at, created_at, CASE WHEN phase IN (${PHASES}) THEN phase ELSE 'in_doubt' END,
+            attempts, next_at, attempt_at, outcome, done_at, ${columns.includes("checks") ? "checks" : "0"} FROM lane_items`);
+        exec(`DROP TABLE lane_items`);
+        exec(`ALTER TABLE lane_items_checked RENAME TO lane_items`);
+      });
+    }
     exec(`CREATE INDEX IF NOT EXISTS lane_items_order ON lane_items (phase, priority, ready_at, created_at, id)`);
     // Lanes written before the explicit phases: a started item may have been sent, so it is in doubt.
     if (exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items'`).toArray().length > 0) {
@@ -265,6 +299,13 @@ export class ContactLane extends DurableObject<Env> {
     return this.ctx.storage.getAlarm();
   }
 
+  /** Test seam: every wait of this lane's items (a retry's backoff, a pacing slot, a check) is over,
+   *  and the alarm is left where it is for the test to run (time passes without sleeping). Returns
+   *  how many items were waiting. */
+  async endWaits(): Promise<number> {
+    return this.ctx.storage.sql.exec(`UPDATE lane_items SET next_at = 0 WHERE phase != 'done'`).rowsWritten;
+  }
+
   /** What the lane holds, for tests and operators: items not done, in lane order. */
   async snapshot(): Promise<{ pending: ItemRow[]; done: number; alarm: number | null }> {
     const pending = this.ctx.storage.sql
@@ -344,7 +385,7 @@ export class ContactLane extends DurableObject<Env> {
       const chatGap = providerOf(instance).provider.chatGapMs(contactOfLane(laneKey));
       const calledAt = chatGap > 0 ? (this.ctx.storage.kv.get<number>("calledAt") ?? 0) : 0;
       if (calledAt + chatGap > now) {
-        this.update(head.id, { next_at: calledAt + chatGap });
+        this.write(head.id, waitUntil(storedOf(head), calledAt + chatGap));
         return false;
       }
       // Typing is shown before a first attempt of a plain text only; the governor scales it.
@@ -360,7 +401,7 @@ export class ContactLane extends DurableObject<Env> {
       if (!permit.go) {
         // Long waits a person would ask about (daily cap, quiet hours) go into the history once.
         if (permit.note) await this.waitNote(head.id, permit.note, now);
-        this.update(head.id, { next_at: permit.retryAt });
+        this.write(head.id, waitUntil(storedOf(head), permit.retryAt));
         this.ctx.storage.kv.put("paced", head.id);
         return false;
       }
@@ -377,7 +418,7 @@ export class ContactLane extends DurableObject<Env> {
           if (shown?.kind === "failed") logWarn("typing presence failed; the text goes anyway", { messageId: head.id, error: shown.error });
           this.ctx.storage.kv.put(typingKey, permit.sendAt);
         }
-        this.update(head.id, { next_at: permit.sendAt });
+        this.write(head.id, waitUntil(storedOf(head), permit.sendAt));
         return false;
       }
       this.ctx.storage.kv.delete(`typing:${messageId}`);
@@ -389,6 +430,20 @@ export class ContactLane extends DurableObject<Env> {
     });
     const action = decide(phase, { attempts: head.attempts, attemptAt: head.attempt_at }, answer, now, settleMs(config(this.env).EVOLUTION_TIMEOUT_MS));
     if (turn && !(action.kind === "send" && row)) await this.endTurn(head.instance_id, laneKey, messageId, false);
+    const item = storedOf(head);
+    // First seen in doubt here (the lane restarted after a claim): say so once in the history.
+    if (action.kind === "check_at" && head.phase !== "in_doubt")
+      await this.note(
+        head.id,
+        action.attempts,
+        `in doubt: attempt ${action.attempts} was claimed but its answer was lost; asking Evolution once it cannot be in flight any more`,
+        now,
+      );
+    const settled = storedAfter(action, item, head.ready_at, now, HOLD_MS);
+    if (settled) {
+      this.write(head.id, settled);
+      return true;
+    }
     switch (action.kind) {
       case "send":
         if (row) await this.send(head, row, instance, action.attempt, { laneKey, messageId, turn });
@@ -396,39 +451,15 @@ export class ContactLane extends DurableObject<Env> {
       case "reconcile":
         if (row) await this.reconcile(head, row, instance);
         return true;
-      case "check_at":
-        // First seen in doubt here (the lane restarted after a claim): say so once in the history.
-        if (head.phase !== "in_doubt")
-          await this.note(
-            head.id,
-            action.attempts,
-            `in doubt: attempt ${action.attempts} was claimed but its answer was lost; asking Evolution once it cannot be in flight any more`,
-            now,
-          );
-        this.update(head.id, { phase: "in_doubt", attempts: action.attempts, attempt_at: action.attemptAt, next_at: action.at, outcome: null });
+      case "record":
+        // An answer that could not be read back is stored as the doubt it is.
+        if (item.phase !== "unrecorded") this.write(head.id, item);
+        else if (row) await this.record(head, row, item.outcome, head.attempts);
         return true;
-      case "record": {
-        const outcome = parseOutcome(head.outcome);
-        // Unreadable (should not happen): ask Evolution rather than guess.
-        if (!outcome) this.update(head.id, { phase: "in_doubt", outcome: null });
-        else if (row) await this.record(head, row, outcome, head.attempts);
-        return true;
-      }
       case "pull_older":
-        if ((await this.pullOlder(laneKey, head, now)) === 0) this.update(head.id, { next_at: now + HOLD_MS });
+        if ((await this.pullOlder(laneKey, head, now)) === 0) this.write(head.id, waitUntil(item, now + HOLD_MS));
         return true;
-      case "wait_until":
-        this.update(head.id, { ready_at: action.at, next_at: 0 });
-        return true;
-      case "hold":
-        this.update(head.id, { next_at: now + HOLD_MS });
-        return true;
-      case "requeue":
-        this.update(head.id, { phase: "waiting", attempts: 0, next_at: 0, attempt_at: 0, outcome: null, checks: 0 });
-        return true;
-      case "done":
-      case "none":
-        this.markDone(head.id);
+      default:
         return true;
     }
   }
@@ -541,12 +572,9 @@ export class ContactLane extends DurableObject<Env> {
           startedAt + settleMs(config(this.env).EVOLUTION_TIMEOUT_MS) - at,
           provider.inDoubt.kind === "fail" ? provider.inDoubt.reason : undefined,
         );
-    if (!next) this.update(head.id, { phase: "retrying", attempts: attempt - 1, attempt_at: startedAt, next_at: at + (throttled?.afterMs ?? 0), checks: 0 });
     // Kept here first: if the D1 write fails or the object resets, the answer is written later and
     // the provider is not called again (phase unrecorded).
-    else if (next.next === "record")
-      this.update(head.id, { phase: "unrecorded", attempts: attempt, attempt_at: startedAt, outcome: JSON.stringify(next.outcome), checks: 0 });
-    else this.update(head.id, { phase: next.next, attempts: attempt, attempt_at: startedAt, next_at: at + next.delayMs, checks: 0 });
+    this.write(head.id, storedAfterSend(next ?? { next: "throttled", afterMs: throttled?.afterMs }, attempt, startedAt, at, storedOf(head)));
     // Recorded: now the number's turn goes back (`called` starts its gap), and the governor hears
     // what the answer says about the sender.
     if (slot.turn) await this.endTurn(head.instance_id, slot.laneKey, slot.messageId, true);
@@ -600,21 +628,10 @@ export class ContactLane extends DurableObject<Env> {
       config(this.env).EVOLUTION_TIMEOUT_MS,
       policy?.kind === "fail" ? policy.reason : undefined,
     );
-    if (next.next === "record") {
-      this.update(head.id, { phase: "unrecorded", attempts: row.attempts, outcome: JSON.stringify(next.outcome), checks: 0 });
-      return this.record(head, row, next.outcome, row.attempts);
-    }
-    await this.note(head.id, row.attempts, next.detail, now);
     // Evolution could not answer: ask again later (the alarm waits), the item still heads the lane.
-    if (next.next === "check_again")
-      return this.update(head.id, {
-        phase: "in_doubt",
-        attempts: row.attempts,
-        attempt_at: head.attempt_at || row.updated_at,
-        checks: head.checks + 1,
-        next_at: Date.now() + next.delayMs,
-      });
-    this.update(head.id, { phase: "retrying", attempts: row.attempts, next_at: 0, outcome: null, checks: 0 });
+    if (next.next !== "record") await this.note(head.id, row.attempts, next.detail, now);
+    this.write(head.id, storedAfterReconcile(next, storedOf(head), row.attempts, row.updated_at, Date.now()));
+    if (next.next === "record") return this.record(head, row, next.outcome, row.attempts);
   }
 
   // Provider ids already recorded for another message on the same Evolution instance (same URL and
@@ -673,10 +690,10 @@ export class ContactLane extends DurableObject<Env> {
       }
     } catch (err) {
       logWarn("recording an attempt failed; kept in the lane and retried", { messageId: head.id, error: errorField(err) });
-      this.update(head.id, { next_at: at + HOLD_MS });
+      this.write(head.id, waitUntil(this.storedNow(head.id) ?? storedOf(head), at + HOLD_MS));
       return;
     }
-    this.markDone(head.id);
+    this.write(head.id, { phase: "done" });
   }
 
   // Records the chat's new address (later messages to the old one go there) and says so in the history.
@@ -741,15 +758,32 @@ export class ContactLane extends DurableObject<Env> {
     );
   }
 
-  private update(id: string, fields: Partial<Pick<ItemRow, "phase" | "attempts" | "next_at" | "attempt_at" | "outcome" | "ready_at" | "checks">>) {
-    const entries = Object.entries(fields);
-    if (entries.length === 0) return;
-    this.ctx.storage.sql.exec(`UPDATE lane_items SET ${entries.map(([k]) => `${k} = ?`).join(", ")} WHERE id = ?`, ...entries.map(([, v]) => v ?? null), id);
+  /** The one write of an item's state: what the machine said to store, whole. */
+  private write(id: string, item: StoredItem): void {
+    const sqlite = this.ctx.storage.sql;
+    if (item.phase === "done") {
+      sqlite.exec(`UPDATE lane_items SET phase = 'done', done_at = ?, outcome = NULL WHERE id = ?`, Date.now(), id);
+      // Its outcome is in D1: requests waiting for it (Prefer: wait) answer now.
+      for (const answer of [...(this.waiters.get(id) ?? [])]) answer(true);
+      return;
+    }
+    sqlite.exec(
+      `UPDATE lane_items SET phase = ?, attempts = ?, next_at = ?, attempt_at = ?, outcome = ?, checks = ?, ready_at = COALESCE(?, ready_at) WHERE id = ?`,
+      item.phase,
+      item.attempts,
+      item.nextAt,
+      item.phase === "waiting" ? 0 : item.attemptAt,
+      item.phase === "unrecorded" ? JSON.stringify(item.outcome) : null,
+      item.phase === "in_doubt" ? item.checks : 0,
+      item.phase === "waiting" ? item.readyAt : null,
+      id,
+    );
   }
 
-  private markDone(id: string) {
-    this.ctx.storage.sql.exec(`UPDATE lane_items SET phase = 'done', done_at = ?, outcome = NULL WHERE id = ?`, Date.now(), id);
-    for (const answer of [...(this.waiters.get(id) ?? [])]) answer(true);
+  // The item as stored now (a step may have written it since its head was read).
+  private storedNow(id: string): StoredItem | undefined {
+    const row = this.ctx.storage.sql.exec<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM lane_items WHERE id = ?`, id).toArray()[0];
+    return row ? storedOf(row) : undefined;
   }
 
   private async instance(id: string): Promise<InstanceRow | undefined> {
@@ -768,18 +802,9 @@ export class ContactLane extends DurableObject<Env> {
   // earliest waiting message. No work: no alarm. The messages behind a head that waits for its
   // slot wait with it: counting them as due would spin the alarm until the slot.
   private async rearm(): Promise<void> {
-    const sqlite = this.ctx.storage.sql;
     const now = Date.now();
-    const inFlight = sqlite.exec<{ next_at: number }>(`SELECT next_at FROM lane_items WHERE phase IN ${IN_FLIGHT} ORDER BY next_at LIMIT 1`).toArray()[0];
-    const head = inFlight ? undefined : this.head(now);
-    const comingDue = () =>
-      sqlite.exec<{ due: number | null }>(`SELECT MIN(ready_at) AS due FROM lane_items WHERE phase = 'waiting' AND ready_at > ?`, now).one().due;
-    const next = inFlight
-      ? inFlight.next_at
-      : head
-        ? Math.min(head.next_at, comingDue() ?? Number.POSITIVE_INFINITY)
-        : sqlite.exec<{ due: number | null }>(`SELECT MIN(MAX(ready_at, next_at)) AS due FROM lane_items WHERE phase = 'waiting'`).one().due;
-    if (next === null || next === undefined) {
+    const next = this.ctx.storage.sql.exec<{ due: number | null }>(EARLIEST_DUE, now, now).one().due;
+    if (next === null) {
       await this.ctx.storage.deleteAlarm();
       return;
     }
@@ -793,6 +818,26 @@ const contactOfLane = (laneKey: string) => laneKey.split(":").slice(2).join(":")
 
 function contentOf(row: MessageRow): Outgoing {
   return { to: row.address, text: row.text, media: row.media ? (JSON.parse(row.media) as MediaJson) : null };
+}
+
+/** The item's stored state as the machine reads it. An answer that cannot be read back (should not
+ *  happen) is a doubt: the provider is asked rather than the answer guessed. */
+function storedOf(row: ItemRow): StoredItem {
+  switch (row.phase) {
+    case "waiting":
+      return { phase: "waiting", attempts: row.attempts, readyAt: row.ready_at, nextAt: row.next_at };
+    case "retrying":
+      return { phase: "retrying", attempts: row.attempts, attemptAt: row.attempt_at, nextAt: row.next_at };
+    case "in_doubt":
+      return { phase: "in_doubt", attempts: row.attempts, attemptAt: row.attempt_at, nextAt: row.next_at, checks: row.checks };
+    case "unrecorded": {
+      const outcome = parseOutcome(row.outcome);
+      if (!outcome) return { phase: "in_doubt", attempts: row.attempts, attemptAt: row.attempt_at, nextAt: row.next_at, checks: 0 };
+      return { phase: "unrecorded", attempts: row.attempts, attemptAt: row.attempt_at, nextAt: row.next_at, outcome };
+    }
+    case "done":
+      return { phase: "done" };
+  }
 }
 
 const storedOutcome = z.discriminatedUnion("kind", [

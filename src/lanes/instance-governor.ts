@@ -1,6 +1,6 @@
 // InstanceGovernor: one per Evolution instance (named by instance id). Every lane of that number
 // asks it before a send (`acquire`); it answers go, or when to ask again. The rules live in
-// ./pacing.ts; this object holds their state, reads the number's pacing from D1, and turns the
+// ./pacing/policy.ts; this object holds their state, reads the number's pacing from D1, and turns the
 // signals of a number in trouble (rate-overlimit, a closed connection, a spike of numbers that are
 // not on WhatsApp) into a pause, announced as an `instance.status` event.
 //
@@ -17,20 +17,10 @@ import { instances } from "../db/schema.ts";
 import { config } from "../config.ts";
 import { errorField, log } from "../observability/log.ts";
 import { writeEvent } from "../outbox/write.ts";
-import {
-  type AcquireAnswer,
-  type AcquireRequest,
-  type Durable,
-  defaultPacing,
-  grantKey,
-  type Pacing,
-  PacingPolicy,
-  type Pause,
-  pacingOf,
-  type WaitReason,
-} from "./pacing.ts";
+import { type AcquireAnswer, type AcquireRequest, type Durable, grantKey, PacingPolicy, type Pause, type WaitReason } from "./pacing/policy.ts";
+import { defaultPacing, type Pacing, pacingOf } from "./pacing/settings.ts";
 
-export type { AcquireAnswer, AcquireRequest } from "./pacing.ts";
+export type { AcquireAnswer, AcquireRequest } from "./pacing/policy.ts";
 
 export type GovernorSignal =
   // messageId (as given to acquire): that send was refused, so its grant is given back.

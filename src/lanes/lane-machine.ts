@@ -21,6 +21,46 @@ export type Phase = StoredPhase | "due";
 
 export type LaneItem = { phase: StoredPhase; readyAt: number; nextAt: number; attempts: number };
 
+/** What the lane's storage holds for an item, by phase: the machine says which, the lane writes it
+ *  whole in one place. `nextAt`: not before then (a retry's backoff, a pacing slot, a check);
+ *  `attemptAt`: when the attempt in flight started (0: unknown, D1's claim time stands in). */
+export type StoredItem =
+  | { phase: "waiting"; attempts: number; readyAt: number; nextAt: number }
+  | { phase: "retrying"; attempts: number; attemptAt: number; nextAt: number }
+  | { phase: "in_doubt"; attempts: number; attemptAt: number; nextAt: number; checks: number }
+  /** The provider's answer, known here and not yet in D1: written, never sent again. */
+  | { phase: "unrecorded"; attempts: number; attemptAt: number; nextAt: number; outcome: Outcome }
+  | { phase: "done" };
+
+/** The same item, not before `at` (a pacing slot, a hold, a failed write's wait). */
+export const waitUntil = (item: StoredItem, at: number): StoredItem => (item.phase === "done" ? item : { ...item, nextAt: at });
+
+/** Storage after a step that only waits or settles: the actions the lane carries out by writing.
+ *  undefined: the action needs D1 or the provider first (send, reconcile, record, pull_older). */
+export function storedAfter(action: Action, item: StoredItem, readyAt: number, now: number, holdMs: number): StoredItem | undefined {
+  switch (action.kind) {
+    case "check_at":
+      return {
+        phase: "in_doubt",
+        attempts: action.attempts,
+        attemptAt: action.attemptAt,
+        nextAt: action.at,
+        checks: item.phase === "in_doubt" ? item.checks : 0,
+      };
+    case "wait_until":
+      return { phase: "waiting", attempts: item.phase === "done" ? 0 : item.attempts, readyAt: action.at, nextAt: 0 };
+    case "hold":
+      return waitUntil(item, now + holdMs);
+    case "requeue":
+      return { phase: "waiting", attempts: 0, readyAt, nextAt: 0 };
+    case "done":
+    case "none":
+      return { phase: "done" };
+    default:
+      return undefined;
+  }
+}
+
 /** How long an attempt in doubt is left alone before Evolution is asked about it: its own timeout,
  *  then as long again. Evolution may still be sending when the gateway gives up (the request is not
  *  canceled on its side), and it stores the message only once it went out; asking earlier finds
@@ -132,6 +172,28 @@ export type AfterSend =
 
 export type Outcome = { kind: "sent"; providerMessageId: string; detail?: string } | { kind: "failed"; error: string };
 
+/** Storage after an attempt's answer: `startedAt` the call's start, `at` its end. A throttled
+ *  attempt (`afterMs`, or undefined for the number's pause) does not count: the same attempt again. */
+export function storedAfterSend(
+  next: AfterSend | { next: "throttled"; afterMs?: number },
+  attempt: number,
+  startedAt: number,
+  at: number,
+  item: StoredItem,
+): StoredItem {
+  const nextAt = item.phase === "done" ? 0 : item.nextAt;
+  switch (next.next) {
+    case "throttled":
+      return { phase: "retrying", attempts: attempt - 1, attemptAt: startedAt, nextAt: at + (next.afterMs ?? 0) };
+    case "record":
+      return { phase: "unrecorded", attempts: attempt, attemptAt: startedAt, nextAt, outcome: next.outcome };
+    case "retrying":
+      return { phase: "retrying", attempts: attempt, attemptAt: startedAt, nextAt: at + next.delayMs };
+    case "in_doubt":
+      return { phase: "in_doubt", attempts: attempt, attemptAt: startedAt, nextAt: at + next.delayMs, checks: 0 };
+  }
+}
+
 /** A provider's answer (src/providers/provider.ts) as the machine reads it. */
 export function resultOf(outcome: ProviderOutcome): SendResult {
   switch (outcome.kind) {
@@ -168,6 +230,21 @@ export type AfterReconcile =
   | { next: "record"; outcome: Outcome }
   | { next: "retrying"; detail: string }
   | { next: "check_again"; delayMs: number; detail: string };
+
+/** Storage after asking the provider about an attempt in doubt. `attemptAt`: the attempt's start
+ *  as the lane knows it (0: unknown, `claimedAt`, D1's last change, stands in once checked again). */
+export function storedAfterReconcile(next: AfterReconcile, item: StoredItem, attempts: number, claimedAt: number, now: number): StoredItem {
+  const attemptAt = item.phase === "done" || item.phase === "waiting" ? 0 : item.attemptAt;
+  const checks = item.phase === "in_doubt" ? item.checks : 0;
+  switch (next.next) {
+    case "record":
+      return { phase: "unrecorded", attempts, attemptAt, nextAt: item.phase === "done" ? 0 : item.nextAt, outcome: next.outcome };
+    case "check_again":
+      return { phase: "in_doubt", attempts, attemptAt: attemptAt || claimedAt, checks: checks + 1, nextAt: now + next.delayMs };
+    case "retrying":
+      return { phase: "retrying", attempts, attemptAt, nextAt: 0 };
+  }
+}
 
 /** A failed findMessages is asked again this many times (5, 10, 20, 40, 80 s later: about two and
  *  a half minutes) before the message is sent again without proof. Sending twice is the broken

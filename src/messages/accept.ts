@@ -180,9 +180,9 @@ const replayOf = (p: Prepared): Replay => ({
 /** What a repeated request with the same idempotency key must match. */
 export const idempotencyHashOf = (input: SendMessageRequest) => sha256Hex(stableStringify({ ...input, idempotencyKey: undefined }));
 
-/** How new messages reach their lanes once written: through the sends queue (its write may finish
- *  after the answer: `defer` is the request's waitUntil), or, for a request that waits for the
- *  send, straight to the lane. */
+/** How new messages reach their lanes once written: through the sends queue, or (`direct`) straight
+ *  to each lane with the queue as the fallback. `defer` (the request's waitUntil) lets either finish
+ *  after the answer. */
 export type HandOff = { defer?: (work: Promise<unknown>) => void; direct?: boolean };
 
 export async function acceptMessages(env: Env, db: Db, tenantId: string, entries: Keyed[], handOff: HandOff = {}): Promise<Accepted[]> {

@@ -167,7 +167,7 @@ export const automationRoutes = new Hono<AppEnv>()
       const [removed] = await runBatch(c.var.db, [
         automations.remove(instance.id),
         automationDeliveries.cancelPending(instance.id, now),
-        automationParked.clearInstance(instance.id),
+        automationParked.forget(c.var.db, instance.id),
       ]);
       if ((removed?.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
       return c.body(null, 204);

@@ -13,7 +13,7 @@ import { connectInstance } from "../evolution/client.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { newId, randomToken } from "../ids.ts";
 import { connectionStatements } from "../webhooks/apply.ts";
-import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing.ts";
+import { DEFAULT_RATE_PER_MINUTE, defaultPacing, type PacingColumns, pacingColumns, pacingInput, pacingOf, pacingView } from "../lanes/pacing/settings.ts";
 import { documented } from "../openapi/describe.ts";
 import { connectBot, disconnectBot, telegramAnswer, telegramInput, webhookOf } from "../channels/telegram.ts";
 import { DEFAULT_API_URL } from "../providers/telegram/api.ts";

@@ -103,15 +103,16 @@ export const messageRoutes = new Hono<AppEnv>()
       return idempotent(c, "messages", body, async (attempt): Promise<Answer> => {
         const instances = await findInstances(c.var.db, c.var.tenant.id, [input.instance]);
         const prepared = prepareMessage(c.var.tenant, instances, input, attempt.now, "api", "", attempt.messageId(0));
-        // A request that waits for the send hands its message straight to the lane (the queue's hop
-        // would come on top of the provider's time); otherwise the queue write may follow the answer.
+        // The message goes straight to its lane (one call; the queue's hop and its consumer would cost
+        // more, and the sends queue stays the fallback). A request that waits for the send waits for
+        // the hand-off too; otherwise it may follow the answer.
         const waitsForSend = wait !== undefined && !input.sendAt;
         const [outcome] = await acceptMessages(
           c.env,
           c.var.db,
           c.var.tenant.id,
           [{ prepared, input }],
-          waitsForSend ? { direct: true } : { defer: (work) => c.executionCtx.waitUntil(work) },
+          waitsForSend ? { direct: true } : { direct: true, defer: (work) => c.executionCtx.waitUntil(work) },
         );
         if (outcome?.kind === "conflict")
           throw new ApiError("conflict", "This idempotencyKey was already used with a different message.", [{ path: "idempotencyKey", message: outcome.key }]);
@@ -162,7 +163,9 @@ export const messageRoutes = new Hono<AppEnv>()
             results[index] = { index, error: apiError.body().error };
           }
         });
-        const outcomes = await acceptMessages(c.env, c.var.db, c.var.tenant.id, valid);
+        // Straight to the lanes after the answer, one call per lane (at most one per item, well inside a
+        // request's subrequests); the sends queue is the fallback.
+        const outcomes = await acceptMessages(c.env, c.var.db, c.var.tenant.id, valid, { direct: true, defer: (work) => c.executionCtx.waitUntil(work) });
         outcomes.forEach((o, i) => {
           const index = valid[i]!.index;
           if (o.kind === "created") results[index] = { index, id: o.prepared.row.id, status: o.prepared.row.status };

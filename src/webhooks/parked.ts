@@ -1,12 +1,11 @@
 // Parked webhook jobs: the webhooks DLQ consumer writes them to D1 (durable, listable), and an
 // operator replays them once the cause (a D1 incident, a bug) is gone. Applying is idempotent,
 // so replaying a job that did apply after all changes nothing.
-import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../db/client.ts";
 import { database } from "../db/client.ts";
+import { parkedWebhooks } from "../db/queries/index.ts";
 import { doubling } from "../lanes/backoff.ts";
-import { parkedWebhooks } from "../db/schema.ts";
 import { errorField, log } from "../observability/log.ts";
 import { applyWebhookJob, webhookJob } from "./evolution-job.ts";
 
@@ -18,17 +17,14 @@ export async function parkWebhooks(batch: MessageBatch<unknown>, env: Env): Prom
   for (const message of batch.messages) {
     const job = parkedLabel.safeParse(message.body);
     try {
-      await db
-        .insert(parkedWebhooks)
-        .values({
-          id: message.id,
-          tenantId: job.success ? job.data.tenantId : null,
-          event: job.success ? job.data.event : null,
-          job: message.body,
-          attempts: message.attempts,
-          parkedAt: Date.now(),
-        })
-        .onConflictDoNothing();
+      await parkedWebhooks.park(db, {
+        id: message.id,
+        tenantId: job.success ? job.data.tenantId : null,
+        event: job.success ? job.data.event : null,
+        job: message.body,
+        attempts: message.attempts,
+        parkedAt: Date.now(),
+      });
       log("error", "webhook job parked after its retries ran out", { queueMessageId: message.id, event: job.data?.event });
       message.ack();
     } catch (err) {
@@ -42,7 +38,7 @@ export async function parkWebhooks(batch: MessageBatch<unknown>, env: Env): Prom
 export type ParkedView = { id: string; tenantId: string | null; event: string | null; attempts: number; parkedAt: string; lastError?: string };
 
 export async function listParked(db: Db, limit: number): Promise<ParkedView[]> {
-  const rows = await db.select().from(parkedWebhooks).where(isNull(parkedWebhooks.replayedAt)).orderBy(asc(parkedWebhooks.parkedAt)).limit(limit);
+  const rows = await parkedWebhooks.waiting(db, limit);
   return rows.map((r) => ({
     id: r.id,
     tenantId: r.tenantId,
@@ -58,13 +54,7 @@ export type ReplayResult = { replayed: { id: string; outcome: string }[]; failed
 /** Applies parked jobs (the oldest first, or the ids given), marking each one replayed once applied.
  *  An inbound message goes to its instance's automation too, as it would have on arrival. */
 export async function replayParked(env: Env, db: Db, opts: { ids?: string[]; limit: number }): Promise<ReplayResult> {
-  const pending = isNull(parkedWebhooks.replayedAt);
-  const rows = await db
-    .select()
-    .from(parkedWebhooks)
-    .where(opts.ids ? and(pending, inArray(parkedWebhooks.id, opts.ids)) : pending)
-    .orderBy(asc(parkedWebhooks.parkedAt))
-    .limit(opts.limit);
+  const rows = await parkedWebhooks.waiting(db, opts.limit, opts.ids);
   const result: ReplayResult = { replayed: [], failed: [] };
   for (const row of rows) {
     const job = webhookJob.safeParse(row.job);
@@ -73,20 +63,17 @@ export async function replayParked(env: Env, db: Db, opts: { ids?: string[]; lim
     else {
       try {
         const { outcome } = await applyWebhookJob(env, db, job.data);
-        await db.update(parkedWebhooks).set({ replayedAt: Date.now(), lastError: null }).where(eq(parkedWebhooks.id, row.id));
+        await parkedWebhooks.markReplayed(db, row.id, Date.now());
         result.replayed.push({ id: row.id, outcome });
         continue;
       } catch (err) {
         error = errorField(err);
       }
     }
-    await db.update(parkedWebhooks).set({ lastError: error }).where(eq(parkedWebhooks.id, row.id));
+    await parkedWebhooks.markFailed(db, row.id, error);
     result.failed.push({ id: row.id, error });
   }
   return result;
 }
 
-export async function countParked(db: Db): Promise<number> {
-  const [row] = await db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM parked_webhooks WHERE replayed_at IS NULL`);
-  return row?.n ?? 0;
-}
+export const countParked = (db: Db): Promise<number> => parkedWebhooks.countWaiting(db);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEchoBot, type EchoBot } from "../../simulator/echo-bot.ts";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
 import { launchChromium, openPage, type PageWatch, screenshotFolder, shoot as shootPage, signIn } from "../support/browser.ts";
-import { provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
+import { provisionTenant, startGateway, type Gateway } from "../../tools/harness/gateway.ts";
 
 const shots = screenshotFolder("CONSOLE_SCREENSHOTS", "console");
 

@@ -10,7 +10,7 @@ import type { Browser, Page, WebSocketRoute } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EchoBot, startEchoBot } from "../../simulator/echo-bot.ts";
 import { launchChromium, openPage, type PageWatch, screenshotFolder, shoot, widths } from "../support/browser.ts";
-import { type Gateway, startGateway } from "../support/gateway.ts";
+import { type Gateway, startGateway } from "../../tools/harness/gateway.ts";
 
 const INSTANCE = "demo-web";
 const shots = screenshotFolder("WIDGET_SCREENSHOTS", "channels");

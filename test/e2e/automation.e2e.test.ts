@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EchoBot, startEchoBot } from "../../simulator/echo-bot.ts";
 import { type RunningSimulator, startSimulator } from "../../simulator/server.ts";
-import { type Gateway, provisionTenant, startGateway } from "../support/gateway.ts";
+import { type Gateway, provisionTenant, startGateway } from "../../tools/harness/gateway.ts";
 import { eventually } from "../support/wait.ts";
 
 let gateway: Gateway;

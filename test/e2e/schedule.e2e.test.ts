@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
-import { freePort, provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
+import { freePort, provisionTenant, startGateway, type Gateway } from "../../tools/harness/gateway.ts";
 import { eventually } from "../support/wait.ts";
 
 let gateway: Gateway;

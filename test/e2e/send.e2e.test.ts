@@ -2,7 +2,7 @@
 // and the Evolution simulator as a separate process-level server.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startSimulator, type RunningSimulator } from "../../simulator/server.ts";
-import { provisionTenant, startGateway, type Gateway } from "../support/gateway.ts";
+import { provisionTenant, startGateway, type Gateway } from "../../tools/harness/gateway.ts";
 
 let gateway: Gateway;
 let simulator: RunningSimulator;

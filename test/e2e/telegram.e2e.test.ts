@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type EchoBot, startEchoBot } from "../../simulator/echo-bot.ts";
 import { type RunningSimulator, startSimulator } from "../../simulator/server.ts";
-import { type Gateway, startGateway } from "../support/gateway.ts";
+import { type Gateway, startGateway } from "../../tools/harness/gateway.ts";
 
 let gateway: Gateway;
 let simulator: RunningSimulator;

@@ -4,8 +4,8 @@
 // answered once, each message frame arrives once (all were acknowledged before the kill), in order.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EchoBot, startEchoBot } from "../../simulator/echo-bot.ts";
-import { type Gateway, startGateway } from "../support/gateway.ts";
-import { type Frame, openVisitor, type Visitor } from "../support/visitor.ts";
+import { type Gateway, startGateway } from "../../tools/harness/gateway.ts";
+import { type Frame, openVisitor, type Visitor } from "../../tools/harness/visitor.ts";
 import { eventually as waitFor } from "../support/wait.ts";
 
 let gateway: Gateway;

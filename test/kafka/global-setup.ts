@@ -1,7 +1,7 @@
 // One real Kafka broker (KRaft, from Maven Central jars) for all Kafka tests of a run;
 // KAFKA_BROKERS set → that broker is used instead.
 import type { TestProject } from "vitest/node";
-import { startKafka } from "../../scripts/kafka/broker.ts";
+import { startKafka } from "../../tools/harness/kafka.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {

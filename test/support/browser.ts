@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { expect } from "vitest";
-import { ROOT } from "./gateway.ts";
+import { ROOT } from "../../tools/harness/gateway.ts";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const widths = { phone: { width: 360, height: 780 }, desktop: { width: 1280, height: 860 } } as const;

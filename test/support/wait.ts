@@ -1,5 +1,5 @@
 // The one way tests wait for something to happen: vi.waitFor around a probe that gives a value once
-// the condition holds. Only inside Vitest (scripts outside it keep their own loops).
+// the condition holds. Only inside Vitest; tools outside it use waitFor from tools/harness/wait.ts.
 import { vi } from "vitest";
 
 type Probe<T> = () => T | undefined | null | false | Promise<T | undefined | null | false>;

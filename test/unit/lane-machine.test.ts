@@ -11,8 +11,13 @@ import {
   decide,
   needsSlot,
   phaseOf,
+  storedAfter,
+  storedAfterReconcile,
+  storedAfterSend,
   storedPhases,
+  waitUntil,
   type Action,
+  type StoredItem,
   type D1Answer,
   type Phase,
 } from "../../src/lanes/lane-machine.ts";
@@ -286,6 +291,103 @@ describe("afterReconcile", () => {
     expect(afterReconcile({ kind: "not_found" }, 3, 3, 1)).toMatchObject({
       next: "record",
       outcome: { kind: "failed", error: expect.stringMatching(/gave up after 3/) },
+    });
+  });
+});
+
+describe("what the lane stores after a step", () => {
+  const waiting: StoredItem = { phase: "waiting", attempts: 0, readyAt: NOW - 10, nextAt: 0 };
+  const retrying: StoredItem = { phase: "retrying", attempts: 2, attemptAt: NOW - 5_000, nextAt: NOW - 1 };
+  const inDoubt: StoredItem = { phase: "in_doubt", attempts: 1, attemptAt: NOW - 90_000, nextAt: NOW - 1, checks: 2 };
+
+  it("a wait keeps the phase and moves only the time; a done item stays done", () => {
+    expect(waitUntil(retrying, NOW + 500)).toEqual({ ...retrying, nextAt: NOW + 500 });
+    expect(waitUntil({ phase: "done" }, NOW + 500)).toEqual({ phase: "done" });
+  });
+
+  it("storage-only actions: each to its phase; actions that need D1 or the provider store nothing yet", () => {
+    expect(storedAfter({ kind: "check_at", at: NOW + 60_000, attemptAt: NOW - 1_000, attempts: 3 }, waiting, NOW - 10, NOW, 1_000)).toEqual({
+      phase: "in_doubt",
+      attempts: 3,
+      attemptAt: NOW - 1_000,
+      nextAt: NOW + 60_000,
+      checks: 0,
+    });
+    // A check already counted keeps its count.
+    expect(storedAfter({ kind: "check_at", at: NOW + 1, attemptAt: NOW - 1, attempts: 1 }, inDoubt, 0, NOW, 1_000)).toMatchObject({ checks: 2 });
+    expect(storedAfter({ kind: "wait_until", at: NOW + 3_600_000 }, waiting, NOW - 10, NOW, 1_000)).toEqual({
+      phase: "waiting",
+      attempts: 0,
+      readyAt: NOW + 3_600_000,
+      nextAt: 0,
+    });
+    expect(storedAfter({ kind: "hold" }, waiting, NOW - 10, NOW, 1_000)).toEqual({ ...waiting, nextAt: NOW + 1_000 });
+    // Back in line from a retry: its attempts start over, its due time is its own.
+    expect(storedAfter({ kind: "requeue" }, retrying, NOW - 10, NOW, 1_000)).toEqual({ phase: "waiting", attempts: 0, readyAt: NOW - 10, nextAt: 0 });
+    expect(storedAfter({ kind: "done" }, inDoubt, 0, NOW, 1_000)).toEqual({ phase: "done" });
+    expect(storedAfter({ kind: "none" }, waiting, 0, NOW, 1_000)).toEqual({ phase: "done" });
+    for (const kind of ["send", "reconcile", "record", "pull_older"] as const) {
+      const action = (kind === "send" ? { kind, attempt: 1 } : { kind }) as Action;
+      expect(storedAfter(action, waiting, 0, NOW, 1_000)).toBeUndefined();
+    }
+  });
+
+  it("after a send: the answer kept (unrecorded) before D1 hears it; a retry or a doubt waits; throttling gives the attempt back", () => {
+    const sent = { kind: "sent" as const, providerMessageId: "p1" };
+    expect(storedAfterSend({ next: "record", outcome: sent }, 1, NOW, NOW + 200, waiting)).toEqual({
+      phase: "unrecorded",
+      attempts: 1,
+      attemptAt: NOW,
+      nextAt: 0,
+      outcome: sent,
+    });
+    expect(storedAfterSend({ next: "retrying", delayMs: 4_000, error: "x" }, 2, NOW, NOW + 200, retrying)).toEqual({
+      phase: "retrying",
+      attempts: 2,
+      attemptAt: NOW,
+      nextAt: NOW + 4_200,
+    });
+    expect(storedAfterSend({ next: "in_doubt", delayMs: 60_000, error: "timeout" }, 1, NOW, NOW + 200, waiting)).toEqual({
+      phase: "in_doubt",
+      attempts: 1,
+      attemptAt: NOW,
+      nextAt: NOW + 60_200,
+      checks: 0,
+    });
+    expect(storedAfterSend({ next: "throttled", afterMs: 3_000 }, 1, NOW, NOW + 200, waiting)).toEqual({
+      phase: "retrying",
+      attempts: 0,
+      attemptAt: NOW,
+      nextAt: NOW + 3_200,
+    });
+  });
+
+  it("after asking the provider: recorded, asked again (one more check, D1's claim time standing in), or sent again", () => {
+    const found = { kind: "sent" as const, providerMessageId: "p9", detail: "reconciled" };
+    expect(storedAfterReconcile({ next: "record", outcome: found }, inDoubt, 1, NOW - 80_000, NOW)).toEqual({
+      phase: "unrecorded",
+      attempts: 1,
+      attemptAt: NOW - 90_000,
+      nextAt: NOW - 1,
+      outcome: found,
+    });
+    const lostClaim: StoredItem = { phase: "waiting", attempts: 0, readyAt: NOW - 10, nextAt: 0 };
+    expect(storedAfterReconcile({ next: "check_again", delayMs: 5_000, detail: "d" }, lostClaim, 1, NOW - 80_000, NOW)).toEqual({
+      phase: "in_doubt",
+      attempts: 1,
+      attemptAt: NOW - 80_000,
+      checks: 1,
+      nextAt: NOW + 5_000,
+    });
+    expect(storedAfterReconcile({ next: "check_again", delayMs: 5_000, detail: "d" }, inDoubt, 1, NOW - 80_000, NOW)).toMatchObject({
+      attemptAt: NOW - 90_000,
+      checks: 3,
+    });
+    expect(storedAfterReconcile({ next: "retrying", detail: "d" }, inDoubt, 1, NOW - 80_000, NOW)).toEqual({
+      phase: "retrying",
+      attempts: 1,
+      attemptAt: NOW - 90_000,
+      nextAt: 0,
     });
   });
 });

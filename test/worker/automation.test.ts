@@ -83,9 +83,7 @@ const lane = (s: Setup, contact: string) => env.AUTOMATION.get(env.AUTOMATION.id
 /** Makes the lane's retry due now and fires its alarm. */
 async function fireRetry(s: Setup, contact: string) {
   const stub = lane(s, contact);
-  await runInDurableObject(stub, (_i, state) => {
-    state.storage.sql.exec("UPDATE batch SET next_at = 0");
-  });
+  await stub.endWaits();
   await runDurableObjectAlarm(stub);
 }
 
@@ -711,10 +709,8 @@ describe("nothing left behind", () => {
     await eventually(async () => (await deliveries(s))[0]?.attempts === 1, 15_000, "the failed first call recorded");
     await eventually(async () => (await lane(s, contact).snapshot()).batch?.next_at !== 0, 15_000, "the retry scheduled");
     // The retry is due, but the lane's alarm is gone.
-    await runInDurableObject(lane(s, contact), async (_i, state) => {
-      state.storage.sql.exec("UPDATE batch SET next_at = 0");
-      await state.storage.deleteAlarm();
-    });
+    expect(await lane(s, contact).endWaits()).toBe(true);
+    await runInDurableObject(lane(s, contact), (_i, state) => state.storage.deleteAlarm());
     expect((await lane(s, contact).snapshot()).alarm).toBeNull();
     // The cron's sweep, as it runs every minute (here as if 11 minutes later).
     const swept = await sweep(env, Date.now() + STALE_PENDING_MS + 60_000);

@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import openFixture from "../fixtures/evolution/connection.update.open.json";
 import { sendPresence } from "../../src/evolution/client.ts";
-import type { Durable } from "../../src/lanes/pacing.ts";
+import type { Durable } from "../../src/lanes/pacing/policy.ts";
 import { api, eventually, json, setupTenant, simCalls, simulatorUrl } from "./helpers.ts";
 
 const governorOf = (instanceId: string) => env.GOVERNORS.get(env.GOVERNORS.idFromName(instanceId));

@@ -1,5 +1,5 @@
 // Shared test steps: tenants, instances on the simulator, API calls, waiting for side effects.
-import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { inject } from "vitest";
 import { gatewayClient } from "../../src/client.ts";
@@ -122,9 +122,7 @@ export function laneStub(tenantId: string, instanceId: string, to: string) {
 
 /** Makes the lane's pending retry due now and fires its alarm: time passes without sleeping. */
 export async function fireRetry(lane: ReturnType<typeof laneStub>): Promise<boolean> {
-  await runInDurableObject(lane, (_instance, state) => {
-    state.storage.sql.exec("UPDATE lane_items SET next_at = 0 WHERE phase != 'done'");
-  });
+  await lane.endWaits();
   return runDurableObjectAlarm(lane);
 }
 

@@ -3,10 +3,11 @@ import { createExecutionContext, createMessageBatch, getQueueResult, runDurableO
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
+import { ContactLane } from "../../src/lanes/contact-lane.ts";
 import type { InstanceGovernor } from "../../src/lanes/instance-governor.ts";
 import worker from "../../src/index.ts";
 import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
-import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, waitForStatus } from "./helpers.ts";
+import { api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, unique, waitForStatus } from "./helpers.ts";
 import { failNextBatch } from "./production-limits.ts";
 
 const fault = (body: Record<string, unknown>) => simulator("/_sim/faults", { method: "POST", json: body });
@@ -377,4 +378,40 @@ describe("the lane's own failures", () => {
     expect(row.attempts).toBe(1);
     expect((await simCalls(t.instance)).filter((c) => c.number === to)).toHaveLength(1);
   }, 30_000);
+});
+
+describe("the lane's storage", () => {
+  it("a lane made before the CHECK on phase is rebuilt with it, its items kept; a phase outside the machine's is refused", async () => {
+    const lane = env.LANES.get(env.LANES.idFromName(`storage-${unique("lane")}`));
+    // A legacy migration test: the old table is written by hand, then the object starts on it.
+    const result = await runInDurableObject(lane, (_instance, state) => {
+      const exec = state.storage.sql.exec.bind(state.storage.sql);
+      exec("DROP TABLE lane_items");
+      exec(`CREATE TABLE lane_items (id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, priority INTEGER NOT NULL, ready_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, phase TEXT NOT NULL DEFAULT 'waiting', attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0,
+        attempt_at INTEGER NOT NULL DEFAULT 0, outcome TEXT, done_at INTEGER)`);
+      exec(`INSERT INTO lane_items (id, instance_id, priority, ready_at, created_at, phase, attempts) VALUES
+        ('m1', 'i', 5, 1, 1, 'retrying', 2), ('m2', 'i', 5, 2, 2, 'started', 1)`);
+      new ContactLane(state, env);
+      const table = exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'lane_items'").one().sql;
+      const rows = exec<{ id: string; phase: string; attempts: number; checks: number }>(
+        "SELECT id, phase, attempts, checks FROM lane_items ORDER BY id",
+      ).toArray();
+      let refused = "";
+      try {
+        exec("UPDATE lane_items SET phase = 'bogus' WHERE id = 'm1'");
+      } catch (err) {
+        refused = String(err);
+      }
+      return { table, rows, refused };
+    });
+    expect(result.table).toContain("CHECK");
+    expect(result.rows).toEqual([
+      { id: "m1", phase: "retrying", attempts: 2, checks: 0 },
+      // Not a phase of the machine: read as in doubt, so the provider is asked before any resend.
+      { id: "m2", phase: "in_doubt", attempts: 1, checks: 0 },
+    ]);
+    expect(result.refused).toMatch(/CHECK constraint failed/);
+    expect((await lane.snapshot()).pending.map((p) => p.id)).toEqual(["m1", "m2"]);
+  });
 });

@@ -1,7 +1,7 @@
 // The send pipeline end to end inside workerd: API → D1 → sends queue → ContactLane → simulator.
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { api, eventually, json, send, setupTenant, simCalls, waitForStatus } from "./helpers.ts";
+import { api, eventually, json, laneStub, send, setupTenant, simCalls, waitForStatus } from "./helpers.ts";
 
 describe("delivery through Evolution", () => {
   it("keeps each contact's order while contacts proceed in parallel", async () => {
@@ -70,7 +70,7 @@ describe("delivery through Evolution", () => {
 
   /** POSTs with Prefer: wait=10 to a Worker whose sends queue refuses every write, and waits for
    *  the request's background work: only a hand-off straight to the lane can send it. */
-  async function postWithQueueDown(key: string, path: string, body: unknown): Promise<Response> {
+  async function postWithQueueDown(key: string, path: string, body: unknown, headers: Record<string, string> = { prefer: "wait=10" }): Promise<Response> {
     const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
     const worker = (await import("../../src/index.ts")).default;
     const queueDown = {
@@ -84,7 +84,7 @@ describe("delivery through Evolution", () => {
     const res = await worker.fetch(
       new Request(`https://gateway.test${path}`, {
         method: "POST",
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", prefer: "wait=10" },
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
         body: JSON.stringify(body),
       }),
       queueDown,
@@ -100,6 +100,32 @@ describe("delivery through Evolution", () => {
     expect(res.status).toBe(200);
     expect(await json(res)).toMatchObject({ status: "sent", history: [{ status: "queued" }, { status: "processing" }, { status: "sent" }] });
     expect((await simCalls(t.instance)).filter((c) => c.number === "5511933330003").map((c) => c.body.text)).toEqual(["direto"]);
+  });
+
+  it("a send without Prefer: wait is handed to its lane after the answer too: sent, or held for its sendAt, with the sends queue down", async () => {
+    const t = await setupTenant();
+    const to = "5511933330006";
+    const now = await postWithQueueDown(t.key, "/v1/messages", { instance: t.instance, to, text: "sem esperar" }, {});
+    expect(now.status).toBe(202);
+    expect(await waitForStatus((await json(now)).id, ["sent"])).toMatchObject({ attempts: 1 });
+    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["sem esperar"]);
+    const sendAt = Date.now() + 3_600_000;
+    const later = await postWithQueueDown(t.key, "/v1/messages", { instance: t.instance, to, text: "depois", sendAt: new Date(sendAt).toISOString() }, {});
+    expect(later.status).toBe(202);
+    const snap = await laneStub(t.id, t.instanceId, to).snapshot();
+    expect(snap.pending).toMatchObject([{ id: (await json(later)).id, ready_at: sendAt }]);
+    expect(snap.alarm).toBe(sendAt);
+  });
+
+  it("a batch is handed to its lanes after the answer too, each contact in order: all sent with the sends queue down", async () => {
+    const t = await setupTenant();
+    const contacts = ["5511933330007", "5511933330008"];
+    const messages = [0, 1, 2].flatMap((i) => contacts.map((to) => ({ instance: t.instance, to, text: `lote ${i}` })));
+    const res = await postWithQueueDown(t.key, "/v1/messages/batch", { messages }, {});
+    expect(res.status).toBe(200);
+    for (const r of (await json(res)).results) await waitForStatus(r.id, ["sent"]);
+    const calls = await simCalls(t.instance);
+    for (const to of contacts) expect(calls.filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["lote 0", "lote 1", "lote 2"]);
   });
 
   it("the older messaging route's Prefer: wait goes straight to the lane too: sent with the sends queue down", async () => {

@@ -1,5 +1,5 @@
 // Scheduled messages: held in the lane, fired by its one alarm, cancel/reschedule, the sweep.
-import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client.ts";
@@ -27,9 +27,8 @@ async function laneHolds(lane: ReturnType<typeof laneStub>, n: number) {
 async function makeDue(lane: ReturnType<typeof laneStub>, id: string, ageMs = 1000) {
   const when = Date.now() - ageMs;
   await env.DB.prepare("UPDATE messages SET send_at = ?, ready_at = ? WHERE id = ?").bind(when, when, id).run();
-  await runInDurableObject(lane, (_i, state) => {
-    state.storage.sql.exec("UPDATE lane_items SET ready_at = ?, next_at = 0 WHERE id = ?", when, id);
-  });
+  // Through the lane's own RPC (its alarm re-armed for the new time), as a reschedule does.
+  expect(await lane.reschedule(id, when)).toBe(true);
 }
 
 describe("scheduling", () => {
@@ -95,9 +94,10 @@ describe("scheduling", () => {
     await waitForStatus(now, ["sent"]);
     const lane = laneStub(t.id, t.instanceId, to);
     await laneHolds(lane, 2);
-    // Both become due, keeping their order: +1h is older than +2h.
-    await makeDue(lane, late, 1000);
+    // Both become due, keeping their order: +1h is older than +2h (and is due first, should the
+    // lane's alarm run between the two).
     await makeDue(lane, early, 2000);
+    await makeDue(lane, late, 1000);
     await runDurableObjectAlarm(lane);
     await waitForStatus(late, ["sent"]);
     expect((await simCalls(t.instance)).map((c) => c.body.text)).toEqual(["imediata", "agendada +1h", "agendada +2h"]);

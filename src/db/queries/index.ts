@@ -15,6 +15,8 @@
 // - Biome refuses `sql` from drizzle-orm outside src/db/ (biome.json: noRestrictedImports); the
 //   files still listed in its override are the ones whose SQL has yet to move here.
 export * as apiKeys from "./api-keys.ts";
+export * as automationParked from "./automation-parked.ts";
+export * as parkedWebhooks from "./parked-webhooks.ts";
 export * as tenants from "./tenants.ts";
 export * as instances from "./instances.ts";
 export * as outboxEvents from "./outbox-events.ts";
@@ -26,7 +28,6 @@ export * as conversations from "./conversations.ts";
 export * as messages from "./messages.ts";
 export * as automations from "./automations.ts";
 export * as automationDeliveries from "./automation-deliveries.ts";
-export * as automationParked from "./automation-parked.ts";
 export * as messageCounts from "./message-counts.ts";
 export * as inboundMessages from "./inbound-messages.ts";
 export * as pendingReceipts from "./pending-receipts.ts";

@@ -1,12 +1,12 @@
 // A real single-node Apache Kafka broker (KRaft, broker+controller in one JVM) for local runs and tests,
 // built only from Maven Central jars: no Docker, no apache.org tarball.
 //
-//   import { startKafka } from "../../scripts/kafka/broker.ts";
+//   import { startKafka } from "../../tools/harness/kafka.ts";
 //   const kafka = await startKafka();          // free loopback ports, temp state dir
 //   ... new Kafka({ brokers: [kafka.brokers] }) ...
 //   await kafka.stop();
 //
-// CLI: tsx scripts/kafka/broker.ts start|stop|status|fetch   (see runCli at the bottom)
+// CLI: tsx tools/harness/kafka.ts start|stop|status|fetch   (see runCli at the bottom)
 //
 // Env: KAFKA_BROKERS        use this broker instead of starting one (startKafka returns it, stop is a no-op)
 //      KAFKA_LOCAL_CACHE    jar cache root (default ~/.cache/mensageiro); jars go to <root>/kafka-<version>/lib
@@ -19,15 +19,17 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { waitFor } from "./wait.ts";
 
 const run = promisify(execFile);
 
 const KAFKA_VERSION = process.env.KAFKA_LOCAL_VERSION ?? "4.1.1";
-const SCRIPT_DIR = import.meta.dirname;
-const REPO_ROOT = path.resolve(SCRIPT_DIR, "../..");
-const POM = path.join(SCRIPT_DIR, "pom.xml");
-const BROKER_LOG_CONFIG = path.join(SCRIPT_DIR, "log4j2.yaml");
-const TOOLS_LOG_CONFIG = path.join(SCRIPT_DIR, "tools-log4j2.yaml");
+// The Maven project and log settings beside this file, in kafka/.
+const FILES_DIR = path.join(import.meta.dirname, "kafka");
+const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
+const POM = path.join(FILES_DIR, "pom.xml");
+const BROKER_LOG_CONFIG = path.join(FILES_DIR, "log4j2.yaml");
+const TOOLS_LOG_CONFIG = path.join(FILES_DIR, "tools-log4j2.yaml");
 const MIN_JAVA = 17;
 const READY_TIMEOUT_MS = 90_000;
 const STOP_GRACE_MS = 15_000;
@@ -278,7 +280,7 @@ async function writeServerProperties({ port, controllerPort, stateDir }: BrokerL
     .join("\n");
   await mkdir(path.join(stateDir, "logs"), { recursive: true });
   const file = path.join(stateDir, "server.properties");
-  await writeFile(file, `# Written by scripts/kafka/broker.ts\n${text}\n`);
+  await writeFile(file, `# Written by tools/harness/kafka.ts\n${text}\n`);
   return file;
 }
 
@@ -349,13 +351,16 @@ interface ReadinessProbe {
  * first idempotent producer log "coordinator is loading" errors (and a consumer may crash and restart once).
  */
 async function waitUntilReady(probe: ReadinessProbe): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (!isRunning(probe.pid)) throw brokerError(probe, "the broker process exited during start-up");
-    if (logSince(probe).includes(READY_LINE) && (await servesClients(probe.brokers))) return;
-    await sleep(250);
-  }
-  throw brokerError(probe, `the broker was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+  const state = await waitFor(
+    "the broker to serve clients",
+    async () => {
+      if (!isRunning(probe.pid)) return "exited";
+      return logSince(probe).includes(READY_LINE) && (await servesClients(probe.brokers)) ? "ready" : undefined;
+    },
+    { timeoutMs: READY_TIMEOUT_MS, intervalMs: 250 },
+  ).catch(() => "late");
+  if (state === "exited") throw brokerError(probe, "the broker process exited during start-up");
+  if (state === "late") throw brokerError(probe, `the broker was not ready within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
 async function servesClients(brokers: string): Promise<boolean> {
@@ -546,7 +551,7 @@ async function runCli(command: string | undefined): Promise<number> {
       console.log(await ensureKafkaJars());
       return 0;
     default:
-      console.error("usage: tsx scripts/kafka/broker.ts start|stop|status|fetch");
+      console.error("usage: tsx tools/harness/kafka.ts start|stop|status|fetch");
       return 2;
   }
 }

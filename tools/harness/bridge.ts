@@ -4,8 +4,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import type { Hono } from "hono";
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from "kafkajs";
 import { z } from "zod";
-import { freePort } from "../test/support/gateway.ts";
-import { loadConfig, type BridgeConfig } from "./config.ts";
+import { freePort } from "./gateway.ts";
 
 export type Seen = { topic: string; partition: number; offset: string; key: string | null; value: string | null; headers: Record<string, string> };
 
@@ -60,9 +59,9 @@ export async function kafkaTools(brokers: string): Promise<KafkaTools> {
   };
 }
 
-/** A bridge configuration through the same parser as production, with per-run topic names. */
-export function bridgeConfig(opts: { brokers: string; gatewayUrl: string; apiKey: string; tag: string; env?: Record<string, string> }): BridgeConfig {
-  return loadConfig({
+/** A bridge's environment with per-run topic names and group, for the production parser (loadConfig). */
+export function bridgeEnv(opts: { brokers: string; gatewayUrl: string; apiKey: string; tag: string; env?: Record<string, string> }): Record<string, string> {
+  return {
     KAFKA_BROKERS: opts.brokers,
     GATEWAY_URL: opts.gatewayUrl,
     GATEWAY_API_KEY: opts.apiKey,
@@ -73,7 +72,7 @@ export function bridgeConfig(opts: { brokers: string; gatewayUrl: string; apiKey
     BRIDGE_EVENTS_WAIT_SECONDS: "2",
     LOG_LEVEL: "warn",
     ...opts.env,
-  });
+  };
 }
 
 export function topicEnv(tag: string): Record<string, string> {
@@ -88,7 +87,12 @@ export function topicEnv(tag: string): Record<string, string> {
   };
 }
 
-export function allTopics(config: BridgeConfig): string[] {
+/** The topic names of a bridge configuration (the part of it this harness reads). */
+type Topics = {
+  topics: Record<"sendMessage" | "scheduleMessage" | "messagingSend" | "messageStatus" | "instanceStatus" | "messageReceived" | "eventsDlq", string>;
+};
+
+export function allTopics(config: Topics): string[] {
   const t = config.topics;
   const legacy = [t.sendMessage, t.scheduleMessage, t.messagingSend];
   return [...legacy, ...legacy.map((x) => `${x}.dlq`), t.messageStatus, t.instanceStatus, t.messageReceived, t.eventsDlq];

@@ -1,19 +1,8 @@
 // The pacing policy alone, on a hand-set clock: gaps, rate + burst, daily cap, warm-up, quiet
-// hours, fairness, idempotency, typing time, spike detection and time-zone arithmetic.
+// hours, fairness, idempotency, typing time and spike detection.
 import { describe, expect, it } from "vitest";
-import {
-  type AcquireRequest,
-  capOn,
-  defaultPacing,
-  grantKey,
-  localDay,
-  nextLocalMinute,
-  type Pacing,
-  PacingPolicy,
-  quietUntil,
-  TURN_CLAIM_MS,
-  typingMsFor,
-} from "../../src/lanes/pacing.ts";
+import { type AcquireRequest, capOn, grantKey, PacingPolicy, quietUntil, TURN_CLAIM_MS, typingMsFor } from "../../src/lanes/pacing/policy.ts";
+import { defaultPacing, type Pacing } from "../../src/lanes/pacing/settings.ts";
 
 const pacing = (over: Partial<Pacing>): Pacing => ({ ...defaultPacing(60), ...over });
 const req = (messageId: string, priority = 5, over: Partial<AcquireRequest> = {}): AcquireRequest => ({
@@ -213,16 +202,6 @@ describe("typing and signals", () => {
     expect(policy.noteInvalidNumber(p, T0 + 61_000)).toBe(false);
     expect(policy.noteInvalidNumber(p, T0 + 62_000)).toBe(false);
     expect(policy.noteInvalidNumber(p, T0 + 63_000)).toBe(true);
-  });
-});
-
-describe("time zones", () => {
-  it("finds local times across daylight-saving changes", () => {
-    // New York springs forward on 2026-03-08: midnight after it is 04:00 UTC, before it 05:00 UTC.
-    expect(nextLocalMinute(Date.UTC(2026, 2, 7, 12), "America/New_York", 0)).toBe(Date.UTC(2026, 2, 8, 5));
-    expect(nextLocalMinute(Date.UTC(2026, 2, 8, 12), "America/New_York", 0)).toBe(Date.UTC(2026, 2, 9, 4));
-    expect(localDay(Date.UTC(2026, 10, 24, 2, 59), "America/Sao_Paulo")).toBe("2026-11-23");
-    expect(localDay(Date.UTC(2026, 10, 24, 3, 0), "America/Sao_Paulo")).toBe("2026-11-24");
   });
 });
 

@@ -1,11 +1,13 @@
 // Runs the real Worker under `wrangler dev` (local D1, Queues, Durable Objects) for end-to-end
-// tests and benchmarks: migrations applied to a private state folder, waits for /health.
+// tests, benchmarks, the chaos run and `npm start`: migrations applied to its state folder (a copy of
+// a state migrated once, for a new folder), then waits for /health.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { waitFor } from "./wait.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
@@ -19,7 +21,8 @@ export type Gateway = {
   /** Stops the runtime, keeping its state, until resume(). */
   halt(): Promise<void>;
   resume(): Promise<void>;
-  restart(): Promise<void>;
+  /** Stops and starts the runtime on the same state; `vars` are added to (or replace) the ones it had. */
+  restart(vars?: Record<string, string>): Promise<void>;
   /** SIGKILL of the whole process group (wrangler and workerd), keeping the state, until resume(). */
   crash(): Promise<void>;
   logs(): string;
@@ -86,6 +89,14 @@ export async function startGateway(
     config?: string;
     /** wrangler's --log-level; "log" shows the Worker's console.log lines in logs() (a bench reads them). */
     logLevel?: "warn" | "log";
+    /** The secrets come from .dev.vars (`npm start`): the test values of ADMIN_TOKEN and the others are not set. */
+    devVars?: boolean;
+    /** wrangler's output appended to this file instead of kept in memory (logs() then reads the file). */
+    logFile?: string;
+    /** How long the first /health may take (90 s by default). */
+    readyTimeoutMs?: number;
+    /** Called when the runtime exits by itself (not through stop, halt, crash or restart). */
+    onExit?: (code: number | null) => void;
   } = {},
 ): Promise<Gateway> {
   const persistDir = opts.persistDir ?? mkdtempSync(path.join(tmpdir(), "mensageiro-e2e-"));
@@ -94,19 +105,24 @@ export async function startGateway(
   const root = opts.root ?? ROOT;
   const config = opts.config ? ["--config", opts.config] : [];
   await migrate(persistDir, root, config, env);
-  // ALLOW_PRIVATE_URLS: the simulator and receivers listen on 127.0.0.1.
-  const vars = {
-    ADMIN_TOKEN: "e2e-admin-token",
-    METRICS_TOKEN: "e2e-metrics-token",
-    WEB_CHAT_SECRET: "e2e-web-chat-secret-0123456789abcdef",
+  // ALLOW_PRIVATE_URLS: the simulator and receivers listen on 127.0.0.1. WAKE_LANES_ON_START:
+  // wrangler dev restarts lose alarms.
+  const testSecrets = { ADMIN_TOKEN: "e2e-admin-token", METRICS_TOKEN: "e2e-metrics-token", WEB_CHAT_SECRET: "e2e-web-chat-secret-0123456789abcdef" };
+  let vars: Record<string, string> = {
+    ...(opts.devVars ? {} : testSecrets),
     WAKE_LANES_ON_START: "true",
     ALLOW_PRIVATE_URLS: "true",
     ...opts.vars,
   };
   let child: ChildProcess | undefined;
   let logs = "";
+  const logFd = opts.logFile ? openSync(opts.logFile, "a") : undefined;
+  const readLogs = () => (opts.logFile ? readFileSync(opts.logFile, "utf8") : logs);
+  const tail = (lines = 30) => readLogs().trimEnd().split("\n").slice(-lines).join("\n");
+  // Set while this harness itself stops the runtime: any other exit is reported to onExit.
+  let stopping = false;
 
-  const start = async () => {
+  const start = async (readyTimeoutMs = opts.readyTimeoutMs ?? 90_000) => {
     const inspector = await freePort();
     const args = [
       "dev",
@@ -123,25 +139,34 @@ export async function startGateway(
       opts.logLevel ?? "warn",
     ];
     for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-    child = spawn(WRANGLER, [...args, ...config], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    child.stdout?.on("data", (d) => (logs += d));
-    child.stderr?.on("data", (d) => (logs += d));
-    const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`wrangler dev exited ${child.exitCode}:\n${logs}`);
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/health`);
-        if (res.status === 200) return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(`wrangler dev did not become healthy:\n${logs}`);
+    const stdio = logFd === undefined ? "pipe" : logFd;
+    const c = spawn(WRANGLER, [...args, ...config], { cwd: root, env, stdio: ["ignore", stdio, stdio], detached: true });
+    child = c;
+    stopping = false;
+    c.stdout?.on("data", (d) => (logs += d));
+    c.stderr?.on("data", (d) => (logs += d));
+    c.on("exit", (code) => {
+      if (!stopping && child === c) opts.onExit?.(code);
+    });
+    const ready = await waitFor(
+      "wrangler dev to answer /health",
+      async () => {
+        if (c.exitCode !== null) return "exited";
+        // Not listening yet: the probe throws and is tried again.
+        return (await fetch(`http://127.0.0.1:${port}/health`)).status === 200 ? "up" : undefined;
+      },
+      { timeoutMs: readyTimeoutMs, intervalMs: 250 },
+    ).catch((err: unknown) => {
+      // Nothing left running behind a failed start.
+      if (c.pid !== undefined && c.exitCode === null) process.kill(-c.pid, "SIGKILL");
+      throw new Error(`wrangler dev did not become healthy (${err instanceof Error ? err.message : String(err)}):\n${tail()}`);
+    });
+    if (ready === "exited") throw new Error(`wrangler dev exited ${c.exitCode}:\n${tail()}`);
   };
 
   const stop = async () => {
     const c = child;
+    stopping = true;
     if (!c || c.exitCode !== null || c.pid === undefined) return;
     const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
     // The whole process group: wrangler and its workerd.
@@ -153,6 +178,7 @@ export async function startGateway(
 
   const crash = async () => {
     const c = child;
+    stopping = true;
     if (!c || c.exitCode !== null || c.pid === undefined) return;
     const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
     process.kill(-c.pid, "SIGKILL");
@@ -164,12 +190,13 @@ export async function startGateway(
     url: `http://127.0.0.1:${port}`,
     port,
     persistDir,
-    logs: () => logs,
+    logs: readLogs,
     halt: stop,
     crash,
-    resume: start,
-    restart: async () => {
+    resume: () => start(),
+    restart: async (more) => {
       await stop();
+      vars = { ...vars, ...more };
       await start();
     },
     stop: async () => {
