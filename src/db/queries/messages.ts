@@ -1,8 +1,10 @@
 // The messages table: every message a tenant sends, its status, history and lane.
-import { type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, gte, lt, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { MessageStatus } from "../../contracts/events.ts";
+import { changes } from "../batch.ts";
 import type { Db } from "../client.ts";
+import { messages as messagesTable } from "../schema.ts";
 import { deleteInPages, type PurgeLimits } from "../purge.ts";
 import { messageIsActive, messageIsTerminal } from "./statuses.ts";
 
@@ -267,3 +269,44 @@ export function statusEventFromRow(messageId: string | SQL, at: number, attempt:
 
 /** The guard of a statement that runs only when the one just before it in the batch changed a row. */
 export const changedJustBefore = sql`changes() > 0`;
+
+/** Moves a scheduled message to a new send time (with a history entry); false when it is no longer scheduled. */
+export async function reschedule(db: Db, id: string, sendAt: number, now: number, detail: string): Promise<boolean> {
+  const moved = await db.run(sql`UPDATE messages SET send_at = ${sendAt}, ready_at = ${sendAt}, updated_at = ${now},
+        ${appendHistory({ status: "scheduled", at: now, detail })}
+        WHERE id = ${id} AND status = 'scheduled'`);
+  return changes(moved) > 0;
+}
+
+export type MessageRow = typeof messagesTable.$inferSelect;
+
+/** A tenant's message by id. */
+export async function owned(db: Db, tenantId: string, id: string): Promise<MessageRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(messagesTable)
+    .where(and(eq(messagesTable.id, id), eq(messagesTable.tenantId, tenantId)));
+  return row;
+}
+
+/** A tenant's messages, newest first, filtered; limit + 1 rows so the caller knows whether there is
+ *  a next page. `before`: the last id seen (ids sort by creation). */
+export function page(
+  db: Db,
+  tenantId: string,
+  q: { status?: string; instance?: string; channel?: string; to?: string; since?: number; before?: string; limit: number },
+): Promise<MessageRow[]> {
+  const where: SQL[] = [eq(messagesTable.tenantId, tenantId)];
+  if (q.status) where.push(eq(messagesTable.status, q.status));
+  if (q.instance) where.push(eq(messagesTable.instanceName, q.instance));
+  if (q.channel) where.push(eq(messagesTable.channel, q.channel));
+  if (q.to) where.push(eq(messagesTable.to, q.to));
+  if (q.since !== undefined) where.push(gte(messagesTable.createdAt, q.since));
+  if (q.before) where.push(lt(messagesTable.id, q.before));
+  return db
+    .select()
+    .from(messagesTable)
+    .where(and(...where))
+    .orderBy(desc(messagesTable.id))
+    .limit(q.limit + 1);
+}
