@@ -1,8 +1,9 @@
 // Provider receipts (Evolution messages.update) move a sent message forward, never back.
-import { type SQL, sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import type { MessageStatus } from "../contracts/events.ts";
 import { runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { messages, pendingReceipts } from "../db/queries/index.ts";
 import { transitionStatements } from "./transitions.ts";
 
 export type ReceiptStatus = "delivered" | "read" | "failed";
@@ -35,12 +36,9 @@ export function receiptStatus(ack: string): ReceiptStatus | undefined {
  *  else the receipt parked for the send's own record to apply (the lane's `sent` batch looks for
  *  it). D1 runs a batch as one transaction, so exactly one of the two happens. */
 export function receiptByProviderStatements(instanceId: string, providerMessageId: string, status: ReceiptStatus, at: number): SQL[] {
-  const known = sql`(SELECT id FROM messages WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId})`;
   return [
-    ...receiptStatements(known, status, at),
-    sql`INSERT INTO pending_receipts (instance_id, provider_message_id, status, at)
-      SELECT ${instanceId}, ${providerMessageId}, ${status}, ${at} WHERE NOT EXISTS ${known}
-      ON CONFLICT DO NOTHING`,
+    ...receiptStatements(messages.messageByProviderId(instanceId, providerMessageId), status, at),
+    pendingReceipts.park(instanceId, providerMessageId, status, at),
   ];
 }
 
@@ -74,16 +72,9 @@ export function receiptStatements(messageId: string | SQL, status: ReceiptStatus
 // Receipts that raced ahead of the send's own record are parked; applied once the provider id is
 // known. One read (the parked receipts with their message) and one batch.
 export async function applyPendingReceipts(db: Db, instanceId: string, providerMessageId: string): Promise<void> {
-  const pending = await db.all<{ id: string; status: ReceiptStatus; at: number }>(
-    sql`SELECT m.id, p.status, p.at FROM pending_receipts p
-      JOIN messages m ON m.instance_id = p.instance_id AND m.provider_message_id = p.provider_message_id
-      WHERE p.instance_id = ${instanceId} AND p.provider_message_id = ${providerMessageId}`,
-  );
+  const pending = await pendingReceipts.parkedFor(db, instanceId, providerMessageId);
   if (pending.length === 0) return;
   const order: ReceiptStatus[] = ["delivered", "read", "failed"];
   pending.sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status) || a.at - b.at);
-  await runBatch(db, [
-    ...pending.flatMap((p) => receiptStatements(p.id, p.status, p.at)),
-    sql`DELETE FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`,
-  ]);
+  await runBatch(db, [...pending.flatMap((p) => receiptStatements(p.id, p.status, p.at)), pendingReceipts.clear(instanceId, providerMessageId)]);
 }

@@ -1,8 +1,8 @@
 // Dead-letter replay: a failed message goes back to its lane with a fresh attempt budget. One path
 // for POST /v1/messages/:id/retry and POST /v1/dead-letters/replay.
-import { sql } from "drizzle-orm";
 import { changes, runBatch } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { deadLetters } from "../db/queries/index.ts";
 import { enqueueJobs } from "./accept.ts";
 import { transitionStatements } from "./transitions.ts";
 
@@ -24,7 +24,7 @@ export async function replayFailed(env: Env, db: Db, rows: Replayable[], detail:
     const groups = chunk.map((r) => [
       ...transitionStatements({ messageId: r.id, from: ["failed"], to: "queued", at: now, attempt: 0, lastError: null, detail }),
       // changes(): the status event just above went in only when the transition applied.
-      sql`UPDATE dead_letters SET replayed_at = ${now} WHERE message_id = ${r.id} AND changes() > 0`,
+      deadLetters.markReplayed(r.id, now),
     ]);
     const results = await runBatch(db, groups.flat());
     let offset = 0;

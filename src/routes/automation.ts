@@ -1,16 +1,15 @@
 // /v1/instances/:name/automation — an instance's inbound automation (the handler URL and its
 // settings), its counts and breaker state, secret rotation, and its dead letters with replay. A
 // signing secret is shown once: when the automation is created, and when it is rotated.
-import { sql } from "drizzle-orm";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { automationLane, breakerOf, loadAutomation, signingSecrets, type AutomationConfig } from "../automation/config.ts";
-import { type InboundRow, itemOf, replyAddress } from "../automation/offer.ts";
+import { itemOf, replyAddress } from "../automation/offer.ts";
 import { automationInput, rotatedAutomationSecret } from "../contracts/automation.ts";
 import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
 import { runBatch } from "../db/batch.ts";
-import { instances } from "../db/queries/index.ts";
+import { automationDeliveries, automationParked, automations, instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { documented } from "../openapi/describe.ts";
@@ -50,9 +49,7 @@ async function instanceOf(c: Context<AppEnv>): Promise<{ id: string; name: strin
 }
 
 async function countsOf(c: Context<AppEnv>, instanceId: string): Promise<Counts> {
-  const rows = await c.var.db.all<{ status: string; retrying: number; n: number }>(sql`
-    SELECT status, attempts > 0 AS retrying, COUNT(*) AS n FROM automation_deliveries WHERE instance_id = ${instanceId}
-    GROUP BY status, attempts > 0`);
+  const rows = await automationDeliveries.countsByStatus(c.var.db, instanceId);
   const counts: Counts = { pending: 0, retrying: 0, delivered: 0, dead: 0 };
   for (const r of rows) {
     if (r.status === "pending") counts[r.retrying ? "retrying" : "pending"] += r.n;
@@ -80,10 +77,8 @@ const view = (instance: string, a: AutomationConfig) => ({
 
 // Lanes with waiting messages run now: after re-enabling, or a change of settings.
 async function kickPending(c: Context<AppEnv>, instanceId: string): Promise<void> {
-  const lanes = await c.var.db.all<{ lane_key: string }>(
-    sql`SELECT DISTINCT lane_key FROM automation_deliveries WHERE instance_id = ${instanceId} AND status = 'pending' LIMIT 1000`,
-  );
-  await Promise.all(lanes.map((l) => automationLane(c.env, l.lane_key).kick()));
+  const lanes = await automationDeliveries.pendingLanes(c.var.db, instanceId);
+  await Promise.all(lanes.map((laneKey) => automationLane(c.env, laneKey).kick()));
 }
 
 const deadQuery = z.object({
@@ -94,8 +89,6 @@ const deadQuery = z.object({
     .regex(/^\d+:in_[0-9a-z]+$/, "Not a cursor from this API.")
     .optional(),
 });
-
-type DeadRow = { inbound_id: string; contact: string; attempts: number; last_error: string | null; updated_at: number; text: string | null };
 
 const deadLetterPage = z.object({
   data: z.array(
@@ -110,8 +103,6 @@ const deadLetterPage = z.object({
   ),
   nextCursor: z.string().nullable(),
 });
-
-type ReplayRow = InboundRow & { lane_key: string; status: string; tenant_id: string; instance_name: string; updated_at: number };
 
 export const automationRoutes = new Hono<AppEnv>()
   .put(
@@ -135,16 +126,7 @@ export const automationRoutes = new Hono<AppEnv>()
       const now = Date.now();
       const secret = newWebhookSecret();
       // Insert or update in one statement; the secret only goes in on creation.
-      const [row] = await c.var.db.all<{ created_at: number }>(sql`
-    INSERT INTO automations (instance_id, tenant_id, url, secret, enabled, timeout_ms, context_messages, debounce_ms, include_groups, max_attempts,
-      state, failures, created_at, updated_at)
-    VALUES (${instance.id}, ${c.var.tenant.id}, ${input.url}, ${secret}, ${input.enabled ? 1 : 0}, ${input.timeoutMs}, ${input.contextMessages},
-      ${input.debounceMs}, ${input.includeGroups ? 1 : 0}, ${input.maxAttempts}, 'active', 0, ${now}, ${now})
-    ON CONFLICT (instance_id) DO UPDATE SET url = excluded.url, enabled = excluded.enabled, timeout_ms = excluded.timeout_ms,
-      context_messages = excluded.context_messages, debounce_ms = excluded.debounce_ms, include_groups = excluded.include_groups,
-      max_attempts = excluded.max_attempts, updated_at = excluded.updated_at
-    RETURNING created_at`);
-      const created = row?.created_at === now;
+      const created = await automations.save(c.var.db, { instanceId: instance.id, tenantId: c.var.tenant.id, secret, now, ...input });
       const saved = await loadAutomation(c.var.db, instance.id);
       if (!saved) throw new ApiError("conflict", "The automation was deleted concurrently; retry.");
       if (!created) c.executionCtx.waitUntil(kickPending(c, instance.id));
@@ -183,9 +165,9 @@ export const automationRoutes = new Hono<AppEnv>()
       const instance = await instanceOf(c);
       const now = Date.now();
       const [removed] = await runBatch(c.var.db, [
-        sql`DELETE FROM automations WHERE instance_id = ${instance.id}`,
-        sql`UPDATE automation_deliveries SET status = 'canceled', updated_at = ${now} WHERE instance_id = ${instance.id} AND status = 'pending'`,
-        sql`DELETE FROM automation_parked WHERE instance_id = ${instance.id}`,
+        automations.remove(instance.id),
+        automationDeliveries.cancelPending(instance.id, now),
+        automationParked.forget(c.var.db, instance.id),
       ]);
       if ((removed?.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
       return c.body(null, 204);
@@ -209,9 +191,8 @@ export const automationRoutes = new Hono<AppEnv>()
       const secret = newWebhookSecret();
       const now = Date.now();
       const until = now + ROTATION_OVERLAP_MS;
-      const rotated = await c.var.db.run(sql`UPDATE automations SET secret_previous = secret, secret_previous_until = ${until}, secret = ${secret},
-      updated_at = ${now} WHERE instance_id = ${instance.id}`);
-      if ((rotated.meta?.changes ?? 0) === 0) throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
+      if (!(await automations.rotateSecret(c.var.db, instance.id, secret, until, now)))
+        throw new ApiError("not_found", `Instance ${instance.name} has no automation.`);
       c.header("cache-control", "no-store");
       return c.json({ secret, previousSecretValidUntil: new Date(until).toISOString(), rotatedAt: new Date(now).toISOString() } satisfies z.input<
         typeof rotatedAutomationSecret
@@ -232,12 +213,8 @@ export const automationRoutes = new Hono<AppEnv>()
     async (c) => {
       const instance = await instanceOf(c);
       const q = c.req.valid("query");
-      const [at, id] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1] ?? ""] : [Number.MAX_SAFE_INTEGER, "~"];
-      const rows = await c.var.db.all<DeadRow>(sql`
-    SELECT d.inbound_id, d.contact, d.attempts, d.last_error, d.updated_at, i.text FROM automation_deliveries d
-    LEFT JOIN inbound_messages i ON i.id = d.inbound_id
-    WHERE d.instance_id = ${instance.id} AND d.status = 'dead' AND (d.updated_at < ${at} OR (d.updated_at = ${at} AND d.inbound_id < ${id}))
-    ORDER BY d.updated_at DESC, d.inbound_id DESC LIMIT ${q.limit + 1}`);
+      const before: [number, string] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1] ?? ""] : [Number.MAX_SAFE_INTEGER, "~"];
+      const rows = await automationDeliveries.deadPage(c.var.db, instance.id, before, q.limit);
       const page = rows.slice(0, q.limit);
       const last = page.at(-1);
       return c.json({
@@ -267,11 +244,7 @@ export const automationRoutes = new Hono<AppEnv>()
     async (c) => {
       const instance = await instanceOf(c);
       const inboundId = c.req.param("inboundId");
-      const [row] = await c.var.db.all<ReplayRow>(sql`
-    SELECT d.lane_key, d.status, d.tenant_id, d.updated_at, i.instance_name, i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media,
-      i.timestamp
-    FROM automation_deliveries d JOIN inbound_messages i ON i.id = d.inbound_id
-    WHERE d.inbound_id = ${inboundId} AND d.instance_id = ${instance.id}`);
+      const row = await automationDeliveries.forReplay(c.var.db, instance.id, inboundId);
       if (!row) throw new ApiError("not_found", `No automation dead letter ${inboundId}.`);
       if (row.status !== "dead") throw new ApiError("conflict", `Inbound message ${inboundId} is ${row.status}, not a dead letter.`);
       if (!(await loadAutomation(c.var.db, instance.id))) throw new ApiError("conflict", `Instance ${instance.name} has no automation to replay to.`);
@@ -296,8 +269,7 @@ export const automationRoutes = new Hono<AppEnv>()
         });
       if (!waiting) throw new ApiError("conflict", `Inbound message ${inboundId} was already handled by its lane.`);
       const now = Date.now();
-      await c.var.db.run(sql`UPDATE automation_deliveries SET status = 'pending', attempts = 0, replayed_at = ${now}, updated_at = ${now}
-    WHERE inbound_id = ${inboundId} AND status = 'dead' AND updated_at = ${row.updated_at}`);
+      await automationDeliveries.markReplayed(c.var.db, inboundId, row.updated_at, now);
       return c.json({ inboundId, status: "pending" }, 202);
     },
   );

@@ -1,13 +1,12 @@
 // GET /v1/contacts/:to/messages — one contact's timeline: what we sent and what they wrote (and,
 // when asked, when it was handed to a person and back).
-import { and, eq, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { channel } from "../contracts/channels.ts";
 import { messageRecipient, recipient } from "../contracts/messages.ts";
 import type { Db } from "../db/client.ts";
-import { instances } from "../db/schema.ts";
+import { instances, messages } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { contactForms } from "../messages/contact-key.ts";
 import { documented } from "../openapi/describe.ts";
@@ -23,21 +22,6 @@ const query = z.object({
   instance: z.string().min(1).optional(),
   include: z.enum(["handoffs"]).optional().describe("handoffs: also list the contact's hand-offs to a person and back (direction handoff)."),
 });
-
-type TimelineRow = {
-  direction: string;
-  id: string;
-  at: number;
-  instance: string;
-  channel: string;
-  text: string | null;
-  media: string | null;
-  status: string | null;
-  from_me: number | null;
-  push_name: string | null;
-  message_type: string | null;
-  provider_message_id: string | null;
-};
 
 const timelineItem = z.object({
   direction: z.enum(["outbound", "inbound", "handoff"]),
@@ -78,29 +62,15 @@ export const contactRoutes = new Hono<AppEnv>().get(
     const q = c.req.valid("query");
     const tenantId = c.var.tenant.id;
     const to = await contactAddress(c.var.db, tenantId, raw, q.instance);
-    const [cursorAt, cursorId] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];
+    const before: [number, string] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1]!] : [Number.MAX_SAFE_INTEGER, "~"];
     // One chat, however its number is written (a Brazilian mobile with or without its 9).
-    const forms = sql`(${sql.join(
-      contactForms(to).map((f) => sql`${f}`),
-      sql`, `,
-    )})`;
-    const byInstance = (col: string) => (q.instance ? sql`AND ${sql.raw(col)} = ${q.instance}` : sql``);
-    const rows = await c.var.db.all<TimelineRow>(sql`
-    SELECT * FROM (
-      SELECT 'outbound' AS direction, id, created_at AS at, instance_name AS instance, channel, text, media, status, 1 AS from_me, NULL AS push_name, NULL AS message_type, provider_message_id
-      FROM messages WHERE tenant_id = ${tenantId} AND "to" IN ${forms} ${byInstance("instance_name")}
-      UNION ALL
-      SELECT 'inbound', id, timestamp, instance_name, channel, text, media, NULL, from_me, push_name, message_type, provider_message_id
-      FROM inbound_messages WHERE tenant_id = ${tenantId} AND contact IN ${forms} ${byInstance("instance_name")}
-      ${
-        q.include === "handoffs"
-          ? sql`UNION ALL
-      SELECT 'handoff', id, at, instance_name, NULL, NULL, NULL, state, NULL, reason, by, NULL
-      FROM handoff_changes WHERE tenant_id = ${tenantId} AND contact IN ${forms} ${byInstance("instance_name")}`
-          : sql``
-      }
-    ) WHERE at < ${cursorAt} OR (at = ${cursorAt} AND id < ${cursorId})
-    ORDER BY at DESC, id DESC LIMIT ${q.limit + 1}`);
+    const rows = await messages.contactTimeline(c.var.db, tenantId, {
+      forms: contactForms(to),
+      instance: q.instance,
+      handoffs: q.include === "handoffs",
+      before,
+      limit: q.limit,
+    });
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
     return c.json({
@@ -139,11 +109,7 @@ export const contactRoutes = new Hono<AppEnv>().get(
 async function contactAddress(db: Db, tenantId: string, raw: string, instance: string | undefined): Promise<string> {
   const strict = recipient.safeParse(raw);
   if (strict.success) return strict.data;
-  const rows = await db
-    .selectDistinct({ channel: instances.channel })
-    .from(instances)
-    .where(instance ? and(eq(instances.tenantId, tenantId), eq(instances.name, instance)) : eq(instances.tenantId, tenantId));
-  for (const { channel: stored } of rows) {
+  for (const stored of await instances.channelsOwned(db, tenantId, instance)) {
     const addressed = providerFor(channelOf(stored)).address(raw);
     if (addressed.ok) return addressed.to;
   }

@@ -2,11 +2,10 @@
 // first, paged by cursor. It reads the conversations table (kept by triggers as messages are
 // stored), one row a conversation plus two key lookups each for its state, never the messages.
 // POST /v1/instances/:name/contacts/:contact/read — an operator opened it: its unread count is zero.
-import { type SQL, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
-import { instances } from "../db/queries/index.ts";
+import { conversations, instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { documented } from "../openapi/describe.ts";
 import { contactOf, contactParam } from "./handoff.ts";
@@ -48,52 +47,6 @@ const conversationItem = z.object({
   handoff: z.object({ reason: z.string().nullable(), until: z.iso.datetime().optional() }).optional(),
 });
 
-type Row = {
-  id: number;
-  instance_name: string;
-  channel: string;
-  contact: string;
-  name: string | null;
-  last_at: number;
-  last_id: string;
-  last_direction: "in" | "out";
-  last_text: string | null;
-  unread: number;
-  human: number;
-  handoff_reason: string | null;
-  handoff_until: number | null;
-  failed: number;
-};
-
-const escapeLike = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`);
-
-/** One page's statement (exported for the rows-read check in the tests). */
-export function conversationsStatement(tenantId: string, q: z.infer<typeof listQuery>, now: number): SQL {
-  const [at, id] = q.cursor ? q.cursor.split(":").map(Number) : [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
-  const human = sql`h.instance_id IS NOT NULL`;
-  const failed = sql`EXISTS (SELECT 1 FROM automation_deliveries d WHERE d.status = 'dead' AND d.lane_key = c.tenant_id || ':' || c.instance_id || ':' || c.contact)`;
-  const filters: SQL[] = [];
-  if (q.instance) filters.push(sql`c.instance_name = ${q.instance}`);
-  if (q.channel) filters.push(sql`c.channel = ${q.channel}`);
-  if (q.unread === "true") filters.push(sql`c.unread > 0`);
-  if (q.unread === "false") filters.push(sql`c.unread = 0`);
-  if (q.state === "human") filters.push(human);
-  if (q.state === "failed") filters.push(sql`NOT ${human} AND ${failed}`);
-  if (q.state === "agent") filters.push(sql`NOT ${human} AND NOT ${failed}`);
-  if (q.q) {
-    const like = `%${escapeLike(q.q)}%`;
-    filters.push(sql`(c.name LIKE ${like} ESCAPE '\\' OR c.contact LIKE ${like} ESCAPE '\\' OR c.last_text LIKE ${like} ESCAPE '\\')`);
-  }
-  return sql`
-      SELECT c.id, c.instance_name, c.channel, c.contact, c.name, c.last_at, c.last_id, c.last_direction, c.last_text, c.unread,
-        ${human} AS human, h.reason AS handoff_reason, h.until AS handoff_until, ${failed} AS failed
-      FROM conversations c
-      LEFT JOIN conversation_handoffs h ON h.instance_id = c.instance_id AND h.contact = c.contact AND (h.until IS NULL OR h.until > ${now})
-      WHERE c.tenant_id = ${tenantId} AND (c.last_at < ${at} OR (c.last_at = ${at} AND c.id < ${id}))
-        ${filters.length > 0 ? sql`AND ${sql.join(filters, sql` AND `)}` : sql``}
-      ORDER BY c.last_at DESC, c.id DESC LIMIT ${q.limit + 1}`;
-}
-
 export const conversationRoutes = new Hono<AppEnv>().get(
   "/",
   documented({
@@ -108,7 +61,7 @@ export const conversationRoutes = new Hono<AppEnv>().get(
   }),
   async (c) => {
     const q = c.req.valid("query");
-    const rows = await c.var.db.all<Row>(conversationsStatement(c.var.tenant.id, q, Date.now()));
+    const rows = await conversations.page(c.var.db, c.var.tenant.id, q, Date.now());
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
     return c.json({
@@ -143,11 +96,8 @@ export const readRoutes = new Hono<AppEnv>().post(
     if (!instance) throw new ApiError("not_found", `No instance ${name}.`);
     const contact = contactOf(c.req.param("contact"), instance.channel);
     const now = Date.now();
-    const [row] = await c.var.db.all<{ id: number }>(sql`
-      UPDATE conversations SET unread = 0, read_at = ${now}
-      WHERE instance_id = ${instance.id} AND contact = ${contact}
-      RETURNING id`);
-    if (!row) throw new ApiError("not_found", `No conversation with ${contact} on instance ${name}.`);
+    if (!(await conversations.markRead(c.var.db, instance.id, contact, now)))
+      throw new ApiError("not_found", `No conversation with ${contact} on instance ${name}.`);
     return c.json({ unread: 0 as const, readAt: new Date(now).toISOString() });
   },
 );

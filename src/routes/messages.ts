@@ -1,5 +1,4 @@
 // /v1/messages: send, batch, read, list, cancel, reschedule, retry.
-import { and, desc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
@@ -14,8 +13,7 @@ import {
   sendMessageSchema,
   type SendMessageRequest,
 } from "../contracts/messages.ts";
-import { changes, runBatch } from "../db/batch.ts";
-import { messages } from "../db/schema.ts";
+import { messages } from "../db/queries/index.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { channel } from "../contracts/channels.ts";
 import { MAX_BATCH_BODY_BYTES } from "../http/body.ts";
@@ -23,7 +21,7 @@ import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { acceptMessages, checkSendAt, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
 import { chargeMessages } from "../limits/rate-limit.ts";
 import { replayFailed } from "../messages/replay.ts";
-import { appendHistory, applyTransition } from "../messages/transitions.ts";
+import { applyTransition } from "../messages/transitions.ts";
 import { idempotent, type Answer } from "../messages/idempotency.ts";
 import { acceptedView, historyOf, messageView } from "../messages/view.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
@@ -61,10 +59,7 @@ const listQuery = z.object({
 const listAnswer = z.object({ data: z.array(messageAnswer), nextCursor: z.string().nullable() });
 
 async function ownMessage(c: { var: AppEnv["Variables"] }, id: string) {
-  const [row] = await c.var.db
-    .select()
-    .from(messages)
-    .where(and(eq(messages.id, id), eq(messages.tenantId, c.var.tenant.id)));
+  const row = await messages.owned(c.var.db, c.var.tenant.id, id);
   if (!row) throw new ApiError("not_found", `No message ${id}.`);
   return row;
 }
@@ -193,19 +188,15 @@ export const messageRoutes = new Hono<AppEnv>()
     }),
     async (c) => {
       const q = c.req.valid("query");
-      const where: SQL[] = [eq(messages.tenantId, c.var.tenant.id)];
-      if (q.status) where.push(eq(messages.status, q.status));
-      if (q.instance) where.push(eq(messages.instanceName, q.instance));
-      if (q.channel) where.push(eq(messages.channel, q.channel));
-      if (q.to) where.push(eq(messages.to, q.to));
-      if (q.since) where.push(gte(messages.createdAt, Date.parse(q.since)));
-      if (q.cursor) where.push(lt(messages.id, q.cursor));
-      const rows = await c.var.db
-        .select()
-        .from(messages)
-        .where(and(...where))
-        .orderBy(desc(messages.id))
-        .limit(q.limit + 1);
+      const rows = await messages.page(c.var.db, c.var.tenant.id, {
+        status: q.status,
+        instance: q.instance,
+        channel: q.channel,
+        to: q.to,
+        since: q.since ? Date.parse(q.since) : undefined,
+        before: q.cursor,
+        limit: q.limit,
+      });
       const page = rows.slice(0, q.limit);
       return c.json({ data: page.map((r) => messageView(r)), nextCursor: rows.length > q.limit ? (page.at(-1)?.id ?? null) : null });
     },
@@ -275,12 +266,8 @@ export const messageRoutes = new Hono<AppEnv>()
       const at = checkSendAt(input.sendAt, Date.now());
       if (row.status !== "scheduled")
         throw new ApiError("conflict", `Message is ${row.status}; only scheduled messages can be moved.`, [{ path: "status", message: row.status }]);
-      const [moved] = await runBatch(c.var.db, [
-        sql`UPDATE messages SET send_at = ${at}, ready_at = ${at}, updated_at = ${Date.now()},
-        ${appendHistory({ status: "scheduled", at: Date.now(), detail: `rescheduled to ${input.sendAt}` })}
-        WHERE id = ${row.id} AND status = 'scheduled'`,
-      ]);
-      if (changes(moved) === 0) throw new ApiError("conflict", "Message is no longer scheduled.");
+      if (!(await messages.reschedule(c.var.db, row.id, at!, Date.now(), `rescheduled to ${input.sendAt}`)))
+        throw new ApiError("conflict", "Message is no longer scheduled.");
       await laneOf(c.env, row.laneKey).reschedule(row.id, at!);
       const after = await ownMessage(c, row.id);
       return c.json(messageView(after, historyOf(after)));

@@ -5,10 +5,10 @@
 // Bounded in time too, so one tenant's slow or hostile Evolution cannot hold the sweep: each call
 // has a short timeout and a capped answer, the run has a total budget, and an instance that fails
 // a check is not asked again in the same run (its other messages wait for the next).
-import { sql } from "drizzle-orm";
 import { config } from "../config.ts";
 import { runNamed } from "../db/batch.ts";
 import { database } from "../db/client.ts";
+import { messages } from "../db/queries/index.ts";
 import { findReceipt } from "../evolution/reconcile.ts";
 import { receiptStatements, receiptStatus } from "../messages/receipts.ts";
 
@@ -22,22 +22,13 @@ export const RECEIPT_BUDGET_MS = 15_000;
 const RECHECK_AFTER_MS = [60 * 60_000, 6 * 60 * 60_000];
 export const RECEIPT_MAX_CHECKS = RECHECK_AFTER_MS.length + 1;
 
-type Due = { id: string; provider_message_id: string; receipt_checks: number; name: string; evolution_url: string; evolution_api_key: string };
-
 export type ReceiptReport = { checked: number; caughtUp: number; failed: number; skipped: number };
 
 export async function catchUpReceipts(env: Env, now = Date.now(), budgetMs = RECEIPT_BUDGET_MS): Promise<ReceiptReport> {
   const db = database(env.DB);
   // Wall clock, not `now` (which tests and the caller may set).
   const deadline = Date.now() + budgetMs;
-  const due = await db.all<Due>(sql`
-    SELECT id, provider_message_id, receipt_checks, name, evolution_url, evolution_api_key FROM (
-      SELECT m.id, m.provider_message_id, m.receipt_checks, i.name, i.evolution_url, i.evolution_api_key,
-        ROW_NUMBER() OVER (PARTITION BY m.instance_id ORDER BY m.receipt_check_at) AS n
-      FROM messages m JOIN instances i ON i.id = m.instance_id
-      WHERE m.status = 'sent' AND m.receipt_check_at IS NOT NULL AND m.receipt_check_at <= ${now} AND m.provider_message_id IS NOT NULL
-      ORDER BY m.receipt_check_at LIMIT ${RECEIPT_PAGE * 4})
-    WHERE n <= ${RECEIPT_PER_INSTANCE} LIMIT ${RECEIPT_PAGE}`);
+  const due = await messages.receiptChecksDue(db, now, RECEIPT_PAGE, RECEIPT_PER_INSTANCE);
   const report: ReceiptReport = { checked: 0, caughtUp: 0, failed: 0, skipped: 0 };
   const failing = new Set<string>();
   for (const m of due) {
@@ -65,7 +56,7 @@ export async function catchUpReceipts(env: Env, now = Date.now(), budgetMs = REC
           ? receiptStatements(m.id, status, now, `receipt caught up from Evolution (findStatusMessage: ${found.ok ? found.status : ""})`)
           : [],
       // Counted either way; once a receipt is found the message needs no further check.
-      counted: sql`UPDATE messages SET receipt_checks = ${checks}, receipt_check_at = ${status ? null : nextAt} WHERE id = ${m.id}`,
+      counted: messages.countReceiptCheck(m.id, checks, status ? null : nextAt),
     });
     if (status) report.caughtUp++;
   }

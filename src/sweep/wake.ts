@@ -5,9 +5,9 @@
 //   production never does this per isolate (a deploy or scale-out would flood D1 and the lanes).
 // - The cron (every environment): lanes with a message `processing` untouched for a long time are
 //   woken, a bounded few per run, as a safety net under the alarms.
-import { sql } from "drizzle-orm";
 import { config } from "../config.ts";
 import { database } from "../db/client.ts";
+import { messages } from "../db/queries/index.ts";
 import { errorField, log } from "../observability/log.ts";
 import { wakeAutomationLanes } from "../automation/wake.ts";
 
@@ -31,9 +31,7 @@ export function wakeOnce(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }
 
 /** Lanes with pending work, earliest due first (bounded). */
 export async function wakeLanes(env: Env, limit = START_LANES): Promise<number> {
-  const lanes = await database(env.DB).all<{ lane_key: string }>(sql`
-    SELECT lane_key FROM messages WHERE status IN ('scheduled', 'queued', 'processing')
-    GROUP BY lane_key ORDER BY MIN(ready_at) LIMIT ${limit}`);
+  const lanes = await messages.activeLanes(database(env.DB), limit);
   await wake(env, lanes);
   return lanes.length;
 }
@@ -42,16 +40,13 @@ export async function wakeLanes(env: Env, limit = START_LANES): Promise<number> 
  *  (through messages_active_ready; a message was ready before it was last updated). */
 export async function wakeStuckLanes(env: Env, now = Date.now()): Promise<number> {
   const threshold = now - 2 * config(env).STUCK_QUEUED_MINUTES * 60_000;
-  const lanes = await database(env.DB).all<{ lane_key: string }>(sql`
-    SELECT DISTINCT lane_key FROM messages
-    WHERE status IN ('scheduled', 'queued', 'processing') AND status = 'processing' AND ready_at < ${threshold} AND updated_at < ${threshold}
-    LIMIT ${CRON_LANES}`);
+  const lanes = await messages.stuckLanes(database(env.DB), threshold, CRON_LANES);
   await wake(env, lanes);
   return lanes.length;
 }
 
-async function wake(env: Env, lanes: { lane_key: string }[]) {
+async function wake(env: Env, lanes: string[]) {
   for (let i = 0; i < lanes.length; i += CONCURRENCY) {
-    await Promise.all(lanes.slice(i, i + CONCURRENCY).map((l) => env.LANES.get(env.LANES.idFromName(l.lane_key)).wake(l.lane_key)));
+    await Promise.all(lanes.slice(i, i + CONCURRENCY).map((laneKey) => env.LANES.get(env.LANES.idFromName(laneKey)).wake(laneKey)));
   }
 }

@@ -4,7 +4,7 @@
 import { env } from "cloudflare:workers";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
-import { conversationsStatement } from "../../src/routes/conversations.ts";
+import { pageStatement } from "../../src/db/queries/conversations.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
 import { api, json, send, setupTenant } from "./helpers.ts";
 
@@ -143,7 +143,7 @@ describe("GET /v1/conversations", () => {
     }
     const dialect = new SQLiteAsyncDialect();
     const rowsRead = async () => {
-      const { sql, params } = dialect.sqlToQuery(conversationsStatement(t.id, { limit: 2 }, Date.now()));
+      const { sql, params } = dialect.sqlToQuery(pageStatement(t.id, { limit: 2 }, Date.now()));
       const result = await env.DB.prepare(sql)
         .bind(...params)
         .all();

@@ -3,6 +3,7 @@
 import { and, desc, eq, gte, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../client.ts";
+import { deleteInPages, type PurgeLimits } from "../purge.ts";
 import { callbackDeliveries } from "../schema.ts";
 import { eventIdIs } from "./outbox-events.ts";
 import { callbackIsOpen } from "./statuses.ts";
@@ -186,4 +187,15 @@ export async function resetFailed(
     .array(z.object({ n: z.number() }))
     .parse(await db.all(sql`SELECT COUNT(*) AS n FROM (SELECT 1 FROM callback_deliveries WHERE ${window} LIMIT 1)`));
   return { reset, more: (left?.n ?? 0) > 0 };
+}
+
+/** Deletes settled deliveries (delivered, failed) last changed before cutoff. */
+export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<number> {
+  return deleteInPages(
+    db,
+    "callback_deliveries",
+    "rowid",
+    sql`SELECT rowid FROM callback_deliveries WHERE status IN ('delivered', 'failed') AND updated_at < ${cutoff}`,
+    limits,
+  );
 }

@@ -2,6 +2,8 @@
 // provider's id (and its dedupe key, when it has one).
 import { type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
+import type { Db } from "../client.ts";
+import { deleteInPages, type PurgeLimits } from "../purge.ts";
 
 export type NewInbound = {
   id: string;
@@ -57,4 +59,9 @@ export function storedWithRecord(instanceId: string, providerMessageId: string):
     FROM inbound_messages i LEFT JOIN automations a ON a.instance_id = i.instance_id
     LEFT JOIN automation_deliveries d ON d.inbound_id = i.id
     WHERE i.instance_id = ${instanceId} AND i.provider_message_id = ${providerMessageId}`;
+}
+
+/** Deletes inbound messages received before cutoff. */
+export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<number> {
+  return deleteInPages(db, "inbound_messages", "id", sql`SELECT id FROM inbound_messages WHERE received_at < ${cutoff}`, limits);
 }

@@ -9,6 +9,7 @@
 import { is, SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../client.ts";
+import { deleteInPages, type PurgeLimits } from "../purge.ts";
 
 const ID = /^evt_(\d{1,15})_[0-9a-f]{16}$/;
 
@@ -114,4 +115,16 @@ export async function withCallbacksAfter(db: Db, seq: number, limit: number): Pr
         sql`SELECT seq, event_id, tenant_id, callback_url FROM outbox_events WHERE seq > ${seq} AND callback_url IS NOT NULL ORDER BY seq LIMIT ${limit}`,
       ),
     );
+}
+
+/** Deletes events older than cutoff. The newest event always stays: seq is the rowid, and an empty
+ *  table would start it again at 1 behind the consumers' cursors. */
+export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<number> {
+  return deleteInPages(
+    db,
+    "outbox_events",
+    "seq",
+    sql`SELECT seq FROM outbox_events WHERE occurred_at < ${cutoff} AND seq < (SELECT MAX(seq) FROM outbox_events)`,
+    limits,
+  );
 }

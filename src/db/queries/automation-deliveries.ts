@@ -1,0 +1,100 @@
+// The automation_deliveries table: each inbound message handed to an instance's automation, from
+// pending to delivered, dead (given up on) or canceled.
+import { sql, type SQL } from "drizzle-orm";
+import { z } from "zod";
+import type { Db } from "../client.ts";
+import { deleteInPages, type PurgeLimits } from "../purge.ts";
+
+const countRow = z.object({ status: z.string(), retrying: z.number(), n: z.number() });
+
+/** The instance's deliveries by status, pending ones split by whether an attempt failed already. */
+export async function countsByStatus(db: Db, instanceId: string): Promise<z.infer<typeof countRow>[]> {
+  return z.array(countRow).parse(
+    await db.all(sql`
+    SELECT status, attempts > 0 AS retrying, COUNT(*) AS n FROM automation_deliveries WHERE instance_id = ${instanceId}
+    GROUP BY status, attempts > 0`),
+  );
+}
+
+/** The lanes of the instance that have pending deliveries (at most 1000). */
+export async function pendingLanes(db: Db, instanceId: string): Promise<string[]> {
+  const rows = z
+    .array(z.object({ lane_key: z.string() }))
+    .parse(await db.all(sql`SELECT DISTINCT lane_key FROM automation_deliveries WHERE instance_id = ${instanceId} AND status = 'pending' LIMIT 1000`));
+  return rows.map((r) => r.lane_key);
+}
+
+/** Cancels the instance's pending deliveries; un-awaited, for the batch that removes its automation. */
+export function cancelPending(instanceId: string, now: number): SQL {
+  return sql`UPDATE automation_deliveries SET status = 'canceled', updated_at = ${now} WHERE instance_id = ${instanceId} AND status = 'pending'`;
+}
+
+const deadRow = z.object({
+  inbound_id: z.string(),
+  contact: z.string(),
+  attempts: z.number(),
+  last_error: z.string().nullable(),
+  updated_at: z.number(),
+  text: z.string().nullable(),
+});
+
+/** The instance's dead deliveries with their message's text, newest first; limit + 1 rows.
+ *  `before`: the cursor (updated_at, inbound id). */
+export async function deadPage(db: Db, instanceId: string, before: readonly [number, string], limit: number): Promise<z.infer<typeof deadRow>[]> {
+  const [at, id] = before;
+  return z.array(deadRow).parse(
+    await db.all(sql`
+    SELECT d.inbound_id, d.contact, d.attempts, d.last_error, d.updated_at, i.text FROM automation_deliveries d
+    LEFT JOIN inbound_messages i ON i.id = d.inbound_id
+    WHERE d.instance_id = ${instanceId} AND d.status = 'dead' AND (d.updated_at < ${at} OR (d.updated_at = ${at} AND d.inbound_id < ${id}))
+    ORDER BY d.updated_at DESC, d.inbound_id DESC LIMIT ${limit + 1}`),
+  );
+}
+
+const replayRow = z.object({
+  lane_key: z.string(),
+  status: z.string(),
+  tenant_id: z.string(),
+  updated_at: z.number(),
+  instance_name: z.string(),
+  id: z.string(),
+  contact: z.string(),
+  remote_jid: z.string(),
+  participant: z.string().nullable(),
+  push_name: z.string().nullable(),
+  text: z.string().nullable(),
+  media: z.string().nullable(),
+  timestamp: z.number(),
+});
+export type ReplayRow = z.infer<typeof replayRow>;
+
+/** A delivery of the instance with its inbound message, as a replay needs it. */
+export async function forReplay(db: Db, instanceId: string, inboundId: string): Promise<ReplayRow | undefined> {
+  const rows = await db.all(sql`
+    SELECT d.lane_key, d.status, d.tenant_id, d.updated_at, i.instance_name, i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media,
+      i.timestamp
+    FROM automation_deliveries d JOIN inbound_messages i ON i.id = d.inbound_id
+    WHERE d.inbound_id = ${inboundId} AND d.instance_id = ${instanceId}`);
+  return rows[0] === undefined ? undefined : replayRow.parse(rows[0]);
+}
+
+/** A dead delivery pending again, only if nobody touched it since it was read (updatedAt). */
+export async function markReplayed(db: Db, inboundId: string, updatedAt: number, now: number): Promise<void> {
+  await db.run(sql`UPDATE automation_deliveries SET status = 'pending', attempts = 0, replayed_at = ${now}, updated_at = ${now}
+    WHERE inbound_id = ${inboundId} AND status = 'dead' AND updated_at = ${updatedAt}`);
+}
+
+/** Deletes delivered, dead (automation dead letters) and canceled deliveries last changed before
+ *  cutoff; pending ones are work still under way. Walked instance by instance through (instance_id,
+ *  status, updated_at); an instance's rows outlive its automation (DELETE cancels them), so the walk
+ *  goes over instances. */
+export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<number> {
+  return deleteInPages(
+    db,
+    "automation_deliveries",
+    "inbound_id",
+    sql`SELECT d.inbound_id FROM instances i CROSS JOIN automation_deliveries d ON d.instance_id = i.id
+      AND d.status IN ('delivered', 'dead', 'canceled') AND d.updated_at < ${cutoff}`,
+    limits,
+  );
+}

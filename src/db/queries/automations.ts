@@ -1,0 +1,38 @@
+// The automations table: an instance's inbound automation (the handler URL, its settings, its
+// signing secrets and its circuit breaker).
+import { sql, type SQL } from "drizzle-orm";
+import { z } from "zod";
+import type { AutomationInput } from "../../contracts/automation.ts";
+import type { Db } from "../client.ts";
+import { changes } from "../batch.ts";
+
+/** Creates the instance's automation or changes its settings, in one statement; the secret only
+ *  goes in on creation. True when this call created it. */
+export async function save(db: Db, a: { instanceId: string; tenantId: string; secret: string; now: number } & AutomationInput): Promise<boolean> {
+  const rows = z.array(z.object({ created_at: z.number() })).parse(
+    await db.all(sql`
+    INSERT INTO automations (instance_id, tenant_id, url, secret, enabled, timeout_ms, context_messages, debounce_ms, include_groups, max_attempts,
+      state, failures, created_at, updated_at)
+    VALUES (${a.instanceId}, ${a.tenantId}, ${a.url}, ${a.secret}, ${a.enabled ? 1 : 0}, ${a.timeoutMs}, ${a.contextMessages},
+      ${a.debounceMs}, ${a.includeGroups ? 1 : 0}, ${a.maxAttempts}, 'active', 0, ${a.now}, ${a.now})
+    ON CONFLICT (instance_id) DO UPDATE SET url = excluded.url, enabled = excluded.enabled, timeout_ms = excluded.timeout_ms,
+      context_messages = excluded.context_messages, debounce_ms = excluded.debounce_ms, include_groups = excluded.include_groups,
+      max_attempts = excluded.max_attempts, updated_at = excluded.updated_at
+    RETURNING created_at`),
+  );
+  return rows[0]?.created_at === a.now;
+}
+
+/** Deletes the instance's automation; un-awaited, first of the batch that cancels its hand-offs
+ *  (its changes() say whether there was one). */
+export function remove(instanceId: string): SQL {
+  return sql`DELETE FROM automations WHERE instance_id = ${instanceId}`;
+}
+
+/** A new signing secret; the current one keeps signing (alongside) until previousUntil. False when
+ *  the instance has no automation. */
+export async function rotateSecret(db: Db, instanceId: string, secret: string, previousUntil: number, now: number): Promise<boolean> {
+  const rotated = await db.run(sql`UPDATE automations SET secret_previous = secret, secret_previous_until = ${previousUntil}, secret = ${secret},
+      updated_at = ${now} WHERE instance_id = ${instanceId}`);
+  return changes(rotated) > 0;
+}
