@@ -144,6 +144,10 @@ describe("a short chaos run", () => {
       messages: 300,
       contacts: 30,
       rate: 15,
+      // A scheduled send's sendAt is fixed at its first attempt (a retry under the same key must be the
+      // same request): the lead outlasts a restart window on a loaded machine (17 s and more), so a
+      // retry is never refused as "sendAt must be in the future".
+      scheduleLeadSeconds: 90,
       inbound: 0,
       telegramShare: 0.2,
       telegramInbound: 20,
