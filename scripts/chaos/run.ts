@@ -14,6 +14,8 @@ import { percentile } from "../../tools/harness/load.ts";
 import { faultCounts, setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, ROOT, startGateway } from "../../tools/harness/gateway.ts";
+import { apiPoster, chatOf, contactNumber, kafkaSubmitter } from "./load.ts";
+import { faultSchedule, runFaults, runtimeRestarts, type Window, watchdog } from "./faults.ts";
 import { allMessages, consumerLag, readOutbox, readTopics, type TelegramResult, telegramVerdict, tgDeliveries } from "./observe.ts";
 import { type ApiRequest, judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
 
@@ -116,10 +118,7 @@ export type ChaosResult = {
   telegram?: TelegramResult;
 };
 
-type Window = { from: number; to: number };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const contactNumber = (c: number) => `5511${String(900_000_000 + c).slice(-9)}`;
-const chatOf = (c: number) => 700_000_000 + c;
 const TELEGRAM_TOKEN = "7070707:chaos-telegram-secret-00000000000000";
 const TELEGRAM_INSTANCE = "tg-chaos";
 /** The contacts that are Telegram chats: spread evenly, `share` of them. */
@@ -317,188 +316,49 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const acceptedApi = new Map<number, string>();
     const refusedApi = new Map<number, string>();
     const producedKafka = new Set<number>();
-    const accepted = z.object({ id: z.string() });
-
-    const postApi = async (p: Planned) => {
-      const backoff = [250, 500, 1000, 2000, 3000];
-      // One body for every attempt: a retry with the same key must be the same request.
-      const body = {
-        instance: p.network === "telegram" ? TELEGRAM_INSTANCE : tenant.instance,
-        to: p.network === "telegram" ? String(chatOf(p.contact)) : contactNumber(p.contact),
-        text: p.text,
-        ...(p.scheduled ? { sendAt: new Date(Date.now() + o.scheduleLeadSeconds * 1000).toISOString() } : {}),
-      };
-      const giveUpAt = Date.now() + 180_000;
-      for (let attempt = 0; ; attempt++) {
-        const at = Date.now();
-        if (at > giveUpAt) {
-          refusedApi.set(p.n, "gave up after 3 minutes of failed attempts");
-          return;
-        }
-        let status = 0;
-        try {
-          // Same key on a retry: a request that was taken before the connection broke is not taken twice.
-          const res = await fetch(`${gateway.url}/v1/messages`, {
-            method: "POST",
-            headers: { ...headers, "idempotency-key": `chaos-${o.seed}-${p.n}` },
-            body: JSON.stringify(body),
-            signal: AbortSignal.timeout(30_000),
-          });
-          status = res.status;
-          // A body cut by a kill is no answer: retried with the same key, like a refused connection.
-          const text = await res.text().catch((err: unknown) => {
-            throw new Error(`answer ${res.status} cut before its body ended`, { cause: err });
-          });
-          const json: unknown = (() => {
-            try {
-              return JSON.parse(text);
-            } catch {
-              return undefined;
-            }
-          })();
-          // A 5xx keeps what came with it, to tell the gateway's own errors from the runtime's.
-          requests.push({ at, end: Date.now(), status, path: "POST /v1/messages", ...(status >= 500 ? { detail: text.slice(0, 300) } : {}) });
-          if (status === 202 || status === 200) {
-            const parsed = accepted.safeParse(json);
-            if (parsed.success) acceptedApi.set(p.n, parsed.data.id);
-            else refusedApi.set(p.n, `${status} without an id: ${text.slice(0, 200)}`);
-            return;
-          }
-          if (status < 500 && status !== 429 && status !== 409) {
-            refusedApi.set(p.n, `${status} ${text.slice(0, 200)}`);
-            return;
-          }
-        } catch (err) {
-          const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
-          requests.push({ at, end: Date.now(), status: 0, path: "POST /v1/messages", detail: `${err instanceof Error ? err.message : String(err)}${cause}` });
-        }
-        await sleep(backoff[Math.min(attempt, backoff.length - 1)]!);
-      }
-    };
+    const postApi = apiPoster({
+      gatewayUrl: gateway.url,
+      headers,
+      seed: o.seed,
+      scheduleLeadSeconds: o.scheduleLeadSeconds,
+      instance: tenant.instance,
+      telegramInstance: TELEGRAM_INSTANCE,
+      requests,
+      acceptedApi,
+      refusedApi,
+    });
 
     // Per-contact chains keep each contact's requests in order; a few are in flight at once.
     const chains = new Map<number, Promise<void>>();
     let inFlight = 0;
-    const kafkaPending: { p: Planned; at: number }[] = [];
-    // One flush at a time: a batch that fails (broker restart) is retried before any later one goes,
-    // else later records overtake it and a contact's records land on its partition out of order.
-    let flushing: Promise<void> = Promise.resolve();
-    const flushKafka = () => {
-      flushing = flushing.then(flushOnce);
-      return flushing;
-    };
-    const flushOnce = async () => {
-      const batch = kafkaPending.splice(0);
-      if (batch.length === 0 || !producer) return;
-      const byTopic = new Map<string, { key: string; value: string }[]>();
-      for (const { p, at } of batch) {
-        const topic = p.scheduled ? topics.TOPIC_SCHEDULE_MESSAGE! : topics.TOPIC_SEND_MESSAGE!;
-        const value = p.scheduled
-          ? {
-              scheduleId: `chaos-${o.seed}-${p.n}`,
-              instanceName: tenant.instance,
-              phoneNumber: contactNumber(p.contact),
-              message: p.text,
-              scheduledFor: new Date(at + o.scheduleLeadSeconds * 1000).toISOString(),
-            }
-          : { userId: p.n, instanceName: tenant.instance, phoneNumber: contactNumber(p.contact), message: p.text, timestamp: at };
-        byTopic.set(topic, [...(byTopic.get(topic) ?? []), { key: contactNumber(p.contact), value: JSON.stringify(value) }]);
-      }
-      for (;;) {
-        try {
-          await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-          for (const { p } of batch) producedKafka.add(p.n);
-          return;
-        } catch (err) {
-          log(`Kafka produce failed (${err instanceof Error ? err.message : String(err)}); retrying`);
-          await sleep(1_000);
-        }
-      }
-    };
+    const kafkaLoad = kafkaSubmitter({
+      producer: () => producer,
+      topics,
+      seed: o.seed,
+      scheduleLeadSeconds: o.scheduleLeadSeconds,
+      instance: tenant.instance,
+      producedKafka,
+      log,
+    });
 
     // Faults at fixed points of the load (fractions of its planned length).
     const loadMs = (o.messages / o.rate) * 1000;
-    // One runtime restart at a time, planned (a fault) or not (the watchdog).
-    let runtimeBusy: Promise<void> = Promise.resolve();
-    const restartRuntime = (why: string) => {
-      const done = runtimeBusy.then(async () => {
-        const w = { from: Date.now(), to: Number.POSITIVE_INFINITY };
-        windows.push(w);
-        await gateway.crash();
-        count(why);
-        await sleep(1_000);
-        await gateway.resume();
-        // A restart window ends a few seconds after the runtime answers again.
-        w.to = Date.now() + 3_000;
-      });
-      runtimeBusy = done.catch(() => undefined);
-      return done;
-    };
-    // The local runtime sometimes stops answering (or its workerd dies) under this load: that is a
-    // finding, counted as an unplanned restart, and the run goes on rather than hanging.
-    let unanswered = 0;
-    let watching = true;
-    const watchdog = (async () => {
-      while (watching) {
-        await sleep(5_000);
-        const inWindow = windows.some((w) => Date.now() <= w.to);
-        if (inWindow) {
-          unanswered = 0;
-          continue;
-        }
-        const ok = await fetch(`${gateway.url}/health`, { signal: AbortSignal.timeout(10_000) }).then(
-          (r) => r.status === 200,
-          () => false,
-        );
-        unanswered = ok ? 0 : unanswered + 1;
-        if (unanswered >= 4 && watching) {
-          log("runtime unresponsive for 40 s: restarting it (unplanned)");
-          unanswered = 0;
-          await restartRuntime("runtime unresponsive, restarted by the harness").catch((err) => log(`restart failed: ${String(err)}`));
-        }
-      }
-    })();
-    cleanups.push(async () => {
-      watching = false;
-      await watchdog;
-    });
-    const schedule: { at: number; name: string; run: () => Promise<void> }[] = [];
-    for (let i = 0; i < o.faults.runtimeKills; i++) {
-      schedule.push({
-        at: ((0.25 + (0.5 * i) / Math.max(1, o.faults.runtimeKills - 1)) * loadMs) | 0,
-        name: "runtime SIGKILL",
-        run: () => restartRuntime("runtime SIGKILLs"),
-      });
-    }
-    if (o.kafka) {
-      for (let i = 0; i < o.faults.bridgeKills; i++) {
-        schedule.push({
-          at: ((0.4 + 0.3 * i) * loadMs) | 0,
-          name: "bridge SIGKILL",
-          run: async () => {
-            await killBridge();
-            count("bridge SIGKILLs");
-            await sleep(2_000);
-            startBridgeProcess();
-          },
-        });
-      }
-      if (restartable) {
-        for (let i = 0; i < o.faults.brokerRestarts; i++) {
-          schedule.push({
-            at: ((0.6 + 0.2 * i) * loadMs) | 0,
-            name: "broker restart",
-            run: async () => {
+    const restartRuntime = runtimeRestarts(gateway, windows, count);
+    cleanups.push(watchdog(gateway, windows, log, restartRuntime));
+    const schedule = faultSchedule(o.faults, loadMs, {
+      restartRuntime,
+      count,
+      ...(o.kafka ? { bridge: { kill: killBridge, start: startBridgeProcess } } : {}),
+      ...(restartable
+        ? {
+            restartBroker: async () => {
               await broker?.stop();
-              count("broker restarts");
               await sleep(1_000);
               broker = await startKafka(brokerLayout);
             },
-          });
-        }
-      }
-    }
-    schedule.sort((a, b) => a.at - b.at);
+          }
+        : {}),
+    });
 
     // Inbound: the simulator emits messages from the contacts during the load.
     let inboundEmitted = 0;
@@ -548,19 +408,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       `load: ${o.messages} messages over ${o.contacts} contacts at ${o.rate}/s (${(loadMs / 1000).toFixed(0)} s), faults at ${schedule.map((s) => `${s.name} ${(s.at / 1000).toFixed(0)}s`).join(", ")}`,
     );
     const loadStart = Date.now();
-    const faults = (async () => {
-      for (const f of schedule) {
-        await sleep(Math.max(0, loadStart + f.at - Date.now()));
-        log(`fault: ${f.name}`);
-        await f.run();
-        log(`fault over: ${f.name}`);
-      }
-    })();
-    const kafkaFlusher = setInterval(() => void flushKafka(), 200);
+    const faults = runFaults(schedule, loadStart, log);
+    const kafkaFlusher = setInterval(() => void kafkaLoad.flush(), 200);
     for (const p of plan) {
       await sleep(Math.max(0, loadStart + (p.n / o.rate) * 1000 - Date.now()));
       if (p.channel === "kafka") {
-        kafkaPending.push({ p, at: Date.now() });
+        kafkaLoad.push(p, Date.now());
         continue;
       }
       while (inFlight >= 16) await sleep(5);
@@ -570,7 +423,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
     await Promise.all(chains.values());
     clearInterval(kafkaFlusher);
-    await flushKafka();
+    await kafkaLoad.flush();
     await faults;
     if (inboundTimer) {
       while (inboundEmitted < o.inbound) await sleep(50);

@@ -385,7 +385,7 @@ export class ContactLane extends DurableObject<Env> {
       const chatGap = providerOf(instance).provider.chatGapMs(contactOfLane(laneKey));
       const calledAt = chatGap > 0 ? (this.ctx.storage.kv.get<number>("calledAt") ?? 0) : 0;
       if (calledAt + chatGap > now) {
-        this.write(head.id, waitUntil(storedOf(head), calledAt + chatGap));
+        this.write(head.id, this.waitingAgain(head, calledAt + chatGap));
         return false;
       }
       // Typing is shown before a first attempt of a plain text only; the governor scales it.
@@ -401,7 +401,7 @@ export class ContactLane extends DurableObject<Env> {
       if (!permit.go) {
         // Long waits a person would ask about (daily cap, quiet hours) go into the history once.
         if (permit.note) await this.waitNote(head.id, permit.note, now);
-        this.write(head.id, waitUntil(storedOf(head), permit.retryAt));
+        this.write(head.id, this.waitingAgain(head, permit.retryAt));
         this.ctx.storage.kv.put("paced", head.id);
         return false;
       }
@@ -418,7 +418,7 @@ export class ContactLane extends DurableObject<Env> {
           if (shown?.kind === "failed") logWarn("typing presence failed; the text goes anyway", { messageId: head.id, error: shown.error });
           this.ctx.storage.kv.put(typingKey, permit.sendAt);
         }
-        this.write(head.id, waitUntil(storedOf(head), permit.sendAt));
+        this.write(head.id, this.waitingAgain(head, permit.sendAt));
         return false;
       }
       this.ctx.storage.kv.delete(`typing:${messageId}`);
@@ -778,6 +778,12 @@ export class ContactLane extends DurableObject<Env> {
       item.phase === "waiting" ? item.readyAt : null,
       id,
     );
+  }
+
+  // A wait the step chose after awaiting the governor or D1: built on the item as stored now, so a
+  // reschedule that landed during the await keeps its due time.
+  private waitingAgain(head: ItemRow, at: number): StoredItem {
+    return waitUntil(this.storedNow(head.id) ?? storedOf(head), at);
   }
 
   // The item as stored now (a step may have written it since its head was read).

@@ -9,10 +9,11 @@
 // (and dedupe key), receipts only move a status forward, connection events only write when the
 // state really changes.
 import { type SQL, sql } from "drizzle-orm";
-import { type InboundRow, offerStatement, offerToLane } from "../automation/offer.ts";
+import { offerStatement, offerToLane } from "../automation/offer.ts";
 import type { Channel } from "../contracts/channels.ts";
 import { changes, firstRow, runBatch, runNamed } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { inboundMessages } from "../db/queries/index.ts";
 import { newId } from "../ids.ts";
 import { type ReceiptStatus, receiptByProviderStatements } from "../messages/receipts.ts";
 import { writeEvent } from "../outbox/write.ts";
@@ -67,8 +68,6 @@ export async function storeInbound(env: Env, db: Db, target: InboundTarget, inbo
   return out;
 }
 
-type Offered = InboundRow & { enabled: number | null; status: string | null };
-
 // The message, its event, the automation record (when the automation takes it) and the stored row
 // with its record's status: one D1 round trip, then the lane.
 async function storeAndOffer(env: Env, db: Db, t: InboundTarget, m: InboundMessage, receivedAt: number): Promise<Applied> {
@@ -77,10 +76,11 @@ async function storeAndOffer(env: Env, db: Db, t: InboundTarget, m: InboundMessa
     store: storeStatements(t, m, receivedAt),
     // The phone's own messages (Evolution's fromMe) are kept, never answered.
     offer: m.fromMe ? [] : [offerStatement(t, m, now)],
-    row: storedRow(t, m),
+    row: inboundMessages.storedWithRecord(t.instanceId, m.providerMessageId),
   });
   const outcome = changes(r.store[0]) > 0 ? "stored" : "duplicate";
-  const row = firstRow<Offered>(r.row);
+  const found = firstRow<unknown>(r.row);
+  const row = found === undefined ? undefined : inboundMessages.storedWithRecordRow.parse(found);
   // Delivered, dead, canceled or with a person: not new work. A pending one is offered again (the
   // lane ignores ids it has), which repairs a hand-off a crash cut short.
   const offered = !m.fromMe && row?.status === "pending" && row.enabled === 1;
@@ -96,12 +96,26 @@ export function storeStatements(t: InboundTarget, m: InboundMessage, receivedAt:
   const metadata = m.metadata ? JSON.stringify(m.metadata) : null;
   const fromMe = m.fromMe === true;
   return [
-    // No conflict target: the provider id and the dedupe key are both unique per instance.
-    sql`INSERT INTO inbound_messages (id, tenant_id, instance_id, instance_name, channel, contact, remote_jid, participant, provider_message_id,
-        from_me, push_name, message_type, text, media, timestamp, received_at, dedupe_key, metadata)
-      VALUES (${id}, ${t.tenantId}, ${t.instanceId}, ${t.instanceName}, ${t.channel}, ${m.contact}, ${m.chat}, ${m.participant}, ${m.providerMessageId},
-        ${fromMe ? 1 : 0}, ${m.pushName}, ${m.messageType}, ${m.text}, ${media}, ${m.timestamp}, ${receivedAt}, ${m.dedupeKey}, ${metadata})
-      ON CONFLICT DO NOTHING`,
+    inboundMessages.store({
+      id,
+      tenantId: t.tenantId,
+      instanceId: t.instanceId,
+      instanceName: t.instanceName,
+      channel: t.channel,
+      contact: m.contact,
+      remoteJid: m.chat,
+      participant: m.participant,
+      providerMessageId: m.providerMessageId,
+      fromMe,
+      pushName: m.pushName,
+      messageType: m.messageType,
+      text: m.text,
+      media,
+      timestamp: m.timestamp,
+      receivedAt,
+      dedupeKey: m.dedupeKey,
+      metadata,
+    }),
     writeEvent("message.received", {
       tenantId: t.tenantId,
       occurredAt: receivedAt,
@@ -123,14 +137,6 @@ export function storeStatements(t: InboundTarget, m: InboundMessage, receivedAt:
       source: sql`WHERE changes() > 0`,
     }),
   ];
-}
-
-// The stored row (a duplicate's first one) with its automation and record: its id is what the caller reports.
-function storedRow(t: InboundTarget, m: InboundMessage): SQL {
-  return sql`SELECT i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp, a.enabled, d.status
-    FROM inbound_messages i LEFT JOIN automations a ON a.instance_id = i.instance_id
-    LEFT JOIN automation_deliveries d ON d.inbound_id = i.id
-    WHERE i.instance_id = ${t.instanceId} AND i.provider_message_id = ${m.providerMessageId}`;
 }
 
 /** The statements of a receipt or a send confirmation: the webhooks consumer runs many of them in

@@ -259,7 +259,15 @@ describe("sending to a chat", () => {
     });
     const first = await json(await send(bot.key, { instance: bot.instance, to: String(a), text: "para a" }));
     const limited = await eventually(async () => sends(await tgCalls(bot)).find((c) => c.status === 429), 15_000, "the 429");
-    const paused = await json(await api(`/v1/instances/${bot.instance}`, { key: bot.key }));
+    // The simulator records the 429 before the lane has told the governor: the pause follows.
+    const paused = await eventually(
+      async () => {
+        const view = await json(await api(`/v1/instances/${bot.instance}`, { key: bot.key }));
+        return view.sending?.paused ? view : undefined;
+      },
+      15_000,
+      "the bot paused",
+    );
     expect(paused.sending).toMatchObject({ paused: true, reason: "rate-overlimit" });
     const second = await json(await send(bot.key, { instance: bot.instance, to: String(b), text: "para b" }));
     expect((await waitForStatus(second.id, ["sent", "failed"], 30_000)).status).toBe("sent");

@@ -1,7 +1,65 @@
-// The inbound_messages table: messages contacts sent to a tenant's instances.
-import { sql } from "drizzle-orm";
+// The inbound_messages table: what contacts sent, from every provider, unique per instance by the
+// provider's id (and its dedupe key, when it has one).
+import { type SQL, sql } from "drizzle-orm";
+import { z } from "zod";
 import type { Db } from "../client.ts";
 import { deleteInPages, type PurgeLimits } from "../purge.ts";
+
+export type NewInbound = {
+  id: string;
+  tenantId: string;
+  instanceId: string;
+  instanceName: string;
+  channel: string;
+  contact: string;
+  remoteJid: string;
+  participant: string | null;
+  providerMessageId: string;
+  fromMe: boolean;
+  pushName: string | null;
+  messageType: string;
+  text: string | null;
+  /** JSON, or null. */
+  media: string | null;
+  timestamp: number;
+  receivedAt: number;
+  dedupeKey: string | null;
+  metadata: string | null;
+};
+
+/** Stores a message; a redelivery changes nothing (its changes() are 0). Un-awaited, to batch with its event. */
+export function store(m: NewInbound): SQL {
+  // No conflict target: the provider id and the dedupe key are both unique per instance.
+  return sql`INSERT INTO inbound_messages (id, tenant_id, instance_id, instance_name, channel, contact, remote_jid, participant, provider_message_id,
+      from_me, push_name, message_type, text, media, timestamp, received_at, dedupe_key, metadata)
+    VALUES (${m.id}, ${m.tenantId}, ${m.instanceId}, ${m.instanceName}, ${m.channel}, ${m.contact}, ${m.remoteJid}, ${m.participant}, ${m.providerMessageId},
+      ${m.fromMe ? 1 : 0}, ${m.pushName}, ${m.messageType}, ${m.text}, ${m.media}, ${m.timestamp}, ${m.receivedAt}, ${m.dedupeKey}, ${m.metadata})
+    ON CONFLICT DO NOTHING`;
+}
+
+/** A stored message (a duplicate's first one) with its instance's automation switch and its
+ *  automation record's status. */
+export const storedWithRecordRow = z.object({
+  id: z.string(),
+  contact: z.string(),
+  remote_jid: z.string(),
+  participant: z.string().nullable(),
+  push_name: z.string().nullable(),
+  text: z.string().nullable(),
+  media: z.string().nullable(),
+  timestamp: z.number(),
+  enabled: z.number().nullable(),
+  status: z.string().nullable(),
+});
+export type StoredWithRecord = z.infer<typeof storedWithRecordRow>;
+
+/** The statement reading it, to batch after the store. */
+export function storedWithRecord(instanceId: string, providerMessageId: string): SQL {
+  return sql`SELECT i.id, i.contact, i.remote_jid, i.participant, i.push_name, i.text, i.media, i.timestamp, a.enabled, d.status
+    FROM inbound_messages i LEFT JOIN automations a ON a.instance_id = i.instance_id
+    LEFT JOIN automation_deliveries d ON d.inbound_id = i.id
+    WHERE i.instance_id = ${instanceId} AND i.provider_message_id = ${providerMessageId}`;
+}
 
 /** Deletes inbound messages received before cutoff. */
 export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<number> {

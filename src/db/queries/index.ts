@@ -16,6 +16,7 @@
 //   files still listed in its override are the ones whose SQL has yet to move here.
 export * as apiKeys from "./api-keys.ts";
 export * as automationParked from "./automation-parked.ts";
+export * as inboundMessages from "./inbound-messages.ts";
 export * as parkedWebhooks from "./parked-webhooks.ts";
 export * as tenants from "./tenants.ts";
 export * as instances from "./instances.ts";
@@ -29,7 +30,6 @@ export * as messages from "./messages.ts";
 export * as automations from "./automations.ts";
 export * as automationDeliveries from "./automation-deliveries.ts";
 export * as messageCounts from "./message-counts.ts";
-export * as inboundMessages from "./inbound-messages.ts";
 export * as pendingReceipts from "./pending-receipts.ts";
 export * as messageActivity from "./message-activity.ts";
 export * as idempotencyKeys from "./idempotency-keys.ts";
