@@ -599,17 +599,8 @@ describe("fast hand-off", () => {
     await runInDurableObject(sendLane, (_i, state) => void state.storage.sql.exec("DELETE FROM lane_items WHERE id = ?", reply!.id));
     expect(await inSendLane()).toBe(0);
     const stub = lane(s, contact);
-    await runInDurableObject(stub, (_i, state) => {
-      const [item] = state.storage.sql.exec<{ id: string }>("SELECT id FROM items").toArray();
-      state.storage.sql.exec("UPDATE items SET state = 'batched', done_at = NULL");
-      const answer = { replies: [{ instance: s.instance, to: contact, text: "echo: segura" }], dropped: 0, attempts: 1, replyIds: [reply!.id] };
-      state.storage.sql.exec(
-        "INSERT INTO batch (id, item_ids, attempts, answer) VALUES (?, ?, 1, ?)",
-        item!.id,
-        JSON.stringify([item!.id]),
-        JSON.stringify(answer),
-      );
-    });
+    const answer = { replies: [{ instance: s.instance, to: contact, text: "echo: segura" }], dropped: 0, attempts: 1, replyIds: [reply!.id] };
+    expect(await stub.cutOffAfterAnswer(answer)).toHaveLength(1);
     await stub.kick();
     // The same id is in the contact's send lane again (its D1 claim refuses a second send); no new row.
     await eventually(async () => (await inSendLane()) === 1, 15_000, "the reply back in the send lane");
