@@ -38,6 +38,8 @@ export type StoredBatch =
   | (BatchBase & { phase: "retrying"; nextAt: number; lastError: string })
   | (BatchBase & { phase: "answered"; answer: Answer });
 
+export type CallingBatch = Extract<StoredBatch, { phase: "calling" }>;
+
 /** The batch row as SQLite holds it. */
 export type BatchRow = {
   id: string;
@@ -92,7 +94,7 @@ export function nextBatch(
 }
 
 /** A new batch of these messages: called at once. */
-export const formed = (ids: string[], webhookId: string): StoredBatch => ({
+export const formed = (ids: string[], webhookId: string): CallingBatch => ({
   phase: "calling",
   id: ids.at(-1) ?? "",
   itemIds: ids,
@@ -102,7 +104,7 @@ export const formed = (ids: string[], webhookId: string): StoredBatch => ({
 });
 
 /** An attempt starts: counted before the call, so a call cut off by a crash still used one. */
-export const attempting = (batch: StoredBatch & { phase: "calling" }): StoredBatch & { phase: "calling" } => ({ ...batch, attempts: batch.attempts + 1 });
+export const attempting = (batch: CallingBatch): CallingBatch => ({ ...batch, attempts: batch.attempts + 1 });
 
 /** The handler answered: kept before anything else is written, so a failure from then on never
  *  calls it again. */
@@ -118,7 +120,7 @@ export const answered = (batch: StoredBatch, answer: Answer): StoredBatch => ({
 /** The call failed: retried at retryAt, or a dead letter once the attempts are used up
  *  (the batch is gone and its messages are dead). */
 export function afterFailure(
-  batch: StoredBatch & { phase: "calling" },
+  batch: CallingBatch,
   maxAttempts: number,
   error: string,
   retryAt: number,
