@@ -7,14 +7,14 @@
 // instance's D1 row, shared by all its lanes (breaker.ts).
 import { DurableObject } from "cloudflare:workers";
 import type { Tenant } from "../app-env.ts";
-import { sql } from "drizzle-orm";
 import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { config as appConfig } from "../config.ts";
 import type { SendMessageRequest } from "../contracts/messages.ts";
 import type { SendJob } from "../contracts/send-job.ts";
 import { applied, firstRow, runNamed, type Statement } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
-import { automationParked } from "../db/queries/index.ts";
+import { automationDeliveries, automationParked, automations, inboundMessages, tenants } from "../db/queries/index.ts";
+import { z } from "zod";
 import { backoffMs } from "../lanes/backoff.ts";
 import { errorField, log } from "../observability/log.ts";
 import { newId } from "../ids.ts";
@@ -22,7 +22,7 @@ import { writeEvent } from "../outbox/write.ts";
 import { enqueueJobs, idempotencyHashOf, insertStatements, type Prepared, prepareMessage } from "../messages/accept.ts";
 import { providerFor } from "../providers/registry.ts";
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
-import { type AutomationConfig, type AutomationRow, automationLane, automationOf, automationStatement, loadAutomation } from "./config.ts";
+import { type AutomationConfig, automationLane, automationOf, automationStatement, loadAutomation } from "./config.ts";
 import { callHandler, type ConversationRow, conversationFrom, conversationStatement, type InboundView, type LaneInfo } from "./handler.ts";
 import { type Conversation, handBackStatements, type HandoffRow, handoffStatement, takeOverStatements } from "./handoff.ts";
 import {
@@ -52,8 +52,6 @@ const DONE_RETENTION_MS = 7 * 24 * 3600_000;
 const TENANT_CACHE_MS = 60_000;
 // An unexpected error in a run (D1 down): try again after this long.
 const ERROR_RETRY_MS = 5_000;
-// D1's in-statement parameter lists stay well under its 100 bound parameters.
-const IDS_PER_STATEMENT = 50;
 
 // A hand-off with an until: the alarm hands the contact back then (D1's row decides).
 type HandoffTimer = { conversation: Conversation; at: number };
@@ -232,14 +230,7 @@ export class AutomationLane extends DurableObject<Env> {
       .toArray()
       .map((r) => r.id);
     const now = Date.now();
-    for (let k = 0; k < ids.length; k += IDS_PER_STATEMENT) {
-      await this.db.run(
-        sql`UPDATE automation_deliveries SET status = 'human', updated_at = ${now} WHERE status = 'pending' AND inbound_id IN (${sql.join(
-          ids.slice(k, k + IDS_PER_STATEMENT).map((id) => sql`${id}`),
-          sql`, `,
-        )})`,
-      );
-    }
+    await automationDeliveries.markHuman(this.db, ids, now);
     for (const id of ids) this.settle(["pending"], "done", now, id);
     log("info", "contact is with a person; inbound messages kept as context", { laneKey: info.laneKey, held: ids.length });
   }
@@ -331,17 +322,13 @@ export class AutomationLane extends DurableObject<Env> {
     const waiting = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state IN ('pending', 'batched')`).one().n;
     const r = await runNamed(this.db, {
       config: automationStatement(info.instanceId),
-      conversation: conversationStatement(
-        info,
-        sql`SELECT COALESCE(MAX(context_messages), 0) FROM automations WHERE instance_id = ${info.instanceId}`,
-        Math.min(waiting, MAX_BATCH),
-      ),
+      conversation: conversationStatement(info, automations.contextMessagesOf(info.instanceId), Math.min(waiting, MAX_BATCH)),
       handoff: handoffStatement(info.instanceId, info.contact),
     });
     const row = firstRow<HandoffRow>(r.handoff);
     return {
-      config: automationOf(firstRow<AutomationRow>(r.config)),
-      conversation: (r.conversation[0]?.results ?? []) as ConversationRow[],
+      config: automationOf(firstRow<unknown>(r.config)),
+      conversation: z.array(inboundMessages.historyRow).parse(r.conversation[0]?.results ?? []),
       human: row !== undefined && (row.until === null || row.until > Date.now()),
     };
   }
@@ -427,7 +414,7 @@ export class AutomationLane extends DurableObject<Env> {
       .toArray()
       .map((r) => JSON.parse(r.message) as InboundView);
     const conversation = conversationFrom(
-      rows ?? (await this.db.all<ConversationRow>(conversationStatement(info, sql`${config.contextMessages}`, ids.length))),
+      rows ?? z.array(inboundMessages.historyRow).parse(await this.db.all(conversationStatement(info, config.contextMessages, ids.length))),
       config.contextMessages,
       ids,
     );
@@ -462,13 +449,7 @@ export class AutomationLane extends DurableObject<Env> {
     const retryAt = now + backoffMs(attempt, appConfig(this.env).AUTOMATION_RETRY_BASE_MS);
     const next = afterFailure(batch, config.maxAttempts, outcome.error, retryAt);
     const final = next.kind === "dead";
-    const failed: Statement[] = [
-      sql`UPDATE automation_deliveries SET attempts = ${attempt}, last_error = ${outcome.error}, updated_at = ${now},
-          status = ${final ? "dead" : "pending"} WHERE inbound_id IN (${sql.join(
-            ids.map((id) => sql`${id}`),
-            sql`, `,
-          )})`,
-    ];
+    const failed: Statement[] = [automationDeliveries.recordFailure(ids, attempt, outcome.error, final, now)];
     if (final) {
       failed.push(
         writeEvent("automation.failed", {
@@ -531,11 +512,7 @@ export class AutomationLane extends DurableObject<Env> {
     const r = await runNamed(this.db, {
       ...replyGroups,
       breaker: successStatements(info.tenantId, info.instanceId, info.instanceName, now),
-      delivered: sql`UPDATE automation_deliveries SET status = 'delivered', attempts = ${answer.attempts}, last_error = ${note}, updated_at = ${now}
-        WHERE inbound_id IN (${sql.join(
-          ids.map((id) => sql`${id}`),
-          sql`, `,
-        )}) AND status IN ('pending', 'dead')`,
+      delivered: automationDeliveries.markDelivered(ids, answer.attempts, note, now),
       takeOver,
     });
     // A reply is new when its first statement (the message insert) wrote a row.
@@ -629,9 +606,8 @@ const tenantCache = new TtlCache<string, Tenant>(TENANT_CACHE_MS, 1_000);
 async function tenantOf(db: Db, tenantId: string, now: number): Promise<Tenant | undefined> {
   const hit = tenantCache.get(tenantId, now);
   if (hit) return hit;
-  const [row] = await db.all<{ id: string; name: string; max_attempts: number }>(sql`SELECT id, name, max_attempts FROM tenants WHERE id = ${tenantId}`);
-  if (!row) return undefined;
-  const value = { id: row.id, name: row.name, maxAttempts: row.max_attempts };
+  const value = await tenants.sendDefaults(db, tenantId);
+  if (!value) return undefined;
   tenantCache.set(tenantId, value, now);
   return value;
 }
