@@ -32,6 +32,7 @@ import {
   attempting,
   type BatchRow,
   batchOf,
+  earliestDue,
   formed,
   type ItemState,
   itemStates,
@@ -191,8 +192,7 @@ export class AutomationLane extends DurableObject<Env> {
   /** The contact was handed to a person until `until`: hand it back then. */
   async armHandoff(conversation: Conversation, until: number): Promise<void> {
     this.ctx.storage.kv.put("handoff", { conversation, at: until } satisfies HandoffTimer);
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > until) await this.ctx.storage.setAlarm(until);
+    await this.rearm(await this.ctx.storage.getAlarm(), until);
   }
 
   // The timer is due: D1's row says whether this phase still ends now (an operator may have handed
@@ -240,7 +240,7 @@ export class AutomationLane extends DurableObject<Env> {
       this.poked = true;
       return;
     }
-    await this.ctx.storage.setAlarm(Date.now());
+    await this.rearm(Date.now());
   }
 
   override async alarm(): Promise<void> {
@@ -257,15 +257,19 @@ export class AutomationLane extends DurableObject<Env> {
       this.draining = false;
       if (this.poked) next = Date.now();
       const timer = this.ctx.storage.kv.get<HandoffTimer>("handoff");
-      if (timer) {
-        // A timer already due failed to hand back just now: it waits like any other retry.
-        const at = timer.at > Date.now() ? timer.at : Date.now() + ERROR_RETRY_MS;
-        next = next === null ? at : Math.min(next, at);
-      }
+      // A timer already due failed to hand back just now: it waits like any other retry.
+      const handoffAt = timer ? (timer.at > Date.now() ? timer.at : Date.now() + ERROR_RETRY_MS) : null;
       this.ctx.storage.sql.exec(`DELETE FROM items WHERE state IN ('done', 'dropped') AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
-      if (next === null) await this.ctx.storage.deleteAlarm();
-      else await this.ctx.storage.setAlarm(next);
+      await this.rearm(next, handoffAt);
     }
+  }
+
+  // The one place the alarm is set: the earliest of what is due (the run's next step, a hand-off's
+  // end, a pending alarm); nothing due, no alarm.
+  private async rearm(...due: (number | null)[]): Promise<void> {
+    const at = earliestDue(...due);
+    if (at === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(at);
   }
 
   /** Calls while something is due; returns when to run next (null: nothing waits). */
