@@ -129,10 +129,6 @@ export function afterFailure(
   return { kind: "retry", batch: { ...batch, phase: "retrying", nextAt: retryAt, lastError: error } };
 }
 
-/** The state a finished batch leaves its messages in. */
-export const settledAs = (outcome: "answered" | "dead" | "canceled" | "with_person"): ItemState =>
-  outcome === "dead" ? "dead" : outcome === "canceled" ? "dropped" : "done";
-
 /** What a state means for the lane: still waiting here (a replay of a dead letter counts as waiting). */
 export const waitsHere = (state: ItemState | undefined): boolean => state === "pending" || state === "batched";
 
