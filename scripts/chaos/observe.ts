@@ -133,7 +133,7 @@ const oneMessage = z.object({
   text: z.string().optional(),
   status: z.string(),
   lastError: z.string().optional(),
-  history: z.array(z.object({ status: z.string() })),
+  history: z.array(z.object({ status: z.string(), detail: z.string().optional() })),
 });
 
 export async function allMessages(gateway: Gateway, headers: Record<string, string>) {

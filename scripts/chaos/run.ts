@@ -573,6 +573,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (c.status === 400) count("simulator 400s (not on WhatsApp)");
     }
     for (const w of simulator.state.webhooks) if (w.outcome === "dropped") count("webhooks dropped");
+    // A text stored as sent through the API more often than a call of ours relayed it: another API
+    // client of the instance sent it too (a look-alike with a Baileys id).
+    const relayedTexts = new Map<string, number>();
+    for (const c of calls) if (c.relayed && c.text !== undefined) relayedTexts.set(c.text, (relayedTexts.get(c.text) ?? 0) + 1);
+    const storedTexts = new Map<string, number>();
+    for (const raw of simulator.state.sentMessages()) {
+      const text = z.object({ conversation: z.string() }).safeParse(raw.message).data?.conversation;
+      if (raw.key.fromMe && raw.source === "web" && text !== undefined) storedTexts.set(text, (storedTexts.get(text) ?? 0) + 1);
+    }
+    const otherClientTexts = new Set([...storedTexts].filter(([text, n]) => n > (relayedTexts.get(text) ?? 0)).map(([text]) => text));
     for (const [what, n] of Object.entries(faultCounts(simulator.state))) injected[what] = n;
     const observed: Observed = {
       acceptedApi,
@@ -583,6 +593,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       statusEvents,
       requests,
       restartWindows: windows.map((w) => ({ from: w.from, to: Number.isFinite(w.to) ? w.to : Date.now() })),
+      otherClientTexts,
     };
     const verdict = judge(
       plan.filter((p) => p.network === "whatsapp"),

@@ -23,6 +23,12 @@ export function verdictTable(o: ChaosOptions, r: ChaosResult): string {
       mark(v.markedSentNeverSent === 0),
     ],
     ["sent twice (at the simulator)", v.sentTwice, `${v.extraSends} extra sends`, mark(v.sentTwice === 0)],
+    [
+      "another API client sent the same text while an attempt hung (cannot be told apart)",
+      v.otherClient.neverSent + v.otherClient.sentTwice,
+      `${v.otherClient.neverSent} recorded sent under that client's message (ours never went), ${v.otherClient.sentTwice} sent again after "cannot tell"`,
+      "expected",
+    ],
     ["out of per-contact order (at the simulator)", v.outOfOrder, "", mark(v.outOfOrder === 0)],
     ["status regressions (history and Kafka)", v.regressions, "", mark(v.regressions === 0)],
     [o.kafka ? "status events missing on Kafka" : "status events missing in the outbox (no Kafka)", v.missingEvents, "", mark(v.missingEvents === 0)],

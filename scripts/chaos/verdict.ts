@@ -19,10 +19,20 @@ export type Observed = {
   statusEvents: { messageId: string; status: string }[];
   requests: ApiRequest[];
   restartWindows: { from: number; to: number }[];
+  /** Texts that another API client of the Evolution instance also sent to the contact (the
+   *  simulator's look-alikes with a Baileys id and `source: "web"`): nothing Evolution stores tells
+   *  them from the gateway's own send, so reconciliation may take one for it or be unable to tell. */
+  otherClientTexts?: Set<string>;
 };
 /** One API request: when it started and ended, and what came back (status 0: no answer). */
 export type ApiRequest = { at: number; end?: number; status: number; path?: string; detail?: string };
-export type GatewayMessage = { id: string; text?: string | undefined; status: string; lastError?: string; history: { status: string }[] };
+export type GatewayMessage = {
+  id: string;
+  text?: string | undefined;
+  status: string;
+  lastError?: string;
+  history: { status: string; detail?: string }[];
+};
 /** `relayed`: the message went out to WhatsApp on this call, whatever was answered (a 201, or a
  *  500/502 after relaying); absent, a 201 stands for it. */
 export type SimCall = { text: string | undefined; number: string; status: number; answeredAt: number | undefined; relayed?: boolean };
@@ -44,6 +54,10 @@ export type Verdict = {
   markedSentTexts: string[];
   sentTwice: number;
   extraSends: number;
+  /** The documented exposure, reported apart from the goals: another API client of the instance sent
+   *  the same text while an attempt hung. Recorded sent under that client's message id when the
+   *  attempt never went out (`neverSent`); sent again after "cannot tell" when it did (`sentTwice`). */
+  otherClient: { neverSent: number; sentTwice: number; texts: string[] };
   outOfOrder: number;
   /** The contacts with a send out of order, for the run's order.json. */
   outOfOrderContacts: number[];
@@ -87,6 +101,11 @@ export function judge(planned: Planned[], o: Observed): Verdict {
   const sentTwiceTexts: string[] = [];
   let markedSentNeverSent = 0;
   const markedSentTexts: string[] = [];
+  const otherClient = { neverSent: 0, sentTwice: 0, texts: [] as string[] };
+  // Only what the gateway's history says it did about the look-alike counts as that case: taken as
+  // found, or "cannot tell" and sent again. Anything else stays a missed goal.
+  const otherClientCase = (text: string, m: GatewayMessage | undefined, said: string) =>
+    (o.otherClientTexts?.has(text) ?? false) && (m?.history.some((h) => h.detail?.includes(said)) ?? false);
 
   const eventsOf = new Map<string, string[]>();
   for (const e of o.statusEvents) eventsOf.set(e.messageId, [...(eventsOf.get(e.messageId) ?? []), e.status]);
@@ -94,7 +113,10 @@ export function judge(planned: Planned[], o: Observed): Verdict {
   for (const p of accepted) {
     const rows = byText.get(p.text) ?? [];
     const sends = okCalls.get(p.text) ?? [];
-    if (sends.length > 1) {
+    if (sends.length > 1 && otherClientCase(p.text, rows[0], "cannot tell whether it went")) {
+      otherClient.sentTwice++;
+      otherClient.texts.push(p.text);
+    } else if (sends.length > 1) {
       sentTwice++;
       sentTwiceTexts.push(p.text);
       extraSends += sends.length - 1;
@@ -115,7 +137,10 @@ export function judge(planned: Planned[], o: Observed): Verdict {
     } else {
       terminal[m.status] = (terminal[m.status] ?? 0) + 1;
       if (m.status === "failed" && !m.lastError) failedWithoutReason++;
-      if (rank[m.status] !== undefined && rank[m.status]! >= rank.sent! && sends.length === 0) {
+      if (rank[m.status] !== undefined && rank[m.status]! >= rank.sent! && sends.length === 0 && otherClientCase(p.text, m, "reconciled: found in Evolution")) {
+        otherClient.neverSent++;
+        otherClient.texts.push(p.text);
+      } else if (rank[m.status] !== undefined && rank[m.status]! >= rank.sent! && sends.length === 0) {
         markedSentNeverSent++;
         markedSentTexts.push(p.text);
         example("marked sent but never sent", `${m.id} ${m.status}: ${p.text}`);
@@ -184,6 +209,7 @@ export function judge(planned: Planned[], o: Observed): Verdict {
     markedSentTexts,
     sentTwice,
     extraSends,
+    otherClient,
     outOfOrder,
     outOfOrderContacts: [...outOfOrderContacts],
     sentTwiceTexts,

@@ -69,6 +69,30 @@ describe("verdict rules", () => {
     expect(goalsMet(judge(plan, base()))).toBe(true);
   });
 
+  it("another API client's look-alike: taken as found or 'cannot tell' and resent is reported apart; the same on another text, or without that history, misses the goal", () => {
+    const o = base();
+    // t0: the hung attempt never went out; the other client's message was found and recorded.
+    o.calls[0] = { text: "t0", number: "1", status: 500, answeredAt: 0, relayed: false };
+    o.messages[0]!.history.splice(1, 0, { status: "sent", detail: "reconciled: found in Evolution as 3EB0AAAAAAAAAAAAAAAAAA; not sent again" });
+    // t1: ours went out too: two candidates, "cannot tell", sent again.
+    o.calls.push({ text: "t1", number: "1", status: 201, answeredAt: 3, relayed: true });
+    o.messages[1]!.history.splice(1, 0, {
+      status: "processing",
+      detail: "reconcile: cannot tell whether it went (2 messages in Evolution's store could be this one); sending again, it may arrive twice",
+    });
+    o.otherClientTexts = new Set(["t0", "t1"]);
+    const v = judge(plan, o);
+    expect(v).toMatchObject({ markedSentNeverSent: 0, sentTwice: 0, otherClient: { neverSent: 1, sentTwice: 1, texts: ["t0", "t1"] } });
+    expect(goalsMet(v)).toBe(true);
+    // No other client sent these texts: the same observations miss both goals.
+    o.otherClientTexts = new Set();
+    expect(judge(plan, o)).toMatchObject({ markedSentNeverSent: 1, sentTwice: 1, otherClient: { neverSent: 0, sentTwice: 0 } });
+    // The other client sent t1, but the gateway resent without saying it could not tell: still sent twice.
+    o.otherClientTexts = new Set(["t1"]);
+    o.messages[1]!.history.splice(1, 1);
+    expect(judge(plan, o)).toMatchObject({ sentTwice: 1, otherClient: { sentTwice: 0 } });
+  });
+
   it("a request cut by a kill belongs to the window even when it started before it", () => {
     const o = base();
     o.requests = [
