@@ -1,6 +1,6 @@
 // The instances table: a tenant's numbers and bots (an Evolution instance, a Telegram bot, a web
 // chat), their connection state, pacing settings and the governor's pause.
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../client.ts";
 import { instances } from "../schema.ts";
@@ -82,4 +82,36 @@ const stateRow = z.object({ name: z.string(), state: z.string() });
 /** Every instance's connection state (all tenants: the metrics). */
 export async function states(db: Db): Promise<z.infer<typeof stateRow>[]> {
   return z.array(stateRow).parse(await db.all(sql`SELECT name, state FROM instances`));
+}
+
+/** Mirrors the governor's pause (null: sending) into the instance's row; un-awaited, for the batch
+ *  that writes its instance.status event. */
+export function mirrorPause(id: string, pause: { reason: string; at: number; until: number | null } | null, now: number): SQL {
+  return sql`UPDATE instances SET paused_reason = ${pause?.reason ?? null}, paused_at = ${pause?.at ?? null},
+        paused_until = ${pause?.until ?? null}, updated_at = ${now} WHERE id = ${id}`;
+}
+
+/** An instance.status event's values read from the instance's row as it stands. */
+export function statusEventFromRow(id: string) {
+  return {
+    tenantId: sql`tenant_id`,
+    row: { instance: sql`name`, channel: sql`channel`, state: sql`state` },
+    callbackUrl: sql`(SELECT callback_url FROM tenants WHERE id = instances.tenant_id)`,
+    source: sql`FROM instances WHERE id = ${id}`,
+  };
+}
+
+/** A connection state change, only when the state differs; an open connection no longer needs its
+ *  QR code. Un-awaited: its event follows it in the batch, guarded by changes(). */
+export function changeState(id: string, state: string, at: number): SQL {
+  const clearQr = state === "open" ? sql`, qr_code = NULL, qr_count = NULL, qr_updated_at = NULL` : sql``;
+  return sql`UPDATE instances SET state = ${state}, state_changed_at = ${at}, updated_at = ${at} ${clearQr}
+      WHERE id = ${id} AND state != ${state}`;
+}
+
+/** A QR code refresh, kept on the instance only: a late refresh never overwrites a newer code, nor
+ *  revives one on a connected number. */
+export function refreshQrCode(id: string, qr: { base64: string; count: number | null; at: number }): SQL {
+  return sql`UPDATE instances SET qr_code = ${qr.base64}, qr_count = ${qr.count}, qr_updated_at = ${qr.at}
+    WHERE id = ${id} AND state != 'open' AND COALESCE(qr_updated_at, 0) <= ${qr.at}`;
 }
