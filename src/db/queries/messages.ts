@@ -310,3 +310,14 @@ export function page(
     .orderBy(desc(messagesTable.id))
     .limit(q.limit + 1);
 }
+
+const SEND_CONFIRMED = "send.message confirmed by Evolution";
+
+/** The provider handed the message to WhatsApp (its id is already ours from the send's answer): a
+ *  history entry, once. */
+export function confirmSend(instanceId: string, providerMessageId: string, at: number): SQL {
+  return sql`UPDATE messages
+      SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${at}, 'attempt', NULL, 'detail', ${SEND_CONFIRMED}))
+      WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}
+        AND NOT EXISTS (SELECT 1 FROM json_each(messages.history) WHERE json_extract(value, '$.detail') = ${SEND_CONFIRMED})`;
+}
