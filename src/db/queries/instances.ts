@@ -115,3 +115,55 @@ export function refreshQrCode(id: string, qr: { base64: string; count: number | 
   return sql`UPDATE instances SET qr_code = ${qr.base64}, qr_count = ${qr.count}, qr_updated_at = ${qr.at}
     WHERE id = ${id} AND state != 'open' AND COALESCE(qr_updated_at, 0) <= ${qr.at}`;
 }
+
+// An instance an agent's message may go to, with its automation's settings (a JOIN: it answers
+// about the instance).
+const agentTargetRow = z.object({
+  id: z.string(),
+  name: z.string(),
+  channel: z.string(),
+  enabled: z.number().nullable(),
+  state: z.string().nullable(),
+  debounce_ms: z.number().nullable(),
+  probe_at: z.number().nullable(),
+});
+export type AgentTarget = z.infer<typeof agentTargetRow>;
+
+const agentTargetColumns = sql`i.id, i.name, i.channel, a.enabled, a.state, a.debounce_ms, a.probe_at
+  FROM instances i LEFT JOIN automations a ON a.instance_id = i.id`;
+
+/** The tenant's instance of that name, with its automation's settings. */
+export async function agentTargetByName(db: Db, tenantId: string, name: string): Promise<AgentTarget | undefined> {
+  const rows = z.array(agentTargetRow).parse(await db.all(sql`SELECT ${agentTargetColumns} WHERE i.tenant_id = ${tenantId} AND i.name = ${name}`));
+  return rows[0];
+}
+
+/** Up to two of the tenant's instances (of the channel, when given): two are enough to know it is not one. */
+export async function agentTargets(db: Db, tenantId: string, channel: string | undefined): Promise<AgentTarget[]> {
+  return z
+    .array(agentTargetRow)
+    .parse(await db.all(sql`SELECT ${agentTargetColumns} WHERE i.tenant_id = ${tenantId} ${channel ? sql`AND i.channel = ${channel}` : sql``} LIMIT 2`));
+}
+
+// An instance's automation counters and breaker (a JOIN: it answers about the tenant's instances).
+const queueCountRow = z.object({
+  name: z.string(),
+  enabled: z.number().nullable(),
+  state: z.string().nullable(),
+  waiting: z.number().nullable(),
+  retrying: z.number().nullable(),
+  delivered: z.number().nullable(),
+  dead: z.number().nullable(),
+  canceled: z.number().nullable(),
+  human: z.number().nullable(),
+});
+export type QueueCountRow = z.infer<typeof queueCountRow>;
+
+/** One automation counter row per instance of the tenant, with its automation's switch and breaker. */
+export async function automationCounts(db: Db, tenantId: string): Promise<QueueCountRow[]> {
+  return z.array(queueCountRow).parse(
+    await db.all(sql`SELECT i.name, a.enabled, a.state, c.waiting, c.retrying, c.delivered, c.dead, c.canceled, c.human
+    FROM instances i LEFT JOIN automations a ON a.instance_id = i.id LEFT JOIN automation_counts c ON c.tenant_id = i.tenant_id AND c.instance_id = i.id
+    WHERE i.tenant_id = ${tenantId}`),
+  );
+}
