@@ -81,3 +81,14 @@ export function handBack(c: Change, input: { changeId: string; by: string; now: 
     sql`DELETE FROM conversation_handoffs WHERE ${where}`,
   ];
 }
+
+const overdueRow = z.object({ instance_id: z.string(), contact: z.string(), tenant_id: z.string(), until: z.number(), name: z.string() });
+
+/** Hand-offs whose until passed before `before` (through conversation_handoffs_until), with their instance's name. */
+export async function overdue(db: Db, before: number, limit: number): Promise<z.infer<typeof overdueRow>[]> {
+  return z.array(overdueRow).parse(
+    await db.all(sql`
+    SELECT h.instance_id, h.contact, h.tenant_id, h.until, n.name FROM conversation_handoffs h JOIN instances n ON n.id = h.instance_id
+    WHERE h.until < ${before} LIMIT ${limit}`),
+  );
+}
