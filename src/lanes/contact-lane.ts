@@ -12,12 +12,13 @@ import { config } from "../config.ts";
 import type { MessageStatus } from "../contracts/events.ts";
 import { applied, firstRow, runNamed } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
+import { instances, messages } from "../db/queries/index.ts";
 import type { MediaJson } from "../db/schema.ts";
 import { chatMovedStatement } from "../db/chat-migrations.ts";
 import type { Connection, Outgoing, Provider, SendOutcome } from "../providers/provider.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
 import { applyPendingReceipts } from "../messages/receipts.ts";
-import { appendHistory, transitionStatements } from "../messages/transitions.ts";
+import { transitionStatements } from "../messages/transitions.ts";
 import { errorField, log, logDeliveryAttempt } from "../observability/log.ts";
 import { backoffMs } from "./backoff.ts";
 import {
@@ -79,17 +80,7 @@ type MessageRow = {
   callback: string | null;
 };
 
-type InstanceRow = {
-  name: string;
-  channel: string;
-  evolution_url: string;
-  evolution_api_key: string;
-  telegram_api_url: string | null;
-  telegram_bot_token: string | null;
-  rate_per_minute: number;
-  typing: number;
-  gap_max_ms: number;
-};
+type InstanceRow = instances.SenderRow;
 
 /** The instance's provider and its way there. */
 function providerOf(row: InstanceRow, gateway?: Connection["gateway"]): { provider: Provider; conn: Connection } {
@@ -288,8 +279,7 @@ export class ContactLane extends DurableObject<Env> {
   /** After a restart of the local runtime (or from the cron): takes up this lane's pending
    *  messages from D1 (a queue hop may have been lost with the process) and re-arms the alarm. */
   async wake(laneKey: string): Promise<number | null> {
-    const pending = await this.db.all<StragglerRow>(sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
-      WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') ORDER BY ready_at LIMIT 200`);
+    const pending = await messages.laneActive(this.db, laneKey, 200);
     await this.enqueue(
       laneKey,
       pending.map((p) => ({ messageId: p.id, instanceId: p.instance_id, priority: p.priority, readyAt: p.ready_at, createdAt: p.created_at })),
@@ -638,19 +628,7 @@ export class ContactLane extends DurableObject<Env> {
   // instance name), whichever tenant holds it: tenants (or gateways) may share one Evolution
   // instance, and one message must never be claimed by two. In chunks: 100 bound parameters a statement.
   private async takenOnEvolution(instance: InstanceRow, messageId: string, ids: string[]): Promise<Set<string>> {
-    const taken = new Set<string>();
-    const url = instance.evolution_url.replace(/\/+$/, "");
-    for (let i = 0; i < ids.length; i += 90) {
-      const chunk = ids.slice(i, i + 90);
-      const rows = await this.db.all<{ p: string }>(sql`SELECT provider_message_id AS p FROM messages
-        WHERE instance_id IN (SELECT id FROM instances WHERE name = ${instance.name} AND rtrim(evolution_url, '/') = ${url})
-          AND id != ${messageId} AND provider_message_id IN (${sql.join(
-            chunk.map((id) => sql`${id}`),
-            sql`, `,
-          )})`);
-      for (const r of rows) taken.add(r.p);
-    }
-    return taken;
+    return messages.providerIdsTaken(this.db, instance.name, instance.evolution_url.replace(/\/+$/, ""), messageId, ids);
   }
 
   // Writes the attempt's known outcome to D1; on failure it stays `unrecorded` here and is retried.
@@ -710,11 +688,8 @@ export class ContactLane extends DurableObject<Env> {
   // own phase already holds what matters.
   private async note(messageId: string, attempt: number, detail: string, at: number, lastError?: string, uncount = false): Promise<void> {
     try {
-      // One statement: the note goes into the row's history, with the last error when there is one.
-      const error = lastError === undefined ? sql`` : sql`last_error = ${lastError}, updated_at = ${at},`;
       // An attempt that does not count gives its number back (only if nothing claimed another since).
-      const count = uncount ? sql`attempts = CASE WHEN attempts = ${attempt} THEN ${attempt - 1} ELSE attempts END,` : sql``;
-      await this.db.run(sql`UPDATE messages SET ${error} ${count} ${appendHistory({ status: "processing", at, attempt, detail })} WHERE id = ${messageId}`);
+      await messages.noteAttempt(this.db, messageId, { attempt, detail, at, lastError, uncount });
     } catch (err) {
       logWarn("history note failed", { messageId, error: errorField(err) });
     }
@@ -723,8 +698,7 @@ export class ContactLane extends DurableObject<Env> {
   // A wait note in the message's history, under its current status (queued, or scheduled when due).
   private async waitNote(messageId: string, detail: string, at: number): Promise<void> {
     try {
-      await this.db.run(sql`UPDATE messages SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${at}, 'attempt', NULL, 'detail', ${detail}))
-        WHERE id = ${messageId} AND status IN ('scheduled', 'queued')`);
+      await messages.noteWait(this.db, messageId, detail, at);
     } catch (err) {
       logWarn("history note failed", { messageId, error: errorField(err) });
     }
@@ -744,10 +718,7 @@ export class ContactLane extends DurableObject<Env> {
 
   // Whom to show "typing…" and how long the text is (media: no typing).
   private async typingTarget(id: string): Promise<{ to: string; textLength: number | undefined } | undefined> {
-    const [row] = await this.db.all<{ to: string; n: number | null }>(
-      sql`SELECT "to", CASE WHEN media IS NULL THEN length(text) END AS n FROM messages WHERE id = ${id}`,
-    );
-    return row ? { to: row.to, textLength: row.n ?? undefined } : undefined;
+    return messages.typingTarget(this.db, id);
   }
 
   private async pullOlder(laneKey: string, head: ItemRow, now: number): Promise<number> {
@@ -795,10 +766,7 @@ export class ContactLane extends DurableObject<Env> {
   private async instance(id: string): Promise<InstanceRow | undefined> {
     const hit = this.instanceCache.lookup(id);
     if (hit) return hit.value;
-    const [row] = await this.db.all<InstanceRow>(
-      sql`SELECT name, channel, evolution_url, evolution_api_key, telegram_api_url, telegram_bot_token, rate_per_minute, typing, gap_max_ms
-        FROM instances WHERE id = ${id}`,
-    );
+    const row = await instances.senderOf(this.db, id);
     this.instanceCache.set(id, row);
     return row;
   }

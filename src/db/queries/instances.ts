@@ -167,3 +167,25 @@ export async function automationCounts(db: Db, tenantId: string): Promise<QueueC
     WHERE i.tenant_id = ${tenantId}`),
   );
 }
+
+// What a contact lane needs of its instance to send: the provider's way there and its pacing.
+const senderRow = z.object({
+  name: z.string(),
+  channel: z.string(),
+  evolution_url: z.string(),
+  evolution_api_key: z.string(),
+  telegram_api_url: z.string().nullable(),
+  telegram_bot_token: z.string().nullable(),
+  rate_per_minute: z.number(),
+  typing: z.number(),
+  gap_max_ms: z.number(),
+});
+export type SenderRow = z.infer<typeof senderRow>;
+
+export async function senderOf(db: Db, id: string): Promise<SenderRow | undefined> {
+  const [row] = z.array(senderRow).parse(
+    await db.all(sql`SELECT name, channel, evolution_url, evolution_api_key, telegram_api_url, telegram_bot_token, rate_per_minute, typing, gap_max_ms
+        FROM instances WHERE id = ${id}`),
+  );
+  return row;
+}

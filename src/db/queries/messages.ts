@@ -321,3 +321,62 @@ export function confirmSend(instanceId: string, providerMessageId: string, at: n
       WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}
         AND NOT EXISTS (SELECT 1 FROM json_each(messages.history) WHERE json_extract(value, '$.detail') = ${SEND_CONFIRMED})`;
 }
+
+// A message of a contact lane, as the lane takes it up (lane order: priority, due time, arrival).
+const laneMessageRow = z.object({ id: z.string(), instance_id: z.string(), priority: z.number(), ready_at: z.number(), created_at: z.number() });
+export type LaneMessage = z.infer<typeof laneMessageRow>;
+
+/** The lane's messages not yet over (scheduled, queued, processing), the earliest due first. */
+export async function laneActive(db: Db, laneKey: string, limit: number): Promise<LaneMessage[]> {
+  return z.array(laneMessageRow).parse(
+    await db.all(sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
+      WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') ORDER BY ready_at LIMIT ${limit}`),
+  );
+}
+
+/** Which of these provider ids another message of the same provider instance (same name, same
+ *  Evolution URL) already holds; in pages under D1's 100 bound parameters. */
+export async function providerIdsTaken(db: Db, instanceName: string, evolutionUrl: string, exceptId: string, ids: readonly string[]): Promise<Set<string>> {
+  const taken = new Set<string>();
+  for (let i = 0; i < ids.length; i += 90) {
+    const chunk = ids.slice(i, i + 90);
+    const rows = z.array(z.object({ p: z.string() })).parse(
+      await db.all(sql`SELECT provider_message_id AS p FROM messages
+        WHERE instance_id IN (SELECT id FROM instances WHERE name = ${instanceName} AND rtrim(evolution_url, '/') = ${evolutionUrl})
+          AND id != ${exceptId} AND provider_message_id IN (${sql.join(
+            chunk.map((id) => sql`${id}`),
+            sql`, `,
+          )})`),
+    );
+    for (const r of rows) taken.add(r.p);
+  }
+  return taken;
+}
+
+/** A history line for an attempt not over yet, with its last error when there is one; `uncount`
+ *  gives the attempt's number back (only if nothing claimed another since). One statement. */
+export async function noteAttempt(
+  db: Db,
+  messageId: string,
+  n: { attempt: number; detail: string; at: number; lastError?: string; uncount?: boolean },
+): Promise<void> {
+  const error = n.lastError === undefined ? sql`` : sql`last_error = ${n.lastError}, updated_at = ${n.at},`;
+  const count = n.uncount ? sql`attempts = CASE WHEN attempts = ${n.attempt} THEN ${n.attempt - 1} ELSE attempts END,` : sql``;
+  await db.run(
+    sql`UPDATE messages SET ${error} ${count} ${appendHistory({ status: "processing", at: n.at, attempt: n.attempt, detail: n.detail })} WHERE id = ${messageId}`,
+  );
+}
+
+/** A wait note in the history of a message still waiting (queued, or scheduled when due), under its current status. */
+export async function noteWait(db: Db, messageId: string, detail: string, at: number): Promise<void> {
+  await db.run(sql`UPDATE messages SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${at}, 'attempt', NULL, 'detail', ${detail}))
+        WHERE id = ${messageId} AND status IN ('scheduled', 'queued')`);
+}
+
+/** Whom a message goes to and its text's length (media: undefined), for "typing…". */
+export async function typingTarget(db: Db, id: string): Promise<{ to: string; textLength: number | undefined } | undefined> {
+  const [row] = z
+    .array(z.object({ to: z.string(), n: z.number().nullable() }))
+    .parse(await db.all(sql`SELECT "to", CASE WHEN media IS NULL THEN length(text) END AS n FROM messages WHERE id = ${id}`));
+  return row ? { to: row.to, textLength: row.n ?? undefined } : undefined;
+}
