@@ -5,14 +5,12 @@
 // canceled message or a redelivered queue message is never sent twice. Decisions live in
 // lane-machine.ts; this class asks D1, the governor and Evolution, and carries the actions out.
 import { DurableObject } from "cloudflare:workers";
-import { sql } from "drizzle-orm";
 import { z } from "zod";
 import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
-import type { MessageStatus } from "../contracts/events.ts";
-import { applied, firstRow, runNamed } from "../db/batch.ts";
+import { applied, runNamed } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
-import { instances, messages } from "../db/queries/index.ts";
+import { deadLetters, instances, messages, pendingReceipts } from "../db/queries/index.ts";
 import type { MediaJson } from "../db/schema.ts";
 import { chatMovedStatement } from "../db/chat-migrations.ts";
 import type { Connection, Outgoing, Provider, SendOutcome } from "../providers/provider.ts";
@@ -62,23 +60,8 @@ export type ItemRow = {
    *  errors and timeouts, a first "not found"). */
   checks: number;
 };
-type StragglerRow = { id: string; instance_id: string; priority: number; ready_at: number; created_at: number };
 
-type MessageRow = {
-  id: string;
-  tenant_id: string;
-  to: string;
-  /** Where it goes now: `to`, or the chat's new address if it moved. */
-  address: string;
-  text: string | null;
-  media: string | null;
-  status: MessageStatus;
-  attempts: number;
-  max_attempts: number;
-  ready_at: number;
-  updated_at: number;
-  callback: string | null;
-};
+type MessageRow = messages.SendRow;
 
 type InstanceRow = instances.SenderRow;
 
@@ -127,22 +110,6 @@ const EARLIEST_DUE = `WITH flight AS (SELECT next_at FROM lane_items WHERE phase
     WHEN EXISTS (SELECT 1 FROM head) THEN MIN((SELECT next_at FROM head), COALESCE((SELECT due FROM coming), (SELECT next_at FROM head)))
     ELSE (SELECT MIN(MAX(ready_at, next_at)) FROM lane_items WHERE phase = 'waiting')
   END AS due`;
-
-// Due messages of this lane that come before `head` in lane order (priority, due time, arrival):
-// queued, or scheduled and due but not yet taken up by this lane (its queue hop was lost).
-// The first IN (...) term lets SQLite use the partial index messages_lane_active.
-function olderQueued(laneKey: string, head: ItemRow, now: number) {
-  return sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
-    WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') AND status IN ('scheduled', 'queued') AND id != ${head.id} AND ready_at <= ${now}
-      AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
-        OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))`;
-}
-
-const messageRow = (id: string) =>
-  sql`SELECT id, tenant_id, "to", text, media, status, attempts, max_attempts, ready_at, updated_at,
-    COALESCE((SELECT to_chat FROM chat_migrations WHERE instance_id = messages.instance_id AND from_chat = messages."to"), "to") AS address,
-    COALESCE(callback_url, (SELECT callback_url FROM tenants WHERE id = messages.tenant_id)) AS callback
-    FROM messages WHERE id = ${id}`;
 
 const logWarn = (msg: string, fields: Record<string, unknown>) => log("warn", msg, fields);
 
@@ -457,7 +424,7 @@ export class ContactLane extends DurableObject<Env> {
   // The claim (or read) for this phase and D1's answer, by name.
   private async ask(ask: D1Ask, head: ItemRow, laneKey: string, now: number): Promise<{ answer: D1Answer; row: MessageRow | undefined }> {
     if (ask === "none") return { answer: { found: false }, row: undefined };
-    const older = olderQueued(laneKey, head, now);
+    const older = messages.olderInLane(laneKey, head, now);
     let claimed = false;
     let olderWaiting = false;
     let row: MessageRow | undefined;
@@ -472,16 +439,22 @@ export class ContactLane extends DurableObject<Env> {
           to: "queued",
           at: now,
           detail: "due",
-          where: sql`ready_at <= ${now} AND NOT EXISTS (${older})`,
+          where: messages.claimGuards.dueAndFirst(older, now),
         }),
-        toProcessing: transitionStatements({ messageId: head.id, from: ["queued"], to: "processing", at: now, attempt, where: sql`NOT EXISTS (${older})` }),
-        row: messageRow(head.id),
+        toProcessing: transitionStatements({
+          messageId: head.id,
+          from: ["queued"],
+          to: "processing",
+          at: now,
+          attempt,
+          where: messages.claimGuards.first(older),
+        }),
+        row: messages.forSend(head.id),
       });
       claimed = applied(r.toProcessing);
-      row = firstRow<MessageRow>(r.row);
+      row = messages.sendRowOf(r.row);
       // Only a claim that did not apply needs to know why (kept off the hot path).
-      if (!claimed && (row?.status === "queued" || row?.status === "scheduled"))
-        olderWaiting = ((await this.db.all<{ waiting: number }>(sql`SELECT EXISTS (${older}) AS waiting`))[0]?.waiting ?? 0) > 0;
+      if (!claimed && (row?.status === "queued" || row?.status === "scheduled")) olderWaiting = await messages.anyOlder(this.db, older);
     } else if (ask === "claim_retry") {
       // Only from the attempt this lane knows of: a higher count in D1 means an attempt in doubt.
       const r = await runNamed(this.db, {
@@ -491,14 +464,14 @@ export class ContactLane extends DurableObject<Env> {
           to: "processing",
           at: now,
           attempt: head.attempts + 1,
-          where: sql`attempts = ${head.attempts}`,
+          where: messages.claimGuards.atAttempt(head.attempts),
         }),
-        row: messageRow(head.id),
+        row: messages.forSend(head.id),
       });
       claimed = applied(r.claim);
-      row = firstRow<MessageRow>(r.row);
+      row = messages.sendRowOf(r.row);
     } else {
-      row = firstRow<MessageRow>((await runNamed(this.db, { row: messageRow(head.id) })).row);
+      row = messages.sendRowOf((await runNamed(this.db, { row: messages.forSend(head.id) })).row);
     }
     if (!row) return { answer: { found: false }, row };
     return {
@@ -647,10 +620,10 @@ export class ContactLane extends DurableObject<Env> {
             providerMessageId: outcome.providerMessageId,
             ...(outcome.detail ? { detail: outcome.detail } : {}),
           }),
-          parked: sql`SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ${head.instance_id} AND provider_message_id = ${outcome.providerMessageId}`,
+          parked: pendingReceipts.parkedCount(head.instance_id, outcome.providerMessageId),
         });
         // A receipt that raced ahead of this record was parked; apply it now.
-        if ((firstRow<{ n: number }>(r.parked)?.n ?? 0) > 0) await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
+        if (pendingReceipts.parkedCountOf(r.parked) > 0) await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
       } else {
         await runNamed(this.db, {
           failed: transitionStatements({
@@ -662,8 +635,7 @@ export class ContactLane extends DurableObject<Env> {
             lastError: outcome.error,
             detail: outcome.error,
           }),
-          deadLetter: sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at)
-            VALUES (${head.id}, ${row.tenant_id}, ${attempt}, ${outcome.error}, ${at})`,
+          deadLetter: deadLetters.record(head.id, row.tenant_id, attempt, outcome.error, at),
         });
       }
     } catch (err) {
@@ -722,7 +694,7 @@ export class ContactLane extends DurableObject<Env> {
   }
 
   private async pullOlder(laneKey: string, head: ItemRow, now: number): Promise<number> {
-    const stragglers = await this.db.all<StragglerRow>(sql`SELECT * FROM (${olderQueued(laneKey, head, now)}) LIMIT 50`);
+    const stragglers = await messages.olderInLanePage(this.db, laneKey, head, now, 50);
     return this.enqueue(
       laneKey,
       stragglers.map((s) => ({ messageId: s.id, instanceId: s.instance_id, priority: s.priority, readyAt: s.ready_at, createdAt: s.created_at })),

@@ -1,7 +1,7 @@
 // The messages table: every message a tenant sends, its status, history and lane.
 import { and, desc, eq, gte, lt, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
-import type { MessageStatus } from "../../contracts/events.ts";
+import { type MessageStatus, messageStatus } from "../../contracts/events.ts";
 import { changes } from "../batch.ts";
 import type { Db } from "../client.ts";
 import { messages as messagesTable } from "../schema.ts";
@@ -379,4 +379,67 @@ export async function typingTarget(db: Db, id: string): Promise<{ to: string; te
     .array(z.object({ to: z.string(), n: z.number().nullable() }))
     .parse(await db.all(sql`SELECT "to", CASE WHEN media IS NULL THEN length(text) END AS n FROM messages WHERE id = ${id}`));
   return row ? { to: row.to, textLength: row.n ?? undefined } : undefined;
+}
+
+type LaneHead = { id: string; priority: number; ready_at: number; created_at: number };
+
+/** Due messages of the lane that come before `head` in lane order (priority, due time, arrival):
+ *  queued, or scheduled and due but not yet taken up by the lane (its queue hop was lost). A
+ *  subquery, for the claim's guards. The first IN (...) term lets SQLite use messages_lane_active. */
+export function olderInLane(laneKey: string, head: LaneHead, now: number): SQL {
+  return sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
+    WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') AND status IN ('scheduled', 'queued') AND id != ${head.id} AND ready_at <= ${now}
+      AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
+        OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))`;
+}
+
+/** The claim's guards: due with nothing older waiting (scheduled → queued), nothing older waiting
+ *  (queued → processing), still at the attempt the lane knows of (a retry). */
+export const claimGuards = {
+  dueAndFirst: (older: SQL, now: number): SQL => sql`ready_at <= ${now} AND NOT EXISTS (${older})`,
+  first: (older: SQL): SQL => sql`NOT EXISTS (${older})`,
+  atAttempt: (attempts: number): SQL => sql`attempts = ${attempts}`,
+};
+
+/** Whether the subquery of olderInLane finds any message. */
+export async function anyOlder(db: Db, older: SQL): Promise<boolean> {
+  const [row] = z.array(z.object({ waiting: z.number() })).parse(await db.all(sql`SELECT EXISTS (${older}) AS waiting`));
+  return (row?.waiting ?? 0) > 0;
+}
+
+/** Up to limit of the lane's messages older than head (see olderInLane). */
+export async function olderInLanePage(db: Db, laneKey: string, head: LaneHead, now: number, limit: number): Promise<LaneMessage[]> {
+  return z.array(laneMessageRow).parse(await db.all(sql`SELECT * FROM (${olderInLane(laneKey, head, now)}) LIMIT ${limit}`));
+}
+
+// A message as a contact lane sends it: where it goes now (the chat's new address if it moved)
+// and its callback URL (its own, else the tenant's).
+const sendRow = z.object({
+  id: z.string(),
+  tenant_id: z.string(),
+  to: z.string(),
+  address: z.string(),
+  text: z.string().nullable(),
+  media: z.string().nullable(),
+  status: messageStatus,
+  attempts: z.number(),
+  max_attempts: z.number(),
+  ready_at: z.number(),
+  updated_at: z.number(),
+  callback: z.string().nullable(),
+});
+export type SendRow = z.infer<typeof sendRow>;
+
+/** The message as a lane sends it; un-awaited, for the claim's batch (parse with sendRowOf). */
+export function forSend(id: string): SQL {
+  return sql`SELECT id, tenant_id, "to", text, media, status, attempts, max_attempts, ready_at, updated_at,
+    COALESCE((SELECT to_chat FROM chat_migrations WHERE instance_id = messages.instance_id AND from_chat = messages."to"), "to") AS address,
+    COALESCE(callback_url, (SELECT callback_url FROM tenants WHERE id = messages.tenant_id)) AS callback
+    FROM messages WHERE id = ${id}`;
+}
+
+/** The row of a forSend batch group, parsed; undefined: no such message. */
+export function sendRowOf(group: readonly { results?: unknown[] }[] | undefined): SendRow | undefined {
+  const r = group?.[0]?.results?.[0];
+  return r === undefined ? undefined : sendRow.parse(r);
 }
