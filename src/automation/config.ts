@@ -1,6 +1,6 @@
 // An instance's automation row as the lane and the routes read it.
-import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { automations } from "../db/queries/index.ts";
 
 export type AutomationConfig = {
   instanceId: string;
@@ -23,37 +23,19 @@ export type AutomationConfig = {
   probeStartedAt: number | null;
 };
 
-export type AutomationRow = {
-  instance_id: string;
-  tenant_id: string;
-  url: string;
-  secret: string;
-  secret_previous: string | null;
-  secret_previous_until: number | null;
-  enabled: number;
-  timeout_ms: number;
-  context_messages: number;
-  debounce_ms: number;
-  include_groups: number;
-  max_attempts: number;
-  state: string;
-  failures: number;
-  paused_at: number | null;
-  probe_at: number | null;
-  probe_started_at: number | null;
-};
+export type AutomationRow = automations.ConfigRow;
 
-export const automationStatement = (instanceId: string) =>
-  sql`SELECT instance_id, tenant_id, url, secret, secret_previous, secret_previous_until, enabled, timeout_ms, context_messages, debounce_ms, include_groups,
-      max_attempts, state, failures, paused_at, probe_at, probe_started_at FROM automations WHERE instance_id = ${instanceId}`;
+/** The automation row's read, for the caller's own batch (automationOf reads its row). */
+export const automationStatement = automations.configStatement;
 
 export async function loadAutomation(db: Db, instanceId: string): Promise<AutomationConfig | undefined> {
-  return automationOf((await db.all<AutomationRow>(automationStatement(instanceId)))[0]);
+  return automationOf(await automations.config(db, instanceId));
 }
 
 /** The row as read by automationStatement (in the caller's own batch). */
-export function automationOf(r: AutomationRow | undefined): AutomationConfig | undefined {
-  if (!r) return undefined;
+export function automationOf(row: unknown): AutomationConfig | undefined {
+  if (row === undefined) return undefined;
+  const r = automations.configRow.parse(row);
   return {
     instanceId: r.instance_id,
     tenantId: r.tenant_id,

@@ -1,6 +1,7 @@
 // One call to the tenant's handler: the signed automation.inbound body, the contact's recent
 // conversation, and the answer read into replies that are valid outbound messages.
-import { type SQL, sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
+import { inboundMessages } from "../db/queries/index.ts";
 import { type AutomationInbound, type HandlerHandoff, repliesOf } from "../contracts/automation.ts";
 import type { Channel } from "../contracts/channels.ts";
 import { sendMessageSchema, type SendMessageRequest } from "../contracts/messages.ts";
@@ -22,7 +23,7 @@ export type LaneInfo = {
 
 export type InboundView = AutomationInbound["messages"][number];
 
-export type ConversationRow = { direction: "in" | "out"; id: string; text: string | null; media: string | null; status: string | null; at: number };
+export type ConversationRow = inboundMessages.HistoryRow;
 
 const parseMedia = (media: string | null): Record<string, unknown> | null => {
   if (!media) return null;
@@ -34,26 +35,16 @@ const parseMedia = (media: string | null): Record<string, unknown> | null => {
   }
 };
 
-/** The contact's messages on this instance, both directions, newest first: `limit` rows (an SQL
- *  expression: the lane reads it from the automation row in the same batch) plus `extra`.
- *  (`+instance_id`: inbound rows through (tenant, contact), not through all of the instance's.) */
-export function conversationStatement(info: LaneInfo, limit: SQL, extra: number): SQL {
-  return sql`
-    SELECT * FROM (
-      SELECT CASE WHEN from_me = 1 THEN 'out' ELSE 'in' END AS direction, id, text, media, NULL AS status, timestamp AS at
-      FROM inbound_messages WHERE tenant_id = ${info.tenantId} AND contact IN ${forms(info.contact)} AND +instance_id = ${info.instanceId}
-      UNION ALL
-      SELECT 'out', id, text, media, status, created_at FROM messages
-      WHERE tenant_id = ${info.tenantId} AND "to" IN ${forms(info.replyTo ?? info.contact)} AND instance_id = ${info.instanceId} AND status != 'canceled'
-    ) ORDER BY at DESC, id DESC LIMIT (${limit}) + ${extra}`;
+/** The contact's messages on this instance, both directions, newest first: `limit` rows (a number,
+ *  or an expression the lane reads from the automation row in the same batch) plus `extra`. Both
+ *  ways a Brazilian mobile is written: messages sent to it under either are the contact's. */
+export function conversationStatement(info: LaneInfo, limit: SQL | number, extra: number): SQL {
+  return inboundMessages.history(
+    { tenantId: info.tenantId, instanceId: info.instanceId, contacts: contactForms(info.contact), to: contactForms(info.replyTo ?? info.contact) },
+    limit,
+    extra,
+  );
 }
-
-// Both ways a Brazilian mobile is written: messages sent to it under either are the contact's.
-const forms = (address: string) =>
-  sql`(${sql.join(
-    contactForms(address).map((f) => sql`${f}`),
-    sql`, `,
-  )})`;
 
 /** The last `limit` of those rows, oldest first, without the ones this call carries. */
 export function conversationFrom(rows: ConversationRow[], limit: number, exclude: string[]): AutomationInbound["conversation"] {

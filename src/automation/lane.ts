@@ -7,14 +7,14 @@
 // instance's D1 row, shared by all its lanes (breaker.ts).
 import { DurableObject } from "cloudflare:workers";
 import type { Tenant } from "../app-env.ts";
-import { sql } from "drizzle-orm";
 import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { config as appConfig } from "../config.ts";
 import type { SendMessageRequest } from "../contracts/messages.ts";
 import type { SendJob } from "../contracts/send-job.ts";
 import { applied, firstRow, runNamed, type Statement } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
-import { automationParked } from "../db/queries/index.ts";
+import { automationDeliveries, automationParked, automations, inboundMessages, tenants } from "../db/queries/index.ts";
+import { z } from "zod";
 import { backoffMs } from "../lanes/backoff.ts";
 import { errorField, log } from "../observability/log.ts";
 import { newId } from "../ids.ts";
@@ -22,30 +22,30 @@ import { writeEvent } from "../outbox/write.ts";
 import { enqueueJobs, idempotencyHashOf, insertStatements, type Prepared, prepareMessage } from "../messages/accept.ts";
 import { providerFor } from "../providers/registry.ts";
 import { claimProbe, failureStatements, successStatements } from "./breaker.ts";
-import { type AutomationConfig, type AutomationRow, automationLane, automationOf, automationStatement, loadAutomation } from "./config.ts";
+import { type AutomationConfig, automationLane, automationOf, automationStatement, loadAutomation } from "./config.ts";
 import { callHandler, type ConversationRow, conversationFrom, conversationStatement, type InboundView, type LaneInfo } from "./handler.ts";
 import { type Conversation, handBackStatements, type HandoffRow, handoffStatement, takeOverStatements } from "./handoff.ts";
-import type { HandlerHandoff } from "../contracts/automation.ts";
+import {
+  type Answer,
+  afterFailure,
+  answered,
+  attempting,
+  type BatchRow,
+  batchOf,
+  earliestDue,
+  formed,
+  type ItemState,
+  itemStates,
+  MAX_BATCH,
+  nextBatch,
+  rowOf,
+  type StoredBatch,
+  waitsHere,
+} from "./lane-machine.ts";
 import { TtlCache } from "../ttl-cache.ts";
 
 export type OfferedItem = { id: string; ts: number; message: InboundView };
 
-type ItemRow = { id: string; ts: number; seq: number; arrived_at: number; message: string };
-type BatchRow = {
-  id: string;
-  item_ids: string;
-  attempts: number;
-  next_at: number;
-  last_error: string | null;
-  answer: string | null;
-  // null: a batch formed before webhook ids were kept (its id serves).
-  webhook_id: string | null;
-};
-
-// A debounced burst is sent when the contact has been quiet for debounceMs, but no later than
-// DEBOUNCE_CAP × debounceMs after its first message, and with at most MAX_BATCH messages.
-const DEBOUNCE_CAP = 3;
-const MAX_BATCH = 20;
 // One alarm run calls for at most this long, then yields and re-arms.
 const DRAIN_BUDGET_MS = 20_000;
 // Done ids are kept this long so a late duplicate of the same inbound message is recognised.
@@ -53,8 +53,6 @@ const DONE_RETENTION_MS = 7 * 24 * 3600_000;
 const TENANT_CACHE_MS = 60_000;
 // An unexpected error in a run (D1 down): try again after this long.
 const ERROR_RETRY_MS = 5_000;
-// D1's in-statement parameter lists stay well under its 100 bound parameters.
-const IDS_PER_STATEMENT = 50;
 
 // A hand-off with an until: the alarm hands the contact back then (D1's row decides).
 type HandoffTimer = { conversation: Conversation; at: number };
@@ -72,15 +70,31 @@ export class AutomationLane extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.db = database(env.DB);
-    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS items (
+    const exec = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => ctx.storage.sql.exec<T>(query, ...bindings);
+    const STATES = itemStates.map((s) => `'${s}'`).join(", ");
+    const table = (name: string) => `CREATE TABLE ${name} (
       id TEXT PRIMARY KEY,
       ts INTEGER NOT NULL,
       seq INTEGER NOT NULL,
       arrived_at INTEGER NOT NULL,
       message TEXT NOT NULL,
-      state TEXT NOT NULL DEFAULT 'pending',
+      state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN (${STATES})),
       done_at INTEGER
-    )`);
+    )`;
+    const existing = exec<{ sql: string }>(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'`).toArray()[0];
+    if (!existing) exec(table("items"));
+    else if (!existing.sql.includes("CHECK")) {
+      // Lanes made before the CHECK on state (SQLite adds none to a table): rebuilt once, in one
+      // transaction; a state outside the machine's (none was ever written) waits again.
+      ctx.storage.transactionSync(() => {
+        exec(`DROP INDEX IF EXISTS items_order`);
+        exec(table("items_checked"));
+        exec(`INSERT INTO items_checked (id, ts, seq, arrived_at, message, state, done_at)
+          SELECT id, ts, seq, arrived_at, message, CASE WHEN state IN (${STATES}) THEN state ELSE 'pending' END, done_at FROM items`);
+        exec(`DROP TABLE items`);
+        exec(`ALTER TABLE items_checked RENAME TO items`);
+      });
+    }
     ctx.storage.sql.exec(`CREATE INDEX IF NOT EXISTS items_order ON items (state, ts, seq)`);
     // At most one row: the batch being called (and retried) now. webhook_id: the calls' webhook-id,
     // the same on every retry of this batch, new for the next one (a replayed dead letter included).
@@ -136,7 +150,7 @@ export class AutomationLane extends DurableObject<Env> {
     ).rowsWritten;
     if (changed > 0) await this.poke();
     const [row] = this.ctx.storage.sql.exec<{ state: string }>(`SELECT state FROM items WHERE id = ?`, item.id).toArray();
-    return row?.state === "pending" || row?.state === "batched";
+    return waitsHere(row?.state as ItemState | undefined);
   }
 
   /** Run now: the breaker resumed, the automation was re-enabled, or the runtime restarted. */
@@ -148,6 +162,20 @@ export class AutomationLane extends DurableObject<Env> {
    *  test to run (time passes without sleeping). Returns whether a batch was waiting. */
   async endWaits(): Promise<boolean> {
     return this.ctx.storage.sql.exec(`UPDATE batch SET next_at = 0 WHERE next_at != 0`).rowsWritten > 0;
+  }
+
+  /** Test seam: the lane as a run cut off right after its D1 batch leaves it: the messages answered
+   *  last are batched again with the handler's `answer` kept, for the next run to finish. Returns their ids. */
+  async cutOffAfterAnswer(answer: Answer): Promise<string[]> {
+    const last = this.ctx.storage.sql.exec<{ at: number | null }>(`SELECT MAX(done_at) AS at FROM items WHERE state = 'done'`).one().at;
+    const ids = this.ctx.storage.sql
+      .exec<{ id: string }>(`SELECT id FROM items WHERE state = 'done' AND done_at = ? ORDER BY ts, seq`, last)
+      .toArray()
+      .map((r) => r.id);
+    if (ids.length === 0) return [];
+    for (const id of ids) this.settle(["done"], "batched", null, id);
+    this.writeBatch(answered({ ...formed(ids, newId("call")), attempts: answer.attempts }, answer));
+    return ids;
   }
 
   /** What the lane holds, for tests and operators. */
@@ -164,8 +192,7 @@ export class AutomationLane extends DurableObject<Env> {
   /** The contact was handed to a person until `until`: hand it back then. */
   async armHandoff(conversation: Conversation, until: number): Promise<void> {
     this.ctx.storage.kv.put("handoff", { conversation, at: until } satisfies HandoffTimer);
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > until) await this.ctx.storage.setAlarm(until);
+    await this.rearm(await this.ctx.storage.getAlarm(), until);
   }
 
   // The timer is due: D1's row says whether this phase still ends now (an operator may have handed
@@ -203,15 +230,8 @@ export class AutomationLane extends DurableObject<Env> {
       .toArray()
       .map((r) => r.id);
     const now = Date.now();
-    for (let k = 0; k < ids.length; k += IDS_PER_STATEMENT) {
-      await this.db.run(
-        sql`UPDATE automation_deliveries SET status = 'human', updated_at = ${now} WHERE status = 'pending' AND inbound_id IN (${sql.join(
-          ids.slice(k, k + IDS_PER_STATEMENT).map((id) => sql`${id}`),
-          sql`, `,
-        )})`,
-      );
-    }
-    for (const id of ids) this.ctx.storage.sql.exec(`UPDATE items SET state = 'done', done_at = ? WHERE id = ? AND state = 'pending'`, now, id);
+    await automationDeliveries.markHuman(this.db, ids, now);
+    for (const id of ids) this.settle(["pending"], "done", now, id);
     log("info", "contact is with a person; inbound messages kept as context", { laneKey: info.laneKey, held: ids.length });
   }
 
@@ -220,7 +240,7 @@ export class AutomationLane extends DurableObject<Env> {
       this.poked = true;
       return;
     }
-    await this.ctx.storage.setAlarm(Date.now());
+    await this.rearm(Date.now());
   }
 
   override async alarm(): Promise<void> {
@@ -237,15 +257,19 @@ export class AutomationLane extends DurableObject<Env> {
       this.draining = false;
       if (this.poked) next = Date.now();
       const timer = this.ctx.storage.kv.get<HandoffTimer>("handoff");
-      if (timer) {
-        // A timer already due failed to hand back just now: it waits like any other retry.
-        const at = timer.at > Date.now() ? timer.at : Date.now() + ERROR_RETRY_MS;
-        next = next === null ? at : Math.min(next, at);
-      }
+      // A timer already due failed to hand back just now: it waits like any other retry.
+      const handoffAt = timer ? (timer.at > Date.now() ? timer.at : Date.now() + ERROR_RETRY_MS) : null;
       this.ctx.storage.sql.exec(`DELETE FROM items WHERE state IN ('done', 'dropped') AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
-      if (next === null) await this.ctx.storage.deleteAlarm();
-      else await this.ctx.storage.setAlarm(next);
+      await this.rearm(next, handoffAt);
     }
+  }
+
+  // The one place the alarm is set: the earliest of what is due (the run's next step, a hand-off's
+  // end, a pending alarm); nothing due, no alarm.
+  private async rearm(...due: (number | null)[]): Promise<void> {
+    const at = earliestDue(...due);
+    if (at === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(at);
   }
 
   /** Calls while something is due; returns when to run next (null: nothing waits). */
@@ -259,8 +283,8 @@ export class AutomationLane extends DurableObject<Env> {
       const { config, conversation, human } = await this.read(info);
       if (!config) {
         // The automation was deleted: what waited here was canceled with it (D1 says so already).
-        this.ctx.storage.sql.exec(`UPDATE items SET state = 'dropped', done_at = ? WHERE state IN ('pending', 'batched')`, Date.now());
-        this.ctx.storage.sql.exec(`DELETE FROM batch`);
+        this.settle(["pending", "batched"], "dropped", Date.now());
+        this.writeBatch(null);
         return null;
       }
       // Disabled: messages stay here until it is enabled again (the PUT kicks the lanes).
@@ -278,11 +302,11 @@ export class AutomationLane extends DurableObject<Env> {
         if (typeof formed === "number") return formed;
         batch = formed;
       }
-      if (batch.answer !== null) {
-        await this.finish(info, config, batch, JSON.parse(batch.answer) as Answer);
+      if (batch.phase === "answered") {
+        await this.finish(info, config, batch, batch.answer);
         continue;
       }
-      if (batch.next_at > now) return batch.next_at;
+      if (batch.phase === "retrying") return batch.nextAt;
       if (config.state === "paused") {
         const wait = await this.waitForBreaker(info, config, now);
         if (wait !== null) return wait;
@@ -297,53 +321,66 @@ export class AutomationLane extends DurableObject<Env> {
   // round trip on the way to a call.
   private async read(info: LaneInfo): Promise<{ config: AutomationConfig | undefined; conversation: ConversationRow[] | null; human: boolean }> {
     const batch = this.currentBatch();
-    if (batch && (batch.answer !== null || batch.next_at > Date.now()))
-      return { config: await loadAutomation(this.db, info.instanceId), conversation: null, human: false };
+    if (batch && batch.phase !== "calling") return { config: await loadAutomation(this.db, info.instanceId), conversation: null, human: false };
     // The call excludes its own messages: read as many more as wait here.
     const waiting = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state IN ('pending', 'batched')`).one().n;
     const r = await runNamed(this.db, {
       config: automationStatement(info.instanceId),
-      conversation: conversationStatement(
-        info,
-        sql`SELECT COALESCE(MAX(context_messages), 0) FROM automations WHERE instance_id = ${info.instanceId}`,
-        Math.min(waiting, MAX_BATCH),
-      ),
+      conversation: conversationStatement(info, automations.contextMessagesOf(info.instanceId), Math.min(waiting, MAX_BATCH)),
       handoff: handoffStatement(info.instanceId, info.contact),
     });
     const row = firstRow<HandoffRow>(r.handoff);
     return {
-      config: automationOf(firstRow<AutomationRow>(r.config)),
-      conversation: (r.conversation[0]?.results ?? []) as ConversationRow[],
+      config: automationOf(firstRow<unknown>(r.config)),
+      conversation: z.array(inboundMessages.historyRow).parse(r.conversation[0]?.results ?? []),
       human: row !== undefined && (row.until === null || row.until > Date.now()),
     };
   }
 
-  private currentBatch(): BatchRow | undefined {
-    return this.ctx.storage.sql.exec<BatchRow>(`SELECT id, item_ids, attempts, next_at, last_error, answer, webhook_id FROM batch LIMIT 1`).toArray()[0];
+  private currentBatch(): StoredBatch | undefined {
+    const row = this.ctx.storage.sql.exec<BatchRow>(`SELECT id, item_ids, attempts, next_at, last_error, answer, webhook_id FROM batch LIMIT 1`).toArray()[0];
+    return row ? batchOf(row, Date.now()) : undefined;
+  }
+
+  // The one place the batch row is written: the machine's batch whole, or none.
+  private writeBatch(batch: StoredBatch | null): void {
+    this.ctx.storage.sql.exec(`DELETE FROM batch`);
+    if (!batch) return;
+    const row = rowOf(batch);
+    this.ctx.storage.sql.exec(
+      `INSERT INTO batch (id, item_ids, attempts, next_at, last_error, answer, webhook_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      row.id,
+      row.item_ids,
+      row.attempts,
+      row.next_at,
+      row.last_error,
+      row.answer,
+      row.webhook_id,
+    );
+  }
+
+  // The one place a message's state changes (all in `from`, or the one with `id`).
+  private settle(from: ItemState[], to: ItemState, doneAt: number | null, id?: string): void {
+    const states = from.map((f) => `'${f}'`).join(", ");
+    if (id === undefined) this.ctx.storage.sql.exec(`UPDATE items SET state = ?, done_at = ? WHERE state IN (${states})`, to, doneAt);
+    else this.ctx.storage.sql.exec(`UPDATE items SET state = ?, done_at = ? WHERE id = ? AND state IN (${states})`, to, doneAt, id);
   }
 
   // The next call's messages in order: one, or a debounced burst. A number: not before then.
-  private formBatch(config: AutomationConfig, now: number): BatchRow | number | null {
+  private formBatch(config: AutomationConfig, now: number): StoredBatch | number | null {
     const pending = this.ctx.storage.sql
-      .exec<ItemRow>(`SELECT id, ts, seq, arrived_at, message FROM items WHERE state = 'pending' ORDER BY ts, seq LIMIT ?`, MAX_BATCH)
-      .toArray();
-    if (pending.length === 0) return null;
-    let take = pending.slice(0, 1);
-    if (config.debounceMs > 0) {
-      const first = Math.min(...pending.map((p) => p.arrived_at));
-      const last = Math.max(...pending.map((p) => p.arrived_at));
-      const due = Math.min(last + config.debounceMs, first + DEBOUNCE_CAP * config.debounceMs);
-      if (due > now && pending.length < MAX_BATCH) return due;
-      take = pending;
-    }
-    const ids = take.map((t) => t.id);
-    const id = ids.at(-1) ?? "";
+      .exec<{ id: string; arrived_at: number }>(`SELECT id, arrived_at FROM items WHERE state = 'pending' ORDER BY ts, seq LIMIT ?`, MAX_BATCH)
+      .toArray()
+      .map((p) => ({ id: p.id, arrivedAt: p.arrived_at }));
+    const next = nextBatch(pending, config.debounceMs, now);
+    if (next.kind === "none") return null;
+    if (next.kind === "wait") return next.at;
     // A new webhook-id for every batch: a replayed dead letter is a new call, which a handler that
     // dedupes on webhook-id must not drop as a repeat of the calls that failed.
-    const webhookId = newId("call");
-    this.ctx.storage.sql.exec(`INSERT INTO batch (id, item_ids, webhook_id) VALUES (?, ?, ?)`, id, JSON.stringify(ids), webhookId);
-    for (const itemId of ids) this.ctx.storage.sql.exec(`UPDATE items SET state = 'batched' WHERE id = ?`, itemId);
-    return { id, item_ids: JSON.stringify(ids), attempts: 0, next_at: 0, last_error: null, answer: null, webhook_id: webhookId };
+    const batch = formed(next.ids, newId("call"));
+    this.writeBatch(batch);
+    for (const itemId of next.ids) this.settle(["pending"], "batched", null, itemId);
+    return batch;
   }
 
   // Paused breaker: null when this lane holds the probe and may call; else when to look again.
@@ -366,17 +403,22 @@ export class AutomationLane extends DurableObject<Env> {
   }
 
   // One call. null: answered or given up (move on); a number: retry then.
-  private async attempt(info: LaneInfo, config: AutomationConfig, batch: BatchRow, rows: ConversationRow[] | null): Promise<number | null> {
-    const ids: string[] = JSON.parse(batch.item_ids);
-    const attempt = batch.attempts + 1;
-    // Counted before the call: a call cut off by a crash still used an attempt.
-    this.ctx.storage.sql.exec(`UPDATE batch SET attempts = ? WHERE id = ?`, attempt, batch.id);
+  private async attempt(
+    info: LaneInfo,
+    config: AutomationConfig,
+    current: StoredBatch & { phase: "calling" },
+    rows: ConversationRow[] | null,
+  ): Promise<number | null> {
+    const ids = current.itemIds;
+    const batch = attempting(current);
+    const attempt = batch.attempts;
+    this.writeBatch(batch);
     const messages = this.ctx.storage.sql
       .exec<{ message: string }>(`SELECT message FROM items WHERE state = 'batched' ORDER BY ts, seq`)
       .toArray()
       .map((r) => JSON.parse(r.message) as InboundView);
     const conversation = conversationFrom(
-      rows ?? (await this.db.all<ConversationRow>(conversationStatement(info, sql`${config.contextMessages}`, ids.length))),
+      rows ?? z.array(inboundMessages.historyRow).parse(await this.db.all(conversationStatement(info, config.contextMessages, ids.length))),
       config.contextMessages,
       ids,
     );
@@ -394,7 +436,7 @@ export class AutomationLane extends DurableObject<Env> {
       .handling?.({ env: this.env, tenantId: info.tenantId, instanceId: info.instanceId }, info.contact, ids)
       .catch((err: unknown) => log("warn", "telling the contact of the handler call failed", { error: errorField(err) }));
     this.calledAt = Date.now();
-    const outcome = await callHandler(config, batch.webhook_id ?? batch.id, payload, batch.id, this.env);
+    const outcome = await callHandler(config, batch.webhookId ?? batch.id, payload, batch.id, this.env);
     const now = Date.now();
     if (outcome.ok) {
       const answer: Answer = {
@@ -403,19 +445,15 @@ export class AutomationLane extends DurableObject<Env> {
         attempts: attempt,
         ...(outcome.handoff ? { handoff: outcome.handoff } : {}),
       };
-      // Kept before anything else is written: a failure from here on never calls the handler again.
-      this.ctx.storage.sql.exec(`UPDATE batch SET answer = ? WHERE id = ?`, JSON.stringify(answer), batch.id);
-      await this.finish(info, config, { ...batch, attempts: attempt }, answer);
+      const done = answered(batch, answer);
+      this.writeBatch(done);
+      await this.finish(info, config, done, answer);
       return null;
     }
-    const final = attempt >= config.maxAttempts;
-    const failed: Statement[] = [
-      sql`UPDATE automation_deliveries SET attempts = ${attempt}, last_error = ${outcome.error}, updated_at = ${now},
-          status = ${final ? "dead" : "pending"} WHERE inbound_id IN (${sql.join(
-            ids.map((id) => sql`${id}`),
-            sql`, `,
-          )})`,
-    ];
+    const retryAt = now + backoffMs(attempt, appConfig(this.env).AUTOMATION_RETRY_BASE_MS);
+    const next = afterFailure(batch, config.maxAttempts, outcome.error, retryAt);
+    const final = next.kind === "dead";
+    const failed: Statement[] = [automationDeliveries.recordFailure(ids, attempt, outcome.error, final, now)];
     if (final) {
       failed.push(
         writeEvent("automation.failed", {
@@ -440,20 +478,19 @@ export class AutomationLane extends DurableObject<Env> {
     if (applied(r.breaker) || final) this.dispatchEvents();
     log("warn", final ? "automation call failed; dead letter" : "automation call failed; retrying", { laneKey: info.laneKey, attempt, error: outcome.error });
 
-    if (final) {
-      this.ctx.storage.sql.exec(`UPDATE items SET state = 'dead', done_at = ? WHERE state = 'batched'`, now);
-      this.ctx.storage.sql.exec(`DELETE FROM batch`);
+    if (next.kind === "dead") {
+      this.settle(["batched"], "dead", now);
+      this.writeBatch(null);
       return null;
     }
-    const retryAt = now + backoffMs(attempt, appConfig(this.env).AUTOMATION_RETRY_BASE_MS);
-    this.ctx.storage.sql.exec(`UPDATE batch SET next_at = ?, last_error = ? WHERE id = ?`, retryAt, outcome.error, batch.id);
+    this.writeBatch(next.batch);
     return retryAt;
   }
 
   // The handler answered: its replies, the record and the breaker in one D1 batch (one transaction),
   // then the replies straight into the contact's send lane.
-  private async finish(info: LaneInfo, config: AutomationConfig, batch: BatchRow, answer: Answer): Promise<void> {
-    const ids: string[] = JSON.parse(batch.item_ids);
+  private async finish(info: LaneInfo, config: AutomationConfig, batch: StoredBatch, answer: Answer): Promise<void> {
+    const ids = batch.itemIds;
     const now = Date.now();
     // The replies' ids are kept with the answer before they are written: a second pass after a
     // crash writes nothing new (their rows exist) but still hands the same ids to the send lane.
@@ -462,7 +499,7 @@ export class AutomationLane extends DurableObject<Env> {
     // The hand-off the handler asked for is named (and timed) once too: a second pass writes no second event.
     const handoff = answer.handoff ? (answer.handoffChange ?? { id: newId("ho"), at: now }) : undefined;
     if (!rerun && (replyIds.length > 0 || handoff)) {
-      this.ctx.storage.sql.exec(`UPDATE batch SET answer = ? WHERE id = ?`, JSON.stringify({ ...answer, replyIds, handoffChange: handoff }), batch.id);
+      this.writeBatch(answered(batch, { ...answer, replyIds, handoffChange: handoff }));
     }
     const conversation: Conversation = { tenantId: info.tenantId, instanceId: info.instanceId, instanceName: info.instanceName, contact: info.contact };
     const until = handoff && answer.handoff?.ttlMinutes ? handoff.at + answer.handoff.ttlMinutes * 60_000 : null;
@@ -479,11 +516,7 @@ export class AutomationLane extends DurableObject<Env> {
     const r = await runNamed(this.db, {
       ...replyGroups,
       breaker: successStatements(info.tenantId, info.instanceId, info.instanceName, now),
-      delivered: sql`UPDATE automation_deliveries SET status = 'delivered', attempts = ${answer.attempts}, last_error = ${note}, updated_at = ${now}
-        WHERE inbound_id IN (${sql.join(
-          ids.map((id) => sql`${id}`),
-          sql`, `,
-        )}) AND status IN ('pending', 'dead')`,
+      delivered: automationDeliveries.markDelivered(ids, answer.attempts, note, now),
       takeOver,
     });
     // A reply is new when its first statement (the message insert) wrote a row.
@@ -505,8 +538,8 @@ export class AutomationLane extends DurableObject<Env> {
       answeredAt: now,
       repliedAt: Date.now(),
     });
-    this.ctx.storage.sql.exec(`UPDATE items SET state = 'done', done_at = ? WHERE state = 'batched'`, now);
-    this.ctx.storage.sql.exec(`DELETE FROM batch`);
+    this.settle(["batched"], "done", now);
+    this.writeBatch(null);
     if (handoff) {
       log("info", "the handler handed the contact to a person", { laneKey: info.laneKey, reason: answer.handoff?.reason ?? null });
       if (until !== null) this.ctx.storage.kv.put("handoff", { conversation, at: until } satisfies HandoffTimer);
@@ -570,17 +603,6 @@ export class AutomationLane extends DurableObject<Env> {
   }
 }
 
-// replyIds: the ids given to the replies, kept before they are written (absent until then).
-// handoff: the handler asked for a person; handoffChange: that change's id and time, kept like replyIds.
-type Answer = {
-  replies: SendMessageRequest[];
-  dropped: number;
-  attempts: number;
-  replyIds?: string[];
-  handoff?: HandlerHandoff;
-  handoffChange?: { id: string; at: number };
-};
-
 // The tenant's send defaults (maxAttempts) for replies, per isolate (shared by its lanes: a
 // contact's lane is often new, and a read per call would sit on the reply's path).
 const tenantCache = new TtlCache<string, Tenant>(TENANT_CACHE_MS, 1_000);
@@ -588,9 +610,8 @@ const tenantCache = new TtlCache<string, Tenant>(TENANT_CACHE_MS, 1_000);
 async function tenantOf(db: Db, tenantId: string, now: number): Promise<Tenant | undefined> {
   const hit = tenantCache.get(tenantId, now);
   if (hit) return hit;
-  const [row] = await db.all<{ id: string; name: string; max_attempts: number }>(sql`SELECT id, name, max_attempts FROM tenants WHERE id = ${tenantId}`);
-  if (!row) return undefined;
-  const value = { id: row.id, name: row.name, maxAttempts: row.max_attempts };
+  const value = await tenants.sendDefaults(db, tenantId);
+  if (!value) return undefined;
   tenantCache.set(tenantId, value, now);
   return value;
 }

@@ -4,12 +4,12 @@
 // again what stayed pending (wake.ts); a dead letter is offered again on replay.
 // Duplicates are harmless: the record is keyed by the inbound id and the lane ignores ids it has
 // seen, so a redelivered webhook or job also repairs a hand-off a crash cut short.
-import { type SQL, sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
+import { automationDeliveries } from "../db/queries/index.ts";
 import type { Channel } from "../contracts/channels.ts";
 import { reportedNumber } from "../messages/contact-key.ts";
 import type { InboundMessage } from "../providers/provider.ts";
 import { automationLane, automationLaneKey } from "./config.ts";
-import { humanSql } from "./handoff.ts";
 import type { LaneInfo } from "./handler.ts";
 import type { OfferedItem } from "./lane.ts";
 
@@ -45,13 +45,7 @@ type Target = { tenantId: string; instanceId: string; instanceName: string; chan
  *  not offered. Runs after the statement that stores the message. */
 export function offerStatement(t: Target, m: InboundMessage, now: number): SQL {
   const takes = m.kind !== "edit" && (m.text !== null || m.media !== null);
-  return sql`INSERT INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
-    SELECT i.id, ${t.tenantId}, i.instance_id, ${t.tenantId} || ':' || i.instance_id || ':' || i.contact, i.contact,
-      CASE WHEN ${humanSql(sql`i.instance_id`, sql`i.contact`, now)} THEN 'human' ELSE 'pending' END, ${now}, ${now}
-    FROM inbound_messages i JOIN automations a ON a.instance_id = i.instance_id
-    WHERE i.instance_id = ${t.instanceId} AND i.provider_message_id = ${m.providerMessageId}
-      AND a.enabled = 1 AND ${takes ? 1 : 0} = 1 AND (a.include_groups = 1 OR ${m.isGroup ? 0 : 1} = 1)
-    ON CONFLICT DO NOTHING`;
+  return automationDeliveries.recordOffer(t, { providerMessageId: m.providerMessageId, isGroup: m.isGroup, takes }, now);
 }
 
 /** Places a recorded message in its contact's lane. */

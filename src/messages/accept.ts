@@ -1,12 +1,11 @@
 // Accepting messages: checks that need the database or the clock (instance, sendAt window),
 // then one D1 batch per chunk (message, history, outbox event) and the sends queue.
-import { sql } from "drizzle-orm";
 import type { Tenant } from "../app-env.ts";
 import { MAX_SCHEDULE_DAYS, type SendMessageRequest } from "../contracts/messages.ts";
 import type { SendJob } from "../contracts/send-job.ts";
 import { runBatch, type Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
-import { messages } from "../db/schema.ts";
+import { instances, messages } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
 import { contactKey } from "./contact-key.ts";
@@ -16,7 +15,7 @@ import type { Channel } from "../providers/provider.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
 
 export type InstanceRef = { id: string; name: string; channel: Channel };
-export type NewMessage = typeof messages.$inferInsert;
+export type NewMessage = messages.NewMessage;
 /** `late`: the history note of a schedule accepted after its time (ifLate: "send"). */
 export type Prepared = { row: NewMessage; job: SendJob; late?: string };
 
@@ -39,19 +38,10 @@ export async function findInstances(db: Db, tenantId: string, names: string[]): 
     if (hit && Date.now() - hit.at < INSTANCE_CACHE_MS) found.set(name, hit.ref);
     else missing.push(name);
   }
-  for (let i = 0; i < missing.length; i += 50) {
-    const chunk = missing.slice(i, i + 50);
-    const rows = await db.all<{ id: string; name: string; channel: string }>(
-      sql`SELECT id, name, channel FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(
-        chunk.map((n) => sql`${n}`),
-        sql`, `,
-      )})`,
-    );
-    for (const r of rows) {
-      const ref = { id: r.id, name: r.name, channel: channelOf(r.channel) };
-      found.set(r.name, ref);
-      instanceCache.set(`${tenantId}/${r.name}`, { ref, at: Date.now() });
-    }
+  for (const r of await instances.ownedByNames(db, tenantId, missing)) {
+    const ref = { id: r.id, name: r.name, channel: channelOf(r.channel) };
+    found.set(r.name, ref);
+    instanceCache.set(`${tenantId}/${r.name}`, { ref, at: Date.now() });
   }
   return found;
 }
@@ -135,7 +125,7 @@ export function prepareMessage(
  *  first: its changes() say whether the row is new; a stored idempotency key makes it a no-op). */
 export function insertStatements(db: Db, p: Prepared): Statement[] {
   const { row } = p;
-  return [db.insert(messages).values(row).onConflictDoNothing(), outboxStatusEvent(row.id, row.createdAt, undefined, sql`changes() > 0`)];
+  return [messages.insert(db, row), outboxStatusEvent(row.id, row.createdAt, undefined, messages.changedJustBefore)];
 }
 
 export type Replay = { id: string; status: string; instanceName: string; to: string; createdAt: number; sendAt: number | null };
@@ -145,25 +135,8 @@ type Keyed = { prepared: Prepared; input: SendMessageRequest };
 
 async function existingByKey(db: Db, tenantId: string, keys: string[]): Promise<Map<string, Replay & { hash: string | null }>> {
   const found = new Map<string, Replay & { hash: string | null }>();
-  for (let i = 0; i < keys.length; i += 50) {
-    const rows = await db.all<{
-      id: string;
-      status: string;
-      instance_name: string;
-      to: string;
-      created_at: number;
-      send_at: number | null;
-      key: string;
-      hash: string | null;
-    }>(sql`
-      SELECT id, status, instance_name, "to", created_at, send_at, idempotency_key AS key, idempotency_hash AS hash FROM messages
-      WHERE tenant_id = ${tenantId} AND idempotency_key IN (${sql.join(
-        keys.slice(i, i + 50).map((k) => sql`${k}`),
-        sql`, `,
-      )})`);
-    for (const r of rows)
-      found.set(r.key, { id: r.id, status: r.status, instanceName: r.instance_name, to: r.to, createdAt: r.created_at, sendAt: r.send_at, hash: r.hash });
-  }
+  for (const r of await messages.byIdempotencyKeys(db, tenantId, keys))
+    found.set(r.key, { id: r.id, status: r.status, instanceName: r.instance_name, to: r.to, createdAt: r.created_at, sendAt: r.send_at, hash: r.hash });
   return found;
 }
 

@@ -7,12 +7,11 @@
 // rebuilds the same ids and its inserts of what already exists change nothing. A reservation is
 // therefore never dropped once work may have been written; a request that died leaves a lease that
 // runs out, and the next retry with the same body takes over.
-import { sql } from "drizzle-orm";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { encodeTime } from "ulid";
 import type { AppEnv } from "../app-env.ts";
-import { changes } from "../db/batch.ts";
+import { idempotencyKeys } from "../db/queries/index.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
 import { errorField, log } from "../observability/log.ts";
@@ -52,8 +51,6 @@ export function reservationIds(createdAt: number, seedHex: string): (n: number) 
 
 const fresh: Attempt = { now: 0, messageId: () => newId("msg"), provisional: async () => {} };
 
-type Prior = { request_hash: string; response_status: number | null; response_body: string | null; created_at: number; locked_until: number | null };
-
 export async function idempotent(c: Context<AppEnv>, scope: string, request: unknown, run: (attempt: Attempt) => Promise<Answer>): Promise<Response> {
   const key = c.req.header("idempotency-key");
   if (key === undefined) return send(c, await run({ ...fresh, now: Date.now() }));
@@ -62,17 +59,13 @@ export async function idempotent(c: Context<AppEnv>, scope: string, request: unk
   }
   const db = c.var.db;
   const tenantId = c.var.tenant.id;
-  const where = sql`tenant_id = ${tenantId} AND scope = ${scope} AND key = ${key}`;
+  const ref = { tenantId, scope, key };
   const hash = await sha256Hex(stableStringify(request));
   const now = Date.now();
-  const insert = await db.run(sql`INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, created_at, locked_until)
-    VALUES (${tenantId}, ${scope}, ${key}, ${hash}, ${now}, ${now + LEASE_MS}) ON CONFLICT DO NOTHING`);
   let createdAt = now;
-  const takeover = changes(insert) === 0;
+  const takeover = !(await idempotencyKeys.reserve(db, ref, hash, now, now + LEASE_MS));
   if (takeover) {
-    const [prior] = await db.all<Prior>(
-      sql`SELECT request_hash, response_status, response_body, created_at, locked_until FROM idempotency_keys WHERE ${where}`,
-    );
+    const prior = await idempotencyKeys.find(db, ref);
     if (!prior) throw new ApiError("conflict", "Idempotency-Key is being reused concurrently; retry shortly.", [], { "retry-after": "1" });
     if (prior.request_hash !== hash) {
       throw new ApiError("conflict", "This Idempotency-Key was already used with a different request body.", [{ path: "Idempotency-Key", message: key }]);
@@ -87,16 +80,15 @@ export async function idempotent(c: Context<AppEnv>, scope: string, request: unk
       throw new ApiError("conflict", "A request with this Idempotency-Key is still in progress; retry shortly.", [], { "retry-after": wait });
     }
     // The earlier attempt died or failed part-way: finish its work under the same ids.
-    const taken = await db.run(sql`UPDATE idempotency_keys SET locked_until = ${now + LEASE_MS}
-      WHERE ${where} AND response_status IS NULL AND COALESCE(locked_until, 0) = ${lockedUntil}`);
-    if (changes(taken) === 0) throw new ApiError("conflict", "Idempotency-Key is being reused concurrently; retry shortly.", [], { "retry-after": "1" });
+    if (!(await idempotencyKeys.takeOver(db, ref, lockedUntil, now + LEASE_MS)))
+      throw new ApiError("conflict", "Idempotency-Key is being reused concurrently; retry shortly.", [], { "retry-after": "1" });
     createdAt = prior.created_at;
   }
   const attempt: Attempt = {
     now: createdAt,
     messageId: reservationIds(createdAt, await sha256Hex(`${tenantId}\n${scope}\n${key}`)),
     provisional: async (answer) => {
-      await db.run(sql`UPDATE idempotency_keys SET response_status = ${answer.status}, response_body = ${JSON.stringify(answer.body)} WHERE ${where}`);
+      await idempotencyKeys.recordAnswer(db, ref, answer.status, answer.body, false);
     },
   };
   let answer: Answer;
@@ -106,17 +98,16 @@ export async function idempotent(c: Context<AppEnv>, scope: string, request: unk
     if (toApiError(err) && !takeover) {
       // Refused before anything was written (validation, unknown instance): free the key so the
       // client may fix the request and use it again.
-      await db.run(sql`DELETE FROM idempotency_keys WHERE ${where}`);
+      await idempotencyKeys.release(db, ref);
     } else {
       // Part of the work may be written: keep the reservation (and with it the ids), end the lease
       // so the client's retry finishes the work at once.
-      await db.run(sql`UPDATE idempotency_keys SET locked_until = 0 WHERE ${where} AND response_status IS NULL`).catch(() => undefined);
+      await idempotencyKeys.endLease(db, ref).catch(() => undefined);
     }
     throw err;
   }
   try {
-    await db.run(sql`UPDATE idempotency_keys SET response_status = ${answer.status}, response_body = ${JSON.stringify(answer.body)}, locked_until = NULL
-      WHERE ${where}`);
+    await idempotencyKeys.recordAnswer(db, ref, answer.status, answer.body, true);
   } catch (err) {
     // The work is done and the answer is right: give it. Unrecorded, a retry (after the lease)
     // rebuilds the same ids and gets the same messages back.

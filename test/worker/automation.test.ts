@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, inject, it } from "vitest";
 import worker from "../../src/index.ts";
+import { AutomationLane } from "../../src/automation/lane.ts";
 import { catchUpAutomation, STALE_PENDING_MS } from "../../src/automation/wake.ts";
 import { database } from "../../src/db/client.ts";
 import { contactForms, contactKey } from "../../src/messages/contact-key.ts";
@@ -599,23 +600,40 @@ describe("fast hand-off", () => {
     await runInDurableObject(sendLane, (_i, state) => void state.storage.sql.exec("DELETE FROM lane_items WHERE id = ?", reply!.id));
     expect(await inSendLane()).toBe(0);
     const stub = lane(s, contact);
-    await runInDurableObject(stub, (_i, state) => {
-      const [item] = state.storage.sql.exec<{ id: string }>("SELECT id FROM items").toArray();
-      state.storage.sql.exec("UPDATE items SET state = 'batched', done_at = NULL");
-      const answer = { replies: [{ instance: s.instance, to: contact, text: "echo: segura" }], dropped: 0, attempts: 1, replyIds: [reply!.id] };
-      state.storage.sql.exec(
-        "INSERT INTO batch (id, item_ids, attempts, answer) VALUES (?, ?, 1, ?)",
-        item!.id,
-        JSON.stringify([item!.id]),
-        JSON.stringify(answer),
-      );
-    });
+    const answer = { replies: [{ instance: s.instance, to: contact, text: "echo: segura" }], dropped: 0, attempts: 1, replyIds: [reply!.id] };
+    expect(await stub.cutOffAfterAnswer(answer)).toHaveLength(1);
     await stub.kick();
     // The same id is in the contact's send lane again (its D1 claim refuses a second send); no new row.
     await eventually(async () => (await inSendLane()) === 1, 15_000, "the reply back in the send lane");
     await eventually(async () => (await stub.snapshot()).batch === null, 15_000, "the run finished");
     expect((await replies(s)).map((r) => [r.id, r.text])).toEqual([[reply!.id, "echo: segura"]]);
     expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["segura"]]);
+  });
+});
+
+describe("a lane's storage", () => {
+  it("a lane made before the CHECK on its messages' state is rebuilt with it, its messages kept", async () => {
+    const stub = env.AUTOMATION.get(env.AUTOMATION.idFromName(unique("old-lane")));
+    await runInDurableObject(stub, (_i, state) => {
+      const exec = (q: string, ...b: unknown[]) => state.storage.sql.exec(q, ...b);
+      exec("DROP TABLE items");
+      exec(`CREATE TABLE items (id TEXT PRIMARY KEY, ts INTEGER NOT NULL, seq INTEGER NOT NULL, arrived_at INTEGER NOT NULL, message TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending', done_at INTEGER)`);
+      exec("CREATE INDEX items_order ON items (state, ts, seq)");
+      exec(
+        "INSERT INTO items (id, ts, seq, arrived_at, message, state, done_at) VALUES ('a', 1, 1, 1, '{}', 'pending', NULL), ('b', 2, 2, 2, '{}', 'done', 5)",
+      );
+      // The lane as it starts after the update.
+      new AutomationLane(state, env);
+      const [table] = exec("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'").toArray();
+      expect(String(table!.sql)).toContain("CHECK");
+      expect(exec("SELECT id, state, done_at FROM items ORDER BY seq").toArray()).toEqual([
+        { id: "a", state: "pending", done_at: null },
+        { id: "b", state: "done", done_at: 5 },
+      ]);
+      expect(exec("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'items_order'").toArray()).toHaveLength(1);
+      expect(() => exec("INSERT INTO items (id, ts, seq, arrived_at, message, state) VALUES ('c', 3, 3, 3, '{}', 'sending')")).toThrow(/CHECK/);
+    });
   });
 });
 

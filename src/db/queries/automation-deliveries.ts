@@ -100,6 +100,54 @@ export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<n
   );
 }
 
+/** Records an inbound message the automation takes, once it is stored (an INSERT … SELECT over the
+ *  stored row): `human` when the contact is with a person then, else pending. Un-awaited, for the
+ *  batch that stores the message. */
+export function recordOffer(t: { tenantId: string; instanceId: string }, m: { providerMessageId: string; isGroup: boolean; takes: boolean }, now: number): SQL {
+  return sql`INSERT INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
+    SELECT i.id, ${t.tenantId}, i.instance_id, ${t.tenantId} || ':' || i.instance_id || ':' || i.contact, i.contact,
+      CASE WHEN EXISTS (SELECT 1 FROM conversation_handoffs h WHERE h.instance_id = i.instance_id AND h.contact = i.contact
+        AND (h.until IS NULL OR h.until > ${now})) THEN 'human' ELSE 'pending' END, ${now}, ${now}
+    FROM inbound_messages i JOIN automations a ON a.instance_id = i.instance_id
+    WHERE i.instance_id = ${t.instanceId} AND i.provider_message_id = ${m.providerMessageId}
+      AND a.enabled = 1 AND ${m.takes ? 1 : 0} = 1 AND (a.include_groups = 1 OR ${m.isGroup ? 0 : 1} = 1)
+    ON CONFLICT DO NOTHING`;
+}
+
+// D1's in-statement parameter lists stay well under its 100 bound parameters.
+const IDS_PER_STATEMENT = 50;
+const idList = (ids: string[]) =>
+  sql.join(
+    ids.map((id) => sql`${id}`),
+    sql`, `,
+  );
+
+/** Pending deliveries of a contact that is with a person: kept as `human` (the handler's context
+ *  after the hand-back), never called. */
+export async function markHuman(db: Db, inboundIds: string[], now: number): Promise<void> {
+  for (let k = 0; k < inboundIds.length; k += IDS_PER_STATEMENT) {
+    await db.run(
+      sql`UPDATE automation_deliveries SET status = 'human', updated_at = ${now} WHERE status = 'pending' AND inbound_id IN (${idList(
+        inboundIds.slice(k, k + IDS_PER_STATEMENT),
+      )})`,
+    );
+  }
+}
+
+/** A failed call of a batch (at most MAX_BATCH ids): its attempts and error, dead when `final`.
+ *  Un-awaited, for the batch with the breaker. */
+export function recordFailure(inboundIds: string[], attempts: number, error: string, final: boolean, now: number): SQL {
+  return sql`UPDATE automation_deliveries SET attempts = ${attempts}, last_error = ${error}, updated_at = ${now},
+    status = ${final ? "dead" : "pending"} WHERE inbound_id IN (${idList(inboundIds)})`;
+}
+
+/** The handler answered a batch: delivered (a dead letter replayed included). Un-awaited, for the
+ *  batch with its replies and the breaker. */
+export function markDelivered(inboundIds: string[], attempts: number, note: string | null, now: number): SQL {
+  return sql`UPDATE automation_deliveries SET status = 'delivered', attempts = ${attempts}, last_error = ${note}, updated_at = ${now}
+    WHERE inbound_id IN (${idList(inboundIds)}) AND status IN ('pending', 'dead')`;
+}
+
 const laneKeyRow = z.object({ lane_key: z.string() });
 
 /** Lanes that hold pending deliveries (any instance), up to limit. */

@@ -37,6 +37,41 @@ export async function rotateSecret(db: Db, instanceId: string, secret: string, p
   return changes(rotated) > 0;
 }
 
+/** The automation row as the lane and the routes read it. */
+export const configRow = z.object({
+  instance_id: z.string(),
+  tenant_id: z.string(),
+  url: z.string(),
+  secret: z.string(),
+  secret_previous: z.string().nullable(),
+  secret_previous_until: z.number().nullable(),
+  enabled: z.number(),
+  timeout_ms: z.number(),
+  context_messages: z.number(),
+  debounce_ms: z.number(),
+  include_groups: z.number(),
+  max_attempts: z.number(),
+  state: z.string(),
+  failures: z.number(),
+  paused_at: z.number().nullable(),
+  probe_at: z.number().nullable(),
+  probe_started_at: z.number().nullable(),
+});
+export type ConfigRow = z.infer<typeof configRow>;
+
+/** The instance's automation row; un-awaited, for a batch (parse the row with configRow). */
+export const configStatement = (instanceId: string): SQL =>
+  sql`SELECT instance_id, tenant_id, url, secret, secret_previous, secret_previous_until, enabled, timeout_ms, context_messages, debounce_ms, include_groups,
+      max_attempts, state, failures, paused_at, probe_at, probe_started_at FROM automations WHERE instance_id = ${instanceId}`;
+
+export async function config(db: Db, instanceId: string): Promise<ConfigRow | undefined> {
+  const [row] = await db.all(configStatement(instanceId));
+  return row === undefined ? undefined : configRow.parse(row);
+}
+
+/** The instance's context_messages as an expression, for a statement in the same batch as the row's read. */
+export const contextMessagesOf = (instanceId: string): SQL => sql`SELECT COALESCE(MAX(context_messages), 0) FROM automations WHERE instance_id = ${instanceId}`;
+
 // The circuit breaker, kept in the automation's row so every contact lane of the instance sees the
 // same one (src/automation/breaker.ts decides when each statement runs).
 

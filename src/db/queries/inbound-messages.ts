@@ -66,6 +66,36 @@ export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<n
   return deleteInPages(db, "inbound_messages", "id", sql`SELECT id FROM inbound_messages WHERE received_at < ${cutoff}`, limits);
 }
 
+export const historyRow = z.object({
+  direction: z.enum(["in", "out"]),
+  id: z.string(),
+  text: z.string().nullable(),
+  media: z.string().nullable(),
+  status: z.string().nullable(),
+  at: z.number(),
+});
+export type HistoryRow = z.infer<typeof historyRow>;
+
+/** A contact's messages on an instance, both directions (its inbound rows and the messages sent to
+ *  it), newest first: `limit` rows (a number, or an expression read in the same batch) plus `extra`.
+ *  `contacts`/`to`: every form the contact's address is written in. (`+instance_id`: inbound rows
+ *  through (tenant, contact), not through all of the instance's.) Parse the rows with historyRow. */
+export function history(c: { tenantId: string; instanceId: string; contacts: string[]; to: string[] }, limit: SQL | number, extra: number): SQL {
+  const list = (xs: string[]) =>
+    sql`(${sql.join(
+      xs.map((x) => sql`${x}`),
+      sql`, `,
+    )})`;
+  return sql`
+    SELECT * FROM (
+      SELECT CASE WHEN from_me = 1 THEN 'out' ELSE 'in' END AS direction, id, text, media, NULL AS status, timestamp AS at
+      FROM inbound_messages WHERE tenant_id = ${c.tenantId} AND contact IN ${list(c.contacts)} AND +instance_id = ${c.instanceId}
+      UNION ALL
+      SELECT 'out', id, text, media, status, created_at FROM messages
+      WHERE tenant_id = ${c.tenantId} AND "to" IN ${list(c.to)} AND instance_id = ${c.instanceId} AND status != 'canceled'
+    ) ORDER BY at DESC, id DESC LIMIT (${limit}) + ${extra}`;
+}
+
 // An inbound message with its automation delivery's record (a JOIN: it answers about the message).
 const agentJobRow = z.object({
   id: z.string(),

@@ -84,6 +84,29 @@ export async function states(db: Db): Promise<z.infer<typeof stateRow>[]> {
   return z.array(stateRow).parse(await db.all(sql`SELECT name, state FROM instances`));
 }
 
+const namedRow = z.object({ id: z.string(), name: z.string(), channel: z.string() });
+// Within D1's 100 bound parameters a statement.
+const NAME_CHUNK = 50;
+
+/** A tenant's instances among these names (their id and channel). */
+export async function ownedByNames(db: Db, tenantId: string, names: string[]): Promise<z.infer<typeof namedRow>[]> {
+  const rows: z.infer<typeof namedRow>[] = [];
+  for (let i = 0; i < names.length; i += NAME_CHUNK) {
+    const chunk = names.slice(i, i + NAME_CHUNK);
+    rows.push(
+      ...z.array(namedRow).parse(
+        await db.all(
+          sql`SELECT id, name, channel FROM instances WHERE tenant_id = ${tenantId} AND name IN (${sql.join(
+            chunk.map((n) => sql`${n}`),
+            sql`, `,
+          )})`,
+        ),
+      ),
+    );
+  }
+  return rows;
+}
+
 /** Mirrors the governor's pause (null: sending) into the instance's row; un-awaited, for the batch
  *  that writes its instance.status event. */
 export function mirrorPause(id: string, pause: { reason: string; at: number; until: number | null } | null, now: number): SQL {

@@ -311,6 +311,43 @@ export function page(
     .limit(q.limit + 1);
 }
 
+export type NewMessage = typeof messagesTable.$inferInsert;
+
+/** Inserts a message unless its id or idempotency key is taken; un-awaited, first of its batch
+ *  (its changes() say whether the row is new). */
+export function insert(db: Db, row: NewMessage) {
+  return db.insert(messagesTable).values(row).onConflictDoNothing();
+}
+
+const keyedRow = z.object({
+  id: z.string(),
+  status: z.string(),
+  instance_name: z.string(),
+  to: z.string(),
+  created_at: z.number(),
+  send_at: z.number().nullable(),
+  key: z.string(),
+  hash: z.string().nullable(),
+});
+
+/** A tenant's messages carrying these idempotency keys. */
+export async function byIdempotencyKeys(db: Db, tenantId: string, keys: string[]): Promise<z.infer<typeof keyedRow>[]> {
+  const rows: z.infer<typeof keyedRow>[] = [];
+  for (let i = 0; i < keys.length; i += 50) {
+    rows.push(
+      ...z.array(keyedRow).parse(
+        await db.all(sql`
+      SELECT id, status, instance_name, "to", created_at, send_at, idempotency_key AS key, idempotency_hash AS hash FROM messages
+      WHERE tenant_id = ${tenantId} AND idempotency_key IN (${sql.join(
+        keys.slice(i, i + 50).map((k) => sql`${k}`),
+        sql`, `,
+      )})`),
+      ),
+    );
+  }
+  return rows;
+}
+
 const SEND_CONFIRMED = "send.message confirmed by Evolution";
 
 /** The provider handed the message to WhatsApp (its id is already ours from the send's answer): a

@@ -48,3 +48,9 @@ export async function rotateCallbackSecret(db: Db, id: string, secret: string, p
     .set({ callbackSecretPrevious: sql`callback_secret`, callbackSecretPreviousUntil: previousUntil, callbackSecret: secret })
     .where(eq(tenants.id, id));
 }
+
+/** A tenant's name and send defaults; undefined when there is no such tenant. */
+export async function sendDefaults(db: Db, id: string): Promise<{ id: string; name: string; maxAttempts: number } | undefined> {
+  const [row] = await db.select({ id: tenants.id, name: tenants.name, maxAttempts: tenants.maxAttempts }).from(tenants).where(eq(tenants.id, id));
+  return row;
+}
