@@ -2,9 +2,9 @@
 // instance sees the same one: after BREAKER_THRESHOLD consecutive failed calls it pauses, one lane
 // at a time may probe once probe_at has passed (probe_started_at marks the call under way), and
 // the first success resumes it.
-import { sql } from "drizzle-orm";
-import { changes, runBatch, type Statement } from "../db/batch.ts";
+import type { Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { automations } from "../db/queries/index.ts";
 import { writeEvent } from "../outbox/write.ts";
 
 export const BREAKER_THRESHOLD = 5;
@@ -12,18 +12,15 @@ export const BREAKER_THRESHOLD = 5;
 /** A failed call: count it, and pause (with an automation.paused event) when it is the threshold's. */
 export function failureStatements(tenantId: string, instanceId: string, instanceName: string, now: number, probeMs: number): Statement[] {
   const probeAt = now + probeMs;
+  const pause = automations.breakerPauseEvent(instanceId, BREAKER_THRESHOLD);
   return [
     writeEvent("automation.paused", {
       tenantId,
       occurredAt: now,
-      data: { instance: instanceName, failures: sql`failures + 1`, probeAt: new Date(probeAt).toISOString() },
-      source: sql`FROM automations WHERE instance_id = ${instanceId} AND state = 'active' AND failures + 1 >= ${BREAKER_THRESHOLD}`,
+      data: { instance: instanceName, failures: pause.failures, probeAt: new Date(probeAt).toISOString() },
+      source: pause.source,
     }),
-    sql`UPDATE automations SET failures = failures + 1,
-        paused_at = CASE WHEN state = 'active' AND failures + 1 >= ${BREAKER_THRESHOLD} THEN ${now} ELSE paused_at END,
-        probe_at = CASE WHEN state = 'active' AND failures + 1 >= ${BREAKER_THRESHOLD} THEN ${probeAt} ELSE probe_at END,
-        state = CASE WHEN failures + 1 >= ${BREAKER_THRESHOLD} THEN 'paused' ELSE state END, probe_started_at = NULL
-      WHERE instance_id = ${instanceId}`,
+    automations.breakerFailure(instanceId, BREAKER_THRESHOLD, now, probeAt),
   ];
 }
 
@@ -35,19 +32,13 @@ export function successStatements(tenantId: string, instanceId: string, instance
       tenantId,
       occurredAt: now,
       data: { instance: instanceName },
-      source: sql`FROM automations WHERE instance_id = ${instanceId} AND state = 'paused'`,
+      source: automations.breakerResumeEventSource(instanceId),
     }),
-    sql`UPDATE automations SET failures = 0, state = 'active', paused_at = NULL, probe_at = NULL, probe_started_at = NULL
-      WHERE instance_id = ${instanceId} AND (failures != 0 OR state != 'active')`,
+    automations.breakerSuccess(instanceId),
   ];
 }
 
 /** Takes the one probe of this round: true when this lane may call while paused. */
-export async function claimProbe(db: Db, instanceId: string, now: number, probeMs: number): Promise<{ won: boolean; state: string; probeAt: number }> {
-  const [update, read] = await runBatch<{ state: string; probe_at: number | null }>(db, [
-    sql`UPDATE automations SET probe_at = ${now + probeMs}, probe_started_at = ${now} WHERE instance_id = ${instanceId} AND state = 'paused' AND probe_at <= ${now}`,
-    sql`SELECT state, probe_at FROM automations WHERE instance_id = ${instanceId}`,
-  ]);
-  const row = read?.results[0];
-  return { won: changes(update) > 0, state: row?.state ?? "active", probeAt: row?.probe_at ?? now };
+export function claimProbe(db: Db, instanceId: string, now: number, probeMs: number): Promise<{ won: boolean; state: string; probeAt: number }> {
+  return automations.claimBreakerProbe(db, instanceId, now, probeMs);
 }

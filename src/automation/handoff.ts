@@ -4,31 +4,31 @@
 // While a contact is human its inbound messages are recorded as `human` instead of `pending`
 // (offer.ts, wake.ts) and its automation lane holds back what already waited (lane.ts): stored and
 // shown, never offered; the next call after the hand-back carries them in its conversation.
-import { type SQL, sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import type { Statement } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
+import { conversationHandoffs } from "../db/queries/index.ts";
 import { newId } from "../ids.ts";
 import { writeEvent } from "../outbox/write.ts";
 
 export type HandoffBy = "operator" | "handler" | "timeout";
 
-export type Conversation = { tenantId: string; instanceId: string; instanceName: string; contact: string };
+export type Conversation = conversationHandoffs.Change;
 
-export type HandoffRow = { reason: string | null; by: string; since: number; until: number | null };
+export type HandoffRow = conversationHandoffs.HandoffRow;
 
 /** Human now: a hand-off row whose until (if any) has not passed. The alarm that hands back at
  *  until only writes the record and the event; the hand-back itself takes effect at until. */
 export function humanSql(instanceId: SQL | string, contact: SQL | string, now: number): SQL {
-  return sql`EXISTS (SELECT 1 FROM conversation_handoffs h WHERE h.instance_id = ${instanceId} AND h.contact = ${contact}
-    AND (h.until IS NULL OR h.until > ${now}))`;
+  return conversationHandoffs.isHuman(instanceId, contact, now);
 }
 
 export function handoffStatement(instanceId: string, contact: string): SQL {
-  return sql`SELECT reason, by, since, until FROM conversation_handoffs WHERE instance_id = ${instanceId} AND contact = ${contact}`;
+  return conversationHandoffs.rowStatement(instanceId, contact);
 }
 
 export async function handoffOf(db: Db, instanceId: string, contact: string, now = Date.now()): Promise<HandoffRow | undefined> {
-  const [row] = await db.all<HandoffRow>(handoffStatement(instanceId, contact));
+  const row = await conversationHandoffs.rowOf(db, instanceId, contact);
   return row && (row.until === null || row.until > now) ? row : undefined;
 }
 
@@ -44,7 +44,7 @@ const handoffEvent = (
     data: {
       instance: c.instanceName,
       contact: c.contact,
-      channel: sql`(SELECT channel FROM instances WHERE id = ${c.instanceId})`,
+      channel: conversationHandoffs.channelOf(c.instanceId),
       state: data.state,
       reason: data.reason,
       by: data.by,
@@ -62,17 +62,8 @@ export function takeOverStatements(
   const { reason, until, by, now } = input;
   const changeId = input.changeId ?? newId("ho");
   return [
-    handoffEvent(c, now, { state: "human", reason, by, until }, sql`WHERE NOT EXISTS (SELECT 1 FROM handoff_changes WHERE id = ${changeId})`),
-    sql`INSERT INTO handoff_changes (id, tenant_id, instance_id, instance_name, contact, state, reason, by, at)
-      VALUES (${changeId}, ${c.tenantId}, ${c.instanceId}, ${c.instanceName}, ${c.contact}, 'human', ${reason}, ${by}, ${now})
-      ON CONFLICT (id) DO NOTHING`,
-    // A row whose until has passed (its alarm not yet run) starts a new phase.
-    sql`INSERT INTO conversation_handoffs (instance_id, contact, tenant_id, reason, by, since, until, updated_at)
-      VALUES (${c.instanceId}, ${c.contact}, ${c.tenantId}, ${reason}, ${by}, ${now}, ${until}, ${now})
-      ON CONFLICT (instance_id, contact) DO UPDATE SET reason = excluded.reason, by = excluded.by, until = excluded.until,
-        since = CASE WHEN conversation_handoffs.until IS NOT NULL AND conversation_handoffs.until <= ${now} THEN excluded.since
-          ELSE conversation_handoffs.since END,
-        updated_at = excluded.updated_at`,
+    handoffEvent(c, now, { state: "human", reason, by, until }, conversationHandoffs.newChangeSource(changeId)),
+    ...conversationHandoffs.takeOver(c, { changeId, reason, until, by, now }),
   ];
 }
 
@@ -81,15 +72,8 @@ export function takeOverStatements(
  *  statement's changes say whether anything changed. */
 export function handBackStatements(c: Conversation, input: { by: HandoffBy; now: number; until?: number }): Statement[] {
   const { by, now } = input;
-  const phase =
-    input.until === undefined
-      ? sql`instance_id = ${c.instanceId} AND contact = ${c.contact}`
-      : sql`instance_id = ${c.instanceId} AND contact = ${c.contact} AND until = ${input.until} AND until <= ${now}`;
   return [
-    handoffEvent(c, now, { state: "bot", reason: null, by, until: null }, sql`FROM conversation_handoffs WHERE ${phase}`),
-    sql`INSERT INTO handoff_changes (id, tenant_id, instance_id, instance_name, contact, state, reason, by, at)
-      SELECT ${newId("ho")}, ${c.tenantId}, ${c.instanceId}, ${c.instanceName}, ${c.contact}, 'bot', NULL, ${by}, ${now}
-      FROM conversation_handoffs WHERE ${phase}`,
-    sql`DELETE FROM conversation_handoffs WHERE ${phase}`,
+    handoffEvent(c, now, { state: "bot", reason: null, by, until: null }, conversationHandoffs.handBackSource(c, now, input.until)),
+    ...conversationHandoffs.handBack(c, { changeId: newId("ho"), by, now, until: input.until }),
   ];
 }

@@ -5,19 +5,18 @@
 // canceled message or a redelivered queue message is never sent twice. Decisions live in
 // lane-machine.ts; this class asks D1, the governor and Evolution, and carries the actions out.
 import { DurableObject } from "cloudflare:workers";
-import { sql } from "drizzle-orm";
 import { z } from "zod";
 import { dispatchInBackground } from "../callbacks/dispatch.ts";
 import { config } from "../config.ts";
-import type { MessageStatus } from "../contracts/events.ts";
-import { applied, firstRow, runNamed } from "../db/batch.ts";
+import { applied, runNamed } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
+import { deadLetters, instances, messages, pendingReceipts } from "../db/queries/index.ts";
 import type { MediaJson } from "../db/schema.ts";
 import { chatMovedStatement } from "../db/chat-migrations.ts";
 import type { Connection, Outgoing, Provider, SendOutcome } from "../providers/provider.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
 import { applyPendingReceipts } from "../messages/receipts.ts";
-import { appendHistory, transitionStatements } from "../messages/transitions.ts";
+import { transitionStatements } from "../messages/transitions.ts";
 import { errorField, log, logDeliveryAttempt } from "../observability/log.ts";
 import { backoffMs } from "./backoff.ts";
 import {
@@ -61,35 +60,10 @@ export type ItemRow = {
    *  errors and timeouts, a first "not found"). */
   checks: number;
 };
-type StragglerRow = { id: string; instance_id: string; priority: number; ready_at: number; created_at: number };
 
-type MessageRow = {
-  id: string;
-  tenant_id: string;
-  to: string;
-  /** Where it goes now: `to`, or the chat's new address if it moved. */
-  address: string;
-  text: string | null;
-  media: string | null;
-  status: MessageStatus;
-  attempts: number;
-  max_attempts: number;
-  ready_at: number;
-  updated_at: number;
-  callback: string | null;
-};
+type MessageRow = messages.SendRow;
 
-type InstanceRow = {
-  name: string;
-  channel: string;
-  evolution_url: string;
-  evolution_api_key: string;
-  telegram_api_url: string | null;
-  telegram_bot_token: string | null;
-  rate_per_minute: number;
-  typing: number;
-  gap_max_ms: number;
-};
+type InstanceRow = instances.SenderRow;
 
 /** The instance's provider and its way there. */
 function providerOf(row: InstanceRow, gateway?: Connection["gateway"]): { provider: Provider; conn: Connection } {
@@ -136,22 +110,6 @@ const EARLIEST_DUE = `WITH flight AS (SELECT next_at FROM lane_items WHERE phase
     WHEN EXISTS (SELECT 1 FROM head) THEN MIN((SELECT next_at FROM head), COALESCE((SELECT due FROM coming), (SELECT next_at FROM head)))
     ELSE (SELECT MIN(MAX(ready_at, next_at)) FROM lane_items WHERE phase = 'waiting')
   END AS due`;
-
-// Due messages of this lane that come before `head` in lane order (priority, due time, arrival):
-// queued, or scheduled and due but not yet taken up by this lane (its queue hop was lost).
-// The first IN (...) term lets SQLite use the partial index messages_lane_active.
-function olderQueued(laneKey: string, head: ItemRow, now: number) {
-  return sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
-    WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') AND status IN ('scheduled', 'queued') AND id != ${head.id} AND ready_at <= ${now}
-      AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
-        OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))`;
-}
-
-const messageRow = (id: string) =>
-  sql`SELECT id, tenant_id, "to", text, media, status, attempts, max_attempts, ready_at, updated_at,
-    COALESCE((SELECT to_chat FROM chat_migrations WHERE instance_id = messages.instance_id AND from_chat = messages."to"), "to") AS address,
-    COALESCE(callback_url, (SELECT callback_url FROM tenants WHERE id = messages.tenant_id)) AS callback
-    FROM messages WHERE id = ${id}`;
 
 const logWarn = (msg: string, fields: Record<string, unknown>) => log("warn", msg, fields);
 
@@ -288,8 +246,7 @@ export class ContactLane extends DurableObject<Env> {
   /** After a restart of the local runtime (or from the cron): takes up this lane's pending
    *  messages from D1 (a queue hop may have been lost with the process) and re-arms the alarm. */
   async wake(laneKey: string): Promise<number | null> {
-    const pending = await this.db.all<StragglerRow>(sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
-      WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') ORDER BY ready_at LIMIT 200`);
+    const pending = await messages.laneActive(this.db, laneKey, 200);
     await this.enqueue(
       laneKey,
       pending.map((p) => ({ messageId: p.id, instanceId: p.instance_id, priority: p.priority, readyAt: p.ready_at, createdAt: p.created_at })),
@@ -467,7 +424,7 @@ export class ContactLane extends DurableObject<Env> {
   // The claim (or read) for this phase and D1's answer, by name.
   private async ask(ask: D1Ask, head: ItemRow, laneKey: string, now: number): Promise<{ answer: D1Answer; row: MessageRow | undefined }> {
     if (ask === "none") return { answer: { found: false }, row: undefined };
-    const older = olderQueued(laneKey, head, now);
+    const older = messages.olderInLane(laneKey, head, now);
     let claimed = false;
     let olderWaiting = false;
     let row: MessageRow | undefined;
@@ -482,16 +439,22 @@ export class ContactLane extends DurableObject<Env> {
           to: "queued",
           at: now,
           detail: "due",
-          where: sql`ready_at <= ${now} AND NOT EXISTS (${older})`,
+          where: messages.claimGuards.dueAndFirst(older, now),
         }),
-        toProcessing: transitionStatements({ messageId: head.id, from: ["queued"], to: "processing", at: now, attempt, where: sql`NOT EXISTS (${older})` }),
-        row: messageRow(head.id),
+        toProcessing: transitionStatements({
+          messageId: head.id,
+          from: ["queued"],
+          to: "processing",
+          at: now,
+          attempt,
+          where: messages.claimGuards.first(older),
+        }),
+        row: messages.forSend(head.id),
       });
       claimed = applied(r.toProcessing);
-      row = firstRow<MessageRow>(r.row);
+      row = messages.sendRowOf(r.row);
       // Only a claim that did not apply needs to know why (kept off the hot path).
-      if (!claimed && (row?.status === "queued" || row?.status === "scheduled"))
-        olderWaiting = ((await this.db.all<{ waiting: number }>(sql`SELECT EXISTS (${older}) AS waiting`))[0]?.waiting ?? 0) > 0;
+      if (!claimed && (row?.status === "queued" || row?.status === "scheduled")) olderWaiting = await messages.anyOlder(this.db, older);
     } else if (ask === "claim_retry") {
       // Only from the attempt this lane knows of: a higher count in D1 means an attempt in doubt.
       const r = await runNamed(this.db, {
@@ -501,14 +464,14 @@ export class ContactLane extends DurableObject<Env> {
           to: "processing",
           at: now,
           attempt: head.attempts + 1,
-          where: sql`attempts = ${head.attempts}`,
+          where: messages.claimGuards.atAttempt(head.attempts),
         }),
-        row: messageRow(head.id),
+        row: messages.forSend(head.id),
       });
       claimed = applied(r.claim);
-      row = firstRow<MessageRow>(r.row);
+      row = messages.sendRowOf(r.row);
     } else {
-      row = firstRow<MessageRow>((await runNamed(this.db, { row: messageRow(head.id) })).row);
+      row = messages.sendRowOf((await runNamed(this.db, { row: messages.forSend(head.id) })).row);
     }
     if (!row) return { answer: { found: false }, row };
     return {
@@ -638,19 +601,7 @@ export class ContactLane extends DurableObject<Env> {
   // instance name), whichever tenant holds it: tenants (or gateways) may share one Evolution
   // instance, and one message must never be claimed by two. In chunks: 100 bound parameters a statement.
   private async takenOnEvolution(instance: InstanceRow, messageId: string, ids: string[]): Promise<Set<string>> {
-    const taken = new Set<string>();
-    const url = instance.evolution_url.replace(/\/+$/, "");
-    for (let i = 0; i < ids.length; i += 90) {
-      const chunk = ids.slice(i, i + 90);
-      const rows = await this.db.all<{ p: string }>(sql`SELECT provider_message_id AS p FROM messages
-        WHERE instance_id IN (SELECT id FROM instances WHERE name = ${instance.name} AND rtrim(evolution_url, '/') = ${url})
-          AND id != ${messageId} AND provider_message_id IN (${sql.join(
-            chunk.map((id) => sql`${id}`),
-            sql`, `,
-          )})`);
-      for (const r of rows) taken.add(r.p);
-    }
-    return taken;
+    return messages.providerIdsTaken(this.db, instance.name, instance.evolution_url.replace(/\/+$/, ""), messageId, ids);
   }
 
   // Writes the attempt's known outcome to D1; on failure it stays `unrecorded` here and is retried.
@@ -669,10 +620,10 @@ export class ContactLane extends DurableObject<Env> {
             providerMessageId: outcome.providerMessageId,
             ...(outcome.detail ? { detail: outcome.detail } : {}),
           }),
-          parked: sql`SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ${head.instance_id} AND provider_message_id = ${outcome.providerMessageId}`,
+          parked: pendingReceipts.parkedCount(head.instance_id, outcome.providerMessageId),
         });
         // A receipt that raced ahead of this record was parked; apply it now.
-        if ((firstRow<{ n: number }>(r.parked)?.n ?? 0) > 0) await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
+        if (pendingReceipts.parkedCountOf(r.parked) > 0) await applyPendingReceipts(this.db, head.instance_id, outcome.providerMessageId);
       } else {
         await runNamed(this.db, {
           failed: transitionStatements({
@@ -684,8 +635,7 @@ export class ContactLane extends DurableObject<Env> {
             lastError: outcome.error,
             detail: outcome.error,
           }),
-          deadLetter: sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at)
-            VALUES (${head.id}, ${row.tenant_id}, ${attempt}, ${outcome.error}, ${at})`,
+          deadLetter: deadLetters.record(head.id, row.tenant_id, attempt, outcome.error, at),
         });
       }
     } catch (err) {
@@ -710,11 +660,8 @@ export class ContactLane extends DurableObject<Env> {
   // own phase already holds what matters.
   private async note(messageId: string, attempt: number, detail: string, at: number, lastError?: string, uncount = false): Promise<void> {
     try {
-      // One statement: the note goes into the row's history, with the last error when there is one.
-      const error = lastError === undefined ? sql`` : sql`last_error = ${lastError}, updated_at = ${at},`;
       // An attempt that does not count gives its number back (only if nothing claimed another since).
-      const count = uncount ? sql`attempts = CASE WHEN attempts = ${attempt} THEN ${attempt - 1} ELSE attempts END,` : sql``;
-      await this.db.run(sql`UPDATE messages SET ${error} ${count} ${appendHistory({ status: "processing", at, attempt, detail })} WHERE id = ${messageId}`);
+      await messages.noteAttempt(this.db, messageId, { attempt, detail, at, lastError, uncount });
     } catch (err) {
       logWarn("history note failed", { messageId, error: errorField(err) });
     }
@@ -723,8 +670,7 @@ export class ContactLane extends DurableObject<Env> {
   // A wait note in the message's history, under its current status (queued, or scheduled when due).
   private async waitNote(messageId: string, detail: string, at: number): Promise<void> {
     try {
-      await this.db.run(sql`UPDATE messages SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${at}, 'attempt', NULL, 'detail', ${detail}))
-        WHERE id = ${messageId} AND status IN ('scheduled', 'queued')`);
+      await messages.noteWait(this.db, messageId, detail, at);
     } catch (err) {
       logWarn("history note failed", { messageId, error: errorField(err) });
     }
@@ -744,14 +690,11 @@ export class ContactLane extends DurableObject<Env> {
 
   // Whom to show "typing…" and how long the text is (media: no typing).
   private async typingTarget(id: string): Promise<{ to: string; textLength: number | undefined } | undefined> {
-    const [row] = await this.db.all<{ to: string; n: number | null }>(
-      sql`SELECT "to", CASE WHEN media IS NULL THEN length(text) END AS n FROM messages WHERE id = ${id}`,
-    );
-    return row ? { to: row.to, textLength: row.n ?? undefined } : undefined;
+    return messages.typingTarget(this.db, id);
   }
 
   private async pullOlder(laneKey: string, head: ItemRow, now: number): Promise<number> {
-    const stragglers = await this.db.all<StragglerRow>(sql`SELECT * FROM (${olderQueued(laneKey, head, now)}) LIMIT 50`);
+    const stragglers = await messages.olderInLanePage(this.db, laneKey, head, now, 50);
     return this.enqueue(
       laneKey,
       stragglers.map((s) => ({ messageId: s.id, instanceId: s.instance_id, priority: s.priority, readyAt: s.ready_at, createdAt: s.created_at })),
@@ -795,10 +738,7 @@ export class ContactLane extends DurableObject<Env> {
   private async instance(id: string): Promise<InstanceRow | undefined> {
     const hit = this.instanceCache.lookup(id);
     if (hit) return hit.value;
-    const [row] = await this.db.all<InstanceRow>(
-      sql`SELECT name, channel, evolution_url, evolution_api_key, telegram_api_url, telegram_bot_token, rate_per_minute, typing, gap_max_ms
-        FROM instances WHERE id = ${id}`,
-    );
+    const row = await instances.senderOf(this.db, id);
     this.instanceCache.set(id, row);
     return row;
   }

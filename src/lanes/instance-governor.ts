@@ -10,10 +10,9 @@
 // lets a day go a few sends over its cap. Waiters (for fairness and staggered retries) and the
 // spike window stay in memory: losing them only reshuffles who asks first.
 import { DurableObject } from "cloudflare:workers";
-import { eq, sql } from "drizzle-orm";
 import { runBatch } from "../db/batch.ts";
 import { database } from "../db/client.ts";
-import { instances } from "../db/schema.ts";
+import { instances } from "../db/queries/index.ts";
 import { config } from "../config.ts";
 import { errorField, log } from "../observability/log.ts";
 import { writeEvent } from "../outbox/write.ts";
@@ -166,7 +165,8 @@ export class InstanceGovernor extends DurableObject<Env> {
 
   // Mirrors the pause into D1 and writes the instance.status event in the same batch.
   private async announce(instanceId: string, pause: Pause | null, now: number, resumedBy?: ResumeSource) {
-    const row = { instance: sql`name`, channel: sql`channel`, state: sql`state` };
+    const stored = instances.statusEventFromRow(instanceId);
+    const row = stored.row;
     const data = pause
       ? {
           ...row,
@@ -177,22 +177,15 @@ export class InstanceGovernor extends DurableObject<Env> {
         }
       : { ...row, sending: "active" as const, reason: resumedBy ?? "operator" };
     await runBatch(database(this.env.DB), [
-      sql`UPDATE instances SET paused_reason = ${pause?.reason ?? null}, paused_at = ${pause?.at ?? null},
-        paused_until = ${pause?.until ?? null}, updated_at = ${now} WHERE id = ${instanceId}`,
-      writeEvent("instance.status", {
-        tenantId: sql`tenant_id`,
-        occurredAt: now,
-        data,
-        callbackUrl: sql`(SELECT callback_url FROM tenants WHERE id = instances.tenant_id)`,
-        source: sql`FROM instances WHERE id = ${instanceId}`,
-      }),
+      instances.mirrorPause(instanceId, pause, now),
+      writeEvent("instance.status", { tenantId: stored.tenantId, occurredAt: now, data, callbackUrl: stored.callbackUrl, source: stored.source }),
     ]);
     log("info", pause ? "number paused" : "number resumed", { instanceId, reason: pause?.reason ?? resumedBy });
   }
 
   private async pacing(instanceId: string, fallbackRate?: number): Promise<Pacing> {
     if (this.config && Date.now() - this.config.at < CONFIG_CACHE_MS) return this.config.pacing;
-    const [row] = await database(this.env.DB).select().from(instances).where(eq(instances.id, instanceId));
+    const row = await instances.byId(database(this.env.DB), instanceId);
     const pacing = row ? pacingOf(row) : defaultPacing(fallbackRate);
     this.config = { at: Date.now(), pacing };
     return pacing;

@@ -4,9 +4,9 @@
 // the instance's automation by the same path as the providers' inbound messages; its state is the
 // automation delivery record of that message, and the queue's figures are the records' counts
 // (automation_counts, kept by triggers).
-import { sql } from "drizzle-orm";
 import { type AgentMessage, legacyRecipient } from "../contracts/legacy.ts";
 import type { Db } from "../db/client.ts";
+import { inboundMessages, instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { contactKey } from "../messages/contact-key.ts";
@@ -16,15 +16,7 @@ import { channelOf, providerFor } from "../providers/registry.ts";
 import { automationLane } from "../automation/config.ts";
 import { storeInbound } from "./apply.ts";
 
-type Target = {
-  id: string;
-  name: string;
-  channel: string;
-  enabled: number | null;
-  state: string | null;
-  debounce_ms: number | null;
-  probe_at: number | null;
-};
+type Target = instances.AgentTarget;
 
 export type PostedJob = { messageId: string; conversationId: string; instance: string; channel: Channel; estimatedSeconds: number };
 
@@ -86,16 +78,13 @@ export async function postForAgent(env: Env, db: Db, tenantId: string, input: Ag
   return { messageId: stored.id, conversationId: contact, instance: target.name, channel, estimatedSeconds: Math.ceil(waitMs / 1000) };
 }
 
-const targetColumns = sql`i.id, i.name, i.channel, a.enabled, a.state, a.debounce_ms, a.probe_at
-  FROM instances i LEFT JOIN automations a ON a.instance_id = i.id`;
-
 // The instance named in channelMetadata.instance, else the tenant's only instance of the channel
 // ("api": of any channel).
 async function targetOf(db: Db, tenantId: string, input: AgentMessage): Promise<Target> {
   const named = input.channelMetadata?.instance;
   const channel = input.channel === "api" ? undefined : input.channel;
   if (named !== undefined) {
-    const [row] = await db.all<Target>(sql`SELECT ${targetColumns} WHERE i.tenant_id = ${tenantId} AND i.name = ${named}`);
+    const row = await instances.agentTargetByName(db, tenantId, named);
     if (!row) {
       throw new ApiError("unprocessable", `Unknown instance "${named}": register it with PUT /v1/instances/:name first.`, [
         { path: "channelMetadata.instance", message: named },
@@ -109,7 +98,7 @@ async function targetOf(db: Db, tenantId: string, input: AgentMessage): Promise<
     return row;
   }
   // The tenant's instances of the channel: through (tenant_id, name); two are enough to know it is not one.
-  const rows = await db.all<Target>(sql`SELECT ${targetColumns} WHERE i.tenant_id = ${tenantId} ${channel ? sql`AND i.channel = ${channel}` : sql``} LIMIT 2`);
+  const rows = await instances.agentTargets(db, tenantId, channel);
   const what = channel ? `${channel} instance` : "instance";
   if (rows.length === 0) {
     throw new ApiError("unprocessable", `The tenant has no ${what}: register one with PUT /v1/instances/:name.`, [{ path: "channel", message: input.channel }]);
@@ -159,24 +148,11 @@ export type JobView = {
   metadata: Record<string, unknown> | null;
 };
 
-type JobRow = {
-  id: string;
-  instance_name: string;
-  channel: string;
-  contact: string;
-  metadata: string | null;
-  status: string | null;
-  attempts: number | null;
-  last_error: string | null;
-  updated_at: number | null;
-  lane_key: string | null;
-};
+type JobRow = inboundMessages.AgentJobRow;
 
 /** The job of an inbound message of the tenant: its automation record's state. undefined: none. */
 export async function jobOf(env: Env, db: Db, tenantId: string, id: string): Promise<JobView | undefined> {
-  const [row] =
-    await db.all<JobRow>(sql`SELECT i.id, i.instance_name, i.channel, i.contact, i.metadata, d.status, d.attempts, d.last_error, d.updated_at, d.lane_key
-    FROM inbound_messages i LEFT JOIN automation_deliveries d ON d.inbound_id = i.id WHERE i.id = ${id} AND i.tenant_id = ${tenantId}`);
+  const row = await inboundMessages.agentJob(db, tenantId, id);
   if (!row) return undefined;
   const state = await stateOf(env, row);
   const finished = state === "completed" || state === "failed";
@@ -224,23 +200,9 @@ async function stateOf(env: Env, row: JobRow): Promise<JobState> {
 export type QueueCounts = { waiting: number; active: number; completed: number; failed: number; delayed: number; paused: number; total: number };
 export type QueueFigures = { counts: QueueCounts; pausedInstances: string[] };
 
-type CountRow = {
-  name: string;
-  enabled: number | null;
-  state: string | null;
-  waiting: number | null;
-  retrying: number | null;
-  delivered: number | null;
-  dead: number | null;
-  canceled: number | null;
-  human: number | null;
-};
-
 /** The tenant's queue figures: one counter row per instance, and each instance's breaker. */
 export async function queueFigures(db: Db, tenantId: string): Promise<QueueFigures> {
-  const rows = await db.all<CountRow>(sql`SELECT i.name, a.enabled, a.state, c.waiting, c.retrying, c.delivered, c.dead, c.canceled, c.human
-    FROM instances i LEFT JOIN automations a ON a.instance_id = i.id LEFT JOIN automation_counts c ON c.tenant_id = i.tenant_id AND c.instance_id = i.id
-    WHERE i.tenant_id = ${tenantId}`);
+  const rows = await instances.automationCounts(db, tenantId);
   const counts: QueueCounts = { waiting: 0, active: 0, completed: 0, failed: 0, delayed: 0, paused: 0, total: 0 };
   const pausedInstances: string[] = [];
   for (const r of rows) {

@@ -8,12 +8,12 @@
 // Every step is idempotent, so a redelivery changes nothing: inbound rows are unique by provider id
 // (and dedupe key), receipts only move a status forward, connection events only write when the
 // state really changes.
-import { type SQL, sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import { offerStatement, offerToLane } from "../automation/offer.ts";
 import type { Channel } from "../contracts/channels.ts";
 import { changes, firstRow, runBatch, runNamed } from "../db/batch.ts";
 import type { Db } from "../db/client.ts";
-import { inboundMessages } from "../db/queries/index.ts";
+import { inboundMessages, instances, messages, outboxEvents } from "../db/queries/index.ts";
 import { newId } from "../ids.ts";
 import { type ReceiptStatus, receiptByProviderStatements } from "../messages/receipts.ts";
 import { writeEvent } from "../outbox/write.ts";
@@ -134,7 +134,7 @@ export function storeStatements(t: InboundTarget, m: InboundMessage, receivedAt:
         media: m.media,
         timestamp: new Date(m.timestamp).toISOString(),
       },
-      source: sql`WHERE changes() > 0`,
+      source: outboxEvents.whenChangedJustBefore,
     }),
   ];
 }
@@ -157,14 +157,9 @@ async function applyReceipt(db: Db, job: Extract<InboundJob, { kind: "receipt" |
   return changes(r.parking[0]) > 0 ? "parked" : "duplicate";
 }
 
-const SEND_CONFIRMED = "send.message confirmed by Evolution";
-
 // The provider handed the message to WhatsApp; the provider id is already ours from the send's answer.
 function confirmSendStatement(job: { instanceId: string; providerMessageId: string; at: number }): SQL {
-  return sql`UPDATE messages
-      SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${job.at}, 'attempt', NULL, 'detail', ${SEND_CONFIRMED}))
-      WHERE instance_id = ${job.instanceId} AND provider_message_id = ${job.providerMessageId}
-        AND NOT EXISTS (SELECT 1 FROM json_each(messages.history) WHERE json_extract(value, '$.detail') = ${SEND_CONFIRMED})`;
+  return messages.confirmSend(job.instanceId, job.providerMessageId, job.at);
 }
 
 /** A state change and its instance.status event; an open connection no longer needs its QR code. */
@@ -176,15 +171,13 @@ export function connectionStatements(c: {
   statusReason: number | null;
   at: number;
 }) {
-  const clearQr = c.state === "open" ? sql`, qr_code = NULL, qr_count = NULL, qr_updated_at = NULL` : sql``;
   return [
-    sql`UPDATE instances SET state = ${c.state}, state_changed_at = ${c.at}, updated_at = ${c.at} ${clearQr}
-      WHERE id = ${c.instanceId} AND state != ${c.state}`,
+    instances.changeState(c.instanceId, c.state, c.at),
     writeEvent("instance.status", {
       tenantId: c.tenantId,
       occurredAt: c.at,
       data: { instance: c.instanceName, channel: "whatsapp", state: c.state, statusReason: c.statusReason },
-      source: sql`WHERE changes() > 0`,
+      source: outboxEvents.whenChangedJustBefore,
     }),
   ];
 }
@@ -192,6 +185,5 @@ export function connectionStatements(c: {
 // The QR code is kept on the instance only (never in the outbox: whoever holds it can link the number).
 // A late refresh never overwrites a newer code, nor revives one on a connected number.
 function qrCodeStatement(job: Extract<InboundJob, { kind: "qr_code" }>): SQL {
-  return sql`UPDATE instances SET qr_code = ${job.base64}, qr_count = ${job.count}, qr_updated_at = ${job.at}
-    WHERE id = ${job.instanceId} AND state != 'open' AND COALESCE(qr_updated_at, 0) <= ${job.at}`;
+  return instances.refreshQrCode(job.instanceId, { base64: job.base64, count: job.count, at: job.at });
 }

@@ -4,6 +4,7 @@ import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../client.ts";
 import { deleteInPages, type PurgeLimits } from "../purge.ts";
+import { isHuman } from "./conversation-handoffs.ts";
 
 const countRow = z.object({ status: z.string(), retrying: z.number(), n: z.number() });
 
@@ -145,4 +146,102 @@ export function recordFailure(inboundIds: string[], attempts: number, error: str
 export function markDelivered(inboundIds: string[], attempts: number, note: string | null, now: number): SQL {
   return sql`UPDATE automation_deliveries SET status = 'delivered', attempts = ${attempts}, last_error = ${note}, updated_at = ${now}
     WHERE inbound_id IN (${idList(inboundIds)}) AND status IN ('pending', 'dead')`;
+}
+
+const laneKeyRow = z.object({ lane_key: z.string() });
+
+/** Lanes that hold pending deliveries (any instance), up to limit. */
+export async function lanesWithPending(db: Db, limit: number): Promise<string[]> {
+  const rows = z.array(laneKeyRow).parse(await db.all(sql`SELECT DISTINCT lane_key FROM automation_deliveries WHERE status = 'pending' LIMIT ${limit}`));
+  return rows.map((r) => r.lane_key);
+}
+
+/** Records inbound messages never recorded for their automation: received while it was on as it is
+ *  now (after its last change, never while it was off) within [since, before), something a handler
+ *  can answer. Automations outermost (CROSS JOIN), each one's window through
+ *  inbound_instance_received. The ids recorded, up to limit. */
+export async function recordNeverOffered(db: Db, now: number, w: { since: number; before: number; limit: number }): Promise<string[]> {
+  const rows = z.array(z.object({ inbound_id: z.string() })).parse(
+    await db.all(sql`
+    INSERT OR IGNORE INTO automation_deliveries (inbound_id, tenant_id, instance_id, lane_key, contact, status, created_at, updated_at)
+    SELECT i.id, i.tenant_id, i.instance_id, i.tenant_id || ':' || i.instance_id || ':' || i.contact, i.contact,
+      CASE WHEN ${isHuman(sql`i.instance_id`, sql`i.contact`, now)} THEN 'human' ELSE 'pending' END, ${now}, ${now}
+    FROM automations a CROSS JOIN inbound_messages i ON i.instance_id = a.instance_id
+      AND i.received_at >= MAX(a.updated_at, ${w.since}) AND i.received_at < ${w.before}
+    WHERE a.enabled = 1 AND i.from_me = 0 AND (a.include_groups = 1 OR (substr(i.remote_jid, -5) != '@g.us' AND NOT (i.channel = 'telegram' AND substr(i.remote_jid, 1, 1) = '-')))
+      AND (i.text IS NOT NULL OR i.media IS NOT NULL) AND i.message_type != 'edited_message'
+      AND NOT EXISTS (SELECT 1 FROM automation_deliveries d WHERE d.inbound_id = i.id)
+    LIMIT ${w.limit}
+    RETURNING inbound_id`),
+  );
+  return rows.map((r) => r.inbound_id);
+}
+
+// A pending delivery with its inbound message, as a lane is offered it again.
+const pendingRow = z.object({
+  lane_key: z.string(),
+  tenant_id: z.string(),
+  instance_id: z.string(),
+  instance_name: z.string(),
+  channel: z.string(),
+  id: z.string(),
+  contact: z.string(),
+  remote_jid: z.string(),
+  participant: z.string().nullable(),
+  push_name: z.string().nullable(),
+  text: z.string().nullable(),
+  media: z.string().nullable(),
+  timestamp: z.number(),
+});
+export type PendingRow = z.infer<typeof pendingRow>;
+
+const pendingColumns = sql`d.lane_key, d.tenant_id, i.instance_id, i.instance_name, i.channel, i.id, i.contact, i.remote_jid, i.participant, i.push_name,
+  i.text, i.media, i.timestamp`;
+
+// Keeps each IN list well under D1's 100 bound parameters.
+const ID_PAGE = 50;
+
+/** These deliveries with their inbound messages. */
+export async function withInbound(db: Db, ids: readonly string[]): Promise<PendingRow[]> {
+  const rows: PendingRow[] = [];
+  for (let k = 0; k < ids.length; k += ID_PAGE) {
+    const page = sql.join(
+      ids.slice(k, k + ID_PAGE).map((id) => sql`${id}`),
+      sql`, `,
+    );
+    rows.push(
+      ...z
+        .array(pendingRow)
+        .parse(
+          await db.all(
+            sql`SELECT ${pendingColumns} FROM automation_deliveries d JOIN inbound_messages i ON i.id = d.inbound_id WHERE d.inbound_id IN (${page})`,
+          ),
+        ),
+    );
+  }
+  return rows;
+}
+
+/** Pending deliveries of switched-on automations untouched since before, the oldest first, with their
+ *  inbound messages; through automation_deliveries_instance (instance, status, updated_at). */
+export async function stalePending(db: Db, before: number, limit: number): Promise<PendingRow[]> {
+  return z.array(pendingRow).parse(
+    await db.all(sql`
+    SELECT ${pendingColumns} FROM automations a
+    CROSS JOIN automation_deliveries d ON d.instance_id = a.instance_id AND d.status = 'pending' AND d.updated_at < ${before}
+    JOIN inbound_messages i ON i.id = d.inbound_id
+    WHERE a.enabled = 1 ORDER BY d.updated_at LIMIT ${limit}`),
+  );
+}
+
+/** Marks these pending deliveries as touched now (the next catch-up takes up others first). */
+export async function touchPending(db: Db, ids: readonly string[], now: number): Promise<void> {
+  for (let k = 0; k < ids.length; k += ID_PAGE) {
+    await db.run(
+      sql`UPDATE automation_deliveries SET updated_at = ${now} WHERE status = 'pending' AND inbound_id IN (${sql.join(
+        ids.slice(k, k + ID_PAGE).map((id) => sql`${id}`),
+        sql`, `,
+      )})`,
+    );
+  }
 }

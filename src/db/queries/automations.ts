@@ -4,7 +4,7 @@ import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { AutomationInput } from "../../contracts/automation.ts";
 import type { Db } from "../client.ts";
-import { changes } from "../batch.ts";
+import { changes, runBatch } from "../batch.ts";
 
 /** Creates the instance's automation or changes its settings, in one statement; the secret only
  *  goes in on creation. True when this call created it. */
@@ -71,3 +71,47 @@ export async function config(db: Db, instanceId: string): Promise<ConfigRow | un
 
 /** The instance's context_messages as an expression, for a statement in the same batch as the row's read. */
 export const contextMessagesOf = (instanceId: string): SQL => sql`SELECT COALESCE(MAX(context_messages), 0) FROM automations WHERE instance_id = ${instanceId}`;
+
+// The circuit breaker, kept in the automation's row so every contact lane of the instance sees the
+// same one (src/automation/breaker.ts decides when each statement runs).
+
+/** The pause a failed call causes, for its automation.paused event: the failure count as the
+ *  UPDATE leaves it, and the source that writes the event only when this call reaches the threshold. */
+export function breakerPauseEvent(instanceId: string, threshold: number) {
+  return {
+    failures: sql`failures + 1`,
+    source: sql`FROM automations WHERE instance_id = ${instanceId} AND state = 'active' AND failures + 1 >= ${threshold}`,
+  };
+}
+
+/** A failed call: count it, and pause at the threshold; un-awaited, after its event in the batch. */
+export function breakerFailure(instanceId: string, threshold: number, now: number, probeAt: number): SQL {
+  return sql`UPDATE automations SET failures = failures + 1,
+        paused_at = CASE WHEN state = 'active' AND failures + 1 >= ${threshold} THEN ${now} ELSE paused_at END,
+        probe_at = CASE WHEN state = 'active' AND failures + 1 >= ${threshold} THEN ${probeAt} ELSE probe_at END,
+        state = CASE WHEN failures + 1 >= ${threshold} THEN 'paused' ELSE state END, probe_started_at = NULL
+      WHERE instance_id = ${instanceId}`;
+}
+
+/** The source of the automation.resumed event: written only when the breaker is paused. */
+export function breakerResumeEventSource(instanceId: string): SQL {
+  return sql`FROM automations WHERE instance_id = ${instanceId} AND state = 'paused'`;
+}
+
+/** A successful call: reset the count and resume; un-awaited, after its event in the batch. */
+export function breakerSuccess(instanceId: string): SQL {
+  return sql`UPDATE automations SET failures = 0, state = 'active', paused_at = NULL, probe_at = NULL, probe_started_at = NULL
+      WHERE instance_id = ${instanceId} AND (failures != 0 OR state != 'active')`;
+}
+
+const breakerRow = z.object({ state: z.string(), probe_at: z.number().nullable() });
+
+/** Takes the one probe of this round (probe_at passed, paused): won, and the breaker as it now stands. */
+export async function claimBreakerProbe(db: Db, instanceId: string, now: number, probeMs: number): Promise<{ won: boolean; state: string; probeAt: number }> {
+  const [update, read] = await runBatch(db, [
+    sql`UPDATE automations SET probe_at = ${now + probeMs}, probe_started_at = ${now} WHERE instance_id = ${instanceId} AND state = 'paused' AND probe_at <= ${now}`,
+    sql`SELECT state, probe_at FROM automations WHERE instance_id = ${instanceId}`,
+  ]);
+  const row = read?.results[0] === undefined ? undefined : breakerRow.parse(read.results[0]);
+  return { won: changes(update) > 0, state: row?.state ?? "active", probeAt: row?.probe_at ?? now };
+}

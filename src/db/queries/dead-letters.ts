@@ -122,3 +122,9 @@ export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<n
     limits,
   );
 }
+
+/** A message given up on; un-awaited, for the batch of its failed transition. */
+export function record(messageId: string, tenantId: string, attempts: number, error: string, at: number): SQL {
+  return sql`INSERT OR REPLACE INTO dead_letters (message_id, tenant_id, attempts, error, at)
+            VALUES (${messageId}, ${tenantId}, ${attempts}, ${error}, ${at})`;
+}

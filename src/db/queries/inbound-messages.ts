@@ -95,3 +95,27 @@ export function history(c: { tenantId: string; instanceId: string; contacts: str
       WHERE tenant_id = ${c.tenantId} AND "to" IN ${list(c.to)} AND instance_id = ${c.instanceId} AND status != 'canceled'
     ) ORDER BY at DESC, id DESC LIMIT (${limit}) + ${extra}`;
 }
+
+// An inbound message with its automation delivery's record (a JOIN: it answers about the message).
+const agentJobRow = z.object({
+  id: z.string(),
+  instance_name: z.string(),
+  channel: z.string(),
+  contact: z.string(),
+  metadata: z.string().nullable(),
+  status: z.string().nullable(),
+  attempts: z.number().nullable(),
+  last_error: z.string().nullable(),
+  updated_at: z.number().nullable(),
+  lane_key: z.string().nullable(),
+});
+export type AgentJobRow = z.infer<typeof agentJobRow>;
+
+/** The tenant's inbound message and its automation delivery's state; undefined: none. */
+export async function agentJob(db: Db, tenantId: string, id: string): Promise<AgentJobRow | undefined> {
+  const rows = z.array(agentJobRow).parse(
+    await db.all(sql`SELECT i.id, i.instance_name, i.channel, i.contact, i.metadata, d.status, d.attempts, d.last_error, d.updated_at, d.lane_key
+    FROM inbound_messages i LEFT JOIN automation_deliveries d ON d.inbound_id = i.id WHERE i.id = ${id} AND i.tenant_id = ${tenantId}`),
+  );
+  return rows[0];
+}

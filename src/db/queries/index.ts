@@ -26,6 +26,7 @@ export * as callbackDeliveries from "./callback-deliveries.ts";
 export * as disabledCallbackEndpoints from "./disabled-callback-endpoints.ts";
 export * as deadLetters from "./dead-letters.ts";
 export * as conversations from "./conversations.ts";
+export * as conversationHandoffs from "./conversation-handoffs.ts";
 export * as messages from "./messages.ts";
 export * as automations from "./automations.ts";
 export * as automationDeliveries from "./automation-deliveries.ts";

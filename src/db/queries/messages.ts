@@ -1,7 +1,7 @@
 // The messages table: every message a tenant sends, its status, history and lane.
 import { and, desc, eq, gte, lt, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
-import type { MessageStatus } from "../../contracts/events.ts";
+import { type MessageStatus, messageStatus } from "../../contracts/events.ts";
 import { changes } from "../batch.ts";
 import type { Db } from "../client.ts";
 import { messages as messagesTable } from "../schema.ts";
@@ -346,4 +346,137 @@ export async function byIdempotencyKeys(db: Db, tenantId: string, keys: string[]
     );
   }
   return rows;
+}
+
+const SEND_CONFIRMED = "send.message confirmed by Evolution";
+
+/** The provider handed the message to WhatsApp (its id is already ours from the send's answer): a
+ *  history entry, once. */
+export function confirmSend(instanceId: string, providerMessageId: string, at: number): SQL {
+  return sql`UPDATE messages
+      SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${at}, 'attempt', NULL, 'detail', ${SEND_CONFIRMED}))
+      WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}
+        AND NOT EXISTS (SELECT 1 FROM json_each(messages.history) WHERE json_extract(value, '$.detail') = ${SEND_CONFIRMED})`;
+}
+
+// A message of a contact lane, as the lane takes it up (lane order: priority, due time, arrival).
+const laneMessageRow = z.object({ id: z.string(), instance_id: z.string(), priority: z.number(), ready_at: z.number(), created_at: z.number() });
+export type LaneMessage = z.infer<typeof laneMessageRow>;
+
+/** The lane's messages not yet over (scheduled, queued, processing), the earliest due first. */
+export async function laneActive(db: Db, laneKey: string, limit: number): Promise<LaneMessage[]> {
+  return z.array(laneMessageRow).parse(
+    await db.all(sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
+      WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') ORDER BY ready_at LIMIT ${limit}`),
+  );
+}
+
+/** Which of these provider ids another message of the same provider instance (same name, same
+ *  Evolution URL) already holds; in pages under D1's 100 bound parameters. */
+export async function providerIdsTaken(db: Db, instanceName: string, evolutionUrl: string, exceptId: string, ids: readonly string[]): Promise<Set<string>> {
+  const taken = new Set<string>();
+  for (let i = 0; i < ids.length; i += 90) {
+    const chunk = ids.slice(i, i + 90);
+    const rows = z.array(z.object({ p: z.string() })).parse(
+      await db.all(sql`SELECT provider_message_id AS p FROM messages
+        WHERE instance_id IN (SELECT id FROM instances WHERE name = ${instanceName} AND rtrim(evolution_url, '/') = ${evolutionUrl})
+          AND id != ${exceptId} AND provider_message_id IN (${sql.join(
+            chunk.map((id) => sql`${id}`),
+            sql`, `,
+          )})`),
+    );
+    for (const r of rows) taken.add(r.p);
+  }
+  return taken;
+}
+
+/** A history line for an attempt not over yet, with its last error when there is one; `uncount`
+ *  gives the attempt's number back (only if nothing claimed another since). One statement. */
+export async function noteAttempt(
+  db: Db,
+  messageId: string,
+  n: { attempt: number; detail: string; at: number; lastError?: string; uncount?: boolean },
+): Promise<void> {
+  const error = n.lastError === undefined ? sql`` : sql`last_error = ${n.lastError}, updated_at = ${n.at},`;
+  const count = n.uncount ? sql`attempts = CASE WHEN attempts = ${n.attempt} THEN ${n.attempt - 1} ELSE attempts END,` : sql``;
+  await db.run(
+    sql`UPDATE messages SET ${error} ${count} ${appendHistory({ status: "processing", at: n.at, attempt: n.attempt, detail: n.detail })} WHERE id = ${messageId}`,
+  );
+}
+
+/** A wait note in the history of a message still waiting (queued, or scheduled when due), under its current status. */
+export async function noteWait(db: Db, messageId: string, detail: string, at: number): Promise<void> {
+  await db.run(sql`UPDATE messages SET history = json_insert(history, '$[#]', json_object('status', status, 'at', ${at}, 'attempt', NULL, 'detail', ${detail}))
+        WHERE id = ${messageId} AND status IN ('scheduled', 'queued')`);
+}
+
+/** Whom a message goes to and its text's length (media: undefined), for "typing…". */
+export async function typingTarget(db: Db, id: string): Promise<{ to: string; textLength: number | undefined } | undefined> {
+  const [row] = z
+    .array(z.object({ to: z.string(), n: z.number().nullable() }))
+    .parse(await db.all(sql`SELECT "to", CASE WHEN media IS NULL THEN length(text) END AS n FROM messages WHERE id = ${id}`));
+  return row ? { to: row.to, textLength: row.n ?? undefined } : undefined;
+}
+
+type LaneHead = { id: string; priority: number; ready_at: number; created_at: number };
+
+/** Due messages of the lane that come before `head` in lane order (priority, due time, arrival):
+ *  queued, or scheduled and due but not yet taken up by the lane (its queue hop was lost). A
+ *  subquery, for the claim's guards. The first IN (...) term lets SQLite use messages_lane_active. */
+export function olderInLane(laneKey: string, head: LaneHead, now: number): SQL {
+  return sql`SELECT id, instance_id, priority, ready_at, created_at FROM messages
+    WHERE lane_key = ${laneKey} AND status IN ('scheduled', 'queued', 'processing') AND status IN ('scheduled', 'queued') AND id != ${head.id} AND ready_at <= ${now}
+      AND (priority < ${head.priority} OR (priority = ${head.priority} AND (ready_at < ${head.ready_at}
+        OR (ready_at = ${head.ready_at} AND (created_at < ${head.created_at} OR (created_at = ${head.created_at} AND id < ${head.id}))))))`;
+}
+
+/** The claim's guards: due with nothing older waiting (scheduled → queued), nothing older waiting
+ *  (queued → processing), still at the attempt the lane knows of (a retry). */
+export const claimGuards = {
+  dueAndFirst: (older: SQL, now: number): SQL => sql`ready_at <= ${now} AND NOT EXISTS (${older})`,
+  first: (older: SQL): SQL => sql`NOT EXISTS (${older})`,
+  atAttempt: (attempts: number): SQL => sql`attempts = ${attempts}`,
+};
+
+/** Whether the subquery of olderInLane finds any message. */
+export async function anyOlder(db: Db, older: SQL): Promise<boolean> {
+  const [row] = z.array(z.object({ waiting: z.number() })).parse(await db.all(sql`SELECT EXISTS (${older}) AS waiting`));
+  return (row?.waiting ?? 0) > 0;
+}
+
+/** Up to limit of the lane's messages older than head (see olderInLane). */
+export async function olderInLanePage(db: Db, laneKey: string, head: LaneHead, now: number, limit: number): Promise<LaneMessage[]> {
+  return z.array(laneMessageRow).parse(await db.all(sql`SELECT * FROM (${olderInLane(laneKey, head, now)}) LIMIT ${limit}`));
+}
+
+// A message as a contact lane sends it: where it goes now (the chat's new address if it moved)
+// and its callback URL (its own, else the tenant's).
+const sendRow = z.object({
+  id: z.string(),
+  tenant_id: z.string(),
+  to: z.string(),
+  address: z.string(),
+  text: z.string().nullable(),
+  media: z.string().nullable(),
+  status: messageStatus,
+  attempts: z.number(),
+  max_attempts: z.number(),
+  ready_at: z.number(),
+  updated_at: z.number(),
+  callback: z.string().nullable(),
+});
+export type SendRow = z.infer<typeof sendRow>;
+
+/** The message as a lane sends it; un-awaited, for the claim's batch (parse with sendRowOf). */
+export function forSend(id: string): SQL {
+  return sql`SELECT id, tenant_id, "to", text, media, status, attempts, max_attempts, ready_at, updated_at,
+    COALESCE((SELECT to_chat FROM chat_migrations WHERE instance_id = messages.instance_id AND from_chat = messages."to"), "to") AS address,
+    COALESCE(callback_url, (SELECT callback_url FROM tenants WHERE id = messages.tenant_id)) AS callback
+    FROM messages WHERE id = ${id}`;
+}
+
+/** The row of a forSend batch group, parsed; undefined: no such message. */
+export function sendRowOf(group: readonly { results?: unknown[] }[] | undefined): SendRow | undefined {
+  const r = group?.[0]?.results?.[0];
+  return r === undefined ? undefined : sendRow.parse(r);
 }

@@ -128,3 +128,6 @@ export function purgeOld(db: Db, cutoff: number, limits: PurgeLimits): Promise<n
     limits,
   );
 }
+
+/** An event's source that writes it only when the statement just before it in the batch changed a row. */
+export const whenChangedJustBefore = sql`WHERE changes() > 0`;

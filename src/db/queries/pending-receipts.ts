@@ -33,3 +33,13 @@ export async function parkedFor(db: Db, instanceId: string, providerMessageId: s
 export function clear(instanceId: string, providerMessageId: string): SQL {
   return sql`DELETE FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`;
 }
+
+/** How many receipts are parked for this provider id; un-awaited, for a batch (read with parkedCountOf). */
+export function parkedCount(instanceId: string, providerMessageId: string): SQL {
+  return sql`SELECT COUNT(*) AS n FROM pending_receipts WHERE instance_id = ${instanceId} AND provider_message_id = ${providerMessageId}`;
+}
+
+export function parkedCountOf(group: readonly { results?: unknown[] }[] | undefined): number {
+  const r = group?.[0]?.results?.[0];
+  return r === undefined ? 0 : z.object({ n: z.number() }).parse(r).n;
+}
