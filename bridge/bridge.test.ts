@@ -336,6 +336,8 @@ describe("faults", () => {
       [0, 1, 2, 3, 4].map((i) => ({ key: c, value: sendValue(c, `g${i}`) })),
     );
     await waitUntil("five sent", () => (statuses(observer, config).filter((r) => r.status === "sent").length >= 5 ? true : undefined));
+    // The statuses can come back before the bridge commits the five: the lag below counts from the commit.
+    await waitUntil("five committed", async () => ((await committed(config)).offset === "5" ? true : undefined));
 
     await gateway.stop();
     await kafka.produce(
