@@ -7,6 +7,7 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { startSimulator } from "../simulator/server.ts";
+import { type GatewayClient, gatewayClient } from "../src/client.ts";
 import { provisionTenant, ROOT, startGateway } from "../tools/harness/gateway.ts";
 import { startBare } from "./bare.ts";
 import { closedLoop, percentile, runScript, table } from "../tools/harness/load.ts";
@@ -30,19 +31,18 @@ async function main() {
     if (process.env.BENCH_TELEGRAM_ONLY === "1") return await telegramShare(gateway.url, simulator.url);
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60000 });
     const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
-    const body = (i: number) =>
-      JSON.stringify({ instance: t.instance, to: `55119${String(10000000 + (i % 500)).padStart(8, "0")}`, text: `bench accept ${i}` });
+    const api = gatewayClient(gateway.url, { apiKey: t.apiKey });
+    const message = (i: number) => ({ instance: t.instance, to: `55119${String(10000000 + (i % 500)).padStart(8, "0")}`, text: `bench accept ${i}` });
+    const body = (i: number) => JSON.stringify(message(i));
 
     // Warm both up so neither pays for its first compile in the figures.
     await closedLoop(100, 8, (i) => fetch(`${bare.url}/v1/messages`, { method: "POST", headers, body: body(i) }));
-    await closedLoop(100, 8, (i) => fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: body(i) }));
+    await closedLoop(100, 8, (i) => api.v1.messages.$post({ json: message(i) }));
     const bareRun = await closedLoop(ACCEPT_REQUESTS, CONCURRENCY, (i) => fetch(`${bare.url}/v1/messages`, { method: "POST", headers, body: body(i) }));
     // The API path alone: scheduled a day ahead, so no delivery work competes for the runtime meanwhile.
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
-    const scheduledRun = await closedLoop(ACCEPT_REQUESTS, CONCURRENCY, (i) =>
-      fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: JSON.stringify({ ...JSON.parse(body(i)), sendAt: tomorrow }) }),
-    );
-    const acceptRun = await closedLoop(ACCEPT_REQUESTS, CONCURRENCY, (i) => fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: body(i) }));
+    const scheduledRun = await closedLoop(ACCEPT_REQUESTS, CONCURRENCY, (i) => api.v1.messages.$post({ json: { ...message(i), sendAt: tomorrow } }));
+    const acceptRun = await closedLoop(ACCEPT_REQUESTS, CONCURRENCY, (i) => api.v1.messages.$post({ json: message(i) }));
 
     console.log(`\n(a) accept: ${ACCEPT_REQUESTS} requests, ${CONCURRENCY} in flight, wrangler dev on this machine`);
     console.log(
@@ -71,8 +71,8 @@ async function main() {
     );
 
     // Let the accept run's sends finish before the drain is timed.
-    await waitIdle(gateway.url, headers);
-    const drain = await drainRun(gateway.url, simulator.url, headers, t.instance, gateway.persistDir);
+    await waitIdle(api);
+    const drain = await drainRun(api, simulator.url, t.instance, gateway.persistDir);
     console.log(`\n(b) drain: ${DRAIN_MESSAGES} messages across ${DRAIN_CONTACTS} contacts, simulator latency ${DRAIN_LATENCY_MS} ms`);
     console.log(
       table(
@@ -88,21 +88,22 @@ async function main() {
   }
 }
 
-async function count(gatewayUrl: string, headers: Record<string, string>, status: string): Promise<number> {
-  const stats = (await (await fetch(`${gatewayUrl}/v1/stats`, { headers })).json()) as { messages: { total: Record<string, number> } };
-  return stats.messages.total[status] ?? 0;
+async function count(api: GatewayClient, status: string): Promise<number> {
+  const res = await api.v1.stats.$get();
+  if (!res.ok) throw new Error(`stats: ${res.status} ${await res.text()}`);
+  const total: Record<string, number> = (await res.json()).messages.total;
+  return total[status] ?? 0;
 }
 
 /** Nothing queued or processing; a gateway still busy after 5 minutes fails the run (its figures would be wrong). */
-async function waitIdle(gatewayUrl: string, headers: Record<string, string>) {
-  await waitFor(
-    "the gateway to be idle",
-    async () => ((await count(gatewayUrl, headers, "queued")) + (await count(gatewayUrl, headers, "processing")) === 0 ? true : undefined),
-    { timeoutMs: 300_000, intervalMs: 500 },
-  );
+async function waitIdle(api: GatewayClient) {
+  await waitFor("the gateway to be idle", async () => ((await count(api, "queued")) + (await count(api, "processing")) === 0 ? true : undefined), {
+    timeoutMs: 300_000,
+    intervalMs: 500,
+  });
 }
 
-async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Record<string, string>, instance: string, persistDir: string) {
+async function drainRun(api: GatewayClient, simulatorUrl: string, instance: string, persistDir: string) {
   await fetch(`${simulatorUrl}/_sim/calls`, { method: "DELETE" });
   await fetch(`${simulatorUrl}/_sim/config`, {
     method: "PATCH",
@@ -115,17 +116,17 @@ async function drainRun(gatewayUrl: string, simulatorUrl: string, headers: Recor
     to: contact(i % DRAIN_CONTACTS),
     text: `drain ${Math.floor(i / DRAIN_CONTACTS)}`,
   }));
-  const sentBefore = await count(gatewayUrl, headers, "sent");
+  const sentBefore = await count(api, "sent");
   const started = performance.now();
   for (let i = 0; i < messages.length; i += 500) {
-    const res = await fetch(`${gatewayUrl}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages: messages.slice(i, i + 500) }) });
+    const res = await api.v1.messages.batch.$post({ json: { messages: messages.slice(i, i + 500) } });
     if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
   }
   console.log(`   ${DRAIN_MESSAGES} accepted in 4 batches by +${((performance.now() - started) / 1000).toFixed(1)} s`);
   let sent = 0;
   const deadline = Date.now() + 300_000;
   while (Date.now() < deadline) {
-    sent = (await count(gatewayUrl, headers, "sent")) - sentBefore;
+    sent = (await count(api, "sent")) - sentBefore;
     if (sent >= DRAIN_MESSAGES) break;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -221,25 +222,21 @@ function drainStages(persistDir: string, calls: SimCall[], startedAt: number) {
 /** (c) A bot on the simulator's Bot API, flood control on: every text reaches Telegram once, in order
  *  per chat, and nothing is called inside a retry_after. */
 async function telegramShare(gatewayUrl: string, simulatorUrl: string) {
-  const post = (route: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${gatewayUrl}${route}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-  const tenant = (await (
-    await post("/v1/admin/tenants", { name: "bench-telegram", rateLimitPerMinute: 1_000_000 }, { authorization: "Bearer e2e-admin-token" })
-  ).json()) as {
-    apiKey: string;
-  };
-  const headers = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
+  const created = await gatewayClient(gatewayUrl, { apiKey: "e2e-admin-token" }).v1.admin.tenants.$post({
+    json: { name: "bench-telegram", rateLimitPerMinute: 1_000_000 },
+  });
+  if (created.status !== 201) throw new Error(`tenant: ${created.status} ${await created.text()}`);
+  const api = gatewayClient(gatewayUrl, { apiKey: (await created.json()).apiKey });
   const sim = (route: string, body: unknown, method = "POST") =>
     fetch(`${simulatorUrl}/_sim/telegram${route}`, { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   await sim("/bots", { token: TG_TOKEN, username: "bench_bot", first_name: "bench" });
   // Every chat id is one the bot may write to (a person who started it).
   await sim("/config", { anyChat: true, limits: { enabled: true } }, "PATCH");
-  const put = await fetch(`${gatewayUrl}/v1/instances/bench-telegram`, {
-    method: "PUT",
-    headers,
-    body: JSON.stringify({ channel: "telegram", telegram: { botToken: TG_TOKEN, apiUrl: simulatorUrl } }),
+  const put = await api.v1.instances[":name"].$put({
+    param: { name: "bench-telegram" },
+    json: { channel: "telegram", telegram: { botToken: TG_TOKEN, apiUrl: simulatorUrl } },
   });
-  if (put.status !== 201 && put.status !== 200) throw new Error(`telegram instance: ${put.status} ${await put.text()}`);
+  if (!put.ok) throw new Error(`telegram instance: ${put.status} ${await put.text()}`);
   const chat = (c: number) => String(626_000_000 + c);
   const messages = Array.from({ length: TG_MESSAGES }, (_, i) => ({
     instance: "bench-telegram",
@@ -248,7 +245,7 @@ async function telegramShare(gatewayUrl: string, simulatorUrl: string) {
   }));
   const started = performance.now();
   for (let i = 0; i < messages.length; i += 500) {
-    const res = await fetch(`${gatewayUrl}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages: messages.slice(i, i + 500) }) });
+    const res = await api.v1.messages.batch.$post({ json: { messages: messages.slice(i, i + 500) } });
     if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
   }
   type Call = { method: string; chatId: number; params: { text?: string }; status: number; insideRetryAfter: boolean };

@@ -1,6 +1,9 @@
 // The gateway's HTTP API as the bridge uses it: batch sends, the outbox read and its ack.
-// Every answer is parsed with zod; transport failures and 5xx become `unavailable`.
+// Requests go through the typed client (paths and bodies checked against the routes); every answer is
+// still parsed with zod, since a gateway of another version may answer. Transport failures and 5xx
+// become `unavailable`.
 import { z } from "zod";
+import { gatewayClient as typedClient } from "../src/client.ts";
 import { gatewayEvent } from "../src/contracts/events.ts";
 import { unlessStopped } from "./backoff.ts";
 
@@ -41,25 +44,27 @@ export class GatewayUnavailable extends Error {
 }
 
 export type GatewayClient = ReturnType<typeof gatewayClient>;
+type BatchItems = Parameters<ReturnType<typeof typedClient>["v1"]["messages"]["batch"]["$post"]>[0]["json"]["messages"];
 
 /** `batchTimeoutMs`: a batch POST still unanswered then is given up (and retried by the relay). */
 export function gatewayClient(baseUrl: string, apiKey: string, batchTimeoutMs = 30_000) {
-  const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
+  const api = typedClient(baseUrl, { apiKey });
+  // Answers read as unknown JSON: the zod schemas below decide what they hold.
+  type Answer = Pick<Response, "status" | "statusText" | "headers" | "url" | "body"> & { json(): Promise<unknown> };
 
-  const call = async (path: string, init: RequestInit, timeoutMs: number, signal?: AbortSignal): Promise<Response> => {
+  // `what`: "METHOD /path", for the error; `request` sends it with the init given (the abort signal).
+  const call = async (what: string, request: (init: RequestInit) => Promise<Answer>, timeoutMs: number, signal?: AbortSignal): Promise<Answer> => {
     const signals = [AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])];
     try {
-      return await fetch(`${baseUrl}${path}`, { ...init, signal: AbortSignal.any(signals) });
+      return await request({ signal: AbortSignal.any(signals) });
     } catch (err) {
-      throw new GatewayUnavailable(
-        `${init.method ?? "GET"} ${path}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`,
-      );
+      throw new GatewayUnavailable(`${what}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
     }
   };
 
   // With a signal the body read ends when it aborts, whatever the body stream does: an abort that
   // lands while a body is being read does not always settle res.json() (a stopping bridge hung there).
-  const json = async (res: Response, signal?: AbortSignal): Promise<unknown> => {
+  const json = async (res: Answer, signal?: AbortSignal): Promise<unknown> => {
     try {
       if (!signal) return await res.json();
       const read = await unlessStopped(res.json(), signal);
@@ -74,7 +79,7 @@ export function gatewayClient(baseUrl: string, apiKey: string, batchTimeoutMs = 
     }
   };
 
-  const retryAfter = (res: Response) => {
+  const retryAfter = (res: Answer) => {
     const s = Number(res.headers.get("retry-after"));
     return Number.isFinite(s) && s > 0 ? s * 1000 : 0;
   };
@@ -82,11 +87,12 @@ export function gatewayClient(baseUrl: string, apiKey: string, batchTimeoutMs = 
   return {
     /** Posts one batch. No signal on purpose: abandoning a send mid-request could leave it half-accepted. */
     async sendBatch(items: unknown[], idempotencyKey: string): Promise<BatchOutcome> {
-      let res: Response;
+      let res: Answer;
       try {
         res = await call(
-          "/v1/messages/batch",
-          { method: "POST", headers: { ...headers, "idempotency-key": idempotencyKey }, body: JSON.stringify({ messages: items }) },
+          "POST /v1/messages/batch",
+          // The items come from the legacy mapping; the gateway checks each one and answers per item.
+          (init) => api.v1.messages.batch.$post({ json: { messages: items as BatchItems } }, { headers: { "idempotency-key": idempotencyKey }, init }),
           batchTimeoutMs,
         );
       } catch (err) {
@@ -111,8 +117,8 @@ export function gatewayClient(baseUrl: string, apiKey: string, batchTimeoutMs = 
     },
 
     async readEvents(consumer: string, limit: number, waitSeconds: number, signal?: AbortSignal): Promise<EventsPage> {
-      const q = new URLSearchParams({ consumer, limit: String(limit), wait: String(waitSeconds) });
-      const res = await call(`/v1/events?${q}`, { headers }, (waitSeconds + 30) * 1000, signal);
+      const query = { consumer, limit: String(limit), wait: String(waitSeconds) };
+      const res = await call("GET /v1/events", (init) => api.v1.events.$get({ query }, { init }), (waitSeconds + 30) * 1000, signal);
       const body = await json(res, signal);
       if (res.status !== 200) throw new GatewayUnavailable(`GET /v1/events: ${res.status} ${JSON.stringify(body)?.slice(0, 300)}`, retryAfter(res));
       const page = rawPage.safeParse(body);
@@ -125,7 +131,7 @@ export function gatewayClient(baseUrl: string, apiKey: string, batchTimeoutMs = 
     },
 
     async ack(consumer: string, seq: number, signal?: AbortSignal): Promise<number> {
-      const res = await call("/v1/events/ack", { method: "POST", headers, body: JSON.stringify({ consumer, seq }) }, 15_000, signal);
+      const res = await call("POST /v1/events/ack", (init) => api.v1.events.ack.$post({ json: { consumer, seq } }, { init }), 15_000, signal);
       const body = await json(res, signal);
       if (res.status !== 200) throw new GatewayUnavailable(`POST /v1/events/ack: ${res.status} ${JSON.stringify(body)?.slice(0, 300)}`, retryAfter(res));
       const parsed = z.object({ cursor: z.int() }).safeParse(body);

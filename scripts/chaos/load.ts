@@ -3,6 +3,7 @@
 // their order on their partition across a broker restart).
 import type { Producer } from "kafkajs";
 import { z } from "zod";
+import { gatewayClient } from "../../src/client.ts";
 import type { ApiRequest, Planned } from "./verdict.ts";
 
 export const contactNumber = (c: number) => `5511${String(900_000_000 + c).slice(-9)}`;
@@ -23,6 +24,7 @@ export function apiPoster(a: {
   refusedApi: Map<number, string>;
 }): (p: Planned) => Promise<void> {
   const accepted = z.object({ id: z.string() });
+  const gateway = gatewayClient(a.gatewayUrl, { headers: a.headers });
   return async (p) => {
     const backoff = [250, 500, 1000, 2000, 3000];
     // One body for every attempt: a retry with the same key must be the same request.
@@ -42,12 +44,10 @@ export function apiPoster(a: {
       let status = 0;
       try {
         // Same key on a retry: a request that was taken before the connection broke is not taken twice.
-        const res = await fetch(`${a.gatewayUrl}/v1/messages`, {
-          method: "POST",
-          headers: { ...a.headers, "idempotency-key": `chaos-${a.seed}-${p.n}` },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(30_000),
-        });
+        const res = await gateway.v1.messages.$post(
+          { json: body },
+          { headers: { "idempotency-key": `chaos-${a.seed}-${p.n}` }, init: { signal: AbortSignal.timeout(30_000) } },
+        );
         status = res.status;
         // A body cut by a kill is no answer: retried with the same key, like a refused connection.
         const text = await res.text().catch((err: unknown) => {

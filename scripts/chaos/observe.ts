@@ -2,6 +2,7 @@
 // outbox, Kafka's topics and consumer lag, and the Telegram stand-in's calls and deliveries.
 import { Kafka, logLevel } from "kafkajs";
 import { z } from "zod";
+import { gatewayClient } from "../../src/client.ts";
 import type { Gateway } from "../../tools/harness/gateway.ts";
 import { judgeTelegram, type Observed, type Planned, type TelegramCall, type TelegramVerdict } from "./verdict.ts";
 
@@ -127,7 +128,7 @@ export async function consumerLag(admin: ReturnType<Kafka["admin"]>, groupId: st
   return lag;
 }
 
-const listed = z.object({ data: z.array(z.object({ id: z.string(), text: z.string().optional() })), nextCursor: z.string().nullable() });
+// The typed answer leaves history optional; the verdict needs it, so the answer is still checked.
 const oneMessage = z.object({
   id: z.string(),
   text: z.string().optional(),
@@ -137,18 +138,21 @@ const oneMessage = z.object({
 });
 
 export async function allMessages(gateway: Gateway, headers: Record<string, string>) {
+  const client = gatewayClient(gateway.url, { headers });
   const ids: string[] = [];
   let cursor: string | null = null;
   do {
-    const q: string = `limit=200${cursor ? `&cursor=${cursor}` : ""}`;
-    const page = listed.parse(await (await fetch(`${gateway.url}/v1/messages?${q}`, { headers })).json());
+    const query = { limit: "200", ...(cursor ? { cursor } : {}) };
+    const res = await client.v1.messages.$get({ query });
+    if (!res.ok) throw new Error(`GET /v1/messages: ${res.status} ${await res.text()}`);
+    const page = await res.json();
     ids.push(...page.data.map((m) => m.id));
     cursor = page.nextCursor;
   } while (cursor);
   const out: z.infer<typeof oneMessage>[] = [];
   for (let i = 0; i < ids.length; i += 16) {
     const got = await Promise.all(
-      ids.slice(i, i + 16).map(async (id) => oneMessage.parse(await (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json())),
+      ids.slice(i, i + 16).map(async (id) => oneMessage.parse(await (await client.v1.messages[":id"].$get({ param: { id } })).json())),
     );
     out.push(...got);
   }
@@ -157,14 +161,17 @@ export async function allMessages(gateway: Gateway, headers: Record<string, stri
 
 /** Every event in the tenant's outbox, as JSON text, through a consumer name of its own. */
 export async function readOutbox(gateway: Gateway, headers: Record<string, string>): Promise<string[]> {
+  const client = gatewayClient(gateway.url, { headers });
   const consumer = `chaos-verdict-${Date.now().toString(36)}`;
-  const page = z.object({ events: z.array(z.unknown()), cursor: z.number() });
   const out: string[] = [];
   for (;;) {
-    const p = page.parse(await (await fetch(`${gateway.url}/v1/events?consumer=${consumer}&limit=1000`, { headers })).json());
+    const res = await client.v1.events.$get({ query: { consumer, limit: "1000" } });
+    if (!res.ok) throw new Error(`GET /v1/events: ${res.status} ${await res.text()}`);
+    const p = await res.json();
     if (p.events.length === 0) return out;
     for (const e of p.events) out.push(JSON.stringify(e));
-    await fetch(`${gateway.url}/v1/events/ack`, { method: "POST", headers, body: JSON.stringify({ consumer, seq: p.cursor }) });
+    const ack = await client.v1.events.ack.$post({ json: { consumer, seq: p.cursor } });
+    if (!ack.ok) throw new Error(`POST /v1/events/ack: ${ack.status} ${await ack.text()}`);
   }
 }
 

@@ -7,6 +7,7 @@ import { cpSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, r
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { gatewayClient } from "../../src/client.ts";
 import { waitFor } from "./wait.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -223,32 +224,29 @@ export async function provisionTenant(
     pacing?: Record<string, unknown>;
   } = {},
 ) {
-  const admin = opts.adminToken ?? "e2e-admin-token";
-  const tenantRes = await fetch(`${gatewayUrl}/v1/admin/tenants`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+  const admin = gatewayClient(gatewayUrl, { apiKey: opts.adminToken ?? "e2e-admin-token" });
+  const tenantRes = await admin.v1.admin.tenants.$post({
     // Benchmarks and load runs measure the pipeline, not the API rate limit: lift it unless asked.
-    body: JSON.stringify({
+    json: {
       name: `tenant-${Date.now()}`,
       ...(opts.rateLimitPerMinute === null ? {} : { rateLimitPerMinute: opts.rateLimitPerMinute ?? 1_000_000 }),
-    }),
+    },
   });
   if (tenantRes.status !== 201) throw new Error(`tenant: ${tenantRes.status} ${await tenantRes.text()}`);
-  const tenant = (await tenantRes.json()) as { tenant: { id: string }; apiKey: string };
+  const tenant = await tenantRes.json();
   const instance = opts.instance ?? `inst-${Date.now().toString(36)}`;
   const simKey = opts.simApiKey ?? `sim-${Math.random().toString(36).slice(2)}`;
-  const put = await fetch(`${gatewayUrl}/v1/instances/${instance}`, {
-    method: "PUT",
-    headers: { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" },
-    body: JSON.stringify({
+  const put = await gatewayClient(gatewayUrl, { apiKey: tenant.apiKey }).v1.instances[":name"].$put({
+    param: { name: instance },
+    json: {
       evolutionUrl: simulatorUrl,
       evolutionApiKey: simKey,
       ratePerMinute: opts.ratePerMinute ?? 6000,
       ...(opts.pacing ? { pacing: opts.pacing } : {}),
-    }),
+    },
   });
-  if (put.status !== 201 && put.status !== 200) throw new Error(`instance: ${put.status} ${await put.text()}`);
-  const registered = (await put.json()) as { webhookUrl: string };
+  if (!put.ok) throw new Error(`instance: ${put.status} ${await put.text()}`);
+  const registered = await put.json();
   const atSimulator = { apikey: simKey, ...(opts.webhooks ? { webhookUrl: registered.webhookUrl, byEvents: opts.webhooks === "byEvents" } : {}) };
   const sim = await fetch(`${simulatorUrl}/_sim/instances/${instance}`, {
     method: "PUT",

@@ -7,7 +7,11 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 /** Sends `total` requests with `concurrency` in flight; `request(i)` makes the i-th. */
-export async function closedLoop(total: number, concurrency: number, request: (i: number) => Promise<Response>): Promise<LoadResult> {
+export async function closedLoop(
+  total: number,
+  concurrency: number,
+  request: (i: number) => Promise<Pick<Response, "status" | "arrayBuffer">>,
+): Promise<LoadResult> {
   const latencies: number[] = [];
   const statuses: Record<number, number> = {};
   let next = 0;
