@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { Db } from "../client.ts";
 import { deleteInPages, type PurgeLimits } from "../purge.ts";
 import { isHuman } from "./conversation-handoffs.ts";
+import { offeredColumns } from "./inbound-messages.ts";
 
 const countRow = z.object({ status: z.string(), retrying: z.number(), n: z.number() });
 
@@ -52,20 +53,12 @@ export async function deadPage(db: Db, instanceId: string, before: readonly [num
   );
 }
 
-const replayRow = z.object({
+const replayRow = offeredColumns.extend({
   lane_key: z.string(),
   status: z.string(),
   tenant_id: z.string(),
   updated_at: z.number(),
   instance_name: z.string(),
-  id: z.string(),
-  contact: z.string(),
-  remote_jid: z.string(),
-  participant: z.string().nullable(),
-  push_name: z.string().nullable(),
-  text: z.string().nullable(),
-  media: z.string().nullable(),
-  timestamp: z.number(),
 });
 export type ReplayRow = z.infer<typeof replayRow>;
 
@@ -178,20 +171,12 @@ export async function recordNeverOffered(db: Db, now: number, w: { since: number
 }
 
 // A pending delivery with its inbound message, as a lane is offered it again.
-const pendingRow = z.object({
+const pendingRow = offeredColumns.extend({
   lane_key: z.string(),
   tenant_id: z.string(),
   instance_id: z.string(),
   instance_name: z.string(),
   channel: z.string(),
-  id: z.string(),
-  contact: z.string(),
-  remote_jid: z.string(),
-  participant: z.string().nullable(),
-  push_name: z.string().nullable(),
-  text: z.string().nullable(),
-  media: z.string().nullable(),
-  timestamp: z.number(),
 });
 export type PendingRow = z.infer<typeof pendingRow>;
 

@@ -37,9 +37,8 @@ export function store(m: NewInbound): SQL {
     ON CONFLICT DO NOTHING`;
 }
 
-/** A stored message (a duplicate's first one) with its instance's automation switch and its
- *  automation record's status. */
-export const storedWithRecordRow = z.object({
+/** An inbound message's columns as automation is offered it; the reads below add their own. */
+export const offeredColumns = z.object({
   id: z.string(),
   contact: z.string(),
   remote_jid: z.string(),
@@ -48,6 +47,11 @@ export const storedWithRecordRow = z.object({
   text: z.string().nullable(),
   media: z.string().nullable(),
   timestamp: z.number(),
+});
+
+/** A stored message (a duplicate's first one) with its instance's automation switch and its
+ *  automation record's status. */
+export const storedWithRecordRow = offeredColumns.extend({
   enabled: z.number().nullable(),
   status: z.string().nullable(),
 });
