@@ -34,7 +34,12 @@ export default defineConfig(async () => {
           test: {
             name: "worker",
             include: ["test/worker/**/*.test.ts"],
-            setupFiles: ["./test/worker/apply-migrations.ts", "./test/worker/production-limits-setup.ts", "./test/worker/outbox-contract-setup.ts"],
+            setupFiles: [
+              "./test/worker/apply-migrations.ts",
+              "./test/worker/production-limits-setup.ts",
+              "./test/worker/outbox-contract-setup.ts",
+              "./test/worker/settle-setup.ts",
+            ],
             globalSetup: ["./test/worker/global-setup.ts"],
             testTimeout: 30_000,
           },
