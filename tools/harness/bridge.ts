@@ -18,6 +18,8 @@ export type KafkaTools = {
   observe(topics: string[]): Promise<Observer>;
   /** A bridge group's committed offset on its send topic's partition 0, with the note kept beside it. */
   committed(config: { kafka: { groupId: string }; topics: { sendMessage: string } }): Promise<{ offset: string; metadata: string | null }>;
+  /** A consumer group's state as the broker sees it ("Stable" once its members have joined), and how many members it has. */
+  group(groupId: string): Promise<{ state: string; members: number }>;
   close(): Promise<void>;
 };
 
@@ -58,6 +60,10 @@ export async function kafkaTools(brokers: string): Promise<KafkaTools> {
       const [t] = await admin.fetchOffsets({ groupId: config.kafka.groupId, topics: [config.topics.sendMessage] });
       const p = t?.partitions.find((x) => x.partition === 0);
       return { offset: p?.offset ?? "?", metadata: p?.metadata ?? null };
+    },
+    async group(groupId) {
+      const { groups } = await admin.describeGroups([groupId]);
+      return { state: groups[0]?.state ?? "Unknown", members: groups[0]?.members.length ?? 0 };
     },
     async close() {
       await Promise.allSettled(consumers.map((c) => c.disconnect()));
