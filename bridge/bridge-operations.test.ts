@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Hono } from "hono";
-import { Kafka, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { messageStatusEvent } from "../src/contracts/events.ts";
@@ -84,17 +83,6 @@ async function sentTexts(numbers: string[]): Promise<Map<string, string[]>> {
 
 const total = (m: Map<string, string[]>) => [...m.values()].reduce((s, l) => s + l.length, 0);
 
-async function committed(config: BridgeConfig): Promise<{ offset: string }> {
-  const admin = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const [t] = await admin.fetchOffsets({ groupId: config.kafka.groupId, topics: [config.topics.sendMessage] });
-    return { offset: t?.partitions.find((x) => x.partition === 0)?.offset ?? "?" };
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 /** Forwards to the gateway; with refuseWith, batch posts get that status and an HTML page, as from a proxy. */
 async function answerLosingProxy(target: string) {
   const state = { refuseWith: undefined as number | undefined, refused: new Map<number, number>() };
@@ -138,7 +126,7 @@ describe("configuration errors, late schedules, big produce requests", () => {
       await waitUntil("a 413 seen", () => ((proxy.refused.get(413) ?? 0) >= 1 ? true : undefined), 120_000);
       // Both refusals were answered by the bridge: still nothing in the DLQ, the offset not moved past the records.
       expect(observer.seen(`${config.topics.sendMessage}.dlq`)).toEqual([]);
-      expect(["-1", "0"]).toContain((await committed(config)).offset);
+      expect(["-1", "0"]).toContain((await kafka.committed(config)).offset);
       expect(logLines.some((l) => l.includes("gateway configuration error") && l.includes('"status":413'))).toBe(true);
 
       proxy.refuseWith = undefined;
@@ -151,7 +139,7 @@ describe("configuration errors, late schedules, big produce requests", () => {
         120_000,
       );
       expect(sent.get(c)).toEqual(["cfg0", "cfg1", "cfg2"]);
-      await waitUntil("committed past the three", async () => ((await committed(config)).offset === "3" ? true : undefined), 120_000);
+      await waitUntil("committed past the three", async () => ((await kafka.committed(config)).offset === "3" ? true : undefined), 120_000);
       const after = health.parse(await (await fetch(`http://127.0.0.1:${bridge.port}/health`)).json());
       expect(after.gateway).toBe("up");
       expect(observer.seen(`${config.topics.sendMessage}.dlq`)).toEqual([]);

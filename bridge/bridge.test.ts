@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Hono } from "hono";
-import { Kafka, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { instanceStatusEvent, messageReceivedEvent, messageStatusEvent, type MessageStatus } from "../src/contracts/events.ts";
@@ -255,7 +254,7 @@ describe("faults", () => {
       // The gateway accepted the five; the bridge saw a 503 and is backing off, offsets uncommitted.
       await waitUntil("a lost answer", () => (proxy.lost > 0 ? true : undefined));
       await first.stop();
-      expect(await committed(config)).toEqual({ offset: "0", metadata: "pending:0-4" });
+      expect(await kafka.committed(config)).toEqual({ offset: "0", metadata: "pending:0-4" });
 
       // More records arrive: a naive successor would post 0-9 under a new key and send k0-k4 twice.
       await kafka.produce(
@@ -265,7 +264,7 @@ describe("faults", () => {
       proxy.loseAnswers = false;
       const second = await bridgeFor(config);
       await waitUntil("ten sends", async () => (total(await sentTexts([c])) >= 10 ? true : undefined));
-      await waitUntil("offsets committed", async () => ((await committed(config)).offset === "10" ? true : undefined));
+      await waitUntil("offsets committed", async () => ((await kafka.committed(config)).offset === "10" ? true : undefined));
       // A last record on the same contact: once it is sent, any duplicate of k0–k9 (which would sit
       // ahead of it in the partition and in the contact's lane) would have been sent already.
       await kafka.produce(config.topics.sendMessage, [{ key: c, value: sendValue(c, "k10") }]);
@@ -287,9 +286,11 @@ describe("faults", () => {
       value: sendValue(contacts[i % 4] ?? "", `m${Math.floor(i / 4)}`),
     }));
     // A steady trickle, so the kill lands while batches are being posted.
+    let produced = 0;
     const producing = (async () => {
       for (let i = 0; i < N; i += 8) {
         await kafka.produce(config.topics.sendMessage, records.slice(i, i + 8));
+        produced = Math.min(N, i + 8);
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
@@ -297,7 +298,9 @@ describe("faults", () => {
     await waitUntil("some sends", async () => (total(await sentTexts(contacts)) >= 40 ? true : undefined), 60_000, 50);
     await first.stop();
     const atKill = total(await sentTexts(contacts));
-    await new Promise((r) => setTimeout(r, 500));
+    // Records arrive while no bridge runs (unless all are out already): the next one finds them behind its commits.
+    const producedAtKill = produced;
+    await waitUntil("records produced while no bridge runs", () => (produced > producedAtKill || produced === N ? true : undefined), 30_000, 20);
     await bridgeFor(config);
     await producing;
     const sent = await waitUntil(`${N} sends`, async () => {
@@ -337,7 +340,7 @@ describe("faults", () => {
     );
     await waitUntil("five sent", () => (statuses(observer, config).filter((r) => r.status === "sent").length >= 5 ? true : undefined));
     // The statuses can come back before the bridge commits the five: the lag below counts from the commit.
-    await waitUntil("five committed", async () => ((await committed(config)).offset === "5" ? true : undefined));
+    await waitUntil("five committed", async () => ((await kafka.committed(config)).offset === "5" ? true : undefined));
 
     await gateway.stop();
     await kafka.produce(
@@ -375,18 +378,6 @@ describe("faults", () => {
     expect(metrics).toMatch(new RegExp(`bridge_consumer_lag\\{topic="${config.topics.sendMessage.replace(/\./g, "\\.")}",partition="0"\\} 0`));
   });
 });
-
-async function committed(config: BridgeConfig): Promise<{ offset: string; metadata: string | null }> {
-  const admin = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const [t] = await admin.fetchOffsets({ groupId: config.kafka.groupId, topics: [config.topics.sendMessage] });
-    const p = t?.partitions.find((x) => x.partition === 0);
-    return { offset: p?.offset ?? "?", metadata: p?.metadata ?? null };
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 /** Forwards to the gateway; with loseAnswers, batch posts reach it but the bridge gets a 503. */
 async function answerLosingProxy(target: string) {

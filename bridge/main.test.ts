@@ -1,9 +1,10 @@
 // The entry point as operators run it: configuration errors are readable, SIGTERM exits 0.
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ConfigError, loadConfig } from "./config.ts";
-import { topicEnv } from "../tools/harness/bridge.ts";
+import { kafkaTools, topicEnv, type KafkaTools } from "../tools/harness/bridge.ts";
+import { waitUntil } from "../test/support/wait.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const TSX = path.join(ROOT, "node_modules/.bin/tsx");
@@ -52,10 +53,19 @@ describe("configuration", () => {
 });
 
 describe("shutdown", () => {
+  let kafka: KafkaTools;
+  beforeAll(async () => {
+    kafka = await kafkaTools(inject("kafkaBrokers"));
+  });
+  afterAll(async () => {
+    await kafka?.close();
+  });
+
   it("main.ts stops on SIGTERM, disconnects and exits 0", async () => {
     const tag = `main-${Date.now().toString(36)}`;
-    let killing: NodeJS.Timeout | undefined;
-    const { code, stdout } = await runMain(
+    let kill: (() => void) | undefined;
+    let outboxRetrying = false;
+    const exited = runMain(
       {
         KAFKA_BROKERS: inject("kafkaBrokers"),
         GATEWAY_URL: "http://127.0.0.1:9", // nothing listens: the outbound relay retries meanwhile
@@ -66,11 +76,19 @@ describe("shutdown", () => {
         KAFKAJS_NO_PARTITIONER_WARNING: "1",
         ...topicEnv(tag),
       },
-      (out, kill) => {
-        // Two seconds in: the consumer is joining or has joined, the outbox relay is retrying.
-        if (!killing && out.includes('"msg":"bridge started"')) killing = setTimeout(kill, 2_000);
+      (out, k) => {
+        kill = k;
+        outboxRetrying ||= out.includes('"msg":"outbox read failed; will retry"');
       },
     );
+    // SIGTERM once the bridge runs: its consumer has joined the group, the outbox relay is retrying.
+    const sigterm = await waitUntil("the consumer joined and the outbox relay retrying", async () => {
+      if (!kill || !outboxRetrying) return undefined;
+      const group = await kafka.group(tag);
+      return group.state === "Stable" && group.members > 0 ? kill : undefined;
+    });
+    sigterm();
+    const { code, stdout } = await exited;
     expect(code).toBe(0);
     const lines = stdout
       .trim()

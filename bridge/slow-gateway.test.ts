@@ -3,43 +3,17 @@
 // heartbeat, the member was evicted, the retry path paused the partition and a failed heartbeat
 // threw out of the batch with the partition still paused: after rejoining, that process never
 // fetched the partition again and the records after it were never posted. A real broker; the
-// gateway is a stand-in that only answers /v1/messages/batch.
-import { Hono } from "hono";
+// gateway is a stand-in whose first two batch POSTs hang.
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { loadConfig } from "./config.ts";
 import { startBridge, type RunningBridge } from "./bridge.ts";
-import { allTopics, bridgeEnv, kafkaTools, serveStandIn, type KafkaTools } from "../tools/harness/bridge.ts";
+import { allTopics, bridgeEnv, kafkaTools, standInGateway, type KafkaTools } from "../tools/harness/bridge.ts";
 import { waitUntil } from "../test/support/wait.ts";
 import type { Logger } from "./log.ts";
 
 const RUN = `slow-${Date.now().toString(36)}`;
 const brokers = inject("kafkaBrokers");
-const batchBody = z.object({ messages: z.array(z.looseObject({ text: z.string().optional() })) });
-
-type SlowGateway = { url: string; posts: number; hung: number; accepted: string[]; close(): Promise<void> };
-
-/** Answers batch posts with 200 per item; the first `hang` posts are held for `holdMs` first. */
-async function slowGateway(hang: number, holdMs: number): Promise<SlowGateway> {
-  const state = { posts: 0, hung: 0, accepted: [] as string[] };
-  const app = new Hono();
-  app.post("/v1/messages/batch", async (c) => {
-    const body = batchBody.parse(await c.req.json());
-    if (++state.posts <= hang) {
-      state.hung++;
-      // Longer than the bridge's timeout: it gives up and posts the same batch again.
-      await new Promise((r) => setTimeout(r, holdMs));
-      return c.json({ error: { code: "too_late", message: "nobody is listening any more", details: [] } }, 503);
-    }
-    const results = body.messages.map((m, index) => {
-      state.accepted.push(m.text ?? "");
-      return { index, id: `msg_${state.accepted.length}`, status: "queued" };
-    });
-    return c.json({ results });
-  });
-  return Object.assign(state, await serveStandIn(app));
-}
-
 let kafka: KafkaTools;
 const closing: (() => Promise<void>)[] = [];
 const logLines: string[] = [];
@@ -58,7 +32,7 @@ afterAll(async () => {
 describe("a gateway slower than the consumer session", () => {
   it("posts hanging past the timeout: the bridge keeps its partition and every record is posted afterwards", async () => {
     // Session 6 s (the broker's minimum), POST timeout 8 s, the gateway holds the first two posts 20 s.
-    const gateway = await slowGateway(2, 20_000);
+    const gateway = await standInGateway({ holdPost: (n) => n <= 2, holdMs: 20_000 });
     closing.push(gateway.close);
     const config = loadConfig(
       bridgeEnv({
@@ -81,7 +55,7 @@ describe("a gateway slower than the consumer session", () => {
     // Both slow posts were given up; then more records arrive while the first batch is retried.
     await waitUntil(
       "two posts timed out",
-      () => (gateway.hung >= 2 && logLines.filter((l) => l.includes("gateway send failed")).length >= 2 ? true : undefined),
+      () => (gateway.held >= 2 && logLines.filter((l) => l.includes("gateway send failed")).length >= 2 ? true : undefined),
       90_000,
     );
     await kafka.produce(

@@ -2,54 +2,15 @@
 // and commit nothing it did not finish. Before the fix a batch POST still out held stop() until the
 // POST's timeout (up to 5 minutes), and with it every test's clean-up. A real broker; the gateway
 // is a stand-in that never answers.
-import { Hono } from "hono";
-import { Kafka, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { startBridge } from "./bridge.ts";
-import { loadConfig, type BridgeConfig } from "./config.ts";
-import { allTopics, bridgeEnv, kafkaTools, serveStandIn, type KafkaTools } from "../tools/harness/bridge.ts";
+import { loadConfig } from "./config.ts";
+import { allTopics, bridgeEnv, kafkaTools, standInGateway, type KafkaTools } from "../tools/harness/bridge.ts";
 import { waitUntil } from "../test/support/wait.ts";
 import type { Logger } from "./log.ts";
 
 const RUN = `stop-${Date.now().toString(36)}`;
 const brokers = inject("kafkaBrokers");
-
-/** Holds every batch POST and every outbox read (headers sent, body never ended) until closed. */
-async function silentGateway() {
-  const state = { posts: 0, reads: 0, acks: 0 };
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const app = new Hono();
-  app.post("/v1/messages/batch", async (c) => {
-    state.posts++;
-    await released;
-    return c.json({ error: { code: "unavailable", message: "too late", details: [] } }, 503);
-  });
-  app.get("/v1/events", () => {
-    state.reads++;
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(new TextEncoder().encode('{"events":['));
-        void released.then(() => controller.close());
-      },
-    });
-    return new Response(body, { headers: { "content-type": "application/json" } });
-  });
-  app.post("/v1/events/ack", (c) => {
-    state.acks++;
-    return c.json({ cursor: 0 });
-  });
-  const served = await serveStandIn(app);
-  return Object.assign(state, {
-    url: served.url,
-    close: async () => {
-      release();
-      await served.close();
-    },
-  });
-}
 
 let kafka: KafkaTools;
 const closing: (() => Promise<void>)[] = [];
@@ -72,21 +33,9 @@ const value = (text: string) => JSON.stringify({ userId: 7, instanceName: "loja"
 const stopOf = (stop: () => Promise<void>) =>
   Promise.race([stop().then(() => "stopped"), new Promise<string>((resolve) => setTimeout(() => resolve("still stopping after 30 s"), 30_000))]);
 
-async function committed(config: BridgeConfig): Promise<{ offset: string; metadata: string | null }> {
-  const admin = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const [t] = await admin.fetchOffsets({ groupId: config.kafka.groupId, topics: [config.topics.sendMessage] });
-    const p = t?.partitions.find((x) => x.partition === 0);
-    return { offset: p?.offset ?? "?", metadata: p?.metadata ?? null };
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 describe("stop() while the gateway does not answer", () => {
   it("a batch POST still out: stop ends without its answer and the chunk stays uncommitted under its note", async () => {
-    const gateway = await silentGateway();
+    const gateway = await standInGateway({ holdPost: () => true });
     closing.push(gateway.close);
     const config = loadConfig(
       bridgeEnv({
@@ -110,11 +59,11 @@ describe("stop() while the gateway does not answer", () => {
     // Still one POST, unanswered: stop did not wait for it, and nothing was posted again.
     expect(gateway.posts).toBe(1);
     // The note written before the POST, nothing past it: a successor posts the same chunk, same key.
-    expect(await committed(config)).toEqual({ offset: "0", metadata: "pending:0-2" });
+    expect(await kafka.committed(config)).toEqual({ offset: "0", metadata: "pending:0-2" });
   });
 
   it("an outbox read whose answer never ends: stop ends without it and acks nothing", async () => {
-    const gateway = await silentGateway();
+    const gateway = await standInGateway({ holdPost: () => true });
     closing.push(gateway.close);
     const config = loadConfig(bridgeEnv({ brokers, gatewayUrl: gateway.url, apiKey: "k", tag: `${RUN}-read`, env: { BRIDGE_INBOUND: "false" } }));
     const bridge = await startBridge(config, { log });

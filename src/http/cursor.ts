@@ -1,4 +1,5 @@
-// Opaque list cursors: the sort key of the last row (a number and a tie-breaking id), base64url JSON.
+// List paging: opaque cursors (the sort key of the last row, a number and a tie-breaking id,
+// base64url JSON) and the page a route answers from a read of limit + 1 rows.
 import { z } from "zod";
 
 const position = z.tuple([z.number().int(), z.string().min(1).max(200)]);
@@ -32,3 +33,18 @@ export const cursorParam = z
     }
     return at;
   });
+
+/**
+ * A list answer from a read of `limit + 1` rows: the first `limit` rows as `view` shows them, and
+ * `cursorOf` the last of them when the extra row says there is a next page.
+ */
+export function listPage<Row, Item>(
+  rows: Row[],
+  limit: number,
+  view: (row: Row) => Item,
+  cursorOf: (last: Row) => string,
+): { data: Item[]; nextCursor: string | null } {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { data: page.map(view), nextCursor: rows.length > limit && last ? cursorOf(last) : null };
+}

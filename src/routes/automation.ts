@@ -11,6 +11,7 @@ import { ROTATION_OVERLAP_MS } from "../callbacks/keys.ts";
 import { runBatch } from "../db/batch.ts";
 import { automationDeliveries, automationParked, automations, instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
+import { listPage } from "../http/cursor.ts";
 import { refusePrivateUrl } from "../http/outbound-url.ts";
 import { documented } from "../openapi/describe.ts";
 import { errorField, log } from "../observability/log.ts";
@@ -215,19 +216,14 @@ export const automationRoutes = new Hono<AppEnv>()
       const q = c.req.valid("query");
       const before: [number, string] = q.cursor ? [Number(q.cursor.split(":")[0]), q.cursor.split(":")[1] ?? ""] : [Number.MAX_SAFE_INTEGER, "~"];
       const rows = await automationDeliveries.deadPage(c.var.db, instance.id, before, q.limit);
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
-      return c.json({
-        data: page.map((r) => ({
-          inboundId: r.inbound_id,
-          contact: r.contact,
-          text: r.text,
-          attempts: r.attempts,
-          error: r.last_error,
-          failedAt: iso(r.updated_at),
-        })),
-        nextCursor: rows.length > q.limit && last ? `${last.updated_at}:${last.inbound_id}` : null,
-      });
+      return c.json(
+        listPage(
+          rows,
+          q.limit,
+          (r) => ({ inboundId: r.inbound_id, contact: r.contact, text: r.text, attempts: r.attempts, error: r.last_error, failedAt: iso(r.updated_at) }),
+          (last) => `${last.updated_at}:${last.inbound_id}`,
+        ),
+      );
     },
   )
   .post(

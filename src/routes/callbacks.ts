@@ -9,7 +9,7 @@ import { isoWithOffset } from "../contracts/messages.ts";
 import { callbackDeliveries, disabledCallbackEndpoints, tenants } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
 import { errorField, log } from "../observability/log.ts";
-import { cursorParam, encodeCursor } from "../http/cursor.ts";
+import { cursorParam, encodeCursor, listPage } from "../http/cursor.ts";
 import { documented } from "../openapi/describe.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { iso } from "../time.ts";
@@ -142,9 +142,7 @@ export const callbackRoutes = new Hono<AppEnv>()
         before: q.cursor,
         limit: q.limit,
       });
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
-      const answer = { data: page.map(deliveryView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.seq, last.eventId) : null };
+      const answer = listPage(rows, q.limit, deliveryView, (last) => encodeCursor(last.seq, last.eventId));
       return c.json(answer satisfies z.input<typeof callbackDeliveryPage>);
     },
   )

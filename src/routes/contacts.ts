@@ -8,6 +8,7 @@ import { messageRecipient, recipient } from "../contracts/messages.ts";
 import type { Db } from "../db/client.ts";
 import { instances, messages } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
+import { listPage } from "../http/cursor.ts";
 import { contactForms } from "../messages/contact-key.ts";
 import { documented } from "../openapi/describe.ts";
 import { channelOf, providerFor } from "../providers/registry.ts";
@@ -71,36 +72,37 @@ export const contactRoutes = new Hono<AppEnv>().get(
       before,
       limit: q.limit,
     });
-    const page = rows.slice(0, q.limit);
-    const last = page.at(-1);
-    return c.json({
-      data: page.map((r) =>
-        // A hand-off's row carries its state, reason and by in the status, push_name and message_type columns.
-        r.direction === "handoff"
-          ? {
-              direction: r.direction,
-              id: r.id,
-              at: new Date(r.at).toISOString(),
-              instance: r.instance,
-              handoff: { state: r.status, reason: r.push_name, by: r.message_type },
-            }
-          : {
-              direction: r.direction,
-              id: r.id,
-              at: new Date(r.at).toISOString(),
-              instance: r.instance,
-              channel: r.channel,
-              text: r.text ?? undefined,
-              media: r.media ? JSON.parse(r.media) : undefined,
-              status: r.status ?? undefined,
-              fromMe: r.direction === "inbound" ? r.from_me === 1 : undefined,
-              pushName: r.push_name ?? undefined,
-              messageType: r.message_type ?? undefined,
-              providerMessageId: r.provider_message_id ?? undefined,
-            },
+    return c.json(
+      listPage(
+        rows,
+        q.limit,
+        (r) =>
+          // A hand-off's row carries its state, reason and by in the status, push_name and message_type columns.
+          r.direction === "handoff"
+            ? {
+                direction: r.direction,
+                id: r.id,
+                at: new Date(r.at).toISOString(),
+                instance: r.instance,
+                handoff: { state: r.status, reason: r.push_name, by: r.message_type },
+              }
+            : {
+                direction: r.direction,
+                id: r.id,
+                at: new Date(r.at).toISOString(),
+                instance: r.instance,
+                channel: r.channel,
+                text: r.text ?? undefined,
+                media: r.media ? JSON.parse(r.media) : undefined,
+                status: r.status ?? undefined,
+                fromMe: r.direction === "inbound" ? r.from_me === 1 : undefined,
+                pushName: r.push_name ?? undefined,
+                messageType: r.message_type ?? undefined,
+                providerMessageId: r.provider_message_id ?? undefined,
+              },
+        (last) => `${last.at}:${last.id}`,
       ),
-      nextCursor: rows.length > q.limit && last ? `${last.at}:${last.id}` : null,
-    });
+    );
   },
 );
 

@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { conversations, instances } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
+import { listPage } from "../http/cursor.ts";
 import { documented } from "../openapi/describe.ts";
 import { contactOf, contactParam } from "./handoff.ts";
 
@@ -62,21 +63,25 @@ export const conversationRoutes = new Hono<AppEnv>().get(
   async (c) => {
     const q = c.req.valid("query");
     const rows = await conversations.page(c.var.db, c.var.tenant.id, q, Date.now());
-    const page = rows.slice(0, q.limit);
-    const last = page.at(-1);
-    return c.json({
-      data: page.map((r) => ({
-        instance: r.instance_name,
-        channel: r.channel,
-        contact: r.contact,
-        name: r.name,
-        lastMessage: { id: r.last_id, direction: r.last_direction, text: r.last_text, at: new Date(r.last_at).toISOString() },
-        unread: r.unread,
-        state: r.human ? "human" : r.failed ? "failed" : "agent",
-        ...(r.human ? { handoff: { reason: r.handoff_reason, ...(r.handoff_until !== null ? { until: new Date(r.handoff_until).toISOString() } : {}) } } : {}),
-      })),
-      nextCursor: rows.length > q.limit && last ? `${last.last_at}:${last.id}` : null,
-    });
+    return c.json(
+      listPage(
+        rows,
+        q.limit,
+        (r) => ({
+          instance: r.instance_name,
+          channel: r.channel,
+          contact: r.contact,
+          name: r.name,
+          lastMessage: { id: r.last_id, direction: r.last_direction, text: r.last_text, at: new Date(r.last_at).toISOString() },
+          unread: r.unread,
+          state: r.human ? "human" : r.failed ? "failed" : "agent",
+          ...(r.human
+            ? { handoff: { reason: r.handoff_reason, ...(r.handoff_until !== null ? { until: new Date(r.handoff_until).toISOString() } : {}) } }
+            : {}),
+        }),
+        (last) => `${last.last_at}:${last.id}`,
+      ),
+    );
   },
 );
 

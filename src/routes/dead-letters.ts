@@ -7,7 +7,7 @@ import { deadLetterPage, deadLetterReplay } from "../contracts/callbacks.ts";
 import { isoWithOffset } from "../contracts/messages.ts";
 import { deadLetters } from "../db/queries/index.ts";
 import { ApiError } from "../errors.ts";
-import { cursorParam, encodeCursor } from "../http/cursor.ts";
+import { cursorParam, encodeCursor, listPage } from "../http/cursor.ts";
 import { replayFailed, type Replayable } from "../messages/replay.ts";
 import { documented } from "../openapi/describe.ts";
 import { iso } from "../time.ts";
@@ -95,9 +95,7 @@ export const deadLetterRoutes = new Hono<AppEnv>()
     async (c) => {
       const q = c.req.valid("query");
       const rows = await deadLetters.page(c.var.db, c.var.tenant.id, { ...filterOf(q), replayed: q.replayed, before: q.cursor, limit: q.limit });
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
-      const answer = { data: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.at, last.message_id) : null };
+      const answer = listPage(rows, q.limit, view, (last) => encodeCursor(last.at, last.message_id));
       return c.json(answer satisfies z.input<typeof deadLetterPage>);
     },
   )

@@ -17,6 +17,7 @@ import { messages } from "../db/queries/index.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { channel } from "../contracts/channels.ts";
 import { MAX_BATCH_BODY_BYTES } from "../http/body.ts";
+import { listPage } from "../http/cursor.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
 import { acceptMessages, checkSendAt, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
 import { chargeMessages } from "../limits/rate-limit.ts";
@@ -197,8 +198,14 @@ export const messageRoutes = new Hono<AppEnv>()
         before: q.cursor,
         limit: q.limit,
       });
-      const page = rows.slice(0, q.limit);
-      return c.json({ data: page.map((r) => messageView(r)), nextCursor: rows.length > q.limit ? (page.at(-1)?.id ?? null) : null });
+      return c.json(
+        listPage(
+          rows,
+          q.limit,
+          (r) => messageView(r),
+          (last) => last.id,
+        ),
+      );
     },
   )
   .get(

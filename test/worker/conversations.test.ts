@@ -6,7 +6,7 @@ import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
 import { pageStatement } from "../../src/db/queries/conversations.ts";
 import textFixture from "../fixtures/evolution/messages.upsert.text.json";
-import { api, json, send, setupTenant } from "./helpers.ts";
+import { api, eventually, json, send, setupTenant } from "./helpers.ts";
 
 type Tenant = Awaited<ReturnType<typeof setupTenant>>;
 
@@ -38,18 +38,23 @@ type Item = {
 };
 const list = async (t: { key: string }, query = "") =>
   json<{ data: Item[]; nextCursor: string | null }>(await api(`/v1/conversations${query}`, { key: t.key }));
-// Activity times are milliseconds: keep each step's apart.
-const tick = () => new Promise((r) => setTimeout(r, 5));
+// A conversation's activity time is the gateway's clock in milliseconds, and the list is ordered by
+// it: before the next step, wait until the clock is past the tenant's latest activity, so no two
+// steps share a time (a tie would fall to the conversations' ids).
+async function pastLastActivity(t: Tenant) {
+  const latest = await env.DB.prepare("SELECT MAX(last_at) AS at FROM conversations WHERE tenant_id = ?").bind(t.id).first<{ at: number | null }>();
+  await eventually(async () => Date.now() > (latest?.at ?? 0), 5_000, "the clock past the latest activity");
+}
 
 describe("GET /v1/conversations", () => {
   it("newest activity first, with the last message, the contact's name, unread counts and read marking", async () => {
     const t = await setupTenant();
     await inbound(t, "5531998765432", "oi, sou a Ana", "Ana");
-    await tick();
+    await pastLastActivity(t);
     await inbound(t, "5511970000601", "bom dia", "Bruno");
-    await tick();
+    await pastLastActivity(t);
     await inbound(t, "5511970000601", "alguém?", "Bruno");
-    await tick();
+    await pastLastActivity(t);
     let page = await list(t);
     expect(page.data.map((c) => [c.contact, c.name, c.unread, c.lastMessage.direction, c.lastMessage.text])).toEqual([
       ["5511970000601", "Bruno", 2, "in", "alguém?"],
@@ -81,7 +86,7 @@ describe("GET /v1/conversations", () => {
     const t = await setupTenant();
     for (const contact of ["5511970000611", "5511970000612", "5511970000613"]) {
       await inbound(t, contact, "oi");
-      await tick();
+      await pastLastActivity(t);
     }
     await api(`/v1/instances/${t.instance}/contacts/5511970000611/handoff`, { method: "POST", key: t.key, json: { reason: "reclamação" } });
     await env.DB.prepare(
@@ -106,7 +111,7 @@ describe("GET /v1/conversations", () => {
     const contacts = ["5511970000621", "5511970000622", "5511970000623", "5511970000624", "5511970000625"];
     for (const contact of contacts) {
       await inbound(t, contact, contact);
-      await tick();
+      await pastLastActivity(t);
     }
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -139,7 +144,7 @@ describe("GET /v1/conversations", () => {
     const t = await setupTenant();
     for (const contact of ["5511970000641", "5511970000642", "5511970000643"]) {
       await inbound(t, contact, "oi");
-      await tick();
+      await pastLastActivity(t);
     }
     const dialect = new SQLiteAsyncDialect();
     const rowsRead = async () => {

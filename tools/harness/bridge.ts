@@ -1,7 +1,8 @@
 // Test and benchmark plumbing around a real broker: topics, a producer, an observer that collects
-// what the bridge writes, and the simulator's record of sends. Not used by the bridge itself.
+// what the bridge writes, committed offsets, the simulator's record of sends, and stand-in gateways.
+// Not used by the bridge itself.
 import { serve, type ServerType } from "@hono/node-server";
-import type { Hono } from "hono";
+import { Hono } from "hono";
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from "kafkajs";
 import { z } from "zod";
 import { freePort } from "./gateway.ts";
@@ -15,6 +16,10 @@ export type KafkaTools = {
     messages: { key?: string | null; partition?: number; value: string | Buffer | null; headers?: Record<string, string> }[],
   ): Promise<void>;
   observe(topics: string[]): Promise<Observer>;
+  /** A bridge group's committed offset on its send topic's partition 0, with the note kept beside it. */
+  committed(config: { kafka: { groupId: string }; topics: { sendMessage: string } }): Promise<{ offset: string; metadata: string | null }>;
+  /** A consumer group's state as the broker sees it ("Stable" once its members have joined), and how many members it has. */
+  group(groupId: string): Promise<{ state: string; members: number }>;
   close(): Promise<void>;
 };
 
@@ -50,6 +55,15 @@ export async function kafkaTools(brokers: string): Promise<KafkaTools> {
         },
       });
       return { seen: (topic) => seen.get(topic) ?? [], close: () => consumer.disconnect() };
+    },
+    async committed(config) {
+      const [t] = await admin.fetchOffsets({ groupId: config.kafka.groupId, topics: [config.topics.sendMessage] });
+      const p = t?.partitions.find((x) => x.partition === 0);
+      return { offset: p?.offset ?? "?", metadata: p?.metadata ?? null };
+    },
+    async group(groupId) {
+      const { groups } = await admin.describeGroups([groupId]);
+      return { state: groups[0]?.state ?? "Unknown", members: groups[0]?.members.length ?? 0 };
     },
     async close() {
       await Promise.allSettled(consumers.map((c) => c.disconnect()));
@@ -121,6 +135,76 @@ export async function serveStandIn(app: Hono): Promise<{ url: string; close(): P
         server.close(() => resolve());
       }),
   };
+}
+
+const batchPost = z.object({ messages: z.array(z.looseObject({ text: z.string().optional() })) });
+
+export type StandInGateway = {
+  url: string;
+  /** Batch POSTs received, and how many of them were held. */
+  posts: number;
+  held: number;
+  /** The texts of the items accepted, in the order they were posted. */
+  accepted: string[];
+  /** Outbox reads and acks received. */
+  reads: number;
+  acks: number;
+  close(): Promise<void>;
+};
+
+/**
+ * A gateway that plays only the bridge's routes. A batch POST gets 200 with one `queued` result per
+ * item, unless `holdPost(n)` (n counts the posts from 1) holds it: then it gets a 503 after `holdMs`,
+ * or at close() when no time is given, too late for a bridge that gave up on it. An outbox read sends
+ * its headers and no end of body until close(); acks are counted.
+ */
+export async function standInGateway(opts: { holdPost?: (n: number) => boolean; holdMs?: number } = {}): Promise<StandInGateway> {
+  const state = { posts: 0, held: 0, accepted: [] as string[], reads: 0, acks: 0 };
+  let release!: () => void;
+  const closed = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const hold = () => {
+    if (opts.holdMs === undefined) return closed;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, opts.holdMs)))]).finally(() => clearTimeout(timer));
+  };
+  const app = new Hono();
+  app.post("/v1/messages/batch", async (c) => {
+    const body = batchPost.parse(await c.req.json());
+    if (opts.holdPost?.(++state.posts)) {
+      state.held++;
+      await hold();
+      return c.json({ error: { code: "unavailable", message: "nobody is listening any more", details: [] } }, 503);
+    }
+    const results = body.messages.map((m, index) => {
+      state.accepted.push(m.text ?? "");
+      return { index, id: `msg_${state.accepted.length}`, status: "queued" };
+    });
+    return c.json({ results });
+  });
+  app.get("/v1/events", () => {
+    state.reads++;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"events":['));
+        void closed.then(() => controller.close());
+      },
+    });
+    return new Response(body, { headers: { "content-type": "application/json" } });
+  });
+  app.post("/v1/events/ack", (c) => {
+    state.acks++;
+    return c.json({ cursor: 0 });
+  });
+  const served = await serveStandIn(app);
+  return Object.assign(state, {
+    url: served.url,
+    close: async () => {
+      release();
+      await served.close();
+    },
+  });
 }
 
 /** Passes a request on to `target` as it came; the answer comes back without its hop-by-hop headers. */
