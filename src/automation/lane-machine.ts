@@ -13,11 +13,22 @@
 //   calling   due now: the handler is called (again)
 //   retrying  the last call failed; not before nextAt
 //   answered  the handler answered: its answer is written to D1, never called again
+//
+// What the lane waits for (waits.kind), each stored with its due time where it is decided; the
+// alarm is the earliest of them, so it can always be explained from the stored rows:
+//   run       a run is wanted: a new message or a kick (now), a run out of time (now) or failed (later)
+//   debounce  the end of a burst's quiet time
+//   retry     the batch's next attempt (its nextAt)
+//   probe     the paused breaker's next probe
+//   handoff   the end of a hand-off to a person
 import type { HandlerHandoff } from "../contracts/automation.ts";
 import type { SendMessageRequest } from "../contracts/messages.ts";
 
 export const itemStates = ["pending", "batched", "done", "dead", "dropped"] as const;
 export type ItemState = (typeof itemStates)[number];
+
+export const waitKinds = ["run", "debounce", "retry", "probe", "handoff"] as const;
+export type WaitKind = (typeof waitKinds)[number];
 
 // replyIds: the ids given to the replies, kept before they are written (absent until then).
 // handoff: the handler asked for a person; handoffChange: that change's id and time, kept like replyIds.
@@ -78,13 +89,17 @@ export const MAX_BATCH = 20;
 export type PendingItem = { id: string; arrivedAt: number };
 
 /** The next call's messages in order (pending in lane order, at most MAX_BATCH): one, or a
- *  debounced burst; `wait`: not before then; `none`: nothing waits. */
+ *  debounced burst; `wait`: not before then; `none`: nothing waits. `storedEnd`: the debounce's end
+ *  as stored when it was computed; once it has come, the burst is called (a setting changed since
+ *  applies from the next burst), before it the end is computed again (a new message moves it). */
 export function nextBatch(
   pending: PendingItem[],
   debounceMs: number,
   now: number,
+  storedEnd: number | null = null,
 ): { kind: "none" } | { kind: "wait"; at: number } | { kind: "form"; ids: string[] } {
   if (pending.length === 0) return { kind: "none" };
+  if (storedEnd !== null && storedEnd <= now) return { kind: "form", ids: pending.slice(0, MAX_BATCH).map((p) => p.id) };
   if (debounceMs <= 0) return { kind: "form", ids: [pending[0]!.id] };
   const first = Math.min(...pending.map((p) => p.arrivedAt));
   const last = Math.max(...pending.map((p) => p.arrivedAt));
@@ -131,10 +146,3 @@ export function afterFailure(
 
 /** What a state means for the lane: still waiting here (a replay of a dead letter counts as waiting). */
 export const waitsHere = (state: ItemState | undefined): boolean => state === "pending" || state === "batched";
-
-/** The earliest time the lane must run: the batch's retry, the debounce's end, a hand-off's end,
- *  whichever is first (null: nothing waits). */
-export function earliestDue(...times: (number | null | undefined)[]): number | null {
-  const known = times.filter((t): t is number => typeof t === "number");
-  return known.length === 0 ? null : Math.min(...known);
-}

@@ -2,7 +2,9 @@
 // messages waiting for the tenant's handler in its own SQLite (written before the webhook job is
 // acked), calls the handler one batch at a time in Evolution's timestamp order, and uses its single
 // alarm for everything that waits: debounce, retry backoff, a paused breaker's probe, the end of a
-// hand-off to a person (handoff.ts). While the contact is with a person it calls nothing new.
+// hand-off to a person (handoff.ts). Each of those due times is stored (the waits table) where it is
+// decided, and the alarm is set from the earliest stored one: a run cut off before it armed the
+// alarm loses no wait, the next start arms it. While the contact is with a person it calls nothing new.
 // D1 keeps the record (automation_deliveries: delivered, dead letters); the breaker is the
 // instance's D1 row, shared by all its lanes (breaker.ts).
 import { DurableObject } from "cloudflare:workers";
@@ -32,7 +34,6 @@ import {
   attempting,
   type BatchRow,
   batchOf,
-  earliestDue,
   formed,
   type ItemState,
   itemStates,
@@ -40,6 +41,8 @@ import {
   nextBatch,
   rowOf,
   type StoredBatch,
+  type WaitKind,
+  waitKinds,
   waitsHere,
 } from "./lane-machine.ts";
 import { TtlCache } from "../ttl-cache.ts";
@@ -54,14 +57,12 @@ const TENANT_CACHE_MS = 60_000;
 // An unexpected error in a run (D1 down): try again after this long.
 const ERROR_RETRY_MS = 5_000;
 
-// A hand-off with an until: the alarm hands the contact back then (D1's row decides).
-type HandoffTimer = { conversation: Conversation; at: number };
+// A stored wait's row. conversation: the hand-off's (the contact handed back at due), else null.
+type WaitRow = { id: number; kind: WaitKind; due: number; conversation: string | null };
 
 export class AutomationLane extends DurableObject<Env> {
   private readonly db: Db;
   private draining = false;
-  // An offer or kick came in while a run was under way: run again at once.
-  private poked = false;
   // The pause this lane already registered itself for (automation_parked), to write it once.
   private parkedFor: number | null = null;
   // When the current call was made (for the answered log line; unknown after a restart).
@@ -110,6 +111,33 @@ export class AutomationLane extends DurableObject<Env> {
     // Lanes made before the column: added once.
     const columns = ctx.storage.sql.exec<{ name: string }>(`PRAGMA table_info(batch)`).toArray();
     if (!columns.some((c) => c.name === "webhook_id")) ctx.storage.sql.exec(`ALTER TABLE batch ADD COLUMN webhook_id TEXT`);
+    // What the lane waits for, one row a kind (lane-machine.ts), each with its due time. A wait
+    // stored again gets a new id (AUTOINCREMENT never reuses one): a run keeps what came meanwhile.
+    if (!exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'waits'`).toArray().length) {
+      // Lanes made before it keep a retry in the batch row and a hand-off's end apart: moved in
+      // once, in one transaction. A debounce or probe they wait for is stored by their next run.
+      ctx.storage.transactionSync(() => {
+        exec(`CREATE TABLE waits (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          kind TEXT NOT NULL UNIQUE CHECK (kind IN (${waitKinds.map((k) => `'${k}'`).join(", ")})),
+          due INTEGER NOT NULL,
+          conversation TEXT,
+          CHECK ((kind = 'handoff') = (conversation IS NOT NULL))
+        )`);
+        exec(`INSERT INTO waits (kind, due) SELECT 'retry', next_at FROM batch WHERE next_at > 0 AND answer IS NULL`);
+        const timer = ctx.storage.kv.get<{ conversation: Conversation; at: number }>("handoff");
+        if (timer) {
+          exec(`INSERT INTO waits (kind, due, conversation) VALUES ('handoff', ?, ?)`, timer.at, JSON.stringify(timer.conversation));
+          ctx.storage.kv.delete("handoff");
+        }
+      });
+    }
+    // A wait stored by a run that ended before it armed the alarm (a crash, an eviction): armed now.
+    void ctx.blockConcurrencyWhile(async () => {
+      const due = this.earliestWait();
+      const alarm = await ctx.storage.getAlarm();
+      if (due !== null && (alarm === null || alarm > due)) await ctx.storage.setAlarm(due);
+    });
   }
 
   private info(): LaneInfo | undefined {
@@ -158,10 +186,13 @@ export class AutomationLane extends DurableObject<Env> {
     await this.poke();
   }
 
-  /** Test seam: a batch waiting for its retry is due now; the alarm is left where it is for the
-   *  test to run (time passes without sleeping). Returns whether a batch was waiting. */
+  /** Test seam: every stored wait (a retry, a debounce, a probe, a hand-off's end) is due now; the
+   *  alarm is left where it is for the test to run (time passes without sleeping). Returns whether
+   *  one was waiting. */
   async endWaits(): Promise<boolean> {
-    return this.ctx.storage.sql.exec(`UPDATE batch SET next_at = 0 WHERE next_at != 0`).rowsWritten > 0;
+    const now = Date.now();
+    this.ctx.storage.sql.exec(`UPDATE batch SET next_at = 0 WHERE next_at != 0`);
+    return this.ctx.storage.sql.exec(`UPDATE waits SET due = ? WHERE due > ?`, now, now).rowsWritten > 0;
   }
 
   /** Test seam: the lane as a run cut off right after its D1 batch leaves it: the messages answered
@@ -178,30 +209,39 @@ export class AutomationLane extends DurableObject<Env> {
     return ids;
   }
 
-  /** What the lane holds, for tests and operators. */
-  async snapshot(): Promise<{ pending: string[]; batch: BatchRow | null; done: number; dead: number; alarm: number | null }> {
+  /** What the lane holds, for tests and operators: `waits` explain `alarm` (the earliest due). */
+  async snapshot(): Promise<{
+    pending: string[];
+    batch: BatchRow | null;
+    done: number;
+    dead: number;
+    waits: { kind: WaitKind; due: number }[];
+    alarm: number | null;
+  }> {
     const pending = this.ctx.storage.sql
       .exec<{ id: string }>(`SELECT id FROM items WHERE state IN ('pending', 'batched') ORDER BY ts, seq`)
       .toArray()
       .map((r) => r.id);
     const batch = this.ctx.storage.sql.exec<BatchRow>(`SELECT * FROM batch`).toArray()[0] ?? null;
     const count = (state: string) => this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM items WHERE state = ?`, state).one().n;
-    return { pending, batch, done: count("done"), dead: count("dead"), alarm: await this.ctx.storage.getAlarm() };
+    const waits = this.ctx.storage.sql.exec<{ kind: WaitKind; due: number }>(`SELECT kind, due FROM waits ORDER BY due, kind`).toArray();
+    return { pending, batch, done: count("done"), dead: count("dead"), waits, alarm: await this.ctx.storage.getAlarm() };
   }
 
   /** The contact was handed to a person until `until`: hand it back then. */
   async armHandoff(conversation: Conversation, until: number): Promise<void> {
-    this.ctx.storage.kv.put("handoff", { conversation, at: until } satisfies HandoffTimer);
-    await this.rearm(await this.ctx.storage.getAlarm(), until);
+    this.storeWait("handoff", until, conversation);
+    // A run under way arms the alarm as it ends.
+    if (!this.draining) await this.rearm();
   }
 
-  // The timer is due: D1's row says whether this phase still ends now (an operator may have handed
-  // back already, or taken over again with another until).
+  // The hand-off's end is due: D1's row says whether this phase still ends now (an operator may have
+  // handed back already, or taken over again with another until).
   private async expireHandoff(): Promise<void> {
-    const timer = this.ctx.storage.kv.get<HandoffTimer>("handoff");
+    const timer = this.ctx.storage.sql.exec<WaitRow>(`SELECT id, kind, due, conversation FROM waits WHERE kind = 'handoff'`).toArray()[0];
     const now = Date.now();
-    if (!timer || timer.at > now) return;
-    const { conversation } = timer;
+    if (!timer?.conversation || timer.due > now) return;
+    const conversation = JSON.parse(timer.conversation) as Conversation;
     const [row] = await this.db.all<HandoffRow>(handoffStatement(conversation.instanceId, conversation.contact));
     let changed = false;
     let later: number | null = null;
@@ -211,11 +251,9 @@ export class AutomationLane extends DurableObject<Env> {
       const r = await runNamed(this.db, { handBack: handBackStatements(conversation, { by: "timeout", now, until: row.until }) });
       changed = applied(r.handBack);
     }
-    // Unless an armHandoff came in meanwhile.
-    if (this.ctx.storage.kv.get<HandoffTimer>("handoff")?.at === timer.at) {
-      if (later === null) this.ctx.storage.kv.delete("handoff");
-      else this.ctx.storage.kv.put("handoff", { conversation, at: later } satisfies HandoffTimer);
-    }
+    // Unless an armHandoff came in meanwhile (stored again, with a new id).
+    const current = this.ctx.storage.sql.exec<{ id: number }>(`SELECT id FROM waits WHERE kind = 'handoff'`).toArray()[0];
+    if (current?.id === timer.id) this.storeWait("handoff", later, conversation);
     if (changed) {
       log("info", "hand-off timed out; the contact is back with the handler", { instance: conversation.instanceName, contact: conversation.contact });
       this.dispatchEvents();
@@ -235,86 +273,114 @@ export class AutomationLane extends DurableObject<Env> {
     log("info", "contact is with a person; inbound messages kept as context", { laneKey: info.laneKey, held: ids.length });
   }
 
+  // A run is wanted now: stored first, so it survives the lane's end before the alarm fires.
   private async poke(): Promise<void> {
-    if (this.draining) {
-      this.poked = true;
-      return;
-    }
-    await this.rearm(Date.now());
+    this.storeWait("run", Date.now());
+    // A run under way keeps this wait (it is newer than what the run serves) and arms it as it ends.
+    if (!this.draining) await this.rearm();
   }
 
   override async alarm(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    this.poked = false;
-    let next: number | null = Date.now() + ERROR_RETRY_MS;
+    const startedAt = Date.now();
+    // The waits this run serves: those due as it starts. One stored meanwhile (a new message, the
+    // run's own next step) has a newer id and stays. A run cut off keeps them all for the next start.
+    const served = this.ctx.storage.sql.exec<{ id: number }>(`SELECT COALESCE(MAX(id), 0) AS id FROM waits`).one().id;
     try {
       await this.expireHandoff();
-      next = await this.drain();
+      await this.drain();
+      this.ctx.storage.sql.exec(`DELETE FROM waits WHERE id <= ? AND due <= ?`, served, startedAt);
     } catch (err) {
       log("error", "automation lane run failed; retrying", { laneKey: this.info()?.laneKey, error: errorField(err) });
+      // D1 down, say: what this run served (a hand-off's end included) waits a little, and a run
+      // follows even when nothing was due (an alarm set before the waits were stored).
+      const retryAt = Date.now() + ERROR_RETRY_MS;
+      this.ctx.storage.sql.exec(`UPDATE waits SET due = ? WHERE id <= ? AND due <= ?`, retryAt, served, startedAt);
+      this.ctx.storage.sql.exec(`INSERT INTO waits (kind, due) VALUES ('run', ?) ON CONFLICT (kind) DO NOTHING`, retryAt);
     } finally {
       this.draining = false;
-      if (this.poked) next = Date.now();
-      const timer = this.ctx.storage.kv.get<HandoffTimer>("handoff");
-      // A timer already due failed to hand back just now: it waits like any other retry.
-      const handoffAt = timer ? (timer.at > Date.now() ? timer.at : Date.now() + ERROR_RETRY_MS) : null;
       this.ctx.storage.sql.exec(`DELETE FROM items WHERE state IN ('done', 'dropped') AND done_at < ?`, Date.now() - DONE_RETENTION_MS);
-      await this.rearm(next, handoffAt);
+      await this.rearm();
     }
   }
 
-  // The one place the alarm is set: the earliest of what is due (the run's next step, a hand-off's
-  // end, a pending alarm); nothing due, no alarm.
-  private async rearm(...due: (number | null)[]): Promise<void> {
-    const at = earliestDue(...due);
+  // The one place the alarm is set: the earliest stored wait; none stored, no alarm.
+  private async rearm(): Promise<void> {
+    const at = this.earliestWait();
     if (at === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(at);
   }
 
-  /** Calls while something is due; returns when to run next (null: nothing waits). */
-  private async drain(): Promise<number | null> {
+  private earliestWait(): number | null {
+    return this.ctx.storage.sql.exec<{ due: number | null }>(`SELECT MIN(due) AS due FROM waits`).one().due;
+  }
+
+  // The one place a wait is stored: its due time, or none (null). Stored again, it gets a new id.
+  // A due time that depends on the automation's settings (debounce, breaker) is computed from them
+  // as read then; a setting changed later applies from the next time it is computed.
+  private storeWait(kind: WaitKind, due: number | null, conversation?: Conversation): void {
+    this.ctx.storage.sql.exec(`DELETE FROM waits WHERE kind = ?`, kind);
+    if (due === null) return;
+    this.ctx.storage.sql.exec(`INSERT INTO waits (kind, due, conversation) VALUES (?, ?, ?)`, kind, due, conversation ? JSON.stringify(conversation) : null);
+  }
+
+  private storedDue(kind: WaitKind): number | null {
+    return this.ctx.storage.sql.exec<{ due: number }>(`SELECT due FROM waits WHERE kind = ?`, kind).toArray()[0]?.due ?? null;
+  }
+
+  // What the run waits for next besides a retry (stored with the batch) and a hand-off's end: the
+  // debounce's end, the breaker's probe, or neither.
+  private waitNext(kind: "debounce" | "probe" | null, due: number | null = null): void {
+    this.storeWait("debounce", kind === "debounce" ? due : null);
+    this.storeWait("probe", kind === "probe" ? due : null);
+  }
+
+  /** Calls while something is due, then stores what it waits for next. */
+  private async drain(): Promise<void> {
     const info = this.info();
-    if (!info) return null;
+    if (!info) return;
     const stopAt = Date.now() + DRAIN_BUDGET_MS;
     while (Date.now() < stopAt) {
       // Nothing waits here: no need to read the configuration.
-      if (!this.currentBatch() && !this.ctx.storage.sql.exec(`SELECT 1 FROM items WHERE state = 'pending' LIMIT 1`).toArray().length) return null;
+      if (!this.currentBatch() && !this.ctx.storage.sql.exec(`SELECT 1 FROM items WHERE state = 'pending' LIMIT 1`).toArray().length) {
+        return this.waitNext(null);
+      }
       const { config, conversation, human } = await this.read(info);
       if (!config) {
         // The automation was deleted: what waited here was canceled with it (D1 says so already).
         this.settle(["pending", "batched"], "dropped", Date.now());
         this.writeBatch(null);
-        return null;
+        return this.waitNext(null);
       }
       // Disabled: messages stay here until it is enabled again (the PUT kicks the lanes).
-      if (!config.enabled) return null;
+      if (!config.enabled) return this.waitNext(null);
       const now = Date.now();
       let batch = this.currentBatch();
       if (!batch) {
         // A call already under way finishes; nothing new is called while a person has the contact.
         if (human) {
           await this.holdForPerson(info);
-          return null;
+          return this.waitNext(null);
         }
         const formed = this.formBatch(config, now);
-        if (formed === null) return null;
-        if (typeof formed === "number") return formed;
+        if (formed === null) return this.waitNext(null);
+        if (typeof formed === "number") return this.waitNext("debounce", formed);
         batch = formed;
       }
       if (batch.phase === "answered") {
         await this.finish(info, config, batch, batch.answer);
         continue;
       }
-      if (batch.phase === "retrying") return batch.nextAt;
+      if (batch.phase === "retrying") return this.waitNext(null);
       if (config.state === "paused") {
         const wait = await this.waitForBreaker(info, config, now);
-        if (wait !== null) return wait;
+        if (wait !== null) return this.waitNext("probe", wait);
       }
-      const retryAt = await this.attempt(info, config, batch, conversation);
-      if (retryAt !== null) return retryAt;
+      if (await this.attempt(info, config, batch, conversation)) return this.waitNext(null);
     }
-    return Date.now();
+    // Out of time: the rest in a new run, at once.
+    this.storeWait("run", Date.now());
   }
 
   // The configuration, and when a call may follow, the contact's recent messages with it: one D1
@@ -342,8 +408,10 @@ export class AutomationLane extends DurableObject<Env> {
     return row ? batchOf(row, Date.now()) : undefined;
   }
 
-  // The one place the batch row is written: the machine's batch whole, or none.
+  // The one place the batch row is written: the machine's batch whole, or none; its retry's due
+  // time is stored with it.
   private writeBatch(batch: StoredBatch | null): void {
+    this.storeWait("retry", batch?.phase === "retrying" ? batch.nextAt : null);
     this.ctx.storage.sql.exec(`DELETE FROM batch`);
     if (!batch) return;
     const row = rowOf(batch);
@@ -372,12 +440,13 @@ export class AutomationLane extends DurableObject<Env> {
       .exec<{ id: string; arrived_at: number }>(`SELECT id, arrived_at FROM items WHERE state = 'pending' ORDER BY ts, seq LIMIT ?`, MAX_BATCH)
       .toArray()
       .map((p) => ({ id: p.id, arrivedAt: p.arrived_at }));
-    const next = nextBatch(pending, config.debounceMs, now);
+    const next = nextBatch(pending, config.debounceMs, now, this.storedDue("debounce"));
     if (next.kind === "none") return null;
     if (next.kind === "wait") return next.at;
     // A new webhook-id for every batch: a replayed dead letter is a new call, which a handler that
     // dedupes on webhook-id must not drop as a repeat of the calls that failed.
     const batch = formed(next.ids, newId("call"));
+    this.storeWait("debounce", null);
     this.writeBatch(batch);
     for (const itemId of next.ids) this.settle(["pending"], "batched", null, itemId);
     return batch;
@@ -402,13 +471,13 @@ export class AutomationLane extends DurableObject<Env> {
     this.parkedFor = config.pausedAt;
   }
 
-  // One call. null: answered or given up (move on); a number: retry then.
+  // One call. false: answered or given up (move on); true: a retry waits (stored with the batch).
   private async attempt(
     info: LaneInfo,
     config: AutomationConfig,
     current: StoredBatch & { phase: "calling" },
     rows: ConversationRow[] | null,
-  ): Promise<number | null> {
+  ): Promise<boolean> {
     const ids = current.itemIds;
     const batch = attempting(current);
     const attempt = batch.attempts;
@@ -448,7 +517,7 @@ export class AutomationLane extends DurableObject<Env> {
       const done = answered(batch, answer);
       this.writeBatch(done);
       await this.finish(info, config, done, answer);
-      return null;
+      return false;
     }
     const retryAt = now + backoffMs(attempt, appConfig(this.env).AUTOMATION_RETRY_BASE_MS);
     const next = afterFailure(batch, config.maxAttempts, outcome.error, retryAt);
@@ -481,10 +550,10 @@ export class AutomationLane extends DurableObject<Env> {
     if (next.kind === "dead") {
       this.settle(["batched"], "dead", now);
       this.writeBatch(null);
-      return null;
+      return false;
     }
     this.writeBatch(next.batch);
-    return retryAt;
+    return true;
   }
 
   // The handler answered: its replies, the record and the breaker in one D1 batch (one transaction),
@@ -542,7 +611,7 @@ export class AutomationLane extends DurableObject<Env> {
     this.writeBatch(null);
     if (handoff) {
       log("info", "the handler handed the contact to a person", { laneKey: info.laneKey, reason: answer.handoff?.reason ?? null });
-      if (until !== null) this.ctx.storage.kv.put("handoff", { conversation, at: until } satisfies HandoffTimer);
+      if (until !== null) this.storeWait("handoff", until, conversation);
       this.dispatchEvents();
     }
     // The breaker's first statement resumes it.

@@ -7,7 +7,6 @@ import {
   answered,
   attempting,
   batchOf,
-  earliestDue,
   formed,
   nextBatch,
   rowOf,
@@ -34,6 +33,12 @@ describe("nextBatch", () => {
   it("a burst that never pauses is sent DEBOUNCE_CAP × debounceMs after its first message", () => {
     const first = NOW - 2_000;
     expect(nextBatch([item("a", first), item("b", NOW)], 1_000, NOW)).toEqual({ kind: "wait", at: first + DEBOUNCE_CAP * 1_000 });
+  });
+  it("a stored end that has come calls the burst, whatever the setting says now", () => {
+    expect(nextBatch([item("a", NOW - 100), item("b", NOW - 50)], 10_000, NOW, NOW)).toEqual({ kind: "form", ids: ["a", "b"] });
+  });
+  it("before its stored end the end is computed again: a new message moves it", () => {
+    expect(nextBatch([item("a", NOW - 500), item("b", NOW)], 1_000, NOW, NOW + 500)).toEqual({ kind: "wait", at: NOW + 1_000 });
   });
   it("MAX_BATCH messages are sent without waiting", () => {
     const many = Array.from({ length: MAX_BATCH }, (_, k) => item(`m${k}`, NOW));
@@ -81,9 +86,5 @@ describe("after a failed call", () => {
 describe("messages' states", () => {
   it("only pending and batched messages wait here", () => {
     expect(["pending", "batched", "done", "dead", "dropped", undefined].map((s) => waitsHere(s as never))).toEqual([true, true, false, false, false, false]);
-  });
-  it("the earliest due time wins; nothing due is null", () => {
-    expect(earliestDue(null, NOW + 5, undefined, NOW + 1)).toBe(NOW + 1);
-    expect(earliestDue(null, undefined)).toBeNull();
   });
 });

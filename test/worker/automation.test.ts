@@ -611,6 +611,92 @@ describe("fast hand-off", () => {
   });
 });
 
+describe("stored waits", () => {
+  /** The lane ends as a crash or an eviction between storing a wait and arming the alarm leaves it:
+   *  no alarm, nothing in memory. */
+  const cutOffBeforeArming = async (s: Setup, contact: string) => {
+    await runInDurableObject(lane(s, contact), (_i, state) => state.storage.deleteAlarm());
+    expect(await runInDurableObject(lane(s, contact), (_i, state) => state.storage.getAlarm())).toBeNull();
+    await runInDurableObject(lane(s, contact), (_i, state) => state.abort("evicted")).catch(() => undefined);
+  };
+
+  it("a retry stored by a run cut off before it armed the alarm: the lane's next start arms it, and the retry is made", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000121";
+    await bot(s.botPath, { fail: 1 });
+    await inbound(s, contact, "guardada");
+    const retrying = await eventually(
+      async () => {
+        const { batch } = await lane(s, contact).snapshot();
+        return batch && batch.next_at > 0 ? batch : undefined;
+      },
+      15_000,
+      "the retry stored",
+    );
+    // The lane ends (evicted, or crashed) after storing the retry and before arming the alarm.
+    await cutOffBeforeArming(s, contact);
+    // Its next start (any call) arms the stored wait.
+    const restarted = await lane(s, contact).snapshot();
+    expect(restarted.alarm).toBe(retrying.next_at);
+    expect(restarted.waits).toEqual([{ kind: "retry", due: retrying.next_at }]);
+    // The retry's time comes: the alarm calls again.
+    await fireRetry(s, contact);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: guardada"), 15_000, "the reply");
+    expect((await bot(s.botPath)).map((c) => c.status)).toEqual([500, 200]);
+    const done = await eventually(async () => {
+      const snap = await lane(s, contact).snapshot();
+      return snap.batch === null && snap.waits.length === 0 ? snap : undefined;
+    });
+    expect(done.alarm).toBeNull();
+  });
+
+  it("a debounce's end stored by a run cut off before it armed the alarm: armed on the next start; the burst is called at the stored end", async () => {
+    const s = await withAutomation({ debounceMs: 10_000 });
+    const contact = "5511970000122";
+    await inbound(s, contact, "um");
+    await inbound(s, contact, "dois");
+    const stored = await eventually(
+      async () => {
+        const snap = await lane(s, contact).snapshot();
+        return snap.pending.length === 2 && snap.waits.length === 1 && snap.waits[0]!.kind === "debounce" ? snap : undefined;
+      },
+      15_000,
+      "the debounce's end stored",
+    );
+    expect(stored.alarm).toBe(stored.waits[0]!.due);
+    await cutOffBeforeArming(s, contact);
+    expect((await lane(s, contact).snapshot()).alarm).toBe(stored.waits[0]!.due);
+    // The stored end comes (made due now): the burst is called, both messages in one call.
+    expect(await lane(s, contact).endWaits()).toBe(true);
+    await runDurableObjectAlarm(lane(s, contact));
+    await eventually(async () => (await replies(s)).length === 1, 15_000, "one reply");
+    expect((await bot(s.botPath)).map((c) => c.texts)).toEqual([["um", "dois"]]);
+  });
+
+  it("the alarm is the earliest stored wait: a retry before a hand-off's end, then the hand-off's end alone", async () => {
+    const s = await withAutomation();
+    const contact = "5511970000123";
+    await bot(s.botPath, { fail: 1 });
+    await inbound(s, contact, "antes da pessoa");
+    const retry = await eventually(async () => (await lane(s, contact).snapshot()).waits.find((w) => w.kind === "retry"), 15_000, "the retry stored");
+    const taken = await json(await api(`/v1/instances/${s.instance}/contacts/${contact}/handoff`, { method: "POST", key: s.key, json: { ttlMinutes: 5 } }));
+    const until = Date.parse(taken.until);
+    const both = await lane(s, contact).snapshot();
+    expect(both.waits).toEqual([retry, { kind: "handoff", due: until }]);
+    expect(both.alarm).toBe(retry.due);
+    // The retry (every wait made due: D1's until puts the hand-off's end back): the call under way
+    // finishes though a person has the contact now; then only the hand-off's end waits.
+    await fireRetry(s, contact);
+    await eventually(async () => (await replies(s)).some((r) => r.text === "echo: antes da pessoa"), 15_000, "the reply");
+    const after = await eventually(async () => {
+      const snap = await lane(s, contact).snapshot();
+      return snap.batch === null && snap.waits.length === 1 ? snap : undefined;
+    });
+    expect(after.waits).toEqual([{ kind: "handoff", due: until }]);
+    expect(after.alarm).toBe(until);
+  });
+});
+
 describe("a lane's storage", () => {
   it("a lane made before the CHECK on its messages' state is rebuilt with it, its messages kept", async () => {
     const stub = env.AUTOMATION.get(env.AUTOMATION.idFromName(unique("old-lane")));
@@ -634,6 +720,30 @@ describe("a lane's storage", () => {
       expect(exec("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'items_order'").toArray()).toHaveLength(1);
       expect(() => exec("INSERT INTO items (id, ts, seq, arrived_at, message, state) VALUES ('c', 3, 3, 3, '{}', 'sending')")).toThrow(/CHECK/);
     });
+  });
+
+  it("a lane made before the stored waits: its retry and its hand-off's end become waits, and its alarm is armed from them", async () => {
+    const stub = env.AUTOMATION.get(env.AUTOMATION.idFromName(unique("old-lane")));
+    const retryAt = Date.now() + 120_000;
+    const until = Date.now() + 600_000;
+    const conversation = { tenantId: "t", instanceId: "i", instanceName: "n", contact: "5511970000124" };
+    await runInDurableObject(stub, async (_i, state) => {
+      const exec = (q: string, ...b: unknown[]) => state.storage.sql.exec(q, ...b);
+      exec("DROP TABLE waits");
+      await state.storage.deleteAlarm();
+      exec("INSERT INTO batch (id, item_ids, attempts, next_at, last_error) VALUES ('a', '[\"a\"]', 1, ?, 'HTTP 500')", retryAt);
+      state.storage.kv.put("handoff", { conversation, at: until });
+      // The lane as it starts after the update.
+      new AutomationLane(state, env);
+      expect(exec("SELECT kind, due, conversation FROM waits ORDER BY due").toArray()).toEqual([
+        { kind: "retry", due: retryAt, conversation: null },
+        { kind: "handoff", due: until, conversation: JSON.stringify(conversation) },
+      ]);
+      expect(state.storage.kv.get("handoff")).toBeUndefined();
+      expect(() => exec("INSERT INTO waits (kind, due) VALUES ('later', 1)")).toThrow(/CHECK/);
+      expect(() => exec("INSERT INTO waits (kind, due, conversation) VALUES ('debounce', 1, '{}')")).toThrow(/CHECK/);
+    });
+    await eventually(async () => (await stub.snapshot()).alarm === retryAt, 15_000, "the alarm at the retry");
   });
 });
 

@@ -283,15 +283,13 @@ describe("hand-off with ttlMinutes", () => {
     const held = await inbound(s, contact, "tem alguém?");
     expect(await deliveryOf(held)).toBe("human");
 
-    // Time passes: until is now behind, in D1 and in the lane's timer; the alarm fires.
+    // Time passes: until is now behind, in D1 and in the lane's stored wait; the alarm fires.
     await env.DB.prepare("UPDATE conversation_handoffs SET until = ? WHERE instance_id = ?")
       .bind(Date.now() - 1000, s.instanceId)
       .run();
-    await runInDurableObject(stub, (_i, state) => {
-      const timer = state.storage.kv.get<{ at: number }>("handoff")!;
-      state.storage.kv.put("handoff", { ...timer, at: Date.now() - 1000 });
-    });
+    expect(await stub.endWaits()).toBe(true);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect((await stub.snapshot()).waits).toEqual([]);
 
     expect(await json(await api(handoffPath(s, contact), { key: s.key }))).toEqual({ state: "bot" });
     expect((await handoffEvents(s)).map((e) => `${e.state}:${e.by}`)).toEqual(["human:operator", "bot:timeout"]);
@@ -308,12 +306,9 @@ describe("hand-off with ttlMinutes", () => {
     // The operator takes over again without a ttl: the old timer must not end this phase.
     await api(handoffPath(s, contact), { method: "POST", key: s.key, json: { reason: "sem prazo" } });
     const stub = lane(s, contact);
-    await runInDurableObject(stub, (_i, state) => {
-      const timer = state.storage.kv.get<{ at: number }>("handoff")!;
-      state.storage.kv.put("handoff", { ...timer, at: Date.now() - 1000 });
-    });
+    expect(await stub.endWaits()).toBe(true);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    expect(await runInDurableObject(stub, (_i, state) => state.storage.kv.get("handoff"))).toBeUndefined();
+    expect((await stub.snapshot()).waits).toEqual([]);
     expect(await json(await api(handoffPath(s, contact), { key: s.key }))).toMatchObject({ state: "human", reason: "sem prazo" });
     expect((await handoffEvents(s)).map((e) => `${e.state}:${e.by}`)).toEqual(["human:operator", "human:operator"]);
   });
@@ -326,7 +321,7 @@ describe("a lost timer, a lost lane", () => {
     await api(handoffPath(s, contact), { method: "POST", key: s.key, json: { ttlMinutes: 5 } });
     // The lane's timer is gone (its arming failed); until passed two minutes ago.
     await runInDurableObject(lane(s, contact), (_i, state) => {
-      state.storage.kv.delete("handoff");
+      state.storage.sql.exec("DELETE FROM waits WHERE kind = 'handoff'");
     });
     await env.DB.prepare("UPDATE conversation_handoffs SET until = ? WHERE instance_id = ?")
       .bind(Date.now() - 2 * 60_000, s.instanceId)
