@@ -6,6 +6,7 @@ import { z } from "zod";
 import { runBatch } from "../db/batch.ts";
 import { database, type Db } from "../db/client.ts";
 import { callbackDeliveries, disabledCallbackEndpoints } from "../db/queries/index.ts";
+import { type EventRow, eventView } from "../outbox/view.ts";
 import { signWebhook } from "../signing/standard-webhooks.ts";
 import { legacySignature, signingPlan } from "./keys.ts";
 
@@ -47,14 +48,10 @@ export function nextDelaySeconds(attempt: number, retryAfterS: number | null): n
   return Math.max(scheduled, Math.min(retryAfterS ?? 0, MAX_RETRY_AFTER_S));
 }
 
-export function eventBody(row: { event_id: string; type: string; version: number; occurred_at: number; data: string }): string {
-  return JSON.stringify({
-    eventId: row.event_id,
-    type: row.type,
-    version: row.version,
-    occurredAt: new Date(row.occurred_at).toISOString(),
-    data: JSON.parse(row.data),
-  });
+/** The event as GET /v1/events serves it, without the feed's `seq`: one shape on every path. */
+export function eventBody(row: Omit<EventRow, "seq">): string {
+  const { seq: _, ...event } = eventView({ ...row, seq: 0 });
+  return JSON.stringify(event);
 }
 
 async function attemptOnce(url: string, row: Row, now: number): Promise<AttemptOutcome> {

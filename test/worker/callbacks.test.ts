@@ -9,6 +9,7 @@ import { inject } from "vitest";
 import { consumeCallbacks, MAX_CALLBACK_ATTEMPTS, nextDelaySeconds, RETRY_DELAYS_S } from "../../src/callbacks/deliver.ts";
 import { dispatchCallbacks, REDISPATCH_GRACE_MS, redispatchDue } from "../../src/callbacks/dispatch.ts";
 import { asWebhookSecret, legacySignature } from "../../src/callbacks/keys.ts";
+import { gatewayEvent } from "../../src/contracts/events.ts";
 import { ADMIN, api, eventually, json, send, simulator, simulatorUrl, unique, waitForStatus } from "./helpers.ts";
 
 type Got = { headers: Record<string, string>; body: string; status: number };
@@ -90,6 +91,8 @@ describe("Standard Webhooks callbacks", () => {
     for (const r of got) {
       expect(wh.verify(r.body, r.headers)).toEqual(JSON.parse(r.body));
       expect(r.headers["webhook-id"]).toBe(JSON.parse(r.body).eventId);
+      // The body is the published event, as GET /v1/events serves it: absent fields, not nulls.
+      expect(gatewayEvent.parse(JSON.parse(r.body))).toEqual(JSON.parse(r.body));
       // A tenant created with a whsec_ secret gets only the standard headers.
       expect(r.headers["x-mensageiro-signature"]).toBeUndefined();
     }
