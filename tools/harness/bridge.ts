@@ -1,10 +1,12 @@
 // Test and benchmark plumbing around a real broker: topics, a producer, an observer that collects
-// what the bridge writes, and the simulator's record of sends. Not used by the bridge itself.
+// what the bridge writes, and the simulator's record of sends (from ./simulator.ts). Not used by the
+// bridge itself.
 import { serve, type ServerType } from "@hono/node-server";
 import type { Hono } from "hono";
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from "kafkajs";
-import { z } from "zod";
 import { freePort } from "./gateway.ts";
+
+export { type SimCall, simulatorCalls } from "./simulator.ts";
 
 export type Seen = { topic: string; partition: number; offset: string; key: string | null; value: string | null; headers: Record<string, string> };
 
@@ -96,14 +98,6 @@ export function allTopics(config: Topics): string[] {
   const t = config.topics;
   const legacy = [t.sendMessage, t.scheduleMessage, t.messagingSend];
   return [...legacy, ...legacy.map((x) => `${x}.dlq`), t.messageStatus, t.instanceStatus, t.messageReceived, t.eventsDlq];
-}
-
-const simCalls = z.object({ calls: z.array(z.object({ number: z.string(), body: z.looseObject({ text: z.string().optional() }), status: z.int() })) });
-export type SimCall = z.infer<typeof simCalls>["calls"][number];
-
-export async function simulatorCalls(simulatorUrl: string, instance: string): Promise<SimCall[]> {
-  const res = await fetch(`${simulatorUrl}/_sim/calls?instance=${encodeURIComponent(instance)}`);
-  return simCalls.parse(await res.json()).calls;
 }
 
 /** A stand-in gateway on a free loopback port: a fake, or a proxy in front of the real one. */
