@@ -1,12 +1,10 @@
 // Test and benchmark plumbing around a real broker: topics, a producer, an observer that collects
-// what the bridge writes, and the simulator's record of sends (from ./simulator.ts). Not used by the
-// bridge itself.
+// what the bridge writes, and the simulator's record of sends. Not used by the bridge itself.
 import { serve, type ServerType } from "@hono/node-server";
 import type { Hono } from "hono";
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from "kafkajs";
+import { z } from "zod";
 import { freePort } from "./gateway.ts";
-
-export { type SimCall, simulatorCalls } from "./simulator.ts";
 
 export type Seen = { topic: string; partition: number; offset: string; key: string | null; value: string | null; headers: Record<string, string> };
 
@@ -99,6 +97,9 @@ export function allTopics(config: Topics): string[] {
   const legacy = [t.sendMessage, t.scheduleMessage, t.messagingSend];
   return [...legacy, ...legacy.map((x) => `${x}.dlq`), t.messageStatus, t.instanceStatus, t.messageReceived, t.eventsDlq];
 }
+
+// The simulator's record of sends lives with the other stand-ins' readers.
+export { type SimCall, simulatorCalls } from "./simulator.ts";
 
 /** A stand-in gateway on a free loopback port: a fake, or a proxy in front of the real one. */
 export async function serveStandIn(app: Hono): Promise<{ url: string; close(): Promise<void> }> {
