@@ -5,7 +5,9 @@
 import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json" with { type: "json" };
 import { startEchoBot } from "../simulator/echo-bot.ts";
 import { startSimulator } from "../simulator/server.ts";
+import { gatewayClient } from "../src/client.ts";
 import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { echoBotSettings } from "../tools/harness/simulator.ts";
 import { z } from "zod";
 import { percentile, runScript, table } from "../tools/harness/load.ts";
 
@@ -41,14 +43,13 @@ async function main() {
   const gateway = await startGateway({ logLevel: "log" });
   try {
     const t = await provisionTenant(gateway.url, simulator.url);
-    const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
-    const put = await fetch(`${gateway.url}/v1/instances/${t.instance}/automation`, {
-      method: "PUT",
-      headers,
-      body: JSON.stringify({ url: `${bot.url}/bot/bench`, contextMessages: 10 }),
-    });
-    const { secret } = (await put.json()) as { secret: string };
-    await fetch(`${bot.url}/_bot/bench`, { method: "PUT", headers, body: JSON.stringify({ secret, delayMs: HANDLER_MS }) });
+    const api = gatewayClient(gateway.url, { apiKey: t.apiKey });
+    const put = await api.v1.instances[":name"].automation.$put({ param: { name: t.instance }, json: { url: `${bot.url}/bot/bench`, contextMessages: 10 } });
+    if (!put.ok) throw new Error(`automation: ${put.status} ${await put.text()}`);
+    const { secret } = await put.json();
+    await echoBotSettings(bot.url, "bench", { secret, delayMs: HANDLER_MS });
+    // The webhooks are posted as Evolution does, to the URL the gateway gave for the instance.
+    const headers = { "content-type": "application/json" };
 
     // Warm-up on other contacts' numbers, not measured.
     const warm = Array.from({ length: 20 }, (_, i) => 1_000_000 + i);

@@ -4,7 +4,8 @@
 //   BENCH_SENDS=5000 BENCH_EVENTS=10000 BENCH_PARTITIONS=4
 import { startKafka } from "../tools/harness/kafka.ts";
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { gatewayClient } from "../src/client.ts";
+import { provisionTenant, sendInBatches, startGateway } from "../tools/harness/gateway.ts";
 import { loadConfig } from "../bridge/config.ts";
 import { startBridge } from "../bridge/bridge.ts";
 import { allTopics, bridgeEnv, kafkaTools } from "../tools/harness/bridge.ts";
@@ -29,19 +30,17 @@ const log: Logger = (level, msg, fields) => {
 };
 const ms = (seconds: number, n: number) => `${((seconds * 1000) / Math.max(1, n)).toFixed(0)} ms`;
 
+/** The bridge one way only (the other switched off), on topics and a consumer group of its own. */
+function benchConfig(apiKey: string, direction: "in" | "out", env: Record<string, string> = {}) {
+  const off: Record<string, string> = direction === "in" ? { BRIDGE_OUTBOUND: "false" } : { BRIDGE_INBOUND: "false" };
+  return loadConfig(bridgeEnv({ brokers: broker.brokers, gatewayUrl: gateway.url, apiKey, tag: `bench-${direction}-${run}`, env: { ...off, ...env } }));
+}
+
 try {
   // Kafka → gateway: legacy send events already waiting, timed until all are accepted.
   {
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000 });
-    const config = loadConfig(
-      bridgeEnv({
-        brokers: broker.brokers,
-        gatewayUrl: gateway.url,
-        apiKey: t.apiKey,
-        tag: `bench-in-${run}`,
-        env: { BRIDGE_OUTBOUND: "false" },
-      }),
-    );
+    const config = benchConfig(t.apiKey, "in");
     await kafka.createTopics([config.topics.sendMessage], PARTITIONS);
     await kafka.createTopics(allTopics(config).filter((x) => x !== config.topics.sendMessage));
     const contact = (i: number) => `5511${String(90000000 + (i % CONTACTS))}`;
@@ -74,28 +73,13 @@ try {
   // Outbox → Kafka: a tenant whose outbox already holds EVENTS events (one "scheduled" per message).
   {
     const t = await provisionTenant(gateway.url, simulator.url);
-    const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
     const sendAt = new Date(Date.now() + 86_400_000).toISOString();
-    for (let i = 0; i < EVENTS; i += 500) {
-      const messages = Array.from({ length: Math.min(500, EVENTS - i) }, (_, j) => ({
-        instance: t.instance,
-        to: `5521${String(90000000 + ((i + j) % CONTACTS))}`,
-        text: `later ${i + j}`,
-        sendAt,
-      }));
-      const res = await fetch(`${gateway.url}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages }) });
-      if (res.status !== 200) throw new Error(`pre-create: ${res.status} ${await res.text()}`);
-    }
-    await new Promise((r) => setTimeout(r, 5_000)); // let the lanes take the scheduled jobs off the queue first
-    const config = loadConfig(
-      bridgeEnv({
-        brokers: broker.brokers,
-        gatewayUrl: gateway.url,
-        apiKey: t.apiKey,
-        tag: `bench-out-${run}`,
-        env: { BRIDGE_INBOUND: "false", BRIDGE_EVENTS_WAIT_SECONDS: "1" },
-      }),
+    await sendInBatches(
+      gatewayClient(gateway.url, { apiKey: t.apiKey }),
+      Array.from({ length: EVENTS }, (_, i) => ({ instance: t.instance, to: `5521${String(90000000 + (i % CONTACTS))}`, text: `later ${i}`, sendAt })),
     );
+    await new Promise((r) => setTimeout(r, 5_000)); // let the lanes take the scheduled jobs off the queue first
+    const config = benchConfig(t.apiKey, "out", { BRIDGE_EVENTS_WAIT_SECONDS: "1" });
     await kafka.createTopics(allTopics(config));
     const started = performance.now();
     const bridge = await startBridge(config, { log });

@@ -15,7 +15,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json" with { type: "json" };
 import { startSimulator } from "../simulator/server.ts";
+import { gatewayClient } from "../src/client.ts";
 import { provisionTenant, ROOT, startGateway, type Gateway } from "../tools/harness/gateway.ts";
+import { telegramSimulator } from "../tools/harness/simulator.ts";
 import type { Counters } from "./cost/meter.ts";
 import { closedLoop, runScript, table } from "../tools/harness/load.ts";
 
@@ -138,39 +140,32 @@ async function measure(version: Version): Promise<Record<Kind, Measured>> {
       webhooks: "single",
       rateLimitPerMinute: version.root === ROOT ? undefined : null,
     });
-    const json = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
+    // The same requests to both versions: the client is typed by this tree's routes.
+    const api = gatewayClient(gateway.url, { apiKey: t.apiKey });
     // Warm-up: compile, first D1 pages, wake-on-start, caches.
-    await closedLoop(20, 4, (i) =>
-      fetch(`${gateway.url}/v1/messages`, { method: "POST", headers: json, body: JSON.stringify({ instance: t.instance, to: phone(i), text: `warm ${i}` }) }),
-    );
+    await closedLoop(20, 4, (i) => api.v1.messages.$post({ json: { instance: t.instance, to: phone(i), text: `warm ${i}` } }));
     await settle(gateway, (p) => (p.messages.read ?? 0) >= 20, "warm-up");
 
     let reads = 20;
     let telegramSent = 0;
     let inboundTotal = (await progress(gateway)).inbound;
-    const sim = (route: string, body: unknown, method = "POST") =>
-      fetch(`${simulator.url}/_sim/telegram${route}`, { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const telegram = telegramSimulator(simulator.url);
     for (const kind of KINDS) {
       if (TELEGRAM_KINDS.has(kind) && version.root !== ROOT) continue;
       await meter(gateway, true);
       if (kind === "telegram outbound → sent" || kind === "telegram inbound") {
         if (kind === "telegram outbound → sent") {
           // The bot connected outside the meter's window (getMe, setWebhook); chats are any the bot may write to.
-          await sim("/bots", { token: BOT_TOKEN, username: "cost_bot", first_name: "cost" });
-          await sim("/config", { anyChat: true, limits: { enabled: false } }, "PATCH");
-          const put = await fetch(`${gateway.url}/v1/instances/cost-telegram`, {
-            method: "PUT",
-            headers: json,
-            body: JSON.stringify({ channel: "telegram", telegram: { botToken: BOT_TOKEN, apiUrl: simulator.url }, pacing: { ratePerMinute: 60_000 } }),
+          await telegram.control("POST", "/bots", { token: BOT_TOKEN, username: "cost_bot", first_name: "cost" });
+          await telegram.control("PATCH", "/config", { anyChat: true, limits: { enabled: false } });
+          const put = await api.v1.instances[":name"].$put({
+            param: { name: "cost-telegram" },
+            json: { channel: "telegram", telegram: { botToken: BOT_TOKEN, apiUrl: simulator.url }, pacing: { ratePerMinute: 60_000 } },
           });
           if (put.status !== 201) throw new Error(`telegram instance: ${put.status} ${await put.text()}`);
           await meter(gateway, true);
           const run = await closedLoop(N, 8, (i) =>
-            fetch(`${gateway.url}/v1/messages`, {
-              method: "POST",
-              headers: json,
-              body: JSON.stringify({ instance: "cost-telegram", to: String(636_000_000 + (i % CONTACTS)), text: `${kind} ${i}` }),
-            }),
+            api.v1.messages.$post({ json: { instance: "cost-telegram", to: String(636_000_000 + (i % CONTACTS)), text: `${kind} ${i}` } }),
           );
           const taken = run.statuses[202] ?? 0;
           telegramSent += taken;
@@ -179,7 +174,7 @@ async function measure(version: Version): Promise<Record<Kind, Measured>> {
         } else {
           // People write to the bot: the simulator posts each update to the gateway's webhook with the secret.
           const run = await closedLoop(N, 8, (i) =>
-            sim("/inbound", { token: BOT_TOKEN, chatId: 636_000_000 + (i % CONTACTS), text: `inbound ${i}`, wait: true }),
+            telegram.inbound({ token: BOT_TOKEN, chatId: 636_000_000 + (i % CONTACTS), text: `inbound ${i}`, wait: true }),
           );
           const taken = run.statuses[200] ?? 0;
           const target = inboundTotal + taken;
@@ -196,6 +191,7 @@ async function measure(version: Version): Promise<Record<Kind, Measured>> {
           b.instance = t.instance;
           return JSON.stringify(b);
         };
+        // Posted as Evolution does, to the URL the gateway gave for the instance.
         const run = await closedLoop(N, 8, (i) => fetch(t.webhookUrl, { method: "POST", headers: { "content-type": "application/json" }, body: body(i) }));
         // A machine under load may time requests out: the figures are per message the system took.
         const taken = run.statuses[200] ?? 0;
@@ -205,11 +201,7 @@ async function measure(version: Version): Promise<Record<Kind, Measured>> {
         // Due 3 s after each request is made (a time fixed before the loop passes on a loaded machine).
         const sendAt = () => (kind === "scheduled → read" ? new Date(Date.now() + 3000).toISOString() : undefined);
         const run = await closedLoop(N, 8, (i) =>
-          fetch(`${gateway.url}/v1/messages`, {
-            method: "POST",
-            headers: json,
-            body: JSON.stringify({ instance: t.instance, to: phone(i), text: `${kind} ${i}`, sendAt: sendAt() }),
-          }),
+          api.v1.messages.$post({ json: { instance: t.instance, to: phone(i), text: `${kind} ${i}`, sendAt: sendAt() } }),
         );
         const taken = run.statuses[202] ?? 0;
         reads += taken;

@@ -7,6 +7,7 @@
 // latency (p50, p99), its errors, and its drain rate (its messages that reached the simulator
 // per second, counted from the phase's start to its last send).
 import { startSimulator } from "../simulator/server.ts";
+import { gatewayClient } from "../src/client.ts";
 import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
 import { percentile, runScript, table } from "../tools/harness/load.ts";
 
@@ -31,8 +32,8 @@ async function main() {
   try {
     const quiet = await provisionTenant(gateway.url, simulator.url, { rateLimitPerMinute: null, instance: "quiet" });
     const noisy = await provisionTenant(gateway.url, simulator.url, { rateLimitPerMinute: null, instance: "noisy", ratePerMinute: 60000 });
-    const quietHeaders = { authorization: `Bearer ${quiet.apiKey}`, "content-type": "application/json" };
-    const noisyHeaders = { authorization: `Bearer ${noisy.apiKey}`, "content-type": "application/json" };
+    const quietApi = gatewayClient(gateway.url, { apiKey: quiet.apiKey });
+    const noisyApi = gatewayClient(gateway.url, { apiKey: noisy.apiKey });
 
     const phases: Phase[] = [];
     for (const name of ["flood off", "flood on"]) {
@@ -90,7 +91,7 @@ async function main() {
                 }));
                 n++;
                 try {
-                  const res = await fetch(`${gateway.url}/v1/messages/batch`, { method: "POST", headers: noisyHeaders, body: JSON.stringify({ messages }) });
+                  const res = await noisyApi.v1.messages.batch.$post({ json: { messages } });
                   await res.arrayBuffer();
                   count.batches++;
                   if (res.status === 429) count.batch429++;
@@ -103,7 +104,7 @@ async function main() {
             ...Array.from({ length: FLOOD_STATS_WORKERS }, async () => {
               while (flooding) {
                 try {
-                  const res = await fetch(`${gateway.url}/v1/stats`, { headers: noisyHeaders });
+                  const res = await noisyApi.v1.stats.$get();
                   await res.arrayBuffer();
                   count.stats++;
                   if (res.status === 429) count.stats429++;
@@ -129,10 +130,8 @@ async function main() {
           (async () => {
             const t0 = performance.now();
             try {
-              const res = await fetch(`${gateway.url}/v1/messages`, {
-                method: "POST",
-                headers: quietHeaders,
-                body: JSON.stringify({ instance: quiet.instance, to: `55119${String(10000000 + (i % QUIET_CONTACTS)).padStart(8, "0")}`, text: `${tag} ${i}` }),
+              const res = await quietApi.v1.messages.$post({
+                json: { instance: quiet.instance, to: `55119${String(10000000 + (i % QUIET_CONTACTS)).padStart(8, "0")}`, text: `${tag} ${i}` },
               });
               await res.arrayBuffer();
               if (res.status === 201 || res.status === 202 || res.status === 200) accepted++;

@@ -9,7 +9,9 @@
 // burst of 5 stand in for a real campaign's 4–12 s and 20/min. The rules are the same; only the
 // clock is faster. Override with BENCH_PACING_* variables.
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { type GatewayClient, gatewayClient } from "../src/client.ts";
+import { provisionTenant, sendInBatches, startGateway } from "../tools/harness/gateway.ts";
+import { type SimCall, simulatorCalls } from "../tools/harness/simulator.ts";
 import { percentile, runScript, table } from "../tools/harness/load.ts";
 
 const MESSAGES = Number(process.env.BENCH_PACING_MESSAGES ?? 1000);
@@ -23,21 +25,23 @@ const CAP = 40;
 const CAPPED_MESSAGES = 80;
 const QUIET_MESSAGES = 40;
 
-type Call = { at: number; number: string; route: string; status: number; body: { text?: string } };
-
 async function main() {
   const simulator = await startSimulator({ port: 0, latencyMs: 0, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1 });
   const gateway = await startGateway();
   try {
     const run = Date.now().toString(36);
-    const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: RATE, instance: `pacing-${run}` });
-    await configure(gateway.url, t, simulator.url, { ratePerMinute: RATE, burst: BURST, gapMs: { min: GAP_MIN, max: GAP_MAX } });
-    // The capped number and the quiet one, each its own tenant.
-    const capped = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: RATE, instance: `capped-${run}` });
-    await configure(gateway.url, capped, simulator.url, { ratePerMinute: RATE, burst: BURST, dailyCap: CAP });
-    const quiet = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: RATE, instance: `quiet-${run}` });
+    // Each number its own tenant: the campaign's, the capped one and the quiet one.
+    const number = async (instance: string) => {
+      const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: RATE, instance });
+      return { instance, api: gatewayClient(gateway.url, { apiKey: t.apiKey }) };
+    };
+    const t = await number(`pacing-${run}`);
+    await configure(t, simulator.url, { ratePerMinute: RATE, burst: BURST, gapMs: { min: GAP_MIN, max: GAP_MAX } });
+    const capped = await number(`capped-${run}`);
+    await configure(capped, simulator.url, { ratePerMinute: RATE, burst: BURST, dailyCap: CAP });
+    const quiet = await number(`quiet-${run}`);
     const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
-    await configure(gateway.url, quiet, simulator.url, {
+    await configure(quiet, simulator.url, {
       quietHours: { start: hhmm(Date.now() - 3_600_000), end: hhmm(Date.now() + 3_600_000), timeZone: "UTC" },
     });
 
@@ -45,10 +49,10 @@ async function main() {
     const campaign = (instance: string, n: number, contacts: number) =>
       Array.from({ length: n }, (_, i) => ({ instance, to: contact(i % contacts), text: `pacing ${Math.floor(i / contacts)}` }));
     const started = Date.now();
-    await post(gateway.url, capped.apiKey, campaign(capped.instance, CAPPED_MESSAGES, CAPPED_MESSAGES / 2));
-    await post(gateway.url, quiet.apiKey, campaign(quiet.instance, QUIET_MESSAGES, QUIET_MESSAGES / 2));
-    await post(gateway.url, t.apiKey, campaign(t.instance, MESSAGES, CONTACTS));
-    let calls: Call[] = [];
+    await sendInBatches(capped.api, campaign(capped.instance, CAPPED_MESSAGES, CAPPED_MESSAGES / 2));
+    await sendInBatches(quiet.api, campaign(quiet.instance, QUIET_MESSAGES, QUIET_MESSAGES / 2));
+    await sendInBatches(t.api, campaign(t.instance, MESSAGES, CONTACTS));
+    let calls: SimCall[] = [];
     const deadline = Date.now() + TIMEOUT_S * 1000;
     for (;;) {
       calls = await sent(simulator.url, t.instance);
@@ -60,8 +64,8 @@ async function main() {
     // the whole run to break its window: what they sent, and what waits with a note.
     const cappedCalls = await sent(simulator.url, capped.instance);
     const quietCalls = await sent(simulator.url, quiet.instance);
-    const cappedQueued = await queuedWithNote(gateway.url, capped.apiKey, capped.instance, "daily cap");
-    const quietQueued = await queuedWithNote(gateway.url, quiet.apiKey, quiet.instance, "quiet hours");
+    const cappedQueued = await queuedWithNote(capped, "daily cap");
+    const quietQueued = await queuedWithNote(quiet, "quiet hours");
     const times = calls.map((c) => c.at).sort((a, b) => a - b);
     const gaps = times.slice(1).map((at, i) => at - times[i]!);
     const sorted = [...gaps].sort((a, b) => a - b);
@@ -128,53 +132,39 @@ async function main() {
   }
 }
 
-type Provisioned = Awaited<ReturnType<typeof provisionTenant>>;
+type PacedNumber = { instance: string; api: GatewayClient };
+type Pacing = NonNullable<Parameters<GatewayClient["v1"]["instances"][":name"]["$put"]>[0]["json"]["pacing"]>;
 
-async function configure(gatewayUrl: string, t: Provisioned, simulatorUrl: string, pacing: Record<string, unknown>) {
-  const res = await fetch(`${gatewayUrl}/v1/instances/${t.instance}`, {
-    method: "PUT",
-    headers: { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" },
-    body: JSON.stringify({ evolutionUrl: simulatorUrl, pacing }),
-  });
+async function configure(n: PacedNumber, simulatorUrl: string, pacing: Pacing) {
+  const res = await n.api.v1.instances[":name"].$put({ param: { name: n.instance }, json: { evolutionUrl: simulatorUrl, pacing } });
   if (res.status !== 200) throw new Error(`pacing: ${res.status} ${await res.text()}`);
 }
 
-async function post(gatewayUrl: string, apiKey: string, messages: { instance: string; to: string; text: string }[]) {
-  for (let i = 0; i < messages.length; i += 500) {
-    const res = await fetch(`${gatewayUrl}/v1/messages/batch`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-      body: JSON.stringify({ messages: messages.slice(i, i + 500) }),
-    });
-    if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
-  }
-}
-
-async function sent(simulatorUrl: string, instance: string): Promise<Call[]> {
-  const { calls } = (await (await fetch(`${simulatorUrl}/_sim/calls?instance=${instance}`)).json()) as { calls: Call[] };
-  return calls.filter((c) => c.route === "sendText" && c.status === 201);
+async function sent(simulatorUrl: string, instance: string): Promise<SimCall[]> {
+  return (await simulatorCalls(simulatorUrl, instance)).filter((c) => c.route === "sendText" && c.status === 201);
 }
 
 // The number's queued messages; each contact's first one (the head its lane holds back; the
 // others wait behind it without asking) must carry the wait note in its history.
-async function queuedWithNote(gatewayUrl: string, apiKey: string, instance: string, note: string) {
-  const headers = { authorization: `Bearer ${apiKey}` };
-  const page = (await (await fetch(`${gatewayUrl}/v1/messages?instance=${instance}&status=queued&limit=200`, { headers })).json()) as {
-    data: { id: string; to: string }[];
-  };
+async function queuedWithNote({ api, instance }: PacedNumber, note: string) {
+  const res = await api.v1.messages.$get({ query: { instance, status: "queued", limit: "200" } });
+  if (!res.ok) throw new Error(`messages: ${res.status} ${await res.text()}`);
+  const page = await res.json();
   const heads = new Map<string, string>();
   // Ids sort by creation: the smallest of a contact is its first.
   for (const m of page.data) if (!heads.has(m.to) || m.id < heads.get(m.to)!) heads.set(m.to, m.id);
   let noted = 0;
   for (const id of heads.values()) {
-    const one = (await (await fetch(`${gatewayUrl}/v1/messages/${id}`, { headers })).json()) as { history?: { detail?: string | null }[] };
+    const res = await api.v1.messages[":id"].$get({ param: { id } });
+    if (!res.ok) throw new Error(`message ${id}: ${res.status} ${await res.text()}`);
+    const one = await res.json();
     if (one.history?.some((h) => h.detail?.includes(note))) noted++;
   }
   return { queued: page.data.length, contacts: heads.size, noted };
 }
 
 // Each contact's texts carry their position ("pacing 0", "pacing 1"); they must arrive in that order.
-function countOutOfOrder(calls: Call[]): number {
+function countOutOfOrder(calls: SimCall[]): number {
   const last = new Map<string, number>();
   let n = 0;
   for (const c of [...calls].sort((a, b) => a.at - b.at)) {

@@ -9,7 +9,8 @@
 // User-Agent without an Origin, so this one sends Origin: http://127.0.0.1.
 import { execFileSync } from "node:child_process";
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { type GatewayClient, gatewayClient } from "../src/client.ts";
+import { provisionTenant, sendInBatches, startGateway } from "../tools/harness/gateway.ts";
 import { closedLoop, runScript, table } from "../tools/harness/load.ts";
 
 const REQUESTS = Number(process.env.BENCH_PROFILE_REQUESTS ?? 1000);
@@ -91,14 +92,10 @@ function summarise(profile: Profile) {
 }
 
 /** Prefer: wait=10 with the simulator answering in 300 ms: 60 sends, 4 in flight, each to its own contact. */
-async function preferWait(gatewayUrl: string, simulatorUrl: string, headers: Record<string, string>, instance: string) {
+async function preferWait(api: GatewayClient, simulatorUrl: string, instance: string) {
   await fetch(`${simulatorUrl}/_sim/config`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ latencyMs: 300 }) });
   const run = await closedLoop(60, 4, (i) =>
-    fetch(`${gatewayUrl}/v1/messages`, {
-      method: "POST",
-      headers: { ...headers, prefer: "wait=10" },
-      body: JSON.stringify({ instance, to: `55319${String(30000000 + i).padStart(8, "0")}`, text: `wait ${i}` }),
-    }),
+    api.v1.messages.$post({ json: { instance, to: `55319${String(30000000 + i).padStart(8, "0")}`, text: `wait ${i}` } }, { headers: { prefer: "wait=10" } }),
   );
   console.log(
     `Prefer: wait=10, simulator at 300 ms, 60 sends 4 in flight: p50 ${run.p50.toFixed(0)} ms, p99 ${run.p99.toFixed(0)} ms, statuses ${JSON.stringify(run.statuses)}`,
@@ -110,13 +107,14 @@ async function main() {
   const gateway = await startGateway({ vars: { MESSAGE_LIMIT_PER_MINUTE: "1000000" } });
   try {
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60000 });
-    const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
+    const api = gatewayClient(gateway.url, { apiKey: t.apiKey });
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
-    const body = (i: number) =>
-      JSON.stringify({ instance: t.instance, to: `55119${String(10000000 + (i % 500)).padStart(8, "0")}`, text: `profile ${i}`, sendAt: tomorrow });
-    const post = (i: number) => fetch(`${gateway.url}/v1/messages`, { method: "POST", headers, body: body(i) });
+    const post = (i: number) =>
+      api.v1.messages.$post({
+        json: { instance: t.instance, to: `55119${String(10000000 + (i % 500)).padStart(8, "0")}`, text: `profile ${i}`, sendAt: tomorrow },
+      });
     await closedLoop(100, 8, post);
-    if (WAIT) return await preferWait(gateway.url, simulator.url, headers, t.instance);
+    if (WAIT) return await preferWait(api, simulator.url, t.instance);
     const inspector = await connect(inspectorPortOf(gateway.port));
     await inspector.send("Profiler.enable");
     await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
@@ -129,11 +127,12 @@ async function main() {
         to: `55219${String(20000000 + (i % 200)).padStart(8, "0")}`,
         text: `d ${i}`,
       }));
-      for (let i = 0; i < items.length; i += 500)
-        await fetch(`${gateway.url}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages: items.slice(i, i + 500) }) });
+      await sendInBatches(api, items);
       for (;;) {
-        const stats = (await (await fetch(`${gateway.url}/v1/stats`, { headers })).json()) as { messages: { total: Record<string, number> } };
-        if ((stats.messages.total.sent ?? 0) >= 2000) break;
+        const res = await api.v1.stats.$get();
+        if (!res.ok) throw new Error(`stats: ${res.status} ${await res.text()}`);
+        const total: Record<string, number> = (await res.json()).messages.total;
+        if ((total.sent ?? 0) >= 2000) break;
         await new Promise((r) => setTimeout(r, 250));
       }
       console.log(`drain: 2000 messages over 200 contacts in ${((performance.now() - started) / 1000).toFixed(1)} s`);

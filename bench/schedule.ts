@@ -2,7 +2,9 @@
 // time ahead, on the local runtime (wrangler dev): lateness at the simulator (its receive time
 // minus sendAt), how many were delivered, and how many came early.
 import { startSimulator } from "../simulator/server.ts";
-import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
+import { gatewayClient } from "../src/client.ts";
+import { provisionTenant, sendInBatches, startGateway } from "../tools/harness/gateway.ts";
+import { type SimCall, simulatorCalls } from "../tools/harness/simulator.ts";
 import { percentile, runScript, table } from "../tools/harness/load.ts";
 
 const MESSAGES = Number(process.env.BENCH_SCHEDULE_MESSAGES ?? 1000);
@@ -14,7 +16,7 @@ async function main() {
   const gateway = await startGateway();
   try {
     const t = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60000 });
-    const headers = { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" };
+    const api = gatewayClient(gateway.url, { apiKey: t.apiKey });
     // All in the same second: sendAt spread over 0–999 ms of one second, LEAD_MS ahead.
     const second = Math.ceil((Date.now() + LEAD_MS) / 1000) * 1000;
     const messages = Array.from({ length: MESSAGES }, (_, i) => ({
@@ -24,22 +26,18 @@ async function main() {
       sendAt: new Date(second + ((i * 997) % 1000)).toISOString(),
     }));
     const due = new Map(messages.map((m) => [m.text, Date.parse(m.sendAt)]));
-    for (let i = 0; i < messages.length; i += 500) {
-      const res = await fetch(`${gateway.url}/v1/messages/batch`, { method: "POST", headers, body: JSON.stringify({ messages: messages.slice(i, i + 500) }) });
-      if (res.status !== 200) throw new Error(`batch: ${res.status}`);
-    }
+    await sendInBatches(api, messages);
     const acceptedBy = Date.now();
     if (acceptedBy >= second) throw new Error("accepting took longer than the lead time; raise BENCH_SCHEDULE_LEAD_MS");
 
-    type Call = { at: number; body: { text: string } };
-    let calls: Call[] = [];
+    let calls: SimCall[] = [];
     const deadline = second + 120_000;
     while (Date.now() < deadline) {
-      calls = ((await (await fetch(`${simulator.url}/_sim/calls?instance=${t.instance}`)).json()) as { calls: Call[] }).calls;
+      calls = await simulatorCalls(simulator.url, t.instance);
       if (calls.length >= MESSAGES) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    const lateness = calls.map((c) => c.at - due.get(c.body.text)!).sort((a, b) => a - b);
+    const lateness = calls.map((c) => c.at - due.get(c.body.text ?? "")!).sort((a, b) => a - b);
     const distinct = new Set(calls.map((c) => c.body.text)).size;
     console.log(
       `\n${MESSAGES} messages across ${CONTACTS} contacts due within one second, ${((second - acceptedBy) / 1000).toFixed(1)} s after the last was accepted; wrangler dev on this machine`,

@@ -8,7 +8,8 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { startSimulator } from "../simulator/server.ts";
 import { type GatewayClient, gatewayClient } from "../src/client.ts";
-import { provisionTenant, ROOT, startGateway } from "../tools/harness/gateway.ts";
+import { provisionTenant, ROOT, sendInBatches, startGateway } from "../tools/harness/gateway.ts";
+import { type SimCall, simulatorCalls, type TelegramSimCall, telegramSimulator } from "../tools/harness/simulator.ts";
 import { startBare } from "./bare.ts";
 import { closedLoop, percentile, runScript, table } from "../tools/harness/load.ts";
 import { waitFor } from "../tools/harness/wait.ts";
@@ -118,11 +119,8 @@ async function drainRun(api: GatewayClient, simulatorUrl: string, instance: stri
   }));
   const sentBefore = await count(api, "sent");
   const started = performance.now();
-  for (let i = 0; i < messages.length; i += 500) {
-    const res = await api.v1.messages.batch.$post({ json: { messages: messages.slice(i, i + 500) } });
-    if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
-  }
-  console.log(`   ${DRAIN_MESSAGES} accepted in 4 batches by +${((performance.now() - started) / 1000).toFixed(1)} s`);
+  await sendInBatches(api, messages);
+  console.log(`   ${DRAIN_MESSAGES} accepted (batches of 500) by +${((performance.now() - started) / 1000).toFixed(1)} s`);
   let sent = 0;
   const deadline = Date.now() + 300_000;
   while (Date.now() < deadline) {
@@ -132,30 +130,26 @@ async function drainRun(api: GatewayClient, simulatorUrl: string, instance: stri
   }
   const seconds = (performance.now() - started) / 1000;
   const startedAt = Date.now() - seconds * 1000;
-  const calls = (
-    (await (await fetch(`${simulatorUrl}/_sim/calls?instance=${instance}`)).json()) as { calls: { number: string; body: { text: string }; status: number }[] }
-  ).calls;
+  const calls = await simulatorCalls(simulatorUrl, instance);
   let outOfOrder = 0;
   const last = new Map<string, number>();
   const seen = new Set<string>();
   let duplicates = 0;
   for (const c of calls) {
-    const n = Number(c.body.text.split(" ")[1]);
+    const n = Number((c.body.text ?? "").split(" ")[1]);
     if (n < (last.get(c.number) ?? -1)) outOfOrder++;
     last.set(c.number, n);
     const key = `${c.number}/${n}`;
     if (seen.has(key)) duplicates++;
     seen.add(key);
   }
-  const times = calls.map((c) => (c as unknown as { at: number }).at).sort((a, b) => a - b);
+  const times = calls.map((c) => c.at).sort((a, b) => a - b);
   console.log(
     `   first send reached the simulator at +${((times[0]! - startedAt) / 1000).toFixed(1)} s, the last at +${((times.at(-1)! - startedAt) / 1000).toFixed(1)} s`,
   );
-  drainStages(persistDir, calls as unknown as SimCall[], startedAt);
+  drainStages(persistDir, calls, startedAt);
   return { seconds, sent, lost: DRAIN_MESSAGES - sent, outOfOrder, duplicates };
 }
-
-type SimCall = { number: string; body: { text: string }; status: number; at: number; answeredAt?: number };
 
 /** Where each drained message's time went, from its history in the local D1 (read with wrangler) and
  *  the simulator's record of the call. One machine, one clock. */
@@ -227,11 +221,10 @@ async function telegramShare(gatewayUrl: string, simulatorUrl: string) {
   });
   if (created.status !== 201) throw new Error(`tenant: ${created.status} ${await created.text()}`);
   const api = gatewayClient(gatewayUrl, { apiKey: (await created.json()).apiKey });
-  const sim = (route: string, body: unknown, method = "POST") =>
-    fetch(`${simulatorUrl}/_sim/telegram${route}`, { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  await sim("/bots", { token: TG_TOKEN, username: "bench_bot", first_name: "bench" });
+  const telegram = telegramSimulator(simulatorUrl);
+  await telegram.control("POST", "/bots", { token: TG_TOKEN, username: "bench_bot", first_name: "bench" });
   // Every chat id is one the bot may write to (a person who started it).
-  await sim("/config", { anyChat: true, limits: { enabled: true } }, "PATCH");
+  await telegram.control("PATCH", "/config", { anyChat: true, limits: { enabled: true } });
   const put = await api.v1.instances[":name"].$put({
     param: { name: "bench-telegram" },
     json: { channel: "telegram", telegram: { botToken: TG_TOKEN, apiUrl: simulatorUrl } },
@@ -244,14 +237,9 @@ async function telegramShare(gatewayUrl: string, simulatorUrl: string) {
     text: `tg ${Math.floor(i / TG_CHATS)}`,
   }));
   const started = performance.now();
-  for (let i = 0; i < messages.length; i += 500) {
-    const res = await api.v1.messages.batch.$post({ json: { messages: messages.slice(i, i + 500) } });
-    if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
-  }
-  type Call = { method: string; chatId: number; params: { text?: string }; status: number; insideRetryAfter: boolean };
-  const calls = async () =>
-    ((await (await fetch(`${simulatorUrl}/_sim/telegram/calls?token=${encodeURIComponent(TG_TOKEN)}&method=sendMessage`)).json()) as { calls: Call[] }).calls;
-  let got: Call[] = [];
+  await sendInBatches(api, messages);
+  const calls = () => telegram.calls({ token: TG_TOKEN, method: "sendMessage" });
+  let got: TelegramSimCall[] = [];
   const deadline = Date.now() + 600_000;
   while (Date.now() < deadline) {
     got = await calls();
@@ -259,7 +247,7 @@ async function telegramShare(gatewayUrl: string, simulatorUrl: string) {
     await new Promise((r) => setTimeout(r, 500));
   }
   const seconds = (performance.now() - started) / 1000;
-  const last = new Map<number, number>();
+  const last = new Map<TelegramSimCall["chatId"], number>();
   const seen = new Set<string>();
   let outOfOrder = 0;
   let duplicates = 0;

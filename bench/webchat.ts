@@ -9,7 +9,9 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { startEchoBot } from "../simulator/echo-bot.ts";
+import { gatewayClient } from "../src/client.ts";
 import { startGateway } from "../tools/harness/gateway.ts";
+import { echoBotSettings } from "../tools/harness/simulator.ts";
 import { openVisitor, type Visitor } from "../tools/harness/visitor.ts";
 import { percentile, runScript, table } from "../tools/harness/load.ts";
 import { waitFor } from "../tools/harness/wait.ts";
@@ -92,27 +94,21 @@ async function main() {
   // The Worker's log lines are read for the gateway-side stage table.
   const gateway = await startGateway({ logLevel: "log" });
   try {
-    const admin = { authorization: "Bearer e2e-admin-token", "content-type": "application/json" };
-    const tenant = await fetch(`${gateway.url}/v1/admin/tenants`, {
-      method: "POST",
-      headers: admin,
-      body: JSON.stringify({ name: "bench-webchat", rateLimitPerMinute: 1_000_000 }),
+    const tenant = await gatewayClient(gateway.url, { apiKey: "e2e-admin-token" }).v1.admin.tenants.$post({
+      json: { name: "bench-webchat", rateLimitPerMinute: 1_000_000 },
     });
-    const { apiKey } = (await tenant.json()) as { apiKey: string };
-    const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
-    await fetch(`${gateway.url}/v1/instances/site`, { method: "PUT", headers, body: JSON.stringify({ channel: "web" }) });
-    const auto = await fetch(`${gateway.url}/v1/instances/site/automation`, { method: "PUT", headers, body: JSON.stringify({ url: `${bot.url}/bot/bench` }) });
-    const { secret } = (await auto.json()) as { secret: string };
-    await fetch(`${bot.url}/_bot/bench`, {
-      method: "PUT",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ secret, delayMs: HANDLER_MS }),
-    });
+    if (tenant.status !== 201) throw new Error(`tenant: ${tenant.status} ${await tenant.text()}`);
+    const api = gatewayClient(gateway.url, { apiKey: (await tenant.json()).apiKey });
+    const site = await api.v1.instances[":name"].$put({ param: { name: "site" }, json: { channel: "web" } });
+    if (!site.ok) throw new Error(`instance: ${site.status} ${await site.text()}`);
+    const auto = await api.v1.instances[":name"].automation.$put({ param: { name: "site" }, json: { url: `${bot.url}/bot/bench` } });
+    if (!auto.ok) throw new Error(`automation: ${auto.status} ${await auto.text()}`);
+    await echoBotSettings(bot.url, "bench", { secret: (await auto.json()).secret, delayMs: HANDLER_MS });
 
     const socketUrl = async (visitorId: string) => {
-      const res = await fetch(`${gateway.url}/v1/instances/site/visitors`, { method: "POST", headers, body: JSON.stringify({ visitorId, ttlSeconds: 3600 }) });
+      const res = await api.v1.instances[":name"].visitors.$post({ param: { name: "site" }, json: { visitorId, ttlSeconds: 3600 } });
       if (res.status !== 201) throw new Error(`token: ${res.status} ${await res.text()}`);
-      return `${gateway.url.replace(/^http/, "ws")}/v1/chat?token=${((await res.json()) as { token: string }).token}`;
+      return `${gateway.url.replace(/^http/, "ws")}/v1/chat?token=${(await res.json()).token}`;
     };
 
     // Replies by text: "echo: <text>" → when it arrived (first time), and how many times.

@@ -3,6 +3,7 @@
 // the queued events are applied (inbound rows and message.received events written).
 import upsertFixture from "../test/fixtures/evolution/messages.upsert.text.json" with { type: "json" };
 import { startSimulator } from "../simulator/server.ts";
+import { gatewayClient } from "../src/client.ts";
 import { provisionTenant, startGateway } from "../tools/harness/gateway.ts";
 import { startBare } from "./bare.ts";
 import { closedLoop, runScript, table } from "../tools/harness/load.ts";
@@ -27,7 +28,8 @@ async function main() {
   try {
     const t = await provisionTenant(gateway.url, simulator.url);
     const json = { "content-type": "application/json" };
-    // Warm-up, then the same bodies to both.
+    // Warm-up, then the same bodies to both. The webhook is posted as Evolution does, to the URL the
+    // gateway gave for the instance (not the client API).
     await closedLoop(100, 8, (i) => fetch(`${bare.url}/v1/messages`, { method: "POST", headers: json, body: upsert(1_000_000 + i, t.instance) }));
     await closedLoop(100, 8, (i) => fetch(t.webhookUrl, { method: "POST", headers: json, body: upsert(1_000_000 + i, t.instance) }));
     const bareRun = await closedLoop(REQUESTS, CONCURRENCY, (i) =>
@@ -37,21 +39,17 @@ async function main() {
     const hookRun = await closedLoop(REQUESTS, CONCURRENCY, (i) => fetch(t.webhookUrl, { method: "POST", headers: json, body: upsert(i, t.instance) }));
 
     // Applied: every inbound message has its message.received event in the outbox.
-    const headers = { authorization: `Bearer ${t.apiKey}` };
+    const api = gatewayClient(gateway.url, { apiKey: t.apiKey });
     let received = 0;
     const deadline = Date.now() + 180_000;
     while (received < REQUESTS + 100 && Date.now() < deadline) {
-      const page = (await (await fetch(`${gateway.url}/v1/events?consumer=bench&limit=1000`, { headers })).json()) as {
-        events: { type: string }[];
-        cursor: number;
-      };
+      const res = await api.v1.events.$get({ query: { consumer: "bench", limit: "1000" } });
+      if (!res.ok) throw new Error(`events: ${res.status} ${await res.text()}`);
+      const page = await res.json();
       received += page.events.filter((e) => e.type === "message.received").length;
       if (page.events.length > 0) {
-        await fetch(`${gateway.url}/v1/events/ack`, {
-          method: "POST",
-          headers: { ...headers, ...json },
-          body: JSON.stringify({ consumer: "bench", seq: page.cursor }),
-        });
+        const ack = await api.v1.events.ack.$post({ json: { consumer: "bench", seq: page.cursor } });
+        if (!ack.ok) throw new Error(`ack: ${ack.status} ${await ack.text()}`);
       } else await new Promise((r) => setTimeout(r, 200));
     }
     const appliedSeconds = (performance.now() - started) / 1000;

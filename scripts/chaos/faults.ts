@@ -1,6 +1,7 @@
 // The faults of a chaos run beside the simulator's own: runtime kills (and restarts by a watchdog
 // when the local runtime stops answering), bridge kills and broker restarts, at fixed fractions of
 // the load's planned length. Each runtime restart is a window in which 5xx answers are expected.
+import { gatewayClient } from "../../src/client.ts";
 import type { Gateway } from "../../tools/harness/gateway.ts";
 
 export type Window = { from: number; to: number };
@@ -34,6 +35,7 @@ export function runtimeRestarts(gateway: Gateway, windows: Window[], count: (wha
  * finding, counted as an unplanned restart, and the run goes on rather than hanging. Returns stop().
  */
 export function watchdog(gateway: Gateway, windows: Window[], log: Log, restart: (why: string) => Promise<void>): () => Promise<void> {
+  const health = gatewayClient(gateway.url).health;
   let unanswered = 0;
   let watching = true;
   const loop = (async () => {
@@ -44,7 +46,7 @@ export function watchdog(gateway: Gateway, windows: Window[], log: Log, restart:
         unanswered = 0;
         continue;
       }
-      const ok = await fetch(`${gateway.url}/health`, { signal: AbortSignal.timeout(10_000) }).then(
+      const ok = await health.$get(undefined, { init: { signal: AbortSignal.timeout(10_000) } }).then(
         (r) => r.status === 200,
         () => false,
       );

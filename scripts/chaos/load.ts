@@ -2,8 +2,8 @@
 // answered) and legacy records through Kafka (flushed one batch at a time, so a contact's records keep
 // their order on their partition across a broker restart).
 import type { Producer } from "kafkajs";
-import { z } from "zod";
 import { gatewayClient } from "../../src/client.ts";
+import { acceptedMessage } from "../../src/contracts/messages.ts";
 import type { ApiRequest, Planned } from "./verdict.ts";
 
 export const contactNumber = (c: number) => `5511${String(900_000_000 + c).slice(-9)}`;
@@ -23,7 +23,6 @@ export function apiPoster(a: {
   acceptedApi: Map<number, string>;
   refusedApi: Map<number, string>;
 }): (p: Planned) => Promise<void> {
-  const accepted = z.object({ id: z.string() });
   const gateway = gatewayClient(a.gatewayUrl, { headers: a.headers });
   return async (p) => {
     const backoff = [250, 500, 1000, 2000, 3000];
@@ -63,7 +62,8 @@ export function apiPoster(a: {
         // A 5xx keeps what came with it, to tell the gateway's own errors from the runtime's.
         a.requests.push({ at, end: Date.now(), status, path: "POST /v1/messages", ...(status >= 500 ? { detail: text.slice(0, 300) } : {}) });
         if (status === 202 || status === 200) {
-          const parsed = accepted.safeParse(json);
+          // Answered through the idempotency wrapper (untyped): checked with the route's documented schema.
+          const parsed = acceptedMessage.safeParse(json);
           if (parsed.success) a.acceptedApi.set(p.n, parsed.data.id);
           else a.refusedApi.set(p.n, `${status} without an id: ${text.slice(0, 200)}`);
           return;

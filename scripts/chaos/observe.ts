@@ -4,6 +4,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { z } from "zod";
 import { gatewayClient } from "../../src/client.ts";
 import type { Gateway } from "../../tools/harness/gateway.ts";
+import { telegramSimulator } from "../../tools/harness/simulator.ts";
 import { judgeTelegram, type Observed, type Planned, type TelegramCall, type TelegramVerdict } from "./verdict.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -16,31 +17,6 @@ export type TelegramResult = {
   inbound: { emitted: number; duplicated: number; gaveUp: number; stored: number; lost: number; storedTwice: number };
 };
 
-export const tgDeliveries = z.object({
-  deliveries: z.array(
-    z.object({
-      outcome: z.enum(["pending", "delivered", "failed"]),
-      duplicate: z.boolean(),
-      body: z.looseObject({ message: z.looseObject({ text: z.string().optional() }).optional() }),
-    }),
-  ),
-});
-const tgCalls = z.object({
-  calls: z.array(
-    z.object({
-      seq: z.number(),
-      at: z.number(),
-      answeredAt: z.number().optional(),
-      method: z.string(),
-      chatId: z.union([z.number(), z.string()]).optional(),
-      params: z.looseObject({ text: z.string().optional() }),
-      status: z.number(),
-      description: z.string().optional(),
-      sent: z.boolean(),
-      insideRetryAfter: z.boolean(),
-    }),
-  ),
-});
 const receivedEvent = z.object({
   eventId: z.string().optional(),
   type: z.literal("message.received"),
@@ -59,8 +35,8 @@ export async function telegramVerdict(a: {
   inboundTexts: string[];
   received: unknown[];
 }): Promise<{ result: TelegramResult; calls: Record<string, unknown> }> {
-  const token = encodeURIComponent(a.token);
-  const raw = tgCalls.parse(await (await fetch(`${a.simulatorUrl}/_sim/telegram/calls?token=${token}&pending=true`)).json()).calls;
+  const telegram = telegramSimulator(a.simulatorUrl);
+  const raw = await telegram.calls({ token: a.token, pending: true });
   const sends = raw.filter((c) => c.method.startsWith("send") && c.method !== "sendChatAction");
   const calls: TelegramCall[] = sends.map((c) => ({
     text: c.params.text,
@@ -71,7 +47,7 @@ export async function telegramVerdict(a: {
     insideRetryAfter: c.insideRetryAfter,
   }));
   const verdict = judgeTelegram(a.plan, a.observed, calls);
-  const deliveries = tgDeliveries.parse(await (await fetch(`${a.simulatorUrl}/_sim/telegram/deliveries?token=${token}`)).json()).deliveries;
+  const deliveries = await telegram.deliveries(a.token);
   const injected: Record<string, number> = {};
   const count = (k: string, n: number) => {
     if (n > 0) injected[k] = n;

@@ -10,13 +10,15 @@ import { Kafka, logLevel, type Producer } from "kafkajs";
 import { z } from "zod";
 import { topicEnv } from "../../tools/harness/bridge.ts";
 import { type KafkaHandle, startKafka } from "../../tools/harness/kafka.ts";
+import { telegramSimulator } from "../../tools/harness/simulator.ts";
+import { gatewayClient } from "../../src/client.ts";
 import { percentile } from "../../tools/harness/load.ts";
 import { faultCounts, setChaos } from "../../simulator/chaos.ts";
 import { startSimulator } from "../../simulator/server.ts";
 import { freePort, provisionTenant, ROOT, startGateway } from "../../tools/harness/gateway.ts";
 import { apiPoster, chatOf, contactNumber, kafkaSubmitter } from "./load.ts";
 import { faultSchedule, runFaults, runtimeRestarts, type Window, watchdog } from "./faults.ts";
-import { allMessages, consumerLag, readOutbox, readTopics, type TelegramResult, telegramVerdict, tgDeliveries } from "./observe.ts";
+import { allMessages, consumerLag, readOutbox, readTopics, type TelegramResult, telegramVerdict } from "./observe.ts";
 import { type ApiRequest, judge, type Observed, type Planned, type Verdict } from "./verdict.ts";
 
 export type { TelegramResult };
@@ -204,22 +206,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // number (invalid-number spike, as it should for a real number) past the end of the run.
     const tenant = await provisionTenant(gateway.url, simulator.url, { ratePerMinute: 60_000, webhooks: "single", pacing: { invalidNumberSpike: null } });
     const headers = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
+    const api = gatewayClient(gateway.url, { apiKey: tenant.apiKey });
     // Telegram: a bot at the stand-in with flood control on, its chats started, the faults switched
     // on (drawn from the chaos seed), and an instance connected to it (getMe, setWebhook).
     const tgContacts = new Set(telegramContacts(o.contacts, o.telegramShare));
-    const sim = async (route: string, method: string, body: unknown) => {
-      const res = await fetch(`${simulator.url}/_sim/telegram${route}`, {
-        method,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      if (!res.ok) throw new Error(`simulator ${method} ${route}: ${res.status} ${await res.text()}`);
-      return res.json() as Promise<unknown>;
-    };
+    const tgSim = telegramSimulator(simulator.url);
     if (tgContacts.size > 0) {
-      await sim("/bots", "POST", { token: TELEGRAM_TOKEN, username: "mensageiro_chaos_bot", first_name: "chaos" });
-      for (const c of tgContacts) await sim("/chats", "PUT", { token: TELEGRAM_TOKEN, chatId: chatOf(c), type: "private", first_name: `Contact ${c}` });
-      await sim("/config", "PATCH", {
+      await tgSim.control("POST", "/bots", { token: TELEGRAM_TOKEN, username: "mensageiro_chaos_bot", first_name: "chaos" });
+      for (const c of tgContacts)
+        await tgSim.control("PUT", "/chats", { token: TELEGRAM_TOKEN, chatId: chatOf(c), type: "private", first_name: `Contact ${c}` });
+      await tgSim.control("PATCH", "/config", {
         limits: { enabled: true },
         faults: {
           serverErrorRate: o.faults.telegramServerErrors,
@@ -231,10 +227,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         // Telegram keeps redelivering an update for hours: enough attempts to outlast a restart.
         webhook: { maxAttempts: 20, retryDelayMs: 500 },
       });
-      const put = await fetch(`${gateway.url}/v1/instances/${TELEGRAM_INSTANCE}`, {
-        method: "PUT",
-        headers,
-        body: JSON.stringify({ channel: "telegram", telegram: { botToken: TELEGRAM_TOKEN, apiUrl: simulator.url } }),
+      const put = await api.v1.instances[":name"].$put({
+        param: { name: TELEGRAM_INSTANCE },
+        json: { channel: "telegram", telegram: { botToken: TELEGRAM_TOKEN, apiUrl: simulator.url } },
       });
       if (put.status !== 201) throw new Error(`Telegram instance: ${put.status} ${await put.text()}`);
       log(`Telegram: ${tgContacts.size} chats on instance ${TELEGRAM_INSTANCE}`);
@@ -396,9 +391,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
               const chat = chatOf(tgList[i % tgList.length]!);
               const text = `inbound s${o.seed} t${i}`;
               tgInboundTexts.push(text);
-              void sim("/inbound", "POST", { token: TELEGRAM_TOKEN, chatId: chat, text, from: { id: chat, first_name: "Contact" } }).catch((err: unknown) =>
-                log(`Telegram inbound ${i} refused by the simulator: ${String(err)}`),
-              );
+              void tgSim
+                .control("POST", "/inbound", { token: TELEGRAM_TOKEN, chatId: chat, text, from: { id: chat, first_name: "Contact" } })
+                .catch((err: unknown) => log(`Telegram inbound ${i} refused by the simulator: ${String(err)}`));
             },
             Math.max(5, loadMs / Math.max(1, o.telegramInbound)),
           )
@@ -439,27 +434,24 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
     // Settle: nothing pending at the gateway, the bridge caught up both ways, the simulator quiet.
     const settleStart = Date.now();
-    const statsSchema = z.object({ messages: z.object({ total: z.record(z.string(), z.number()) }) });
-    const eventsSchema = z.object({ events: z.array(z.unknown()) });
     let settled = false;
     let calm = 0;
     while (Date.now() - settleStart < o.settleSeconds * 1000) {
       await sleep(2_000);
       try {
-        const stats = statsSchema.parse(await (await fetch(`${gateway.url}/v1/stats`, { headers })).json()).messages.total;
+        const statsRes = await api.v1.stats.$get();
+        if (!statsRes.ok) throw new Error(`GET /v1/stats: ${statsRes.status}`);
+        const stats: Record<string, number> = (await statsRes.json()).messages.total;
         const pending = (stats.scheduled ?? 0) + (stats.queued ?? 0) + (stats.processing ?? 0);
         const total = Object.values(stats).reduce((a, b) => a + b, 0);
-        const tgPending =
-          tgContacts.size === 0
-            ? 0
-            : tgDeliveries.parse(await (await fetch(`${simulator.url}/_sim/telegram/deliveries`)).json()).deliveries.filter((d) => d.outcome === "pending")
-                .length;
+        const tgPending = tgContacts.size === 0 ? 0 : (await tgSim.deliveries()).filter((d) => d.outcome === "pending").length;
         const hooksPending = simulator.state.webhooks.filter((w) => w.outcome === "pending").length + tgPending;
         let outbox = 0;
         let lag = 0;
         if (o.kafka && kafkaAdmin) {
-          const page = eventsSchema.parse(await (await fetch(`${gateway.url}/v1/events?consumer=${bridgeConsumer}&limit=1`, { headers })).json());
-          outbox = page.events.length;
+          const res = await api.v1.events.$get({ query: { consumer: bridgeConsumer, limit: "1" } });
+          if (!res.ok) throw new Error(`GET /v1/events: ${res.status}`);
+          outbox = (await res.json()).events.length;
           lag = await consumerLag(kafkaAdmin, `bridge-${tag}`, [topics.TOPIC_SEND_MESSAGE!, topics.TOPIC_SCHEDULE_MESSAGE!]);
         }
         const quiet = pending === 0 && hooksPending === 0 && outbox === 0 && lag === 0;
@@ -488,7 +480,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const messages = await allMessages(gateway, headers);
     // For the run's logs: a message as the API shows it (with its history), a simulator call by time.
     const messageView = async (id: string): Promise<unknown> =>
-      (await fetch(`${gateway.url}/v1/messages/${id}`, { headers })).json().catch(() => ({ id, unreadable: true }));
+      (await api.v1.messages[":id"].$get({ param: { id } })).json().catch(() => ({ id, unreadable: true }));
     const textOf = (body: unknown) => z.object({ text: z.string() }).safeParse(body).data?.text;
     const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
     const callView = (c: (typeof simulator.state.calls)[number]) => ({

@@ -1,6 +1,7 @@
 // The public send request (v1), shared by the Worker and the Kafka bridge.
 import { z } from "zod";
 import { channel } from "./channels.ts";
+import { errorSchema } from "./errors.ts";
 import { messageStatus } from "./events.ts";
 import { nestsDeeperThan } from "./json-depth.ts";
 
@@ -135,3 +136,14 @@ export const messageAnswer = acceptedMessage
       .describe("Every status change, oldest first (on single-message answers)."),
   })
   .meta({ id: "Message" });
+
+/** POST /v1/messages/batch: one result per item, in order. */
+export const batchAnswer = z.object({
+  results: z.array(
+    z.union([
+      z.object({ index: z.int(), id: z.string(), status: messageStatus, replayed: z.literal(true).optional() }),
+      // An item's error is the error shape without the request id (the answer is one request).
+      z.object({ index: z.int(), error: errorSchema.shape.error.omit({ requestId: true }) }),
+    ]),
+  ),
+});

@@ -7,19 +7,11 @@ import { describeRoute, resolver, validator } from "hono-openapi";
 import type { InferInput } from "hono/validator";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
+import { errorSchema } from "../contracts/errors.ts";
 import { ApiError, type ErrorCode, type ErrorDetail, errorStatus } from "../errors.ts";
 import { jsonBody, MAX_BODY_BYTES } from "../http/body.ts";
 
-export const errorSchema = z
-  .object({
-    error: z.object({
-      code: z.enum(Object.keys(errorStatus) as [ErrorCode, ...ErrorCode[]]),
-      message: z.string(),
-      details: z.array(z.object({ path: z.string(), message: z.string() })),
-      requestId: z.string().describe("The request's id, as in the gateway's log lines: quote it when asking about an error."),
-    }),
-  })
-  .meta({ id: "Error", description: "The one error shape of every error answer." });
+export { errorSchema };
 
 /** The compatibility routes' error: the one shape, with `success: false` beside it. */
 export const compatErrorSchema = errorSchema

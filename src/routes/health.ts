@@ -5,11 +5,10 @@ import type { AppEnv } from "../app-env.ts";
 import { ping } from "../db/client.ts";
 import { documented } from "../openapi/describe.ts";
 
-export const healthRoutes = new Hono<AppEnv>();
-
 const healthAnswer = z.object({ status: z.enum(["ok", "degraded"]), checks: z.record(z.string(), z.string()) });
 
-healthRoutes.get(
+// Chained, so the typed client (src/client.ts) knows the route.
+export const healthRoutes = new Hono<AppEnv>().get(
   "/",
   documented({
     summary: "Liveness: D1 and the queue binding",

@@ -5,6 +5,7 @@ import type { AppEnv } from "../app-env.ts";
 import { messageStatus } from "../contracts/events.ts";
 import {
   acceptedMessage,
+  batchAnswer,
   isoWithOffset,
   messageAnswer,
   MAX_BATCH,
@@ -26,23 +27,13 @@ import { applyTransition } from "../messages/transitions.ts";
 import { idempotent, type Answer } from "../messages/idempotency.ts";
 import { acceptedView, historyOf, messageView } from "../messages/view.ts";
 import { preferredWait, waitUntilFinished } from "../messages/wait.ts";
-import { documented, errorSchema } from "../openapi/describe.ts";
+import { documented } from "../openapi/describe.ts";
 
 const tags = ["Messages"];
 const idempotencyHeader = {
   "Idempotency-Key": "1-255 characters. The same key and body answer the first answer again (with Idempotent-Replayed: true); another body is 409.",
 };
 const messageId = z.object({ id: z.string().describe("A message id (msg_…).") });
-
-const batchAnswer = z.object({
-  results: z.array(
-    z.union([
-      z.object({ index: z.int(), id: z.string(), status: messageStatus, replayed: z.literal(true).optional() }),
-      // An item's error is the error shape without the request id (the answer is one request).
-      z.object({ index: z.int(), error: errorSchema.shape.error.omit({ requestId: true }) }),
-    ]),
-  ),
-});
 
 const listQuery = z.object({
   status: messageStatus.optional(),

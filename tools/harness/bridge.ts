@@ -112,13 +112,8 @@ export function allTopics(config: Topics): string[] {
   return [...legacy, ...legacy.map((x) => `${x}.dlq`), t.messageStatus, t.instanceStatus, t.messageReceived, t.eventsDlq];
 }
 
-const simCalls = z.object({ calls: z.array(z.object({ number: z.string(), body: z.looseObject({ text: z.string().optional() }), status: z.int() })) });
-export type SimCall = z.infer<typeof simCalls>["calls"][number];
-
-export async function simulatorCalls(simulatorUrl: string, instance: string): Promise<SimCall[]> {
-  const res = await fetch(`${simulatorUrl}/_sim/calls?instance=${encodeURIComponent(instance)}`);
-  return simCalls.parse(await res.json()).calls;
-}
+// The simulator's record of sends lives with the other stand-ins' readers.
+export { type SimCall, simulatorCalls } from "./simulator.ts";
 
 /** A stand-in gateway on a free loopback port: a fake, or a proxy in front of the real one. */
 export async function serveStandIn(app: Hono): Promise<{ url: string; close(): Promise<void> }> {
