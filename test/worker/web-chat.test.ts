@@ -17,12 +17,12 @@ describe("web chat instances and visitor tokens", () => {
     const again = await api(`/v1/instances/${t.instance}`, { method: "PUT", key: t.key, json: { channel: "web" } });
     expect(again.status).toBe(200);
     expect((await json(again)).web.allowedOrigins).toEqual(["https://shop.example"]);
-    const bad = await api(`/v1/instances/${t.instance}`, {
-      method: "PUT",
-      key: t.key,
-      json: { channel: "web", web: { allowedOrigins: ["https://shop.example/page"] } },
-    });
-    expect(bad.status).toBe(400);
+    // A path, an empty string, a non-URL and another scheme: each a 400 in the error shape, never a 500.
+    for (const origin of ["https://shop.example/page", "", "shop example", "ftp://shop.example"]) {
+      const bad = await api(`/v1/instances/${t.instance}`, { method: "PUT", key: t.key, json: { channel: "web", web: { allowedOrigins: [origin] } } });
+      expect(bad.status, origin).toBe(400);
+      expect((await json(bad)).error).toMatchObject({ code: "invalid_request", details: [expect.objectContaining({ path: "web.allowedOrigins.0" })] });
+    }
 
     const minted = await visitorToken(t.key, t.instance, { visitorId: "v-123", name: "Ana", ttlSeconds: 120 });
     expect(minted.url).toBe(`wss://gateway.test/v1/chat?token=${minted.token}`);

@@ -4,7 +4,8 @@ import { z } from "zod";
 const origin = z
   .url({ protocol: /^https?$/, message: "Must be an http(s) origin, e.g. https://shop.example." })
   .max(255)
-  .refine((u) => new URL(u).origin === u.replace(/\/$/, ""), "An origin only: scheme, host and port, no path.")
+  // Zod runs this refinement even when the string failed the URL check: parse it safely.
+  .refine((u) => !URL.canParse(u) || new URL(u).origin === u.replace(/\/$/, ""), "An origin only: scheme, host and port, no path.")
   .transform((u) => new URL(u).origin);
 
 export const webInput = z.strictObject({
