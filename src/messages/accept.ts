@@ -194,9 +194,19 @@ const PERSIST_CHUNK = 100;
 // Queue sendBatch takes at most 100 messages.
 const QUEUE_CHUNK = 100;
 
-/** Writes the messages, then hands them to their lanes (HandOff). A failed hand-off is not fatal:
- *  the rows are committed as queued and the cron sweep re-enqueues them, so the queue write
- *  may finish after the answer. */
+/** How far ahead of its time a message goes to its lane. One scheduled later waits in D1 alone (its
+ *  row is the record) and the cron sweep hands it over once its time comes within this
+ *  (takeComingDue). Two sweep intervals: a late or missed run still hands it over in time. A lane
+ *  thus never holds work due hours or days away, and such a send costs its accept no lane call. */
+export const LANE_HORIZON_MS = 2 * 60_000;
+
+/** Whether a message goes to its lane when written: due within the horizon of its writing (the
+ *  sweep's takeComingDue takes exactly the others). */
+export const dueWithinHorizon = (row: { readyAt: number; createdAt: number }) => row.readyAt - row.createdAt <= LANE_HORIZON_MS;
+
+/** Writes the messages, then hands those due within the horizon to their lanes (HandOff). A failed
+ *  hand-off is not fatal: the rows are committed and the cron sweep re-enqueues them, so the
+ *  hand-off may finish after the answer. */
 export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], { defer, direct }: HandOff = {}): Promise<void> {
   for (let i = 0; i < prepared.length; i += PERSIST_CHUNK) {
     await runBatch(
@@ -204,7 +214,8 @@ export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], 
       prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)),
     );
   }
-  const jobs = prepared.map((p) => p.job);
+  const jobs = prepared.flatMap((p) => (dueWithinHorizon(p.row) ? [p.job] : []));
+  if (jobs.length === 0) return;
   const enqueued = direct ? handToLanes(env, jobs) : enqueueJobs(env, jobs);
   if (defer) defer(enqueued);
   else await enqueued;

@@ -18,7 +18,7 @@ import { ApiError, toApiError } from "../errors.ts";
 import { channel } from "../contracts/channels.ts";
 import { MAX_BATCH_BODY_BYTES } from "../http/body.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
-import { acceptMessages, checkSendAt, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
+import { acceptMessages, checkSendAt, dueWithinHorizon, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
 import { chargeMessages } from "../limits/rate-limit.ts";
 import { replayFailed } from "../messages/replay.ts";
 import { applyTransition } from "../messages/transitions.ts";
@@ -266,9 +266,14 @@ export const messageRoutes = new Hono<AppEnv>()
       const at = checkSendAt(input.sendAt, Date.now());
       if (row.status !== "scheduled")
         throw new ApiError("conflict", `Message is ${row.status}; only scheduled messages can be moved.`, [{ path: "status", message: row.status }]);
-      if (!(await messages.reschedule(c.var.db, row.id, at!, Date.now(), `rescheduled to ${input.sendAt}`)))
+      const now = Date.now();
+      if (!(await messages.reschedule(c.var.db, row.id, at!, now, `rescheduled to ${input.sendAt}`)))
         throw new ApiError("conflict", "Message is no longer scheduled.");
-      await laneOf(c.env, row.laneKey).reschedule(row.id, at!);
+      const lane = laneOf(c.env, row.laneKey);
+      // One its lane does not hold yet (it was due beyond the horizon) goes to the lane now if its new
+      // time is near; further out, the sweep hands it over when it comes near.
+      if (!(await lane.reschedule(row.id, at!)) && dueWithinHorizon({ readyAt: at!, createdAt: now }))
+        await lane.enqueue(row.laneKey, [{ messageId: row.id, instanceId: row.instanceId, priority: row.priority, readyAt: at!, createdAt: row.createdAt }]);
       const after = await ownMessage(c, row.id);
       return c.json(messageView(after, historyOf(after)));
     },
