@@ -18,7 +18,7 @@ import { ApiError, toApiError } from "../errors.ts";
 import { channel } from "../contracts/channels.ts";
 import { MAX_BATCH_BODY_BYTES } from "../http/body.ts";
 import { refusePrivateMessageUrls } from "../http/outbound-url.ts";
-import { acceptMessages, checkSendAt, dueWithinHorizon, findInstances, prepareMessage, type Prepared } from "../messages/accept.ts";
+import { acceptMessages, checkSendAt, dueWithinHorizon, enqueueJobs, findInstances, laneItemOf, prepareMessage, type Prepared } from "../messages/accept.ts";
 import { chargeMessages } from "../limits/rate-limit.ts";
 import { replayFailed } from "../messages/replay.ts";
 import { applyTransition } from "../messages/transitions.ts";
@@ -283,8 +283,11 @@ export const messageRoutes = new Hono<AppEnv>()
       const lane = laneOf(c.env, row.laneKey);
       // One its lane does not hold yet (it was due beyond the horizon) goes to the lane now if its new
       // time is near; further out, the sweep hands it over when it comes near.
-      if (!(await lane.reschedule(row.id, at!)) && dueWithinHorizon({ readyAt: at!, createdAt: now }))
-        await lane.enqueue(row.laneKey, [{ messageId: row.id, instanceId: row.instanceId, priority: row.priority, readyAt: at!, createdAt: row.createdAt }]);
+      if (!(await lane.reschedule(row.id, at!)) && dueWithinHorizon({ readyAt: at!, createdAt: now })) {
+        const job = { messageId: row.id, laneKey: row.laneKey, instanceId: row.instanceId, priority: row.priority, readyAt: at!, createdAt: row.createdAt };
+        // The sends queue carries it should the lane's call fail.
+        await lane.enqueue(row.laneKey, [laneItemOf(job)]).catch(() => enqueueJobs(c.env, [job]));
+      }
       const after = await ownMessage(c, row.id);
       return c.json(messageView(after, historyOf(after)));
     },
