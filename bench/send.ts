@@ -21,6 +21,8 @@ const DRAIN_CONTACTS = Number(process.env.BENCH_DRAIN_CONTACTS ?? 200);
 const DRAIN_LATENCY_MS = Number(process.env.BENCH_DRAIN_LATENCY_MS ?? 300);
 const TG_MESSAGES = Number(process.env.BENCH_TELEGRAM_MESSAGES ?? 600);
 const TG_CHATS = Number(process.env.BENCH_TELEGRAM_CHATS ?? 60);
+// BENCH_ACCEPT_KEYED=1: the scheduled run sends each request with its own Idempotency-Key.
+const KEYED = process.env.BENCH_ACCEPT_KEYED === "1";
 const TG_TOKEN = "5252525:bench-telegram-secret-00000000000";
 
 async function main() {
@@ -42,7 +44,10 @@ async function main() {
     const bareRun = await closedLoop(ACCEPT_REQUESTS, CONCURRENCY, (i) => fetch(`${bare.url}/v1/messages`, { method: "POST", headers, body: body(i) }));
     // The API path alone: scheduled a day ahead, so no delivery work competes for the runtime meanwhile.
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
-    const scheduledRun = await closedLoop(ACCEPT_REQUESTS, CONCURRENCY, (i) => api.v1.messages.$post({ json: { ...message(i), sendAt: tomorrow } }));
+    const run = Date.now().toString(36);
+    const scheduledRun = await closedLoop(ACCEPT_REQUESTS, CONCURRENCY, (i) =>
+      api.v1.messages.$post({ json: { ...message(i), sendAt: tomorrow } }, KEYED ? { headers: { "idempotency-key": `bench-${run}-${i}` } } : undefined),
+    );
     const acceptRun = await closedLoop(ACCEPT_REQUESTS, CONCURRENCY, (i) => api.v1.messages.$post({ json: message(i) }));
 
     console.log(`\n(a) accept: ${ACCEPT_REQUESTS} requests, ${CONCURRENCY} in flight, wrangler dev on this machine`);
@@ -52,7 +57,7 @@ async function main() {
         [
           ["bare Hono POST (no auth, D1, queue)", bareRun.perSecond, bareRun.p50, bareRun.p99, bareRun.errors, "1.00"],
           [
-            "POST /v1/messages, scheduled (API path alone)",
+            `POST /v1/messages, scheduled (API path alone${KEYED ? ", Idempotency-Key" : ""})`,
             scheduledRun.perSecond,
             scheduledRun.p50,
             scheduledRun.p99,

@@ -158,7 +158,10 @@ export const idempotencyHashOf = (input: SendMessageRequest) => sha256Hex(stable
  *  after the answer. */
 export type HandOff = { defer?: (work: Promise<unknown>) => void; direct?: boolean };
 
-export async function acceptMessages(env: Env, db: Db, tenantId: string, entries: Keyed[], handOff: HandOff = {}): Promise<Accepted[]> {
+/** Statements that go into the same D1 batch as the messages: before the first, after the last. */
+export type AlongWith = { first: Statement[]; last: Statement[] };
+
+export async function acceptMessages(env: Env, db: Db, tenantId: string, entries: Keyed[], handOff: HandOff = {}, along?: AlongWith): Promise<Accepted[]> {
   const keys = entries.flatMap((e) => (e.input.idempotencyKey ? [e.input.idempotencyKey] : []));
   for (const e of entries) {
     if (e.input.idempotencyKey) e.prepared.row.idempotencyHash = await idempotencyHashOf(e.input);
@@ -177,7 +180,7 @@ export async function acceptMessages(env: Env, db: Db, tenantId: string, entries
     return { kind: "created", prepared };
   });
   const fresh = answers.flatMap((a) => (a.kind === "created" ? [a.prepared] : []));
-  await persistAndEnqueue(env, db, fresh, handOff);
+  await persistAndEnqueue(env, db, fresh, handOff, along);
   if (firstInRequest.size === 0) return answers;
   // A concurrent request may have taken a key between the check and the insert: answer with its message.
   const stored = await existingByKey(db, tenantId, [...firstInRequest.keys()]);
@@ -194,17 +197,29 @@ const PERSIST_CHUNK = 100;
 // Queue sendBatch takes at most 100 messages.
 const QUEUE_CHUNK = 100;
 
-/** Writes the messages, then hands them to their lanes (HandOff). A failed hand-off is not fatal:
- *  the rows are committed as queued and the cron sweep re-enqueues them, so the queue write
- *  may finish after the answer. */
-export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], { defer, direct }: HandOff = {}): Promise<void> {
+/** How far ahead of its time a message goes to its lane. One scheduled later waits in D1 alone (its
+ *  row is the record) and the cron sweep hands it over once its time comes within this
+ *  (takeComingDue). Two sweep intervals: a late or missed run still hands it over in time. A lane
+ *  thus never holds work due hours or days away, and such a send costs its accept no lane call. */
+export const LANE_HORIZON_MS = 2 * 60_000;
+
+/** Whether a message goes to its lane when written: due within the horizon of its writing (the
+ *  sweep's takeComingDue takes exactly the others). */
+export const dueWithinHorizon = (row: { readyAt: number; createdAt: number }) => row.readyAt - row.createdAt <= LANE_HORIZON_MS;
+
+/** Writes the messages, then hands those due within the horizon to their lanes (HandOff). A failed
+ *  hand-off is not fatal: the rows are committed and the cron sweep re-enqueues them, so the
+ *  hand-off may finish after the answer. */
+export async function persistAndEnqueue(env: Env, db: Db, prepared: Prepared[], { defer, direct }: HandOff = {}, along?: AlongWith): Promise<void> {
   for (let i = 0; i < prepared.length; i += PERSIST_CHUNK) {
-    await runBatch(
-      db,
-      prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)),
-    );
+    await runBatch(db, [
+      ...(i === 0 ? (along?.first ?? []) : []),
+      ...prepared.slice(i, i + PERSIST_CHUNK).flatMap((p) => insertStatements(db, p)),
+      ...(i + PERSIST_CHUNK >= prepared.length ? (along?.last ?? []) : []),
+    ]);
   }
-  const jobs = prepared.map((p) => p.job);
+  const jobs = prepared.flatMap((p) => (dueWithinHorizon(p.row) ? [p.job] : []));
+  if (jobs.length === 0) return;
   const enqueued = direct ? handToLanes(env, jobs) : enqueueJobs(env, jobs);
   if (defer) defer(enqueued);
   else await enqueued;

@@ -11,6 +11,7 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { encodeTime } from "ulid";
 import type { AppEnv } from "../app-env.ts";
+import type { Statement } from "../db/batch.ts";
 import { idempotencyKeys } from "../db/queries/index.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { newId, sha256Hex, stableStringify } from "../ids.ts";
@@ -28,6 +29,9 @@ export type Attempt = {
   /** Stores an answer that names what was created before a long wait, so a client that leaves
    *  during the wait gets it on its retry. The final answer replaces it. */
   provisional(answer: Answer): Promise<void>;
+  /** With `inOneBatch` only: the reservation and `answer` (final, or provisional before a wait) as
+   *  statements for the work's own D1 batch, so a new key costs no round trip of its own. */
+  inBatch?(answer: Answer, final: boolean): { first: Statement[]; last: Statement[] };
 };
 
 // How long a request holds its reservation; past it, a retry takes over. Longer than the longest
@@ -51,7 +55,15 @@ export function reservationIds(createdAt: number, seedHex: string): (n: number) 
 
 const fresh: Attempt = { now: 0, messageId: () => newId("msg"), provisional: async () => {} };
 
-export async function idempotent(c: Context<AppEnv>, scope: string, request: unknown, run: (attempt: Attempt) => Promise<Answer>): Promise<Response> {
+/** `inOneBatch`: the work writes in one D1 batch, whatever it answers; it then takes the reservation
+ *  in that batch (Attempt.inBatch) rather than one round trip before it. */
+export async function idempotent(
+  c: Context<AppEnv>,
+  scope: string,
+  request: unknown,
+  run: (attempt: Attempt) => Promise<Answer>,
+  { inOneBatch = false }: { inOneBatch?: boolean } = {},
+): Promise<Response> {
   const key = c.req.header("idempotency-key");
   if (key === undefined) return send(c, await run({ ...fresh, now: Date.now() }));
   if (key.length < 1 || key.length > 255) {
@@ -62,6 +74,10 @@ export async function idempotent(c: Context<AppEnv>, scope: string, request: unk
   const ref = { tenantId, scope, key };
   const hash = await sha256Hex(stableStringify(request));
   const now = Date.now();
+  if (inOneBatch) {
+    const answered = await inTheWorksBatch(c, ref, hash, now, run);
+    if (answered) return answered;
+  }
   let createdAt = now;
   const takeover = !(await idempotencyKeys.reserve(db, ref, hash, now, now + LEASE_MS));
   if (takeover) {
@@ -112,6 +128,58 @@ export async function idempotent(c: Context<AppEnv>, scope: string, request: unk
     // The work is done and the answer is right: give it. Unrecorded, a retry (after the lease)
     // rebuilds the same ids and gets the same messages back.
     log("warn", "idempotency answer not recorded", { requestId: c.get("requestId"), scope, error: errorField(err) });
+  }
+  return send(c, answer);
+}
+
+/** A new key taken in the work's own batch, with the answer. Undefined when the batch did not run
+ *  or failed (a key taken before fails it, and it wrote nothing): the caller then reserves first.
+ *  A batch that went in and a failure after it (the wait) leave the reservation with its answer,
+ *  which the caller's path then finds and answers. */
+async function inTheWorksBatch(
+  c: Context<AppEnv>,
+  ref: idempotencyKeys.KeyRef,
+  hash: string,
+  now: number,
+  run: (attempt: Attempt) => Promise<Answer>,
+): Promise<Response | undefined> {
+  const db = c.var.db;
+  // Set by inBatch (a closure TypeScript does not follow, hence the holder).
+  const state: { batched: "no" | "final" | "provisional" } = { batched: "no" };
+  const attempt: Attempt = {
+    now,
+    messageId: reservationIds(now, await sha256Hex(`${ref.tenantId}\n${ref.scope}\n${ref.key}`)),
+    provisional: async (answer) => {
+      if (state.batched === "no") await idempotencyKeys.recordAnswer(db, ref, answer.status, answer.body, false);
+    },
+    inBatch: (answer, final) => {
+      state.batched = final ? "final" : "provisional";
+      return {
+        first: [idempotencyKeys.reserveInBatch(ref, hash, now, now + LEASE_MS)],
+        last: [idempotencyKeys.answerStatement(ref, answer.status, answer.body, final)],
+      };
+    },
+  };
+  let answer: Answer;
+  try {
+    answer = await run(attempt);
+  } catch (err) {
+    // Refused before anything was written (nothing reserved either): as is.
+    if (toApiError(err) || state.batched === "no") throw err;
+    // A key used before (a client's retry) fails the batch by design; anything else is worth a line.
+    if (!String(err instanceof Error ? err.message : err).includes("idempotency_keys"))
+      log("warn", "the batch taking an idempotency key failed; reserving first", { requestId: c.get("requestId"), error: errorField(err) });
+    return undefined;
+  }
+  // Work that answered without writing (it never asked for the statements): reserved with its answer now.
+  if (state.batched === "no" && (await idempotencyKeys.reserve(db, ref, hash, now, now + LEASE_MS)))
+    await idempotencyKeys.recordAnswer(db, ref, answer.status, answer.body, true);
+  if (state.batched === "provisional") {
+    try {
+      await idempotencyKeys.recordAnswer(db, ref, answer.status, answer.body, true);
+    } catch (err) {
+      log("warn", "idempotency answer not recorded", { requestId: c.get("requestId"), scope: ref.scope, error: errorField(err) });
+    }
   }
   return send(c, answer);
 }

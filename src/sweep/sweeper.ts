@@ -1,4 +1,5 @@
 // The cron sweep (every minute): the safety net under the queue and the lanes.
+// - hands scheduled messages kept in D1 alone to their lanes as their time comes near;
 // - re-enqueues messages left `queued` (a lost queue hop) or `scheduled` past their time
 //   (a lane that lost them); lanes dedupe, and the D1 claim makes a second send impossible;
 // - wakes lanes stuck in `processing` and catches up lost receipts with Evolution (bounded);
@@ -16,7 +17,7 @@ import { config } from "../config.ts";
 import { database } from "../db/client.ts";
 import * as owners from "../db/queries/index.ts";
 import type { PurgeLimits } from "../db/purge.ts";
-import { enqueueJobs } from "../messages/accept.ts";
+import { enqueueJobs, LANE_HORIZON_MS } from "../messages/accept.ts";
 import { catchUpAutomation } from "../automation/wake.ts";
 import { catchUpReceipts } from "./receipts.ts";
 import { wakeStuckLanes } from "./wake.ts";
@@ -33,15 +34,39 @@ const PURGE_BUDGET_MS = 20_000;
 // The timeline shows a day at most; its per-minute counts are kept two.
 const ACTIVITY_KEPT_MS = 2 * 86_400_000;
 
+// Pages handed over per run at most: beyond it (more than this many sends coming due in one
+// minute), the rest go at the next run, still inside the horizon.
+const HANDOVER_PAGES = 10;
+
+const jobOf = (r: { id: string; lane_key: string; instance_id: string; priority: number; ready_at: number; created_at: number }) => ({
+  messageId: r.id,
+  laneKey: r.lane_key,
+  instanceId: r.instance_id,
+  priority: r.priority,
+  readyAt: r.ready_at,
+  createdAt: r.created_at,
+});
+
+/** Scheduled messages whose time comes within the lanes' horizon, to their lanes through the sends
+ *  queue (written to D1 only when accepted: accept.ts, LANE_HORIZON_MS). */
+export async function handOverComingDue(env: Env, now = Date.now()): Promise<number> {
+  const db = database(env.DB);
+  let handed = 0;
+  for (let page = 0; page < HANDOVER_PAGES; page++) {
+    const rows = await owners.messages.takeComingDue(db, now, LANE_HORIZON_MS, SWEEP_PAGE);
+    if (rows.length > 0) await enqueueJobs(env, rows.map(jobOf));
+    handed += rows.length;
+    if (rows.length < SWEEP_PAGE) break;
+  }
+  return handed;
+}
+
 export async function requeueStranded(env: Env, now = Date.now()): Promise<number> {
   const db = database(env.DB);
   const threshold = now - config(env).STUCK_QUEUED_MINUTES * 60_000;
   const rows = await owners.messages.takeStranded(db, threshold, now, SWEEP_PAGE);
   if (rows.length === 0) return 0;
-  await enqueueJobs(
-    env,
-    rows.map((r) => ({ messageId: r.id, laneKey: r.lane_key, instanceId: r.instance_id, priority: r.priority, readyAt: r.ready_at, createdAt: r.created_at })),
-  );
+  await enqueueJobs(env, rows.map(jobOf));
   return rows.length;
 }
 
@@ -88,7 +113,9 @@ async function step<T>(name: string, run: () => Promise<T>): Promise<StepResult<
 }
 
 export async function sweep(env: Env, now = Date.now()) {
-  // Cheap and critical first: every tenant's stranded sends, stuck lanes, automation and callbacks.
+  // Cheap and critical first: scheduled sends coming due, every tenant's stranded sends, stuck
+  // lanes, automation and callbacks.
+  const handedOver = await step("hand-over", () => handOverComingDue(env, now));
   const requeued = await step("requeue", () => requeueStranded(env, now));
   const woken = await step("wake", () => wakeStuckLanes(env, now));
   const automation = await step("automation", () => catchUpAutomation(env, now));
@@ -97,6 +124,6 @@ export async function sweep(env: Env, now = Date.now()) {
   const purged = await step("purge", () => purge(env, now));
   // Last: it waits on tenants' Evolution servers, within its own budget.
   const receipts = await step("receipts", () => catchUpReceipts(env, now));
-  log("info", "sweep", { requeued, woken, automation, receipts, purged, callbacks, callbacksRedispatched });
-  return { requeued, woken, automation, receipts, purged, callbacks, callbacksRedispatched };
+  log("info", "sweep", { handedOver, requeued, woken, automation, receipts, purged, callbacks, callbacksRedispatched });
+  return { handedOver, requeued, woken, automation, receipts, purged, callbacks, callbacksRedispatched };
 }

@@ -103,6 +103,83 @@ describe("Idempotency-Key tied to the messages it created", () => {
     expect(await countFor(t.id)).toBe(1);
   });
 
+  it("a new key is taken in the message's own D1 batch: one round trip for the send", async () => {
+    const t = await setupTenant();
+    const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../../src/index.ts")).default;
+    // Every D1 call the Worker makes (a batch counts once).
+    const calls: string[] = [];
+    const counted = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch")
+          return (statements: D1PreparedStatement[]) => {
+            calls.push(`batch of ${statements.length}`);
+            return target.batch(statements);
+          };
+        if (prop === "prepare")
+          return (query: string) => {
+            const statement = target.prepare(query);
+            const record =
+              (run: (...args: unknown[]) => unknown) =>
+              (...args: unknown[]) => {
+                calls.push(query.slice(0, 40));
+                return run(...args);
+              };
+            return new Proxy(statement, {
+              get(s, p) {
+                const value = Reflect.get(s, p);
+                if (p === "bind") return (...params: unknown[]) => new Proxy(s.bind(...params), this);
+                if (p === "run" || p === "all" || p === "first" || p === "raw") return record(value.bind(s));
+                return typeof value === "function" ? value.bind(s) : value;
+              },
+            });
+          };
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const body = { instance: t.instance, to: "5511977770004", text: "uma ida", sendAt: new Date(Date.now() + 86_400_000).toISOString() };
+    const post = async (headers: Record<string, string>) => {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request("https://gateway.test/v1/messages", {
+          method: "POST",
+          headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json", ...headers },
+          body: JSON.stringify(body),
+        }),
+        { ...env, DB: counted },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    // Warm: the key's tenant and the instance are then known to this isolate.
+    expect((await post({})).status).toBe(202);
+    calls.length = 0;
+    const key = unique("one-trip");
+    const res = await post({ "idempotency-key": key });
+    expect(res.status).toBe(202);
+    expect(calls).toEqual(["batch of 4"]);
+    // The reservation holds the final answer; the same request again is answered from it.
+    expect(await reservation(t.id, key)).toEqual({ response_status: 202, locked_until: null });
+    const again = await send(t.key, body, { "idempotency-key": key });
+    expect(again.status).toBe(202);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect((await json(again)).id).toBe((await json(res)).id);
+  });
+
+  it("two sends racing with one new key: one message, both answered with it", async () => {
+    const t = await setupTenant();
+    const key = unique("race");
+    const body = { instance: t.instance, to: "5511977770005", text: "corrida", sendAt: new Date(Date.now() + 86_400_000).toISOString() };
+    const answers = await Promise.all([0, 1, 2].map(() => send(t.key, body, { "idempotency-key": key })));
+    expect(answers.map((a) => a.status)).toEqual([202, 202, 202]);
+    const ids = await Promise.all(answers.map(async (a) => (await json(a)).id));
+    expect(new Set(ids).size).toBe(1);
+    expect(answers.filter((a) => a.headers.get("idempotent-replayed") === "true")).toHaveLength(2);
+    expect(await countFor(t.id)).toBe(1);
+  });
+
   it("derives distinct, time-ordered message ids per reservation and item", () => {
     const ids = reservationIds(Date.UTC(2026, 10, 22), "ab".repeat(32));
     expect(ids(0)).toMatch(/^msg_[0-9a-z]{26}$/);

@@ -1,15 +1,20 @@
-// Scheduled messages: held in the lane, fired by its one alarm, cancel/reschedule, the sweep.
-import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
+// Scheduled messages: held in the lane (those due within the horizon; the sweep hands over the
+// others), fired by its one alarm, cancel/reschedule, the sweep.
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { sql } from "drizzle-orm";
 import { database } from "../../src/db/client.ts";
+import { messages } from "../../src/db/queries/index.ts";
 import worker from "../../src/index.ts";
-import { findInstances, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
-import { requeueStranded } from "../../src/sweep/sweeper.ts";
+import { findInstances, LANE_HORIZON_MS, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
+import { handOverComingDue, requeueStranded } from "../../src/sweep/sweeper.ts";
 import { wakeLanes } from "../../src/sweep/wake.ts";
 import { ADMIN, api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, waitForStatus } from "./helpers.ts";
 
 const HOUR = 3600_000;
+// Due within the horizon: handed to the lane when accepted.
+const NEAR = LANE_HORIZON_MS / 2;
 const at = (ms: number) => new Date(ms).toISOString();
 
 async function laneHolds(lane: ReturnType<typeof laneStub>, n: number) {
@@ -32,10 +37,10 @@ async function makeDue(lane: ReturnType<typeof laneStub>, id: string, ageMs = 10
 }
 
 describe("scheduling", () => {
-  it("holds a scheduled message in its lane with the alarm at sendAt, and sends it when the alarm runs", async () => {
+  it("holds a scheduled message due within the horizon in its lane with the alarm at sendAt, and sends it when the alarm runs", async () => {
     const t = await setupTenant();
     const to = "5511977770001";
-    const sendAt = Date.now() + HOUR;
+    const sendAt = Date.now() + NEAR;
     const res = await send(t.key, { instance: t.instance, to, text: "agendada", sendAt: at(sendAt) });
     expect(res.status).toBe(202);
     const body = await json(res);
@@ -61,16 +66,16 @@ describe("scheduling", () => {
   it("re-arms the alarm to the next earliest item after cancel and reschedule", async () => {
     const t = await setupTenant();
     const to = "5511977770002";
-    const first = (await json(await send(t.key, { instance: t.instance, to, text: "1h", sendAt: at(Date.now() + HOUR) }))).id;
-    const secondAt = Date.now() + 2 * HOUR;
-    const second = (await json(await send(t.key, { instance: t.instance, to, text: "2h", sendAt: at(secondAt) }))).id;
+    const first = (await json(await send(t.key, { instance: t.instance, to, text: "primeira", sendAt: at(Date.now() + NEAR) }))).id;
+    const secondAt = Date.now() + NEAR + 30_000;
+    const second = (await json(await send(t.key, { instance: t.instance, to, text: "segunda", sendAt: at(secondAt) }))).id;
     const lane = laneStub(t.id, t.instanceId, to);
     await laneHolds(lane, 2);
     const canceled = await api(`/v1/messages/${first}`, { method: "DELETE", key: t.key });
     expect(canceled.status).toBe(200);
     expect((await json(canceled)).status).toBe("canceled");
     expect((await lane.snapshot()).alarm).toBe(secondAt);
-    const movedTo = Date.now() + 30 * 60_000;
+    const movedTo = Date.now() + NEAR / 2;
     const moved = await api(`/v1/messages/${second}`, { method: "PATCH", key: t.key, json: { sendAt: at(movedTo) } });
     expect(moved.status).toBe(200);
     expect(await json(moved)).toMatchObject({ status: "scheduled", sendAt: at(movedTo) });
@@ -81,26 +86,26 @@ describe("scheduling", () => {
     await makeDue(lane, second);
     await runDurableObjectAlarm(lane);
     await waitForStatus(second, ["sent"]);
-    expect((await simCalls(t.instance)).map((c) => c.body.text)).toEqual(["2h"]);
+    expect((await simCalls(t.instance)).map((c) => c.body.text)).toEqual(["segunda"]);
     expect((await messageRow(first))?.status).toBe("canceled");
   });
 
   it("mixed immediate and scheduled messages to one contact go out in due-time order", async () => {
     const t = await setupTenant();
     const to = "5511977770003";
-    const late = (await json(await send(t.key, { instance: t.instance, to, text: "agendada +2h", sendAt: at(Date.now() + 2 * HOUR) }))).id;
-    const early = (await json(await send(t.key, { instance: t.instance, to, text: "agendada +1h", sendAt: at(Date.now() + HOUR) }))).id;
+    const late = (await json(await send(t.key, { instance: t.instance, to, text: "agendada depois", sendAt: at(Date.now() + NEAR + 30_000) }))).id;
+    const early = (await json(await send(t.key, { instance: t.instance, to, text: "agendada antes", sendAt: at(Date.now() + NEAR) }))).id;
     const now = (await json(await send(t.key, { instance: t.instance, to, text: "imediata" }))).id;
     await waitForStatus(now, ["sent"]);
     const lane = laneStub(t.id, t.instanceId, to);
     await laneHolds(lane, 2);
-    // Both become due, keeping their order: +1h is older than +2h (and is due first, should the
+    // Both become due, keeping their order: the earlier is older (and is due first, should the
     // lane's alarm run between the two).
     await makeDue(lane, early, 2000);
     await makeDue(lane, late, 1000);
     await runDurableObjectAlarm(lane);
     await waitForStatus(late, ["sent"]);
-    expect((await simCalls(t.instance)).map((c) => c.body.text)).toEqual(["imediata", "agendada +1h", "agendada +2h"]);
+    expect((await simCalls(t.instance)).map((c) => c.body.text)).toEqual(["imediata", "agendada antes", "agendada depois"]);
     expect((await messageRow(early))?.status).toBe("sent");
   });
 
@@ -110,7 +115,8 @@ describe("scheduling", () => {
     await simulator("/_sim/faults", { method: "POST", json: { instance: t.instance, number: to, status: 503, headers: { "retry-after": "1" }, times: 1 } });
     const retrying = (await json(await send(t.key, { instance: t.instance, to, text: "falha uma vez" }))).id;
     await eventually(async () => ((await messageRow(retrying))?.last_error ? true : undefined));
-    const scheduledAt = Date.now() + HOUR;
+    // Inside the horizon, and later than the first retry's backoff (at most a minute in tests).
+    const scheduledAt = Date.now() + LANE_HORIZON_MS - 1_000;
     const scheduled = (await json(await send(t.key, { instance: t.instance, to, text: "depois", sendAt: at(scheduledAt) }))).id;
     const lane = laneStub(t.id, t.instanceId, to);
     const snap = await laneHolds(lane, 2);
@@ -121,6 +127,155 @@ describe("scheduling", () => {
     await waitForStatus(retrying, ["sent"]);
     expect((await lane.snapshot()).alarm).toBe(scheduledAt);
     expect((await messageRow(scheduled))?.status).toBe("scheduled");
+  });
+});
+
+/** A Worker whose lane calls and sends-queue writes are recorded (then made as usual). */
+function recorded() {
+  const laneCalls: string[] = [];
+  const queued: { messageId: string }[] = [];
+  const bindings = {
+    ...env,
+    LANES: {
+      idFromName: (name: string) => {
+        laneCalls.push(name);
+        return env.LANES.idFromName(name);
+      },
+      get: (id: DurableObjectId) => env.LANES.get(id),
+    },
+    SENDS: {
+      send: async (body: { messageId: string }) => void queued.push(body),
+      sendBatch: async (batch: { body: { messageId: string } }[]) => void queued.push(...batch.map((m) => m.body)),
+    },
+  } as unknown as Env;
+  return { bindings, laneCalls, queued };
+}
+
+/** POST /v1/messages through `bindings`, waiting for the request's background work (its hand-off). */
+async function postAndSettle(bindings: Env, key: string, body: unknown, headers: Record<string, string> = {}) {
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(
+    new Request("https://gateway.test/v1/messages", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    }),
+    bindings,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+/** Hands the sweep's jobs to the Worker's sends consumer, as the queue would. */
+async function consume(jobs: unknown[]) {
+  const batch = createMessageBatch(
+    "mensageiro-sends",
+    jobs.map((body, i) => ({ id: `handover-${i}-${Math.random()}`, timestamp: new Date(), attempts: 1, body })),
+  );
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env, ctx);
+  await getQueueResult(batch, ctx);
+}
+
+describe("scheduled beyond the horizon: in D1 alone until the sweep hands it over", () => {
+  it("is written and answered 202 (at once with Prefer: wait) with no lane call and no queue message", async () => {
+    const t = await setupTenant();
+    const to = "5511977770020";
+    const sendAt = Date.now() + HOUR;
+    const spy = recorded();
+    const res = await postAndSettle(spy.bindings, t.key, { instance: t.instance, to, text: "longe", sendAt: at(sendAt) }, { prefer: "wait=5" });
+    expect(res.status).toBe(202);
+    expect(res.headers.get("preference-applied")).toBeNull();
+    const { id } = await json(res);
+    // The request's background work is over: it called no lane and wrote nothing to the queue.
+    expect(spy.laneCalls).toEqual([]);
+    expect(spy.queued).toEqual([]);
+    // The row is the record: scheduled, untouched since it was written; the lane holds nothing.
+    const row = await messageRow(id);
+    expect(row).toMatchObject({ status: "scheduled", ready_at: sendAt, updated_at: row?.created_at });
+    expect(await laneStub(t.id, t.instanceId, to).snapshot()).toMatchObject({ pending: [], alarm: null });
+    // One due within the horizon, to the same contact, goes to the lane as before.
+    const near = await postAndSettle(spy.bindings, t.key, { instance: t.instance, to, text: "perto", sendAt: at(Date.now() + NEAR) });
+    expect(spy.laneCalls).toHaveLength(1);
+    expect((await laneStub(t.id, t.instanceId, to).snapshot()).pending.map((p) => p.id)).toEqual([(await json(near)).id]);
+  });
+
+  it("the sweep hands it over once its time comes within the horizon, once, and it is sent once at its time", async () => {
+    const t = await setupTenant();
+    const to = "5511977770021";
+    const sendAt = Date.now() + HOUR;
+    const id = (await json(await postAndSettle(env, t.key, { instance: t.instance, to, text: "na hora", sendAt: at(sendAt) }))).id;
+    const spy = recorded();
+    const mine = () => spy.queued.filter((j) => j.messageId === id);
+    // A minute before the horizon: not yet.
+    await handOverComingDue(spy.bindings, sendAt - LANE_HORIZON_MS - 60_000);
+    expect(mine()).toEqual([]);
+    // Within it: handed over, through the sends queue; the run after does not hand it over again.
+    expect(await handOverComingDue(spy.bindings, sendAt - LANE_HORIZON_MS + 1_000)).toBeGreaterThanOrEqual(1);
+    await handOverComingDue(spy.bindings, sendAt - LANE_HORIZON_MS + 61_000);
+    expect(mine()).toHaveLength(1);
+    await consume(mine());
+    const lane = laneStub(t.id, t.instanceId, to);
+    const snap = await lane.snapshot();
+    expect(snap.pending.map((p) => [p.id, p.ready_at])).toEqual([[id, sendAt]]);
+    expect(snap.alarm).toBe(sendAt);
+    expect((await messageRow(id))?.status).toBe("scheduled");
+    await makeDue(lane, id);
+    await runDurableObjectAlarm(lane);
+    await waitForStatus(id, ["sent"]);
+    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["na hora"]);
+  });
+
+  it("the sweep's query walks messages_active_ready", async () => {
+    const plan = await database(env.DB).all<{ detail: string }>(sql`EXPLAIN QUERY PLAN ${messages.comingDue(Date.now(), LANE_HORIZON_MS, 500)}`);
+    expect(plan.map((r) => r.detail).join("\n")).toMatch(/USING INDEX messages_active_ready \(status=\? AND ready_at<\?\)/);
+  });
+
+  it("an immediate send does not overtake it when the sweep has not handed it over by its time", async () => {
+    const t = await setupTenant();
+    const to = "5511977770022";
+    const scheduled = (await json(await postAndSettle(env, t.key, { instance: t.instance, to, text: "agendada", sendAt: at(Date.now() + HOUR) }))).id;
+    expect((await laneStub(t.id, t.instanceId, to).snapshot()).pending).toEqual([]);
+    // Its time has come in D1, and no sweep ran (a missed cron): the lane never heard of it.
+    const due = Date.now() - 2_000;
+    await env.DB.prepare("UPDATE messages SET send_at = ?1, ready_at = ?1 WHERE id = ?2").bind(due, scheduled).run();
+    const now = (await json(await send(t.key, { instance: t.instance, to, text: "imediata" }))).id;
+    await waitForStatus(now, ["sent"]);
+    expect((await messageRow(scheduled))?.status).toBe("sent");
+    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["agendada", "imediata"]);
+  });
+
+  it("cancel and reschedule work before the hand-over; a move within the horizon hands it over at once", async () => {
+    const t = await setupTenant();
+    const to = "5511977770023";
+    const lane = laneStub(t.id, t.instanceId, to);
+    const post = async (text: string, sendAt: number) =>
+      (await json(await postAndSettle(env, t.key, { instance: t.instance, to, text, sendAt: at(sendAt) }))).id;
+    const canceledAt = Date.now() + HOUR;
+    const canceled = await post("cancelada", canceledAt);
+    const moved = await post("movida", Date.now() + 2 * HOUR);
+    expect((await json(await api(`/v1/messages/${canceled}`, { method: "DELETE", key: t.key }))).status).toBe("canceled");
+    // Moved, still beyond the horizon: in D1 alone.
+    const fartherAt = Date.now() + 3 * HOUR;
+    const farther = await api(`/v1/messages/${moved}`, { method: "PATCH", key: t.key, json: { sendAt: at(fartherAt) } });
+    expect(await json(farther)).toMatchObject({ status: "scheduled", sendAt: at(fartherAt) });
+    expect((await lane.snapshot()).pending).toEqual([]);
+    // The sweep never hands over the canceled one.
+    const spy = recorded();
+    await handOverComingDue(spy.bindings, canceledAt);
+    expect(spy.queued.filter((j) => j.messageId === canceled)).toEqual([]);
+    // Moved within the horizon: the lane holds it now, its alarm at the new time.
+    const nearAt = Date.now() + NEAR;
+    expect((await api(`/v1/messages/${moved}`, { method: "PATCH", key: t.key, json: { sendAt: at(nearAt) } })).status).toBe(200);
+    const snap = await lane.snapshot();
+    expect(snap.pending.map((p) => [p.id, p.ready_at])).toEqual([[moved, nearAt]]);
+    expect(snap.alarm).toBe(nearAt);
+    await makeDue(lane, moved);
+    await runDurableObjectAlarm(lane);
+    await waitForStatus(moved, ["sent"]);
+    expect((await simCalls(t.instance)).filter((c) => c.number === to).map((c) => c.body.text)).toEqual(["movida"]);
+    expect((await messageRow(canceled))?.status).toBe("canceled");
   });
 });
 

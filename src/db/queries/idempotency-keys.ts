@@ -1,5 +1,5 @@
 // The idempotency_keys table: a tenant's Idempotency-Key values and the answers they stand for.
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { changes } from "../batch.ts";
 import type { Db } from "../client.ts";
@@ -20,6 +20,19 @@ export async function reserve(db: Db, k: KeyRef, requestHash: string, now: numbe
   const insert = await db.run(sql`INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, created_at, locked_until)
     VALUES (${k.tenantId}, ${k.scope}, ${k.key}, ${requestHash}, ${now}, ${leaseUntil}) ON CONFLICT DO NOTHING`);
   return changes(insert) > 0;
+}
+
+/** The reservation as one statement of the work's own batch: a plain INSERT, so a key taken before
+ *  fails the whole batch (none of the work is written) and the request reserves first instead. */
+export function reserveInBatch(k: KeyRef, requestHash: string, now: number, leaseUntil: number): SQL {
+  return sql`INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, created_at, locked_until)
+    VALUES (${k.tenantId}, ${k.scope}, ${k.key}, ${requestHash}, ${now}, ${leaseUntil})`;
+}
+
+/** recordAnswer as a statement, for the same batch. */
+export function answerStatement(k: KeyRef, status: number, body: unknown, final: boolean): SQL {
+  const lease = final ? sql`, locked_until = NULL` : sql``;
+  return sql`UPDATE idempotency_keys SET response_status = ${status}, response_body = ${JSON.stringify(body)}${lease} WHERE ${whereKey(k)}`;
 }
 
 const priorRow = z.object({
@@ -47,8 +60,7 @@ export async function takeOver(db: Db, k: KeyRef, lockedUntil: number, leaseUnti
 
 /** Records the answer; `final` also ends the lease (a provisional answer keeps it). */
 export async function recordAnswer(db: Db, k: KeyRef, status: number, body: unknown, final: boolean): Promise<void> {
-  const lease = final ? sql`, locked_until = NULL` : sql``;
-  await db.run(sql`UPDATE idempotency_keys SET response_status = ${status}, response_body = ${JSON.stringify(body)}${lease} WHERE ${whereKey(k)}`);
+  await db.run(answerStatement(k, status, body, final));
 }
 
 /** Frees the key (a request refused before anything was written may use it again). */
