@@ -15,7 +15,10 @@ let bot: EchoBot;
 beforeAll(async () => {
   simulator = await startSimulator({ port: 0, latencyMs: 5, sendMessageDelayMs: -1, deliveredDelayMs: -1, readDelayMs: -1, webhookMaxAttempts: 20 });
   bot = await startEchoBot();
-  gateway = await startGateway({ vars: { AUTOMATION_RETRY_BASE_MS: "100", AUTOMATION_PROBE_MS: "1500" } });
+  // A reply send the restart cuts off is in doubt until its attempt has settled (twice the
+  // provider timeout) before the lane asks Evolution: 5 s here, not the default 30 s, so the
+  // restart case waits 10 s for it rather than a minute.
+  gateway = await startGateway({ vars: { AUTOMATION_RETRY_BASE_MS: "100", AUTOMATION_PROBE_MS: "1500", EVOLUTION_TIMEOUT_MS: "5000" } });
 });
 afterAll(async () => {
   await gateway?.stop();
