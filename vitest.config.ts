@@ -42,12 +42,18 @@ export default defineConfig(async () => {
             ],
             globalSetup: ["./test/worker/global-setup.ts"],
             testTimeout: 30_000,
+            // Each file runs in its own runtime, mostly waiting on alarms, the simulator and D1:
+            // two at a time even on a 2-core machine (Vitest's default there is one). A project of
+            // its own size runs in its own group: first these, then the others.
+            maxWorkers: 2,
+            sequence: { groupOrder: 0 },
           },
         }),
         defineProject({
           test: {
             // Pure functions (no cloudflare:* module): plain Node, in parallel, no runtime to start.
             name: "unit",
+            sequence: { groupOrder: 1 },
             environment: "node",
             include: ["test/unit/**/*.test.ts"],
           },
@@ -55,6 +61,7 @@ export default defineConfig(async () => {
         defineProject({
           test: {
             name: "node",
+            sequence: { groupOrder: 1 },
             environment: "node",
             include: ["simulator/**/*.test.ts", "scripts/**/*.test.ts", "test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
             testTimeout: 120_000,
@@ -66,6 +73,7 @@ export default defineConfig(async () => {
         defineProject({
           test: {
             name: "kafka",
+            sequence: { groupOrder: 1 },
             environment: "node",
             include: ["test/kafka/**/*.test.ts", "bridge/**/*.test.ts"],
             globalSetup: ["./test/kafka/global-setup.ts"],
