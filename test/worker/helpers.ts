@@ -28,19 +28,20 @@ export function gateway(key?: string) {
   return gatewayClient("https://gateway.test", { apiKey: key, fetch: (input, init) => exports.default.fetch(new Request(input, init)) });
 }
 
-/** Posts an Evolution webhook to the Worker with the bindings given (a captured queue, a failing
- *  D1...), and waits for the work it leaves running after its answer. */
-export async function postWebhook(bindings: Env, token: string, body: unknown): Promise<Response> {
+/** POSTs JSON to the Worker with the bindings given (a captured queue, a failing D1, another
+ *  setting...), and waits for the work it leaves running after its answer (its waitUntil). */
+export async function postWith(bindings: Env, path: string, body: unknown, opts: { key?: string; headers?: Record<string, string> } = {}): Promise<Response> {
   const ctx = createExecutionContext();
-  const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test/webhooks/evolution/${token}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
+  const headers: Record<string, string> = { "content-type": "application/json", ...opts.headers };
+  if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  const request = new Request<unknown, IncomingRequestCfProperties>(`https://gateway.test${path}`, { method: "POST", headers, body: JSON.stringify(body) });
   const res = await worker.fetch(request, bindings, ctx);
   await waitOnExecutionContext(ctx);
   return res;
 }
+
+/** Posts an Evolution webhook to the Worker with the bindings given (postWith). */
+export const postWebhook = (bindings: Env, token: string, body: unknown) => postWith(bindings, `/webhooks/evolution/${token}`, body);
 
 export async function json<T = any>(res: Response): Promise<T> {
   return (await res.json()) as T;

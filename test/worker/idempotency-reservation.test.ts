@@ -4,7 +4,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { reservationIds } from "../../src/messages/idempotency.ts";
-import { api, eventually, json, send, setupTenant, simulator, unique } from "./helpers.ts";
+import { api, eventually, json, send, setupTenant, simulator, unique, postWith } from "./helpers.ts";
 
 const d1 = (query: string, ...params: unknown[]) => env.DB.prepare(query).bind(...params);
 const countFor = async (tenantId: string) => (await d1("SELECT COUNT(*) AS n FROM messages WHERE tenant_id = ?", tenantId).first<{ n: number }>())!.n;
@@ -105,8 +105,6 @@ describe("Idempotency-Key tied to the messages it created", () => {
 
   it("a new key is taken in the message's own D1 batch: one round trip for the send", async () => {
     const t = await setupTenant();
-    const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
-    const worker = (await import("../../src/index.ts")).default;
     // Every D1 call the Worker makes (a batch counts once).
     const calls: string[] = [];
     const counted = new Proxy(env.DB, {
@@ -139,20 +137,7 @@ describe("Idempotency-Key tied to the messages it created", () => {
       },
     });
     const body = { instance: t.instance, to: "5511977770004", text: "uma ida", sendAt: new Date(Date.now() + 86_400_000).toISOString() };
-    const post = async (headers: Record<string, string>) => {
-      const ctx = createExecutionContext();
-      const res = await worker.fetch(
-        new Request("https://gateway.test/v1/messages", {
-          method: "POST",
-          headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json", ...headers },
-          body: JSON.stringify(body),
-        }),
-        { ...env, DB: counted },
-        ctx,
-      );
-      await waitOnExecutionContext(ctx);
-      return res;
-    };
+    const post = (headers: Record<string, string>) => postWith({ ...env, DB: counted }, "/v1/messages", body, { key: t.key, headers });
     // Warm: the key's tenant and the instance are then known to this isolate.
     expect((await post({})).status).toBe(202);
     calls.length = 0;

@@ -2,7 +2,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { LANE_HORIZON_MS } from "../../src/messages/accept.ts";
-import { api, eventually, json, laneStub, send, setupTenant, simCalls, waitForStatus } from "./helpers.ts";
+import { api, eventually, json, laneStub, send, setupTenant, simCalls, waitForStatus, postWith } from "./helpers.ts";
 
 describe("delivery through Evolution", () => {
   it("keeps each contact's order while contacts proceed in parallel", async () => {
@@ -72,8 +72,6 @@ describe("delivery through Evolution", () => {
   /** POSTs with Prefer: wait=10 to a Worker whose sends queue refuses every write, and waits for
    *  the request's background work: only a hand-off straight to the lane can send it. */
   async function postWithQueueDown(key: string, path: string, body: unknown, headers: Record<string, string> = { prefer: "wait=10" }): Promise<Response> {
-    const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
-    const worker = (await import("../../src/index.ts")).default;
     const queueDown = {
       ...env,
       SENDS: {
@@ -81,18 +79,7 @@ describe("delivery through Evolution", () => {
         sendBatch: async () => Promise.reject(new Error("queue down")),
       } as unknown as Queue,
     };
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(
-      new Request(`https://gateway.test${path}`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
-        body: JSON.stringify(body),
-      }),
-      queueDown,
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
-    return res;
+    return postWith(queueDown, path, body, { key, headers });
   }
 
   it("Prefer: wait hands the message straight to its lane: sent with the sends queue down", async () => {

@@ -1,11 +1,10 @@
 // Per-tenant API rate limits: counted in one RateLimiter object per tenant, all keys together.
-import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type Ask, LEASE_MS, LocalBudget, leaseSize } from "../../src/limits/budget.ts";
 import { type Budget, chargeStep, gcra, messageBurst, type RateLimiter } from "../../src/limits/rate-limiter.ts";
-import worker from "../../src/index.ts";
-import { ADMIN, api, json, setupTenant, unique } from "./helpers.ts";
+import { ADMIN, api, json, setupTenant, unique, postWith } from "./helpers.ts";
 
 async function tenantWithLimit(rateLimitPerMinute?: number) {
   const res = await api("/v1/admin/tenants", { method: "POST", key: ADMIN, json: { name: unique("rl"), rateLimitPerMinute } });
@@ -145,20 +144,7 @@ describe("GCRA step", () => {
 describe("message limit per tenant (work, not requests)", () => {
   // The Worker with MESSAGE_LIMIT_PER_MINUTE=5: each batch item counts, whatever the request count.
   const limited = { ...env, MESSAGE_LIMIT_PER_MINUTE: "5" } as Env;
-  async function post(key: string, path: string, body: unknown) {
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(
-      new Request(`https://gateway.test${path}`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-        body: JSON.stringify(body),
-      }),
-      limited,
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
-    return res;
-  }
+  const post = (key: string, path: string, body: unknown) => postWith(limited, path, body, { key });
   const item = (instance: string, i: number) => ({ instance, to: `5511955500${String(i).padStart(3, "0")}`, text: `lote ${i}` });
 
   it("counts each batch item: a batch past the budget is refused whole with 429 and Retry-After", async () => {

@@ -1,6 +1,6 @@
 // Scheduled messages: held in the lane (those due within the horizon; the sweep hands over the
 // others), fired by its one alarm, cancel/reschedule, the sweep.
-import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
@@ -10,7 +10,7 @@ import worker from "../../src/index.ts";
 import { findInstances, LANE_HORIZON_MS, persistAndEnqueue, prepareMessage } from "../../src/messages/accept.ts";
 import { handOverComingDue, requeueStranded } from "../../src/sweep/sweeper.ts";
 import { wakeLanes } from "../../src/sweep/wake.ts";
-import { ADMIN, api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, waitForStatus } from "./helpers.ts";
+import { ADMIN, api, eventually, fireRetry, json, laneStub, messageRow, send, setupTenant, simCalls, simulator, waitForStatus, postWith } from "./helpers.ts";
 
 const HOUR = 3600_000;
 // Due within the horizon: handed to the lane when accepted.
@@ -152,20 +152,8 @@ function recorded() {
 }
 
 /** POST /v1/messages through `bindings`, waiting for the request's background work (its hand-off). */
-async function postAndSettle(bindings: Env, key: string, body: unknown, headers: Record<string, string> = {}) {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(
-    new Request("https://gateway.test/v1/messages", {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
-      body: JSON.stringify(body),
-    }),
-    bindings,
-    ctx,
-  );
-  await waitOnExecutionContext(ctx);
-  return res;
-}
+const postAndSettle = (bindings: Env, key: string, body: unknown, headers: Record<string, string> = {}) =>
+  postWith(bindings, "/v1/messages", body, { key, headers });
 
 /** Hands the sweep's jobs to the Worker's sends consumer, as the queue would. */
 async function consume(jobs: unknown[]) {

@@ -166,15 +166,15 @@ export async function takeStranded(db: Db, threshold: number, now: number, limit
   );
 }
 
-/** Scheduled messages kept out of their lanes when written (due more than `horizonMs` after their
- *  last write: accept or reschedule) whose time now comes within the horizon, earliest first, at most
- *  limit: touched now, which hands each over once, and returned. One statement, no id list (no
- *  bound-parameter limit however many there are); through messages_active_ready. */
 /** The ids takeComingDue takes (exported for its query plan's test). */
 export const comingDue = (now: number, horizonMs: number, limit: number): SQL => sql`SELECT id FROM messages
   WHERE ${messageIsActive()} AND status = 'scheduled' AND ready_at <= ${now + horizonMs} AND updated_at < ready_at - ${horizonMs}
   ORDER BY ready_at LIMIT ${limit}`;
 
+/** Scheduled messages kept out of their lanes when written (due more than `horizonMs` after their
+ *  last write: accept or reschedule) whose time now comes within the horizon, earliest first, at most
+ *  limit: touched now, which hands each over once, and returned. One statement, no id list (no
+ *  bound-parameter limit however many there are); through messages_active_ready. */
 export async function takeComingDue(db: Db, now: number, horizonMs: number, limit: number): Promise<z.infer<typeof strandedRow>[]> {
   return z.array(strandedRow).parse(
     await db.all(sql`
